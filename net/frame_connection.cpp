@@ -1,0 +1,145 @@
+#include "net/frame_connection.h"
+
+#include <cstring>
+
+#include "common/log.h"
+
+namespace jc::net {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+constexpr std::size_t kReadChunk = 64 * 1024;
+}
+
+FrameConnection::FrameConnection(asio::ip::tcp::socket socket, std::string peer,
+                                 std::chrono::milliseconds idle_timeout)
+    : socket_(std::move(socket)),
+      deadline_(socket_.get_executor()),
+      peer_(std::move(peer)),
+      idle_timeout_(idle_timeout) {
+  error_code ignored;
+  socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+}
+
+void FrameConnection::start(OnMessage on_message, OnClose on_close) {
+  on_message_ = std::move(on_message);
+  on_close_ = std::move(on_close);
+  arm_deadline();
+  do_read();
+}
+
+void FrameConnection::arm_deadline() {
+  deadline_.expires_after(idle_timeout_);
+  deadline_.async_wait([self = shared_from_this()](const error_code& ec) {
+    if (ec || self->closed_) return;
+    if (self->deadline_.expiry() <= std::chrono::steady_clock::now()) {
+      self->close("no message within " + std::to_string(self->idle_timeout_.count()) + " ms");
+    }
+  });
+}
+
+void FrameConnection::do_read() {
+  if (inbox_.size() - inbox_used_ < kReadChunk) inbox_.resize(inbox_used_ + kReadChunk);
+  socket_.async_read_some(asio::buffer(inbox_.data() + inbox_used_, inbox_.size() - inbox_used_),
+                          [self = shared_from_this()](const error_code& ec, std::size_t n) {
+                            self->on_read(ec, n);
+                          });
+}
+
+void FrameConnection::on_read(const error_code& ec, std::size_t n) {
+  if (closed_) return;
+  if (ec) {
+    close(ec == asio::error::eof ? "peer closed the connection" : ec.message());
+    return;
+  }
+  inbox_used_ += n;
+  arm_deadline();
+  std::size_t offset = 0;
+  while (!closed_) {
+    auto result = protocol::decode(std::string_view(inbox_.data() + offset, inbox_used_ - offset));
+    if (std::holds_alternative<protocol::NeedMore>(result)) break;
+    if (auto* err = std::get_if<protocol::DecodeError>(&result)) {
+      log::get("net")->warn("protocol error peer={} reason=\"{}\" sample=\"{}\"", peer_, err->reason,
+                            protocol::escape_sample(std::string_view(inbox_.data() + offset,
+                                                                     inbox_used_ - offset)));
+      close("protocol error: " + err->reason);
+      return;
+    }
+    auto& done = std::get<protocol::Complete>(result);
+    offset += done.consumed;
+    on_message_(std::move(done.message));
+  }
+  if (closed_) return;
+  // Keep the unread tail at the front; grow only up to one frame.
+  if (offset > 0) {
+    std::memmove(inbox_.data(), inbox_.data() + offset, inbox_used_ - offset);
+    inbox_used_ -= offset;
+  }
+  if (inbox_used_ >= protocol::kFrameHeaderBytes) {
+    // The declared length is checked by decode(); make room for the frame.
+    std::size_t need = protocol::kFrameHeaderBytes +
+                       ((static_cast<std::size_t>(static_cast<unsigned char>(inbox_[0])) << 24) |
+                        (static_cast<std::size_t>(static_cast<unsigned char>(inbox_[1])) << 16) |
+                        (static_cast<std::size_t>(static_cast<unsigned char>(inbox_[2])) << 8) |
+                        static_cast<std::size_t>(static_cast<unsigned char>(inbox_[3])));
+    if (need > inbox_.size()) inbox_.resize(need);
+  }
+  if (inbox_.size() > 4 * kReadChunk && inbox_used_ < kReadChunk) {
+    inbox_.resize(kReadChunk);
+    inbox_.shrink_to_fit();
+  }
+  do_read();
+}
+
+void FrameConnection::send(const protocol::Message& m) {
+  if (closed_) return;
+  protocol::encode(m, outgoing_);
+  if (writing_.empty()) do_write();
+}
+
+void FrameConnection::do_write() {
+  if (outgoing_.empty()) {
+    if (close_when_flushed_) close("closed after flush");
+    return;
+  }
+  writing_.swap(outgoing_);
+  outgoing_.clear();
+  asio::async_write(socket_, asio::buffer(writing_),
+                    [self = shared_from_this()](const error_code& ec, std::size_t n) {
+                      self->on_write(ec, n);
+                    });
+}
+
+void FrameConnection::on_write(const error_code& ec, std::size_t) {
+  writing_.clear();
+  if (closed_) return;
+  if (ec) {
+    close("write failed: " + ec.message());
+    return;
+  }
+  do_write();
+}
+
+void FrameConnection::close_after_flush() {
+  close_when_flushed_ = true;
+  if (writing_.empty()) do_write();
+}
+
+void FrameConnection::close(const std::string& reason) {
+  if (closed_) return;
+  closed_ = true;
+  error_code ignored;
+  deadline_.cancel();
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  if (on_close_) {
+    auto cb = std::move(on_close_);
+    on_close_ = nullptr;
+    cb(reason);
+  }
+  on_message_ = nullptr;
+}
+
+}  // namespace jc::net

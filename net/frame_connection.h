@@ -1,0 +1,63 @@
+// One TCP connection that carries protocol frames, used by the proxy for each
+// node and by a node for its link to the proxy.
+//
+// Reads are decoded incrementally (protocol::decode); a frame that breaks the
+// protocol closes this connection with a logged reason. Writes are coalesced:
+// frames queued while a write is in flight go out together in the next one,
+// so there is one async_write at a time. A deadline closes the connection
+// after `idle_timeout` without any frame from the peer.
+// Runs on the owner's io_context thread; keeps itself alive with
+// shared_from_this() in every handler.
+#pragma once
+
+#include "net/asio.h"
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "protocol/codec.h"
+
+namespace jc::net {
+
+class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
+ public:
+  using OnMessage = std::function<void(protocol::Message&&)>;
+  using OnClose = std::function<void(const std::string& reason)>;
+
+  FrameConnection(boost::asio::ip::tcp::socket socket, std::string peer,
+                  std::chrono::milliseconds idle_timeout);
+
+  // Starts reading; handlers run on the io_context thread.
+  void start(OnMessage on_message, OnClose on_close);
+  void send(const protocol::Message& m);
+  // Sends what is queued, then closes.
+  void close_after_flush();
+  void close(const std::string& reason);
+  void set_idle_timeout(std::chrono::milliseconds t) { idle_timeout_ = t; }
+  const std::string& peer() const { return peer_; }
+  bool open() const { return !closed_; }
+  std::size_t queued_bytes() const { return outgoing_.size() + writing_.size(); }
+
+ private:
+  void do_read();
+  void on_read(const boost::system::error_code& ec, std::size_t n);
+  void do_write();
+  void on_write(const boost::system::error_code& ec, std::size_t n);
+  void arm_deadline();
+
+  boost::asio::ip::tcp::socket socket_;
+  boost::asio::steady_timer deadline_;
+  std::string peer_;
+  std::chrono::milliseconds idle_timeout_;
+  OnMessage on_message_;
+  OnClose on_close_;
+  std::string inbox_;
+  std::size_t inbox_used_ = 0;
+  std::string outgoing_;
+  std::string writing_;
+  bool closed_ = false;
+  bool close_when_flushed_ = false;
+};
+
+}  // namespace jc::net

@@ -1,0 +1,58 @@
+// Framing of node <-> proxy messages, and Boost.Serialization of values.
+//
+// Grammar of one frame (all integers big-endian):
+//   frame   := length:u32 version:u8 type:u8 crc:u32 payload
+//   length  := size of payload in bytes, at most the decoder's max_frame
+//   version := kProtocolVersion
+//   type    := index of the message in protocol::Message
+//   crc     := CRC-32 of payload
+//   payload := Boost.Serialization binary archive (no header) of the message
+//
+// decode() is a pure incremental decoder: it never throws, never allocates
+// more than the declared length (checked against max_frame first), and
+// turns every archive exception into a DecodeError. The CRC rejects garbage
+// before the archive, which trusts its length fields, ever sees it.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "protocol/messages.h"
+
+namespace jc::protocol {
+
+constexpr std::size_t kFrameHeaderBytes = 10;
+// Large enough for a batch of results with big outputs, small enough that a
+// stranger cannot make us buffer gigabytes.
+constexpr std::size_t kMaxFrameBytes = 64 * 1024 * 1024;
+
+// Appends the frame of `m` to `out`.
+void encode(const Message& m, std::string& out);
+std::string encode(const Message& m);
+
+struct NeedMore {};
+struct Complete {
+  Message message;
+  std::size_t consumed = 0;
+};
+struct DecodeError {
+  std::string reason;
+};
+using DecodeResult = std::variant<NeedMore, Complete, DecodeError>;
+
+DecodeResult decode(std::string_view bytes, std::size_t max_frame = kMaxFrameBytes);
+
+// Values stored in LevelDB use the same archive (no frame).
+template <class T>
+std::string to_bytes(const T& value);
+template <class T>
+bool from_bytes(std::string_view bytes, T& value);
+
+// Short printable sample of bad bytes for a log line (redis-style).
+std::string escape_sample(std::string_view bytes, std::size_t max = 32);
+
+}  // namespace jc::protocol
+
+#include "protocol/codec_impl.h"

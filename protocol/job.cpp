@@ -1,0 +1,67 @@
+#include "protocol/job.h"
+
+#include <fmt/format.h>
+
+namespace jc::protocol {
+
+std::string_view to_string(JobState s) {
+  switch (s) {
+    case JobState::kQueued: return "QUEUED";
+    case JobState::kRunning: return "RUNNING";
+    case JobState::kDone: return "DONE";
+    case JobState::kFailed: return "FAILED";
+    case JobState::kTimeout: return "TIMEOUT";
+    case JobState::kCancelled: return "CANCELLED";
+    case JobState::kUnknown: return "UNKNOWN";
+  }
+  return "UNKNOWN";
+}
+
+std::optional<JobState> job_state_from_string(std::string_view s) {
+  for (auto st : {JobState::kQueued, JobState::kRunning, JobState::kDone, JobState::kFailed,
+                  JobState::kTimeout, JobState::kCancelled, JobState::kUnknown}) {
+    if (to_string(st) == s) return st;
+  }
+  return std::nullopt;
+}
+
+std::optional<JobState> next_state(JobState current, JobEvent event, JobState outcome) {
+  if (is_final(current) || current == JobState::kUnknown) return std::nullopt;
+  switch (event) {
+    case JobEvent::kDispatch:
+      return current == JobState::kQueued ? std::optional(JobState::kRunning) : std::nullopt;
+    case JobEvent::kFinish:
+      // A result can overtake the bookkeeping (a node that still ran a job the
+      // proxy had queued again): it is final either way.
+      return is_final(outcome) ? std::optional(outcome) : std::nullopt;
+    case JobEvent::kNodeLost:
+      return current == JobState::kRunning ? std::optional(JobState::kQueued) : std::nullopt;
+    case JobEvent::kGiveUp:
+      return JobState::kFailed;
+    case JobEvent::kCancel:
+      // A queued job ends at once; a running one ends when its node reports.
+      return current == JobState::kQueued ? std::optional(JobState::kCancelled) : std::nullopt;
+  }
+  return std::nullopt;
+}
+
+std::string JobSpec::describe() const {
+  if (kind == JobKind::kSleep) return fmt::format("sleep {}", sleep_ms);
+  std::string cmd = command.size() > 60 ? command.substr(0, 57) + "..." : command;
+  for (char& c : cmd) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  return "run " + cmd;
+}
+
+bool is_valid_ticket(std::string_view t) {
+  if (t.empty() || t.size() > kMaxTicketLength) return false;
+  for (char c : t) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace jc::protocol

@@ -1,0 +1,135 @@
+// What a job is, what became of it, and the one job state machine that both
+// binaries follow (docs/job-states.md draws it as a table).
+//
+// These types cross the wire (Boost.Serialization, see codec.h) and are the
+// values stored in LevelDB, so a field is only ever appended, guarded by the
+// class version.
+#pragma once
+
+#include <boost/serialization/string.hpp>
+#include <boost/serialization/vector.hpp>
+#include <boost/serialization/version.hpp>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace jc::protocol {
+
+enum class JobState : std::uint8_t {
+  kQueued = 0,
+  kRunning = 1,
+  kDone = 2,
+  kFailed = 3,
+  kTimeout = 4,
+  kCancelled = 5,
+  kUnknown = 6,  // only in reports: "this side has never heard of the ticket"
+};
+
+std::string_view to_string(JobState s);
+std::optional<JobState> job_state_from_string(std::string_view s);
+inline bool is_final(JobState s) {
+  return s == JobState::kDone || s == JobState::kFailed || s == JobState::kTimeout ||
+         s == JobState::kCancelled;
+}
+
+// What can happen to a job. The proxy owns the authoritative state and moves
+// it only through next_state(); a node's local view follows the same table.
+enum class JobEvent : std::uint8_t {
+  kDispatch,  // proxy hands the job to a node
+  kFinish,    // a node reports a final result (state in `outcome`)
+  kNodeLost,  // the node holding it died or gave it up
+  kGiveUp,    // too many attempts: the job ends FAILED
+  kCancel,    // a client cancels it
+};
+
+// The state after `event`, or nullopt when the event does not apply (for
+// instance any event on a final job: the first final result wins).
+std::optional<JobState> next_state(JobState current, JobEvent event,
+                                   JobState outcome = JobState::kDone);
+
+enum class JobKind : std::uint8_t { kSleep = 0, kRun = 1 };
+
+// Limits of a `run` job; zero means "the node's default".
+struct Limits {
+  std::uint32_t timeout_ms = 0;
+  std::uint32_t cpu_ms = 0;
+  std::uint32_t memory_mb = 0;
+  std::uint32_t output_kb = 0;
+
+  template <class Archive>
+  void serialize(Archive& ar, unsigned) {
+    ar & timeout_ms & cpu_ms & memory_mb & output_kb;
+  }
+};
+
+struct JobSpec {
+  std::string ticket;
+  JobKind kind = JobKind::kSleep;
+  std::uint64_t sleep_ms = 0;
+  std::string command;     // run: the shell command
+  std::string stdin_data;  // run: standard input
+  Limits limits;
+  std::string origin;             // node id that accepted it from a client
+  std::int64_t submitted_ms = 0;  // wall clock at the origin
+  std::int32_t priority = 0;      // planned: higher first
+  std::int64_t not_before_ms = 0; // planned: delayed jobs
+
+  template <class Archive>
+  void serialize(Archive& ar, unsigned) {
+    ar & ticket & kind & sleep_ms & command & stdin_data & limits & origin & submitted_ms &
+        priority & not_before_ms;
+  }
+  // One line a person can read in logs and `getall`.
+  std::string describe() const;
+};
+
+struct JobResult {
+  JobState state = JobState::kDone;
+  std::string node;
+  std::uint32_t attempt = 0;
+  std::string text;  // sleep: the sentence of the original system; run: a summary
+  std::int32_t exit_code = 0;
+  std::int32_t signal = 0;
+  std::string stdout_data;
+  std::string stderr_data;
+  bool stdout_truncated = false;
+  bool stderr_truncated = false;
+  std::int64_t start_ms = 0;
+  std::int64_t end_ms = 0;
+  std::int64_t cpu_ms = 0;
+  std::int64_t peak_kb = 0;
+  std::string verdict;
+
+  template <class Archive>
+  void serialize(Archive& ar, unsigned) {
+    ar & state & node & attempt & text & exit_code & signal & stdout_data & stderr_data &
+        stdout_truncated & stderr_truncated & start_ms & end_ms & cpu_ms & peak_kb & verdict;
+  }
+};
+
+// What one side knows of a ticket: sent in RESULT messages. A report with a
+// final state carries the result.
+struct JobReport {
+  std::string ticket;
+  JobState state = JobState::kUnknown;
+  std::string node;
+  std::uint32_t attempts = 0;
+  std::int64_t queue_position = -1;     // 0-based, while queued at the proxy
+  std::int64_t estimated_wait_ms = -1;  // while queued, when the proxy can tell
+  bool has_result = false;
+  JobResult result;
+
+  template <class Archive>
+  void serialize(Archive& ar, unsigned) {
+    ar & ticket & state & node & attempts & queue_position & estimated_wait_ms & has_result &
+        result;
+  }
+};
+
+// Tickets: [A-Za-z0-9_-], 1..32 characters (INTERFACE.md section 3).
+constexpr std::size_t kMaxTicketLength = 32;
+bool is_valid_ticket(std::string_view t);
+
+}  // namespace jc::protocol

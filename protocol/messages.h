@@ -1,0 +1,187 @@
+// The messages between cluster nodes and the reverse proxy.
+//
+// The four of the original design keep their roles:
+//   INFO            node -> proxy   load report and heartbeat
+//   REQUEST_OF_RES  both ways       "send me what you know of these tickets"
+//   RESULT          both ways       reports (final ones carry the result)
+//   RES_REQ         both ways       RESULT and REQUEST_OF_RES in one frame
+// and the rest make the cluster durable and balanced:
+//   HELLO / WELCOME   handshake: stable node id, protocol version, and the
+//                     reconciliation of the jobs the node still holds
+//   SUBMIT / ACK      a node forwards client jobs; the proxy acknowledges them
+//                     once they are on disk (ACK also confirms results)
+//   JOB               proxy -> node: jobs to run (with their attempt number)
+//   STATS_REQUEST / STATS_REPLY   the cluster picture for `stats`
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "protocol/job.h"
+
+namespace jc::protocol {
+
+constexpr std::uint8_t kProtocolVersion = 1;
+
+struct Hello {
+  std::uint32_t version = kProtocolVersion;
+  std::string node_id;
+  std::uint32_t slots = 0;
+  std::string client_address;         // where clients reach this node, for `stats`
+  std::vector<std::string> held;      // jobs given to it and not finished
+  std::vector<std::string> finished;  // jobs finished whose results are not yet acknowledged
+  std::string auth;                   // reserved for CLUSTER_SECRET proofs
+
+  template <class A>
+  void serialize(A& ar, unsigned) {
+    ar & version & node_id & slots & client_address & held & finished & auth;
+  }
+};
+
+struct Welcome {
+  bool accepted = false;
+  std::string reason;             // why a node was refused
+  std::string proxy_id;           // changes when the proxy restarts
+  std::vector<std::string> drop;  // held jobs that now belong elsewhere: stop and forget them
+
+  template <class A>
+  void serialize(A& ar, unsigned) {
+    ar & accepted & reason & proxy_id & drop;
+  }
+};
+
+struct Submit {
+  std::vector<JobSpec> jobs;
+  template <class A>
+  void serialize(A& ar, unsigned) {
+    ar & jobs;
+  }
+};
+
+enum class AckKind : std::uint8_t { kSubmitted = 0, kResults = 1 };
+
+struct Ack {
+  AckKind kind = AckKind::kSubmitted;
+  std::vector<std::string> tickets;     // durable on the acknowledging side
+  std::vector<std::string> superseded;  // results refused: another run's result won
+
+  template <class A>
+  void serialize(A& ar, unsigned) {
+    ar & kind & tickets & superseded;
+  }
+};
+
+struct Assignment {
+  JobSpec spec;
+  std::uint32_t attempt = 1;
+  template <class A>
+  void serialize(A& ar, unsigned) {
+    ar & spec & attempt;
+  }
+};
+
+struct Job {
+  std::vector<Assignment> jobs;
+  template <class A>
+  void serialize(A& ar, unsigned) {
+    ar & jobs;
+  }
+};
+
+struct Info {
+  std::uint32_t queued = 0;  // held, not started
+  std::uint32_t running = 0;
+  std::uint32_t free_slots = 0;
+  std::uint64_t finished_total = 0;
+  std::uint32_t pending_forward = 0;  // client jobs not yet acknowledged by the proxy
+
+  template <class A>
+  void serialize(A& ar, unsigned) {
+    ar & queued & running & free_slots & finished_total & pending_forward;
+  }
+};
+
+struct RequestOfRes {
+  std::vector<std::string> tickets;
+  template <class A>
+  void serialize(A& ar, unsigned) {
+    ar & tickets;
+  }
+};
+
+struct Result {
+  std::vector<JobReport> reports;
+  template <class A>
+  void serialize(A& ar, unsigned) {
+    ar & reports;
+  }
+};
+
+struct ResReq {
+  std::vector<JobReport> reports;
+  std::vector<std::string> requests;
+  template <class A>
+  void serialize(A& ar, unsigned) {
+    ar & reports & requests;
+  }
+};
+
+struct NodeStats {
+  std::string node_id;
+  std::string address;
+  bool connected = false;
+  std::uint32_t slots = 0;
+  std::uint32_t assigned = 0;  // held by the node per the proxy's books
+  std::uint32_t running = 0;   // from its last INFO
+  std::uint32_t queued = 0;    // from its last INFO
+  std::uint64_t finished = 0;  // results accepted from it since the proxy started
+  std::int64_t last_heard_ms = 0;
+
+  template <class A>
+  void serialize(A& ar, unsigned) {
+    ar & node_id & address & connected & slots & assigned & running & queued & finished &
+        last_heard_ms;
+  }
+};
+
+struct ClusterStats {
+  std::vector<NodeStats> nodes;
+  std::uint64_t queue_length = 0;
+  std::uint64_t running = 0;
+  std::uint64_t submitted_total = 0;
+  std::uint64_t finished_total = 0;
+  std::uint64_t redispatched_total = 0;
+
+  template <class A>
+  void serialize(A& ar, unsigned) {
+    ar & nodes & queue_length & running & submitted_total & finished_total & redispatched_total;
+  }
+};
+
+struct StatsRequest {
+  std::uint64_t id = 0;
+  template <class A>
+  void serialize(A& ar, unsigned) {
+    ar & id;
+  }
+};
+
+struct StatsReply {
+  std::uint64_t id = 0;
+  ClusterStats stats;
+  template <class A>
+  void serialize(A& ar, unsigned) {
+    ar & id & stats;
+  }
+};
+
+// The type byte of a frame is the index in this variant: append only.
+using Message = std::variant<Hello, Welcome, Submit, Ack, Job, Info, RequestOfRes, Result, ResReq,
+                             StatsRequest, StatsReply>;
+
+std::string_view message_name(const Message& m);
+
+}  // namespace jc::protocol

@@ -1,0 +1,107 @@
+// reverse_proxy [PORT]: reads configuration, opens the store, runs the server
+// until SIGTERM or SIGINT.
+#include <fmt/format.h>
+
+#include "net/asio.h"
+#include <cstdio>
+#include <random>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "reverse_proxy/proxy_server.h"
+#include "storage/store.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: reverse_proxy [PORT]
+
+The jobcluster balancer and dispatcher. Listens for cluster nodes on PORT
+(default 8080; 0 = any free port).
+
+Environment (defaults in brackets):
+  DISPATCH_PERIOD        ms between dispatch rounds at most [50]
+  MAX_NUM_JOBS_DISPATCH  most jobs sent in one round [100000]
+  DISPATCH_PREFETCH      jobs a node may hold beyond its slots [1]
+  REQUEST_RESULT_PERIOD  ms between result exchanges with nodes [1000]
+  MAX_NUM_NODES          most nodes connected at once [64]
+  NODE_TIMEOUT           ms of silence before a node is presumed dead [5000]
+  MAX_ATTEMPTS           most runs of one job before it ends FAILED [5]
+  DATA_DIR               LevelDB directory [./data/reverse_proxy]
+  BIND_ADDRESS           address to listen on [0.0.0.0]
+  LOG_LEVEL              error, warn, info, debug [info]; VERBOSE=true means debug
+)";
+
+jc::proxy::ProxyConfig load_config(int argc, char** argv) {
+  using namespace jc::config;
+  jc::proxy::ProxyConfig c;
+  if (argc > 2) throw ConfigError("too many arguments: expected at most PORT (see --help)");
+  if (argc == 2) c.port = parse_port("PORT", argv[1]);
+  c.dispatch_period_ms = env_int("DISPATCH_PERIOD", 50, 1, 3'600'000, "milliseconds");
+  c.core.max_dispatch =
+      static_cast<std::size_t>(env_int("MAX_NUM_JOBS_DISPATCH", 100'000, 1, 100'000'000, "jobs"));
+  c.core.prefetch = static_cast<std::uint32_t>(env_int("DISPATCH_PREFETCH", 1, 0, 10'000, "jobs"));
+  c.request_result_period_ms =
+      env_int("REQUEST_RESULT_PERIOD", 1000, 1, 3'600'000, "milliseconds");
+  c.core.max_nodes = static_cast<std::uint32_t>(env_int("MAX_NUM_NODES", 64, 1, 100'000, "nodes"));
+  c.core.node_timeout_ms = env_int("NODE_TIMEOUT", 5000, 1, 86'400'000, "milliseconds");
+  c.core.max_attempts = static_cast<std::uint32_t>(env_int("MAX_ATTEMPTS", 5, 1, 1000, "attempts"));
+  c.data_dir = env_string("DATA_DIR", "./data/reverse_proxy");
+  c.bind_address = env_string("BIND_ADDRESS", "0.0.0.0");
+  boost::system::error_code ec;
+  boost::asio::ip::make_address(c.bind_address, ec);
+  if (ec) {
+    throw ConfigError(fmt::format("BIND_ADDRESS must be an IP address, got '{}'", c.bind_address));
+  }
+  std::random_device rd;
+  c.core.proxy_id = fmt::format("{:08x}", rd());
+  return c;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc >= 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (argc >= 2 && std::string(argv[1]) == "--version") {
+    std::printf("reverse_proxy (jobcluster) %s\n", JOBCLUSTER_VERSION);
+    return 0;
+  }
+  jc::proxy::ProxyConfig config;
+  try {
+    jc::log::init(jc::config::log_level_from_env());
+    config = load_config(argc, argv);
+  } catch (const jc::config::ConfigError& e) {
+    std::fprintf(stderr, "reverse_proxy: %s\n", e.what());
+    return 2;
+  }
+  auto log = jc::log::get("proxy");
+  jc::config::raise_fd_limit();
+  std::unique_ptr<jc::storage::Store> store;
+  if (auto s = jc::storage::open_leveldb(config.data_dir, &store); !s.ok()) {
+    log->critical("cannot open DATA_DIR={}: {}", config.data_dir, s.to_string());
+    return 1;
+  }
+  try {
+    boost::asio::io_context io(1);
+    jc::proxy::ProxyServer server(io, config, *store);
+    if (auto s = server.start(); !s.ok()) {
+      log->critical("cannot start: {}", s.to_string());
+      return 1;
+    }
+    boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+    signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+      if (ec) return;
+      log->info("signal {} received, stopping", sig);
+      server.stop();
+      io.stop();
+    });
+    io.run();
+  } catch (const std::exception& e) {
+    log->critical("fatal: {}", e.what());
+    return 1;
+  }
+  log->info("stopped");
+  return 0;
+}

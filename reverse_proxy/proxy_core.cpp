@@ -1,0 +1,525 @@
+#include "reverse_proxy/proxy_core.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+
+#include "protocol/codec.h"
+#include "reverse_proxy/balancer.h"
+
+namespace jc::proxy {
+
+using protocol::JobEvent;
+using protocol::JobReport;
+using protocol::JobState;
+
+namespace {
+std::string active_key(const std::string& t) { return "a/" + t; }
+std::string finished_key(const std::string& t) { return "f/" + t; }
+std::string notify_key(const std::string& origin, const std::string& t) {
+  return "n/" + origin + "/" + t;
+}
+
+bool valid_node_id(const std::string& id) {
+  if (id.empty() || id.size() > 64) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
+}
+}  // namespace
+
+ProxyCore::ProxyCore(storage::Store& store, ProxyOptions options)
+    : staged_(store), options_(std::move(options)), log_(log::get("proxy")) {}
+
+Status ProxyCore::recover(TimeMs now) {
+  std::vector<std::pair<std::uint64_t, std::string>> queued;
+  std::size_t held = 0;
+  bool corrupt = false;
+  Status s = staged_.store().scan("a/", [&](std::string_view key, std::string_view value) {
+    JobRecord rec;
+    if (!protocol::from_bytes(value, rec)) {
+      log_->error("unreadable job record key={}", protocol::escape_sample(key));
+      corrupt = true;
+      return true;
+    }
+    std::string ticket(key.substr(2));
+    active_[ticket] = ActiveJob{rec.state, rec.node, rec.attempts, rec.spec.origin};
+    next_seq_ = std::max(next_seq_, rec.seq + 1);
+    if (rec.state == JobState::kRunning) {
+      auto& node = nodes_[rec.node];
+      node.held.insert(ticket);
+      node.lost_since = now;
+      ++held;
+    } else {
+      queued.emplace_back(rec.seq, ticket);
+    }
+    return true;
+  });
+  if (!s.ok()) return s;
+  std::sort(queued.begin(), queued.end());
+  for (auto& [seq, ticket] : queued) queue_.push_back(ticket);
+  queued_count_ = queued.size();
+  std::size_t pending = 0;
+  s = staged_.store().scan("n/", [&](std::string_view key, std::string_view) {
+    auto rest = key.substr(2);
+    auto slash = rest.find('/');
+    if (slash != std::string_view::npos) {
+      unnotified_[std::string(rest.substr(0, slash))].insert(std::string(rest.substr(slash + 1)));
+      ++pending;
+    }
+    return true;
+  });
+  if (!s.ok()) return s;
+  log_->info("recovered queued={} held={} nodes={} unacknowledged_results={}{}", queued_count_,
+             held, nodes_.size(), pending, corrupt ? " (some records unreadable)" : "");
+  return Status::Ok();
+}
+
+protocol::Welcome ProxyCore::on_hello(const protocol::Hello& hello, const std::string& peer,
+                                      TimeMs now) {
+  protocol::Welcome w;
+  w.proxy_id = options_.proxy_id;
+  auto refuse = [&](std::string reason) {
+    log_->warn("refused node={} peer={} reason=\"{}\"", hello.node_id, peer, reason);
+    w.reason = std::move(reason);
+    return w;
+  };
+  if (hello.version != protocol::kProtocolVersion) {
+    return refuse(fmt::format("protocol version {} is not {}", hello.version,
+                              protocol::kProtocolVersion));
+  }
+  if (!valid_node_id(hello.node_id)) {
+    return refuse("node id must be 1 to 64 characters of [A-Za-z0-9._-]");
+  }
+  if (hello.slots == 0) return refuse("a node needs at least one slot");
+  auto existing = nodes_.find(hello.node_id);
+  if (existing != nodes_.end() && existing->second.connected) {
+    return refuse(fmt::format("node id {} is already connected", hello.node_id));
+  }
+  std::size_t connected = std::count_if(nodes_.begin(), nodes_.end(),
+                                        [](const auto& kv) { return kv.second.connected; });
+  if (connected >= options_.max_nodes) {
+    return refuse(fmt::format("MAX_NUM_NODES={} nodes are already connected", options_.max_nodes));
+  }
+  auto& node = nodes_[hello.node_id];
+  node.connected = true;
+  node.slots = hello.slots;
+  node.address = hello.client_address;
+  node.last_heard = now;
+  w.accepted = true;
+  reconcile(hello.node_id, hello, w);
+  log_->info("node joined node={} peer={} slots={} held={} finished={} dropped={}", hello.node_id,
+             peer, hello.slots, hello.held.size(), hello.finished.size(), w.drop.size());
+  send(hello.node_id, w);
+  // Results its clients have not acknowledged yet.
+  if (auto it = unnotified_.find(hello.node_id); it != unnotified_.end()) {
+    protocol::Result r;
+    for (const auto& t : it->second) r.reports.push_back(report_of(t));
+    if (!r.reports.empty()) send(hello.node_id, std::move(r));
+  }
+  return w;
+}
+
+void ProxyCore::reconcile(const std::string& node_id, const protocol::Hello& hello,
+                          protocol::Welcome& welcome) {
+  auto& node = nodes_[node_id];
+  std::unordered_set<std::string> claimed(hello.finished.begin(), hello.finished.end());
+  for (const auto& t : hello.held) {
+    claimed.insert(t);
+    auto it = active_.find(t);
+    if (it == active_.end() || (it->second.state == JobState::kRunning && it->second.node != node_id)) {
+      welcome.drop.push_back(t);
+      continue;
+    }
+    if (it->second.state == JobState::kQueued) {
+      // Given back to the queue while the node was away, and not yet given to
+      // anyone else: it stays where it is.
+      JobRecord rec;
+      if (!load_record(active_key(t), rec)) {
+        welcome.drop.push_back(t);
+        continue;
+      }
+      rec.state = JobState::kRunning;
+      rec.node = node_id;
+      store_active(t, rec);
+      it->second.state = JobState::kRunning;
+      it->second.node = node_id;
+      --queued_count_;
+    }
+    node.held.insert(t);
+  }
+  std::vector<std::string> lost;
+  for (const auto& t : node.held) {
+    if (!claimed.count(t)) lost.push_back(t);
+  }
+  for (const auto& t : lost) requeue(t, "node came back without it");
+}
+
+void ProxyCore::on_disconnect(const std::string& node_id, TimeMs now) {
+  auto it = nodes_.find(node_id);
+  if (it == nodes_.end() || !it->second.connected) return;
+  it->second.connected = false;
+  it->second.lost_since = now;
+  log_->info("node left node={} held={}", node_id, it->second.held.size());
+  release_node_jobs(node_id, "node " + node_id + " was lost");
+}
+
+void ProxyCore::release_node_jobs(const std::string& node_id, const std::string& reason) {
+  auto& node = nodes_[node_id];
+  std::vector<std::string> jobs(node.held.begin(), node.held.end());
+  for (const auto& t : jobs) requeue(t, reason);
+  if (!jobs.empty()) log_->info("requeued node={} jobs={} reason=\"{}\"", node_id, jobs.size(), reason);
+}
+
+void ProxyCore::requeue(const std::string& ticket, const std::string& reason) {
+  auto it = active_.find(ticket);
+  if (it == active_.end()) return;
+  JobRecord rec;
+  if (!load_record(active_key(ticket), rec)) return;
+  if (!rec.node.empty()) nodes_[rec.node].held.erase(ticket);
+  if (rec.attempts >= options_.max_attempts) {
+    protocol::JobResult failed;
+    failed.state = JobState::kFailed;
+    failed.node = rec.node;
+    failed.attempt = rec.attempts;
+    failed.text = fmt::format("gave up after {} attempts on nodes {}; last: {}", rec.attempts,
+                              fmt::join(rec.nodes_tried, ","), reason);
+    log_->warn("job failed ticket={} attempts={} reason=\"{}\"", ticket, rec.attempts, reason);
+    finish_job(ticket, std::move(rec), failed);
+    return;
+  }
+  if (auto next = protocol::next_state(rec.state, JobEvent::kNodeLost)) rec.state = *next;
+  log_->debug("requeue ticket={} from={} attempts={}", ticket, rec.node, rec.attempts);
+  rec.node.clear();
+  store_active(ticket, rec);
+  it->second.state = JobState::kQueued;
+  it->second.node.clear();
+  queue_.push_front(ticket);
+  ++queued_count_;
+  ++redispatched_total_;
+}
+
+void ProxyCore::on_message(const std::string& node_id, const protocol::Message& m, TimeMs now) {
+  auto node = nodes_.find(node_id);
+  if (node == nodes_.end() || !node->second.connected) return;
+  node->second.last_heard = now;
+  std::visit(
+      [&](const auto& msg) {
+        using T = std::decay_t<decltype(msg)>;
+        if constexpr (std::is_same_v<T, protocol::Submit>) {
+          on_submit(node_id, msg, now);
+        } else if constexpr (std::is_same_v<T, protocol::Ack>) {
+          on_ack(node_id, msg);
+        } else if constexpr (std::is_same_v<T, protocol::Info>) {
+          node->second.info = msg;
+        } else if constexpr (std::is_same_v<T, protocol::RequestOfRes>) {
+          on_requests(node_id, msg.tickets);
+        } else if constexpr (std::is_same_v<T, protocol::Result>) {
+          on_reports(node_id, msg.reports, now);
+        } else if constexpr (std::is_same_v<T, protocol::ResReq>) {
+          on_reports(node_id, msg.reports, now);
+          on_requests(node_id, msg.requests);
+        } else if constexpr (std::is_same_v<T, protocol::StatsRequest>) {
+          send(node_id, protocol::StatsReply{msg.id, stats(now)});
+        } else {
+          log_->warn("unexpected message node={} type={}", node_id, protocol::message_name(m));
+        }
+      },
+      m);
+}
+
+void ProxyCore::on_submit(const std::string& node, const protocol::Submit& m, TimeMs now) {
+  protocol::Ack ack{protocol::AckKind::kSubmitted, {}, {}};
+  std::string ignored;
+  for (const auto& spec : m.jobs) {
+    if (!protocol::is_valid_ticket(spec.ticket)) {
+      log_->warn("bad ticket in submit node={} ticket={}", node, protocol::escape_sample(spec.ticket));
+      continue;
+    }
+    ack.tickets.push_back(spec.ticket);
+    // A node re-sends what it had not seen acknowledged: keep the first copy.
+    if (active_.count(spec.ticket) || staged_.get(finished_key(spec.ticket), &ignored).ok()) {
+      continue;
+    }
+    JobRecord rec;
+    rec.spec = spec;
+    rec.seq = next_seq_++;
+    store_active(spec.ticket, rec);
+    active_[spec.ticket] = ActiveJob{JobState::kQueued, "", 0, spec.origin};
+    queue_.push_back(spec.ticket);
+    ++queued_count_;
+    ++submitted_total_;
+    log_->debug("queued ticket={} origin={} job=\"{}\"", spec.ticket, spec.origin, spec.describe());
+  }
+  staged_.require_sync();
+  send(node, std::move(ack));
+}
+
+void ProxyCore::on_ack(const std::string& node, const protocol::Ack& m) {
+  if (m.kind != protocol::AckKind::kResults) return;
+  auto it = unnotified_.find(node);
+  for (const auto& t : m.tickets) {
+    staged_.del(notify_key(node, t));
+    if (it != unnotified_.end()) it->second.erase(t);
+  }
+}
+
+void ProxyCore::on_reports(const std::string& node, const std::vector<JobReport>& reports,
+                           TimeMs now) {
+  protocol::Ack ack{protocol::AckKind::kResults, {}, {}};
+  for (const auto& r : reports) {
+    if (protocol::is_final(r.state) && r.has_result) {
+      accept_result(node, r, ack);
+    } else if (r.state == JobState::kUnknown) {
+      auto it = active_.find(r.ticket);
+      if (it != active_.end() && it->second.state == JobState::kRunning && it->second.node == node) {
+        requeue(r.ticket, "node " + node + " does not have it");
+      }
+    }
+  }
+  if (!ack.tickets.empty() || !ack.superseded.empty()) {
+    staged_.require_sync();
+    send(node, std::move(ack));
+  }
+  if (finished_total_ > 0) {
+    // Smoothed completion rate, for the queue's estimated wait.
+    if (rate_window_start_ == 0) rate_window_start_ = now;
+    TimeMs elapsed = now - rate_window_start_;
+    if (elapsed >= 1000) {
+      double rate = static_cast<double>(finished_total_ - rate_window_count_) * 1000.0 / elapsed;
+      finish_rate_ = finish_rate_ == 0 ? rate : 0.5 * finish_rate_ + 0.5 * rate;
+      rate_window_start_ = now;
+      rate_window_count_ = finished_total_;
+    }
+  }
+}
+
+void ProxyCore::accept_result(const std::string& node, const JobReport& report,
+                              protocol::Ack& ack) {
+  const std::string& t = report.ticket;
+  JobRecord rec;
+  if (active_.count(t) && load_record(active_key(t), rec)) {
+    nodes_[node].finished++;
+    finish_job(t, std::move(rec), report.result);
+    ack.tickets.push_back(t);
+    return;
+  }
+  // Already final: the same result again is acknowledged, another run's is not.
+  bool same = load_record(finished_key(t), rec) && rec.result.node == report.result.node &&
+              rec.result.attempt == report.result.attempt;
+  (same ? ack.tickets : ack.superseded).push_back(t);
+  if (!same) log_->info("result superseded ticket={} node={}", t, node);
+}
+
+void ProxyCore::finish_job(const std::string& ticket, JobRecord rec,
+                           const protocol::JobResult& result) {
+  auto next = protocol::next_state(rec.state, JobEvent::kFinish, result.state);
+  if (!next) return;
+  if (rec.state == JobState::kRunning) {
+    nodes_[rec.node].held.erase(ticket);
+  } else {
+    --queued_count_;
+  }
+  rec.state = *next;
+  rec.result = result;
+  if (!result.node.empty()) rec.node = result.node;
+  staged_.del(active_key(ticket));
+  staged_.put(finished_key(ticket), protocol::to_bytes(rec));
+  staged_.put(notify_key(rec.spec.origin, ticket), "");
+  active_.erase(ticket);
+  ++finished_total_;
+  log_->debug("finished ticket={} state={} node={} attempt={}", ticket, protocol::to_string(rec.state),
+              rec.result.node, rec.result.attempt);
+  unnotified_[rec.spec.origin].insert(ticket);
+  JobReport report;
+  report.ticket = ticket;
+  report.state = rec.state;
+  report.node = rec.node;
+  report.attempts = rec.attempts;
+  report.has_result = true;
+  report.result = std::move(rec.result);
+  notify_result(ticket, rec.spec.origin, report);
+}
+
+void ProxyCore::notify_result(const std::string& ticket, const std::string& origin,
+                              const JobReport& report) {
+  std::set<std::string> targets;
+  if (auto it = watchers_.find(ticket); it != watchers_.end()) {
+    targets = std::move(it->second);
+    watchers_.erase(it);
+  }
+  targets.insert(origin);
+  for (const auto& n : targets) {
+    auto node = nodes_.find(n);
+    if (node != nodes_.end() && node->second.connected) send(n, protocol::Result{{report}});
+  }
+}
+
+void ProxyCore::on_requests(const std::string& node, const std::vector<std::string>& tickets) {
+  if (tickets.empty()) return;
+  protocol::Result reply;
+  for (const auto& t : tickets) {
+    JobReport r = report_of(t);
+    if (!protocol::is_final(r.state) && r.state != JobState::kUnknown) watchers_[t].insert(node);
+    reply.reports.push_back(std::move(r));
+  }
+  send(node, std::move(reply));
+}
+
+JobReport ProxyCore::report_of(const std::string& ticket) const {
+  JobReport r;
+  r.ticket = ticket;
+  if (auto it = active_.find(ticket); it != active_.end()) {
+    r.state = it->second.state;
+    r.node = it->second.node;
+    r.attempts = it->second.attempts;
+    if (r.state == JobState::kQueued) {
+      r.queue_position = queue_position(ticket);
+      if (finish_rate_ > 0) {
+        r.estimated_wait_ms = static_cast<std::int64_t>((r.queue_position + 1) * 1000.0 / finish_rate_);
+      }
+    }
+    return r;
+  }
+  JobRecord rec;
+  if (load_record(finished_key(ticket), rec)) {
+    r.state = rec.state;
+    r.node = rec.node;
+    r.attempts = rec.attempts;
+    r.has_result = true;
+    r.result = std::move(rec.result);
+  }
+  return r;
+}
+
+std::int64_t ProxyCore::queue_position(const std::string& ticket) const {
+  std::int64_t pos = 0;
+  for (const auto& t : queue_) {
+    if (t == ticket) return pos;
+    auto it = active_.find(t);
+    if (it != active_.end() && it->second.state == JobState::kQueued) ++pos;
+  }
+  return -1;
+}
+
+bool ProxyCore::has_dispatchable() const {
+  if (queued_count_ == 0) return false;
+  for (const auto& [id, node] : nodes_) {
+    if (node.connected && node.held.size() < node.slots + options_.prefetch) return true;
+  }
+  return false;
+}
+
+bool ProxyCore::dispatch(TimeMs now) {
+  if (queued_count_ == 0) return false;
+  std::vector<std::string> ids;
+  std::vector<NodeLoad> loads;
+  for (const auto& [id, node] : nodes_) {
+    if (!node.connected) continue;
+    ids.push_back(id);
+    loads.push_back({node.slots, static_cast<std::uint32_t>(node.held.size())});
+  }
+  auto plan = plan_dispatch(loads, queued_count_, options_.max_dispatch, options_.prefetch,
+                            rotation_++);
+  std::size_t total = 0;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    protocol::Job job;
+    while (job.jobs.size() < plan[i] && !queue_.empty()) {
+      std::string t = std::move(queue_.front());
+      queue_.pop_front();
+      auto it = active_.find(t);
+      if (it == active_.end() || it->second.state != JobState::kQueued) continue;  // stale entry
+      JobRecord rec;
+      if (!load_record(active_key(t), rec)) continue;
+      rec.state = *protocol::next_state(rec.state, JobEvent::kDispatch);
+      rec.node = ids[i];
+      rec.attempts++;
+      rec.nodes_tried.push_back(ids[i]);
+      store_active(t, rec);
+      it->second = ActiveJob{JobState::kRunning, ids[i], rec.attempts, rec.spec.origin};
+      nodes_[ids[i]].held.insert(t);
+      --queued_count_;
+      job.jobs.push_back({std::move(rec.spec), rec.attempts});
+    }
+    if (job.jobs.empty()) continue;
+    total += job.jobs.size();
+    log_->debug("dispatch node={} jobs={}", ids[i], job.jobs.size());
+    send(ids[i], std::move(job));
+  }
+  if (total > 0) log_->debug("dispatch round jobs={} queued={}", total, queued_count_);
+  return total >= options_.max_dispatch && has_dispatchable();
+}
+
+void ProxyCore::exchange_results(TimeMs now) {
+  constexpr std::size_t kMaxPerExchange = 1000;
+  for (const auto& [id, node] : nodes_) {
+    if (!node.connected) continue;
+    protocol::ResReq m;
+    if (auto it = unnotified_.find(id); it != unnotified_.end()) {
+      for (const auto& t : it->second) {
+        if (m.reports.size() >= kMaxPerExchange) break;
+        m.reports.push_back(report_of(t));
+      }
+    }
+    for (const auto& t : node.held) {
+      if (m.requests.size() >= kMaxPerExchange) break;
+      m.requests.push_back(t);
+    }
+    if (!m.reports.empty() || !m.requests.empty()) send(id, std::move(m));
+  }
+}
+
+void ProxyCore::expire_absent_nodes(TimeMs now) {
+  for (auto& [id, node] : nodes_) {
+    if (node.connected || node.held.empty()) continue;
+    if (now - node.lost_since >= options_.node_timeout_ms) {
+      release_node_jobs(id, fmt::format("node {} did not come back within NODE_TIMEOUT", id));
+    }
+  }
+}
+
+protocol::ClusterStats ProxyCore::stats(TimeMs now) const {
+  protocol::ClusterStats s;
+  for (const auto& [id, node] : nodes_) {
+    protocol::NodeStats n;
+    n.node_id = id;
+    n.address = node.address;
+    n.connected = node.connected;
+    n.slots = node.slots;
+    n.assigned = static_cast<std::uint32_t>(node.held.size());
+    n.running = node.info.running;
+    n.queued = node.info.queued;
+    n.finished = node.finished;
+    n.last_heard_ms = node.last_heard;
+    s.running += node.connected ? node.held.size() : 0;
+    s.nodes.push_back(std::move(n));
+  }
+  s.queue_length = queued_count_;
+  s.submitted_total = submitted_total_;
+  s.finished_total = finished_total_;
+  s.redispatched_total = redispatched_total_;
+  return s;
+}
+
+std::optional<JobRecord> ProxyCore::find_job(const std::string& ticket) const {
+  JobRecord rec;
+  if (load_record(active_key(ticket), rec) || load_record(finished_key(ticket), rec)) return rec;
+  return std::nullopt;
+}
+
+bool ProxyCore::load_record(const std::string& key, JobRecord& rec) const {
+  std::string value;
+  if (!staged_.get(key, &value).ok()) return false;
+  return protocol::from_bytes(value, rec);
+}
+
+void ProxyCore::store_active(const std::string& ticket, const JobRecord& rec) {
+  staged_.put(active_key(ticket), protocol::to_bytes(rec));
+}
+
+void ProxyCore::send(const std::string& node, protocol::Message m) {
+  outbox_.push_back({node, std::move(m)});
+}
+
+}  // namespace jc::proxy

@@ -1,0 +1,150 @@
+// The reverse proxy's pure core: every job's authoritative state, the queue,
+// which node holds which job, and the decisions of dispatch and recovery.
+//
+// It does no I/O of its own. Each call stages its LevelDB changes (staged())
+// and the messages it wants sent (take_outbox()); the shell commits the
+// stage and only then sends, so every acknowledgement is durable. Time comes
+// in as an argument. One thread (the proxy's event loop) calls it.
+//
+// Storage layout (values are Boost.Serialization archives):
+//   a/<ticket>            JobRecord of a job not finished (queued or held by a node)
+//   f/<ticket>            JobRecord of a finished job, with its result
+//   n/<origin>/<ticket>   "" : a result its origin node has not acknowledged yet
+#pragma once
+
+#include <deque>
+#include <map>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "common/log.h"
+#include "common/status.h"
+#include "common/time.h"
+#include "protocol/messages.h"
+#include "storage/staged.h"
+
+namespace jc::proxy {
+
+struct ProxyOptions {
+  std::string proxy_id = "proxy";
+  std::uint32_t max_nodes = 64;
+  std::uint32_t prefetch = 1;
+  std::size_t max_dispatch = 100000;
+  std::uint32_t max_attempts = 5;
+  TimeMs node_timeout_ms = 5000;
+};
+
+struct JobRecord {
+  protocol::JobSpec spec;
+  protocol::JobState state = protocol::JobState::kQueued;
+  std::string node;
+  std::uint32_t attempts = 0;
+  std::uint64_t seq = 0;
+  std::vector<std::string> nodes_tried;
+  protocol::JobResult result;
+
+  template <class A>
+  void serialize(A& ar, unsigned) {
+    ar & spec & state & node & attempts & seq & nodes_tried & result;
+  }
+};
+
+struct Outgoing {
+  std::string node_id;
+  protocol::Message message;
+};
+
+class ProxyCore {
+ public:
+  ProxyCore(storage::Store& store, ProxyOptions options);
+
+  // Reloads jobs, assignments and pending notifications from the store.
+  Status recover(TimeMs now);
+
+  // A node's handshake: accepted (and reconciled) or refused with a reason.
+  protocol::Welcome on_hello(const protocol::Hello& hello, const std::string& peer, TimeMs now);
+  // The node's connection ended: it is presumed dead and its jobs go elsewhere.
+  void on_disconnect(const std::string& node_id, TimeMs now);
+  void on_message(const std::string& node_id, const protocol::Message& m, TimeMs now);
+
+  // One dispatch round. Returns true when queued jobs are left and a node has
+  // room for them (the round was cut by max_dispatch).
+  bool dispatch(TimeMs now);
+  // The periodic RES_REQ to every node: unacknowledged results for its clients
+  // and a request for the jobs it holds.
+  void exchange_results(TimeMs now);
+  // Nodes that held jobs when the proxy started and have not come back within
+  // node_timeout lose them.
+  void expire_absent_nodes(TimeMs now);
+
+  protocol::ClusterStats stats(TimeMs now) const;
+  std::optional<JobRecord> find_job(const std::string& ticket) const;
+  bool has_dispatchable() const;
+
+  storage::Staged& staged() { return staged_; }
+  std::vector<Outgoing> take_outbox() { return std::exchange(outbox_, {}); }
+
+ private:
+  struct ActiveJob {
+    protocol::JobState state = protocol::JobState::kQueued;
+    std::string node;
+    std::uint32_t attempts = 0;
+    std::string origin;
+  };
+  struct NodeEntry {
+    bool connected = false;
+    std::uint32_t slots = 0;
+    std::string address;
+    std::unordered_set<std::string> held;
+    protocol::Info info;
+    TimeMs last_heard = 0;
+    TimeMs lost_since = 0;  // when it disconnected (or the proxy started)
+    std::uint64_t finished = 0;
+  };
+
+  void on_submit(const std::string& node, const protocol::Submit& m, TimeMs now);
+  void on_ack(const std::string& node, const protocol::Ack& m);
+  void on_reports(const std::string& node, const std::vector<protocol::JobReport>& reports,
+                  TimeMs now);
+  void on_requests(const std::string& node, const std::vector<std::string>& tickets);
+  void accept_result(const std::string& node, const protocol::JobReport& report,
+                     protocol::Ack& ack);
+  void finish_job(const std::string& ticket, JobRecord rec, const protocol::JobResult& result);
+  void requeue(const std::string& ticket, const std::string& reason);
+  void reconcile(const std::string& node_id, const protocol::Hello& hello,
+                 protocol::Welcome& welcome);
+  void release_node_jobs(const std::string& node_id, const std::string& reason);
+
+  protocol::JobReport report_of(const std::string& ticket) const;
+  std::int64_t queue_position(const std::string& ticket) const;
+  bool load_record(const std::string& key, JobRecord& rec) const;
+  void store_active(const std::string& ticket, const JobRecord& rec);
+  void send(const std::string& node, protocol::Message m);
+  void notify_result(const std::string& ticket, const std::string& origin,
+                     const protocol::JobReport& report);
+
+  storage::Staged staged_;
+  ProxyOptions options_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::unordered_map<std::string, ActiveJob> active_;
+  std::deque<std::string> queue_;  // dispatch order; entries no longer queued are skipped
+  std::size_t queued_count_ = 0;
+  std::map<std::string, NodeEntry> nodes_;
+  std::unordered_map<std::string, std::set<std::string>> watchers_;
+  std::map<std::string, std::set<std::string>> unnotified_;  // origin -> tickets
+  std::vector<Outgoing> outbox_;
+  std::uint64_t next_seq_ = 1;
+  std::size_t rotation_ = 0;
+  // Counters since start, for stats and estimates.
+  std::uint64_t submitted_total_ = 0;
+  std::uint64_t finished_total_ = 0;
+  std::uint64_t redispatched_total_ = 0;
+  double finish_rate_ = 0;  // jobs per second, smoothed
+  TimeMs rate_window_start_ = 0;
+  std::uint64_t rate_window_count_ = 0;
+};
+
+}  // namespace jc::proxy

@@ -1,0 +1,182 @@
+#include "reverse_proxy/proxy_server.h"
+
+#include <fmt/format.h>
+
+namespace jc::proxy {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using std::chrono::milliseconds;
+
+ProxyServer::ProxyServer(asio::io_context& io, ProxyConfig config, storage::Store& store)
+    : io_(io),
+      config_(std::move(config)),
+      core_(store, config_.core),
+      log_(log::get("proxy")),
+      acceptor_(io),
+      dispatch_timer_(io),
+      exchange_timer_(io),
+      accept_retry_timer_(io) {}
+
+Status ProxyServer::start() {
+  if (Status s = core_.recover(now_ms()); !s.ok()) return s;
+  asio::ip::tcp::endpoint ep(asio::ip::make_address(config_.bind_address), config_.port);
+  acceptor_.open(ep.protocol());
+  acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true));
+  acceptor_.bind(ep);
+  acceptor_.listen(asio::socket_base::max_listen_connections);
+  port_ = acceptor_.local_endpoint().port();
+  log_->info("listening on {}:{} for nodes", config_.bind_address, port_);
+  do_accept();
+  schedule_periodic();
+  return Status::Ok();
+}
+
+void ProxyServer::stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  log_->info("shutting down sessions={}", sessions_.size());
+  error_code ignored;
+  acceptor_.close(ignored);
+  dispatch_timer_.cancel();
+  exchange_timer_.cancel();
+  accept_retry_timer_.cancel();
+  flush();
+  for (auto& [id, s] : sessions_) s.conn->close("proxy shutting down");
+  sessions_.clear();
+  by_node_.clear();
+}
+
+void ProxyServer::do_accept() {
+  acceptor_.async_accept([this](const error_code& ec, asio::ip::tcp::socket socket) {
+    if (stopping_) return;
+    if (ec) {
+      // Out of descriptors, most likely: wait instead of spinning.
+      log_->warn("accept failed: {}", ec.message());
+      accept_retry_timer_.expires_after(milliseconds(100));
+      accept_retry_timer_.async_wait([this](const error_code& e) {
+        if (!e) do_accept();
+      });
+      return;
+    }
+    error_code peer_ec;
+    auto ep = socket.remote_endpoint(peer_ec);
+    std::string peer = peer_ec ? "?" : fmt::format("{}:{}", ep.address().to_string(), ep.port());
+    std::uint64_t id = next_session_++;
+    auto conn = std::make_shared<net::FrameConnection>(std::move(socket), peer,
+                                                       milliseconds(config_.handshake_timeout_ms));
+    sessions_[id] = Session{conn, ""};
+    conn->start([this, id](protocol::Message&& m) { on_frame(id, std::move(m)); },
+                [this, id](const std::string& reason) { on_session_closed(id, reason); });
+    do_accept();
+  });
+}
+
+void ProxyServer::on_frame(std::uint64_t id, protocol::Message&& m) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return;
+  Session& s = it->second;
+  TimeMs now = now_ms();
+  if (s.node_id.empty()) {
+    auto* hello = std::get_if<protocol::Hello>(&m);
+    if (hello == nullptr) {
+      log_->warn("handshake expected peer={} got={}", s.conn->peer(), protocol::message_name(m));
+      s.conn->close("first message was not HELLO");
+      return;
+    }
+    protocol::Welcome w = core_.on_hello(*hello, s.conn->peer(), now);
+    if (!w.accepted) {
+      s.conn->send(w);
+      s.conn->close_after_flush();
+      return;
+    }
+    s.node_id = hello->node_id;
+    by_node_[s.node_id] = id;
+    s.conn->set_idle_timeout(milliseconds(config_.core.node_timeout_ms));
+    kick_dispatch();
+    schedule_flush();
+    return;
+  }
+  core_.on_message(s.node_id, m, now);
+  if (std::holds_alternative<protocol::Submit>(m) || std::holds_alternative<protocol::Result>(m) ||
+      std::holds_alternative<protocol::ResReq>(m)) {
+    kick_dispatch();
+  }
+  schedule_flush();
+}
+
+void ProxyServer::on_session_closed(std::uint64_t id, const std::string& reason) {
+  if (stopping_) return;
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return;
+  std::string node = it->second.node_id;
+  log_->info("connection closed peer={} node={} reason=\"{}\"", it->second.conn->peer(),
+             node.empty() ? "-" : node, reason);
+  sessions_.erase(it);
+  if (node.empty()) return;
+  by_node_.erase(node);
+  core_.on_disconnect(node, now_ms());
+  kick_dispatch();
+  schedule_flush();
+}
+
+// Rounds run as soon as queued jobs meet free slots (coalesced into one round
+// per turn of the event loop), and at least every DISPATCH_PERIOD.
+void ProxyServer::kick_dispatch() {
+  if (dispatch_posted_ || stopping_) return;
+  dispatch_posted_ = true;
+  asio::post(io_, [this] {
+    dispatch_posted_ = false;
+    run_dispatch();
+  });
+}
+
+void ProxyServer::run_dispatch() {
+  if (stopping_) return;
+  bool more = core_.dispatch(now_ms());
+  schedule_flush();
+  if (more) {
+    // Cut by MAX_NUM_JOBS_DISPATCH: the next round waits one period.
+    dispatch_timer_.expires_after(milliseconds(config_.dispatch_period_ms));
+    dispatch_timer_.async_wait([this](const error_code& ec) {
+      if (!ec) run_dispatch();
+    });
+  }
+}
+
+void ProxyServer::schedule_periodic() {
+  exchange_timer_.expires_after(milliseconds(config_.request_result_period_ms));
+  exchange_timer_.async_wait([this](const error_code& ec) {
+    if (ec || stopping_) return;
+    TimeMs now = now_ms();
+    core_.expire_absent_nodes(now);
+    core_.exchange_results(now);
+    if (core_.has_dispatchable()) kick_dispatch();
+    schedule_flush();
+    schedule_periodic();
+  });
+}
+
+void ProxyServer::schedule_flush() {
+  if (flush_scheduled_) return;
+  flush_scheduled_ = true;
+  asio::post(io_, [this] { flush(); });
+}
+
+void ProxyServer::flush() {
+  flush_scheduled_ = false;
+  Status s = core_.staged().commit();
+  if (!s.ok()) {
+    // Nothing staged may be acknowledged: stop, and recover from what is on disk.
+    log_->critical("storage write failed, exiting: {}", s.to_string());
+    std::exit(1);
+  }
+  for (auto& out : core_.take_outbox()) {
+    auto it = by_node_.find(out.node_id);
+    if (it == by_node_.end()) continue;
+    auto session = sessions_.find(it->second);
+    if (session != sessions_.end()) session->second.conn->send(out.message);
+  }
+}
+
+}  // namespace jc::proxy

@@ -1,0 +1,68 @@
+// The reverse proxy's I/O shell: accepts node connections, feeds their frames
+// to ProxyCore, runs the dispatch and result-exchange timers, and performs
+// the group commit (LevelDB write, then the sends that depend on it).
+// Everything runs on one io_context thread.
+#pragma once
+
+#include "net/asio.h"
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "net/frame_connection.h"
+#include "reverse_proxy/proxy_core.h"
+
+namespace jc::proxy {
+
+struct ProxyConfig {
+  std::string bind_address = "0.0.0.0";
+  std::uint16_t port = 8080;
+  std::string data_dir = "./data/reverse_proxy";
+  TimeMs dispatch_period_ms = 50;
+  TimeMs request_result_period_ms = 1000;
+  TimeMs handshake_timeout_ms = 5000;
+  ProxyOptions core;
+};
+
+class ProxyServer {
+ public:
+  ProxyServer(boost::asio::io_context& io, ProxyConfig config, storage::Store& store);
+  // Recovers state and starts listening. Throws on a bind failure.
+  Status start();
+  // Stops accepting, commits what is staged and closes every connection.
+  void stop();
+  std::uint16_t port() const { return port_; }
+
+ private:
+  struct Session {
+    std::shared_ptr<net::FrameConnection> conn;
+    std::string node_id;  // empty until the handshake is accepted
+  };
+
+  void do_accept();
+  void on_frame(std::uint64_t id, protocol::Message&& m);
+  void on_session_closed(std::uint64_t id, const std::string& reason);
+  void kick_dispatch();
+  void run_dispatch();
+  void schedule_periodic();
+  void schedule_flush();
+  void flush();
+
+  boost::asio::io_context& io_;
+  ProxyConfig config_;
+  ProxyCore core_;
+  std::shared_ptr<spdlog::logger> log_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::steady_timer dispatch_timer_;
+  boost::asio::steady_timer exchange_timer_;
+  boost::asio::steady_timer accept_retry_timer_;
+  std::unordered_map<std::uint64_t, Session> sessions_;
+  std::unordered_map<std::string, std::uint64_t> by_node_;
+  std::uint64_t next_session_ = 1;
+  std::uint16_t port_ = 0;
+  bool flush_scheduled_ = false;
+  bool dispatch_posted_ = false;
+  bool stopping_ = false;
+};
+
+}  // namespace jc::proxy

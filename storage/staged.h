@@ -1,0 +1,62 @@
+// Staged writes: the changes a core makes while handling events, committed
+// later in one LevelDB WriteBatch by the I/O shell (group commit).
+//
+// get() sees staged changes first, so a core reads its own writes before they
+// are committed. The shell commits, and only then sends what the core asked it
+// to send, so nothing another process learns is lost by a crash.
+#pragma once
+
+#include <unordered_map>
+
+#include "storage/store.h"
+
+namespace jc::storage {
+
+class Staged {
+ public:
+  explicit Staged(Store& store) : store_(store) {}
+
+  Status get(std::string_view key, std::string* value) const;
+  void put(std::string key, std::string value) { pending_[std::move(key)] = std::move(value); }
+  void del(std::string key) { pending_[std::move(key)] = std::nullopt; }
+  // The commit must reach the disk before anything is acknowledged.
+  void require_sync() { sync_ = true; }
+
+  bool empty() const { return pending_.empty(); }
+  std::size_t size() const { return pending_.size(); }
+  // Writes everything staged in one batch and clears the stage.
+  Status commit();
+  Store& store() { return store_; }
+
+ private:
+  Store& store_;
+  std::unordered_map<std::string, std::optional<std::string>> pending_;
+  bool sync_ = false;
+};
+
+inline Status Staged::get(std::string_view key, std::string* value) const {
+  if (auto it = pending_.find(std::string(key)); it != pending_.end()) {
+    if (!it->second) return Status::NotFound(std::string(key));
+    *value = *it->second;
+    return Status::Ok();
+  }
+  return store_.get(key, value);
+}
+
+inline Status Staged::commit() {
+  if (pending_.empty()) return Status::Ok();
+  WriteBatch batch;
+  for (auto& [key, value] : pending_) {
+    if (value) {
+      batch.put(key, std::move(*value));
+    } else {
+      batch.del(key);
+    }
+  }
+  bool sync = sync_;
+  pending_.clear();
+  sync_ = false;
+  return store_.write(batch, sync);
+}
+
+}  // namespace jc::storage

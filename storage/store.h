@@ -1,0 +1,70 @@
+// The key-value store behind both binaries' durable state.
+//
+// Only this folder includes LevelDB. The cores see this small interface, so
+// tests can run them on MemoryStore, and can make writes fail on demand.
+// Keys are ordered bytewise; scan() visits a prefix in key order.
+// A Store is used from one thread (the process's event loop).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+
+namespace jc::storage {
+
+// Changes that belong together: applied all or nothing.
+class WriteBatch {
+ public:
+  void put(std::string key, std::string value) {
+    ops_.emplace_back(std::move(key), std::move(value));
+  }
+  void del(std::string key) { ops_.emplace_back(std::move(key), std::nullopt); }
+  bool empty() const { return ops_.empty(); }
+  std::size_t size() const { return ops_.size(); }
+  void clear() { ops_.clear(); }
+  const auto& ops() const { return ops_; }
+
+ private:
+  std::vector<std::pair<std::string, std::optional<std::string>>> ops_;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+  // NotFound when the key is absent.
+  virtual Status get(std::string_view key, std::string* value) = 0;
+  // sync=true returns only once the batch is on disk (fsync).
+  virtual Status write(const WriteBatch& batch, bool sync) = 0;
+  // Calls fn for every key starting with prefix, in order, until it returns false.
+  virtual Status scan(std::string_view prefix,
+                      const std::function<bool(std::string_view, std::string_view)>& fn) = 0;
+};
+
+// Opens (creating it and its parent directories if needed) a LevelDB store.
+Status open_leveldb(const std::string& dir, std::unique_ptr<Store>* out);
+
+// An in-memory store for tests; fail_writes makes every write fail.
+class MemoryStore : public Store {
+ public:
+  Status get(std::string_view key, std::string* value) override;
+  Status write(const WriteBatch& batch, bool sync) override;
+  Status scan(std::string_view prefix,
+              const std::function<bool(std::string_view, std::string_view)>& fn) override;
+  void set_fail_writes(bool fail) { fail_writes_ = fail; }
+  std::size_t size() const { return data_.size(); }
+  int synced_writes() const { return synced_writes_; }
+
+ private:
+  std::vector<std::pair<std::string, std::string>>::iterator find(std::string_view key);
+  std::vector<std::pair<std::string, std::string>> data_;  // sorted by key
+  bool fail_writes_ = false;
+  int synced_writes_ = 0;
+};
+
+}  // namespace jc::storage
