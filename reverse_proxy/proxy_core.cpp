@@ -466,7 +466,8 @@ void ProxyCore::exchange_results(TimeMs now) {
       if (m.requests.size() >= kMaxPerExchange) break;
       m.requests.push_back(t);
     }
-    if (!m.reports.empty() || !m.requests.empty()) send(id, std::move(m));
+    // Sent even when empty: it doubles as the heartbeat a node watches for.
+    send(id, std::move(m));
   }
 }
 

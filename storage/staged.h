@@ -26,7 +26,7 @@ class Staged {
   std::size_t size() const { return pending_.size(); }
   // Writes everything staged in one batch and clears the stage.
   Status commit();
-  Store& store() { return store_; }
+  Store& store() const { return store_; }
 
  private:
   Store& store_;

@@ -1,0 +1,200 @@
+#include "cluster_node/client_session.h"
+
+#include <fmt/format.h>
+
+#include "cluster_node/node_server.h"
+#include "cluster_node/replies.h"
+#include "common/log.h"
+
+namespace jc::node {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+constexpr std::size_t kReadChunk = 16 * 1024;
+// A client may pipeline this many commands ahead of their replies before
+// the node stops reading from it.
+constexpr std::size_t kMaxPendingReplies = 20'000;
+constexpr std::size_t kMaxOutgoingBytes = 4 << 20;
+}  // namespace
+
+ClientSession::ClientSession(asio::ip::tcp::socket socket, NodeServer& server, std::string peer)
+    : socket_(std::move(socket)), server_(server), peer_(std::move(peer)) {}
+
+void ClientSession::start() { do_read(); }
+
+void ClientSession::refuse(const std::string& reply) {
+  outgoing_ = reply;
+  read_closed_ = true;
+  do_write();
+}
+
+void ClientSession::close() {
+  if (closed_) return;
+  closed_ = true;
+  error_code ignored;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  slots_.clear();
+}
+
+bool ClientSession::backlogged() const {
+  return slots_.size() >= kMaxPendingReplies || outgoing_.size() + writing_.size() >= kMaxOutgoingBytes;
+}
+
+void ClientSession::do_read() {
+  if (closed_ || read_closed_ || reading_ || backlogged()) return;
+  reading_ = true;
+  inbox_.resize(kReadChunk);
+  socket_.async_read_some(asio::buffer(inbox_), [self = shared_from_this()](const error_code& ec,
+                                                                            std::size_t n) {
+    self->reading_ = false;
+    self->on_read(ec, n);
+  });
+}
+
+void ClientSession::on_read(const error_code& ec, std::size_t n) {
+  if (closed_) return;
+  if (ec) {
+    if (ec != asio::error::eof && ec != asio::error::operation_aborted) {
+      log::get("client")->debug("read failed peer={} error=\"{}\"", peer_, ec.message());
+    }
+    read_closed_ = true;  // answer what was read, then close
+    if (reader_.has_partial()) {
+      log::get("client")->debug("client left mid-line peer={}", peer_);
+    }
+    pump();
+    return;
+  }
+  reader_.feed(
+      std::string_view(inbox_.data(), n),
+      [this](std::string_view line) {
+        if (!read_closed_) handle_line(line);
+      },
+      [this] {
+        if (read_closed_) return;
+        fill(add_slot(), replies::error(fmt::format("line too long: the limit is {} bytes; send a "
+                                                    "long script as a here-document of short lines",
+                                                    kMaxLineBytes),
+                                        json_));
+      });
+  pump();
+  do_read();
+}
+
+ClientSession::SlotPtr ClientSession::add_slot() {
+  slots_.push_back(std::make_shared<Slot>());
+  return slots_.back();
+}
+
+void ClientSession::fill(const SlotPtr& slot, std::string text, bool close_after) {
+  slot->text = std::move(text);
+  slot->ready = true;
+  slot->close_after = close_after;
+}
+
+template <class F>
+auto ClientSession::later(SlotPtr slot, F format) {
+  // Holds the session: after the client's EOF nothing else does, and the
+  // reply is still owed.
+  return [self = shared_from_this(), slot = std::move(slot), format](auto&&... args) {
+    if (self->closed_) return;
+    self->fill(slot, format(std::forward<decltype(args)>(args)...));
+    self->pump();
+    self->do_read();
+  };
+}
+
+void ClientSession::handle_line(std::string_view line) {
+  Command cmd = parse_command(line);
+  if (std::holds_alternative<CmdEmpty>(cmd)) return;
+  SlotPtr slot = add_slot();
+  bool json = json_;
+  std::visit(
+      [&](auto& c) {
+        using T = std::decay_t<decltype(c)>;
+        if constexpr (std::is_same_v<T, CmdSleep>) {
+          protocol::JobSpec spec;
+          spec.kind = protocol::JobKind::kSleep;
+          spec.sleep_ms = c.ms;
+          server_.submit(std::move(spec),
+                         later(slot, [json](const std::string& t) { return replies::ticket(t, json); }));
+        } else if constexpr (std::is_same_v<T, CmdRun>) {
+          fill(slot, replies::error("run is not available in this version yet; sleep jobs are", json));
+        } else if constexpr (std::is_same_v<T, CmdResult>) {
+          server_.lookup(c.ticket, false, std::nullopt,
+                         later(slot, [json](const protocol::JobReport& r, bool unreachable) {
+                           return replies::result(r, unreachable, json);
+                         }));
+        } else if constexpr (std::is_same_v<T, CmdStatus>) {
+          server_.lookup(c.ticket, false, std::nullopt,
+                         later(slot, [json](const protocol::JobReport& r, bool unreachable) {
+                           return replies::status(r, unreachable, json);
+                         }));
+        } else if constexpr (std::is_same_v<T, CmdWait>) {
+          server_.lookup(c.ticket, true, c.seconds,
+                         later(slot, [json](const protocol::JobReport& r, bool unreachable) {
+                           return replies::result(r, unreachable, json);
+                         }));
+        } else if constexpr (std::is_same_v<T, CmdCancel>) {
+          fill(slot, replies::error("cancel is not available in this version yet", json));
+        } else if constexpr (std::is_same_v<T, CmdGetAll>) {
+          server_.getall(later(slot, [json](const std::vector<GetAllEntry>& jobs) {
+            return replies::getall(jobs, json);
+          }));
+        } else if constexpr (std::is_same_v<T, CmdStats>) {
+          server_.stats(later(slot, [json](const protocol::ClusterStats& s, bool up) {
+            return replies::stats(s, up, json);
+          }));
+        } else if constexpr (std::is_same_v<T, CmdHelp>) {
+          fill(slot, replies::help(json));
+        } else if constexpr (std::is_same_v<T, CmdExit>) {
+          fill(slot, replies::goodbye(json), true);
+          read_closed_ = true;
+        } else if constexpr (std::is_same_v<T, CmdFormat>) {
+          json_ = c.json;
+          fill(slot, replies::format_switched(c.json));
+        } else if constexpr (std::is_same_v<T, CmdError>) {
+          fill(slot, replies::error(c.message, json));
+        }
+      },
+      cmd);
+}
+
+void ClientSession::pump() {
+  if (closed_) return;
+  bool close_after = false;
+  while (!slots_.empty() && slots_.front()->ready) {
+    outgoing_ += slots_.front()->text;
+    close_after = close_after || slots_.front()->close_after;
+    slots_.pop_front();
+    if (close_after) {
+      slots_.clear();
+      break;
+    }
+  }
+  if (writing_.empty()) do_write();
+}
+
+void ClientSession::do_write() {
+  if (closed_) return;
+  if (outgoing_.empty()) {
+    if (read_closed_ && slots_.empty()) close();
+    return;
+  }
+  writing_.swap(outgoing_);
+  outgoing_.clear();
+  asio::async_write(socket_, asio::buffer(writing_),
+                    [self = shared_from_this()](const error_code& ec, std::size_t) {
+                      self->writing_.clear();
+                      if (ec) {
+                        self->close();
+                        return;
+                      }
+                      self->do_write();
+                      self->do_read();
+                    });
+}
+
+}  // namespace jc::node

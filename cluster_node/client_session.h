@@ -1,0 +1,66 @@
+// One client connection (what `nc HOST 9000` talks to).
+//
+// Lines are split by LineReader and parsed by parse_command; each command
+// gets a reply slot in arrival order, filled now or later (a submit after its
+// group commit, `wait` when the job ends), and replies leave strictly in
+// order, one async_write at a time. After the client closes its sending
+// side the session still answers every command it has read, then closes.
+// Reading pauses while too many replies are pending (backpressure).
+// Runs on the node's io_context thread; keeps itself alive with
+// shared_from_this() in every handler.
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <string>
+
+#include "cluster_node/command.h"
+#include "net/asio.h"
+
+namespace jc::node {
+
+class NodeServer;
+
+class ClientSession : public std::enable_shared_from_this<ClientSession> {
+ public:
+  ClientSession(boost::asio::ip::tcp::socket socket, NodeServer& server, std::string peer);
+  void start();
+  void close();
+  // Refuse with one error line and close (too many connections).
+  void refuse(const std::string& reply);
+
+ private:
+  struct Slot {
+    bool ready = false;
+    bool close_after = false;
+    std::string text;
+  };
+  using SlotPtr = std::shared_ptr<Slot>;
+
+  void do_read();
+  void on_read(const boost::system::error_code& ec, std::size_t n);
+  void handle_line(std::string_view line);
+  SlotPtr add_slot();
+  void fill(const SlotPtr& slot, std::string text, bool close_after = false);
+  // A callback that fills `slot` later, if the session still exists.
+  template <class F>
+  auto later(SlotPtr slot, F format);
+  void pump();
+  void do_write();
+  bool backlogged() const;
+
+  boost::asio::ip::tcp::socket socket_;
+  NodeServer& server_;
+  std::string peer_;
+  LineReader reader_;
+  std::string inbox_;
+  std::deque<SlotPtr> slots_;
+  std::string outgoing_;
+  std::string writing_;
+  bool json_ = false;
+  bool reading_ = false;
+  bool read_closed_ = false;  // client sent EOF, or asked to exit
+  bool closed_ = false;
+};
+
+}  // namespace jc::node

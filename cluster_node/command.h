@@ -1,0 +1,62 @@
+// The client protocol's command parser and line splitter: pure, no sockets.
+// The grammar is in README.md ("Client protocol"); limits are explained here.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace jc::node {
+
+// A line longer than this is refused: commands are short, and a here-document
+// sends a long script as many lines. Checked before buffering more.
+constexpr std::size_t kMaxLineBytes = 64 * 1024;
+// One day: a longer sleep is almost surely a typo.
+constexpr std::uint64_t kMaxSleepMs = 86'400'000;
+// `wait` blocks at most one day.
+constexpr std::uint32_t kMaxWaitSeconds = 86'400;
+
+struct CmdSleep { std::uint64_t ms = 0; };
+struct CmdRun { std::string command; };
+struct CmdResult { std::string ticket; };
+struct CmdStatus { std::string ticket; };
+struct CmdWait {
+  std::string ticket;
+  std::optional<double> seconds;
+};
+struct CmdCancel { std::string ticket; };
+struct CmdGetAll {};
+struct CmdStats {};
+struct CmdHelp {};
+struct CmdExit {};
+struct CmdFormat { bool json = false; };
+struct CmdEmpty {};
+struct CmdError { std::string message; };
+
+using Command = std::variant<CmdSleep, CmdRun, CmdResult, CmdStatus, CmdWait, CmdCancel, CmdGetAll,
+                             CmdStats, CmdHelp, CmdExit, CmdFormat, CmdEmpty, CmdError>;
+
+Command parse_command(std::string_view line);
+
+// The help text, one command per line.
+const std::vector<std::string>& help_lines();
+
+// Splits a byte stream into lines ending in "\n" or "\r\n". A line over the
+// limit is reported once and skipped up to its end, never buffered whole.
+class LineReader {
+ public:
+  explicit LineReader(std::size_t max_line = kMaxLineBytes) : max_(max_line) {}
+  void feed(std::string_view data, const std::function<void(std::string_view)>& on_line,
+            const std::function<void()>& on_too_long);
+  bool has_partial() const { return !buffer_.empty() || discarding_; }
+
+ private:
+  std::size_t max_;
+  std::string buffer_;
+  bool discarding_ = false;
+};
+
+}  // namespace jc::node

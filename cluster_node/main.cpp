@@ -1,0 +1,127 @@
+// cluster_node PROXY_HOST PROXY_PORT: reads configuration, opens the store,
+// runs the node until SIGTERM or SIGINT.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <thread>
+
+#include "cluster_node/node_server.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "net/asio.h"
+#include "storage/store.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: cluster_node PROXY_HOST PROXY_PORT
+
+A jobcluster node: accepts client jobs over TCP (try `nc localhost 9000`,
+then `help`), forwards them to the reverse proxy at PROXY_HOST:PROXY_PORT,
+and runs the jobs the proxy dispatches to it.
+
+Environment (defaults in brackets):
+  CLIENT_PORT            TCP port for clients; 0 = any free port [9000]
+  NODE_ID                stable name of the node [generated once, kept in DATA_DIR]
+  NODE_SLOTS             jobs run at the same time [number of CPUs]
+  DATA_DIR               LevelDB directory [./data/cluster_node-<CLIENT_PORT>]
+  INFO_PERIOD            ms between INFO messages to the proxy [500]
+  REQUEST_RESULT_PERIOD  ms between re-asking the proxy for awaited results [1000]
+  MAX_CLIENTS            most client connections at once [10000]
+  BIND_ADDRESS           address to listen on [0.0.0.0]
+  LOG_LEVEL              error, warn, info, debug [info]; VERBOSE=true means debug
+)";
+
+jc::node::NodeConfig load_config(int argc, char** argv) {
+  using namespace jc::config;
+  if (argc != 3) throw ConfigError("expected PROXY_HOST PROXY_PORT (see --help)");
+  jc::node::NodeConfig c;
+  c.proxy_host = argv[1];
+  if (c.proxy_host.empty()) throw ConfigError("PROXY_HOST must not be empty");
+  c.proxy_port = std::to_string(parse_port("PROXY_PORT", argv[2]));
+  if (c.proxy_port == "0") throw ConfigError("PROXY_PORT must be from 1 to 65535, got '0'");
+  auto client_port = env_raw("CLIENT_PORT");
+  c.client_port = client_port && !client_port->empty() ? parse_port("CLIENT_PORT", *client_port)
+                                                       : std::uint16_t{9000};
+  unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
+  c.core.slots = static_cast<std::uint32_t>(env_int("NODE_SLOTS", cpus, 1, 100'000, "jobs"));
+  c.data_dir = env_string("DATA_DIR", fmt::format("./data/cluster_node-{}", c.client_port));
+  c.info_period_ms = env_int("INFO_PERIOD", 500, 1, 3'600'000, "milliseconds");
+  c.request_result_period_ms =
+      env_int("REQUEST_RESULT_PERIOD", 1000, 1, 3'600'000, "milliseconds");
+  c.max_clients = static_cast<std::size_t>(env_int("MAX_CLIENTS", 10'000, 1, 1'000'000, "connections"));
+  c.bind_address = env_string("BIND_ADDRESS", "0.0.0.0");
+  boost::system::error_code ec;
+  boost::asio::ip::make_address(c.bind_address, ec);
+  if (ec) throw ConfigError(fmt::format("BIND_ADDRESS must be an IP address, got '{}'", c.bind_address));
+  c.core.node_id = env_string("NODE_ID", "");
+  if (!c.core.node_id.empty()) {
+    bool ok = c.core.node_id.size() <= 64 &&
+              std::all_of(c.core.node_id.begin(), c.core.node_id.end(), [](char ch) {
+                return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.';
+              });
+    if (!ok) {
+      throw ConfigError(fmt::format(
+          "NODE_ID must be 1 to 64 characters of A-Z a-z 0-9 . _ -, got '{}'", c.core.node_id));
+    }
+  }
+  return c;
+}
+
+std::string advertised_host(const std::string& bind) {
+  if (bind != "0.0.0.0" && bind != "::") return bind;
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) == 0 && name[0] != '\0') return name;
+  return "localhost";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc >= 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (argc >= 2 && std::string(argv[1]) == "--version") {
+    std::printf("cluster_node (jobcluster) %s\n", JOBCLUSTER_VERSION);
+    return 0;
+  }
+  jc::node::NodeConfig config;
+  try {
+    jc::log::init(jc::config::log_level_from_env());
+    config = load_config(argc, argv);
+  } catch (const jc::config::ConfigError& e) {
+    std::fprintf(stderr, "cluster_node: %s\n", e.what());
+    return 2;
+  }
+  auto log = jc::log::get("node");
+  jc::config::raise_fd_limit();
+  std::unique_ptr<jc::storage::Store> store;
+  if (auto s = jc::storage::open_leveldb(config.data_dir, &store); !s.ok()) {
+    log->critical("cannot open DATA_DIR={}: {}", config.data_dir, s.to_string());
+    return 1;
+  }
+  config.core.node_id = jc::node::NodeCore::stable_node_id(*store, config.core.node_id);
+  config.advertise_host = advertised_host(config.bind_address);
+  try {
+    boost::asio::io_context io(1);
+    jc::node::NodeServer server(io, config, *store);
+    if (auto s = server.start(); !s.ok()) {
+      log->critical("cannot start: {}", s.to_string());
+      return 1;
+    }
+    boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+    signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+      if (ec) return;
+      log->info("signal {} received, stopping", sig);
+      server.stop();
+      io.stop();
+    });
+    io.run();
+  } catch (const std::exception& e) {
+    log->critical("fatal: {}", e.what());
+    return 1;
+  }
+  log->info("stopped");
+  return 0;
+}

@@ -1,0 +1,389 @@
+#include "cluster_node/node_core.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <random>
+
+#include "protocol/codec.h"
+
+namespace jc::node {
+
+using protocol::JobReport;
+using protocol::JobState;
+
+namespace {
+constexpr std::size_t kMaxPerFrame = 2000;       // jobs or results per frame when catching up
+constexpr std::size_t kRemoteCacheEntries = 10000;
+
+std::string origin_key(const std::string& t) { return "o/" + t; }
+std::string unforwarded_key(const std::string& t) { return "u/" + t; }
+std::string exec_key(const std::string& t) { return "x/" + t; }
+
+std::string random_prefix() {
+  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  std::random_device rd;
+  std::mt19937_64 gen((static_cast<std::uint64_t>(rd()) << 32) ^ rd());
+  std::string p;
+  for (int i = 0; i < 6; ++i) p.push_back(kAlphabet[gen() % 36]);
+  return p;
+}
+}  // namespace
+
+NodeCore::NodeCore(storage::Store& store, NodeOptions options)
+    : staged_(store), options_(std::move(options)), log_(log::get("node")) {}
+
+template <class T>
+bool NodeCore::load(const std::string& key, T& value) const {
+  std::string bytes;
+  return staged_.get(key, &bytes).ok() && protocol::from_bytes(bytes, value);
+}
+
+std::string NodeCore::stable_node_id(storage::Store& store, const std::string& configured) {
+  std::string stored;
+  bool have = store.get("m/node_id", &stored).ok();
+  if (!configured.empty()) return configured;
+  if (have) return stored;
+  std::string id = "node-" + random_prefix();
+  storage::WriteBatch b;
+  b.put("m/node_id", id);
+  store.write(b, true);
+  return id;
+}
+
+Status NodeCore::recover() {
+  std::string value;
+  if (staged_.get("m/prefix", &value).ok()) {
+    prefix_ = value;
+  } else {
+    prefix_ = random_prefix();
+    staged_.put("m/prefix", prefix_);
+  }
+  if (staged_.get("m/counter", &value).ok()) counter_ = std::stoull(value);
+  Status s = staged_.store().scan("u/", [&](std::string_view key, std::string_view) {
+    std::string t(key.substr(2));
+    OriginRecord rec;
+    if (load(origin_key(t), rec)) {
+      unforwarded_order_.push_back(t);
+      unforwarded_[t] = rec.spec;
+    }
+    return true;
+  });
+  if (!s.ok()) return s;
+  std::size_t rerun = 0;
+  s = staged_.store().scan("x/", [&](std::string_view key, std::string_view bytes) {
+    std::string t(key.substr(2));
+    ExecRecord rec;
+    if (!protocol::from_bytes(bytes, rec)) {
+      log_->error("unreadable exec record ticket={}", protocol::escape_sample(t));
+      return true;
+    }
+    if (protocol::is_final(rec.state)) {
+      if (!rec.delivered) undelivered_.insert(t);
+      return true;
+    }
+    // A job that was running when the node stopped runs again from the start.
+    if (rec.state == JobState::kRunning) {
+      ++rerun;
+      exec_queue_.push_front(t);
+    } else {
+      exec_queue_.push_back(t);
+    }
+    exec_jobs_[t] = protocol::Assignment{rec.spec, rec.attempt};
+    return true;
+  });
+  if (!s.ok()) return s;
+  log_->info("recovered node={} unforwarded={} held={} rerun={} undelivered={}",
+             options_.node_id, unforwarded_.size(), exec_queue_.size(), rerun, undelivered_.size());
+  events_.work = !exec_queue_.empty();
+  return Status::Ok();
+}
+
+std::string NodeCore::submit(protocol::JobSpec spec, TimeMs now) {
+  spec.ticket = fmt::format("{}-{}", prefix_, counter_++);
+  spec.origin = options_.node_id;
+  spec.submitted_ms = now;
+  OriginRecord rec;
+  rec.spec = spec;
+  staged_.put(origin_key(spec.ticket), protocol::to_bytes(rec));
+  staged_.put(unforwarded_key(spec.ticket), "");
+  staged_.put("m/counter", std::to_string(counter_));
+  staged_.require_sync();
+  log_->debug("accepted ticket={} job=\"{}\"", spec.ticket, spec.describe());
+  unforwarded_order_.push_back(spec.ticket);
+  std::string ticket = spec.ticket;
+  if (connected_) pending_submit_.jobs.push_back(spec);
+  unforwarded_.emplace(ticket, std::move(spec));
+  return ticket;
+}
+
+JobReport NodeCore::lookup(const std::string& ticket) const {
+  JobReport r;
+  r.ticket = ticket;
+  OriginRecord origin;
+  if (load(origin_key(ticket), origin)) {
+    r.state = origin.state;
+    r.attempts = origin.attempts;
+    if (origin.has_result) {
+      r.node = origin.result.node;
+      r.has_result = true;
+      r.result = origin.result;
+      return r;
+    }
+  }
+  ExecRecord exec;
+  if (load(exec_key(ticket), exec) && (exec.delivered || !protocol::is_final(exec.state))) {
+    // Our own run's result shows only once the proxy accepted it as the one result.
+    r = exec_report(ticket, exec);
+    if (!exec.delivered) r.has_result = false;
+    return r;
+  }
+  if (auto it = remote_.find(ticket); it != remote_.end()) return it->second;
+  return r;
+}
+
+std::vector<GetAllEntry> NodeCore::getall() const {
+  std::vector<GetAllEntry> out;
+  staged_.store().scan("o/", [&](std::string_view, std::string_view bytes) {
+    OriginRecord rec;
+    if (protocol::from_bytes(bytes, rec)) {
+      out.push_back({rec.spec.ticket, rec.state, rec.spec.describe()});
+    }
+    return true;
+  });
+  // Tickets of one node share a prefix: order by number, i.e. submission order.
+  std::sort(out.begin(), out.end(), [](const GetAllEntry& a, const GetAllEntry& b) {
+    return a.ticket.size() != b.ticket.size() ? a.ticket.size() < b.ticket.size()
+                                              : a.ticket < b.ticket;
+  });
+  return out;
+}
+
+protocol::Hello NodeCore::hello() const {
+  protocol::Hello h;
+  h.node_id = options_.node_id;
+  h.slots = options_.slots;
+  h.client_address = options_.client_address;
+  for (const auto& [t, a] : exec_jobs_) h.held.push_back(t);
+  h.finished.assign(undelivered_.begin(), undelivered_.end());
+  return h;
+}
+
+protocol::Info NodeCore::info() const {
+  protocol::Info i;
+  i.queued = static_cast<std::uint32_t>(exec_queue_.size());
+  i.running = static_cast<std::uint32_t>(running_.size());
+  i.free_slots = options_.slots > running_.size()
+                     ? options_.slots - static_cast<std::uint32_t>(running_.size())
+                     : 0;
+  i.finished_total = finished_total_;
+  i.pending_forward = static_cast<std::uint32_t>(unforwarded_.size());
+  return i;
+}
+
+void NodeCore::on_message(const protocol::Message& m) {
+  std::visit(
+      [&](const auto& msg) {
+        using T = std::decay_t<decltype(msg)>;
+        if constexpr (std::is_same_v<T, protocol::Welcome>) {
+          on_welcome(msg);
+        } else if constexpr (std::is_same_v<T, protocol::Ack>) {
+          on_ack(msg);
+        } else if constexpr (std::is_same_v<T, protocol::Job>) {
+          on_jobs(msg);
+        } else if constexpr (std::is_same_v<T, protocol::Result>) {
+          on_reports(msg.reports);
+        } else if constexpr (std::is_same_v<T, protocol::ResReq>) {
+          on_reports(msg.reports);
+          on_requests(msg.requests);
+        } else if constexpr (std::is_same_v<T, protocol::RequestOfRes>) {
+          on_requests(msg.tickets);
+        } else {
+          log_->warn("unexpected message from proxy type={}", protocol::message_name(m));
+        }
+      },
+      m);
+}
+
+std::vector<protocol::Message> NodeCore::take_outbox() {
+  // New submissions and results of one turn of the event loop travel together.
+  if (!pending_submit_.jobs.empty()) outbox_.push_back(std::exchange(pending_submit_, {}));
+  if (!pending_results_.reports.empty()) outbox_.push_back(std::exchange(pending_results_, {}));
+  return std::exchange(outbox_, {});
+}
+
+void NodeCore::on_disconnected() {
+  connected_ = false;
+  pending_submit_.jobs.clear();
+  pending_results_.reports.clear();
+  outbox_.clear();
+}
+
+void NodeCore::on_welcome(const protocol::Welcome& w) {
+  if (!w.accepted) return;
+  connected_ = true;
+  for (const auto& t : w.drop) drop_exec(t);
+  if (!w.drop.empty()) log_->info("dropped jobs reassigned by the proxy count={}", w.drop.size());
+  forward_all();
+  protocol::Result results;
+  for (const auto& t : undelivered_) {
+    ExecRecord rec;
+    if (!load(exec_key(t), rec)) continue;
+    results.reports.push_back(exec_report(t, rec));
+    if (results.reports.size() >= kMaxPerFrame) send(std::exchange(results, {}));
+  }
+  if (!results.reports.empty()) send(std::move(results));
+  send(info());
+}
+
+void NodeCore::forward_all() {
+  protocol::Submit batch;
+  for (const auto& t : unforwarded_order_) {
+    auto it = unforwarded_.find(t);
+    if (it == unforwarded_.end()) continue;
+    batch.jobs.push_back(it->second);
+    if (batch.jobs.size() >= kMaxPerFrame) send(std::exchange(batch, {}));
+  }
+  if (!batch.jobs.empty()) send(std::move(batch));
+}
+
+void NodeCore::drop_exec(const std::string& t) {
+  if (exec_jobs_.erase(t) == 0 && !undelivered_.count(t)) return;
+  exec_queue_.erase(std::remove(exec_queue_.begin(), exec_queue_.end(), t), exec_queue_.end());
+  if (running_.erase(t)) events_.stop.push_back(t);
+  undelivered_.erase(t);
+  staged_.del(exec_key(t));
+  log_->debug("dropped ticket={}", t);
+}
+
+void NodeCore::on_ack(const protocol::Ack& a) {
+  if (a.kind == protocol::AckKind::kSubmitted) {
+    for (const auto& t : a.tickets) {
+      if (unforwarded_.erase(t)) staged_.del(unforwarded_key(t));
+    }
+    while (!unforwarded_order_.empty() && !unforwarded_.count(unforwarded_order_.front())) {
+      unforwarded_order_.pop_front();
+    }
+    return;
+  }
+  for (const auto& t : a.tickets) {
+    ExecRecord rec;
+    if (!undelivered_.erase(t) || !load(exec_key(t), rec)) continue;
+    rec.delivered = true;
+    staged_.put(exec_key(t), protocol::to_bytes(rec));
+  }
+  for (const auto& t : a.superseded) {
+    log_->info("result superseded by another run ticket={}", t);
+    undelivered_.erase(t);
+    staged_.del(exec_key(t));
+  }
+}
+
+void NodeCore::on_jobs(const protocol::Job& j) {
+  for (const auto& a : j.jobs) {
+    const std::string& t = a.spec.ticket;
+    if (!protocol::is_valid_ticket(t) || exec_jobs_.count(t)) continue;
+    ExecRecord rec;
+    rec.spec = a.spec;
+    rec.attempt = a.attempt;
+    staged_.put(exec_key(t), protocol::to_bytes(rec));
+    exec_jobs_[t] = a;
+    exec_queue_.push_back(t);
+    log_->debug("assigned ticket={} attempt={}", t, a.attempt);
+  }
+  events_.work = events_.work || !exec_queue_.empty();
+}
+
+void NodeCore::on_reports(const std::vector<JobReport>& reports) {
+  protocol::Ack ack{protocol::AckKind::kResults, {}, {}};
+  for (const auto& r : reports) {
+    if (protocol::is_final(r.state) && r.has_result) {
+      OriginRecord rec;
+      if (load(origin_key(r.ticket), rec)) {
+        if (!rec.has_result) {
+          rec.state = r.state;
+          rec.has_result = true;
+          rec.result = r.result;
+          rec.attempts = r.attempts;
+          staged_.put(origin_key(r.ticket), protocol::to_bytes(rec));
+          staged_.require_sync();
+        }
+        ack.tickets.push_back(r.ticket);
+      } else if (!remote_.count(r.ticket)) {
+        remote_[r.ticket] = r;
+        remote_order_.push_back(r.ticket);
+        if (remote_order_.size() > kRemoteCacheEntries) {
+          remote_.erase(remote_order_.front());
+          remote_order_.pop_front();
+        }
+      }
+    }
+    events_.reports.push_back(r);
+  }
+  if (!ack.tickets.empty()) send(std::move(ack));
+}
+
+void NodeCore::on_requests(const std::vector<std::string>& tickets) {
+  if (tickets.empty()) return;
+  protocol::Result reply;
+  for (const auto& t : tickets) {
+    ExecRecord rec;
+    if (load(exec_key(t), rec)) {
+      reply.reports.push_back(exec_report(t, rec));
+    } else {
+      JobReport unknown;
+      unknown.ticket = t;
+      reply.reports.push_back(std::move(unknown));
+    }
+  }
+  send(std::move(reply));
+}
+
+JobReport NodeCore::exec_report(const std::string& ticket, const ExecRecord& rec) const {
+  JobReport r;
+  r.ticket = ticket;
+  r.state = running_.count(ticket) ? JobState::kRunning : rec.state;
+  r.node = options_.node_id;
+  r.attempts = rec.attempt;
+  if (protocol::is_final(rec.state)) {
+    r.has_result = true;
+    r.result = rec.result;
+  }
+  return r;
+}
+
+std::optional<protocol::Assignment> NodeCore::next_job() {
+  while (!exec_queue_.empty() && running_.size() < options_.slots) {
+    std::string t = std::move(exec_queue_.front());
+    exec_queue_.pop_front();
+    auto it = exec_jobs_.find(t);
+    if (it == exec_jobs_.end()) continue;
+    ExecRecord rec;
+    if (!load(exec_key(t), rec)) continue;
+    rec.state = JobState::kRunning;
+    staged_.put(exec_key(t), protocol::to_bytes(rec));
+    running_.insert(t);
+    return it->second;
+  }
+  return std::nullopt;
+}
+
+void NodeCore::job_finished(const std::string& ticket, protocol::JobResult result) {
+  if (!running_.erase(ticket)) return;  // dropped while it ran
+  auto it = exec_jobs_.find(ticket);
+  ExecRecord rec;
+  if (it == exec_jobs_.end() || !load(exec_key(ticket), rec)) return;
+  exec_jobs_.erase(it);
+  result.node = options_.node_id;
+  result.attempt = rec.attempt;
+  rec.state = result.state;
+  rec.result = std::move(result);
+  staged_.put(exec_key(ticket), protocol::to_bytes(rec));
+  undelivered_.insert(ticket);
+  ++finished_total_;
+  log_->debug("finished ticket={} state={}", ticket, protocol::to_string(rec.state));
+  if (connected_) pending_results_.reports.push_back(exec_report(ticket, rec));
+  events_.work = events_.work || !exec_queue_.empty();
+}
+
+}  // namespace jc::node

@@ -1,0 +1,149 @@
+// The cluster node's pure core: the jobs its clients submitted (until the
+// proxy holds them durably), the jobs the proxy gave it to run, and results.
+//
+// Like ProxyCore it does no I/O: calls stage LevelDB changes (staged()),
+// queue messages for the proxy (take_outbox()) and note what the shell must
+// act on (take_events()). The shell commits, then sends. One thread.
+//
+// Storage layout:
+//   m/prefix, m/counter   ticket prefix (random, made once) and next number
+//   o/<ticket>            OriginRecord: a job a client submitted here
+//   u/<ticket>            "" : submitted here, not yet acknowledged by the proxy
+//   x/<ticket>            ExecRecord: a job the proxy gave this node
+#pragma once
+
+#include <deque>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "common/log.h"
+#include "common/status.h"
+#include "common/time.h"
+#include "protocol/messages.h"
+#include "storage/staged.h"
+
+namespace jc::node {
+
+struct NodeOptions {
+  std::string node_id;
+  std::uint32_t slots = 1;
+  std::string client_address;
+};
+
+struct OriginRecord {
+  protocol::JobSpec spec;
+  protocol::JobState state = protocol::JobState::kQueued;
+  bool has_result = false;
+  protocol::JobResult result;
+  std::uint32_t attempts = 0;
+
+  template <class A>
+  void serialize(A& ar, unsigned) {
+    ar & spec & state & has_result & result & attempts;
+  }
+};
+
+struct ExecRecord {
+  protocol::JobSpec spec;
+  std::uint32_t attempt = 1;
+  protocol::JobState state = protocol::JobState::kQueued;
+  protocol::JobResult result;
+  bool delivered = false;  // the proxy accepted this result as the job's one result
+
+  template <class A>
+  void serialize(A& ar, unsigned) {
+    ar & spec & attempt & state & result & delivered;
+  }
+};
+
+// Things the shell reacts to after a call into the core.
+struct NodeEvents {
+  std::vector<protocol::JobReport> reports;  // new knowledge of tickets (for lookups, waits)
+  std::vector<std::string> stop;             // running jobs to stop: they belong elsewhere now
+  bool work = false;                         // jobs are waiting for a free slot
+};
+
+struct GetAllEntry {
+  std::string ticket;
+  protocol::JobState state;
+  std::string job;
+};
+
+class NodeCore {
+ public:
+  NodeCore(storage::Store& store, NodeOptions options);
+
+  // NODE_ID when given, else the id made on first start and kept in the store.
+  static std::string stable_node_id(storage::Store& store, const std::string& configured);
+
+  Status recover();
+  const std::string& node_id() const { return options_.node_id; }
+  void set_client_address(std::string a) { options_.client_address = std::move(a); }
+
+  // Client side. submit() stages the job (the shell replies after the commit).
+  std::string submit(protocol::JobSpec spec, TimeMs now);
+  // What this node knows of a ticket on its own: kUnknown when nothing.
+  protocol::JobReport lookup(const std::string& ticket) const;
+  std::vector<GetAllEntry> getall() const;
+
+  // Proxy side.
+  protocol::Hello hello() const;
+  void on_message(const protocol::Message& m);
+  protocol::Info info() const;
+  bool connected() const { return connected_; }
+  // Everything not acknowledged is sent again after the next WELCOME.
+  void on_disconnected();
+
+  // Executor side: the next job to start (marked running), and its end.
+  std::optional<protocol::Assignment> next_job();
+  void job_finished(const std::string& ticket, protocol::JobResult result);
+  std::size_t running() const { return running_.size(); }
+  std::uint32_t slots() const { return options_.slots; }
+
+  storage::Staged& staged() { return staged_; }
+  std::vector<protocol::Message> take_outbox();
+  NodeEvents take_events() { return std::exchange(events_, {}); }
+
+ private:
+  void on_welcome(const protocol::Welcome& w);
+  void on_ack(const protocol::Ack& a);
+  void on_jobs(const protocol::Job& j);
+  void on_reports(const std::vector<protocol::JobReport>& reports);
+  void on_requests(const std::vector<std::string>& tickets);
+  void forward_all();
+  void drop_exec(const std::string& ticket);
+  protocol::JobReport exec_report(const std::string& ticket, const ExecRecord& rec) const;
+  template <class T>
+  bool load(const std::string& key, T& value) const;
+  void send(protocol::Message m) {
+    if (connected_) outbox_.push_back(std::move(m));
+  }
+
+  storage::Staged staged_;
+  NodeOptions options_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::string prefix_;
+  std::uint64_t counter_ = 1;
+  bool connected_ = false;
+  // Submitted here and not yet acknowledged by the proxy, in submission order.
+  std::deque<std::string> unforwarded_order_;
+  std::unordered_map<std::string, protocol::JobSpec> unforwarded_;
+  // Given to this node by the proxy.
+  std::deque<std::string> exec_queue_;
+  std::unordered_map<std::string, protocol::Assignment> exec_jobs_;  // queued or running
+  std::unordered_set<std::string> running_;
+  std::set<std::string> undelivered_;  // finished, result not yet acknowledged
+  // Final results of other nodes' tickets, fetched for clients (bounded).
+  std::unordered_map<std::string, protocol::JobReport> remote_;
+  std::deque<std::string> remote_order_;
+  std::vector<protocol::Message> outbox_;
+  protocol::Submit pending_submit_;
+  protocol::Result pending_results_;
+  NodeEvents events_;
+  std::uint64_t finished_total_ = 0;
+};
+
+}  // namespace jc::node

@@ -1,0 +1,322 @@
+#include "cluster_node/node_server.h"
+
+#include <fmt/format.h>
+
+#include "cluster_node/client_session.h"
+#include "cluster_node/replies.h"
+
+namespace jc::node {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using std::chrono::milliseconds;
+
+namespace {
+// How long `r` and `status` wait for the proxy before answering from what
+// this node knows.
+constexpr milliseconds kProxyAnswerTimeout{3000};
+}  // namespace
+
+NodeServer::NodeServer(asio::io_context& io, NodeConfig config, storage::Store& store)
+    : io_(io),
+      config_(std::move(config)),
+      core_(store, config_.core),
+      log_(log::get("node")),
+      acceptor_(io),
+      accept_retry_timer_(io),
+      info_timer_(io),
+      request_timer_(io),
+      link_(io, config_.proxy_host, config_.proxy_port,
+            ProxyLink::Handlers{[this] { on_proxy_connected(); },
+                                [this](protocol::Message&& m) { on_proxy_message(std::move(m)); },
+                                [this] { on_proxy_closed(); }}),
+      executor_(io, config_.core.node_id,
+                [this](const std::string& t, protocol::JobResult r) { on_job_done(t, std::move(r)); }) {}
+
+Status NodeServer::start() {
+  if (Status s = core_.recover(); !s.ok()) return s;
+  if (Status s = core_.staged().commit(); !s.ok()) return s;
+  asio::ip::tcp::endpoint ep(asio::ip::make_address(config_.bind_address), config_.client_port);
+  acceptor_.open(ep.protocol());
+  acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true));
+  acceptor_.bind(ep);
+  acceptor_.listen(asio::socket_base::max_listen_connections);
+  port_ = acceptor_.local_endpoint().port();
+  config_.core.client_address = fmt::format("{}:{}", config_.advertise_host, port_);
+  core_.set_client_address(config_.core.client_address);
+  log_->info("listening on {}:{} for clients node={} slots={}", config_.bind_address, port_,
+             core_.node_id(), core_.slots());
+  do_accept();
+  link_.start();
+  schedule_info();
+  schedule_requests();
+  start_jobs();
+  schedule_flush();
+  return Status::Ok();
+}
+
+void NodeServer::stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  log_->info("shutting down node={}", core_.node_id());
+  error_code ignored;
+  acceptor_.close(ignored);
+  info_timer_.cancel();
+  request_timer_.cancel();
+  accept_retry_timer_.cancel();
+  executor_.stop_all();
+  flush();
+  link_.stop();
+  for (auto& w : sessions_) {
+    if (auto s = w.lock()) s->close();
+  }
+  sessions_.clear();
+  lookups_.clear();
+  stats_waiters_.clear();
+}
+
+void NodeServer::do_accept() {
+  acceptor_.async_accept([this](const error_code& ec, asio::ip::tcp::socket socket) {
+    if (stopping_) return;
+    if (ec) {
+      log_->warn("accept failed: {}", ec.message());
+      accept_retry_timer_.expires_after(milliseconds(100));
+      accept_retry_timer_.async_wait([this](const error_code& e) {
+        if (!e) do_accept();
+      });
+      return;
+    }
+    error_code peer_ec;
+    auto ep = socket.remote_endpoint(peer_ec);
+    std::string peer = peer_ec ? "?" : fmt::format("{}:{}", ep.address().to_string(), ep.port());
+    std::erase_if(sessions_, [](const auto& w) { return w.expired(); });
+    auto session = std::make_shared<ClientSession>(std::move(socket), *this, peer);
+    if (sessions_.size() >= config_.max_clients) {
+      log_->warn("client refused peer={} reason=\"{} connections open\"", peer, sessions_.size());
+      session->refuse(replies::error(
+          fmt::format("too many connections ({} open); try again later", sessions_.size()), false));
+    } else {
+      sessions_.push_back(session);
+      session->start();
+    }
+    do_accept();
+  });
+}
+
+void NodeServer::submit(protocol::JobSpec spec, std::function<void(const std::string&)> done) {
+  std::string ticket = core_.submit(std::move(spec), now_ms());
+  after_commit_.push_back([done = std::move(done), ticket] { done(ticket); });
+  schedule_flush();
+}
+
+void NodeServer::lookup(const std::string& ticket, bool wait, std::optional<double> seconds,
+                        LookupDone done) {
+  protocol::JobReport local = core_.lookup(ticket);
+  if (local.has_result) {
+    done(local, false);
+    return;
+  }
+  bool up = core_.connected();
+  if (!up && !wait) {
+    done(local, true);
+    return;
+  }
+  auto pending = std::make_unique<PendingLookup>();
+  pending->wait = wait;
+  pending->done = std::move(done);
+  std::optional<milliseconds> timeout;
+  if (!wait) timeout = kProxyAnswerTimeout;
+  if (wait && seconds) timeout = milliseconds(static_cast<std::int64_t>(*seconds * 1000));
+  if (timeout) {
+    pending->timer = std::make_unique<asio::steady_timer>(io_, *timeout);
+    pending->timer->async_wait([this, ticket, p = pending.get()](const error_code& ec) {
+      if (!ec) expire_lookup(ticket, p);
+    });
+  }
+  auto& list = lookups_[ticket];
+  bool first = list.empty();
+  list.push_back(std::move(pending));
+  if (first && up) {
+    to_request_.push_back(ticket);
+    schedule_flush();
+  }
+}
+
+void NodeServer::expire_lookup(const std::string& ticket, PendingLookup* which) {
+  auto it = lookups_.find(ticket);
+  if (it == lookups_.end()) return;
+  auto& list = it->second;
+  for (auto p = list.begin(); p != list.end(); ++p) {
+    if (p->get() != which) continue;
+    auto pending = std::move(*p);
+    list.erase(p);
+    if (list.empty()) lookups_.erase(it);
+    pending->done(core_.lookup(ticket), !core_.connected());
+    return;
+  }
+}
+
+void NodeServer::answer_lookups(const protocol::JobReport& report) {
+  auto it = lookups_.find(report.ticket);
+  if (it == lookups_.end()) return;
+  bool final = protocol::is_final(report.state) && report.has_result;
+  std::vector<std::unique_ptr<PendingLookup>> ready;
+  auto& list = it->second;
+  for (auto p = list.begin(); p != list.end();) {
+    if (!(*p)->wait || final) {
+      ready.push_back(std::move(*p));
+      p = list.erase(p);
+    } else {
+      ++p;
+    }
+  }
+  if (list.empty()) lookups_.erase(it);
+  // The proxy has never heard of a ticket that is still on its way to it.
+  protocol::JobReport local = core_.lookup(report.ticket);
+  const protocol::JobReport& best =
+      report.state == protocol::JobState::kUnknown && local.state != protocol::JobState::kUnknown
+          ? local
+          : report;
+  for (auto& p : ready) {
+    if (p->timer) p->timer->cancel();
+    p->done(best, false);
+  }
+}
+
+void NodeServer::getall(std::function<void(const std::vector<GetAllEntry>&)> done) {
+  after_commit_.push_back([this, done = std::move(done)] { done(core_.getall()); });
+  schedule_flush();
+}
+
+void NodeServer::stats(StatsDone done) {
+  if (!core_.connected()) {
+    protocol::ClusterStats local;
+    protocol::NodeStats me;
+    me.node_id = core_.node_id();
+    me.address = config_.core.client_address;
+    me.slots = core_.slots();
+    auto info = core_.info();
+    me.running = info.running;
+    me.queued = info.queued;
+    local.nodes.push_back(me);
+    done(local, false);
+    return;
+  }
+  std::uint64_t id = next_stats_id_++;
+  auto timer = std::make_unique<asio::steady_timer>(io_, kProxyAnswerTimeout);
+  timer->async_wait([this, id](const error_code& ec) {
+    if (ec) return;
+    auto it = stats_waiters_.find(id);
+    if (it == stats_waiters_.end()) return;
+    auto cb = std::move(it->second.first);
+    stats_waiters_.erase(it);
+    cb(protocol::ClusterStats{}, false);
+  });
+  stats_waiters_[id] = {std::move(done), std::move(timer)};
+  shell_outbox_.push_back(protocol::StatsRequest{id});
+  schedule_flush();
+}
+
+void NodeServer::on_proxy_connected() { link_.send(core_.hello()); }
+
+void NodeServer::on_proxy_message(protocol::Message&& m) {
+  if (auto* w = std::get_if<protocol::Welcome>(&m)) {
+    if (!w->accepted) {
+      log_->error("proxy refused this node reason=\"{}\"", w->reason);
+      link_.refused();
+      return;
+    }
+    log_->info("joined proxy={} dropped={}", w->proxy_id, w->drop.size());
+    link_.reset_backoff();
+    core_.on_message(m);
+    // Lookups made while the proxy was away ask again.
+    for (const auto& [t, list] : lookups_) to_request_.push_back(t);
+  } else if (auto* reply = std::get_if<protocol::StatsReply>(&m)) {
+    auto it = stats_waiters_.find(reply->id);
+    if (it != stats_waiters_.end()) {
+      auto cb = std::move(it->second.first);
+      it->second.second->cancel();
+      stats_waiters_.erase(it);
+      cb(reply->stats, true);
+    }
+    return;
+  } else {
+    core_.on_message(m);
+  }
+  schedule_flush();
+}
+
+void NodeServer::on_proxy_closed() {
+  core_.on_disconnected();
+  // Stats questions in flight will not be answered by this connection.
+  for (auto& [id, waiter] : stats_waiters_) waiter.second->cancel();
+  auto waiters = std::move(stats_waiters_);
+  stats_waiters_.clear();
+  for (auto& [id, waiter] : waiters) {
+    asio::post(io_, [this, cb = std::move(waiter.first)] { stats(cb); });
+  }
+}
+
+void NodeServer::start_jobs() {
+  while (auto job = core_.next_job()) {
+    log_->debug("start ticket={} attempt={} job=\"{}\"", job->spec.ticket, job->attempt,
+                job->spec.describe());
+    executor_.start(*job);
+  }
+}
+
+void NodeServer::on_job_done(const std::string& ticket, protocol::JobResult result) {
+  core_.job_finished(ticket, std::move(result));
+  start_jobs();
+  schedule_flush();
+}
+
+void NodeServer::schedule_info() {
+  info_timer_.expires_after(milliseconds(config_.info_period_ms));
+  info_timer_.async_wait([this](const error_code& ec) {
+    if (ec || stopping_) return;
+    if (core_.connected()) link_.send(core_.info());
+    schedule_info();
+  });
+}
+
+void NodeServer::schedule_requests() {
+  request_timer_.expires_after(milliseconds(config_.request_result_period_ms));
+  request_timer_.async_wait([this](const error_code& ec) {
+    if (ec || stopping_) return;
+    // Waits whose answer may have been lost ask again.
+    for (const auto& [t, list] : lookups_) to_request_.push_back(t);
+    schedule_flush();
+    schedule_requests();
+  });
+}
+
+void NodeServer::schedule_flush() {
+  if (flush_scheduled_) return;
+  flush_scheduled_ = true;
+  asio::post(io_, [this] { flush(); });
+}
+
+void NodeServer::flush() {
+  flush_scheduled_ = false;
+  NodeEvents events = core_.take_events();
+  for (const auto& t : events.stop) executor_.stop(t);
+  if (events.work) start_jobs();
+  Status s = core_.staged().commit();
+  if (!s.ok()) {
+    log_->critical("storage write failed, exiting: {}", s.to_string());
+    std::exit(1);
+  }
+  for (auto& cb : std::exchange(after_commit_, {})) cb();
+  // Submissions first, so that a question about a ticket just submitted
+  // reaches the proxy after the ticket itself.
+  for (auto& m : core_.take_outbox()) link_.send(m);
+  if (!to_request_.empty() && core_.connected()) {
+    link_.send(protocol::RequestOfRes{std::exchange(to_request_, {})});
+  }
+  to_request_.clear();
+  for (auto& m : std::exchange(shell_outbox_, {})) link_.send(m);
+  for (const auto& r : events.reports) answer_lookups(r);
+}
+
+}  // namespace jc::node

@@ -1,0 +1,97 @@
+// The cluster node's I/O shell: the client acceptor, the link to the proxy,
+// the executor, lookups that wait for the proxy's answer, and the group
+// commit (LevelDB write first, then replies and frames that depend on it).
+// Everything runs on one io_context thread.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cluster_node/executor.h"
+#include "cluster_node/node_core.h"
+#include "cluster_node/proxy_link.h"
+
+namespace jc::node {
+
+class ClientSession;
+
+struct NodeConfig {
+  std::string proxy_host;
+  std::string proxy_port;
+  std::string bind_address = "0.0.0.0";
+  std::string advertise_host = "localhost";  // how clients reach this node, for `stats`
+  std::uint16_t client_port = 9000;
+  std::string data_dir;
+  TimeMs info_period_ms = 500;
+  TimeMs request_result_period_ms = 1000;
+  std::size_t max_clients = 10000;
+  NodeOptions core;
+};
+
+class NodeServer {
+ public:
+  using LookupDone = std::function<void(const protocol::JobReport&, bool unreachable)>;
+  using StatsDone = std::function<void(const protocol::ClusterStats&, bool proxy_up)>;
+
+  NodeServer(boost::asio::io_context& io, NodeConfig config, storage::Store& store);
+  Status start();
+  void stop();
+  std::uint16_t port() const { return port_; }
+
+  // For client sessions.
+  void submit(protocol::JobSpec spec, std::function<void(const std::string&)> done);
+  // wait=false answers with the first thing known; wait=true only with a
+  // final result, or what is known when `seconds` pass.
+  void lookup(const std::string& ticket, bool wait, std::optional<double> seconds, LookupDone done);
+  // Answered after the pending commit, so it lists jobs submitted just before.
+  void getall(std::function<void(const std::vector<GetAllEntry>&)> done);
+  void stats(StatsDone done);
+
+ private:
+  struct PendingLookup {
+    bool wait = false;
+    LookupDone done;
+    std::unique_ptr<boost::asio::steady_timer> timer;
+  };
+
+  void do_accept();
+  void on_proxy_connected();
+  void on_proxy_message(protocol::Message&& m);
+  void on_proxy_closed();
+  void answer_lookups(const protocol::JobReport& report);
+  void expire_lookup(const std::string& ticket, PendingLookup* which);
+  void start_jobs();
+  void on_job_done(const std::string& ticket, protocol::JobResult result);
+  void schedule_info();
+  void schedule_requests();
+  void schedule_flush();
+  void flush();
+
+  boost::asio::io_context& io_;
+  NodeConfig config_;
+  NodeCore core_;
+  std::shared_ptr<spdlog::logger> log_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::steady_timer accept_retry_timer_;
+  boost::asio::steady_timer info_timer_;
+  boost::asio::steady_timer request_timer_;
+  ProxyLink link_;
+  Executor executor_;
+  std::vector<std::weak_ptr<ClientSession>> sessions_;
+  std::unordered_map<std::string, std::vector<std::unique_ptr<PendingLookup>>> lookups_;
+  std::vector<std::string> to_request_;
+  std::vector<protocol::Message> shell_outbox_;  // sent after the core's
+  std::unordered_map<std::uint64_t, std::pair<StatsDone, std::unique_ptr<boost::asio::steady_timer>>>
+      stats_waiters_;
+  std::uint64_t next_stats_id_ = 1;
+  std::vector<std::function<void()>> after_commit_;
+  std::uint16_t port_ = 0;
+  bool flush_scheduled_ = false;
+  bool stopping_ = false;
+};
+
+}  // namespace jc::node

@@ -1,0 +1,27 @@
+// Formatting of replies to clients, in text or JSON: pure functions.
+// Every text reply starts with a fixed word; a reply of several lines says in
+// its first line how many lines follow ("Jobs: 3", "Stats: 4", "Help: 12").
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "cluster_node/node_core.h"
+#include "protocol/messages.h"
+
+namespace jc::node::replies {
+
+std::string ticket(const std::string& t, bool json);
+std::string error(const std::string& message, bool json);
+// `r` and `wait`. `unreachable`: the ticket is unknown here and the proxy
+// could not be asked.
+std::string result(const protocol::JobReport& r, bool unreachable, bool json);
+std::string status(const protocol::JobReport& r, bool unreachable, bool json);
+std::string getall(const std::vector<GetAllEntry>& jobs, bool json);
+// `proxy_up` false: only this node's own figures are known.
+std::string stats(const protocol::ClusterStats& s, bool proxy_up, bool json);
+std::string help(bool json);
+std::string goodbye(bool json);
+std::string format_switched(bool json);
+
+}  // namespace jc::node::replies
