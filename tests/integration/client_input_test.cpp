@@ -1,0 +1,85 @@
+// Bad client input never crashes a node or disturbs other clients.
+#include <doctest/doctest.h>
+
+#include <random>
+
+#include "tests/support/cluster.h"
+
+using namespace jc::test;
+
+namespace {
+// Another client is still served, normally.
+void check_still_serving(Cluster& cluster) {
+  Client other(cluster.node_port(0));
+  std::string t = submit(other, 0);
+  REQUIRE(!t.empty());
+  CHECK(!wait_result(other, t, 30s).empty());
+  CHECK(cluster.node(0).running());
+}
+}  // namespace
+
+TEST_CASE("bad commands get a clear ERR line") {
+  Cluster cluster({.nodes = 1, .slots = 1});
+  Client c(cluster.node_port(0));
+  CHECK(c.command("frobnicate now") ==
+        "ERR unknown command 'frobnicate': send help for the list of commands");
+  CHECK(c.command("rUNKNOWN-1") == "ERR unknown ticket 'UNKNOWN-1'");
+  CHECK(c.command("r bad/ticket").rfind("ERR malformed ticket 'bad/ticket'", 0) == 0);
+  CHECK(c.command("99999999999999999999") ==
+        "ERR sleep takes milliseconds from 0 to 86400000, got '99999999999999999999'");
+  CHECK(c.command("sleep -1").rfind("ERR sleep takes milliseconds", 0) == 0);
+  CHECK(c.command("wait").rfind("ERR missing ticket", 0) == 0);
+  CHECK(c.command("status UNKNOWN-2") == "ERR unknown ticket 'UNKNOWN-2'");
+  CHECK(c.command("format yaml") == "ERR format takes json or text, got 'yaml'");
+  CHECK(c.command("HELP").rfind("Help: ", 0) == 0);
+}
+
+TEST_CASE("a 10 MiB line is refused and the connection goes on") {
+  Cluster cluster({.nodes = 1, .slots = 1});
+  Client c(cluster.node_port(0));
+  std::string huge(10 << 20, 'x');
+  huge += "\n";
+  REQUIRE(c.send(huge));
+  CHECK(c.line().value_or("").rfind("ERR line too long: the limit is 65536 bytes", 0) == 0);
+  CHECK(c.command("sleep 0").rfind("Ticket ID: ", 0) == 0);
+  check_still_serving(cluster);
+}
+
+TEST_CASE("random bytes get ERR lines, then the node serves others") {
+  Cluster cluster({.nodes = 1, .slots = 1});
+  {
+    Client c(cluster.node_port(0));
+    std::mt19937 rng(1234);
+    std::string blob(256 * 1024, '\0');
+    for (auto& ch : blob) ch = static_cast<char>(rng());
+    c.send(blob);
+    c.send("\nhelp\n");
+    // Every reply is an ERR, a ticket (digits), or the help we asked for.
+    bool saw_help = eventually(
+        [&] {
+          auto l = c.line(2s);
+          if (!l) return true;
+          return l->rfind("Help: ", 0) == 0;
+        },
+        30s, 0ms);
+    CHECK(saw_help);
+  }
+  check_still_serving(cluster);
+}
+
+TEST_CASE("a client that vanishes mid-line, and a thousand idle ones, do not disturb others") {
+  Cluster cluster({.nodes = 1, .slots = 1});
+  {
+    Client c(cluster.node_port(0));
+    c.send("sleep 10");  // no newline, then gone
+  }
+  std::vector<std::unique_ptr<Client>> idle;
+  for (int i = 0; i < 1000; ++i) {
+    idle.push_back(std::make_unique<Client>(cluster.node_port(0)));
+    REQUIRE(idle.back()->connected());
+  }
+  check_still_serving(cluster);
+  Client c(cluster.node_port(0));
+  auto jobs = c.multi("getall");
+  CHECK(jobs[0] == "Jobs: 1");  // only check_still_serving's job: the half line was not a job
+}

@@ -1,0 +1,103 @@
+// Real kills of real processes: nothing accepted is lost, and every ticket
+// shows exactly one result on every node.
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <map>
+#include <set>
+
+#include "tests/support/cluster.h"
+
+using namespace jc::test;
+
+namespace {
+
+std::vector<std::string> submit_many(Client& c, int count, int ms) {
+  std::string batch;
+  for (int i = 0; i < count; ++i) batch += std::to_string(ms) + "\n";
+  REQUIRE(c.send(batch));
+  std::vector<std::string> tickets;
+  for (int i = 0; i < count; ++i) {
+    auto l = c.line();
+    REQUIRE(l);
+    REQUIRE(l->rfind("Ticket ID: ", 0) == 0);
+    tickets.push_back(l->substr(11));
+  }
+  return tickets;
+}
+
+// Every ticket reaches a result, and every node shows the same one.
+void check_all_finished_once(Cluster& cluster, const std::vector<std::string>& tickets) {
+  std::vector<std::unique_ptr<Client>> clients;
+  for (std::size_t i = 0; i < cluster.size(); ++i) {
+    clients.push_back(std::make_unique<Client>(cluster.node_port(i)));
+  }
+  for (const auto& t : tickets) {
+    std::string r = wait_result(*clients[0], t, 60s);
+    REQUIRE_MESSAGE(!r.empty(), "no result for " << t);
+    CHECK(r.find("Executed Job[" + t + "]") != std::string::npos);
+    for (std::size_t i = 1; i < clients.size(); ++i) {
+      CHECK_MESSAGE(wait_result(*clients[i], t, 30s) == r, "node " << i << " differs on " << t);
+    }
+  }
+}
+
+int count_in(const std::string& text, const std::string& needle) {
+  int n = 0;
+  for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("kill -9 of a node running jobs: they finish elsewhere, exactly one result each") {
+  Cluster cluster({.nodes = 3, .slots = 2});
+  REQUIRE(cluster.wait_nodes_up(3));
+  Client a(cluster.node_port(0));
+  auto tickets = submit_many(a, 30, 400);
+  // Wait until the victim really runs something.
+  REQUIRE(eventually([&] { return count_in(cluster.node(1).log_since_start(), "start ticket=") >= 1; }, 10s));
+  cluster.node(1).kill_hard();
+  cluster.restart_node(1, false);
+  check_all_finished_once(cluster, tickets);
+  // The proxy re-dispatched what the dead node held.
+  CHECK(count_in(cluster.proxy().log_since_start(), "requeued node=n2") >= 1);
+}
+
+TEST_CASE("kill -9 of a node right after its tickets were given loses nothing") {
+  Cluster cluster({.nodes = 2, .slots = 2});
+  std::vector<std::string> tickets;
+  {
+    Client a(cluster.node_port(0));
+    tickets = submit_many(a, 50, 10);
+  }
+  cluster.node(0).kill_hard();
+  cluster.restart_node(0, false);
+  check_all_finished_once(cluster, tickets);
+}
+
+TEST_CASE("kill -9 of the proxy: nodes keep accepting, and after its restart every job finishes") {
+  Cluster cluster({.nodes = 3, .slots = 2});
+  REQUIRE(cluster.wait_nodes_up(3));
+  Client a(cluster.node_port(0)), b(cluster.node_port(1));
+  auto tickets = submit_many(a, 30, 200);
+  REQUIRE(eventually([&] { return count_in(cluster.proxy().log_since_start(), "dispatch node=") >= 2; }, 10s));
+  cluster.proxy().kill_hard();
+  // While the proxy is away, submits still get tickets.
+  auto more = submit_many(b, 10, 50);
+  tickets.insert(tickets.end(), more.begin(), more.end());
+  cluster.restart_proxy(false);
+  check_all_finished_once(cluster, tickets);
+  CHECK(std::set<std::string>(tickets.begin(), tickets.end()).size() == tickets.size());
+}
+
+TEST_CASE("a node restarted with SIGTERM finishes what it held") {
+  Cluster cluster({.nodes = 2, .slots = 1});
+  REQUIRE(cluster.wait_nodes_up(2));
+  Client a(cluster.node_port(0));
+  auto tickets = submit_many(a, 10, 300);
+  cluster.node(1).signal(SIGTERM);
+  CHECK(cluster.node(1).wait_exit(10s) == 0);
+  cluster.restart_node(1, false);
+  check_all_finished_once(cluster, tickets);
+}

@@ -1,0 +1,42 @@
+// A line client for integration tests: what `nc` does, with a deadline on
+// every read so that a broken node fails the test instead of hanging it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace jc::test {
+
+class Client {
+ public:
+  // Connects to 127.0.0.1:port, retrying until the deadline.
+  explicit Client(std::uint16_t port, std::chrono::milliseconds connect_timeout = std::chrono::seconds(10));
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  bool connected() const { return fd_ >= 0; }
+  bool send(std::string_view bytes);
+  // One line without its "\n"; nullopt on timeout or close.
+  std::optional<std::string> line(std::chrono::milliseconds timeout = std::chrono::seconds(15));
+  // Sends `cmd` + "\n" and returns the reply's first line ("" on failure).
+  std::string command(const std::string& cmd,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(15));
+  // A reply whose first line is "Word: N" followed by N lines.
+  std::vector<std::string> multi(const std::string& cmd,
+                                 std::chrono::milliseconds timeout = std::chrono::seconds(15));
+  void shutdown_write();
+  // True when the peer closes within the timeout (reading and dropping data).
+  bool closed_by_peer(std::chrono::milliseconds timeout);
+
+ private:
+  bool fill(std::chrono::steady_clock::time_point deadline);
+  int fd_ = -1;
+  std::string buffer_;
+};
+
+}  // namespace jc::test
