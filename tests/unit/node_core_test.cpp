@@ -1,1 +1,579 @@
-// placeholder: being written
+// Unit tests of cluster_node/node_core.h on a MemoryStore. Between steps the
+// stage is committed as the node's shell does before it sends anything.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cluster_node/node_core.h"
+#include "common/log.h"
+#include "protocol/job.h"
+#include "protocol/messages.h"
+#include "storage/store.h"
+
+namespace jc::node {
+namespace {
+
+using protocol::AckKind;
+using protocol::JobState;
+
+template <class T>
+std::vector<T> of_type(const std::vector<protocol::Message>& out) {
+  std::vector<T> found;
+  for (const auto& m : out) {
+    if (std::holds_alternative<T>(m)) found.push_back(std::get<T>(m));
+  }
+  return found;
+}
+
+std::set<std::string> submitted_tickets(const std::vector<protocol::Message>& out) {
+  std::set<std::string> t;
+  for (const auto& s : of_type<protocol::Submit>(out)) {
+    for (const auto& j : s.jobs) t.insert(j.ticket);
+  }
+  return t;
+}
+
+NodeOptions options(std::uint32_t slots = 2) {
+  static bool quiet = [] {
+    log::init("off");
+    return true;
+  }();
+  (void)quiet;
+  NodeOptions o;
+  o.node_id = "node-a";
+  o.slots = slots;
+  o.client_address = "127.0.0.1:9000";
+  return o;
+}
+
+protocol::JobSpec sleep_spec(std::uint64_t ms = 10) {
+  protocol::JobSpec s;
+  s.kind = protocol::JobKind::kSleep;
+  s.sleep_ms = ms;
+  return s;
+}
+
+protocol::Assignment assignment(const std::string& ticket, std::uint32_t attempt = 1,
+                                const std::string& origin = "node-z") {
+  protocol::Assignment a;
+  a.spec = sleep_spec();
+  a.spec.ticket = ticket;
+  a.spec.origin = origin;
+  a.attempt = attempt;
+  return a;
+}
+
+protocol::Welcome welcome(std::vector<std::string> drop = {}) {
+  protocol::Welcome w;
+  w.accepted = true;
+  w.proxy_id = "proxy";
+  w.drop = std::move(drop);
+  return w;
+}
+
+protocol::JobResult done_result(const std::string& text = "slept") {
+  protocol::JobResult r;
+  r.state = JobState::kDone;
+  r.text = text;
+  return r;
+}
+
+// A node core on a MemoryStore, with the shell's commit-then-send step.
+struct Node {
+  explicit Node(storage::MemoryStore& store, NodeOptions o = options()) : core(store, std::move(o)) {
+    REQUIRE(core.recover().ok());
+    flush();
+  }
+  std::vector<protocol::Message> flush() {
+    REQUIRE(core.staged().commit().ok());
+    return core.take_outbox();
+  }
+  std::vector<protocol::Message> receive(protocol::Message m) {
+    core.on_message(m);
+    return flush();
+  }
+  std::vector<protocol::Message> connect(std::vector<std::string> drop = {}) {
+    return receive(welcome(std::move(drop)));
+  }
+  std::vector<protocol::Message> reconnect() {
+    core.on_disconnected();
+    return connect();
+  }
+  std::string submit(TimeMs now = 0) {
+    std::string t = core.submit(sleep_spec(), now);
+    flush();
+    return t;
+  }
+  std::string start() {
+    auto a = core.next_job();
+    REQUIRE(a.has_value());
+    flush();
+    return a->spec.ticket;
+  }
+
+  NodeCore core;
+};
+
+}  // namespace
+
+// ---- client side ---------------------------------------------------------------
+
+TEST_CASE("node core: submit returns unique valid tickets") {
+  storage::MemoryStore store;
+  Node n(store);
+  std::set<std::string> seen;
+  for (int i = 0; i < 200; ++i) {
+    std::string t = n.core.submit(sleep_spec(), i);
+    CAPTURE(t);
+    CHECK(protocol::is_valid_ticket(t));
+    CHECK(seen.insert(t).second);
+  }
+}
+
+TEST_CASE("node core: tickets stay unique across a restart") {
+  storage::MemoryStore store;
+  std::set<std::string> seen;
+  {
+    Node n(store);
+    for (int i = 0; i < 50; ++i) seen.insert(n.submit());
+  }
+  REQUIRE(seen.size() == 50);
+  {
+    Node n(store);
+    for (int i = 0; i < 50; ++i) {
+      std::string t = n.submit();
+      CAPTURE(t);
+      CHECK(protocol::is_valid_ticket(t));
+      CHECK(seen.insert(t).second);
+    }
+  }
+  // And once more.
+  Node n(store);
+  CHECK(seen.insert(n.submit()).second);
+}
+
+TEST_CASE("node core: submit stages a synced write with the job") {
+  storage::MemoryStore store;
+  Node n(store);
+  int before = store.synced_writes();
+  std::string t = n.core.submit(sleep_spec(), 1234);
+  CHECK_FALSE(n.core.staged().empty());
+  REQUIRE(n.core.staged().commit().ok());
+  CHECK(store.synced_writes() == before + 1);
+  std::string v;
+  CHECK(store.get("o/" + t, &v).ok());
+  CHECK(store.get("u/" + t, &v).ok());
+}
+
+TEST_CASE("node core: a submitted job is QUEUED in lookups and getall") {
+  storage::MemoryStore store;
+  Node n(store);
+  std::string t = n.submit();
+  auto r = n.core.lookup(t);
+  CHECK(r.ticket == t);
+  CHECK(r.state == JobState::kQueued);
+  CHECK_FALSE(r.has_result);
+  auto all = n.core.getall();
+  REQUIRE(all.size() == 1);
+  CHECK(all[0].ticket == t);
+  CHECK(all[0].state == JobState::kQueued);
+  CHECK(all[0].job == "sleep 10");
+}
+
+TEST_CASE("node core: lookup of an unknown ticket is UNKNOWN") {
+  storage::MemoryStore store;
+  Node n(store);
+  auto r = n.core.lookup("nobody-1");
+  CHECK(r.ticket == "nobody-1");
+  CHECK(r.state == JobState::kUnknown);
+  CHECK_FALSE(r.has_result);
+}
+
+// ---- forwarding -----------------------------------------------------------
+
+TEST_CASE("node core: nothing is sent before the proxy welcomes the node") {
+  storage::MemoryStore store;
+  Node n(store);
+  n.core.submit(sleep_spec(), 0);
+  CHECK(n.flush().empty());
+  CHECK_FALSE(n.core.connected());
+}
+
+TEST_CASE("node core: a refused welcome does not connect") {
+  storage::MemoryStore store;
+  Node n(store);
+  n.submit();
+  protocol::Welcome w;
+  w.accepted = false;
+  w.reason = "no";
+  CHECK(n.receive(w).empty());
+  CHECK_FALSE(n.core.connected());
+}
+
+TEST_CASE("node core: welcome forwards the jobs not yet forwarded") {
+  storage::MemoryStore store;
+  Node n(store);
+  std::string t1 = n.submit(100);
+  std::string t2 = n.submit(200);
+  auto out = n.connect();
+  CHECK(n.core.connected());
+  auto submits = of_type<protocol::Submit>(out);
+  REQUIRE(submits.size() == 1);
+  REQUIRE(submits[0].jobs.size() == 2);
+  CHECK(submits[0].jobs[0].ticket == t1);  // in submission order
+  CHECK(submits[0].jobs[1].ticket == t2);
+  CHECK(submits[0].jobs[0].origin == "node-a");
+  CHECK(submits[0].jobs[0].submitted_ms == 100);
+  CHECK(submits[0].jobs[0].sleep_ms == 10);
+  // And a load report.
+  CHECK(of_type<protocol::Info>(out).size() == 1);
+  CHECK(of_type<protocol::Info>(out)[0].pending_forward == 2);
+}
+
+TEST_CASE("node core: a submit while connected is sent at once") {
+  storage::MemoryStore store;
+  Node n(store);
+  n.connect();
+  std::string t = n.core.submit(sleep_spec(), 0);
+  auto out = n.flush();
+  CHECK(submitted_tickets(out) == std::set<std::string>{t});
+}
+
+TEST_CASE("node core: ACK submitted clears the jobs, which are not resent") {
+  storage::MemoryStore store;
+  Node n(store);
+  std::string t1 = n.submit();
+  std::string t2 = n.submit();
+  n.connect();
+  n.receive(protocol::Ack{AckKind::kSubmitted, {t1}, {}});
+  std::string v;
+  CHECK(store.get("u/" + t1, &v).is_not_found());
+  CHECK(store.get("u/" + t2, &v).ok());
+  CHECK(submitted_tickets(n.reconnect()) == std::set<std::string>{t2});
+
+  n.receive(protocol::Ack{AckKind::kSubmitted, {t2}, {}});
+  CHECK(of_type<protocol::Submit>(n.reconnect()).empty());
+  CHECK(n.core.info().pending_forward == 0);
+}
+
+TEST_CASE("node core: acknowledged jobs are not resent after a restart") {
+  storage::MemoryStore store;
+  std::string t1, t2;
+  {
+    Node n(store);
+    t1 = n.submit();
+    t2 = n.submit();
+    n.connect();
+    n.receive(protocol::Ack{AckKind::kSubmitted, {t1}, {}});
+  }
+  Node n(store);
+  CHECK(submitted_tickets(n.connect()) == std::set<std::string>{t2});
+}
+
+// ---- running jobs -----------------------------------------------------------
+
+TEST_CASE("node core: JOB messages are started up to the slots, not beyond") {
+  storage::MemoryStore store;
+  Node n(store, options(2));
+  n.connect();
+  n.receive(protocol::Job{{assignment("j1"), assignment("j2"), assignment("j3")}});
+  CHECK(n.core.take_events().work);
+  auto a1 = n.core.next_job();
+  auto a2 = n.core.next_job();
+  REQUIRE(a1);
+  REQUIRE(a2);
+  CHECK(a1->spec.ticket == "j1");
+  CHECK(a2->spec.ticket == "j2");
+  CHECK_FALSE(n.core.next_job().has_value());
+  CHECK(n.core.running() == 2);
+  auto info = n.core.info();
+  CHECK(info.running == 2);
+  CHECK(info.queued == 1);
+  CHECK(info.free_slots == 0);
+  // A finished job frees a slot for the third.
+  n.core.job_finished("j1", done_result());
+  auto a3 = n.core.next_job();
+  REQUIRE(a3);
+  CHECK(a3->spec.ticket == "j3");
+  CHECK_FALSE(n.core.next_job().has_value());
+}
+
+TEST_CASE("node core: the same job sent twice is held once") {
+  storage::MemoryStore store;
+  Node n(store, options(4));
+  n.connect();
+  n.receive(protocol::Job{{assignment("j1")}});
+  n.receive(protocol::Job{{assignment("j1"), assignment("bad/ticket")}});
+  CHECK(n.core.next_job().has_value());
+  CHECK_FALSE(n.core.next_job().has_value());
+  CHECK(n.core.hello().held == std::vector<std::string>{"j1"});
+}
+
+TEST_CASE("node core: a running job is RUNNING in lookups and reports") {
+  storage::MemoryStore store;
+  Node n(store);
+  n.connect();
+  n.receive(protocol::Job{{assignment("j1", 2)}});
+  n.start();
+  auto r = n.core.lookup("j1");
+  CHECK(r.state == JobState::kRunning);
+  CHECK(r.node == "node-a");
+  CHECK(r.attempts == 2);
+  CHECK_FALSE(r.has_result);
+  auto out = n.receive(protocol::RequestOfRes{{"j1", "other"}});
+  auto results = of_type<protocol::Result>(out);
+  REQUIRE(results.size() == 1);
+  REQUIRE(results[0].reports.size() == 2);
+  CHECK(results[0].reports[0].state == JobState::kRunning);
+  CHECK(results[0].reports[1].ticket == "other");
+  CHECK(results[0].reports[1].state == JobState::kUnknown);
+}
+
+TEST_CASE("node core: job_finished sends a RESULT with the node id and attempt") {
+  storage::MemoryStore store;
+  Node n(store);
+  n.connect();
+  n.receive(protocol::Job{{assignment("j1", 3)}});
+  n.start();
+  n.core.job_finished("j1", done_result("slept 10"));
+  auto out = n.flush();
+  auto results = of_type<protocol::Result>(out);
+  REQUIRE(results.size() == 1);
+  REQUIRE(results[0].reports.size() == 1);
+  const auto& r = results[0].reports[0];
+  CHECK(r.ticket == "j1");
+  CHECK(r.state == JobState::kDone);
+  CHECK(r.node == "node-a");
+  CHECK(r.attempts == 3);
+  CHECK(r.has_result);
+  CHECK(r.result.node == "node-a");
+  CHECK(r.result.attempt == 3);
+  CHECK(r.result.text == "slept 10");
+  CHECK(n.core.running() == 0);
+  CHECK(n.core.info().finished_total == 1);
+}
+
+TEST_CASE("node core: a result finished while disconnected is sent after the welcome") {
+  storage::MemoryStore store;
+  Node n(store);
+  n.connect();
+  n.receive(protocol::Job{{assignment("j1", 1)}});
+  n.start();
+  n.core.on_disconnected();
+  n.core.job_finished("j1", done_result());
+  CHECK(n.flush().empty());
+  auto results = of_type<protocol::Result>(n.connect());
+  REQUIRE(results.size() == 1);
+  REQUIRE(results[0].reports.size() == 1);
+  CHECK(results[0].reports[0].ticket == "j1");
+  CHECK(results[0].reports[0].has_result);
+}
+
+TEST_CASE("node core: ACK results makes the node's own result visible") {
+  storage::MemoryStore store;
+  Node n(store);
+  n.connect();
+  n.receive(protocol::Job{{assignment("j1", 1)}});
+  n.start();
+  n.core.job_finished("j1", done_result("slept 10"));
+  n.flush();
+  // Not the job's result until the proxy accepted it.
+  CHECK_FALSE(n.core.lookup("j1").has_result);
+  n.receive(protocol::Ack{AckKind::kResults, {"j1"}, {}});
+  auto r = n.core.lookup("j1");
+  CHECK(r.state == JobState::kDone);
+  CHECK(r.has_result);
+  CHECK(r.result.text == "slept 10");
+  CHECK(r.result.node == "node-a");
+  // Delivered: not listed as finished-undelivered, nor resent.
+  CHECK(n.core.hello().finished.empty());
+  CHECK(of_type<protocol::Result>(n.reconnect()).empty());
+}
+
+TEST_CASE("node core: a superseded result is forgotten") {
+  storage::MemoryStore store;
+  Node n(store);
+  n.connect();
+  n.receive(protocol::Job{{assignment("j1", 1)}});
+  n.start();
+  n.core.job_finished("j1", done_result("mine"));
+  n.flush();
+  n.receive(protocol::Ack{AckKind::kResults, {}, {"j1"}});
+  auto r = n.core.lookup("j1");
+  CHECK_FALSE(r.has_result);
+  CHECK(r.state == JobState::kUnknown);
+  CHECK(n.core.hello().finished.empty());
+  CHECK(n.core.hello().held.empty());
+  std::string v;
+  CHECK(store.get("x/j1", &v).is_not_found());
+  CHECK(of_type<protocol::Result>(n.reconnect()).empty());
+}
+
+TEST_CASE("node core: a RESULT for an origin ticket is stored and acknowledged") {
+  storage::MemoryStore store;
+  Node n(store);
+  std::string t = n.submit();
+  n.connect();
+  n.receive(protocol::Ack{AckKind::kSubmitted, {t}, {}});
+
+  protocol::JobReport rep;
+  rep.ticket = t;
+  rep.state = JobState::kDone;
+  rep.node = "node-b";
+  rep.attempts = 2;
+  rep.has_result = true;
+  rep.result = done_result("slept 10 on b");
+  rep.result.node = "node-b";
+  rep.result.attempt = 2;
+
+  int before = store.synced_writes();
+  auto out = n.receive(protocol::Result{{rep}});
+  CHECK(store.synced_writes() == before + 1);
+  auto acks = of_type<protocol::Ack>(out);
+  REQUIRE(acks.size() == 1);
+  CHECK(acks[0].kind == AckKind::kResults);
+  CHECK(acks[0].tickets == std::vector<std::string>{t});
+
+  auto ev = n.core.take_events();
+  REQUIRE(ev.reports.size() == 1);
+  CHECK(ev.reports[0].ticket == t);
+
+  auto r = n.core.lookup(t);
+  CHECK(r.state == JobState::kDone);
+  CHECK(r.has_result);
+  CHECK(r.node == "node-b");
+  CHECK(r.attempts == 2);
+  CHECK(r.result.text == "slept 10 on b");
+  CHECK(n.core.getall().at(0).state == JobState::kDone);
+
+  // Sent again (the ack was lost): acknowledged again, the first result stays.
+  rep.result.text = "other";
+  out = n.receive(protocol::Result{{rep}});
+  REQUIRE(of_type<protocol::Ack>(out).size() == 1);
+  CHECK(n.core.lookup(t).result.text == "slept 10 on b");
+}
+
+TEST_CASE("node core: a RESULT for another node's ticket is kept for lookups, not acked") {
+  storage::MemoryStore store;
+  Node n(store);
+  n.connect();
+  protocol::JobReport rep;
+  rep.ticket = "zzz-1";
+  rep.state = JobState::kDone;
+  rep.has_result = true;
+  rep.result = done_result("remote");
+  auto out = n.receive(protocol::Result{{rep}});
+  CHECK(of_type<protocol::Ack>(out).empty());
+  auto r = n.core.lookup("zzz-1");
+  CHECK(r.has_result);
+  CHECK(r.result.text == "remote");
+}
+
+TEST_CASE("node core: WELCOME drop stops a running job and forgets it") {
+  storage::MemoryStore store;
+  Node n(store, options(2));
+  n.connect();
+  n.receive(protocol::Job{{assignment("j1"), assignment("j2")}});
+  n.start();  // j1 runs, j2 too
+  n.start();
+  n.core.take_events();
+  n.core.on_disconnected();
+  n.connect({"j1"});
+  auto ev = n.core.take_events();
+  CHECK(ev.stop == std::vector<std::string>{"j1"});
+  CHECK(n.core.running() == 1);
+  CHECK(n.core.hello().held == std::vector<std::string>{"j2"});
+  std::string v;
+  CHECK(store.get("x/j1", &v).is_not_found());
+  // Its end, when it comes, is ignored.
+  n.core.job_finished("j1", done_result());
+  CHECK(of_type<protocol::Result>(n.flush()).empty());
+}
+
+TEST_CASE("node core: WELCOME drop of a queued job removes it without a stop") {
+  storage::MemoryStore store;
+  Node n(store, options(1));
+  n.receive(protocol::Job{{assignment("j1")}});
+  n.connect({"j1"});
+  CHECK(n.core.take_events().stop.empty());
+  CHECK_FALSE(n.core.next_job().has_value());
+  CHECK(n.core.hello().held.empty());
+}
+
+// ---- restart -----------------------------------------------------------------
+
+TEST_CASE("node core: recovery puts RUNNING jobs back for a re-run") {
+  storage::MemoryStore store;
+  {
+    Node n(store, options(1));
+    n.connect();
+    n.receive(protocol::Job{{assignment("j1", 4), assignment("j2", 1)}});
+    CHECK(n.start() == "j1");
+  }
+  Node n(store, options(1));
+  CHECK(n.core.running() == 0);
+  CHECK(n.core.take_events().work);
+  protocol::Hello h = n.core.hello();
+  std::set<std::string> held(h.held.begin(), h.held.end());
+  CHECK(held == std::set<std::string>{"j1", "j2"});
+  auto a = n.core.next_job();
+  REQUIRE(a);
+  CHECK(a->spec.ticket == "j1");  // the interrupted job first
+  CHECK(a->attempt == 4);
+  CHECK_FALSE(n.core.next_job().has_value());
+}
+
+TEST_CASE("node core: recovery keeps undelivered results and resends them") {
+  storage::MemoryStore store;
+  {
+    Node n(store, options(1));
+    n.connect();
+    n.receive(protocol::Job{{assignment("j1", 1)}});
+    n.start();
+    n.core.job_finished("j1", done_result());
+    n.flush();
+  }
+  Node n(store, options(1));
+  CHECK(n.core.hello().finished == std::vector<std::string>{"j1"});
+  CHECK(n.core.hello().held.empty());
+  auto results = of_type<protocol::Result>(n.connect());
+  REQUIRE(results.size() == 1);
+  CHECK(results[0].reports.at(0).ticket == "j1");
+  CHECK(results[0].reports.at(0).has_result);
+}
+
+TEST_CASE("node core: hello lists held and finished-undelivered tickets") {
+  storage::MemoryStore store;
+  Node n(store, options(3));
+  n.connect();
+  n.receive(protocol::Job{{assignment("j1"), assignment("j2"), assignment("j3")}});
+  n.start();
+  n.start();
+  n.core.job_finished("j1", done_result());
+  n.flush();
+  protocol::Hello h = n.core.hello();
+  CHECK(h.node_id == "node-a");
+  CHECK(h.slots == 3);
+  CHECK(h.client_address == "127.0.0.1:9000");
+  CHECK(h.version == protocol::kProtocolVersion);
+  std::set<std::string> held(h.held.begin(), h.held.end());
+  CHECK(held == std::set<std::string>{"j2", "j3"});
+  CHECK(h.finished == std::vector<std::string>{"j1"});
+
+  n.receive(protocol::Ack{AckKind::kResults, {"j1"}, {}});
+  CHECK(n.core.hello().finished.empty());
+}
+
+TEST_CASE("node core: stable_node_id prefers the configured id, else keeps one") {
+  storage::MemoryStore store;
+  CHECK(NodeCore::stable_node_id(store, "given") == "given");
+  std::string made = NodeCore::stable_node_id(store, "");
+  CHECK_FALSE(made.empty());
+  CHECK(NodeCore::stable_node_id(store, "") == made);
+}
+
+}  // namespace jc::node

@@ -1,1 +1,789 @@
-// placeholder: being written
+// Unit tests of reverse_proxy/proxy_core.h on a MemoryStore. Between steps the
+// stage is committed as the proxy's shell does before it sends anything.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/log.h"
+#include "protocol/messages.h"
+#include "reverse_proxy/proxy_core.h"
+#include "storage/store.h"
+
+namespace jc::proxy {
+namespace {
+
+using protocol::AckKind;
+using protocol::JobState;
+
+// The messages of type T sent to `node` in `out`, in order.
+template <class T>
+std::vector<T> sent_to(const std::vector<Outgoing>& out, const std::string& node) {
+  std::vector<T> found;
+  for (const auto& o : out) {
+    if (o.node_id == node && std::holds_alternative<T>(o.message)) {
+      found.push_back(std::get<T>(o.message));
+    }
+  }
+  return found;
+}
+
+protocol::Hello hello(const std::string& id, std::uint32_t slots,
+                      std::vector<std::string> held = {},
+                      std::vector<std::string> finished = {}) {
+  protocol::Hello h;
+  h.node_id = id;
+  h.slots = slots;
+  h.client_address = "127.0.0.1:7000";
+  h.held = std::move(held);
+  h.finished = std::move(finished);
+  return h;
+}
+
+protocol::JobSpec spec(const std::string& ticket, const std::string& origin) {
+  protocol::JobSpec s;
+  s.ticket = ticket;
+  s.kind = protocol::JobKind::kSleep;
+  s.sleep_ms = 10;
+  s.origin = origin;
+  return s;
+}
+
+protocol::Submit submit_of(const std::vector<std::string>& tickets, const std::string& origin) {
+  protocol::Submit s;
+  for (const auto& t : tickets) s.jobs.push_back(spec(t, origin));
+  return s;
+}
+
+protocol::JobReport final_report(const std::string& ticket, const std::string& node,
+                                 std::uint32_t attempt, const std::string& text = "done") {
+  protocol::JobReport r;
+  r.ticket = ticket;
+  r.state = JobState::kDone;
+  r.node = node;
+  r.attempts = attempt;
+  r.has_result = true;
+  r.result.state = JobState::kDone;
+  r.result.node = node;
+  r.result.attempt = attempt;
+  r.result.text = text;
+  return r;
+}
+
+std::set<std::string> tickets_of(const std::vector<protocol::Job>& jobs) {
+  std::set<std::string> out;
+  for (const auto& j : jobs) {
+    for (const auto& a : j.jobs) out.insert(a.spec.ticket);
+  }
+  return out;
+}
+
+std::size_t count_jobs(const std::vector<protocol::Job>& jobs) {
+  std::size_t n = 0;
+  for (const auto& j : jobs) n += j.jobs.size();
+  return n;
+}
+
+const protocol::NodeStats* node_stats(const protocol::ClusterStats& s, const std::string& id) {
+  for (const auto& n : s.nodes) {
+    if (n.node_id == id) return &n;
+  }
+  return nullptr;
+}
+
+ProxyOptions options(std::uint32_t prefetch = 0) {
+  static bool quiet = [] {
+    log::init("off");
+    return true;
+  }();
+  (void)quiet;
+  ProxyOptions o;
+  o.proxy_id = "proxy-test";
+  o.prefetch = prefetch;
+  o.node_timeout_ms = 5000;
+  return o;
+}
+
+// A proxy core on a MemoryStore, with the shell's commit-then-send step.
+struct Proxy {
+  explicit Proxy(storage::MemoryStore& store, ProxyOptions o = options())
+      : core(store, std::move(o)) {}
+
+  // Commits what is staged and returns what the core wants sent.
+  std::vector<Outgoing> flush() {
+    REQUIRE(core.staged().commit().ok());
+    return core.take_outbox();
+  }
+  protocol::Welcome join(const std::string& id, std::uint32_t slots, TimeMs now = 0,
+                         std::vector<std::string> held = {},
+                         std::vector<std::string> finished = {}) {
+    protocol::Welcome w = core.on_hello(hello(id, slots, held, finished), "peer-" + id, now);
+    last = flush();
+    return w;
+  }
+  std::vector<Outgoing> message(const std::string& node, protocol::Message m, TimeMs now = 0) {
+    core.on_message(node, m, now);
+    return flush();
+  }
+  std::vector<Outgoing> dispatch(TimeMs now = 0) {
+    core.dispatch(now);
+    return flush();
+  }
+  JobState state_of(const std::string& ticket) {
+    auto rec = core.find_job(ticket);
+    REQUIRE(rec.has_value());
+    return rec->state;
+  }
+
+  ProxyCore core;
+  std::vector<Outgoing> last;
+};
+
+}  // namespace
+
+// ---- handshake -------------------------------------------------------------
+
+TEST_CASE("proxy core: hello is accepted and answered with a welcome") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  protocol::Welcome w = p.join("node-a", 2);
+  CHECK(w.accepted);
+  CHECK(w.reason.empty());
+  CHECK(w.proxy_id == "proxy-test");
+  CHECK(w.drop.empty());
+  auto welcomes = sent_to<protocol::Welcome>(p.last, "node-a");
+  REQUIRE(welcomes.size() == 1);
+  CHECK(welcomes[0].accepted);
+  auto s = p.core.stats(0);
+  const auto* n = node_stats(s, "node-a");
+  REQUIRE(n != nullptr);
+  CHECK(n->connected);
+  CHECK(n->slots == 2);
+  CHECK(n->address == "127.0.0.1:7000");
+}
+
+TEST_CASE("proxy core: hello with another protocol version is refused") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  auto h = hello("node-a", 2);
+  h.version = protocol::kProtocolVersion + 1;
+  protocol::Welcome w = p.core.on_hello(h, "peer", 0);
+  CHECK_FALSE(w.accepted);
+  CHECK(w.reason.find("version") != std::string::npos);
+  CHECK(p.core.take_outbox().empty());  // the shell sends the refusal itself
+  CHECK(p.core.stats(0).nodes.empty());
+}
+
+TEST_CASE("proxy core: hello with a bad node id is refused") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  for (std::string bad : {std::string(), std::string("has space"), std::string("slash/id"),
+                          std::string(65, 'a')}) {
+    CAPTURE(bad);
+    protocol::Welcome w = p.core.on_hello(hello(bad, 2), "peer", 0);
+    CHECK_FALSE(w.accepted);
+    CHECK(w.reason.find("node id") != std::string::npos);
+  }
+  CHECK(p.core.on_hello(hello(std::string(64, 'a'), 2), "peer", 0).accepted);
+}
+
+TEST_CASE("proxy core: hello with zero slots is refused") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  protocol::Welcome w = p.core.on_hello(hello("node-a", 0), "peer", 0);
+  CHECK_FALSE(w.accepted);
+  CHECK(w.reason.find("slot") != std::string::npos);
+}
+
+TEST_CASE("proxy core: hello with the id of a connected node is refused") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  REQUIRE(p.join("node-a", 2).accepted);
+  protocol::Welcome w = p.core.on_hello(hello("node-a", 3), "other-peer", 1);
+  CHECK_FALSE(w.accepted);
+  CHECK(w.reason.find("already connected") != std::string::npos);
+  // The first connection is untouched.
+  const auto* n = node_stats(p.core.stats(1), "node-a");
+  REQUIRE(n != nullptr);
+  CHECK(n->connected);
+  CHECK(n->slots == 2);
+  // Once it is gone the id may come back.
+  p.core.on_disconnect("node-a", 2);
+  CHECK(p.core.on_hello(hello("node-a", 3), "other-peer", 3).accepted);
+}
+
+TEST_CASE("proxy core: hello beyond MAX_NUM_NODES is refused") {
+  storage::MemoryStore store;
+  ProxyOptions o = options();
+  o.max_nodes = 2;
+  Proxy p(store, o);
+  REQUIRE(p.join("node-a", 1).accepted);
+  REQUIRE(p.join("node-b", 1).accepted);
+  protocol::Welcome w = p.core.on_hello(hello("node-c", 1), "peer", 0);
+  CHECK_FALSE(w.accepted);
+  CHECK(w.reason.find("MAX_NUM_NODES") != std::string::npos);
+  // A free place is taken again.
+  p.core.on_disconnect("node-b", 1);
+  CHECK(p.core.on_hello(hello("node-c", 1), "peer", 2).accepted);
+}
+
+TEST_CASE("proxy core: messages of a node that is not connected are ignored") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  auto out = p.message("stranger", submit_of({"t1"}, "stranger"));
+  CHECK(out.empty());
+  CHECK_FALSE(p.core.find_job("t1").has_value());
+}
+
+// ---- submit and dispatch ---------------------------------------------------
+
+TEST_CASE("proxy core: submit is acknowledged as submitted and queued durably") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  p.join("node-a", 1);
+  int synced_before = store.synced_writes();
+  auto out = p.message("node-a", submit_of({"t1", "t2"}, "node-a"));
+  auto acks = sent_to<protocol::Ack>(out, "node-a");
+  REQUIRE(acks.size() == 1);
+  CHECK(acks[0].kind == AckKind::kSubmitted);
+  CHECK(acks[0].tickets == std::vector<std::string>{"t1", "t2"});
+  CHECK(acks[0].superseded.empty());
+  CHECK(store.synced_writes() == synced_before + 1);
+  CHECK(p.state_of("t1") == JobState::kQueued);
+  CHECK(p.state_of("t2") == JobState::kQueued);
+  auto s = p.core.stats(0);
+  CHECK(s.queue_length == 2);
+  CHECK(s.submitted_total == 2);
+  CHECK(p.core.has_dispatchable());
+}
+
+TEST_CASE("proxy core: a resent submit is acknowledged again and kept once") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  p.join("node-a", 1);
+  p.message("node-a", submit_of({"t1"}, "node-a"));
+  auto out = p.message("node-a", submit_of({"t1"}, "node-a"));
+  auto acks = sent_to<protocol::Ack>(out, "node-a");
+  REQUIRE(acks.size() == 1);
+  CHECK(acks[0].tickets == std::vector<std::string>{"t1"});
+  CHECK(p.core.stats(0).queue_length == 1);
+  CHECK(p.core.stats(0).submitted_total == 1);
+}
+
+TEST_CASE("proxy core: submit with an invalid ticket is not acknowledged") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  p.join("node-a", 1);
+  auto out = p.message("node-a", submit_of({"bad/ticket", "ok-1"}, "node-a"));
+  auto acks = sent_to<protocol::Ack>(out, "node-a");
+  REQUIRE(acks.size() == 1);
+  CHECK(acks[0].tickets == std::vector<std::string>{"ok-1"});
+  CHECK_FALSE(p.core.find_job("bad/ticket").has_value());
+}
+
+TEST_CASE("proxy core: dispatch balances jobs across two nodes") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  p.join("node-a", 2);
+  p.join("node-b", 2);
+  p.message("node-a", submit_of({"t1", "t2", "t3", "t4"}, "node-a"));
+  auto out = p.dispatch();
+  auto to_a = sent_to<protocol::Job>(out, "node-a");
+  auto to_b = sent_to<protocol::Job>(out, "node-b");
+  CHECK(count_jobs(to_a) == 2);
+  CHECK(count_jobs(to_b) == 2);
+  auto all = tickets_of(to_a);
+  for (const auto& t : tickets_of(to_b)) all.insert(t);
+  CHECK(all == std::set<std::string>{"t1", "t2", "t3", "t4"});
+  for (const auto& j : to_a) {
+    for (const auto& a : j.jobs) {
+      CHECK(a.attempt == 1);
+      auto rec = p.core.find_job(a.spec.ticket);
+      REQUIRE(rec);
+      CHECK(rec->state == JobState::kRunning);
+      CHECK(rec->node == "node-a");
+      CHECK(rec->nodes_tried == std::vector<std::string>{"node-a"});
+    }
+  }
+  auto s = p.core.stats(0);
+  CHECK(s.queue_length == 0);
+  CHECK(s.running == 4);
+  CHECK(node_stats(s, "node-a")->assigned == 2);
+  CHECK(node_stats(s, "node-b")->assigned == 2);
+  CHECK_FALSE(p.core.has_dispatchable());
+}
+
+TEST_CASE("proxy core: dispatch respects slots and leaves the rest queued") {
+  storage::MemoryStore store;
+  Proxy p(store);  // prefetch 0
+  p.join("node-a", 1);
+  p.join("node-b", 1);
+  p.message("node-a", submit_of({"t1", "t2", "t3"}, "node-a"));
+  auto out = p.dispatch();
+  CHECK(count_jobs(sent_to<protocol::Job>(out, "node-a")) == 1);
+  CHECK(count_jobs(sent_to<protocol::Job>(out, "node-b")) == 1);
+  CHECK(p.core.stats(0).queue_length == 1);
+  // In submission order: the first two went out.
+  CHECK(p.state_of("t1") == JobState::kRunning);
+  CHECK(p.state_of("t2") == JobState::kRunning);
+  CHECK(p.state_of("t3") == JobState::kQueued);
+  CHECK_FALSE(p.core.has_dispatchable());
+  CHECK(sent_to<protocol::Job>(p.dispatch(), "node-a").empty());
+}
+
+// ---- results ---------------------------------------------------------------
+
+TEST_CASE("proxy core: a final result is acknowledged and pushed to the origin") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  p.join("origin", 1);
+  p.join("runner", 1);
+  p.message("origin", submit_of({"t0", "t1"}, "origin"));
+  p.dispatch();  // one job each
+  std::string ticket;
+  for (const auto& t : {"t0", "t1"}) {
+    auto rec = p.core.find_job(t);
+    REQUIRE(rec);
+    REQUIRE(rec->state == JobState::kRunning);
+    if (rec->node == "runner") ticket = t;
+  }
+  REQUIRE_FALSE(ticket.empty());
+  const std::string runner = "runner";
+
+  int synced_before = store.synced_writes();
+  auto out = p.message(runner, protocol::Result{{final_report(ticket, runner, 1, "slept")}});
+  auto acks = sent_to<protocol::Ack>(out, runner);
+  REQUIRE(acks.size() == 1);
+  CHECK(acks[0].kind == AckKind::kResults);
+  CHECK(acks[0].tickets == std::vector<std::string>{ticket});
+  CHECK(acks[0].superseded.empty());
+  CHECK(store.synced_writes() == synced_before + 1);
+
+  CHECK(sent_to<protocol::Result>(out, runner).empty());
+  auto results = sent_to<protocol::Result>(out, "origin");
+  REQUIRE(results.size() == 1);
+  REQUIRE(results[0].reports.size() == 1);
+  const auto& r = results[0].reports[0];
+  CHECK(r.ticket == ticket);
+  CHECK(r.state == JobState::kDone);
+  CHECK(r.has_result);
+  CHECK(r.result.text == "slept");
+  CHECK(r.result.node == runner);
+
+  auto done = p.core.find_job(ticket);
+  REQUIRE(done);
+  CHECK(done->state == JobState::kDone);
+  CHECK(done->result.text == "slept");
+  CHECK(p.core.stats(0).finished_total == 1);
+}
+
+TEST_CASE("proxy core: the result reaches the origin when the runner is the origin too") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  p.join("node-a", 1);
+  p.message("node-a", submit_of({"t1"}, "node-a"));
+  p.dispatch();
+  auto out = p.message("node-a", protocol::Result{{final_report("t1", "node-a", 1)}});
+  CHECK(sent_to<protocol::Ack>(out, "node-a").size() == 1);
+  CHECK(sent_to<protocol::Result>(out, "node-a").size() == 1);
+}
+
+TEST_CASE("proxy core: the same result twice is acknowledged again") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  p.join("node-a", 1);
+  p.message("node-a", submit_of({"t1"}, "node-a"));
+  p.dispatch();
+  p.message("node-a", protocol::Result{{final_report("t1", "node-a", 1)}});
+  auto out = p.message("node-a", protocol::Result{{final_report("t1", "node-a", 1)}});
+  auto acks = sent_to<protocol::Ack>(out, "node-a");
+  REQUIRE(acks.size() == 1);
+  CHECK(acks[0].kind == AckKind::kResults);
+  CHECK(acks[0].tickets == std::vector<std::string>{"t1"});
+  CHECK(acks[0].superseded.empty());
+  CHECK(p.core.stats(0).finished_total == 1);
+}
+
+TEST_CASE("proxy core: another run's result for a finished job is superseded") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  p.join("node-a", 1);
+  p.join("node-b", 1);
+  p.message("node-a", submit_of({"t1"}, "node-a"));
+  p.dispatch();
+  std::string runner = p.core.find_job("t1")->node;
+  std::string other = runner == "node-a" ? "node-b" : "node-a";
+  p.message(runner, protocol::Result{{final_report("t1", runner, 1, "first")}});
+  auto out = p.message(other, protocol::Result{{final_report("t1", other, 2, "second")}});
+  auto acks = sent_to<protocol::Ack>(out, other);
+  REQUIRE(acks.size() == 1);
+  CHECK(acks[0].tickets.empty());
+  CHECK(acks[0].superseded == std::vector<std::string>{"t1"});
+  // The first result stays.
+  CHECK(p.core.find_job("t1")->result.text == "first");
+}
+
+TEST_CASE("proxy core: an origin's results ack clears its pending notifications") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  p.join("node-a", 1);
+  p.message("node-a", submit_of({"t1"}, "node-a"));
+  p.dispatch();
+  p.message("node-a", protocol::Result{{final_report("t1", "node-a", 1)}});
+  std::string v;
+  CHECK(store.get("n/node-a/t1", &v).ok());
+  // Unacknowledged: the periodic exchange repeats it.
+  p.core.exchange_results(0);
+  auto out = p.flush();
+  auto rr = sent_to<protocol::ResReq>(out, "node-a");
+  REQUIRE(rr.size() == 1);
+  REQUIRE(rr[0].reports.size() == 1);
+  CHECK(rr[0].reports[0].ticket == "t1");
+
+  protocol::Ack ack{AckKind::kResults, {"t1"}, {}};
+  p.message("node-a", ack);
+  CHECK(store.get("n/node-a/t1", &v).is_not_found());
+  p.core.exchange_results(0);
+  rr = sent_to<protocol::ResReq>(p.flush(), "node-a");
+  REQUIRE(rr.size() == 1);
+  CHECK(rr[0].reports.empty());
+}
+
+// ---- node loss -------------------------------------------------------------
+
+TEST_CASE("proxy core: a disconnect requeues held jobs for the other node, attempt 2") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  p.join("node-a", 2);
+  p.message("node-a", submit_of({"t1", "t2"}, "node-a"));
+  auto out = p.dispatch();
+  REQUIRE(count_jobs(sent_to<protocol::Job>(out, "node-a")) == 2);
+  p.join("node-b", 2);
+
+  p.core.on_disconnect("node-a", 10);
+  p.flush();
+  CHECK(p.state_of("t1") == JobState::kQueued);
+  CHECK(p.state_of("t2") == JobState::kQueued);
+  CHECK(p.core.find_job("t1")->node.empty());
+  auto s = p.core.stats(10);
+  CHECK(s.queue_length == 2);
+  CHECK(s.redispatched_total == 2);
+  CHECK_FALSE(node_stats(s, "node-a")->connected);
+
+  out = p.dispatch(11);
+  CHECK(sent_to<protocol::Job>(out, "node-a").empty());
+  auto to_b = sent_to<protocol::Job>(out, "node-b");
+  CHECK(tickets_of(to_b) == std::set<std::string>{"t1", "t2"});
+  for (const auto& j : to_b) {
+    for (const auto& a : j.jobs) CHECK(a.attempt == 2);
+  }
+  auto rec = p.core.find_job("t1");
+  CHECK(rec->node == "node-b");
+  CHECK(rec->attempts == 2);
+  CHECK(rec->nodes_tried == std::vector<std::string>{"node-a", "node-b"});
+}
+
+TEST_CASE("proxy core: after MAX attempts a job ends FAILED naming the nodes") {
+  storage::MemoryStore store;
+  ProxyOptions o = options();
+  o.max_attempts = 2;
+  Proxy p(store, o);
+  p.join("node-a", 1);
+  p.message("node-a", submit_of({"t1"}, "node-a"));
+  p.dispatch();
+  p.join("node-b", 1);
+  p.core.on_disconnect("node-a", 1);
+  p.flush();
+  auto out = p.dispatch(2);
+  REQUIRE(count_jobs(sent_to<protocol::Job>(out, "node-b")) == 1);
+
+  p.core.on_disconnect("node-b", 3);
+  p.flush();
+  auto rec = p.core.find_job("t1");
+  REQUIRE(rec);
+  CHECK(rec->state == JobState::kFailed);
+  CHECK(rec->result.state == JobState::kFailed);
+  CHECK(rec->result.attempt == 2);
+  CHECK(rec->result.text.find("node-a") != std::string::npos);
+  CHECK(rec->result.text.find("node-b") != std::string::npos);
+  CHECK(rec->result.text.find("2 attempts") != std::string::npos);
+  CHECK(p.core.stats(3).queue_length == 0);
+  CHECK_FALSE(p.core.has_dispatchable());
+
+  // The origin learns the outcome when it comes back.
+  p.join("node-a", 1, 4);
+  auto results = sent_to<protocol::Result>(p.last, "node-a");
+  REQUIRE(results.size() == 1);
+  REQUIRE(results[0].reports.size() == 1);
+  CHECK(results[0].reports[0].ticket == "t1");
+  CHECK(results[0].reports[0].state == JobState::kFailed);
+  CHECK(results[0].reports[0].has_result);
+}
+
+TEST_CASE("proxy core: an UNKNOWN report from the holder requeues the job") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  p.join("node-a", 1);
+  p.message("node-a", submit_of({"t1"}, "node-a"));
+  p.dispatch();
+  protocol::JobReport unknown;
+  unknown.ticket = "t1";
+  unknown.state = JobState::kUnknown;
+  p.message("node-a", protocol::Result{{unknown}});
+  CHECK(p.state_of("t1") == JobState::kQueued);
+}
+
+// ---- recovery and reconciliation ----------------------------------------------
+
+TEST_CASE("proxy core: a restarted core recovers queued and held jobs") {
+  storage::MemoryStore store;
+  {
+    Proxy p(store);
+    p.join("node-a", 1);
+    p.message("node-a", submit_of({"t1", "t2", "t3"}, "node-a"));
+    p.dispatch();
+    REQUIRE(p.state_of("t1") == JobState::kRunning);
+  }
+  Proxy p(store);
+  REQUIRE(p.core.recover(100).ok());
+  CHECK(p.state_of("t1") == JobState::kRunning);
+  CHECK(p.core.find_job("t1")->node == "node-a");
+  CHECK(p.state_of("t2") == JobState::kQueued);
+  CHECK(p.state_of("t3") == JobState::kQueued);
+  auto s = p.core.stats(100);
+  CHECK(s.queue_length == 2);
+  const auto* a = node_stats(s, "node-a");
+  REQUIRE(a != nullptr);
+  CHECK_FALSE(a->connected);
+  CHECK(a->assigned == 1);
+
+  // The queue keeps its order: t2 goes out before t3.
+  p.join("node-b", 1, 101);
+  auto out = p.dispatch(102);
+  CHECK(tickets_of(sent_to<protocol::Job>(out, "node-b")) == std::set<std::string>{"t2"});
+}
+
+TEST_CASE("proxy core: recovery keeps only what was committed") {
+  storage::MemoryStore store;
+  {
+    Proxy p(store);
+    p.join("node-a", 1);
+    p.core.on_message("node-a", submit_of({"t1"}, "node-a"), 0);
+    // Crash before the commit: nothing was acknowledged, nothing is kept.
+  }
+  Proxy p(store);
+  REQUIRE(p.core.recover(0).ok());
+  CHECK_FALSE(p.core.find_job("t1").has_value());
+}
+
+TEST_CASE("proxy core: reconciliation keeps, drops and requeues held tickets") {
+  storage::MemoryStore store;
+  {
+    Proxy p(store);
+    p.join("node-a", 2);
+    p.join("node-b", 2);
+    p.message("node-a", submit_of({"t1", "t2", "t3", "t4"}, "node-a"));
+    p.dispatch();
+  }
+  Proxy p(store);
+  REQUIRE(p.core.recover(0).ok());
+  std::vector<std::string> of_a, of_b;
+  for (const auto& t : {"t1", "t2", "t3", "t4"}) {
+    auto rec = p.core.find_job(t);
+    REQUIRE(rec);
+    REQUIRE(rec->state == JobState::kRunning);
+    (rec->node == "node-a" ? of_a : of_b).push_back(t);
+  }
+  REQUIRE(of_a.size() == 2);
+  REQUIRE(of_b.size() == 2);
+  // node-a comes back with one of its own, one of node-b's, and "ghost" which
+  // the proxy never had; it lost the other of its own.
+  protocol::Welcome w = p.join("node-a", 2, 1, {of_a[0], of_b[0], "ghost"});
+  REQUIRE(w.accepted);
+  std::set<std::string> drop(w.drop.begin(), w.drop.end());
+  CHECK(drop == std::set<std::string>{of_b[0], "ghost"});
+  // Its own ticket stays with it.
+  CHECK(p.state_of(of_a[0]) == JobState::kRunning);
+  CHECK(p.core.find_job(of_a[0])->node == "node-a");
+  // The one it no longer has goes back to the queue.
+  CHECK(p.state_of(of_a[1]) == JobState::kQueued);
+  // node-b's ticket is still node-b's.
+  CHECK(p.core.find_job(of_b[0])->node == "node-b");
+  CHECK(p.core.stats(1).queue_length == 1);
+  CHECK(node_stats(p.core.stats(1), "node-a")->assigned == 1);
+}
+
+TEST_CASE("proxy core: a finished-but-unacknowledged ticket in hello is not requeued") {
+  storage::MemoryStore store;
+  {
+    Proxy p(store);
+    p.join("node-a", 1);
+    p.message("node-a", submit_of({"t1"}, "node-a"));
+    p.dispatch();
+  }
+  Proxy p(store);
+  REQUIRE(p.core.recover(0).ok());
+  protocol::Welcome w = p.join("node-a", 1, 1, {}, {"t1"});
+  CHECK(w.drop.empty());
+  CHECK(p.state_of("t1") == JobState::kRunning);
+  auto out = p.message("node-a", protocol::Result{{final_report("t1", "node-a", 1)}}, 2);
+  REQUIRE(sent_to<protocol::Ack>(out, "node-a").size() == 1);
+  CHECK(p.state_of("t1") == JobState::kDone);
+}
+
+TEST_CASE("proxy core: a node back before redispatch keeps the jobs it still holds") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  p.join("node-a", 1);
+  p.message("node-a", submit_of({"t1"}, "node-a"));
+  p.dispatch();
+  p.core.on_disconnect("node-a", 1);
+  p.flush();
+  REQUIRE(p.state_of("t1") == JobState::kQueued);
+  protocol::Welcome w = p.join("node-a", 1, 2, {"t1"});
+  CHECK(w.drop.empty());
+  CHECK(p.state_of("t1") == JobState::kRunning);
+  CHECK(p.core.find_job("t1")->node == "node-a");
+  CHECK(p.core.stats(2).queue_length == 0);
+  // It is not sent out a second time.
+  p.join("node-b", 1, 3);
+  CHECK(sent_to<protocol::Job>(p.dispatch(4), "node-b").empty());
+}
+
+TEST_CASE("proxy core: a node back after redispatch is told to drop the job") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  p.join("node-a", 1);
+  p.message("node-a", submit_of({"t1"}, "node-a"));
+  p.dispatch();
+  p.join("node-b", 1);
+  p.core.on_disconnect("node-a", 1);
+  p.flush();
+  p.dispatch(2);
+  REQUIRE(p.core.find_job("t1")->node == "node-b");
+  protocol::Welcome w = p.join("node-a", 1, 3, {"t1"});
+  CHECK(w.drop == std::vector<std::string>{"t1"});
+  CHECK(p.core.find_job("t1")->node == "node-b");
+}
+
+TEST_CASE("proxy core: expire_absent_nodes requeues jobs of a node that never came back") {
+  storage::MemoryStore store;
+  ProxyOptions o = options();
+  o.node_timeout_ms = 1000;
+  {
+    Proxy p(store, o);
+    p.join("node-a", 1);
+    p.message("node-a", submit_of({"t1"}, "node-a"));
+    p.dispatch();
+  }
+  Proxy p(store, o);
+  REQUIRE(p.core.recover(5000).ok());
+  p.core.expire_absent_nodes(5999);
+  p.flush();
+  CHECK(p.state_of("t1") == JobState::kRunning);
+  p.core.expire_absent_nodes(6000);
+  p.flush();
+  CHECK(p.state_of("t1") == JobState::kQueued);
+  CHECK(p.core.find_job("t1")->node.empty());
+  p.join("node-b", 1, 6001);
+  auto out = p.dispatch(6002);
+  auto to_b = sent_to<protocol::Job>(out, "node-b");
+  REQUIRE(count_jobs(to_b) == 1);
+  CHECK(to_b[0].jobs[0].spec.ticket == "t1");
+  CHECK(to_b[0].jobs[0].attempt == 2);
+}
+
+TEST_CASE("proxy core: expire_absent_nodes spares a node that came back") {
+  storage::MemoryStore store;
+  ProxyOptions o = options();
+  o.node_timeout_ms = 1000;
+  {
+    Proxy p(store, o);
+    p.join("node-a", 1);
+    p.message("node-a", submit_of({"t1"}, "node-a"));
+    p.dispatch();
+  }
+  Proxy p(store, o);
+  REQUIRE(p.core.recover(0).ok());
+  p.join("node-a", 1, 10, {"t1"});
+  p.core.expire_absent_nodes(100000);
+  p.flush();
+  CHECK(p.state_of("t1") == JobState::kRunning);
+  CHECK(p.core.find_job("t1")->node == "node-a");
+}
+
+// ---- requests ----------------------------------------------------------------
+
+TEST_CASE("proxy core: REQUEST_OF_RES reports queue position, and UNKNOWN for strangers") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  p.join("node-a", 1);
+  p.message("node-a", submit_of({"t1", "t2", "t3"}, "node-a"));
+  p.dispatch();  // t1 runs, t2 and t3 wait
+  auto out = p.message("node-a", protocol::RequestOfRes{{"t3", "t2", "t1", "nope"}});
+  auto results = sent_to<protocol::Result>(out, "node-a");
+  REQUIRE(results.size() == 1);
+  const auto& reports = results[0].reports;
+  REQUIRE(reports.size() == 4);
+  CHECK(reports[0].ticket == "t3");
+  CHECK(reports[0].state == JobState::kQueued);
+  CHECK(reports[0].queue_position == 1);
+  CHECK_FALSE(reports[0].has_result);
+  CHECK(reports[1].ticket == "t2");
+  CHECK(reports[1].state == JobState::kQueued);
+  CHECK(reports[1].queue_position == 0);
+  CHECK(reports[2].state == JobState::kRunning);
+  CHECK(reports[2].node == "node-a");
+  CHECK(reports[2].attempts == 1);
+  CHECK(reports[3].ticket == "nope");
+  CHECK(reports[3].state == JobState::kUnknown);
+  CHECK_FALSE(reports[3].has_result);
+}
+
+TEST_CASE("proxy core: a node that asked about a job is told when it finishes") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  p.join("node-a", 1);
+  p.join("node-b", 1);
+  p.message("node-a", submit_of({"t1"}, "node-a"));
+  p.dispatch();
+  std::string runner = p.core.find_job("t1")->node;
+  p.join("watcher", 1);
+  p.message("watcher", protocol::RequestOfRes{{"t1"}});
+  auto out = p.message(runner, protocol::Result{{final_report("t1", runner, 1)}});
+  CHECK(sent_to<protocol::Result>(out, "watcher").size() == 1);
+  CHECK(sent_to<protocol::Result>(out, "node-a").size() == 1);
+}
+
+TEST_CASE("proxy core: REQUEST_OF_RES of a finished job carries the result") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  p.join("node-a", 1);
+  p.message("node-a", submit_of({"t1"}, "node-a"));
+  p.dispatch();
+  p.message("node-a", protocol::Result{{final_report("t1", "node-a", 1, "slept 10")}});
+  auto out = p.message("node-a", protocol::RequestOfRes{{"t1"}});
+  auto results = sent_to<protocol::Result>(out, "node-a");
+  REQUIRE(results.size() == 1);
+  REQUIRE(results[0].reports.size() == 1);
+  CHECK(results[0].reports[0].state == JobState::kDone);
+  CHECK(results[0].reports[0].has_result);
+  CHECK(results[0].reports[0].result.text == "slept 10");
+}
+
+TEST_CASE("proxy core: stats requests are answered with the request id") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  p.join("node-a", 3);
+  auto out = p.message("node-a", protocol::StatsRequest{42});
+  auto replies = sent_to<protocol::StatsReply>(out, "node-a");
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].id == 42);
+  REQUIRE(replies[0].stats.nodes.size() == 1);
+  CHECK(replies[0].stats.nodes[0].slots == 3);
+}
+
+}  // namespace jc::proxy

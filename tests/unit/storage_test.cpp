@@ -1,1 +1,377 @@
-// placeholder: being written
+// Unit tests of storage/store.h (LevelDB and MemoryStore) and storage/staged.h.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <unistd.h>
+
+#include "storage/staged.h"
+#include "storage/store.h"
+
+namespace jc::storage {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A fresh directory under the system temp dir, removed at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
+    path_ = fs::temp_directory_path() /
+            ("jc_storage_test_" + std::to_string(::getpid()) + "_" + std::to_string(stamp) + "_" +
+             std::to_string(counter++));
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string str() const { return path_.string(); }
+
+ private:
+  fs::path path_;
+};
+
+using Pairs = std::vector<std::pair<std::string, std::string>>;
+
+Pairs scan_all(Store& s, std::string_view prefix) {
+  Pairs out;
+  Status st = s.scan(prefix, [&](std::string_view k, std::string_view v) {
+    out.emplace_back(std::string(k), std::string(v));
+    return true;
+  });
+  CHECK(st.ok());
+  return out;
+}
+
+std::string get_or(Store& s, std::string_view key, std::string fallback = "<absent>") {
+  std::string v;
+  Status st = s.get(key, &v);
+  if (st.is_not_found()) return fallback;
+  REQUIRE(st.ok());
+  return v;
+}
+
+void write_ok(Store& s, const WriteBatch& b, bool sync = false) { REQUIRE(s.write(b, sync).ok()); }
+
+// The behaviours every Store must have, run on LevelDB and on MemoryStore.
+void check_put_get_del(Store& s) {
+  WriteBatch b;
+  b.put("k1", "v1");
+  b.put("k2", std::string("v\0two", 5));
+  b.put("k3", "v3");
+  write_ok(s, b, true);
+  CHECK(get_or(s, "k1") == "v1");
+  CHECK(get_or(s, "k2") == std::string("v\0two", 5));
+  CHECK(get_or(s, "k3") == "v3");
+
+  WriteBatch b2;
+  b2.del("k1");
+  b2.put("k3", "v3-new");
+  b2.del("never-there");
+  write_ok(s, b2);
+  CHECK(get_or(s, "k1") == "<absent>");
+  CHECK(get_or(s, "k3") == "v3-new");
+  CHECK(get_or(s, "k2") == std::string("v\0two", 5));
+}
+
+void check_batch_order(Store& s) {
+  // Later operations of a batch win over earlier ones on the same key.
+  WriteBatch b;
+  b.put("x", "1");
+  b.del("x");
+  b.put("y", "1");
+  b.put("y", "2");
+  write_ok(s, b);
+  CHECK(get_or(s, "x") == "<absent>");
+  CHECK(get_or(s, "y") == "2");
+}
+
+void check_not_found(Store& s) {
+  std::string v = "untouched";
+  Status st = s.get("absent", &v);
+  CHECK_FALSE(st.ok());
+  CHECK(st.is_not_found());
+  CHECK(st.code() == Status::Code::kNotFound);
+}
+
+void check_scan(Store& s) {
+  WriteBatch b;
+  // Written out of order; with neighbours that share a byte prefix.
+  b.put("a/3", "three");
+  b.put("a/1", "one");
+  b.put("a/2", "two");
+  b.put("a", "bare");
+  b.put("a0", "after");
+  b.put("b/1", "other");
+  b.put("/a/1", "before");
+  write_ok(s, b);
+  CHECK(scan_all(s, "a/") == Pairs{{"a/1", "one"}, {"a/2", "two"}, {"a/3", "three"}});
+  CHECK(scan_all(s, "b/") == Pairs{{"b/1", "other"}});
+  CHECK(scan_all(s, "c/").empty());
+
+  // Stops as soon as the callback returns false.
+  std::vector<std::string> seen;
+  Status st = s.scan("a/", [&](std::string_view k, std::string_view) {
+    seen.emplace_back(k);
+    return seen.size() < 2;
+  });
+  CHECK(st.ok());
+  CHECK(seen == std::vector<std::string>{"a/1", "a/2"});
+}
+
+}  // namespace
+
+// ---- LevelDB -----------------------------------------------------------
+
+TEST_CASE("storage: leveldb put, get and del in a batch") {
+  TempDir dir;
+  std::unique_ptr<Store> db;
+  REQUIRE(open_leveldb(dir.str(), &db).ok());
+  REQUIRE(db);
+  check_put_get_del(*db);
+  check_batch_order(*db);
+}
+
+TEST_CASE("storage: leveldb get of an absent key is NotFound") {
+  TempDir dir;
+  std::unique_ptr<Store> db;
+  REQUIRE(open_leveldb(dir.str(), &db).ok());
+  check_not_found(*db);
+}
+
+TEST_CASE("storage: leveldb scans a prefix in key order and stops early") {
+  TempDir dir;
+  std::unique_ptr<Store> db;
+  REQUIRE(open_leveldb(dir.str(), &db).ok());
+  check_scan(*db);
+}
+
+TEST_CASE("storage: leveldb creates missing parent directories") {
+  TempDir dir;
+  std::unique_ptr<Store> db;
+  REQUIRE(open_leveldb(dir.str() + "/nested/deeper", &db).ok());
+  WriteBatch b;
+  b.put("k", "v");
+  write_ok(*db, b);
+  CHECK(get_or(*db, "k") == "v");
+}
+
+TEST_CASE("storage: leveldb data survives closing and reopening") {
+  TempDir dir;
+  {
+    std::unique_ptr<Store> db;
+    REQUIRE(open_leveldb(dir.str(), &db).ok());
+    WriteBatch b;
+    b.put("a/1", "one");
+    b.put("a/2", "two");
+    b.put("gone", "soon");
+    write_ok(*db, b, true);
+    WriteBatch d;
+    d.del("gone");
+    write_ok(*db, d, false);
+  }  // closed here
+  std::unique_ptr<Store> db;
+  REQUIRE(open_leveldb(dir.str(), &db).ok());
+  CHECK(get_or(*db, "a/1") == "one");
+  CHECK(get_or(*db, "gone") == "<absent>");
+  CHECK(scan_all(*db, "a/") == Pairs{{"a/1", "one"}, {"a/2", "two"}});
+}
+
+TEST_CASE("storage: leveldb refuses a second open of a directory in use") {
+  TempDir dir;
+  std::unique_ptr<Store> first;
+  REQUIRE(open_leveldb(dir.str(), &first).ok());
+  std::unique_ptr<Store> second;
+  Status st = open_leveldb(dir.str(), &second);
+  CHECK_FALSE(st.ok());
+  CHECK_FALSE(st.message().empty());
+  CHECK(second == nullptr);
+  // Once the first is closed the directory opens again.
+  first.reset();
+  CHECK(open_leveldb(dir.str(), &second).ok());
+}
+
+TEST_CASE("storage: leveldb refuses a directory path that is a file") {
+  TempDir dir;
+  std::unique_ptr<Store> db;
+  REQUIRE(open_leveldb(dir.str(), &db).ok());
+  db.reset();
+  std::unique_ptr<Store> other;
+  // A path below a regular file cannot be created.
+  Status st = open_leveldb(dir.str() + "/CURRENT/sub", &other);
+  CHECK_FALSE(st.ok());
+}
+
+// ---- MemoryStore ---------------------------------------------------------
+
+TEST_CASE("storage: memory store put, get and del in a batch") {
+  MemoryStore s;
+  check_put_get_del(s);
+  CHECK(s.size() == 2);
+  check_batch_order(s);
+}
+
+TEST_CASE("storage: memory store get of an absent key is NotFound") {
+  MemoryStore s;
+  check_not_found(s);
+}
+
+TEST_CASE("storage: memory store scans a prefix in key order and stops early") {
+  MemoryStore s;
+  check_scan(s);
+}
+
+TEST_CASE("storage: memory store set_fail_writes makes writes fail and change nothing") {
+  MemoryStore s;
+  WriteBatch b;
+  b.put("k", "v");
+  write_ok(s, b);
+  s.set_fail_writes(true);
+  WriteBatch b2;
+  b2.put("k", "changed");
+  b2.put("new", "x");
+  Status st = s.write(b2, true);
+  CHECK_FALSE(st.ok());
+  CHECK(st.code() == Status::Code::kIoError);
+  CHECK(get_or(s, "k") == "v");
+  CHECK(get_or(s, "new") == "<absent>");
+  CHECK(s.synced_writes() == 0);
+  s.set_fail_writes(false);
+  CHECK(s.write(b2, true).ok());
+  CHECK(get_or(s, "k") == "changed");
+}
+
+TEST_CASE("storage: memory store counts synced writes only") {
+  MemoryStore s;
+  WriteBatch b;
+  b.put("k", "v");
+  write_ok(s, b, false);
+  CHECK(s.synced_writes() == 0);
+  write_ok(s, b, true);
+  write_ok(s, b, true);
+  CHECK(s.synced_writes() == 2);
+}
+
+// ---- Staged --------------------------------------------------------------
+
+TEST_CASE("staged: get sees staged puts and dels before commit") {
+  MemoryStore s;
+  WriteBatch b;
+  b.put("old", "disk");
+  b.put("doomed", "disk");
+  write_ok(s, b);
+
+  Staged st(s);
+  st.put("new", "staged");
+  st.put("old", "overwritten");
+  st.del("doomed");
+  CHECK(st.size() == 3);
+  CHECK_FALSE(st.empty());
+
+  std::string v;
+  REQUIRE(st.get("new", &v).ok());
+  CHECK(v == "staged");
+  REQUIRE(st.get("old", &v).ok());
+  CHECK(v == "overwritten");
+  CHECK(st.get("doomed", &v).is_not_found());
+  CHECK(st.get("absent", &v).is_not_found());
+
+  // Nothing reached the store yet.
+  CHECK(get_or(s, "new") == "<absent>");
+  CHECK(get_or(s, "old") == "disk");
+  CHECK(get_or(s, "doomed") == "disk");
+}
+
+TEST_CASE("staged: the last staged change of a key wins") {
+  MemoryStore s;
+  Staged st(s);
+  st.put("k", "1");
+  st.del("k");
+  std::string v;
+  CHECK(st.get("k", &v).is_not_found());
+  st.put("k", "2");
+  REQUIRE(st.get("k", &v).ok());
+  CHECK(v == "2");
+  CHECK(st.size() == 1);
+}
+
+TEST_CASE("staged: commit writes everything and clears the stage") {
+  MemoryStore s;
+  WriteBatch b;
+  b.put("doomed", "disk");
+  write_ok(s, b);
+  Staged st(s);
+  st.put("a", "1");
+  st.put("b", "2");
+  st.del("doomed");
+  REQUIRE(st.commit().ok());
+  CHECK(st.empty());
+  CHECK(get_or(s, "a") == "1");
+  CHECK(get_or(s, "b") == "2");
+  CHECK(get_or(s, "doomed") == "<absent>");
+  // Reads still see the store through the stage.
+  std::string v;
+  REQUIRE(st.get("a", &v).ok());
+  CHECK(v == "1");
+  CHECK(&st.store() == &s);
+}
+
+TEST_CASE("staged: require_sync makes the commit a synced write, once") {
+  MemoryStore s;
+  Staged st(s);
+  st.put("a", "1");
+  REQUIRE(st.commit().ok());
+  CHECK(s.synced_writes() == 0);
+
+  st.put("b", "2");
+  st.require_sync();
+  REQUIRE(st.commit().ok());
+  CHECK(s.synced_writes() == 1);
+
+  // The flag is reset by the commit.
+  st.put("c", "3");
+  REQUIRE(st.commit().ok());
+  CHECK(s.synced_writes() == 1);
+}
+
+TEST_CASE("staged: commit of an empty stage writes nothing") {
+  MemoryStore s;
+  Staged st(s);
+  st.require_sync();
+  CHECK(st.commit().ok());
+  CHECK(s.synced_writes() == 0);
+  CHECK(s.size() == 0);
+}
+
+TEST_CASE("staged: a failed commit reports the store's error") {
+  MemoryStore s;
+  s.set_fail_writes(true);
+  Staged st(s);
+  st.put("a", "1");
+  Status result = st.commit();
+  CHECK_FALSE(result.ok());
+  CHECK(s.size() == 0);
+}
+
+TEST_CASE("staged: works over leveldb") {
+  TempDir dir;
+  std::unique_ptr<Store> db;
+  REQUIRE(open_leveldb(dir.str(), &db).ok());
+  Staged st(*db);
+  st.put("p/1", "x");
+  st.require_sync();
+  REQUIRE(st.commit().ok());
+  CHECK(get_or(*db, "p/1") == "x");
+}
+
+}  // namespace jc::storage
