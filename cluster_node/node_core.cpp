@@ -225,15 +225,29 @@ void NodeCore::on_welcome(const protocol::Welcome& w) {
   for (const auto& t : w.drop) drop_exec(t);
   if (!w.drop.empty()) log_->info("dropped jobs reassigned by the proxy count={}", w.drop.size());
   forward_all();
-  protocol::Result results;
+  resend_undelivered();
+  send(info());
+}
+
+std::vector<JobReport> NodeCore::undelivered_reports(std::size_t max) const {
+  std::vector<JobReport> out;
   for (const auto& t : undelivered_) {
     ExecRecord rec;
-    if (!load(exec_key(t), rec)) continue;
-    results.reports.push_back(exec_report(t, rec));
-    if (results.reports.size() >= kMaxPerFrame) send(std::exchange(results, {}));
+    if (out.size() >= max) break;
+    if (load(exec_key(t), rec)) out.push_back(exec_report(t, rec));
+  }
+  return out;
+}
+
+void NodeCore::resend_undelivered() {
+  // Results finished in this turn are on their way already.
+  std::unordered_set<std::string> fresh;
+  for (const auto& r : pending_results_.reports) fresh.insert(r.ticket);
+  protocol::Result results;
+  for (auto& r : undelivered_reports(kMaxPerFrame)) {
+    if (!fresh.count(r.ticket)) results.reports.push_back(std::move(r));
   }
   if (!results.reports.empty()) send(std::move(results));
-  send(info());
 }
 
 void NodeCore::forward_all() {
@@ -282,8 +296,13 @@ void NodeCore::on_ack(const protocol::Ack& a) {
 void NodeCore::on_jobs(const protocol::Job& j) {
   for (const auto& a : j.jobs) {
     const std::string& t = a.spec.ticket;
-    if (!protocol::is_valid_ticket(t) || exec_jobs_.count(t)) continue;
+    // Already here (held, or finished with its result not yet acknowledged):
+    // the proxy asks again after a reconnect; keep what we have.
     ExecRecord rec;
+    if (!protocol::is_valid_ticket(t) || exec_jobs_.count(t) || undelivered_.count(t) ||
+        load(exec_key(t), rec)) {
+      continue;
+    }
     rec.spec = a.spec;
     rec.attempt = a.attempt;
     staged_.put(exec_key(t), protocol::to_bytes(rec));

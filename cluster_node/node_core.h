@@ -42,7 +42,7 @@ struct OriginRecord {
 
   template <class A>
   void serialize(A& ar, unsigned) {
-    ar & spec & state & has_result & result & attempts;
+    protocol::fields(ar, spec, state, has_result, result, attempts);
   }
 };
 
@@ -55,7 +55,7 @@ struct ExecRecord {
 
   template <class A>
   void serialize(A& ar, unsigned) {
-    ar & spec & attempt & state & result & delivered;
+    protocol::fields(ar, spec, attempt, state, result, delivered);
   }
 };
 
@@ -93,6 +93,8 @@ class NodeCore {
   protocol::Hello hello() const;
   void on_message(const protocol::Message& m);
   protocol::Info info() const;
+  // Offers again the results the proxy has not acknowledged (REQUEST_RESULT_PERIOD).
+  void resend_undelivered();
   bool connected() const { return connected_; }
   // Everything not acknowledged is sent again after the next WELCOME.
   void on_disconnected();
@@ -114,6 +116,7 @@ class NodeCore {
   void on_reports(const std::vector<protocol::JobReport>& reports);
   void on_requests(const std::vector<std::string>& tickets);
   void forward_all();
+  std::vector<protocol::JobReport> undelivered_reports(std::size_t max) const;
   void drop_exec(const std::string& ticket);
   protocol::JobReport exec_report(const std::string& ticket, const ExecRecord& rec) const;
   template <class T>

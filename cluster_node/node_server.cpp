@@ -284,8 +284,7 @@ void NodeServer::schedule_requests() {
   request_timer_.expires_after(milliseconds(config_.request_result_period_ms));
   request_timer_.async_wait([this](const error_code& ec) {
     if (ec || stopping_) return;
-    // Waits whose answer may have been lost ask again.
-    for (const auto& [t, list] : lookups_) to_request_.push_back(t);
+    core_.resend_undelivered();
     schedule_flush();
     schedule_requests();
   });

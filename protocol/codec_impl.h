@@ -6,6 +6,8 @@
 #include <exception>
 #include <streambuf>
 
+#include "protocol/fields.h"
+
 namespace jc::protocol::detail {
 
 // Appends everything written to a std::string.
@@ -55,14 +57,17 @@ std::string to_bytes(const T& value) {
 
 template <class T>
 bool from_bytes(std::string_view bytes, T& value) {
+  detail::SpanSource source(bytes);
+  detail::t_decoding = &source;
+  bool ok = true;
   try {
-    detail::SpanSource source(bytes);
     boost::archive::binary_iarchive ar(source, detail::kArchiveFlags);
     ar >> value;
-    return true;
   } catch (const std::exception&) {
-    return false;
+    ok = false;
   }
+  detail::t_decoding = nullptr;
+  return ok;
 }
 
 }  // namespace jc::protocol

@@ -6,9 +6,7 @@
 // class version.
 #pragma once
 
-#include <boost/serialization/string.hpp>
-#include <boost/serialization/vector.hpp>
-#include <boost/serialization/version.hpp>
+#include "protocol/fields.h"
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -60,7 +58,7 @@ struct Limits {
 
   template <class Archive>
   void serialize(Archive& ar, unsigned) {
-    ar & timeout_ms & cpu_ms & memory_mb & output_kb;
+    fields(ar, timeout_ms, cpu_ms, memory_mb, output_kb);
   }
 };
 
@@ -78,8 +76,7 @@ struct JobSpec {
 
   template <class Archive>
   void serialize(Archive& ar, unsigned) {
-    ar & ticket & kind & sleep_ms & command & stdin_data & limits & origin & submitted_ms &
-        priority & not_before_ms;
+    fields(ar, ticket, kind, sleep_ms, command, stdin_data, limits, origin, submitted_ms, priority, not_before_ms);
   }
   // One line a person can read in logs and `getall`.
   std::string describe() const;
@@ -104,8 +101,7 @@ struct JobResult {
 
   template <class Archive>
   void serialize(Archive& ar, unsigned) {
-    ar & state & node & attempt & text & exit_code & signal & stdout_data & stderr_data &
-        stdout_truncated & stderr_truncated & start_ms & end_ms & cpu_ms & peak_kb & verdict;
+    fields(ar, state, node, attempt, text, exit_code, signal, stdout_data, stderr_data, stdout_truncated, stderr_truncated, start_ms, end_ms, cpu_ms, peak_kb, verdict);
   }
 };
 
@@ -123,8 +119,7 @@ struct JobReport {
 
   template <class Archive>
   void serialize(Archive& ar, unsigned) {
-    ar & ticket & state & node & attempts & queue_position & estimated_wait_ms & has_result &
-        result;
+    fields(ar, ticket, state, node, attempts, queue_position, estimated_wait_ms, has_result, result);
   }
 };
 

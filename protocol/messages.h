@@ -37,7 +37,7 @@ struct Hello {
 
   template <class A>
   void serialize(A& ar, unsigned) {
-    ar & version & node_id & slots & client_address & held & finished & auth;
+    fields(ar, version, node_id, slots, client_address, held, finished, auth);
   }
 };
 
@@ -49,7 +49,7 @@ struct Welcome {
 
   template <class A>
   void serialize(A& ar, unsigned) {
-    ar & accepted & reason & proxy_id & drop;
+    fields(ar, accepted, reason, proxy_id, drop);
   }
 };
 
@@ -57,7 +57,7 @@ struct Submit {
   std::vector<JobSpec> jobs;
   template <class A>
   void serialize(A& ar, unsigned) {
-    ar & jobs;
+    fields(ar, jobs);
   }
 };
 
@@ -70,7 +70,7 @@ struct Ack {
 
   template <class A>
   void serialize(A& ar, unsigned) {
-    ar & kind & tickets & superseded;
+    fields(ar, kind, tickets, superseded);
   }
 };
 
@@ -79,7 +79,7 @@ struct Assignment {
   std::uint32_t attempt = 1;
   template <class A>
   void serialize(A& ar, unsigned) {
-    ar & spec & attempt;
+    fields(ar, spec, attempt);
   }
 };
 
@@ -87,7 +87,7 @@ struct Job {
   std::vector<Assignment> jobs;
   template <class A>
   void serialize(A& ar, unsigned) {
-    ar & jobs;
+    fields(ar, jobs);
   }
 };
 
@@ -100,7 +100,7 @@ struct Info {
 
   template <class A>
   void serialize(A& ar, unsigned) {
-    ar & queued & running & free_slots & finished_total & pending_forward;
+    fields(ar, queued, running, free_slots, finished_total, pending_forward);
   }
 };
 
@@ -108,7 +108,7 @@ struct RequestOfRes {
   std::vector<std::string> tickets;
   template <class A>
   void serialize(A& ar, unsigned) {
-    ar & tickets;
+    fields(ar, tickets);
   }
 };
 
@@ -116,7 +116,7 @@ struct Result {
   std::vector<JobReport> reports;
   template <class A>
   void serialize(A& ar, unsigned) {
-    ar & reports;
+    fields(ar, reports);
   }
 };
 
@@ -125,7 +125,7 @@ struct ResReq {
   std::vector<std::string> requests;
   template <class A>
   void serialize(A& ar, unsigned) {
-    ar & reports & requests;
+    fields(ar, reports, requests);
   }
 };
 
@@ -142,8 +142,7 @@ struct NodeStats {
 
   template <class A>
   void serialize(A& ar, unsigned) {
-    ar & node_id & address & connected & slots & assigned & running & queued & finished &
-        last_heard_ms;
+    fields(ar, node_id, address, connected, slots, assigned, running, queued, finished, last_heard_ms);
   }
 };
 
@@ -157,7 +156,7 @@ struct ClusterStats {
 
   template <class A>
   void serialize(A& ar, unsigned) {
-    ar & nodes & queue_length & running & submitted_total & finished_total & redispatched_total;
+    fields(ar, nodes, queue_length, running, submitted_total, finished_total, redispatched_total);
   }
 };
 
@@ -165,7 +164,7 @@ struct StatsRequest {
   std::uint64_t id = 0;
   template <class A>
   void serialize(A& ar, unsigned) {
-    ar & id;
+    fields(ar, id);
   }
 };
 
@@ -174,7 +173,7 @@ struct StatsReply {
   ClusterStats stats;
   template <class A>
   void serialize(A& ar, unsigned) {
-    ar & id & stats;
+    fields(ar, id, stats);
   }
 };
 

@@ -33,7 +33,6 @@ ProxyCore::ProxyCore(storage::Store& store, ProxyOptions options)
     : staged_(store), options_(std::move(options)), log_(log::get("proxy")) {}
 
 Status ProxyCore::recover(TimeMs now) {
-  std::vector<std::pair<std::uint64_t, std::string>> queued;
   std::size_t held = 0;
   bool corrupt = false;
   Status s = staged_.store().scan("a/", [&](std::string_view key, std::string_view value) {
@@ -44,7 +43,8 @@ Status ProxyCore::recover(TimeMs now) {
       return true;
     }
     std::string ticket(key.substr(2));
-    active_[ticket] = ActiveJob{rec.state, rec.node, rec.attempts, rec.spec.origin};
+    QueueKey qkey{rec.spec.priority, rec.seq};
+    active_[ticket] = ActiveJob{rec.state, rec.node, rec.attempts, rec.spec.origin, qkey};
     next_seq_ = std::max(next_seq_, rec.seq + 1);
     if (rec.state == JobState::kRunning) {
       auto& node = nodes_[rec.node];
@@ -52,14 +52,11 @@ Status ProxyCore::recover(TimeMs now) {
       node.lost_since = now;
       ++held;
     } else {
-      queued.emplace_back(rec.seq, ticket);
+      queue_.push(ticket, qkey);
     }
     return true;
   });
   if (!s.ok()) return s;
-  std::sort(queued.begin(), queued.end());
-  for (auto& [seq, ticket] : queued) queue_.push_back(ticket);
-  queued_count_ = queued.size();
   std::size_t pending = 0;
   s = staged_.store().scan("n/", [&](std::string_view key, std::string_view) {
     auto rest = key.substr(2);
@@ -71,7 +68,7 @@ Status ProxyCore::recover(TimeMs now) {
     return true;
   });
   if (!s.ok()) return s;
-  log_->info("recovered queued={} held={} nodes={} unacknowledged_results={}{}", queued_count_,
+  log_->info("recovered queued={} held={} nodes={} unacknowledged_results={}{}", queue_.size(),
              held, nodes_.size(), pending, corrupt ? " (some records unreadable)" : "");
   return Status::Ok();
 }
@@ -124,31 +121,36 @@ protocol::Welcome ProxyCore::on_hello(const protocol::Hello& hello, const std::s
 void ProxyCore::reconcile(const std::string& node_id, const protocol::Hello& hello,
                           protocol::Welcome& welcome) {
   auto& node = nodes_[node_id];
-  std::unordered_set<std::string> claimed(hello.finished.begin(), hello.finished.end());
-  for (const auto& t : hello.held) {
+  std::unordered_set<std::string> claimed;
+  // Jobs it still holds, and jobs it finished whose results are on the way:
+  // both stay with it unless they were given to another node meanwhile.
+  auto claim = [&](const std::string& t, bool finished) {
     claimed.insert(t);
     auto it = active_.find(t);
-    if (it == active_.end() || (it->second.state == JobState::kRunning && it->second.node != node_id)) {
-      welcome.drop.push_back(t);
-      continue;
+    bool elsewhere = it != active_.end() && it->second.state == JobState::kRunning &&
+                     it->second.node != node_id;
+    if (it == active_.end() || elsewhere) {
+      // A held copy must stop; a finished one's result is offered anyway
+      // (the first final result wins).
+      if (!finished) welcome.drop.push_back(t);
+      return;
     }
     if (it->second.state == JobState::kQueued) {
-      // Given back to the queue while the node was away, and not yet given to
-      // anyone else: it stays where it is.
+      // Given back to the queue while the node was away, and not yet given
+      // to anyone else: it stays where it is.
       JobRecord rec;
-      if (!load_record(active_key(t), rec)) {
-        welcome.drop.push_back(t);
-        continue;
-      }
+      if (!load_record(active_key(t), rec)) return;
       rec.state = JobState::kRunning;
       rec.node = node_id;
       store_active(t, rec);
+      queue_.erase(t, it->second.key);
       it->second.state = JobState::kRunning;
       it->second.node = node_id;
-      --queued_count_;
     }
     node.held.insert(t);
-  }
+  };
+  for (const auto& t : hello.held) claim(t, false);
+  for (const auto& t : hello.finished) claim(t, true);
   std::vector<std::string> lost;
   for (const auto& t : node.held) {
     if (!claimed.count(t)) lost.push_back(t);
@@ -195,8 +197,7 @@ void ProxyCore::requeue(const std::string& ticket, const std::string& reason) {
   store_active(ticket, rec);
   it->second.state = JobState::kQueued;
   it->second.node.clear();
-  queue_.push_front(ticket);
-  ++queued_count_;
+  queue_.push(ticket, it->second.key);
   ++redispatched_total_;
 }
 
@@ -246,9 +247,9 @@ void ProxyCore::on_submit(const std::string& node, const protocol::Submit& m, Ti
     rec.spec = spec;
     rec.seq = next_seq_++;
     store_active(spec.ticket, rec);
-    active_[spec.ticket] = ActiveJob{JobState::kQueued, "", 0, spec.origin};
-    queue_.push_back(spec.ticket);
-    ++queued_count_;
+    QueueKey key{spec.priority, rec.seq};
+    active_[spec.ticket] = ActiveJob{JobState::kQueued, "", 0, spec.origin, key};
+    queue_.push(spec.ticket, key);
     ++submitted_total_;
     log_->debug("queued ticket={} origin={} job=\"{}\"", spec.ticket, spec.origin, spec.describe());
   }
@@ -319,7 +320,7 @@ void ProxyCore::finish_job(const std::string& ticket, JobRecord rec,
   if (rec.state == JobState::kRunning) {
     nodes_[rec.node].held.erase(ticket);
   } else {
-    --queued_count_;
+    queue_.erase(ticket, QueueKey{rec.spec.priority, rec.seq});
   }
   rec.state = *next;
   rec.result = result;
@@ -394,17 +395,12 @@ JobReport ProxyCore::report_of(const std::string& ticket) const {
 }
 
 std::int64_t ProxyCore::queue_position(const std::string& ticket) const {
-  std::int64_t pos = 0;
-  for (const auto& t : queue_) {
-    if (t == ticket) return pos;
-    auto it = active_.find(t);
-    if (it != active_.end() && it->second.state == JobState::kQueued) ++pos;
-  }
-  return -1;
+  auto it = active_.find(ticket);
+  return it == active_.end() ? -1 : queue_.position(ticket, it->second.key);
 }
 
 bool ProxyCore::has_dispatchable() const {
-  if (queued_count_ == 0) return false;
+  if (queue_.empty()) return false;
   for (const auto& [id, node] : nodes_) {
     if (node.connected && node.held.size() < node.slots + options_.prefetch) return true;
   }
@@ -412,7 +408,7 @@ bool ProxyCore::has_dispatchable() const {
 }
 
 bool ProxyCore::dispatch(TimeMs now) {
-  if (queued_count_ == 0) return false;
+  if (queue_.empty()) return false;
   std::vector<std::string> ids;
   std::vector<NodeLoad> loads;
   for (const auto& [id, node] : nodes_) {
@@ -420,16 +416,17 @@ bool ProxyCore::dispatch(TimeMs now) {
     ids.push_back(id);
     loads.push_back({node.slots, static_cast<std::uint32_t>(node.held.size())});
   }
-  auto plan = plan_dispatch(loads, queued_count_, options_.max_dispatch, options_.prefetch,
+  auto plan = plan_dispatch(loads, queue_.size(), options_.max_dispatch, options_.prefetch,
                             rotation_++);
   std::size_t total = 0;
   for (std::size_t i = 0; i < ids.size(); ++i) {
     protocol::Job job;
-    while (job.jobs.size() < plan[i] && !queue_.empty()) {
-      std::string t = std::move(queue_.front());
-      queue_.pop_front();
+    while (job.jobs.size() < plan[i]) {
+      auto next = queue_.pop();
+      if (!next) break;
+      const std::string& t = *next;
       auto it = active_.find(t);
-      if (it == active_.end() || it->second.state != JobState::kQueued) continue;  // stale entry
+      if (it == active_.end()) continue;
       JobRecord rec;
       if (!load_record(active_key(t), rec)) continue;
       rec.state = *protocol::next_state(rec.state, JobEvent::kDispatch);
@@ -437,9 +434,10 @@ bool ProxyCore::dispatch(TimeMs now) {
       rec.attempts++;
       rec.nodes_tried.push_back(ids[i]);
       store_active(t, rec);
-      it->second = ActiveJob{JobState::kRunning, ids[i], rec.attempts, rec.spec.origin};
+      it->second.state = JobState::kRunning;
+      it->second.node = ids[i];
+      it->second.attempts = rec.attempts;
       nodes_[ids[i]].held.insert(t);
-      --queued_count_;
       job.jobs.push_back({std::move(rec.spec), rec.attempts});
     }
     if (job.jobs.empty()) continue;
@@ -447,7 +445,7 @@ bool ProxyCore::dispatch(TimeMs now) {
     log_->debug("dispatch node={} jobs={}", ids[i], job.jobs.size());
     send(ids[i], std::move(job));
   }
-  if (total > 0) log_->debug("dispatch round jobs={} queued={}", total, queued_count_);
+  if (total > 0) log_->debug("dispatch round jobs={} queued={}", total, queue_.size());
   return total >= options_.max_dispatch && has_dispatchable();
 }
 
@@ -496,7 +494,7 @@ protocol::ClusterStats ProxyCore::stats(TimeMs now) const {
     s.running += node.connected ? node.held.size() : 0;
     s.nodes.push_back(std::move(n));
   }
-  s.queue_length = queued_count_;
+  s.queue_length = queue_.size();
   s.submitted_total = submitted_total_;
   s.finished_total = finished_total_;
   s.redispatched_total = redispatched_total_;

@@ -24,6 +24,7 @@
 #include "common/status.h"
 #include "common/time.h"
 #include "protocol/messages.h"
+#include "reverse_proxy/job_queue.h"
 #include "storage/staged.h"
 
 namespace jc::proxy {
@@ -48,7 +49,7 @@ struct JobRecord {
 
   template <class A>
   void serialize(A& ar, unsigned) {
-    ar & spec & state & node & attempts & seq & nodes_tried & result;
+    protocol::fields(ar, spec, state, node, attempts, seq, nodes_tried, result);
   }
 };
 
@@ -93,6 +94,7 @@ class ProxyCore {
     std::string node;
     std::uint32_t attempts = 0;
     std::string origin;
+    QueueKey key;  // its place in the queue while queued
   };
   struct NodeEntry {
     bool connected = false;
@@ -130,8 +132,7 @@ class ProxyCore {
   ProxyOptions options_;
   std::shared_ptr<spdlog::logger> log_;
   std::unordered_map<std::string, ActiveJob> active_;
-  std::deque<std::string> queue_;  // dispatch order; entries no longer queued are skipped
-  std::size_t queued_count_ = 0;
+  JobQueue queue_;
   std::map<std::string, NodeEntry> nodes_;
   std::unordered_map<std::string, std::set<std::string>> watchers_;
   std::map<std::string, std::set<std::string>> unnotified_;  // origin -> tickets

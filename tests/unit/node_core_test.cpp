@@ -577,3 +577,27 @@ TEST_CASE("node core: stable_node_id prefers the configured id, else keeps one")
 }
 
 }  // namespace jc::node
+
+namespace jc::node {
+
+TEST_CASE("node core: a job offered again after it finished keeps its first result") {
+  storage::MemoryStore store;
+  Node n(store);
+  n.connect();
+  n.receive(protocol::Job{{assignment("j1", 1)}});
+  REQUIRE(n.start() == "j1");
+  n.core.job_finished("j1", done_result("first"));
+  n.flush();
+  n.receive(protocol::Job{{assignment("j1", 2)}});
+  CHECK_FALSE(n.core.next_job().has_value());
+  auto h = n.core.hello();
+  CHECK(std::find(h.held.begin(), h.held.end(), "j1") == h.held.end());
+  CHECK(std::find(h.finished.begin(), h.finished.end(), "j1") != h.finished.end());
+  n.receive(protocol::Ack{protocol::AckKind::kResults, {"j1"}, {}});
+  auto r = n.core.lookup("j1");
+  CHECK(r.has_result);
+  CHECK(r.result.text == "first");
+  CHECK(r.result.attempt == 1);
+}
+
+}  // namespace jc::node

@@ -787,3 +787,26 @@ TEST_CASE("proxy core: stats requests are answered with the request id") {
 }
 
 }  // namespace jc::proxy
+
+namespace jc::proxy {
+
+TEST_CASE("proxy core: a job the node finished while away is not run again after it reconnects") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  p.join("node-a", 1);
+  p.message("node-a", submit_of({"t1"}, "node-a"));
+  auto first = sent_to<protocol::Job>(p.dispatch(), "node-a");
+  REQUIRE(count_jobs(first) == 1);
+  p.core.on_disconnect("node-a", 10);
+  p.flush();
+  // Back, saying it finished t1 and the result is on its way.
+  p.join("node-a", 1, 20, {}, {"t1"});
+  CHECK(count_jobs(sent_to<protocol::Job>(p.dispatch(), "node-a")) == 0);
+  auto out = p.message("node-a", protocol::Result{{final_report("t1", "node-a", 1)}});
+  auto acks = sent_to<protocol::Ack>(out, "node-a");
+  REQUIRE(!acks.empty());
+  CHECK(acks[0].tickets == std::vector<std::string>{"t1"});
+  CHECK(p.state_of("t1") == JobState::kDone);
+}
+
+}  // namespace jc::proxy

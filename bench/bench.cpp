@@ -1,0 +1,135 @@
+// jc_bench: starts a local cluster from the built binaries and drives it as
+// clients do over TCP.
+//
+//   jc_bench [--jobs N] [--nodes K] [--slots S] [--ms MS] [--clients C]
+//
+// Scenario "e2e": C clients, client i on node i % K, each pipelining its
+// share of N sleep jobs of MS milliseconds; then every result is awaited
+// (pipelined `wait`s). Prints the submit rate, the time until every result is
+// visible, jobs/s end to end, and how many jobs each node ran.
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <thread>
+
+#include "tests/support/cluster.h"
+
+using namespace jc::test;
+using Seconds = std::chrono::duration<double>;
+
+namespace {
+
+struct Args {
+  int jobs = 2000;
+  int nodes = 3;
+  int slots = 2;
+  int ms = 0;
+  int clients = 1;
+};
+
+Args parse(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string k = argv[i];
+    int v = std::atoi(argv[i + 1]);
+    if (k == "--jobs") a.jobs = v;
+    else if (k == "--nodes") a.nodes = v;
+    else if (k == "--slots") a.slots = v;
+    else if (k == "--ms") a.ms = v;
+    else if (k == "--clients") a.clients = v;
+    else {
+      fmt::print(stderr, "unknown option {}\n", k);
+      std::exit(2);
+    }
+  }
+  return a;
+}
+
+struct ClientRun {
+  std::vector<std::string> tickets;
+  std::map<std::string, int> ran;
+  bool ok = true;
+};
+
+void submit_all(Client& c, int count, int ms, ClientRun& run) {
+  std::string batch;
+  for (int i = 0; i < count; ++i) batch += std::to_string(ms) + "\n";
+  c.send(batch);
+  for (int i = 0; i < count; ++i) {
+    auto l = c.line(60s);
+    if (!l || l->rfind("Ticket ID: ", 0) != 0) {
+      run.ok = false;
+      return;
+    }
+    run.tickets.push_back(l->substr(11));
+  }
+}
+
+void await_all(Client& c, ClientRun& run) {
+  std::string batch;
+  for (const auto& t : run.tickets) batch += "wait " + t + " 600\n";
+  c.send(batch);
+  for (std::size_t i = 0; i < run.tickets.size(); ++i) {
+    auto l = c.line(600s);
+    if (!l || l->rfind("Result: ", 0) != 0) {
+      fmt::print(stderr, "unexpected reply to wait {}: {}\n", run.tickets[i], l.value_or("(none)"));
+      run.ok = false;
+      return;
+    }
+    run.ran[result_node(*l)]++;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a = parse(argc, argv);
+  Cluster cluster({.nodes = a.nodes, .slots = a.slots,
+                   .proxy_env = {{"LOG_LEVEL", "info"}}, .node_env = {{"LOG_LEVEL", "info"}}});
+  if (!cluster.wait_nodes_up(static_cast<std::size_t>(a.nodes))) {
+    fmt::print(stderr, "nodes did not come up\n");
+    return 1;
+  }
+  std::vector<std::unique_ptr<Client>> clients;
+  std::vector<ClientRun> runs(static_cast<std::size_t>(a.clients));
+  for (int i = 0; i < a.clients; ++i) {
+    clients.push_back(std::make_unique<Client>(cluster.node_port(static_cast<std::size_t>(i % a.nodes))));
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < a.clients; ++i) {
+      int share = a.jobs / a.clients + (i < a.jobs % a.clients ? 1 : 0);
+      threads.emplace_back([&, i, share] { submit_all(*clients[i], share, a.ms, runs[i]); });
+    }
+    for (auto& t : threads) t.join();
+  }
+  auto t1 = std::chrono::steady_clock::now();
+  {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < a.clients; ++i) {
+      threads.emplace_back([&, i] { await_all(*clients[i], runs[i]); });
+    }
+    for (auto& t : threads) t.join();
+  }
+  auto t2 = std::chrono::steady_clock::now();
+  std::map<std::string, int> ran;
+  bool ok = true;
+  for (auto& r : runs) {
+    ok = ok && r.ok;
+    for (auto& [n, c] : r.ran) ran[n] += c;
+  }
+  double submit_s = Seconds(t1 - t0).count();
+  double total_s = Seconds(t2 - t0).count();
+  fmt::print("jobs={} ms={} nodes={} slots={} clients={}\n", a.jobs, a.ms, a.nodes, a.slots, a.clients);
+  fmt::print("submit: {:.3f} s ({:.0f} tickets/s, each after a synced write)\n", submit_s, a.jobs / submit_s);
+  fmt::print("all results visible after {:.3f} s: {:.0f} jobs/s end to end\n", total_s, a.jobs / total_s);
+  for (auto& [n, c] : ran) fmt::print("  node {} ran {}\n", n, c);
+  if (!ok) {
+    fmt::print("ERROR: some replies were missing or wrong\n");
+    return 1;
+  }
+  return 0;
+}

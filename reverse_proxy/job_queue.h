@@ -1,0 +1,55 @@
+// The proxy's queue of jobs waiting for a node: ordered by priority (higher
+// first), then by submission sequence. A job given back after its node was
+// lost keeps its sequence number, so it goes ahead of later submissions.
+//
+// Backed by an order-statistics tree, so that a job's queue position (for
+// `status`) costs O(log n) and not a scan of a million-job queue.
+#pragma once
+
+#include <ext/pb_ds/assoc_container.hpp>
+#include <ext/pb_ds/tree_policy.hpp>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <tuple>
+
+namespace jc::proxy {
+
+struct QueueKey {
+  std::int32_t priority = 0;
+  std::uint64_t seq = 0;
+};
+
+class JobQueue {
+ public:
+  void push(const std::string& ticket, QueueKey key) { tree_.insert(entry(ticket, key)); }
+  bool erase(const std::string& ticket, QueueKey key) { return tree_.erase(entry(ticket, key)) > 0; }
+  // The next job to dispatch, removed from the queue.
+  std::optional<std::string> pop() {
+    if (tree_.empty()) return std::nullopt;
+    auto it = tree_.begin();
+    std::string t = std::get<2>(*it);
+    tree_.erase(it);
+    return t;
+  }
+  // 0-based position, or -1 when the ticket is not queued.
+  std::int64_t position(const std::string& ticket, QueueKey key) const {
+    auto e = entry(ticket, key);
+    if (tree_.find(e) == tree_.end()) return -1;
+    return static_cast<std::int64_t>(tree_.order_of_key(e));
+  }
+  std::size_t size() const { return tree_.size(); }
+  bool empty() const { return tree_.empty(); }
+
+ private:
+  // Negated priority so that the default ascending order puts the highest first.
+  using Entry = std::tuple<std::int64_t, std::uint64_t, std::string>;
+  static Entry entry(const std::string& ticket, QueueKey key) {
+    return {-static_cast<std::int64_t>(key.priority), key.seq, ticket};
+  }
+  __gnu_pbds::tree<Entry, __gnu_pbds::null_type, std::less<Entry>, __gnu_pbds::rb_tree_tag,
+                   __gnu_pbds::tree_order_statistics_node_update>
+      tree_;
+};
+
+}  // namespace jc::proxy
