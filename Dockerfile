@@ -1,0 +1,29 @@
+# One image, both binaries; the container's command picks the role:
+#   docker run ... jobcluster reverse_proxy 8080
+#   docker run ... jobcluster cluster_node reverse-proxy 8080
+# State lives under /data (mount a volume there, one per process).
+
+FROM debian:bookworm AS build
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      g++ cmake make libboost-dev libboost-serialization-dev libleveldb-dev libfmt-dev \
+      libspdlog-dev nlohmann-json3-dev doctest-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release \
+ && cmake --build /build -j"$(nproc)" --target reverse_proxy cluster_node
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      libboost-serialization1.74.0 libleveldb1d libfmt9 libspdlog1.10 netcat-openbsd \
+ && rm -rf /var/lib/apt/lists/* \
+ && mkdir -p /data
+COPY --from=build /build/bin/reverse_proxy /build/bin/cluster_node /usr/local/bin/
+COPY docker/entrypoint.sh /usr/local/bin/entrypoint.sh
+ENV DATA_DIR=/data
+VOLUME /data
+EXPOSE 8080 9000
+ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]
+CMD ["reverse_proxy", "8080"]
