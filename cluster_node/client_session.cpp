@@ -61,6 +61,12 @@ void ClientSession::on_read(const error_code& ec, std::size_t n) {
       log::get("client")->debug("read failed peer={} error=\"{}\"", peer_, ec.message());
     }
     read_closed_ = true;  // answer what was read, then close
+    if (heredoc_) {
+      fill(heredoc_->slot, replies::error("the connection ended inside the here-document (no line '" +
+                                              heredoc_->run.heredoc + "')",
+                                          heredoc_->json));
+      heredoc_.reset();
+    }
     if (reader_.has_partial()) {
       log::get("client")->debug("client left mid-line peer={}", peer_);
     }
@@ -70,10 +76,19 @@ void ClientSession::on_read(const error_code& ec, std::size_t n) {
   reader_.feed(
       std::string_view(inbox_.data(), n),
       [this](std::string_view line) {
-        if (!read_closed_) handle_line(line);
+        if (read_closed_) return;
+        if (heredoc_) {
+          heredoc_line(line);
+        } else {
+          handle_line(line);
+        }
       },
       [this] {
         if (read_closed_) return;
+        if (heredoc_) {
+          heredoc_->too_long = true;
+          return;
+        }
         fill(add_slot(), replies::error(fmt::format("line too long: the limit is {} bytes; send a "
                                                     "long script as a here-document of short lines",
                                                     kMaxLineBytes),
@@ -121,7 +136,11 @@ void ClientSession::handle_line(std::string_view line) {
           server_.submit(std::move(spec),
                          later(slot, [json](const std::string& t) { return replies::ticket(t, json); }));
         } else if constexpr (std::is_same_v<T, CmdRun>) {
-          fill(slot, replies::error("run is not available in this version yet; sleep jobs are", json));
+          if (c.heredoc.empty()) {
+            submit_run(c, "", slot, json);
+          } else {
+            heredoc_ = Heredoc{c, slot, json, "", false};
+          }
         } else if constexpr (std::is_same_v<T, CmdResult>) {
           server_.lookup(c.ticket, false, std::nullopt,
                          later(slot, [json](const protocol::JobReport& r, bool unreachable) {
@@ -138,7 +157,7 @@ void ClientSession::handle_line(std::string_view line) {
                            return replies::result(r, unreachable, json);
                          }));
         } else if constexpr (std::is_same_v<T, CmdCancel>) {
-          fill(slot, replies::error("cancel is not available in this version yet", json));
+          server_.cancel(c.ticket, json, later(slot, [](const std::string& text) { return text; }));
         } else if constexpr (std::is_same_v<T, CmdGetAll>) {
           server_.getall(later(slot, [json](const std::vector<GetAllEntry>& jobs) {
             return replies::getall(jobs, json);
@@ -160,6 +179,44 @@ void ClientSession::handle_line(std::string_view line) {
         }
       },
       cmd);
+}
+
+void ClientSession::heredoc_line(std::string_view line) {
+  Heredoc& h = *heredoc_;
+  if (line == h.run.heredoc) {
+    Heredoc done = std::move(h);
+    heredoc_.reset();
+    if (done.too_long) {
+      fill(done.slot, replies::error(fmt::format("the here-document is over the limit of {} bytes "
+                                                 "(lines at most {} bytes)",
+                                                 kMaxHeredocBytes, kMaxLineBytes),
+                                     done.json));
+    } else {
+      submit_run(done.run, done.body, done.slot, done.json);
+    }
+    return;
+  }
+  if (h.too_long || h.body.size() + line.size() + 1 > kMaxHeredocBytes) {
+    // Keep reading up to the terminator, without keeping the lines.
+    h.too_long = true;
+    h.body.clear();
+    return;
+  }
+  h.body.append(line);
+  h.body.push_back('\n');
+}
+
+void ClientSession::submit_run(const CmdRun& run, std::string_view body, const SlotPtr& slot,
+                               bool json) {
+  protocol::JobSpec spec;
+  std::string err = build_run_spec(run, body, spec);
+  if (err.empty()) err = server_.apply_limits(spec);
+  if (!err.empty()) {
+    fill(slot, replies::error(err, json));
+    return;
+  }
+  server_.submit(std::move(spec),
+                 later(slot, [json](const std::string& t) { return replies::ticket(t, json); }));
 }
 
 void ClientSession::pump() {

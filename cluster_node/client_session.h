@@ -12,6 +12,7 @@
 
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "cluster_node/command.h"
@@ -57,6 +58,18 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   std::deque<SlotPtr> slots_;
   std::string outgoing_;
   std::string writing_;
+  // A `run ... <<WORD` being read: its reply slot and the body so far.
+  struct Heredoc {
+    CmdRun run;
+    SlotPtr slot;
+    bool json = false;
+    std::string body;
+    bool too_long = false;
+  };
+  std::optional<Heredoc> heredoc_;
+  void heredoc_line(std::string_view line);
+  void submit_run(const CmdRun& run, std::string_view body, const SlotPtr& slot, bool json);
+
   bool json_ = false;
   bool reading_ = false;
   bool read_closed_ = false;  // client sent EOF, or asked to exit

@@ -83,7 +83,178 @@ Command parse_wait(std::string_view rest) {
   return w;
 }
 
+constexpr std::string_view kRunUsage =
+    "usage: run [--timeout MS] [--cpu MS] [--memory MB] [--output KB] [--stdin TEXT] "
+    "[--expect TEXT] <command>, or run [OPTIONS] <<END then lines then END";
+
+// One option value: up to the next space, or quoted with '...' or "...";
+// inside double quotes \n, \t, \" and \\ are escapes.
+std::optional<std::string> take_value(std::string_view& s) {
+  std::string out;
+  if (s.empty()) return std::nullopt;
+  if (s[0] == '\'' || s[0] == '"') {
+    char q = s[0];
+    std::size_t i = 1;
+    for (; i < s.size() && s[i] != q; ++i) {
+      if (q == '"' && s[i] == '\\' && i + 1 < s.size()) {
+        char e = s[++i];
+        out.push_back(e == 'n' ? '\n' : e == 't' ? '\t' : e);
+      } else {
+        out.push_back(s[i]);
+      }
+    }
+    if (i >= s.size()) return std::nullopt;  // unterminated
+    s.remove_prefix(i + 1);
+  } else {
+    auto sp = s.find_first_of(" \t");
+    out = std::string(s.substr(0, sp));
+    s.remove_prefix(sp == std::string_view::npos ? s.size() : sp);
+  }
+  s = trim(s);
+  return out;
+}
+
+Command parse_run(std::string_view rest) {
+  CmdRun run;
+  // A trailing <<WORD opens a here-document.
+  auto hd = rest.rfind("<<");
+  if (hd != std::string_view::npos) {
+    std::string_view word = trim(rest.substr(hd + 2));
+    bool ok = !word.empty() && std::all_of(word.begin(), word.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+    });
+    if (ok) {
+      run.heredoc = std::string(word);
+      rest = trim(rest.substr(0, hd));
+    }
+  }
+  while (rest.substr(0, 2) == "--") {
+    auto [opt, after] = split_word(rest);
+    if (opt == "--") {
+      rest = after;
+      break;
+    }
+    std::string name(opt.substr(2));
+    std::string_view value_text;
+    std::optional<std::string> value;
+    if (auto eq = name.find('='); eq != std::string::npos) {
+      std::string_view full = trim(rest.substr(2 + eq + 1));
+      name = name.substr(0, eq);
+      value = take_value(full);
+      rest = full;
+    } else {
+      rest = after;
+      value = take_value(rest);
+    }
+    if (!value) return CmdError{fmt::format("--{} needs a value: {}", name, kRunUsage)};
+    auto number = [&](std::optional<std::uint32_t>& into, const char* unit) -> std::optional<CmdError> {
+      std::uint32_t v = 0;
+      auto [ptr, ec] = std::from_chars(value->data(), value->data() + value->size(), v);
+      if (!all_digits(*value) || ec != std::errc() || ptr != value->data() + value->size() || v == 0) {
+        return CmdError{fmt::format("--{} takes a positive number of {}, got {}", name, unit, quote(*value))};
+      }
+      into = v;
+      return std::nullopt;
+    };
+    std::optional<CmdError> err;
+    if (name == "timeout") err = number(run.options.timeout_ms, "milliseconds");
+    else if (name == "cpu") err = number(run.options.cpu_ms, "milliseconds");
+    else if (name == "memory") err = number(run.options.memory_mb, "megabytes");
+    else if (name == "output") err = number(run.options.output_kb, "kilobytes");
+    else if (name == "stdin") run.options.stdin_data = *value;
+    else if (name == "expect") run.options.expected = *value;
+    else return CmdError{fmt::format("unknown option --{}: {}", name, kRunUsage)};
+    if (err) return *err;
+  }
+  run.command = std::string(rest);
+  if (run.command.empty() && run.heredoc.empty()) return CmdError{"missing command: " + std::string(kRunUsage)};
+  return run;
+}
+
+bool valid_file_name(std::string_view n) {
+  return !n.empty() && n.size() <= 100 && n != "." && n != ".." &&
+         std::all_of(n.begin(), n.end(), [](char c) {
+           return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+         });
+}
+
 }  // namespace
+
+std::string build_run_spec(const CmdRun& run, std::string_view body, protocol::JobSpec& spec) {
+  spec.kind = protocol::JobKind::kRun;
+  spec.command = run.command;
+  // One-line values are lines: a newline ends them unless they have one.
+  auto as_lines = [](std::string v) {
+    if (!v.empty() && v.back() != '\n') v.push_back('\n');
+    return v;
+  };
+  if (run.options.stdin_data) spec.stdin_data = as_lines(*run.options.stdin_data);
+  if (run.options.expected) {
+    spec.has_expected = true;
+    spec.expected = as_lines(*run.options.expected);
+  }
+  spec.limits.timeout_ms = run.options.timeout_ms.value_or(0);
+  spec.limits.cpu_ms = run.options.cpu_ms.value_or(0);
+  spec.limits.memory_mb = run.options.memory_mb.value_or(0);
+  spec.limits.output_kb = run.options.output_kb.value_or(0);
+  if (run.heredoc.empty()) return "";
+  // Without "@@" section lines the whole body is the script.
+  bool sectioned = body.substr(0, 3) == "@@ " || body.find("\n@@ ") != std::string_view::npos;
+  if (!sectioned) {
+    if (!spec.command.empty()) return "give the command on the run line or in the here-document, not both";
+    spec.command = std::string(body);
+    return spec.command.empty() ? "the here-document is empty: it must hold the script" : "";
+  }
+  std::string* target = nullptr;
+  bool* flag = nullptr;
+  std::size_t line_no = 0;
+  while (!body.empty()) {
+    auto nl = body.find('\n');
+    std::string_view line = body.substr(0, nl);
+    body.remove_prefix(nl == std::string_view::npos ? body.size() : nl + 1);
+    ++line_no;
+    if (line.substr(0, 3) != "@@ ") {
+      if (target == nullptr) {
+        if (trim(line).empty()) continue;
+        return fmt::format("line {} of the here-document is outside any section: start with a "
+                           "section line such as '@@ command'", line_no);
+      }
+      target->append(line);
+      target->push_back('\n');
+      continue;
+    }
+    auto [kind, arg] = split_word(trim(line.substr(3)));
+    flag = nullptr;
+    if (kind == "file") {
+      if (!valid_file_name(arg)) {
+        return fmt::format("bad file name {}: use letters, digits, . _ -", quote(arg));
+      }
+      if (spec.files.size() >= kMaxFiles) return fmt::format("at most {} files", kMaxFiles);
+      spec.files.push_back({std::string(arg), ""});
+      target = &spec.files.back().content;
+    } else if (kind == "check") {
+      target = &spec.check;
+    } else if (kind == "command") {
+      spec.command.clear();
+      target = &spec.command;
+    } else if (kind == "case") {
+      if (spec.cases.size() >= kMaxCases) return fmt::format("at most {} cases", kMaxCases);
+      spec.cases.push_back({std::string(arg), "", false, ""});
+      target = nullptr;
+    } else if (kind == "stdin") {
+      target = spec.cases.empty() ? &spec.stdin_data : &spec.cases.back().stdin_data;
+    } else if (kind == "expect") {
+      flag = spec.cases.empty() ? &spec.has_expected : &spec.cases.back().has_expected;
+      *flag = true;
+      target = spec.cases.empty() ? &spec.expected : &spec.cases.back().expected;
+    } else {
+      return fmt::format("unknown section {}: use file NAME, check, command, case [NAME], stdin, expect",
+                         quote(kind));
+    }
+  }
+  if (spec.command.empty()) return "no command: add a '@@ command' section or give it on the run line";
+  return "";
+}
 
 Command parse_command(std::string_view raw) {
   std::string_view line = trim(raw);
@@ -99,10 +270,7 @@ Command parse_command(std::string_view raw) {
     if (rest.empty()) return CmdError{"missing milliseconds: usage: sleep <ms>"};
     return parse_sleep(rest);
   }
-  if (kw == "run") {
-    if (rest.empty()) return CmdError{"missing command: usage: run <shell command>"};
-    return CmdRun{std::string(rest)};
-  }
+  if (kw == "run") return parse_run(rest);
   if (kw == "status") {
     return parse_ticket_command(rest, "status <ticket>", [](std::string t) { return CmdStatus{t}; });
   }
@@ -135,11 +303,14 @@ const std::vector<std::string>& help_lines() {
   static const std::vector<std::string> kLines = {
       "<ms>                    submit a sleep job of <ms> milliseconds; replies Ticket ID: <ticket>",
       "sleep <ms>              same as <ms>",
-      "run <shell command>     run a command on some node (not available yet in this version)",
+      "run [OPTIONS] <command> run a shell command on some node under limits (see below)",
+      "  options: --timeout MS --cpu MS --memory MB --output KB --stdin TEXT --expect TEXT",
+      "  run [OPTIONS] <<END   then lines, then END: the script, or sections @@ file NAME,",
+      "                        @@ check, @@ command, @@ case [NAME], @@ stdin, @@ expect",
       "r<ticket>               the result of a job, or whether it has not run yet",
       "status <ticket>         state, node, attempt, queue position and estimated wait",
       "wait <ticket> [SECONDS] block until the job has finished (or SECONDS pass), then reply as r",
-      "cancel <ticket>         cancel a job (not available yet in this version)",
+      "cancel <ticket>         cancel a queued job, or kill a running one",
       "getall                  every job submitted through this node, with its state",
       "stats                   nodes with their slots, running and queued jobs; queue; totals",
       "format json|text        switch this connection's reply format",

@@ -8,6 +8,9 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
+
+#include "protocol/job.h"
 
 namespace jc::node {
 
@@ -20,7 +23,17 @@ constexpr std::uint64_t kMaxSleepMs = 86'400'000;
 constexpr std::uint32_t kMaxWaitSeconds = 86'400;
 
 struct CmdSleep { std::uint64_t ms = 0; };
-struct CmdRun { std::string command; };
+// `run [OPTIONS] <command>` or `run [OPTIONS] [command] <<WORD` followed by
+// lines up to one equal to WORD (a here-document: the script, or sections).
+struct RunOptions {
+  std::optional<std::uint32_t> timeout_ms, cpu_ms, memory_mb, output_kb;
+  std::optional<std::string> stdin_data, expected;
+};
+struct CmdRun {
+  RunOptions options;
+  std::string command;
+  std::string heredoc;  // the terminator word; empty when the job is one line
+};
 struct CmdResult { std::string ticket; };
 struct CmdStatus { std::string ticket; };
 struct CmdWait {
@@ -40,6 +53,15 @@ using Command = std::variant<CmdSleep, CmdRun, CmdResult, CmdStatus, CmdWait, Cm
                              CmdStats, CmdHelp, CmdExit, CmdFormat, CmdEmpty, CmdError>;
 
 Command parse_command(std::string_view line);
+
+// A here-document is at most this large: program text and test data, not files.
+constexpr std::size_t kMaxHeredocBytes = 1 << 20;
+constexpr std::size_t kMaxCases = 200;
+constexpr std::size_t kMaxFiles = 32;
+
+// Fills a run job from the `run` line and its here-document body ("" when
+// none). Returns an error message, or "" when the job is well-formed.
+std::string build_run_spec(const CmdRun& run, std::string_view body, protocol::JobSpec& spec);
 
 // The help text, one command per line.
 const std::vector<std::string>& help_lines();

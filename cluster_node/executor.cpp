@@ -6,53 +6,86 @@
 
 namespace jc::node {
 
-Executor::Executor(boost::asio::io_context& io, std::string node_id, Done done)
-    : io_(io), node_id_(std::move(node_id)), done_(std::move(done)) {}
+Executor::Executor(boost::asio::io_context& io, std::string node_id, SandboxSettings sandbox,
+                   Done done)
+    : io_(io), node_id_(std::move(node_id)), sandbox_(std::move(sandbox)), done_(std::move(done)),
+      reaper_(io) {}
 
 void Executor::start(const protocol::Assignment& job) {
-  const auto& spec = job.spec;
-  std::string ticket = spec.ticket;
-  if (spec.kind != protocol::JobKind::kSleep) {
-    protocol::JobResult r;
-    r.state = protocol::JobState::kFailed;
-    r.text = "run jobs are not supported by this node version";
-    r.start_ms = r.end_ms = now_ms();
-    boost::asio::post(io_, [this, ticket, r] { done_(ticket, r); });
+  const std::string ticket = job.spec.ticket;
+  if (job.spec.kind == protocol::JobKind::kRun) {
+    auto run = std::make_shared<RunJob>(io_, reaper_, sandbox_, job,
+                                        [this, ticket](protocol::JobResult r) {
+                                          if (runs_.erase(ticket) == 0) return;  // stopped
+                                          done_(ticket, std::move(r));
+                                        });
+    runs_[ticket] = run;
+    run->start();
     return;
   }
-  std::int64_t start = now_ms();
-  auto timer = std::make_unique<boost::asio::steady_timer>(io_);
-  timer->expires_after(std::chrono::milliseconds(spec.sleep_ms));
-  std::uint64_t ms = spec.sleep_ms;
-  timer->async_wait([this, ticket, ms, start](const boost::system::error_code& ec) {
-    if (ec) return;  // stopped
-    finish_sleep(ticket, ms, start);
+  Sleep s;
+  s.timer = std::make_unique<boost::asio::steady_timer>(io_);
+  s.timer->expires_after(std::chrono::milliseconds(job.spec.sleep_ms));
+  s.ms = job.spec.sleep_ms;
+  s.start_ms = now_ms();
+  s.timer->async_wait([this, ticket](const boost::system::error_code& ec) {
+    if (!ec) finish_sleep(ticket, false);
   });
-  timers_[ticket] = std::move(timer);
+  sleeps_[ticket] = std::move(s);
 }
 
-void Executor::finish_sleep(const std::string& ticket, std::uint64_t ms, std::int64_t start_ms) {
-  timers_.erase(ticket);
+void Executor::finish_sleep(const std::string& ticket, bool cancelled) {
+  auto it = sleeps_.find(ticket);
+  if (it == sleeps_.end()) return;
+  Sleep s = std::move(it->second);
+  sleeps_.erase(it);
   protocol::JobResult r;
-  r.state = protocol::JobState::kDone;
-  r.start_ms = start_ms;
+  r.start_ms = s.start_ms;
   r.end_ms = now_ms();
   r.node = node_id_;
-  r.text = fmt::format("Executed Job[{}] for {} milliseconds from {} to {} on node {}", ticket, ms,
-                       format_time(r.start_ms), format_time(r.end_ms), node_id_);
+  if (cancelled) {
+    s.timer->cancel();
+    r.state = protocol::JobState::kCancelled;
+    r.text = fmt::format("cancelled after {} of {} milliseconds", r.end_ms - r.start_ms, s.ms);
+  } else {
+    r.state = protocol::JobState::kDone;
+    r.text = fmt::format("Executed Job[{}] for {} milliseconds from {} to {} on node {}", ticket,
+                         s.ms, format_time(r.start_ms), format_time(r.end_ms), node_id_);
+  }
   done_(ticket, std::move(r));
 }
 
 void Executor::stop(const std::string& ticket) {
-  if (auto it = timers_.find(ticket); it != timers_.end()) {
-    it->second->cancel();
-    timers_.erase(it);
+  if (auto it = sleeps_.find(ticket); it != sleeps_.end()) {
+    it->second.timer->cancel();
+    sleeps_.erase(it);
+  }
+  if (auto it = runs_.find(ticket); it != runs_.end()) {
+    auto run = it->second;
+    runs_.erase(it);  // its result is not wanted
+    run->cancel();
   }
 }
 
+bool Executor::cancel(const std::string& ticket) {
+  if (sleeps_.count(ticket)) {
+    finish_sleep(ticket, true);
+    return true;
+  }
+  if (auto it = runs_.find(ticket); it != runs_.end()) {
+    it->second->cancel();
+    return true;
+  }
+  return false;
+}
+
 void Executor::stop_all() {
-  for (auto& [t, timer] : timers_) timer->cancel();
-  timers_.clear();
+  for (auto& [t, s] : sleeps_) s.timer->cancel();
+  sleeps_.clear();
+  auto runs = std::move(runs_);
+  runs_.clear();
+  for (auto& [t, r] : runs) r->cancel();
+  reaper_.stop();
 }
 
 }  // namespace jc::node

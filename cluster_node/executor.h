@@ -1,7 +1,7 @@
-// Runs the jobs the proxy gave this node, at most NODE_SLOTS at once, without
-// blocking the event loop. The node knows only this interface; how a job is
-// run (a timer for sleep jobs, a sandboxed process for run jobs) is the
-// runner's business.
+// Runs the jobs the proxy gave this node without blocking the event loop:
+// sleep jobs on a timer, run jobs as RunJob in the sandbox. The rest of the
+// node sees only start / stop / cancel; how a job is isolated is the
+// sandbox's business. NodeCore decides how many run at once (NODE_SLOTS).
 #pragma once
 
 #include <functional>
@@ -9,6 +9,8 @@
 #include <string>
 #include <unordered_map>
 
+#include "cluster_node/run_job.h"
+#include "cluster_node/sandbox.h"
 #include "net/asio.h"
 #include "protocol/messages.h"
 
@@ -18,20 +20,30 @@ class Executor {
  public:
   using Done = std::function<void(const std::string& ticket, protocol::JobResult)>;
 
-  Executor(boost::asio::io_context& io, std::string node_id, Done done);
+  Executor(boost::asio::io_context& io, std::string node_id, SandboxSettings sandbox, Done done);
   void start(const protocol::Assignment& job);
   // Stops a running job without a result (it belongs to another node now).
   void stop(const std::string& ticket);
+  // Kills a running job; it ends CANCELLED. False when it is not running here.
+  bool cancel(const std::string& ticket);
   void stop_all();
-  std::size_t running() const { return timers_.size(); }
+  std::size_t running() const { return sleeps_.size() + runs_.size(); }
 
  private:
-  void finish_sleep(const std::string& ticket, std::uint64_t ms, std::int64_t start_ms);
+  struct Sleep {
+    std::unique_ptr<boost::asio::steady_timer> timer;
+    std::uint64_t ms = 0;
+    std::int64_t start_ms = 0;
+  };
+  void finish_sleep(const std::string& ticket, bool cancelled);
 
   boost::asio::io_context& io_;
   std::string node_id_;
+  SandboxSettings sandbox_;
   Done done_;
-  std::unordered_map<std::string, std::unique_ptr<boost::asio::steady_timer>> timers_;
+  ChildReaper reaper_;
+  std::unordered_map<std::string, Sleep> sleeps_;
+  std::unordered_map<std::string, std::shared_ptr<RunJob>> runs_;
 };
 
 }  // namespace jc::node

@@ -1,7 +1,10 @@
 // cluster_node PROXY_HOST PROXY_PORT: reads configuration, opens the store,
 // runs the node until SIGTERM or SIGINT.
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <cstdio>
 #include <thread>
@@ -28,6 +31,12 @@ Environment (defaults in brackets):
   INFO_PERIOD            ms between INFO messages to the proxy [500]
   REQUEST_RESULT_PERIOD  ms between re-asking the proxy for awaited results [1000]
   MAX_CLIENTS            most client connections at once [10000]
+  JOB_TIMEOUT            wall-clock limit of a run job, ms [10000]; CPU time defaults to it
+  JOB_MEMORY_MB          address-space limit of a run job [256]
+  JOB_OUTPUT_KB          limit of each of stdout and stderr [1024]
+  JOB_MAX_TIMEOUT, JOB_MAX_MEMORY_MB, JOB_MAX_OUTPUT_KB  the most a job may ask [300000, 4096, 16384]
+  JOB_USER               user that runs jobs when the node runs as root [nobody]
+  JOB_WORK_DIR           where jobs' working directories are made [$TMPDIR/jobcluster-<NODE_ID>]
   BIND_ADDRESS           address to listen on [0.0.0.0]
   LOG_LEVEL              error, warn, info, debug [info]; VERBOSE=true means debug
 )";
@@ -50,10 +59,21 @@ jc::node::NodeConfig load_config(int argc, char** argv) {
   c.request_result_period_ms =
       env_int("REQUEST_RESULT_PERIOD", 1000, 1, 3'600'000, "milliseconds");
   c.max_clients = static_cast<std::size_t>(env_int("MAX_CLIENTS", 10'000, 1, 1'000'000, "connections"));
+  auto& lim = c.job_limits;
+  lim.maxima.timeout_ms = static_cast<std::uint32_t>(env_int("JOB_MAX_TIMEOUT", 300'000, 1, 86'400'000, "milliseconds"));
+  lim.maxima.cpu_ms = lim.maxima.timeout_ms;
+  lim.maxima.memory_mb = static_cast<std::uint32_t>(env_int("JOB_MAX_MEMORY_MB", 4096, 1, 1'048'576, "megabytes"));
+  lim.maxima.output_kb = static_cast<std::uint32_t>(env_int("JOB_MAX_OUTPUT_KB", 16384, 1, 65536, "kilobytes"));
+  lim.defaults.timeout_ms = static_cast<std::uint32_t>(env_int("JOB_TIMEOUT", 10'000, 1, lim.maxima.timeout_ms, "milliseconds, at most JOB_MAX_TIMEOUT"));
+  lim.defaults.cpu_ms = lim.defaults.timeout_ms;
+  lim.defaults.memory_mb = static_cast<std::uint32_t>(env_int("JOB_MEMORY_MB", 256, 1, lim.maxima.memory_mb, "megabytes, at most JOB_MAX_MEMORY_MB"));
+  lim.defaults.output_kb = static_cast<std::uint32_t>(env_int("JOB_OUTPUT_KB", 1024, 1, lim.maxima.output_kb, "kilobytes, at most JOB_MAX_OUTPUT_KB"));
+  c.job_user = env_string("JOB_USER", "nobody");
   c.bind_address = env_string("BIND_ADDRESS", "0.0.0.0");
   boost::system::error_code ec;
   boost::asio::ip::make_address(c.bind_address, ec);
   if (ec) throw ConfigError(fmt::format("BIND_ADDRESS must be an IP address, got '{}'", c.bind_address));
+  c.work_dir = env_string("JOB_WORK_DIR", "");
   c.core.node_id = env_string("NODE_ID", "");
   if (!c.core.node_id.empty()) {
     bool ok = c.core.node_id.size() <= 64 &&
@@ -103,6 +123,14 @@ int main(int argc, char** argv) {
   }
   config.core.node_id = jc::node::NodeCore::stable_node_id(*store, config.core.node_id);
   config.advertise_host = advertised_host(config.bind_address);
+  // Jobs run as another user where possible: they must not read our state.
+  chmod(config.data_dir.c_str(), 0700);
+  if (config.work_dir.empty()) {
+    const char* tmp = std::getenv("TMPDIR");
+    config.work_dir = fmt::format("{}/jobcluster-{}", tmp && *tmp ? tmp : "/tmp", config.core.node_id);
+  }
+  // Writes to a job's stdin pipe after it exited must fail, not kill us.
+  signal(SIGPIPE, SIG_IGN);
   try {
     boost::asio::io_context io(1);
     jc::node::NodeServer server(io, config, *store);

@@ -387,6 +387,19 @@ std::optional<protocol::Assignment> NodeCore::next_job() {
   return std::nullopt;
 }
 
+void NodeCore::cancel_queued(const std::string& ticket) {
+  auto it = exec_jobs_.find(ticket);
+  if (it == exec_jobs_.end() || running_.count(ticket)) return;
+  exec_queue_.erase(std::remove(exec_queue_.begin(), exec_queue_.end(), ticket), exec_queue_.end());
+  protocol::JobResult r;
+  r.state = JobState::kCancelled;
+  r.verdict = "CANCELLED";
+  r.text = "cancelled before it ran";
+  r.is_run = it->second.spec.kind == protocol::JobKind::kRun;
+  running_.insert(ticket);  // job_finished() takes it from the running set
+  job_finished(ticket, std::move(r));
+}
+
 void NodeCore::job_finished(const std::string& ticket, protocol::JobResult result) {
   if (!running_.erase(ticket)) return;  // dropped while it ran
   auto it = exec_jobs_.find(ticket);

@@ -102,6 +102,8 @@ class NodeCore {
   // Executor side: the next job to start (marked running), and its end.
   std::optional<protocol::Assignment> next_job();
   void job_finished(const std::string& ticket, protocol::JobResult result);
+  // The proxy cancels a job held here and not started: it ends CANCELLED.
+  void cancel_queued(const std::string& ticket);
   std::size_t running() const { return running_.size(); }
   std::uint32_t slots() const { return options_.slots; }
 

@@ -30,7 +30,7 @@ NodeServer::NodeServer(asio::io_context& io, NodeConfig config, storage::Store& 
             ProxyLink::Handlers{[this] { on_proxy_connected(); },
                                 [this](protocol::Message&& m) { on_proxy_message(std::move(m)); },
                                 [this] { on_proxy_closed(); }}),
-      executor_(io, config_.core.node_id,
+      executor_(io, config_.core.node_id, probe_sandbox(config_.work_dir, config_.job_user),
                 [this](const std::string& t, protocol::JobResult r) { on_job_done(t, std::move(r)); }) {}
 
 Status NodeServer::start() {
@@ -112,7 +112,9 @@ void NodeServer::submit(protocol::JobSpec spec, std::function<void(const std::st
 void NodeServer::lookup(const std::string& ticket, bool wait, std::optional<double> seconds,
                         LookupDone done) {
   protocol::JobReport local = core_.lookup(ticket);
-  if (local.has_result) {
+  // A cancel is answered by the proxy's report after it acted, not from here.
+  bool cancelling = cancels_.erase(ticket) > 0;
+  if (local.has_result && !cancelling) {
     done(local, false);
     return;
   }
@@ -136,7 +138,7 @@ void NodeServer::lookup(const std::string& ticket, bool wait, std::optional<doub
   auto& list = lookups_[ticket];
   bool first = list.empty();
   list.push_back(std::move(pending));
-  if (first && up) {
+  if (first && up && !cancelling) {
     to_request_.push_back(ticket);
     schedule_flush();
   }
@@ -188,6 +190,44 @@ void NodeServer::getall(std::function<void(const std::vector<GetAllEntry>&)> don
   schedule_flush();
 }
 
+std::string NodeServer::apply_limits(protocol::JobSpec& spec) const {
+  const auto& d = config_.job_limits.defaults;
+  const auto& m = config_.job_limits.maxima;
+  auto& l = spec.limits;
+  struct Field {
+    std::uint32_t& value;
+    std::uint32_t fallback, max;
+    const char *name, *unit, *variable;
+  };
+  for (Field f : {Field{l.timeout_ms, d.timeout_ms, m.timeout_ms, "timeout", "ms", "JOB_MAX_TIMEOUT"},
+                  Field{l.cpu_ms, 0, m.cpu_ms, "cpu", "ms", "JOB_MAX_TIMEOUT"},
+                  Field{l.memory_mb, d.memory_mb, m.memory_mb, "memory", "MB", "JOB_MAX_MEMORY_MB"},
+                  Field{l.output_kb, d.output_kb, m.output_kb, "output", "KB", "JOB_MAX_OUTPUT_KB"}}) {
+    if (f.value > f.max) {
+      return fmt::format("--{} {} {} is above this node's maximum of {} {} ({})", f.name, f.value,
+                         f.unit, f.max, f.unit, f.variable);
+    }
+    if (f.value == 0) f.value = f.fallback;
+  }
+  // CPU time defaults to the wall-clock timeout.
+  if (l.cpu_ms == 0) l.cpu_ms = l.timeout_ms;
+  return "";
+}
+
+void NodeServer::cancel(const std::string& ticket, bool json,
+                        std::function<void(const std::string&)> done) {
+  if (!core_.connected()) {
+    done(replies::error("cannot cancel now: the proxy is unreachable; try again", json));
+    return;
+  }
+  shell_outbox_.push_back(protocol::Cancel{{ticket}});
+  cancels_.insert(ticket);
+  lookup(ticket, false, std::nullopt,
+         [this, json, done = std::move(done)](const protocol::JobReport& r, bool unreachable) {
+           done(replies::cancelled(r, unreachable, json));
+         });
+}
+
 void NodeServer::stats(StatsDone done) {
   if (!core_.connected()) {
     protocol::ClusterStats local;
@@ -231,6 +271,10 @@ void NodeServer::on_proxy_message(protocol::Message&& m) {
     core_.on_message(m);
     // Lookups made while the proxy was away ask again.
     for (const auto& [t, list] : lookups_) to_request_.push_back(t);
+  } else if (auto* c = std::get_if<protocol::Cancel>(&m)) {
+    for (const auto& t : c->tickets) {
+      if (!executor_.cancel(t)) core_.cancel_queued(t);
+    }
   } else if (auto* reply = std::get_if<protocol::StatsReply>(&m)) {
     auto it = stats_waiters_.find(reply->id);
     if (it != stats_waiters_.end()) {

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "cluster_node/executor.h"
@@ -18,6 +19,12 @@
 namespace jc::node {
 
 class ClientSession;
+
+// Limits of run jobs: the defaults a job gets, and the most it may ask for.
+struct JobLimits {
+  protocol::Limits defaults{10'000, 10'000, 256, 1024};
+  protocol::Limits maxima{300'000, 300'000, 4096, 16384};
+};
 
 struct NodeConfig {
   std::string proxy_host;
@@ -29,6 +36,9 @@ struct NodeConfig {
   TimeMs info_period_ms = 500;
   TimeMs request_result_period_ms = 1000;
   std::size_t max_clients = 10000;
+  JobLimits job_limits;
+  std::string work_dir;  // run jobs' working directories
+  std::string job_user = "nobody";
   NodeOptions core;
 };
 
@@ -50,6 +60,11 @@ class NodeServer {
   // Answered after the pending commit, so it lists jobs submitted just before.
   void getall(std::function<void(const std::vector<GetAllEntry>&)> done);
   void stats(StatsDone done);
+  // Fills a run job's limits from the node's defaults; an error when it asks
+  // for more than this node's maximum.
+  std::string apply_limits(protocol::JobSpec& spec) const;
+  // Cancels through the proxy; `done` gets the formatted reply.
+  void cancel(const std::string& ticket, bool json, std::function<void(const std::string&)> done);
 
  private:
   struct PendingLookup {
@@ -85,6 +100,7 @@ class NodeServer {
   std::unordered_map<std::string, std::vector<std::unique_ptr<PendingLookup>>> lookups_;
   std::vector<std::string> to_request_;
   std::vector<protocol::Message> shell_outbox_;  // sent after the core's
+  std::unordered_set<std::string> cancels_;      // cancel replies wait for the proxy's answer
   std::unordered_map<std::uint64_t, std::pair<StatsDone, std::unique_ptr<boost::asio::steady_timer>>>
       stats_waiters_;
   std::uint64_t next_stats_id_ = 1;

@@ -32,10 +32,55 @@ json facts(const protocol::JobReport& r) {
   if (r.queue_position >= 0) j["queue_position"] = r.queue_position;
   if (r.estimated_wait_ms >= 0) j["estimated_wait_ms"] = r.estimated_wait_ms;
   if (r.has_result) {
-    j["result"] = r.result.text;
-    if (r.result.start_ms > 0) j["wall_ms"] = r.result.end_ms - r.result.start_ms;
+    const auto& res = r.result;
+    j["result"] = res.text;
+    if (res.start_ms > 0) j["wall_ms"] = res.end_ms - res.start_ms;
+    if (res.is_run) {
+      j["exit_code"] = res.exit_code;
+      j["signal"] = res.signal;
+      j["stdout"] = res.stdout_data;
+      j["stderr"] = res.stderr_data;
+      j["stdout_truncated"] = res.stdout_truncated;
+      j["stderr_truncated"] = res.stderr_truncated;
+      j["cpu_ms"] = res.cpu_ms;
+      j["peak_kb"] = res.peak_kb;
+      j["verdict"] = res.verdict.empty() ? json(nullptr) : json(res.verdict);
+      if (!res.cases.empty()) {
+        json cases = json::array();
+        for (const auto& c : res.cases) {
+          cases.push_back({{"name", c.name}, {"verdict", c.verdict}, {"exit_code", c.exit_code},
+                           {"signal", c.signal}, {"wall_ms", c.wall_ms}, {"cpu_ms", c.cpu_ms},
+                           {"peak_kb", c.peak_kb}, {"stdout", c.stdout_data},
+                           {"stderr", c.stderr_data}});
+        }
+        j["cases"] = cases;
+        j["passed"] = res.passed;
+      }
+    }
   }
   return j;
+}
+
+// A run job's result in text: one header line with every fact and the byte
+// counts, then exactly stdout_bytes bytes and a newline, stderr_bytes bytes
+// and a newline, then one line per case.
+std::string framed_run_result(const protocol::JobReport& r) {
+  const auto& res = r.result;
+  std::string out = fmt::format(
+      "Result: {} {} verdict={} exit={} signal={} wall_ms={} cpu_ms={} peak_kb={} node={} "
+      "attempt={} stdout_bytes={} stderr_bytes={} stdout_truncated={} stderr_truncated={} "
+      "cases={}",
+      r.ticket, protocol::to_string(r.state), res.verdict.empty() ? "-" : res.verdict,
+      res.exit_code, res.signal, res.end_ms - res.start_ms, res.cpu_ms, res.peak_kb,
+      r.node.empty() ? "-" : r.node, res.attempt, res.stdout_data.size(), res.stderr_data.size(),
+      res.stdout_truncated ? 1 : 0, res.stderr_truncated ? 1 : 0, res.cases.size());
+  if (!res.cases.empty()) out += fmt::format(" passed={}", res.passed);
+  out += "\n" + res.stdout_data + "\n" + res.stderr_data + "\n";
+  for (const auto& c : res.cases) {
+    out += fmt::format("case {} {} exit={} signal={} wall_ms={} cpu_ms={} peak_kb={}\n", c.name,
+                       c.verdict, c.exit_code, c.signal, c.wall_ms, c.cpu_ms, c.peak_kb);
+  }
+  return out;
 }
 
 }  // namespace
@@ -54,6 +99,7 @@ std::string result(const protocol::JobReport& r, bool unreachable, bool json_mod
   if (r.state == JobState::kUnknown) return error(unknown_message(r.ticket, unreachable), json_mode);
   if (json_mode) return line(facts(r));
   if (!r.has_result) return "Result has not been executed yet, come back later.\n";
+  if (r.result.is_run) return framed_run_result(r);
   std::string text = r.result.text;
   for (char& c : text) {
     if (c == '\n' || c == '\r') c = ' ';
@@ -72,6 +118,27 @@ std::string status(const protocol::JobReport& r, bool unreachable, bool json_mod
   if (r.estimated_wait_ms >= 0) out += fmt::format(" estimated_wait_ms={}", r.estimated_wait_ms);
   if (unreachable && !protocol::is_final(r.state)) out += " proxy=unreachable";
   return out + "\n";
+}
+
+std::string cancelled(const protocol::JobReport& r, bool unreachable, bool json_mode) {
+  if (r.state == JobState::kUnknown) return error(unknown_message(r.ticket, unreachable), json_mode);
+  bool done = r.state == JobState::kCancelled;
+  bool finished_before = protocol::is_final(r.state) && !done;
+  if (json_mode) {
+    if (finished_before) {
+      return line({{"error", fmt::format("{} had already finished: {}", r.ticket,
+                                         protocol::to_string(r.state))},
+                   {"ticket", r.ticket}, {"state", std::string(protocol::to_string(r.state))}});
+    }
+    return line({{"ticket", r.ticket}, {"state", std::string(protocol::to_string(r.state))},
+                 {"cancelled", done}, {"node", r.node.empty() ? json(nullptr) : json(r.node)}});
+  }
+  if (finished_before) {
+    return fmt::format("ERR {} had already finished: {}\n", r.ticket, protocol::to_string(r.state));
+  }
+  if (done) return fmt::format("OK cancelled {}\n", r.ticket);
+  return fmt::format("OK cancelling {}: killing it on node {}\n", r.ticket,
+                     r.node.empty() ? "-" : r.node);
 }
 
 std::string getall(const std::vector<GetAllEntry>& jobs, bool json_mode) {

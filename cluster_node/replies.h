@@ -17,6 +17,8 @@ std::string error(const std::string& message, bool json);
 // could not be asked.
 std::string result(const protocol::JobReport& r, bool unreachable, bool json);
 std::string status(const protocol::JobReport& r, bool unreachable, bool json);
+// The reply to `cancel`, from the proxy's report after it acted.
+std::string cancelled(const protocol::JobReport& r, bool unreachable, bool json);
 std::string getall(const std::vector<GetAllEntry>& jobs, bool json);
 // `proxy_up` false: only this node's own figures are known.
 std::string stats(const protocol::ClusterStats& s, bool proxy_up, bool json);

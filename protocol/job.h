@@ -62,6 +62,29 @@ struct Limits {
   }
 };
 
+// A file written into a run job's fresh working directory before it starts.
+struct FileSpec {
+  std::string name;
+  std::string content;
+  template <class Archive>
+  void serialize(Archive& ar, unsigned) {
+    fields(ar, name, content);
+  }
+};
+
+// One test case of a judged run job: its input and, optionally, the output
+// it must print.
+struct TestCase {
+  std::string name;
+  std::string stdin_data;
+  bool has_expected = false;
+  std::string expected;
+  template <class Archive>
+  void serialize(Archive& ar, unsigned) {
+    fields(ar, name, stdin_data, has_expected, expected);
+  }
+};
+
 struct JobSpec {
   std::string ticket;
   JobKind kind = JobKind::kSleep;
@@ -73,13 +96,42 @@ struct JobSpec {
   std::int64_t submitted_ms = 0;  // wall clock at the origin
   std::int32_t priority = 0;      // planned: higher first
   std::int64_t not_before_ms = 0; // planned: delayed jobs
+  // run: judging. Without cases the command runs once with stdin_data and,
+  // when has_expected, its output is compared with `expected`.
+  bool has_expected = false;
+  std::string expected;
+  std::vector<FileSpec> files;
+  std::string check;  // run once before the cases; failing it is COMPILE_ERROR
+  std::vector<TestCase> cases;
 
   template <class Archive>
   void serialize(Archive& ar, unsigned) {
-    fields(ar, ticket, kind, sleep_ms, command, stdin_data, limits, origin, submitted_ms, priority, not_before_ms);
+    fields(ar, ticket, kind, sleep_ms, command, stdin_data, limits, origin, submitted_ms, priority,
+           not_before_ms, has_expected, expected, files, check, cases);
   }
   // One line a person can read in logs and `getall`.
   std::string describe() const;
+};
+
+// What one run of the command (one test case, or the check step) gave.
+struct CaseResult {
+  std::string name;
+  std::string verdict;
+  std::int32_t exit_code = 0;
+  std::int32_t signal = 0;
+  std::int64_t wall_ms = 0;
+  std::int64_t cpu_ms = 0;
+  std::int64_t peak_kb = 0;
+  std::string stdout_data;  // cut at a small size: the full output of a
+  std::string stderr_data;  // single run is in JobResult
+  bool stdout_truncated = false;
+  bool stderr_truncated = false;
+
+  template <class Archive>
+  void serialize(Archive& ar, unsigned) {
+    fields(ar, name, verdict, exit_code, signal, wall_ms, cpu_ms, peak_kb, stdout_data, stderr_data,
+           stdout_truncated, stderr_truncated);
+  }
 };
 
 struct JobResult {
@@ -98,10 +150,15 @@ struct JobResult {
   std::int64_t cpu_ms = 0;
   std::int64_t peak_kb = 0;
   std::string verdict;
+  std::vector<CaseResult> cases;  // judged jobs with test cases
+  std::uint32_t passed = 0;       // cases ACCEPTED
+  bool is_run = false;            // a run job's result (framed with its output)
 
   template <class Archive>
   void serialize(Archive& ar, unsigned) {
-    fields(ar, state, node, attempt, text, exit_code, signal, stdout_data, stderr_data, stdout_truncated, stderr_truncated, start_ms, end_ms, cpu_ms, peak_kb, verdict);
+    fields(ar, state, node, attempt, text, exit_code, signal, stdout_data, stderr_data,
+           stdout_truncated, stderr_truncated, start_ms, end_ms, cpu_ms, peak_kb, verdict, cases,
+           passed, is_run);
   }
 };
 

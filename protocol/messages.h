@@ -12,6 +12,7 @@
 //                     once they are on disk (ACK also confirms results)
 //   JOB               proxy -> node: jobs to run (with their attempt number)
 //   STATS_REQUEST / STATS_REPLY   the cluster picture for `stats`
+//   CANCEL            a client's cancel, and the proxy's order to kill a job
 #pragma once
 
 #include <cstdint>
@@ -177,9 +178,19 @@ struct StatsReply {
   }
 };
 
+// Node -> proxy: a client cancels these. Proxy -> node: kill these (or drop
+// them from your queue) and report them CANCELLED.
+struct Cancel {
+  std::vector<std::string> tickets;
+  template <class A>
+  void serialize(A& ar, unsigned) {
+    fields(ar, tickets);
+  }
+};
+
 // The type byte of a frame is the index in this variant: append only.
 using Message = std::variant<Hello, Welcome, Submit, Ack, Job, Info, RequestOfRes, Result, ResReq,
-                             StatsRequest, StatsReply>;
+                             StatsRequest, StatsReply, Cancel>;
 
 std::string_view message_name(const Message& m);
 

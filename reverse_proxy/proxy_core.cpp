@@ -221,6 +221,8 @@ void ProxyCore::on_message(const std::string& node_id, const protocol::Message& 
         } else if constexpr (std::is_same_v<T, protocol::ResReq>) {
           on_reports(node_id, msg.reports, now);
           on_requests(node_id, msg.requests);
+        } else if constexpr (std::is_same_v<T, protocol::Cancel>) {
+          on_cancel(node_id, msg.tickets);
         } else if constexpr (std::is_same_v<T, protocol::StatsRequest>) {
           send(node_id, protocol::StatsReply{msg.id, stats(now)});
         } else {
@@ -355,6 +357,35 @@ void ProxyCore::notify_result(const std::string& ticket, const std::string& orig
     auto node = nodes_.find(n);
     if (node != nodes_.end() && node->second.connected) send(n, protocol::Result{{report}});
   }
+}
+
+void ProxyCore::on_cancel(const std::string& node, const std::vector<std::string>& tickets) {
+  protocol::Result reply;
+  for (const auto& t : tickets) {
+    auto it = active_.find(t);
+    if (it != active_.end() && it->second.state == JobState::kQueued) {
+      JobRecord rec;
+      if (load_record(active_key(t), rec)) {
+        protocol::JobResult r;
+        r.state = JobState::kCancelled;
+        r.verdict = "CANCELLED";
+        r.text = "cancelled before it ran";
+        r.is_run = rec.spec.kind == protocol::JobKind::kRun;
+        log_->info("cancelled ticket={} while queued by={}", t, node);
+        finish_job(t, std::move(rec), r);
+        staged_.require_sync();
+      }
+    } else if (it != active_.end()) {
+      // Running: its node kills it and reports it CANCELLED.
+      const std::string& runner = it->second.node;
+      log_->info("cancel ticket={} running on={} by={}", t, runner, node);
+      if (nodes_[runner].connected) send(runner, protocol::Cancel{{t}});
+    }
+    JobReport r = report_of(t);
+    if (!protocol::is_final(r.state) && r.state != JobState::kUnknown) watchers_[t].insert(node);
+    reply.reports.push_back(std::move(r));
+  }
+  send(node, std::move(reply));
 }
 
 void ProxyCore::on_requests(const std::string& node, const std::vector<std::string>& tickets) {

@@ -112,6 +112,7 @@ class ProxyCore {
   void on_reports(const std::string& node, const std::vector<protocol::JobReport>& reports,
                   TimeMs now);
   void on_requests(const std::string& node, const std::vector<std::string>& tickets);
+  void on_cancel(const std::string& node, const std::vector<std::string>& tickets);
   void accept_result(const std::string& node, const protocol::JobReport& report,
                      protocol::Ack& ack);
   void finish_job(const std::string& ticket, JobRecord rec, const protocol::JobResult& result);
