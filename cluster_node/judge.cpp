@@ -31,9 +31,12 @@ std::vector<std::string_view> normalized_lines(std::string_view s) {
 
 bool looks_like_memory_failure(const ProcessOutcome& o, std::int64_t memory_mb) {
   if (memory_mb > 0 && o.peak_kb >= memory_mb * 1024 * 9 / 10) return true;
-  for (std::string_view needle : {"MemoryError", "Cannot allocate memory", "bad_alloc",
-                                  "out of memory", "memory exhausted"}) {
-    if (o.stderr_data.find(needle) != std::string::npos) return true;
+  std::string err = o.stderr_data;
+  std::transform(err.begin(), err.end(), err.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  for (std::string_view needle : {"memoryerror", "cannot allocate", "bad_alloc", "out of memory",
+                                  "memory exhausted"}) {
+    if (err.find(needle) != std::string::npos) return true;
   }
   return false;
 }

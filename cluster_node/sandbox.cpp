@@ -12,6 +12,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <tuple>
+#include <vector>
 
 #include "common/log.h"
 
@@ -80,7 +82,9 @@ ChildReaper::ChildReaper(asio::io_context& io) : signals_(io, SIGCHLD) { wait_si
 
 void ChildReaper::watch(pid_t pid, OnExit on_exit) {
   children_[pid] = std::move(on_exit);
-  reap();  // it may have exited already
+  // It may have exited before we watched it: look once it is registered,
+  // from the event loop (callbacks may start new children).
+  boost::asio::post(signals_.get_executor(), [this] { reap(); });
 }
 
 void ChildReaper::wait_signal() {
@@ -92,18 +96,20 @@ void ChildReaper::wait_signal() {
 }
 
 void ChildReaper::reap() {
+  // Collect first, call after: a callback may start (and watch) a new child.
+  std::vector<std::tuple<OnExit, int, rusage>> exited;
   for (auto it = children_.begin(); it != children_.end();) {
     int status = 0;
     rusage usage{};
     pid_t r = wait4(it->first, &status, WNOHANG, &usage);
     if (r == it->first || (r < 0 && errno == ECHILD)) {
-      auto cb = std::move(it->second);
+      exited.emplace_back(std::move(it->second), r < 0 ? 0 : status, usage);
       it = children_.erase(it);
-      cb(r < 0 ? 0 : status, usage);
     } else {
       ++it;
     }
   }
+  for (auto& [cb, status, usage] : exited) cb(status, usage);
 }
 
 SandboxProcess::SandboxProcess(asio::io_context& io, ProcessRequest request, Done done)

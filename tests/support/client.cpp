@@ -106,6 +106,16 @@ std::vector<std::string> Client::multi(const std::string& cmd, std::chrono::mill
   return out;
 }
 
+std::optional<std::string> Client::bytes(std::size_t n, std::chrono::milliseconds timeout) {
+  auto deadline = Clock::now() + timeout;
+  while (buffer_.size() < n) {
+    if (!fill(deadline)) return std::nullopt;
+  }
+  std::string out = buffer_.substr(0, n);
+  buffer_.erase(0, n);
+  return out;
+}
+
 void Client::shutdown_write() {
   if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
 }

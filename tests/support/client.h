@@ -29,6 +29,9 @@ class Client {
   // A reply whose first line is "Word: N" followed by N lines.
   std::vector<std::string> multi(const std::string& cmd,
                                  std::chrono::milliseconds timeout = std::chrono::seconds(15));
+  // Exactly n bytes (a framed block); nullopt on timeout or close.
+  std::optional<std::string> bytes(std::size_t n,
+                                   std::chrono::milliseconds timeout = std::chrono::seconds(15));
   void shutdown_write();
   // True when the peer closes within the timeout (reading and dropping data).
   bool closed_by_peer(std::chrono::milliseconds timeout);

@@ -1,0 +1,279 @@
+// run jobs end to end: real programs in the sandbox on real nodes, each
+// verdict produced for real, cleanup of every process, cancel across nodes.
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+#include <sstream>
+
+#include "tests/support/cluster.h"
+
+using namespace jc::test;
+
+namespace {
+
+struct RunResult {
+  std::string header;
+  std::map<std::string, std::string> facts;  // key=value of the header
+  std::string state;
+  std::string out, err;
+  std::vector<std::string> cases;
+  bool ok = false;
+};
+
+// Reads one framed run result: header, stdout block, stderr block, case lines.
+RunResult read_run_result(Client& c, std::chrono::milliseconds timeout = 60s) {
+  RunResult r;
+  auto header = c.line(timeout);
+  if (!header || header->rfind("Result: ", 0) != 0) {
+    r.header = header.value_or("(none)");
+    return r;
+  }
+  r.header = *header;
+  std::istringstream words(*header);
+  std::string w;
+  words >> w >> w >> r.state;
+  while (words >> w) {
+    auto eq = w.find('=');
+    if (eq != std::string::npos) r.facts[w.substr(0, eq)] = w.substr(eq + 1);
+  }
+  auto out = c.bytes(std::stoul(r.facts["stdout_bytes"]) + 1);
+  auto err = c.bytes(std::stoul(r.facts["stderr_bytes"]) + 1);
+  if (!out || !err) return r;
+  r.out = out->substr(0, out->size() - 1);
+  r.err = err->substr(0, err->size() - 1);
+  for (int i = 0; i < std::stoi(r.facts["cases"]); ++i) r.cases.push_back(c.line().value_or(""));
+  r.ok = true;
+  return r;
+}
+
+std::string submit_run(Client& c, const std::string& line) {
+  std::string reply = c.command(line);
+  REQUIRE_MESSAGE(reply.rfind("Ticket ID: ", 0) == 0, line << " -> " << reply);
+  return reply.substr(11);
+}
+
+RunResult run_and_wait(Client& c, const std::string& line) {
+  std::string t = submit_run(c, line);
+  c.send("wait " + t + " 60\n");
+  RunResult r = read_run_result(c);
+  INFO(line << " -> " << r.header);
+  REQUIRE(r.ok);
+  return r;
+}
+
+bool process_gone(int pid) {
+  return eventually([&] { return !std::filesystem::exists("/proc/" + std::to_string(pid)); }, 5s);
+}
+
+}  // namespace
+
+TEST_CASE("run: every verdict comes from a real program") {
+  Cluster cluster({.nodes = 2, .slots = 2});
+  Client c(cluster.node_port(0));
+  auto tle = run_and_wait(c, "run --timeout 300 while :; do :; done");
+  CHECK(tle.state == "TIMEOUT");
+  CHECK(tle.facts["verdict"] == "TIME_LIMIT_EXCEEDED");
+  auto cpu = run_and_wait(c, "run --cpu 200 --timeout 10000 while :; do :; done");
+  CHECK(cpu.state == "TIMEOUT");
+  CHECK(cpu.facts["verdict"] == "TIME_LIMIT_EXCEEDED");
+  CHECK(std::stoi(cpu.facts["wall_ms"]) < 9000);
+  auto mle = run_and_wait(c, "run --memory 64 python3 -c \"x = 'a' * (512 * 1024 * 1024)\"");
+  CHECK(mle.state == "FAILED");
+  CHECK(mle.facts["verdict"] == "MEMORY_LIMIT_EXCEEDED");
+  auto ole = run_and_wait(c, "run --output 4 yes");
+  CHECK(ole.facts["verdict"] == "OUTPUT_LIMIT_EXCEEDED");
+  CHECK(ole.facts["stdout_truncated"] == "1");
+  CHECK(ole.out.size() == 4096);
+  auto re = run_and_wait(c, "run echo partial; echo oops >&2; exit 3");
+  CHECK(re.state == "FAILED");
+  CHECK(re.facts["verdict"] == "RUNTIME_ERROR");
+  CHECK(re.facts["exit"] == "3");
+  CHECK(re.out == "partial\n");
+  CHECK(re.err == "oops\n");
+  auto segv = run_and_wait(c, "run kill -SEGV $$");
+  CHECK(segv.facts["verdict"] == "RUNTIME_ERROR");
+  CHECK(segv.facts["signal"] == "11");
+  auto ok = run_and_wait(c, "run --stdin='1 2' --expect=3 awk '{print $1 + $2}'");
+  CHECK(ok.state == "DONE");
+  CHECK(ok.facts["verdict"] == "ACCEPTED");
+  auto wrong = run_and_wait(c, "run --stdin='1 2' --expect=4 awk '{print $1 + $2}'");
+  CHECK(wrong.state == "FAILED");
+  CHECK(wrong.facts["verdict"] == "WRONG_ANSWER");
+  auto plain = run_and_wait(c, "run printf 'a\\nb'");
+  CHECK(plain.state == "DONE");
+  CHECK(plain.facts["verdict"] == "-");
+  CHECK(plain.out == "a\nb");
+}
+
+TEST_CASE("run: a failing check step ends COMPILE_ERROR and no case runs") {
+  Cluster cluster({.nodes = 1, .slots = 1});
+  Client c(cluster.node_port(0));
+  std::string t = submit_run(c,
+                             "run <<END\n@@ file main.py\nprint(\n@@ check\npython3 -m py_compile "
+                             "main.py\n@@ command\ntouch ran; python3 main.py\n@@ case\n@@ expect\n"
+                             "1\nEND");
+  c.send("wait " + t + " 60\n");
+  auto r = read_run_result(c);
+  REQUIRE(r.ok);
+  CHECK(r.state == "FAILED");
+  CHECK(r.facts["verdict"] == "COMPILE_ERROR");
+  CHECK(r.err.find("SyntaxError") != std::string::npos);
+  REQUIRE(r.cases.size() == 1);
+  CHECK(r.cases[0].rfind("case check COMPILE_ERROR", 0) == 0);
+}
+
+TEST_CASE("run: a submission with several test cases gets a verdict per case and a summary") {
+  Cluster cluster({.nodes = 2, .slots = 1});
+  Client c(cluster.node_port(1));
+  std::string body =
+      "run --timeout 2000 <<EOF\n"
+      "@@ file sum.py\n"
+      "a, b = map(int, input().split())\n"
+      "print(a + b if a < 100 else a - b)\n"
+      "@@ check\n"
+      "python3 -m py_compile sum.py\n"
+      "@@ command\n"
+      "python3 sum.py\n"
+      "@@ case small\n@@ stdin\n1 2\n@@ expect\n3   \n\n"
+      "@@ case big\n@@ stdin\n100 1\n@@ expect\n101\n"
+      "@@ case third\n@@ stdin\n5 5\n@@ expect\n10\n"
+      "EOF";
+  std::string t = submit_run(c, body);
+  c.send("wait " + t + " 60\n");
+  auto r = read_run_result(c);
+  REQUIRE(r.ok);
+  CHECK(r.state == "FAILED");
+  CHECK(r.facts["verdict"] == "WRONG_ANSWER");
+  CHECK(r.facts["passed"] == "2");
+  REQUIRE(r.cases.size() == 3);
+  CHECK(r.cases[0].rfind("case small ACCEPTED exit=0", 0) == 0);
+  CHECK(r.cases[1].rfind("case big WRONG_ANSWER exit=0", 0) == 0);
+  CHECK(r.cases[2].rfind("case third ACCEPTED", 0) == 0);
+  CHECK(r.out == "99\n");  // the first failing case's output
+  CHECK(c.command("r" + t).rfind("Result: " + t + " FAILED verdict=WRONG_ANSWER", 0) == 0);
+}
+
+TEST_CASE("run: JSON mode gives the result as fields") {
+  Cluster cluster({.nodes = 1, .slots = 1});
+  Client c(cluster.node_port(0));
+  c.command("format json");
+  std::string reply = c.command("run echo hi; echo there >&2; exit 2");
+  REQUIRE(reply.rfind("{\"ticket\":\"", 0) == 0);
+  std::string t = reply.substr(11, reply.size() - 13);
+  std::string r = c.command("wait " + t + " 60");
+  CHECK(r.find("\"exit_code\":2") != std::string::npos);
+  CHECK(r.find("\"stdout\":\"hi\\n\"") != std::string::npos);
+  CHECK(r.find("\"stderr\":\"there\\n\"") != std::string::npos);
+  CHECK(r.find("\"state\":\"FAILED\"") != std::string::npos);
+  CHECK(r.find("\"wall_ms\":") != std::string::npos);
+  CHECK(r.find("\"verdict\":\"RUNTIME_ERROR\"") != std::string::npos);
+}
+
+TEST_CASE("run: a fork bomb is contained and the node goes on") {
+  Cluster cluster({.nodes = 1, .slots = 1});
+  Client c(cluster.node_port(0));
+  auto r = run_and_wait(c, "run --timeout 2000 bomb() { bomb | bomb & }; bomb; sleep 5");
+  CHECK((r.state == "TIMEOUT" || r.state == "FAILED" || r.state == "DONE"));
+  auto after = run_and_wait(c, "run echo alive");
+  CHECK(after.out == "alive\n");
+}
+
+TEST_CASE("run: no process is left behind, on exit and on timeout") {
+  Cluster cluster({.nodes = 1, .slots = 2});
+  Client c(cluster.node_port(0));
+  auto exited = run_and_wait(c, "run sleep 300 >/dev/null 2>&1 & echo $!");
+  int pid = std::stoi(exited.out);
+  CHECK(process_gone(pid));
+  auto timed_out = run_and_wait(c, "run --timeout 500 sleep 300 & echo $!; wait");
+  CHECK(timed_out.state == "TIMEOUT");
+  CHECK(process_gone(std::stoi(timed_out.out)));
+}
+
+TEST_CASE("run: a job cannot read the node's data nor reach the network") {
+  if (geteuid() != 0) {
+    MESSAGE("skipped: the sandbox drops to another user and isolates the network only as root");
+    return;
+  }
+  Cluster cluster({.nodes = 1, .slots = 1});
+  Client c(cluster.node_port(0));
+  std::string data = cluster.dir() + "/n1";
+  auto who = run_and_wait(c, "run id -un");
+  CHECK(who.out == "nobody\n");
+  auto read = run_and_wait(c, "run cat " + data + "/CURRENT");
+  CHECK(read.state == "FAILED");
+  CHECK(read.err.find("Permission denied") != std::string::npos);
+  auto net = run_and_wait(c, "run nc -z -w 1 127.0.0.1 " + std::to_string(cluster.proxy_port()));
+  CHECK(net.state == "FAILED");
+  // The same command from outside the sandbox reaches the proxy.
+  CHECK(system(("nc -z -w 1 127.0.0.1 " + std::to_string(cluster.proxy_port())).c_str()) == 0);
+}
+
+TEST_CASE("run: limits above the node's maximum are refused with the maximum") {
+  Cluster cluster({.nodes = 1, .slots = 1, .node_env = {{"JOB_MAX_MEMORY_MB", "512"}}});
+  Client c(cluster.node_port(0));
+  CHECK(c.command("run --memory 1024 true") ==
+        "ERR --memory 1024 MB is above this node's maximum of 512 MB (JOB_MAX_MEMORY_MB)");
+  CHECK(c.command("run --timeout abc true").rfind("ERR --timeout takes a positive number", 0) == 0);
+  CHECK(c.command("run --frobnicate 1 true").rfind("ERR unknown option --frobnicate", 0) == 0);
+  CHECK(c.command("run").rfind("ERR missing command", 0) == 0);
+}
+
+TEST_CASE("cancel: a queued job and a running one, across nodes") {
+  Cluster cluster({.nodes = 2, .slots = 1});
+  REQUIRE(cluster.wait_nodes_up(2));
+  Client a(cluster.node_port(0)), b(cluster.node_port(1));
+  // Two slots and one prefetch each: four are held by nodes, the fifth queues at the proxy.
+  std::vector<std::string> t;
+  for (int i = 0; i < 5; ++i) t.push_back(submit_run(a, "run --timeout 60000 echo $$; exec sleep 60"));
+  REQUIRE(eventually([&] { return b.command("status " + t[4]).find(" QUEUED ") != std::string::npos; }, 10s));
+  CHECK(b.command("cancel " + t[4]) == "OK cancelled " + t[4]);
+  a.send("r" + t[4] + "\n");
+  auto queued = read_run_result(a);
+  REQUIRE(queued.ok);
+  CHECK(queued.state == "CANCELLED");
+  CHECK(queued.facts["verdict"] == "CANCELLED");
+  // Running: cancelled through the other node, killed where it runs.
+  REQUIRE(eventually([&] { return a.command("status " + t[0]).find(" RUNNING ") != std::string::npos; }, 10s));
+  CHECK(b.command("cancel " + t[0]).rfind("OK cancelling " + t[0] + ": killing it on node n", 0) == 0);
+  b.send("wait " + t[0] + " 10\n");
+  auto r = read_run_result(b, 15s);
+  REQUIRE(r.ok);
+  CHECK(r.state == "CANCELLED");
+  CHECK(process_gone(std::stoi(r.out)));
+  // Cancel of a finished job says so.
+  for (std::size_t i = 1; i < 4; ++i) CHECK(b.command("cancel " + t[i]).rfind("OK cancel", 0) == 0);
+  std::string finished = submit_run(a, "run true");
+  a.send("wait " + finished + " 60\n");
+  REQUIRE(read_run_result(a).ok);
+  CHECK(b.command("cancel " + finished) == "ERR " + finished + " had already finished: DONE");
+  CHECK(b.command("cancel NOPE-1") == "ERR unknown ticket 'NOPE-1'");
+}
+
+TEST_CASE("run: 200 `run true` jobs through 3 nodes all finish") {
+  Cluster cluster({.nodes = 3, .slots = 2});
+  REQUIRE(cluster.wait_nodes_up(3));
+  Client c(cluster.node_port(0));
+  std::string batch;
+  for (int i = 0; i < 200; ++i) batch += "run true\n";
+  c.send(batch);
+  std::vector<std::string> tickets;
+  for (int i = 0; i < 200; ++i) {
+    auto l = c.line();
+    REQUIRE(l);
+    REQUIRE(l->rfind("Ticket ID: ", 0) == 0);
+    tickets.push_back(l->substr(11));
+  }
+  std::map<std::string, int> per_node;
+  for (const auto& t : tickets) {
+    c.send("wait " + t + " 120\n");
+    auto r = read_run_result(c, 130s);
+    INFO(t << " -> " << r.header);
+    REQUIRE(r.ok);
+    CHECK(r.state == "DONE");
+    per_node[r.facts["node"]]++;
+  }
+  CHECK(per_node.size() == 3);
+}
