@@ -27,6 +27,7 @@ struct Args {
   int slots = 2;
   int ms = 0;
   int clients = 1;
+  bool run = false;  // `run true` jobs instead of sleep jobs
 };
 
 Args parse(int argc, char** argv) {
@@ -39,6 +40,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--slots") a.slots = v;
     else if (k == "--ms") a.ms = v;
     else if (k == "--clients") a.clients = v;
+    else if (k == "--kind") a.run = std::string(argv[i + 1]) == "run";
     else {
       fmt::print(stderr, "unknown option {}\n", k);
       std::exit(2);
@@ -53,9 +55,9 @@ struct ClientRun {
   bool ok = true;
 };
 
-void submit_all(Client& c, int count, int ms, ClientRun& run) {
+void submit_all(Client& c, int count, int ms, bool run_jobs, ClientRun& run) {
   std::string batch;
-  for (int i = 0; i < count; ++i) batch += std::to_string(ms) + "\n";
+  for (int i = 0; i < count; ++i) batch += run_jobs ? "run true\n" : std::to_string(ms) + "\n";
   c.send(batch);
   for (int i = 0; i < count; ++i) {
     auto l = c.line(60s);
@@ -73,6 +75,15 @@ void await_all(Client& c, ClientRun& run) {
   c.send(batch);
   for (std::size_t i = 0; i < run.tickets.size(); ++i) {
     auto l = c.line(600s);
+    if (l && l->rfind("Result: ", 0) == 0 && l->find(" stdout_bytes=") != std::string::npos) {
+      // A framed run result: skip its two blocks (empty for `run true`).
+      auto pos = l->find(" node=");
+      std::string node = l->substr(pos + 6, l->find(' ', pos + 6) - pos - 6);
+      c.line(10s);
+      c.line(10s);
+      run.ran[node]++;
+      continue;
+    }
     if (!l || l->rfind("Result: ", 0) != 0) {
       fmt::print(stderr, "unexpected reply to wait {}: {}\n", run.tickets[i], l.value_or("(none)"));
       run.ok = false;
@@ -102,7 +113,7 @@ int main(int argc, char** argv) {
     std::vector<std::thread> threads;
     for (int i = 0; i < a.clients; ++i) {
       int share = a.jobs / a.clients + (i < a.jobs % a.clients ? 1 : 0);
-      threads.emplace_back([&, i, share] { submit_all(*clients[i], share, a.ms, runs[i]); });
+      threads.emplace_back([&, i, share] { submit_all(*clients[i], share, a.ms, a.run, runs[i]); });
     }
     for (auto& t : threads) t.join();
   }
@@ -123,10 +134,20 @@ int main(int argc, char** argv) {
   }
   double submit_s = Seconds(t1 - t0).count();
   double total_s = Seconds(t2 - t0).count();
-  fmt::print("jobs={} ms={} nodes={} slots={} clients={}\n", a.jobs, a.ms, a.nodes, a.slots, a.clients);
+  fmt::print("jobs={} kind={} ms={} nodes={} slots={} clients={}\n", a.jobs, a.run ? "run true" : "sleep",
+             a.ms, a.nodes, a.slots, a.clients);
   fmt::print("submit: {:.3f} s ({:.0f} tickets/s, each after a synced write)\n", submit_s, a.jobs / submit_s);
   fmt::print("all results visible after {:.3f} s: {:.0f} jobs/s end to end\n", total_s, a.jobs / total_s);
   for (auto& [n, c] : ran) fmt::print("  node {} ran {}\n", n, c);
+  if (a.run) {
+    // The local limit of starting processes, measured in the same run.
+    auto x0 = std::chrono::steady_clock::now();
+    std::string cmd = fmt::format("seq {} | xargs -P 2 -n 1 true", a.jobs);
+    int rc = std::system(cmd.c_str());
+    double xs = Seconds(std::chrono::steady_clock::now() - x0).count();
+    fmt::print("reference `{}`: {:.3f} s ({:.0f} processes/s){}; jobcluster/xargs = {:.2f}\n", cmd, xs,
+               a.jobs / xs, rc == 0 ? "" : " (failed)", (a.jobs / total_s) / (a.jobs / xs));
+  }
   if (!ok) {
     fmt::print("ERROR: some replies were missing or wrong\n");
     return 1;

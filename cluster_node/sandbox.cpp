@@ -28,13 +28,33 @@ namespace {
 // its group; this long at most we wait for their end.
 constexpr std::chrono::milliseconds kPipeGrace{500};
 
-bool can_unshare_network() {
+// Makes one empty network namespace (only a loopback that is down) and
+// returns a descriptor that keeps it alive, or -1. Jobs enter it with
+// setns(): creating a namespace per job costs about 1.4 ms, entering one
+// almost nothing.
+int make_empty_network_namespace() {
+  int ready[2];
+  if (pipe2(ready, O_CLOEXEC) != 0) return -1;
   pid_t pid = fork();
-  if (pid == 0) _exit(unshare(CLONE_NEWNET) == 0 ? 0 : 1);
-  if (pid < 0) return false;
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  if (pid == 0) {
+    char ok = unshare(CLONE_NEWNET) == 0 ? 1 : 0;
+    if (write(ready[1], &ok, 1) != 1) _exit(1);
+    pause();
+    _exit(0);
+  }
+  ::close(ready[1]);
+  int fd = -1;
+  char ok = 0;
+  if (pid > 0 && read(ready[0], &ok, 1) == 1 && ok == 1) {
+    std::string path = "/proc/" + std::to_string(pid) + "/ns/net";
+    fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  }
+  ::close(ready[0]);
+  if (pid > 0) {
+    ::kill(pid, SIGKILL);  // the descriptor keeps the namespace
+    waitpid(pid, nullptr, 0);
+  }
+  return fd;
 }
 
 void set_limit(int resource, rlim_t value) {
@@ -64,7 +84,8 @@ SandboxSettings probe_sandbox(const std::string& work_root, const std::string& j
     } else {
       missing.push_back("user (JOB_USER '" + job_user + "' does not exist; jobs run as root)");
     }
-    s.isolate_network = can_unshare_network();
+    s.network_fd = make_empty_network_namespace();
+    s.isolate_network = s.network_fd >= 0;
     if (!s.isolate_network) missing.push_back("network isolation (unshare(CLONE_NEWNET) is not permitted)");
   } else {
     missing.push_back("another user (the node does not run as root)");
@@ -166,7 +187,7 @@ void SandboxProcess::launch(ChildReaper& reaper, const SandboxSettings& settings
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    if (settings.isolate_network && unshare(CLONE_NEWNET) != 0) _exit(126);
+    if (settings.isolate_network && setns(settings.network_fd, CLONE_NEWNET) != 0) _exit(126);
     set_limit(RLIMIT_AS, as);
     rlimit cpu_limit{cpu, cpu + 1};
     setrlimit(RLIMIT_CPU, &cpu_limit);

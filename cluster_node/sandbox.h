@@ -31,6 +31,7 @@ struct SandboxSettings {
   gid_t gid = 0;
   std::string user;
   bool isolate_network = false;
+  int network_fd = -1;  // an empty network namespace that jobs enter
   bool limit_processes = false;
   std::uint32_t max_processes = 256;  // RLIMIT_NPROC of the job's user
 };
