@@ -2,20 +2,34 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "common/time.h"
 
 namespace jc::node {
 
 Executor::Executor(boost::asio::io_context& io, std::string node_id, SandboxSettings sandbox,
-                   Done done)
+                   std::uint32_t slots, Done done)
     : io_(io), node_id_(std::move(node_id)), sandbox_(std::move(sandbox)), done_(std::move(done)),
-      reaper_(io) {}
+      reaper_(io), uid_in_use_(slots, false) {}
 
 void Executor::start(const protocol::Assignment& job) {
   const std::string ticket = job.spec.ticket;
   if (job.spec.kind == protocol::JobKind::kRun) {
-    auto run = std::make_shared<RunJob>(io_, reaper_, sandbox_, job,
+    uid_t uid = sandbox_.uid;
+    gid_t gid = sandbox_.gid;
+    if (sandbox_.uid_base > 0) {
+      // NodeCore never runs more jobs than slots, so a free one exists.
+      auto free = std::find(uid_in_use_.begin(), uid_in_use_.end(), false);
+      std::size_t slot = static_cast<std::size_t>(free - uid_in_use_.begin());
+      if (free == uid_in_use_.end()) uid_in_use_.push_back(false);
+      uid_in_use_[slot] = true;
+      uid_of_[ticket] = slot;
+      uid = gid = static_cast<uid_t>(sandbox_.uid_base + slot);
+    }
+    auto run = std::make_shared<RunJob>(io_, reaper_, sandbox_, job, uid, gid,
                                         [this, ticket](protocol::JobResult r) {
+                                          release_uid(ticket);
                                           if (runs_.erase(ticket) == 0) return;  // stopped
                                           done_(ticket, std::move(r));
                                         });
@@ -77,6 +91,13 @@ bool Executor::cancel(const std::string& ticket) {
     return true;
   }
   return false;
+}
+
+void Executor::release_uid(const std::string& ticket) {
+  if (auto it = uid_of_.find(ticket); it != uid_of_.end()) {
+    uid_in_use_[it->second] = false;
+    uid_of_.erase(it);
+  }
 }
 
 void Executor::stop_all() {

@@ -20,7 +20,8 @@ class Executor {
  public:
   using Done = std::function<void(const std::string& ticket, protocol::JobResult)>;
 
-  Executor(boost::asio::io_context& io, std::string node_id, SandboxSettings sandbox, Done done);
+  Executor(boost::asio::io_context& io, std::string node_id, SandboxSettings sandbox,
+           std::uint32_t slots, Done done);
   void start(const protocol::Assignment& job);
   // Stops a running job without a result (it belongs to another node now).
   void stop(const std::string& ticket);
@@ -36,6 +37,7 @@ class Executor {
     std::int64_t start_ms = 0;
   };
   void finish_sleep(const std::string& ticket, bool cancelled);
+  void release_uid(const std::string& ticket);
 
   boost::asio::io_context& io_;
   std::string node_id_;
@@ -44,6 +46,8 @@ class Executor {
   ChildReaper reaper_;
   std::unordered_map<std::string, Sleep> sleeps_;
   std::unordered_map<std::string, std::shared_ptr<RunJob>> runs_;
+  std::vector<bool> uid_in_use_;  // per slot, with SandboxSettings::uid_base
+  std::unordered_map<std::string, std::size_t> uid_of_;
 };
 
 }  // namespace jc::node

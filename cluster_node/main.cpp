@@ -7,6 +7,7 @@
 #include <csignal>
 
 #include <cstdio>
+#include <filesystem>
 #include <thread>
 
 #include "cluster_node/node_server.h"
@@ -16,6 +17,8 @@
 #include "storage/store.h"
 
 namespace {
+
+constexpr std::uint32_t kAutomaticUidBase = 0xffffffffu;
 
 constexpr const char* kUsage = R"(usage: cluster_node PROXY_HOST PROXY_PORT
 
@@ -35,7 +38,9 @@ Environment (defaults in brackets):
   JOB_MEMORY_MB          address-space limit of a run job [256]
   JOB_OUTPUT_KB          limit of each of stdout and stderr [1024]
   JOB_MAX_TIMEOUT, JOB_MAX_MEMORY_MB, JOB_MAX_OUTPUT_KB  the most a job may ask [300000, 4096, 16384]
-  JOB_USER               user that runs jobs when the node runs as root [nobody]
+  JOB_UID_BASE           as root, job in slot i runs as user id JOB_UID_BASE+i [derived per node];
+                         0 = every job runs as JOB_USER
+  JOB_USER               user that runs jobs when JOB_UID_BASE=0 [nobody]
   JOB_WORK_DIR           where jobs' working directories are made [$TMPDIR/jobcluster-<NODE_ID>]
   BIND_ADDRESS           address to listen on [0.0.0.0]
   LOG_LEVEL              error, warn, info, debug [info]; VERBOSE=true means debug
@@ -69,6 +74,12 @@ jc::node::NodeConfig load_config(int argc, char** argv) {
   lim.defaults.memory_mb = static_cast<std::uint32_t>(env_int("JOB_MEMORY_MB", 256, 1, lim.maxima.memory_mb, "megabytes, at most JOB_MAX_MEMORY_MB"));
   lim.defaults.output_kb = static_cast<std::uint32_t>(env_int("JOB_OUTPUT_KB", 1024, 1, lim.maxima.output_kb, "kilobytes, at most JOB_MAX_OUTPUT_KB"));
   c.job_user = env_string("JOB_USER", "nobody");
+  if (auto base = env_raw("JOB_UID_BASE"); base && !base->empty()) {
+    c.job_uid_base = static_cast<std::uint32_t>(
+        env_int("JOB_UID_BASE", 0, 0, 2'000'000'000, "a user id; 0 = every job runs as JOB_USER"));
+  } else {
+    c.job_uid_base = kAutomaticUidBase;  // refined below, once DATA_DIR is known
+  }
   c.bind_address = env_string("BIND_ADDRESS", "0.0.0.0");
   boost::system::error_code ec;
   boost::asio::ip::make_address(c.bind_address, ec);
@@ -123,6 +134,16 @@ int main(int argc, char** argv) {
   }
   config.core.node_id = jc::node::NodeCore::stable_node_id(*store, config.core.node_id);
   config.advertise_host = advertised_host(config.bind_address);
+  if (config.job_uid_base == kAutomaticUidBase) {
+    // A range of its own per node on this machine (several nodes may share
+    // one), derived from where its state lives.
+    std::uint32_t h = 2166136261u;
+    for (char ch : std::filesystem::absolute(config.data_dir).string() + config.core.node_id) {
+      h = (h ^ static_cast<unsigned char>(ch)) * 16777619u;
+    }
+    config.job_uid_base = 200'000 + (h % 30'000) * 1024;
+    if (config.core.slots > 1024) config.job_uid_base = 0;
+  }
   // Jobs run as another user where possible: they must not read our state.
   chmod(config.data_dir.c_str(), 0700);
   if (config.work_dir.empty()) {

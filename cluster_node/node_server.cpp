@@ -30,8 +30,10 @@ NodeServer::NodeServer(asio::io_context& io, NodeConfig config, storage::Store& 
             ProxyLink::Handlers{[this] { on_proxy_connected(); },
                                 [this](protocol::Message&& m) { on_proxy_message(std::move(m)); },
                                 [this] { on_proxy_closed(); }}),
-      executor_(io, config_.core.node_id, probe_sandbox(config_.work_dir, config_.job_user),
-                [this](const std::string& t, protocol::JobResult r) { on_job_done(t, std::move(r)); }) {}
+      executor_(io, config_.core.node_id,
+                probe_sandbox(config_.work_dir, config_.job_user, config_.job_uid_base,
+                              config_.core.slots),
+                config_.core.slots, [this](const std::string& t, protocol::JobResult r) { on_job_done(t, std::move(r)); }) {}
 
 Status NodeServer::start() {
   if (Status s = core_.recover(); !s.ok()) return s;

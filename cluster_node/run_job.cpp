@@ -15,8 +15,9 @@ namespace jc::node {
 namespace fs = std::filesystem;
 
 RunJob::RunJob(boost::asio::io_context& io, ChildReaper& reaper, const SandboxSettings& settings,
-               protocol::Assignment job, Done done)
-    : io_(io), reaper_(reaper), settings_(settings), job_(std::move(job)), done_(std::move(done)) {}
+               protocol::Assignment job, uid_t uid, gid_t gid, Done done)
+    : io_(io), reaper_(reaper), settings_(settings), job_(std::move(job)), done_(std::move(done)),
+      uid_(uid), gid_(gid) {}
 
 std::string RunJob::prepare_workdir() {
   workdir_ = fmt::format("{}/{}-{}", settings_.work_root, job_.spec.ticket, job_.attempt);
@@ -25,7 +26,7 @@ std::string RunJob::prepare_workdir() {
   if (!fs::create_directory(workdir_, ec)) return "cannot create " + workdir_ + ": " + ec.message();
   chmod(workdir_.c_str(), 0700);
   auto own = [&](const std::string& path) {
-    if (settings_.drop_user && chown(path.c_str(), settings_.uid, settings_.gid) != 0) return false;
+    if (settings_.drop_user && chown(path.c_str(), uid_, gid_) != 0) return false;
     return true;
   };
   if (!own(workdir_)) return "cannot hand " + workdir_ + " to the job's user";
@@ -63,6 +64,8 @@ void RunJob::run_next() {
   ProcessRequest req;
   req.workdir = workdir_;
   req.limits = spec.limits;
+  req.uid = uid_;
+  req.gid = gid_;
   if (!check_done_) {
     req.script = spec.check;
   } else {

@@ -17,7 +17,7 @@ class RunJob : public std::enable_shared_from_this<RunJob> {
  public:
   using Done = std::function<void(protocol::JobResult)>;
   RunJob(boost::asio::io_context& io, ChildReaper& reaper, const SandboxSettings& settings,
-         protocol::Assignment job, Done done);
+         protocol::Assignment job, uid_t uid, gid_t gid, Done done);
   void start();
   void cancel();
 
@@ -31,6 +31,8 @@ class RunJob : public std::enable_shared_from_this<RunJob> {
   const SandboxSettings& settings_;
   protocol::Assignment job_;
   Done done_;
+  uid_t uid_;
+  gid_t gid_;
   std::string workdir_;
   std::shared_ptr<SandboxProcess> current_;
   std::optional<ProcessOutcome> check_;

@@ -64,7 +64,8 @@ void set_limit(int resource, rlim_t value) {
 
 }  // namespace
 
-SandboxSettings probe_sandbox(const std::string& work_root, const std::string& job_user) {
+SandboxSettings probe_sandbox(const std::string& work_root, const std::string& job_user,
+                              uid_t uid_base, std::uint32_t slots) {
   auto log = log::get("sandbox");
   SandboxSettings s;
   s.work_root = work_root;
@@ -75,7 +76,12 @@ SandboxSettings probe_sandbox(const std::string& work_root, const std::string& j
   std::vector<std::string> missing;
   if (geteuid() == 0) {
     passwd* pw = getpwnam(job_user.c_str());
-    if (pw != nullptr) {
+    if (uid_base > 0) {
+      s.drop_user = true;
+      s.uid_base = uid_base;
+      s.user = "uids " + std::to_string(uid_base) + ".." + std::to_string(uid_base + slots - 1);
+      s.limit_processes = true;
+    } else if (pw != nullptr) {
       s.drop_user = true;
       s.uid = pw->pw_uid;
       s.gid = pw->pw_gid;
@@ -196,7 +202,7 @@ void SandboxProcess::launch(ChildReaper& reaper, const SandboxSettings& settings
     if (settings.limit_processes) set_limit(RLIMIT_NPROC, settings.max_processes);
     if (chdir(request_.workdir.c_str()) != 0) _exit(126);
     if (settings.drop_user) {
-      if (setgroups(0, nullptr) != 0 || setgid(settings.gid) != 0 || setuid(settings.uid) != 0) {
+      if (setgroups(0, nullptr) != 0 || setgid(request_.gid) != 0 || setuid(request_.uid) != 0) {
         _exit(126);
       }
     }

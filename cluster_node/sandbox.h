@@ -27,9 +27,13 @@ namespace jc::node {
 struct SandboxSettings {
   std::string work_root;  // per-job working directories are made below it
   bool drop_user = false;
-  uid_t uid = 0;
+  uid_t uid = 0;  // JOB_USER's, when jobs share one user
   gid_t gid = 0;
   std::string user;
+  // Each running job gets a user id of its own, uid_base + its slot, so that
+  // one job's fork bomb exhausts only its own process limit, and jobs cannot
+  // signal or read each other's files. 0: all jobs run as JOB_USER.
+  uid_t uid_base = 0;
   bool isolate_network = false;
   int network_fd = -1;  // an empty network namespace that jobs enter
   bool limit_processes = false;
@@ -37,7 +41,8 @@ struct SandboxSettings {
 };
 
 // Decides what this process can apply; logs once what it cannot.
-SandboxSettings probe_sandbox(const std::string& work_root, const std::string& job_user);
+SandboxSettings probe_sandbox(const std::string& work_root, const std::string& job_user,
+                              uid_t uid_base, std::uint32_t slots);
 
 class ChildReaper {
  public:
@@ -58,6 +63,8 @@ struct ProcessRequest {
   std::string stdin_data;
   std::string workdir;
   protocol::Limits limits;  // all set (no zero = default here)
+  uid_t uid = 0;            // used when the settings drop the user
+  gid_t gid = 0;
 };
 
 class SandboxProcess : public std::enable_shared_from_this<SandboxProcess> {
