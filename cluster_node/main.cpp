@@ -42,6 +42,7 @@ Environment (defaults in brackets):
                          0 = every job runs as JOB_USER
   JOB_USER               user that runs jobs when JOB_UID_BASE=0 [nobody]
   JOB_WORK_DIR           where jobs' working directories are made [$TMPDIR/jobcluster-<NODE_ID>]
+  CLUSTER_SECRET         proves membership to a proxy that requires it [none]
   BIND_ADDRESS           address to listen on [0.0.0.0]
   LOG_LEVEL              error, warn, info, debug [info]; VERBOSE=true means debug
 )";
@@ -73,6 +74,7 @@ jc::node::NodeConfig load_config(int argc, char** argv) {
   lim.defaults.cpu_ms = lim.defaults.timeout_ms;
   lim.defaults.memory_mb = static_cast<std::uint32_t>(env_int("JOB_MEMORY_MB", 256, 1, lim.maxima.memory_mb, "megabytes, at most JOB_MAX_MEMORY_MB"));
   lim.defaults.output_kb = static_cast<std::uint32_t>(env_int("JOB_OUTPUT_KB", 1024, 1, lim.maxima.output_kb, "kilobytes, at most JOB_MAX_OUTPUT_KB"));
+  c.secret = env_string("CLUSTER_SECRET", "");
   c.job_user = env_string("JOB_USER", "nobody");
   if (auto base = env_raw("JOB_UID_BASE"); base && !base->empty()) {
     c.job_uid_base = static_cast<std::uint32_t>(

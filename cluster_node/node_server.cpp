@@ -4,6 +4,7 @@
 
 #include "cluster_node/client_session.h"
 #include "cluster_node/replies.h"
+#include "protocol/auth.h"
 
 namespace jc::node {
 
@@ -259,7 +260,8 @@ void NodeServer::stats(StatsDone done) {
   schedule_flush();
 }
 
-void NodeServer::on_proxy_connected() { link_.send(core_.hello()); }
+// The proxy speaks first (CHALLENGE); HELLO answers it.
+void NodeServer::on_proxy_connected() {}
 
 void NodeServer::on_proxy_message(protocol::Message&& m) {
   if (auto* w = std::get_if<protocol::Welcome>(&m)) {
@@ -273,6 +275,13 @@ void NodeServer::on_proxy_message(protocol::Message&& m) {
     core_.on_message(m);
     // Lookups made while the proxy was away ask again.
     for (const auto& [t, list] : lookups_) to_request_.push_back(t);
+  } else if (auto* ch = std::get_if<protocol::Challenge>(&m)) {
+    protocol::Hello hello = core_.hello();
+    if (!config_.secret.empty()) {
+      hello.auth = protocol::join_proof(config_.secret, ch->nonce, hello.node_id);
+    }
+    link_.send(hello);
+    return;
   } else if (auto* c = std::get_if<protocol::Cancel>(&m)) {
     for (const auto& t : c->tickets) {
       if (!executor_.cancel(t)) core_.cancel_queued(t);

@@ -39,6 +39,7 @@ struct NodeConfig {
   JobLimits job_limits;
   std::string work_dir;  // run jobs' working directories
   std::string job_user = "nobody";
+  std::string secret;  // CLUSTER_SECRET
   std::uint32_t job_uid_base = 0;  // 0: every job runs as job_user
   NodeOptions core;
 };

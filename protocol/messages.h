@@ -6,6 +6,7 @@
 //   RESULT          both ways       reports (final ones carry the result)
 //   RES_REQ         both ways       RESULT and REQUEST_OF_RES in one frame
 // and the rest make the cluster durable and balanced:
+//   CHALLENGE         proxy -> node, first: a nonce for the membership proof
 //   HELLO / WELCOME   handshake: stable node id, protocol version, and the
 //                     reconciliation of the jobs the node still holds
 //   SUBMIT / ACK      a node forwards client jobs; the proxy acknowledges them
@@ -34,7 +35,7 @@ struct Hello {
   std::string client_address;         // where clients reach this node, for `stats`
   std::vector<std::string> held;      // jobs given to it and not finished
   std::vector<std::string> finished;  // jobs finished whose results are not yet acknowledged
-  std::string auth;                   // reserved for CLUSTER_SECRET proofs
+  std::string auth;                   // proof of CLUSTER_SECRET (protocol/auth.h), or empty
 
   template <class A>
   void serialize(A& ar, unsigned) {
@@ -188,9 +189,18 @@ struct Cancel {
   }
 };
 
+// Proxy -> node, first on every connection: the nonce HELLO.auth answers.
+struct Challenge {
+  std::string nonce;
+  template <class A>
+  void serialize(A& ar, unsigned) {
+    fields(ar, nonce);
+  }
+};
+
 // The type byte of a frame is the index in this variant: append only.
 using Message = std::variant<Hello, Welcome, Submit, Ack, Job, Info, RequestOfRes, Result, ResReq,
-                             StatsRequest, StatsReply, Cancel>;
+                             StatsRequest, StatsReply, Cancel, Challenge>;
 
 std::string_view message_name(const Message& m);
 

@@ -27,6 +27,7 @@ Environment (defaults in brackets):
   NODE_TIMEOUT           ms of silence before a node is presumed dead [5000]
   MAX_ATTEMPTS           most runs of one job before it ends FAILED [5]
   DATA_DIR               LevelDB directory [./data/reverse_proxy]
+  CLUSTER_SECRET         nodes must prove they know it to join [none: open]
   BIND_ADDRESS           address to listen on [0.0.0.0]
   LOG_LEVEL              error, warn, info, debug [info]; VERBOSE=true means debug
 )";
@@ -46,6 +47,7 @@ jc::proxy::ProxyConfig load_config(int argc, char** argv) {
   c.core.node_timeout_ms = env_int("NODE_TIMEOUT", 5000, 1, 86'400'000, "milliseconds");
   c.core.max_attempts = static_cast<std::uint32_t>(env_int("MAX_ATTEMPTS", 5, 1, 1000, "attempts"));
   c.data_dir = env_string("DATA_DIR", "./data/reverse_proxy");
+  c.core.secret = env_string("CLUSTER_SECRET", "");
   c.bind_address = env_string("BIND_ADDRESS", "0.0.0.0");
   boost::system::error_code ec;
   boost::asio::ip::make_address(c.bind_address, ec);

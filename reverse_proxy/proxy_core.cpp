@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "protocol/auth.h"
 #include "protocol/codec.h"
 #include "reverse_proxy/balancer.h"
 
@@ -74,7 +75,7 @@ Status ProxyCore::recover(TimeMs now) {
 }
 
 protocol::Welcome ProxyCore::on_hello(const protocol::Hello& hello, const std::string& peer,
-                                      TimeMs now) {
+                                      TimeMs now, const std::string& nonce) {
   protocol::Welcome w;
   w.proxy_id = options_.proxy_id;
   auto refuse = [&](std::string reason) {
@@ -90,6 +91,12 @@ protocol::Welcome ProxyCore::on_hello(const protocol::Hello& hello, const std::s
     return refuse("node id must be 1 to 64 characters of [A-Za-z0-9._-]");
   }
   if (hello.slots == 0) return refuse("a node needs at least one slot");
+  if (!options_.secret.empty() &&
+      (nonce.empty() ||
+       !protocol::verify_join_proof(options_.secret, nonce, hello.node_id, hello.auth))) {
+    return refuse(hello.auth.empty() ? "this cluster needs CLUSTER_SECRET and the node gave no proof"
+                                     : "wrong CLUSTER_SECRET proof");
+  }
   auto existing = nodes_.find(hello.node_id);
   if (existing != nodes_.end() && existing->second.connected) {
     return refuse(fmt::format("node id {} is already connected", hello.node_id));

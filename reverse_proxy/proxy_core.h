@@ -36,6 +36,7 @@ struct ProxyOptions {
   std::size_t max_dispatch = 100000;
   std::uint32_t max_attempts = 5;
   TimeMs node_timeout_ms = 5000;
+  std::string secret;  // CLUSTER_SECRET: nodes must prove it; empty = open cluster
 };
 
 struct JobRecord {
@@ -66,7 +67,9 @@ class ProxyCore {
   Status recover(TimeMs now);
 
   // A node's handshake: accepted (and reconciled) or refused with a reason.
-  protocol::Welcome on_hello(const protocol::Hello& hello, const std::string& peer, TimeMs now);
+  // `nonce` is the challenge this connection was sent.
+  protocol::Welcome on_hello(const protocol::Hello& hello, const std::string& peer, TimeMs now,
+                             const std::string& nonce = "");
   // The node's connection ended: it is presumed dead and its jobs go elsewhere.
   void on_disconnect(const std::string& node_id, TimeMs now);
   void on_message(const std::string& node_id, const protocol::Message& m, TimeMs now);

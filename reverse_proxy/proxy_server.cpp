@@ -2,11 +2,18 @@
 
 #include <fmt/format.h>
 
+#include "protocol/auth.h"
+
 namespace jc::proxy {
 
 namespace asio = boost::asio;
 using boost::system::error_code;
 using std::chrono::milliseconds;
+
+namespace {
+constexpr std::size_t kMaxPendingHandshakes = 64;
+constexpr std::size_t kMaxPendingHandshakesPerAddress = 16;
+}  // namespace
 
 ProxyServer::ProxyServer(asio::io_context& io, ProxyConfig config, storage::Store& store)
     : io_(io),
@@ -61,13 +68,32 @@ void ProxyServer::do_accept() {
     }
     error_code peer_ec;
     auto ep = socket.remote_endpoint(peer_ec);
-    std::string peer = peer_ec ? "?" : fmt::format("{}:{}", ep.address().to_string(), ep.port());
+    std::string address = peer_ec ? "?" : ep.address().to_string();
+    std::string peer = peer_ec ? "?" : fmt::format("{}:{}", address, ep.port());
+    // A stranger on the node port must not use up memory or slots: few
+    // handshakes at a time, fewer still from one address, each with a deadline.
+    std::size_t pending = 0, from_address = 0;
+    for (const auto& [sid, s] : sessions_) {
+      if (!s.node_id.empty()) continue;
+      ++pending;
+      if (s.address == address) ++from_address;
+    }
+    if (pending >= kMaxPendingHandshakes || from_address >= kMaxPendingHandshakesPerAddress) {
+      log_->warn("refused connection peer={} reason=\"{} handshakes pending ({} from this address)\"",
+                 peer, pending, from_address);
+      error_code ignored;
+      socket.close(ignored);
+      do_accept();
+      return;
+    }
     std::uint64_t id = next_session_++;
     auto conn = std::make_shared<net::FrameConnection>(std::move(socket), peer,
                                                        milliseconds(config_.handshake_timeout_ms));
-    sessions_[id] = Session{conn, ""};
+    std::string nonce = protocol::random_nonce();
+    sessions_[id] = Session{conn, "", nonce, address};
     conn->start([this, id](protocol::Message&& m) { on_frame(id, std::move(m)); },
                 [this, id](const std::string& reason) { on_session_closed(id, reason); });
+    conn->send(protocol::Challenge{nonce});
     do_accept();
   });
 }
@@ -84,7 +110,7 @@ void ProxyServer::on_frame(std::uint64_t id, protocol::Message&& m) {
       s.conn->close("first message was not HELLO");
       return;
     }
-    protocol::Welcome w = core_.on_hello(*hello, s.conn->peer(), now);
+    protocol::Welcome w = core_.on_hello(*hello, s.conn->peer(), now, s.nonce);
     if (!w.accepted) {
       s.conn->send(w);
       s.conn->close_after_flush();

@@ -37,6 +37,8 @@ class ProxyServer {
   struct Session {
     std::shared_ptr<net::FrameConnection> conn;
     std::string node_id;  // empty until the handshake is accepted
+    std::string nonce;    // the challenge sent to it
+    std::string address;  // the peer's IP, for the per-address handshake limit
   };
 
   void do_accept();

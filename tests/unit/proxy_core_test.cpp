@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "protocol/messages.h"
+#include "protocol/auth.h"
 #include "reverse_proxy/proxy_core.h"
 #include "storage/store.h"
 
@@ -807,6 +808,25 @@ TEST_CASE("proxy core: a job the node finished while away is not run again after
   REQUIRE(!acks.empty());
   CHECK(acks[0].tickets == std::vector<std::string>{"t1"});
   CHECK(p.state_of("t1") == JobState::kDone);
+}
+
+}  // namespace jc::proxy
+
+namespace jc::proxy {
+
+TEST_CASE("proxy core: with CLUSTER_SECRET only a node with the right proof joins") {
+  storage::MemoryStore store;
+  ProxyOptions o = options();
+  o.secret = "s3cret";
+  Proxy p(store, o);
+  auto h = hello("node-a", 1);
+  CHECK_FALSE(p.core.on_hello(h, "peer", 0, "nonce-1").accepted);  // no proof
+  h.auth = protocol::join_proof("wrong", "nonce-1", "node-a");
+  CHECK_FALSE(p.core.on_hello(h, "peer", 0, "nonce-1").accepted);
+  h.auth = protocol::join_proof("s3cret", "nonce-0", "node-a");  // another challenge's proof
+  CHECK_FALSE(p.core.on_hello(h, "peer", 0, "nonce-1").accepted);
+  h.auth = protocol::join_proof("s3cret", "nonce-1", "node-a");
+  CHECK(p.core.on_hello(h, "peer", 0, "nonce-1").accepted);
 }
 
 }  // namespace jc::proxy
