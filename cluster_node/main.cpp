@@ -43,6 +43,8 @@ Environment (defaults in brackets):
   JOB_USER               user that runs jobs when JOB_UID_BASE=0 [nobody]
   JOB_WORK_DIR           where jobs' working directories are made [$TMPDIR/jobcluster-<NODE_ID>]
   CLUSTER_SECRET         proves membership to a proxy that requires it [none]
+  PROXY_GRACE_PERIOD     ms without the proxy after which the node runs its own
+                         clients' queued jobs itself [30000]; 0 = never
   BIND_ADDRESS           address to listen on [0.0.0.0]
   LOG_LEVEL              error, warn, info, debug [info]; VERBOSE=true means debug
 )";
@@ -75,6 +77,8 @@ jc::node::NodeConfig load_config(int argc, char** argv) {
   lim.defaults.memory_mb = static_cast<std::uint32_t>(env_int("JOB_MEMORY_MB", 256, 1, lim.maxima.memory_mb, "megabytes, at most JOB_MAX_MEMORY_MB"));
   lim.defaults.output_kb = static_cast<std::uint32_t>(env_int("JOB_OUTPUT_KB", 1024, 1, lim.maxima.output_kb, "kilobytes, at most JOB_MAX_OUTPUT_KB"));
   c.secret = env_string("CLUSTER_SECRET", "");
+  c.proxy_grace_ms = env_int("PROXY_GRACE_PERIOD", 30'000, 0, 86'400'000,
+                             "milliseconds; 0 = never run jobs without the proxy");
   c.job_user = env_string("JOB_USER", "nobody");
   if (auto base = env_raw("JOB_UID_BASE"); base && !base->empty()) {
     c.job_uid_base = static_cast<std::uint32_t>(

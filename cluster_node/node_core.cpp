@@ -78,6 +78,7 @@ Status NodeCore::recover() {
       log_->error("unreadable exec record ticket={}", protocol::escape_sample(t));
       return true;
     }
+    if (rec.local && unforwarded_.count(t)) local_claimed_.insert(t);
     if (protocol::is_final(rec.state)) {
       if (!rec.delivered) undelivered_.insert(t);
       return true;
@@ -114,6 +115,7 @@ std::string NodeCore::submit(protocol::JobSpec spec, TimeMs now) {
   std::string ticket = spec.ticket;
   if (connected_) pending_submit_.jobs.push_back(spec);
   unforwarded_.emplace(ticket, std::move(spec));
+  if (local_mode_) claim_local(ticket);
   return ticket;
 }
 
@@ -164,8 +166,13 @@ protocol::Hello NodeCore::hello() const {
   h.node_id = options_.node_id;
   h.slots = options_.slots;
   h.client_address = options_.client_address;
-  for (const auto& [t, a] : exec_jobs_) h.held.push_back(t);
-  h.finished.assign(undelivered_.begin(), undelivered_.end());
+  // Jobs run here while the proxy was away are introduced by SUBMIT instead.
+  for (const auto& [t, a] : exec_jobs_) {
+    if (!local_claimed_.count(t)) h.held.push_back(t);
+  }
+  for (const auto& t : undelivered_) {
+    if (!local_claimed_.count(t)) h.finished.push_back(t);
+  }
   return h;
 }
 
@@ -222,6 +229,8 @@ void NodeCore::on_disconnected() {
 void NodeCore::on_welcome(const protocol::Welcome& w) {
   if (!w.accepted) return;
   connected_ = true;
+  if (local_mode_) log_->info("proxy back: jobs go through it again");
+  local_mode_ = false;
   for (const auto& t : w.drop) drop_exec(t);
   if (!w.drop.empty()) log_->info("dropped jobs reassigned by the proxy count={}", w.drop.size());
   forward_all();
@@ -250,12 +259,36 @@ void NodeCore::resend_undelivered() {
   if (!results.reports.empty()) send(std::move(results));
 }
 
+void NodeCore::set_local_mode(bool on) {
+  if (on == local_mode_) return;
+  local_mode_ = on;
+  if (!on) return;
+  log_->warn("proxy away past the grace period: running this node's own queued jobs here count={}",
+             unforwarded_.size());
+  for (const auto& t : unforwarded_order_) {
+    if (unforwarded_.count(t) && !local_claimed_.count(t)) claim_local(t);
+  }
+}
+
+void NodeCore::claim_local(const std::string& t) {
+  ExecRecord rec;
+  rec.spec = unforwarded_.at(t);
+  rec.attempt = 1;
+  rec.local = true;
+  staged_.put(exec_key(t), protocol::to_bytes(rec));
+  exec_jobs_[t] = protocol::Assignment{rec.spec, 1};
+  exec_queue_.push_back(t);
+  local_claimed_.insert(t);
+  events_.work = true;
+}
+
 void NodeCore::forward_all() {
   protocol::Submit batch;
   for (const auto& t : unforwarded_order_) {
     auto it = unforwarded_.find(t);
     if (it == unforwarded_.end()) continue;
     batch.jobs.push_back(it->second);
+    if (local_claimed_.count(t)) batch.local.push_back(t);
     if (batch.jobs.size() >= kMaxPerFrame) send(std::exchange(batch, {}));
   }
   if (!batch.jobs.empty()) send(std::move(batch));
@@ -274,6 +307,7 @@ void NodeCore::on_ack(const protocol::Ack& a) {
   if (a.kind == protocol::AckKind::kSubmitted) {
     for (const auto& t : a.tickets) {
       if (unforwarded_.erase(t)) staged_.del(unforwarded_key(t));
+      local_claimed_.erase(t);
     }
     while (!unforwarded_order_.empty() && !unforwarded_.count(unforwarded_order_.front())) {
       unforwarded_order_.pop_front();
@@ -413,6 +447,17 @@ void NodeCore::job_finished(const std::string& ticket, protocol::JobResult resul
   staged_.put(exec_key(ticket), protocol::to_bytes(rec));
   undelivered_.insert(ticket);
   ++finished_total_;
+  if (local_claimed_.count(ticket)) {
+    // Its only run: the origin (this node) shows the result at once.
+    OriginRecord origin;
+    if (load(origin_key(ticket), origin) && !origin.has_result) {
+      origin.state = rec.state;
+      origin.has_result = true;
+      origin.result = rec.result;
+      origin.attempts = rec.attempt;
+      staged_.put(origin_key(ticket), protocol::to_bytes(origin));
+    }
+  }
   log_->debug("finished ticket={} state={}", ticket, protocol::to_string(rec.state));
   if (connected_) pending_results_.reports.push_back(exec_report(ticket, rec));
   events_.work = events_.work || !exec_queue_.empty();

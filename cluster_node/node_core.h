@@ -52,10 +52,11 @@ struct ExecRecord {
   protocol::JobState state = protocol::JobState::kQueued;
   protocol::JobResult result;
   bool delivered = false;  // the proxy accepted this result as the job's one result
+  bool local = false;      // taken from this node's own clients while the proxy was away
 
   template <class A>
   void serialize(A& ar, unsigned) {
-    protocol::fields(ar, spec, attempt, state, result, delivered);
+    protocol::fields(ar, spec, attempt, state, result, delivered, local);
   }
 };
 
@@ -98,6 +99,10 @@ class NodeCore {
   bool connected() const { return connected_; }
   // Everything not acknowledged is sent again after the next WELCOME.
   void on_disconnected();
+  // The proxy has been away longer than the grace period: this node runs its
+  // own clients' queued jobs itself (and tells the proxy when it is back).
+  void set_local_mode(bool on);
+  bool local_mode() const { return local_mode_; }
 
   // Executor side: the next job to start (marked running), and its end.
   std::optional<protocol::Assignment> next_job();
@@ -118,6 +123,7 @@ class NodeCore {
   void on_reports(const std::vector<protocol::JobReport>& reports);
   void on_requests(const std::vector<std::string>& tickets);
   void forward_all();
+  void claim_local(const std::string& ticket);
   std::vector<protocol::JobReport> undelivered_reports(std::size_t max) const;
   void drop_exec(const std::string& ticket);
   protocol::JobReport exec_report(const std::string& ticket, const ExecRecord& rec) const;
@@ -133,6 +139,9 @@ class NodeCore {
   std::string prefix_;
   std::uint64_t counter_ = 1;
   bool connected_ = false;
+  bool local_mode_ = false;
+  // Run here while the proxy was away, and not yet acknowledged by it.
+  std::unordered_set<std::string> local_claimed_;
   // Submitted here and not yet acknowledged by the proxy, in submission order.
   std::deque<std::string> unforwarded_order_;
   std::unordered_map<std::string, protocol::JobSpec> unforwarded_;

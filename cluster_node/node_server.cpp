@@ -38,6 +38,7 @@ NodeServer::NodeServer(asio::io_context& io, NodeConfig config, storage::Store& 
 
 Status NodeServer::start() {
   if (Status s = core_.recover(); !s.ok()) return s;
+  proxy_lost_at_ = now_ms();
   if (Status s = core_.staged().commit(); !s.ok()) return s;
   asio::ip::tcp::endpoint ep(asio::ip::make_address(config_.bind_address), config_.client_port);
   acceptor_.open(ep.protocol());
@@ -303,6 +304,7 @@ void NodeServer::on_proxy_message(protocol::Message&& m) {
 
 void NodeServer::on_proxy_closed() {
   core_.on_disconnected();
+  proxy_lost_at_ = now_ms();
   // Stats questions in flight will not be answered by this connection.
   for (auto& [id, waiter] : stats_waiters_) waiter.second->cancel();
   auto waiters = std::move(stats_waiters_);
@@ -330,7 +332,13 @@ void NodeServer::schedule_info() {
   info_timer_.expires_after(milliseconds(config_.info_period_ms));
   info_timer_.async_wait([this](const error_code& ec) {
     if (ec || stopping_) return;
-    if (core_.connected()) link_.send(core_.info());
+    if (core_.connected()) {
+      link_.send(core_.info());
+    } else if (config_.proxy_grace_ms > 0 && !core_.local_mode() &&
+               now_ms() - proxy_lost_at_ >= config_.proxy_grace_ms) {
+      core_.set_local_mode(true);
+      schedule_flush();
+    }
     schedule_info();
   });
 }

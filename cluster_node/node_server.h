@@ -40,6 +40,7 @@ struct NodeConfig {
   std::string work_dir;  // run jobs' working directories
   std::string job_user = "nobody";
   std::string secret;  // CLUSTER_SECRET
+  TimeMs proxy_grace_ms = 30'000;  // PROXY_GRACE_PERIOD; 0 = always wait for the proxy
   std::uint32_t job_uid_base = 0;  // 0: every job runs as job_user
   NodeOptions core;
 };
@@ -108,6 +109,7 @@ class NodeServer {
   std::uint64_t next_stats_id_ = 1;
   std::vector<std::function<void()>> after_commit_;
   std::uint16_t port_ = 0;
+  TimeMs proxy_lost_at_ = 0;  // since when the proxy is away (or since start)
   bool flush_scheduled_ = false;
   bool stopping_ = false;
 };

@@ -57,9 +57,12 @@ struct Welcome {
 
 struct Submit {
   std::vector<JobSpec> jobs;
+  // Of these, the ones the node already runs (or ran) itself because the
+  // proxy was away longer than its grace period: held by it, not queued.
+  std::vector<std::string> local;
   template <class A>
   void serialize(A& ar, unsigned) {
-    fields(ar, jobs);
+    fields(ar, jobs, local);
   }
 };
 

@@ -242,6 +242,7 @@ void ProxyCore::on_message(const std::string& node_id, const protocol::Message& 
 void ProxyCore::on_submit(const std::string& node, const protocol::Submit& m, TimeMs now) {
   protocol::Ack ack{protocol::AckKind::kSubmitted, {}, {}};
   std::string ignored;
+  std::unordered_set<std::string> local(m.local.begin(), m.local.end());
   for (const auto& spec : m.jobs) {
     if (!protocol::is_valid_ticket(spec.ticket)) {
       log_->warn("bad ticket in submit node={} ticket={}", node, protocol::escape_sample(spec.ticket));
@@ -255,11 +256,23 @@ void ProxyCore::on_submit(const std::string& node, const protocol::Submit& m, Ti
     JobRecord rec;
     rec.spec = spec;
     rec.seq = next_seq_++;
-    store_active(spec.ticket, rec);
     QueueKey key{spec.priority, rec.seq};
+    ++submitted_total_;
+    if (local.count(spec.ticket)) {
+      // Run by its origin node while the proxy was away: it holds the job.
+      rec.state = JobState::kRunning;
+      rec.node = node;
+      rec.attempts = 1;
+      rec.nodes_tried.push_back(node);
+      store_active(spec.ticket, rec);
+      active_[spec.ticket] = ActiveJob{JobState::kRunning, node, 1, spec.origin, key};
+      nodes_[node].held.insert(spec.ticket);
+      log_->info("adopted ticket={} run locally by={}", spec.ticket, node);
+      continue;
+    }
+    store_active(spec.ticket, rec);
     active_[spec.ticket] = ActiveJob{JobState::kQueued, "", 0, spec.origin, key};
     queue_.push(spec.ticket, key);
-    ++submitted_total_;
     log_->debug("queued ticket={} origin={} job=\"{}\"", spec.ticket, spec.origin, spec.describe());
   }
   staged_.require_sync();

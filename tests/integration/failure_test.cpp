@@ -101,3 +101,28 @@ TEST_CASE("a node restarted with SIGTERM finishes what it held") {
   cluster.restart_node(1, false);
   check_all_finished_once(cluster, tickets);
 }
+
+TEST_CASE("without the proxy past PROXY_GRACE_PERIOD a node runs its own jobs; the proxy adopts them") {
+  Cluster cluster({.nodes = 2, .slots = 2, .node_env = {{"PROXY_GRACE_PERIOD", "1500"}}});
+  REQUIRE(cluster.wait_nodes_up(2));
+  cluster.proxy().kill_hard();
+  Client a(cluster.node_port(0));
+  auto tickets = submit_many(a, 5, 50);
+  std::map<std::string, std::string> results;
+  for (const auto& t : tickets) {
+    std::string r = wait_result(a, t, 30s);
+    REQUIRE_MESSAGE(!r.empty(), "no local result for " << t);
+    CHECK(result_node(r) == "n1");
+    results[t] = r;
+  }
+  cluster.restart_proxy(false);
+  REQUIRE(cluster.wait_nodes_up(2));
+  Client b(cluster.node_port(1));
+  for (const auto& t : tickets) {
+    CHECK(wait_result(b, t, 30s) == results[t]);
+    CHECK(b.command("status " + t).find(" DONE node=n1 attempt=1") != std::string::npos);
+  }
+  std::string log = cluster.proxy().log_since_start();
+  for (const auto& t : tickets) CHECK(log.find("adopted ticket=" + t) != std::string::npos);
+  CHECK(log.find("dispatch node=") == std::string::npos);
+}
