@@ -14,14 +14,15 @@
 
 namespace jc::test {
 
-Client::Client(std::uint16_t port, std::chrono::milliseconds connect_timeout) {
+Client::Client(std::uint16_t port, std::chrono::milliseconds connect_timeout,
+               const std::string& host) {
   eventually(
       [&] {
         int fd = ::socket(AF_INET, SOCK_STREAM, 0);
         sockaddr_in addr{};
         addr.sin_family = AF_INET;
         addr.sin_port = htons(port);
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        inet_pton(AF_INET, host.c_str(), &addr.sin_addr);
         if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
           int one = 1;
           setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

@@ -13,8 +13,9 @@ namespace jc::test {
 
 class Client {
  public:
-  // Connects to 127.0.0.1:port, retrying until the deadline.
-  explicit Client(std::uint16_t port, std::chrono::milliseconds connect_timeout = std::chrono::seconds(10));
+  // Connects to host:port (an IPv4 address), retrying until the deadline.
+  explicit Client(std::uint16_t port, std::chrono::milliseconds connect_timeout = std::chrono::seconds(10),
+                  const std::string& host = "127.0.0.1");
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
