@@ -102,9 +102,8 @@ TEST_CASE("partition: a node cut off past NODE_TIMEOUT loses its jobs to others;
   }
   // The test's client lives on its own host: this thread enters its namespace.
   bool done = false;
-  // REQUIRE throws: keep a failure in this thread from ending the process.
-  std::thread body([&] { try { partition_body(); } catch (...) {} });
-  body.join(); = open(("/var/run/netns/" + net.ns("client")).c_str(), O_RDONLY);
+  auto partition_body = [&] {
+    int fd = open(("/var/run/netns/" + net.ns("client")).c_str(), O_RDONLY);
     REQUIRE(fd >= 0);
     REQUIRE(setns(fd, CLONE_NEWNET) == 0);
     close(fd);
@@ -138,6 +137,13 @@ TEST_CASE("partition: a node cut off past NODE_TIMEOUT loses its jobs to others;
       CHECK(wait_result(n3, t, 30s) == r);
     }
     done = true;
+  };
+  // REQUIRE throws: keep a failure in this thread from ending the process.
+  std::thread body([&] {
+    try {
+      partition_body();
+    } catch (...) {
+    }
   });
   body.join();
   CHECK(done);
