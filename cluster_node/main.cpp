@@ -14,6 +14,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "net/asio.h"
+#include "net/program.h"
 #include "storage/store.h"
 
 namespace {
@@ -112,33 +113,10 @@ std::string advertised_host(const std::string& bind) {
   return "localhost";
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  if (argc >= 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")) {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
-  if (argc >= 2 && std::string(argv[1]) == "--version") {
-    std::printf("cluster_node (jobcluster) %s\n", JOBCLUSTER_VERSION);
-    return 0;
-  }
-  jc::node::NodeConfig config;
-  try {
-    jc::log::init(jc::config::log_level_from_env());
-    config = load_config(argc, argv);
-  } catch (const jc::config::ConfigError& e) {
-    std::fprintf(stderr, "cluster_node: %s\n", e.what());
-    return 2;
-  }
-  auto log = jc::log::get("node");
-  jc::config::raise_fd_limit();
-  std::unique_ptr<jc::storage::Store> store;
-  if (auto s = jc::storage::open_leveldb(config.data_dir, &store); !s.ok()) {
-    log->critical("cannot open DATA_DIR={}: {}", config.data_dir, s.to_string());
-    return 1;
-  }
-  config.core.node_id = jc::node::NodeCore::stable_node_id(*store, config.core.node_id);
+// Settings that need the store (the stable node id) or the final data
+// directory, and process-wide set-up for running jobs.
+void prepare(jc::node::NodeConfig& config, jc::storage::Store& store) {
+  config.core.node_id = jc::node::NodeCore::stable_node_id(store, config.core.node_id);
   config.advertise_host = advertised_host(config.bind_address);
   if (config.job_uid_base == kAutomaticUidBase) {
     // A range of its own per node on this machine (several nodes may share
@@ -158,25 +136,15 @@ int main(int argc, char** argv) {
   }
   // Writes to a job's stdin pipe after it exited must fail, not kill us.
   signal(SIGPIPE, SIG_IGN);
-  try {
-    boost::asio::io_context io(1);
-    jc::node::NodeServer server(io, config, *store);
-    if (auto s = server.start(); !s.ok()) {
-      log->critical("cannot start: {}", s.to_string());
-      return 1;
-    }
-    boost::asio::signal_set signals(io, SIGINT, SIGTERM);
-    signals.async_wait([&](const boost::system::error_code& ec, int sig) {
-      if (ec) return;
-      log->info("signal {} received, stopping", sig);
-      server.stop();
-      io.stop();
-    });
-    io.run();
-  } catch (const std::exception& e) {
-    log->critical("fatal: {}", e.what());
-    return 1;
-  }
-  log->info("stopped");
-  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (auto code = jc::net::info_flags(argc, argv, "cluster_node", kUsage)) return *code;
+  auto config = jc::net::load_config_or_report<jc::node::NodeConfig>(
+      "cluster_node", [&] { return load_config(argc, argv); });
+  if (!config) return 2;
+  std::string dir = config->data_dir;
+  return jc::net::run_server<jc::node::NodeServer>(std::move(*config), dir, "node", prepare);
 }

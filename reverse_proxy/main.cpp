@@ -8,6 +8,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "net/program.h"
 #include "reverse_proxy/proxy_server.h"
 #include "storage/store.h"
 
@@ -62,48 +63,10 @@ jc::proxy::ProxyConfig load_config(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc >= 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")) {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
-  if (argc >= 2 && std::string(argv[1]) == "--version") {
-    std::printf("reverse_proxy (jobcluster) %s\n", JOBCLUSTER_VERSION);
-    return 0;
-  }
-  jc::proxy::ProxyConfig config;
-  try {
-    jc::log::init(jc::config::log_level_from_env());
-    config = load_config(argc, argv);
-  } catch (const jc::config::ConfigError& e) {
-    std::fprintf(stderr, "reverse_proxy: %s\n", e.what());
-    return 2;
-  }
-  auto log = jc::log::get("proxy");
-  jc::config::raise_fd_limit();
-  std::unique_ptr<jc::storage::Store> store;
-  if (auto s = jc::storage::open_leveldb(config.data_dir, &store); !s.ok()) {
-    log->critical("cannot open DATA_DIR={}: {}", config.data_dir, s.to_string());
-    return 1;
-  }
-  try {
-    boost::asio::io_context io(1);
-    jc::proxy::ProxyServer server(io, config, *store);
-    if (auto s = server.start(); !s.ok()) {
-      log->critical("cannot start: {}", s.to_string());
-      return 1;
-    }
-    boost::asio::signal_set signals(io, SIGINT, SIGTERM);
-    signals.async_wait([&](const boost::system::error_code& ec, int sig) {
-      if (ec) return;
-      log->info("signal {} received, stopping", sig);
-      server.stop();
-      io.stop();
-    });
-    io.run();
-  } catch (const std::exception& e) {
-    log->critical("fatal: {}", e.what());
-    return 1;
-  }
-  log->info("stopped");
-  return 0;
+  if (auto code = jc::net::info_flags(argc, argv, "reverse_proxy", kUsage)) return *code;
+  auto config = jc::net::load_config_or_report<jc::proxy::ProxyConfig>(
+      "reverse_proxy", [&] { return load_config(argc, argv); });
+  if (!config) return 2;
+  std::string dir = config->data_dir;
+  return jc::net::run_server<jc::proxy::ProxyServer>(std::move(*config), dir, "proxy");
 }

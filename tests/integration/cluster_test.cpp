@@ -10,21 +10,6 @@ using namespace jc::test;
 
 namespace {
 
-// Pipelines `count` sleep jobs and returns their tickets.
-std::vector<std::string> submit_many(Client& c, int count, int ms) {
-  std::string batch;
-  for (int i = 0; i < count; ++i) batch += std::to_string(ms) + "\n";
-  REQUIRE(c.send(batch));
-  std::vector<std::string> tickets;
-  for (int i = 0; i < count; ++i) {
-    auto l = c.line();
-    REQUIRE(l);
-    REQUIRE(l->rfind("Ticket ID: ", 0) == 0);
-    tickets.push_back(l->substr(11));
-  }
-  return tickets;
-}
-
 // Parses "node <id> ... held=<n>" from `stats`.
 int held_by(Client& c, const std::string& node) {
   for (const auto& l : c.multi("stats")) {
@@ -45,6 +30,7 @@ TEST_CASE("300 sleep jobs through 3 nodes all finish and each node runs its shar
   for (std::size_t i = 0; i < 3; ++i) {
     clients.push_back(std::make_unique<Client>(cluster.node_port(i)));
     auto t = submit_many(*clients.back(), 100, 20);
+    REQUIRE(t.size() == 100);
     tickets.insert(tickets.end(), t.begin(), t.end());
   }
   CHECK(std::set<std::string>(tickets.begin(), tickets.end()).size() == 300);
@@ -82,6 +68,7 @@ TEST_CASE("a node that joins late gets work at once") {
   REQUIRE(cluster.wait_nodes_up(2));
   Client a(cluster.node_port(0));
   auto tickets = submit_many(a, 30, 300);
+  REQUIRE(tickets.size() == 30);
   std::size_t late = cluster.add_node();
   REQUIRE(cluster.wait_nodes_up(3));
   CHECK(eventually([&] { return held_by(a, cluster.node_id(late)) >= 1; }, 5s, 50ms));

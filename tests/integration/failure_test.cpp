@@ -12,20 +12,6 @@ using namespace jc::test;
 
 namespace {
 
-std::vector<std::string> submit_many(Client& c, int count, int ms) {
-  std::string batch;
-  for (int i = 0; i < count; ++i) batch += std::to_string(ms) + "\n";
-  REQUIRE(c.send(batch));
-  std::vector<std::string> tickets;
-  for (int i = 0; i < count; ++i) {
-    auto l = c.line();
-    REQUIRE(l);
-    REQUIRE(l->rfind("Ticket ID: ", 0) == 0);
-    tickets.push_back(l->substr(11));
-  }
-  return tickets;
-}
-
 // Every ticket reaches a result, and every node shows the same one.
 void check_all_finished_once(Cluster& cluster, const std::vector<std::string>& tickets) {
   std::vector<std::unique_ptr<Client>> clients;
@@ -55,6 +41,7 @@ TEST_CASE("kill -9 of a node running jobs: they finish elsewhere, exactly one re
   REQUIRE(cluster.wait_nodes_up(3));
   Client a(cluster.node_port(0));
   auto tickets = submit_many(a, 30, 400);
+  REQUIRE(tickets.size() == 30);
   // Wait until the victim really runs something.
   REQUIRE(eventually([&] { return count_in(cluster.node(1).log_since_start(), "start ticket=") >= 1; }, 10s));
   cluster.node(1).kill_hard();
@@ -70,6 +57,7 @@ TEST_CASE("kill -9 of a node right after its tickets were given loses nothing") 
   {
     Client a(cluster.node_port(0));
     tickets = submit_many(a, 50, 10);
+    REQUIRE(tickets.size() == 50);
   }
   cluster.node(0).kill_hard();
   cluster.restart_node(0, false);
@@ -81,10 +69,12 @@ TEST_CASE("kill -9 of the proxy: nodes keep accepting, and after its restart eve
   REQUIRE(cluster.wait_nodes_up(3));
   Client a(cluster.node_port(0)), b(cluster.node_port(1));
   auto tickets = submit_many(a, 30, 200);
+  REQUIRE(tickets.size() == 30);
   REQUIRE(eventually([&] { return count_in(cluster.proxy().log_since_start(), "dispatch node=") >= 2; }, 10s));
   cluster.proxy().kill_hard();
   // While the proxy is away, submits still get tickets.
   auto more = submit_many(b, 10, 50);
+  REQUIRE(more.size() == 10);
   tickets.insert(tickets.end(), more.begin(), more.end());
   cluster.restart_proxy(false);
   check_all_finished_once(cluster, tickets);
@@ -96,6 +86,7 @@ TEST_CASE("a node restarted with SIGTERM finishes what it held") {
   REQUIRE(cluster.wait_nodes_up(2));
   Client a(cluster.node_port(0));
   auto tickets = submit_many(a, 10, 300);
+  REQUIRE(tickets.size() == 10);
   cluster.node(1).signal(SIGTERM);
   CHECK(cluster.node(1).wait_exit(10s) == 0);
   cluster.restart_node(1, false);
@@ -108,6 +99,7 @@ TEST_CASE("without the proxy past PROXY_GRACE_PERIOD a node runs its own jobs; t
   cluster.proxy().kill_hard();
   Client a(cluster.node_port(0));
   auto tickets = submit_many(a, 5, 50);
+  REQUIRE(tickets.size() == 5);
   std::map<std::string, std::string> results;
   for (const auto& t : tickets) {
     std::string r = wait_result(a, t, 30s);

@@ -101,6 +101,19 @@ std::string submit(Client& client, int ms) {
   return reply.substr(prefix.size());
 }
 
+std::vector<std::string> submit_many(Client& client, int count, int ms) {
+  std::string batch;
+  for (int i = 0; i < count; ++i) batch += std::to_string(ms) + "\n";
+  std::vector<std::string> tickets;
+  if (!client.send(batch)) return tickets;
+  for (int i = 0; i < count; ++i) {
+    auto l = client.line();
+    if (!l || l->rfind("Ticket ID: ", 0) != 0) break;
+    tickets.push_back(l->substr(11));
+  }
+  return tickets;
+}
+
 std::string wait_result(Client& client, const std::string& ticket,
                         std::chrono::milliseconds timeout) {
   auto secs = std::chrono::duration_cast<std::chrono::seconds>(timeout).count();

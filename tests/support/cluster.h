@@ -54,6 +54,8 @@ class Cluster {
 
 // Submits a sleep job through `client`; returns the ticket ("" on failure).
 std::string submit(Client& client, int ms);
+// Pipelines `count` sleep jobs; returns their tickets (fewer on failure).
+std::vector<std::string> submit_many(Client& client, int count, int ms);
 // `wait <ticket>` until a "Result: ..." line (the job is final), or "" on timeout.
 std::string wait_result(Client& client, const std::string& ticket,
                         std::chrono::milliseconds timeout = 60s);

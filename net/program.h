@@ -1,0 +1,84 @@
+// What both binaries' main() share: --help and --version, configuration
+// errors as one line and exit code 2, opening the store, and running a
+// server on one io_context until SIGTERM or SIGINT, then a clean stop.
+#pragma once
+
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <type_traits>
+#include <string>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "net/asio.h"
+#include "storage/store.h"
+
+namespace jc::net {
+
+// The exit code when argv asks for --help/-h or --version (printed), else nullopt.
+inline std::optional<int> info_flags(int argc, char** argv, const char* name, const char* usage) {
+  if (argc < 2) return std::nullopt;
+  std::string a = argv[1];
+  if (a == "--help" || a == "-h") {
+    std::fputs(usage, stdout);
+    return 0;
+  }
+  if (a == "--version") {
+    std::printf("%s (jobcluster) %s\n", name, JOBCLUSTER_VERSION);
+    return 0;
+  }
+  return std::nullopt;
+}
+
+// Loads the configuration with `load`; a ConfigError ends the program with
+// one line and exit code 2.
+template <class Config, class Load>
+std::optional<Config> load_config_or_report(const char* name, Load load) {
+  try {
+    log::init(config::log_level_from_env());
+    return load();
+  } catch (const config::ConfigError& e) {
+    std::fprintf(stderr, "%s: %s\n", name, e.what());
+    return std::nullopt;
+  }
+}
+
+// Opens the store in `data_dir`, lets `prepare` finish the configuration
+// with it, then runs Server(io, config, store) until a signal.
+template <class Server, class Config>
+int run_server(Config config, const std::string& data_dir, const std::string& component,
+               const std::type_identity_t<std::function<void(Config&, storage::Store&)>>& prepare = {}) {
+  auto log = log::get(component);
+  config::raise_fd_limit();
+  std::unique_ptr<storage::Store> store;
+  if (auto s = storage::open_leveldb(data_dir, &store); !s.ok()) {
+    log->critical("cannot open DATA_DIR={}: {}", data_dir, s.to_string());
+    return 1;
+  }
+  if (prepare) prepare(config, *store);
+  try {
+    boost::asio::io_context io(1);
+    Server server(io, config, *store);
+    if (auto s = server.start(); !s.ok()) {
+      log->critical("cannot start: {}", s.to_string());
+      return 1;
+    }
+    boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+    signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+      if (ec) return;
+      log->info("signal {} received, stopping", sig);
+      server.stop();
+      io.stop();
+    });
+    io.run();
+  } catch (const std::exception& e) {
+    log->critical("fatal: {}", e.what());
+    return 1;
+  }
+  log->info("stopped");
+  return 0;
+}
+
+}  // namespace jc::net
