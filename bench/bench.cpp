@@ -28,6 +28,7 @@ struct Args {
   int ms = 0;
   int clients = 1;
   bool run = false;  // `run true` jobs instead of sleep jobs
+  int prefetch = -1;  // DISPATCH_PREFETCH, when given
 };
 
 Args parse(int argc, char** argv) {
@@ -41,6 +42,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--ms") a.ms = v;
     else if (k == "--clients") a.clients = v;
     else if (k == "--kind") a.run = std::string(argv[i + 1]) == "run";
+    else if (k == "--prefetch") a.prefetch = v;
     else {
       fmt::print(stderr, "unknown option {}\n", k);
       std::exit(2);
@@ -97,8 +99,10 @@ void await_all(Client& c, ClientRun& run) {
 
 int main(int argc, char** argv) {
   Args a = parse(argc, argv);
-  Cluster cluster({.nodes = a.nodes, .slots = a.slots,
-                   .proxy_env = {{"LOG_LEVEL", "info"}}, .node_env = {{"LOG_LEVEL", "info"}}});
+  std::map<std::string, std::string> proxy_env{{"LOG_LEVEL", "info"}};
+  if (a.prefetch >= 0) proxy_env["DISPATCH_PREFETCH"] = std::to_string(a.prefetch);
+  Cluster cluster({.nodes = a.nodes, .slots = a.slots, .proxy_env = proxy_env,
+                   .node_env = {{"LOG_LEVEL", "info"}}});
   if (!cluster.wait_nodes_up(static_cast<std::size_t>(a.nodes))) {
     fmt::print(stderr, "nodes did not come up\n");
     return 1;

@@ -49,14 +49,20 @@ void ClientSession::do_read() {
   inbox_.resize(kReadChunk);
   socket_.async_read_some(asio::buffer(inbox_), [self = shared_from_this()](const error_code& ec,
                                                                             std::size_t n) {
-    self->reading_ = false;
+    // reading_ stays set while on_read() parses inbox_: a reply completed
+    // synchronously must not start the next read into the buffer being parsed
+    // (Asio may read speculatively at once).
     self->on_read(ec, n);
   });
 }
 
 void ClientSession::on_read(const error_code& ec, std::size_t n) {
-  if (closed_) return;
+  if (closed_) {
+    reading_ = false;
+    return;
+  }
   if (ec) {
+    reading_ = false;
     if (ec != asio::error::eof && ec != asio::error::operation_aborted) {
       log::get("client")->debug("read failed peer={} error=\"{}\"", peer_, ec.message());
     }
@@ -94,6 +100,7 @@ void ClientSession::on_read(const error_code& ec, std::size_t n) {
                                                     kMaxLineBytes),
                                         json_));
       });
+  reading_ = false;
   pump();
   do_read();
 }

@@ -132,3 +132,22 @@ TEST_CASE("replies come in command order and EOF still answers everything, wait 
   CHECK(b.line().value_or("") == "Come back later to check your results.");
   CHECK(b.closed_by_peer(5s));
 }
+
+TEST_CASE("thousands of pipelined commands answered at once are read exactly once") {
+  // Replies known at once (a finished job's result) used to start the next
+  // read into the buffer still being parsed, turning the tail of a line into
+  // a phantom command.
+  Cluster cluster({.nodes = 1, .slots = 1});
+  Client c(cluster.node_port(0));
+  std::string t = submit(c, 0);
+  REQUIRE(!wait_result(c, t, 30s).empty());
+  std::string batch;
+  for (int i = 0; i < 20000; ++i) batch += "r" + t + " \n";
+  REQUIRE(c.send(batch));
+  for (int i = 0; i < 20000; ++i) {
+    auto l = c.line();
+    REQUIRE(l);
+    REQUIRE(l->rfind("Result: Executed Job[" + t + "]", 0) == 0);
+  }
+  CHECK(c.multi("getall")[0] == "Jobs: 1");
+}
