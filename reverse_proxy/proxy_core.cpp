@@ -195,7 +195,7 @@ void ProxyCore::requeue(const std::string& ticket, const std::string& reason) {
     failed.text = fmt::format("gave up after {} attempts on nodes {}; last: {}", rec.attempts,
                               fmt::join(rec.nodes_tried, ","), reason);
     log_->warn("job failed ticket={} attempts={} reason=\"{}\"", ticket, rec.attempts, reason);
-    finish_job(ticket, std::move(rec), failed);
+    finish_job(ticket, std::move(rec), failed, JobEvent::kGiveUp);
     return;
   }
   if (auto next = protocol::next_state(rec.state, JobEvent::kNodeLost)) rec.state = *next;
@@ -336,8 +336,8 @@ void ProxyCore::accept_result(const std::string& node, const JobReport& report,
 }
 
 void ProxyCore::finish_job(const std::string& ticket, JobRecord rec,
-                           const protocol::JobResult& result) {
-  auto next = protocol::next_state(rec.state, JobEvent::kFinish, result.state);
+                           const protocol::JobResult& result, JobEvent event) {
+  auto next = protocol::next_state(rec.state, event, result.state);
   if (!next) return;
   if (rec.state == JobState::kRunning) {
     nodes_[rec.node].held.erase(ticket);
@@ -392,7 +392,7 @@ void ProxyCore::on_cancel(const std::string& node, const std::vector<std::string
         r.text = "cancelled before it ran";
         r.is_run = rec.spec.kind == protocol::JobKind::kRun;
         log_->info("cancelled ticket={} while queued by={}", t, node);
-        finish_job(t, std::move(rec), r);
+        finish_job(t, std::move(rec), r, JobEvent::kCancel);
         staged_.require_sync();
       }
     } else if (it != active_.end()) {

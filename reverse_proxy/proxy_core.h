@@ -118,7 +118,9 @@ class ProxyCore {
   void on_cancel(const std::string& node, const std::vector<std::string>& tickets);
   void accept_result(const std::string& node, const protocol::JobReport& report,
                      protocol::Ack& ack);
-  void finish_job(const std::string& ticket, JobRecord rec, const protocol::JobResult& result);
+  // Records the job's one result; `event` is how it ended (docs/job-states.md).
+  void finish_job(const std::string& ticket, JobRecord rec, const protocol::JobResult& result,
+                  protocol::JobEvent event = protocol::JobEvent::kFinish);
   void requeue(const std::string& ticket, const std::string& reason);
   void reconcile(const std::string& node_id, const protocol::Hello& hello,
                  protocol::Welcome& welcome);
