@@ -1,15 +1,19 @@
 // jc_bench: starts a local cluster from the built binaries and drives it as
 // clients do over TCP.
 //
-//   jc_bench [--jobs N] [--nodes K] [--slots S] [--ms MS] [--clients C]
+//   jc_bench [--scenario e2e|latency] [--jobs N] [--nodes K] [--slots S] [--ms MS]
+//            [--clients C] [--kind sleep|run] [--prefetch P] [--dispatch-period MS]
 //
 // Scenario "e2e": C clients, client i on node i % K, each pipelining its
 // share of N sleep jobs of MS milliseconds; then every result is awaited
 // (pipelined `wait`s). Prints the submit rate, the time until every result is
-// visible, jobs/s end to end, and how many jobs each node ran.
+// visible, jobs/s end to end, and how many jobs each node ran. With
+// --kind run the jobs are `run true`, compared with xargs -P 2 in the same run.
+// Scenario "latency": one job at a time, submit to result, p50/p90/p99.
 #include <fmt/format.h>
 
 #include <chrono>
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <thread>
@@ -29,6 +33,8 @@ struct Args {
   int clients = 1;
   bool run = false;  // `run true` jobs instead of sleep jobs
   int prefetch = -1;  // DISPATCH_PREFETCH, when given
+  std::string scenario = "e2e";
+  int dispatch_period = -1;  // DISPATCH_PERIOD, when given
 };
 
 Args parse(int argc, char** argv) {
@@ -43,6 +49,8 @@ Args parse(int argc, char** argv) {
     else if (k == "--clients") a.clients = v;
     else if (k == "--kind") a.run = std::string(argv[i + 1]) == "run";
     else if (k == "--prefetch") a.prefetch = v;
+    else if (k == "--scenario") a.scenario = argv[i + 1];
+    else if (k == "--dispatch-period") a.dispatch_period = v;
     else {
       fmt::print(stderr, "unknown option {}\n", k);
       std::exit(2);
@@ -95,18 +103,47 @@ void await_all(Client& c, ClientRun& run) {
   }
 }
 
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[static_cast<std::size_t>(p * (v.size() - 1))];
+}
+
+// One job at a time on an idle cluster: submit through node 0, `wait` for it
+// there, and time submit-to-result; --jobs samples.
+int latency(Cluster& cluster, const Args& a) {
+  Client c(cluster.node_port(0));
+  std::vector<double> ms;
+  for (int i = 0; i < a.jobs; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    std::string t = submit(c, a.ms);
+    if (t.empty() || wait_result(c, t, 60s).empty()) {
+      fmt::print(stderr, "job {} failed\n", i);
+      return 1;
+    }
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  fmt::print("latency submit-to-result over {} jobs of {} ms (DISPATCH_PERIOD={}): p50={:.2f} ms "
+             "p90={:.2f} ms p99={:.2f} ms\n",
+             a.jobs, a.ms, a.dispatch_period > 0 ? std::to_string(a.dispatch_period) : "default",
+             percentile(ms, 0.5), percentile(ms, 0.9), percentile(ms, 0.99));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   Args a = parse(argc, argv);
   std::map<std::string, std::string> proxy_env{{"LOG_LEVEL", "info"}};
   if (a.prefetch >= 0) proxy_env["DISPATCH_PREFETCH"] = std::to_string(a.prefetch);
+  if (a.dispatch_period > 0) proxy_env["DISPATCH_PERIOD"] = std::to_string(a.dispatch_period);
   Cluster cluster({.nodes = a.nodes, .slots = a.slots, .proxy_env = proxy_env,
                    .node_env = {{"LOG_LEVEL", "info"}}});
   if (!cluster.wait_nodes_up(static_cast<std::size_t>(a.nodes))) {
     fmt::print(stderr, "nodes did not come up\n");
     return 1;
   }
+  if (a.scenario == "latency") return latency(cluster, a);
   std::vector<std::unique_ptr<Client>> clients;
   std::vector<ClientRun> runs(static_cast<std::size_t>(a.clients));
   for (int i = 0; i < a.clients; ++i) {
