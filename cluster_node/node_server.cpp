@@ -166,10 +166,15 @@ void NodeServer::answer_lookups(const protocol::JobReport& report) {
   auto it = lookups_.find(report.ticket);
   if (it == lookups_.end()) return;
   bool final = protocol::is_final(report.state) && report.has_result;
+  // The proxy has never heard of a ticket that is still on its way to it.
+  protocol::JobReport local = core_.lookup(report.ticket);
+  // Nobody knows it: a wait would never end, so it is answered too.
+  bool unknown = report.state == protocol::JobState::kUnknown &&
+                 local.state == protocol::JobState::kUnknown;
   std::vector<std::unique_ptr<PendingLookup>> ready;
   auto& list = it->second;
   for (auto p = list.begin(); p != list.end();) {
-    if (!(*p)->wait || final) {
+    if (!(*p)->wait || final || unknown) {
       ready.push_back(std::move(*p));
       p = list.erase(p);
     } else {
@@ -177,8 +182,6 @@ void NodeServer::answer_lookups(const protocol::JobReport& report) {
     }
   }
   if (list.empty()) lookups_.erase(it);
-  // The proxy has never heard of a ticket that is still on its way to it.
-  protocol::JobReport local = core_.lookup(report.ticket);
   const protocol::JobReport& best =
       report.state == protocol::JobState::kUnknown && local.state != protocol::JobState::kUnknown
           ? local

@@ -83,3 +83,11 @@ TEST_CASE("a client that vanishes mid-line, and a thousand idle ones, do not dis
   auto jobs = c.multi("getall");
   CHECK(jobs[0] == "Jobs: 1");  // only check_still_serving's job: the half line was not a job
 }
+
+TEST_CASE("wait for a ticket nobody knows answers at once") {
+  Cluster cluster({.nodes = 1, .slots = 1});
+  REQUIRE(cluster.wait_nodes_up(1));
+  Client c(cluster.node_port(0));
+  // Without SECONDS there is no timeout: before the fix this never answered.
+  CHECK(c.command("wait NOPE-7") == "ERR unknown ticket 'NOPE-7'");
+}
