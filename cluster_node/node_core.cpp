@@ -322,6 +322,17 @@ void NodeCore::on_ack(const protocol::Ack& a) {
   }
   for (const auto& t : a.superseded) {
     log_->info("result superseded by another run ticket={}", t);
+    ExecRecord exec;
+    OriginRecord origin;
+    // If our own run's result was shown to our clients, it stops showing
+    // until the proxy's (the one result) arrives.
+    if (load(exec_key(t), exec) && load(origin_key(t), origin) && origin.has_result &&
+        origin.result.node == options_.node_id && origin.result.start_ms == exec.result.start_ms) {
+      origin.has_result = false;
+      origin.state = JobState::kQueued;
+      origin.result = {};
+      staged_.put(origin_key(t), protocol::to_bytes(origin));
+    }
     undelivered_.erase(t);
     staged_.del(exec_key(t));
   }
@@ -353,7 +364,14 @@ void NodeCore::on_reports(const std::vector<JobReport>& reports) {
     if (protocol::is_final(r.state) && r.has_result) {
       OriginRecord rec;
       if (load(origin_key(r.ticket), rec)) {
-        if (!rec.has_result) {
+        // The proxy's result is the one result. A result this node wrote from
+        // its own run while the proxy was away is replaced when they differ:
+        // the proxy may have had the job, and a result for it, all along.
+        bool same = rec.has_result && rec.result.node == r.result.node &&
+                    rec.result.attempt == r.result.attempt &&
+                    rec.result.start_ms == r.result.start_ms;
+        if (!same) {
+          if (rec.has_result) log_->info("local result replaced by the proxy's ticket={}", r.ticket);
           rec.state = r.state;
           rec.has_result = true;
           rec.result = r.result;

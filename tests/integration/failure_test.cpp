@@ -118,3 +118,47 @@ TEST_CASE("without the proxy past PROXY_GRACE_PERIOD a node runs its own jobs; t
   for (const auto& t : tickets) CHECK(log.find("adopted ticket=" + t) != std::string::npos);
   CHECK(log.find("dispatch node=") == std::string::npos);
 }
+
+TEST_CASE("a node that lost the proxy's acknowledgement and ran its jobs alone shows the proxy's results") {
+  // Killed right after giving tickets, a node may not have applied the
+  // proxy's ACK; back with the proxy away past PROXY_GRACE_PERIOD it runs
+  // those jobs itself although the proxy had them (and ran them) already.
+  Cluster cluster({.nodes = 2, .slots = 2, .proxy_env = {{"NODE_TIMEOUT", "2000"}},
+                   .node_env = {{"PROXY_GRACE_PERIOD", "300"}}});
+  REQUIRE(cluster.wait_nodes_up(2));
+  std::vector<std::string> tickets;
+  {
+    Client a(cluster.node_port(0));
+    tickets = submit_many(a, 40, 100);
+    REQUIRE(tickets.size() == 40);
+    cluster.node(0).kill_hard();
+  }
+  Client b(cluster.node_port(1));
+  std::map<std::string, std::string> proxy_view;
+  for (const auto& t : tickets) {
+    proxy_view[t] = wait_result(b, t, 60s);
+    REQUIRE(!proxy_view[t].empty());
+  }
+  cluster.proxy().signal(SIGSTOP);
+  cluster.restart_node(0, false);
+  // Let it run alone what it claimed, to the end, before the proxy is back.
+  std::size_t claimed = 0;
+  REQUIRE(eventually([&] {
+    std::string log = cluster.node(0).log_since_start();
+    auto pos = log.find("own queued jobs here count=");
+    if (pos == std::string::npos) return false;
+    claimed = std::stoul(log.substr(pos + 27));
+    return true;
+  }, 10s));
+  CHECK(eventually([&] {
+    return count_in(cluster.node(0).log_since_start(), "finished ticket=") >= static_cast<int>(claimed);
+  }, 30s));
+  cluster.proxy().signal(SIGCONT);
+  REQUIRE(cluster.wait_nodes_up(2, 30s));
+  Client a(cluster.node_port(0));
+  for (const auto& t : tickets) {
+    CHECK_MESSAGE(eventually([&] { return wait_result(a, t, 30s) == proxy_view[t]; }, 10s, 100ms),
+                  "n1 shows another result for " << t);
+    CHECK(wait_result(b, t, 30s) == proxy_view[t]);
+  }
+}

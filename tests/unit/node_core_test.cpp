@@ -601,3 +601,53 @@ TEST_CASE("node core: a job offered again after it finished keeps its first resu
 }
 
 }  // namespace jc::node
+
+namespace jc::node {
+
+TEST_CASE("node core: a result from its own run while the proxy was away yields to the proxy's") {
+  storage::MemoryStore store;
+  Node n(store);
+  std::string t = n.submit();  // never acknowledged by the proxy
+  n.core.set_local_mode(true);
+  REQUIRE(n.start() == t);
+  auto mine = done_result("mine");
+  mine.start_ms = 5;
+  n.core.job_finished(t, mine);
+  n.flush();
+  CHECK(n.core.lookup(t).result.text == "mine");
+  // The proxy had the job all along and another node's result won.
+  protocol::JobReport theirs;
+  theirs.ticket = t;
+  theirs.state = JobState::kDone;
+  theirs.node = "node-b";
+  theirs.attempts = 1;
+  theirs.has_result = true;
+  theirs.result = done_result("theirs");
+  theirs.result.node = "node-b";
+  theirs.result.attempt = 1;
+  theirs.result.start_ms = 3;
+  n.connect();
+  n.receive(protocol::Result{{theirs}});
+  n.receive(protocol::Ack{protocol::AckKind::kResults, {}, {t}});
+  auto r = n.core.lookup(t);
+  CHECK(r.has_result);
+  CHECK(r.result.text == "theirs");
+  CHECK(r.result.node == "node-b");
+}
+
+TEST_CASE("node core: a superseded local result stops showing before the proxy's arrives") {
+  storage::MemoryStore store;
+  Node n(store);
+  std::string t = n.submit();
+  n.core.set_local_mode(true);
+  REQUIRE(n.start() == t);
+  auto mine = done_result("mine");
+  mine.start_ms = 5;
+  n.core.job_finished(t, mine);
+  n.flush();
+  n.connect();
+  n.receive(protocol::Ack{protocol::AckKind::kResults, {}, {t}});
+  CHECK_FALSE(n.core.lookup(t).has_result);
+}
+
+}  // namespace jc::node
