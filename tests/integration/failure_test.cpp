@@ -162,3 +162,43 @@ TEST_CASE("a node that lost the proxy's acknowledgement and ran its jobs alone s
     CHECK(wait_result(b, t, 30s) == proxy_view[t]);
   }
 }
+
+TEST_CASE("a job whose node keeps dying ends FAILED after MAX_ATTEMPTS, naming its nodes") {
+  Cluster cluster({.nodes = 3, .slots = 1, .proxy_env = {{"MAX_ATTEMPTS", "2"}}});
+  REQUIRE(cluster.wait_nodes_up(3));
+  // Asks through any live node: the one a client used may be the one killed.
+  auto ask = [&](const std::string& line) {
+    for (std::size_t i = 0; i < cluster.size(); ++i) {
+      if (!cluster.node(i).running()) continue;
+      Client c(cluster.node_port(i), 2s);
+      std::string reply = c.command(line);
+      if (!reply.empty()) return reply;
+    }
+    return std::string();
+  };
+  std::string t = ask("60000").substr(11);
+  REQUIRE(!t.empty());
+  // Kill whichever node runs it, twice: it stands for a job that kills its node.
+  std::set<std::string> victims;
+  for (int round = 0; round < 2; ++round) {
+    std::string runner;
+    REQUIRE(eventually([&] {
+      std::string s = ask("status " + t);
+      auto pos = s.find(" RUNNING node=");
+      if (pos == std::string::npos) return false;
+      runner = s.substr(pos + 14, s.find(' ', pos + 14) - pos - 14);
+      return !victims.count(runner);
+    }, 15s, 50ms));
+    victims.insert(runner);
+    cluster.node(static_cast<std::size_t>(std::stoi(runner.substr(1)) - 1)).kill_hard();
+  }
+  std::string r;
+  CHECK(eventually([&] {
+    r = ask("r" + t);
+    return r.rfind("Result: ", 0) == 0;
+  }, 15s, 50ms));
+  INFO(r);
+  CHECK(r.rfind("Result: FAILED gave up after 2 attempts on nodes ", 0) == 0);
+  for (const auto& v : victims) CHECK(r.find(v) != std::string::npos);
+  CHECK(ask("status " + t).find(" FAILED ") != std::string::npos);
+}
