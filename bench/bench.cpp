@@ -13,7 +13,12 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
+#include <fstream>
+#include <sstream>
 #include <cstring>
 #include <map>
 #include <thread>
@@ -103,6 +108,61 @@ void await_all(Client& c, ClientRun& run) {
   }
 }
 
+// CPU seconds used and peak resident memory (MB) of a process, from /proc.
+std::pair<double, double> cpu_and_peak(int pid) {
+  double cpu = 0, peak_mb = 0;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (std::getline(stat, line)) {
+    std::istringstream rest(line.substr(line.rfind(')') + 2));
+    std::string field;
+    long ticks = 0;
+    for (int i = 3; i <= 15 && rest >> field; ++i) {
+      if (i == 14 || i == 15) ticks += std::stol(field);
+    }
+    cpu = static_cast<double>(ticks) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  }
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) peak_mb = std::stod(line.substr(6)) / 1024.0;
+  }
+  return {cpu, peak_mb};
+}
+
+void print_processes(Cluster& cluster) {
+  auto [pc, pm] = cpu_and_peak(cluster.proxy().pid());
+  fmt::print("  reverse_proxy  cpu={:.2f} s peak_rss={:.1f} MB\n", pc, pm);
+  for (std::size_t i = 0; i < cluster.size(); ++i) {
+    auto [c, m] = cpu_and_peak(cluster.node(i).pid());
+    fmt::print("  cluster_node {} cpu={:.2f} s peak_rss={:.1f} MB\n", cluster.node_id(i), c, m);
+  }
+}
+
+// Samples every 100 ms how many jobs each node runs (its INFO reports) and
+// counts the samples where max - min across nodes is at most one.
+struct BalanceSampler {
+  std::atomic<bool> stop{false};
+  int samples = 0, balanced = 0, busy = 0;
+  void run(std::uint16_t port) {
+    Client c(port);
+    while (!stop) {
+      std::vector<int> running;
+      int queue = 0;
+      for (const auto& l : c.multi("stats", 5s)) {
+        if (l.rfind("proxy=", 0) == 0) queue = std::stoi(l.substr(l.find("queue=") + 6));
+        auto pos = l.find(" running=");
+        if (l.rfind("node ", 0) == 0 && pos != std::string::npos) running.push_back(std::stoi(l.substr(pos + 9)));
+      }
+      if (!running.empty() && queue > 0) {  // saturating load only
+        ++samples;
+        auto [lo, hi] = std::minmax_element(running.begin(), running.end());
+        if (*hi - *lo <= 1) ++balanced;
+      }
+      std::this_thread::sleep_for(100ms);
+    }
+  }
+};
+
 double percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -137,8 +197,9 @@ int main(int argc, char** argv) {
   std::map<std::string, std::string> proxy_env{{"LOG_LEVEL", "info"}};
   if (a.prefetch >= 0) proxy_env["DISPATCH_PREFETCH"] = std::to_string(a.prefetch);
   if (a.dispatch_period > 0) proxy_env["DISPATCH_PERIOD"] = std::to_string(a.dispatch_period);
+  // Frequent INFO reports, so the balance samples see fresh running counts.
   Cluster cluster({.nodes = a.nodes, .slots = a.slots, .proxy_env = proxy_env,
-                   .node_env = {{"LOG_LEVEL", "info"}}});
+                   .node_env = {{"LOG_LEVEL", "info"}, {"INFO_PERIOD", "50"}}});
   if (!cluster.wait_nodes_up(static_cast<std::size_t>(a.nodes))) {
     fmt::print(stderr, "nodes did not come up\n");
     return 1;
@@ -149,6 +210,8 @@ int main(int argc, char** argv) {
   for (int i = 0; i < a.clients; ++i) {
     clients.push_back(std::make_unique<Client>(cluster.node_port(static_cast<std::size_t>(i % a.nodes))));
   }
+  BalanceSampler sampler;
+  std::thread sampling([&] { sampler.run(cluster.node_port(0)); });
   auto t0 = std::chrono::steady_clock::now();
   {
     std::vector<std::thread> threads;
@@ -167,6 +230,8 @@ int main(int argc, char** argv) {
     for (auto& t : threads) t.join();
   }
   auto t2 = std::chrono::steady_clock::now();
+  sampler.stop = true;
+  sampling.join();
   std::map<std::string, int> ran;
   bool ok = true;
   for (auto& r : runs) {
@@ -180,6 +245,11 @@ int main(int argc, char** argv) {
   fmt::print("submit: {:.3f} s ({:.0f} tickets/s, each after a synced write)\n", submit_s, a.jobs / submit_s);
   fmt::print("all results visible after {:.3f} s: {:.0f} jobs/s end to end\n", total_s, a.jobs / total_s);
   for (auto& [n, c] : ran) fmt::print("  node {} ran {}\n", n, c);
+  if (sampler.samples > 0) {
+    fmt::print("balance: max-min running <= 1 in {}/{} samples under saturating load ({:.1f}%)\n",
+               sampler.balanced, sampler.samples, 100.0 * sampler.balanced / sampler.samples);
+  }
+  print_processes(cluster);
   if (a.run) {
     // The local limit of starting processes, measured in the same run.
     auto x0 = std::chrono::steady_clock::now();
