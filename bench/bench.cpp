@@ -11,16 +11,15 @@
 // --kind run the jobs are `run true`, compared with xargs -P 2 in the same run.
 // Scenario "latency": one job at a time, submit to result, p50/p90/p99.
 #include <fmt/format.h>
-
-#include <chrono>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <fstream>
-#include <sstream>
+#include <chrono>
 #include <cstring>
+#include <fstream>
 #include <map>
+#include <sstream>
 #include <thread>
 
 #include "tests/support/cluster.h"
@@ -36,7 +35,7 @@ struct Args {
   int slots = 2;
   int ms = 0;
   int clients = 1;
-  bool run = false;  // `run true` jobs instead of sleep jobs
+  bool run = false;   // `run true` jobs instead of sleep jobs
   int prefetch = -1;  // DISPATCH_PREFETCH, when given
   std::string scenario = "e2e";
   int dispatch_period = -1;  // DISPATCH_PERIOD, when given
@@ -47,15 +46,24 @@ Args parse(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i];
     int v = std::atoi(argv[i + 1]);
-    if (k == "--jobs") a.jobs = v;
-    else if (k == "--nodes") a.nodes = v;
-    else if (k == "--slots") a.slots = v;
-    else if (k == "--ms") a.ms = v;
-    else if (k == "--clients") a.clients = v;
-    else if (k == "--kind") a.run = std::string(argv[i + 1]) == "run";
-    else if (k == "--prefetch") a.prefetch = v;
-    else if (k == "--scenario") a.scenario = argv[i + 1];
-    else if (k == "--dispatch-period") a.dispatch_period = v;
+    if (k == "--jobs")
+      a.jobs = v;
+    else if (k == "--nodes")
+      a.nodes = v;
+    else if (k == "--slots")
+      a.slots = v;
+    else if (k == "--ms")
+      a.ms = v;
+    else if (k == "--clients")
+      a.clients = v;
+    else if (k == "--kind")
+      a.run = std::string(argv[i + 1]) == "run";
+    else if (k == "--prefetch")
+      a.prefetch = v;
+    else if (k == "--scenario")
+      a.scenario = argv[i + 1];
+    else if (k == "--dispatch-period")
+      a.dispatch_period = v;
     else {
       fmt::print(stderr, "unknown option {}\n", k);
       std::exit(2);
@@ -151,7 +159,8 @@ struct BalanceSampler {
       for (const auto& l : c.multi("stats", 5s)) {
         if (l.rfind("proxy=", 0) == 0) queue = std::stoi(l.substr(l.find("queue=") + 6));
         auto pos = l.find(" running=");
-        if (l.rfind("node ", 0) == 0 && pos != std::string::npos) running.push_back(std::stoi(l.substr(pos + 9)));
+        if (l.rfind("node ", 0) == 0 && pos != std::string::npos)
+          running.push_back(std::stoi(l.substr(pos + 9)));
       }
       if (!running.empty() && queue > 0) {  // saturating load only
         ++samples;
@@ -181,12 +190,14 @@ int latency(Cluster& cluster, const Args& a) {
       fmt::print(stderr, "job {} failed\n", i);
       return 1;
     }
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
-  fmt::print("latency submit-to-result over {} jobs of {} ms (DISPATCH_PERIOD={}): p50={:.2f} ms "
-             "p90={:.2f} ms p99={:.2f} ms\n",
-             a.jobs, a.ms, a.dispatch_period > 0 ? std::to_string(a.dispatch_period) : "default",
-             percentile(ms, 0.5), percentile(ms, 0.9), percentile(ms, 0.99));
+  fmt::print(
+      "latency submit-to-result over {} jobs of {} ms (DISPATCH_PERIOD={}): p50={:.2f} ms "
+      "p90={:.2f} ms p99={:.2f} ms\n",
+      a.jobs, a.ms, a.dispatch_period > 0 ? std::to_string(a.dispatch_period) : "default",
+      percentile(ms, 0.5), percentile(ms, 0.9), percentile(ms, 0.99));
   return 0;
 }
 
@@ -198,7 +209,9 @@ int main(int argc, char** argv) {
   if (a.prefetch >= 0) proxy_env["DISPATCH_PREFETCH"] = std::to_string(a.prefetch);
   if (a.dispatch_period > 0) proxy_env["DISPATCH_PERIOD"] = std::to_string(a.dispatch_period);
   // Frequent INFO reports, so the balance samples see fresh running counts.
-  Cluster cluster({.nodes = a.nodes, .slots = a.slots, .proxy_env = proxy_env,
+  Cluster cluster({.nodes = a.nodes,
+                   .slots = a.slots,
+                   .proxy_env = proxy_env,
                    .node_env = {{"LOG_LEVEL", "info"}, {"INFO_PERIOD", "50"}}});
   if (!cluster.wait_nodes_up(static_cast<std::size_t>(a.nodes))) {
     fmt::print(stderr, "nodes did not come up\n");
@@ -208,7 +221,8 @@ int main(int argc, char** argv) {
   std::vector<std::unique_ptr<Client>> clients;
   std::vector<ClientRun> runs(static_cast<std::size_t>(a.clients));
   for (int i = 0; i < a.clients; ++i) {
-    clients.push_back(std::make_unique<Client>(cluster.node_port(static_cast<std::size_t>(i % a.nodes))));
+    clients.push_back(
+        std::make_unique<Client>(cluster.node_port(static_cast<std::size_t>(i % a.nodes))));
   }
   BalanceSampler sampler;
   std::thread sampling([&] { sampler.run(cluster.node_port(0)); });
@@ -240,10 +254,12 @@ int main(int argc, char** argv) {
   }
   double submit_s = Seconds(t1 - t0).count();
   double total_s = Seconds(t2 - t0).count();
-  fmt::print("jobs={} kind={} ms={} nodes={} slots={} clients={}\n", a.jobs, a.run ? "run true" : "sleep",
-             a.ms, a.nodes, a.slots, a.clients);
-  fmt::print("submit: {:.3f} s ({:.0f} tickets/s, each after a synced write)\n", submit_s, a.jobs / submit_s);
-  fmt::print("all results visible after {:.3f} s: {:.0f} jobs/s end to end\n", total_s, a.jobs / total_s);
+  fmt::print("jobs={} kind={} ms={} nodes={} slots={} clients={}\n", a.jobs,
+             a.run ? "run true" : "sleep", a.ms, a.nodes, a.slots, a.clients);
+  fmt::print("submit: {:.3f} s ({:.0f} tickets/s, each after a synced write)\n", submit_s,
+             a.jobs / submit_s);
+  fmt::print("all results visible after {:.3f} s: {:.0f} jobs/s end to end\n", total_s,
+             a.jobs / total_s);
   for (auto& [n, c] : ran) fmt::print("  node {} ran {}\n", n, c);
   if (sampler.samples > 0) {
     fmt::print("balance: max-min running <= 1 in {}/{} samples under saturating load ({:.1f}%)\n",
@@ -256,8 +272,8 @@ int main(int argc, char** argv) {
     std::string cmd = fmt::format("seq {} | xargs -P 2 -n 1 true", a.jobs);
     int rc = std::system(cmd.c_str());
     double xs = Seconds(std::chrono::steady_clock::now() - x0).count();
-    fmt::print("reference `{}`: {:.3f} s ({:.0f} processes/s){}; jobcluster/xargs = {:.2f}\n", cmd, xs,
-               a.jobs / xs, rc == 0 ? "" : " (failed)", (a.jobs / total_s) / (a.jobs / xs));
+    fmt::print("reference `{}`: {:.3f} s ({:.0f} processes/s){}; jobcluster/xargs = {:.2f}\n", cmd,
+               xs, a.jobs / xs, rc == 0 ? "" : " (failed)", (a.jobs / total_s) / (a.jobs / xs));
   }
   if (!ok) {
     fmt::print("ERROR: some replies were missing or wrong\n");

@@ -40,20 +40,21 @@ void ClientSession::close() {
 }
 
 bool ClientSession::backlogged() const {
-  return slots_.size() >= kMaxPendingReplies || outgoing_.size() + writing_.size() >= kMaxOutgoingBytes;
+  return slots_.size() >= kMaxPendingReplies ||
+         outgoing_.size() + writing_.size() >= kMaxOutgoingBytes;
 }
 
 void ClientSession::do_read() {
   if (closed_ || read_closed_ || reading_ || backlogged()) return;
   reading_ = true;
   inbox_.resize(kReadChunk);
-  socket_.async_read_some(asio::buffer(inbox_), [self = shared_from_this()](const error_code& ec,
-                                                                            std::size_t n) {
-    // reading_ stays set while on_read() parses inbox_: a reply completed
-    // synchronously must not start the next read into the buffer being parsed
-    // (Asio may read speculatively at once).
-    self->on_read(ec, n);
-  });
+  socket_.async_read_some(asio::buffer(inbox_),
+                          [self = shared_from_this()](const error_code& ec, std::size_t n) {
+                            // reading_ stays set while on_read() parses inbox_: a reply completed
+                            // synchronously must not start the next read into the buffer being
+                            // parsed (Asio may read speculatively at once).
+                            self->on_read(ec, n);
+                          });
 }
 
 void ClientSession::on_read(const error_code& ec, std::size_t n) {
@@ -68,9 +69,10 @@ void ClientSession::on_read(const error_code& ec, std::size_t n) {
     }
     read_closed_ = true;  // answer what was read, then close
     if (heredoc_) {
-      fill(heredoc_->slot, replies::error("the connection ended inside the here-document (no line '" +
-                                              heredoc_->run.heredoc + "')",
-                                          heredoc_->json));
+      fill(heredoc_->slot,
+           replies::error("the connection ended inside the here-document (no line '" +
+                              heredoc_->run.heredoc + "')",
+                          heredoc_->json));
       heredoc_.reset();
     }
     if (reader_.has_partial()) {
@@ -140,8 +142,9 @@ void ClientSession::handle_line(std::string_view line) {
           protocol::JobSpec spec;
           spec.kind = protocol::JobKind::kSleep;
           spec.sleep_ms = c.ms;
-          server_.submit(std::move(spec),
-                         later(slot, [json](const std::string& t) { return replies::ticket(t, json); }));
+          server_.submit(std::move(spec), later(slot, [json](const std::string& t) {
+                           return replies::ticket(t, json);
+                         }));
         } else if constexpr (std::is_same_v<T, CmdRun>) {
           if (c.heredoc.empty()) {
             submit_run(c, "", slot, json);

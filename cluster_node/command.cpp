@@ -36,8 +36,8 @@ Command parse_sleep(std::string_view arg) {
   std::uint64_t ms = 0;
   auto [ptr, ec] = std::from_chars(arg.data(), arg.data() + arg.size(), ms);
   if (!all_digits(arg) || ec != std::errc() || ptr != arg.data() + arg.size() || ms > kMaxSleepMs) {
-    return CmdError{fmt::format("sleep takes milliseconds from 0 to {}, got {}", kMaxSleepMs,
-                                quote(arg))};
+    return CmdError{
+        fmt::format("sleep takes milliseconds from 0 to {}, got {}", kMaxSleepMs, quote(arg))};
   }
   return CmdSleep{ms};
 }
@@ -62,7 +62,8 @@ Command parse_ticket_command(std::string_view rest, std::string_view usage,
                              const std::function<Command(std::string)>& make) {
   auto [ticket, extra] = split_word(rest);
   if (auto err = check_ticket(ticket, usage)) return *err;
-  if (!extra.empty()) return CmdError{fmt::format("unexpected {} after the ticket: usage: {}", quote(extra), usage)};
+  if (!extra.empty())
+    return CmdError{fmt::format("unexpected {} after the ticket: usage: {}", quote(extra), usage)};
   return make(std::string(ticket));
 }
 
@@ -147,27 +148,38 @@ Command parse_run(std::string_view rest) {
       value = take_value(rest);
     }
     if (!value) return CmdError{fmt::format("--{} needs a value: {}", name, kRunUsage)};
-    auto number = [&](std::optional<std::uint32_t>& into, const char* unit) -> std::optional<CmdError> {
+    auto number = [&](std::optional<std::uint32_t>& into,
+                      const char* unit) -> std::optional<CmdError> {
       std::uint32_t v = 0;
       auto [ptr, ec] = std::from_chars(value->data(), value->data() + value->size(), v);
-      if (!all_digits(*value) || ec != std::errc() || ptr != value->data() + value->size() || v == 0) {
-        return CmdError{fmt::format("--{} takes a positive number of {}, got {}", name, unit, quote(*value))};
+      if (!all_digits(*value) || ec != std::errc() || ptr != value->data() + value->size() ||
+          v == 0) {
+        return CmdError{
+            fmt::format("--{} takes a positive number of {}, got {}", name, unit, quote(*value))};
       }
       into = v;
       return std::nullopt;
     };
     std::optional<CmdError> err;
-    if (name == "timeout") err = number(run.options.timeout_ms, "milliseconds");
-    else if (name == "cpu") err = number(run.options.cpu_ms, "milliseconds");
-    else if (name == "memory") err = number(run.options.memory_mb, "megabytes");
-    else if (name == "output") err = number(run.options.output_kb, "kilobytes");
-    else if (name == "stdin") run.options.stdin_data = *value;
-    else if (name == "expect") run.options.expected = *value;
-    else return CmdError{fmt::format("unknown option --{}: {}", name, kRunUsage)};
+    if (name == "timeout")
+      err = number(run.options.timeout_ms, "milliseconds");
+    else if (name == "cpu")
+      err = number(run.options.cpu_ms, "milliseconds");
+    else if (name == "memory")
+      err = number(run.options.memory_mb, "megabytes");
+    else if (name == "output")
+      err = number(run.options.output_kb, "kilobytes");
+    else if (name == "stdin")
+      run.options.stdin_data = *value;
+    else if (name == "expect")
+      run.options.expected = *value;
+    else
+      return CmdError{fmt::format("unknown option --{}: {}", name, kRunUsage)};
     if (err) return *err;
   }
   run.command = std::string(rest);
-  if (run.command.empty() && run.heredoc.empty()) return CmdError{"missing command: " + std::string(kRunUsage)};
+  if (run.command.empty() && run.heredoc.empty())
+    return CmdError{"missing command: " + std::string(kRunUsage)};
   return run;
 }
 
@@ -201,7 +213,8 @@ std::string build_run_spec(const CmdRun& run, std::string_view body, protocol::J
   // Without "@@" section lines the whole body is the script.
   bool sectioned = body.substr(0, 3) == "@@ " || body.find("\n@@ ") != std::string_view::npos;
   if (!sectioned) {
-    if (!spec.command.empty()) return "give the command on the run line or in the here-document, not both";
+    if (!spec.command.empty())
+      return "give the command on the run line or in the here-document, not both";
     spec.command = std::string(body);
     return spec.command.empty() ? "the here-document is empty: it must hold the script" : "";
   }
@@ -216,8 +229,10 @@ std::string build_run_spec(const CmdRun& run, std::string_view body, protocol::J
     if (line.substr(0, 3) != "@@ ") {
       if (target == nullptr) {
         if (trim(line).empty()) continue;
-        return fmt::format("line {} of the here-document is outside any section: start with a "
-                           "section line such as '@@ command'", line_no);
+        return fmt::format(
+            "line {} of the here-document is outside any section: start with a "
+            "section line such as '@@ command'",
+            line_no);
       }
       target->append(line);
       target->push_back('\n');
@@ -248,11 +263,13 @@ std::string build_run_spec(const CmdRun& run, std::string_view body, protocol::J
       *flag = true;
       target = spec.cases.empty() ? &spec.expected : &spec.cases.back().expected;
     } else {
-      return fmt::format("unknown section {}: use file NAME, check, command, case [NAME], stdin, expect",
-                         quote(kind));
+      return fmt::format(
+          "unknown section {}: use file NAME, check, command, case [NAME], stdin, expect",
+          quote(kind));
     }
   }
-  if (spec.command.empty()) return "no command: add a '@@ command' section or give it on the run line";
+  if (spec.command.empty())
+    return "no command: add a '@@ command' section or give it on the run line";
   return "";
 }
 
@@ -272,11 +289,13 @@ Command parse_command(std::string_view raw) {
   }
   if (kw == "run") return parse_run(rest);
   if (kw == "status") {
-    return parse_ticket_command(rest, "status <ticket>", [](std::string t) { return CmdStatus{t}; });
+    return parse_ticket_command(rest, "status <ticket>",
+                                [](std::string t) { return CmdStatus{t}; });
   }
   if (kw == "wait") return parse_wait(rest);
   if (kw == "cancel") {
-    return parse_ticket_command(rest, "cancel <ticket>", [](std::string t) { return CmdCancel{t}; });
+    return parse_ticket_command(rest, "cancel <ticket>",
+                                [](std::string t) { return CmdCancel{t}; });
   }
   if (kw == "getall") return no_args(CmdGetAll{});
   if (kw == "stats") return no_args(CmdStats{});
@@ -301,7 +320,8 @@ Command parse_command(std::string_view raw) {
 
 const std::vector<std::string>& help_lines() {
   static const std::vector<std::string> kLines = {
-      "<ms>                    submit a sleep job of <ms> milliseconds; replies Ticket ID: <ticket>",
+      "<ms>                    submit a sleep job of <ms> milliseconds; replies Ticket ID: "
+      "<ticket>",
       "sleep <ms>              same as <ms>",
       "run [OPTIONS] <command> run a shell command on some node under limits (see below)",
       "  options: --timeout MS --cpu MS --memory MB --output KB --stdin TEXT --expect TEXT",

@@ -22,7 +22,9 @@ constexpr std::uint64_t kMaxSleepMs = 86'400'000;
 // `wait` blocks at most one day.
 constexpr std::uint32_t kMaxWaitSeconds = 86'400;
 
-struct CmdSleep { std::uint64_t ms = 0; };
+struct CmdSleep {
+  std::uint64_t ms = 0;
+};
 // `run [OPTIONS] <command>` or `run [OPTIONS] [command] <<WORD` followed by
 // lines up to one equal to WORD (a here-document: the script, or sections).
 struct RunOptions {
@@ -34,20 +36,30 @@ struct CmdRun {
   std::string command;
   std::string heredoc;  // the terminator word; empty when the job is one line
 };
-struct CmdResult { std::string ticket; };
-struct CmdStatus { std::string ticket; };
+struct CmdResult {
+  std::string ticket;
+};
+struct CmdStatus {
+  std::string ticket;
+};
 struct CmdWait {
   std::string ticket;
   std::optional<double> seconds;
 };
-struct CmdCancel { std::string ticket; };
+struct CmdCancel {
+  std::string ticket;
+};
 struct CmdGetAll {};
 struct CmdStats {};
 struct CmdHelp {};
 struct CmdExit {};
-struct CmdFormat { bool json = false; };
+struct CmdFormat {
+  bool json = false;
+};
 struct CmdEmpty {};
-struct CmdError { std::string message; };
+struct CmdError {
+  std::string message;
+};
 
 using Command = std::variant<CmdSleep, CmdRun, CmdResult, CmdStatus, CmdWait, CmdCancel, CmdGetAll,
                              CmdStats, CmdHelp, CmdExit, CmdFormat, CmdEmpty, CmdError>;

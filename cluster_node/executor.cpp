@@ -10,8 +10,12 @@ namespace jc::node {
 
 Executor::Executor(boost::asio::io_context& io, std::string node_id, SandboxSettings sandbox,
                    std::uint32_t slots, Done done)
-    : io_(io), node_id_(std::move(node_id)), sandbox_(std::move(sandbox)), done_(std::move(done)),
-      reaper_(io), uid_in_use_(slots, false) {}
+    : io_(io),
+      node_id_(std::move(node_id)),
+      sandbox_(std::move(sandbox)),
+      done_(std::move(done)),
+      reaper_(io),
+      uid_in_use_(slots, false) {}
 
 void Executor::start(const protocol::Assignment& job) {
   const std::string ticket = job.spec.ticket;

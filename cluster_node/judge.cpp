@@ -34,8 +34,8 @@ bool looks_like_memory_failure(const ProcessOutcome& o, std::int64_t memory_mb) 
   std::string err = o.stderr_data;
   std::transform(err.begin(), err.end(), err.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  for (std::string_view needle : {"memoryerror", "cannot allocate", "bad_alloc", "out of memory",
-                                  "memory exhausted"}) {
+  for (std::string_view needle :
+       {"memoryerror", "cannot allocate", "bad_alloc", "out of memory", "memory exhausted"}) {
     if (err.find(needle) != std::string::npos) return true;
   }
   return false;
@@ -79,7 +79,8 @@ bool outputs_match(std::string_view actual, std::string_view expected) {
   return normalized_lines(actual) == normalized_lines(expected);
 }
 
-std::string verdict_of(const ProcessOutcome& o, const std::string* expected, std::int64_t memory_mb) {
+std::string verdict_of(const ProcessOutcome& o, const std::string* expected,
+                       std::int64_t memory_mb) {
   if (o.cancelled) return std::string(kCancelled);
   if (o.timed_out || o.cpu_exceeded) return std::string(kTimeLimit);
   if (o.output_exceeded) return std::string(kOutputLimit);
@@ -108,7 +109,8 @@ protocol::JobResult summarize(const ProcessOutcome* check, const std::vector<Pro
       r.verdict = v;
       r.state = check->cancelled ? JobState::kCancelled : JobState::kFailed;
       r.text = check->cancelled ? "cancelled during the check step"
-                                : fmt::format("COMPILE_ERROR: the check step failed (exit {})", check->exit_code);
+                                : fmt::format("COMPILE_ERROR: the check step failed (exit {})",
+                                              check->exit_code);
       r.cpu_ms = cpu;
       r.peak_kb = peak;
       return r;

@@ -45,7 +45,8 @@ bool outputs_match(std::string_view actual, std::string_view expected);
 
 // The verdict of one process: a limit or a crash first, then (when an
 // expected output is given) the comparison; "" for a plain success.
-std::string verdict_of(const ProcessOutcome& o, const std::string* expected, std::int64_t memory_mb);
+std::string verdict_of(const ProcessOutcome& o, const std::string* expected,
+                       std::int64_t memory_mb);
 
 // The job's result from its check step (may be null) and its cases (or its
 // single run), in order. `expected` gives each case's expected output or null.

@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <csignal>
-
 #include <cstdio>
 #include <filesystem>
 #include <thread>
@@ -65,18 +64,24 @@ jc::node::NodeConfig load_config(int argc, char** argv) {
   c.core.slots = static_cast<std::uint32_t>(env_int("NODE_SLOTS", cpus, 1, 100'000, "jobs"));
   c.data_dir = env_string("DATA_DIR", fmt::format("./data/cluster_node-{}", c.client_port));
   c.info_period_ms = env_int("INFO_PERIOD", 500, 1, 3'600'000, "milliseconds");
-  c.request_result_period_ms =
-      env_int("REQUEST_RESULT_PERIOD", 1000, 1, 3'600'000, "milliseconds");
-  c.max_clients = static_cast<std::size_t>(env_int("MAX_CLIENTS", 10'000, 1, 1'000'000, "connections"));
+  c.request_result_period_ms = env_int("REQUEST_RESULT_PERIOD", 1000, 1, 3'600'000, "milliseconds");
+  c.max_clients =
+      static_cast<std::size_t>(env_int("MAX_CLIENTS", 10'000, 1, 1'000'000, "connections"));
   auto& lim = c.job_limits;
-  lim.maxima.timeout_ms = static_cast<std::uint32_t>(env_int("JOB_MAX_TIMEOUT", 300'000, 1, 86'400'000, "milliseconds"));
+  lim.maxima.timeout_ms = static_cast<std::uint32_t>(
+      env_int("JOB_MAX_TIMEOUT", 300'000, 1, 86'400'000, "milliseconds"));
   lim.maxima.cpu_ms = lim.maxima.timeout_ms;
-  lim.maxima.memory_mb = static_cast<std::uint32_t>(env_int("JOB_MAX_MEMORY_MB", 4096, 1, 1'048'576, "megabytes"));
-  lim.maxima.output_kb = static_cast<std::uint32_t>(env_int("JOB_MAX_OUTPUT_KB", 16384, 1, 65536, "kilobytes"));
-  lim.defaults.timeout_ms = static_cast<std::uint32_t>(env_int("JOB_TIMEOUT", 10'000, 1, lim.maxima.timeout_ms, "milliseconds, at most JOB_MAX_TIMEOUT"));
+  lim.maxima.memory_mb =
+      static_cast<std::uint32_t>(env_int("JOB_MAX_MEMORY_MB", 4096, 1, 1'048'576, "megabytes"));
+  lim.maxima.output_kb =
+      static_cast<std::uint32_t>(env_int("JOB_MAX_OUTPUT_KB", 16384, 1, 65536, "kilobytes"));
+  lim.defaults.timeout_ms = static_cast<std::uint32_t>(env_int(
+      "JOB_TIMEOUT", 10'000, 1, lim.maxima.timeout_ms, "milliseconds, at most JOB_MAX_TIMEOUT"));
   lim.defaults.cpu_ms = lim.defaults.timeout_ms;
-  lim.defaults.memory_mb = static_cast<std::uint32_t>(env_int("JOB_MEMORY_MB", 256, 1, lim.maxima.memory_mb, "megabytes, at most JOB_MAX_MEMORY_MB"));
-  lim.defaults.output_kb = static_cast<std::uint32_t>(env_int("JOB_OUTPUT_KB", 1024, 1, lim.maxima.output_kb, "kilobytes, at most JOB_MAX_OUTPUT_KB"));
+  lim.defaults.memory_mb = static_cast<std::uint32_t>(env_int(
+      "JOB_MEMORY_MB", 256, 1, lim.maxima.memory_mb, "megabytes, at most JOB_MAX_MEMORY_MB"));
+  lim.defaults.output_kb = static_cast<std::uint32_t>(env_int(
+      "JOB_OUTPUT_KB", 1024, 1, lim.maxima.output_kb, "kilobytes, at most JOB_MAX_OUTPUT_KB"));
   c.secret = env_string("CLUSTER_SECRET", "");
   c.proxy_grace_ms = env_int("PROXY_GRACE_PERIOD", 30'000, 0, 86'400'000,
                              "milliseconds; 0 = never run jobs without the proxy");
@@ -90,13 +95,15 @@ jc::node::NodeConfig load_config(int argc, char** argv) {
   c.bind_address = env_string("BIND_ADDRESS", "0.0.0.0");
   boost::system::error_code ec;
   boost::asio::ip::make_address(c.bind_address, ec);
-  if (ec) throw ConfigError(fmt::format("BIND_ADDRESS must be an IP address, got '{}'", c.bind_address));
+  if (ec)
+    throw ConfigError(fmt::format("BIND_ADDRESS must be an IP address, got '{}'", c.bind_address));
   c.work_dir = env_string("JOB_WORK_DIR", "");
   c.core.node_id = env_string("NODE_ID", "");
   if (!c.core.node_id.empty()) {
     bool ok = c.core.node_id.size() <= 64 &&
               std::all_of(c.core.node_id.begin(), c.core.node_id.end(), [](char ch) {
-                return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.';
+                return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' ||
+                       ch == '.';
               });
     if (!ok) {
       throw ConfigError(fmt::format(
@@ -132,7 +139,8 @@ void prepare(jc::node::NodeConfig& config, jc::storage::Store& store) {
   chmod(config.data_dir.c_str(), 0700);
   if (config.work_dir.empty()) {
     const char* tmp = std::getenv("TMPDIR");
-    config.work_dir = fmt::format("{}/jobcluster-{}", tmp && *tmp ? tmp : "/tmp", config.core.node_id);
+    config.work_dir =
+        fmt::format("{}/jobcluster-{}", tmp && *tmp ? tmp : "/tmp", config.core.node_id);
   }
   // Writes to a job's stdin pipe after it exited must fail, not kill us.
   signal(SIGPIPE, SIG_IGN);

@@ -13,7 +13,7 @@ using protocol::JobReport;
 using protocol::JobState;
 
 namespace {
-constexpr std::size_t kMaxPerFrame = 2000;       // jobs or results per frame when catching up
+constexpr std::size_t kMaxPerFrame = 2000;  // jobs or results per frame when catching up
 constexpr std::size_t kRemoteCacheEntries = 10000;
 
 std::string origin_key(const std::string& t) { return "o/" + t; }
@@ -94,8 +94,8 @@ Status NodeCore::recover() {
     return true;
   });
   if (!s.ok()) return s;
-  log_->info("recovered node={} unforwarded={} held={} rerun={} undelivered={}",
-             options_.node_id, unforwarded_.size(), exec_queue_.size(), rerun, undelivered_.size());
+  log_->info("recovered node={} unforwarded={} held={} rerun={} undelivered={}", options_.node_id,
+             unforwarded_.size(), exec_queue_.size(), rerun, undelivered_.size());
   events_.work = !exec_queue_.empty();
   return Status::Ok();
 }
@@ -371,7 +371,8 @@ void NodeCore::on_reports(const std::vector<JobReport>& reports) {
                     rec.result.attempt == r.result.attempt &&
                     rec.result.start_ms == r.result.start_ms;
         if (!same) {
-          if (rec.has_result) log_->info("local result replaced by the proxy's ticket={}", r.ticket);
+          if (rec.has_result)
+            log_->info("local result replaced by the proxy's ticket={}", r.ticket);
           rec.state = r.state;
           rec.has_result = true;
           rec.result = r.result;

@@ -23,8 +23,7 @@ NodeServer::NodeServer(asio::io_context& io, NodeConfig config, storage::Store& 
       config_(std::move(config)),
       core_(store, config_.core),
       log_(log::get("node")),
-      acceptor_(io),
-      accept_retry_timer_(io),
+      listener_(io, log_),
       info_timer_(io),
       request_timer_(io),
       link_(io, config_.proxy_host, config_.proxy_port,
@@ -34,23 +33,21 @@ NodeServer::NodeServer(asio::io_context& io, NodeConfig config, storage::Store& 
       executor_(io, config_.core.node_id,
                 probe_sandbox(config_.work_dir, config_.job_user, config_.job_uid_base,
                               config_.core.slots),
-                config_.core.slots, [this](const std::string& t, protocol::JobResult r) { on_job_done(t, std::move(r)); }) {}
+                config_.core.slots, [this](const std::string& t, protocol::JobResult r) {
+                  on_job_done(t, std::move(r));
+                }) {}
 
 Status NodeServer::start() {
   if (Status s = core_.recover(); !s.ok()) return s;
   proxy_lost_at_ = now_ms();
   if (Status s = core_.staged().commit(); !s.ok()) return s;
-  asio::ip::tcp::endpoint ep(asio::ip::make_address(config_.bind_address), config_.client_port);
-  acceptor_.open(ep.protocol());
-  acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true));
-  acceptor_.bind(ep);
-  acceptor_.listen(asio::socket_base::max_listen_connections);
-  port_ = acceptor_.local_endpoint().port();
+  port_ =
+      listener_.listen(config_.bind_address, config_.client_port,
+                       fmt::format("for clients node={} slots={}", core_.node_id(), core_.slots()),
+                       [this](asio::ip::tcp::socket socket, const std::string&,
+                              const std::string& peer) { on_accept(std::move(socket), peer); });
   config_.core.client_address = fmt::format("{}:{}", config_.advertise_host, port_);
   core_.set_client_address(config_.core.client_address);
-  log_->info("listening on {}:{} for clients node={} slots={}", config_.bind_address, port_,
-             core_.node_id(), core_.slots());
-  do_accept();
   link_.start();
   schedule_info();
   schedule_requests();
@@ -63,11 +60,9 @@ void NodeServer::stop() {
   if (stopping_) return;
   stopping_ = true;
   log_->info("shutting down node={}", core_.node_id());
-  error_code ignored;
-  acceptor_.close(ignored);
+  listener_.close();
   info_timer_.cancel();
   request_timer_.cancel();
-  accept_retry_timer_.cancel();
   executor_.stop_all();
   flush();
   link_.stop();
@@ -79,32 +74,18 @@ void NodeServer::stop() {
   stats_waiters_.clear();
 }
 
-void NodeServer::do_accept() {
-  acceptor_.async_accept([this](const error_code& ec, asio::ip::tcp::socket socket) {
-    if (stopping_) return;
-    if (ec) {
-      log_->warn("accept failed: {}", ec.message());
-      accept_retry_timer_.expires_after(milliseconds(100));
-      accept_retry_timer_.async_wait([this](const error_code& e) {
-        if (!e) do_accept();
-      });
-      return;
-    }
-    error_code peer_ec;
-    auto ep = socket.remote_endpoint(peer_ec);
-    std::string peer = peer_ec ? "?" : fmt::format("{}:{}", ep.address().to_string(), ep.port());
-    std::erase_if(sessions_, [](const auto& w) { return w.expired(); });
-    auto session = std::make_shared<ClientSession>(std::move(socket), *this, peer);
-    if (sessions_.size() >= config_.max_clients) {
-      log_->warn("client refused peer={} reason=\"{} connections open\"", peer, sessions_.size());
-      session->refuse(replies::error(
-          fmt::format("too many connections ({} open); try again later", sessions_.size()), false));
-    } else {
-      sessions_.push_back(session);
-      session->start();
-    }
-    do_accept();
-  });
+void NodeServer::on_accept(asio::ip::tcp::socket socket, const std::string& peer) {
+  if (stopping_) return;
+  std::erase_if(sessions_, [](const auto& w) { return w.expired(); });
+  auto session = std::make_shared<ClientSession>(std::move(socket), *this, peer);
+  if (sessions_.size() >= config_.max_clients) {
+    log_->warn("client refused peer={} reason=\"{} connections open\"", peer, sessions_.size());
+    session->refuse(replies::error(
+        fmt::format("too many connections ({} open); try again later", sessions_.size()), false));
+    return;
+  }
+  sessions_.push_back(session);
+  session->start();
 }
 
 void NodeServer::submit(protocol::JobSpec spec, std::function<void(const std::string&)> done) {
@@ -169,8 +150,8 @@ void NodeServer::answer_lookups(const protocol::JobReport& report) {
   // The proxy has never heard of a ticket that is still on its way to it.
   protocol::JobReport local = core_.lookup(report.ticket);
   // Nobody knows it: a wait would never end, so it is answered too.
-  bool unknown = report.state == protocol::JobState::kUnknown &&
-                 local.state == protocol::JobState::kUnknown;
+  bool unknown =
+      report.state == protocol::JobState::kUnknown && local.state == protocol::JobState::kUnknown;
   std::vector<std::unique_ptr<PendingLookup>> ready;
   auto& list = it->second;
   for (auto p = list.begin(); p != list.end();) {
@@ -206,10 +187,11 @@ std::string NodeServer::apply_limits(protocol::JobSpec& spec) const {
     std::uint32_t fallback, max;
     const char *name, *unit, *variable;
   };
-  for (Field f : {Field{l.timeout_ms, d.timeout_ms, m.timeout_ms, "timeout", "ms", "JOB_MAX_TIMEOUT"},
-                  Field{l.cpu_ms, 0, m.cpu_ms, "cpu", "ms", "JOB_MAX_TIMEOUT"},
-                  Field{l.memory_mb, d.memory_mb, m.memory_mb, "memory", "MB", "JOB_MAX_MEMORY_MB"},
-                  Field{l.output_kb, d.output_kb, m.output_kb, "output", "KB", "JOB_MAX_OUTPUT_KB"}}) {
+  for (Field f :
+       {Field{l.timeout_ms, d.timeout_ms, m.timeout_ms, "timeout", "ms", "JOB_MAX_TIMEOUT"},
+        Field{l.cpu_ms, 0, m.cpu_ms, "cpu", "ms", "JOB_MAX_TIMEOUT"},
+        Field{l.memory_mb, d.memory_mb, m.memory_mb, "memory", "MB", "JOB_MAX_MEMORY_MB"},
+        Field{l.output_kb, d.output_kb, m.output_kb, "output", "KB", "JOB_MAX_OUTPUT_KB"}}) {
     if (f.value > f.max) {
       return fmt::format("--{} {} {} is above this node's maximum of {} {} ({})", f.name, f.value,
                          f.unit, f.max, f.unit, f.variable);

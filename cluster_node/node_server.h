@@ -15,6 +15,7 @@
 #include "cluster_node/executor.h"
 #include "cluster_node/node_core.h"
 #include "cluster_node/proxy_link.h"
+#include "net/listener.h"
 
 namespace jc::node {
 
@@ -39,7 +40,7 @@ struct NodeConfig {
   JobLimits job_limits;
   std::string work_dir;  // run jobs' working directories
   std::string job_user = "nobody";
-  std::string secret;  // CLUSTER_SECRET
+  std::string secret;              // CLUSTER_SECRET
   TimeMs proxy_grace_ms = 30'000;  // PROXY_GRACE_PERIOD; 0 = always wait for the proxy
   std::uint32_t job_uid_base = 0;  // 0: every job runs as job_user
   NodeOptions core;
@@ -76,7 +77,7 @@ class NodeServer {
     std::unique_ptr<boost::asio::steady_timer> timer;
   };
 
-  void do_accept();
+  void on_accept(boost::asio::ip::tcp::socket socket, const std::string& peer);
   void on_proxy_connected();
   void on_proxy_message(protocol::Message&& m);
   void on_proxy_closed();
@@ -93,8 +94,7 @@ class NodeServer {
   NodeConfig config_;
   NodeCore core_;
   std::shared_ptr<spdlog::logger> log_;
-  boost::asio::ip::tcp::acceptor acceptor_;
-  boost::asio::steady_timer accept_retry_timer_;
+  net::Listener listener_;
   boost::asio::steady_timer info_timer_;
   boost::asio::steady_timer request_timer_;
   ProxyLink link_;
@@ -104,7 +104,8 @@ class NodeServer {
   std::vector<std::string> to_request_;
   std::vector<protocol::Message> shell_outbox_;  // sent after the core's
   std::unordered_set<std::string> cancels_;      // cancel replies wait for the proxy's answer
-  std::unordered_map<std::uint64_t, std::pair<StatsDone, std::unique_ptr<boost::asio::steady_timer>>>
+  std::unordered_map<std::uint64_t,
+                     std::pair<StatsDone, std::unique_ptr<boost::asio::steady_timer>>>
       stats_waiters_;
   std::uint64_t next_stats_id_ = 1;
   std::vector<std::function<void()>> after_commit_;

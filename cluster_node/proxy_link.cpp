@@ -11,7 +11,7 @@ namespace {
 // The proxy sends RES_REQ every REQUEST_RESULT_PERIOD at most; silence much
 // longer than that means a dead link that TCP did not report.
 constexpr std::chrono::milliseconds kProxyIdleTimeout{60'000};
-}
+}  // namespace
 
 ProxyLink::ProxyLink(asio::io_context& io, std::string host, std::string port, Handlers handlers)
     : io_(io),
@@ -37,44 +37,47 @@ void ProxyLink::send(const protocol::Message& m) {
 
 void ProxyLink::connect() {
   if (stopped_) return;
-  resolver_.async_resolve(host_, port_, [this](const error_code& ec,
-                                               asio::ip::tcp::resolver::results_type results) {
-    if (stopped_) return;
-    if (ec) {
-      if (!logged_unreachable_) log_->warn("cannot resolve proxy {}:{}: {}", host_, port_, ec.message());
-      logged_unreachable_ = true;
-      retry_later();
-      return;
-    }
-    auto socket = std::make_shared<asio::ip::tcp::socket>(io_);
-    asio::async_connect(*socket, results,
-                        [this, socket](const error_code& ec2, const asio::ip::tcp::endpoint& ep) {
-      if (stopped_) return;
-      if (ec2) {
-        if (!logged_unreachable_) {
-          log_->warn("proxy unreachable at {}:{}: {} (retrying with backoff)", host_, port_,
-                     ec2.message());
+  resolver_.async_resolve(
+      host_, port_, [this](const error_code& ec, asio::ip::tcp::resolver::results_type results) {
+        if (stopped_) return;
+        if (ec) {
+          if (!logged_unreachable_)
+            log_->warn("cannot resolve proxy {}:{}: {}", host_, port_, ec.message());
+          logged_unreachable_ = true;
+          retry_later();
+          return;
         }
-        logged_unreachable_ = true;
-        retry_later();
-        return;
-      }
-      logged_unreachable_ = false;
-      std::string peer = fmt::format("{}:{}", ep.address().to_string(), ep.port());
-      log_->info("connected to proxy peer={}", peer);
-      conn_ = std::make_shared<net::FrameConnection>(std::move(*socket), peer, kProxyIdleTimeout);
-      auto conn = conn_;
-      conn_->start([this](protocol::Message&& m) { handlers_.on_message(std::move(m)); },
-                   [this, conn](const std::string& reason) {
-                     if (stopped_) return;
-                     log_->warn("lost the proxy reason=\"{}\"", reason);
-                     if (conn_ == conn) conn_.reset();
-                     handlers_.on_closed();
-                     retry_later();
-                   });
-      handlers_.on_connected();
-    });
-  });
+        auto socket = std::make_shared<asio::ip::tcp::socket>(io_);
+        asio::async_connect(
+            *socket, results,
+            [this, socket](const error_code& ec2, const asio::ip::tcp::endpoint& ep) {
+              if (stopped_) return;
+              if (ec2) {
+                if (!logged_unreachable_) {
+                  log_->warn("proxy unreachable at {}:{}: {} (retrying with backoff)", host_, port_,
+                             ec2.message());
+                }
+                logged_unreachable_ = true;
+                retry_later();
+                return;
+              }
+              logged_unreachable_ = false;
+              std::string peer = fmt::format("{}:{}", ep.address().to_string(), ep.port());
+              log_->info("connected to proxy peer={}", peer);
+              conn_ = std::make_shared<net::FrameConnection>(std::move(*socket), peer,
+                                                             kProxyIdleTimeout);
+              auto conn = conn_;
+              conn_->start([this](protocol::Message&& m) { handlers_.on_message(std::move(m)); },
+                           [this, conn](const std::string& reason) {
+                             if (stopped_) return;
+                             log_->warn("lost the proxy reason=\"{}\"", reason);
+                             if (conn_ == conn) conn_.reset();
+                             handlers_.on_closed();
+                             retry_later();
+                           });
+              handlers_.on_connected();
+            });
+      });
 }
 
 void ProxyLink::retry_later() {

@@ -20,7 +20,8 @@ std::string line(const json& j) {
 
 std::string unknown_message(const std::string& t, bool unreachable) {
   std::string m = fmt::format("unknown ticket '{}'", t);
-  if (unreachable) m += " (the proxy is unreachable, so other nodes' tickets cannot be checked now)";
+  if (unreachable)
+    m += " (the proxy is unreachable, so other nodes' tickets cannot be checked now)";
   return m;
 }
 
@@ -48,9 +49,14 @@ json facts(const protocol::JobReport& r) {
       if (!res.cases.empty()) {
         json cases = json::array();
         for (const auto& c : res.cases) {
-          cases.push_back({{"name", c.name}, {"verdict", c.verdict}, {"exit_code", c.exit_code},
-                           {"signal", c.signal}, {"wall_ms", c.wall_ms}, {"cpu_ms", c.cpu_ms},
-                           {"peak_kb", c.peak_kb}, {"stdout", c.stdout_data},
+          cases.push_back({{"name", c.name},
+                           {"verdict", c.verdict},
+                           {"exit_code", c.exit_code},
+                           {"signal", c.signal},
+                           {"wall_ms", c.wall_ms},
+                           {"cpu_ms", c.cpu_ms},
+                           {"peak_kb", c.peak_kb},
+                           {"stdout", c.stdout_data},
                            {"stderr", c.stderr_data}});
         }
         j["cases"] = cases;
@@ -96,7 +102,8 @@ std::string error(const std::string& message, bool json_mode) {
 }
 
 std::string result(const protocol::JobReport& r, bool unreachable, bool json_mode) {
-  if (r.state == JobState::kUnknown) return error(unknown_message(r.ticket, unreachable), json_mode);
+  if (r.state == JobState::kUnknown)
+    return error(unknown_message(r.ticket, unreachable), json_mode);
   if (json_mode) return line(facts(r));
   if (!r.has_result) return "Result has not been executed yet, come back later.\n";
   if (r.result.is_run) return framed_run_result(r);
@@ -109,11 +116,12 @@ std::string result(const protocol::JobReport& r, bool unreachable, bool json_mod
 }
 
 std::string status(const protocol::JobReport& r, bool unreachable, bool json_mode) {
-  if (r.state == JobState::kUnknown) return error(unknown_message(r.ticket, unreachable), json_mode);
+  if (r.state == JobState::kUnknown)
+    return error(unknown_message(r.ticket, unreachable), json_mode);
   if (json_mode) return line(facts(r));
-  std::string out = fmt::format("Status: {} {} node={} attempt={}", r.ticket,
-                                protocol::to_string(r.state), r.node.empty() ? "-" : r.node,
-                                r.attempts);
+  std::string out =
+      fmt::format("Status: {} {} node={} attempt={}", r.ticket, protocol::to_string(r.state),
+                  r.node.empty() ? "-" : r.node, r.attempts);
   if (r.queue_position >= 0) out += fmt::format(" queue_position={}", r.queue_position);
   if (r.estimated_wait_ms >= 0) out += fmt::format(" estimated_wait_ms={}", r.estimated_wait_ms);
   if (unreachable && !protocol::is_final(r.state)) out += " proxy=unreachable";
@@ -121,17 +129,21 @@ std::string status(const protocol::JobReport& r, bool unreachable, bool json_mod
 }
 
 std::string cancelled(const protocol::JobReport& r, bool unreachable, bool json_mode) {
-  if (r.state == JobState::kUnknown) return error(unknown_message(r.ticket, unreachable), json_mode);
+  if (r.state == JobState::kUnknown)
+    return error(unknown_message(r.ticket, unreachable), json_mode);
   bool done = r.state == JobState::kCancelled;
   bool finished_before = protocol::is_final(r.state) && !done;
   if (json_mode) {
     if (finished_before) {
       return line({{"error", fmt::format("{} had already finished: {}", r.ticket,
                                          protocol::to_string(r.state))},
-                   {"ticket", r.ticket}, {"state", std::string(protocol::to_string(r.state))}});
+                   {"ticket", r.ticket},
+                   {"state", std::string(protocol::to_string(r.state))}});
     }
-    return line({{"ticket", r.ticket}, {"state", std::string(protocol::to_string(r.state))},
-                 {"cancelled", done}, {"node", r.node.empty() ? json(nullptr) : json(r.node)}});
+    return line({{"ticket", r.ticket},
+                 {"state", std::string(protocol::to_string(r.state))},
+                 {"cancelled", done},
+                 {"node", r.node.empty() ? json(nullptr) : json(r.node)}});
   }
   if (finished_before) {
     return fmt::format("ERR {} had already finished: {}\n", r.ticket, protocol::to_string(r.state));
@@ -145,7 +157,8 @@ std::string getall(const std::vector<GetAllEntry>& jobs, bool json_mode) {
   if (json_mode) {
     json arr = json::array();
     for (const auto& j : jobs) {
-      arr.push_back({{"ticket", j.ticket}, {"state", std::string(protocol::to_string(j.state))},
+      arr.push_back({{"ticket", j.ticket},
+                     {"state", std::string(protocol::to_string(j.state))},
                      {"job", j.job}});
     }
     return line({{"jobs", arr}});
@@ -163,24 +176,34 @@ std::string stats(const protocol::ClusterStats& s, bool proxy_up, bool json_mode
   if (json_mode) {
     json nodes = json::array();
     for (const auto& n : s.nodes) {
-      nodes.push_back({{"id", n.node_id}, {"address", n.address},
-                       {"state", n.connected ? "up" : "down"}, {"slots", n.slots},
-                       {"running", n.running}, {"queued", n.queued}, {"held", n.assigned},
+      nodes.push_back({{"id", n.node_id},
+                       {"address", n.address},
+                       {"state", n.connected ? "up" : "down"},
+                       {"slots", n.slots},
+                       {"running", n.running},
+                       {"queued", n.queued},
+                       {"held", n.assigned},
                        {"finished", n.finished}});
     }
-    return line({{"proxy", proxy_up ? "up" : "unreachable"}, {"queue_length", s.queue_length},
-                 {"running", s.running}, {"submitted", s.submitted_total},
-                 {"finished", s.finished_total}, {"redispatched", s.redispatched_total},
-                 {"nodes_up", up}, {"nodes", nodes}});
+    return line({{"proxy", proxy_up ? "up" : "unreachable"},
+                 {"queue_length", s.queue_length},
+                 {"running", s.running},
+                 {"submitted", s.submitted_total},
+                 {"finished", s.finished_total},
+                 {"redispatched", s.redispatched_total},
+                 {"nodes_up", up},
+                 {"nodes", nodes}});
   }
   std::string out = fmt::format("Stats: {}\n", s.nodes.size() + 1);
-  out += fmt::format("proxy={} queue={} running={} submitted={} finished={} redispatched={} nodes_up={}\n",
-                     proxy_up ? "up" : "unreachable", s.queue_length, s.running, s.submitted_total,
-                     s.finished_total, s.redispatched_total, up);
+  out += fmt::format(
+      "proxy={} queue={} running={} submitted={} finished={} redispatched={} nodes_up={}\n",
+      proxy_up ? "up" : "unreachable", s.queue_length, s.running, s.submitted_total,
+      s.finished_total, s.redispatched_total, up);
   for (const auto& n : s.nodes) {
-    out += fmt::format("node {} state={} address={} slots={} running={} queued={} held={} finished={}\n",
-                       n.node_id, n.connected ? "up" : "down", n.address.empty() ? "-" : n.address,
-                       n.slots, n.running, n.queued, n.assigned, n.finished);
+    out += fmt::format(
+        "node {} state={} address={} slots={} running={} queued={} held={} finished={}\n",
+        n.node_id, n.connected ? "up" : "down", n.address.empty() ? "-" : n.address, n.slots,
+        n.running, n.queued, n.assigned, n.finished);
   }
   return out;
 }

@@ -16,8 +16,13 @@ namespace fs = std::filesystem;
 
 RunJob::RunJob(boost::asio::io_context& io, ChildReaper& reaper, const SandboxSettings& settings,
                protocol::Assignment job, uid_t uid, gid_t gid, Done done)
-    : io_(io), reaper_(reaper), settings_(settings), job_(std::move(job)), done_(std::move(done)),
-      uid_(uid), gid_(gid) {}
+    : io_(io),
+      reaper_(reaper),
+      settings_(settings),
+      job_(std::move(job)),
+      done_(std::move(done)),
+      uid_(uid),
+      gid_(gid) {}
 
 std::string RunJob::prepare_workdir() {
   workdir_ = fmt::format("{}/{}-{}", settings_.work_root, job_.spec.ticket, job_.attempt);
@@ -77,23 +82,22 @@ void RunJob::run_next() {
     req.script = spec.command;
     req.stdin_data = spec.cases.empty() ? spec.stdin_data : spec.cases[runs_.size()].stdin_data;
   }
-  current_ = SandboxProcess::start(io_, reaper_, settings_, std::move(req),
-                                   [self = shared_from_this()](ProcessOutcome o) {
-                                     self->current_.reset();
-                                     if (!self->check_done_) {
-                                       self->check_done_ = true;
-                                       bool failed = o.cancelled || o.exit_code != 0 || o.signal != 0 ||
-                                                     o.timed_out;
-                                       self->check_ = std::move(o);
-                                       if (failed) {
-                                         self->finish();
-                                         return;
-                                       }
-                                     } else {
-                                       self->runs_.push_back(std::move(o));
-                                     }
-                                     self->run_next();
-                                   });
+  current_ = SandboxProcess::start(
+      io_, reaper_, settings_, std::move(req), [self = shared_from_this()](ProcessOutcome o) {
+        self->current_.reset();
+        if (!self->check_done_) {
+          self->check_done_ = true;
+          bool failed = o.cancelled || o.exit_code != 0 || o.signal != 0 || o.timed_out;
+          self->check_ = std::move(o);
+          if (failed) {
+            self->finish();
+            return;
+          }
+        } else {
+          self->runs_.push_back(std::move(o));
+        }
+        self->run_next();
+      });
 }
 
 void RunJob::cancel() {
@@ -105,8 +109,8 @@ void RunJob::finish() {
   if (!done_) return;
   std::error_code ec;
   if (!workdir_.empty()) fs::remove_all(workdir_, ec);
-  protocol::JobResult r = summarize(check_ ? &*check_ : nullptr, runs_, job_.spec,
-                                    job_.spec.limits.memory_mb);
+  protocol::JobResult r =
+      summarize(check_ ? &*check_ : nullptr, runs_, job_.spec, job_.spec.limits.memory_mb);
   if (cancelled_) {
     r.state = protocol::JobState::kCancelled;
     r.verdict = "CANCELLED";

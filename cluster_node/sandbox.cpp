@@ -92,7 +92,8 @@ SandboxSettings probe_sandbox(const std::string& work_root, const std::string& j
     }
     s.network_fd = make_empty_network_namespace();
     s.isolate_network = s.network_fd >= 0;
-    if (!s.isolate_network) missing.push_back("network isolation (unshare(CLONE_NEWNET) is not permitted)");
+    if (!s.isolate_network)
+      missing.push_back("network isolation (unshare(CLONE_NEWNET) is not permitted)");
   } else {
     missing.push_back("another user (the node does not run as root)");
     missing.push_back("network isolation (needs root)");
@@ -140,8 +141,14 @@ void ChildReaper::reap() {
 }
 
 SandboxProcess::SandboxProcess(asio::io_context& io, ProcessRequest request, Done done)
-    : io_(io), request_(std::move(request)), done_(std::move(done)), in_(io), out_(io), err_(io),
-      deadline_(io), grace_(io) {}
+    : io_(io),
+      request_(std::move(request)),
+      done_(std::move(done)),
+      in_(io),
+      out_(io),
+      err_(io),
+      deadline_(io),
+      grace_(io) {}
 
 std::shared_ptr<SandboxProcess> SandboxProcess::start(asio::io_context& io, ChildReaper& reaper,
                                                       const SandboxSettings& settings,

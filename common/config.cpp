@@ -26,8 +26,10 @@ std::int64_t env_int(const char* name, std::int64_t fallback, std::int64_t min, 
   bool bad = ec != std::errc() || ptr != last || value < min || value > max;
   if (bad) {
     std::string expected = min == 1 ? "a positive integer" : fmt::format("an integer from {}", min);
-    if (min != 1) expected += fmt::format(" to {}", max);
-    else expected += fmt::format(" up to {}", max);
+    if (min != 1)
+      expected += fmt::format(" to {}", max);
+    else
+      expected += fmt::format(" up to {}", max);
     throw ConfigError(fmt::format("{} must be {} ({}), got '{}'", name, expected, unit, *raw));
   }
   return value;
@@ -50,9 +52,8 @@ std::uint16_t parse_port(const std::string& what, const std::string& text) {
   unsigned value = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (text.empty() || ec != std::errc() || ptr != text.data() + text.size() || value > 65535) {
-    throw ConfigError(
-        fmt::format("{} must be a port number from 0 to 65535 (0 = any free port), got '{}'", what,
-                    text));
+    throw ConfigError(fmt::format(
+        "{} must be a port number from 0 to 65535 (0 = any free port), got '{}'", what, text));
   }
   return static_cast<std::uint16_t>(value);
 }

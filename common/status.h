@@ -16,7 +16,9 @@ class Status {
   static Status NotFound(std::string msg) { return {Code::kNotFound, std::move(msg)}; }
   static Status Corruption(std::string msg) { return {Code::kCorruption, std::move(msg)}; }
   static Status IoError(std::string msg) { return {Code::kIoError, std::move(msg)}; }
-  static Status InvalidArgument(std::string msg) { return {Code::kInvalidArgument, std::move(msg)}; }
+  static Status InvalidArgument(std::string msg) {
+    return {Code::kInvalidArgument, std::move(msg)};
+  }
   static Status Unavailable(std::string msg) { return {Code::kUnavailable, std::move(msg)}; }
 
   bool ok() const { return code_ == Code::kOk; }
@@ -33,12 +35,18 @@ class Status {
 
 inline std::string Status::to_string() const {
   switch (code_) {
-    case Code::kOk: return "OK";
-    case Code::kNotFound: return "NotFound: " + message_;
-    case Code::kCorruption: return "Corruption: " + message_;
-    case Code::kIoError: return "IO error: " + message_;
-    case Code::kInvalidArgument: return "Invalid argument: " + message_;
-    case Code::kUnavailable: return "Unavailable: " + message_;
+    case Code::kOk:
+      return "OK";
+    case Code::kNotFound:
+      return "NotFound: " + message_;
+    case Code::kCorruption:
+      return "Corruption: " + message_;
+    case Code::kIoError:
+      return "IO error: " + message_;
+    case Code::kInvalidArgument:
+      return "Invalid argument: " + message_;
+    case Code::kUnavailable:
+      return "Unavailable: " + message_;
   }
   return message_;
 }

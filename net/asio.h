@@ -2,6 +2,7 @@
 // std::exchange without including <utility>, which g++ 12 does not pull in.
 #pragma once
 
+// clang-format off
 #include <utility>
-
 #include <boost/asio.hpp>
+// clang-format on

@@ -42,10 +42,9 @@ void FrameConnection::arm_deadline() {
 
 void FrameConnection::do_read() {
   if (inbox_.size() - inbox_used_ < kReadChunk) inbox_.resize(inbox_used_ + kReadChunk);
-  socket_.async_read_some(asio::buffer(inbox_.data() + inbox_used_, inbox_.size() - inbox_used_),
-                          [self = shared_from_this()](const error_code& ec, std::size_t n) {
-                            self->on_read(ec, n);
-                          });
+  socket_.async_read_some(
+      asio::buffer(inbox_.data() + inbox_used_, inbox_.size() - inbox_used_),
+      [self = shared_from_this()](const error_code& ec, std::size_t n) { self->on_read(ec, n); });
 }
 
 void FrameConnection::on_read(const error_code& ec, std::size_t n) {
@@ -61,9 +60,9 @@ void FrameConnection::on_read(const error_code& ec, std::size_t n) {
     auto result = protocol::decode(std::string_view(inbox_.data() + offset, inbox_used_ - offset));
     if (std::holds_alternative<protocol::NeedMore>(result)) break;
     if (auto* err = std::get_if<protocol::DecodeError>(&result)) {
-      log::get("net")->warn("protocol error peer={} reason=\"{}\" sample=\"{}\"", peer_, err->reason,
-                            protocol::escape_sample(std::string_view(inbox_.data() + offset,
-                                                                     inbox_used_ - offset)));
+      log::get("net")->warn(
+          "protocol error peer={} reason=\"{}\" sample=\"{}\"", peer_, err->reason,
+          protocol::escape_sample(std::string_view(inbox_.data() + offset, inbox_used_ - offset)));
       close("protocol error: " + err->reason);
       return;
     }
@@ -106,10 +105,9 @@ void FrameConnection::do_write() {
   }
   writing_.swap(outgoing_);
   outgoing_.clear();
-  asio::async_write(socket_, asio::buffer(writing_),
-                    [self = shared_from_this()](const error_code& ec, std::size_t n) {
-                      self->on_write(ec, n);
-                    });
+  asio::async_write(
+      socket_, asio::buffer(writing_),
+      [self = shared_from_this()](const error_code& ec, std::size_t n) { self->on_write(ec, n); });
 }
 
 void FrameConnection::on_write(const error_code& ec, std::size_t) {

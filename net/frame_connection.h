@@ -10,12 +10,12 @@
 // shared_from_this() in every handler.
 #pragma once
 
-#include "net/asio.h"
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
 
+#include "net/asio.h"
 #include "protocol/codec.h"
 
 namespace jc::net {

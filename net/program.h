@@ -7,8 +7,8 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <type_traits>
 #include <string>
+#include <type_traits>
 
 #include "common/config.h"
 #include "common/log.h"
@@ -48,8 +48,9 @@ std::optional<Config> load_config_or_report(const char* name, Load load) {
 // Opens the store in `data_dir`, lets `prepare` finish the configuration
 // with it, then runs Server(io, config, store) until a signal.
 template <class Server, class Config>
-int run_server(Config config, const std::string& data_dir, const std::string& component,
-               const std::type_identity_t<std::function<void(Config&, storage::Store&)>>& prepare = {}) {
+int run_server(
+    Config config, const std::string& data_dir, const std::string& component,
+    const std::type_identity_t<std::function<void(Config&, storage::Store&)>>& prepare = {}) {
   auto log = log::get(component);
   config::raise_fd_limit();
   std::unique_ptr<storage::Store> store;

@@ -1,7 +1,8 @@
 #include "protocol/codec.h"
 
-#include <boost/crc.hpp>
 #include <fmt/format.h>
+
+#include <boost/crc.hpp>
 
 namespace jc::protocol {
 namespace {
@@ -20,7 +21,9 @@ void put_u32(std::string& out, std::size_t at, std::uint32_t v) {
 }
 
 std::uint32_t get_u32(std::string_view in, std::size_t at) {
-  auto b = [&](std::size_t i) { return static_cast<std::uint32_t>(static_cast<unsigned char>(in[at + i])); };
+  auto b = [&](std::size_t i) {
+    return static_cast<std::uint32_t>(static_cast<unsigned char>(in[at + i]));
+  };
   return (b(0) << 24) | (b(1) << 16) | (b(2) << 8) | b(3);
 }
 
@@ -44,8 +47,8 @@ bool load_message(std::size_t type, std::string_view payload, Message& out,
 
 std::string_view message_name(const Message& m) {
   static constexpr std::string_view kNames[] = {
-      "HELLO",  "WELCOME", "SUBMIT",  "ACK",           "JOB",        "INFO",
-      "REQUEST_OF_RES", "RESULT", "RES_REQ", "STATS_REQUEST", "STATS_REPLY", "CANCEL", "CHALLENGE"};
+      "HELLO",  "WELCOME", "SUBMIT",        "ACK",         "JOB",    "INFO",     "REQUEST_OF_RES",
+      "RESULT", "RES_REQ", "STATS_REQUEST", "STATS_REPLY", "CANCEL", "CHALLENGE"};
   static_assert(std::size(kNames) == std::variant_size_v<Message>);
   return kNames[m.index()];
 }
@@ -62,8 +65,7 @@ void encode(const Message& m, std::string& out) {
   put_u32(out, start, static_cast<std::uint32_t>(length));
   out[start + 4] = static_cast<char>(kProtocolVersion);
   out[start + 5] = static_cast<char>(m.index());
-  put_u32(out, start + 6,
-          crc32(std::string_view(out).substr(start + kFrameHeaderBytes, length)));
+  put_u32(out, start + 6, crc32(std::string_view(out).substr(start + kFrameHeaderBytes, length)));
 }
 
 std::string encode(const Message& m) {
@@ -81,8 +83,8 @@ DecodeResult decode(std::string_view bytes, std::size_t max_frame) {
     return DecodeError{fmt::format("frame of {} bytes exceeds the limit of {}", length, max_frame)};
   }
   if (version != kProtocolVersion) {
-    return DecodeError{fmt::format("protocol version {} (this side speaks {})", version,
-                                   kProtocolVersion)};
+    return DecodeError{
+        fmt::format("protocol version {} (this side speaks {})", version, kProtocolVersion)};
   }
   if (type >= std::variant_size_v<Message>) {
     return DecodeError{fmt::format("unknown message type {}", type)};

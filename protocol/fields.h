@@ -22,21 +22,22 @@ namespace jc::protocol::detail {
 inline thread_local std::streambuf* t_decoding = nullptr;
 
 inline void check_length(std::uint64_t n) {
-  std::uint64_t left = t_decoding != nullptr
-                           ? static_cast<std::uint64_t>(std::max<std::streamsize>(t_decoding->in_avail(), 0))
-                           : std::numeric_limits<std::uint64_t>::max();
+  std::uint64_t left =
+      t_decoding != nullptr
+          ? static_cast<std::uint64_t>(std::max<std::streamsize>(t_decoding->in_avail(), 0))
+          : std::numeric_limits<std::uint64_t>::max();
   if (n > left) throw std::length_error("length field exceeds the payload");
 }
 
 template <class Archive, class T>
 void field(Archive& ar, T& value) {
-  ar & value;
+  ar& value;
 }
 
 template <class Archive>
 void field(Archive& ar, std::string& s) {
   std::uint64_t n = s.size();
-  ar & n;
+  ar& n;
   if constexpr (Archive::is_loading::value) {
     check_length(n);
     s.resize(n);
@@ -49,7 +50,7 @@ void field(Archive& ar, std::string& s) {
 template <class Archive, class T>
 void field(Archive& ar, std::vector<T>& v) {
   std::uint64_t n = v.size();
-  ar & n;
+  ar& n;
   if constexpr (Archive::is_loading::value) {
     check_length(n);
     v.clear();

@@ -6,13 +6,20 @@ namespace jc::protocol {
 
 std::string_view to_string(JobState s) {
   switch (s) {
-    case JobState::kQueued: return "QUEUED";
-    case JobState::kRunning: return "RUNNING";
-    case JobState::kDone: return "DONE";
-    case JobState::kFailed: return "FAILED";
-    case JobState::kTimeout: return "TIMEOUT";
-    case JobState::kCancelled: return "CANCELLED";
-    case JobState::kUnknown: return "UNKNOWN";
+    case JobState::kQueued:
+      return "QUEUED";
+    case JobState::kRunning:
+      return "RUNNING";
+    case JobState::kDone:
+      return "DONE";
+    case JobState::kFailed:
+      return "FAILED";
+    case JobState::kTimeout:
+      return "TIMEOUT";
+    case JobState::kCancelled:
+      return "CANCELLED";
+    case JobState::kUnknown:
+      return "UNKNOWN";
   }
   return "UNKNOWN";
 }

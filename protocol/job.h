@@ -6,12 +6,13 @@
 // class version.
 #pragma once
 
-#include "protocol/fields.h"
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "protocol/fields.h"
 
 namespace jc::protocol {
 
@@ -92,10 +93,10 @@ struct JobSpec {
   std::string command;     // run: the shell command
   std::string stdin_data;  // run: standard input
   Limits limits;
-  std::string origin;             // node id that accepted it from a client
-  std::int64_t submitted_ms = 0;  // wall clock at the origin
-  std::int32_t priority = 0;      // planned: higher first
-  std::int64_t not_before_ms = 0; // planned: delayed jobs
+  std::string origin;              // node id that accepted it from a client
+  std::int64_t submitted_ms = 0;   // wall clock at the origin
+  std::int32_t priority = 0;       // planned: higher first
+  std::int64_t not_before_ms = 0;  // planned: delayed jobs
   // run: judging. Without cases the command runs once with stdin_data and,
   // when has_expected, its output is compared with `expected`.
   bool has_expected = false;
@@ -176,7 +177,8 @@ struct JobReport {
 
   template <class Archive>
   void serialize(Archive& ar, unsigned) {
-    fields(ar, ticket, state, node, attempts, queue_position, estimated_wait_ms, has_result, result);
+    fields(ar, ticket, state, node, attempts, queue_position, estimated_wait_ms, has_result,
+           result);
   }
 };
 

@@ -147,7 +147,8 @@ struct NodeStats {
 
   template <class A>
   void serialize(A& ar, unsigned) {
-    fields(ar, node_id, address, connected, slots, assigned, running, queued, finished, last_heard_ms);
+    fields(ar, node_id, address, connected, slots, assigned, running, queued, finished,
+           last_heard_ms);
   }
 };
 

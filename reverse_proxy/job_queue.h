@@ -6,9 +6,9 @@
 // `status`) costs O(log n) and not a scan of a million-job queue.
 #pragma once
 
+#include <cstdint>
 #include <ext/pb_ds/assoc_container.hpp>
 #include <ext/pb_ds/tree_policy.hpp>
-#include <cstdint>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -23,7 +23,9 @@ struct QueueKey {
 class JobQueue {
  public:
   void push(const std::string& ticket, QueueKey key) { tree_.insert(entry(ticket, key)); }
-  bool erase(const std::string& ticket, QueueKey key) { return tree_.erase(entry(ticket, key)) > 0; }
+  bool erase(const std::string& ticket, QueueKey key) {
+    return tree_.erase(entry(ticket, key)) > 0;
+  }
   // The next job to dispatch, removed from the queue.
   std::optional<std::string> pop() {
     if (tree_.empty()) return std::nullopt;

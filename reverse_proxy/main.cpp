@@ -2,12 +2,12 @@
 // until SIGTERM or SIGINT.
 #include <fmt/format.h>
 
-#include "net/asio.h"
 #include <cstdio>
 #include <random>
 
 #include "common/config.h"
 #include "common/log.h"
+#include "net/asio.h"
 #include "net/program.h"
 #include "reverse_proxy/proxy_server.h"
 #include "storage/store.h"
@@ -42,8 +42,7 @@ jc::proxy::ProxyConfig load_config(int argc, char** argv) {
   c.core.max_dispatch =
       static_cast<std::size_t>(env_int("MAX_NUM_JOBS_DISPATCH", 100'000, 1, 100'000'000, "jobs"));
   c.core.prefetch = static_cast<std::uint32_t>(env_int("DISPATCH_PREFETCH", 1, 0, 10'000, "jobs"));
-  c.request_result_period_ms =
-      env_int("REQUEST_RESULT_PERIOD", 1000, 1, 3'600'000, "milliseconds");
+  c.request_result_period_ms = env_int("REQUEST_RESULT_PERIOD", 1000, 1, 3'600'000, "milliseconds");
   c.core.max_nodes = static_cast<std::uint32_t>(env_int("MAX_NUM_NODES", 64, 1, 100'000, "nodes"));
   c.core.node_timeout_ms = env_int("NODE_TIMEOUT", 5000, 1, 86'400'000, "milliseconds");
   c.core.max_attempts = static_cast<std::uint32_t>(env_int("MAX_ATTEMPTS", 5, 1, 1000, "attempts"));

@@ -84,8 +84,8 @@ protocol::Welcome ProxyCore::on_hello(const protocol::Hello& hello, const std::s
     return w;
   };
   if (hello.version != protocol::kProtocolVersion) {
-    return refuse(fmt::format("protocol version {} is not {}", hello.version,
-                              protocol::kProtocolVersion));
+    return refuse(
+        fmt::format("protocol version {} is not {}", hello.version, protocol::kProtocolVersion));
   }
   if (!valid_node_id(hello.node_id)) {
     return refuse("node id must be 1 to 64 characters of [A-Za-z0-9._-]");
@@ -94,8 +94,9 @@ protocol::Welcome ProxyCore::on_hello(const protocol::Hello& hello, const std::s
   if (!options_.secret.empty() &&
       (nonce.empty() ||
        !protocol::verify_join_proof(options_.secret, nonce, hello.node_id, hello.auth))) {
-    return refuse(hello.auth.empty() ? "this cluster needs CLUSTER_SECRET and the node gave no proof"
-                                     : "wrong CLUSTER_SECRET proof");
+    return refuse(hello.auth.empty()
+                      ? "this cluster needs CLUSTER_SECRET and the node gave no proof"
+                      : "wrong CLUSTER_SECRET proof");
   }
   auto existing = nodes_.find(hello.node_id);
   if (existing != nodes_.end() && existing->second.connected) {
@@ -134,8 +135,8 @@ void ProxyCore::reconcile(const std::string& node_id, const protocol::Hello& hel
   auto claim = [&](const std::string& t, bool finished) {
     claimed.insert(t);
     auto it = active_.find(t);
-    bool elsewhere = it != active_.end() && it->second.state == JobState::kRunning &&
-                     it->second.node != node_id;
+    bool elsewhere =
+        it != active_.end() && it->second.state == JobState::kRunning && it->second.node != node_id;
     if (it == active_.end() || elsewhere) {
       // A held copy must stop; a finished one's result is offered anyway
       // (the first final result wins).
@@ -178,7 +179,8 @@ void ProxyCore::release_node_jobs(const std::string& node_id, const std::string&
   auto& node = nodes_[node_id];
   std::vector<std::string> jobs(node.held.begin(), node.held.end());
   for (const auto& t : jobs) requeue(t, reason);
-  if (!jobs.empty()) log_->info("requeued node={} jobs={} reason=\"{}\"", node_id, jobs.size(), reason);
+  if (!jobs.empty())
+    log_->info("requeued node={} jobs={} reason=\"{}\"", node_id, jobs.size(), reason);
 }
 
 void ProxyCore::requeue(const std::string& ticket, const std::string& reason) {
@@ -245,7 +247,8 @@ void ProxyCore::on_submit(const std::string& node, const protocol::Submit& m, Ti
   std::unordered_set<std::string> local(m.local.begin(), m.local.end());
   for (const auto& spec : m.jobs) {
     if (!protocol::is_valid_ticket(spec.ticket)) {
-      log_->warn("bad ticket in submit node={} ticket={}", node, protocol::escape_sample(spec.ticket));
+      log_->warn("bad ticket in submit node={} ticket={}", node,
+                 protocol::escape_sample(spec.ticket));
       continue;
     }
     ack.tickets.push_back(spec.ticket);
@@ -296,7 +299,8 @@ void ProxyCore::on_reports(const std::string& node, const std::vector<JobReport>
       accept_result(node, r, ack);
     } else if (r.state == JobState::kUnknown) {
       auto it = active_.find(r.ticket);
-      if (it != active_.end() && it->second.state == JobState::kRunning && it->second.node == node) {
+      if (it != active_.end() && it->second.state == JobState::kRunning &&
+          it->second.node == node) {
         requeue(r.ticket, "node " + node + " does not have it");
       }
     }
@@ -352,8 +356,8 @@ void ProxyCore::finish_job(const std::string& ticket, JobRecord rec,
   staged_.put(notify_key(rec.spec.origin, ticket), "");
   active_.erase(ticket);
   ++finished_total_;
-  log_->debug("finished ticket={} state={} node={} attempt={}", ticket, protocol::to_string(rec.state),
-              rec.result.node, rec.result.attempt);
+  log_->debug("finished ticket={} state={} node={} attempt={}", ticket,
+              protocol::to_string(rec.state), rec.result.node, rec.result.attempt);
   unnotified_[rec.spec.origin].insert(ticket);
   JobReport report;
   report.ticket = ticket;
@@ -429,7 +433,8 @@ JobReport ProxyCore::report_of(const std::string& ticket) const {
     if (r.state == JobState::kQueued) {
       r.queue_position = queue_position(ticket);
       if (finish_rate_ > 0) {
-        r.estimated_wait_ms = static_cast<std::int64_t>((r.queue_position + 1) * 1000.0 / finish_rate_);
+        r.estimated_wait_ms =
+            static_cast<std::int64_t>((r.queue_position + 1) * 1000.0 / finish_rate_);
       }
     }
     return r;
@@ -467,8 +472,8 @@ bool ProxyCore::dispatch(TimeMs now) {
     ids.push_back(id);
     loads.push_back({node.slots, static_cast<std::uint32_t>(node.held.size())});
   }
-  auto plan = plan_dispatch(loads, queue_.size(), options_.max_dispatch, options_.prefetch,
-                            rotation_++);
+  auto plan =
+      plan_dispatch(loads, queue_.size(), options_.max_dispatch, options_.prefetch, rotation_++);
   std::size_t total = 0;
   for (std::size_t i = 0; i < ids.size(); ++i) {
     protocol::Job job;

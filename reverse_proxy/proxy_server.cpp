@@ -20,21 +20,17 @@ ProxyServer::ProxyServer(asio::io_context& io, ProxyConfig config, storage::Stor
       config_(std::move(config)),
       core_(store, config_.core),
       log_(log::get("proxy")),
-      acceptor_(io),
+      listener_(io, log_),
       dispatch_timer_(io),
-      exchange_timer_(io),
-      accept_retry_timer_(io) {}
+      exchange_timer_(io) {}
 
 Status ProxyServer::start() {
   if (Status s = core_.recover(now_ms()); !s.ok()) return s;
-  asio::ip::tcp::endpoint ep(asio::ip::make_address(config_.bind_address), config_.port);
-  acceptor_.open(ep.protocol());
-  acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true));
-  acceptor_.bind(ep);
-  acceptor_.listen(asio::socket_base::max_listen_connections);
-  port_ = acceptor_.local_endpoint().port();
-  log_->info("listening on {}:{} for nodes", config_.bind_address, port_);
-  do_accept();
+  port_ = listener_.listen(
+      config_.bind_address, config_.port, "for nodes",
+      [this](asio::ip::tcp::socket socket, const std::string& address, const std::string& peer) {
+        on_accept(std::move(socket), address, peer);
+      });
   schedule_periodic();
   return Status::Ok();
 }
@@ -43,59 +39,41 @@ void ProxyServer::stop() {
   if (stopping_) return;
   stopping_ = true;
   log_->info("shutting down sessions={}", sessions_.size());
-  error_code ignored;
-  acceptor_.close(ignored);
+  listener_.close();
   dispatch_timer_.cancel();
   exchange_timer_.cancel();
-  accept_retry_timer_.cancel();
   flush();
   for (auto& [id, s] : sessions_) s.conn->close("proxy shutting down");
   sessions_.clear();
   by_node_.clear();
 }
 
-void ProxyServer::do_accept() {
-  acceptor_.async_accept([this](const error_code& ec, asio::ip::tcp::socket socket) {
-    if (stopping_) return;
-    if (ec) {
-      // Out of descriptors, most likely: wait instead of spinning.
-      log_->warn("accept failed: {}", ec.message());
-      accept_retry_timer_.expires_after(milliseconds(100));
-      accept_retry_timer_.async_wait([this](const error_code& e) {
-        if (!e) do_accept();
-      });
-      return;
-    }
-    error_code peer_ec;
-    auto ep = socket.remote_endpoint(peer_ec);
-    std::string address = peer_ec ? "?" : ep.address().to_string();
-    std::string peer = peer_ec ? "?" : fmt::format("{}:{}", address, ep.port());
-    // A stranger on the node port must not use up memory or slots: few
-    // handshakes at a time, fewer still from one address, each with a deadline.
-    std::size_t pending = 0, from_address = 0;
-    for (const auto& [sid, s] : sessions_) {
-      if (!s.node_id.empty()) continue;
-      ++pending;
-      if (s.address == address) ++from_address;
-    }
-    if (pending >= kMaxPendingHandshakes || from_address >= kMaxPendingHandshakesPerAddress) {
-      log_->warn("refused connection peer={} reason=\"{} handshakes pending ({} from this address)\"",
-                 peer, pending, from_address);
-      error_code ignored;
-      socket.close(ignored);
-      do_accept();
-      return;
-    }
-    std::uint64_t id = next_session_++;
-    auto conn = std::make_shared<net::FrameConnection>(std::move(socket), peer,
-                                                       milliseconds(config_.handshake_timeout_ms));
-    std::string nonce = protocol::random_nonce();
-    sessions_[id] = Session{conn, "", nonce, address};
-    conn->start([this, id](protocol::Message&& m) { on_frame(id, std::move(m)); },
-                [this, id](const std::string& reason) { on_session_closed(id, reason); });
-    conn->send(protocol::Challenge{nonce});
-    do_accept();
-  });
+void ProxyServer::on_accept(asio::ip::tcp::socket socket, const std::string& address,
+                            const std::string& peer) {
+  if (stopping_) return;
+  // A stranger on the node port must not use up memory or slots: few
+  // handshakes at a time, fewer still from one address, each with a deadline.
+  std::size_t pending = 0, from_address = 0;
+  for (const auto& [sid, s] : sessions_) {
+    if (!s.node_id.empty()) continue;
+    ++pending;
+    if (s.address == address) ++from_address;
+  }
+  if (pending >= kMaxPendingHandshakes || from_address >= kMaxPendingHandshakesPerAddress) {
+    log_->warn("refused connection peer={} reason=\"{} handshakes pending ({} from this address)\"",
+               peer, pending, from_address);
+    error_code ignored;
+    socket.close(ignored);
+    return;
+  }
+  std::uint64_t id = next_session_++;
+  auto conn = std::make_shared<net::FrameConnection>(std::move(socket), peer,
+                                                     milliseconds(config_.handshake_timeout_ms));
+  std::string nonce = protocol::random_nonce();
+  sessions_[id] = Session{conn, "", nonce, address};
+  conn->start([this, id](protocol::Message&& m) { on_frame(id, std::move(m)); },
+              [this, id](const std::string& reason) { on_session_closed(id, reason); });
+  conn->send(protocol::Challenge{nonce});
 }
 
 void ProxyServer::on_frame(std::uint64_t id, protocol::Message&& m) {

@@ -4,12 +4,13 @@
 // Everything runs on one io_context thread.
 #pragma once
 
-#include "net/asio.h"
 #include <memory>
 #include <string>
 #include <unordered_map>
 
+#include "net/asio.h"
 #include "net/frame_connection.h"
+#include "net/listener.h"
 #include "reverse_proxy/proxy_core.h"
 
 namespace jc::proxy {
@@ -41,7 +42,8 @@ class ProxyServer {
     std::string address;  // the peer's IP, for the per-address handshake limit
   };
 
-  void do_accept();
+  void on_accept(boost::asio::ip::tcp::socket socket, const std::string& address,
+                 const std::string& peer);
   void on_frame(std::uint64_t id, protocol::Message&& m);
   void on_session_closed(std::uint64_t id, const std::string& reason);
   void kick_dispatch();
@@ -54,10 +56,9 @@ class ProxyServer {
   ProxyConfig config_;
   ProxyCore core_;
   std::shared_ptr<spdlog::logger> log_;
-  boost::asio::ip::tcp::acceptor acceptor_;
+  net::Listener listener_;
   boost::asio::steady_timer dispatch_timer_;
   boost::asio::steady_timer exchange_timer_;
-  boost::asio::steady_timer accept_retry_timer_;
   std::unordered_map<std::uint64_t, Session> sessions_;
   std::unordered_map<std::string, std::uint64_t> by_node_;
   std::uint64_t next_session_ = 1;

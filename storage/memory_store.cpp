@@ -4,8 +4,7 @@
 
 namespace jc::storage {
 
-std::vector<std::pair<std::string, std::string>>::iterator MemoryStore::find(
-    std::string_view key) {
+std::vector<std::pair<std::string, std::string>>::iterator MemoryStore::find(std::string_view key) {
   return std::lower_bound(data_.begin(), data_.end(), key,
                           [](const auto& kv, std::string_view k) { return kv.first < k; });
 }

@@ -60,9 +60,13 @@ __attribute__((format(printf, 1, 2))) void say(const char* fmt, ...) {
   std::fflush(stdout);
 }
 
-std::string tail(const std::string& s, std::size_t n) { return s.size() > n ? s.substr(s.size() - n) : s; }
+std::string tail(const std::string& s, std::size_t n) {
+  return s.size() > n ? s.substr(s.size() - n) : s;
+}
 
-bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
+bool starts_with(const std::string& s, const std::string& prefix) {
+  return s.rfind(prefix, 0) == 0;
+}
 
 // Sleeps until `until` or until `stop` is set, in short steps.
 void sleep_until_or(Clock::time_point until, const std::atomic<bool>& stop) {
@@ -122,7 +126,8 @@ void client_thread(int index, const Options& opt, const std::vector<std::uint16_
         ++stats.connections;
         std::string lines;
         for (int ms : jobs) {
-          lines += pick_form(rng) ? std::to_string(ms) + "\n" : "sleep " + std::to_string(ms) + "\n";
+          lines +=
+              pick_form(rng) ? std::to_string(ms) + "\n" : "sleep " + std::to_string(ms) + "\n";
         }
         if (c.send(lines)) {
           stats.submitted += batch;
@@ -222,8 +227,8 @@ void chaos_thread(const Options& opt, Cluster& cluster, Clock::time_point end,
         int target = pick_stop_target(rng);
         int ms = pick_stop_ms(rng);
         Process& p = target < 0 ? cluster.proxy() : cluster.node(static_cast<std::size_t>(target));
-        say("chaos: SIGSTOP %s for %d ms", target < 0 ? "the proxy" : cluster.node_id(target).c_str(),
-            ms);
+        say("chaos: SIGSTOP %s for %d ms",
+            target < 0 ? "the proxy" : cluster.node_id(target).c_str(), ms);
         (target < 0 ? counts.proxy_stops : counts.node_stops)++;
         p.signal(SIGSTOP);
         std::this_thread::sleep_for(std::chrono::milliseconds(ms));
@@ -250,17 +255,20 @@ std::optional<std::size_t> colon_count(const std::string& head) {
 // One client connection per node, reconnected on failure.
 class Connections {
  public:
-  explicit Connections(std::vector<std::uint16_t> ports) : ports_(std::move(ports)), clients_(ports_.size()) {}
+  explicit Connections(std::vector<std::uint16_t> ports)
+      : ports_(std::move(ports)), clients_(ports_.size()) {}
 
   Client& get(std::size_t i) {
-    if (!clients_[i] || !clients_[i]->connected()) clients_[i] = std::make_unique<Client>(ports_[i], 5s);
+    if (!clients_[i] || !clients_[i]->connected())
+      clients_[i] = std::make_unique<Client>(ports_[i], 5s);
     return *clients_[i];
   }
   void drop(std::size_t i) { clients_[i].reset(); }
 
   // Sends `cmd`, returns the reply's first line, or nullopt on a failure
   // (the connection is dropped, so the next call reconnects).
-  std::optional<std::string> ask(std::size_t i, const std::string& cmd, std::chrono::milliseconds timeout) {
+  std::optional<std::string> ask(std::size_t i, const std::string& cmd,
+                                 std::chrono::milliseconds timeout) {
     Client& c = get(i);
     if (!c.connected() || !c.send(cmd + "\n")) {
       drop(i);
@@ -315,7 +323,8 @@ int run(const Options& opt) {
                     {"LOG_LEVEL", level}};
   copt.node_env = {{"LOG_LEVEL", level}};
   // Extra settings for experiments, e.g. CHAOS_NODE_ENV=PROXY_GRACE_PERIOD=500,INFO_PERIOD=200.
-  for (auto [var, env] : {std::pair{"CHAOS_PROXY_ENV", &copt.proxy_env}, std::pair{"CHAOS_NODE_ENV", &copt.node_env}}) {
+  for (auto [var, env] : {std::pair{"CHAOS_PROXY_ENV", &copt.proxy_env},
+                          std::pair{"CHAOS_NODE_ENV", &copt.node_env}}) {
     const char* extra = std::getenv(var);
     std::string list = extra ? extra : "";
     std::size_t pos = 0;
@@ -421,10 +430,12 @@ int run(const Options& opt) {
         }
         if (known) {
           ++stuck;
-          problems.push_back("STUCK " + ticket + " (submitted to " + cluster.node_id(origin) + "):" + states);
+          problems.push_back("STUCK " + ticket + " (submitted to " + cluster.node_id(origin) +
+                             "):" + states);
         } else {
           ++lost;
-          problems.push_back("LOST " + ticket + " (submitted to " + cluster.node_id(origin) + "):" + states);
+          problems.push_back("LOST " + ticket + " (submitted to " + cluster.node_id(origin) +
+                             "):" + states);
         }
         continue;
       }
@@ -449,8 +460,9 @@ int run(const Options& opt) {
             15s, 200ms);
         if (!other || *other != result) {
           ++mismatched;
-          problems.push_back("MISMATCH " + ticket + ": " + cluster.node_id(via) + " says '" + result +
-                             "' but " + cluster.node_id(i) + " says '" + other.value_or("(no reply)") + "'");
+          problems.push_back("MISMATCH " + ticket + ": " + cluster.node_id(via) + " says '" +
+                             result + "' but " + cluster.node_id(i) + " says '" +
+                             other.value_or("(no reply)") + "'");
           break;
         }
       }
@@ -480,7 +492,11 @@ int run(const Options& opt) {
               auto sp1 = l.find(' ');
               auto sp2 = l.find(' ', sp1 + 1);
               std::string t = l.substr(0, sp1);
-              std::string state = sp1 == std::string::npos ? "" : l.substr(sp1 + 1, sp2 == std::string::npos ? std::string::npos : sp2 - sp1 - 1);
+              std::string state =
+                  sp1 == std::string::npos
+                      ? ""
+                      : l.substr(sp1 + 1,
+                                 sp2 == std::string::npos ? std::string::npos : sp2 - sp1 - 1);
               seen.insert(t);
               if (tickets.count(t) && !is_final_state(state)) ++nonfinal;
             }
@@ -503,7 +519,8 @@ int run(const Options& opt) {
 
     revive_dead(cluster, counts);  // a crash during the checks counts too
     int stops = counts.node_stops + counts.proxy_stops;
-    bool reruns_unexplained = reruns > 0 && counts.node_kills == 0 && counts.proxy_kills == 0 && stops == 0;
+    bool reruns_unexplained =
+        reruns > 0 && counts.node_kills == 0 && counts.proxy_kills == 0 && stops == 0;
     if (reruns_unexplained) problems.push_back("RERUNS without any kill or stop");
     if (accepted.duplicates() > 0) {
       problems.push_back("DUPLICATE tickets handed out: " + std::to_string(accepted.duplicates()));
@@ -511,8 +528,8 @@ int run(const Options& opt) {
     for (const auto& p : problems) say("%s", p.c_str());
     say("chaos actions: node_kills=%d proxy_kills=%d node_stops=%d proxy_stops=%d nothing=%d "
         "crashes=%d restart_retries=%d",
-        counts.node_kills, counts.proxy_kills, counts.node_stops, counts.proxy_stops, counts.nothing,
-        counts.crashes, counts.restart_retries);
+        counts.node_kills, counts.proxy_kills, counts.node_stops, counts.proxy_stops,
+        counts.nothing, counts.crashes, counts.restart_retries);
     ok = lost == 0 && mismatched == 0 && stuck == 0 && gave_up == 0 && bad == 0 && unlisted == 0 &&
          getall_ok && counts.crashes == 0 && !reruns_unexplained && accepted.duplicates() == 0;
     std::printf(

@@ -51,7 +51,8 @@ TEST_CASE("a bad environment value exits 2 naming the variable, the value and wh
   CHECK(n.output.find("NODE_SLOTS must be a positive integer") != std::string::npos);
   auto l = run("cluster_node", {"127.0.0.1", "8080"}, {{"LOG_LEVEL", "loud"}});
   CHECK(l.code == 2);
-  CHECK(l.output.find("LOG_LEVEL must be one of error, warn, info, debug, got 'loud'") != std::string::npos);
+  CHECK(l.output.find("LOG_LEVEL must be one of error, warn, info, debug, got 'loud'") !=
+        std::string::npos);
 }
 
 TEST_CASE("bad arguments exit 2") {

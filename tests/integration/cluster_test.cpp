@@ -1,10 +1,10 @@
 // End-to-end behaviour of a healthy cluster: real binaries on loopback.
+#include "tests/support/cluster.h"
+
 #include <doctest/doctest.h>
 
 #include <map>
 #include <set>
-
-#include "tests/support/cluster.h"
 
 using namespace jc::test;
 

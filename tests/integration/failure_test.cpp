@@ -30,7 +30,8 @@ void check_all_finished_once(Cluster& cluster, const std::vector<std::string>& t
 
 int count_in(const std::string& text, const std::string& needle) {
   int n = 0;
-  for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) ++n;
+  for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1))
+    ++n;
   return n;
 }
 
@@ -43,7 +44,8 @@ TEST_CASE("kill -9 of a node running jobs: they finish elsewhere, exactly one re
   auto tickets = submit_many(a, 30, 400);
   REQUIRE(tickets.size() == 30);
   // Wait until the victim really runs something.
-  REQUIRE(eventually([&] { return count_in(cluster.node(1).log_since_start(), "start ticket=") >= 1; }, 10s));
+  REQUIRE(eventually(
+      [&] { return count_in(cluster.node(1).log_since_start(), "start ticket=") >= 1; }, 10s));
   cluster.node(1).kill_hard();
   cluster.restart_node(1, false);
   check_all_finished_once(cluster, tickets);
@@ -70,7 +72,8 @@ TEST_CASE("kill -9 of the proxy: nodes keep accepting, and after its restart eve
   Client a(cluster.node_port(0)), b(cluster.node_port(1));
   auto tickets = submit_many(a, 30, 200);
   REQUIRE(tickets.size() == 30);
-  REQUIRE(eventually([&] { return count_in(cluster.proxy().log_since_start(), "dispatch node=") >= 2; }, 10s));
+  REQUIRE(eventually(
+      [&] { return count_in(cluster.proxy().log_since_start(), "dispatch node=") >= 2; }, 10s));
   cluster.proxy().kill_hard();
   // While the proxy is away, submits still get tickets.
   auto more = submit_many(b, 10, 50);
@@ -93,7 +96,8 @@ TEST_CASE("a node restarted with SIGTERM finishes what it held") {
   check_all_finished_once(cluster, tickets);
 }
 
-TEST_CASE("without the proxy past PROXY_GRACE_PERIOD a node runs its own jobs; the proxy adopts them") {
+TEST_CASE(
+    "without the proxy past PROXY_GRACE_PERIOD a node runs its own jobs; the proxy adopts them") {
   Cluster cluster({.nodes = 2, .slots = 2, .node_env = {{"PROXY_GRACE_PERIOD", "1500"}}});
   REQUIRE(cluster.wait_nodes_up(2));
   cluster.proxy().kill_hard();
@@ -119,11 +123,15 @@ TEST_CASE("without the proxy past PROXY_GRACE_PERIOD a node runs its own jobs; t
   CHECK(log.find("dispatch node=") == std::string::npos);
 }
 
-TEST_CASE("a node that lost the proxy's acknowledgement and ran its jobs alone shows the proxy's results") {
+TEST_CASE(
+    "a node that lost the proxy's acknowledgement and ran its jobs alone shows the proxy's "
+    "results") {
   // Killed right after giving tickets, a node may not have applied the
   // proxy's ACK; back with the proxy away past PROXY_GRACE_PERIOD it runs
   // those jobs itself although the proxy had them (and ran them) already.
-  Cluster cluster({.nodes = 2, .slots = 2, .proxy_env = {{"NODE_TIMEOUT", "2000"}},
+  Cluster cluster({.nodes = 2,
+                   .slots = 2,
+                   .proxy_env = {{"NODE_TIMEOUT", "2000"}},
                    .node_env = {{"PROXY_GRACE_PERIOD", "300"}}});
   REQUIRE(cluster.wait_nodes_up(2));
   std::vector<std::string> tickets;
@@ -143,16 +151,21 @@ TEST_CASE("a node that lost the proxy's acknowledgement and ran its jobs alone s
   cluster.restart_node(0, false);
   // Let it run alone what it claimed, to the end, before the proxy is back.
   std::size_t claimed = 0;
-  REQUIRE(eventually([&] {
-    std::string log = cluster.node(0).log_since_start();
-    auto pos = log.find("own queued jobs here count=");
-    if (pos == std::string::npos) return false;
-    claimed = std::stoul(log.substr(pos + 27));
-    return true;
-  }, 10s));
-  CHECK(eventually([&] {
-    return count_in(cluster.node(0).log_since_start(), "finished ticket=") >= static_cast<int>(claimed);
-  }, 30s));
+  REQUIRE(eventually(
+      [&] {
+        std::string log = cluster.node(0).log_since_start();
+        auto pos = log.find("own queued jobs here count=");
+        if (pos == std::string::npos) return false;
+        claimed = std::stoul(log.substr(pos + 27));
+        return true;
+      },
+      10s));
+  CHECK(eventually(
+      [&] {
+        return count_in(cluster.node(0).log_since_start(), "finished ticket=") >=
+               static_cast<int>(claimed);
+      },
+      30s));
   cluster.proxy().signal(SIGCONT);
   REQUIRE(cluster.wait_nodes_up(2, 30s));
   Client a(cluster.node_port(0));
@@ -182,21 +195,25 @@ TEST_CASE("a job whose node keeps dying ends FAILED after MAX_ATTEMPTS, naming i
   std::set<std::string> victims;
   for (int round = 0; round < 2; ++round) {
     std::string runner;
-    REQUIRE(eventually([&] {
-      std::string s = ask("status " + t);
-      auto pos = s.find(" RUNNING node=");
-      if (pos == std::string::npos) return false;
-      runner = s.substr(pos + 14, s.find(' ', pos + 14) - pos - 14);
-      return !victims.count(runner);
-    }, 15s, 50ms));
+    REQUIRE(eventually(
+        [&] {
+          std::string s = ask("status " + t);
+          auto pos = s.find(" RUNNING node=");
+          if (pos == std::string::npos) return false;
+          runner = s.substr(pos + 14, s.find(' ', pos + 14) - pos - 14);
+          return !victims.count(runner);
+        },
+        15s, 50ms));
     victims.insert(runner);
     cluster.node(static_cast<std::size_t>(std::stoi(runner.substr(1)) - 1)).kill_hard();
   }
   std::string r;
-  CHECK(eventually([&] {
-    r = ask("r" + t);
-    return r.rfind("Result: ", 0) == 0;
-  }, 15s, 50ms));
+  CHECK(eventually(
+      [&] {
+        r = ask("r" + t);
+        return r.rfind("Result: ", 0) == 0;
+      },
+      15s, 50ms));
   INFO(r);
   CHECK(r.rfind("Result: FAILED gave up after 2 attempts on nodes ", 0) == 0);
   for (const auto& v : victims) CHECK(r.find(v) != std::string::npos);

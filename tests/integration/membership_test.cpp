@@ -10,27 +10,36 @@ using namespace jc::test;
 namespace {
 int count_in(const std::string& text, const std::string& needle) {
   int n = 0;
-  for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) ++n;
+  for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1))
+    ++n;
   return n;
 }
 }  // namespace
 
-TEST_CASE("CLUSTER_SECRET: a node with the secret joins, one without or with a wrong one is refused") {
-  Cluster cluster({.nodes = 1, .slots = 2, .proxy_env = {{"CLUSTER_SECRET", "s3cret"}},
+TEST_CASE(
+    "CLUSTER_SECRET: a node with the secret joins, one without or with a wrong one is refused") {
+  Cluster cluster({.nodes = 1,
+                   .slots = 2,
+                   .proxy_env = {{"CLUSTER_SECRET", "s3cret"}},
                    .node_env = {{"CLUSTER_SECRET", "s3cret"}}});
   REQUIRE(cluster.wait_nodes_up(1));
   cluster.add_node({{"CLUSTER_SECRET", "wrong"}});
   cluster.add_node({{"CLUSTER_SECRET", ""}});
-  CHECK(eventually([&] {
-    std::string log = cluster.proxy().log_since_start();
-    return log.find("refused node=n2") != std::string::npos &&
-           log.find("wrong CLUSTER_SECRET proof") != std::string::npos &&
-           log.find("refused node=n3") != std::string::npos &&
-           log.find("gave no proof") != std::string::npos;
-  }, 10s));
-  CHECK(eventually([&] {
-    return cluster.node(1).log_since_start().find("proxy refused this node") != std::string::npos;
-  }, 10s));
+  CHECK(eventually(
+      [&] {
+        std::string log = cluster.proxy().log_since_start();
+        return log.find("refused node=n2") != std::string::npos &&
+               log.find("wrong CLUSTER_SECRET proof") != std::string::npos &&
+               log.find("refused node=n3") != std::string::npos &&
+               log.find("gave no proof") != std::string::npos;
+      },
+      10s));
+  CHECK(eventually(
+      [&] {
+        return cluster.node(1).log_since_start().find("proxy refused this node") !=
+               std::string::npos;
+      },
+      10s));
   // Jobs submitted through a refused node are kept, and run on the member.
   Client outsider(cluster.node_port(1));
   std::string t = submit(outsider, 10);
@@ -58,9 +67,11 @@ TEST_CASE("a stranger on the node port: garbage, and many idle handshakes, do no
   }
   std::vector<std::unique_ptr<Client>> idle;
   for (int i = 0; i < 40; ++i) idle.push_back(std::make_unique<Client>(cluster.proxy_port()));
-  CHECK(eventually([&] {
-    return cluster.proxy().log_since_start().find("handshakes pending") != std::string::npos;
-  }, 5s));
+  CHECK(eventually(
+      [&] {
+        return cluster.proxy().log_since_start().find("handshakes pending") != std::string::npos;
+      },
+      5s));
   // The member keeps working through all of it.
   Client c(cluster.node_port(0));
   std::string t = submit(c, 5);

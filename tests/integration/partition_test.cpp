@@ -25,16 +25,19 @@ bool sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").
 
 class Network {
  public:
-  Network() : tag_("jcp" + std::to_string(getpid() % 100000)), subnet_(std::to_string(getpid() % 200 + 20)) {}
+  Network()
+      : tag_("jcp" + std::to_string(getpid() % 100000)),
+        subnet_(std::to_string(getpid() % 200 + 20)) {}
   ~Network() {
     for (const auto& h : hosts_) sh("ip netns del " + ns(h));
     sh("ip netns del " + ns("sw"));
   }
   std::string ns(const std::string& host) const { return tag_ + "-" + host; }
-  std::string address(std::size_t i) const { return "10.250." + subnet_ + "." + std::to_string(i + 1); }
+  std::string address(std::size_t i) const {
+    return "10.250." + subnet_ + "." + std::to_string(i + 1);
+  }
   bool create(const std::vector<std::string>& hosts) {
-    if (!sh("ip netns add " + ns("sw")) ||
-        !sh("ip -n " + ns("sw") + " link add br0 type bridge") ||
+    if (!sh("ip netns add " + ns("sw")) || !sh("ip -n " + ns("sw") + " link add br0 type bridge") ||
         !sh("ip -n " + ns("sw") + " link set br0 up")) {
       return false;
     }
@@ -42,9 +45,9 @@ class Network {
       hosts_.push_back(hosts[i]);
       std::string host = ns(hosts[i]);
       std::string port = "b" + std::to_string(i);
-      bool ok = sh("ip netns add " + host) &&
-                sh("ip -n " + host + " link set lo up") &&
-                sh("ip -n " + host + " link add eth0 type veth peer name " + port + " netns " + ns("sw")) &&
+      bool ok = sh("ip netns add " + host) && sh("ip -n " + host + " link set lo up") &&
+                sh("ip -n " + host + " link add eth0 type veth peer name " + port + " netns " +
+                   ns("sw")) &&
                 sh("ip -n " + host + " addr add " + address(i) + "/24 dev eth0") &&
                 sh("ip -n " + host + " link set eth0 up") &&
                 sh("ip -n " + ns("sw") + " link set " + port + " master br0") &&
@@ -63,9 +66,9 @@ class Network {
   std::vector<std::string> hosts_;
 };
 
-std::unique_ptr<Process> start_in(const Network& net, const std::string& host, const std::string& bin,
-                                  std::vector<std::string> args, std::map<std::string, std::string> env,
-                                  const std::string& dir) {
+std::unique_ptr<Process> start_in(const Network& net, const std::string& host,
+                                  const std::string& bin, std::vector<std::string> args,
+                                  std::map<std::string, std::string> env, const std::string& dir) {
   std::vector<std::string> full{"netns", "exec", net.ns(host), std::string(JC_BIN_DIR) + "/" + bin};
   full.insert(full.end(), args.begin(), args.end());
   env["DATA_DIR"] = dir + "/" + host;
@@ -77,7 +80,9 @@ std::unique_ptr<Process> start_in(const Network& net, const std::string& host, c
 
 }  // namespace
 
-TEST_CASE("partition: a node cut off past NODE_TIMEOUT loses its jobs to others; after healing, one result each") {
+TEST_CASE(
+    "partition: a node cut off past NODE_TIMEOUT loses its jobs to others; after healing, one "
+    "result each") {
   if (geteuid() != 0 || !sh("ip netns list")) {
     MESSAGE("skipped: needs root and `ip netns` to build separate hosts");
     return;
@@ -88,16 +93,19 @@ TEST_CASE("partition: a node cut off past NODE_TIMEOUT loses its jobs to others;
     MESSAGE("skipped: could not create network namespaces and veth links here");
     return;
   }
-  std::string dir = (std::filesystem::temp_directory_path() / ("jc-partition-" + std::to_string(getpid()))).string();
+  std::string dir =
+      (std::filesystem::temp_directory_path() / ("jc-partition-" + std::to_string(getpid())))
+          .string();
   std::filesystem::create_directories(dir);
   auto proxy = start_in(net, "proxy", "reverse_proxy", {"8080"},
                         {{"NODE_TIMEOUT", "1500"}, {"REQUEST_RESULT_PERIOD", "300"}}, dir);
   REQUIRE(proxy->wait_listening("for nodes") == 8080);
   std::vector<std::unique_ptr<Process>> nodes;
   for (int i = 1; i <= 3; ++i) {
-    nodes.push_back(start_in(net, "n" + std::to_string(i), "cluster_node", {net.address(0), "8080"},
-                             {{"NODE_ID", "n" + std::to_string(i)}, {"NODE_SLOTS", "2"},
-                              {"PROXY_GRACE_PERIOD", "0"}}, dir));
+    nodes.push_back(start_in(
+        net, "n" + std::to_string(i), "cluster_node", {net.address(0), "8080"},
+        {{"NODE_ID", "n" + std::to_string(i)}, {"NODE_SLOTS", "2"}, {"PROXY_GRACE_PERIOD", "0"}},
+        dir));
     REQUIRE(nodes.back()->wait_listening("for clients") == 9000);
   }
   // The test's client lives on its own host: this thread enters its namespace.
@@ -109,25 +117,35 @@ TEST_CASE("partition: a node cut off past NODE_TIMEOUT loses its jobs to others;
     close(fd);
     auto node_addr = [&](int i) { return net.address(static_cast<std::size_t>(i)); };
     Client n1(9000, 10s, node_addr(1)), n2(9000, 10s, node_addr(2)), n3(9000, 10s, node_addr(3));
-    REQUIRE(eventually([&] {
-      auto s = n1.multi("stats");
-      return s.size() > 1 && s[1].find("nodes_up=3") != std::string::npos;
-    }, 15s, 100ms));
+    REQUIRE(eventually(
+        [&] {
+          auto s = n1.multi("stats");
+          return s.size() > 1 && s[1].find("nodes_up=3") != std::string::npos;
+        },
+        15s, 100ms));
     std::vector<std::string> tickets;
     for (int i = 0; i < 24; ++i) tickets.push_back(submit(i % 2 ? n1 : n3, 1500));
     for (const auto& t : tickets) REQUIRE(!t.empty());
     // Wait until n2 runs some of them, then cut it off.
-    REQUIRE(eventually([&] { return nodes[1]->log_since_start().find("start ticket=") != std::string::npos; }, 10s));
+    REQUIRE(eventually(
+        [&] { return nodes[1]->log_since_start().find("start ticket=") != std::string::npos; },
+        10s));
     REQUIRE(net.cut(2, true));
-    CHECK(eventually([&] { return proxy->log_since_start().find("node left node=n2") != std::string::npos; }, 10s));
-    CHECK(eventually([&] { return proxy->log_since_start().find("requeued node=n2") != std::string::npos; }, 10s));
+    CHECK(eventually(
+        [&] { return proxy->log_since_start().find("node left node=n2") != std::string::npos; },
+        10s));
+    CHECK(eventually(
+        [&] { return proxy->log_since_start().find("requeued node=n2") != std::string::npos; },
+        10s));
     // Jobs submitted during the partition through the healthy side.
     for (int i = 0; i < 6; ++i) tickets.push_back(submit(n3, 100));
     REQUIRE(net.cut(2, false));
-    CHECK(eventually([&] {
-      auto s = n1.multi("stats");
-      return s.size() > 1 && s[1].find("nodes_up=3") != std::string::npos;
-    }, 20s, 100ms));
+    CHECK(eventually(
+        [&] {
+          auto s = n1.multi("stats");
+          return s.size() > 1 && s[1].find("nodes_up=3") != std::string::npos;
+        },
+        20s, 100ms));
     for (const auto& t : tickets) {
       std::string r = wait_result(n1, t, 60s);
       REQUIRE_MESSAGE(!r.empty(), "no result for " << t);

@@ -228,8 +228,10 @@ TEST_CASE("cancel: a queued job and a running one, across nodes") {
   Client a(cluster.node_port(0)), b(cluster.node_port(1));
   // Two slots and one prefetch each: four are held by nodes, the fifth queues at the proxy.
   std::vector<std::string> t;
-  for (int i = 0; i < 5; ++i) t.push_back(submit_run(a, "run --timeout 60000 echo $$; exec sleep 60"));
-  REQUIRE(eventually([&] { return b.command("status " + t[4]).find(" QUEUED ") != std::string::npos; }, 10s));
+  for (int i = 0; i < 5; ++i)
+    t.push_back(submit_run(a, "run --timeout 60000 echo $$; exec sleep 60"));
+  REQUIRE(eventually(
+      [&] { return b.command("status " + t[4]).find(" QUEUED ") != std::string::npos; }, 10s));
   CHECK(b.command("cancel " + t[4]) == "OK cancelled " + t[4]);
   a.send("r" + t[4] + "\n");
   auto queued = read_run_result(a);
@@ -237,8 +239,10 @@ TEST_CASE("cancel: a queued job and a running one, across nodes") {
   CHECK(queued.state == "CANCELLED");
   CHECK(queued.facts["verdict"] == "CANCELLED");
   // Running: cancelled through the other node, killed where it runs.
-  REQUIRE(eventually([&] { return a.command("status " + t[0]).find(" RUNNING ") != std::string::npos; }, 10s));
-  CHECK(b.command("cancel " + t[0]).rfind("OK cancelling " + t[0] + ": killing it on node n", 0) == 0);
+  REQUIRE(eventually(
+      [&] { return a.command("status " + t[0]).find(" RUNNING ") != std::string::npos; }, 10s));
+  CHECK(b.command("cancel " + t[0]).rfind("OK cancelling " + t[0] + ": killing it on node n", 0) ==
+        0);
   b.send("wait " + t[0] + " 10\n");
   auto r = read_run_result(b, 15s);
   REQUIRE(r.ok);

@@ -58,7 +58,8 @@ bool Client::send(std::string_view bytes) {
 
 bool Client::fill(std::chrono::steady_clock::time_point deadline) {
   if (fd_ < 0) return false;
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
   if (left <= 0) return false;
   pollfd p{fd_, POLLIN, 0};
   int r = ::poll(&p, 1, static_cast<int>(left));

@@ -14,7 +14,8 @@ namespace jc::test {
 class Client {
  public:
   // Connects to host:port (an IPv4 address), retrying until the deadline.
-  explicit Client(std::uint16_t port, std::chrono::milliseconds connect_timeout = std::chrono::seconds(10),
+  explicit Client(std::uint16_t port,
+                  std::chrono::milliseconds connect_timeout = std::chrono::seconds(10),
                   const std::string& host = "127.0.0.1");
   ~Client();
   Client(const Client&) = delete;

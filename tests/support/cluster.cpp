@@ -20,7 +20,8 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
                                      std::vector<std::string>{"0"}, env, dir_ + "/proxy.log");
   proxy_->start();
   proxy_port_ = proxy_->wait_listening("for nodes");
-  if (proxy_port_ == 0) throw std::runtime_error("proxy did not start: " + proxy_->log_since_start());
+  if (proxy_port_ == 0)
+    throw std::runtime_error("proxy did not start: " + proxy_->log_since_start());
   for (int i = 0; i < options_.nodes; ++i) add_node();
 }
 
@@ -43,10 +44,10 @@ std::size_t Cluster::add_node(std::map<std::string, std::string> extra_env) {
   env.emplace("DATA_DIR", dir_ + "/" + node_id(i));
   env.emplace("CLIENT_PORT", "0");
   env.emplace("LOG_LEVEL", "debug");
-  nodes_.push_back(std::make_unique<Process>(
-      std::string(JC_BIN_DIR) + "/cluster_node",
-      std::vector<std::string>{"127.0.0.1", std::to_string(proxy_port_)}, env,
-      dir_ + "/" + node_id(i) + ".log"));
+  nodes_.push_back(
+      std::make_unique<Process>(std::string(JC_BIN_DIR) + "/cluster_node",
+                                std::vector<std::string>{"127.0.0.1", std::to_string(proxy_port_)},
+                                env, dir_ + "/" + node_id(i) + ".log"));
   node_ports_.push_back(0);
   start_node(i);
   return i;
@@ -117,8 +118,7 @@ std::vector<std::string> submit_many(Client& client, int count, int ms) {
 std::string wait_result(Client& client, const std::string& ticket,
                         std::chrono::milliseconds timeout) {
   auto secs = std::chrono::duration_cast<std::chrono::seconds>(timeout).count();
-  std::string reply =
-      client.command("wait " + ticket + " " + std::to_string(secs), timeout + 5s);
+  std::string reply = client.command("wait " + ticket + " " + std::to_string(secs), timeout + 5s);
   return reply.rfind("Result: ", 0) == 0 ? reply : "";
 }
 

@@ -16,14 +16,17 @@ namespace jc::test {
 
 Process::Process(std::string binary, std::vector<std::string> args,
                  std::map<std::string, std::string> env, std::string log_path)
-    : binary_(std::move(binary)), args_(std::move(args)), env_(std::move(env)),
+    : binary_(std::move(binary)),
+      args_(std::move(args)),
+      env_(std::move(env)),
       log_path_(std::move(log_path)) {}
 
 Process::~Process() { kill_hard(); }
 
 void Process::start() {
   std::error_code ec;
-  log_offset_ = std::filesystem::exists(log_path_, ec) ? std::filesystem::file_size(log_path_, ec) : 0;
+  log_offset_ =
+      std::filesystem::exists(log_path_, ec) ? std::filesystem::file_size(log_path_, ec) : 0;
   std::vector<std::string> env_strings;
   for (char** e = environ; *e != nullptr; ++e) {
     std::string kv = *e;
@@ -99,7 +102,8 @@ std::string Process::log_since_start() const {
   return log_offset_ < all.size() ? all.substr(log_offset_) : std::string();
 }
 
-std::uint16_t Process::wait_listening(const std::string& marker, std::chrono::milliseconds timeout) {
+std::uint16_t Process::wait_listening(const std::string& marker,
+                                      std::chrono::milliseconds timeout) {
   static const std::regex kListening("listening on [^ ]*:([0-9]+)");
   std::uint16_t port = 0;
   eventually(

@@ -4,10 +4,9 @@
 // made while a decode runs.
 #include <doctest/doctest.h>
 
+#include <boost/crc.hpp>
 #include <cstdlib>
 #include <new>
-
-#include <boost/crc.hpp>
 
 #include "protocol/codec.h"
 
@@ -28,7 +27,9 @@ namespace jc::protocol {
 namespace {
 
 std::uint32_t be32(std::string_view b, std::size_t at) {
-  auto u = [&](std::size_t i) { return static_cast<std::uint32_t>(static_cast<unsigned char>(b[at + i])); };
+  auto u = [&](std::size_t i) {
+    return static_cast<std::uint32_t>(static_cast<unsigned char>(b[at + i]));
+  };
   return (u(0) << 24) | (u(1) << 16) | (u(2) << 8) | u(3);
 }
 

@@ -1,4 +1,6 @@
 // Unit tests of reverse_proxy/balancer.h: the dispatch plan of one round.
+#include "reverse_proxy/balancer.h"
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -6,8 +8,6 @@
 #include <random>
 #include <set>
 #include <vector>
-
-#include "reverse_proxy/balancer.h"
 
 namespace jc::proxy {
 namespace {
@@ -132,7 +132,8 @@ TEST_CASE("balancer: rotation changes which node gets the odd job") {
   for (std::size_t rot = 0; rot < 3; ++rot) {
     auto plan = plan_dispatch(nodes, 1, 1000, 1, rot);
     REQUIRE(sum(plan) == 1);
-    winners.insert(static_cast<std::size_t>(std::find(plan.begin(), plan.end(), 1u) - plan.begin()));
+    winners.insert(
+        static_cast<std::size_t>(std::find(plan.begin(), plan.end(), 1u) - plan.begin()));
   }
   CHECK(winners.size() == 3);
   // The same rotation gives the same plan.

@@ -1,4 +1,6 @@
 // Unit tests of protocol/codec.h: framing, decoding of bad input, archives.
+#include "protocol/codec.h"
+
 #include <doctest/doctest.h>
 
 #include <boost/crc.hpp>
@@ -6,8 +8,6 @@
 #include <random>
 #include <string>
 #include <variant>
-
-#include "protocol/codec.h"
 
 namespace jc::protocol {
 namespace {
@@ -456,9 +456,7 @@ TEST_CASE("codec: garbage payload with a correct checksum is a decode error") {
     std::string payload(16, static_cast<char>(0xFF));
     CHECK(is_error(decode(make_frame(0, payload, crc_of(payload)))));
   }
-  SUBCASE("empty payload for an Ack") {
-    CHECK(is_error(decode(make_frame(3, "", crc_of("")))));
-  }
+  SUBCASE("empty payload for an Ack") { CHECK(is_error(decode(make_frame(3, "", crc_of(""))))); }
   SUBCASE("text for a Submit") {
     std::string payload = "this is not an archive";
     CHECK(is_error(decode(make_frame(2, payload, crc_of(payload)))));

@@ -1,10 +1,10 @@
 // Unit tests of cluster_node/command.h: the client command parser and LineReader.
+#include "cluster_node/command.h"
+
 #include <doctest/doctest.h>
 
 #include <string>
 #include <vector>
-
-#include "cluster_node/command.h"
 
 namespace jc::node {
 namespace {

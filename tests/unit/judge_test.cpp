@@ -1,11 +1,12 @@
 // Unit tests of cluster_node/judge.h: output comparison, the verdict of one
 // process, and the summary of a run job. Pure: outcomes are built by hand.
+#include "cluster_node/judge.h"
+
 #include <doctest/doctest.h>
 
 #include <string>
 #include <vector>
 
-#include "cluster_node/judge.h"
 #include "protocol/job.h"
 
 namespace jc::node {
@@ -157,8 +158,8 @@ TEST_CASE("judge: a crash with MemoryError on stderr is MEMORY_LIMIT_EXCEEDED") 
 }
 
 TEST_CASE("judge: a crash with std::bad_alloc on stderr is MEMORY_LIMIT_EXCEEDED") {
-  ProcessOutcome o = exited(134,
-                            "terminate called after throwing an instance of 'std::bad_alloc'\n");
+  ProcessOutcome o =
+      exited(134, "terminate called after throwing an instance of 'std::bad_alloc'\n");
   o.signal = 6;
   CHECK(verdict(o) == kMemoryLimit);
 }

@@ -1,5 +1,7 @@
 // Unit tests of cluster_node/node_core.h on a MemoryStore. Between steps the
 // stage is committed as the node's shell does before it sends anything.
+#include "cluster_node/node_core.h"
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -8,7 +10,6 @@
 #include <string>
 #include <vector>
 
-#include "cluster_node/node_core.h"
 #include "common/log.h"
 #include "protocol/job.h"
 #include "protocol/messages.h"
@@ -84,7 +85,8 @@ protocol::JobResult done_result(const std::string& text = "slept") {
 
 // A node core on a MemoryStore, with the shell's commit-then-send step.
 struct Node {
-  explicit Node(storage::MemoryStore& store, NodeOptions o = options()) : core(store, std::move(o)) {
+  explicit Node(storage::MemoryStore& store, NodeOptions o = options())
+      : core(store, std::move(o)) {
     REQUIRE(core.recover().ok());
     flush();
   }

@@ -1,5 +1,7 @@
 // Unit tests of reverse_proxy/proxy_core.h on a MemoryStore. Between steps the
 // stage is committed as the proxy's shell does before it sends anything.
+#include "reverse_proxy/proxy_core.h"
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -9,9 +11,8 @@
 #include <vector>
 
 #include "common/log.h"
-#include "protocol/messages.h"
 #include "protocol/auth.h"
-#include "reverse_proxy/proxy_core.h"
+#include "protocol/messages.h"
 #include "storage/store.h"
 
 namespace jc::proxy {
@@ -33,8 +34,7 @@ std::vector<T> sent_to(const std::vector<Outgoing>& out, const std::string& node
 }
 
 protocol::Hello hello(const std::string& id, std::uint32_t slots,
-                      std::vector<std::string> held = {},
-                      std::vector<std::string> finished = {}) {
+                      std::vector<std::string> held = {}, std::vector<std::string> finished = {}) {
   protocol::Hello h;
   h.node_id = id;
   h.slots = slots;
@@ -181,8 +181,8 @@ TEST_CASE("proxy core: hello with another protocol version is refused") {
 TEST_CASE("proxy core: hello with a bad node id is refused") {
   storage::MemoryStore store;
   Proxy p(store);
-  for (std::string bad : {std::string(), std::string("has space"), std::string("slash/id"),
-                          std::string(65, 'a')}) {
+  for (std::string bad :
+       {std::string(), std::string("has space"), std::string("slash/id"), std::string(65, 'a')}) {
     CAPTURE(bad);
     protocol::Welcome w = p.core.on_hello(hello(bad, 2), "peer", 0);
     CHECK_FALSE(w.accepted);

@@ -118,7 +118,8 @@ TEST_CASE("run spec: single quotes keep backslashes as they are") {
 }
 
 TEST_CASE("run spec: --expect=3 sets the expected output") {
-  CmdRun r = run_of("run --expect=3 --stdin '1 2' python3 -c 'print(sum(map(int,input().split())))'");
+  CmdRun r =
+      run_of("run --expect=3 --stdin '1 2' python3 -c 'print(sum(map(int,input().split())))'");
   REQUIRE(r.options.expected);
   CHECK(*r.options.expected == "3");
   REQUIRE(r.options.stdin_data);
@@ -145,8 +146,10 @@ TEST_CASE("run spec: a non-numeric limit is refused") {
   std::string msg = error_of("run --timeout abc echo hi");
   CHECK(contains(msg, "--timeout takes a positive number of milliseconds"));
   CHECK(contains(msg, "abc"));
-  CHECK(contains(error_of("run --memory=-5 echo"), "--memory takes a positive number of megabytes"));
-  CHECK(contains(error_of("run --output 1k echo"), "--output takes a positive number of kilobytes"));
+  CHECK(
+      contains(error_of("run --memory=-5 echo"), "--memory takes a positive number of megabytes"));
+  CHECK(
+      contains(error_of("run --output 1k echo"), "--output takes a positive number of kilobytes"));
   CHECK(contains(error_of("run --cpu 99999999999 echo"), "--cpu takes a positive number"));
 }
 

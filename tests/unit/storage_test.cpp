@@ -1,5 +1,6 @@
 // Unit tests of storage/store.h (LevelDB and MemoryStore) and storage/staged.h.
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -8,8 +9,6 @@
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <unistd.h>
 
 #include "storage/staged.h"
 #include "storage/store.h"
@@ -25,9 +24,8 @@ class TempDir {
   TempDir() {
     static std::atomic<int> counter{0};
     auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-    path_ = fs::temp_directory_path() /
-            ("jc_storage_test_" + std::to_string(::getpid()) + "_" + std::to_string(stamp) + "_" +
-             std::to_string(counter++));
+    path_ = fs::temp_directory_path() / ("jc_storage_test_" + std::to_string(::getpid()) + "_" +
+                                         std::to_string(stamp) + "_" + std::to_string(counter++));
   }
   ~TempDir() {
     std::error_code ec;
