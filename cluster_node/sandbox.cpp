@@ -99,10 +99,10 @@ SandboxSettings probe_sandbox(const std::string& work_root, const std::string& j
     missing.push_back("network isolation (needs root)");
     missing.push_back("process limit (RLIMIT_NPROC would count the node's own user)");
   }
-  log->info("sandbox work_root={} user={} network={} rlimits=as,cpu,fsize,core{}", work_root,
+  log->info("applied work_root={} user={} network={} rlimits=as,cpu,fsize,core{}", work_root,
             s.drop_user ? s.user : std::string("(node's own)"),
             s.isolate_network ? "none" : "shared", s.limit_processes ? ",nproc" : "");
-  for (const auto& m : missing) log->warn("sandbox cannot apply {}", m);
+  for (const auto& m : missing) log->warn("cannot apply {}", m);
   return s;
 }
 
