@@ -3,6 +3,7 @@
 // server on one io_context until SIGTERM or SIGINT, then a clean stop.
 #pragma once
 
+#include <csignal>
 #include <cstdio>
 #include <functional>
 #include <memory>
@@ -74,6 +75,13 @@ int run_server(
       io.stop();
     });
     io.run();
+    // The stop is done: a second signal (Ctrl-C reaches the whole process
+    // group, and a supervisor may send SIGTERM too) must not cut the
+    // teardown short, as the default action would once the set is gone.
+    boost::system::error_code ignored;
+    signals.clear(ignored);
+    std::signal(SIGINT, SIG_IGN);
+    std::signal(SIGTERM, SIG_IGN);
   } catch (const std::exception& e) {
     log->critical("fatal: {}", e.what());
     return 1;
