@@ -20,23 +20,25 @@ struct QueueKey {
   std::uint64_t seq = 0;
 };
 
+// Entries point at the ticket strings the caller keeps (the proxy's map of
+// active jobs, whose keys never move): a queued job costs one tree node of
+// 16 bytes of key and a pointer, not a copy of its ticket.
 class JobQueue {
  public:
-  void push(const std::string& ticket, QueueKey key) { tree_.insert(entry(ticket, key)); }
-  bool erase(const std::string& ticket, QueueKey key) {
-    return tree_.erase(entry(ticket, key)) > 0;
-  }
+  // `ticket` must outlive its entry (erase or pop it first).
+  void push(const std::string& ticket, QueueKey key) { tree_.insert({entry(key), &ticket}); }
+  bool erase(QueueKey key) { return tree_.erase(entry(key)) > 0; }
   // The next job to dispatch, removed from the queue.
   std::optional<std::string> pop() {
     if (tree_.empty()) return std::nullopt;
     auto it = tree_.begin();
-    std::string t = std::get<2>(*it);
+    std::string t = *it->second;
     tree_.erase(it);
     return t;
   }
-  // 0-based position, or -1 when the ticket is not queued.
-  std::int64_t position(const std::string& ticket, QueueKey key) const {
-    auto e = entry(ticket, key);
+  // 0-based position, or -1 when nothing is queued under this key.
+  std::int64_t position(QueueKey key) const {
+    auto e = entry(key);
     if (tree_.find(e) == tree_.end()) return -1;
     return static_cast<std::int64_t>(tree_.order_of_key(e));
   }
@@ -44,12 +46,11 @@ class JobQueue {
   bool empty() const { return tree_.empty(); }
 
  private:
-  // Negated priority so that the default ascending order puts the highest first.
-  using Entry = std::tuple<std::int64_t, std::uint64_t, std::string>;
-  static Entry entry(const std::string& ticket, QueueKey key) {
-    return {-static_cast<std::int64_t>(key.priority), key.seq, ticket};
-  }
-  __gnu_pbds::tree<Entry, __gnu_pbds::null_type, std::less<Entry>, __gnu_pbds::rb_tree_tag,
+  // Negated priority so that the default ascending order puts the highest
+  // first; sequence numbers are unique, so the key alone finds an entry.
+  using Key = std::pair<std::int64_t, std::uint64_t>;
+  static Key entry(QueueKey key) { return {-static_cast<std::int64_t>(key.priority), key.seq}; }
+  __gnu_pbds::tree<Key, const std::string*, std::less<Key>, __gnu_pbds::rb_tree_tag,
                    __gnu_pbds::tree_order_statistics_node_update>
       tree_;
 };

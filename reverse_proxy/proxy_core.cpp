@@ -43,9 +43,10 @@ Status ProxyCore::recover(TimeMs now) {
       corrupt = true;
       return true;
     }
-    std::string ticket(key.substr(2));
     QueueKey qkey{rec.spec.priority, rec.seq};
-    active_[ticket] = ActiveJob{rec.state, rec.node, rec.attempts, rec.spec.origin, qkey};
+    auto [entry, inserted] = active_.insert_or_assign(
+        std::string(key.substr(2)), ActiveJob{rec.state, intern(rec.node), rec.attempts, qkey});
+    const std::string& ticket = entry->first;
     next_seq_ = std::max(next_seq_, rec.seq + 1);
     if (rec.state == JobState::kRunning) {
       auto& node = nodes_[rec.node];
@@ -136,7 +137,7 @@ void ProxyCore::reconcile(const std::string& node_id, const protocol::Hello& hel
     claimed.insert(t);
     auto it = active_.find(t);
     bool elsewhere =
-        it != active_.end() && it->second.state == JobState::kRunning && it->second.node != node_id;
+        it != active_.end() && it->second.state == JobState::kRunning && it->second.node != intern(node_id);
     if (it == active_.end() || elsewhere) {
       // A held copy must stop; a finished one's result is offered anyway
       // (the first final result wins).
@@ -151,9 +152,9 @@ void ProxyCore::reconcile(const std::string& node_id, const protocol::Hello& hel
       rec.state = JobState::kRunning;
       rec.node = node_id;
       store_active(t, rec);
-      queue_.erase(t, it->second.key);
+      queue_.erase(it->second.key);
       it->second.state = JobState::kRunning;
-      it->second.node = node_id;
+      it->second.node = intern(node_id);
     }
     node.held.insert(t);
   };
@@ -205,8 +206,8 @@ void ProxyCore::requeue(const std::string& ticket, const std::string& reason) {
   rec.node.clear();
   store_active(ticket, rec);
   it->second.state = JobState::kQueued;
-  it->second.node.clear();
-  queue_.push(ticket, it->second.key);
+  it->second.node = 0;
+  queue_.push(it->first, it->second.key);
   ++redispatched_total_;
 }
 
@@ -268,14 +269,14 @@ void ProxyCore::on_submit(const std::string& node, const protocol::Submit& m, Ti
       rec.attempts = 1;
       rec.nodes_tried.push_back(node);
       store_active(spec.ticket, rec);
-      active_[spec.ticket] = ActiveJob{JobState::kRunning, node, 1, spec.origin, key};
+      active_[spec.ticket] = ActiveJob{JobState::kRunning, intern(node), 1, key};
       nodes_[node].held.insert(spec.ticket);
       log_->info("adopted ticket={} run locally by={}", spec.ticket, node);
       continue;
     }
     store_active(spec.ticket, rec);
-    active_[spec.ticket] = ActiveJob{JobState::kQueued, "", 0, spec.origin, key};
-    queue_.push(spec.ticket, key);
+    auto entry = active_.insert_or_assign(spec.ticket, ActiveJob{JobState::kQueued, 0, 0, key}).first;
+    queue_.push(entry->first, key);
     log_->debug("queued ticket={} origin={} job=\"{}\"", spec.ticket, spec.origin, spec.describe());
   }
   staged_.require_sync();
@@ -300,7 +301,7 @@ void ProxyCore::on_reports(const std::string& node, const std::vector<JobReport>
     } else if (r.state == JobState::kUnknown) {
       auto it = active_.find(r.ticket);
       if (it != active_.end() && it->second.state == JobState::kRunning &&
-          it->second.node == node) {
+          it->second.node == intern(node)) {
         requeue(r.ticket, "node " + node + " does not have it");
       }
     }
@@ -346,7 +347,7 @@ void ProxyCore::finish_job(const std::string& ticket, JobRecord rec,
   if (rec.state == JobState::kRunning) {
     nodes_[rec.node].held.erase(ticket);
   } else {
-    queue_.erase(ticket, QueueKey{rec.spec.priority, rec.seq});
+    queue_.erase(QueueKey{rec.spec.priority, rec.seq});
   }
   rec.state = *next;
   rec.result = result;
@@ -401,7 +402,7 @@ void ProxyCore::on_cancel(const std::string& node, const std::vector<std::string
       }
     } else if (it != active_.end()) {
       // Running: its node kills it and reports it CANCELLED.
-      const std::string& runner = it->second.node;
+      const std::string& runner = name_of(it->second.node);
       log_->info("cancel ticket={} running on={} by={}", t, runner, node);
       if (nodes_[runner].connected) send(runner, protocol::Cancel{{t}});
     }
@@ -428,7 +429,7 @@ JobReport ProxyCore::report_of(const std::string& ticket) const {
   r.ticket = ticket;
   if (auto it = active_.find(ticket); it != active_.end()) {
     r.state = it->second.state;
-    r.node = it->second.node;
+    r.node = name_of(it->second.node);
     r.attempts = it->second.attempts;
     if (r.state == JobState::kQueued) {
       r.queue_position = queue_position(ticket);
@@ -452,7 +453,7 @@ JobReport ProxyCore::report_of(const std::string& ticket) const {
 
 std::int64_t ProxyCore::queue_position(const std::string& ticket) const {
   auto it = active_.find(ticket);
-  return it == active_.end() ? -1 : queue_.position(ticket, it->second.key);
+  return it == active_.end() ? -1 : queue_.position(it->second.key);
 }
 
 bool ProxyCore::has_dispatchable() const {
@@ -491,7 +492,7 @@ bool ProxyCore::dispatch(TimeMs now) {
       rec.nodes_tried.push_back(ids[i]);
       store_active(t, rec);
       it->second.state = JobState::kRunning;
-      it->second.node = ids[i];
+      it->second.node = intern(ids[i]);
       it->second.attempts = rec.attempts;
       nodes_[ids[i]].held.insert(t);
       job.jobs.push_back({std::move(rec.spec), rec.attempts});
@@ -571,6 +572,12 @@ bool ProxyCore::load_record(const std::string& key, JobRecord& rec) const {
 
 void ProxyCore::store_active(const std::string& ticket, const JobRecord& rec) {
   staged_.put(active_key(ticket), protocol::to_bytes(rec));
+}
+
+std::uint32_t ProxyCore::intern(const std::string& name) {
+  auto [it, added] = name_ids_.try_emplace(name, static_cast<std::uint32_t>(names_.size()));
+  if (added) names_.push_back(name);
+  return it->second;
 }
 
 void ProxyCore::send(const std::string& node, protocol::Message m) {

@@ -92,11 +92,12 @@ class ProxyCore {
   std::vector<Outgoing> take_outbox() { return std::exchange(outbox_, {}); }
 
  private:
+  // Kept in memory for every job not finished (a million may be queued):
+  // small, with node names interned; the rest is in LevelDB.
   struct ActiveJob {
     protocol::JobState state = protocol::JobState::kQueued;
-    std::string node;
+    std::uint32_t node = 0;  // interned name of the node holding it; 0 = none
     std::uint32_t attempts = 0;
-    std::string origin;
     QueueKey key;  // its place in the queue while queued
   };
   struct NodeEntry {
@@ -131,6 +132,8 @@ class ProxyCore {
   bool load_record(const std::string& key, JobRecord& rec) const;
   void store_active(const std::string& ticket, const JobRecord& rec);
   void send(const std::string& node, protocol::Message m);
+  std::uint32_t intern(const std::string& name);
+  const std::string& name_of(std::uint32_t id) const { return names_[id]; }
   void notify_result(const std::string& ticket, const std::string& origin,
                      const protocol::JobReport& report);
 
@@ -138,6 +141,8 @@ class ProxyCore {
   ProxyOptions options_;
   std::shared_ptr<spdlog::logger> log_;
   std::unordered_map<std::string, ActiveJob> active_;
+  std::vector<std::string> names_{""};  // interned node names; 0 is "none"
+  std::unordered_map<std::string, std::uint32_t> name_ids_{{"", 0}};
   JobQueue queue_;
   std::map<std::string, NodeEntry> nodes_;
   std::unordered_map<std::string, std::set<std::string>> watchers_;
