@@ -29,6 +29,8 @@ Environment (defaults in brackets):
   MAX_ATTEMPTS           most runs of one job before it ends FAILED [5]
   DATA_DIR               LevelDB directory [./data/reverse_proxy]
   CLUSTER_SECRET         nodes must prove they know it to join [none: open]
+  STATUS_PORT            HTTP port for the dashboard (/), /metrics, /api/state,
+                         /api/jobs/<ticket>; 0 = any free port [none: off]
   BIND_ADDRESS           address to listen on [0.0.0.0]
   LOG_LEVEL              error, warn, info, debug [info]; VERBOSE=true means debug
 )";
@@ -48,6 +50,9 @@ jc::proxy::ProxyConfig load_config(int argc, char** argv) {
   c.core.max_attempts = static_cast<std::uint32_t>(env_int("MAX_ATTEMPTS", 5, 1, 1000, "attempts"));
   c.data_dir = env_string("DATA_DIR", "./data/reverse_proxy");
   c.core.secret = env_string("CLUSTER_SECRET", "");
+  if (auto status = env_raw("STATUS_PORT"); status && !status->empty()) {
+    c.status_port = parse_port("STATUS_PORT", *status);
+  }
   c.bind_address = env_string("BIND_ADDRESS", "0.0.0.0");
   boost::system::error_code ec;
   boost::asio::ip::make_address(c.bind_address, ec);

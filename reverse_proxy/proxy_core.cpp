@@ -357,6 +357,7 @@ void ProxyCore::finish_job(const std::string& ticket, JobRecord rec,
   staged_.put(notify_key(rec.spec.origin, ticket), "");
   active_.erase(ticket);
   ++finished_total_;
+  ++finished_by_state_[rec.state];
   log_->debug("finished ticket={} state={} node={} attempt={}", ticket,
               protocol::to_string(rec.state), rec.result.node, rec.result.attempt);
   unnotified_[rec.spec.origin].insert(ticket);
@@ -499,6 +500,7 @@ bool ProxyCore::dispatch(TimeMs now) {
     }
     if (job.jobs.empty()) continue;
     total += job.jobs.size();
+    dispatched_total_ += job.jobs.size();
     log_->debug("dispatch node={} jobs={}", ids[i], job.jobs.size());
     send(ids[i], std::move(job));
   }

@@ -85,6 +85,11 @@ class ProxyCore {
   void expire_absent_nodes(TimeMs now);
 
   protocol::ClusterStats stats(TimeMs now) const;
+  // Jobs finished since start, by final state (for /metrics).
+  const std::map<protocol::JobState, std::uint64_t>& finished_by_state() const {
+    return finished_by_state_;
+  }
+  std::uint64_t dispatched_total() const { return dispatched_total_; }
   std::optional<JobRecord> find_job(const std::string& ticket) const;
   bool has_dispatchable() const;
 
@@ -154,6 +159,8 @@ class ProxyCore {
   std::uint64_t submitted_total_ = 0;
   std::uint64_t finished_total_ = 0;
   std::uint64_t redispatched_total_ = 0;
+  std::uint64_t dispatched_total_ = 0;
+  std::map<protocol::JobState, std::uint64_t> finished_by_state_;
   double finish_rate_ = 0;  // jobs per second, smoothed
   TimeMs rate_window_start_ = 0;
   std::uint64_t rate_window_count_ = 0;

@@ -21,6 +21,9 @@ ProxyServer::ProxyServer(asio::io_context& io, ProxyConfig config, storage::Stor
       core_(store, config_.core),
       log_(log::get("proxy")),
       listener_(io, log_),
+      http_(io, [this](const std::string& method, const std::string& target) {
+        return handle_http(method, target, core_, rounds_, now_ms());
+      }),
       dispatch_timer_(io),
       exchange_timer_(io) {}
 
@@ -31,6 +34,7 @@ Status ProxyServer::start() {
       [this](asio::ip::tcp::socket socket, const std::string& address, const std::string& peer) {
         on_accept(std::move(socket), address, peer);
       });
+  if (config_.status_port) http_.listen(config_.bind_address, *config_.status_port);
   schedule_periodic();
   return Status::Ok();
 }
@@ -40,6 +44,7 @@ void ProxyServer::stop() {
   stopping_ = true;
   log_->info("shutting down sessions={}", sessions_.size());
   listener_.close();
+  http_.close();
   dispatch_timer_.cancel();
   exchange_timer_.cancel();
   flush();
@@ -137,7 +142,9 @@ void ProxyServer::kick_dispatch() {
 
 void ProxyServer::run_dispatch() {
   if (stopping_) return;
+  auto started = std::chrono::steady_clock::now();
   bool more = core_.dispatch(now_ms());
+  rounds_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   schedule_flush();
   if (more) {
     // Cut by MAX_NUM_JOBS_DISPATCH: the next round waits one period.

@@ -5,12 +5,14 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
 #include "net/asio.h"
 #include "net/frame_connection.h"
 #include "net/listener.h"
+#include "reverse_proxy/http_server.h"
 #include "reverse_proxy/proxy_core.h"
 
 namespace jc::proxy {
@@ -22,6 +24,7 @@ struct ProxyConfig {
   TimeMs dispatch_period_ms = 50;
   TimeMs request_result_period_ms = 1000;
   TimeMs handshake_timeout_ms = 5000;
+  std::optional<std::uint16_t> status_port;  // STATUS_PORT: HTTP dashboard, /metrics, /api
   ProxyOptions core;
 };
 
@@ -57,6 +60,8 @@ class ProxyServer {
   ProxyCore core_;
   std::shared_ptr<spdlog::logger> log_;
   net::Listener listener_;
+  HttpServer http_;
+  RoundHistogram rounds_;
   boost::asio::steady_timer dispatch_timer_;
   boost::asio::steady_timer exchange_timer_;
   std::unordered_map<std::uint64_t, Session> sessions_;

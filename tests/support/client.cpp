@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <utility>
 
 #include "tests/support/process.h"
 
@@ -116,6 +117,11 @@ std::optional<std::string> Client::bytes(std::size_t n, std::chrono::millisecond
   std::string out = buffer_.substr(0, n);
   buffer_.erase(0, n);
   return out;
+}
+
+std::optional<std::string> Client::until_close(std::chrono::milliseconds timeout) {
+  if (!closed_by_peer(timeout)) return std::nullopt;
+  return std::exchange(buffer_, {});
 }
 
 void Client::shutdown_write() {

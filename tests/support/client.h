@@ -34,6 +34,8 @@ class Client {
   // Exactly n bytes (a framed block); nullopt on timeout or close.
   std::optional<std::string> bytes(std::size_t n,
                                    std::chrono::milliseconds timeout = std::chrono::seconds(15));
+  // Everything until the peer closes (an HTTP/1.0 response); nullopt on timeout.
+  std::optional<std::string> until_close(std::chrono::milliseconds timeout = std::chrono::seconds(15));
   void shutdown_write();
   // True when the peer closes within the timeout (reading and dropping data).
   bool closed_by_peer(std::chrono::milliseconds timeout);

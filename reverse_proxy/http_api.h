@@ -1,0 +1,35 @@
+// The proxy's HTTP API as pure functions of its state: GET /metrics
+// (Prometheus text format), GET /api/state (the cluster picture `stats`
+// gives on nc, as JSON), GET /api/jobs/<ticket> (a job's full record), and
+// GET / (a self-contained page that shows /api/state, refreshed every
+// second). No sockets here: http_server.cpp serves what this returns.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "reverse_proxy/proxy_core.h"
+
+namespace jc::proxy {
+
+// Durations of dispatch rounds, in the buckets /metrics reports.
+struct RoundHistogram {
+  static constexpr std::array<double, 8> kBounds{0.0001, 0.0005, 0.001, 0.005,
+                                                 0.01,   0.05,   0.1,   0.5};
+  std::array<std::uint64_t, kBounds.size()> counts{};  // cumulative per bound
+  std::uint64_t count = 0;
+  double sum = 0;
+  void observe(double seconds);
+};
+
+struct HttpReply {
+  int status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::string body;
+};
+
+HttpReply handle_http(const std::string& method, const std::string& target, const ProxyCore& core,
+                      const RoundHistogram& rounds, TimeMs now);
+
+}  // namespace jc::proxy
