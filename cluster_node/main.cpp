@@ -43,6 +43,8 @@ Environment (defaults in brackets):
   JOB_USER               user that runs jobs when JOB_UID_BASE=0 [nobody]
   JOB_WORK_DIR           where jobs' working directories are made [$TMPDIR/jobcluster-<NODE_ID>]
   CLUSTER_SECRET         proves membership to a proxy that requires it [none]
+  DRAIN_TIMEOUT          ms a node stopped by SIGTERM/SIGINT waits for its running
+                         jobs to finish and be delivered [8000]
   PROXY_GRACE_PERIOD     ms without the proxy after which the node runs its own
                          clients' queued jobs itself [30000]; 0 = never
   BIND_ADDRESS           address to listen on [0.0.0.0]
@@ -83,6 +85,8 @@ jc::node::NodeConfig load_config(int argc, char** argv) {
   lim.defaults.output_kb = static_cast<std::uint32_t>(env_int(
       "JOB_OUTPUT_KB", 1024, 1, lim.maxima.output_kb, "kilobytes, at most JOB_MAX_OUTPUT_KB"));
   c.secret = env_string("CLUSTER_SECRET", "");
+  c.drain_timeout_ms = env_int("DRAIN_TIMEOUT", 8'000, 0, 86'400'000,
+                               "milliseconds a stopping node waits for its running jobs");
   c.proxy_grace_ms = env_int("PROXY_GRACE_PERIOD", 30'000, 0, 86'400'000,
                              "milliseconds; 0 = never run jobs without the proxy");
   c.job_user = env_string("JOB_USER", "nobody");

@@ -270,6 +270,34 @@ void NodeCore::set_local_mode(bool on) {
   }
 }
 
+void NodeCore::start_drain() {
+  draining_ = true;
+  if (!connected_) return;  // nothing can be handed back: it stays here, durable
+  protocol::Leave leave;
+  for (const auto& t : exec_queue_) {
+    if (running_.count(t) || local_claimed_.count(t) || !exec_jobs_.count(t)) continue;
+    leave.handed_back.push_back(t);
+  }
+  for (const auto& t : leave.handed_back) {
+    exec_jobs_.erase(t);
+    staged_.del(exec_key(t));
+  }
+  exec_queue_.clear();
+  log_->info("draining: handed back={} running={} undelivered={}", leave.handed_back.size(),
+             running_.size(), undelivered_.size());
+  send(std::move(leave));
+}
+
+bool NodeCore::drained() const {
+  // Without the proxy nothing more can be delivered: it stays durable here
+  // for the next start.
+  return running_.empty() && (!connected_ || (undelivered_.empty() && unforwarded_.empty()));
+}
+
+void NodeCore::finish_drain() {
+  if (connected_) outbox_.push_back(protocol::Leave{{}, true});
+}
+
 void NodeCore::claim_local(const std::string& t) {
   ExecRecord rec;
   rec.spec = unforwarded_.at(t);
@@ -339,6 +367,13 @@ void NodeCore::on_ack(const protocol::Ack& a) {
 }
 
 void NodeCore::on_jobs(const protocol::Job& j) {
+  if (draining_) {
+    // Sent before the proxy saw our LEAVE: straight back.
+    protocol::Leave back;
+    for (const auto& a : j.jobs) back.handed_back.push_back(a.spec.ticket);
+    send(std::move(back));
+    return;
+  }
   for (const auto& a : j.jobs) {
     const std::string& t = a.spec.ticket;
     // Already here (held, or finished with its result not yet acknowledged):
@@ -425,7 +460,7 @@ JobReport NodeCore::exec_report(const std::string& ticket, const ExecRecord& rec
 }
 
 std::optional<protocol::Assignment> NodeCore::next_job() {
-  while (!exec_queue_.empty() && running_.size() < options_.slots) {
+  while (!draining_ && !exec_queue_.empty() && running_.size() < options_.slots) {
     std::string t = std::move(exec_queue_.front());
     exec_queue_.pop_front();
     auto it = exec_jobs_.find(t);

@@ -102,6 +102,12 @@ class NodeCore {
   // The proxy has been away longer than the grace period: this node runs its
   // own clients' queued jobs itself (and tells the proxy when it is back).
   void set_local_mode(bool on);
+  // Drain: start no more jobs, hand back to the proxy those not started, and
+  // report when everything that ran here is finished and delivered.
+  void start_drain();
+  bool draining() const { return draining_; }
+  bool drained() const;
+  void finish_drain();
   bool local_mode() const { return local_mode_; }
 
   // Executor side: the next job to start (marked running), and its end.
@@ -140,6 +146,7 @@ class NodeCore {
   std::uint64_t counter_ = 1;
   bool connected_ = false;
   bool local_mode_ = false;
+  bool draining_ = false;
   // Run here while the proxy was away, and not yet acknowledged by it.
   std::unordered_set<std::string> local_claimed_;
   // Submitted here and not yet acknowledged by the proxy, in submission order.

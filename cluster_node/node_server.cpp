@@ -74,6 +74,36 @@ void NodeServer::stop() {
   stats_waiters_.clear();
 }
 
+void NodeServer::drain(std::function<void()> done) {
+  log_->info("draining node={} (a second signal stops at once)", core_.node_id());
+  core_.start_drain();
+  schedule_flush();
+  TimeMs deadline = now_ms() + config_.drain_timeout_ms;
+  drain_timer_ = std::make_unique<asio::steady_timer>(io_);
+  auto check = std::make_shared<std::function<void()>>();
+  *check = [this, deadline, done = std::move(done), check] {
+    drain_timer_->expires_after(milliseconds(20));
+    drain_timer_->async_wait([this, deadline, done, check](const error_code& ec) {
+      if (ec || stopping_) return;
+      bool timed_out = now_ms() >= deadline;
+      if (!core_.drained() && !timed_out) {
+        (*check)();
+        return;
+      }
+      if (timed_out) {
+        log_->warn("drain timed out after DRAIN_TIMEOUT={} ms running={}", config_.drain_timeout_ms,
+                   core_.running());
+      } else {
+        log_->info("drained node={}", core_.node_id());
+        core_.finish_drain();
+      }
+      stop();
+      done();
+    });
+  };
+  (*check)();
+}
+
 void NodeServer::on_accept(asio::ip::tcp::socket socket, const std::string& peer) {
   if (stopping_) return;
   std::erase_if(sessions_, [](const auto& w) { return w.expired(); });

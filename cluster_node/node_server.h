@@ -42,6 +42,7 @@ struct NodeConfig {
   std::string job_user = "nobody";
   std::string secret;              // CLUSTER_SECRET
   TimeMs proxy_grace_ms = 30'000;  // PROXY_GRACE_PERIOD; 0 = always wait for the proxy
+  TimeMs drain_timeout_ms = 8'000;  // DRAIN_TIMEOUT: under docker stop's 10 s
   std::uint32_t job_uid_base = 0;  // 0: every job runs as job_user
   NodeOptions core;
 };
@@ -54,6 +55,10 @@ class NodeServer {
   NodeServer(boost::asio::io_context& io, NodeConfig config, storage::Store& store);
   Status start();
   void stop();
+  // SIGTERM: hands back what has not started, finishes and delivers what
+  // runs (at most DRAIN_TIMEOUT), tells the proxy it leaves, then stops and
+  // calls `done`.
+  void drain(std::function<void()> done);
   std::uint16_t port() const { return port_; }
 
   // For client sessions.
@@ -110,7 +115,8 @@ class NodeServer {
   std::uint64_t next_stats_id_ = 1;
   std::vector<std::function<void()>> after_commit_;
   std::uint16_t port_ = 0;
-  TimeMs proxy_lost_at_ = 0;  // since when the proxy is away (or since start)
+  TimeMs proxy_lost_at_ = 0;
+  std::unique_ptr<boost::asio::steady_timer> drain_timer_;  // since when the proxy is away (or since start)
   bool flush_scheduled_ = false;
   bool stopping_ = false;
 };

@@ -3,6 +3,7 @@
 // server on one io_context until SIGTERM or SIGINT, then a clean stop.
 #pragma once
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <functional>
@@ -68,12 +69,36 @@ int run_server(
       return 1;
     }
     boost::asio::signal_set signals(io, SIGINT, SIGTERM);
-    signals.async_wait([&](const boost::system::error_code& ec, int sig) {
-      if (ec) return;
-      log->info("signal {} received, stopping", sig);
-      server.stop();
-      io.stop();
-    });
+    // A server that can drain does so on the first signal; a second one (or
+    // a server that cannot) stops at once.
+    bool draining = false;
+    auto first_signal = std::chrono::steady_clock::time_point{};
+    std::function<void()> wait_signal = [&] {
+      signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+        if (ec) return;
+        if constexpr (requires { server.drain(std::function<void()>{}); }) {
+          // Ctrl-C reaches the whole process group and a supervisor script
+          // may add its own SIGTERM: a signal within a second of the first
+          // is the same request, not "stop now".
+          if (draining && std::chrono::steady_clock::now() - first_signal < std::chrono::seconds(1)) {
+            wait_signal();
+            return;
+          }
+          if (!draining) {
+            draining = true;
+            first_signal = std::chrono::steady_clock::now();
+            log->info("signal {} received, draining", sig);
+            server.drain([&] { io.stop(); });
+            wait_signal();
+            return;
+          }
+        }
+        log->info("signal {} received, stopping", sig);
+        server.stop();
+        io.stop();
+      });
+    };
+    wait_signal();
     io.run();
     // The stop is done: a second signal (Ctrl-C reaches the whole process
     // group, and a supervisor may send SIGTERM too) must not cut the

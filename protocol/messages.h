@@ -7,6 +7,7 @@
 //   RES_REQ         both ways       RESULT and REQUEST_OF_RES in one frame
 // and the rest make the cluster durable and balanced:
 //   CHALLENGE         proxy -> node, first: a nonce for the membership proof
+//   LEAVE             node -> proxy: draining (jobs handed back), then gone
 //   HELLO / WELCOME   handshake: stable node id, protocol version, and the
 //                     reconciliation of the jobs the node still holds
 //   SUBMIT / ACK      a node forwards client jobs; the proxy acknowledges them
@@ -202,9 +203,21 @@ struct Challenge {
   }
 };
 
+// Node -> proxy while it drains: dispatch nothing more to it, and take back
+// these jobs it has not started. `done`: it finished and delivered the rest
+// and now leaves; the proxy must not count it as dead.
+struct Leave {
+  std::vector<std::string> handed_back;
+  bool done = false;
+  template <class A>
+  void serialize(A& ar, unsigned) {
+    fields(ar, handed_back, done);
+  }
+};
+
 // The type byte of a frame is the index in this variant: append only.
 using Message = std::variant<Hello, Welcome, Submit, Ack, Job, Info, RequestOfRes, Result, ResReq,
-                             StatsRequest, StatsReply, Cancel, Challenge>;
+                             StatsRequest, StatsReply, Cancel, Challenge, Leave>;
 
 std::string_view message_name(const Message& m);
 

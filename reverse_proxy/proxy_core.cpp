@@ -110,6 +110,7 @@ protocol::Welcome ProxyCore::on_hello(const protocol::Hello& hello, const std::s
   }
   auto& node = nodes_[hello.node_id];
   node.connected = true;
+  node.draining = false;
   node.slots = hello.slots;
   node.address = hello.client_address;
   node.last_heard = now;
@@ -231,6 +232,8 @@ void ProxyCore::on_message(const std::string& node_id, const protocol::Message& 
         } else if constexpr (std::is_same_v<T, protocol::ResReq>) {
           on_reports(node_id, msg.reports, now);
           on_requests(node_id, msg.requests);
+        } else if constexpr (std::is_same_v<T, protocol::Leave>) {
+          on_leave(node_id, msg);
         } else if constexpr (std::is_same_v<T, protocol::Cancel>) {
           on_cancel(node_id, msg.tickets);
         } else if constexpr (std::is_same_v<T, protocol::StatsRequest>) {
@@ -414,6 +417,38 @@ void ProxyCore::on_cancel(const std::string& node, const std::vector<std::string
   send(node, std::move(reply));
 }
 
+void ProxyCore::on_leave(const std::string& node_id, const protocol::Leave& m) {
+  auto& node = nodes_[node_id];
+  if (!node.draining) log_->info("node draining node={} handed_back={}", node_id, m.handed_back.size());
+  node.draining = true;
+  for (const auto& t : m.handed_back) {
+    auto it = active_.find(t);
+    if (it == active_.end() || it->second.state != JobState::kRunning ||
+        it->second.node != intern(node_id)) {
+      continue;
+    }
+    // Never started: back to the queue, and the dispatch does not count as
+    // an attempt.
+    JobRecord rec;
+    if (!load_record(active_key(t), rec)) continue;
+    node.held.erase(t);
+    rec.state = JobState::kQueued;
+    rec.node.clear();
+    if (rec.attempts > 0) --rec.attempts;
+    if (!rec.nodes_tried.empty()) rec.nodes_tried.pop_back();
+    store_active(t, rec);
+    it->second.state = JobState::kQueued;
+    it->second.node = 0;
+    it->second.attempts = rec.attempts;
+    queue_.push(it->first, it->second.key);
+  }
+  if (m.done) {
+    log_->info("node left after draining node={} held={}", node_id, node.held.size());
+    node.connected = false;
+    if (!node.held.empty()) release_node_jobs(node_id, "node " + node_id + " left holding jobs");
+  }
+}
+
 void ProxyCore::on_requests(const std::string& node, const std::vector<std::string>& tickets) {
   if (tickets.empty()) return;
   protocol::Result reply;
@@ -460,7 +495,9 @@ std::int64_t ProxyCore::queue_position(const std::string& ticket) const {
 bool ProxyCore::has_dispatchable() const {
   if (queue_.empty()) return false;
   for (const auto& [id, node] : nodes_) {
-    if (node.connected && node.held.size() < node.slots + options_.prefetch) return true;
+    if (node.connected && !node.draining && node.held.size() < node.slots + options_.prefetch) {
+      return true;
+    }
   }
   return false;
 }
@@ -470,7 +507,7 @@ bool ProxyCore::dispatch(TimeMs now) {
   std::vector<std::string> ids;
   std::vector<NodeLoad> loads;
   for (const auto& [id, node] : nodes_) {
-    if (!node.connected) continue;
+    if (!node.connected || node.draining) continue;
     ids.push_back(id);
     loads.push_back({node.slots, static_cast<std::uint32_t>(node.held.size())});
   }

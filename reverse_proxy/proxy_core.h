@@ -113,6 +113,7 @@ class ProxyCore {
     protocol::Info info;
     TimeMs last_heard = 0;
     TimeMs lost_since = 0;  // when it disconnected (or the proxy started)
+    bool draining = false;  // takes no new jobs; leaves once it delivered the rest
     std::uint64_t finished = 0;
   };
 
@@ -122,6 +123,7 @@ class ProxyCore {
                   TimeMs now);
   void on_requests(const std::string& node, const std::vector<std::string>& tickets);
   void on_cancel(const std::string& node, const std::vector<std::string>& tickets);
+  void on_leave(const std::string& node, const protocol::Leave& m);
   void accept_result(const std::string& node, const protocol::JobReport& report,
                      protocol::Ack& ack);
   // Records the job's one result; `event` is how it ended (docs/job-states.md).

@@ -219,3 +219,26 @@ TEST_CASE("a job whose node keeps dying ends FAILED after MAX_ATTEMPTS, naming i
   for (const auto& v : victims) CHECK(r.find(v) != std::string::npos);
   CHECK(ask("status " + t).find(" FAILED ") != std::string::npos);
 }
+
+TEST_CASE("SIGTERM drains a node under load: nothing lost, nothing re-run, exit 0") {
+  Cluster cluster({.nodes = 3, .slots = 1, .proxy_env = {{"DISPATCH_PREFETCH", "2"}}});
+  REQUIRE(cluster.wait_nodes_up(3));
+  Client a(cluster.node_port(0));
+  auto tickets = submit_many(a, 24, 300);
+  REQUIRE(tickets.size() == 24);
+  // n2 runs one job and holds two more when it is told to stop.
+  REQUIRE(eventually([&] { return count_in(cluster.node(1).log_since_start(), "start ticket=") >= 1; }, 10s));
+  cluster.node(1).signal(SIGTERM);
+  CHECK(cluster.node(1).wait_exit(15s) == 0);
+  std::string node_log = cluster.node(1).log_since_start();
+  CHECK(node_log.find("drained node=n2") != std::string::npos);
+  for (const auto& t : tickets) {
+    std::string r = wait_result(a, t, 60s);
+    REQUIRE_MESSAGE(!r.empty(), "no result for " << t);
+    CHECK(a.command("status " + t).find(" attempt=1") != std::string::npos);
+  }
+  std::string proxy_log = cluster.proxy().log_since_start();
+  CHECK(proxy_log.find("node draining node=n2") != std::string::npos);
+  CHECK(proxy_log.find("node left after draining node=n2 held=0") != std::string::npos);
+  CHECK(proxy_log.find("requeued node=n2") == std::string::npos);
+}
