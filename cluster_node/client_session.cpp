@@ -5,6 +5,7 @@
 #include "cluster_node/node_server.h"
 #include "cluster_node/replies.h"
 #include "common/log.h"
+#include "common/time.h"
 
 namespace jc::node {
 
@@ -174,7 +175,7 @@ void ClientSession::handle_line(std::string_view line) {
           }));
         } else if constexpr (std::is_same_v<T, CmdStats>) {
           server_.stats(later(slot, [json](const protocol::ClusterStats& s, bool up) {
-            return replies::stats(s, up, json);
+            return replies::stats(s, up, json, now_ms());
           }));
         } else if constexpr (std::is_same_v<T, CmdHelp>) {
           fill(slot, replies::help(json));
@@ -184,6 +185,19 @@ void ClientSession::handle_line(std::string_view line) {
         } else if constexpr (std::is_same_v<T, CmdFormat>) {
           json_ = c.json;
           fill(slot, replies::format_switched(c.json));
+        } else if constexpr (std::is_same_v<T, CmdDrain>) {
+          // Taking a node out of service is an operator's act: only from the
+          // machine it runs on.
+          bool local = peer_.rfind("127.", 0) == 0 || peer_.rfind("::1", 0) == 0;
+          if (!local) {
+            fill(slot, replies::error("drain is accepted only from this machine (a loopback "
+                                      "connection); or send the node SIGTERM",
+                                      json));
+          } else {
+            server_.drain([] {});
+            fill(slot, "OK draining: queued jobs go back to the proxy, running ones finish, "
+                       "then the node exits\n");
+          }
         } else if constexpr (std::is_same_v<T, CmdError>) {
           fill(slot, replies::error(c.message, json));
         }

@@ -301,6 +301,7 @@ Command parse_command(std::string_view raw) {
   if (kw == "stats") return no_args(CmdStats{});
   if (kw == "help") return no_args(CmdHelp{});
   if (kw == "exit" || kw == "quit") return no_args(CmdExit{});
+  if (kw == "drain") return no_args(CmdDrain{});
   if (kw == "format") {
     std::string mode = lower(rest);
     if (mode == "json") return CmdFormat{true};
@@ -336,6 +337,7 @@ const std::vector<std::string>& help_lines() {
       "format json|text        switch this connection's reply format",
       "help                    this list",
       "exit | quit             say goodbye and close",
+      "drain                   (from this machine only) stop taking jobs, finish, deliver, exit",
   };
   return kLines;
 }

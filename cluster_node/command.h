@@ -53,6 +53,7 @@ struct CmdGetAll {};
 struct CmdStats {};
 struct CmdHelp {};
 struct CmdExit {};
+struct CmdDrain {};
 struct CmdFormat {
   bool json = false;
 };
@@ -62,7 +63,7 @@ struct CmdError {
 };
 
 using Command = std::variant<CmdSleep, CmdRun, CmdResult, CmdStatus, CmdWait, CmdCancel, CmdGetAll,
-                             CmdStats, CmdHelp, CmdExit, CmdFormat, CmdEmpty, CmdError>;
+                             CmdStats, CmdHelp, CmdExit, CmdFormat, CmdEmpty, CmdError, CmdDrain>;
 
 Command parse_command(std::string_view line);
 

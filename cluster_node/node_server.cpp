@@ -75,6 +75,7 @@ void NodeServer::stop() {
 }
 
 void NodeServer::drain(std::function<void()> done) {
+  if (core_.draining()) return;
   log_->info("draining node={} (a second signal stops at once)", core_.node_id());
   core_.start_drain();
   schedule_flush();
@@ -99,6 +100,8 @@ void NodeServer::drain(std::function<void()> done) {
       }
       stop();
       done();
+      // Asked by a client (`drain`), nobody else ends the loop.
+      io_.stop();
     });
   };
   (*check)();

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cluster_node/command.h"
+#include "protocol/stats_json.h"
 
 namespace jc::node::replies {
 
@@ -170,29 +171,14 @@ std::string getall(const std::vector<GetAllEntry>& jobs, bool json_mode) {
   return out;
 }
 
-std::string stats(const protocol::ClusterStats& s, bool proxy_up, bool json_mode) {
+std::string stats(const protocol::ClusterStats& s, bool proxy_up, bool json_mode, std::int64_t time_ms) {
   std::size_t up = 0;
   for (const auto& n : s.nodes) up += n.connected ? 1 : 0;
   if (json_mode) {
-    json nodes = json::array();
-    for (const auto& n : s.nodes) {
-      nodes.push_back({{"id", n.node_id},
-                       {"address", n.address},
-                       {"state", n.connected ? "up" : "down"},
-                       {"slots", n.slots},
-                       {"running", n.running},
-                       {"queued", n.queued},
-                       {"held", n.assigned},
-                       {"finished", n.finished}});
-    }
-    return line({{"proxy", proxy_up ? "up" : "unreachable"},
-                 {"queue_length", s.queue_length},
-                 {"running", s.running},
-                 {"submitted", s.submitted_total},
-                 {"finished", s.finished_total},
-                 {"redispatched", s.redispatched_total},
-                 {"nodes_up", up},
-                 {"nodes", nodes}});
+    // The same object as the proxy's /api/state, plus whether it answered.
+    json j = protocol::cluster_state_json(s, time_ms);
+    j["proxy"] = proxy_up ? "up" : "unreachable";
+    return line(j);
   }
   std::string out = fmt::format("Stats: {}\n", s.nodes.size() + 1);
   out += fmt::format(

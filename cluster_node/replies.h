@@ -21,7 +21,7 @@ std::string status(const protocol::JobReport& r, bool unreachable, bool json);
 std::string cancelled(const protocol::JobReport& r, bool unreachable, bool json);
 std::string getall(const std::vector<GetAllEntry>& jobs, bool json);
 // `proxy_up` false: only this node's own figures are known.
-std::string stats(const protocol::ClusterStats& s, bool proxy_up, bool json);
+std::string stats(const protocol::ClusterStats& s, bool proxy_up, bool json, std::int64_t time_ms);
 std::string help(bool json);
 std::string goodbye(bool json);
 std::string format_switched(bool json);

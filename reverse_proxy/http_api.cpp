@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "protocol/stats_json.h"
+
 namespace jc::proxy {
 
 using nlohmann::json;
@@ -75,17 +77,7 @@ std::string metrics(const ProxyCore& core, const RoundHistogram& rounds, TimeMs 
 }
 
 json state_json(const ProxyCore& core, TimeMs now) {
-  auto s = core.stats(now);
-  json nodes = json::array();
-  for (const auto& n : s.nodes) {
-    nodes.push_back({{"id", n.node_id}, {"address", n.address},
-                     {"state", n.connected ? "up" : "down"}, {"slots", n.slots},
-                     {"running", n.running}, {"queued", n.queued}, {"held", n.assigned},
-                     {"finished", n.finished}, {"last_heard_ms", n.last_heard_ms}});
-  }
-  return {{"queue_length", s.queue_length}, {"running", s.running},
-          {"submitted", s.submitted_total}, {"finished", s.finished_total},
-          {"redispatched", s.redispatched_total}, {"nodes", nodes}, {"time_ms", now}};
+  return protocol::cluster_state_json(core.stats(now), now);
 }
 
 json job_json(const JobRecord& rec) {

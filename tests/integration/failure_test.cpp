@@ -242,3 +242,18 @@ TEST_CASE("SIGTERM drains a node under load: nothing lost, nothing re-run, exit 
   CHECK(proxy_log.find("node left after draining node=n2 held=0") != std::string::npos);
   CHECK(proxy_log.find("requeued node=n2") == std::string::npos);
 }
+
+TEST_CASE("`drain` from a local connection takes a node out of service") {
+  Cluster cluster({.nodes = 2, .slots = 1});
+  REQUIRE(cluster.wait_nodes_up(2));
+  Client a(cluster.node_port(0));
+  auto tickets = submit_many(a, 6, 200);
+  REQUIRE(tickets.size() == 6);
+  Client b(cluster.node_port(1));
+  CHECK(b.command("drain").rfind("OK draining", 0) == 0);
+  CHECK(cluster.node(1).wait_exit(15s) == 0);
+  for (const auto& t : tickets) {
+    REQUIRE(!wait_result(a, t, 60s).empty());
+    CHECK(a.command("status " + t).find(" attempt=1") != std::string::npos);
+  }
+}

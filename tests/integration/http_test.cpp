@@ -86,3 +86,23 @@ TEST_CASE("http: /metrics, /api/state and /api/jobs/<ticket> on STATUS_PORT") {
   }
   CHECK(get(http, "/api/state").status == 200);
 }
+
+TEST_CASE("http: `stats` in JSON on a node gives the same picture as /api/state") {
+  Cluster cluster({.nodes = 2, .slots = 1, .proxy_env = {{"STATUS_PORT", "0"}}});
+  std::uint16_t http = cluster.proxy().wait_listening("for status");
+  REQUIRE(cluster.wait_nodes_up(2));
+  Client c(cluster.node_port(1));
+  REQUIRE(c.command("format json") == "OK format json");
+  std::string stats = c.command("stats");
+  auto state = get(http, "/api/state");
+  // Same fields; the times and last-heard clocks move, so compare the rest.
+  auto strip = [](std::string s) {
+    static const std::regex kClocks(R"re("(last_heard_ms|time_ms)":[0-9]+,?)re");
+    s = std::regex_replace(s, kClocks, "");
+    static const std::regex kProxy(R"re(,?"proxy":"up")re");
+    s = std::regex_replace(s, kProxy, "");
+    while (!s.empty() && (s.back() == '\n' || s.back() == ',')) s.pop_back();
+    return s;
+  };
+  CHECK(strip(stats) == strip(state.body));
+}
