@@ -145,11 +145,12 @@ struct NodeStats {
   std::uint32_t queued = 0;    // from its last INFO
   std::uint64_t finished = 0;  // results accepted from it since the proxy started
   std::int64_t last_heard_ms = 0;
+  std::string state;  // up, suspect (quiet past half NODE_TIMEOUT), draining, dead, left
 
   template <class A>
   void serialize(A& ar, unsigned) {
     fields(ar, node_id, address, connected, slots, assigned, running, queued, finished,
-           last_heard_ms);
+           last_heard_ms, state);
   }
 };
 
@@ -160,10 +161,12 @@ struct ClusterStats {
   std::uint64_t submitted_total = 0;
   std::uint64_t finished_total = 0;
   std::uint64_t redispatched_total = 0;
+  std::vector<std::string> recent_events;  // newest last: joins, losses, refusals, re-dispatches
 
   template <class A>
   void serialize(A& ar, unsigned) {
-    fields(ar, nodes, queue_length, running, submitted_total, finished_total, redispatched_total);
+    fields(ar, nodes, queue_length, running, submitted_total, finished_total, redispatched_total,
+           recent_events);
   }
 };
 

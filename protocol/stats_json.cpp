@@ -9,7 +9,7 @@ nlohmann::json cluster_state_json(const ClusterStats& s, std::int64_t time_ms) {
     up += n.connected ? 1 : 0;
     nodes.push_back({{"id", n.node_id},
                      {"address", n.address},
-                     {"state", n.connected ? "up" : "down"},
+                     {"state", n.state.empty() ? (n.connected ? "up" : "down") : n.state},
                      {"slots", n.slots},
                      {"running", n.running},
                      {"queued", n.queued},
@@ -20,7 +20,7 @@ nlohmann::json cluster_state_json(const ClusterStats& s, std::int64_t time_ms) {
   return {{"queue_length", s.queue_length}, {"running", s.running},
           {"submitted", s.submitted_total}, {"finished", s.finished_total},
           {"redispatched", s.redispatched_total}, {"nodes_up", up},
-          {"nodes", nodes}, {"time_ms", time_ms}};
+          {"nodes", nodes}, {"recent_events", s.recent_events}, {"time_ms", time_ms}};
 }
 
 }  // namespace jc::protocol

@@ -76,8 +76,20 @@ std::string metrics(const ProxyCore& core, const RoundHistogram& rounds, TimeMs 
   return out;
 }
 
-json state_json(const ProxyCore& core, TimeMs now) {
-  return protocol::cluster_state_json(core.stats(now), now);
+json state_json(const ProxyCore& core, const History& history, TimeMs now) {
+  json j = protocol::cluster_state_json(core.stats(now), now);
+  json samples = json::array();
+  const History::Sample* prev = nullptr;
+  for (const auto& s : history.samples) {
+    if (prev != nullptr && s.at > prev->at) {
+      double rate = static_cast<double>(s.finished - prev->finished) * 1000.0 /
+                    static_cast<double>(s.at - prev->at);
+      samples.push_back({{"t", s.at}, {"finished_per_s", rate}, {"queue", s.queue}});
+    }
+    prev = &s;
+  }
+  j["history"] = samples;
+  return j;
 }
 
 json job_json(const JobRecord& rec) {
@@ -100,25 +112,59 @@ json job_json(const JobRecord& rec) {
 
 constexpr const char* kPage = R"(<!doctype html>
 <html><head><meta charset="utf-8"><title>jobcluster</title>
-<style>body{font:14px sans-serif;margin:2em}table{border-collapse:collapse}
-td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#eee}
-.up{color:#080}.down{color:#b00}</style></head>
-<body><h1>jobcluster</h1><p id="summary">loading...</p>
+<style>
+body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}
+h1{font-size:20px;margin:0 0 .5em}
+.cards{display:flex;gap:1em;margin-bottom:1em}
+.card{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;min-width:8em}
+.card b{display:block;font-size:22px}
+table{border-collapse:collapse;margin-bottom:1em}
+td,th{border:1px solid #ddd;padding:4px 10px;text-align:right}th{background:#f4f4f4}
+td:first-child,td:nth-child(2),td:nth-child(3){text-align:left}
+.up{color:#080}.suspect{color:#c80}.draining{color:#06c}.dead{color:#b00}.left{color:#777}
+svg{border:1px solid #ddd;border-radius:6px;background:#fcfcfc}
+#events{font-family:monospace;font-size:12px;white-space:pre;color:#444}
+</style></head>
+<body><h1>jobcluster</h1>
+<div class="cards">
+<div class="card">nodes up<b id="nodes_up">-</b></div>
+<div class="card">queue<b id="queue">-</b></div>
+<div class="card">running<b id="running">-</b></div>
+<div class="card">finished<b id="finished">-</b></div>
+<div class="card">re-dispatched<b id="redispatched">-</b></div>
+</div>
 <table><thead><tr><th>node</th><th>address</th><th>state</th><th>slots</th><th>running</th>
-<th>queued</th><th>held</th><th>finished</th><th>last heard</th></tr></thead><tbody id="nodes"></tbody></table>
+<th>queued</th><th>held</th><th>done</th><th>last heard</th></tr></thead><tbody id="nodes"></tbody></table>
+<div>throughput (jobs/s, last 5 min) <span id="rate"></span></div>
+<svg id="chart" width="600" height="90"></svg>
+<div>queue length</div>
+<svg id="qchart" width="600" height="60"></svg>
+<h3>recent events</h3><div id="events"></div>
 <script>
+function spark(id, values, color) {
+  const svg = document.getElementById(id), w = +svg.getAttribute('width'), h = +svg.getAttribute('height');
+  const max = Math.max(1, ...values);
+  const pts = values.map((v, i) => `${(i / Math.max(1, values.length - 1)) * w},${h - 4 - (v / max) * (h - 8)}`);
+  svg.innerHTML = `<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts.join(' ')}"/>` +
+    `<text x="4" y="12" font-size="10" fill="#888">max ${max.toFixed(0)}</text>`;
+}
 async function refresh() {
   try {
     const s = await (await fetch('/api/state')).json();
-    const up = s.nodes.filter(n => n.state === 'up').length;
-    document.getElementById('summary').textContent =
-      `nodes up ${up}/${s.nodes.length} · queue ${s.queue_length} · running ${s.running} · ` +
-      `submitted ${s.submitted} · finished ${s.finished} · re-dispatched ${s.redispatched}`;
+    const up = s.nodes.filter(n => n.state === 'up' || n.state === 'suspect').length;
+    document.getElementById('nodes_up').textContent = `${up}/${s.nodes.length}`;
+    for (const k of ['queue_length', 'running', 'finished', 'redispatched'])
+      document.getElementById(k === 'queue_length' ? 'queue' : k).textContent = s[k];
     document.getElementById('nodes').innerHTML = s.nodes.map(n =>
       `<tr><td>${n.id}</td><td>${n.address}</td><td class="${n.state}">${n.state}</td>` +
       `<td>${n.slots}</td><td>${n.running}</td><td>${n.queued}</td><td>${n.held}</td>` +
       `<td>${n.finished}</td><td>${((s.time_ms - n.last_heard_ms) / 1000).toFixed(1)} s ago</td></tr>`).join('');
-  } catch (e) { document.getElementById('summary').textContent = 'proxy unreachable'; }
+    const rates = s.history.map(x => x.finished_per_s);
+    spark('chart', rates, '#2a7');
+    spark('qchart', s.history.map(x => x.queue), '#27c');
+    document.getElementById('rate').textContent = rates.length ? `now ${rates[rates.length - 1].toFixed(0)}` : '';
+    document.getElementById('events').textContent = s.recent_events.slice().reverse().join('\n');
+  } catch (e) { document.getElementById('nodes_up').textContent = 'proxy unreachable'; }
 }
 refresh(); setInterval(refresh, 1000);
 </script></body></html>
@@ -135,11 +181,11 @@ void RoundHistogram::observe(double seconds) {
 }
 
 HttpReply handle_http(const std::string& method, const std::string& target, const ProxyCore& core,
-                      const RoundHistogram& rounds, TimeMs now) {
+                      const RoundHistogram& rounds, const History& history, TimeMs now) {
   if (method != "GET") return {405, "text/plain; charset=utf-8", "only GET is served\n"};
   std::string path = target.substr(0, target.find('?'));
   if (path == "/metrics") return {200, "text/plain; version=0.0.4; charset=utf-8", metrics(core, rounds, now)};
-  if (path == "/api/state") return {200, "application/json", state_json(core, now).dump() + "\n"};
+  if (path == "/api/state") return {200, "application/json", state_json(core, history, now).dump(-1, ' ', false, json::error_handler_t::replace) + "\n"};
   constexpr std::string_view kJobs = "/api/jobs/";
   if (path.rfind(kJobs, 0) == 0) {
     std::string ticket = path.substr(kJobs.size());

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <string>
 
 #include "reverse_proxy/proxy_core.h"
@@ -23,6 +24,22 @@ struct RoundHistogram {
   void observe(double seconds);
 };
 
+// One sample a second of the totals, the last five minutes: the page draws
+// throughput and queue length from it.
+struct History {
+  struct Sample {
+    TimeMs at = 0;
+    std::uint64_t finished = 0;
+    std::uint64_t queue = 0;
+  };
+  static constexpr std::size_t kSamples = 300;
+  std::deque<Sample> samples;
+  void record(TimeMs at, std::uint64_t finished, std::uint64_t queue) {
+    samples.push_back({at, finished, queue});
+    if (samples.size() > kSamples) samples.pop_front();
+  }
+};
+
 struct HttpReply {
   int status = 200;
   std::string content_type = "text/plain; charset=utf-8";
@@ -30,6 +47,6 @@ struct HttpReply {
 };
 
 HttpReply handle_http(const std::string& method, const std::string& target, const ProxyCore& core,
-                      const RoundHistogram& rounds, TimeMs now);
+                      const RoundHistogram& rounds, const History& history, TimeMs now);
 
 }  // namespace jc::proxy

@@ -79,8 +79,10 @@ protocol::Welcome ProxyCore::on_hello(const protocol::Hello& hello, const std::s
                                       TimeMs now, const std::string& nonce) {
   protocol::Welcome w;
   w.proxy_id = options_.proxy_id;
+  clock_ = now;
   auto refuse = [&](std::string reason) {
     log_->warn("refused node={} peer={} reason=\"{}\"", hello.node_id, peer, reason);
+    note(fmt::format("refused node {} from {}: {}", hello.node_id, peer, reason));
     w.reason = std::move(reason);
     return w;
   };
@@ -116,6 +118,7 @@ protocol::Welcome ProxyCore::on_hello(const protocol::Hello& hello, const std::s
   node.last_heard = now;
   w.accepted = true;
   reconcile(hello.node_id, hello, w);
+  note(fmt::format("node {} joined from {} with {} slots", hello.node_id, peer, hello.slots));
   log_->info("node joined node={} peer={} slots={} held={} finished={} dropped={}", hello.node_id,
              peer, hello.slots, hello.held.size(), hello.finished.size(), w.drop.size());
   send(hello.node_id, w);
@@ -173,6 +176,8 @@ void ProxyCore::on_disconnect(const std::string& node_id, TimeMs now) {
   if (it == nodes_.end() || !it->second.connected) return;
   it->second.connected = false;
   it->second.lost_since = now;
+  clock_ = now;
+  note(fmt::format("node {} lost, holding {} jobs", node_id, it->second.held.size()));
   log_->info("node left node={} held={}", node_id, it->second.held.size());
   release_node_jobs(node_id, "node " + node_id + " was lost");
 }
@@ -181,8 +186,10 @@ void ProxyCore::release_node_jobs(const std::string& node_id, const std::string&
   auto& node = nodes_[node_id];
   std::vector<std::string> jobs(node.held.begin(), node.held.end());
   for (const auto& t : jobs) requeue(t, reason);
-  if (!jobs.empty())
+  if (!jobs.empty()) {
+    note(fmt::format("{} jobs re-dispatched: {}", jobs.size(), reason));
     log_->info("requeued node={} jobs={} reason=\"{}\"", node_id, jobs.size(), reason);
+  }
 }
 
 void ProxyCore::requeue(const std::string& ticket, const std::string& reason) {
@@ -199,6 +206,7 @@ void ProxyCore::requeue(const std::string& ticket, const std::string& reason) {
     failed.text = fmt::format("gave up after {} attempts on nodes {}; last: {}", rec.attempts,
                               fmt::join(rec.nodes_tried, ","), reason);
     log_->warn("job failed ticket={} attempts={} reason=\"{}\"", ticket, rec.attempts, reason);
+    note(fmt::format("job {} FAILED after {} attempts", ticket, rec.attempts));
     finish_job(ticket, std::move(rec), failed, JobEvent::kGiveUp);
     return;
   }
@@ -216,6 +224,7 @@ void ProxyCore::on_message(const std::string& node_id, const protocol::Message& 
   auto node = nodes_.find(node_id);
   if (node == nodes_.end() || !node->second.connected) return;
   node->second.last_heard = now;
+  clock_ = now;
   std::visit(
       [&](const auto& msg) {
         using T = std::decay_t<decltype(msg)>;
@@ -419,7 +428,10 @@ void ProxyCore::on_cancel(const std::string& node, const std::vector<std::string
 
 void ProxyCore::on_leave(const std::string& node_id, const protocol::Leave& m) {
   auto& node = nodes_[node_id];
-  if (!node.draining) log_->info("node draining node={} handed_back={}", node_id, m.handed_back.size());
+  if (!node.draining) {
+    note(fmt::format("node {} draining", node_id));
+    log_->info("node draining node={} handed_back={}", node_id, m.handed_back.size());
+  }
   node.draining = true;
   for (const auto& t : m.handed_back) {
     auto it = active_.find(t);
@@ -443,6 +455,7 @@ void ProxyCore::on_leave(const std::string& node_id, const protocol::Leave& m) {
     queue_.push(it->first, it->second.key);
   }
   if (m.done) {
+    note(fmt::format("node {} left after draining", node_id));
     log_->info("node left after draining node={} held={}", node_id, node.held.size());
     node.connected = false;
     if (!node.held.empty()) release_node_jobs(node_id, "node " + node_id + " left holding jobs");
@@ -587,10 +600,20 @@ protocol::ClusterStats ProxyCore::stats(TimeMs now) const {
     n.queued = node.info.queued;
     n.finished = node.finished;
     n.last_heard_ms = node.last_heard;
+    if (!node.connected) {
+      n.state = node.draining ? "left" : "dead";
+    } else if (node.draining) {
+      n.state = "draining";
+    } else if (now - node.last_heard > options_.node_timeout_ms / 2) {
+      n.state = "suspect";
+    } else {
+      n.state = "up";
+    }
     s.running += node.connected ? node.held.size() : 0;
     s.nodes.push_back(std::move(n));
   }
   s.queue_length = queue_.size();
+  s.recent_events.assign(events_.begin(), events_.end());
   s.submitted_total = submitted_total_;
   s.finished_total = finished_total_;
   s.redispatched_total = redispatched_total_;
@@ -611,6 +634,12 @@ bool ProxyCore::load_record(const std::string& key, JobRecord& rec) const {
 
 void ProxyCore::store_active(const std::string& ticket, const JobRecord& rec) {
   staged_.put(active_key(ticket), protocol::to_bytes(rec));
+}
+
+void ProxyCore::note(std::string event) {
+  constexpr std::size_t kMaxEvents = 20;
+  events_.push_back(format_time(clock_) + " " + std::move(event));
+  if (events_.size() > kMaxEvents) events_.pop_front();
 }
 
 std::uint32_t ProxyCore::intern(const std::string& name) {

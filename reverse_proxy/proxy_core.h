@@ -162,6 +162,9 @@ class ProxyCore {
   std::uint64_t finished_total_ = 0;
   std::uint64_t redispatched_total_ = 0;
   std::uint64_t dispatched_total_ = 0;
+  std::deque<std::string> events_;  // the last kMaxEvents notable events, for dashboards
+  TimeMs clock_ = 0;                // the latest time a call brought
+  void note(std::string event);
   std::map<protocol::JobState, std::uint64_t> finished_by_state_;
   double finish_rate_ = 0;  // jobs per second, smoothed
   TimeMs rate_window_start_ = 0;

@@ -22,8 +22,9 @@ ProxyServer::ProxyServer(asio::io_context& io, ProxyConfig config, storage::Stor
       log_(log::get("proxy")),
       listener_(io, log_),
       http_(io, [this](const std::string& method, const std::string& target) {
-        return handle_http(method, target, core_, rounds_, now_ms());
+        return handle_http(method, target, core_, rounds_, history_, now_ms());
       }),
+      history_timer_(io),
       dispatch_timer_(io),
       exchange_timer_(io) {}
 
@@ -34,7 +35,10 @@ Status ProxyServer::start() {
       [this](asio::ip::tcp::socket socket, const std::string& address, const std::string& peer) {
         on_accept(std::move(socket), address, peer);
       });
-  if (config_.status_port) http_.listen(config_.bind_address, *config_.status_port);
+  if (config_.status_port) {
+    http_.listen(config_.bind_address, *config_.status_port);
+    record_history();
+  }
   schedule_periodic();
   return Status::Ok();
 }
@@ -45,6 +49,7 @@ void ProxyServer::stop() {
   log_->info("shutting down sessions={}", sessions_.size());
   listener_.close();
   http_.close();
+  history_timer_.cancel();
   dispatch_timer_.cancel();
   exchange_timer_.cancel();
   flush();
@@ -153,6 +158,16 @@ void ProxyServer::run_dispatch() {
       if (!ec) run_dispatch();
     });
   }
+}
+
+void ProxyServer::record_history() {
+  TimeMs now = now_ms();
+  auto s = core_.stats(now);
+  history_.record(now, s.finished_total, s.queue_length);
+  history_timer_.expires_after(std::chrono::seconds(1));
+  history_timer_.async_wait([this](const error_code& ec) {
+    if (!ec && !stopping_) record_history();
+  });
 }
 
 void ProxyServer::schedule_periodic() {

@@ -62,6 +62,9 @@ class ProxyServer {
   net::Listener listener_;
   HttpServer http_;
   RoundHistogram rounds_;
+  History history_;
+  boost::asio::steady_timer history_timer_;
+  void record_history();
   boost::asio::steady_timer dispatch_timer_;
   boost::asio::steady_timer exchange_timer_;
   std::unordered_map<std::uint64_t, Session> sessions_;
