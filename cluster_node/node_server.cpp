@@ -16,6 +16,8 @@ namespace {
 // How long `r` and `status` wait for the proxy before answering from what
 // this node knows.
 constexpr milliseconds kProxyAnswerTimeout{3000};
+// How long `wait` keeps asking about a ticket nobody knows before it says so.
+constexpr milliseconds kUnknownGrace{5000};
 }  // namespace
 
 NodeServer::NodeServer(asio::io_context& io, NodeConfig config, storage::Store& store)
@@ -182,13 +184,23 @@ void NodeServer::answer_lookups(const protocol::JobReport& report) {
   bool final = protocol::is_final(report.state) && report.has_result;
   // The proxy has never heard of a ticket that is still on its way to it.
   protocol::JobReport local = core_.lookup(report.ticket);
-  // Nobody knows it: a wait would never end, so it is answered too.
+  // Nobody knows it. A ticket just given by another node may still be on its
+  // way to the proxy, so a wait asks again (each REQUEST_RESULT_PERIOD) and
+  // answers "unknown" only when that lasts kUnknownGrace; it never hangs.
   bool unknown =
       report.state == protocol::JobState::kUnknown && local.state == protocol::JobState::kUnknown;
+  TimeMs now = now_ms();
   std::vector<std::unique_ptr<PendingLookup>> ready;
   auto& list = it->second;
   for (auto p = list.begin(); p != list.end();) {
-    if (!(*p)->wait || final || unknown) {
+    bool give_up = false;
+    if (unknown && (*p)->wait) {
+      if ((*p)->unknown_since == 0) (*p)->unknown_since = now;
+      give_up = now - (*p)->unknown_since >= kUnknownGrace.count();
+    } else {
+      (*p)->unknown_since = 0;
+    }
+    if (!(*p)->wait || final || give_up) {
       ready.push_back(std::move(*p));
       p = list.erase(p);
     } else {
@@ -366,6 +378,15 @@ void NodeServer::schedule_requests() {
   request_timer_.async_wait([this](const error_code& ec) {
     if (ec || stopping_) return;
     core_.resend_undelivered();
+    // Waits for tickets the proxy did not know yet ask again.
+    for (const auto& [t, list] : lookups_) {
+      for (const auto& p : list) {
+        if (p->unknown_since != 0) {
+          to_request_.push_back(t);
+          break;
+        }
+      }
+    }
     schedule_flush();
     schedule_requests();
   });

@@ -80,6 +80,7 @@ class NodeServer {
     bool wait = false;
     LookupDone done;
     std::unique_ptr<boost::asio::steady_timer> timer;
+    TimeMs unknown_since = 0;  // a wait the proxy said it does not know (yet)
   };
 
   void on_accept(boost::asio::ip::tcp::socket socket, const std::string& peer);
