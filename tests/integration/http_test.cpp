@@ -2,6 +2,11 @@
 // /api/state and /api/jobs/<ticket> give the cluster and a job as JSON.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <regex>
 #include <sstream>
 
@@ -43,6 +48,32 @@ std::string prometheus_errors(const std::string& text) {
   return errors;
 }
 
+// Parses with the Prometheus client library's own text-format parser
+// (Debian's python3-prometheus-client); returns the metric family names
+// found, or "" when the parser rejected the text (or is not installed).
+std::string prometheus_parse(const std::string& text) {
+  const char* probe = "/usr/bin/python3 -c 'import prometheus_client' 2>/dev/null";
+  if (std::system(probe) != 0) return "(parser not installed)";
+  std::string file = (std::filesystem::temp_directory_path() /
+                      ("jc-metrics-" + std::to_string(getpid()) + ".txt")).string();
+  {
+    std::ofstream out(file);
+    out << text;
+  }
+  std::string cmd =
+      "/usr/bin/python3 -c \"import sys; from prometheus_client.parser import "
+      "text_string_to_metric_families as f; "
+      "print(' '.join(sorted(m.name for m in f(open(sys.argv[1]).read()))))\" " + file;
+  std::string out;
+  if (FILE* p = popen(cmd.c_str(), "r")) {
+    char buf[4096];
+    while (std::size_t n = fread(buf, 1, sizeof(buf), p)) out.append(buf, n);
+    if (pclose(p) != 0) out.clear();
+  }
+  std::filesystem::remove(file);
+  return out;
+}
+
 }  // namespace
 
 TEST_CASE("http: /metrics, /api/state and /api/jobs/<ticket> on STATUS_PORT") {
@@ -58,6 +89,13 @@ TEST_CASE("http: /metrics, /api/state and /api/jobs/<ticket> on STATUS_PORT") {
   auto metrics = get(http, "/metrics");
   CHECK(metrics.status == 200);
   CHECK(prometheus_errors(metrics.body) == "");
+  std::string families = prometheus_parse(metrics.body);
+  INFO("parsed families: " << families);
+  if (families != "(parser not installed)") {
+    CHECK(families.find("jobcluster_jobs_finished") != std::string::npos);
+    CHECK(families.find("jobcluster_dispatch_round_duration_seconds") != std::string::npos);
+    CHECK(families.find("jobcluster_node_running_jobs") != std::string::npos);
+  }
   CHECK(metrics.body.find("\njobcluster_jobs_submitted_total 3\n") != std::string::npos);
   CHECK(metrics.body.find("\njobcluster_jobs_finished_total{state=\"DONE\"} 3\n") != std::string::npos);
   CHECK(metrics.body.find("\njobcluster_nodes_connected 2\n") != std::string::npos);
