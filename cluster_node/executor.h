@@ -28,7 +28,6 @@ class Executor {
   // Kills a running job; it ends CANCELLED. False when it is not running here.
   bool cancel(const std::string& ticket);
   void stop_all();
-  std::size_t running() const { return sleeps_.size() + runs_.size(); }
 
  private:
   struct Sleep {

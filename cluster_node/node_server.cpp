@@ -29,7 +29,7 @@ NodeServer::NodeServer(asio::io_context& io, NodeConfig config, storage::Store& 
       info_timer_(io),
       request_timer_(io),
       link_(io, config_.proxy_host, config_.proxy_port,
-            ProxyLink::Handlers{[this] { on_proxy_connected(); },
+            ProxyLink::Handlers{[] {},  // the proxy speaks first: HELLO answers its CHALLENGE
                                 [this](protocol::Message&& m) { on_proxy_message(std::move(m)); },
                                 [this] { on_proxy_closed(); }}),
       executor_(io, config_.core.node_id,
@@ -290,9 +290,6 @@ void NodeServer::stats(StatsDone done) {
   shell_outbox_.push_back(protocol::StatsRequest{id});
   schedule_flush();
 }
-
-// The proxy speaks first (CHALLENGE); HELLO answers it.
-void NodeServer::on_proxy_connected() {}
 
 void NodeServer::on_proxy_message(protocol::Message&& m) {
   if (auto* w = std::get_if<protocol::Welcome>(&m)) {

@@ -84,7 +84,6 @@ class NodeServer {
   };
 
   void on_accept(boost::asio::ip::tcp::socket socket, const std::string& peer);
-  void on_proxy_connected();
   void on_proxy_message(protocol::Message&& m);
   void on_proxy_closed();
   void answer_lookups(const protocol::JobReport& report);

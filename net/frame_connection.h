@@ -37,7 +37,6 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
   void set_idle_timeout(std::chrono::milliseconds t) { idle_timeout_ = t; }
   const std::string& peer() const { return peer_; }
   bool open() const { return !closed_; }
-  std::size_t queued_bytes() const { return outgoing_.size() + writing_.size(); }
 
  private:
   void do_read();

@@ -83,6 +83,21 @@ protocol::JobResult done_result(const std::string& text = "slept") {
   return r;
 }
 
+// A final report from the proxy: `node` ran attempt `attempt` of `ticket`.
+protocol::JobReport proxy_report(const std::string& ticket, const std::string& node,
+                                 std::uint32_t attempt, const std::string& text) {
+  protocol::JobReport r;
+  r.ticket = ticket;
+  r.state = JobState::kDone;
+  r.node = node;
+  r.attempts = attempt;
+  r.has_result = true;
+  r.result = done_result(text);
+  r.result.node = node;
+  r.result.attempt = attempt;
+  return r;
+}
+
 // A node core on a MemoryStore, with the shell's commit-then-send step.
 struct Node {
   explicit Node(storage::MemoryStore& store, NodeOptions o = options())
@@ -422,15 +437,7 @@ TEST_CASE("node core: a RESULT for an origin ticket is stored and acknowledged")
   n.connect();
   n.receive(protocol::Ack{AckKind::kSubmitted, {t}, {}});
 
-  protocol::JobReport rep;
-  rep.ticket = t;
-  rep.state = JobState::kDone;
-  rep.node = "node-b";
-  rep.attempts = 2;
-  rep.has_result = true;
-  rep.result = done_result("slept 10 on b");
-  rep.result.node = "node-b";
-  rep.result.attempt = 2;
+  protocol::JobReport rep = proxy_report(t, "node-b", 2, "slept 10 on b");
 
   int before = store.synced_writes();
   auto out = n.receive(protocol::Result{{rep}});
@@ -618,15 +625,7 @@ TEST_CASE("node core: a result from its own run while the proxy was away yields 
   n.flush();
   CHECK(n.core.lookup(t).result.text == "mine");
   // The proxy had the job all along and another node's result won.
-  protocol::JobReport theirs;
-  theirs.ticket = t;
-  theirs.state = JobState::kDone;
-  theirs.node = "node-b";
-  theirs.attempts = 1;
-  theirs.has_result = true;
-  theirs.result = done_result("theirs");
-  theirs.result.node = "node-b";
-  theirs.result.attempt = 1;
+  protocol::JobReport theirs = proxy_report(t, "node-b", 1, "theirs");
   theirs.result.start_ms = 3;
   n.connect();
   n.receive(protocol::Result{{theirs}});
