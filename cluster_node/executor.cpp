@@ -42,13 +42,19 @@ void Executor::start(const protocol::Assignment& job) {
     return;
   }
   Sleep s;
-  s.timer = std::make_unique<boost::asio::steady_timer>(io_);
-  s.timer->expires_after(std::chrono::milliseconds(job.spec.sleep_ms));
   s.ms = job.spec.sleep_ms;
   s.start_ms = now_ms();
-  s.timer->async_wait([this, ticket](const boost::system::error_code& ec) {
-    if (!ec) finish_sleep(ticket, false);
-  });
+  if (s.ms == 0) {
+    // Nothing to wait for: finish in the next turn of the loop, without the
+    // cost of a timer (a system call to re-arm the loop's timerfd).
+    boost::asio::post(io_, [this, ticket] { finish_sleep(ticket, false); });
+  } else {
+    s.timer = std::make_unique<boost::asio::steady_timer>(io_);
+    s.timer->expires_after(std::chrono::milliseconds(job.spec.sleep_ms));
+    s.timer->async_wait([this, ticket](const boost::system::error_code& ec) {
+      if (!ec) finish_sleep(ticket, false);
+    });
+  }
   sleeps_[ticket] = std::move(s);
 }
 
@@ -62,7 +68,7 @@ void Executor::finish_sleep(const std::string& ticket, bool cancelled) {
   r.end_ms = now_ms();
   r.node = node_id_;
   if (cancelled) {
-    s.timer->cancel();
+    if (s.timer) s.timer->cancel();
     r.state = protocol::JobState::kCancelled;
     r.text = fmt::format("cancelled after {} of {} milliseconds", r.end_ms - r.start_ms, s.ms);
   } else {
@@ -75,7 +81,7 @@ void Executor::finish_sleep(const std::string& ticket, bool cancelled) {
 
 void Executor::stop(const std::string& ticket) {
   if (auto it = sleeps_.find(ticket); it != sleeps_.end()) {
-    it->second.timer->cancel();
+    if (it->second.timer) it->second.timer->cancel();
     sleeps_.erase(it);
   }
   if (auto it = runs_.find(ticket); it != runs_.end()) {
@@ -105,7 +111,9 @@ void Executor::release_uid(const std::string& ticket) {
 }
 
 void Executor::stop_all() {
-  for (auto& [t, s] : sleeps_) s.timer->cancel();
+  for (auto& [t, s] : sleeps_) {
+    if (s.timer) s.timer->cancel();
+  }
   sleeps_.clear();
   auto runs = std::move(runs_);
   runs_.clear();

@@ -31,7 +31,7 @@ class Executor {
 
  private:
   struct Sleep {
-    std::unique_ptr<boost::asio::steady_timer> timer;
+    std::unique_ptr<boost::asio::steady_timer> timer;  // none for 0 ms
     std::uint64_t ms = 0;
     std::int64_t start_ms = 0;
   };

@@ -34,7 +34,7 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
   // Sends what is queued, then closes.
   void close_after_flush();
   void close(const std::string& reason);
-  void set_idle_timeout(std::chrono::milliseconds t) { idle_timeout_ = t; }
+  void set_idle_timeout(std::chrono::milliseconds t);
   const std::string& peer() const { return peer_; }
   bool open() const { return !closed_; }
 
@@ -49,6 +49,7 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
   boost::asio::steady_timer deadline_;
   std::string peer_;
   std::chrono::milliseconds idle_timeout_;
+  std::chrono::steady_clock::time_point last_heard_;
   OnMessage on_message_;
   OnClose on_close_;
   std::string inbox_;

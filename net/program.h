@@ -60,6 +60,10 @@ int run_server(
     log->critical("cannot open DATA_DIR={}: {}", data_dir, s.to_string());
     return 1;
   }
+  if (auto s = storage::check_format(*store); !s.ok()) {
+    log->critical("cannot use DATA_DIR={}: {}", data_dir, s.message());
+    return 1;
+  }
   if (prepare) prepare(config, *store);
   try {
     boost::asio::io_context io(1);
@@ -80,7 +84,8 @@ int run_server(
           // Ctrl-C reaches the whole process group and a supervisor script
           // may add its own SIGTERM: a signal within a second of the first
           // is the same request, not "stop now".
-          if (draining && std::chrono::steady_clock::now() - first_signal < std::chrono::seconds(1)) {
+          if (draining &&
+              std::chrono::steady_clock::now() - first_signal < std::chrono::seconds(1)) {
             wait_signal();
             return;
           }

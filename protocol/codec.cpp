@@ -1,16 +1,16 @@
 #include "protocol/codec.h"
 
 #include <fmt/format.h>
-
-#include <boost/crc.hpp>
+#include <zlib.h>
 
 namespace jc::protocol {
 namespace {
 
-std::uint32_t crc32(std::string_view bytes) {
-  boost::crc_32_type crc;
-  crc.process_bytes(bytes.data(), bytes.size());
-  return crc.checksum();
+// zlib's CRC-32 (the same polynomial as boost::crc_32_type, several times
+// faster: it showed in profiles of frames of a few hundred bytes).
+std::uint32_t frame_crc(std::string_view bytes) {
+  return static_cast<std::uint32_t>(
+      ::crc32_z(0L, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size()));
 }
 
 void put_u32(std::string& out, std::size_t at, std::uint32_t v) {
@@ -47,7 +47,7 @@ bool load_message(std::size_t type, std::string_view payload, Message& out,
 
 std::string_view message_name(const Message& m) {
   static constexpr std::string_view kNames[] = {
-      "HELLO",  "WELCOME", "SUBMIT",        "ACK",         "JOB",    "INFO",     "REQUEST_OF_RES",
+      "HELLO",  "WELCOME", "SUBMIT",        "ACK",         "JOB",    "INFO",      "REQUEST_OF_RES",
       "RESULT", "RES_REQ", "STATS_REQUEST", "STATS_REPLY", "CANCEL", "CHALLENGE", "LEAVE"};
   static_assert(std::size(kNames) == std::variant_size_v<Message>);
   return kNames[m.index()];
@@ -56,16 +56,14 @@ std::string_view message_name(const Message& m) {
 void encode(const Message& m, std::string& out) {
   std::size_t start = out.size();
   out.resize(start + kFrameHeaderBytes);
-  {
-    detail::StringSink sink(out);
-    boost::archive::binary_oarchive ar(sink, detail::kArchiveFlags);
-    std::visit([&](const auto& value) { ar << value; }, m);
-  }
+  OutArchive ar(out);
+  std::visit([&](const auto& value) { ar << value; }, m);
   std::size_t length = out.size() - start - kFrameHeaderBytes;
   put_u32(out, start, static_cast<std::uint32_t>(length));
   out[start + 4] = static_cast<char>(kProtocolVersion);
   out[start + 5] = static_cast<char>(m.index());
-  put_u32(out, start + 6, crc32(std::string_view(out).substr(start + kFrameHeaderBytes, length)));
+  put_u32(out, start + 6,
+          frame_crc(std::string_view(out).substr(start + kFrameHeaderBytes, length)));
 }
 
 std::string encode(const Message& m) {
@@ -91,7 +89,7 @@ DecodeResult decode(std::string_view bytes, std::size_t max_frame) {
   }
   if (bytes.size() < kFrameHeaderBytes + length) return NeedMore{};
   std::string_view payload = bytes.substr(kFrameHeaderBytes, length);
-  if (crc32(payload) != get_u32(bytes, 6)) {
+  if (frame_crc(payload) != get_u32(bytes, 6)) {
     return DecodeError{"frame checksum mismatch"};
   }
   Complete done;

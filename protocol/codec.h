@@ -1,4 +1,4 @@
-// Framing of node <-> proxy messages, and Boost.Serialization of values.
+// Framing of node <-> proxy messages, and the serialization of values.
 //
 // Grammar of one frame (all integers big-endian):
 //   frame   := length:u32 version:u8 type:u8 crc:u32 payload
@@ -6,12 +6,13 @@
 //   version := kProtocolVersion
 //   type    := index of the message in protocol::Message
 //   crc     := CRC-32 of payload
-//   payload := Boost.Serialization binary archive (no header) of the message
+//   payload := the message through OutArchive (protocol/archive.h)
 //
 // decode() is a pure incremental decoder: it never throws, never allocates
 // more than the declared length (checked against max_frame first), and
 // turns every archive exception into a DecodeError. The CRC rejects garbage
-// before the archive, which trusts its length fields, ever sees it.
+// before the archive sees it, and the archive checks every length field
+// against the bytes left.
 #pragma once
 
 #include <cstddef>

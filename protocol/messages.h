@@ -27,7 +27,7 @@
 
 namespace jc::protocol {
 
-constexpr std::uint8_t kProtocolVersion = 1;
+constexpr std::uint8_t kProtocolVersion = 2;  // 2: payloads through protocol/archive.h
 
 struct Hello {
   std::uint32_t version = kProtocolVersion;

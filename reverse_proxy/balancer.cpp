@@ -8,13 +8,17 @@ namespace jc::proxy {
 namespace {
 
 // Gives up to `budget` jobs, one at a time, to the node with the lowest level
-// among those below their cap. Returns how many were given.
+// among those below their cap: its slots, plus with_prefetch the larger of
+// `prefetch` and its own. Returns how many were given.
 std::size_t water_fill(const std::vector<NodeLoad>& nodes, std::vector<std::uint32_t>& plan,
-                       std::size_t budget, std::uint32_t extra_cap, std::size_t rotation) {
+                       std::size_t budget, bool with_prefetch, std::uint32_t prefetch,
+                       std::size_t rotation) {
   using Entry = std::tuple<std::uint32_t, std::size_t, std::size_t>;  // level, order, index
   std::priority_queue<Entry, std::vector<Entry>, std::greater<>> heap;
   const std::size_t n = nodes.size();
-  auto cap = [&](std::size_t i) { return nodes[i].slots + extra_cap; };
+  auto cap = [&](std::size_t i) {
+    return nodes[i].slots + (with_prefetch ? std::max(prefetch, nodes[i].prefetch) : 0);
+  };
   for (std::size_t i = 0; i < n; ++i) {
     std::uint32_t held = nodes[i].held + plan[i];
     if (held < cap(i)) heap.emplace(held, (i + n - rotation % n) % n, i);
@@ -38,8 +42,8 @@ std::vector<std::uint32_t> plan_dispatch(const std::vector<NodeLoad>& nodes, std
   std::vector<std::uint32_t> plan(nodes.size(), 0);
   if (nodes.empty()) return plan;
   std::size_t budget = std::min(queued, max_jobs);
-  budget -= water_fill(nodes, plan, budget, 0, rotation);
-  if (budget > 0 && prefetch > 0) water_fill(nodes, plan, budget, prefetch, rotation);
+  budget -= water_fill(nodes, plan, budget, false, prefetch, rotation);
+  if (budget > 0) water_fill(nodes, plan, budget, true, prefetch, rotation);
   return plan;
 }
 

@@ -6,7 +6,9 @@
 // on the number each node holds, lowest first), and only when every slot is
 // taken to a small prefetch per node, also water-filled, so that a node never
 // idles between a result and its next job, and no node gets a pile that a
-// node joining later would miss.
+// node joining later would miss. A node's prefetch is the larger of the
+// global one (DISPATCH_PREFETCH) and its own (NodeLoad::prefetch: what it
+// finishes in DISPATCH_PREFETCH_MS, see ProxyCore).
 #pragma once
 
 #include <cstddef>
@@ -17,7 +19,8 @@ namespace jc::proxy {
 
 struct NodeLoad {
   std::uint32_t slots = 0;
-  std::uint32_t held = 0;  // dispatched to it and not finished
+  std::uint32_t held = 0;      // dispatched to it and not finished
+  std::uint32_t prefetch = 0;  // its own prefetch, when larger than the global one
 };
 
 // How many jobs each node gets in this round (same order as `nodes`).

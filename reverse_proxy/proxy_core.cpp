@@ -140,8 +140,8 @@ void ProxyCore::reconcile(const std::string& node_id, const protocol::Hello& hel
   auto claim = [&](const std::string& t, bool finished) {
     claimed.insert(t);
     auto it = active_.find(t);
-    bool elsewhere =
-        it != active_.end() && it->second.state == JobState::kRunning && it->second.node != intern(node_id);
+    bool elsewhere = it != active_.end() && it->second.state == JobState::kRunning &&
+                     it->second.node != intern(node_id);
     if (it == active_.end() || elsewhere) {
       // A held copy must stop; a finished one's result is offered anyway
       // (the first final result wins).
@@ -287,7 +287,8 @@ void ProxyCore::on_submit(const std::string& node, const protocol::Submit& m, Ti
       continue;
     }
     store_active(spec.ticket, rec);
-    auto entry = active_.insert_or_assign(spec.ticket, ActiveJob{JobState::kQueued, 0, 0, key}).first;
+    auto entry =
+        active_.insert_or_assign(spec.ticket, ActiveJob{JobState::kQueued, 0, 0, key}).first;
     queue_.push(entry->first, key);
     log_->debug("queued ticket={} origin={} job=\"{}\"", spec.ticket, spec.origin, spec.describe());
   }
@@ -322,6 +323,7 @@ void ProxyCore::on_reports(const std::string& node, const std::vector<JobReport>
     staged_.require_sync();
     send(node, std::move(ack));
   }
+  if (auto it = nodes_.find(node); it != nodes_.end()) update_rate(it->second, now);
   if (finished_total_ > 0) {
     // Smoothed completion rate, for the queue's estimated wait.
     if (rate_window_start_ == 0) rate_window_start_ = now;
@@ -508,21 +510,45 @@ std::int64_t ProxyCore::queue_position(const std::string& ticket) const {
 bool ProxyCore::has_dispatchable() const {
   if (queue_.empty()) return false;
   for (const auto& [id, node] : nodes_) {
-    if (node.connected && !node.draining && node.held.size() < node.slots + options_.prefetch) {
+    if (node.connected && !node.draining &&
+        node.held.size() < node.slots + std::max(options_.prefetch, prefetch_of(node))) {
       return true;
     }
   }
   return false;
 }
 
+void ProxyCore::update_rate(NodeEntry& node, TimeMs now) {
+  constexpr TimeMs kWindowMs = 100;
+  constexpr double kMemoryMs = 500;  // a window this long replaces the old rate
+  if (node.rate_since == 0 || now < node.rate_since) {
+    node.rate_since = now;
+    node.rate_base = node.finished;
+    return;
+  }
+  TimeMs elapsed = now - node.rate_since;
+  if (elapsed < kWindowMs) return;
+  double rate = static_cast<double>(node.finished - node.rate_base) * 1000.0 / elapsed;
+  double weight = std::min(1.0, static_cast<double>(elapsed) / kMemoryMs);
+  node.rate = (1 - weight) * node.rate + weight * rate;
+  node.rate_since = now;
+  node.rate_base = node.finished;
+}
+
+std::uint32_t ProxyCore::prefetch_of(const NodeEntry& node) const {
+  double jobs = node.rate * static_cast<double>(options_.prefetch_ms) / 1000.0;
+  return static_cast<std::uint32_t>(std::min<double>(jobs, kMaxAdaptivePrefetch));
+}
+
 bool ProxyCore::dispatch(TimeMs now) {
   if (queue_.empty()) return false;
   std::vector<std::string> ids;
   std::vector<NodeLoad> loads;
-  for (const auto& [id, node] : nodes_) {
+  for (auto& [id, node] : nodes_) {
     if (!node.connected || node.draining) continue;
+    update_rate(node, now);
     ids.push_back(id);
-    loads.push_back({node.slots, static_cast<std::uint32_t>(node.held.size())});
+    loads.push_back({node.slots, static_cast<std::uint32_t>(node.held.size()), prefetch_of(node)});
   }
   auto plan =
       plan_dispatch(loads, queue_.size(), options_.max_dispatch, options_.prefetch, rotation_++);

@@ -33,6 +33,11 @@ struct ProxyOptions {
   std::string proxy_id = "proxy";
   std::uint32_t max_nodes = 64;
   std::uint32_t prefetch = 1;
+  // A node may also hold as many jobs beyond its slots as it finishes in
+  // this many ms (its measured rate), up to kMaxAdaptivePrefetch: fast jobs
+  // then never wait for the round trip of result, synced write and dispatch,
+  // and slow ones are not piled up. 0 turns it off.
+  TimeMs prefetch_ms = 10;
   std::size_t max_dispatch = 100000;
   std::uint32_t max_attempts = 5;
   TimeMs node_timeout_ms = 5000;
@@ -115,7 +120,17 @@ class ProxyCore {
     TimeMs lost_since = 0;  // when it disconnected (or the proxy started)
     bool draining = false;  // takes no new jobs; leaves once it delivered the rest
     std::uint64_t finished = 0;
+    // Its results per second, smoothed, for its adaptive prefetch.
+    double rate = 0;
+    TimeMs rate_since = 0;
+    std::uint64_t rate_base = 0;  // `finished` at rate_since
   };
+  static constexpr std::uint32_t kMaxAdaptivePrefetch = 1000;
+
+  // Updates the node's smoothed rate of results at `now`; an idle stretch
+  // brings it down, so a burst after a pause is not piled on one node.
+  static void update_rate(NodeEntry& node, TimeMs now);
+  std::uint32_t prefetch_of(const NodeEntry& node) const;
 
   void on_submit(const std::string& node, const protocol::Submit& m, TimeMs now);
   void on_ack(const std::string& node, const protocol::Ack& m);

@@ -171,4 +171,17 @@ TEST_CASE("balancer: a node never gets more than slots + prefetch") {
   }
 }
 
+TEST_CASE("balancer: a node's own prefetch counts when larger than the global one") {
+  // Both full; a fast node (own prefetch 5) and a slow one (none).
+  std::vector<NodeLoad> nodes = {{2, 2, 5}, {2, 2, 0}};
+  CHECK(plan_dispatch(nodes, 100, 1000, 1, 0) == std::vector<std::uint32_t>{5, 1});
+  SUBCASE("free slots still come first, water-filled, before any prefetch") {
+    std::vector<NodeLoad> busy = {{2, 2, 5}, {2, 0, 0}};
+    CHECK(plan_dispatch(busy, 2, 1000, 1, 0) == std::vector<std::uint32_t>{0, 2});
+  }
+  SUBCASE("with the global prefetch at 0 only the node's own applies") {
+    CHECK(plan_dispatch(nodes, 100, 1000, 0, 0) == std::vector<std::uint32_t>{5, 0});
+  }
+}
+
 }  // namespace jc::proxy

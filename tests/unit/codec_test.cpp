@@ -548,6 +548,30 @@ TEST_CASE("codec: from_bytes of garbage returns false") {
   CHECK_FALSE(from_bytes(std::string_view(bytes).substr(0, bytes.size() / 2), spec));
 }
 
+TEST_CASE("codec: from_bytes refuses trailing bytes and a bool that is not 0 or 1") {
+  std::string bytes = to_bytes(sample_spec("abc-45"));
+  JobSpec spec;
+  CHECK_FALSE(from_bytes(bytes + "x", spec));
+  // A TestCase: name (u64 length 0), stdin (u64 length 0), has_expected,
+  // expected (u64 length 0).
+  TestCase c;
+  std::string encoded = to_bytes(c);
+  REQUIRE(encoded.size() == 8 + 8 + 1 + 8);
+  encoded[16] = 2;
+  CHECK_FALSE(from_bytes(encoded, c));
+  encoded[16] = 1;
+  CHECK(from_bytes(encoded, c));
+  CHECK(c.has_expected);
+}
+
+TEST_CASE("codec: integers are little-endian at their fixed width") {
+  Info info;
+  info.queued = 0x01020304;
+  std::string bytes = to_bytes(info);
+  REQUIRE(bytes.size() == 4 + 4 + 4 + 8 + 4);
+  CHECK(bytes.substr(0, 4) == std::string("\x04\x03\x02\x01", 4));
+}
+
 TEST_CASE("codec: escape_sample escapes non-printable bytes") {
   CHECK(escape_sample("hello world") == "hello world");
   CHECK(escape_sample(std::string("a\0b", 3)) == "a\\x00b");

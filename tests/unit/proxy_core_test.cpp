@@ -335,6 +335,65 @@ TEST_CASE("proxy core: dispatch respects slots and leaves the rest queued") {
   CHECK(sent_to<protocol::Job>(p.dispatch(), "node-a").empty());
 }
 
+// A node that answers every job it holds within the millisecond: the
+// proxy sees its rate and lets it hold more than slots + DISPATCH_PREFETCH.
+std::uint32_t assigned_after_fast_results(Proxy& p, const std::string& node, TimeMs& now,
+                                          TimeMs duration) {
+  for (TimeMs end = now + duration; now < end; ++now) {
+    protocol::Result r;
+    for (const auto& job : sent_to<protocol::Job>(p.last, node)) {
+      for (const auto& a : job.jobs) r.reports.push_back(final_report(a.spec.ticket, node, 1));
+    }
+    if (!r.reports.empty()) p.message(node, r, now);
+    p.last = p.dispatch(now);
+  }
+  return node_stats(p.core.stats(now), node)->assigned;
+}
+
+TEST_CASE("proxy core: a node that finishes jobs fast may hold more (DISPATCH_PREFETCH_MS)") {
+  storage::MemoryStore store;
+  ProxyOptions o = options(1);
+  o.prefetch_ms = 10;
+  Proxy p(store, o);
+  p.join("node-a", 1, 1000);
+  std::vector<std::string> tickets;
+  for (int i = 0; i < 20000; ++i) tickets.push_back("t" + std::to_string(i));
+  p.message("node-a", submit_of(tickets, "node-a"), 1000);
+  TimeMs now = 1000;
+  p.last = p.dispatch(now);
+  CHECK(node_stats(p.core.stats(now), "node-a")->assigned == 2);  // slots + 1
+  std::uint32_t held = assigned_after_fast_results(p, "node-a", now, 300);
+  CHECK(held > 2);
+  CHECK(held <= 1 + 1000);  // slots + the cap of the adaptive prefetch
+
+  SUBCASE("after an idle pause a new burst gets slots + DISPATCH_PREFETCH again") {
+    // Deliver what it holds, then nothing for a second.
+    assigned_after_fast_results(p, "node-a", now, 1);
+    protocol::Result r;
+    for (const auto& job : sent_to<protocol::Job>(p.last, "node-a")) {
+      for (const auto& a : job.jobs) r.reports.push_back(final_report(a.spec.ticket, "node-a", 1));
+    }
+    p.message("node-a", r, now);
+    now += 20000;  // no dispatch round in between: nothing frees a slot
+    p.last = p.dispatch(now);
+    CHECK(node_stats(p.core.stats(now), "node-a")->assigned <= 2);
+  }
+}
+
+TEST_CASE("proxy core: DISPATCH_PREFETCH_MS=0 keeps a node at slots + DISPATCH_PREFETCH") {
+  storage::MemoryStore store;
+  ProxyOptions o = options(1);
+  o.prefetch_ms = 0;
+  Proxy p(store, o);
+  p.join("node-a", 1, 1000);
+  std::vector<std::string> tickets;
+  for (int i = 0; i < 2000; ++i) tickets.push_back("t" + std::to_string(i));
+  p.message("node-a", submit_of(tickets, "node-a"), 1000);
+  TimeMs now = 1000;
+  p.last = p.dispatch(now);
+  CHECK(assigned_after_fast_results(p, "node-a", now, 300) == 2);
+}
+
 // ---- results ---------------------------------------------------------------
 
 TEST_CASE("proxy core: a final result is acknowledged and pushed to the origin") {

@@ -262,6 +262,39 @@ TEST_CASE("storage: memory store counts synced writes only") {
 
 // ---- Staged --------------------------------------------------------------
 
+TEST_CASE("storage: check_format marks an empty store and accepts it again") {
+  MemoryStore store;
+  REQUIRE(check_format(store).ok());
+  std::string value;
+  REQUIRE(store.get(kFormatKey, &value).ok());
+  CHECK(value == kStorageFormat);
+  CHECK(store.synced_writes() == 1);
+  CHECK(check_format(store).ok());
+  CHECK(store.synced_writes() == 1);
+}
+
+TEST_CASE("storage: check_format refuses data of another format with the reason") {
+  MemoryStore store;
+  WriteBatch b;
+  b.put(std::string(kFormatKey), "7");
+  REQUIRE(store.write(b, true).ok());
+  Status s = check_format(store);
+  CHECK(s.code() == Status::Code::kInvalidArgument);
+  CHECK(s.message().find("format 7") != std::string::npos);
+}
+
+TEST_CASE("storage: check_format refuses unmarked data (format 1) instead of misreading it") {
+  MemoryStore store;
+  WriteBatch b;
+  b.put("a/t1", "old bytes");
+  REQUIRE(store.write(b, true).ok());
+  Status s = check_format(store);
+  CHECK(s.code() == Status::Code::kInvalidArgument);
+  CHECK(s.message().find("format 1") != std::string::npos);
+  std::string value;
+  CHECK(store.get(kFormatKey, &value).is_not_found());
+}
+
 TEST_CASE("staged: get sees staged puts and dels before commit") {
   MemoryStore s;
   WriteBatch b;

@@ -1,0 +1,33 @@
+#include <string>
+
+#include "storage/store.h"
+
+namespace jc::storage {
+
+Status check_format(Store& store) {
+  std::string format;
+  Status s = store.get(kFormatKey, &format);
+  if (s.ok()) {
+    if (format == kStorageFormat) return Status::Ok();
+    return Status::InvalidArgument("it holds storage format " + format + ", this build reads " +
+                                   std::string(kStorageFormat) +
+                                   ": use an empty DATA_DIR or the jobcluster that wrote it");
+  }
+  if (!s.is_not_found()) return s;
+  bool empty = true;
+  s = store.scan("", [&](std::string_view, std::string_view) {
+    empty = false;
+    return false;
+  });
+  if (!s.ok()) return s;
+  if (!empty) {
+    return Status::InvalidArgument(
+        "it holds storage format 1 (an older jobcluster), this build reads " +
+        std::string(kStorageFormat) + ": use an empty DATA_DIR or the jobcluster that wrote it");
+  }
+  WriteBatch mark;
+  mark.put(std::string(kFormatKey), std::string(kStorageFormat));
+  return store.write(mark, true);
+}
+
+}  // namespace jc::storage
