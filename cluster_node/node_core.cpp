@@ -214,7 +214,10 @@ void NodeCore::on_message(const protocol::Message& m) {
 
 std::vector<protocol::Message> NodeCore::take_outbox() {
   // New submissions and results of one turn of the event loop travel together.
-  if (!pending_submit_.jobs.empty()) outbox_.push_back(std::exchange(pending_submit_, {}));
+  if (!pending_submit_.jobs.empty()) {
+    pending_submit_.first = true;  // accepted on this connection, never sent before
+    outbox_.push_back(std::exchange(pending_submit_, {}));
+  }
   if (!pending_results_.reports.empty()) outbox_.push_back(std::exchange(pending_results_, {}));
   return std::exchange(outbox_, {});
 }

@@ -10,16 +10,21 @@
 // few dozen bytes. These archives are a cursor over a string: no locale, no
 // registry, no tracking (our values hold no pointers).
 //
-// Encoding: integers and enums little-endian at their fixed width, bool as
-// one byte, strings and vectors as a u64 length then their contents
-// (protocol/fields.h). An InArchive knows how many bytes are left, so a
-// length field larger than that is refused before anything is allocated.
+// Encoding: integers wider than a byte as varints (LEB128, 7 bits a byte,
+// low first; signed ones zigzag-mapped first, as in Protocol Buffers), so the
+// many zero and small fields of a job record take one byte each; one-byte
+// integers, enums (all of them one byte) and bools as one byte; floating
+// point as its bytes; strings and vectors as a varint length then their
+// contents (protocol/fields.h). An InArchive knows how many bytes are left,
+// so a length field larger than that is refused before anything is
+// allocated, and a varint too long or too large for its field is refused.
 #pragma once
 
 #include <bit>
 #include <boost/serialization/serialization.hpp>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -62,11 +67,35 @@ class OutArchive {
   void save(const T& value) {
     if constexpr (std::is_same_v<T, bool>) {
       out_.push_back(value ? '\1' : '\0');
+    } else if constexpr (std::is_integral_v<T> && sizeof(T) > 1) {
+      save_varint(zigzag(value));
     } else if constexpr (std::is_arithmetic_v<T> || std::is_enum_v<T>) {
+      static_assert(sizeof(T) == 1 || std::is_floating_point_v<T>, "enums must be one byte");
       save_binary(&value, sizeof value);
     } else {
       boost::serialization::serialize_adl(*this, const_cast<T&>(value), 0u);
     }
+  }
+
+  template <class T>
+  static std::uint64_t zigzag(T v) {
+    if constexpr (std::is_signed_v<T>) {
+      auto u = static_cast<std::uint64_t>(static_cast<std::int64_t>(v));
+      return (u << 1) ^ static_cast<std::uint64_t>(static_cast<std::int64_t>(v) >> 63);
+    } else {
+      return static_cast<std::uint64_t>(v);
+    }
+  }
+  void save_varint(std::uint64_t v) {
+    char buf[10];
+    std::size_t n = 0;
+    do {
+      auto byte = static_cast<unsigned char>(v & 0x7f);
+      v >>= 7;
+      if (v != 0) byte |= 0x80;
+      buf[n++] = static_cast<char>(byte);
+    } while (v != 0);
+    out_.append(buf, n);
   }
 
   std::string& out_;
@@ -110,10 +139,37 @@ class InArchive {
       load_binary(&c, 1);
       if (c != 0 && c != 1) throw DecodeFailure("bool field is neither 0 nor 1");
       value = c == 1;
+    } else if constexpr (std::is_integral_v<T> && sizeof(T) > 1) {
+      value = unzigzag<T>(load_varint());
     } else if constexpr (std::is_arithmetic_v<T> || std::is_enum_v<T>) {
       load_binary(&value, sizeof value);
     } else {
       boost::serialization::serialize_adl(*this, value, 0u);
+    }
+  }
+
+  std::uint64_t load_varint() {
+    std::uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (pos_ == in_.size()) throw DecodeFailure("payload ends inside a varint");
+      auto byte = static_cast<unsigned char>(in_[pos_++]);
+      if (shift == 63 && byte > 1) throw DecodeFailure("varint exceeds 64 bits");
+      v |= static_cast<std::uint64_t>(byte & 0x7f) << shift;
+      if ((byte & 0x80) == 0) return v;
+    }
+    throw DecodeFailure("varint longer than 10 bytes");
+  }
+  template <class T>
+  static T unzigzag(std::uint64_t u) {
+    if constexpr (std::is_signed_v<T>) {
+      auto v = static_cast<std::int64_t>((u >> 1) ^ (~(u & 1) + 1));
+      if (v < std::numeric_limits<T>::min() || v > std::numeric_limits<T>::max()) {
+        throw DecodeFailure("integer field out of range");
+      }
+      return static_cast<T>(v);
+    } else {
+      if (u > std::numeric_limits<T>::max()) throw DecodeFailure("integer field out of range");
+      return static_cast<T>(u);
     }
   }
 

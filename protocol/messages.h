@@ -61,9 +61,14 @@ struct Submit {
   // Of these, the ones the node already runs (or ran) itself because the
   // proxy was away longer than its grace period: held by it, not queued.
   std::vector<std::string> local;
+  // None of these jobs was ever sent before (they were accepted while this
+  // connection was up): the proxy cannot know them and skips looking for
+  // them among finished jobs, a LevelDB read per job that grows with the
+  // store. Resent jobs (after a reconnect) leave it false.
+  bool first = false;
   template <class A>
   void serialize(A& ar, unsigned) {
-    fields(ar, jobs, local);
+    fields(ar, jobs, local, first);
   }
 };
 

@@ -266,7 +266,10 @@ void ProxyCore::on_submit(const std::string& node, const protocol::Submit& m, Ti
     }
     ack.tickets.push_back(spec.ticket);
     // A node re-sends what it had not seen acknowledged: keep the first copy.
-    if (active_.count(spec.ticket) || staged_.get(finished_key(spec.ticket), &ignored).ok()) {
+    auto [entry, added] = active_.try_emplace(spec.ticket);
+    if (!added) continue;
+    if (!m.first && staged_.get(finished_key(spec.ticket), &ignored).ok()) {
+      active_.erase(entry);
       continue;
     }
     JobRecord rec;
@@ -281,14 +284,13 @@ void ProxyCore::on_submit(const std::string& node, const protocol::Submit& m, Ti
       rec.attempts = 1;
       rec.nodes_tried.push_back(node);
       store_active(spec.ticket, rec);
-      active_[spec.ticket] = ActiveJob{JobState::kRunning, intern(node), 1, key};
+      entry->second = ActiveJob{JobState::kRunning, intern(node), 1, key};
       nodes_[node].held.insert(spec.ticket);
       log_->info("adopted ticket={} run locally by={}", spec.ticket, node);
       continue;
     }
     store_active(spec.ticket, rec);
-    auto entry =
-        active_.insert_or_assign(spec.ticket, ActiveJob{JobState::kQueued, 0, 0, key}).first;
+    entry->second = ActiveJob{JobState::kQueued, 0, 0, key};
     queue_.push(entry->first, key);
     log_->debug("queued ticket={} origin={} job=\"{}\"", spec.ticket, spec.origin, spec.describe());
   }

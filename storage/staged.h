@@ -6,6 +6,8 @@
 // to send, so nothing another process learns is lost by a crash.
 #pragma once
 
+#include <functional>
+#include <string_view>
 #include <unordered_map>
 
 #include "storage/store.h"
@@ -29,13 +31,18 @@ class Staged {
   Store& store() const { return store_; }
 
  private:
+  // Looked up by string_view without building a std::string.
+  struct KeyHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
   Store& store_;
-  std::unordered_map<std::string, std::optional<std::string>> pending_;
+  std::unordered_map<std::string, std::optional<std::string>, KeyHash, std::equal_to<>> pending_;
   bool sync_ = false;
 };
 
 inline Status Staged::get(std::string_view key, std::string* value) const {
-  if (auto it = pending_.find(std::string(key)); it != pending_.end()) {
+  if (auto it = pending_.find(key); it != pending_.end()) {
     if (!it->second) return Status::NotFound(std::string(key));
     *value = *it->second;
     return Status::Ok();
@@ -46,11 +53,12 @@ inline Status Staged::get(std::string_view key, std::string* value) const {
 inline Status Staged::commit() {
   if (pending_.empty()) return Status::Ok();
   WriteBatch batch;
-  for (auto& [key, value] : pending_) {
-    if (value) {
-      batch.put(key, std::move(*value));
+  while (!pending_.empty()) {
+    auto node = pending_.extract(pending_.begin());  // moves the key out too
+    if (node.mapped()) {
+      batch.put(std::move(node.key()), std::move(*node.mapped()));
     } else {
-      batch.del(key);
+      batch.del(std::move(node.key()));
     }
   }
   bool sync = sync_;

@@ -5,6 +5,7 @@
 
 #include <boost/crc.hpp>
 #include <cstdint>
+#include <limits>
 #include <random>
 #include <string>
 #include <variant>
@@ -552,24 +553,49 @@ TEST_CASE("codec: from_bytes refuses trailing bytes and a bool that is not 0 or 
   std::string bytes = to_bytes(sample_spec("abc-45"));
   JobSpec spec;
   CHECK_FALSE(from_bytes(bytes + "x", spec));
-  // A TestCase: name (u64 length 0), stdin (u64 length 0), has_expected,
-  // expected (u64 length 0).
+  // A TestCase: name (length 0), stdin (length 0), has_expected, expected
+  // (length 0), a byte each.
   TestCase c;
   std::string encoded = to_bytes(c);
-  REQUIRE(encoded.size() == 8 + 8 + 1 + 8);
-  encoded[16] = 2;
+  REQUIRE(encoded == std::string(4, '\0'));
+  encoded[2] = 2;
   CHECK_FALSE(from_bytes(encoded, c));
-  encoded[16] = 1;
+  encoded[2] = 1;
   CHECK(from_bytes(encoded, c));
   CHECK(c.has_expected);
 }
 
-TEST_CASE("codec: integers are little-endian at their fixed width") {
-  Info info;
-  info.queued = 0x01020304;
+TEST_CASE("codec: integers are varints, signed ones zigzag-mapped") {
+  Info info;  // five integer fields
+  info.queued = 300;
   std::string bytes = to_bytes(info);
-  REQUIRE(bytes.size() == 4 + 4 + 4 + 8 + 4);
-  CHECK(bytes.substr(0, 4) == std::string("\x04\x03\x02\x01", 4));
+  CHECK(bytes == std::string("\xac\x02\x00\x00\x00\x00", 6));
+  info.finished_total = std::numeric_limits<std::uint64_t>::max();
+  bytes = to_bytes(info);
+  CHECK(bytes.size() == 2 + 1 + 1 + 10 + 1);
+  Info back;
+  REQUIRE(from_bytes(bytes, back));
+  CHECK(back.queued == 300);
+  CHECK(back.finished_total == std::numeric_limits<std::uint64_t>::max());
+
+  JobReport r;  // ticket, state, node, attempts, then queue_position (-1) ...
+  r.queue_position = -1;
+  r.estimated_wait_ms = std::numeric_limits<std::int64_t>::min();
+  JobReport r_back;
+  REQUIRE(from_bytes(to_bytes(r), r_back));
+  CHECK(r_back.queue_position == -1);
+  CHECK(r_back.estimated_wait_ms == std::numeric_limits<std::int64_t>::min());
+  CHECK(to_bytes(r)[4] == '\x01');  // zigzag(-1) = 1
+}
+
+TEST_CASE("codec: a varint too large for its field, or too long, is refused") {
+  Info back;
+  // queued is 32 bits: 2^32 does not fit.
+  CHECK_FALSE(from_bytes(std::string("\x80\x80\x80\x80\x10\x00\x00\x00\x00", 9), back));
+  // Eleven continuation bytes.
+  CHECK_FALSE(from_bytes(std::string(11, '\x80') + std::string(5, '\0'), back));
+  // Ends inside a varint.
+  CHECK_FALSE(from_bytes(std::string("\x80", 1), back));
 }
 
 TEST_CASE("codec: escape_sample escapes non-printable bytes") {

@@ -274,6 +274,25 @@ TEST_CASE("proxy core: a resent submit is acknowledged again and kept once") {
   CHECK(p.core.stats(0).submitted_total == 1);
 }
 
+TEST_CASE("proxy core: a finished job resent after a reconnect is not queued again") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  p.join("node-a", 1);
+  protocol::Submit fresh = submit_of({"t1", "t2"}, "node-a");
+  fresh.first = true;  // never sent before: queued without a lookup
+  p.message("node-a", fresh);
+  p.dispatch();
+  p.message("node-a", protocol::Result{{final_report("t1", "node-a", 1)}});
+  CHECK(p.state_of("t1") == JobState::kDone);
+  // The node did not see the ACK and resends both after reconnecting.
+  auto out = p.message("node-a", submit_of({"t1", "t2"}, "node-a"));
+  auto acks = sent_to<protocol::Ack>(out, "node-a");
+  REQUIRE(acks.size() == 1);
+  CHECK(acks[0].tickets == std::vector<std::string>{"t1", "t2"});
+  CHECK(p.state_of("t1") == JobState::kDone);
+  CHECK(p.core.stats(0).submitted_total == 2);
+}
+
 TEST_CASE("proxy core: submit with an invalid ticket is not acknowledged") {
   storage::MemoryStore store;
   Proxy p(store);
