@@ -1,283 +1,214 @@
 // jc_bench: starts a local cluster from the built binaries and drives it as
-// clients do over TCP.
+// clients do over TCP; `jc_bench --help` lists the scenarios and options.
 //
-//   jc_bench [--scenario e2e|latency] [--jobs N] [--nodes K] [--slots S] [--ms MS]
-//            [--clients C] [--kind sleep|run] [--prefetch P] [--dispatch-period MS]
-//
-// Scenario "e2e": C clients, client i on node i % K, each pipelining its
-// share of N sleep jobs of MS milliseconds; then every result is awaited
-// (pipelined `wait`s). Prints the submit rate, the time until every result is
-// visible, jobs/s end to end, and how many jobs each node ran. With
-// --kind run the jobs are `run true`, compared with xargs -P 2 in the same run.
-// Scenario "latency": one job at a time, submit to result, p50/p90/p99.
+// Without suite options it runs one scenario (e2e or latency) with the
+// sizes given. With --suite full or --quick it runs every measure of the
+// performance issue's table in sequence, each on a fresh cluster, and ends
+// with one markdown table (measure | target | measured | met?) and the
+// details of each scenario; --compare adds beanstalkd measured in the same
+// run. Pure parts live in replies/figures/report/options; I/O in
+// probe/pipeline/workloads/suite/beanstalk.
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
-#include <cstring>
-#include <fstream>
-#include <map>
-#include <sstream>
-#include <thread>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 
-#include "tests/support/cluster.h"
+#include "bench/beanstalk.h"
+#include "bench/figures.h"
+#include "bench/options.h"
+#include "bench/probe.h"
+#include "bench/report.h"
+#include "bench/suite.h"
+#include "bench/workloads.h"
 
-using namespace jc::test;
-using Seconds = std::chrono::duration<double>;
+using namespace jc::bench;
+using namespace std::chrono_literals;
 
 namespace {
 
-struct Args {
-  int jobs = 2000;
-  int nodes = 3;
-  int slots = 2;
-  int ms = 0;
-  int clients = 1;
-  bool run = false;   // `run true` jobs instead of sleep jobs
-  int prefetch = -1;  // DISPATCH_PREFETCH, when given
-  std::string scenario = "e2e";
-  int dispatch_period = -1;  // DISPATCH_PERIOD, when given
-};
-
-Args parse(int argc, char** argv) {
-  Args a;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string k = argv[i];
-    int v = std::atoi(argv[i + 1]);
-    if (k == "--jobs")
-      a.jobs = v;
-    else if (k == "--nodes")
-      a.nodes = v;
-    else if (k == "--slots")
-      a.slots = v;
-    else if (k == "--ms")
-      a.ms = v;
-    else if (k == "--clients")
-      a.clients = v;
-    else if (k == "--kind")
-      a.run = std::string(argv[i + 1]) == "run";
-    else if (k == "--prefetch")
-      a.prefetch = v;
-    else if (k == "--scenario")
-      a.scenario = argv[i + 1];
-    else if (k == "--dispatch-period")
-      a.dispatch_period = v;
-    else {
-      fmt::print(stderr, "unknown option {}\n", k);
-      std::exit(2);
-    }
-  }
-  return a;
+void say(const std::string& text) {
+  std::fputs(text.c_str(), stdout);
+  std::fflush(stdout);
 }
 
-struct ClientRun {
-  std::vector<std::string> tickets;
-  std::map<std::string, int> ran;
-  bool ok = true;
-};
-
-void submit_all(Client& c, int count, int ms, bool run_jobs, ClientRun& run) {
-  std::string batch;
-  for (int i = 0; i < count; ++i) batch += run_jobs ? "run true\n" : std::to_string(ms) + "\n";
-  c.send(batch);
-  for (int i = 0; i < count; ++i) {
-    auto l = c.line(60s);
-    if (!l || l->rfind("Ticket ID: ", 0) != 0) {
-      run.ok = false;
-      return;
-    }
-    run.tickets.push_back(l->substr(11));
+ClusterSpec single_spec(const Options& o) {
+  ClusterSpec spec;
+  spec.nodes = o.nodes;
+  spec.slots = o.slots;
+  // Fresh load reports, so the balance samples see current running counts.
+  spec.node_env = {{"INFO_PERIOD", "50"}};
+  spec.user_proxy_env = o.proxy_env;
+  spec.user_node_env = o.node_env;
+  if (o.prefetch >= 0) spec.pinned_proxy_env["DISPATCH_PREFETCH"] = std::to_string(o.prefetch);
+  if (o.dispatch_period > 0) {
+    spec.pinned_proxy_env["DISPATCH_PERIOD"] = std::to_string(o.dispatch_period);
   }
+  return spec;
 }
 
-void await_all(Client& c, ClientRun& run) {
-  std::string batch;
-  for (const auto& t : run.tickets) batch += "wait " + t + " 600\n";
-  c.send(batch);
-  for (std::size_t i = 0; i < run.tickets.size(); ++i) {
-    auto l = c.line(600s);
-    if (l && l->rfind("Result: ", 0) == 0 && l->find(" stdout_bytes=") != std::string::npos) {
-      // A framed run result: skip its two blocks (empty for `run true`).
-      auto pos = l->find(" node=");
-      std::string node = l->substr(pos + 6, l->find(' ', pos + 6) - pos - 6);
-      c.line(10s);
-      c.line(10s);
-      run.ran[node]++;
-      continue;
-    }
-    if (!l || l->rfind("Result: ", 0) != 0) {
-      fmt::print(stderr, "unexpected reply to wait {}: {}\n", run.tickets[i], l.value_or("(none)"));
-      run.ok = false;
-      return;
-    }
-    run.ran[result_node(*l)]++;
-  }
+void print_usage(const std::vector<ProcessUsage>& usage) {
+  for (const auto& l : usage_lines(usage)) say(l + "\n");
 }
 
-// CPU seconds used and peak resident memory (MB) of a process, from /proc.
-std::pair<double, double> cpu_and_peak(int pid) {
-  double cpu = 0, peak_mb = 0;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (std::getline(stat, line)) {
-    std::istringstream rest(line.substr(line.rfind(')') + 2));
-    std::string field;
-    long ticks = 0;
-    for (int i = 3; i <= 15 && rest >> field; ++i) {
-      if (i == 14 || i == 15) ticks += std::stol(field);
-    }
-    cpu = static_cast<double>(ticks) / static_cast<double>(sysconf(_SC_CLK_TCK));
+int single_latency(jc::test::Cluster& cluster, const Options& o) {
+  LatencyRun run = run_latency(cluster, o.jobs, o.ms, 600s);
+  if (!run.error.empty()) {
+    say("ERROR: " + run.error + "\n");
+    return 1;
   }
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) peak_mb = std::stod(line.substr(6)) / 1024.0;
-  }
-  return {cpu, peak_mb};
-}
-
-void print_processes(Cluster& cluster) {
-  auto [pc, pm] = cpu_and_peak(cluster.proxy().pid());
-  fmt::print("  reverse_proxy  cpu={:.2f} s peak_rss={:.1f} MB\n", pc, pm);
-  for (std::size_t i = 0; i < cluster.size(); ++i) {
-    auto [c, m] = cpu_and_peak(cluster.node(i).pid());
-    fmt::print("  cluster_node {} cpu={:.2f} s peak_rss={:.1f} MB\n", cluster.node_id(i), c, m);
-  }
-}
-
-// Samples every 100 ms how many jobs each node runs (its INFO reports) and
-// counts the samples where max - min across nodes is at most one.
-struct BalanceSampler {
-  std::atomic<bool> stop{false};
-  int samples = 0, balanced = 0, busy = 0;
-  void run(std::uint16_t port) {
-    Client c(port);
-    while (!stop) {
-      std::vector<int> running;
-      int queue = 0;
-      for (const auto& l : c.multi("stats", 5s)) {
-        if (l.rfind("proxy=", 0) == 0) queue = std::stoi(l.substr(l.find("queue=") + 6));
-        auto pos = l.find(" running=");
-        if (l.rfind("node ", 0) == 0 && pos != std::string::npos)
-          running.push_back(std::stoi(l.substr(pos + 9)));
-      }
-      if (!running.empty() && queue > 0) {  // saturating load only
-        ++samples;
-        auto [lo, hi] = std::minmax_element(running.begin(), running.end());
-        if (*hi - *lo <= 1) ++balanced;
-      }
-      std::this_thread::sleep_for(100ms);
-    }
-  }
-};
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[static_cast<std::size_t>(p * (v.size() - 1))];
-}
-
-// One job at a time on an idle cluster: submit through node 0, `wait` for it
-// there, and time submit-to-result; --jobs samples.
-int latency(Cluster& cluster, const Args& a) {
-  Client c(cluster.node_port(0));
-  std::vector<double> ms;
-  for (int i = 0; i < a.jobs; ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    std::string t = submit(c, a.ms);
-    if (t.empty() || wait_result(c, t, 60s).empty()) {
-      fmt::print(stderr, "job {} failed\n", i);
-      return 1;
-    }
-    ms.push_back(
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  }
-  fmt::print(
-      "latency submit-to-result over {} jobs of {} ms (DISPATCH_PERIOD={}): p50={:.2f} ms "
-      "p90={:.2f} ms p99={:.2f} ms\n",
-      a.jobs, a.ms, a.dispatch_period > 0 ? std::to_string(a.dispatch_period) : "default",
-      percentile(ms, 0.5), percentile(ms, 0.9), percentile(ms, 0.99));
+  say(fmt::format(
+      "latency submit-to-result over {} jobs of {} ms (DISPATCH_PERIOD={}): {}\n", o.jobs, o.ms,
+      o.dispatch_period > 0 ? std::to_string(o.dispatch_period) : "default", latency_text(run.ms)));
+  print_usage(cluster_usage(cluster));
   return 0;
+}
+
+// The local limit of starting processes, for --kind run.
+void print_xargs_reference(int jobs, double jobcluster_rate) {
+  XargsRun x = run_xargs(jobs, 600s);
+  double rate = safe_rate(jobs, x.seconds);
+  say(fmt::format("reference `{}`: {:.3f} s ({} processes/s){}; jobcluster/xargs = {:.2f}\n",
+                  x.command, x.seconds, grouped(rate), x.error.empty() ? "" : " (failed)",
+                  rate > 0 ? jobcluster_rate / rate : 0));
+}
+
+int single_e2e(jc::test::Cluster& cluster, const Options& o) {
+  E2eRun run = run_e2e(cluster, {.jobs = o.jobs,
+                                 .clients = o.clients,
+                                 .job_line = o.run_jobs ? "run true" : sleep_line(o.ms),
+                                 .window = o.window,
+                                 .timeout = 600s,
+                                 .sample = true});
+  say(fmt::format("jobs={} kind={} ms={} nodes={} slots={} clients={}\n", o.jobs,
+                  o.run_jobs ? "run true" : "sleep", o.ms, o.nodes, o.slots, o.clients));
+  say(fmt::format("submit: {:.3f} s ({} tickets/s, each after a synced write)\n", run.submit_s,
+                  grouped(safe_rate(o.jobs, run.submit_s))));
+  say(fmt::format("all results visible after {:.3f} s: {} jobs/s end to end\n", run.total_s,
+                  grouped(run.jobs_per_s(o.jobs))));
+  say("jobs per node: " + outcome_text(run.outcomes) + "\n");
+  Balance b = balance_of(run.samples);
+  if (b.samples > 0) {
+    say(fmt::format(
+        "balance: max-min running <= 1 in {}/{} samples under saturating load ({:.1f}%)\n",
+        b.balanced, b.samples, 100 * b.balanced_fraction()));
+  }
+  if (!o.timeline.empty()) {
+    std::string error = write_file(o.timeline, timeline_csv(run.samples));
+    say(error.empty() ? fmt::format("timeline: {} ({} samples)\n", o.timeline, run.samples.size())
+                      : "ERROR: " + error + "\n");
+  }
+  print_usage(cluster_usage(cluster));
+  if (o.run_jobs) print_xargs_reference(o.jobs, run.jobs_per_s(o.jobs));
+  if (std::string error = outcome_error(run, o.jobs); !error.empty()) {
+    say("ERROR: " + error + "\n");
+    return 1;
+  }
+  return 0;
+}
+
+int run_single(const Options& o) {
+  try {
+    auto cluster = start_cluster(single_spec(o), 30s);
+    return o.scenario == "latency" ? single_latency(*cluster, o) : single_e2e(*cluster, o);
+  } catch (const std::exception& e) {
+    say(std::string("ERROR: ") + e.what() + "\n");
+    return 1;
+  }
+}
+
+std::vector<std::string> selected(const Options& o) {
+  std::vector<std::string> names;
+  for (const auto& n : suite_names()) {
+    if (o.only.empty() || std::find(o.only.begin(), o.only.end(), n) != o.only.end()) {
+      names.push_back(n);
+    }
+  }
+  return names;
+}
+
+int run_suite(const Options& o) {
+  BenchContext ctx;
+  ctx.sizes = o.quick ? quick_sizes() : full_sizes();
+  ctx.proxy_env = o.proxy_env;
+  ctx.node_env = o.node_env;
+  ctx.window = o.window;
+  ctx.out_dir = !o.out_dir.empty()
+                    ? o.out_dir
+                    : (std::filesystem::path(JC_BIN_DIR).parent_path() / "bench").string();
+  auto names = selected(o);
+  say(fmt::format("jc_bench suite ({} sizes): {}; binaries in {}\n", o.quick ? "quick" : "full",
+                  fmt::join(names, ", "), JC_BIN_DIR));
+  int failed = 0;
+  std::vector<ScenarioReport> reports;
+  for (const auto& name : names) {
+    say(fmt::format("running {} ...\n", name));
+    reports.push_back(run_measure(name, ctx));
+    const auto& r = reports.back();
+    say(r.error.empty() ? fmt::format("  done in {:.1f} s\n", r.seconds)
+                        : fmt::format("  FAILED after {:.1f} s: {}\n", r.seconds, r.error));
+    failed += r.error.empty() ? 0 : 1;
+  }
+  std::optional<BeanstalkRun> beanstalk;
+  if (o.compare) {
+    say("running beanstalkd comparison ...\n");
+    beanstalk = run_beanstalk({.puts = ctx.sizes.submit_jobs,
+                               .jobs = ctx.sizes.e2e_jobs,
+                               .window = ctx.window,
+                               .timeout = ctx.sizes.timeout});
+    if (beanstalk->skipped) {
+      say("  comparison skipped: " + beanstalk->why_skipped + "\n");
+    } else if (!beanstalk->report.error.empty()) {
+      say("  FAILED: " + beanstalk->report.error + "\n");
+      ++failed;
+    } else {
+      say(fmt::format("  done in {:.1f} s\n", beanstalk->report.seconds));
+    }
+  }
+
+  say("\n## Results\n\n" + summary_table(reports));
+  if (beanstalk && !beanstalk->skipped) {
+    std::map<std::string, double> ours;
+    for (const auto& r : reports) ours.insert(r.figures.begin(), r.figures.end());
+    say("\n## jobcluster / beanstalkd (same machine, same run)\n\n" +
+        comparison_table(ours, beanstalk->report.figures, ctx.sizes.submit_jobs,
+                         ctx.sizes.e2e_jobs));
+  } else if (beanstalk) {
+    say("\nbeanstalkd comparison skipped: " + beanstalk->why_skipped + "\n");
+  }
+  say("\n## Details\n\n");
+  for (const auto& r : reports) say(scenario_details(r));
+  if (beanstalk && !beanstalk->skipped) say(scenario_details(beanstalk->report));
+  bool charted = std::any_of(reports.begin(), reports.end(), [](const ScenarioReport& r) {
+    return r.name == "chart" && r.error.empty();
+  });
+  if (charted) {
+    say(fmt::format(
+        "\nchart: scripts/bench-chart {}/e2e-2ms-timeline.csv docs/benchmarks-e2e.png\n",
+        ctx.out_dir));
+  }
+  if (failed > 0) say(fmt::format("{} scenario(s) failed; see above\n", failed));
+  return failed > 0 ? 1 : 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  Args a = parse(argc, argv);
-  std::map<std::string, std::string> proxy_env{{"LOG_LEVEL", "info"}};
-  if (a.prefetch >= 0) proxy_env["DISPATCH_PREFETCH"] = std::to_string(a.prefetch);
-  if (a.dispatch_period > 0) proxy_env["DISPATCH_PERIOD"] = std::to_string(a.dispatch_period);
-  // Frequent INFO reports, so the balance samples see fresh running counts.
-  Cluster cluster({.nodes = a.nodes,
-                   .slots = a.slots,
-                   .proxy_env = proxy_env,
-                   .node_env = {{"LOG_LEVEL", "info"}, {"INFO_PERIOD", "50"}}});
-  if (!cluster.wait_nodes_up(static_cast<std::size_t>(a.nodes))) {
-    fmt::print(stderr, "nodes did not come up\n");
-    return 1;
+  ParseResult parsed = parse_options(std::vector<std::string>(argv + 1, argv + argc));
+  if (!parsed.error.empty()) {
+    std::fprintf(stderr, "jc_bench: %s\n", parsed.error.c_str());
+    return 2;
   }
-  if (a.scenario == "latency") return latency(cluster, a);
-  std::vector<std::unique_ptr<Client>> clients;
-  std::vector<ClientRun> runs(static_cast<std::size_t>(a.clients));
-  for (int i = 0; i < a.clients; ++i) {
-    clients.push_back(
-        std::make_unique<Client>(cluster.node_port(static_cast<std::size_t>(i % a.nodes))));
+  Options o = parsed.options;
+  if (o.help) {
+    say(usage_text());
+    return 0;
   }
-  BalanceSampler sampler;
-  std::thread sampling([&] { sampler.run(cluster.node_port(0)); });
-  auto t0 = std::chrono::steady_clock::now();
-  {
-    std::vector<std::thread> threads;
-    for (int i = 0; i < a.clients; ++i) {
-      int share = a.jobs / a.clients + (i < a.jobs % a.clients ? 1 : 0);
-      threads.emplace_back([&, i, share] { submit_all(*clients[i], share, a.ms, a.run, runs[i]); });
-    }
-    for (auto& t : threads) t.join();
+  // --compare alone: the two measures it compares.
+  if (o.compare && !o.suite) {
+    o.suite = true;
+    o.only = {"submit", "e2e"};
   }
-  auto t1 = std::chrono::steady_clock::now();
-  {
-    std::vector<std::thread> threads;
-    for (int i = 0; i < a.clients; ++i) {
-      threads.emplace_back([&, i] { await_all(*clients[i], runs[i]); });
-    }
-    for (auto& t : threads) t.join();
-  }
-  auto t2 = std::chrono::steady_clock::now();
-  sampler.stop = true;
-  sampling.join();
-  std::map<std::string, int> ran;
-  bool ok = true;
-  for (auto& r : runs) {
-    ok = ok && r.ok;
-    for (auto& [n, c] : r.ran) ran[n] += c;
-  }
-  double submit_s = Seconds(t1 - t0).count();
-  double total_s = Seconds(t2 - t0).count();
-  fmt::print("jobs={} kind={} ms={} nodes={} slots={} clients={}\n", a.jobs,
-             a.run ? "run true" : "sleep", a.ms, a.nodes, a.slots, a.clients);
-  fmt::print("submit: {:.3f} s ({:.0f} tickets/s, each after a synced write)\n", submit_s,
-             a.jobs / submit_s);
-  fmt::print("all results visible after {:.3f} s: {:.0f} jobs/s end to end\n", total_s,
-             a.jobs / total_s);
-  for (auto& [n, c] : ran) fmt::print("  node {} ran {}\n", n, c);
-  if (sampler.samples > 0) {
-    fmt::print("balance: max-min running <= 1 in {}/{} samples under saturating load ({:.1f}%)\n",
-               sampler.balanced, sampler.samples, 100.0 * sampler.balanced / sampler.samples);
-  }
-  print_processes(cluster);
-  if (a.run) {
-    // The local limit of starting processes, measured in the same run.
-    auto x0 = std::chrono::steady_clock::now();
-    std::string cmd = fmt::format("seq {} | xargs -P 2 -n 1 true", a.jobs);
-    int rc = std::system(cmd.c_str());
-    double xs = Seconds(std::chrono::steady_clock::now() - x0).count();
-    fmt::print("reference `{}`: {:.3f} s ({:.0f} processes/s){}; jobcluster/xargs = {:.2f}\n", cmd,
-               xs, a.jobs / xs, rc == 0 ? "" : " (failed)", (a.jobs / total_s) / (a.jobs / xs));
-  }
-  if (!ok) {
-    fmt::print("ERROR: some replies were missing or wrong\n");
-    return 1;
-  }
-  return 0;
+  return o.suite ? run_suite(o) : run_single(o);
 }

@@ -57,6 +57,25 @@ bool Client::send(std::string_view bytes) {
   return bytes.empty();
 }
 
+bool Client::send_within(std::string_view bytes, std::chrono::milliseconds timeout) {
+  auto deadline = Clock::now() + timeout;
+  while (!bytes.empty() && fd_ >= 0) {
+    ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return false;
+      auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      if (left <= 0) return false;
+      pollfd p{fd_, POLLOUT, 0};
+      ::poll(&p, 1, static_cast<int>(left));
+      continue;
+    }
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return bytes.empty();
+}
+
 bool Client::fill(std::chrono::steady_clock::time_point deadline) {
   if (fd_ < 0) return false;
   auto left =

@@ -23,6 +23,9 @@ class Client {
 
   bool connected() const { return fd_ >= 0; }
   bool send(std::string_view bytes);
+  // send() with a deadline: false when the peer has not taken every byte
+  // within `timeout` (a stopped peer with full buffers), instead of blocking.
+  bool send_within(std::string_view bytes, std::chrono::milliseconds timeout);
   // One line without its "\n"; nullopt on timeout or close.
   std::optional<std::string> line(std::chrono::milliseconds timeout = std::chrono::seconds(15));
   // Sends `cmd` + "\n" and returns the reply's first line ("" on failure).

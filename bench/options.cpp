@@ -1,0 +1,164 @@
+#include "bench/options.h"
+
+#include <algorithm>
+#include <charconv>
+#include <functional>
+#include <sstream>
+
+namespace jc::bench {
+
+namespace {
+
+bool to_int(const std::string& s, int& out) {
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && end == s.data() + s.size() && out >= 0;
+}
+
+bool split_env(const std::string& kv, std::string& key, std::string& value) {
+  auto eq = kv.find('=');
+  if (eq == std::string::npos || eq == 0) return false;
+  key = kv.substr(0, eq);
+  value = kv.substr(eq + 1);
+  return true;
+}
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::istringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+}  // namespace
+
+const std::vector<std::string>& suite_names() {
+  static const std::vector<std::string> kNames{"submit",   "e2e",       "chart",
+                                               "latency",  "latency10", "balance",
+                                               "run-true", "queued",    "nodes100"};
+  return kNames;
+}
+
+ParseResult parse_options(const std::vector<std::string>& args) {
+  ParseResult r;
+  Options& o = r.options;
+  auto fail = [&](std::string why) {
+    r.error = std::move(why);
+    return r;
+  };
+  // Options that take an integer, and where it goes.
+  const std::map<std::string, int*> ints{{"--jobs", &o.jobs},
+                                         {"--nodes", &o.nodes},
+                                         {"--slots", &o.slots},
+                                         {"--ms", &o.ms},
+                                         {"--clients", &o.clients},
+                                         {"--prefetch", &o.prefetch},
+                                         {"--dispatch-period", &o.dispatch_period}};
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& k = args[i];
+    if (k == "--help" || k == "-h") {
+      o.help = true;
+      continue;
+    }
+    if (k == "--quick") {
+      o.quick = o.suite = true;
+      continue;
+    }
+    if (k == "--compare") {
+      o.compare = true;
+      continue;
+    }
+    static const std::vector<std::string> kWithValue{
+        "--window",   "--kind",    "--scenario",  "--suite",    "--only",
+        "--timeline", "--out-dir", "--proxy-env", "--node-env", "--env"};
+    if (!ints.count(k) && std::find(kWithValue.begin(), kWithValue.end(), k) == kWithValue.end()) {
+      return fail("unknown option " + k + "; see --help");
+    }
+    if (i + 1 >= args.size()) return fail(k + " needs a value; see --help");
+    const std::string& v = args[++i];
+    if (auto it = ints.find(k); it != ints.end()) {
+      if (!to_int(v, *it->second))
+        return fail(k + " expects a non-negative integer, not '" + v + "'");
+    } else if (k == "--window") {
+      int w = 0;
+      if (!to_int(v, w) || w < 1 || w > 20000) return fail("--window expects 1 to 20000");
+      o.window = static_cast<std::size_t>(w);
+    } else if (k == "--kind") {
+      if (v != "sleep" && v != "run") return fail("--kind expects sleep or run");
+      o.run_jobs = v == "run";
+    } else if (k == "--scenario") {
+      if (v != "e2e" && v != "latency") return fail("--scenario expects e2e or latency");
+      o.scenario = v;
+    } else if (k == "--suite") {
+      if (v != "full") return fail("--suite expects full (or use --quick)");
+      o.suite = true;
+    } else if (k == "--only") {
+      o.only = split_list(v);
+      o.suite = true;
+      for (const auto& name : o.only) {
+        const auto& names = suite_names();
+        if (std::find(names.begin(), names.end(), name) == names.end()) {
+          return fail("--only: unknown measure '" + name + "'; see --help for the names");
+        }
+      }
+    } else if (k == "--timeline") {
+      o.timeline = v;
+    } else if (k == "--out-dir") {
+      o.out_dir = v;
+    } else if (k == "--proxy-env" || k == "--node-env" || k == "--env") {
+      std::string key, value;
+      if (!split_env(v, key, value)) return fail(k + " expects KEY=VALUE, not '" + v + "'");
+      if (k != "--node-env") o.proxy_env[key] = value;
+      if (k != "--proxy-env") o.node_env[key] = value;
+    }
+  }
+  if (o.clients < 1) return fail("--clients must be at least 1");
+  if (o.nodes < 1) return fail("--nodes must be at least 1");
+  return r;
+}
+
+std::string usage_text() {
+  return R"(jc_bench: starts a local cluster from the built binaries (build/bin) and
+drives it as clients do, over TCP on loopback.
+
+Single scenario (the default):
+  jc_bench [--scenario e2e|latency] [--jobs N] [--nodes K] [--slots S] [--ms MS]
+           [--clients C] [--kind sleep|run] [--prefetch P] [--dispatch-period MS]
+           [--timeline FILE]
+  e2e: C clients, client i on node i % K, each pipelining its share of N jobs
+  (sleep jobs of MS ms, or `run true` with --kind run, then compared with
+  `xargs -P 2` in the same run), then waiting for every result. --timeline
+  writes a CSV row every 100 ms (seconds, submitted, finished, queue, running
+  per node). latency: one job at a time, submit to result, p50/p90/p99.
+
+Suite (every measure of the issue's table, each on a fresh cluster):
+  jc_bench --suite full | --quick  [--only NAME[,NAME...]] [--compare] [--out-dir DIR]
+  --quick uses small sizes (under a minute). Names, in order:
+    submit     durable submits, one client pipelining into one node of 3
+    e2e        0-ms jobs from 3 clients through 3 nodes until every result is visible
+    chart      2-ms jobs, 3 clients, 3 nodes: the timeline scripts/bench-chart draws
+    latency    one job at a time on an idle cluster, default DISPATCH_PERIOD
+    latency10  the same with DISPATCH_PERIOD=10
+    balance    20-ms jobs under saturating load, running per node every 100 ms
+    run-true   `run true` jobs through 3 nodes against `xargs -P 2 -n 1 true`
+    queued     1,000,000 1-hour jobs queued at the proxy: its memory, submit rate
+    nodes100   100 nodes of 1 slot: memory per node connection, throughput, balance
+  Timelines go to DIR (default build/bench): e2e-timeline.csv, e2e-2ms-timeline.csv,
+  balance-timeline.csv.
+  --compare: also measures beanstalkd (when on PATH) in the same run: durable puts
+  and put-reserve-delete end to end, and prints jobcluster / beanstalkd. Alone
+  (without --suite/--quick/--only) it runs the measures submit and e2e.
+
+Both:
+  --proxy-env K=V, --node-env K=V, --env K=V (both): environment of the processes
+  (repeatable; a scenario's own setting, e.g. DISPATCH_PERIOD=10, wins)
+  --window N: commands a client pipelines ahead of replies (default 10000, at most 20000)
+
+Exit code: 0 when every scenario ran (targets met or not: see the table), 1 when
+one failed (it says why; the others still run), 2 for a bad command line.
+)";
+}
+
+}  // namespace jc::bench

@@ -1,0 +1,50 @@
+// jc_bench's command line, parsed without I/O (bench.cpp prints the usage
+// or the error).
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace jc::bench {
+
+struct Options {
+  // Single scenarios (the default when no suite option is given).
+  std::string scenario = "e2e";  // e2e | latency
+  int jobs = 2000;
+  int nodes = 3;
+  int slots = 2;
+  int ms = 0;
+  int clients = 1;
+  bool run_jobs = false;     // --kind run: `run true` jobs instead of sleep jobs
+  int prefetch = -1;         // DISPATCH_PREFETCH, when given
+  int dispatch_period = -1;  // DISPATCH_PERIOD, when given
+  std::string timeline;      // --timeline FILE: e2e samples as CSV
+
+  // The suite.
+  bool suite = false;
+  bool quick = false;
+  std::vector<std::string> only;  // --only a,b: a subset of the suite
+  bool compare = false;           // beanstalkd on the same machine
+  std::string out_dir;            // timelines of the suite; default build/bench
+
+  // Both.
+  std::map<std::string, std::string> proxy_env;  // --proxy-env K=V (repeatable)
+  std::map<std::string, std::string> node_env;   // --node-env K=V, --env K=V sets both
+  std::size_t window = 10000;                    // commands a client pipelines ahead
+
+  bool help = false;
+};
+
+struct ParseResult {
+  Options options;
+  std::string error;  // non-empty: the command line is wrong
+};
+ParseResult parse_options(const std::vector<std::string>& args);
+
+// Names the suite knows, in the order it runs them.
+const std::vector<std::string>& suite_names();
+
+std::string usage_text();
+
+}  // namespace jc::bench
