@@ -24,7 +24,7 @@ Environment (defaults in brackets):
   MAX_NUM_JOBS_DISPATCH  most jobs sent in one round [100000]
   DISPATCH_PREFETCH      jobs a node may hold beyond its slots [1]
   DISPATCH_PREFETCH_MS   ... or as many as it finishes in this many ms,
-                         when that is more (fast jobs); 0 = off [10]
+                         when that is more (fast jobs); 0 = off [20]
   REQUEST_RESULT_PERIOD  ms between result exchanges with nodes [1000]
   MAX_NUM_NODES          most nodes connected at once [64]
   NODE_TIMEOUT           ms of silence before a node is presumed dead [5000]
@@ -46,7 +46,7 @@ jc::proxy::ProxyConfig load_config(int argc, char** argv) {
   c.core.max_dispatch =
       static_cast<std::size_t>(env_int("MAX_NUM_JOBS_DISPATCH", 100'000, 1, 100'000'000, "jobs"));
   c.core.prefetch = static_cast<std::uint32_t>(env_int("DISPATCH_PREFETCH", 1, 0, 10'000, "jobs"));
-  c.core.prefetch_ms = env_int("DISPATCH_PREFETCH_MS", 10, 0, 60'000, "milliseconds");
+  c.core.prefetch_ms = env_int("DISPATCH_PREFETCH_MS", 20, 0, 60'000, "milliseconds");
   c.request_result_period_ms = env_int("REQUEST_RESULT_PERIOD", 1000, 1, 3'600'000, "milliseconds");
   c.core.max_nodes = static_cast<std::uint32_t>(env_int("MAX_NUM_NODES", 64, 1, 100'000, "nodes"));
   c.core.node_timeout_ms = env_int("NODE_TIMEOUT", 5000, 1, 86'400'000, "milliseconds");

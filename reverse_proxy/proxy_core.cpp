@@ -344,7 +344,9 @@ void ProxyCore::accept_result(const std::string& node, const JobReport& report,
   const std::string& t = report.ticket;
   JobRecord rec;
   if (active_.count(t) && load_record(active_key(t), rec)) {
-    nodes_[node].finished++;
+    auto& entry = nodes_[node];
+    entry.finished++;
+    entry.last_result = clock_;
     finish_job(t, std::move(rec), report.result);
     ack.tickets.push_back(t);
     return;
@@ -522,8 +524,16 @@ bool ProxyCore::has_dispatchable() const {
 
 void ProxyCore::update_rate(NodeEntry& node, TimeMs now) {
   constexpr TimeMs kWindowMs = 100;
-  constexpr double kMemoryMs = 500;  // a window this long replaces the old rate
+  constexpr TimeMs kMemoryMs = 500;  // slower: a window this long replaces the old rate
   if (node.rate_since == 0 || now < node.rate_since) {
+    node.rate_since = now;
+    node.rate_base = node.finished;
+    return;
+  }
+  if (now - node.last_result >= kMemoryMs) {
+    // Idle for a while: no evidence of speed; a burst of long jobs after a
+    // pause must not find room for piles.
+    node.rate = 0;
     node.rate_since = now;
     node.rate_base = node.finished;
     return;
@@ -531,8 +541,12 @@ void ProxyCore::update_rate(NodeEntry& node, TimeMs now) {
   TimeMs elapsed = now - node.rate_since;
   if (elapsed < kWindowMs) return;
   double rate = static_cast<double>(node.finished - node.rate_base) * 1000.0 / elapsed;
-  double weight = std::min(1.0, static_cast<double>(elapsed) / kMemoryMs);
-  node.rate = (1 - weight) * node.rate + weight * rate;
+  if (rate > node.rate) {
+    node.rate = rate;  // faster at once: a burst of short jobs needs the room now
+  } else {
+    double weight = std::min(1.0, static_cast<double>(elapsed) / kMemoryMs);
+    node.rate = (1 - weight) * node.rate + weight * rate;
+  }
   node.rate_since = now;
   node.rate_base = node.finished;
 }

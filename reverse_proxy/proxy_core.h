@@ -37,7 +37,7 @@ struct ProxyOptions {
   // this many ms (its measured rate), up to kMaxAdaptivePrefetch: fast jobs
   // then never wait for the round trip of result, synced write and dispatch,
   // and slow ones are not piled up. 0 turns it off.
-  TimeMs prefetch_ms = 10;
+  TimeMs prefetch_ms = 20;
   std::size_t max_dispatch = 100000;
   std::uint32_t max_attempts = 5;
   TimeMs node_timeout_ms = 5000;
@@ -124,6 +124,7 @@ class ProxyCore {
     double rate = 0;
     TimeMs rate_since = 0;
     std::uint64_t rate_base = 0;  // `finished` at rate_since
+    TimeMs last_result = 0;       // when it last delivered a result
   };
   static constexpr std::uint32_t kMaxAdaptivePrefetch = 1000;
 

@@ -356,8 +356,10 @@ TEST_CASE("proxy core: dispatch respects slots and leaves the rest queued") {
 
 // A node that answers every job it holds within the millisecond: the
 // proxy sees its rate and lets it hold more than slots + DISPATCH_PREFETCH.
-std::uint32_t assigned_after_fast_results(Proxy& p, const std::string& node, TimeMs& now,
-                                          TimeMs duration) {
+// Returns the most it held after a dispatch round.
+std::uint32_t most_assigned_with_fast_results(Proxy& p, const std::string& node, TimeMs& now,
+                                              TimeMs duration) {
+  std::uint32_t most = 0;
   for (TimeMs end = now + duration; now < end; ++now) {
     protocol::Result r;
     for (const auto& job : sent_to<protocol::Job>(p.last, node)) {
@@ -365,8 +367,9 @@ std::uint32_t assigned_after_fast_results(Proxy& p, const std::string& node, Tim
     }
     if (!r.reports.empty()) p.message(node, r, now);
     p.last = p.dispatch(now);
+    most = std::max(most, node_stats(p.core.stats(now), node)->assigned);
   }
-  return node_stats(p.core.stats(now), node)->assigned;
+  return most;
 }
 
 TEST_CASE("proxy core: a node that finishes jobs fast may hold more (DISPATCH_PREFETCH_MS)") {
@@ -381,21 +384,22 @@ TEST_CASE("proxy core: a node that finishes jobs fast may hold more (DISPATCH_PR
   TimeMs now = 1000;
   p.last = p.dispatch(now);
   CHECK(node_stats(p.core.stats(now), "node-a")->assigned == 2);  // slots + 1
-  std::uint32_t held = assigned_after_fast_results(p, "node-a", now, 300);
-  CHECK(held > 2);
-  CHECK(held <= 1 + 1000);  // slots + the cap of the adaptive prefetch
+  std::uint32_t most = most_assigned_with_fast_results(p, "node-a", now, 300);
+  CHECK(most > 2);
+  CHECK(most <= 1 + 1000);  // slots + the cap of the adaptive prefetch
 
   SUBCASE("after an idle pause a new burst gets slots + DISPATCH_PREFETCH again") {
-    // Deliver what it holds, then nothing for a second.
-    assigned_after_fast_results(p, "node-a", now, 1);
-    protocol::Result r;
-    for (const auto& job : sent_to<protocol::Job>(p.last, "node-a")) {
-      for (const auto& a : job.jobs) r.reports.push_back(final_report(a.spec.ticket, "node-a", 1));
-    }
-    p.message("node-a", r, now);
-    now += 20000;  // no dispatch round in between: nothing frees a slot
+    // Everything delivered (the run above drained the queue), then nothing
+    // for 20 s, then a burst.
+    most_assigned_with_fast_results(p, "node-a", now, 100);
+    REQUIRE(p.core.stats(now).queue_length == 0);
+    REQUIRE(node_stats(p.core.stats(now), "node-a")->assigned == 0);
+    now += 20000;
+    std::vector<std::string> burst;
+    for (int i = 0; i < 100; ++i) burst.push_back("b" + std::to_string(i));
+    p.message("node-a", submit_of(burst, "node-a"), now);
     p.last = p.dispatch(now);
-    CHECK(node_stats(p.core.stats(now), "node-a")->assigned <= 2);
+    CHECK(node_stats(p.core.stats(now), "node-a")->assigned == 2);
   }
 }
 
@@ -410,7 +414,7 @@ TEST_CASE("proxy core: DISPATCH_PREFETCH_MS=0 keeps a node at slots + DISPATCH_P
   p.message("node-a", submit_of(tickets, "node-a"), 1000);
   TimeMs now = 1000;
   p.last = p.dispatch(now);
-  CHECK(assigned_after_fast_results(p, "node-a", now, 300) == 2);
+  CHECK(most_assigned_with_fast_results(p, "node-a", now, 300) == 2);
 }
 
 // ---- results ---------------------------------------------------------------
