@@ -25,7 +25,7 @@ struct SuiteSizes {
   int queued_batch = 20'000;    // submits pipelined per batch
   int queued_window = 100'000;  // rate of the first and of the last this many
   int many_nodes = 100;
-  int many_e2e_jobs = 30'000;
+  int many_e2e_jobs = 100'000;  // as the 3-node end-to-end measure
   // With one slot per node, a node's load is 0 or 1: saturating needs
   // several jobs per node at once, and a 99% figure needs ~100 samples
   // (10 s of 100-ms jobs on 100 slots).

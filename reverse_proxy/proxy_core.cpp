@@ -523,7 +523,7 @@ bool ProxyCore::has_dispatchable() const {
 }
 
 void ProxyCore::update_rate(NodeEntry& node, TimeMs now) {
-  constexpr TimeMs kWindowMs = 100;
+  constexpr TimeMs kWindowMs = 25;
   constexpr TimeMs kMemoryMs = 500;  // slower: a window this long replaces the old rate
   if (node.rate_since == 0 || now < node.rate_since) {
     node.rate_since = now;
