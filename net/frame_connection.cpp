@@ -66,10 +66,10 @@ void FrameConnection::on_read(const error_code& ec, std::size_t n) {
     return;
   }
   inbox_used_ += n;
-  last_heard_ = std::chrono::steady_clock::now();
   std::size_t offset = 0;
   while (!closed_) {
-    auto result = protocol::decode(std::string_view(inbox_.data() + offset, inbox_used_ - offset));
+    auto result = protocol::decode(std::string_view(inbox_.data() + offset, inbox_used_ - offset),
+                                   max_frame_);
     if (std::holds_alternative<protocol::NeedMore>(result)) break;
     if (auto* err = std::get_if<protocol::DecodeError>(&result)) {
       log::get("net")->warn(
@@ -80,6 +80,7 @@ void FrameConnection::on_read(const error_code& ec, std::size_t n) {
     }
     auto& done = std::get<protocol::Complete>(result);
     offset += done.consumed;
+    last_heard_ = std::chrono::steady_clock::now();
     on_message_(std::move(done.message));
   }
   if (closed_) return;

@@ -5,7 +5,8 @@
 // protocol closes this connection with a logged reason. Writes are coalesced:
 // frames queued while a write is in flight go out together in the next one,
 // so there is one async_write at a time. A deadline closes the connection
-// after `idle_timeout` without any frame from the peer.
+// after `idle_timeout` without a whole frame from the peer (bytes trickled
+// in do not keep it open).
 // Runs on the owner's io_context thread; keeps itself alive with
 // shared_from_this() in every handler.
 #pragma once
@@ -35,6 +36,8 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
   void close_after_flush();
   void close(const std::string& reason);
   void set_idle_timeout(std::chrono::milliseconds t);
+  // Largest frame accepted from the peer (protocol::kMaxFrameBytes unless set).
+  void set_max_frame(std::size_t bytes) { max_frame_ = bytes; }
   const std::string& peer() const { return peer_; }
   bool open() const { return !closed_; }
 
@@ -49,7 +52,8 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
   boost::asio::steady_timer deadline_;
   std::string peer_;
   std::chrono::milliseconds idle_timeout_;
-  std::chrono::steady_clock::time_point last_heard_;
+  std::chrono::steady_clock::time_point last_heard_;  // the last whole frame
+  std::size_t max_frame_ = protocol::kMaxFrameBytes;
   OnMessage on_message_;
   OnClose on_close_;
   std::string inbox_;

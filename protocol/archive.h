@@ -20,6 +20,7 @@
 // allocated, and a varint too long or too large for its field is refused.
 #pragma once
 
+#include <algorithm>
 #include <bit>
 #include <boost/serialization/serialization.hpp>
 #include <cstdint>
@@ -106,7 +107,14 @@ class InArchive {
   using is_loading = std::true_type;
   using is_saving = std::false_type;
 
-  explicit InArchive(std::string_view in) : in_(in) {}
+  // What decoding may allocate, at most: a few times the payload (a job
+  // spec takes about 7 times its encoded size in memory), and never more
+  // than kMaxDecodedBytes, whatever the frame claims.
+  static constexpr std::uint64_t kMaxDecodedBytes = 256ull << 20;
+  explicit InArchive(std::string_view in)
+      : in_(in),
+        budget_(std::min<std::uint64_t>(kMaxDecodedBytes,
+                                        std::max<std::uint64_t>(1ull << 20, 16ull * in.size()))) {}
 
   template <class T>
   InArchive& operator&(T& value) {
@@ -129,6 +137,14 @@ class InArchive {
     if (n > remaining()) throw DecodeFailure("length field exceeds the payload");
   }
   std::size_t remaining() const { return in_.size() - pos_; }
+  // Counts memory a field is about to take (a string's bytes, a vector's
+  // elements): an empty string costs one byte on the wire and 32 in memory,
+  // so lengths checked against the payload alone would let a 64 MiB frame
+  // claim gigabytes.
+  void charge(std::uint64_t bytes) {
+    if (bytes > budget_ - used_) throw DecodeFailure("payload would take too much memory");
+    used_ += bytes;
+  }
   static constexpr unsigned get_library_version() { return 1; }
 
  private:
@@ -175,6 +191,8 @@ class InArchive {
 
   std::string_view in_;
   std::size_t pos_ = 0;
+  std::uint64_t budget_;
+  std::uint64_t used_ = 0;
 };
 
 }  // namespace jc::protocol

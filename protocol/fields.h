@@ -2,7 +2,8 @@
 //
 // A string or vector is written as a u64 length and its contents. On
 // loading, the length is checked against the bytes left in the payload
-// (InArchive::check_length, protocol/archive.h) before anything is
+// (InArchive::check_length, protocol/archive.h), and the memory it will take
+// against the decode's budget (InArchive::charge), before anything is
 // allocated, so a crafted frame (its CRC is easy to compute) cannot make a
 // process allocate gigabytes.
 #pragma once
@@ -25,6 +26,7 @@ void field(Archive& ar, std::string& s) {
   ar& n;
   if constexpr (Archive::is_loading::value) {
     ar.check_length(n);
+    ar.charge(n);
     s.resize(n);
     if (n > 0) ar.load_binary(s.data(), n);
   } else {
@@ -38,6 +40,7 @@ void field(Archive& ar, std::vector<T>& v) {
   ar& n;
   if constexpr (Archive::is_loading::value) {
     ar.check_length(n);
+    ar.charge(n * sizeof(T));
     v.clear();
     v.reserve(std::min<std::uint64_t>(n, 1024));
     for (std::uint64_t i = 0; i < n; ++i) {

@@ -36,6 +36,14 @@ std::size_t water_fill(const std::vector<NodeLoad>& nodes, std::vector<std::uint
 
 }  // namespace
 
+bool fits_adaptive_prefetch(std::uint32_t extra, bool known_length, std::uint64_t job_ms,
+                            std::uint32_t slots, std::int64_t prefetch_ms) {
+  if (!known_length || prefetch_ms <= 0) return false;
+  // extra * job_ms <= slots * prefetch_ms, without overflow for huge sleeps.
+  auto budget = static_cast<std::uint64_t>(slots) * static_cast<std::uint64_t>(prefetch_ms);
+  return job_ms == 0 || extra <= budget / job_ms;
+}
+
 std::vector<std::uint32_t> plan_dispatch(const std::vector<NodeLoad>& nodes, std::size_t queued,
                                          std::size_t max_jobs, std::uint32_t prefetch,
                                          std::size_t rotation) {

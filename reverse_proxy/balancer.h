@@ -23,6 +23,14 @@ struct NodeLoad {
   std::uint32_t prefetch = 0;  // its own prefetch, when larger than the global one
 };
 
+// Whether a job may be a node's `extra`-th job (1-based) beyond its slots and
+// DISPATCH_PREFETCH, the room its adaptive prefetch gives: only a sleep job
+// (the one kind whose length is known) short enough that the extras add at
+// most `prefetch_ms` of work per slot. A node whose last jobs were fast thus
+// never gets a pile of long ones, and a run job never rides on the rate.
+bool fits_adaptive_prefetch(std::uint32_t extra, bool known_length, std::uint64_t job_ms,
+                            std::uint32_t slots, std::int64_t prefetch_ms);
+
 // How many jobs each node gets in this round (same order as `nodes`).
 // `rotation` breaks ties between equally loaded nodes so that no node is
 // always the first to get the odd job.

@@ -31,9 +31,11 @@ std::string metrics(const ProxyCore& core, const RoundHistogram& rounds, TimeMs 
   auto family = [&](const char* name, const char* type, const char* help) {
     out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
   };
-  family("jobcluster_jobs_submitted_total", "counter", "Jobs stored by the proxy since it started.");
+  family("jobcluster_jobs_submitted_total", "counter",
+         "Jobs stored by the proxy since it started.");
   out += fmt::format("jobcluster_jobs_submitted_total {}\n", s.submitted_total);
-  family("jobcluster_jobs_dispatched_total", "counter", "Jobs sent to nodes since the proxy started.");
+  family("jobcluster_jobs_dispatched_total", "counter",
+         "Jobs sent to nodes since the proxy started.");
   out += fmt::format("jobcluster_jobs_dispatched_total {}\n", core.dispatched_total());
   family("jobcluster_jobs_redispatched_total", "counter",
          "Jobs taken back from a lost node and queued again.");
@@ -42,8 +44,9 @@ std::string metrics(const ProxyCore& core, const RoundHistogram& rounds, TimeMs 
   for (auto st : {protocol::JobState::kDone, protocol::JobState::kFailed,
                   protocol::JobState::kTimeout, protocol::JobState::kCancelled}) {
     auto it = core.finished_by_state().find(st);
-    out += fmt::format("jobcluster_jobs_finished_total{{state=\"{}\"}} {}\n", protocol::to_string(st),
-                       it == core.finished_by_state().end() ? 0 : it->second);
+    out +=
+        fmt::format("jobcluster_jobs_finished_total{{state=\"{}\"}} {}\n", protocol::to_string(st),
+                    it == core.finished_by_state().end() ? 0 : it->second);
   }
   family("jobcluster_queue_length", "gauge", "Jobs waiting at the proxy for a node.");
   out += fmt::format("jobcluster_queue_length {}\n", s.queue_length);
@@ -57,11 +60,13 @@ std::string metrics(const ProxyCore& core, const RoundHistogram& rounds, TimeMs 
   }
   family("jobcluster_node_running_jobs", "gauge", "Jobs a node runs, from its last INFO.");
   for (const auto& n : s.nodes) {
-    out += fmt::format("jobcluster_node_running_jobs{{node=\"{}\"}} {}\n", label(n.node_id), n.running);
+    out += fmt::format("jobcluster_node_running_jobs{{node=\"{}\"}} {}\n", label(n.node_id),
+                       n.running);
   }
   family("jobcluster_node_held_jobs", "gauge", "Jobs dispatched to a node and not finished.");
   for (const auto& n : s.nodes) {
-    out += fmt::format("jobcluster_node_held_jobs{{node=\"{}\"}} {}\n", label(n.node_id), n.assigned);
+    out +=
+        fmt::format("jobcluster_node_held_jobs{{node=\"{}\"}} {}\n", label(n.node_id), n.assigned);
   }
   family("jobcluster_dispatch_round_duration_seconds", "histogram",
          "Time the proxy spends in one dispatch round.");
@@ -184,8 +189,12 @@ HttpReply handle_http(const std::string& method, const std::string& target, cons
                       const RoundHistogram& rounds, const History& history, TimeMs now) {
   if (method != "GET") return {405, "text/plain; charset=utf-8", "only GET is served\n"};
   std::string path = target.substr(0, target.find('?'));
-  if (path == "/metrics") return {200, "text/plain; version=0.0.4; charset=utf-8", metrics(core, rounds, now)};
-  if (path == "/api/state") return {200, "application/json", state_json(core, history, now).dump(-1, ' ', false, json::error_handler_t::replace) + "\n"};
+  if (path == "/metrics")
+    return {200, "text/plain; version=0.0.4; charset=utf-8", metrics(core, rounds, now)};
+  if (path == "/api/state")
+    return {
+        200, "application/json",
+        state_json(core, history, now).dump(-1, ' ', false, json::error_handler_t::replace) + "\n"};
   constexpr std::string_view kJobs = "/api/jobs/";
   if (path.rfind(kJobs, 0) == 0) {
     std::string ticket = path.substr(kJobs.size());
@@ -194,13 +203,15 @@ HttpReply handle_http(const std::string& method, const std::string& target, cons
     }
     auto rec = core.find_job(ticket);
     if (!rec) {
-      return {404, "application/json", json{{"error", "unknown ticket '" + ticket + "'"}}.dump() + "\n"};
+      return {404, "application/json",
+              json{{"error", "unknown ticket '" + ticket + "'"}}.dump() + "\n"};
     }
     return {200, "application/json",
             job_json(*rec).dump(-1, ' ', false, json::error_handler_t::replace) + "\n"};
   }
   if (path == "/") return {200, "text/html; charset=utf-8", kPage};
-  return {404, "text/plain; charset=utf-8", "not found: try /, /metrics, /api/state, /api/jobs/<ticket>\n"};
+  return {404, "text/plain; charset=utf-8",
+          "not found: try /, /metrics, /api/state, /api/jobs/<ticket>\n"};
 }
 
 }  // namespace jc::proxy

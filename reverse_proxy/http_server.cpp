@@ -28,10 +28,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     parser_->header_limit(8 * 1024);
     parser_->body_limit(4 * 1024);
     stream_.expires_after(kReadTimeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                       self->on_read(ec);
-                     });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
   }
 
  private:
@@ -53,16 +52,15 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     res->keep_alive(req.keep_alive());
     res->body() = std::move(reply.body);
     res->prepare_payload();
-    http::async_write(stream_, *res,
-                      [self = shared_from_this(), res](beast::error_code wec, std::size_t) {
-                        if (wec || !res->keep_alive()) {
-                          beast::error_code ignored;
-                          self->stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send,
-                                                          ignored);
-                          return;
-                        }
-                        self->do_read();
-                      });
+    http::async_write(
+        stream_, *res, [self = shared_from_this(), res](beast::error_code wec, std::size_t) {
+          if (wec || !res->keep_alive()) {
+            beast::error_code ignored;
+            self->stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+            return;
+          }
+          self->do_read();
+        });
   }
 
   beast::tcp_stream stream_;
@@ -80,17 +78,15 @@ HttpServer::HttpServer(asio::io_context& io, Handler handler)
       open_(std::make_shared<std::size_t>(0)) {}
 
 std::uint16_t HttpServer::listen(const std::string& address, std::uint16_t port) {
-  return listener_.listen(address, port, "for status (dashboard, /metrics, /api)",
-                          [this](asio::ip::tcp::socket socket, const std::string&,
-                                 const std::string& peer) {
-                            if (*open_ >= kMaxConnections) {
-                              log::get("http")->warn("refused peer={} reason=\"{} open\"", peer,
-                                                     *open_);
-                              return;  // the socket closes as it goes out of scope
-                            }
-                            std::make_shared<HttpSession>(std::move(socket), handler_, open_)
-                                ->do_read();
-                          });
+  return listener_.listen(
+      address, port, "for status (dashboard, /metrics, /api)",
+      [this](asio::ip::tcp::socket socket, const std::string&, const std::string& peer) {
+        if (*open_ >= kMaxConnections) {
+          log::get("http")->warn("refused peer={} reason=\"{} open\"", peer, *open_);
+          return;  // the socket closes as it goes out of scope
+        }
+        std::make_shared<HttpSession>(std::move(socket), handler_, open_)->do_read();
+      });
 }
 
 void HttpServer::close() { listener_.close(); }

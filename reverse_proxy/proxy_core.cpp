@@ -570,6 +570,8 @@ bool ProxyCore::dispatch(TimeMs now) {
       plan_dispatch(loads, queue_.size(), options_.max_dispatch, options_.prefetch, rotation_++);
   std::size_t total = 0;
   for (std::size_t i = 0; i < ids.size(); ++i) {
+    NodeEntry& node = nodes_[ids[i]];
+    const std::size_t base_cap = node.slots + options_.prefetch;
     protocol::Job job;
     while (job.jobs.size() < plan[i]) {
       auto next = queue_.pop();
@@ -579,6 +581,14 @@ bool ProxyCore::dispatch(TimeMs now) {
       if (it == active_.end()) continue;
       JobRecord rec;
       if (!load_record(active_key(t), rec)) continue;
+      std::size_t held_after = node.held.size() + 1;
+      if (held_after > base_cap &&
+          !fits_adaptive_prefetch(static_cast<std::uint32_t>(held_after - base_cap),
+                                  rec.spec.kind == protocol::JobKind::kSleep, rec.spec.sleep_ms,
+                                  node.slots, options_.prefetch_ms)) {
+        queue_.push(it->first, it->second.key);  // back at its place, for a node with room
+        break;
+      }
       rec.state = *protocol::next_state(rec.state, JobEvent::kDispatch);
       rec.node = ids[i];
       rec.attempts++;
@@ -587,7 +597,7 @@ bool ProxyCore::dispatch(TimeMs now) {
       it->second.state = JobState::kRunning;
       it->second.node = intern(ids[i]);
       it->second.attempts = rec.attempts;
-      nodes_[ids[i]].held.insert(t);
+      node.held.insert(t);
       job.jobs.push_back({std::move(rec.spec), rec.attempts});
     }
     if (job.jobs.empty()) continue;

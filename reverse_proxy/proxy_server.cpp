@@ -13,6 +13,10 @@ using std::chrono::milliseconds;
 namespace {
 constexpr std::size_t kMaxPendingHandshakes = 64;
 constexpr std::size_t kMaxPendingHandshakesPerAddress = 16;
+// Before HELLO is accepted a peer is a stranger: its frames may be smaller.
+// A HELLO lists the jobs a node holds or finished while away, about 20 bytes
+// each, so this still lets a node back with most of a million of them.
+constexpr std::size_t kMaxHandshakeFrameBytes = 16 * 1024 * 1024;
 }  // namespace
 
 ProxyServer::ProxyServer(asio::io_context& io, ProxyConfig config, storage::Store& store)
@@ -21,9 +25,10 @@ ProxyServer::ProxyServer(asio::io_context& io, ProxyConfig config, storage::Stor
       core_(store, config_.core),
       log_(log::get("proxy")),
       listener_(io, log_),
-      http_(io, [this](const std::string& method, const std::string& target) {
-        return handle_http(method, target, core_, rounds_, history_, now_ms());
-      }),
+      http_(io,
+            [this](const std::string& method, const std::string& target) {
+              return handle_http(method, target, core_, rounds_, history_, now_ms());
+            }),
       history_timer_(io),
       dispatch_timer_(io),
       exchange_timer_(io) {}
@@ -80,6 +85,7 @@ void ProxyServer::on_accept(asio::ip::tcp::socket socket, const std::string& add
   auto conn = std::make_shared<net::FrameConnection>(std::move(socket), peer,
                                                      milliseconds(config_.handshake_timeout_ms));
   std::string nonce = protocol::random_nonce();
+  conn->set_max_frame(kMaxHandshakeFrameBytes);
   sessions_[id] = Session{conn, "", nonce, address};
   conn->start([this, id](protocol::Message&& m) { on_frame(id, std::move(m)); },
               [this, id](const std::string& reason) { on_session_closed(id, reason); });
@@ -107,6 +113,7 @@ void ProxyServer::on_frame(std::uint64_t id, protocol::Message&& m) {
     s.node_id = hello->node_id;
     by_node_[s.node_id] = id;
     s.conn->set_idle_timeout(milliseconds(config_.core.node_timeout_ms));
+    s.conn->set_max_frame(protocol::kMaxFrameBytes);
     kick_dispatch();
     schedule_flush();
     return;
@@ -149,7 +156,8 @@ void ProxyServer::run_dispatch() {
   if (stopping_) return;
   auto started = std::chrono::steady_clock::now();
   bool more = core_.dispatch(now_ms());
-  rounds_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  rounds_.observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   schedule_flush();
   if (more) {
     // Cut by MAX_NUM_JOBS_DISPATCH: the next round waits one period.

@@ -54,6 +54,25 @@ TEST_CASE(
   CHECK(count_in(cluster.proxy().log_since_start(), "node joined node=n2") == 0);
 }
 
+TEST_CASE("a stranger trickling a byte at a time is closed at the handshake deadline") {
+  Cluster cluster({.nodes = 1, .slots = 1});
+  REQUIRE(cluster.wait_nodes_up(1));
+  Client slow(cluster.proxy_port());
+  // A frame header that never completes, one byte every 200 ms: bytes that
+  // are not whole frames must not keep the handshake slot (5 s) open.
+  // The header announces a 64 KiB HELLO; then zeros follow, far too slowly.
+  std::string bytes("\x00\x01\x00\x00\x02\x00\x00\x00\x00\x00", 10);
+  auto start = std::chrono::steady_clock::now();
+  bool closed = false;
+  for (std::size_t i = 0; !closed && std::chrono::steady_clock::now() - start < 15s; ++i) {
+    slow.send(i < bytes.size() ? bytes.substr(i, 1) : std::string(1, '\0'));
+    closed = slow.closed_by_peer(200ms);
+  }
+  CHECK(closed);
+  CHECK(std::chrono::steady_clock::now() - start < 10s);
+  CHECK(cluster.proxy().running());
+}
+
 TEST_CASE("a stranger on the node port: garbage, and many idle handshakes, do not stop the proxy") {
   Cluster cluster({.nodes = 1, .slots = 1});
   REQUIRE(cluster.wait_nodes_up(1));

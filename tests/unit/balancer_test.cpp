@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <set>
@@ -182,6 +183,18 @@ TEST_CASE("balancer: a node's own prefetch counts when larger than the global on
   SUBCASE("with the global prefetch at 0 only the node's own applies") {
     CHECK(plan_dispatch(nodes, 100, 1000, 0, 0) == std::vector<std::uint32_t>{5, 0});
   }
+}
+
+TEST_CASE("balancer: adaptive prefetch takes only sleep jobs short enough") {
+  // Two slots and 20 ms: the extras may add up to 40 ms of known work.
+  CHECK(fits_adaptive_prefetch(1000, true, 0, 2, 20));
+  CHECK(fits_adaptive_prefetch(2, true, 20, 2, 20));
+  CHECK_FALSE(fits_adaptive_prefetch(3, true, 20, 2, 20));
+  CHECK_FALSE(fits_adaptive_prefetch(1, true, 10'000, 2, 20));
+  CHECK_FALSE(fits_adaptive_prefetch(1, true, std::numeric_limits<std::uint64_t>::max(), 2, 20));
+  // A run job's length is unknown; DISPATCH_PREFETCH_MS=0 turns it off.
+  CHECK_FALSE(fits_adaptive_prefetch(1, false, 0, 2, 20));
+  CHECK_FALSE(fits_adaptive_prefetch(1, true, 0, 2, 0));
 }
 
 }  // namespace jc::proxy

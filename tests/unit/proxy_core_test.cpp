@@ -53,9 +53,13 @@ protocol::JobSpec spec(const std::string& ticket, const std::string& origin) {
   return s;
 }
 
-protocol::Submit submit_of(const std::vector<std::string>& tickets, const std::string& origin) {
+protocol::Submit submit_of(const std::vector<std::string>& tickets, const std::string& origin,
+                           std::uint64_t sleep_ms = 10) {
   protocol::Submit s;
-  for (const auto& t : tickets) s.jobs.push_back(spec(t, origin));
+  for (const auto& t : tickets) {
+    s.jobs.push_back(spec(t, origin));
+    s.jobs.back().sleep_ms = sleep_ms;
+  }
   return s;
 }
 
@@ -380,7 +384,7 @@ TEST_CASE("proxy core: a node that finishes jobs fast may hold more (DISPATCH_PR
   p.join("node-a", 1, 1000);
   std::vector<std::string> tickets;
   for (int i = 0; i < 20000; ++i) tickets.push_back("t" + std::to_string(i));
-  p.message("node-a", submit_of(tickets, "node-a"), 1000);
+  p.message("node-a", submit_of(tickets, "node-a", 0), 1000);
   TimeMs now = 1000;
   p.last = p.dispatch(now);
   CHECK(node_stats(p.core.stats(now), "node-a")->assigned == 2);  // slots + 1
@@ -397,9 +401,20 @@ TEST_CASE("proxy core: a node that finishes jobs fast may hold more (DISPATCH_PR
     now += 20000;
     std::vector<std::string> burst;
     for (int i = 0; i < 100; ++i) burst.push_back("b" + std::to_string(i));
-    p.message("node-a", submit_of(burst, "node-a"), now);
+    p.message("node-a", submit_of(burst, "node-a", 0), now);
     p.last = p.dispatch(now);
     CHECK(node_stats(p.core.stats(now), "node-a")->assigned == 2);
+  }
+
+  SUBCASE("long jobs after fast ones are not piled on the fast node") {
+    std::vector<std::string> slow;
+    for (int i = 0; i < 100; ++i) slow.push_back("s" + std::to_string(i));
+    // Submitted right after the fast ones, while the node's rate is high.
+    p.message("node-a", submit_of(slow, "node-a", 10000), now);
+    p.last = p.dispatch(now);
+    auto s = p.core.stats(now);
+    CHECK(node_stats(s, "node-a")->assigned == 2);  // slots + DISPATCH_PREFETCH
+    CHECK(s.queue_length == 98);
   }
 }
 
@@ -411,7 +426,7 @@ TEST_CASE("proxy core: DISPATCH_PREFETCH_MS=0 keeps a node at slots + DISPATCH_P
   p.join("node-a", 1, 1000);
   std::vector<std::string> tickets;
   for (int i = 0; i < 2000; ++i) tickets.push_back("t" + std::to_string(i));
-  p.message("node-a", submit_of(tickets, "node-a"), 1000);
+  p.message("node-a", submit_of(tickets, "node-a", 0), 1000);
   TimeMs now = 1000;
   p.last = p.dispatch(now);
   CHECK(most_assigned_with_fast_results(p, "node-a", now, 300) == 2);
