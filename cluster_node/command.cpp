@@ -30,7 +30,11 @@ bool all_digits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-std::string quote(std::string_view s) { return "'" + protocol::escape_sample(s, 40) + "'"; }
+std::string quote(std::string_view s) {
+  // fmt rather than operator+: GCC 12 warns (-Wrestrict, a known false
+  // positive) about "'" + std::string in Release builds.
+  return fmt::format("'{}'", protocol::escape_sample(s, 40));
+}
 
 Command parse_sleep(std::string_view arg) {
   std::uint64_t ms = 0;
