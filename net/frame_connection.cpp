@@ -10,8 +10,10 @@ namespace asio = boost::asio;
 using boost::system::error_code;
 
 namespace {
-constexpr std::size_t kReadChunk = 64 * 1024;
-}
+// Reads start small (read_chunk_: a quiet node's connection costs the proxy
+// little) and double, up to this, while reads fill the buffer.
+constexpr std::size_t kMaxReadChunk = 64 * 1024;
+}  // namespace
 
 FrameConnection::FrameConnection(asio::ip::tcp::socket socket, std::string peer,
                                  std::chrono::milliseconds idle_timeout)
@@ -53,7 +55,8 @@ void FrameConnection::set_idle_timeout(std::chrono::milliseconds t) {
 }
 
 void FrameConnection::do_read() {
-  if (inbox_.size() - inbox_used_ < kReadChunk) inbox_.resize(inbox_used_ + kReadChunk);
+  if (inbox_.size() - inbox_used_ < read_chunk_) inbox_.resize(inbox_used_ + read_chunk_);
+  read_asked_ = inbox_.size() - inbox_used_;
   socket_.async_read_some(
       asio::buffer(inbox_.data() + inbox_used_, inbox_.size() - inbox_used_),
       [self = shared_from_this()](const error_code& ec, std::size_t n) { self->on_read(ec, n); });
@@ -66,6 +69,7 @@ void FrameConnection::on_read(const error_code& ec, std::size_t n) {
     return;
   }
   inbox_used_ += n;
+  if (n == read_asked_ && read_chunk_ < kMaxReadChunk) read_chunk_ *= 2;
   std::size_t offset = 0;
   while (!closed_) {
     auto result = protocol::decode(std::string_view(inbox_.data() + offset, inbox_used_ - offset),
@@ -98,8 +102,8 @@ void FrameConnection::on_read(const error_code& ec, std::size_t n) {
                         static_cast<std::size_t>(static_cast<unsigned char>(inbox_[3])));
     if (need > inbox_.size()) inbox_.resize(need);
   }
-  if (inbox_.size() > 4 * kReadChunk && inbox_used_ < kReadChunk) {
-    inbox_.resize(kReadChunk);
+  if (inbox_.size() > 4 * kMaxReadChunk && inbox_used_ < kMaxReadChunk) {
+    inbox_.resize(kMaxReadChunk);
     inbox_.shrink_to_fit();
   }
   do_read();
