@@ -13,21 +13,30 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
   std::string tmpl = (fs::temp_directory_path() / "jc-test-XXXXXX").string();
   if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
   dir_ = tmpl;
-  std::map<std::string, std::string> env = options_.proxy_env;
-  env.emplace("DATA_DIR", dir_ + "/proxy");
-  env.emplace("LOG_LEVEL", "debug");
-  proxy_ = std::make_unique<Process>(std::string(JC_BIN_DIR) + "/reverse_proxy",
-                                     std::vector<std::string>{"0"}, env, dir_ + "/proxy.log");
-  proxy_->start();
-  proxy_port_ = proxy_->wait_listening("for nodes");
-  if (proxy_port_ == 0)
-    throw std::runtime_error("proxy did not start: " + proxy_->log_since_start());
-  for (int i = 0; i < options_.nodes; ++i) add_node();
+  try {
+    std::map<std::string, std::string> env = options_.proxy_env;
+    env.emplace("DATA_DIR", dir_ + "/proxy");
+    env.emplace("LOG_LEVEL", "debug");
+    proxy_ = std::make_unique<Process>(std::string(JC_BIN_DIR) + "/reverse_proxy",
+                                       std::vector<std::string>{"0"}, env, dir_ + "/proxy.log");
+    proxy_->start();
+    proxy_port_ = proxy_->wait_listening("for nodes");
+    if (proxy_port_ == 0)
+      throw std::runtime_error("proxy did not start: " + proxy_->log_since_start());
+    for (int i = 0; i < options_.nodes; ++i) add_node();
+  } catch (...) {
+    // No destructor runs for a half-built cluster: stop what started and
+    // remove its directory here (the exception carries the log).
+    stop_and_clean();
+    throw;
+  }
 }
 
-Cluster::~Cluster() {
+Cluster::~Cluster() { stop_and_clean(); }
+
+void Cluster::stop_and_clean() {
   for (auto& n : nodes_) n->kill_hard();
-  proxy_->kill_hard();
+  if (proxy_) proxy_->kill_hard();
   // JC_KEEP_TEST_DIRS=1 keeps data and logs for a person to read.
   if (std::getenv("JC_KEEP_TEST_DIRS") == nullptr) {
     std::error_code ec;

@@ -44,6 +44,7 @@ class Cluster {
 
  private:
   void start_node(std::size_t i);
+  void stop_and_clean();
   ClusterOptions options_;
   std::string dir_;
   std::unique_ptr<Process> proxy_;
