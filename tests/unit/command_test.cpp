@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/unit/command_helpers.h"
+
 namespace jc::node {
 namespace {
 
@@ -15,18 +17,8 @@ T as(const Command& c) {
   return std::get<T>(c);
 }
 
-std::string error_of(std::string_view line) {
-  Command c = parse_command(line);
-  INFO("line: ", std::string(line));
-  REQUIRE(std::holds_alternative<CmdError>(c));
-  std::string msg = std::get<CmdError>(c).message;
-  CHECK_FALSE(msg.empty());
-  return msg;
-}
-
-bool contains(const std::string& s, std::string_view part) {
-  return s.find(part) != std::string::npos;
-}
+using test::contains;
+using test::error_of;
 
 // Feeds chunks to a reader and collects what it reports.
 struct Collector {

@@ -10,7 +10,6 @@
 #include <string>
 #include <vector>
 
-#include "common/log.h"
 #include "protocol/job.h"
 #include "protocol/messages.h"
 #include "storage/store.h"
@@ -39,11 +38,6 @@ std::set<std::string> submitted_tickets(const std::vector<protocol::Message>& ou
 }
 
 NodeOptions options(std::uint32_t slots = 2) {
-  static bool quiet = [] {
-    log::init("off");
-    return true;
-  }();
-  (void)quiet;
   NodeOptions o;
   o.node_id = "node-a";
   o.slots = slots;

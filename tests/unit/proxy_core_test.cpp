@@ -10,7 +10,6 @@
 #include <string>
 #include <vector>
 
-#include "common/log.h"
 #include "protocol/auth.h"
 #include "protocol/messages.h"
 #include "storage/store.h"
@@ -100,11 +99,6 @@ const protocol::NodeStats* node_stats(const protocol::ClusterStats& s, const std
 }
 
 ProxyOptions options(std::uint32_t prefetch = 0) {
-  static bool quiet = [] {
-    log::init("off");
-    return true;
-  }();
-  (void)quiet;
   ProxyOptions o;
   o.proxy_id = "proxy-test";
   o.prefetch = prefetch;
@@ -136,6 +130,12 @@ struct Proxy {
   std::vector<Outgoing> dispatch(TimeMs now = 0) {
     core.dispatch(now);
     return flush();
+  }
+  // `origin` submits sleep jobs with these tickets, then one dispatch round.
+  std::vector<Outgoing> submit_and_dispatch(const std::string& origin,
+                                            const std::vector<std::string>& tickets) {
+    message(origin, submit_of(tickets, origin));
+    return dispatch();
   }
   JobState state_of(const std::string& ticket) {
     auto rec = core.find_job(ticket);
@@ -482,8 +482,7 @@ TEST_CASE("proxy core: the result reaches the origin when the runner is the orig
   storage::MemoryStore store;
   Proxy p(store);
   p.join("node-a", 1);
-  p.message("node-a", submit_of({"t1"}, "node-a"));
-  p.dispatch();
+  p.submit_and_dispatch("node-a", {"t1"});
   auto out = p.message("node-a", protocol::Result{{final_report("t1", "node-a", 1)}});
   CHECK(sent_to<protocol::Ack>(out, "node-a").size() == 1);
   CHECK(sent_to<protocol::Result>(out, "node-a").size() == 1);
@@ -493,8 +492,7 @@ TEST_CASE("proxy core: the same result twice is acknowledged again") {
   storage::MemoryStore store;
   Proxy p(store);
   p.join("node-a", 1);
-  p.message("node-a", submit_of({"t1"}, "node-a"));
-  p.dispatch();
+  p.submit_and_dispatch("node-a", {"t1"});
   p.message("node-a", protocol::Result{{final_report("t1", "node-a", 1)}});
   auto out = p.message("node-a", protocol::Result{{final_report("t1", "node-a", 1)}});
   auto acks = sent_to<protocol::Ack>(out, "node-a");
@@ -510,8 +508,7 @@ TEST_CASE("proxy core: another run's result for a finished job is superseded") {
   Proxy p(store);
   p.join("node-a", 1);
   p.join("node-b", 1);
-  p.message("node-a", submit_of({"t1"}, "node-a"));
-  p.dispatch();
+  p.submit_and_dispatch("node-a", {"t1"});
   std::string runner = p.core.find_job("t1")->node;
   std::string other = runner == "node-a" ? "node-b" : "node-a";
   p.message(runner, protocol::Result{{final_report("t1", runner, 1, "first")}});
@@ -528,8 +525,7 @@ TEST_CASE("proxy core: an origin's results ack clears its pending notifications"
   storage::MemoryStore store;
   Proxy p(store);
   p.join("node-a", 1);
-  p.message("node-a", submit_of({"t1"}, "node-a"));
-  p.dispatch();
+  p.submit_and_dispatch("node-a", {"t1"});
   p.message("node-a", protocol::Result{{final_report("t1", "node-a", 1)}});
   std::string v;
   CHECK(store.get("n/node-a/t1", &v).ok());
@@ -590,8 +586,7 @@ TEST_CASE("proxy core: after MAX attempts a job ends FAILED naming the nodes") {
   o.max_attempts = 2;
   Proxy p(store, o);
   p.join("node-a", 1);
-  p.message("node-a", submit_of({"t1"}, "node-a"));
-  p.dispatch();
+  p.submit_and_dispatch("node-a", {"t1"});
   p.join("node-b", 1);
   p.core.on_disconnect("node-a", 1);
   p.flush();
@@ -625,8 +620,7 @@ TEST_CASE("proxy core: an UNKNOWN report from the holder requeues the job") {
   storage::MemoryStore store;
   Proxy p(store);
   p.join("node-a", 1);
-  p.message("node-a", submit_of({"t1"}, "node-a"));
-  p.dispatch();
+  p.submit_and_dispatch("node-a", {"t1"});
   protocol::JobReport unknown;
   unknown.ticket = "t1";
   unknown.state = JobState::kUnknown;
@@ -641,8 +635,7 @@ TEST_CASE("proxy core: a restarted core recovers queued and held jobs") {
   {
     Proxy p(store);
     p.join("node-a", 1);
-    p.message("node-a", submit_of({"t1", "t2", "t3"}, "node-a"));
-    p.dispatch();
+    p.submit_and_dispatch("node-a", {"t1", "t2", "t3"});
     REQUIRE(p.state_of("t1") == JobState::kRunning);
   }
   Proxy p(store);
@@ -683,8 +676,7 @@ TEST_CASE("proxy core: reconciliation keeps, drops and requeues held tickets") {
     Proxy p(store);
     p.join("node-a", 2);
     p.join("node-b", 2);
-    p.message("node-a", submit_of({"t1", "t2", "t3", "t4"}, "node-a"));
-    p.dispatch();
+    p.submit_and_dispatch("node-a", {"t1", "t2", "t3", "t4"});
   }
   Proxy p(store);
   REQUIRE(p.core.recover(0).ok());
@@ -719,8 +711,7 @@ TEST_CASE("proxy core: a finished-but-unacknowledged ticket in hello is not requ
   {
     Proxy p(store);
     p.join("node-a", 1);
-    p.message("node-a", submit_of({"t1"}, "node-a"));
-    p.dispatch();
+    p.submit_and_dispatch("node-a", {"t1"});
   }
   Proxy p(store);
   REQUIRE(p.core.recover(0).ok());
@@ -736,8 +727,7 @@ TEST_CASE("proxy core: a node back before redispatch keeps the jobs it still hol
   storage::MemoryStore store;
   Proxy p(store);
   p.join("node-a", 1);
-  p.message("node-a", submit_of({"t1"}, "node-a"));
-  p.dispatch();
+  p.submit_and_dispatch("node-a", {"t1"});
   p.core.on_disconnect("node-a", 1);
   p.flush();
   REQUIRE(p.state_of("t1") == JobState::kQueued);
@@ -755,8 +745,7 @@ TEST_CASE("proxy core: a node back after redispatch is told to drop the job") {
   storage::MemoryStore store;
   Proxy p(store);
   p.join("node-a", 1);
-  p.message("node-a", submit_of({"t1"}, "node-a"));
-  p.dispatch();
+  p.submit_and_dispatch("node-a", {"t1"});
   p.join("node-b", 1);
   p.core.on_disconnect("node-a", 1);
   p.flush();
@@ -774,8 +763,7 @@ TEST_CASE("proxy core: expire_absent_nodes requeues jobs of a node that never ca
   {
     Proxy p(store, o);
     p.join("node-a", 1);
-    p.message("node-a", submit_of({"t1"}, "node-a"));
-    p.dispatch();
+    p.submit_and_dispatch("node-a", {"t1"});
   }
   Proxy p(store, o);
   REQUIRE(p.core.recover(5000).ok());
@@ -801,8 +789,7 @@ TEST_CASE("proxy core: expire_absent_nodes spares a node that came back") {
   {
     Proxy p(store, o);
     p.join("node-a", 1);
-    p.message("node-a", submit_of({"t1"}, "node-a"));
-    p.dispatch();
+    p.submit_and_dispatch("node-a", {"t1"});
   }
   Proxy p(store, o);
   REQUIRE(p.core.recover(0).ok());
@@ -846,8 +833,7 @@ TEST_CASE("proxy core: a node that asked about a job is told when it finishes") 
   Proxy p(store);
   p.join("node-a", 1);
   p.join("node-b", 1);
-  p.message("node-a", submit_of({"t1"}, "node-a"));
-  p.dispatch();
+  p.submit_and_dispatch("node-a", {"t1"});
   std::string runner = p.core.find_job("t1")->node;
   p.join("watcher", 1);
   p.message("watcher", protocol::RequestOfRes{{"t1"}});
@@ -860,8 +846,7 @@ TEST_CASE("proxy core: REQUEST_OF_RES of a finished job carries the result") {
   storage::MemoryStore store;
   Proxy p(store);
   p.join("node-a", 1);
-  p.message("node-a", submit_of({"t1"}, "node-a"));
-  p.dispatch();
+  p.submit_and_dispatch("node-a", {"t1"});
   p.message("node-a", protocol::Result{{final_report("t1", "node-a", 1, "slept 10")}});
   auto out = p.message("node-a", protocol::RequestOfRes{{"t1"}});
   auto results = sent_to<protocol::Result>(out, "node-a");

@@ -7,6 +7,7 @@
 
 #include "cluster_node/command.h"
 #include "protocol/job.h"
+#include "tests/unit/command_helpers.h"
 
 namespace jc::node {
 namespace {
@@ -20,18 +21,8 @@ CmdRun run_of(std::string_view line) {
   return std::get<CmdRun>(c);
 }
 
-std::string error_of(std::string_view line) {
-  Command c = parse_command(line);
-  INFO("line: ", std::string(line));
-  REQUIRE(std::holds_alternative<CmdError>(c));
-  std::string msg = std::get<CmdError>(c).message;
-  CHECK_FALSE(msg.empty());
-  return msg;
-}
-
-bool contains(const std::string& s, std::string_view part) {
-  return s.find(part) != std::string::npos;
-}
+using test::contains;
+using test::error_of;
 
 // Builds a spec from a run line and a body; returns the error ("" if none).
 std::string build(std::string_view line, std::string_view body, protocol::JobSpec& spec) {
