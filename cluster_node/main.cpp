@@ -103,16 +103,9 @@ jc::node::NodeConfig load_config(int argc, char** argv) {
     throw ConfigError(fmt::format("BIND_ADDRESS must be an IP address, got '{}'", c.bind_address));
   c.work_dir = env_string("JOB_WORK_DIR", "");
   c.core.node_id = env_string("NODE_ID", "");
-  if (!c.core.node_id.empty()) {
-    bool ok = c.core.node_id.size() <= 64 &&
-              std::all_of(c.core.node_id.begin(), c.core.node_id.end(), [](char ch) {
-                return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' ||
-                       ch == '.';
-              });
-    if (!ok) {
-      throw ConfigError(fmt::format(
-          "NODE_ID must be 1 to 64 characters of A-Z a-z 0-9 . _ -, got '{}'", c.core.node_id));
-    }
+  if (!c.core.node_id.empty() && !jc::protocol::is_valid_node_id(c.core.node_id)) {
+    throw ConfigError(fmt::format(
+        "NODE_ID must be 1 to 64 characters of A-Z a-z 0-9 . _ -, got '{}'", c.core.node_id));
   }
   return c;
 }

@@ -171,9 +171,8 @@ std::string getall(const std::vector<GetAllEntry>& jobs, bool json_mode) {
   return out;
 }
 
-std::string stats(const protocol::ClusterStats& s, bool proxy_up, bool json_mode, std::int64_t time_ms) {
-  std::size_t up = 0;
-  for (const auto& n : s.nodes) up += n.connected ? 1 : 0;
+std::string stats(const protocol::ClusterStats& s, bool proxy_up, bool json_mode,
+                  std::int64_t time_ms) {
   if (json_mode) {
     // The same object as the proxy's /api/state, plus whether it answered.
     json j = protocol::cluster_state_json(s, time_ms);
@@ -184,7 +183,7 @@ std::string stats(const protocol::ClusterStats& s, bool proxy_up, bool json_mode
   out += fmt::format(
       "proxy={} queue={} running={} submitted={} finished={} redispatched={} nodes_up={}\n",
       proxy_up ? "up" : "unreachable", s.queue_length, s.running, s.submitted_total,
-      s.finished_total, s.redispatched_total, up);
+      s.finished_total, s.redispatched_total, protocol::connected_count(s));
   for (const auto& n : s.nodes) {
     out += fmt::format(
         "node {} state={} address={} slots={} running={} queued={} held={} finished={}\n",

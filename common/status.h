@@ -9,7 +9,7 @@ namespace jc {
 
 class Status {
  public:
-  enum class Code { kOk, kNotFound, kCorruption, kIoError, kInvalidArgument, kUnavailable };
+  enum class Code { kOk, kNotFound, kCorruption, kIoError, kInvalidArgument };
 
   Status() = default;
   static Status Ok() { return {}; }
@@ -19,7 +19,6 @@ class Status {
   static Status InvalidArgument(std::string msg) {
     return {Code::kInvalidArgument, std::move(msg)};
   }
-  static Status Unavailable(std::string msg) { return {Code::kUnavailable, std::move(msg)}; }
 
   bool ok() const { return code_ == Code::kOk; }
   bool is_not_found() const { return code_ == Code::kNotFound; }
@@ -45,8 +44,6 @@ inline std::string Status::to_string() const {
       return "IO error: " + message_;
     case Code::kInvalidArgument:
       return "Invalid argument: " + message_;
-    case Code::kUnavailable:
-      return "Unavailable: " + message_;
   }
   return message_;
 }

@@ -56,7 +56,6 @@ void FrameConnection::set_idle_timeout(std::chrono::milliseconds t) {
 
 void FrameConnection::do_read() {
   if (inbox_.size() - inbox_used_ < read_chunk_) inbox_.resize(inbox_used_ + read_chunk_);
-  read_asked_ = inbox_.size() - inbox_used_;
   socket_.async_read_some(
       asio::buffer(inbox_.data() + inbox_used_, inbox_.size() - inbox_used_),
       [self = shared_from_this()](const error_code& ec, std::size_t n) { self->on_read(ec, n); });
@@ -68,8 +67,9 @@ void FrameConnection::on_read(const error_code& ec, std::size_t n) {
     close(ec == asio::error::eof ? "peer closed the connection" : ec.message());
     return;
   }
+  // A read that filled the buffer: the next ones may be larger.
+  if (inbox_used_ + n == inbox_.size() && read_chunk_ < kMaxReadChunk) read_chunk_ *= 2;
   inbox_used_ += n;
-  if (n == read_asked_ && read_chunk_ < kMaxReadChunk) read_chunk_ *= 2;
   std::size_t offset = 0;
   while (!closed_) {
     auto result = protocol::decode(std::string_view(inbox_.data() + offset, inbox_used_ - offset),
@@ -96,10 +96,7 @@ void FrameConnection::on_read(const error_code& ec, std::size_t n) {
   if (inbox_used_ >= protocol::kFrameHeaderBytes) {
     // The declared length is checked by decode(); make room for the frame.
     std::size_t need = protocol::kFrameHeaderBytes +
-                       ((static_cast<std::size_t>(static_cast<unsigned char>(inbox_[0])) << 24) |
-                        (static_cast<std::size_t>(static_cast<unsigned char>(inbox_[1])) << 16) |
-                        (static_cast<std::size_t>(static_cast<unsigned char>(inbox_[2])) << 8) |
-                        static_cast<std::size_t>(static_cast<unsigned char>(inbox_[3])));
+                       protocol::frame_payload_length(std::string_view(inbox_.data(), inbox_used_));
     if (need > inbox_.size()) inbox_.resize(need);
   }
   if (inbox_.size() > 4 * kMaxReadChunk && inbox_used_ < kMaxReadChunk) {
@@ -120,8 +117,7 @@ void FrameConnection::do_write() {
     if (close_when_flushed_) close("closed after flush");
     return;
   }
-  writing_.swap(outgoing_);
-  outgoing_.clear();
+  writing_.swap(outgoing_);  // writing_ was empty, so outgoing_ now is
   asio::async_write(
       socket_, asio::buffer(writing_),
       [self = shared_from_this()](const error_code& ec, std::size_t n) { self->on_write(ec, n); });

@@ -59,7 +59,6 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
   std::string inbox_;
   std::size_t inbox_used_ = 0;
   std::size_t read_chunk_ = 4 * 1024;  // grows while reads fill it
-  std::size_t read_asked_ = 0;
   std::string outgoing_;
   std::string writing_;
   bool closed_ = false;

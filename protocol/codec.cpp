@@ -101,6 +101,8 @@ DecodeResult decode(std::string_view bytes, std::size_t max_frame) {
   return done;
 }
 
+std::size_t frame_payload_length(std::string_view bytes) { return get_u32(bytes, 0); }
+
 std::string escape_sample(std::string_view bytes, std::size_t max) {
   std::string out;
   for (std::size_t i = 0; i < bytes.size() && i < max; ++i) {

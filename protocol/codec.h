@@ -44,6 +44,9 @@ struct DecodeError {
 using DecodeResult = std::variant<NeedMore, Complete, DecodeError>;
 
 DecodeResult decode(std::string_view bytes, std::size_t max_frame = kMaxFrameBytes);
+// The payload length a frame header declares (`bytes` holds at least
+// kFrameHeaderBytes); not checked against any limit.
+std::size_t frame_payload_length(std::string_view bytes);
 
 // Values stored in LevelDB use the same archive (no frame).
 template <class T>

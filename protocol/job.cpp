@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
+
 namespace jc::protocol {
 
 std::string_view to_string(JobState s) {
@@ -22,14 +25,6 @@ std::string_view to_string(JobState s) {
       return "UNKNOWN";
   }
   return "UNKNOWN";
-}
-
-std::optional<JobState> job_state_from_string(std::string_view s) {
-  for (auto st : {JobState::kQueued, JobState::kRunning, JobState::kDone, JobState::kFailed,
-                  JobState::kTimeout, JobState::kCancelled, JobState::kUnknown}) {
-    if (to_string(st) == s) return st;
-  }
-  return std::nullopt;
 }
 
 std::optional<JobState> next_state(JobState current, JobEvent event, JobState outcome) {
@@ -59,6 +54,12 @@ std::string JobSpec::describe() const {
     if (c == '\n' || c == '\r') c = ' ';
   }
   return "run " + cmd;
+}
+
+bool is_valid_node_id(std::string_view id) {
+  return !id.empty() && id.size() <= 64 && std::all_of(id.begin(), id.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
 }
 
 bool is_valid_ticket(std::string_view t) {

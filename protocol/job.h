@@ -1,9 +1,10 @@
 // What a job is, what became of it, and the one job state machine that both
 // binaries follow (docs/job-states.md draws it as a table).
 //
-// These types cross the wire (Boost.Serialization, see codec.h) and are the
-// values stored in LevelDB, so a field is only ever appended, guarded by the
-// class version.
+// These types cross the wire (protocol/archive.h) and are the values stored
+// in LevelDB. Nothing versions a field and a decode refuses missing and
+// extra bytes, so any change of a type's fields must bump kProtocolVersion
+// (messages.h) and kStorageFormat (storage/store.h).
 #pragma once
 
 #include <cstdint>
@@ -27,7 +28,6 @@ enum class JobState : std::uint8_t {
 };
 
 std::string_view to_string(JobState s);
-std::optional<JobState> job_state_from_string(std::string_view s);
 inline bool is_final(JobState s) {
   return s == JobState::kDone || s == JobState::kFailed || s == JobState::kTimeout ||
          s == JobState::kCancelled;
@@ -185,5 +185,7 @@ struct JobReport {
 // Tickets: [A-Za-z0-9_-], 1..32 characters (INTERFACE.md section 3).
 constexpr std::size_t kMaxTicketLength = 32;
 bool is_valid_ticket(std::string_view t);
+// Node ids: [A-Za-z0-9._-], 1..64 characters (NODE_ID, HELLO).
+bool is_valid_node_id(std::string_view id);
 
 }  // namespace jc::protocol

@@ -1,12 +1,17 @@
 #include "protocol/stats_json.h"
 
+#include <algorithm>
+
 namespace jc::protocol {
+
+std::size_t connected_count(const ClusterStats& s) {
+  return static_cast<std::size_t>(std::count_if(s.nodes.begin(), s.nodes.end(),
+                                                [](const NodeStats& n) { return n.connected; }));
+}
 
 nlohmann::json cluster_state_json(const ClusterStats& s, std::int64_t time_ms) {
   nlohmann::json nodes = nlohmann::json::array();
-  std::size_t up = 0;
   for (const auto& n : s.nodes) {
-    up += n.connected ? 1 : 0;
     nodes.push_back({{"id", n.node_id},
                      {"address", n.address},
                      {"state", n.state.empty() ? (n.connected ? "up" : "down") : n.state},
@@ -17,10 +22,15 @@ nlohmann::json cluster_state_json(const ClusterStats& s, std::int64_t time_ms) {
                      {"finished", n.finished},
                      {"last_heard_ms", n.last_heard_ms}});
   }
-  return {{"queue_length", s.queue_length}, {"running", s.running},
-          {"submitted", s.submitted_total}, {"finished", s.finished_total},
-          {"redispatched", s.redispatched_total}, {"nodes_up", up},
-          {"nodes", nodes}, {"recent_events", s.recent_events}, {"time_ms", time_ms}};
+  return {{"queue_length", s.queue_length},
+          {"running", s.running},
+          {"submitted", s.submitted_total},
+          {"finished", s.finished_total},
+          {"redispatched", s.redispatched_total},
+          {"nodes_up", connected_count(s)},
+          {"nodes", nodes},
+          {"recent_events", s.recent_events},
+          {"time_ms", time_ms}};
 }
 
 }  // namespace jc::protocol

@@ -50,10 +50,8 @@ std::string metrics(const ProxyCore& core, const RoundHistogram& rounds, TimeMs 
   }
   family("jobcluster_queue_length", "gauge", "Jobs waiting at the proxy for a node.");
   out += fmt::format("jobcluster_queue_length {}\n", s.queue_length);
-  std::size_t up = 0;
-  for (const auto& n : s.nodes) up += n.connected ? 1 : 0;
   family("jobcluster_nodes_connected", "gauge", "Nodes connected to the proxy.");
-  out += fmt::format("jobcluster_nodes_connected {}\n", up);
+  out += fmt::format("jobcluster_nodes_connected {}\n", protocol::connected_count(s));
   family("jobcluster_node_slots", "gauge", "Jobs a node runs at the same time.");
   for (const auto& n : s.nodes) {
     out += fmt::format("jobcluster_node_slots{{node=\"{}\"}} {}\n", label(n.node_id), n.slots);

@@ -21,13 +21,6 @@ std::string finished_key(const std::string& t) { return "f/" + t; }
 std::string notify_key(const std::string& origin, const std::string& t) {
   return "n/" + origin + "/" + t;
 }
-
-bool valid_node_id(const std::string& id) {
-  if (id.empty() || id.size() > 64) return false;
-  return std::all_of(id.begin(), id.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
-  });
-}
 }  // namespace
 
 ProxyCore::ProxyCore(storage::Store& store, ProxyOptions options)
@@ -90,7 +83,7 @@ protocol::Welcome ProxyCore::on_hello(const protocol::Hello& hello, const std::s
     return refuse(
         fmt::format("protocol version {} is not {}", hello.version, protocol::kProtocolVersion));
   }
-  if (!valid_node_id(hello.node_id)) {
+  if (!protocol::is_valid_node_id(hello.node_id)) {
     return refuse("node id must be 1 to 64 characters of [A-Za-z0-9._-]");
   }
   if (hello.slots == 0) return refuse("a node needs at least one slot");
@@ -220,16 +213,16 @@ void ProxyCore::requeue(const std::string& ticket, const std::string& reason) {
   ++redispatched_total_;
 }
 
-void ProxyCore::on_message(const std::string& node_id, const protocol::Message& m, TimeMs now) {
+void ProxyCore::on_message(const std::string& node_id, protocol::Message m, TimeMs now) {
   auto node = nodes_.find(node_id);
   if (node == nodes_.end() || !node->second.connected) return;
   node->second.last_heard = now;
   clock_ = now;
   std::visit(
-      [&](const auto& msg) {
+      [&](auto& msg) {
         using T = std::decay_t<decltype(msg)>;
         if constexpr (std::is_same_v<T, protocol::Submit>) {
-          on_submit(node_id, msg, now);
+          on_submit(node_id, msg);
         } else if constexpr (std::is_same_v<T, protocol::Ack>) {
           on_ack(node_id, msg);
         } else if constexpr (std::is_same_v<T, protocol::Info>) {
@@ -254,11 +247,11 @@ void ProxyCore::on_message(const std::string& node_id, const protocol::Message& 
       m);
 }
 
-void ProxyCore::on_submit(const std::string& node, const protocol::Submit& m, TimeMs now) {
+void ProxyCore::on_submit(const std::string& node, protocol::Submit& m) {
   protocol::Ack ack{protocol::AckKind::kSubmitted, {}, {}};
   std::string ignored;
   std::unordered_set<std::string> local(m.local.begin(), m.local.end());
-  for (const auto& spec : m.jobs) {
+  for (auto& spec : m.jobs) {
     if (!protocol::is_valid_ticket(spec.ticket)) {
       log_->warn("bad ticket in submit node={} ticket={}", node,
                  protocol::escape_sample(spec.ticket));
@@ -272,27 +265,31 @@ void ProxyCore::on_submit(const std::string& node, const protocol::Submit& m, Ti
       active_.erase(entry);
       continue;
     }
+    const std::string& ticket = entry->first;
     JobRecord rec;
-    rec.spec = spec;
+    rec.spec = std::move(spec);
     rec.seq = next_seq_++;
-    QueueKey key{spec.priority, rec.seq};
+    QueueKey key{rec.spec.priority, rec.seq};
     ++submitted_total_;
-    if (local.count(spec.ticket)) {
+    if (local.count(ticket)) {
       // Run by its origin node while the proxy was away: it holds the job.
       rec.state = JobState::kRunning;
       rec.node = node;
       rec.attempts = 1;
       rec.nodes_tried.push_back(node);
-      store_active(spec.ticket, rec);
+      store_active(ticket, rec);
       entry->second = ActiveJob{JobState::kRunning, intern(node), 1, key};
-      nodes_[node].held.insert(spec.ticket);
-      log_->info("adopted ticket={} run locally by={}", spec.ticket, node);
+      nodes_[node].held.insert(ticket);
+      log_->info("adopted ticket={} run locally by={}", ticket, node);
       continue;
     }
-    store_active(spec.ticket, rec);
+    store_active(ticket, rec);
     entry->second = ActiveJob{JobState::kQueued, 0, 0, key};
-    queue_.push(entry->first, key);
-    log_->debug("queued ticket={} origin={} job=\"{}\"", spec.ticket, spec.origin, spec.describe());
+    queue_.push(ticket, key);
+    if (log_->should_log(spdlog::level::debug)) {  // describe() formats: only when it shows
+      log_->debug("queued ticket={} origin={} job=\"{}\"", ticket, rec.spec.origin,
+                  rec.spec.describe());
+    }
   }
   staged_.require_sync();
   send(node, std::move(ack));
@@ -307,10 +304,9 @@ void ProxyCore::on_ack(const std::string& node, const protocol::Ack& m) {
   }
 }
 
-void ProxyCore::on_reports(const std::string& node, const std::vector<JobReport>& reports,
-                           TimeMs now) {
+void ProxyCore::on_reports(const std::string& node, std::vector<JobReport>& reports, TimeMs now) {
   protocol::Ack ack{protocol::AckKind::kResults, {}, {}};
-  for (const auto& r : reports) {
+  for (auto& r : reports) {
     if (protocol::is_final(r.state) && r.has_result) {
       accept_result(node, r, ack);
     } else if (r.state == JobState::kUnknown) {
@@ -339,15 +335,14 @@ void ProxyCore::on_reports(const std::string& node, const std::vector<JobReport>
   }
 }
 
-void ProxyCore::accept_result(const std::string& node, const JobReport& report,
-                              protocol::Ack& ack) {
+void ProxyCore::accept_result(const std::string& node, JobReport& report, protocol::Ack& ack) {
   const std::string& t = report.ticket;
   JobRecord rec;
   if (active_.count(t) && load_record(active_key(t), rec)) {
     auto& entry = nodes_[node];
     entry.finished++;
     entry.last_result = clock_;
-    finish_job(t, std::move(rec), report.result);
+    finish_job(t, std::move(rec), std::move(report.result));
     ack.tickets.push_back(t);
     return;
   }
@@ -358,8 +353,8 @@ void ProxyCore::accept_result(const std::string& node, const JobReport& report,
   if (!same) log_->info("result superseded ticket={} node={}", t, node);
 }
 
-void ProxyCore::finish_job(const std::string& ticket, JobRecord rec,
-                           const protocol::JobResult& result, JobEvent event) {
+void ProxyCore::finish_job(const std::string& ticket, JobRecord rec, protocol::JobResult result,
+                           JobEvent event) {
   auto next = protocol::next_state(rec.state, event, result.state);
   if (!next) return;
   if (rec.state == JobState::kRunning) {
@@ -368,8 +363,8 @@ void ProxyCore::finish_job(const std::string& ticket, JobRecord rec,
     queue_.erase(QueueKey{rec.spec.priority, rec.seq});
   }
   rec.state = *next;
-  rec.result = result;
-  if (!result.node.empty()) rec.node = result.node;
+  rec.result = std::move(result);
+  if (!rec.result.node.empty()) rec.node = rec.result.node;
   staged_.del(active_key(ticket));
   staged_.put(finished_key(ticket), protocol::to_bytes(rec));
   staged_.put(notify_key(rec.spec.origin, ticket), "");
@@ -379,14 +374,8 @@ void ProxyCore::finish_job(const std::string& ticket, JobRecord rec,
   log_->debug("finished ticket={} state={} node={} attempt={}", ticket,
               protocol::to_string(rec.state), rec.result.node, rec.result.attempt);
   unnotified_[rec.spec.origin].insert(ticket);
-  JobReport report;
-  report.ticket = ticket;
-  report.state = rec.state;
-  report.node = rec.node;
-  report.attempts = rec.attempts;
-  report.has_result = true;
-  report.result = std::move(rec.result);
-  notify_result(ticket, rec.spec.origin, report);
+  std::string origin = rec.spec.origin;
+  notify_result(ticket, origin, final_report(ticket, std::move(rec)));
 }
 
 void ProxyCore::notify_result(const std::string& ticket, const std::string& origin,
@@ -487,7 +476,7 @@ JobReport ProxyCore::report_of(const std::string& ticket) const {
     r.node = name_of(it->second.node);
     r.attempts = it->second.attempts;
     if (r.state == JobState::kQueued) {
-      r.queue_position = queue_position(ticket);
+      r.queue_position = queue_.position(it->second.key);
       if (finish_rate_ > 0) {
         r.estimated_wait_ms =
             static_cast<std::int64_t>((r.queue_position + 1) * 1000.0 / finish_rate_);
@@ -496,19 +485,19 @@ JobReport ProxyCore::report_of(const std::string& ticket) const {
     return r;
   }
   JobRecord rec;
-  if (load_record(finished_key(ticket), rec)) {
-    r.state = rec.state;
-    r.node = rec.node;
-    r.attempts = rec.attempts;
-    r.has_result = true;
-    r.result = std::move(rec.result);
-  }
+  if (load_record(finished_key(ticket), rec)) return final_report(ticket, std::move(rec));
   return r;
 }
 
-std::int64_t ProxyCore::queue_position(const std::string& ticket) const {
-  auto it = active_.find(ticket);
-  return it == active_.end() ? -1 : queue_.position(it->second.key);
+JobReport ProxyCore::final_report(const std::string& ticket, JobRecord&& rec) {
+  JobReport r;
+  r.ticket = ticket;
+  r.state = rec.state;
+  r.node = std::move(rec.node);
+  r.attempts = rec.attempts;
+  r.has_result = true;
+  r.result = std::move(rec.result);
+  return r;
 }
 
 bool ProxyCore::has_dispatchable() const {

@@ -77,7 +77,7 @@ class ProxyCore {
                              const std::string& nonce = "");
   // The node's connection ended: it is presumed dead and its jobs go elsewhere.
   void on_disconnect(const std::string& node_id, TimeMs now);
-  void on_message(const std::string& node_id, const protocol::Message& m, TimeMs now);
+  void on_message(const std::string& node_id, protocol::Message m, TimeMs now);
 
   // One dispatch round. Returns true when queued jobs are left and a node has
   // room for them (the round was cut by max_dispatch).
@@ -95,6 +95,8 @@ class ProxyCore {
     return finished_by_state_;
   }
   std::uint64_t dispatched_total() const { return dispatched_total_; }
+  std::uint64_t finished_total() const { return finished_total_; }
+  std::uint64_t queue_length() const { return queue_.size(); }
   std::optional<JobRecord> find_job(const std::string& ticket) const;
   bool has_dispatchable() const;
 
@@ -133,17 +135,16 @@ class ProxyCore {
   static void update_rate(NodeEntry& node, TimeMs now);
   std::uint32_t prefetch_of(const NodeEntry& node) const;
 
-  void on_submit(const std::string& node, const protocol::Submit& m, TimeMs now);
+  // The handlers take the message's parts by reference to move from them.
+  void on_submit(const std::string& node, protocol::Submit& m);
   void on_ack(const std::string& node, const protocol::Ack& m);
-  void on_reports(const std::string& node, const std::vector<protocol::JobReport>& reports,
-                  TimeMs now);
+  void on_reports(const std::string& node, std::vector<protocol::JobReport>& reports, TimeMs now);
   void on_requests(const std::string& node, const std::vector<std::string>& tickets);
   void on_cancel(const std::string& node, const std::vector<std::string>& tickets);
   void on_leave(const std::string& node, const protocol::Leave& m);
-  void accept_result(const std::string& node, const protocol::JobReport& report,
-                     protocol::Ack& ack);
+  void accept_result(const std::string& node, protocol::JobReport& report, protocol::Ack& ack);
   // Records the job's one result; `event` is how it ended (docs/job-states.md).
-  void finish_job(const std::string& ticket, JobRecord rec, const protocol::JobResult& result,
+  void finish_job(const std::string& ticket, JobRecord rec, protocol::JobResult result,
                   protocol::JobEvent event = protocol::JobEvent::kFinish);
   void requeue(const std::string& ticket, const std::string& reason);
   void reconcile(const std::string& node_id, const protocol::Hello& hello,
@@ -151,7 +152,8 @@ class ProxyCore {
   void release_node_jobs(const std::string& node_id, const std::string& reason);
 
   protocol::JobReport report_of(const std::string& ticket) const;
-  std::int64_t queue_position(const std::string& ticket) const;
+  // The report of a finished job, from its record.
+  static protocol::JobReport final_report(const std::string& ticket, JobRecord&& rec);
   bool load_record(const std::string& key, JobRecord& rec) const;
   void store_active(const std::string& ticket, const JobRecord& rec);
   void send(const std::string& node, protocol::Message m);

@@ -118,11 +118,12 @@ void ProxyServer::on_frame(std::uint64_t id, protocol::Message&& m) {
     schedule_flush();
     return;
   }
-  core_.on_message(s.node_id, m, now);
-  if (std::holds_alternative<protocol::Submit>(m) || std::holds_alternative<protocol::Result>(m) ||
-      std::holds_alternative<protocol::ResReq>(m)) {
-    kick_dispatch();
-  }
+  // New jobs or freed slots: a dispatch round in this turn.
+  bool kick = std::holds_alternative<protocol::Submit>(m) ||
+              std::holds_alternative<protocol::Result>(m) ||
+              std::holds_alternative<protocol::ResReq>(m);
+  core_.on_message(s.node_id, std::move(m), now);
+  if (kick) kick_dispatch();
   schedule_flush();
 }
 
@@ -169,9 +170,7 @@ void ProxyServer::run_dispatch() {
 }
 
 void ProxyServer::record_history() {
-  TimeMs now = now_ms();
-  auto s = core_.stats(now);
-  history_.record(now, s.finished_total, s.queue_length);
+  history_.record(now_ms(), core_.finished_total(), core_.queue_length());
   history_timer_.expires_after(std::chrono::seconds(1));
   history_timer_.async_wait([this](const error_code& ec) {
     if (!ec && !stopping_) record_history();

@@ -3,16 +3,20 @@
 #include "storage/store.h"
 
 namespace jc::storage {
+namespace {
+
+Status refuse(const std::string& held) {
+  return Status::InvalidArgument("it holds storage format " + held + ", this build reads " +
+                                 std::string(kStorageFormat) +
+                                 ": use an empty DATA_DIR or the jobcluster that wrote it");
+}
+
+}  // namespace
 
 Status check_format(Store& store) {
   std::string format;
   Status s = store.get(kFormatKey, &format);
-  if (s.ok()) {
-    if (format == kStorageFormat) return Status::Ok();
-    return Status::InvalidArgument("it holds storage format " + format + ", this build reads " +
-                                   std::string(kStorageFormat) +
-                                   ": use an empty DATA_DIR or the jobcluster that wrote it");
-  }
+  if (s.ok()) return format == kStorageFormat ? Status::Ok() : refuse(format);
   if (!s.is_not_found()) return s;
   bool empty = true;
   s = store.scan("", [&](std::string_view, std::string_view) {
@@ -20,11 +24,7 @@ Status check_format(Store& store) {
     return false;
   });
   if (!s.ok()) return s;
-  if (!empty) {
-    return Status::InvalidArgument(
-        "it holds storage format 1 (an older jobcluster), this build reads " +
-        std::string(kStorageFormat) + ": use an empty DATA_DIR or the jobcluster that wrote it");
-  }
+  if (!empty) return refuse("1 (an older jobcluster)");
   WriteBatch mark;
   mark.put(std::string(kFormatKey), std::string(kStorageFormat));
   return store.write(mark, true);

@@ -62,7 +62,6 @@ inline Status Staged::commit() {
     }
   }
   bool sync = sync_;
-  pending_.clear();
   sync_ = false;
   return store_.write(batch, sync);
 }
