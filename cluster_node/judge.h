@@ -20,7 +20,6 @@ struct ProcessOutcome {
   bool output_exceeded = false;
   bool cancelled = false;
   bool start_failed = false;  // fork/exec or set-up failed: a node problem, not the job's
-  std::string failure;        // why, when start_failed
   std::int64_t wall_ms = 0;
   std::int64_t cpu_ms = 0;
   std::int64_t peak_kb = 0;

@@ -160,7 +160,7 @@ std::shared_ptr<SandboxProcess> SandboxProcess::start(asio::io_context& io, Chil
 
 void SandboxProcess::fail(const std::string& why) {
   outcome_.start_failed = true;
-  outcome_.failure = why;
+  outcome_.stderr_data = "jobcluster: " + why + "\n";  // as RunJob reports its set-up failures
   outcome_.exit_code = -1;
   exited_ = true;
   asio::post(io_, [self = shared_from_this()] { self->finish(); });
