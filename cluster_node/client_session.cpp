@@ -195,8 +195,9 @@ void ClientSession::handle_line(std::string_view line) {
                                       json));
           } else {
             server_.drain([] {});
-            fill(slot, "OK draining: queued jobs go back to the proxy, running ones finish, "
-                       "then the node exits\n");
+            fill(slot,
+                 "OK draining: queued jobs go back to the proxy, running ones finish, "
+                 "then the node exits\n");
           }
         } else if constexpr (std::is_same_v<T, CmdError>) {
           fill(slot, replies::error(c.message, json));

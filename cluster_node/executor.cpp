@@ -17,7 +17,7 @@ Executor::Executor(boost::asio::io_context& io, std::string node_id, SandboxSett
       reaper_(io),
       uid_in_use_(slots, false) {}
 
-void Executor::start(const protocol::Assignment& job) {
+void Executor::start(protocol::Assignment job) {
   const std::string ticket = job.spec.ticket;
   if (job.spec.kind == protocol::JobKind::kRun) {
     uid_t uid = sandbox_.uid;
@@ -31,7 +31,7 @@ void Executor::start(const protocol::Assignment& job) {
       uid_of_[ticket] = slot;
       uid = gid = static_cast<uid_t>(sandbox_.uid_base + slot);
     }
-    auto run = std::make_shared<RunJob>(io_, reaper_, sandbox_, job, uid, gid,
+    auto run = std::make_shared<RunJob>(io_, reaper_, sandbox_, std::move(job), uid, gid,
                                         [this, ticket](protocol::JobResult r) {
                                           release_uid(ticket);
                                           if (runs_.erase(ticket) == 0) return;  // stopped

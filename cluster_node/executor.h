@@ -22,7 +22,7 @@ class Executor {
 
   Executor(boost::asio::io_context& io, std::string node_id, SandboxSettings sandbox,
            std::uint32_t slots, Done done);
-  void start(const protocol::Assignment& job);
+  void start(protocol::Assignment job);
   // Stops a running job without a result (it belongs to another node now).
   void stop(const std::string& ticket);
   // Kills a running job; it ends CANCELLED. False when it is not running here.

@@ -104,17 +104,19 @@ std::string NodeCore::submit(protocol::JobSpec spec, TimeMs now) {
   spec.ticket = fmt::format("{}-{}", prefix_, counter_++);
   spec.origin = options_.node_id;
   spec.submitted_ms = now;
+  std::string ticket = spec.ticket;
   OriginRecord rec;
-  rec.spec = spec;
-  staged_.put(origin_key(spec.ticket), protocol::to_bytes(rec));
-  staged_.put(unforwarded_key(spec.ticket), "");
+  rec.spec = std::move(spec);
+  staged_.put(origin_key(ticket), protocol::to_bytes(rec));
+  staged_.put(unforwarded_key(ticket), "");
   staged_.put("m/counter", std::to_string(counter_));
   staged_.require_sync();
-  log_->debug("accepted ticket={} job=\"{}\"", spec.ticket, spec.describe());
-  unforwarded_order_.push_back(spec.ticket);
-  std::string ticket = spec.ticket;
-  if (connected_) pending_submit_.jobs.push_back(spec);
-  unforwarded_.emplace(ticket, std::move(spec));
+  if (log_->should_log(spdlog::level::debug)) {  // describe() formats: only when it shows
+    log_->debug("accepted ticket={} job=\"{}\"", ticket, rec.spec.describe());
+  }
+  unforwarded_order_.push_back(ticket);
+  if (connected_) pending_submit_.jobs.push_back(rec.spec);
+  unforwarded_.emplace(ticket, std::move(rec.spec));
   if (local_mode_) claim_local(ticket);
   return ticket;
 }
@@ -188,9 +190,9 @@ protocol::Info NodeCore::info() const {
   return i;
 }
 
-void NodeCore::on_message(const protocol::Message& m) {
+void NodeCore::on_message(protocol::Message m) {
   std::visit(
-      [&](const auto& msg) {
+      [&](auto& msg) {
         using T = std::decay_t<decltype(msg)>;
         if constexpr (std::is_same_v<T, protocol::Welcome>) {
           on_welcome(msg);
@@ -369,7 +371,7 @@ void NodeCore::on_ack(const protocol::Ack& a) {
   }
 }
 
-void NodeCore::on_jobs(const protocol::Job& j) {
+void NodeCore::on_jobs(protocol::Job& j) {
   if (draining_) {
     // Sent before the proxy saw our LEAVE: straight back.
     protocol::Leave back;
@@ -377,8 +379,8 @@ void NodeCore::on_jobs(const protocol::Job& j) {
     send(std::move(back));
     return;
   }
-  for (const auto& a : j.jobs) {
-    const std::string& t = a.spec.ticket;
+  for (auto& a : j.jobs) {
+    const std::string t = a.spec.ticket;
     // Already here (held, or finished with its result not yet acknowledged):
     // the proxy asks again after a reconnect; keep what we have.
     ExecRecord rec;
@@ -389,16 +391,16 @@ void NodeCore::on_jobs(const protocol::Job& j) {
     rec.spec = a.spec;
     rec.attempt = a.attempt;
     staged_.put(exec_key(t), protocol::to_bytes(rec));
-    exec_jobs_[t] = a;
-    exec_queue_.push_back(t);
     log_->debug("assigned ticket={} attempt={}", t, a.attempt);
+    exec_jobs_[t] = std::move(a);
+    exec_queue_.push_back(t);
   }
   events_.work = events_.work || !exec_queue_.empty();
 }
 
-void NodeCore::on_reports(const std::vector<JobReport>& reports) {
+void NodeCore::on_reports(std::vector<JobReport>& reports) {
   protocol::Ack ack{protocol::AckKind::kResults, {}, {}};
-  for (const auto& r : reports) {
+  for (auto& r : reports) {
     if (protocol::is_final(r.state) && r.has_result) {
       OriginRecord rec;
       if (load(origin_key(r.ticket), rec)) {
@@ -428,7 +430,7 @@ void NodeCore::on_reports(const std::vector<JobReport>& reports) {
         }
       }
     }
-    events_.reports.push_back(r);
+    events_.reports.push_back(std::move(r));
   }
   if (!ack.tickets.empty()) send(std::move(ack));
 }
@@ -482,11 +484,7 @@ void NodeCore::cancel_queued(const std::string& ticket) {
   auto it = exec_jobs_.find(ticket);
   if (it == exec_jobs_.end() || running_.count(ticket)) return;
   exec_queue_.erase(std::remove(exec_queue_.begin(), exec_queue_.end(), ticket), exec_queue_.end());
-  protocol::JobResult r;
-  r.state = JobState::kCancelled;
-  r.verdict = "CANCELLED";
-  r.text = "cancelled before it ran";
-  r.is_run = it->second.spec.kind == protocol::JobKind::kRun;
+  protocol::JobResult r = protocol::cancelled_before_run(it->second.spec.kind);
   running_.insert(ticket);  // job_finished() takes it from the running set
   job_finished(ticket, std::move(r));
 }

@@ -92,7 +92,7 @@ class NodeCore {
 
   // Proxy side.
   protocol::Hello hello() const;
-  void on_message(const protocol::Message& m);
+  void on_message(protocol::Message m);
   protocol::Info info() const;
   // Offers again the results the proxy has not acknowledged (REQUEST_RESULT_PERIOD).
   void resend_undelivered();
@@ -125,8 +125,9 @@ class NodeCore {
  private:
   void on_welcome(const protocol::Welcome& w);
   void on_ack(const protocol::Ack& a);
-  void on_jobs(const protocol::Job& j);
-  void on_reports(const std::vector<protocol::JobReport>& reports);
+  // These take the message's parts by reference to move from them.
+  void on_jobs(protocol::Job& j);
+  void on_reports(std::vector<protocol::JobReport>& reports);
   void on_requests(const std::vector<std::string>& tickets);
   void forward_all();
   void claim_local(const std::string& ticket);

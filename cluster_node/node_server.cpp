@@ -131,9 +131,12 @@ void NodeServer::submit(protocol::JobSpec spec, std::function<void(const std::st
 
 void NodeServer::lookup(const std::string& ticket, bool wait, std::optional<double> seconds,
                         LookupDone done) {
+  start_lookup(ticket, wait, seconds, false, std::move(done));
+}
+
+void NodeServer::start_lookup(const std::string& ticket, bool wait, std::optional<double> seconds,
+                              bool cancelling, LookupDone done) {
   protocol::JobReport local = core_.lookup(ticket);
-  // A cancel is answered by the proxy's report after it acted, not from here.
-  bool cancelling = cancels_.erase(ticket) > 0;
   if (local.has_result && !cancelling) {
     done(local, false);
     return;
@@ -182,13 +185,14 @@ void NodeServer::answer_lookups(const protocol::JobReport& report) {
   auto it = lookups_.find(report.ticket);
   if (it == lookups_.end()) return;
   bool final = protocol::is_final(report.state) && report.has_result;
-  // The proxy has never heard of a ticket that is still on its way to it.
-  protocol::JobReport local = core_.lookup(report.ticket);
+  // The proxy has never heard of a ticket that is still on its way to it:
+  // then this node's own record is the better answer (read only then).
+  std::optional<protocol::JobReport> local;
+  if (report.state == protocol::JobState::kUnknown) local = core_.lookup(report.ticket);
   // Nobody knows it. A ticket just given by another node may still be on its
   // way to the proxy, so a wait asks again (each REQUEST_RESULT_PERIOD) and
   // answers "unknown" only when that lasts kUnknownGrace; it never hangs.
-  bool unknown =
-      report.state == protocol::JobState::kUnknown && local.state == protocol::JobState::kUnknown;
+  bool unknown = local && local->state == protocol::JobState::kUnknown;
   TimeMs now = now_ms();
   std::vector<std::unique_ptr<PendingLookup>> ready;
   auto& list = it->second;
@@ -208,10 +212,7 @@ void NodeServer::answer_lookups(const protocol::JobReport& report) {
     }
   }
   if (list.empty()) lookups_.erase(it);
-  const protocol::JobReport& best =
-      report.state == protocol::JobState::kUnknown && local.state != protocol::JobState::kUnknown
-          ? local
-          : report;
+  const protocol::JobReport& best = local && !unknown ? *local : report;
   for (auto& p : ready) {
     if (p->timer) p->timer->cancel();
     p->done(best, false);
@@ -255,11 +256,11 @@ void NodeServer::cancel(const std::string& ticket, bool json,
     return;
   }
   shell_outbox_.push_back(protocol::Cancel{{ticket}});
-  cancels_.insert(ticket);
-  lookup(ticket, false, std::nullopt,
-         [this, json, done = std::move(done)](const protocol::JobReport& r, bool unreachable) {
-           done(replies::cancelled(r, unreachable, json));
-         });
+  schedule_flush();
+  start_lookup(ticket, false, std::nullopt, true,
+               [json, done = std::move(done)](const protocol::JobReport& r, bool unreachable) {
+                 done(replies::cancelled(r, unreachable, json));
+               });
 }
 
 void NodeServer::stats(StatsDone done) {
@@ -300,7 +301,7 @@ void NodeServer::on_proxy_message(protocol::Message&& m) {
     }
     log_->info("joined proxy={} dropped={}", w->proxy_id, w->drop.size());
     link_.reset_backoff();
-    core_.on_message(m);
+    core_.on_message(std::move(m));
     // Lookups made while the proxy was away ask again.
     for (const auto& [t, list] : lookups_) to_request_.push_back(t);
   } else if (auto* ch = std::get_if<protocol::Challenge>(&m)) {
@@ -324,7 +325,7 @@ void NodeServer::on_proxy_message(protocol::Message&& m) {
     }
     return;
   } else {
-    core_.on_message(m);
+    core_.on_message(std::move(m));
   }
   schedule_flush();
 }
@@ -343,9 +344,11 @@ void NodeServer::on_proxy_closed() {
 
 void NodeServer::start_jobs() {
   while (auto job = core_.next_job()) {
-    log_->debug("start ticket={} attempt={} job=\"{}\"", job->spec.ticket, job->attempt,
-                job->spec.describe());
-    executor_.start(*job);
+    if (log_->should_log(spdlog::level::debug)) {  // describe() formats: only when it shows
+      log_->debug("start ticket={} attempt={} job=\"{}\"", job->spec.ticket, job->attempt,
+                  job->spec.describe());
+    }
+    executor_.start(std::move(*job));
   }
 }
 

@@ -9,7 +9,6 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "cluster_node/executor.h"
@@ -40,10 +39,10 @@ struct NodeConfig {
   JobLimits job_limits;
   std::string work_dir;  // run jobs' working directories
   std::string job_user = "nobody";
-  std::string secret;              // CLUSTER_SECRET
-  TimeMs proxy_grace_ms = 30'000;  // PROXY_GRACE_PERIOD; 0 = always wait for the proxy
+  std::string secret;               // CLUSTER_SECRET
+  TimeMs proxy_grace_ms = 30'000;   // PROXY_GRACE_PERIOD; 0 = always wait for the proxy
   TimeMs drain_timeout_ms = 8'000;  // DRAIN_TIMEOUT: under docker stop's 10 s
-  std::uint32_t job_uid_base = 0;  // 0: every job runs as job_user
+  std::uint32_t job_uid_base = 0;   // 0: every job runs as job_user
   NodeOptions core;
 };
 
@@ -86,6 +85,10 @@ class NodeServer {
   void on_accept(boost::asio::ip::tcp::socket socket, const std::string& peer);
   void on_proxy_message(protocol::Message&& m);
   void on_proxy_closed();
+  // lookup(); `cancelling`: the answer is the proxy's report after it acted
+  // on the client's cancel, not this node's record.
+  void start_lookup(const std::string& ticket, bool wait, std::optional<double> seconds,
+                    bool cancelling, LookupDone done);
   void answer_lookups(const protocol::JobReport& report);
   void expire_lookup(const std::string& ticket, PendingLookup* which);
   void start_jobs();
@@ -108,7 +111,6 @@ class NodeServer {
   std::unordered_map<std::string, std::vector<std::unique_ptr<PendingLookup>>> lookups_;
   std::vector<std::string> to_request_;
   std::vector<protocol::Message> shell_outbox_;  // sent after the core's
-  std::unordered_set<std::string> cancels_;      // cancel replies wait for the proxy's answer
   std::unordered_map<std::uint64_t,
                      std::pair<StatsDone, std::unique_ptr<boost::asio::steady_timer>>>
       stats_waiters_;
@@ -116,7 +118,8 @@ class NodeServer {
   std::vector<std::function<void()>> after_commit_;
   std::uint16_t port_ = 0;
   TimeMs proxy_lost_at_ = 0;
-  std::unique_ptr<boost::asio::steady_timer> drain_timer_;  // since when the proxy is away (or since start)
+  std::unique_ptr<boost::asio::steady_timer>
+      drain_timer_;  // since when the proxy is away (or since start)
   bool flush_scheduled_ = false;
   bool stopping_ = false;
 };

@@ -56,6 +56,15 @@ std::string JobSpec::describe() const {
   return "run " + cmd;
 }
 
+JobResult cancelled_before_run(JobKind kind) {
+  JobResult r;
+  r.state = JobState::kCancelled;
+  r.verdict = "CANCELLED";
+  r.text = "cancelled before it ran";
+  r.is_run = kind == JobKind::kRun;
+  return r;
+}
+
 bool is_valid_node_id(std::string_view id) {
   return !id.empty() && id.size() <= 64 && std::all_of(id.begin(), id.end(), [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';

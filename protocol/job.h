@@ -182,6 +182,9 @@ struct JobReport {
   }
 };
 
+// The result of a job cancelled while it waited (at the proxy or on a node).
+JobResult cancelled_before_run(JobKind kind);
+
 // Tickets: [A-Za-z0-9_-], 1..32 characters (INTERFACE.md section 3).
 constexpr std::size_t kMaxTicketLength = 32;
 bool is_valid_ticket(std::string_view t);

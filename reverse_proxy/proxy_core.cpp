@@ -399,13 +399,9 @@ void ProxyCore::on_cancel(const std::string& node, const std::vector<std::string
     if (it != active_.end() && it->second.state == JobState::kQueued) {
       JobRecord rec;
       if (load_record(active_key(t), rec)) {
-        protocol::JobResult r;
-        r.state = JobState::kCancelled;
-        r.verdict = "CANCELLED";
-        r.text = "cancelled before it ran";
-        r.is_run = rec.spec.kind == protocol::JobKind::kRun;
+        protocol::JobResult r = protocol::cancelled_before_run(rec.spec.kind);
         log_->info("cancelled ticket={} while queued by={}", t, node);
-        finish_job(t, std::move(rec), r, JobEvent::kCancel);
+        finish_job(t, std::move(rec), std::move(r), JobEvent::kCancel);
         staged_.require_sync();
       }
     } else if (it != active_.end()) {
