@@ -57,6 +57,7 @@ struct Limits {
   std::uint32_t memory_mb = 0;
   std::uint32_t output_kb = 0;
 
+  bool operator==(const Limits&) const = default;
   template <class Archive>
   void serialize(Archive& ar, unsigned) {
     fields(ar, timeout_ms, cpu_ms, memory_mb, output_kb);
@@ -67,6 +68,7 @@ struct Limits {
 struct FileSpec {
   std::string name;
   std::string content;
+  bool operator==(const FileSpec&) const = default;
   template <class Archive>
   void serialize(Archive& ar, unsigned) {
     fields(ar, name, content);
@@ -80,6 +82,7 @@ struct TestCase {
   std::string stdin_data;
   bool has_expected = false;
   std::string expected;
+  bool operator==(const TestCase&) const = default;
   template <class Archive>
   void serialize(Archive& ar, unsigned) {
     fields(ar, name, stdin_data, has_expected, expected);
@@ -105,6 +108,7 @@ struct JobSpec {
   std::string check;  // run once before the cases; failing it is COMPILE_ERROR
   std::vector<TestCase> cases;
 
+  bool operator==(const JobSpec&) const = default;
   template <class Archive>
   void serialize(Archive& ar, unsigned) {
     fields(ar, ticket, kind, sleep_ms, command, stdin_data, limits, origin, submitted_ms, priority,
@@ -128,6 +132,7 @@ struct CaseResult {
   bool stdout_truncated = false;
   bool stderr_truncated = false;
 
+  bool operator==(const CaseResult&) const = default;
   template <class Archive>
   void serialize(Archive& ar, unsigned) {
     fields(ar, name, verdict, exit_code, signal, wall_ms, cpu_ms, peak_kb, stdout_data, stderr_data,
@@ -155,6 +160,7 @@ struct JobResult {
   std::uint32_t passed = 0;       // cases ACCEPTED
   bool is_run = false;            // a run job's result (framed with its output)
 
+  bool operator==(const JobResult&) const = default;
   template <class Archive>
   void serialize(Archive& ar, unsigned) {
     fields(ar, state, node, attempt, text, exit_code, signal, stdout_data, stderr_data,
@@ -175,6 +181,7 @@ struct JobReport {
   bool has_result = false;
   JobResult result;
 
+  bool operator==(const JobReport&) const = default;
   template <class Archive>
   void serialize(Archive& ar, unsigned) {
     fields(ar, ticket, state, node, attempts, queue_position, estimated_wait_ms, has_result,

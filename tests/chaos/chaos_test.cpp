@@ -525,13 +525,18 @@ int run(const Options& opt) {
     if (accepted.duplicates() > 0) {
       problems.push_back("DUPLICATE tickets handed out: " + std::to_string(accepted.duplicates()));
     }
+    // A run that accepted nothing, or did nothing to the processes, proved nothing.
+    if (tickets.empty()) problems.push_back("no ticket was accepted");
+    if (counts.node_kills + counts.proxy_kills + stops == 0)
+      problems.push_back("no fault was injected");
     for (const auto& p : problems) say("%s", p.c_str());
     say("chaos actions: node_kills=%d proxy_kills=%d node_stops=%d proxy_stops=%d nothing=%d "
         "crashes=%d restart_retries=%d",
         counts.node_kills, counts.proxy_kills, counts.node_stops, counts.proxy_stops,
         counts.nothing, counts.crashes, counts.restart_retries);
     ok = lost == 0 && mismatched == 0 && stuck == 0 && gave_up == 0 && bad == 0 && unlisted == 0 &&
-         getall_ok && counts.crashes == 0 && !reruns_unexplained && accepted.duplicates() == 0;
+         getall_ok && counts.crashes == 0 && !reruns_unexplained && accepted.duplicates() == 0 &&
+         !tickets.empty() && counts.node_kills + counts.proxy_kills + stops > 0;
     std::printf(
         "chaos seed=%u seconds=%d nodes=%d jobs_accepted=%zu results=%d lost=%d mismatched=%d "
         "stuck=%d node_kills=%d proxy_kills=%d stops=%d reruns=%ld listed_unseen=%d "

@@ -29,7 +29,8 @@ std::string run_capture(const std::string& cmd) {
 std::string browser(const std::string& args, const std::string& url) {
   return run_capture(std::string("timeout 60 ") + kChromium +
                      " --headless --no-sandbox --disable-gpu --hide-scrollbars "
-                     "--virtual-time-budget=3000 " + args + " " + url + " 2>/dev/null");
+                     "--virtual-time-budget=3000 " +
+                     args + " " + url + " 2>/dev/null");
 }
 
 // The text of the element with this id in a dumped DOM.

@@ -28,13 +28,6 @@ void check_all_finished_once(Cluster& cluster, const std::vector<std::string>& t
   }
 }
 
-int count_in(const std::string& text, const std::string& needle) {
-  int n = 0;
-  for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1))
-    ++n;
-  return n;
-}
-
 }  // namespace
 
 TEST_CASE("kill -9 of a node running jobs: they finish elsewhere, exactly one result each") {
@@ -44,13 +37,12 @@ TEST_CASE("kill -9 of a node running jobs: they finish elsewhere, exactly one re
   auto tickets = submit_many(a, 30, 400);
   REQUIRE(tickets.size() == 30);
   // Wait until the victim really runs something.
-  REQUIRE(eventually(
-      [&] { return count_in(cluster.node(1).log_since_start(), "start ticket=") >= 1; }, 10s));
+  REQUIRE(eventually([&] { return cluster.node(1).log_count("start ticket=") >= 1; }, 10s));
   cluster.node(1).kill_hard();
   cluster.restart_node(1, false);
   check_all_finished_once(cluster, tickets);
   // The proxy re-dispatched what the dead node held.
-  CHECK(count_in(cluster.proxy().log_since_start(), "requeued node=n2") >= 1);
+  CHECK(cluster.proxy().log_count("requeued node=n2") >= 1);
 }
 
 TEST_CASE("kill -9 of a node right after its tickets were given loses nothing") {
@@ -72,8 +64,7 @@ TEST_CASE("kill -9 of the proxy: nodes keep accepting, and after its restart eve
   Client a(cluster.node_port(0)), b(cluster.node_port(1));
   auto tickets = submit_many(a, 30, 200);
   REQUIRE(tickets.size() == 30);
-  REQUIRE(eventually(
-      [&] { return count_in(cluster.proxy().log_since_start(), "dispatch node=") >= 2; }, 10s));
+  REQUIRE(eventually([&] { return cluster.proxy().log_count("dispatch node=") >= 2; }, 10s));
   cluster.proxy().kill_hard();
   // While the proxy is away, submits still get tickets.
   auto more = submit_many(b, 10, 50);
@@ -90,8 +81,11 @@ TEST_CASE("a node restarted with SIGTERM finishes what it held") {
   Client a(cluster.node_port(0));
   auto tickets = submit_many(a, 10, 300);
   REQUIRE(tickets.size() == 10);
+  // It holds a job when the signal comes.
+  REQUIRE(eventually([&] { return cluster.node(1).log_count("start ticket=") >= 1; }, 10s));
   cluster.node(1).signal(SIGTERM);
   CHECK(cluster.node(1).wait_exit(10s) == 0);
+  CHECK(cluster.node(1).log_since_start().find("drained node=n2") != std::string::npos);
   cluster.restart_node(1, false);
   check_all_finished_once(cluster, tickets);
 }
@@ -160,11 +154,11 @@ TEST_CASE(
         return true;
       },
       10s));
+  // Timing decides whether the kill came before the node applied the ACK;
+  // when it did not, this run did not exercise the local path.
+  WARN_MESSAGE(claimed > 0, "the node had applied every ACK: no job ran locally in this run");
   CHECK(eventually(
-      [&] {
-        return count_in(cluster.node(0).log_since_start(), "finished ticket=") >=
-               static_cast<int>(claimed);
-      },
+      [&] { return cluster.node(0).log_count("finished ticket=") >= static_cast<int>(claimed); },
       30s));
   cluster.proxy().signal(SIGCONT);
   REQUIRE(cluster.wait_nodes_up(2, 30s));
@@ -227,7 +221,7 @@ TEST_CASE("SIGTERM drains a node under load: nothing lost, nothing re-run, exit 
   auto tickets = submit_many(a, 24, 300);
   REQUIRE(tickets.size() == 24);
   // n2 runs one job and holds two more when it is told to stop.
-  REQUIRE(eventually([&] { return count_in(cluster.node(1).log_since_start(), "start ticket=") >= 1; }, 10s));
+  REQUIRE(eventually([&] { return cluster.node(1).log_count("start ticket=") >= 1; }, 10s));
   cluster.node(1).signal(SIGTERM);
   CHECK(cluster.node(1).wait_exit(15s) == 0);
   std::string node_log = cluster.node(1).log_since_start();

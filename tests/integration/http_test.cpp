@@ -1,7 +1,6 @@
 // The proxy's HTTP API on STATUS_PORT: /metrics parses as Prometheus text,
 // /api/state and /api/jobs/<ticket> give the cluster and a job as JSON.
 #include <doctest/doctest.h>
-
 #include <unistd.h>
 
 #include <cstdlib>
@@ -54,8 +53,9 @@ std::string prometheus_errors(const std::string& text) {
 std::string prometheus_parse(const std::string& text) {
   const char* probe = "/usr/bin/python3 -c 'import prometheus_client' 2>/dev/null";
   if (std::system(probe) != 0) return "(parser not installed)";
-  std::string file = (std::filesystem::temp_directory_path() /
-                      ("jc-metrics-" + std::to_string(getpid()) + ".txt")).string();
+  std::string file =
+      (std::filesystem::temp_directory_path() / ("jc-metrics-" + std::to_string(getpid()) + ".txt"))
+          .string();
   {
     std::ofstream out(file);
     out << text;
@@ -63,7 +63,8 @@ std::string prometheus_parse(const std::string& text) {
   std::string cmd =
       "/usr/bin/python3 -c \"import sys; from prometheus_client.parser import "
       "text_string_to_metric_families as f; "
-      "print(' '.join(sorted(m.name for m in f(open(sys.argv[1]).read()))))\" " + file;
+      "print(' '.join(sorted(m.name for m in f(open(sys.argv[1]).read()))))\" " +
+      file;
   std::string out;
   if (FILE* p = popen(cmd.c_str(), "r")) {
     char buf[4096];
@@ -97,10 +98,12 @@ TEST_CASE("http: /metrics, /api/state and /api/jobs/<ticket> on STATUS_PORT") {
     CHECK(families.find("jobcluster_node_running_jobs") != std::string::npos);
   }
   CHECK(metrics.body.find("\njobcluster_jobs_submitted_total 3\n") != std::string::npos);
-  CHECK(metrics.body.find("\njobcluster_jobs_finished_total{state=\"DONE\"} 3\n") != std::string::npos);
+  CHECK(metrics.body.find("\njobcluster_jobs_finished_total{state=\"DONE\"} 3\n") !=
+        std::string::npos);
   CHECK(metrics.body.find("\njobcluster_nodes_connected 2\n") != std::string::npos);
   CHECK(metrics.body.find("jobcluster_node_slots{node=\"n1\"} 1\n") != std::string::npos);
-  CHECK(metrics.body.find("jobcluster_dispatch_round_duration_seconds_bucket{le=\"+Inf\"}") != std::string::npos);
+  CHECK(metrics.body.find("jobcluster_dispatch_round_duration_seconds_bucket{le=\"+Inf\"}") !=
+        std::string::npos);
 
   auto state = get(http, "/api/state");
   CHECK(state.status == 200);

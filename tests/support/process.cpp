@@ -102,6 +102,13 @@ std::string Process::log_since_start() const {
   return log_offset_ < all.size() ? all.substr(log_offset_) : std::string();
 }
 
+int Process::log_count(const std::string& needle) const {
+  std::string log = log_since_start();
+  int n = 0;
+  for (auto pos = log.find(needle); pos != std::string::npos; pos = log.find(needle, pos + 1)) ++n;
+  return n;
+}
+
 std::uint16_t Process::wait_listening(const std::string& marker,
                                       std::chrono::milliseconds timeout) {
   static const std::regex kListening("listening on [^ ]*:([0-9]+)");

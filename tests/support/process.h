@@ -39,6 +39,8 @@ class Process {
   // last start() whose line contains `marker`; 0 when none within timeout.
   std::uint16_t wait_listening(const std::string& marker, std::chrono::milliseconds timeout = 10s);
   std::string log_since_start() const;
+  // How many times `needle` occurs in log_since_start().
+  int log_count(const std::string& needle) const;
   std::map<std::string, std::string>& env() { return env_; }
   pid_t pid() const { return pid_; }
 

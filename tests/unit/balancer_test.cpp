@@ -86,6 +86,7 @@ TEST_CASE("balancer: max_jobs caps the total of a round") {
 TEST_CASE("balancer: prefetch is used only once every node's slots are full") {
   std::vector<NodeLoad> nodes = {{2, 0}, {4, 1}, {1, 0}};
   const std::uint32_t prefetch = 2;
+  int rounds_with_prefetch = 0;
   for (std::size_t queued = 0; queued <= 20; ++queued) {
     CAPTURE(queued);
     auto plan = plan_dispatch(nodes, queued, 1000, prefetch, queued);
@@ -96,10 +97,14 @@ TEST_CASE("balancer: prefetch is used only once every node's slots are full") {
       any_prefetch = any_prefetch || t[i] > nodes[i].slots;
       all_full = all_full && t[i] >= nodes[i].slots;
     }
-    if (any_prefetch) CHECK(all_full);
+    if (any_prefetch) {
+      ++rounds_with_prefetch;
+      CHECK(all_full);
+    }
     // Free slots: 2 + 3 + 1 = 6; capacity with prefetch: 6 + 3 * 2 = 12.
     CHECK(sum(plan) == std::min<std::size_t>(queued, 12));
   }
+  CHECK(rounds_with_prefetch == 20 - 6);  // queued = 7 .. 20
 }
 
 TEST_CASE("balancer: prefetch is water-filled too") {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <set>
 #include <string>
 #include <variant>
 
@@ -33,6 +34,7 @@ void check_same(const JobSpec& a, const JobSpec& b) {
   CHECK(a.submitted_ms == b.submitted_ms);
   CHECK(a.priority == b.priority);
   CHECK(a.not_before_ms == b.not_before_ms);
+  CHECK(a == b);  // and every other field: expected output, files, check, cases
 }
 
 void check_same(const JobResult& a, const JobResult& b) {
@@ -51,6 +53,7 @@ void check_same(const JobResult& a, const JobResult& b) {
   CHECK(a.cpu_ms == b.cpu_ms);
   CHECK(a.peak_kb == b.peak_kb);
   CHECK(a.verdict == b.verdict);
+  CHECK(a == b);  // and every other field: cases, passed, is_run
 }
 
 void check_same(const JobReport& a, const JobReport& b) {
@@ -84,6 +87,11 @@ JobSpec sample_spec(const std::string& ticket) {
   s.submitted_ms = 1'700'000'000'123;
   s.priority = -7;
   s.not_before_ms = 1'700'000'999'000;
+  s.has_expected = true;
+  s.expected = "42\n";
+  s.files = {FileSpec{"main.py", "print(42)\n"}, FileSpec{"data.txt", std::string("a\0b", 3)}};
+  s.check = "python3 -m py_compile main.py";
+  s.cases = {TestCase{"one", "1\n", true, "1\n"}, TestCase{"two", "", false, ""}};
   return s;
 }
 
@@ -104,6 +112,20 @@ JobResult sample_result() {
   r.cpu_ms = 333;
   r.peak_kb = 4096;
   r.verdict = "TLE";
+  CaseResult c;
+  c.name = "case-1";
+  c.verdict = "WRONG_ANSWER";
+  c.exit_code = 1;
+  c.signal = 0;
+  c.wall_ms = 12;
+  c.cpu_ms = 7;
+  c.peak_kb = 2048;
+  c.stdout_data = "41\n";
+  c.stderr_data = std::string("warn\0", 5);
+  c.stdout_truncated = true;
+  r.cases = {c, CaseResult{}};
+  r.passed = 1;
+  r.is_run = true;
   return r;
 }
 
@@ -336,6 +358,14 @@ TEST_CASE("codec: message_name names every alternative") {
   CHECK(message_name(Hello{}) == "HELLO");
   CHECK(message_name(RequestOfRes{}) == "REQUEST_OF_RES");
   CHECK(message_name(StatsReply{}) == "STATS_REPLY");
+  // Every alternative has a name of its own.
+  std::set<std::string_view> names;
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    (names.insert(message_name(Message(std::in_place_index<I>))), ...);
+  }
+  (std::make_index_sequence<std::variant_size_v<Message>>{});
+  CHECK(names.size() == std::variant_size_v<Message>);
+  CHECK_FALSE(names.count(""));
 }
 
 // ---- framing -----------------------------------------------------------

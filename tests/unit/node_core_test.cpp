@@ -413,6 +413,8 @@ TEST_CASE("node core: a superseded result is forgotten") {
   n.start();
   n.core.job_finished("j1", done_result("mine"));
   n.flush();
+  std::string stored;
+  REQUIRE(store.get("x/j1", &stored).ok());
   n.receive(protocol::Ack{AckKind::kResults, {}, {"j1"}});
   auto r = n.core.lookup("j1");
   CHECK_FALSE(r.has_result);
@@ -484,6 +486,8 @@ TEST_CASE("node core: WELCOME drop stops a running job and forgets it") {
   n.start();  // j1 runs, j2 too
   n.start();
   n.core.take_events();
+  std::string stored;
+  REQUIRE(store.get("x/j1", &stored).ok());
   n.core.on_disconnected();
   n.connect({"j1"});
   auto ev = n.core.take_events();
@@ -501,6 +505,7 @@ TEST_CASE("node core: WELCOME drop of a queued job removes it without a stop") {
   storage::MemoryStore store;
   Node n(store, options(1));
   n.receive(protocol::Job{{assignment("j1")}});
+  REQUIRE(n.core.hello().held == std::vector<std::string>{"j1"});
   n.connect({"j1"});
   CHECK(n.core.take_events().stop.empty());
   CHECK_FALSE(n.core.next_job().has_value());

@@ -407,14 +407,18 @@ TEST_CASE("run spec: a sectioned body with no command anywhere is refused") {
 
 TEST_CASE("run spec: at most kMaxFiles files") {
   std::string body;
-  for (std::size_t i = 0; i <= kMaxFiles; ++i) body += "@@ file f" + std::to_string(i) + "\nx\n";
+  for (std::size_t i = 0; i < kMaxFiles; ++i) body += "@@ file f" + std::to_string(i) + "\nx\n";
+  CHECK(built("run <<END", body + "@@ command\ncat f0\n").files.size() == kMaxFiles);
+  body += "@@ file one-more\nx\n";
   body += "@@ command\ncat f0\n";
   CHECK(contains(build_error("run <<END", body), "at most"));
 }
 
 TEST_CASE("run spec: at most kMaxCases cases") {
   std::string body = "@@ command\ncat\n";
-  for (std::size_t i = 0; i <= kMaxCases; ++i) body += "@@ case\n@@ stdin\nx\n";
+  for (std::size_t i = 0; i < kMaxCases; ++i) body += "@@ case\n@@ stdin\nx\n";
+  CHECK(built("run <<END", body).cases.size() == kMaxCases);
+  body += "@@ case\n@@ stdin\nx\n";
   CHECK(contains(build_error("run <<END", body), "at most"));
 }
 
