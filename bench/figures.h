@@ -16,7 +16,7 @@ struct Percentiles {
   double p50 = 0, p90 = 0, p99 = 0, max = 0;
   std::size_t count = 0;
 };
-Percentiles percentiles(const std::vector<double>& samples);
+Percentiles percentiles(std::vector<double> samples);
 
 // Balance over the samples taken under saturating load, that is while jobs
 // were queued at the proxy (otherwise idle slots are expected, not a fault).

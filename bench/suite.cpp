@@ -170,6 +170,25 @@ void submit_scenario(const BenchContext& ctx, ScenarioReport& r) {
       grouped(n), run.seconds, ctx.window));
 }
 
+// 3 clients pipelining `jobs` sleep jobs of `ms` into a fresh cluster of 3
+// nodes × 2 slots, `stats` sampled every 100 ms; fills r.usage and saves the
+// timeline as `timeline` in the output directory.
+E2eRun sampled_e2e(const BenchContext& ctx, ScenarioReport& r, int jobs, int ms, bool fresh_info,
+                   const std::string& timeline) {
+  ClusterSpec spec = cluster_spec(ctx, 3, 2);
+  if (fresh_info) spec.node_env = kFreshInfo;
+  auto cluster = start_cluster(spec, kUpTimeout);
+  E2eRun run = run_e2e(*cluster, {.jobs = jobs,
+                                  .clients = 3,
+                                  .job_line = sleep_line(ms),
+                                  .window = ctx.window,
+                                  .timeout = ctx.sizes.timeout,
+                                  .sample = true});
+  r.usage = cluster_usage(*cluster);
+  r.details.push_back(save_timeline(ctx, timeline, run.samples));
+  return run;
+}
+
 void e2e_scenario(const BenchContext& ctx, ScenarioReport& r) {
   int n = ctx.sizes.e2e_jobs;
   auto m = add_measure(
@@ -177,15 +196,7 @@ void e2e_scenario(const BenchContext& ctx, ScenarioReport& r) {
       fmt::format("end to end: {} 0-ms jobs, 3 clients, 3 nodes, until every result visible",
                   grouped(n)),
       ">= 20,000 jobs/s");
-  auto cluster = start_cluster(cluster_spec(ctx, 3, 2), kUpTimeout);
-  E2eRun run = run_e2e(*cluster, {.jobs = n,
-                                  .clients = 3,
-                                  .job_line = sleep_line(0),
-                                  .window = ctx.window,
-                                  .timeout = ctx.sizes.timeout,
-                                  .sample = true});
-  r.usage = cluster_usage(*cluster);
-  r.details.push_back(save_timeline(ctx, "e2e-timeline.csv", run.samples));
+  E2eRun run = sampled_e2e(ctx, r, n, 0, false, "e2e-timeline.csv");
   if (r.error = outcome_error(run, n); !r.error.empty()) return;
   double rate = run.jobs_per_s(n);
   set_measure(r, m, grouped(rate) + " jobs/s", rate >= 20'000);
@@ -201,21 +212,11 @@ void e2e_scenario(const BenchContext& ctx, ScenarioReport& r) {
 // pushing a few thousand jobs per second through the dispatcher.
 void chart_scenario(const BenchContext& ctx, ScenarioReport& r) {
   int n = ctx.sizes.chart_jobs;
-  ClusterSpec spec = cluster_spec(ctx, 3, 2);
-  spec.node_env = kFreshInfo;
-  auto cluster = start_cluster(spec, kUpTimeout);
-  E2eRun run = run_e2e(*cluster, {.jobs = n,
-                                  .clients = 3,
-                                  .job_line = sleep_line(ctx.sizes.chart_ms),
-                                  .window = ctx.window,
-                                  .timeout = ctx.sizes.timeout,
-                                  .sample = true});
-  r.usage = cluster_usage(*cluster);
   r.details.push_back(
       fmt::format("{}-ms jobs, 3 clients, 3 nodes of 2 slots (no target: the "
                   "chart's run)",
                   ctx.sizes.chart_ms));
-  r.details.push_back(save_timeline(ctx, "e2e-2ms-timeline.csv", run.samples));
+  E2eRun run = sampled_e2e(ctx, r, n, ctx.sizes.chart_ms, true, "e2e-2ms-timeline.csv");
   if (r.error = outcome_error(run, n); !r.error.empty()) return;
   r.details.push_back(e2e_detail(run, n));
   r.details.push_back(timeline_detail(run.samples));
@@ -258,17 +259,7 @@ void balance_scenario(const BenchContext& ctx, ScenarioReport& r) {
                                    "sampled every 100 ms",
                                    grouped(n), ctx.sizes.balance_ms),
                        "max-min running <= 1 in >= 99% of samples");
-  ClusterSpec spec = cluster_spec(ctx, 3, 2);
-  spec.node_env = kFreshInfo;
-  auto cluster = start_cluster(spec, kUpTimeout);
-  E2eRun run = run_e2e(*cluster, {.jobs = n,
-                                  .clients = 3,
-                                  .job_line = sleep_line(ctx.sizes.balance_ms),
-                                  .window = ctx.window,
-                                  .timeout = ctx.sizes.timeout,
-                                  .sample = true});
-  r.usage = cluster_usage(*cluster);
-  r.details.push_back(save_timeline(ctx, "balance-timeline.csv", run.samples));
+  E2eRun run = sampled_e2e(ctx, r, n, ctx.sizes.balance_ms, true, "balance-timeline.csv");
   if (r.error = outcome_error(run, n); !r.error.empty()) return;
   Balance b = balance_of(run.samples);
   r.details.push_back(balance_detail(b));
