@@ -59,9 +59,7 @@ jc::node::NodeConfig load_config(int argc, char** argv) {
   if (c.proxy_host.empty()) throw ConfigError("PROXY_HOST must not be empty");
   c.proxy_port = std::to_string(parse_port("PROXY_PORT", argv[2]));
   if (c.proxy_port == "0") throw ConfigError("PROXY_PORT must be from 1 to 65535, got '0'");
-  auto client_port = env_raw("CLIENT_PORT");
-  c.client_port = client_port && !client_port->empty() ? parse_port("CLIENT_PORT", *client_port)
-                                                       : std::uint16_t{9000};
+  c.client_port = env_port("CLIENT_PORT").value_or(9000);
   unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
   c.core.slots = static_cast<std::uint32_t>(env_int("NODE_SLOTS", cpus, 1, 100'000, "jobs"));
   c.data_dir = env_string("DATA_DIR", fmt::format("./data/cluster_node-{}", c.client_port));
@@ -96,11 +94,7 @@ jc::node::NodeConfig load_config(int argc, char** argv) {
   } else {
     c.job_uid_base = kAutomaticUidBase;  // refined below, once DATA_DIR is known
   }
-  c.bind_address = env_string("BIND_ADDRESS", "0.0.0.0");
-  boost::system::error_code ec;
-  boost::asio::ip::make_address(c.bind_address, ec);
-  if (ec)
-    throw ConfigError(fmt::format("BIND_ADDRESS must be an IP address, got '{}'", c.bind_address));
+  c.bind_address = jc::net::env_bind_address();
   c.work_dir = env_string("JOB_WORK_DIR", "");
   c.core.node_id = env_string("NODE_ID", "");
   if (!c.core.node_id.empty() && !jc::protocol::is_valid_node_id(c.core.node_id)) {
@@ -150,6 +144,5 @@ int main(int argc, char** argv) {
   auto config = jc::net::load_config_or_report<jc::node::NodeConfig>(
       "cluster_node", [&] { return load_config(argc, argv); });
   if (!config) return 2;
-  std::string dir = config->data_dir;
-  return jc::net::run_server<jc::node::NodeServer>(std::move(*config), dir, "node", prepare);
+  return jc::net::run_server<jc::node::NodeServer>(std::move(*config), "node", prepare);
 }

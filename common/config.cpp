@@ -48,6 +48,12 @@ bool env_bool(const char* name, bool fallback) {
   throw ConfigError(fmt::format("{} must be true or false, got '{}'", name, *raw));
 }
 
+std::optional<std::uint16_t> env_port(const char* name) {
+  auto text = env_raw(name);
+  if (!text || text->empty()) return std::nullopt;
+  return parse_port(name, *text);
+}
+
 std::uint16_t parse_port(const std::string& what, const std::string& text) {
   unsigned value = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);

@@ -24,6 +24,8 @@ std::optional<std::string> env_raw(const char* name);
 
 // A TCP port 0..65535 given as an argument or a variable (0 = any free port).
 std::uint16_t parse_port(const std::string& what, const std::string& text);
+// A port variable; nullopt when unset or empty.
+std::optional<std::uint16_t> env_port(const char* name);
 
 // LOG_LEVEL / VERBOSE as the interface defines them.
 std::string log_level_from_env();

@@ -47,13 +47,25 @@ std::optional<Config> load_config_or_report(const char* name, Load load) {
   }
 }
 
-// Opens the store in `data_dir`, lets `prepare` finish the configuration
-// with it, then runs Server(io, config, store) until a signal.
+// BIND_ADDRESS (default 0.0.0.0), which must be an IP address.
+inline std::string env_bind_address() {
+  std::string address = config::env_string("BIND_ADDRESS", "0.0.0.0");
+  boost::system::error_code ec;
+  boost::asio::ip::make_address(address, ec);
+  if (ec) {
+    throw config::ConfigError("BIND_ADDRESS must be an IP address, got '" + address + "'");
+  }
+  return address;
+}
+
+// Opens the store in config.data_dir, lets `prepare` finish the
+// configuration with it, then runs Server(io, config, store) until a signal.
 template <class Server, class Config>
 int run_server(
-    Config config, const std::string& data_dir, const std::string& component,
+    Config config, const std::string& component,
     const std::type_identity_t<std::function<void(Config&, storage::Store&)>>& prepare = {}) {
   auto log = log::get(component);
+  const std::string data_dir = config.data_dir;
   config::raise_fd_limit();
   std::unique_ptr<storage::Store> store;
   if (auto s = storage::open_leveldb(data_dir, &store); !s.ok()) {

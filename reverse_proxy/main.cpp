@@ -2,15 +2,11 @@
 // until SIGTERM or SIGINT.
 #include <fmt/format.h>
 
-#include <cstdio>
 #include <random>
 
 #include "common/config.h"
-#include "common/log.h"
-#include "net/asio.h"
 #include "net/program.h"
 #include "reverse_proxy/proxy_server.h"
-#include "storage/store.h"
 
 namespace {
 
@@ -53,15 +49,8 @@ jc::proxy::ProxyConfig load_config(int argc, char** argv) {
   c.core.max_attempts = static_cast<std::uint32_t>(env_int("MAX_ATTEMPTS", 5, 1, 1000, "attempts"));
   c.data_dir = env_string("DATA_DIR", "./data/reverse_proxy");
   c.core.secret = env_string("CLUSTER_SECRET", "");
-  if (auto status = env_raw("STATUS_PORT"); status && !status->empty()) {
-    c.status_port = parse_port("STATUS_PORT", *status);
-  }
-  c.bind_address = env_string("BIND_ADDRESS", "0.0.0.0");
-  boost::system::error_code ec;
-  boost::asio::ip::make_address(c.bind_address, ec);
-  if (ec) {
-    throw ConfigError(fmt::format("BIND_ADDRESS must be an IP address, got '{}'", c.bind_address));
-  }
+  c.status_port = env_port("STATUS_PORT");
+  c.bind_address = jc::net::env_bind_address();
   std::random_device rd;
   c.core.proxy_id = fmt::format("{:08x}", rd());
   return c;
@@ -74,6 +63,5 @@ int main(int argc, char** argv) {
   auto config = jc::net::load_config_or_report<jc::proxy::ProxyConfig>(
       "reverse_proxy", [&] { return load_config(argc, argv); });
   if (!config) return 2;
-  std::string dir = config->data_dir;
-  return jc::net::run_server<jc::proxy::ProxyServer>(std::move(*config), dir, "proxy");
+  return jc::net::run_server<jc::proxy::ProxyServer>(std::move(*config), "proxy");
 }
