@@ -146,12 +146,8 @@ void ProxyCore::reconcile(const std::string& node_id, const protocol::Hello& hel
       // to anyone else: it stays where it is.
       JobRecord rec;
       if (!load_record(active_key(t), rec)) return;
-      rec.state = JobState::kRunning;
-      rec.node = node_id;
-      store_active(t, rec);
       queue_.erase(it->second.key);
-      it->second.state = JobState::kRunning;
-      it->second.node = intern(node_id);
+      to_node(it, rec, node_id);
     }
     node.held.insert(t);
   };
@@ -190,7 +186,6 @@ void ProxyCore::requeue(const std::string& ticket, const std::string& reason) {
   if (it == active_.end()) return;
   JobRecord rec;
   if (!load_record(active_key(ticket), rec)) return;
-  if (!rec.node.empty()) nodes_[rec.node].held.erase(ticket);
   if (rec.attempts >= options_.max_attempts) {
     protocol::JobResult failed;
     failed.state = JobState::kFailed;
@@ -203,14 +198,30 @@ void ProxyCore::requeue(const std::string& ticket, const std::string& reason) {
     finish_job(ticket, std::move(rec), failed, JobEvent::kGiveUp);
     return;
   }
-  if (auto next = protocol::next_state(rec.state, JobEvent::kNodeLost)) rec.state = *next;
   log_->debug("requeue ticket={} from={} attempts={}", ticket, rec.node, rec.attempts);
+  to_queue(it, rec);
+  ++redispatched_total_;
+}
+
+void ProxyCore::to_queue(ActiveMap::iterator it, JobRecord& rec) {
+  if (!rec.node.empty()) nodes_[rec.node].held.erase(it->first);
+  rec.state = protocol::next_state(rec.state, JobEvent::kNodeLost).value_or(JobState::kQueued);
   rec.node.clear();
-  store_active(ticket, rec);
+  store_active(it->first, rec);
   it->second.state = JobState::kQueued;
   it->second.node = 0;
+  it->second.attempts = rec.attempts;
   queue_.push(it->first, it->second.key);
-  ++redispatched_total_;
+}
+
+void ProxyCore::to_node(ActiveMap::iterator it, JobRecord& rec, const std::string& node) {
+  rec.state = protocol::next_state(rec.state, JobEvent::kDispatch).value_or(JobState::kRunning);
+  rec.node = node;
+  store_active(it->first, rec);
+  it->second.state = JobState::kRunning;
+  it->second.node = intern(node);
+  it->second.attempts = rec.attempts;
+  nodes_[node].held.insert(it->first);
 }
 
 void ProxyCore::on_message(const std::string& node_id, protocol::Message m, TimeMs now) {
@@ -273,13 +284,10 @@ void ProxyCore::on_submit(const std::string& node, protocol::Submit& m) {
     ++submitted_total_;
     if (local.count(ticket)) {
       // Run by its origin node while the proxy was away: it holds the job.
-      rec.state = JobState::kRunning;
-      rec.node = node;
       rec.attempts = 1;
       rec.nodes_tried.push_back(node);
-      store_active(ticket, rec);
-      entry->second = ActiveJob{JobState::kRunning, intern(node), 1, key};
-      nodes_[node].held.insert(ticket);
+      entry->second.key = key;
+      to_node(entry, rec, node);
       log_->info("adopted ticket={} run locally by={}", ticket, node);
       continue;
     }
@@ -434,16 +442,9 @@ void ProxyCore::on_leave(const std::string& node_id, const protocol::Leave& m) {
     // an attempt.
     JobRecord rec;
     if (!load_record(active_key(t), rec)) continue;
-    node.held.erase(t);
-    rec.state = JobState::kQueued;
-    rec.node.clear();
     if (rec.attempts > 0) --rec.attempts;
     if (!rec.nodes_tried.empty()) rec.nodes_tried.pop_back();
-    store_active(t, rec);
-    it->second.state = JobState::kQueued;
-    it->second.node = 0;
-    it->second.attempts = rec.attempts;
-    queue_.push(it->first, it->second.key);
+    to_queue(it, rec);
   }
   if (m.done) {
     note(fmt::format("node {} left after draining", node_id));
@@ -574,15 +575,9 @@ bool ProxyCore::dispatch(TimeMs now) {
         queue_.push(it->first, it->second.key);  // back at its place, for a node with room
         break;
       }
-      rec.state = *protocol::next_state(rec.state, JobEvent::kDispatch);
-      rec.node = ids[i];
       rec.attempts++;
       rec.nodes_tried.push_back(ids[i]);
-      store_active(t, rec);
-      it->second.state = JobState::kRunning;
-      it->second.node = intern(ids[i]);
-      it->second.attempts = rec.attempts;
-      node.held.insert(t);
+      to_node(it, rec, ids[i]);
       job.jobs.push_back({std::move(rec.spec), rec.attempts});
     }
     if (job.jobs.empty()) continue;

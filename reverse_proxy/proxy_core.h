@@ -147,6 +147,13 @@ class ProxyCore {
   void finish_job(const std::string& ticket, JobRecord rec, protocol::JobResult result,
                   protocol::JobEvent event = protocol::JobEvent::kFinish);
   void requeue(const std::string& ticket, const std::string& reason);
+  using ActiveMap = std::unordered_map<std::string, ActiveJob>;
+  // The two moves of a job not finished, applied to its record (stored) and
+  // to the in-memory index alike. to_queue takes it from the node holding
+  // it (rec.node) and puts it back at its place in the queue; to_node gives
+  // it to `node` (the caller takes it out of the queue first).
+  void to_queue(ActiveMap::iterator it, JobRecord& rec);
+  void to_node(ActiveMap::iterator it, JobRecord& rec, const std::string& node);
   void reconcile(const std::string& node_id, const protocol::Hello& hello,
                  protocol::Welcome& welcome);
   void release_node_jobs(const std::string& node_id, const std::string& reason);
@@ -165,7 +172,7 @@ class ProxyCore {
   storage::Staged staged_;
   ProxyOptions options_;
   std::shared_ptr<spdlog::logger> log_;
-  std::unordered_map<std::string, ActiveJob> active_;
+  ActiveMap active_;
   std::vector<std::string> names_{""};  // interned node names; 0 is "none"
   std::unordered_map<std::string, std::uint32_t> name_ids_{{"", 0}};
   JobQueue queue_;
