@@ -89,7 +89,7 @@ Command parse_wait(std::string_view rest) {
 }
 
 constexpr std::string_view kRunUsage =
-    "usage: run [--timeout MS] [--cpu MS] [--memory MB] [--output KB] [--stdin TEXT] "
+    "usage: run [--timeout MS] [--cpu MS] [--memory MB] [--output KB] [--disk MB] [--stdin TEXT] "
     "[--expect TEXT] <command>, or run [OPTIONS] <<END then lines then END";
 
 // One option value: up to the next space, or quoted with '...' or "...";
@@ -173,6 +173,8 @@ Command parse_run(std::string_view rest) {
       err = number(run.options.memory_mb, "megabytes");
     else if (name == "output")
       err = number(run.options.output_kb, "kilobytes");
+    else if (name == "disk")
+      err = number(run.options.disk_mb, "megabytes");
     else if (name == "stdin")
       run.options.stdin_data = *value;
     else if (name == "expect")
@@ -196,7 +198,32 @@ bool valid_file_name(std::string_view n) {
 
 }  // namespace
 
+namespace {
+
+// A shell reads its script as a C string: a NUL byte would silently end it
+// there, so such a script is refused at submission instead.
+std::string script_error(std::string_view what, const std::string& script) {
+  auto nul = script.find('\0');
+  if (nul == std::string::npos) return "";
+  return fmt::format("the {} holds a NUL byte (at byte {}): a shell cannot run it", what, nul);
+}
+
+std::string build_run_spec_parts(const CmdRun& run, std::string_view body,
+                                 protocol::JobSpec& spec);
+
+}  // namespace
+
 std::string build_run_spec(const CmdRun& run, std::string_view body, protocol::JobSpec& spec) {
+  std::string err = build_run_spec_parts(run, body, spec);
+  if (err.empty()) err = script_error("command", spec.command);
+  if (err.empty()) err = script_error("check step", spec.check);
+  return err;
+}
+
+namespace {
+
+std::string build_run_spec_parts(const CmdRun& run, std::string_view body,
+                                 protocol::JobSpec& spec) {
   spec.kind = protocol::JobKind::kRun;
   spec.command = run.command;
   // One-line values are lines: a newline ends them unless they have one.
@@ -213,6 +240,7 @@ std::string build_run_spec(const CmdRun& run, std::string_view body, protocol::J
   spec.limits.cpu_ms = run.options.cpu_ms.value_or(0);
   spec.limits.memory_mb = run.options.memory_mb.value_or(0);
   spec.limits.output_kb = run.options.output_kb.value_or(0);
+  spec.limits.disk_mb = run.options.disk_mb.value_or(0);
   if (run.heredoc.empty()) return "";
   // Without "@@" section lines the whole body is the script.
   bool sectioned = body.substr(0, 3) == "@@ " || body.find("\n@@ ") != std::string_view::npos;
@@ -277,6 +305,8 @@ std::string build_run_spec(const CmdRun& run, std::string_view body, protocol::J
   return "";
 }
 
+}  // namespace
+
 Command parse_command(std::string_view raw) {
   std::string_view line = trim(raw);
   if (line.empty()) return CmdEmpty{};
@@ -329,7 +359,7 @@ const std::vector<std::string>& help_lines() {
       "<ticket>",
       "sleep <ms>              same as <ms>",
       "run [OPTIONS] <command> run a shell command on some node under limits (see below)",
-      "  options: --timeout MS --cpu MS --memory MB --output KB --stdin TEXT --expect TEXT",
+      "  options: --timeout MS --cpu MS --memory MB --output KB --disk MB --stdin TEXT --expect TEXT",
       "  run [OPTIONS] <<END   then lines, then END: the script, or sections @@ file NAME,",
       "                        @@ check, @@ command, @@ case [NAME], @@ stdin, @@ expect",
       "r<ticket>               the result of a job, or whether it has not run yet",

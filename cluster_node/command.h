@@ -28,7 +28,7 @@ struct CmdSleep {
 // `run [OPTIONS] <command>` or `run [OPTIONS] [command] <<WORD` followed by
 // lines up to one equal to WORD (a here-document: the script, or sections).
 struct RunOptions {
-  std::optional<std::uint32_t> timeout_ms, cpu_ms, memory_mb, output_kb;
+  std::optional<std::uint32_t> timeout_ms, cpu_ms, memory_mb, output_kb, disk_mb;
   std::optional<std::string> stdin_data, expected;
 };
 struct CmdRun {

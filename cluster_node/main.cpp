@@ -35,13 +35,18 @@ Environment (defaults in brackets):
   REQUEST_RESULT_PERIOD  ms between re-asking the proxy for awaited results [1000]
   MAX_CLIENTS            most client connections at once [10000]
   JOB_TIMEOUT            wall-clock limit of a run job, ms [10000]; CPU time defaults to it
-  JOB_MEMORY_MB          address-space limit of a run job [256]
+  JOB_MEMORY_MB          memory of a run job's whole process tree, tmpfs included [256]
   JOB_OUTPUT_KB          limit of each of stdout and stderr [1024]
-  JOB_MAX_TIMEOUT, JOB_MAX_MEMORY_MB, JOB_MAX_OUTPUT_KB  the most a job may ask [300000, 4096, 16384]
+  JOB_DISK_MB            a run job's working directory and /tmp together [64]
+  JOB_MAX_TIMEOUT, JOB_MAX_MEMORY_MB, JOB_MAX_OUTPUT_KB, JOB_MAX_DISK_MB
+                         the most a job may ask [300000, 4096, 16384, 4096]
+  JOB_PROCESSES          processes (and threads) of one run of a job [256]
+  JOB_READONLY_PATHS     host paths a run job may read, comma-separated (e.g. /opt/jdk) [none]
   JOB_UID_BASE           as root, job in slot i runs as user id JOB_UID_BASE+i [derived per node];
                          0 = every job runs as JOB_USER
   JOB_USER               user that runs jobs when JOB_UID_BASE=0 [nobody]
-  JOB_WORK_DIR           where jobs' working directories are made [$TMPDIR/jobcluster-<NODE_ID>]
+  JOB_WORK_DIR           jobs' working directories where the node cannot give them a
+                         private tmpfs (not root) [$TMPDIR/jobcluster-<NODE_ID>]
   CLUSTER_SECRET         proves membership to a proxy that requires it [none]
   DRAIN_TIMEOUT          ms a node stopped by SIGTERM/SIGINT waits for its running
                          jobs to finish and be delivered [8000]
@@ -50,6 +55,29 @@ Environment (defaults in brackets):
   BIND_ADDRESS           address to listen on [0.0.0.0]
   LOG_LEVEL              error, warn, info, debug [info]; VERBOSE=true means debug
 )";
+
+// JOB_READONLY_PATHS: absolute paths that exist, comma-separated.
+std::vector<std::string> readonly_paths(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    std::size_t comma = text.find(',', at);
+    std::string p = text.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+    at = comma == std::string::npos ? text.size() : comma + 1;
+    if (p.empty()) continue;
+    std::error_code ec;
+    if (p[0] != '/' || p == "/" || p.find("/..") != std::string::npos ||
+        !std::filesystem::exists(p, ec)) {
+      throw jc::config::ConfigError(fmt::format(
+          "JOB_READONLY_PATHS must be absolute paths (not /) that exist, comma-separated, got '{}'",
+          p));
+    }
+    std::string normal = std::filesystem::path(p).lexically_normal().string();
+    while (normal.size() > 1 && normal.back() == '/') normal.pop_back();
+    out.push_back(normal);
+  }
+  return out;
+}
 
 jc::node::NodeConfig load_config(int argc, char** argv) {
   using namespace jc::config;
@@ -82,6 +110,13 @@ jc::node::NodeConfig load_config(int argc, char** argv) {
       "JOB_MEMORY_MB", 256, 1, lim.maxima.memory_mb, "megabytes, at most JOB_MAX_MEMORY_MB"));
   lim.defaults.output_kb = static_cast<std::uint32_t>(env_int(
       "JOB_OUTPUT_KB", 1024, 1, lim.maxima.output_kb, "kilobytes, at most JOB_MAX_OUTPUT_KB"));
+  lim.maxima.disk_mb =
+      static_cast<std::uint32_t>(env_int("JOB_MAX_DISK_MB", 4096, 1, 1'048'576, "megabytes"));
+  lim.defaults.disk_mb = static_cast<std::uint32_t>(env_int(
+      "JOB_DISK_MB", 64, 1, lim.maxima.disk_mb, "megabytes, at most JOB_MAX_DISK_MB"));
+  c.job_processes =
+      static_cast<std::uint32_t>(env_int("JOB_PROCESSES", 256, 1, 1'000'000, "processes"));
+  c.readonly_paths = readonly_paths(env_string("JOB_READONLY_PATHS", ""));
   c.secret = env_string("CLUSTER_SECRET", "");
   c.drain_timeout_ms = env_int("DRAIN_TIMEOUT", 8'000, 0, 86'400'000,
                                "milliseconds a stopping node waits for its running jobs");
@@ -126,8 +161,6 @@ void prepare(jc::node::NodeConfig& config, jc::storage::Store& store) {
     config.job_uid_base = 200'000 + (h % 30'000) * 1024;
     if (config.core.slots > 1024) config.job_uid_base = 0;
   }
-  // Jobs run as another user where possible: they must not read our state.
-  chmod(config.data_dir.c_str(), 0700);
   if (config.work_dir.empty()) {
     const char* tmp = std::getenv("TMPDIR");
     config.work_dir =

@@ -168,6 +168,7 @@ protocol::Hello NodeCore::hello() const {
   h.node_id = options_.node_id;
   h.slots = options_.slots;
   h.client_address = options_.client_address;
+  h.sandbox = options_.sandbox;
   // Jobs run here while the proxy was away are introduced by SUBMIT instead.
   for (const auto& [t, a] : exec_jobs_) {
     if (!local_claimed_.count(t)) h.held.push_back(t);

@@ -31,6 +31,7 @@ struct NodeOptions {
   std::string node_id;
   std::uint32_t slots = 1;
   std::string client_address;
+  std::string sandbox;  // the protections run jobs get here, told to the proxy in HELLO
 };
 
 struct OriginRecord {
@@ -83,6 +84,7 @@ class NodeCore {
   Status recover();
   const std::string& node_id() const { return options_.node_id; }
   void set_client_address(std::string a) { options_.client_address = std::move(a); }
+  void set_sandbox(std::string s) { options_.sandbox = std::move(s); }
 
   // Client side. submit() stages the job (the shell replies after the commit).
   std::string submit(protocol::JobSpec spec, TimeMs now);

@@ -18,6 +18,18 @@ namespace {
 constexpr milliseconds kProxyAnswerTimeout{3000};
 // How long `wait` keeps asking about a ticket nobody knows before it says so.
 constexpr milliseconds kUnknownGrace{5000};
+
+runner::SandboxConfig sandbox_config(const NodeConfig& c) {
+  runner::SandboxConfig s;
+  s.node_id = c.core.node_id;
+  s.processes = c.job_processes;
+  s.isolation.slots = c.core.slots;
+  s.isolation.uid_base = c.job_uid_base;
+  s.isolation.job_user = c.job_user;
+  s.isolation.readonly_paths = c.readonly_paths;
+  s.isolation.work_root = c.work_dir;
+  return s;
+}
 }  // namespace
 
 NodeServer::NodeServer(asio::io_context& io, NodeConfig config, storage::Store& store)
@@ -32,12 +44,12 @@ NodeServer::NodeServer(asio::io_context& io, NodeConfig config, storage::Store& 
             ProxyLink::Handlers{[] {},  // the proxy speaks first: HELLO answers its CHALLENGE
                                 [this](protocol::Message&& m) { on_proxy_message(std::move(m)); },
                                 [this] { on_proxy_closed(); }}),
-      executor_(io, config_.core.node_id,
-                probe_sandbox(config_.work_dir, config_.job_user, config_.job_uid_base,
-                              config_.core.slots),
-                config_.core.slots, [this](const std::string& t, protocol::JobResult r) {
+      executor_(io, config_.core.node_id, sandbox_config(config_), config_.core.slots,
+                [this](const std::string& t, protocol::JobResult r) {
                   on_job_done(t, std::move(r));
-                }) {}
+                }) {
+  core_.set_sandbox(executor_.sandbox_description());
+}
 
 Status NodeServer::start() {
   if (Status s = core_.recover(); !s.ok()) return s;
@@ -237,7 +249,8 @@ std::string NodeServer::apply_limits(protocol::JobSpec& spec) const {
        {Field{l.timeout_ms, d.timeout_ms, m.timeout_ms, "timeout", "ms", "JOB_MAX_TIMEOUT"},
         Field{l.cpu_ms, 0, m.cpu_ms, "cpu", "ms", "JOB_MAX_TIMEOUT"},
         Field{l.memory_mb, d.memory_mb, m.memory_mb, "memory", "MB", "JOB_MAX_MEMORY_MB"},
-        Field{l.output_kb, d.output_kb, m.output_kb, "output", "KB", "JOB_MAX_OUTPUT_KB"}}) {
+        Field{l.output_kb, d.output_kb, m.output_kb, "output", "KB", "JOB_MAX_OUTPUT_KB"},
+        Field{l.disk_mb, d.disk_mb, m.disk_mb, "disk", "MB", "JOB_MAX_DISK_MB"}}) {
     if (f.value > f.max) {
       return fmt::format("--{} {} {} is above this node's maximum of {} {} ({})", f.name, f.value,
                          f.unit, f.max, f.unit, f.variable);

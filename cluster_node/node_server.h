@@ -11,10 +11,10 @@
 #include <unordered_map>
 #include <vector>
 
-#include "cluster_node/executor.h"
 #include "cluster_node/node_core.h"
 #include "cluster_node/proxy_link.h"
 #include "net/listener.h"
+#include "runner/executor.h"
 
 namespace jc::node {
 
@@ -22,8 +22,8 @@ class ClientSession;
 
 // Limits of run jobs: the defaults a job gets, and the most it may ask for.
 struct JobLimits {
-  protocol::Limits defaults{10'000, 10'000, 256, 1024};
-  protocol::Limits maxima{300'000, 300'000, 4096, 16384};
+  protocol::Limits defaults{10'000, 10'000, 256, 1024, 64};
+  protocol::Limits maxima{300'000, 300'000, 4096, 16384, 4096};
 };
 
 struct NodeConfig {
@@ -37,7 +37,9 @@ struct NodeConfig {
   TimeMs request_result_period_ms = 1000;
   std::size_t max_clients = 10000;
   JobLimits job_limits;
-  std::string work_dir;  // run jobs' working directories
+  std::string work_dir;  // run jobs' working directories where no private tmpfs can be had
+  std::vector<std::string> readonly_paths;  // JOB_READONLY_PATHS
+  std::uint32_t job_processes = 256;        // JOB_PROCESSES
   std::string job_user = "nobody";
   std::string secret;               // CLUSTER_SECRET
   TimeMs proxy_grace_ms = 30'000;   // PROXY_GRACE_PERIOD; 0 = always wait for the proxy
@@ -106,7 +108,7 @@ class NodeServer {
   boost::asio::steady_timer info_timer_;
   boost::asio::steady_timer request_timer_;
   ProxyLink link_;
-  Executor executor_;
+  runner::Executor executor_;
   std::vector<std::weak_ptr<ClientSession>> sessions_;
   std::unordered_map<std::string, std::vector<std::unique_ptr<PendingLookup>>> lookups_;
   std::vector<std::string> to_request_;

@@ -46,6 +46,7 @@ json facts(const protocol::JobReport& r) {
       j["stderr_truncated"] = res.stderr_truncated;
       j["cpu_ms"] = res.cpu_ms;
       j["peak_kb"] = res.peak_kb;
+      j["sandbox"] = res.sandbox.empty() ? json(nullptr) : json(res.sandbox);
       j["verdict"] = res.verdict.empty() ? json(nullptr) : json(res.verdict);
       if (!res.cases.empty()) {
         json cases = json::array();
@@ -75,12 +76,13 @@ std::string framed_run_result(const protocol::JobReport& r) {
   const auto& res = r.result;
   std::string out = fmt::format(
       "Result: {} {} verdict={} exit={} signal={} wall_ms={} cpu_ms={} peak_kb={} node={} "
-      "attempt={} stdout_bytes={} stderr_bytes={} stdout_truncated={} stderr_truncated={} "
-      "cases={}",
+      "attempt={} sandbox={} stdout_bytes={} stderr_bytes={} stdout_truncated={} "
+      "stderr_truncated={} cases={}",
       r.ticket, protocol::to_string(r.state), res.verdict.empty() ? "-" : res.verdict,
       res.exit_code, res.signal, res.end_ms - res.start_ms, res.cpu_ms, res.peak_kb,
-      r.node.empty() ? "-" : r.node, res.attempt, res.stdout_data.size(), res.stderr_data.size(),
-      res.stdout_truncated ? 1 : 0, res.stderr_truncated ? 1 : 0, res.cases.size());
+      r.node.empty() ? "-" : r.node, res.attempt, res.sandbox.empty() ? "-" : res.sandbox,
+      res.stdout_data.size(), res.stderr_data.size(), res.stdout_truncated ? 1 : 0,
+      res.stderr_truncated ? 1 : 0, res.cases.size());
   if (!res.cases.empty()) out += fmt::format(" passed={}", res.passed);
   out += "\n" + res.stdout_data + "\n" + res.stderr_data + "\n";
   for (const auto& c : res.cases) {
@@ -186,9 +188,10 @@ std::string stats(const protocol::ClusterStats& s, bool proxy_up, bool json_mode
       s.finished_total, s.redispatched_total, protocol::connected_count(s));
   for (const auto& n : s.nodes) {
     out += fmt::format(
-        "node {} state={} address={} slots={} running={} queued={} held={} finished={}\n",
+        "node {} state={} address={} slots={} running={} queued={} held={} finished={} "
+        "sandbox={}\n",
         n.node_id, n.connected ? "up" : "down", n.address.empty() ? "-" : n.address, n.slots,
-        n.running, n.queued, n.assigned, n.finished);
+        n.running, n.queued, n.assigned, n.finished, n.sandbox.empty() ? "-" : n.sandbox);
   }
   return out;
 }

@@ -3,9 +3,13 @@
 // server on one io_context until SIGTERM or SIGINT, then a clean stop.
 #pragma once
 
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -71,6 +75,10 @@ int run_server(
   if (auto s = storage::open_leveldb(data_dir, &store); !s.ok()) {
     log->critical("cannot open DATA_DIR={}: {}", data_dir, s.to_string());
     return 1;
+  }
+  // Private: it holds jobs' scripts, hidden stdin and expected output.
+  if (::chmod(data_dir.c_str(), 0700) != 0) {
+    log->warn("cannot make DATA_DIR={} private (mode 0700): {}", data_dir, std::strerror(errno));
   }
   if (auto s = storage::check_format(*store); !s.ok()) {
     log->critical("cannot use DATA_DIR={}: {}", data_dir, s.message());

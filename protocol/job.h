@@ -56,11 +56,12 @@ struct Limits {
   std::uint32_t cpu_ms = 0;
   std::uint32_t memory_mb = 0;
   std::uint32_t output_kb = 0;
+  std::uint32_t disk_mb = 0;  // its working directory and /tmp together
 
   bool operator==(const Limits&) const = default;
   template <class Archive>
   void serialize(Archive& ar, unsigned) {
-    fields(ar, timeout_ms, cpu_ms, memory_mb, output_kb);
+    fields(ar, timeout_ms, cpu_ms, memory_mb, output_kb, disk_mb);
   }
 };
 
@@ -159,13 +160,16 @@ struct JobResult {
   std::vector<CaseResult> cases;  // judged jobs with test cases
   std::uint32_t passed = 0;       // cases ACCEPTED
   bool is_run = false;            // a run job's result (framed with its output)
+  // Run jobs: the protections that applied ("full", or the list; see
+  // runner/protections.h), so a weak sandbox is never mistaken for a strong one.
+  std::string sandbox;
 
   bool operator==(const JobResult&) const = default;
   template <class Archive>
   void serialize(Archive& ar, unsigned) {
     fields(ar, state, node, attempt, text, exit_code, signal, stdout_data, stderr_data,
            stdout_truncated, stderr_truncated, start_ms, end_ms, cpu_ms, peak_kb, verdict, cases,
-           passed, is_run);
+           passed, is_run, sandbox);
   }
 };
 

@@ -27,7 +27,9 @@
 
 namespace jc::protocol {
 
-constexpr std::uint8_t kProtocolVersion = 2;  // 2: payloads through protocol/archive.h
+// 2: payloads through protocol/archive.h; 3: run jobs' --disk, the sandbox's
+// protections in results, HELLO and node stats.
+constexpr std::uint8_t kProtocolVersion = 3;
 
 struct Hello {
   std::uint32_t version = kProtocolVersion;
@@ -37,10 +39,11 @@ struct Hello {
   std::vector<std::string> held;      // jobs given to it and not finished
   std::vector<std::string> finished;  // jobs finished whose results are not yet acknowledged
   std::string auth;                   // proof of CLUSTER_SECRET (protocol/auth.h), or empty
+  std::string sandbox;                // protections its run jobs get ("full", or the list)
 
   template <class A>
   void serialize(A& ar, unsigned) {
-    fields(ar, version, node_id, slots, client_address, held, finished, auth);
+    fields(ar, version, node_id, slots, client_address, held, finished, auth, sandbox);
   }
 };
 
@@ -151,11 +154,12 @@ struct NodeStats {
   std::uint64_t finished = 0;  // results accepted from it since the proxy started
   std::int64_t last_heard_ms = 0;
   std::string state;  // up, suspect (quiet past half NODE_TIMEOUT), draining, dead, left
+  std::string sandbox;  // protections its run jobs get, from its HELLO
 
   template <class A>
   void serialize(A& ar, unsigned) {
     fields(ar, node_id, address, connected, slots, assigned, running, queued, finished,
-           last_heard_ms, state);
+           last_heard_ms, state, sandbox);
   }
 };
 

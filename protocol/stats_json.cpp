@@ -20,6 +20,7 @@ nlohmann::json cluster_state_json(const ClusterStats& s, std::int64_t time_ms) {
                      {"queued", n.queued},
                      {"held", n.assigned},
                      {"finished", n.finished},
+                     {"sandbox", n.sandbox.empty() ? "-" : n.sandbox},
                      {"last_heard_ms", n.last_heard_ms}});
   }
   return {{"queue_length", s.queue_length},

@@ -108,6 +108,7 @@ protocol::Welcome ProxyCore::on_hello(const protocol::Hello& hello, const std::s
   node.draining = false;
   node.slots = hello.slots;
   node.address = hello.client_address;
+  node.sandbox = hello.sandbox;
   node.last_heard = now;
   w.accepted = true;
   reconcile(hello.node_id, hello, w);
@@ -625,6 +626,7 @@ protocol::ClusterStats ProxyCore::stats(TimeMs now) const {
     protocol::NodeStats n;
     n.node_id = id;
     n.address = node.address;
+    n.sandbox = node.sandbox;
     n.connected = node.connected;
     n.slots = node.slots;
     n.assigned = static_cast<std::uint32_t>(node.held.size());

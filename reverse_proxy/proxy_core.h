@@ -116,6 +116,7 @@ class ProxyCore {
     bool connected = false;
     std::uint32_t slots = 0;
     std::string address;
+    std::string sandbox;  // protections of its run jobs, from HELLO
     std::unordered_set<std::string> held;
     protocol::Info info;
     TimeMs last_heard = 0;

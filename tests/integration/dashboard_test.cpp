@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "tests/support/cluster.h"
+#include "tests/support/skip.h"
 
 using namespace jc::test;
 
@@ -46,8 +47,7 @@ std::string text_of(const std::string& dom, const std::string& id) {
 
 TEST_CASE("dashboard: headless Chromium shows the live node count and moving numbers") {
   if (!std::filesystem::exists(kChromium)) {
-    MESSAGE("skipped: no Chromium at /usr/bin/chromium (scripts/install-deps --test installs it)");
-    return;
+    JC_SKIP("no Chromium at /usr/bin/chromium (scripts/install-deps --test installs it)");
   }
   Cluster cluster({.nodes = 2, .slots = 2, .proxy_env = {{"STATUS_PORT", "0"}}});
   std::uint16_t http = cluster.proxy().wait_listening("for status");

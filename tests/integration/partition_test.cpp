@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "tests/support/cluster.h"
+#include "tests/support/skip.h"
 
 using namespace jc::test;
 
@@ -83,16 +84,12 @@ std::unique_ptr<Process> start_in(const Network& net, const std::string& host,
 TEST_CASE(
     "partition: a node cut off past NODE_TIMEOUT loses its jobs to others; after healing, one "
     "result each") {
-  if (geteuid() != 0 || !sh("ip netns list")) {
-    MESSAGE("skipped: needs root and `ip netns` to build separate hosts");
-    return;
+  if (geteuid() != 0 || !jc::test::has_cap_sys_admin() || !sh("ip netns list")) {
+    JC_SKIP("needs root with CAP_SYS_ADMIN and `ip netns` to build separate hosts");
   }
   Network net;
   const std::vector<std::string> hosts{"proxy", "n1", "n2", "n3", "client"};
-  if (!net.create(hosts)) {
-    MESSAGE("skipped: could not create network namespaces and veth links here");
-    return;
-  }
+  if (!net.create(hosts)) JC_SKIP("could not create network namespaces and veth links here");
   std::string dir =
       (std::filesystem::temp_directory_path() / ("jc-partition-" + std::to_string(getpid())))
           .string();

@@ -1,10 +1,10 @@
-#include "cluster_node/judge.h"
+#include "runner/judge.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 
-namespace jc::node {
+namespace jc::runner {
 
 using protocol::JobState;
 
@@ -29,19 +29,7 @@ std::vector<std::string_view> normalized_lines(std::string_view s) {
   return lines;
 }
 
-bool looks_like_memory_failure(const ProcessOutcome& o, std::int64_t memory_mb) {
-  if (memory_mb > 0 && o.peak_kb >= memory_mb * 1024 * 9 / 10) return true;
-  std::string err = o.stderr_data;
-  std::transform(err.begin(), err.end(), err.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  for (std::string_view needle :
-       {"memoryerror", "cannot allocate", "bad_alloc", "out of memory", "memory exhausted"}) {
-    if (err.find(needle) != std::string::npos) return true;
-  }
-  return false;
-}
-
-protocol::CaseResult case_result(const ProcessOutcome& o, std::string name, std::string verdict) {
+protocol::CaseResult case_result(const Observation& o, std::string name, std::string verdict) {
   protocol::CaseResult c;
   c.name = std::move(name);
   c.verdict = std::move(verdict);
@@ -57,7 +45,7 @@ protocol::CaseResult case_result(const ProcessOutcome& o, std::string name, std:
   return c;
 }
 
-void copy_process(const ProcessOutcome& o, protocol::JobResult& r) {
+void copy_process(const Observation& o, protocol::JobResult& r) {
   r.exit_code = o.exit_code;
   r.signal = o.signal;
   r.stdout_data = o.stdout_data;
@@ -66,7 +54,7 @@ void copy_process(const ProcessOutcome& o, protocol::JobResult& r) {
   r.stderr_truncated = o.stderr_truncated;
 }
 
-JobState state_for(std::string_view verdict, const ProcessOutcome& o) {
+JobState state_for(std::string_view verdict, const Observation& o) {
   if (o.cancelled) return JobState::kCancelled;
   if (verdict.empty() || verdict == kAccepted) return JobState::kDone;
   if (verdict == kTimeLimit) return JobState::kTimeout;
@@ -79,38 +67,46 @@ bool outputs_match(std::string_view actual, std::string_view expected) {
   return normalized_lines(actual) == normalized_lines(expected);
 }
 
-std::string verdict_of(const ProcessOutcome& o, const std::string* expected,
-                       std::int64_t memory_mb) {
+std::string verdict_of(const Observation& o, const std::string* expected,
+                       const protocol::Limits& limits) {
   if (o.cancelled) return std::string(kCancelled);
-  if (o.timed_out || o.cpu_exceeded) return std::string(kTimeLimit);
+  if (o.killed_at_timeout || o.killed_at_cpu_limit) return std::string(kTimeLimit);
+  if (o.oom_kills > 0) return std::string(kMemoryLimit);
+  if (limits.cpu_ms > 0 && o.cpu_ms > limits.cpu_ms) return std::string(kTimeLimit);
   if (o.output_exceeded) return std::string(kOutputLimit);
-  if (o.exit_code != 0 || o.signal != 0) {
-    return std::string(looks_like_memory_failure(o, memory_mb) ? kMemoryLimit : kRuntimeError);
-  }
+  if (o.exit_code != 0 || o.signal != 0) return std::string(kRuntimeError);
   if (expected == nullptr) return "";
   return std::string(outputs_match(o.stdout_data, *expected) ? kAccepted : kWrongAnswer);
 }
 
-protocol::JobResult summarize(const ProcessOutcome* check, const std::vector<ProcessOutcome>& runs,
-                              const protocol::JobSpec& spec, std::int64_t memory_mb) {
+bool check_failed(const Observation& check, const protocol::Limits& limits) {
+  std::string v = verdict_of(check, nullptr, limits);
+  return !v.empty();
+}
+
+protocol::JobResult summarize(const Observation* check, const std::vector<Observation>& runs,
+                              const protocol::JobSpec& spec, const std::string& sandbox) {
   protocol::JobResult r;
   r.is_run = true;
+  r.sandbox = sandbox;
   std::int64_t cpu = 0, peak = 0;
-  auto account = [&](const ProcessOutcome& o) {
+  auto account = [&](const Observation& o) {
     cpu += o.cpu_ms;
     peak = std::max(peak, o.peak_kb);
   };
   if (check != nullptr) {
     account(*check);
-    if (check->cancelled || check->exit_code != 0 || check->signal != 0 || check->timed_out) {
+    if (check_failed(*check, spec.limits)) {
       std::string v = check->cancelled ? std::string(kCancelled) : std::string(kCompileError);
+      std::string why = verdict_of(*check, nullptr, spec.limits);
       r.cases.push_back(case_result(*check, "check", v));
       copy_process(*check, r);
       r.verdict = v;
       r.state = check->cancelled ? JobState::kCancelled : JobState::kFailed;
-      r.text = check->cancelled ? "cancelled during the check step"
-                                : fmt::format("COMPILE_ERROR: the check step failed (exit {})",
-                                              check->exit_code);
+      r.text = check->cancelled
+                   ? "cancelled during the check step"
+                   : fmt::format("COMPILE_ERROR: the check step failed ({}, exit {})",
+                                 why, check->exit_code);
       r.cpu_ms = cpu;
       r.peak_kb = peak;
       return r;
@@ -119,14 +115,14 @@ protocol::JobResult summarize(const ProcessOutcome* check, const std::vector<Pro
   bool judged = !spec.cases.empty();
   std::string first_failure;
   std::size_t first_failing = 0;
-  const ProcessOutcome* shown = runs.empty() ? nullptr : &runs.back();
+  const Observation* shown = runs.empty() ? nullptr : &runs.back();
   for (std::size_t i = 0; i < runs.size(); ++i) {
-    const ProcessOutcome& o = runs[i];
+    const Observation& o = runs[i];
     account(o);
     const std::string* expected = nullptr;
     if (judged && spec.cases[i].has_expected) expected = &spec.cases[i].expected;
     if (!judged && spec.has_expected) expected = &spec.expected;
-    std::string v = verdict_of(o, expected, memory_mb);
+    std::string v = verdict_of(o, expected, spec.limits);
     if (v.empty() || v == kAccepted) {
       ++r.passed;
     } else if (first_failure.empty()) {
@@ -162,4 +158,4 @@ protocol::JobResult summarize(const ProcessOutcome* check, const std::vector<Pro
   return r;
 }
 
-}  // namespace jc::node
+}  // namespace jc::runner

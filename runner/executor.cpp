@@ -1,4 +1,4 @@
-#include "cluster_node/executor.h"
+#include "runner/executor.h"
 
 #include <fmt/format.h>
 
@@ -6,34 +6,31 @@
 
 #include "common/time.h"
 
-namespace jc::node {
+namespace jc::runner {
 
-Executor::Executor(boost::asio::io_context& io, std::string node_id, SandboxSettings sandbox,
+Executor::Executor(boost::asio::io_context& io, std::string node_id, const SandboxConfig& sandbox,
                    std::uint32_t slots, Done done)
     : io_(io),
       node_id_(std::move(node_id)),
-      sandbox_(std::move(sandbox)),
+      sandbox_(Sandbox::create(sandbox)),
       done_(std::move(done)),
       reaper_(io),
-      uid_in_use_(slots, false) {}
+      slot_in_use_(slots, false) {}
 
 void Executor::start(protocol::Assignment job) {
   const std::string ticket = job.spec.ticket;
   if (job.spec.kind == protocol::JobKind::kRun) {
-    uid_t uid = sandbox_.uid;
-    gid_t gid = sandbox_.gid;
-    if (sandbox_.uid_base > 0) {
-      // NodeCore never runs more jobs than slots, so a free one exists.
-      auto free = std::find(uid_in_use_.begin(), uid_in_use_.end(), false);
-      std::size_t slot = static_cast<std::size_t>(free - uid_in_use_.begin());
-      if (free == uid_in_use_.end()) uid_in_use_.push_back(false);
-      uid_in_use_[slot] = true;
-      uid_of_[ticket] = slot;
-      uid = gid = static_cast<uid_t>(sandbox_.uid_base + slot);
-    }
-    auto run = std::make_shared<RunJob>(io_, reaper_, sandbox_, std::move(job), uid, gid,
+    // NodeCore never runs more jobs than slots, so a free one exists.
+    auto free = std::find(slot_in_use_.begin(), slot_in_use_.end(), false);
+    std::size_t slot = static_cast<std::size_t>(free - slot_in_use_.begin());
+    if (free == slot_in_use_.end()) slot_in_use_.push_back(false);
+    slot_in_use_[slot] = true;
+    slot_of_[ticket] = slot;
+    uid_t uid = sandbox_->isolation().slot_uid(static_cast<std::uint32_t>(slot));
+    gid_t gid = sandbox_->isolation().slot_gid(static_cast<std::uint32_t>(slot));
+    auto run = std::make_shared<RunJob>(io_, reaper_, *sandbox_, std::move(job), uid, gid,
                                         [this, ticket](protocol::JobResult r) {
-                                          release_uid(ticket);
+                                          release_slot(ticket);
                                           if (runs_.erase(ticket) == 0) return;  // stopped
                                           done_(ticket, std::move(r));
                                         });
@@ -103,10 +100,10 @@ bool Executor::cancel(const std::string& ticket) {
   return false;
 }
 
-void Executor::release_uid(const std::string& ticket) {
-  if (auto it = uid_of_.find(ticket); it != uid_of_.end()) {
-    uid_in_use_[it->second] = false;
-    uid_of_.erase(it);
+void Executor::release_slot(const std::string& ticket) {
+  if (auto it = slot_of_.find(ticket); it != slot_of_.end()) {
+    slot_in_use_[it->second] = false;
+    slot_of_.erase(it);
   }
 }
 
@@ -121,4 +118,4 @@ void Executor::stop_all() {
   reaper_.stop();
 }
 
-}  // namespace jc::node
+}  // namespace jc::runner

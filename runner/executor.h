@@ -1,26 +1,29 @@
 // Runs the jobs the proxy gave this node without blocking the event loop:
-// sleep jobs on a timer, run jobs as RunJob in the sandbox. The rest of the
-// node sees only start / stop / cancel; how a job is isolated is the
-// sandbox's business. NodeCore decides how many run at once (NODE_SLOTS).
+// sleep jobs on a timer, run jobs as RunJob in the sandbox, each in a slot
+// of its own (slot i's user id is JOB_UID_BASE + i). The rest of the node
+// sees only start / stop / cancel; NodeCore decides how many run at once
+// (NODE_SLOTS).
 #pragma once
 
 #include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
-#include "cluster_node/run_job.h"
-#include "cluster_node/sandbox.h"
 #include "net/asio.h"
 #include "protocol/messages.h"
+#include "runner/child_reaper.h"
+#include "runner/run_job.h"
+#include "runner/sandbox.h"
 
-namespace jc::node {
+namespace jc::runner {
 
 class Executor {
  public:
   using Done = std::function<void(const std::string& ticket, protocol::JobResult)>;
 
-  Executor(boost::asio::io_context& io, std::string node_id, SandboxSettings sandbox,
+  Executor(boost::asio::io_context& io, std::string node_id, const SandboxConfig& sandbox,
            std::uint32_t slots, Done done);
   void start(protocol::Assignment job);
   // Stops a running job without a result (it belongs to another node now).
@@ -28,6 +31,8 @@ class Executor {
   // Kills a running job; it ends CANCELLED. False when it is not running here.
   bool cancel(const std::string& ticket);
   void stop_all();
+  // The protections run jobs get here ("full", or the list).
+  const std::string& sandbox_description() const { return sandbox_->description(); }
 
  private:
   struct Sleep {
@@ -36,17 +41,17 @@ class Executor {
     std::int64_t start_ms = 0;
   };
   void finish_sleep(const std::string& ticket, bool cancelled);
-  void release_uid(const std::string& ticket);
+  void release_slot(const std::string& ticket);
 
   boost::asio::io_context& io_;
   std::string node_id_;
-  SandboxSettings sandbox_;
+  std::unique_ptr<Sandbox> sandbox_;
   Done done_;
   ChildReaper reaper_;
   std::unordered_map<std::string, Sleep> sleeps_;
   std::unordered_map<std::string, std::shared_ptr<RunJob>> runs_;
-  std::vector<bool> uid_in_use_;  // per slot, with SandboxSettings::uid_base
-  std::unordered_map<std::string, std::size_t> uid_of_;
+  std::vector<bool> slot_in_use_;
+  std::unordered_map<std::string, std::size_t> slot_of_;
 };
 
-}  // namespace jc::node
+}  // namespace jc::runner

@@ -1,0 +1,367 @@
+#include "runner/sandbox.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fmt/format.h>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "common/log.h"
+#include "runner/init/init_report.h"
+
+namespace jc::runner {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using std::chrono::milliseconds;
+
+namespace {
+
+// After job_init exits, its pipes may still be held by a process that
+// escaped it (only possible without a PID namespace); this long at most we
+// wait for their end.
+constexpr milliseconds kPipeGrace{500};
+// Without a PID namespace job_init gets SIGTERM first (it then ends what the
+// shell left); past this, SIGKILL.
+constexpr milliseconds kEscalate{1000};
+// The CPU-time check runs when the limit could first be reached (at full
+// use of every CPU), and never more often than this.
+constexpr std::int64_t kMinCpuCheckMs = 5;
+
+std::string read_text(const char* path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+bool pid_alive(int pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
+
+unsigned cpu_count() { return std::max(1u, std::thread::hardware_concurrency()); }
+
+}  // namespace
+
+std::unique_ptr<Sandbox> Sandbox::create(const SandboxConfig& config) {
+  auto log = log::get("sandbox");
+  auto s = std::unique_ptr<Sandbox>(new Sandbox());
+  s->config_ = config;
+  s->isolation_ = Isolation::create(config.isolation);
+  s->protections_ = s->isolation_->protections();
+  std::string why;
+  s->cgroups_ = Cgroups::open(CgroupFs::system(), read_text("/proc/self/mountinfo"),
+                              read_text("/proc/self/cgroup"),
+                              cgroup_group_name(config.node_id, ::getpid()), pid_alive, &why);
+  s->protections_.cgroup = s->cgroups_ != nullptr;
+  if (!s->cgroups_) {
+    log->warn(
+        "cannot apply cgroup ({}): memory is limited per process by address space, CPU time per "
+        "process, and figures are those of what job_init reaped",
+        why);
+  }
+  s->description_ = s->protections_.describe();
+  log->info("run jobs get sandbox={} (user, fs, pid, ipc, uts, net, cgroup){}{}",
+            s->description_,
+            s->cgroups_ ? fmt::format(" cgroup=v{} at {}", s->cgroups_->version(),
+                                      s->cgroups_->group_dirs().front())
+                        : "",
+            s->protections_.fs ? "" : fmt::format(" work_root={}", config.isolation.work_root));
+  return s;
+}
+
+SandboxRun::SandboxRun(asio::io_context& io, Sandbox& sandbox, RunRequest request, Done done)
+    : io_(io),
+      sandbox_(sandbox),
+      request_(std::move(request)),
+      done_(std::move(done)),
+      in_(io),
+      out_(io),
+      err_(io),
+      report_(io),
+      deadline_(io),
+      cpu_timer_(io),
+      grace_(io),
+      escalate_(io) {}
+
+SandboxRun::~SandboxRun() = default;
+
+std::shared_ptr<SandboxRun> SandboxRun::start(asio::io_context& io, ChildReaper& reaper,
+                                              Sandbox& sandbox, RunRequest request, Done done) {
+  auto run = std::make_shared<SandboxRun>(io, sandbox, std::move(request), std::move(done));
+  run->launch(reaper);
+  return run;
+}
+
+void SandboxRun::fail(const std::string& why) {
+  observed_.start_failed = true;
+  observed_.stderr_data = "jobcluster: " + why + "\n";
+  observed_.exit_code = -1;
+  exited_ = true;
+  asio::post(io_, [self = shared_from_this()] { self->finish(); });
+}
+
+void SandboxRun::launch(ChildReaper& reaper) {
+  started_ = std::chrono::steady_clock::now();
+  const auto& lim = request_.limits;
+  const auto& config = sandbox_.config();
+  output_limit_ = static_cast<std::size_t>(lim.output_kb) * 1024;
+  const std::uint64_t memory = static_cast<std::uint64_t>(lim.memory_mb) << 20;
+  std::vector<int> cgroup_fds;
+  auto close_all = [](std::vector<int>& fds) {
+    for (int fd : fds) {
+      if (fd >= 0) ::close(fd);
+    }
+    fds.clear();
+  };
+  if (Cgroups* cg = sandbox_.cgroups()) {
+    std::string err;
+    group_ = cg->make_run({memory, config.processes}, &err);
+    if (!group_) {
+      fail(err);
+      return;
+    }
+    for (const auto& path : group_->procs_files()) {
+      int fd = CgroupFs::system().open_for_write(path);
+      if (fd < 0) {
+        close_all(cgroup_fds);
+        fail(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
+        return;
+      }
+      cgroup_fds.push_back(fd);
+    }
+  }
+  int in[2], out[2], err[2], rep[2];
+  if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 ||
+      ::pipe2(err, O_CLOEXEC) != 0 || ::pipe2(rep, O_CLOEXEC) != 0) {
+    close_all(cgroup_fds);
+    fail(std::string("pipe: ") + std::strerror(errno));
+    return;
+  }
+  SpawnSpec spec;
+  spec.workspace = request_.workspace;
+  spec.uid = request_.uid;
+  spec.gid = request_.gid;
+  spec.stdin_fd = in[0];
+  spec.stdout_fd = out[1];
+  spec.stderr_fd = err[1];
+  spec.script_fd = request_.script_fd;
+  spec.status_fd = rep[1];
+  spec.cgroup_fds = cgroup_fds;
+  // Without a cgroup, memory can only be bounded by address space, per
+  // process (what reserves much and touches little then fails).
+  spec.address_space_bytes = group_ ? 0 : memory;
+  // The cgroup check ends the tree at --cpu; the rlimit is a second line
+  // per process, a second later. Without a cgroup it is the only line.
+  std::uint64_t cpu_s = (static_cast<std::uint64_t>(lim.cpu_ms) + 999) / 1000;
+  spec.cpu_seconds = group_ ? cpu_s + 1 : cpu_s;
+  // With its own tmpfs a job's files are bounded by --disk, and a write
+  // past it fails with ENOSPC as a full disk does. Without, each file is.
+  if (!sandbox_.protections().fs) spec.file_size_bytes = static_cast<std::uint64_t>(lim.disk_mb) << 20;
+  // RLIMIT_NPROC counts every process of the user id: a second line only
+  // where each job has an id of its own.
+  if (std::string(sandbox_.isolation().init_mode()) != "tree" &&
+      sandbox_.config().isolation.uid_base > 0) {
+    spec.processes = config.processes;
+  }
+  spec.stack_bytes = memory;
+  spec.open_files = config.open_files;
+  std::string error;
+  pid_t pid = sandbox_.isolation().spawn(spec, error);
+  ::close(in[0]);
+  ::close(out[1]);
+  ::close(err[1]);
+  ::close(rep[1]);
+  close_all(cgroup_fds);
+  in_.assign(in[1]);
+  out_.assign(out[0]);
+  err_.assign(err[0]);
+  report_.assign(rep[0]);
+  if (pid < 0) {
+    error_code ignored;
+    in_.close(ignored);
+    out_.close(ignored);
+    err_.close(ignored);
+    report_.close(ignored);
+    fail(error);
+    return;
+  }
+  pid_ = pid;
+  out_open_ = err_open_ = report_open_ = true;
+  auto self = shared_from_this();
+  reaper.watch(pid, [self](int status) { self->on_exit(status); });
+  auto input = std::make_shared<std::string>(std::move(request_.stdin_data));
+  asio::async_write(in_, asio::buffer(*input), [self, input](const error_code&, std::size_t) {
+    error_code ignored;
+    self->in_.close(ignored);  // EOF for the job; EPIPE when it did not read is fine
+  });
+  read_stream(out_, observed_.stdout_data, observed_.stdout_truncated, out_open_, buffer_out_);
+  read_stream(err_, observed_.stderr_data, observed_.stderr_truncated, err_open_, buffer_err_);
+  read_report();
+  deadline_.expires_after(milliseconds(lim.timeout_ms));
+  deadline_.async_wait([self](const error_code& ec) {
+    if (ec || self->exited_) return;
+    self->observed_.killed_at_timeout = true;
+    self->end_processes();
+  });
+  if (group_ && lim.cpu_ms > 0) check_cpu(0);
+}
+
+void SandboxRun::check_cpu(std::int64_t used_ns) {
+  std::int64_t left_ms = static_cast<std::int64_t>(request_.limits.cpu_ms) - used_ns / 1'000'000;
+  std::int64_t wait_ms = std::max<std::int64_t>(kMinCpuCheckMs, left_ms / cpu_count());
+  cpu_timer_.expires_after(milliseconds(wait_ms));
+  cpu_timer_.async_wait([self = shared_from_this()](const error_code& ec) {
+    if (ec || self->exited_ || !self->group_) return;
+    std::int64_t used = self->group_->cpu_ns();
+    if (used >= static_cast<std::int64_t>(self->request_.limits.cpu_ms) * 1'000'000) {
+      self->observed_.killed_at_cpu_limit = true;
+      self->end_processes();
+      return;
+    }
+    self->check_cpu(std::max<std::int64_t>(0, used));
+  });
+}
+
+void SandboxRun::read_stream(asio::posix::stream_descriptor& d, std::string& into, bool& truncated,
+                             bool& open, std::array<char, 16384>& buffer) {
+  d.async_read_some(asio::buffer(buffer), [this, self = shared_from_this(), &d, &into, &truncated,
+                                           &open, &buffer](const error_code& ec, std::size_t n) {
+    if (ec) {
+      open = false;
+      maybe_finish();
+      return;
+    }
+    std::size_t room = output_limit_ > into.size() ? output_limit_ - into.size() : 0;
+    into.append(buffer.data(), std::min(n, room));
+    if (n > room && !truncated) {
+      // A flood never fills the node: cut, flag, and end the run.
+      truncated = true;
+      observed_.output_exceeded = true;
+      end_processes();
+    }
+    read_stream(d, into, truncated, open, buffer);
+  });
+}
+
+void SandboxRun::read_report() {
+  report_.async_read_some(
+      asio::buffer(buffer_report_), [self = shared_from_this()](const error_code& ec, std::size_t n) {
+        if (ec) {
+          self->report_open_ = false;
+          self->maybe_finish();
+          return;
+        }
+        if (self->report_bytes_.size() < 1024) self->report_bytes_.append(self->buffer_report_.data(), n);
+        self->read_report();
+      });
+}
+
+void SandboxRun::kill(bool cancelled) {
+  if (cancelled) observed_.cancelled = true;
+  end_processes();
+}
+
+void SandboxRun::end_processes() {
+  if (pid_ <= 0 || exited_) return;
+  if (sandbox_.protections().pid) {
+    // job_init is process 1 of the run's PID namespace: when it goes, the
+    // kernel ends every process of the namespace.
+    ::kill(pid_, SIGKILL);
+    return;
+  }
+  if (killing_) return;
+  killing_ = true;
+  // job_init kills the shell and then what it left; should it not manage,
+  // SIGKILL, and the leftovers are found by user id or cgroup in on_exit.
+  ::kill(pid_, SIGTERM);
+  escalate_.expires_after(kEscalate);
+  escalate_.async_wait([self = shared_from_this()](const error_code& ec) {
+    if (!ec && !self->exited_ && self->pid_ > 0) ::kill(self->pid_, SIGKILL);
+  });
+}
+
+void SandboxRun::on_exit(int status) {
+  exited_ = true;
+  init_status_ = status;
+  deadline_.cancel();
+  cpu_timer_.cancel();
+  escalate_.cancel();
+  const Protections& prot = sandbox_.protections();
+  if (!prot.pid) {
+    // Whatever a killed job_init could not end.
+    if (std::string(sandbox_.isolation().init_mode()) == "uid") {
+      sandbox_.isolation().kill_user(request_.uid);
+    }
+    if (group_) group_->kill_all();
+  }
+  if (group_) {
+    usage_ = group_->usage();
+    group_->remove();
+    group_.reset();
+  }
+  pid_ = -1;
+  grace_.expires_after(kPipeGrace);
+  grace_.async_wait([self = shared_from_this()](const error_code& ec) {
+    if (!ec) self->finish();
+  });
+  maybe_finish();
+}
+
+void SandboxRun::maybe_finish() {
+  if (exited_ && !out_open_ && !err_open_ && !report_open_) finish();
+}
+
+void SandboxRun::finish() {
+  if (finished_) return;
+  finished_ = true;
+  error_code ignored;
+  grace_.cancel();
+  deadline_.cancel();
+  cpu_timer_.cancel();
+  escalate_.cancel();
+  in_.close(ignored);
+  out_.close(ignored);
+  err_.close(ignored);
+  report_.close(ignored);
+  Observation& o = observed_;
+  o.wall_ms = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - started_)
+                  .count();
+  if (!o.start_failed) {
+    jc_init_report report{};
+    bool reported = report_bytes_.size() >= sizeof report;
+    if (reported) std::memcpy(&report, report_bytes_.data(), sizeof report);
+    reported = reported && report.magic == JC_INIT_REPORT_MAGIC;
+    if (reported && report.start_errno != 0) {
+      o.start_failed = true;
+      o.exit_code = -1;
+    } else if (reported) {
+      int st = report.wait_status;
+      if (WIFEXITED(st)) {
+        o.exit_code = WEXITSTATUS(st);
+      } else if (WIFSIGNALED(st)) {
+        o.signal = WTERMSIG(st);
+        o.exit_code = 128 + o.signal;
+      }
+    } else {
+      // job_init ended before the shell did: killed, by the sandbox (a
+      // limit, a cancel) or by the kernel (out of memory).
+      int st = init_status_;
+      o.signal = WIFSIGNALED(st) ? WTERMSIG(st) : SIGKILL;
+      o.exit_code = 128 + o.signal;
+    }
+    o.cpu_ms = usage_.cpu_ns >= 0 ? usage_.cpu_ns / 1'000'000 : (reported ? report.cpu_us / 1000 : 0);
+    o.peak_kb = usage_.peak_bytes >= 0 ? usage_.peak_bytes / 1024 : (reported ? report.maxrss_kb : 0);
+    o.oom_kills = usage_.oom_kills;
+  }
+  auto done = std::move(done_);
+  done_ = nullptr;
+  if (done) done(std::move(o));
+}
+
+}  // namespace jc::runner

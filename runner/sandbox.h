@@ -1,0 +1,107 @@
+// The sandbox of run jobs. Sandbox is the node's: which protections apply
+// (decided once at start and logged), the isolation and the cgroups every
+// run shares. SandboxRun is one run of a job's script (its check step, one
+// test case, or its only run): it starts it in a fresh cgroup, feeds its
+// stdin, reads its stdout and stderr (cut at --output, which also ends the
+// run), ends it at --timeout (wall clock) and at --cpu (the tree's CPU time,
+// checked as it accrues), and reports what it observed. The judge, not the
+// sandbox, turns that into a verdict.
+//
+// Runs on the node's io_context thread and never blocks it longer than
+// starting a child takes.
+#pragma once
+
+#include <array>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "net/asio.h"
+#include "protocol/job.h"
+#include "runner/cgroup.h"
+#include "runner/child_reaper.h"
+#include "runner/isolation.h"
+#include "runner/observation.h"
+#include "runner/protections.h"
+
+namespace jc::runner {
+
+struct SandboxConfig {
+  IsolationConfig isolation;
+  std::string node_id;             // names the node's cgroup
+  std::uint32_t processes = 256;   // JOB_PROCESSES: processes (and threads) of one run
+  std::uint32_t open_files = 1024;  // descriptors per process
+};
+
+class Sandbox {
+ public:
+  // Probes and prepares; logs once what applies and what cannot.
+  static std::unique_ptr<Sandbox> create(const SandboxConfig& config);
+
+  const Protections& protections() const { return protections_; }
+  const std::string& description() const { return description_; }
+  const SandboxConfig& config() const { return config_; }
+  Isolation& isolation() { return *isolation_; }
+  Cgroups* cgroups() { return cgroups_.get(); }
+
+ private:
+  SandboxConfig config_;
+  std::unique_ptr<Isolation> isolation_;
+  std::unique_ptr<Cgroups> cgroups_;
+  Protections protections_;
+  std::string description_;
+};
+
+struct RunRequest {
+  const Workspace* workspace = nullptr;
+  int script_fd = -1;  // a sealed memfd with the script
+  std::string stdin_data;
+  protocol::Limits limits;  // all set (no zero = default here)
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+class SandboxRun : public std::enable_shared_from_this<SandboxRun> {
+ public:
+  using Done = std::function<void(Observation)>;
+  static std::shared_ptr<SandboxRun> start(boost::asio::io_context& io, ChildReaper& reaper,
+                                           Sandbox& sandbox, RunRequest request, Done done);
+  // Ends the run; it is reported cancelled when `cancelled`.
+  void kill(bool cancelled);
+
+  SandboxRun(boost::asio::io_context& io, Sandbox& sandbox, RunRequest request, Done done);
+  ~SandboxRun();
+
+ private:
+  void launch(ChildReaper& reaper);
+  void read_stream(boost::asio::posix::stream_descriptor& d, std::string& into, bool& truncated,
+                   bool& open, std::array<char, 16384>& buffer);
+  void read_report();
+  void check_cpu(std::int64_t used_ns);
+  void end_processes();
+  void on_exit(int status);
+  void maybe_finish();
+  void finish();
+  void fail(const std::string& why);
+
+  boost::asio::io_context& io_;
+  Sandbox& sandbox_;
+  RunRequest request_;
+  Done done_;
+  pid_t pid_ = -1;
+  int init_status_ = 0;
+  std::unique_ptr<RunGroup> group_;
+  RunUsage usage_;
+  boost::asio::posix::stream_descriptor in_, out_, err_, report_;
+  boost::asio::steady_timer deadline_, cpu_timer_, grace_, escalate_;
+  std::chrono::steady_clock::time_point started_;
+  Observation observed_;
+  std::string report_bytes_;
+  std::size_t output_limit_ = 0;
+  bool out_open_ = false, err_open_ = false, report_open_ = false;
+  bool exited_ = false, finished_ = false, killing_ = false;
+  std::array<char, 16384> buffer_out_{}, buffer_err_{};
+  std::array<char, 256> buffer_report_{};
+};
+
+}  // namespace jc::runner
