@@ -212,16 +212,47 @@ TEST_CASE("run spec: a value already ending in a newline gets no second one") {
 }
 
 TEST_CASE("run spec: limits are copied and 0 when not given") {
-  protocol::JobSpec spec = built("run --timeout 500 --cpu=200 --memory 64 --output 8 true");
+  protocol::JobSpec spec =
+      built("run --timeout 500 --cpu=200 --memory 64 --output 8 --disk 16 true");
   CHECK(spec.limits.timeout_ms == 500);
   CHECK(spec.limits.cpu_ms == 200);
   CHECK(spec.limits.memory_mb == 64);
   CHECK(spec.limits.output_kb == 8);
+  CHECK(spec.limits.disk_mb == 16);
   protocol::JobSpec none = built("run --memory 32 true");
   CHECK(none.limits.timeout_ms == 0);
   CHECK(none.limits.cpu_ms == 0);
   CHECK(none.limits.memory_mb == 32);
   CHECK(none.limits.output_kb == 0);
+  CHECK(none.limits.disk_mb == 0);
+}
+
+TEST_CASE("run spec: --disk takes a positive number of megabytes") {
+  CmdRun r = run_of("run --disk=128 ./prog");
+  REQUIRE(r.options.disk_mb);
+  CHECK(*r.options.disk_mb == 128);
+  CHECK(contains(error_of("run --disk 0 true"), "--disk takes a positive number of megabytes"));
+  CHECK(contains(error_of("run --disk lots true"), "--disk takes a positive number"));
+}
+
+TEST_CASE("run spec: a NUL byte in a script is refused with its place, in files it is fine") {
+  protocol::JobSpec spec;
+  CHECK(build(std::string("run echo a") + '\0' + "b", "", spec) ==
+        "the command holds a NUL byte (at byte 6): a shell cannot run it");
+  protocol::JobSpec body;
+  CHECK(build("run <<END", std::string("@@ command\n./x\n@@ check\ncc x.c") + '\0' + "\n",
+              body) == "the check step holds a NUL byte (at byte 6): a shell cannot run it");
+  protocol::JobSpec binary = built(
+      "run <<END", std::string("@@ file data.bin\n\x01") + '\0' + "\x02\n@@ command\nod data.bin\n");
+  REQUIRE(binary.files.size() == 1);
+  CHECK(binary.files[0].content.size() == 4);
+}
+
+TEST_CASE("run spec: a script far larger than one argument may hold is kept whole") {
+  std::string body;
+  while (body.size() < 512 * 1024) body += "echo a line of a long script\n";
+  protocol::JobSpec spec = built("run <<END", body);
+  CHECK(spec.command == body);
 }
 
 // ---- build_run_spec: plain here-documents ----------------------------------------
