@@ -6,7 +6,7 @@
 FROM debian:bookworm AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      g++ cmake make libboost-dev libleveldb-dev libfmt-dev \
+      g++ gcc libc6-dev cmake make libboost-dev libleveldb-dev libfmt-dev \
       libspdlog-dev nlohmann-json3-dev doctest-dev libssl-dev zlib1g-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src

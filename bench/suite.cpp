@@ -4,6 +4,7 @@
 
 #include <cctype>
 #include <exception>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <stdexcept>
@@ -275,9 +276,10 @@ void balance_scenario(const BenchContext& ctx, ScenarioReport& r) {
 }
 
 // `run true` through the cluster against the machine's own rate of starting
-// processes. xargs runs before the cluster starts and after it is gone (the
-// machine is shared: the better of the two is the reference, which is the
-// stricter comparison).
+// processes (xargs of `true`) and of starting them in bubblewrap with the
+// same isolation. Each reference runs before the cluster starts and after it
+// is gone (the machine is shared: the better of the two is the reference,
+// which is the stricter comparison).
 void run_true_scenario(const BenchContext& ctx, ScenarioReport& r) {
   int n = ctx.sizes.run_jobs;
   auto m =
@@ -285,7 +287,11 @@ void run_true_scenario(const BenchContext& ctx, ScenarioReport& r) {
                   fmt::format("`run true`: {} jobs, 3 clients, 3 nodes of 2 slots, vs `xargs -P 2`",
                               grouped(n)),
                   ">= 0.5 x xargs rate");
+  auto mb = add_measure(r, "the same, vs `xargs -P 2` of bwrap with the same isolation",
+                        ">= 1.5 x bwrap rate");
+  const bool have_bwrap = std::filesystem::exists("/usr/bin/bwrap");
   XargsRun before = run_xargs(n, ctx.sizes.timeout);
+  XargsRun bwrap_before = have_bwrap ? run_xargs(n, ctx.sizes.timeout, kBwrapTrue) : XargsRun{};
   E2eRun run;
   {
     auto cluster = start_cluster(cluster_spec(ctx, 3, 2), kUpTimeout);
@@ -297,6 +303,7 @@ void run_true_scenario(const BenchContext& ctx, ScenarioReport& r) {
     r.usage = cluster_usage(*cluster);
   }
   XargsRun after = run_xargs(n, ctx.sizes.timeout);
+  XargsRun bwrap_after = have_bwrap ? run_xargs(n, ctx.sizes.timeout, kBwrapTrue) : XargsRun{};
   if (r.error = outcome_error(run, n); !r.error.empty()) return;
   r.details.push_back(e2e_detail(run, n));
   r.details.push_back("jobs per node: " + outcome_text(run.outcomes));
@@ -309,6 +316,22 @@ void run_true_scenario(const BenchContext& ctx, ScenarioReport& r) {
   set_measure(r, m,
               fmt::format("{:.2f} x ({} vs {} jobs/s)", ratio, grouped(jc_rate), grouped(x_rate)),
               ratio >= 0.5);
+  if (!have_bwrap) {
+    set_measure(r, mb, "not measured: no /usr/bin/bwrap (scripts/install-deps --bench)", false);
+    return;
+  }
+  if (r.error = bwrap_before.error.empty() ? bwrap_after.error : bwrap_before.error;
+      !r.error.empty())
+    return;
+  r.details.push_back(fmt::format("`{}`: {:.3f} s before the cluster, {:.3f} s after it",
+                                  bwrap_before.command, bwrap_before.seconds,
+                                  bwrap_after.seconds));
+  double b_rate = safe_rate(n, std::min(bwrap_before.seconds, bwrap_after.seconds));
+  double b_ratio = b_rate > 0 ? jc_rate / b_rate : 0;
+  set_measure(r, mb,
+              fmt::format("{:.2f} x ({} vs {} jobs/s)", b_ratio, grouped(jc_rate),
+                          grouped(b_rate)),
+              b_ratio >= 1.5);
 }
 
 }  // namespace jc::bench

@@ -118,9 +118,16 @@ LatencyRun run_latency(Cluster& cluster, int jobs, int job_ms, std::chrono::seco
   return run;
 }
 
-XargsRun run_xargs(int jobs, std::chrono::seconds timeout) {
+const char* const kBwrapTrue =
+    "bwrap --unshare-all --die-with-parent --new-session --ro-bind /usr /usr "
+    "--symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 "
+    "--symlink usr/sbin /sbin --ro-bind /etc/ld.so.cache /etc/ld.so.cache "
+    "--ro-bind /etc/alternatives /etc/alternatives --proc /proc --dev /dev --tmpfs /tmp "
+    "--tmpfs /box --chdir /box /bin/sh -c true";
+
+XargsRun run_xargs(int jobs, std::chrono::seconds timeout, const std::string& command) {
   XargsRun run;
-  run.command = fmt::format("seq {} | xargs -P 2 -n 1 true", jobs);
+  run.command = fmt::format("seq {} | xargs -P 2 -n 1 {}", jobs, command);
   jc::test::Process xargs("/bin/sh", {"-c", run.command}, {}, "/dev/null");
   auto t0 = Clock::now();
   xargs.start();

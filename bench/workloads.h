@@ -68,14 +68,21 @@ struct LatencyRun {
 LatencyRun run_latency(jc::test::Cluster& cluster, int jobs, int job_ms,
                        std::chrono::seconds timeout);
 
-// `seq N | xargs -P 2 -n 1 true`: the machine's own rate of starting
-// processes two at a time, the reference for `run true` jobs.
+// `seq N | xargs -P 2 -n 1 COMMAND`: the machine's own rate of starting
+// processes two at a time (COMMAND `true`), or of starting them in
+// bubblewrap with the isolation run jobs get (kBwrapTrue): the references
+// for `run true` jobs.
 struct XargsRun {
   std::string command;
   double seconds = 0;
   std::string error;
 };
-XargsRun run_xargs(int jobs, std::chrono::seconds timeout);
+XargsRun run_xargs(int jobs, std::chrono::seconds timeout, const std::string& command = "true");
+// `true` in a bubblewrap sandbox like a run job's: new mount, PID, IPC, UTS
+// and network namespaces, a read-only /usr with the merged-/usr links, the
+// loader's cache and /etc/alternatives, its own /proc and /dev, tmpfs /box
+// and /tmp, and `sh -c` as run jobs use it.
+extern const char* const kBwrapTrue;
 
 // The line of a sleep job of `ms` milliseconds.
 std::string sleep_line(int ms);

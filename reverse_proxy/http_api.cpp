@@ -137,7 +137,7 @@ svg{border:1px solid #ddd;border-radius:6px;background:#fcfcfc}
 <div class="card">re-dispatched<b id="redispatched">-</b></div>
 </div>
 <table><thead><tr><th>node</th><th>address</th><th>state</th><th>slots</th><th>running</th>
-<th>queued</th><th>held</th><th>done</th><th>last heard</th></tr></thead><tbody id="nodes"></tbody></table>
+<th>queued</th><th>held</th><th>done</th><th>sandbox</th><th>last heard</th></tr></thead><tbody id="nodes"></tbody></table>
 <div>throughput (jobs/s, last 5 min) <span id="rate"></span></div>
 <svg id="chart" width="600" height="90"></svg>
 <div>queue length</div>
@@ -151,6 +151,10 @@ function spark(id, values, color) {
   svg.innerHTML = `<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts.join(' ')}"/>` +
     `<text x="4" y="12" font-size="10" fill="#888">max ${max.toFixed(0)}</text>`;
 }
+// Text from nodes goes into the page as text, never as markup.
+function esc(v) {
+  return String(v).replace(/[&<>"']/g, c => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'})[c]);
+}
 async function refresh() {
   try {
     const s = await (await fetch('/api/state')).json();
@@ -159,9 +163,10 @@ async function refresh() {
     for (const k of ['queue_length', 'running', 'finished', 'redispatched'])
       document.getElementById(k === 'queue_length' ? 'queue' : k).textContent = s[k];
     document.getElementById('nodes').innerHTML = s.nodes.map(n =>
-      `<tr><td>${n.id}</td><td>${n.address}</td><td class="${n.state}">${n.state}</td>` +
+      `<tr><td>${esc(n.id)}</td><td>${esc(n.address)}</td><td class="${esc(n.state)}">${esc(n.state)}</td>` +
       `<td>${n.slots}</td><td>${n.running}</td><td>${n.queued}</td><td>${n.held}</td>` +
-      `<td>${n.finished}</td><td>${((s.time_ms - n.last_heard_ms) / 1000).toFixed(1)} s ago</td></tr>`).join('');
+      `<td>${n.finished}</td><td>${esc(n.sandbox)}</td>` +
+      `<td>${((s.time_ms - n.last_heard_ms) / 1000).toFixed(1)} s ago</td></tr>`).join('');
     const rates = s.history.map(x => x.finished_per_s);
     spark('chart', rates, '#2a7');
     spark('qchart', s.history.map(x => x.queue), '#27c');

@@ -108,7 +108,12 @@ protocol::Welcome ProxyCore::on_hello(const protocol::Hello& hello, const std::s
   node.draining = false;
   node.slots = hello.slots;
   node.address = hello.client_address;
-  node.sandbox = hello.sandbox;
+  // Shown on the dashboard and in every node's `stats`: only the words a
+  // node writes ("full", "user,cgroup", ...).
+  bool plain = hello.sandbox.size() <= 64 &&
+               std::all_of(hello.sandbox.begin(), hello.sandbox.end(),
+                           [](char c) { return (c >= 'a' && c <= 'z') || c == ','; });
+  node.sandbox = plain ? hello.sandbox : "?";
   node.last_heard = now;
   w.accepted = true;
   reconcile(hello.node_id, hello, w);

@@ -288,8 +288,8 @@ std::string cgroup_group_name(const std::string& node_id, int pid) {
   return fmt::format("{}{}-{}", kGroupPrefix, node_id, pid);
 }
 
-RunGroup::RunGroup(CgroupFs& fs, int version, std::vector<std::string> dirs)
-    : fs_(fs), version_(version), dirs_(std::move(dirs)) {}
+RunGroup::RunGroup(CgroupFs& fs, int version, std::vector<std::string> dirs, bool drop_cache)
+    : fs_(fs), version_(version), dirs_(std::move(dirs)), drop_cache_(drop_cache) {}
 
 RunGroup::~RunGroup() { remove(); }
 
@@ -336,6 +336,14 @@ void RunGroup::kill_all() {
 void RunGroup::remove() {
   if (removed_) return;
   removed_ = true;
+  if (drop_cache_) {
+    if (version_ == kV2) {
+      auto current = fs_.read_file(dirs_[0] + "/memory.current");
+      if (current && number(current) > 0) fs_.write_file(dirs_[0] + "/memory.reclaim", *current);
+    } else {
+      fs_.write_file(dirs_[0] + "/memory.force_empty", "0");
+    }
+  }
   for (const auto& d : dirs_) fs_.remove_dir(d);
 }
 
@@ -374,7 +382,23 @@ std::unique_ptr<Cgroups> Cgroups::open(CgroupFs& fs, const std::string& mountinf
   return nullptr;
 }
 
+void Cgroups::check_dying() {
+  auto text = fs_.read_file("/proc/cgroups");
+  if (!text) return;
+  std::istringstream in(*text);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream words(line);
+    std::string name;
+    long long hierarchy = 0, count = 0;
+    if (!(words >> name >> hierarchy >> count) || name != "memory") continue;
+    if (count > kTooMany) drop_cache_ = true;
+    if (count < kEnough) drop_cache_ = false;
+  }
+}
+
 std::unique_ptr<RunGroup> Cgroups::make_run(const RunLimits& limits, std::string* err) {
+  if (next_run_ % kCheckEvery == 0) check_dying();
   std::string name = fmt::format("run-{}", next_run_++);
   std::vector<std::string> dirs;
   for (const auto& g : group_dirs_) {
@@ -386,7 +410,7 @@ std::unique_ptr<RunGroup> Cgroups::make_run(const RunLimits& limits, std::string
     }
     dirs.push_back(d);
   }
-  auto group = std::make_unique<RunGroup>(fs_, version_, dirs);
+  auto group = std::make_unique<RunGroup>(fs_, version_, dirs, drop_cache_);
   auto set = [&](const std::string& file, const std::string& value, bool optional) {
     if (!err->empty()) return;
     int e = fs_.write_file(file, value);

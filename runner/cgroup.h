@@ -55,7 +55,8 @@ struct RunUsage {
 
 class RunGroup {
  public:
-  RunGroup(CgroupFs& fs, int version, std::vector<std::string> dirs);
+  // `drop_cache`: empty the memory group before removing it (see Cgroups).
+  RunGroup(CgroupFs& fs, int version, std::vector<std::string> dirs, bool drop_cache = false);
   ~RunGroup();
   RunGroup(const RunGroup&) = delete;
   RunGroup& operator=(const RunGroup&) = delete;
@@ -75,6 +76,7 @@ class RunGroup {
   CgroupFs& fs_;
   int version_;
   std::vector<std::string> dirs_;  // v1: memory, cpuacct, pids; v2: one
+  bool drop_cache_ = false;
   bool removed_ = false;
 };
 
@@ -96,13 +98,27 @@ class Cgroups {
   const std::vector<std::string>& group_dirs() const { return group_dirs_; }
   // A fresh group for one run with these limits; nullptr and `err` on failure.
   std::unique_ptr<RunGroup> make_run(const RunLimits& limits, std::string* err);
+  // Whether removed groups are emptied first (many dying groups are left).
+  bool dropping_cache() const { return drop_cache_; }
+
+  // A removed memory group lives on, dying, while page cache it was charged
+  // for stays (on kernels that do not hand it to the parent), and the kernel
+  // has at most 65535 memory groups. Every kCheckEvery runs the count in
+  // /proc/cgroups is read: past kTooMany, each run's group is emptied
+  // (memory.force_empty, or memory.reclaim on v2) before it is removed,
+  // which costs re-reading files later; below kEnough that stops.
+  static constexpr std::uint64_t kCheckEvery = 256;
+  static constexpr std::int64_t kTooMany = 20'000;
+  static constexpr std::int64_t kEnough = 10'000;
 
  private:
   Cgroups(CgroupFs& fs, int version, std::vector<std::string> group_dirs);
+  void check_dying();
   CgroupFs& fs_;
   int version_;
   std::vector<std::string> group_dirs_;
   std::uint64_t next_run_ = 1;
+  bool drop_cache_ = false;
 };
 
 // The group name for this process: "jobcluster-<name>-<pid>".

@@ -79,7 +79,7 @@ TEST_CASE("run: a submission with several test cases gets a verdict per case and
   Cluster cluster({.nodes = 2, .slots = 1});
   Client c(cluster.node_port(1));
   std::string body =
-      "run --timeout 2000 <<EOF\n"
+      "run --timeout 10000 <<EOF\n"
       "@@ file sum.py\n"
       "a, b = map(int, input().split())\n"
       "print(a + b if a < 100 else a - b)\n"

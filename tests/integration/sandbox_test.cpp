@@ -438,7 +438,7 @@ TEST_CASE("sandbox: a C++ program compiled with g++ in the check step is judged"
 
 TEST_CASE("sandbox: the README's worked example, a Python program judged on two cases") {
   OneNode one;
-  auto r = run_script(one.client, "--timeout 2000 --memory 128",
+  auto r = run_script(one.client, "--timeout 5000 --memory 128",
                       "@@ file sum.py\n"
                       "a, b = map(int, input().split())\n"
                       "print(a + b)\n"

@@ -160,6 +160,31 @@ TEST_CASE("cgroup: a v1 run gets a fresh leaf with its limits, and its figures a
   CHECK(fs.dirs.count("/sys/fs/cgroup/pids/jobcluster-n1-42/run-2"));
 }
 
+TEST_CASE("cgroup: with too many dying memory groups, each run's group is emptied first") {
+  FakeFs fs = hybrid();
+  std::string why, err;
+  auto cg = Cgroups::open(fs, kHybridMountinfo, kHybridSelf, "g", never_alive, &why);
+  REQUIRE(cg);
+  fs.mkdirs("/proc");
+  fs.files["/proc/cgroups"] =
+      "#subsys_name\thierarchy\tnum_cgroups\tenabled\nmemory\t4\t25000\t1\npids\t8\t5\t1\n";
+  auto run_and_remove = [&]() -> bool {
+    fs.writes.clear();
+    auto run = cg->make_run({1 << 20, 0}, &err);
+    REQUIRE(run);
+    run->remove();
+    return joined(fs.writes).find("memory.force_empty=0") != std::string::npos;
+  };
+  // Checked every kCheckEvery runs: the first check is at run 256.
+  for (std::uint64_t i = 1; i < Cgroups::kCheckEvery; ++i) CHECK_FALSE(run_and_remove());
+  CHECK(run_and_remove());
+  CHECK(cg->dropping_cache());
+  fs.files["/proc/cgroups"] = "memory\t4\t9000\t1\n";
+  for (std::uint64_t i = 1; i < Cgroups::kCheckEvery; ++i) CHECK(run_and_remove());
+  CHECK_FALSE(run_and_remove());
+  CHECK_FALSE(cg->dropping_cache());
+}
+
 TEST_CASE("cgroup: without swap accounting the memsw limit is simply not set") {
   FakeFs fs = hybrid();
   std::string why, err;

@@ -170,6 +170,22 @@ TEST_CASE("proxy core: hello is accepted and answered with a welcome") {
   CHECK(n->address == "127.0.0.1:7000");
 }
 
+TEST_CASE("proxy core: a node's sandbox protections are shown as it says, markup never") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  auto h = hello("node-a", 2);
+  h.sandbox = "user,net,cgroup";
+  REQUIRE(p.core.on_hello(h, "peer", 0).accepted);
+  auto b = hello("node-b", 2);
+  b.sandbox = "<img src=x onerror=alert(1)>";
+  REQUIRE(p.core.on_hello(b, "peer-b", 0).accepted);
+  auto s = p.core.stats(0);
+  REQUIRE(node_stats(s, "node-a") != nullptr);
+  CHECK(node_stats(s, "node-a")->sandbox == "user,net,cgroup");
+  REQUIRE(node_stats(s, "node-b") != nullptr);
+  CHECK(node_stats(s, "node-b")->sandbox == "?");
+}
+
 TEST_CASE("proxy core: hello with another protocol version is refused") {
   storage::MemoryStore store;
   Proxy p(store);
