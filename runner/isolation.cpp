@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <linux/seccomp.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -24,6 +25,7 @@
 
 #include "common/log.h"
 #include "runner/janitor.h"
+#include "runner/syscall_filter.h"
 
 // The static job_init program, linked in by runner/init_blob.S.
 extern "C" const unsigned char jc_job_init_start[];
@@ -261,6 +263,7 @@ struct detail::ChildPlan {
   const SpawnSpec* spawn = nullptr;
   bool fs = false, net = false, uts = false, drop_user = false;
   int net_fd = -1, init_fd = -1;
+  const sock_fprog* filter = nullptr;  // installed last, when set
   const char* workdir = nullptr;
   char* const* argv = nullptr;
   char* const* envp = nullptr;
@@ -426,6 +429,9 @@ int child_main(void* arg) {
   }
   // Should the node die, so does the run.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  if (p.filter != nullptr &&
+      ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, p.filter, 0, 0) != 0)
+    child_fail(step, err, "installing the system call filter");
   sigset_t none_blocked;
   sigemptyset(&none_blocked);
   ::sigprocmask(SIG_SETMASK, &none_blocked, nullptr);
@@ -563,6 +569,23 @@ bool can_clone(int flags, void* stack_top) {
   return true;
 }
 
+int filter_child(void* arg) {
+  auto* program = static_cast<const sock_fprog*>(arg);
+  bool ok = ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+            ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, program, 0, 0) == 0;
+  _exit(ok ? 0 : 1);
+}
+
+// Whether this kernel takes the filter (a child tries it).
+bool can_filter(const sock_fprog& program, void* stack_top) {
+  pid_t pid = ::clone(filter_child, stack_top, CLONE_VM | CLONE_VFORK | SIGCHLD,
+                      const_cast<sock_fprog*>(&program));
+  if (pid < 0) return false;
+  int status = 0;
+  ::waitpid(pid, &status, __WALL);
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 struct IdProbe {
   uid_t uid;
   int ok;
@@ -616,6 +639,15 @@ void Isolation::probe(const IsolationConfig& config) {
                           std::pair{protections_.uts, "uts"}}) {
     if (!ok) missing.push_back(fmt::format("{} (a new {} namespace is not permitted)", name, name));
   }
+  filter_ = build_job_filter(&why);
+  if (!filter_.empty()) {
+    filter_program_.len = static_cast<unsigned short>(filter_.size());
+    filter_program_.filter = filter_.data();
+    protections_.seccomp = can_filter(filter_program_, stack_top);
+    if (!protections_.seccomp) why = "the kernel refused it";
+  }
+  if (!protections_.seccomp)
+    missing.push_back(fmt::format("seccomp (no system call filter: {})", why));
   net_fd_ = root ? make_empty_network_namespace() : -1;
   protections_.net = net_fd_ >= 0;
   if (!protections_.net) missing.push_back("net (a network namespace is not permitted: jobs share the node's network)");
@@ -767,6 +799,7 @@ pid_t Isolation::spawn(const SpawnSpec& spec, std::string& error) {
   plan.net_fd = net_fd_;
   plan.init_fd = init_fd_;
   plan.proc_fd = proc_fd_;
+  if (protections_.seccomp) plan.filter = &filter_program_;
   std::vector<Op> ops;
   if (protections_.fs) {
     plan.mnt_fd = ws.ns_fd_ >= 0 ? ws.ns_fd_ : root_ns_fd_;

@@ -28,6 +28,7 @@
 // signal every thread of the process).
 #pragma once
 
+#include <linux/filter.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -140,6 +141,8 @@ class Isolation {
   int net_fd_ = -1;      // the empty network namespace
   int init_fd_ = -1;     // job_init, sealed memfd
   int proc_fd_ = -1;     // the node's /proc
+  std::vector<sock_filter> filter_;  // runner/syscall_filter.h
+  sock_fprog filter_program_{};
   void* stack_ = nullptr;
   std::size_t stack_size_ = 0;
 };

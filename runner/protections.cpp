@@ -8,7 +8,7 @@ namespace jc::runner {
 namespace {
 
 using Member = bool Protections::*;
-constexpr std::array<std::pair<const char*, Member>, 7> kNames = {{
+constexpr std::array<std::pair<const char*, Member>, 8> kNames = {{
     {"user", &Protections::user},
     {"fs", &Protections::fs},
     {"pid", &Protections::pid},
@@ -16,6 +16,7 @@ constexpr std::array<std::pair<const char*, Member>, 7> kNames = {{
     {"uts", &Protections::uts},
     {"net", &Protections::net},
     {"cgroup", &Protections::cgroup},
+    {"seccomp", &Protections::seccomp},
 }};
 
 }  // namespace

@@ -16,8 +16,9 @@ struct Protections {
   bool uts = false;     // its own host name
   bool net = false;     // no network at all (an empty network namespace)
   bool cgroup = false;  // memory, CPU time and processes of the whole tree, limited and measured
+  bool seccomp = false;  // the system calls of runner/syscall_filter.h are denied
 
-  bool full() const { return user && fs && pid && ipc && uts && net && cgroup; }
+  bool full() const { return user && fs && pid && ipc && uts && net && cgroup && seccomp; }
   // "full" when every protection applies, else the ones that do, in the
   // order above ("user,cgroup"), or "none". Where `cgroup` is missing,
   // memory and CPU time are limited per process by rlimits.

@@ -66,7 +66,7 @@ std::unique_ptr<Sandbox> Sandbox::create(const SandboxConfig& config) {
         why);
   }
   s->description_ = s->protections_.describe();
-  log->info("run jobs get sandbox={} (user, fs, pid, ipc, uts, net, cgroup){}{}",
+  log->info("run jobs get sandbox={} (of user, fs, pid, ipc, uts, net, cgroup, seccomp){}{}",
             s->description_,
             s->cgroups_ ? fmt::format(" cgroup=v{} at {}", s->cgroups_->version(),
                                       s->cgroups_->group_dirs().front())

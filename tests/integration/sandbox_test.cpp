@@ -28,6 +28,7 @@ namespace {
 
 bool machine_allows(const std::string& protection) {
   if (protection == "cgroup") return can_create_cgroups();
+  if (protection == "seccomp") return true;  // needs no privilege, only no_new_privs
   return ::geteuid() == 0 && has_cap_sys_admin();
 }
 
@@ -94,7 +95,7 @@ TEST_CASE("sandbox: every result names the protections that applied, as stats do
   std::string have = node_sandbox(one.client, "n1");
   REQUIRE(!have.empty());
   if (::geteuid() == 0 && has_cap_sys_admin()) {
-    for (const char* p : {"user", "fs", "pid", "ipc", "uts", "net"}) {
+    for (const char* p : {"user", "fs", "pid", "ipc", "uts", "net", "seccomp"}) {
       CHECK_MESSAGE(protection_applies(have, p), "root with CAP_SYS_ADMIN, yet no " << p);
     }
     if (can_create_cgroups()) CHECK(have == "full");
@@ -326,6 +327,22 @@ TEST_CASE("sandbox: no network, and no unix socket of the host") {
   CHECK(joined(lines_of(ifaces.out)) == "    lo ");
   ::close(listener);
   std::filesystem::remove(path);
+}
+
+TEST_CASE("sandbox: no user namespaces, keyrings or io_uring, and threads still work") {
+  OneNode one;
+  NEED(one.client, "seccomp");
+  auto r = run_script(one.client, "",
+                      "unshare -Ur true; echo \"unshare $?\"\n"
+                      "python3 -c '\n"
+                      "import ctypes, threading\n"
+                      "libc = ctypes.CDLL(None, use_errno=True)\n"
+                      "print(\"keyctl\", libc.syscall(250, 0, 0, 0, 0, 0), ctypes.get_errno())\n"
+                      "print(\"io_uring_setup\", libc.syscall(425, 1, 0), ctypes.get_errno())\n"
+                      "t = threading.Thread(target=lambda: print(\"thread\")); t.start(); t.join()\n"
+                      "'");
+  CHECK(r.out == "unshare 1\nkeyctl -1 1\nio_uring_setup -1 38\nthread\n");
+  CHECK(r.err.find("Operation not permitted") != std::string::npos);
 }
 
 TEST_CASE("sandbox: a million empty files stop at --disk's inodes and never stall the node") {

@@ -6,7 +6,7 @@
 namespace jc::runner {
 
 TEST_CASE("protections: all of them read full, none reads none, else the list in order") {
-  Protections all{true, true, true, true, true, true, true};
+  Protections all{true, true, true, true, true, true, true, true};
   CHECK(all.full());
   CHECK(all.describe() == "full");
   CHECK(Protections{}.describe() == "none");
@@ -19,7 +19,8 @@ TEST_CASE("protections: all of them read full, none reads none, else the list in
 }
 
 TEST_CASE("protections: what describe() writes parses back, unknown words do not") {
-  for (const char* text : {"full", "none", "user", "user,fs,pid,ipc,uts,net", "cgroup"}) {
+  for (const char* text :
+       {"full", "none", "user", "user,fs,pid,ipc,uts,net", "cgroup", "user,cgroup,seccomp"}) {
     Protections p;
     REQUIRE(parse_protections(text, p));
     CHECK(p.describe() == text);
