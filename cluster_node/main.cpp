@@ -74,6 +74,15 @@ std::vector<std::string> readonly_paths(const std::string& text) {
     }
     std::string normal = std::filesystem::path(p).lexically_normal().string();
     while (normal.size() > 1 && normal.back() == '/') normal.pop_back();
+    // A job has its own of these; the host's would be hidden or harmful.
+    for (const char* own : {"/proc", "/dev", "/tmp", "/box", "/sys"}) {
+      std::string o = own;
+      if (normal == o || normal.rfind(o + "/", 0) == 0) {
+        throw jc::config::ConfigError(fmt::format(
+            "JOB_READONLY_PATHS must not name {} or a path in it (a job has its own), got '{}'",
+            o, p));
+      }
+    }
     out.push_back(normal);
   }
   return out;

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -232,9 +233,33 @@ std::vector<Op> root_ops(const IsolationConfig& c, uid_t job_uid, gid_t job_gid)
   // POSIX shared memory (shm_open, Python's multiprocessing) lands in the
   // job's /tmp, inside its --disk and its memory.
   ops.push_back({Op::kSymlink, b + "/dev/shm", "/tmp"});
-  for (const auto& p : c.readonly_paths) {
-    add_parents(ops, b, p);
-    add_entry(ops, p, b + p);
+  // JOB_READONLY_PATHS: each at its own path (a link as a link to its
+  // target, which is bound too); one inside /usr, or inside another entry,
+  // is there already.
+  std::vector<std::string> bound{"/usr"};
+  auto covered = [&](const std::string& p) {
+    for (const auto& done : bound) {
+      if (p == done || p.rfind(done + "/", 0) == 0) return true;
+    }
+    return false;
+  };
+  std::vector<std::string> paths = c.readonly_paths;
+  std::sort(paths.begin(), paths.end(),
+            [](const std::string& x, const std::string& y) { return x.size() < y.size(); });
+  for (const auto& p : paths) {
+    std::error_code canon_ec;
+    std::string real = fs::canonical(p, canon_ec).string();
+    if (canon_ec) continue;
+    if (!covered(real)) {
+      add_parents(ops, b, real);
+      add_entry(ops, real, b + real);
+      bound.push_back(real);
+    }
+    if (real != p && !covered(p)) {
+      add_parents(ops, b, p);
+      ops.push_back({Op::kSymlink, b + p, real});
+      bound.push_back(p);
+    }
   }
   ops.push_back({Op::kRemountRo, b, kRootTmpfs});
   return ops;
@@ -530,33 +555,41 @@ int make_init_memfd(std::string& why) {
   return fd;
 }
 
+struct NetProbe {
+  int proc_fd;
+  int fd;
+  int err;
+};
+
+int net_child(void* arg) {
+  auto* probe = static_cast<NetProbe*>(arg);
+  if (::unshare(CLONE_NEWNET) != 0) {
+    probe->err = errno;
+    _exit(1);
+  }
+  // Its own namespace: opening it needs no right over another process
+  // (which a container without CAP_SYS_PTRACE lacks). The descriptor lands
+  // in the parent's table (CLONE_FILES) and keeps the namespace.
+  probe->fd = ::openat(probe->proc_fd, "thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (probe->fd < 0) probe->err = errno;
+  _exit(0);
+}
+
 // One empty network namespace (a loopback that is down), kept by a
 // descriptor: jobs enter it with setns(), which costs almost nothing, where
 // making a network namespace per job costs about a millisecond and more to
-// tear down.
-int make_empty_network_namespace() {
-  int ready[2];
-  if (::pipe2(ready, O_CLOEXEC) != 0) return -1;
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    char ok = ::unshare(CLONE_NEWNET) == 0 ? 1 : 0;
-    if (::write(ready[1], &ok, 1) != 1) _exit(1);
-    ::pause();
-    _exit(0);
+// tear down. -1 with the reason in `why`.
+int make_empty_network_namespace(int proc_fd, void* stack_top, std::string& why) {
+  NetProbe probe{proc_fd, -1, 0};
+  pid_t pid =
+      ::clone(net_child, stack_top, CLONE_VM | CLONE_VFORK | CLONE_FILES | SIGCHLD, &probe);
+  if (pid < 0) {
+    why = fmt::format("clone: {}", std::strerror(errno));
+    return -1;
   }
-  ::close(ready[1]);
-  int fd = -1;
-  char ok = 0;
-  if (pid > 0 && ::read(ready[0], &ok, 1) == 1 && ok == 1) {
-    std::string path = "/proc/" + std::to_string(pid) + "/ns/net";
-    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  }
-  ::close(ready[0]);
-  if (pid > 0) {
-    ::kill(pid, SIGKILL);  // the descriptor keeps the namespace
-    ::waitpid(pid, nullptr, 0);
-  }
-  return fd;
+  ::waitpid(pid, nullptr, __WALL);
+  if (probe.fd < 0) why = fmt::format("unshare(CLONE_NEWNET): {}", std::strerror(probe.err));
+  return probe.fd;
 }
 
 int trivial_child(void*) { _exit(0); }
@@ -648,9 +681,11 @@ void Isolation::probe(const IsolationConfig& config) {
   }
   if (!protections_.seccomp)
     missing.push_back(fmt::format("seccomp (no system call filter: {})", why));
-  net_fd_ = root ? make_empty_network_namespace() : -1;
+  why = "needs root";
+  net_fd_ = root ? make_empty_network_namespace(proc_fd_, stack_top, why) : -1;
   protections_.net = net_fd_ >= 0;
-  if (!protections_.net) missing.push_back("net (a network namespace is not permitted: jobs share the node's network)");
+  if (!protections_.net)
+    missing.push_back(fmt::format("net (no empty network namespace: {}; jobs share the node's network)", why));
   if (build_root(config, why)) {
     protections_.fs = true;
   } else {

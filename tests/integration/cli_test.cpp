@@ -55,6 +55,30 @@ TEST_CASE("a bad environment value exits 2 naming the variable, the value and wh
         std::string::npos);
 }
 
+TEST_CASE("bad run-job settings exit 2 with what would be right") {
+  auto node = [](std::map<std::string, std::string> env) {
+    return run("cluster_node", {"127.0.0.1", "8080"}, std::move(env));
+  };
+  auto relative = node({{"JOB_READONLY_PATHS", "opt/jdk"}});
+  CHECK(relative.code == 2);
+  CHECK(relative.output ==
+        "cluster_node: JOB_READONLY_PATHS must be absolute paths (not /) that exist, "
+        "comma-separated, got 'opt/jdk'\n");
+  auto missing = node({{"JOB_READONLY_PATHS", "/usr,/no/such/dir"}});
+  CHECK(missing.code == 2);
+  CHECK(missing.output.find("got '/no/such/dir'") != std::string::npos);
+  auto own = node({{"JOB_READONLY_PATHS", "/proc/self"}});
+  CHECK(own.code == 2);
+  CHECK(own.output.find("must not name /proc") != std::string::npos);
+  auto disk = node({{"JOB_DISK_MB", "9000"}});
+  CHECK(disk.code == 2);
+  CHECK(disk.output.find("JOB_DISK_MB must be") != std::string::npos);
+  CHECK(disk.output.find("at most JOB_MAX_DISK_MB") != std::string::npos);
+  auto processes = node({{"JOB_PROCESSES", "0"}});
+  CHECK(processes.code == 2);
+  CHECK(processes.output.find("JOB_PROCESSES must be") != std::string::npos);
+}
+
 TEST_CASE("bad arguments exit 2") {
   CHECK(run("reverse_proxy", {"80800"}).code == 2);
   CHECK(run("reverse_proxy", {"1", "2"}).code == 2);

@@ -412,6 +412,28 @@ TEST_CASE("sandbox: a thousand processes end with the job and past JOB_PROCESSES
   CHECK(processes_gone(m2));
 }
 
+TEST_CASE("sandbox: JOB_READONLY_PATHS are readable at their own paths and read-only") {
+  std::string dir = "/var/tmp/jc-ro-" + unique_marker();
+  std::filesystem::create_directories(dir + "/lib");
+  std::ofstream(dir + "/lib/data.txt") << "shared data\n";
+  std::filesystem::create_directory_symlink(dir, dir + "-link");
+  struct Cleanup {
+    std::string d;
+    ~Cleanup() {
+      std::filesystem::remove_all(d);
+      std::filesystem::remove(d + "-link");
+    }
+  } cleanup{dir};
+  OneNode one({.nodes = 1,
+               .slots = 1,
+               .node_env = {{"JOB_READONLY_PATHS", dir + "-link,/usr/lib," + dir + "/lib"}}});
+  NEED(one.client, "fs");
+  auto r = run_and_wait(one.client, "run cat " + dir + "/lib/data.txt " + dir +
+                                        "-link/lib/data.txt; touch " + dir + "/x");
+  CHECK(r.out == "shared data\nshared data\n");
+  CHECK(r.err.find("Read-only file system") != std::string::npos);
+}
+
 TEST_CASE("sandbox: two jobs at once see neither each other's files nor processes") {
   OneNode two({.nodes = 1, .slots = 2});
   NEED(two.client, "fs,pid");
