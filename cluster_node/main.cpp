@@ -39,7 +39,7 @@ Environment (defaults in brackets):
   JOB_OUTPUT_KB          limit of each of stdout and stderr [1024]
   JOB_DISK_MB            a run job's working directory and /tmp together [64]
   JOB_MAX_TIMEOUT, JOB_MAX_MEMORY_MB, JOB_MAX_OUTPUT_KB, JOB_MAX_DISK_MB
-                         the most a job may ask [300000, 4096, 16384, 4096]
+                         the most a job may ask [300000, 4096, 4096, 4096]
   JOB_PROCESSES          processes (and threads) of one run of a job [256]
   JOB_READONLY_PATHS     host paths a run job may read, comma-separated (e.g. /opt/jdk) [none]
   JOB_UID_BASE           as root, job in slot i runs as user id JOB_UID_BASE+i [derived per node];
@@ -111,7 +111,7 @@ jc::node::NodeConfig load_config(int argc, char** argv) {
   lim.maxima.memory_mb =
       static_cast<std::uint32_t>(env_int("JOB_MAX_MEMORY_MB", 4096, 1, 1'048'576, "megabytes"));
   lim.maxima.output_kb =
-      static_cast<std::uint32_t>(env_int("JOB_MAX_OUTPUT_KB", 16384, 1, 65536, "kilobytes"));
+      static_cast<std::uint32_t>(env_int("JOB_MAX_OUTPUT_KB", 4096, 1, 4096, "kilobytes"));
   lim.defaults.timeout_ms = static_cast<std::uint32_t>(env_int(
       "JOB_TIMEOUT", 10'000, 1, lim.maxima.timeout_ms, "milliseconds, at most JOB_MAX_TIMEOUT"));
   lim.defaults.cpu_ms = lim.defaults.timeout_ms;

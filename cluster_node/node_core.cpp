@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <random>
 
+#include "protocol/batching.h"
 #include "protocol/codec.h"
 
 namespace jc::node {
@@ -222,7 +223,12 @@ std::vector<protocol::Message> NodeCore::take_outbox() {
     outbox_.push_back(std::exchange(pending_submit_, {}));
   }
   if (!pending_results_.reports.empty()) outbox_.push_back(std::exchange(pending_results_, {}));
-  return std::exchange(outbox_, {});
+  // Every frame within the limit, however large the batch (protocol/batching.h).
+  std::vector<protocol::Message> out;
+  for (auto& m : std::exchange(outbox_, {})) {
+    for (auto& piece : protocol::split_batch(std::move(m))) out.push_back(std::move(piece));
+  }
+  return out;
 }
 
 void NodeCore::on_disconnected() {

@@ -23,7 +23,12 @@ class ClientSession;
 // Limits of run jobs: the defaults a job gets, and the most it may ask for.
 struct JobLimits {
   protocol::Limits defaults{10'000, 10'000, 256, 1024, 64};
-  protocol::Limits maxima{300'000, 300'000, 4096, 16384, 4096};
+  // Output: a result is stored and copied by the node, the proxy and the
+  // client's node, on their event loops: 2 x 4 MiB costs each about half a
+  // second here, 2 x 16 MiB seconds, long enough for a busy node to miss
+  // NODE_TIMEOUT. 4 MiB is also the most JOB_MAX_OUTPUT_KB allows; an
+  // expected output is at most a 1 MiB here-document anyway.
+  protocol::Limits maxima{300'000, 300'000, 4096, 4096, 4096};
 };
 
 struct NodeConfig {

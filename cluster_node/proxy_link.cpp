@@ -66,6 +66,9 @@ void ProxyLink::connect() {
               log_->info("connected to proxy peer={}", peer);
               conn_ = std::make_shared<net::FrameConnection>(std::move(*socket), peer,
                                                              kProxyIdleTimeout);
+              // The proxy the node chose: a large result still arriving from
+              // it is a sign of life.
+              conn_->count_partial_frames();
               auto conn = conn_;
               conn_->start([this](protocol::Message&& m) { handlers_.on_message(std::move(m)); },
                            [this, conn](const std::string& reason) {

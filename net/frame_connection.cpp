@@ -55,7 +55,11 @@ void FrameConnection::set_idle_timeout(std::chrono::milliseconds t) {
 }
 
 void FrameConnection::do_read() {
-  if (inbox_.size() - inbox_used_ < read_chunk_) inbox_.resize(inbox_used_ + read_chunk_);
+  // The rest of a frame in progress is read into the room already made for
+  // it; growing past it would copy the whole frame (tens of megabytes for a
+  // large result) to a new buffer.
+  std::size_t want = frame_end_ > inbox_used_ ? frame_end_ : inbox_used_ + read_chunk_;
+  if (inbox_.size() < want) inbox_.resize(want);
   socket_.async_read_some(
       asio::buffer(inbox_.data() + inbox_used_, inbox_.size() - inbox_used_),
       [self = shared_from_this()](const error_code& ec, std::size_t n) { self->on_read(ec, n); });
@@ -70,6 +74,7 @@ void FrameConnection::on_read(const error_code& ec, std::size_t n) {
   // A read that filled the buffer: the next ones may be larger.
   if (inbox_used_ + n == inbox_.size() && read_chunk_ < kMaxReadChunk) read_chunk_ *= 2;
   inbox_used_ += n;
+  if (partial_frames_count_ && n > 0) last_heard_ = std::chrono::steady_clock::now();
   std::size_t offset = 0;
   while (!closed_) {
     auto result = protocol::decode(std::string_view(inbox_.data() + offset, inbox_used_ - offset),
@@ -93,15 +98,18 @@ void FrameConnection::on_read(const error_code& ec, std::size_t n) {
     std::memmove(inbox_.data(), inbox_.data() + offset, inbox_used_ - offset);
     inbox_used_ -= offset;
   }
-  if (inbox_used_ >= protocol::kFrameHeaderBytes) {
-    // The declared length is checked by decode(); make room for the frame.
-    std::size_t need = protocol::kFrameHeaderBytes +
-                       protocol::frame_payload_length(std::string_view(inbox_.data(), inbox_used_));
-    if (need > inbox_.size()) inbox_.resize(need);
-  }
+  // A buffer grown for a large frame goes back to its small size once that
+  // frame is consumed (before the room for the next one is made).
   if (inbox_.size() > 4 * kMaxReadChunk && inbox_used_ < kMaxReadChunk) {
     inbox_.resize(kMaxReadChunk);
     inbox_.shrink_to_fit();
+  }
+  frame_end_ = 0;
+  if (inbox_used_ >= protocol::kFrameHeaderBytes) {
+    // The declared length is checked by decode(); make room for the frame.
+    frame_end_ = protocol::kFrameHeaderBytes +
+                 protocol::frame_payload_length(std::string_view(inbox_.data(), inbox_used_));
+    if (frame_end_ > inbox_.size()) inbox_.resize(frame_end_);
   }
   do_read();
 }

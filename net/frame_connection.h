@@ -5,8 +5,9 @@
 // protocol closes this connection with a logged reason. Writes are coalesced:
 // frames queued while a write is in flight go out together in the next one,
 // so there is one async_write at a time. A deadline closes the connection
-// after `idle_timeout` without a whole frame from the peer (bytes trickled
-// in do not keep it open).
+// after `idle_timeout` without a whole frame from the peer: bytes trickled
+// in do not keep it open, until the owner admits the peer
+// (count_partial_frames): then a large frame still arriving does.
 // Runs on the owner's io_context thread; keeps itself alive with
 // shared_from_this() in every handler.
 #pragma once
@@ -38,6 +39,10 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
   void set_idle_timeout(std::chrono::milliseconds t);
   // Largest frame accepted from the peer (protocol::kMaxFrameBytes unless set).
   void set_max_frame(std::size_t bytes) { max_frame_ = bytes; }
+  // For a peer that proved who it is: a frame in progress counts as a sign
+  // of life (a result of tens of megabytes may take longer than the idle
+  // timeout to arrive from a busy peer).
+  void count_partial_frames() { partial_frames_count_ = true; }
   const std::string& peer() const { return peer_; }
   bool open() const { return !closed_; }
 
@@ -52,13 +57,15 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
   boost::asio::steady_timer deadline_;
   std::string peer_;
   std::chrono::milliseconds idle_timeout_;
-  std::chrono::steady_clock::time_point last_heard_;  // the last whole frame
+  std::chrono::steady_clock::time_point last_heard_;  // the last whole frame (or part of one)
+  bool partial_frames_count_ = false;
   std::size_t max_frame_ = protocol::kMaxFrameBytes;
   OnMessage on_message_;
   OnClose on_close_;
   std::string inbox_;
   std::size_t inbox_used_ = 0;
   std::size_t read_chunk_ = 4 * 1024;  // grows while reads fill it
+  std::size_t frame_end_ = 0;          // where the frame being read ends in inbox_, or 0
   std::string outgoing_;
   std::string writing_;
   bool closed_ = false;

@@ -131,6 +131,14 @@ class InArchive {
     std::memcpy(data, in_.data() + pos_, n);
     pos_ += n;
   }
+  // The next n bytes, consumed: a string field is assigned from them in one
+  // copy (resize-then-copy would first zero a job's megabytes of output).
+  std::string_view take(std::size_t n) {
+    if (n > remaining()) throw DecodeFailure("payload ends inside a field");
+    std::string_view out = in_.substr(pos_, n);
+    pos_ += n;
+    return out;
+  }
   // A length field read from the payload: every element takes at least one
   // byte, so more elements than bytes left is a lie.
   void check_length(std::uint64_t n) const {

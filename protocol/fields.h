@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace jc::protocol::detail {
@@ -27,8 +28,8 @@ void field(Archive& ar, std::string& s) {
   if constexpr (Archive::is_loading::value) {
     ar.check_length(n);
     ar.charge(n);
-    s.resize(n);
-    if (n > 0) ar.load_binary(s.data(), n);
+    std::string_view bytes = ar.take(n);
+    s.assign(bytes.data(), bytes.size());
   } else {
     if (n > 0) ar.save_binary(s.data(), n);
   }

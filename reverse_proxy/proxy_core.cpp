@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "protocol/auth.h"
+#include "protocol/batching.h"
 #include "protocol/codec.h"
 #include "reverse_proxy/balancer.h"
 
@@ -688,7 +689,7 @@ std::uint32_t ProxyCore::intern(const std::string& name) {
 }
 
 void ProxyCore::send(const std::string& node, protocol::Message m) {
-  outbox_.push_back({node, std::move(m)});
+  for (auto& piece : protocol::split_batch(std::move(m))) outbox_.push_back({node, std::move(piece)});
 }
 
 }  // namespace jc::proxy

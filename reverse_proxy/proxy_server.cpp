@@ -114,6 +114,7 @@ void ProxyServer::on_frame(std::uint64_t id, protocol::Message&& m) {
     by_node_[s.node_id] = id;
     s.conn->set_idle_timeout(milliseconds(config_.core.node_timeout_ms));
     s.conn->set_max_frame(protocol::kMaxFrameBytes);
+    s.conn->count_partial_frames();
     kick_dispatch();
     schedule_flush();
     return;

@@ -205,9 +205,12 @@ std::unique_ptr<std::vector<std::string>> open_v2(CgroupFs& fs, const Mount& m,
     *why = fmt::format("cgroup v2 at {} does not offer the memory and pids controllers", dir);
     return nullptr;
   }
+  // cpu, where offered, shares the CPUs fairly between runs (each run's
+  // group has the same weight, however many processes it starts).
+  const std::string wanted = has_word(*available, "cpu") ? "+memory +pids +cpu" : "+memory +pids";
   auto enabled = fs.read_file(dir + "/cgroup.subtree_control");
   if (!enabled || !has_word(*enabled, "memory") || !has_word(*enabled, "pids")) {
-    int err = fs.write_file(dir + "/cgroup.subtree_control", "+memory +pids");
+    int err = fs.write_file(dir + "/cgroup.subtree_control", wanted);
     if (err == EBUSY) {
       // No process may live in a group that hands controllers down: the
       // node moves itself into a leaf of its own, as a delegated service
@@ -222,7 +225,7 @@ std::unique_ptr<std::vector<std::string>> open_v2(CgroupFs& fs, const Mount& m,
         *why = fmt::format("cannot move the node into {}: {}", leaf, std::strerror(e));
         return nullptr;
       }
-      err = fs.write_file(dir + "/cgroup.subtree_control", "+memory +pids");
+      err = fs.write_file(dir + "/cgroup.subtree_control", wanted);
     }
     if (err != 0) {
       *why = fmt::format(
@@ -238,7 +241,7 @@ std::unique_ptr<std::vector<std::string>> open_v2(CgroupFs& fs, const Mount& m,
     *why = fmt::format("cannot create {}: {}", mine, std::strerror(e));
     return nullptr;
   }
-  if (int e = fs.write_file(mine + "/cgroup.subtree_control", "+memory +pids"); e != 0) {
+  if (int e = fs.write_file(mine + "/cgroup.subtree_control", wanted); e != 0) {
     *why = fmt::format("cannot enable memory and pids in {}: {}", mine, std::strerror(e));
     fs.remove_dir(mine);
     return nullptr;
@@ -273,6 +276,24 @@ std::unique_ptr<std::vector<std::string>> open_v1(
       return nullptr;
     }
     dirs.push_back(mine);
+  }
+  // The cpu controller, where it is mounted apart from cpuacct: each run in a
+  // group of its own gets a fair share of the CPUs, however many processes
+  // it starts (co-mounted, cpuacct's groups already are cpu's).
+  const Mount* cpu = nullptr;
+  for (const auto& m : mounts) {
+    if (m.fstype == "cgroup" && contains(m.options, "cpu")) cpu = &m;
+  }
+  const std::string* cpu_path = nullptr;
+  for (const auto& [controllers, p] : self) {
+    if (contains(controllers, "cpu")) cpu_path = &p;
+  }
+  if (cpu != nullptr && cpu_path != nullptr && !contains(cpu->options, "cpuacct")) {
+    std::string parent = dir_in(*cpu, *cpu_path);
+    remove_stale(fs, parent, alive);
+    std::string mine = parent + "/" + group;
+    int e = fs.make_dir(mine);
+    if (e == 0 || e == EEXIST) dirs.push_back(mine);
   }
   return std::make_unique<std::vector<std::string>>(std::move(dirs));
 }

@@ -5,8 +5,9 @@
 // the page cache of earlier runs into the next run's peak).
 //
 // cgroup v2 where the node's own cgroup2 directory is writable and offers the
-// memory, cpu and pids controllers; else the v1 memory, cpuacct and pids
-// hierarchies (hybrid hosts, such as this project's machines); else none, and
+// memory and pids controllers (and cpu: then every run gets the same share
+// of the CPUs, however many processes it starts); else the v1 memory,
+// cpuacct and pids hierarchies (and cpu where it is mounted); else none, and
 // the sandbox falls back to rlimits per process (Protections::cgroup false).
 //
 // Every file access goes through CgroupFs, so tests drive this code on a fake
@@ -75,7 +76,7 @@ class RunGroup {
  private:
   CgroupFs& fs_;
   int version_;
-  std::vector<std::string> dirs_;  // v1: memory, cpuacct, pids; v2: one
+  std::vector<std::string> dirs_;  // v1: memory, cpuacct, pids (and cpu); v2: one
   bool drop_cache_ = false;
   bool removed_ = false;
 };

@@ -28,7 +28,8 @@ void Executor::start(protocol::Assignment job) {
     slot_of_[ticket] = slot;
     uid_t uid = sandbox_->isolation().slot_uid(static_cast<std::uint32_t>(slot));
     gid_t gid = sandbox_->isolation().slot_gid(static_cast<std::uint32_t>(slot));
-    auto run = std::make_shared<RunJob>(io_, reaper_, *sandbox_, std::move(job), uid, gid,
+    auto run = std::make_shared<RunJob>(io_, reaper_, *sandbox_, std::move(job),
+                                        static_cast<std::uint32_t>(slot), uid, gid,
                                         [this, ticket](protocol::JobResult r) {
                                           release_slot(ticket);
                                           if (runs_.erase(ticket) == 0) return;  // stopped

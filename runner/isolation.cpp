@@ -58,6 +58,9 @@ constexpr const char* kDevices[] = {"null", "zero", "full", "random", "urandom"}
 constexpr std::uint64_t kInodesPerMegabyte = 256;
 constexpr std::uint64_t kMinInodes = 1024;
 constexpr std::size_t kStackSize = 256 * 1024;
+// Slots beyond this many share network namespaces (each costs the kernel
+// some memory; they still hold nothing and let nothing out).
+constexpr std::uint32_t kNetworkNamespaces = 256;
 
 #ifndef MFD_EXEC
 #define MFD_EXEC 0x0010U
@@ -517,9 +520,10 @@ std::unique_ptr<Isolation> Isolation::create(const IsolationConfig& config) {
 }
 
 Isolation::~Isolation() {
-  for (int fd : {root_ns_fd_, net_fd_, init_fd_, proc_fd_}) {
+  for (int fd : {root_ns_fd_, init_fd_, proc_fd_}) {
     if (fd >= 0) ::close(fd);
   }
+  for (int fd : net_fds_) ::close(fd);
   if (stack_ != nullptr && stack_ != MAP_FAILED) ::munmap(stack_, stack_size_);
 }
 
@@ -682,8 +686,16 @@ void Isolation::probe(const IsolationConfig& config) {
   if (!protections_.seccomp)
     missing.push_back(fmt::format("seccomp (no system call filter: {})", why));
   why = "needs root";
-  net_fd_ = root ? make_empty_network_namespace(proc_fd_, stack_top, why) : -1;
-  protections_.net = net_fd_ >= 0;
+  if (root) {
+    std::uint32_t wanted = std::min<std::uint32_t>(std::max<std::uint32_t>(config.slots, 1),
+                                                   kNetworkNamespaces);
+    for (std::uint32_t i = 0; i < wanted; ++i) {
+      int fd = make_empty_network_namespace(proc_fd_, stack_top, why);
+      if (fd < 0) break;
+      net_fds_.push_back(fd);
+    }
+  }
+  protections_.net = !net_fds_.empty();
   if (!protections_.net)
     missing.push_back(fmt::format("net (no empty network namespace: {}; jobs share the node's network)", why));
   if (build_root(config, why)) {
@@ -831,7 +843,7 @@ pid_t Isolation::spawn(const SpawnSpec& spec, std::string& error) {
   plan.net = protections_.net;
   plan.uts = protections_.uts;
   plan.drop_user = protections_.user;
-  plan.net_fd = net_fd_;
+  plan.net_fd = net_fds_.empty() ? -1 : net_fds_[spec.slot % net_fds_.size()];
   plan.init_fd = init_fd_;
   plan.proc_fd = proc_fd_;
   if (protections_.seccomp) plan.filter = &filter_program_;

@@ -15,9 +15,9 @@
 //   files of /etc, /dev/null zero full random urandom, its own /proc,
 //   JOB_READONLY_PATHS (read-only), /box (its working directory) and /tmp,
 //   both on one tmpfs of --disk megabytes that is gone when the job ends;
-//   new mount, PID, IPC, UTS and network namespaces (the one empty network
-//   namespace is shared: it has nothing in it); a user id of its own, no
-//   capabilities, no_new_privs.
+//   new mount, PID, IPC and UTS namespaces and its slot's empty network
+//   namespace; a user id of its own, no capabilities, no_new_privs, a
+//   seccomp filter.
 //
 // Threads: called on the node's event-loop thread only. Children are made
 // with clone(CLONE_VM | CLONE_VFORK), as posix_spawn does: the node's memory
@@ -86,6 +86,7 @@ class Workspace {
 
 struct SpawnSpec {
   const Workspace* workspace = nullptr;
+  std::uint32_t slot = 0;  // its network namespace
   uid_t uid = 0;
   gid_t gid = 0;
   int stdin_fd = -1, stdout_fd = -1, stderr_fd = -1;
@@ -138,7 +139,10 @@ class Isolation {
   uid_t job_uid_ = 0;  // with uid_base == 0
   gid_t job_gid_ = 0;
   int root_ns_fd_ = -1;  // the minimal root's mount namespace
-  int net_fd_ = -1;      // the empty network namespace
+  // Empty network namespaces, one per slot (up to kNetworkNamespaces): jobs
+  // running at once share none (abstract unix sockets, ports and
+  // /proc/net are per namespace), and nothing outlives a job in its slot's.
+  std::vector<int> net_fds_;
   int init_fd_ = -1;     // job_init, sealed memfd
   int proc_fd_ = -1;     // the node's /proc
   std::vector<sock_filter> filter_;  // runner/syscall_filter.h

@@ -34,12 +34,13 @@ int make_script_fd(const std::string& script) {
 }
 
 RunJob::RunJob(boost::asio::io_context& io, ChildReaper& reaper, Sandbox& sandbox,
-               protocol::Assignment job, uid_t uid, gid_t gid, Done done)
+               protocol::Assignment job, std::uint32_t slot, uid_t uid, gid_t gid, Done done)
     : io_(io),
       reaper_(reaper),
       sandbox_(sandbox),
       job_(std::move(job)),
       done_(std::move(done)),
+      slot_(slot),
       uid_(uid),
       gid_(gid) {}
 
@@ -93,6 +94,7 @@ void RunJob::run_next() {
   req.limits = spec.limits;
   req.uid = uid_;
   req.gid = gid_;
+  req.slot = slot_;
   if (!check_done_) {
     req.script_fd = check_fd_;
   } else {

@@ -18,7 +18,7 @@ class RunJob : public std::enable_shared_from_this<RunJob> {
  public:
   using Done = std::function<void(protocol::JobResult)>;
   RunJob(boost::asio::io_context& io, ChildReaper& reaper, Sandbox& sandbox,
-         protocol::Assignment job, uid_t uid, gid_t gid, Done done);
+         protocol::Assignment job, std::uint32_t slot, uid_t uid, gid_t gid, Done done);
   ~RunJob();
   void start();
   void cancel();
@@ -33,6 +33,7 @@ class RunJob : public std::enable_shared_from_this<RunJob> {
   Sandbox& sandbox_;
   protocol::Assignment job_;
   Done done_;
+  std::uint32_t slot_;
   uid_t uid_;
   gid_t gid_;
   std::unique_ptr<Workspace> workspace_;

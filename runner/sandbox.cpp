@@ -24,9 +24,11 @@ using std::chrono::milliseconds;
 
 namespace {
 
-// After job_init exits, its pipes may still be held by a process that
-// escaped it (only possible without a PID namespace); this long at most we
-// wait for their end.
+// Without a PID namespace, a process that escaped job_init may still hold
+// the job's pipes after it exits; this long at most we wait for their end,
+// then read what they hold and close them. (With one, every writer is gone
+// when job_init is, and the pipes are read to their end, however busy the
+// node is.)
 constexpr milliseconds kPipeGrace{500};
 // Without a PID namespace job_init gets SIGTERM first (it then ends what the
 // shell left); past this, SIGKILL.
@@ -145,6 +147,7 @@ void SandboxRun::launch(ChildReaper& reaper) {
   }
   SpawnSpec spec;
   spec.workspace = request_.workspace;
+  spec.slot = request_.slot;
   spec.uid = request_.uid;
   spec.gid = request_.gid;
   spec.stdin_fd = in[0];
@@ -306,11 +309,34 @@ void SandboxRun::on_exit(int status) {
     group_.reset();
   }
   pid_ = -1;
-  grace_.expires_after(kPipeGrace);
-  grace_.async_wait([self = shared_from_this()](const error_code& ec) {
-    if (!ec) self->finish();
-  });
+  if (!prot.pid) {
+    grace_.expires_after(kPipeGrace);
+    grace_.async_wait([self = shared_from_this()](const error_code& ec) {
+      if (ec) return;
+      self->drain(self->out_, self->observed_.stdout_data, self->observed_.stdout_truncated);
+      self->drain(self->err_, self->observed_.stderr_data, self->observed_.stderr_truncated);
+      self->finish();
+    });
+  }
   maybe_finish();
+}
+
+void SandboxRun::drain(asio::posix::stream_descriptor& d, std::string& into, bool& truncated) {
+  if (!d.is_open()) return;
+  error_code ec;
+  d.non_blocking(true, ec);
+  std::array<char, 16384> buffer{};
+  while (true) {
+    std::size_t n = d.read_some(asio::buffer(buffer), ec);
+    if (ec || n == 0) break;
+    std::size_t room = output_limit_ > into.size() ? output_limit_ - into.size() : 0;
+    into.append(buffer.data(), std::min(n, room));
+    if (n > room) {
+      truncated = true;
+      observed_.output_exceeded = true;
+      break;
+    }
+  }
 }
 
 void SandboxRun::maybe_finish() {

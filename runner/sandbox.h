@@ -59,6 +59,7 @@ struct RunRequest {
   protocol::Limits limits;  // all set (no zero = default here)
   uid_t uid = 0;
   gid_t gid = 0;
+  std::uint32_t slot = 0;
 };
 
 class SandboxRun : public std::enable_shared_from_this<SandboxRun> {
@@ -77,6 +78,8 @@ class SandboxRun : public std::enable_shared_from_this<SandboxRun> {
   void read_stream(boost::asio::posix::stream_descriptor& d, std::string& into, bool& truncated,
                    bool& open, std::array<char, 16384>& buffer);
   void read_report();
+  // Reads what a pipe holds now, without waiting.
+  void drain(boost::asio::posix::stream_descriptor& d, std::string& into, bool& truncated);
   void check_cpu(std::int64_t used_ns);
   void end_processes();
   void on_exit(int status);

@@ -203,6 +203,35 @@ TEST_CASE("cancel: a queued job and a running one, across nodes") {
   CHECK(b.command("cancel NOPE-1") == "ERR unknown ticket 'NOPE-1'");
 }
 
+TEST_CASE("run: results of the largest output from every slot at once reach their clients whole") {
+  // Four results of 2 x 4 MiB, finished together: they travel in batches
+  // split under the frame limit, and the node is never taken for lost.
+  Cluster cluster({.nodes = 1, .slots = 4});
+  REQUIRE(cluster.wait_nodes_up(1));
+  Client c(cluster.node_port(0));
+  std::string job =
+      "run --output 4096 --timeout 60000 <<END\n"
+      "head -c 4194304 /dev/zero | tr '\\0' A; head -c 4194304 /dev/zero | tr '\\0' B >&2\n"
+      "END";
+  std::vector<std::string> tickets;
+  for (int i = 0; i < 4; ++i) tickets.push_back(submit_run(c, job));
+  for (const auto& t : tickets) {
+    c.send("wait " + t + " 120\n");
+    auto r = read_run_result(c, 130s);
+    INFO(r.header);
+    REQUIRE(r.ok);
+    CHECK(r.state == "DONE");
+    CHECK(r.out.size() == 4194304);
+    CHECK(r.err.size() == 4194304);
+    CHECK(r.out.find_first_not_of('A') == std::string::npos);
+    CHECK(r.err.find_first_not_of('B') == std::string::npos);
+    CHECK(r.fact("stderr_truncated") == "0");
+    CHECK(r.fact("attempt") == "1");
+  }
+  CHECK(cluster.node(0).log_count("protocol error") == 0);
+  CHECK(cluster.proxy().log_count("requeued") == 0);
+}
+
 TEST_CASE("run: 200 `run true` jobs through 3 nodes all finish") {
   Cluster cluster({.nodes = 3, .slots = 2});
   REQUIRE(cluster.wait_nodes_up(3));

@@ -451,6 +451,46 @@ TEST_CASE("sandbox: two jobs at once see neither each other's files nor processe
   two.client.command("cancel " + a);
 }
 
+TEST_CASE("sandbox: jobs running at once share no network namespace") {
+  OneNode two({.nodes = 1, .slots = 2});
+  NEED(two.client, "net");
+  std::string name = "jc-chan-" + unique_marker();
+  // One listens on an abstract unix socket (no file: only the namespace
+  // scopes it), the other tries to reach it.
+  std::string a = submit_run(two.client,
+                             "run --timeout 20000 python3 -c 'import socket, time; s = "
+                             "socket.socket(socket.AF_UNIX); s.bind(\"\\0" + name +
+                                 "\"); s.listen(); print(\"up\", flush=True); time.sleep(8)'");
+  REQUIRE(eventually(
+      [&] { return two.client.command("status " + a).find(" RUNNING ") != std::string::npos; },
+      10s));
+  REQUIRE(eventually([&] { return !host_processes_with(name).empty(); }, 10s));
+  Client other(two.cluster.node_port(0));
+  auto b = run_and_wait(other, "run python3 -c 'import socket; s = socket.socket(socket.AF_UNIX); "
+                               "s.connect(\"\\0" + name + "\"); print(\"reached\")'");
+  CHECK(b.out.find("reached") == std::string::npos);
+  CHECK(b.err.find("ConnectionRefusedError") != std::string::npos);
+  two.client.command("cancel " + a);
+}
+
+TEST_CASE("sandbox: a job with a hundred busy processes gets no more CPU than another job") {
+  OneNode two({.nodes = 1, .slots = 2});
+  NEED(two.client, "cgroup");
+  std::string m = unique_marker();
+  std::string hog = submit_run(two.client, "run --timeout 30000 --cpu 120000 for i in $(seq 100); "
+                                           "do sh -c 'while :; do :; done' hog" + m +
+                                           " & done; sleep 30");
+  REQUIRE(eventually([&] { return host_processes_with("hog" + m).size() >= 50; }, 20s));
+  Client other(two.cluster.node_port(0));
+  // Alone it needs a fraction of a second of CPU; with a fair share it gets
+  // it well within its timeout, however many processes the other job runs.
+  auto victim = run_and_wait(other, "run --timeout 15000 python3 -c 'print(sum(range(10**7)))'");
+  CHECK(victim.state == "DONE");
+  CHECK(victim.out == "49999995000000\n");
+  two.client.command("cancel " + hog);
+  CHECK(eventually([&] { return host_processes_with("hog" + m).empty(); }, 10s));
+}
+
 TEST_CASE("sandbox: a C++ program compiled with g++ in the check step is judged") {
   if (!std::filesystem::exists("/usr/bin/g++")) JC_SKIP("no g++ on this machine");
   OneNode one;

@@ -98,6 +98,7 @@ bool never_alive(int) { return false; }
 
 FakeFs hybrid() {
   FakeFs fs;
+  fs.mkdirs("/sys/fs/cgroup/cpu");
   fs.mkdirs("/sys/fs/cgroup/cpuacct");
   fs.mkdirs("/sys/fs/cgroup/memory/process_api/b5a4");
   fs.mkdirs("/sys/fs/cgroup/pids");
@@ -114,7 +115,7 @@ std::string joined(const std::vector<std::string>& v) {
 
 }  // namespace
 
-TEST_CASE("cgroup: on a hybrid host the v1 memory, cpuacct and pids groups are used") {
+TEST_CASE("cgroup: on a hybrid host the v1 memory, cpuacct, pids and cpu groups are used") {
   FakeFs fs = hybrid();
   std::string why;
   auto cg = Cgroups::open(fs, kHybridMountinfo, kHybridSelf, "jobcluster-n1-42", never_alive, &why);
@@ -123,7 +124,8 @@ TEST_CASE("cgroup: on a hybrid host the v1 memory, cpuacct and pids groups are u
   CHECK(joined(cg->group_dirs()) ==
         "/sys/fs/cgroup/memory/process_api/b5a4/jobcluster-n1-42\n"
         "/sys/fs/cgroup/cpuacct/jobcluster-n1-42\n"
-        "/sys/fs/cgroup/pids/jobcluster-n1-42\n");
+        "/sys/fs/cgroup/pids/jobcluster-n1-42\n"
+        "/sys/fs/cgroup/cpu/jobcluster-n1-42\n");
 }
 
 TEST_CASE("cgroup: a v1 run gets a fresh leaf with its limits, and its figures are read back") {
@@ -140,8 +142,9 @@ TEST_CASE("cgroup: a v1 run gets a fresh leaf with its limits, and its figures a
   CHECK(joined(fs.writes) == mem + "/memory.limit_in_bytes=67108864\n" + mem +
                                  "/memory.memsw.limit_in_bytes=67108864\n" + pids +
                                  "/pids.max=256\n");
-  CHECK(joined(run->procs_files()) ==
-        mem + "/cgroup.procs\n" + cpu + "/cgroup.procs\n" + pids + "/cgroup.procs\n");
+  const std::string share = "/sys/fs/cgroup/cpu/jobcluster-n1-42/run-1";
+  CHECK(joined(run->procs_files()) == mem + "/cgroup.procs\n" + cpu + "/cgroup.procs\n" + pids +
+                                          "/cgroup.procs\n" + share + "/cgroup.procs\n");
   fs.files[cpu + "/cpuacct.usage"] = "123456789\n";
   fs.files[mem + "/memory.max_usage_in_bytes"] = "5242880\n";
   fs.files[mem + "/memory.oom_control"] = "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n";
@@ -154,6 +157,7 @@ TEST_CASE("cgroup: a v1 run gets a fresh leaf with its limits, and its figures a
   CHECK(!fs.dirs.count(mem));
   CHECK(!fs.dirs.count(cpu));
   CHECK(!fs.dirs.count(pids));
+  CHECK(!fs.dirs.count(share));
   // The next run gets a leaf of its own.
   auto next = cg->make_run({0, 0}, &err);
   REQUIRE(next);
@@ -271,8 +275,8 @@ TEST_CASE("cgroup: v2 hands memory and pids down to the node's group and its run
   auto run = cg->make_run({32ull << 20, 100}, &err);
   REQUIRE_MESSAGE(run, err);
   const std::string leaf = mine + "/run-1";
-  CHECK(joined(fs.writes) == kV2Dir + "/cgroup.subtree_control=+memory +pids\n" + mine +
-                                 "/cgroup.subtree_control=+memory +pids\n" + leaf +
+  CHECK(joined(fs.writes) == kV2Dir + "/cgroup.subtree_control=+memory +pids +cpu\n" + mine +
+                                 "/cgroup.subtree_control=+memory +pids +cpu\n" + leaf +
                                  "/memory.max=33554432\n" + leaf + "/memory.swap.max=0\n" + leaf +
                                  "/memory.oom.group=1\n" + leaf + "/pids.max=100\n");
   fs.files[leaf + "/cpu.stat"] = "usage_usec 2500\nuser_usec 2000\nsystem_usec 500\n";

@@ -1,0 +1,102 @@
+#include "protocol/batching.h"
+
+#include <algorithm>
+#include <type_traits>
+#include <unordered_set>
+
+namespace jc::protocol {
+
+namespace {
+
+constexpr std::size_t kPerField = 16;  // lengths and small fields, generously
+
+std::size_t strings(const std::string& s) { return s.size() + kPerField; }
+
+std::size_t approx_size(const Assignment& a) { return approx_size(a.spec) + kPerField; }
+
+// Splits `items` into runs whose approx_size adds up to at most `budget`
+// (at least one item each).
+template <class T>
+std::vector<std::vector<T>> chunks(std::vector<T> items, std::size_t budget) {
+  std::vector<std::vector<T>> out(1);
+  std::size_t used = 0;
+  for (auto& item : items) {
+    std::size_t size = approx_size(item);
+    if (!out.back().empty() && used + size > budget) {
+      out.emplace_back();
+      used = 0;
+    }
+    used += size;
+    out.back().push_back(std::move(item));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::size_t approx_size(const JobSpec& s) {
+  std::size_t n = 16 * kPerField + strings(s.ticket) + strings(s.command) +
+                  strings(s.stdin_data) + strings(s.origin) + strings(s.expected) +
+                  strings(s.check);
+  for (const auto& f : s.files) n += strings(f.name) + strings(f.content);
+  for (const auto& c : s.cases) n += strings(c.name) + strings(c.stdin_data) + strings(c.expected);
+  return n;
+}
+
+std::size_t approx_size(const JobReport& r) {
+  const JobResult& res = r.result;
+  std::size_t n = 24 * kPerField + strings(r.ticket) + strings(r.node) + strings(res.node) +
+                  strings(res.text) + strings(res.stdout_data) + strings(res.stderr_data) +
+                  strings(res.verdict) + strings(res.sandbox);
+  for (const auto& c : res.cases) {
+    n += 12 * kPerField + strings(c.name) + strings(c.verdict) + strings(c.stdout_data) +
+         strings(c.stderr_data);
+  }
+  return n;
+}
+
+std::vector<Message> split_batch(Message m, std::size_t budget) {
+  std::vector<Message> out;
+  std::visit(
+      [&](auto&& msg) {
+        using T = std::decay_t<decltype(msg)>;
+        if constexpr (std::is_same_v<T, Result>) {
+          for (auto& part : chunks(std::move(msg.reports), budget)) out.push_back(Result{std::move(part)});
+        } else if constexpr (std::is_same_v<T, ResReq>) {
+          bool first = true;
+          for (auto& part : chunks(std::move(msg.reports), budget)) {
+            ResReq piece;
+            piece.reports = std::move(part);
+            // The requests are small: they go with the first piece.
+            if (first) piece.requests = std::move(msg.requests);
+            first = false;
+            out.push_back(std::move(piece));
+          }
+        } else if constexpr (std::is_same_v<T, Job>) {
+          for (auto& part : chunks(std::move(msg.jobs), budget)) out.push_back(Job{std::move(part)});
+        } else if constexpr (std::is_same_v<T, Submit>) {
+          auto parts = chunks(std::move(msg.jobs), budget);
+          if (parts.size() == 1) {
+            msg.jobs = std::move(parts[0]);
+            out.push_back(std::move(msg));
+            return;
+          }
+          std::unordered_set<std::string> local(msg.local.begin(), msg.local.end());
+          for (auto& part : parts) {
+            Submit piece;
+            piece.first = msg.first;
+            for (const auto& spec : part) {
+              if (local.count(spec.ticket)) piece.local.push_back(spec.ticket);
+            }
+            piece.jobs = std::move(part);
+            out.push_back(std::move(piece));
+          }
+        } else {
+          out.push_back(std::move(msg));
+        }
+      },
+      std::move(m));
+  return out;
+}
+
+}  // namespace jc::protocol
