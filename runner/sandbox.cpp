@@ -36,6 +36,9 @@ constexpr milliseconds kEscalate{1000};
 // The CPU-time check runs when the limit could first be reached (at full
 // use of every CPU), and never more often than this.
 constexpr std::int64_t kMinCpuCheckMs = 5;
+// The size asked of the output pipes (the kernel's default most a process
+// may ask, /proc/sys/fs/pipe-max-size, is 1 MiB).
+constexpr int kPipeBytes = 1 << 20;
 
 std::string read_text(const char* path) {
   std::ifstream in(path);
@@ -145,6 +148,9 @@ void SandboxRun::launch(ChildReaper& reaper) {
     fail(std::string("pipe: ") + std::strerror(errno));
     return;
   }
+  // Room for a megabyte of output while the node is busy elsewhere, so a
+  // job is not held up (its wall clock running) by a node that reads late.
+  for (int fd : {out[0], err[0]}) ::fcntl(fd, F_SETPIPE_SZ, kPipeBytes);
   SpawnSpec spec;
   spec.workspace = request_.workspace;
   spec.slot = request_.slot;

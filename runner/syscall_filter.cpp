@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <seccomp.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -49,6 +50,27 @@ std::vector<sock_filter> build_job_filter(std::string* why) {
     if (nr == __NR_SCMP_ERROR) continue;  // not on this architecture
     if (int rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(r.errno_value), nr, 0); rc != 0)
       return fail(fmt::format("denying {}", r.name), rc);
+  }
+  // Sockets only of the families a network namespace scopes: AF_VSOCK, for
+  // one, is not, and would reach the host's and other jobs' ports (and a
+  // hypervisor). AF_UNIX, AF_INET, AF_INET6, AF_NETLINK stay.
+  for (const char* name : {"socket", "socketpair"}) {
+    int nr = seccomp_syscall_resolve_name(name);
+    // The kernel's families are below 64 (AF_MAX is 46 in 6.x): each of
+    // them but the four, one rule each.
+    for (int family = 0; family < 64; ++family) {
+      if (family == AF_UNIX || family == AF_INET || family == AF_INET6 || family == AF_NETLINK)
+        continue;
+      if (int rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), nr, 1,
+                                    SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(family)));
+          rc != 0)
+        return fail(fmt::format("denying {} of family {}", name, family), rc);
+    }
+    // And anything beyond what a kernel knows today.
+    if (int rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), nr, 1,
+                                  SCMP_A0(SCMP_CMP_GE, 64));
+        rc != 0)
+      return fail(fmt::format("denying {} of unknown families", name), rc);
   }
   for (const char* name : {"clone", "unshare"}) {
     int nr = seccomp_syscall_resolve_name(name);

@@ -12,6 +12,9 @@
 //   keyctl, add_key, request_key: the kernel keyrings of a user id outlive a
 //     job, and the next job of the slot has the same id;
 //   bpf, userfaultfd, perf_event_open;
+//   sockets of any family but AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK
+//     (EAFNOSUPPORT): the others, AF_VSOCK among them, are not scoped by a
+//     network namespace;
 //   system calls of another ABI (x32, 32-bit): the process is killed.
 #pragma once
 

@@ -329,7 +329,7 @@ TEST_CASE("sandbox: no network, and no unix socket of the host") {
   std::filesystem::remove(path);
 }
 
-TEST_CASE("sandbox: no user namespaces, keyrings or io_uring, and threads still work") {
+TEST_CASE("sandbox: no user namespaces, keyrings, io_uring or vsock, and threads still work") {
   OneNode one;
   NEED(one.client, "seccomp");
   auto r = run_script(one.client, "",
@@ -340,8 +340,16 @@ TEST_CASE("sandbox: no user namespaces, keyrings or io_uring, and threads still 
                       "print(\"keyctl\", libc.syscall(250, 0, 0, 0, 0, 0), ctypes.get_errno())\n"
                       "print(\"io_uring_setup\", libc.syscall(425, 1, 0), ctypes.get_errno())\n"
                       "t = threading.Thread(target=lambda: print(\"thread\")); t.start(); t.join()\n"
+                      "import socket\n"
+                      "for family in (socket.AF_UNIX, socket.AF_INET, socket.AF_INET6):\n"
+                      "    socket.socket(family, socket.SOCK_STREAM).close()\n"
+                      "try:\n"
+                      "    socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)\n"
+                      "except OSError as e:\n"
+                      "    print(\"vsock\", e.errno)\n"
                       "'");
-  CHECK(r.out == "unshare 1\nkeyctl -1 1\nio_uring_setup -1 38\nthread\n");
+  // AF_VSOCK (97: EAFNOSUPPORT) is not scoped by the network namespace.
+  CHECK(r.out == "unshare 1\nkeyctl -1 1\nio_uring_setup -1 38\nthread\nvsock 97\n");
   CHECK(r.err.find("Operation not permitted") != std::string::npos);
 }
 
