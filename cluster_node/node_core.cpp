@@ -224,9 +224,13 @@ std::vector<protocol::Message> NodeCore::take_outbox() {
   }
   if (!pending_results_.reports.empty()) outbox_.push_back(std::exchange(pending_results_, {}));
   // Every frame within the limit, however large the batch (protocol/batching.h).
-  std::vector<protocol::Message> out;
-  for (auto& m : std::exchange(outbox_, {})) {
-    for (auto& piece : protocol::split_batch(std::move(m))) out.push_back(std::move(piece));
+  std::vector<protocol::Message> out = std::exchange(outbox_, {});
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    auto pieces = protocol::split_batch(std::move(out[i]));
+    out[i] = std::move(pieces[0]);
+    for (std::size_t p = 1; p < pieces.size(); ++p) {
+      out.insert(out.begin() + static_cast<std::ptrdiff_t>(++i), std::move(pieces[p]));
+    }
   }
   return out;
 }

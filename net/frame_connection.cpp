@@ -1,5 +1,6 @@
 #include "net/frame_connection.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/log.h"
@@ -55,11 +56,13 @@ void FrameConnection::set_idle_timeout(std::chrono::milliseconds t) {
 }
 
 void FrameConnection::do_read() {
-  // The rest of a frame in progress is read into the room already made for
-  // it; growing past it would copy the whole frame (tens of megabytes for a
-  // large result) to a new buffer.
-  std::size_t want = frame_end_ > inbox_used_ ? frame_end_ : inbox_used_ + read_chunk_;
-  if (inbox_.size() < want) inbox_.resize(want);
+  // Room for a read of read_chunk_, or for the rest of the frame in
+  // progress when that is more. A large frame's rest is read into the room
+  // made for it without growing past it: that would copy the whole frame
+  // (tens of megabytes for a large result) to a new buffer.
+  std::size_t want = std::max(inbox_used_ + read_chunk_, frame_end_);
+  bool large_frame_fits = frame_end_ > inbox_used_ && inbox_.size() >= frame_end_;
+  if (inbox_.size() < want && !large_frame_fits) inbox_.resize(want);
   socket_.async_read_some(
       asio::buffer(inbox_.data() + inbox_used_, inbox_.size() - inbox_used_),
       [self = shared_from_this()](const error_code& ec, std::size_t n) { self->on_read(ec, n); });

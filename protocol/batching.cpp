@@ -55,8 +55,43 @@ std::size_t approx_size(const JobReport& r) {
   return n;
 }
 
+namespace {
+
+template <class T>
+std::size_t total_size(const std::vector<T>& items, std::size_t budget) {
+  std::size_t total = 0;
+  for (const auto& item : items) {
+    total += approx_size(item);
+    if (total > budget) break;  // enough to know
+  }
+  return total;
+}
+
+// Whether `m` is a batch over the budget (most are not: then it is sent as
+// it is, without moving its items).
+bool over_budget(const Message& m, std::size_t budget) {
+  return std::visit(
+      [&](const auto& msg) {
+        using T = std::decay_t<decltype(msg)>;
+        if constexpr (std::is_same_v<T, Result> || std::is_same_v<T, ResReq>) {
+          return total_size(msg.reports, budget) > budget;
+        } else if constexpr (std::is_same_v<T, Job> || std::is_same_v<T, Submit>) {
+          return total_size(msg.jobs, budget) > budget;
+        } else {
+          return false;
+        }
+      },
+      m);
+}
+
+}  // namespace
+
 std::vector<Message> split_batch(Message m, std::size_t budget) {
   std::vector<Message> out;
+  if (!over_budget(m, budget)) {
+    out.push_back(std::move(m));
+    return out;
+  }
   std::visit(
       [&](auto&& msg) {
         using T = std::decay_t<decltype(msg)>;
