@@ -178,7 +178,11 @@ void SandboxRun::launch(ChildReaper& reaper) {
       sandbox_.config().isolation.uid_base > 0) {
     spec.processes = config.processes;
   }
-  spec.stack_bytes = memory;
+  // With a cgroup, stack is reserved, not used, until touched: as much as
+  // the memory (deep recursion, as judges allow). With address-space limits
+  // every thread's stack would be reserved at that size and count: the
+  // node's own stack limit stays.
+  if (group_) spec.stack_bytes = memory;
   spec.open_files = config.open_files;
   std::string error;
   pid_t pid = sandbox_.isolation().spawn(spec, error);
@@ -241,32 +245,45 @@ void SandboxRun::read_stream(asio::posix::stream_descriptor& d, std::string& int
                              bool& open, std::array<char, 16384>& buffer) {
   d.async_read_some(asio::buffer(buffer), [this, self = shared_from_this(), &d, &into, &truncated,
                                            &open, &buffer](const error_code& ec, std::size_t n) {
-    if (ec) {
+    if (!ec) append_output(into, truncated, buffer.data(), n);
+    if (ec || giving_up_) {
+      // The end, or the grace period is over: what the pipe still holds is
+      // read now (a cancelled read leaves it there), then it is closed.
+      if (giving_up_) drain(d, into, truncated);
       open = false;
       maybe_finish();
       return;
-    }
-    std::size_t room = output_limit_ > into.size() ? output_limit_ - into.size() : 0;
-    into.append(buffer.data(), std::min(n, room));
-    if (n > room && !truncated) {
-      // A flood never fills the node: cut, flag, and end the run.
-      truncated = true;
-      observed_.output_exceeded = true;
-      end_processes();
     }
     read_stream(d, into, truncated, open, buffer);
   });
 }
 
+void SandboxRun::append_output(std::string& into, bool& truncated, const char* data,
+                               std::size_t n) {
+  std::size_t room = output_limit_ > into.size() ? output_limit_ - into.size() : 0;
+  into.append(data, std::min(n, room));
+  if (n > room && !truncated) {
+    // A flood never fills the node: cut, flag, and end the run.
+    truncated = true;
+    observed_.output_exceeded = true;
+    end_processes();
+  }
+}
+
 void SandboxRun::read_report() {
   report_.async_read_some(
       asio::buffer(buffer_report_), [self = shared_from_this()](const error_code& ec, std::size_t n) {
-        if (ec) {
+        if (!ec && self->report_bytes_.size() < 1024)
+          self->report_bytes_.append(self->buffer_report_.data(), n);
+        if (ec || self->giving_up_) {
+          if (self->giving_up_) {
+            bool ignored = false;
+            self->drain(self->report_, self->report_bytes_, ignored);
+          }
           self->report_open_ = false;
           self->maybe_finish();
           return;
         }
-        if (self->report_bytes_.size() < 1024) self->report_bytes_.append(self->buffer_report_.data(), n);
         self->read_report();
       });
 }
@@ -319,9 +336,14 @@ void SandboxRun::on_exit(int status) {
     grace_.expires_after(kPipeGrace);
     grace_.async_wait([self = shared_from_this()](const error_code& ec) {
       if (ec) return;
-      self->drain(self->out_, self->observed_.stdout_data, self->observed_.stdout_truncated);
-      self->drain(self->err_, self->observed_.stderr_data, self->observed_.stderr_truncated);
-      self->finish();
+      // Stop waiting for an end that a leftover may hold off: each pending
+      // read completes (with data, or cancelled), reads what is left, and
+      // closes; the run finishes when all three have.
+      self->giving_up_ = true;
+      error_code ignored;
+      self->out_.cancel(ignored);
+      self->err_.cancel(ignored);
+      self->report_.cancel(ignored);
     });
   }
   maybe_finish();
@@ -335,13 +357,8 @@ void SandboxRun::drain(asio::posix::stream_descriptor& d, std::string& into, boo
   while (true) {
     std::size_t n = d.read_some(asio::buffer(buffer), ec);
     if (ec || n == 0) break;
-    std::size_t room = output_limit_ > into.size() ? output_limit_ - into.size() : 0;
-    into.append(buffer.data(), std::min(n, room));
-    if (n > room) {
-      truncated = true;
-      observed_.output_exceeded = true;
-      break;
-    }
+    append_output(into, truncated, buffer.data(), n);
+    if (truncated) break;
   }
 }
 

@@ -80,6 +80,7 @@ class SandboxRun : public std::enable_shared_from_this<SandboxRun> {
   void read_report();
   // Reads what a pipe holds now, without waiting.
   void drain(boost::asio::posix::stream_descriptor& d, std::string& into, bool& truncated);
+  void append_output(std::string& into, bool& truncated, const char* data, std::size_t n);
   void check_cpu(std::int64_t used_ns);
   void end_processes();
   void on_exit(int status);
@@ -103,6 +104,7 @@ class SandboxRun : public std::enable_shared_from_this<SandboxRun> {
   std::size_t output_limit_ = 0;
   bool out_open_ = false, err_open_ = false, report_open_ = false;
   bool exited_ = false, finished_ = false, killing_ = false;
+  bool giving_up_ = false;  // the grace after job_init's end is over
   std::array<char, 16384> buffer_out_{}, buffer_err_{};
   std::array<char, 256> buffer_report_{};
 };
