@@ -154,7 +154,10 @@ void NodeServer::start_lookup(const std::string& ticket, bool wait, std::optiona
     return;
   }
   bool up = core_.connected();
-  if (!up && !wait) {
+  // Before its first join the node cannot know other nodes' tickets yet:
+  // `r` and `status` wait for the join (at most kProxyAnswerTimeout) rather
+  // than answer "unknown" because the client came a moment too early.
+  if (!up && !wait && ever_joined_) {
     done(local, true);
     return;
   }
@@ -313,6 +316,7 @@ void NodeServer::on_proxy_message(protocol::Message&& m) {
       return;
     }
     log_->info("joined proxy={} dropped={}", w->proxy_id, w->drop.size());
+    ever_joined_ = true;
     link_.reset_backoff();
     core_.on_message(std::move(m));
     // Lookups made while the proxy was away ask again.

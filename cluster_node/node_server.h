@@ -129,6 +129,7 @@ class NodeServer {
       drain_timer_;  // since when the proxy is away (or since start)
   bool flush_scheduled_ = false;
   bool stopping_ = false;
+  bool ever_joined_ = false;  // the proxy welcomed this node since it started
 };
 
 }  // namespace jc::node

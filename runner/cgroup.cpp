@@ -315,8 +315,12 @@ RunGroup::RunGroup(CgroupFs& fs, int version, std::vector<std::string> dirs, boo
 RunGroup::~RunGroup() { remove(); }
 
 std::vector<std::string> RunGroup::procs_files() const {
+  // v1: the child joins through `tasks` with "0", moving only itself (it has
+  // one thread): the kernel then skips the lock for whole thread groups that
+  // a write to cgroup.procs takes, and its RCU grace period, milliseconds
+  // per write on a busy machine, on the node's event loop.
   std::vector<std::string> out;
-  for (const auto& d : dirs_) out.push_back(d + "/cgroup.procs");
+  for (const auto& d : dirs_) out.push_back(d + (version_ == kV2 ? "/cgroup.procs" : "/tasks"));
   return out;
 }
 

@@ -185,7 +185,15 @@ void SandboxRun::launch(ChildReaper& reaper) {
   if (group_) spec.stack_bytes = memory;
   spec.open_files = config.open_files;
   std::string error;
+  auto spawn_start = std::chrono::steady_clock::now();
   pid_t pid = sandbox_.isolation().spawn(spec, error);
+  // The event loop waits this long: until the child has entered its
+  // namespaces and executed job_init.
+  log::get("sandbox")->debug(
+      "spawned pid={} in {} us", pid,
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
+                                                            spawn_start)
+          .count());
   ::close(in[0]);
   ::close(out[1]);
   ::close(err[1]);

@@ -143,8 +143,8 @@ TEST_CASE("cgroup: a v1 run gets a fresh leaf with its limits, and its figures a
                                  "/memory.memsw.limit_in_bytes=67108864\n" + pids +
                                  "/pids.max=256\n");
   const std::string share = "/sys/fs/cgroup/cpu/jobcluster-n1-42/run-1";
-  CHECK(joined(run->procs_files()) == mem + "/cgroup.procs\n" + cpu + "/cgroup.procs\n" + pids +
-                                          "/cgroup.procs\n" + share + "/cgroup.procs\n");
+  CHECK(joined(run->procs_files()) ==
+        mem + "/tasks\n" + cpu + "/tasks\n" + pids + "/tasks\n" + share + "/tasks\n");
   fs.files[cpu + "/cpuacct.usage"] = "123456789\n";
   fs.files[mem + "/memory.max_usage_in_bytes"] = "5242880\n";
   fs.files[mem + "/memory.oom_control"] = "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n";
