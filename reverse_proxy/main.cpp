@@ -26,7 +26,10 @@ Environment (defaults in brackets):
   NODE_TIMEOUT           ms of silence before a node is presumed dead [5000]
   MAX_ATTEMPTS           most runs of one job before it ends FAILED [5]
   DATA_DIR               LevelDB directory [./data/reverse_proxy]
-  CLUSTER_SECRET         nodes must prove they know it to join [none: open]
+  CLUSTER_SECRET         nodes must prove they know it to join; without it the proxy
+                         admits nodes from loopback addresses only [none]
+  PROTECTED_MODE         on, or off to admit nodes from anywhere without a secret
+                         (not recommended) [on]
   STATUS_PORT            HTTP port for the dashboard (/), /metrics, /api/state,
                          /api/jobs/<ticket>; 0 = any free port [none: off]
   BIND_ADDRESS           address to listen on [0.0.0.0]
@@ -49,6 +52,15 @@ jc::proxy::ProxyConfig load_config(int argc, char** argv) {
   c.core.max_attempts = static_cast<std::uint32_t>(env_int("MAX_ATTEMPTS", 5, 1, 1000, "attempts"));
   c.data_dir = env_string("DATA_DIR", "./data/reverse_proxy");
   c.core.secret = env_string("CLUSTER_SECRET", "");
+  if (auto mode = env_raw("PROTECTED_MODE"); mode && !mode->empty()) {
+    if (*mode == "on" || *mode == "yes" || *mode == "true" || *mode == "1") {
+      c.protected_mode = true;
+    } else if (*mode == "off" || *mode == "no" || *mode == "false" || *mode == "0") {
+      c.protected_mode = false;
+    } else {
+      throw ConfigError(fmt::format("PROTECTED_MODE must be on or off, got '{}'", *mode));
+    }
+  }
   c.status_port = env_port("STATUS_PORT");
   c.bind_address = jc::net::env_bind_address();
   std::random_device rd;

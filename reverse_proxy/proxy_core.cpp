@@ -352,8 +352,23 @@ void ProxyCore::on_reports(const std::string& node, std::vector<JobReport>& repo
 
 void ProxyCore::accept_result(const std::string& node, JobReport& report, protocol::Ack& ack) {
   const std::string& t = report.ticket;
+  // Who produced a result is the proxy's to say, not the report's.
+  report.result.node = node;
   JobRecord rec;
   if (active_.count(t) && load_record(active_key(t), rec)) {
+    // A result counts only from the node the proxy gave the job to, for
+    // that attempt: a node cannot finalize what it was never given.
+    std::uint32_t attempt = report.result.attempt;
+    bool given = attempt >= 1 && attempt <= rec.nodes_tried.size() &&
+                 rec.nodes_tried[attempt - 1] == node;
+    if (!given) {
+      log_->warn(
+          "refused result ticket={} node={} attempt={} reason=\"the job was not given to this "
+          "node for this attempt\"",
+          t, node, attempt);
+      ack.superseded.push_back(t);  // the node forgets it
+      return;
+    }
     auto& entry = nodes_[node];
     entry.finished++;
     entry.last_result = clock_;

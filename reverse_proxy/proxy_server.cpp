@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "protocol/auth.h"
+#include "protocol/codec.h"
 
 namespace jc::proxy {
 
@@ -11,6 +12,17 @@ using boost::system::error_code;
 using std::chrono::milliseconds;
 
 namespace {
+
+bool is_loopback(const std::string& address) {
+  boost::system::error_code ec;
+  auto a = asio::ip::make_address(address, ec);
+  if (ec) return false;
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) {
+    return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).is_loopback();
+  }
+  return a.is_loopback();
+}
+
 constexpr std::size_t kMaxPendingHandshakes = 64;
 constexpr std::size_t kMaxPendingHandshakesPerAddress = 16;
 // Before HELLO is accepted a peer is a stranger: its frames may be smaller.
@@ -33,8 +45,21 @@ ProxyServer::ProxyServer(asio::io_context& io, ProxyConfig config, storage::Stor
       dispatch_timer_(io),
       exchange_timer_(io) {}
 
+bool ProxyServer::loopback_only() const {
+  return config_.protected_mode && config_.core.secret.empty();
+}
+
 Status ProxyServer::start() {
   if (Status s = core_.recover(now_ms()); !s.ok()) return s;
+  if (loopback_only()) {
+    log_->info(
+        "protected mode: nodes may join from loopback addresses only; to admit nodes from other "
+        "hosts, give the proxy and every node the same CLUSTER_SECRET (they prove it to join)");
+  } else if (config_.core.secret.empty()) {
+    log_->warn(
+        "PROTECTED_MODE=off without CLUSTER_SECRET: anyone who reaches the node port may join as a "
+        "node, receive jobs with their test data and report results");
+  }
   port_ = listener_.listen(
       config_.bind_address, config_.port, "for nodes",
       [this](asio::ip::tcp::socket socket, const std::string& address, const std::string& peer) {
@@ -102,6 +127,16 @@ void ProxyServer::on_frame(std::uint64_t id, protocol::Message&& m) {
     if (hello == nullptr) {
       log_->warn("handshake expected peer={} got={}", s.conn->peer(), protocol::message_name(m));
       s.conn->close("first message was not HELLO");
+      return;
+    }
+    if (loopback_only() && !is_loopback(s.address)) {
+      std::string why =
+          "protected mode: this proxy admits nodes from loopback addresses only; set the same "
+          "CLUSTER_SECRET on the proxy and the nodes to join from other hosts";
+      log_->warn("refused node node={} peer={} reason=\"{}\"",
+                 protocol::escape_sample(hello->node_id), s.conn->peer(), why);
+      s.conn->send(protocol::Welcome{false, why, {}, {}});
+      s.conn->close_after_flush();
       return;
     }
     protocol::Welcome w = core_.on_hello(*hello, s.conn->peer(), now, s.nonce);

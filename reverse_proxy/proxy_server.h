@@ -25,6 +25,9 @@ struct ProxyConfig {
   TimeMs request_result_period_ms = 1000;
   TimeMs handshake_timeout_ms = 5000;
   std::optional<std::uint16_t> status_port;  // STATUS_PORT: HTTP dashboard, /metrics, /api
+  // PROTECTED_MODE: without CLUSTER_SECRET, nodes from loopback addresses
+  // only (redis' protected mode). Off, or a secret, admits them from anywhere.
+  bool protected_mode = true;
   ProxyOptions core;
 };
 
@@ -38,6 +41,8 @@ class ProxyServer {
   std::uint16_t port() const { return port_; }
 
  private:
+  // Protected mode without a secret: nodes from loopback only.
+  bool loopback_only() const;
   struct Session {
     std::shared_ptr<net::FrameConnection> conn;
     std::string node_id;  // empty until the handshake is accepted

@@ -317,11 +317,13 @@ int run(const Options& opt) {
   ClusterOptions copt;
   copt.nodes = opt.nodes;
   copt.slots = 2;
+  // The secure set-up is the one under fire: nodes prove the cluster secret.
   copt.proxy_env = {{"NODE_TIMEOUT", "2000"},
                     {"REQUEST_RESULT_PERIOD", "500"},
                     {"MAX_ATTEMPTS", "50"},
-                    {"LOG_LEVEL", level}};
-  copt.node_env = {{"LOG_LEVEL", level}};
+                    {"LOG_LEVEL", level},
+                    {"CLUSTER_SECRET", "chaos-test-secret"}};
+  copt.node_env = {{"LOG_LEVEL", level}, {"CLUSTER_SECRET", "chaos-test-secret"}};
   // Extra settings for experiments, e.g. CHAOS_NODE_ENV=PROXY_GRACE_PERIOD=500,INFO_PERIOD=200.
   for (auto [var, env] : {std::pair{"CHAOS_PROXY_ENV", &copt.proxy_env},
                           std::pair{"CHAOS_NODE_ENV", &copt.node_env}}) {

@@ -91,7 +91,8 @@ TEST_CASE("a node restarted with SIGTERM finishes what it held") {
 }
 
 TEST_CASE(
-    "without the proxy past PROXY_GRACE_PERIOD a node runs its own jobs; the proxy adopts them") {
+    "without the proxy past PROXY_GRACE_PERIOD a node runs its own jobs, and the proxy adopts "
+    "them") {
   Cluster cluster({.nodes = 2, .slots = 2, .node_env = {{"PROXY_GRACE_PERIOD", "1500"}}});
   REQUIRE(cluster.wait_nodes_up(2));
   cluster.proxy().kill_hard();

@@ -537,6 +537,57 @@ TEST_CASE("proxy core: another run's result for a finished job is superseded") {
   CHECK(p.core.find_job("t1")->result.text == "first");
 }
 
+TEST_CASE("proxy core: a result from a node the job was not given to is refused") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  p.join("node-a", 1);
+  p.submit_and_dispatch("node-a", {"t1"});
+  REQUIRE(p.core.find_job("t1")->node == "node-a");
+  p.join("rogue", 1);
+  // A forged verdict for a job it was never given: refused, the job runs on.
+  auto out = p.message("rogue", protocol::Result{{final_report("t1", "rogue", 1, "forged")}});
+  auto acks = sent_to<protocol::Ack>(out, "rogue");
+  REQUIRE(acks.size() == 1);
+  CHECK(acks[0].tickets.empty());
+  CHECK(acks[0].superseded == std::vector<std::string>{"t1"});
+  CHECK(p.state_of("t1") == JobState::kRunning);
+  // Nor for an attempt it was not given, nor by naming the right node.
+  p.message("rogue", protocol::Result{{final_report("t1", "node-a", 1, "forged")}});
+  p.message("node-a", protocol::Result{{final_report("t1", "node-a", 2, "wrong attempt")}});
+  CHECK(p.state_of("t1") == JobState::kRunning);
+  // The node it was given to finishes it.
+  p.message("node-a", protocol::Result{{final_report("t1", "node-a", 1, "real")}});
+  auto rec = p.core.find_job("t1");
+  CHECK(rec->result.text == "real");
+  CHECK(rec->result.node == "node-a");
+}
+
+TEST_CASE("proxy core: a result names the node that sent it, whatever it says") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  p.join("node-a", 1);
+  p.submit_and_dispatch("node-a", {"t1"});
+  p.message("node-a", protocol::Result{{final_report("t1", "somebody-else", 1)}});
+  CHECK(p.core.find_job("t1")->result.node == "node-a");
+}
+
+TEST_CASE("proxy core: an earlier attempt's result still counts while the job is not final") {
+  storage::MemoryStore store;
+  Proxy p(store, options());
+  p.join("node-a", 1);
+  p.submit_and_dispatch("node-a", {"t1"});
+  // node-a is lost; the job goes to node-b as attempt 2.
+  p.core.on_disconnect("node-a", 0);
+  p.flush();
+  p.join("node-b", 1, 6000);
+  p.dispatch(6000);
+  REQUIRE(p.core.find_job("t1")->node == "node-b");
+  // node-a comes back with its result of attempt 1, which it was given.
+  p.join("node-a", 1, 6100, {}, {"t1"});
+  p.message("node-a", protocol::Result{{final_report("t1", "node-a", 1, "from a")}}, 6100);
+  CHECK(p.core.find_job("t1")->result.text == "from a");
+}
+
 TEST_CASE("proxy core: an origin's results ack clears its pending notifications") {
   storage::MemoryStore store;
   Proxy p(store);
