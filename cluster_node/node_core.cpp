@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <random>
 
+#include "protocol/auth.h"
 #include "protocol/batching.h"
 #include "protocol/codec.h"
 
@@ -102,7 +103,12 @@ Status NodeCore::recover() {
 }
 
 std::string NodeCore::submit(protocol::JobSpec spec, TimeMs now) {
-  spec.ticket = fmt::format("{}-{}", prefix_, counter_++);
+  // <node prefix>-<counter>-<66 random bits>: unique by the first two
+  // (the counter is stored with the job), unguessable by the third, at most
+  // 6 + 1 + 13 + 1 + 11 = 32 characters below 10^13 jobs of one node.
+  spec.ticket = fmt::format("{}-{}-{}", prefix_, counter_++,
+                            options_.random_part ? options_.random_part()
+                                                 : protocol::random_ticket_part());
   spec.origin = options_.node_id;
   spec.submitted_ms = now;
   std::string ticket = spec.ticket;
@@ -156,10 +162,19 @@ std::vector<GetAllEntry> NodeCore::getall() const {
     }
     return true;
   });
-  // Tickets of one node share a prefix: order by number, i.e. submission order.
-  std::sort(out.begin(), out.end(), [](const GetAllEntry& a, const GetAllEntry& b) {
-    return a.ticket.size() != b.ticket.size() ? a.ticket.size() < b.ticket.size()
-                                              : a.ticket < b.ticket;
+  // Tickets of one node share a prefix: order by their counter, i.e. by
+  // submission.
+  auto counter = [](const std::string& t) -> std::uint64_t {
+    auto first = t.find('-');
+    if (first == std::string::npos) return 0;
+    try {
+      return std::stoull(t.substr(first + 1));
+    } catch (...) {
+      return 0;
+    }
+  };
+  std::sort(out.begin(), out.end(), [&](const GetAllEntry& a, const GetAllEntry& b) {
+    return counter(a.ticket) < counter(b.ticket);
   });
   return out;
 }

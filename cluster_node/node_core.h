@@ -13,6 +13,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -32,6 +33,9 @@ struct NodeOptions {
   std::uint32_t slots = 1;
   std::string client_address;
   std::string sandbox;  // the protections run jobs get here, told to the proxy in HELLO
+  // The unguessable part of each ticket (protocol::random_ticket_part);
+  // tests give their own.
+  std::function<std::string()> random_part;
 };
 
 struct OriginRecord {

@@ -17,5 +17,8 @@ bool verify_join_proof(std::string_view secret, std::string_view nonce, std::str
                        std::string_view proof);
 // 32 random bytes, hex-encoded.
 std::string random_nonce();
+// 66 random bits as 11 characters of [A-Za-z0-9_-] (base64url), from the
+// same cryptographic source: the part of a ticket nobody can guess.
+std::string random_ticket_part();
 
 }  // namespace jc::protocol

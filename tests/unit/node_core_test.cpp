@@ -2,6 +2,8 @@
 // stage is committed as the node's shell does before it sends anything.
 #include "cluster_node/node_core.h"
 
+#include "protocol/auth.h"
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -10,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "protocol/auth.h"
 #include "protocol/job.h"
 #include "protocol/messages.h"
 #include "storage/store.h"
@@ -143,6 +146,41 @@ TEST_CASE("node core: submit returns unique valid tickets") {
     CHECK(protocol::is_valid_ticket(t));
     CHECK(seen.insert(t).second);
   }
+}
+
+TEST_CASE("node core: a ticket is prefix, counter and an unguessable part, at most 32 long") {
+  storage::MemoryStore store;
+  NodeOptions o = options();
+  int calls = 0;
+  o.random_part = [&] { return "RANDOM" + std::to_string(calls++) + "xxxx"; };
+  Node n(store, o);
+  std::string first = n.core.submit(sleep_spec(), 0);
+  std::string second = n.core.submit(sleep_spec(), 1);
+  CHECK(calls == 2);
+  auto dash = first.find('-');
+  REQUIRE(dash == 6);
+  CHECK(first.substr(dash) == "-1-RANDOM0xxxx");
+  CHECK(second.substr(dash) == "-2-RANDOM1xxxx");
+  // getall orders by the counter, not by the random part.
+  n.flush();
+  auto all = n.core.getall();
+  REQUIRE(all.size() == 2);
+  CHECK(all[0].ticket == first);
+}
+
+TEST_CASE("node core: the random part has 66 bits of [A-Za-z0-9_-] and repeats nothing") {
+  std::set<std::string> seen;
+  for (int i = 0; i < 10000; ++i) {
+    std::string r = protocol::random_ticket_part();
+    REQUIRE(r.size() == 11);
+    CHECK(r.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") ==
+          std::string::npos);
+    CHECK(seen.insert(r).second);
+  }
+  // The longest ticket a node makes below 10^13 jobs still fits.
+  std::string longest = "abcdef-" + std::string(13, '9') + "-" + protocol::random_ticket_part();
+  CHECK(longest.size() == protocol::kMaxTicketLength);
+  CHECK(protocol::is_valid_ticket(longest));
 }
 
 TEST_CASE("node core: tickets stay unique across a restart") {
