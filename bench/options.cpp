@@ -37,7 +37,8 @@ std::vector<std::string> split_list(const std::string& s) {
 const std::vector<std::string>& suite_names() {
   static const std::vector<std::string> kNames{"submit",   "e2e",       "chart",
                                                "latency",  "latency10", "balance",
-                                               "run-true", "queued",    "nodes100"};
+                                               "run-true", "queued",    "nodes100",
+                                               "tls"};
   return kNames;
 }
 
@@ -145,6 +146,8 @@ Suite (every measure of the issue's table, each on a fresh cluster):
     run-true   `run true` jobs through 3 nodes against `xargs -P 2 -n 1 true`
     queued     1,000,000 1-hour jobs queued at the proxy: its memory, submit rate
     nodes100   100 nodes of 1 slot: memory per node connection, throughput, balance
+    tls        end to end and latency with TLS links (CLUSTER_SECRET) against
+               plaintext, alternated in one run
   Timelines go to DIR (default build/bench): e2e-timeline.csv, e2e-2ms-timeline.csv,
   balance-timeline.csv.
   --compare: also measures beanstalkd (when on PATH) in the same run: durable puts

@@ -59,6 +59,7 @@ void balance_scenario(const BenchContext& ctx, ScenarioReport& r);
 void run_true_scenario(const BenchContext& ctx, ScenarioReport& r);
 void queued_scenario(const BenchContext& ctx, ScenarioReport& r);
 void many_nodes_scenario(const BenchContext& ctx, ScenarioReport& r);
+void tls_scenario(const BenchContext& ctx, ScenarioReport& r);
 
 // Helpers the scenario files share.
 std::size_t add_measure(ScenarioReport& r, std::string name, std::string target);

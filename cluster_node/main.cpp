@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "net/asio.h"
 #include "net/program.h"
+#include "net/tls.h"
 #include "storage/store.h"
 
 namespace {
@@ -47,7 +48,12 @@ Environment (defaults in brackets):
   JOB_USER               user that runs jobs when JOB_UID_BASE=0 [nobody]
   JOB_WORK_DIR           jobs' working directories where the node cannot give them a
                          private tmpfs (not root) [$TMPDIR/jobcluster-<NODE_ID>]
-  CLUSTER_SECRET         proves membership to a proxy that requires it [none]
+  CLUSTER_SECRET         proves membership to the proxy, and keys the TLS of the
+                         link to it (the same value on the proxy and every node) [none]
+  TLS_CERT, TLS_KEY, TLS_CA
+                         PEM files: the link to the proxy uses TLS with these
+                         certificates (all three, or none); the proxy's must lead
+                         to TLS_CA and name PROXY_HOST [none]
   DRAIN_TIMEOUT          ms a node stopped by SIGTERM/SIGINT waits for its running
                          jobs to finish and be delivered [8000]
   PROXY_GRACE_PERIOD     ms without the proxy after which the node runs its own
@@ -127,6 +133,7 @@ jc::node::NodeConfig load_config(int argc, char** argv) {
       static_cast<std::uint32_t>(env_int("JOB_PROCESSES", 256, 1, 1'000'000, "processes"));
   c.readonly_paths = readonly_paths(env_string("JOB_READONLY_PATHS", ""));
   c.secret = env_string("CLUSTER_SECRET", "");
+  c.tls = jc::net::env_tls_settings(c.secret);
   c.drain_timeout_ms = env_int("DRAIN_TIMEOUT", 8'000, 0, 86'400'000,
                                "milliseconds a stopping node waits for its running jobs");
   c.proxy_grace_ms = env_int("PROXY_GRACE_PERIOD", 30'000, 0, 86'400'000,

@@ -32,6 +32,14 @@ runner::SandboxConfig sandbox_config(const NodeConfig& c) {
 }
 }  // namespace
 
+namespace {
+std::optional<net::TlsLink> link_tls(const net::TlsSettings& tls) {
+  if (!tls.on()) return std::nullopt;
+  return net::TlsLink{net::make_tls_context(tls, net::TlsRole::client), net::TlsRole::client,
+                      tls.mode, ""};
+}
+}  // namespace
+
 NodeServer::NodeServer(asio::io_context& io, NodeConfig config, storage::Store& store)
     : io_(io),
       config_(std::move(config)),
@@ -43,7 +51,8 @@ NodeServer::NodeServer(asio::io_context& io, NodeConfig config, storage::Store& 
       link_(io, config_.proxy_host, config_.proxy_port,
             ProxyLink::Handlers{[] {},  // the proxy speaks first: HELLO answers its CHALLENGE
                                 [this](protocol::Message&& m) { on_proxy_message(std::move(m)); },
-                                [this] { on_proxy_closed(); }}),
+                                [this] { on_proxy_closed(); }},
+            link_tls(config_.tls)),
       executor_(io, config_.core.node_id, sandbox_config(config_), config_.core.slots,
                 [this](const std::string& t, protocol::JobResult r) {
                   on_job_done(t, std::move(r));
@@ -53,6 +62,8 @@ NodeServer::NodeServer(asio::io_context& io, NodeConfig config, storage::Store& 
 
 Status NodeServer::start() {
   if (Status s = core_.recover(); !s.ok()) return s;
+  log_->info("proxy link: {}", config_.tls.on() ? config_.tls.describe()
+                                                : "plaintext (no CLUSTER_SECRET, no TLS_*)");
   proxy_lost_at_ = now_ms();
   if (Status s = core_.staged().commit(); !s.ok()) return s;
   port_ =

@@ -47,6 +47,7 @@ struct NodeConfig {
   std::uint32_t job_processes = 256;        // JOB_PROCESSES
   std::string job_user = "nobody";
   std::string secret;               // CLUSTER_SECRET
+  net::TlsSettings tls;             // from CLUSTER_SECRET or TLS_CERT / TLS_KEY / TLS_CA
   TimeMs proxy_grace_ms = 30'000;   // PROXY_GRACE_PERIOD; 0 = always wait for the proxy
   TimeMs drain_timeout_ms = 8'000;  // DRAIN_TIMEOUT: under docker stop's 10 s
   std::uint32_t job_uid_base = 0;   // 0: every job runs as job_user

@@ -13,11 +13,13 @@ namespace {
 constexpr std::chrono::milliseconds kProxyIdleTimeout{60'000};
 }  // namespace
 
-ProxyLink::ProxyLink(asio::io_context& io, std::string host, std::string port, Handlers handlers)
+ProxyLink::ProxyLink(asio::io_context& io, std::string host, std::string port, Handlers handlers,
+                     std::optional<net::TlsLink> tls)
     : io_(io),
       host_(std::move(host)),
       port_(std::move(port)),
       handlers_(std::move(handlers)),
+      tls_(std::move(tls)),
       log_(log::get("link")),
       resolver_(io),
       retry_timer_(io) {}
@@ -64,16 +66,36 @@ void ProxyLink::connect() {
               logged_unreachable_ = false;
               std::string peer = fmt::format("{}:{}", ep.address().to_string(), ep.port());
               log_->info("connected to proxy peer={}", peer);
-              conn_ = std::make_shared<net::FrameConnection>(std::move(*socket), peer,
-                                                             kProxyIdleTimeout);
+              if (tls_) {
+                net::TlsLink tls = *tls_;
+                if (tls.verify_host.empty()) tls.verify_host = host_;
+                conn_ = std::make_shared<net::FrameConnection>(std::move(*socket), peer,
+                                                               kProxyIdleTimeout, std::move(tls));
+              } else {
+                conn_ = std::make_shared<net::FrameConnection>(std::move(*socket), peer,
+                                                               kProxyIdleTimeout);
+              }
+              heard_ = false;
               // The proxy the node chose: a large result still arriving from
               // it is a sign of life.
               conn_->count_partial_frames();
               auto conn = conn_;
-              conn_->start([this](protocol::Message&& m) { handlers_.on_message(std::move(m)); },
+              conn_->start(
+                  [this](protocol::Message&& m) {
+                    heard_ = true;
+                    handlers_.on_message(std::move(m));
+                  },
                            [this, conn](const std::string& reason) {
                              if (stopped_) return;
-                             log_->warn("lost the proxy reason=\"{}\"", reason);
+                             if (!heard_ && !tls_) {
+                               log_->warn(
+                                   "lost the proxy before its first frame reason=\"{}\" (a proxy "
+                                   "with CLUSTER_SECRET or TLS_* speaks TLS only: set the same on "
+                                   "this node)",
+                                   reason);
+                             } else {
+                               log_->warn("lost the proxy reason=\"{}\"", reason);
+                             }
                              if (conn_ == conn) conn_.reset();
                              handlers_.on_closed();
                              retry_later();

@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 
@@ -24,7 +25,9 @@ class ProxyLink {
     std::function<void()> on_closed;
   };
 
-  ProxyLink(boost::asio::io_context& io, std::string host, std::string port, Handlers handlers);
+  // `tls`: the client side of TLS, or none for a plaintext link.
+  ProxyLink(boost::asio::io_context& io, std::string host, std::string port, Handlers handlers,
+            std::optional<net::TlsLink> tls = std::nullopt);
   void start();
   void stop();
   void send(const protocol::Message& m);
@@ -45,6 +48,8 @@ class ProxyLink {
   std::string host_;
   std::string port_;
   Handlers handlers_;
+  std::optional<net::TlsLink> tls_;
+  bool heard_ = false;  // a frame came on the current connection
   std::shared_ptr<spdlog::logger> log_;
   boost::asio::ip::tcp::resolver resolver_;
   boost::asio::steady_timer retry_timer_;

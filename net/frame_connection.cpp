@@ -14,16 +14,34 @@ namespace {
 // Reads start small (read_chunk_: a quiet node's connection costs the proxy
 // little) and double, up to this, while reads fill the buffer.
 constexpr std::size_t kMaxReadChunk = 64 * 1024;
+// Over TLS an asynchronous read gives one record (16 KiB at most) per turn of
+// the event loop, and each turn ends in a group commit: so what the socket
+// already holds is read at once, without waiting, up to this much per turn.
+constexpr std::size_t kMaxTlsReadPerTurn = 512 * 1024;
 }  // namespace
 
 FrameConnection::FrameConnection(asio::ip::tcp::socket socket, std::string peer,
                                  std::chrono::milliseconds idle_timeout)
-    : socket_(std::move(socket)),
-      deadline_(socket_.get_executor()),
+    : plain_(std::move(socket)),
+      ready_(true),
+      deadline_(plain_->get_executor()),
       peer_(std::move(peer)),
       idle_timeout_(idle_timeout) {
   error_code ignored;
-  socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+  plain_->set_option(asio::ip::tcp::no_delay(true), ignored);
+}
+
+FrameConnection::FrameConnection(asio::ip::tcp::socket socket, std::string peer,
+                                 std::chrono::milliseconds idle_timeout, TlsLink tls)
+    : tls_(std::make_unique<TlsStream>(std::move(socket), *tls.context)),
+      tls_link_(std::move(tls)),
+      deadline_(tls_->get_executor()),
+      peer_(std::move(peer)),
+      idle_timeout_(idle_timeout) {
+  error_code ignored;
+  tls_->next_layer().set_option(asio::ip::tcp::no_delay(true), ignored);
+  // For the reads that take what is there without waiting (do_read).
+  tls_->next_layer().non_blocking(true, ignored);
 }
 
 void FrameConnection::start(OnMessage on_message, OnClose on_close) {
@@ -31,7 +49,49 @@ void FrameConnection::start(OnMessage on_message, OnClose on_close) {
   on_close_ = std::move(on_close);
   last_heard_ = std::chrono::steady_clock::now();
   arm_deadline();
-  do_read();
+  if (tls_) {
+    handshake();
+  } else {
+    do_read();
+  }
+}
+
+// The handshake runs under the idle deadline armed by start(): a peer that
+// opens a connection and stalls the handshake is closed like a silent one.
+void FrameConnection::handshake() {
+  SSL* ssl = tls_->native_handle();
+  const std::string& host = tls_link_.verify_host;
+  if (tls_link_.role == TlsRole::client && tls_link_.mode == TlsSettings::Mode::certificates &&
+      !host.empty()) {
+    error_code not_ip;
+    asio::ip::make_address(host, not_ip);
+    if (not_ip) {
+      SSL_set_tlsext_host_name(ssl, host.c_str());
+      SSL_set1_host(ssl, host.c_str());
+    } else {
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host.c_str());
+    }
+  }
+  auto type = tls_link_.role == TlsRole::server ? asio::ssl::stream_base::server
+                                                : asio::ssl::stream_base::client;
+  tls_->async_handshake(type, [self = shared_from_this()](const error_code& ec) {
+    if (self->closed_) return;
+    if (ec) {
+      TlsSettings settings;
+      settings.mode = self->tls_link_.mode;
+      std::string why = describe_tls_failure(ec, settings);
+      long verify = SSL_get_verify_result(self->tls_->native_handle());
+      if (verify != X509_V_OK) {
+        why += std::string(": the peer's certificate: ") + X509_verify_cert_error_string(verify);
+      }
+      self->close(why);
+      return;
+    }
+    self->ready_ = true;
+    self->last_heard_ = std::chrono::steady_clock::now();
+    self->do_read();
+    self->do_write();
+  });
 }
 
 // One timer wait per idle period, not one per read: a read only notes the
@@ -43,7 +103,11 @@ void FrameConnection::arm_deadline() {
   deadline_.async_wait([self = shared_from_this()](const error_code& ec) {
     if (ec || self->closed_) return;
     if (std::chrono::steady_clock::now() - self->last_heard_ >= self->idle_timeout_) {
-      self->close("no message within " + std::to_string(self->idle_timeout_.count()) + " ms");
+      std::string ms = std::to_string(self->idle_timeout_.count());
+      self->close(self->ready_ ? "no message within " + ms + " ms"
+                               : "no TLS handshake within " + ms +
+                                     " ms (a peer without CLUSTER_SECRET or TLS_* speaks "
+                                     "plaintext)");
     } else {
       self->arm_deadline();
     }
@@ -63,15 +127,34 @@ void FrameConnection::do_read() {
   std::size_t want = std::max(inbox_used_ + read_chunk_, frame_end_);
   bool large_frame_fits = frame_end_ > inbox_used_ && inbox_.size() >= frame_end_;
   if (inbox_.size() < want && !large_frame_fits) inbox_.resize(want);
-  socket_.async_read_some(
-      asio::buffer(inbox_.data() + inbox_used_, inbox_.size() - inbox_used_),
-      [self = shared_from_this()](const error_code& ec, std::size_t n) { self->on_read(ec, n); });
+  auto buffer = asio::buffer(inbox_.data() + inbox_used_, inbox_.size() - inbox_used_);
+  auto handler = [self = shared_from_this()](const error_code& ec, std::size_t n) {
+    self->on_read(ec, n);
+  };
+  if (tls_) {
+    if (tls_read_this_turn_ < kMaxTlsReadPerTurn) {
+      // A record already received (or a whole one in the socket): now. The
+      // engine keeps a partial record across a would_block.
+      error_code ec;
+      std::size_t n = tls_->read_some(buffer, ec);
+      if (ec != asio::error::would_block) {
+        tls_read_this_turn_ += n;
+        on_read(ec, n);
+        return;
+      }
+    }
+    tls_read_this_turn_ = 0;
+    tls_->async_read_some(buffer, std::move(handler));
+  } else {
+    plain_->async_read_some(buffer, std::move(handler));
+  }
 }
 
 void FrameConnection::on_read(const error_code& ec, std::size_t n) {
   if (closed_) return;
   if (ec) {
-    close(ec == asio::error::eof ? "peer closed the connection" : ec.message());
+    bool eof = ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
+    close(eof ? "peer closed the connection" : ec.message());
     return;
   }
   // A read that filled the buffer: the next ones may be larger.
@@ -124,14 +207,20 @@ void FrameConnection::send(const protocol::Message& m) {
 }
 
 void FrameConnection::do_write() {
+  if (!ready_ || !writing_.empty() || closed_) return;
   if (outgoing_.empty()) {
     if (close_when_flushed_) close("closed after flush");
     return;
   }
   writing_.swap(outgoing_);  // writing_ was empty, so outgoing_ now is
-  asio::async_write(
-      socket_, asio::buffer(writing_),
-      [self = shared_from_this()](const error_code& ec, std::size_t n) { self->on_write(ec, n); });
+  auto handler = [self = shared_from_this()](const error_code& ec, std::size_t n) {
+    self->on_write(ec, n);
+  };
+  if (tls_) {
+    asio::async_write(*tls_, asio::buffer(writing_), std::move(handler));
+  } else {
+    asio::async_write(*plain_, asio::buffer(writing_), std::move(handler));
+  }
 }
 
 void FrameConnection::on_write(const error_code& ec, std::size_t) {
@@ -154,8 +243,10 @@ void FrameConnection::close(const std::string& reason) {
   closed_ = true;
   error_code ignored;
   deadline_.cancel();
-  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-  socket_.close(ignored);
+  // Over TLS too, the TCP connection simply ends: frames carry their own
+  // lengths, so a cut is seen as a partial frame, never as a short one.
+  socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  socket().close(ignored);
   if (on_close_) {
     auto cb = std::move(on_close_);
     on_close_ = nullptr;

@@ -8,6 +8,8 @@
 // after `idle_timeout` without a whole frame from the peer: bytes trickled
 // in do not keep it open, until the owner admits the peer
 // (count_partial_frames): then a large frame still arriving does.
+// Over TLS (net/tls.h) the handshake runs first, under the same deadline;
+// frames sent before it ends wait for it.
 // Runs on the owner's io_context thread; keeps itself alive with
 // shared_from_this() in every handler.
 #pragma once
@@ -15,12 +17,24 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "net/asio.h"
+#include "net/tls.h"
 #include "protocol/codec.h"
 
 namespace jc::net {
+
+// How one connection speaks TLS.
+struct TlsLink {
+  std::shared_ptr<boost::asio::ssl::context> context;
+  TlsRole role = TlsRole::client;
+  TlsSettings::Mode mode = TlsSettings::Mode::psk;
+  // A client with certificates: the name (or address) the server's
+  // certificate must carry.
+  std::string verify_host;
+};
 
 class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
  public:
@@ -29,6 +43,9 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
 
   FrameConnection(boost::asio::ip::tcp::socket socket, std::string peer,
                   std::chrono::milliseconds idle_timeout);
+  // The same over TLS.
+  FrameConnection(boost::asio::ip::tcp::socket socket, std::string peer,
+                  std::chrono::milliseconds idle_timeout, TlsLink tls);
 
   // Starts reading; handlers run on the io_context thread.
   void start(OnMessage on_message, OnClose on_close);
@@ -45,15 +62,23 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
   void count_partial_frames() { partial_frames_count_ = true; }
   const std::string& peer() const { return peer_; }
   bool open() const { return !closed_; }
+  bool encrypted() const { return tls_ != nullptr; }
 
  private:
+  using TlsStream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket>;
+  boost::asio::ip::tcp::socket& socket() { return tls_ ? tls_->next_layer() : *plain_; }
+  void handshake();
   void do_read();
   void on_read(const boost::system::error_code& ec, std::size_t n);
   void do_write();
   void on_write(const boost::system::error_code& ec, std::size_t n);
   void arm_deadline();
 
-  boost::asio::ip::tcp::socket socket_;
+  std::optional<boost::asio::ip::tcp::socket> plain_;  // or
+  std::unique_ptr<TlsStream> tls_;
+  TlsLink tls_link_;
+  bool ready_ = false;  // the TLS handshake is over (or there is none)
+  std::size_t tls_read_this_turn_ = 0;
   boost::asio::steady_timer deadline_;
   std::string peer_;
   std::chrono::milliseconds idle_timeout_;

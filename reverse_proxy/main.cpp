@@ -6,6 +6,7 @@
 
 #include "common/config.h"
 #include "net/program.h"
+#include "net/tls.h"
 #include "reverse_proxy/proxy_server.h"
 
 namespace {
@@ -28,6 +29,11 @@ Environment (defaults in brackets):
   DATA_DIR               LevelDB directory [./data/reverse_proxy]
   CLUSTER_SECRET         nodes must prove they know it to join; without it the proxy
                          admits nodes from loopback addresses only [none]
+  TLS_CERT, TLS_KEY, TLS_CA
+                         PEM files: node links use TLS with these certificates
+                         (all three, or none) instead of a key derived from
+                         CLUSTER_SECRET; nodes must show a certificate from TLS_CA
+                         [none]
   PROTECTED_MODE         on, or off to admit nodes from anywhere without a secret
                          (not recommended) [on]
   STATUS_PORT            HTTP port for the dashboard (/), /metrics, /api/state,
@@ -52,6 +58,7 @@ jc::proxy::ProxyConfig load_config(int argc, char** argv) {
   c.core.max_attempts = static_cast<std::uint32_t>(env_int("MAX_ATTEMPTS", 5, 1, 1000, "attempts"));
   c.data_dir = env_string("DATA_DIR", "./data/reverse_proxy");
   c.core.secret = env_string("CLUSTER_SECRET", "");
+  c.tls = jc::net::env_tls_settings(c.core.secret);
   if (auto mode = env_raw("PROTECTED_MODE"); mode && !mode->empty()) {
     if (*mode == "on" || *mode == "yes" || *mode == "true" || *mode == "1") {
       c.protected_mode = true;

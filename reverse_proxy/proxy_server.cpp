@@ -46,16 +46,21 @@ ProxyServer::ProxyServer(asio::io_context& io, ProxyConfig config, storage::Stor
       exchange_timer_(io) {}
 
 bool ProxyServer::loopback_only() const {
-  return config_.protected_mode && config_.core.secret.empty();
+  return config_.protected_mode && config_.core.secret.empty() &&
+         config_.tls.mode != net::TlsSettings::Mode::certificates;
 }
 
 Status ProxyServer::start() {
   if (Status s = core_.recover(now_ms()); !s.ok()) return s;
+  if (config_.tls.on()) tls_context_ = net::make_tls_context(config_.tls, net::TlsRole::server);
+  log_->info("node links: {}", config_.tls.on() ? config_.tls.describe()
+                                                : "plaintext (no CLUSTER_SECRET, no TLS_*)");
   if (loopback_only()) {
     log_->info(
         "protected mode: nodes may join from loopback addresses only; to admit nodes from other "
         "hosts, give the proxy and every node the same CLUSTER_SECRET (they prove it to join)");
-  } else if (config_.core.secret.empty()) {
+  } else if (config_.core.secret.empty() &&
+             config_.tls.mode != net::TlsSettings::Mode::certificates) {
     log_->warn(
         "PROTECTED_MODE=off without CLUSTER_SECRET: anyone who reaches the node port may join as a "
         "node, receive jobs with their test data and report results");
@@ -107,8 +112,11 @@ void ProxyServer::on_accept(asio::ip::tcp::socket socket, const std::string& add
     return;
   }
   std::uint64_t id = next_session_++;
-  auto conn = std::make_shared<net::FrameConnection>(std::move(socket), peer,
-                                                     milliseconds(config_.handshake_timeout_ms));
+  auto conn = tls_context_ ? std::make_shared<net::FrameConnection>(
+                                 std::move(socket), peer, milliseconds(config_.handshake_timeout_ms),
+                                 net::TlsLink{tls_context_, net::TlsRole::server, config_.tls.mode, ""})
+                           : std::make_shared<net::FrameConnection>(
+                                 std::move(socket), peer, milliseconds(config_.handshake_timeout_ms));
   std::string nonce = protocol::random_nonce();
   conn->set_max_frame(kMaxHandshakeFrameBytes);
   sessions_[id] = Session{conn, "", nonce, address};
@@ -169,8 +177,11 @@ void ProxyServer::on_session_closed(std::uint64_t id, const std::string& reason)
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return;
   std::string node = it->second.node_id;
-  log_->info("connection closed peer={} node={} reason=\"{}\"", it->second.conn->peer(),
-             node.empty() ? "-" : node, reason);
+  // A failed handshake is someone who could not prove membership: warn.
+  bool refused = node.empty() && reason.find("TLS") != std::string::npos;
+  log_->log(refused ? spdlog::level::warn : spdlog::level::info,
+            "connection closed peer={} node={} reason=\"{}\"", it->second.conn->peer(),
+            node.empty() ? "-" : node, reason);
   sessions_.erase(it);
   if (node.empty()) return;
   by_node_.erase(node);

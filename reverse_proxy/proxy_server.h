@@ -28,6 +28,9 @@ struct ProxyConfig {
   // PROTECTED_MODE: without CLUSTER_SECRET, nodes from loopback addresses
   // only (redis' protected mode). Off, or a secret, admits them from anywhere.
   bool protected_mode = true;
+  // TLS on the node links: a key derived from CLUSTER_SECRET, or TLS_CERT /
+  // TLS_KEY / TLS_CA. Off only without either.
+  net::TlsSettings tls;
   ProxyOptions core;
 };
 
@@ -41,7 +44,7 @@ class ProxyServer {
   std::uint16_t port() const { return port_; }
 
  private:
-  // Protected mode without a secret: nodes from loopback only.
+  // Protected mode without a secret or certificates: nodes from loopback only.
   bool loopback_only() const;
   struct Session {
     std::shared_ptr<net::FrameConnection> conn;
@@ -64,6 +67,7 @@ class ProxyServer {
   ProxyConfig config_;
   ProxyCore core_;
   std::shared_ptr<spdlog::logger> log_;
+  std::shared_ptr<boost::asio::ssl::context> tls_context_;  // null: plaintext links
   net::Listener listener_;
   HttpServer http_;
   RoundHistogram rounds_;

@@ -59,11 +59,13 @@ TEST_CASE("security: in protected mode only loopback nodes join, and the secret 
   }
   {
     Cluster cluster({.nodes = 0, .proxy_env = {{"CLUSTER_SECRET", "correct horse"}}});
-    RogueNode guess(cluster.proxy_port(), other.address, other.address);
-    auto refused = guess.join("far2", "battery staple");
-    REQUIRE(refused);
-    CHECK_FALSE(refused->accepted);
-    RogueNode member(cluster.proxy_port(), other.address, other.address);
+    // Without the secret there is no TLS link to speak on at all.
+    RogueNode guess(cluster.proxy_port(), other.address, other.address, "battery staple");
+    CHECK(guess.connected());
+    CHECK_FALSE(guess.tls_ok());
+    CHECK_FALSE(guess.join("far2", "battery staple"));
+    RogueNode member(cluster.proxy_port(), other.address, other.address, "correct horse");
+    REQUIRE(member.tls_ok());
     auto admitted = member.join("far3", "correct horse");
     REQUIRE(admitted);
     CHECK(admitted->accepted);
@@ -79,16 +81,21 @@ TEST_CASE("security: in protected mode only loopback nodes join, and the secret 
 }
 
 TEST_CASE("security: a node cannot finalize a job it was not given, whatever it claims") {
-  Cluster cluster({.nodes = 1, .slots = 1});
+  const std::string secret = "member-secret";
+  Cluster cluster({.nodes = 1,
+                   .slots = 1,
+                   .proxy_env = {{"CLUSTER_SECRET", secret}},
+                   .node_env = {{"CLUSTER_SECRET", secret}}});
   REQUIRE(cluster.wait_nodes_up(1));
   Client c(cluster.node_port(0));
   std::string t = submit_run(c, "run --timeout 20000 sleep 2; echo real");
   REQUIRE(eventually(
       [&] { return c.command("status " + t).find(" RUNNING node=n1 ") != std::string::npos; },
       10s));
-  // A member (it joins from loopback) that was never given the job.
-  RogueNode rogue(cluster.proxy_port());
-  auto w = rogue.join("evil");
+  // A member (it knows the secret) that was never given the job.
+  RogueNode rogue(cluster.proxy_port(), "127.0.0.1", "", secret);
+  REQUIRE(rogue.tls_ok());
+  auto w = rogue.join("evil", secret);
   REQUIRE(w);
   REQUIRE(w->accepted);
   protocol::JobReport forged;

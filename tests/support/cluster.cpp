@@ -55,7 +55,10 @@ std::size_t Cluster::add_node(std::map<std::string, std::string> extra_env) {
   env.emplace("LOG_LEVEL", "debug");
   nodes_.push_back(
       std::make_unique<Process>(std::string(JC_BIN_DIR) + "/cluster_node",
-                                std::vector<std::string>{"127.0.0.1", std::to_string(proxy_port_)},
+                                std::vector<std::string>{"127.0.0.1",
+                                                         std::to_string(node_proxy_port_ != 0
+                                                                            ? node_proxy_port_
+                                                                            : proxy_port_)},
                                 env, dir_ + "/" + node_id(i) + ".log"));
   node_ports_.push_back(0);
   start_node(i);

@@ -34,6 +34,9 @@ class Cluster {
   std::string node_id(std::size_t i) const { return "n" + std::to_string(i + 1); }
   const std::string& dir() const { return dir_; }
 
+  // Nodes started from now on dial this port instead of the proxy's (a
+  // relay in between).
+  void set_node_proxy_port(std::uint16_t port) { node_proxy_port_ = port; }
   // Starts one more node; returns its index.
   std::size_t add_node(std::map<std::string, std::string> extra_env = {});
   // kill -9 then start again on the same port with the same data.
@@ -50,6 +53,7 @@ class Cluster {
   std::unique_ptr<Process> proxy_;
   std::vector<std::unique_ptr<Process>> nodes_;
   std::uint16_t proxy_port_ = 0;
+  std::uint16_t node_proxy_port_ = 0;
   std::vector<std::uint16_t> node_ports_;
 };
 

@@ -6,12 +6,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+#include <sys/time.h>
+
+#include "net/tls.h"
 #include "protocol/auth.h"
 #include "protocol/codec.h"
 
 namespace jc::test {
 
-RogueNode::RogueNode(std::uint16_t port, const std::string& host, const std::string& from) {
+RogueNode::RogueNode(std::uint16_t port, const std::string& host, const std::string& from,
+                     const std::string& tls_secret) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return;
   if (!from.empty()) {
@@ -32,15 +37,31 @@ RogueNode::RogueNode(std::uint16_t port, const std::string& host, const std::str
     return;
   }
   fd_ = fd;
+  if (tls_secret.empty()) return;
+  auto settings = net::make_tls_settings(tls_secret, "", "", "");
+  auto context = net::make_tls_context(settings, net::TlsRole::client);
+  context_ = context;
+  timeval tv{10, 0};  // a handshake that hangs fails the test, not the run
+  ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  SSL* ssl = SSL_new(context->native_handle());
+  SSL_set_fd(ssl, fd_);
+  if (SSL_connect(ssl) == 1) {
+    ssl_ = ssl;
+  } else {
+    SSL_free(ssl);
+  }
 }
 
 RogueNode::~RogueNode() {
+  if (ssl_ != nullptr) SSL_free(ssl_);
   if (fd_ >= 0) ::close(fd_);
 }
 
-bool RogueNode::send(const protocol::Message& m) {
-  if (fd_ < 0) return false;
-  std::string frame = protocol::encode(m);
+bool RogueNode::write_all(const std::string& frame) {
+  if (ssl_ != nullptr) {
+    return SSL_write(ssl_, frame.data(), static_cast<int>(frame.size())) ==
+           static_cast<int>(frame.size());
+  }
   std::size_t done = 0;
   while (done < frame.size()) {
     ssize_t n = ::send(fd_, frame.data() + done, frame.size() - done, MSG_NOSIGNAL);
@@ -48,6 +69,11 @@ bool RogueNode::send(const protocol::Message& m) {
     done += static_cast<std::size_t>(n);
   }
   return true;
+}
+
+bool RogueNode::send(const protocol::Message& m) {
+  if (fd_ < 0) return false;
+  return write_all(protocol::encode(m));
 }
 
 std::optional<protocol::Message> RogueNode::read(std::chrono::steady_clock::time_point deadline) {
@@ -63,9 +89,11 @@ std::optional<protocol::Message> RogueNode::read(std::chrono::steady_clock::time
                     .count();
     if (left <= 0) return std::nullopt;
     pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left)) <= 0) return std::nullopt;
+    bool buffered = ssl_ != nullptr && SSL_pending(ssl_) > 0;
+    if (!buffered && ::poll(&p, 1, static_cast<int>(left)) <= 0) return std::nullopt;
     char chunk[65536];
-    ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
+    ssize_t n = ssl_ != nullptr ? SSL_read(ssl_, chunk, sizeof chunk)
+                                : ::recv(fd_, chunk, sizeof chunk, 0);
     if (n <= 0) return std::nullopt;
     buffer_.append(chunk, static_cast<std::size_t>(n));
   }
