@@ -18,6 +18,8 @@ constexpr std::size_t kReadChunk = 16 * 1024;
 // the node stops reading from it.
 constexpr std::size_t kMaxPendingReplies = 20'000;
 constexpr std::size_t kMaxOutgoingBytes = 4 << 20;
+// Wrong tokens one connection may send before it is closed.
+constexpr int kMaxFailedAuths = 3;
 }  // namespace
 
 ClientSession::ClientSession(asio::ip::tcp::socket socket, NodeServer& server, std::string peer)
@@ -131,11 +133,54 @@ auto ClientSession::later(SlotPtr slot, F format) {
   };
 }
 
+bool ClientSession::tokens_on() const { return server_.tokens().enabled(); }
+
+protocol::JobReport ClientSession::visible(const protocol::JobReport& r) const {
+  if (protocol::may_access(server_.tokens(), name_, r.owner)) return r;
+  protocol::JobReport unknown;
+  unknown.ticket = r.ticket;
+  return unknown;
+}
+
+void ClientSession::authenticate(const CmdAuth& auth, const SlotPtr& slot, bool json) {
+  auto log = log::get("client");
+  if (!tokens_on()) {
+    fill(slot, replies::error("auth is not needed: this node has no CLIENT_TOKENS", json));
+    return;
+  }
+  auto name = server_.tokens().authenticate(auth.token);
+  if (!name) {
+    ++failed_auths_;
+    log->warn("client auth failed peer={} attempt={}", peer_, failed_auths_);
+    bool last = failed_auths_ >= kMaxFailedAuths;
+    fill(slot,
+         replies::error(last ? "auth failed: wrong token; closing after " +
+                                   std::to_string(kMaxFailedAuths) + " attempts"
+                             : "auth failed: wrong token",
+                        json),
+         last);
+    if (last) read_closed_ = true;
+    return;
+  }
+  log->debug("client authenticated peer={} name={}", peer_, *name);
+  name_ = std::move(name);
+  fill(slot, replies::authenticated(*name_, json));
+}
+
 void ClientSession::handle_line(std::string_view line) {
   Command cmd = parse_command(line);
   if (std::holds_alternative<CmdEmpty>(cmd)) return;
   SlotPtr slot = add_slot();
   bool json = json_;
+  if (auto* auth = std::get_if<CmdAuth>(&cmd)) {
+    authenticate(*auth, slot, json);
+    return;
+  }
+  if (tokens_on() && !name_ && !std::holds_alternative<CmdExit>(cmd)) {
+    fill(slot, replies::error("auth required: send auth <token> first", json));
+    return;
+  }
+  std::string owner = name_.value_or("");
   std::visit(
       [&](auto& c) {
         using T = std::decay_t<decltype(c)>;
@@ -143,6 +188,7 @@ void ClientSession::handle_line(std::string_view line) {
           protocol::JobSpec spec;
           spec.kind = protocol::JobKind::kSleep;
           spec.sleep_ms = c.ms;
+          spec.owner = owner;
           server_.submit(std::move(spec), later(slot, [json](const std::string& t) {
                            return replies::ticket(t, json);
                          }));
@@ -154,24 +200,34 @@ void ClientSession::handle_line(std::string_view line) {
           }
         } else if constexpr (std::is_same_v<T, CmdResult>) {
           server_.lookup(c.ticket, false, std::nullopt,
-                         later(slot, [json](const protocol::JobReport& r, bool unreachable) {
-                           return replies::result(r, unreachable, json);
+                         later(slot, [this, json](const protocol::JobReport& r, bool unreachable) {
+                           return replies::result(visible(r), unreachable, json);
                          }));
         } else if constexpr (std::is_same_v<T, CmdStatus>) {
           server_.lookup(c.ticket, false, std::nullopt,
-                         later(slot, [json](const protocol::JobReport& r, bool unreachable) {
-                           return replies::status(r, unreachable, json);
+                         later(slot, [this, json](const protocol::JobReport& r, bool unreachable) {
+                           return replies::status(visible(r), unreachable, json);
                          }));
         } else if constexpr (std::is_same_v<T, CmdWait>) {
           server_.lookup(c.ticket, true, c.seconds,
-                         later(slot, [json](const protocol::JobReport& r, bool unreachable) {
-                           return replies::result(r, unreachable, json);
+                         later(slot, [this, json](const protocol::JobReport& r, bool unreachable) {
+                           return replies::result(visible(r), unreachable, json);
                          }));
         } else if constexpr (std::is_same_v<T, CmdCancel>) {
-          server_.cancel(c.ticket, json, later(slot, [](const std::string& text) { return text; }));
+          std::optional<std::string> requester;
+          if (tokens_on() && !server_.tokens().is_admin(owner)) requester = owner;
+          server_.cancel(c.ticket, requester, json,
+                         later(slot, [](const std::string& text) { return text; }));
         } else if constexpr (std::is_same_v<T, CmdGetAll>) {
-          server_.getall(later(slot, [json](const std::vector<GetAllEntry>& jobs) {
-            return replies::getall(jobs, json);
+          server_.getall(later(slot, [this, json](const std::vector<GetAllEntry>& jobs) {
+            if (!tokens_on() || server_.tokens().is_admin(name_.value_or(""))) {
+              return replies::getall(jobs, json);
+            }
+            std::vector<GetAllEntry> own;
+            for (const auto& j : jobs) {
+              if (j.owner == *name_) own.push_back(j);
+            }
+            return replies::getall(own, json);
           }));
         } else if constexpr (std::is_same_v<T, CmdStats>) {
           server_.stats(later(slot, [json](const protocol::ClusterStats& s, bool up) {
@@ -189,7 +245,9 @@ void ClientSession::handle_line(std::string_view line) {
           // Taking a node out of service is an operator's act: only from the
           // machine it runs on.
           bool local = peer_.rfind("127.", 0) == 0 || peer_.rfind("::1", 0) == 0;
-          if (!local) {
+          if (tokens_on() && !server_.tokens().is_admin(owner)) {
+            fill(slot, replies::error("drain needs a name listed in ADMIN_NAMES", json));
+          } else if (!tokens_on() && !local) {
             fill(slot, replies::error("drain is accepted only from this machine (a loopback "
                                       "connection); or send the node SIGTERM",
                                       json));
@@ -201,6 +259,8 @@ void ClientSession::handle_line(std::string_view line) {
           }
         } else if constexpr (std::is_same_v<T, CmdError>) {
           fill(slot, replies::error(c.message, json));
+        } else if constexpr (std::is_same_v<T, CmdAuth>) {
+          // handled above
         }
       },
       cmd);
@@ -235,6 +295,7 @@ void ClientSession::submit_run(const CmdRun& run, std::string_view body, const S
                                bool json) {
   protocol::JobSpec spec;
   std::string err = build_run_spec(run, body, spec);
+  spec.owner = name_.value_or("");
   if (err.empty()) err = server_.apply_limits(spec);
   if (!err.empty()) {
     fill(slot, replies::error(err, json));

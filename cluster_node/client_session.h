@@ -70,6 +70,14 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void heredoc_line(std::string_view line);
   void submit_run(const CmdRun& run, std::string_view body, const SlotPtr& slot, bool json);
 
+  // CLIENT_TOKENS: the name this connection proved with `auth`.
+  std::optional<std::string> name_;
+  int failed_auths_ = 0;
+  bool tokens_on() const;
+  // The report as this client may see it: another name's job is unknown.
+  protocol::JobReport visible(const protocol::JobReport& r) const;
+  void authenticate(const CmdAuth& auth, const SlotPtr& slot, bool json);
+
   bool json_ = false;
   bool reading_ = false;
   bool read_closed_ = false;  // client sent EOF, or asked to exit

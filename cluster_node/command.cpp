@@ -336,6 +336,10 @@ Command parse_command(std::string_view raw) {
   if (kw == "help") return no_args(CmdHelp{});
   if (kw == "exit" || kw == "quit") return no_args(CmdExit{});
   if (kw == "drain") return no_args(CmdDrain{});
+  if (kw == "auth") {
+    if (rest.empty()) return CmdError{"missing token: usage: auth <token>"};
+    return CmdAuth{std::string(rest)};
+  }
   if (kw == "format") {
     std::string mode = lower(rest);
     if (mode == "json") return CmdFormat{true};
@@ -370,8 +374,10 @@ const std::vector<std::string>& help_lines() {
       "stats                   nodes with their slots, running and queued jobs; queue; totals",
       "format json|text        switch this connection's reply format",
       "help                    this list",
+      "auth <token>            with CLIENT_TOKENS, first: who you are (OK auth <name>)",
       "exit | quit             say goodbye and close",
-      "drain                   (from this machine only) stop taking jobs, finish, deliver, exit",
+      "drain                   (from this machine, or a name in ADMIN_NAMES) stop taking jobs, "
+      "finish, deliver, exit",
   };
   return kLines;
 }

@@ -57,13 +57,18 @@ struct CmdDrain {};
 struct CmdFormat {
   bool json = false;
 };
+// `auth <token>` (CLIENT_TOKENS).
+struct CmdAuth {
+  std::string token;
+};
 struct CmdEmpty {};
 struct CmdError {
   std::string message;
 };
 
 using Command = std::variant<CmdSleep, CmdRun, CmdResult, CmdStatus, CmdWait, CmdCancel, CmdGetAll,
-                             CmdStats, CmdHelp, CmdExit, CmdFormat, CmdEmpty, CmdError, CmdDrain>;
+                             CmdStats, CmdHelp, CmdExit, CmdFormat, CmdEmpty, CmdError, CmdDrain,
+                             CmdAuth>;
 
 Command parse_command(std::string_view line);
 

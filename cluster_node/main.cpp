@@ -50,6 +50,14 @@ Environment (defaults in brackets):
                          private tmpfs (not root) [$TMPDIR/jobcluster-<NODE_ID>]
   CLUSTER_SECRET         proves membership to the proxy, and keys the TLS of the
                          link to it (the same value on the proxy and every node) [none]
+  CLIENT_TOKENS          a file of name:token lines: clients send `auth <token>`
+                         first, and see and cancel only their own jobs [none]
+  ADMIN_NAMES            comma-separated names (from CLIENT_TOKENS) that may see
+                         and cancel every job and `drain` [none]
+  MAX_CLIENTS_PER_ADDRESS
+                         most client connections from one address [256]
+  CLIENT_IDLE_TIMEOUT    ms after which a client connection that sent nothing and
+                         waits for nothing is closed [300000]
   TLS_CERT, TLS_KEY, TLS_CA
                          PEM files: the link to the proxy uses TLS with these
                          certificates (all three, or none); the proxy's must lead
@@ -134,6 +142,11 @@ jc::node::NodeConfig load_config(int argc, char** argv) {
   c.readonly_paths = readonly_paths(env_string("JOB_READONLY_PATHS", ""));
   c.secret = env_string("CLUSTER_SECRET", "");
   c.tls = jc::net::env_tls_settings(c.secret);
+  c.tokens = jc::net::env_client_tokens();
+  c.max_clients_per_address = static_cast<std::size_t>(
+      env_int("MAX_CLIENTS_PER_ADDRESS", 256, 1, 1'000'000, "connections"));
+  c.client_idle_timeout_ms = env_int("CLIENT_IDLE_TIMEOUT", 300'000, 1, 86'400'000,
+                                     "milliseconds a silent client that waits for nothing stays");
   c.drain_timeout_ms = env_int("DRAIN_TIMEOUT", 8'000, 0, 86'400'000,
                                "milliseconds a stopping node waits for its running jobs");
   c.proxy_grace_ms = env_int("PROXY_GRACE_PERIOD", 30'000, 0, 86'400'000,

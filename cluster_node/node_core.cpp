@@ -135,6 +135,7 @@ JobReport NodeCore::lookup(const std::string& ticket) const {
   if (load(origin_key(ticket), origin)) {
     r.state = origin.state;
     r.attempts = origin.attempts;
+    r.owner = origin.spec.owner;
     if (origin.has_result) {
       r.node = origin.result.node;
       r.has_result = true;
@@ -158,7 +159,7 @@ std::vector<GetAllEntry> NodeCore::getall() const {
   staged_.store().scan("o/", [&](std::string_view, std::string_view bytes) {
     OriginRecord rec;
     if (protocol::from_bytes(bytes, rec)) {
-      out.push_back({rec.spec.ticket, rec.state, rec.spec.describe()});
+      out.push_back({rec.spec.ticket, rec.state, rec.spec.describe(), rec.spec.owner});
     }
     return true;
   });
@@ -483,6 +484,7 @@ JobReport NodeCore::exec_report(const std::string& ticket, const ExecRecord& rec
   r.state = running_.count(ticket) ? JobState::kRunning : rec.state;
   r.node = options_.node_id;
   r.attempts = rec.attempt;
+  r.owner = rec.spec.owner;
   if (protocol::is_final(rec.state)) {
     r.has_result = true;
     r.result = rec.result;

@@ -76,6 +76,7 @@ struct GetAllEntry {
   std::string ticket;
   protocol::JobState state;
   std::string job;
+  std::string owner;  // JobSpec::owner
 };
 
 class NodeCore {

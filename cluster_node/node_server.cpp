@@ -64,6 +64,13 @@ Status NodeServer::start() {
   if (Status s = core_.recover(); !s.ok()) return s;
   log_->info("proxy link: {}", config_.tls.on() ? config_.tls.describe()
                                                 : "plaintext (no CLUSTER_SECRET, no TLS_*)");
+  if (config_.tokens.enabled()) {
+    log_->info("clients: auth required, {} names from CLIENT_TOKENS", config_.tokens.size());
+  } else {
+    log_->info(
+        "clients: no CLIENT_TOKENS, so anyone who reaches the client port may submit; a ticket "
+        "(66 random bits) is what reads or cancels its job");
+  }
   proxy_lost_at_ = now_ms();
   if (Status s = core_.staged().commit(); !s.ok()) return s;
   port_ =
@@ -276,16 +283,23 @@ std::string NodeServer::apply_limits(protocol::JobSpec& spec) const {
   return "";
 }
 
-void NodeServer::cancel(const std::string& ticket, bool json,
-                        std::function<void(const std::string&)> done) {
+void NodeServer::cancel(const std::string& ticket, const std::optional<std::string>& requester,
+                        bool json, std::function<void(const std::string&)> done) {
   if (!core_.connected()) {
     done(replies::error("cannot cancel now: the proxy is unreachable; try again", json));
     return;
   }
-  shell_outbox_.push_back(protocol::Cancel{{ticket}});
+  shell_outbox_.push_back(protocol::Cancel{{ticket}, requester.value_or("")});
   schedule_flush();
   start_lookup(ticket, false, std::nullopt, true,
-               [json, done = std::move(done)](const protocol::JobReport& r, bool unreachable) {
+               [json, requester, done = std::move(done)](const protocol::JobReport& r,
+                                                         bool unreachable) {
+                 if (requester && r.owner != *requester) {
+                   protocol::JobReport unknown;
+                   unknown.ticket = r.ticket;
+                   done(replies::cancelled(unknown, unreachable, json));
+                   return;
+                 }
                  done(replies::cancelled(r, unreachable, json));
                });
 }

@@ -13,6 +13,7 @@
 
 #include "cluster_node/node_core.h"
 #include "cluster_node/proxy_link.h"
+#include "protocol/client_tokens.h"
 #include "net/listener.h"
 #include "runner/executor.h"
 
@@ -41,12 +42,15 @@ struct NodeConfig {
   TimeMs info_period_ms = 500;
   TimeMs request_result_period_ms = 1000;
   std::size_t max_clients = 10000;
+  std::size_t max_clients_per_address = 256;  // MAX_CLIENTS_PER_ADDRESS
+  TimeMs client_idle_timeout_ms = 300'000;    // CLIENT_IDLE_TIMEOUT
   JobLimits job_limits;
   std::string work_dir;  // run jobs' working directories where no private tmpfs can be had
   std::vector<std::string> readonly_paths;  // JOB_READONLY_PATHS
   std::uint32_t job_processes = 256;        // JOB_PROCESSES
   std::string job_user = "nobody";
   std::string secret;               // CLUSTER_SECRET
+  protocol::ClientTokens tokens;    // CLIENT_TOKENS, ADMIN_NAMES (off when empty)
   net::TlsSettings tls;             // from CLUSTER_SECRET or TLS_CERT / TLS_KEY / TLS_CA
   TimeMs proxy_grace_ms = 30'000;   // PROXY_GRACE_PERIOD; 0 = always wait for the proxy
   TimeMs drain_timeout_ms = 8'000;  // DRAIN_TIMEOUT: under docker stop's 10 s
@@ -79,8 +83,12 @@ class NodeServer {
   // Fills a run job's limits from the node's defaults; an error when it asks
   // for more than this node's maximum.
   std::string apply_limits(protocol::JobSpec& spec) const;
-  // Cancels through the proxy; `done` gets the formatted reply.
-  void cancel(const std::string& ticket, bool json, std::function<void(const std::string&)> done);
+  // Cancels through the proxy; `done` gets the formatted reply. With a
+  // `requester` (CLIENT_TOKENS, not an admin), another name's job is
+  // neither cancelled nor shown: it answers as an unknown ticket.
+  void cancel(const std::string& ticket, const std::optional<std::string>& requester, bool json,
+              std::function<void(const std::string&)> done);
+  const protocol::ClientTokens& tokens() const { return config_.tokens; }
 
  private:
   struct PendingLookup {

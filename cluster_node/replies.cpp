@@ -214,4 +214,9 @@ std::string format_switched(bool json_mode) {
   return json_mode ? "OK format json\n" : "OK format text\n";
 }
 
+std::string authenticated(const std::string& name, bool json_mode) {
+  if (json_mode) return line({{"auth", name}});
+  return "OK auth " + name + "\n";
+}
+
 }  // namespace jc::node::replies

@@ -25,5 +25,7 @@ std::string stats(const protocol::ClusterStats& s, bool proxy_up, bool json, std
 std::string help(bool json);
 std::string goodbye(bool json);
 std::string format_switched(bool json);
+// `auth <token>` accepted: "OK auth <name>".
+std::string authenticated(const std::string& name, bool json);
 
 }  // namespace jc::node::replies

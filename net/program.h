@@ -19,6 +19,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "net/asio.h"
+#include "protocol/client_tokens.h"
 #include "storage/store.h"
 
 namespace jc::net {
@@ -60,6 +61,24 @@ inline std::string env_bind_address() {
     throw config::ConfigError("BIND_ADDRESS must be an IP address, got '" + address + "'");
   }
   return address;
+}
+
+// CLIENT_TOKENS (a file of name:token lines) and ADMIN_NAMES; off when
+// CLIENT_TOKENS is unset.
+inline protocol::ClientTokens env_client_tokens() {
+  std::string file = config::env_string("CLIENT_TOKENS", "");
+  std::string admins = config::env_string("ADMIN_NAMES", "");
+  if (file.empty()) {
+    if (!admins.empty()) throw config::ConfigError("ADMIN_NAMES needs CLIENT_TOKENS");
+    return {};
+  }
+  try {
+    auto tokens = protocol::ClientTokens::load(file);
+    tokens.set_admins(admins);
+    return tokens;
+  } catch (const std::invalid_argument& e) {
+    throw config::ConfigError(std::string("CLIENT_TOKENS: ") + e.what());
+  }
 }
 
 // Opens the store in config.data_dir, lets `prepare` finish the

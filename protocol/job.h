@@ -108,12 +108,15 @@ struct JobSpec {
   std::vector<FileSpec> files;
   std::string check;  // run once before the cases; failing it is COMPILE_ERROR
   std::vector<TestCase> cases;
+  // The client name (CLIENT_TOKENS) that submitted it; "" without tokens.
+  // Only that name (or one in ADMIN_NAMES) reads, waits for or cancels it.
+  std::string owner;
 
   bool operator==(const JobSpec&) const = default;
   template <class Archive>
   void serialize(Archive& ar, unsigned) {
     fields(ar, ticket, kind, sleep_ms, command, stdin_data, limits, origin, submitted_ms, priority,
-           not_before_ms, has_expected, expected, files, check, cases);
+           not_before_ms, has_expected, expected, files, check, cases, owner);
   }
   // One line a person can read in logs and `getall`.
   std::string describe() const;
@@ -184,12 +187,13 @@ struct JobReport {
   std::int64_t estimated_wait_ms = -1;  // while queued, when the proxy can tell
   bool has_result = false;
   JobResult result;
+  std::string owner;  // JobSpec::owner, so any node can answer only its owner
 
   bool operator==(const JobReport&) const = default;
   template <class Archive>
   void serialize(Archive& ar, unsigned) {
     fields(ar, ticket, state, node, attempts, queue_position, estimated_wait_ms, has_result,
-           result);
+           result, owner);
   }
 };
 

@@ -28,8 +28,8 @@
 namespace jc::protocol {
 
 // 2: payloads through protocol/archive.h; 3: run jobs' --disk, the sandbox's
-// protections in results, HELLO and node stats.
-constexpr std::uint8_t kProtocolVersion = 3;
+// protections in results, HELLO and node stats; 4: job owners (CLIENT_TOKENS).
+constexpr std::uint8_t kProtocolVersion = 4;
 
 struct Hello {
   std::uint32_t version = kProtocolVersion;
@@ -200,9 +200,13 @@ struct StatsReply {
 // them from your queue) and report them CANCELLED.
 struct Cancel {
   std::vector<std::string> tickets;
+  // Node -> proxy: the client name asking; a job of another owner is not
+  // cancelled and answered as unknown. "" = anyone's (no CLIENT_TOKENS, or
+  // an admin).
+  std::string requester;
   template <class A>
   void serialize(A& ar, unsigned) {
-    fields(ar, tickets);
+    fields(ar, tickets, requester);
   }
 };
 

@@ -188,8 +188,10 @@ void RoundHistogram::observe(double seconds) {
   sum += seconds;
 }
 
-HttpReply handle_http(const std::string& method, const std::string& target, const ProxyCore& core,
-                      const RoundHistogram& rounds, const History& history, TimeMs now) {
+HttpReply handle_http(const std::string& method, const std::string& target,
+                      const std::string& authorization, const protocol::ClientTokens& tokens,
+                      const ProxyCore& core, const RoundHistogram& rounds, const History& history,
+                      TimeMs now) {
   if (method != "GET") return {405, "text/plain; charset=utf-8", "only GET is served\n"};
   std::string path = target.substr(0, target.find('?'));
   if (path == "/metrics")
@@ -204,7 +206,22 @@ HttpReply handle_http(const std::string& method, const std::string& target, cons
     if (!protocol::is_valid_ticket(ticket)) {
       return {400, "application/json", json{{"error", "malformed ticket"}}.dump() + "\n"};
     }
+    std::optional<std::string> name;
+    if (tokens.enabled()) {
+      constexpr std::string_view kBearer = "Bearer ";
+      if (authorization.rfind(kBearer, 0) == 0) {
+        name = tokens.authenticate(authorization.substr(kBearer.size()));
+      }
+      if (!name) {
+        HttpReply r{401, "application/json",
+                    json{{"error", "send Authorization: Bearer <token> (CLIENT_TOKENS)"}}.dump() +
+                        "\n"};
+        r.ask_for_token = true;
+        return r;
+      }
+    }
     auto rec = core.find_job(ticket);
+    if (rec && !protocol::may_access(tokens, name, rec->spec.owner)) rec.reset();
     if (!rec) {
       return {404, "application/json",
               json{{"error", "unknown ticket '" + ticket + "'"}}.dump() + "\n"};

@@ -10,6 +10,7 @@
 #include <deque>
 #include <string>
 
+#include "protocol/client_tokens.h"
 #include "reverse_proxy/proxy_core.h"
 
 namespace jc::proxy {
@@ -44,9 +45,17 @@ struct HttpReply {
   int status = 200;
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
+  bool ask_for_token = false;  // 401: send WWW-Authenticate: Bearer
 };
 
-HttpReply handle_http(const std::string& method, const std::string& target, const ProxyCore& core,
-                      const RoundHistogram& rounds, const History& history, TimeMs now);
+// One request. With CLIENT_TOKENS, /api/jobs/<ticket> needs the header
+// `Authorization: Bearer <token>` (`authorization` is its value, "" when
+// absent) of the job's owner or of a name in ADMIN_NAMES; another name's job
+// is answered as an unknown ticket. /metrics, /api/state and / show no
+// job's content and stay open.
+HttpReply handle_http(const std::string& method, const std::string& target,
+                      const std::string& authorization, const protocol::ClientTokens& tokens,
+                      const ProxyCore& core, const RoundHistogram& rounds, const History& history,
+                      TimeMs now);
 
 }  // namespace jc::proxy

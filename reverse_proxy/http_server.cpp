@@ -43,12 +43,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       return;
     }
     auto& req = parser_->get();
-    HttpReply reply = (*handler_)(std::string(req.method_string()), std::string(req.target()));
+    HttpReply reply = (*handler_)(std::string(req.method_string()), std::string(req.target()),
+                                  std::string(req[http::field::authorization]));
     auto res = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(reply.status), req.version());
     res->set(http::field::server, "jobcluster");
     res->set(http::field::content_type, reply.content_type);
     res->set(http::field::cache_control, "no-store");
+    if (reply.ask_for_token) res->set(http::field::www_authenticate, "Bearer");
     res->keep_alive(req.keep_alive());
     res->body() = std::move(reply.body);
     res->prepare_payload();

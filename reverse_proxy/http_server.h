@@ -15,7 +15,8 @@ namespace jc::proxy {
 
 class HttpServer {
  public:
-  using Handler = std::function<HttpReply(const std::string& method, const std::string& target)>;
+  using Handler = std::function<HttpReply(const std::string& method, const std::string& target,
+                                          const std::string& authorization)>;
   static constexpr std::size_t kMaxConnections = 64;
 
   HttpServer(boost::asio::io_context& io, Handler handler);

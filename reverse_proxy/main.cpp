@@ -36,6 +36,9 @@ Environment (defaults in brackets):
                          [none]
   PROTECTED_MODE         on, or off to admit nodes from anywhere without a secret
                          (not recommended) [on]
+  CLIENT_TOKENS          a file of name:token lines (as on the nodes): /api/jobs/<ticket>
+                         then needs Authorization: Bearer <token> of its owner [none]
+  ADMIN_NAMES            comma-separated names that may read every job [none]
   STATUS_PORT            HTTP port for the dashboard (/), /metrics, /api/state,
                          /api/jobs/<ticket>; 0 = any free port [none: off]
   BIND_ADDRESS           address to listen on [0.0.0.0]
@@ -59,6 +62,7 @@ jc::proxy::ProxyConfig load_config(int argc, char** argv) {
   c.data_dir = env_string("DATA_DIR", "./data/reverse_proxy");
   c.core.secret = env_string("CLUSTER_SECRET", "");
   c.tls = jc::net::env_tls_settings(c.core.secret);
+  c.tokens = jc::net::env_client_tokens();
   if (auto mode = env_raw("PROTECTED_MODE"); mode && !mode->empty()) {
     if (*mode == "on" || *mode == "yes" || *mode == "true" || *mode == "1") {
       c.protected_mode = true;

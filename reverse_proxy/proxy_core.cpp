@@ -39,7 +39,7 @@ Status ProxyCore::recover(TimeMs now) {
     }
     QueueKey qkey{rec.spec.priority, rec.seq};
     auto [entry, inserted] = active_.insert_or_assign(
-        std::string(key.substr(2)), ActiveJob{rec.state, intern(rec.node), rec.attempts, qkey});
+        std::string(key.substr(2)), ActiveJob{rec.state, intern(rec.node), rec.attempts, qkey, intern(rec.spec.owner)});
     const std::string& ticket = entry->first;
     next_seq_ = std::max(next_seq_, rec.seq + 1);
     if (rec.state == JobState::kRunning) {
@@ -201,7 +201,8 @@ void ProxyCore::requeue(const std::string& ticket, const std::string& reason) {
     failed.text = fmt::format("gave up after {} attempts on nodes {}; last: {}", rec.attempts,
                               fmt::join(rec.nodes_tried, ","), reason);
     log_->warn("job failed ticket={} attempts={} reason=\"{}\"", ticket, rec.attempts, reason);
-    note(fmt::format("job {} FAILED after {} attempts", ticket, rec.attempts));
+    // Not the ticket: /api/state is open, and a ticket reads its job.
+    note(fmt::format("a job FAILED after {} attempts (its ticket is in the log)", rec.attempts));
     finish_job(ticket, std::move(rec), failed, JobEvent::kGiveUp);
     return;
   }
@@ -255,7 +256,7 @@ void ProxyCore::on_message(const std::string& node_id, protocol::Message m, Time
         } else if constexpr (std::is_same_v<T, protocol::Leave>) {
           on_leave(node_id, msg);
         } else if constexpr (std::is_same_v<T, protocol::Cancel>) {
-          on_cancel(node_id, msg.tickets);
+          on_cancel(node_id, msg.tickets, msg.requester);
         } else if constexpr (std::is_same_v<T, protocol::StatsRequest>) {
           send(node_id, protocol::StatsReply{msg.id, stats(now)});
         } else {
@@ -294,12 +295,13 @@ void ProxyCore::on_submit(const std::string& node, protocol::Submit& m) {
       rec.attempts = 1;
       rec.nodes_tried.push_back(node);
       entry->second.key = key;
+      entry->second.owner = intern(rec.spec.owner);
       to_node(entry, rec, node);
       log_->info("adopted ticket={} run locally by={}", ticket, node);
       continue;
     }
     store_active(ticket, rec);
-    entry->second = ActiveJob{JobState::kQueued, 0, 0, key};
+    entry->second = ActiveJob{JobState::kQueued, 0, 0, key, intern(rec.spec.owner)};
     queue_.push(ticket, key);
     if (log_->should_log(spdlog::level::debug)) {  // describe() formats: only when it shows
       log_->debug("queued ticket={} origin={} job=\"{}\"", ticket, rec.spec.origin,
@@ -422,10 +424,25 @@ void ProxyCore::notify_result(const std::string& ticket, const std::string& orig
   }
 }
 
-void ProxyCore::on_cancel(const std::string& node, const std::vector<std::string>& tickets) {
+void ProxyCore::on_cancel(const std::string& node, const std::vector<std::string>& tickets,
+                          const std::string& requester) {
   protocol::Result reply;
   for (const auto& t : tickets) {
     auto it = active_.find(t);
+    if (!requester.empty()) {
+      // Another client's job: not cancelled, and answered as unknown.
+      JobReport seen = report_of(t);
+      if (seen.owner != requester) {
+        if (seen.state != JobState::kUnknown) {
+          log_->warn("refused cancel ticket={} by={} for={}: not the job's owner", t, node,
+                     requester);
+        }
+        JobReport unknown;
+        unknown.ticket = t;
+        reply.reports.push_back(std::move(unknown));
+        continue;
+      }
+    }
     if (it != active_.end() && it->second.state == JobState::kQueued) {
       JobRecord rec;
       if (load_record(active_key(t), rec)) {
@@ -494,6 +511,7 @@ JobReport ProxyCore::report_of(const std::string& ticket) const {
     r.state = it->second.state;
     r.node = name_of(it->second.node);
     r.attempts = it->second.attempts;
+    r.owner = name_of(it->second.owner);
     if (r.state == JobState::kQueued) {
       r.queue_position = queue_.position(it->second.key);
       if (finish_rate_ > 0) {
@@ -516,6 +534,7 @@ JobReport ProxyCore::final_report(const std::string& ticket, JobRecord&& rec) {
   r.attempts = rec.attempts;
   r.has_result = true;
   r.result = std::move(rec.result);
+  r.owner = std::move(rec.spec.owner);
   return r;
 }
 
@@ -698,6 +717,7 @@ void ProxyCore::note(std::string event) {
 }
 
 std::uint32_t ProxyCore::intern(const std::string& name) {
+  if (name.empty()) return 0;
   auto [it, added] = name_ids_.try_emplace(name, static_cast<std::uint32_t>(names_.size()));
   if (added) names_.push_back(name);
   return it->second;

@@ -111,6 +111,7 @@ class ProxyCore {
     std::uint32_t node = 0;  // interned name of the node holding it; 0 = none
     std::uint32_t attempts = 0;
     QueueKey key;  // its place in the queue while queued
+    std::uint32_t owner = 0;  // interned client name (JobSpec::owner); 0 = none
   };
   struct NodeEntry {
     bool connected = false;
@@ -141,7 +142,8 @@ class ProxyCore {
   void on_ack(const std::string& node, const protocol::Ack& m);
   void on_reports(const std::string& node, std::vector<protocol::JobReport>& reports, TimeMs now);
   void on_requests(const std::string& node, const std::vector<std::string>& tickets);
-  void on_cancel(const std::string& node, const std::vector<std::string>& tickets);
+  void on_cancel(const std::string& node, const std::vector<std::string>& tickets,
+                 const std::string& requester);
   void on_leave(const std::string& node, const protocol::Leave& m);
   void accept_result(const std::string& node, protocol::JobReport& report, protocol::Ack& ack);
   // Records the job's one result; `event` is how it ended (docs/job-states.md).

@@ -38,8 +38,10 @@ ProxyServer::ProxyServer(asio::io_context& io, ProxyConfig config, storage::Stor
       log_(log::get("proxy")),
       listener_(io, log_),
       http_(io,
-            [this](const std::string& method, const std::string& target) {
-              return handle_http(method, target, core_, rounds_, history_, now_ms());
+            [this](const std::string& method, const std::string& target,
+                   const std::string& authorization) {
+              return handle_http(method, target, authorization, config_.tokens, core_, rounds_,
+                                 history_, now_ms());
             }),
       history_timer_(io),
       dispatch_timer_(io),

@@ -31,6 +31,8 @@ struct ProxyConfig {
   // TLS on the node links: a key derived from CLUSTER_SECRET, or TLS_CERT /
   // TLS_KEY / TLS_CA. Off only without either.
   net::TlsSettings tls;
+  // CLIENT_TOKENS / ADMIN_NAMES: who may read a job on the HTTP API.
+  protocol::ClientTokens tokens;
   ProxyOptions core;
 };
 

@@ -53,9 +53,10 @@ Status open_leveldb(const std::string& dir, std::unique_ptr<Store>* out);
 // another layout cannot be read safely, so a process refuses it at start
 // with a clear reason instead of misreading it. Format 1 (no marker) used
 // Boost's binary_archive; format 2 uses protocol/archive.h; format 3 adds
-// run jobs' --disk and the sandbox's protections to records.
+// run jobs' --disk and the sandbox's protections to records; format 4 adds a
+// job's owner (CLIENT_TOKENS).
 constexpr std::string_view kFormatKey = "meta/format";
-constexpr std::string_view kStorageFormat = "3";
+constexpr std::string_view kStorageFormat = "4";
 // Marks an empty store with kStorageFormat; fails when the store was
 // written with another format.
 Status check_format(Store& store);
