@@ -22,10 +22,55 @@ constexpr std::size_t kMaxOutgoingBytes = 4 << 20;
 constexpr int kMaxFailedAuths = 3;
 }  // namespace
 
-ClientSession::ClientSession(asio::ip::tcp::socket socket, NodeServer& server, std::string peer)
-    : socket_(std::move(socket)), server_(server), peer_(std::move(peer)) {}
+ClientSession::ClientSession(asio::ip::tcp::socket socket, NodeServer& server, std::string peer,
+                             std::string address, std::shared_ptr<AddressCounts> counts,
+                             std::chrono::milliseconds idle_timeout)
+    : socket_(std::move(socket)),
+      server_(server),
+      peer_(std::move(peer)),
+      address_(std::move(address)),
+      counts_(std::move(counts)),
+      idle_timeout_(idle_timeout),
+      last_heard_(std::chrono::steady_clock::now()),
+      idle_timer_(socket_.get_executor()) {
+  ++(*counts_)[address_];
+}
 
-void ClientSession::start() { do_read(); }
+ClientSession::~ClientSession() {
+  auto it = counts_->find(address_);
+  if (it != counts_->end() && --it->second == 0) counts_->erase(it);
+}
+
+void ClientSession::start() {
+  do_read();
+  arm_idle_timer(last_heard_ + idle_timeout_);
+}
+
+bool ClientSession::idle() const {
+  return slots_.empty() && !heredoc_ && outgoing_.empty() && writing_.empty();
+}
+
+void ClientSession::arm_idle_timer(std::chrono::steady_clock::time_point at) {
+  idle_timer_.expires_at(at);
+  idle_timer_.async_wait([weak = weak_from_this()](const error_code& ec) {
+    auto self = weak.lock();
+    if (ec || !self || self->closed_ || self->read_closed_) return;
+    auto due = self->last_heard_ + self->idle_timeout_;
+    if (std::chrono::steady_clock::now() < due || !self->idle()) {
+      // Heard from since, or a reply is still owed (a `wait`): look again later.
+      self->arm_idle_timer(std::max(due, std::chrono::steady_clock::now() + self->idle_timeout_ / 4));
+      return;
+    }
+    log::get("client")->debug("closing idle client peer={}", self->peer_);
+    self->fill(self->add_slot(),
+               replies::error(fmt::format("closing: nothing sent for {} ms (CLIENT_IDLE_TIMEOUT)",
+                                          self->idle_timeout_.count()),
+                              self->json_),
+               true);
+    self->read_closed_ = true;
+    self->pump();
+  });
+}
 
 void ClientSession::refuse(const std::string& reply) {
   outgoing_ = reply;
@@ -37,6 +82,7 @@ void ClientSession::close() {
   if (closed_) return;
   closed_ = true;
   error_code ignored;
+  idle_timer_.cancel();
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
   slots_.clear();
@@ -65,6 +111,7 @@ void ClientSession::on_read(const error_code& ec, std::size_t n) {
     reading_ = false;
     return;
   }
+  if (n > 0) last_heard_ = std::chrono::steady_clock::now();
   if (ec) {
     reading_ = false;
     if (ec != asio::error::eof && ec != asio::error::operation_aborted) {

@@ -10,7 +10,9 @@
 // shared_from_this() in every handler.
 #pragma once
 
+#include <chrono>
 #include <deque>
+#include <unordered_map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -24,7 +26,14 @@ class NodeServer;
 
 class ClientSession : public std::enable_shared_from_this<ClientSession> {
  public:
-  ClientSession(boost::asio::ip::tcp::socket socket, NodeServer& server, std::string peer);
+  // Connections open per client address, shared by the sessions of a node:
+  // each counts itself in for its lifetime.
+  using AddressCounts = std::unordered_map<std::string, std::size_t>;
+
+  ClientSession(boost::asio::ip::tcp::socket socket, NodeServer& server, std::string peer,
+                std::string address, std::shared_ptr<AddressCounts> counts,
+                std::chrono::milliseconds idle_timeout);
+  ~ClientSession();
   void start();
   void close();
   // Refuse with one error line and close (too many connections).
@@ -49,10 +58,19 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void pump();
   void do_write();
   bool backlogged() const;
+  // CLIENT_IDLE_TIMEOUT: closes the connection once it has sent nothing and
+  // waits for nothing for that long.
+  void arm_idle_timer(std::chrono::steady_clock::time_point at);
+  bool idle() const;
 
   boost::asio::ip::tcp::socket socket_;
   NodeServer& server_;
   std::string peer_;
+  std::string address_;
+  std::shared_ptr<AddressCounts> counts_;
+  std::chrono::milliseconds idle_timeout_;
+  std::chrono::steady_clock::time_point last_heard_;
+  boost::asio::steady_timer idle_timer_;
   LineReader reader_;
   std::string inbox_;
   std::deque<SlotPtr> slots_;

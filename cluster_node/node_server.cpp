@@ -76,8 +76,10 @@ Status NodeServer::start() {
   port_ =
       listener_.listen(config_.bind_address, config_.client_port,
                        fmt::format("for clients node={} slots={}", core_.node_id(), core_.slots()),
-                       [this](asio::ip::tcp::socket socket, const std::string&,
-                              const std::string& peer) { on_accept(std::move(socket), peer); });
+                       [this](asio::ip::tcp::socket socket, const std::string& address,
+                              const std::string& peer) {
+                         on_accept(std::move(socket), address, peer);
+                       });
   config_.core.client_address = fmt::format("{}:{}", config_.advertise_host, port_);
   core_.set_client_address(config_.core.client_address);
   link_.start();
@@ -139,14 +141,33 @@ void NodeServer::drain(std::function<void()> done) {
   (*check)();
 }
 
-void NodeServer::on_accept(asio::ip::tcp::socket socket, const std::string& peer) {
+void NodeServer::on_accept(asio::ip::tcp::socket socket, const std::string& address,
+                           const std::string& peer) {
   if (stopping_) return;
   std::erase_if(sessions_, [](const auto& w) { return w.expired(); });
-  auto session = std::make_shared<ClientSession>(std::move(socket), *this, peer);
-  if (sessions_.size() >= config_.max_clients) {
-    log_->warn("client refused peer={} reason=\"{} connections open\"", peer, sessions_.size());
-    session->refuse(replies::error(
-        fmt::format("too many connections ({} open); try again later", sessions_.size()), false));
+  auto it = address_counts_->find(address);
+  std::size_t from_address = it == address_counts_->end() ? 0 : it->second;
+  std::string why;
+  if (from_address >= config_.max_clients_per_address) {
+    why = fmt::format("too many connections from your address ({} open, MAX_CLIENTS_PER_ADDRESS)",
+                      from_address);
+  } else if (sessions_.size() >= config_.max_clients) {
+    why = fmt::format("too many connections ({} open); try again later", sessions_.size());
+  }
+  auto session = std::make_shared<ClientSession>(std::move(socket), *this, peer, address,
+                                                 address_counts_,
+                                                 milliseconds(config_.client_idle_timeout_ms));
+  if (!why.empty()) {
+    // One line a second at most: a flood must not flood the log too.
+    ++refused_since_log_;
+    TimeMs now = now_ms();
+    if (now - refused_logged_at_ >= 1000) {
+      log_->warn("client refused peer={} reason=\"{}\" refused_since_last_line={}", peer, why,
+                 refused_since_log_);
+      refused_logged_at_ = now;
+      refused_since_log_ = 0;
+    }
+    session->refuse(replies::error(why, false));
     return;
   }
   sessions_.push_back(session);

@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "cluster_node/client_session.h"
 #include "cluster_node/node_core.h"
 #include "cluster_node/proxy_link.h"
 #include "protocol/client_tokens.h"
@@ -19,7 +20,6 @@
 
 namespace jc::node {
 
-class ClientSession;
 
 // Limits of run jobs: the defaults a job gets, and the most it may ask for.
 struct JobLimits {
@@ -98,7 +98,8 @@ class NodeServer {
     TimeMs unknown_since = 0;  // a wait the proxy said it does not know (yet)
   };
 
-  void on_accept(boost::asio::ip::tcp::socket socket, const std::string& peer);
+  void on_accept(boost::asio::ip::tcp::socket socket, const std::string& address,
+                 const std::string& peer);
   void on_proxy_message(protocol::Message&& m);
   void on_proxy_closed();
   // lookup(); `cancelling`: the answer is the proxy's report after it acted
@@ -124,6 +125,10 @@ class NodeServer {
   ProxyLink link_;
   runner::Executor executor_;
   std::vector<std::weak_ptr<ClientSession>> sessions_;
+  std::shared_ptr<ClientSession::AddressCounts> address_counts_ =
+      std::make_shared<ClientSession::AddressCounts>();
+  TimeMs refused_logged_at_ = 0;
+  std::size_t refused_since_log_ = 0;
   std::unordered_map<std::string, std::vector<std::unique_ptr<PendingLookup>>> lookups_;
   std::vector<std::string> to_request_;
   std::vector<protocol::Message> shell_outbox_;  // sent after the core's

@@ -12,22 +12,26 @@ namespace http = beast::http;
 
 namespace {
 
-constexpr std::chrono::seconds kReadTimeout{15};
-
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
   HttpSession(asio::ip::tcp::socket socket, std::shared_ptr<HttpServer::Handler> handler,
-              std::shared_ptr<std::size_t> open)
-      : stream_(std::move(socket)), handler_(std::move(handler)), open_(std::move(open)) {
-    ++*open_;
+              std::shared_ptr<HttpServer::AddressCounts> open, std::string address)
+      : stream_(std::move(socket)),
+        handler_(std::move(handler)),
+        open_(std::move(open)),
+        address_(std::move(address)) {
+    ++(*open_)[address_];
   }
-  ~HttpSession() { --*open_; }
+  ~HttpSession() {
+    auto it = open_->find(address_);
+    if (it != open_->end() && --it->second == 0) open_->erase(it);
+  }
 
   void do_read() {
     parser_.emplace();
     parser_->header_limit(8 * 1024);
     parser_->body_limit(4 * 1024);
-    stream_.expires_after(kReadTimeout);
+    stream_.expires_after(HttpServer::kRequestTimeout);
     http::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
@@ -69,7 +73,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<HttpServer::Handler> handler_;
-  std::shared_ptr<std::size_t> open_;
+  std::shared_ptr<HttpServer::AddressCounts> open_;
+  std::string address_;
 };
 
 }  // namespace
@@ -77,17 +82,26 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 HttpServer::HttpServer(asio::io_context& io, Handler handler)
     : listener_(io, log::get("http")),
       handler_(std::make_shared<Handler>(std::move(handler))),
-      open_(std::make_shared<std::size_t>(0)) {}
+      open_(std::make_shared<AddressCounts>()) {}
+
+std::size_t HttpServer::total() const {
+  std::size_t n = 0;
+  for (const auto& [address, count] : *open_) n += count;
+  return n;
+}
 
 std::uint16_t HttpServer::listen(const std::string& address, std::uint16_t port) {
   return listener_.listen(
       address, port, "for status (dashboard, /metrics, /api)",
-      [this](asio::ip::tcp::socket socket, const std::string&, const std::string& peer) {
-        if (*open_ >= kMaxConnections) {
-          log::get("http")->warn("refused peer={} reason=\"{} open\"", peer, *open_);
+      [this](asio::ip::tcp::socket socket, const std::string& address, const std::string& peer) {
+        auto it = open_->find(address);
+        std::size_t mine = it == open_->end() ? 0 : it->second;
+        if (mine >= kMaxPerAddress || total() >= kMaxConnections) {
+          log::get("http")->debug("refused peer={} reason=\"{} open, {} from this address\"",
+                                  peer, total(), mine);
           return;  // the socket closes as it goes out of scope
         }
-        std::make_shared<HttpSession>(std::move(socket), handler_, open_)->do_read();
+        std::make_shared<HttpSession>(std::move(socket), handler_, open_, address)->do_read();
       });
 }
 

@@ -16,10 +16,19 @@
 namespace jc::test {
 
 Client::Client(std::uint16_t port, std::chrono::milliseconds connect_timeout,
-               const std::string& host) {
+               const std::string& host, const std::string& from) {
   eventually(
       [&] {
         int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        if (!from.empty()) {
+          sockaddr_in src{};
+          src.sin_family = AF_INET;
+          inet_pton(AF_INET, from.c_str(), &src.sin_addr);
+          if (::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof(src)) != 0) {
+            ::close(fd);
+            return false;
+          }
+        }
         sockaddr_in addr{};
         addr.sin_family = AF_INET;
         addr.sin_port = htons(port);

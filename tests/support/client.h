@@ -14,9 +14,11 @@ namespace jc::test {
 class Client {
  public:
   // Connects to host:port (an IPv4 address), retrying until the deadline.
+  // `from`: the source address (127.0.0.2 is another loopback address:
+  // another client to a per-address limit), "" for the kernel's choice.
   explicit Client(std::uint16_t port,
                   std::chrono::milliseconds connect_timeout = std::chrono::seconds(10),
-                  const std::string& host = "127.0.0.1");
+                  const std::string& host = "127.0.0.1", const std::string& from = "");
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
