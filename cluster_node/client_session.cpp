@@ -20,6 +20,8 @@ constexpr std::size_t kMaxPendingReplies = 20'000;
 constexpr std::size_t kMaxOutgoingBytes = 4 << 20;
 // Wrong tokens one connection may send before it is closed.
 constexpr int kMaxFailedAuths = 3;
+// The reply to a submit while the node's storage refuses writes.
+constexpr const char* kStorageFull = "storage full, try again later";
 }  // namespace
 
 ClientSession::ClientSession(asio::ip::tcp::socket socket, NodeServer& server, std::string peer,
@@ -232,6 +234,10 @@ void ClientSession::handle_line(std::string_view line) {
       [&](auto& c) {
         using T = std::decay_t<decltype(c)>;
         if constexpr (std::is_same_v<T, CmdSleep>) {
+          if (server_.storage_full()) {
+            fill(slot, replies::error(kStorageFull, json));
+            return;
+          }
           protocol::JobSpec spec;
           spec.kind = protocol::JobKind::kSleep;
           spec.sleep_ms = c.ms;
@@ -344,6 +350,7 @@ void ClientSession::submit_run(const CmdRun& run, std::string_view body, const S
   std::string err = build_run_spec(run, body, spec);
   spec.owner = name_.value_or("");
   if (err.empty()) err = server_.apply_limits(spec);
+  if (err.empty() && server_.storage_full()) err = kStorageFull;
   if (!err.empty()) {
     fill(slot, replies::error(err, json));
     return;

@@ -56,7 +56,8 @@ NodeServer::NodeServer(asio::io_context& io, NodeConfig config, storage::Store& 
       executor_(io, config_.core.node_id, sandbox_config(config_), config_.core.slots,
                 [this](const std::string& t, protocol::JobResult r) {
                   on_job_done(t, std::move(r));
-                }) {
+                }),
+      storage_retry_(io, log_, [this] { schedule_flush(); }) {
   core_.set_sandbox(executor_.sandbox_description());
 }
 
@@ -72,7 +73,13 @@ Status NodeServer::start() {
         "(66 random bits) is what reads or cancels its job");
   }
   proxy_lost_at_ = now_ms();
-  if (Status s = core_.staged().commit(); !s.ok()) return s;
+  if (!core_.staged().store().writable()) {
+    log_->warn(
+        "started read-only: DATA_DIR={} takes no writes ({}); jobs are refused with ERR storage "
+        "full until it does, reads go on",
+        config_.data_dir, core_.staged().store().unwritable_reason());
+  }
+  if (Status s = core_.staged().commit(); !s.ok()) storage_retry_.failed(s);
   port_ =
       listener_.listen(config_.bind_address, config_.client_port,
                        fmt::format("for clients node={} slots={}", core_.node_id(), core_.slots()),
@@ -97,6 +104,7 @@ void NodeServer::stop() {
   listener_.close();
   info_timer_.cancel();
   request_timer_.cancel();
+  storage_retry_.cancel();
   executor_.stop_all();
   flush();
   link_.stop();
@@ -466,11 +474,22 @@ void NodeServer::flush() {
   NodeEvents events = core_.take_events();
   for (const auto& t : events.stop) executor_.stop(t);
   if (events.work) start_jobs();
-  Status s = core_.staged().commit();
+  Status s = storage_retry_.should_try() ? core_.staged().commit()
+                                         : Status::IoError("waiting for the next retry");
   if (!s.ok()) {
-    log_->critical("storage write failed, exiting: {}", s.to_string());
-    std::exit(1);
+    if (storage_retry_.should_try()) storage_retry_.failed(s);
+    // What depends on the write (tickets, acknowledgements, the core's
+    // messages) waits for it. Reads go on: questions to the proxy, stats,
+    // and answers from what is known.
+    if (!to_request_.empty() && core_.connected()) {
+      link_.send(protocol::RequestOfRes{std::exchange(to_request_, {})});
+    }
+    to_request_.clear();
+    for (auto& m : std::exchange(shell_outbox_, {})) link_.send(m);
+    for (const auto& r : events.reports) answer_lookups(r);
+    return;
   }
+  storage_retry_.succeeded();
   for (auto& cb : std::exchange(after_commit_, {})) cb();
   // Submissions first, so that a question about a ticket just submitted
   // reaches the proxy after the ticket itself.

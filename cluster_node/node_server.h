@@ -16,6 +16,7 @@
 #include "cluster_node/proxy_link.h"
 #include "protocol/client_tokens.h"
 #include "net/listener.h"
+#include "net/storage_retry.h"
 #include "runner/executor.h"
 
 namespace jc::node {
@@ -89,6 +90,8 @@ class NodeServer {
   void cancel(const std::string& ticket, const std::optional<std::string>& requester, bool json,
               std::function<void(const std::string&)> done);
   const protocol::ClientTokens& tokens() const { return config_.tokens; }
+  // The storage refuses writes: submits get ERR storage full.
+  bool storage_full() const { return storage_retry_.failing(); }
 
  private:
   struct PendingLookup {
@@ -137,6 +140,7 @@ class NodeServer {
       stats_waiters_;
   std::uint64_t next_stats_id_ = 1;
   std::vector<std::function<void()>> after_commit_;
+  net::StorageRetry storage_retry_;
   std::uint16_t port_ = 0;
   TimeMs proxy_lost_at_ = 0;
   std::unique_ptr<boost::asio::steady_timer>

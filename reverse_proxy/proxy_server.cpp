@@ -45,7 +45,8 @@ ProxyServer::ProxyServer(asio::io_context& io, ProxyConfig config, storage::Stor
             }),
       history_timer_(io),
       dispatch_timer_(io),
-      exchange_timer_(io) {}
+      exchange_timer_(io),
+      storage_retry_(io, log_, [this] { schedule_flush(); }) {}
 
 bool ProxyServer::loopback_only() const {
   return config_.protected_mode && config_.core.secret.empty() &&
@@ -54,6 +55,13 @@ bool ProxyServer::loopback_only() const {
 
 Status ProxyServer::start() {
   if (Status s = core_.recover(now_ms()); !s.ok()) return s;
+  if (!core_.staged().store().writable()) {
+    log_->warn(
+        "started read-only: DATA_DIR={} takes no writes ({}); nothing is dispatched or finished "
+        "until it does, and nodes keep offering their jobs",
+        config_.data_dir, core_.staged().store().unwritable_reason());
+    storage_retry_.failed(Status::IoError(core_.staged().store().unwritable_reason()));
+  }
   if (config_.tls.on()) tls_context_ = net::make_tls_context(config_.tls, net::TlsRole::server);
   log_->info("node links: {}", config_.tls.on() ? config_.tls.describe()
                                                 : "plaintext (no CLUSTER_SECRET, no TLS_*)");
@@ -90,6 +98,7 @@ void ProxyServer::stop() {
   dispatch_timer_.cancel();
   exchange_timer_.cancel();
   flush();
+  storage_retry_.cancel();
   for (auto& [id, s] : sessions_) s.conn->close("proxy shutting down");
   sessions_.clear();
   by_node_.clear();
@@ -248,12 +257,14 @@ void ProxyServer::schedule_flush() {
 
 void ProxyServer::flush() {
   flush_scheduled_ = false;
-  Status s = core_.staged().commit();
-  if (!s.ok()) {
-    // Nothing staged may be acknowledged: stop, and recover from what is on disk.
-    log_->critical("storage write failed, exiting: {}", s.to_string());
-    std::exit(1);
+  if (!storage_retry_.should_try()) return;
+  if (Status s = core_.staged().commit(); !s.ok()) {
+    // Nothing staged may be acknowledged: every message waits for the
+    // write, which is retried (StorageRetry).
+    storage_retry_.failed(s);
+    return;
   }
+  storage_retry_.succeeded();
   for (auto& out : core_.take_outbox()) {
     auto it = by_node_.find(out.node_id);
     if (it == by_node_.end()) continue;

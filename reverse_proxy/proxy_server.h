@@ -12,6 +12,7 @@
 #include "net/asio.h"
 #include "net/frame_connection.h"
 #include "net/listener.h"
+#include "net/storage_retry.h"
 #include "reverse_proxy/http_server.h"
 #include "reverse_proxy/proxy_core.h"
 
@@ -83,6 +84,7 @@ class ProxyServer {
   std::uint64_t next_session_ = 1;
   std::uint16_t port_ = 0;
   bool flush_scheduled_ = false;
+  net::StorageRetry storage_retry_;
   bool dispatch_posted_ = false;
   bool stopping_ = false;
 };

@@ -2,6 +2,9 @@
 #include <leveldb/filter_policy.h>
 #include <leveldb/write_batch.h>
 
+#include <sys/statvfs.h>
+
+#include <cstdint>
 #include <filesystem>
 
 #include "storage/store.h"
@@ -18,16 +21,77 @@ Status from_leveldb(const leveldb::Status& s) {
 
 leveldb::Slice slice(std::string_view s) { return {s.data(), s.size()}; }
 
+// What LevelDB is opened with; `reuse_logs` only for a start on a full disk.
+leveldb::Options leveldb_options(const leveldb::FilterPolicy* filter, bool reuse_logs) {
+  leveldb::Options options;
+  options.create_if_missing = true;
+  options.write_buffer_size = 16 << 20;
+  // Most lookups of a new ticket miss (is it already finished?): a Bloom
+  // filter answers those without reading table blocks.
+  options.filter_policy = filter;
+  // Appending to the existing log and manifest writes nothing at open: how
+  // a store on a full disk still opens, to be read. Only for that: after a
+  // write that failed half-way it would append behind a torn record.
+  options.reuse_logs = reuse_logs;
+  return options;
+}
+
+std::uint64_t free_bytes(const std::string& dir) {
+  struct statvfs st {};
+  if (::statvfs(dir.c_str(), &st) != 0) return 0;
+  return static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
+}
+
+// The write-ahead logs a reopen turns into a table: the room it needs.
+std::uint64_t log_bytes(const std::string& dir) {
+  std::uint64_t total = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (entry.path().extension() == ".log") total += entry.file_size(ec);
+  }
+  return total;
+}
+
+// LevelDB refuses every write after one that failed (a full disk, an I/O
+// error) until it is opened again. So a failed write marks the store
+// broken; the next write reopens it first, once the disk has the room the
+// reopen needs, and reads go on meanwhile from the open database (a reopen
+// that fails falls back to opening it for reading).
 class LevelDbStore : public Store {
  public:
-  LevelDbStore(leveldb::DB* db, std::unique_ptr<const leveldb::FilterPolicy> filter)
-      : filter_(std::move(filter)), db_(db) {}
+  LevelDbStore(std::string dir, std::unique_ptr<const leveldb::FilterPolicy> filter)
+      : dir_(std::move(dir)), filter_(std::move(filter)) {}
+
+  // Opens for writing; on failure, for reading only (broken_).
+  Status open() {
+    leveldb::DB* db = nullptr;
+    leveldb::Status s = leveldb::DB::Open(leveldb_options(filter_.get(), false), dir_, &db);
+    if (s.ok()) {
+      db_.reset(db);
+      broken_ = false;
+      return Status::Ok();
+    }
+    if (s.IsCorruption()) return from_leveldb(s);
+    leveldb::Status r = leveldb::DB::Open(leveldb_options(filter_.get(), true), dir_, &db);
+    if (!r.ok()) return from_leveldb(s);
+    db_.reset(db);
+    broken_ = true;
+    why_ = s.ToString();
+    return Status::Ok();
+  }
+
+  bool writable() const override { return !broken_; }
+  std::string unwritable_reason() const override { return why_; }
 
   Status get(std::string_view key, std::string* value) override {
+    if (!db_) return Status::IoError("storage unavailable: " + why_);
     return from_leveldb(db_->Get(leveldb::ReadOptions(), slice(key), value));
   }
 
   Status write(const WriteBatch& batch, bool sync) override {
+    if (broken_) {
+      if (Status s = reopen(batch); !s.ok()) return s;
+    }
     leveldb::WriteBatch wb;
     for (const auto& [key, value] : batch.ops()) {
       if (value) {
@@ -38,11 +102,17 @@ class LevelDbStore : public Store {
     }
     leveldb::WriteOptions options;
     options.sync = sync;
-    return from_leveldb(db_->Write(options, &wb));
+    leveldb::Status s = db_->Write(options, &wb);
+    if (!s.ok()) {
+      broken_ = true;
+      why_ = s.ToString();
+    }
+    return from_leveldb(s);
   }
 
   Status scan(std::string_view prefix,
               const std::function<bool(std::string_view, std::string_view)>& fn) override {
+    if (!db_) return Status::IoError("storage unavailable: " + why_);
     leveldb::ReadOptions options;
     options.fill_cache = false;
     std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(options));
@@ -55,9 +125,27 @@ class LevelDbStore : public Store {
   }
 
  private:
-  // Declared first: the database uses the filter until it is closed.
+  Status reopen(const WriteBatch& batch) {
+    // Closing gives up reads until the open: only when it can succeed.
+    std::uint64_t need = log_bytes(dir_) + 2 * batch.bytes() + (1 << 20);
+    std::uint64_t have = free_bytes(dir_);
+    if (have < need) {
+      return Status::IoError("storage full: " + std::to_string(have) + " bytes free of the " +
+                             std::to_string(need) + " needed (" + why_ + ")");
+    }
+    db_.reset();
+    Status s = open();
+    if (!s.ok()) why_ = s.to_string();
+    if (!s.ok() || broken_) return Status::IoError("storage still unwritable: " + why_);
+    return Status::Ok();
+  }
+
+  std::string dir_;
+  // Declared before the database: it uses the filter until it is closed.
   std::unique_ptr<const leveldb::FilterPolicy> filter_;
   std::unique_ptr<leveldb::DB> db_;
+  bool broken_ = false;
+  std::string why_;
 };
 
 }  // namespace
@@ -66,17 +154,10 @@ Status open_leveldb(const std::string& dir, std::unique_ptr<Store>* out) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::IoError("cannot create " + dir + ": " + ec.message());
-  leveldb::Options options;
-  options.create_if_missing = true;
-  options.write_buffer_size = 16 << 20;
-  // Most lookups of a new ticket miss (is it already finished?): a Bloom
-  // filter answers those without reading table blocks.
-  std::unique_ptr<const leveldb::FilterPolicy> filter(leveldb::NewBloomFilterPolicy(10));
-  options.filter_policy = filter.get();
-  leveldb::DB* db = nullptr;
-  leveldb::Status s = leveldb::DB::Open(options, dir, &db);
-  if (!s.ok()) return from_leveldb(s);
-  *out = std::make_unique<LevelDbStore>(db, std::move(filter));
+  auto store = std::make_unique<LevelDbStore>(
+      dir, std::unique_ptr<const leveldb::FilterPolicy>(leveldb::NewBloomFilterPolicy(10)));
+  if (Status s = store->open(); !s.ok()) return s;
+  *out = std::move(store);
   return Status::Ok();
 }
 

@@ -26,7 +26,8 @@ class Staged {
 
   bool empty() const { return pending_.empty(); }
   std::size_t size() const { return pending_.size(); }
-  // Writes everything staged in one batch and clears the stage.
+  // Writes everything staged in one batch and clears the stage; on failure
+  // the stage stays as it was, to be committed again.
   Status commit();
   Store& store() const { return store_; }
 
@@ -51,7 +52,9 @@ inline Status Staged::get(std::string_view key, std::string* value) const {
 }
 
 inline Status Staged::commit() {
-  if (pending_.empty()) return Status::Ok();
+  // With nothing staged, a store that refuses writes is still asked: the
+  // write is what makes it writable again.
+  if (pending_.empty() && store_.writable()) return Status::Ok();
   WriteBatch batch;
   while (!pending_.empty()) {
     auto node = pending_.extract(pending_.begin());  // moves the key out too
@@ -63,7 +66,13 @@ inline Status Staged::commit() {
   }
   bool sync = sync_;
   sync_ = false;
-  return store_.write(batch, sync);
+  Status s = store_.write(batch, sync);
+  if (!s.ok()) {
+    // Kept staged, for the retry: nothing of it was acknowledged.
+    for (const auto& [key, value] : batch.ops()) pending_.emplace(key, value);
+    sync_ = sync;
+  }
+  return s;
 }
 
 }  // namespace jc::storage

@@ -27,6 +27,11 @@ class WriteBatch {
   void del(std::string key) { ops_.emplace_back(std::move(key), std::nullopt); }
   bool empty() const { return ops_.empty(); }
   std::size_t size() const { return ops_.size(); }
+  std::size_t bytes() const {
+    std::size_t n = 0;
+    for (const auto& [k, v] : ops_) n += k.size() + (v ? v->size() : 0);
+    return n;
+  }
   void clear() { ops_.clear(); }
   const auto& ops() const { return ops_; }
 
@@ -44,9 +49,16 @@ class Store {
   // Calls fn for every key starting with prefix, in order, until it returns false.
   virtual Status scan(std::string_view prefix,
                       const std::function<bool(std::string_view, std::string_view)>& fn) = 0;
+  // False after a write failed (a full disk, an I/O error) or when the store
+  // could be opened only for reading: reads work, the next write tries to
+  // make it writable again.
+  virtual bool writable() const { return true; }
+  virtual std::string unwritable_reason() const { return ""; }
 };
 
 // Opens (creating it and its parent directories if needed) a LevelDB store.
+// On a full disk an existing store opens for reading only (writable() is
+// false).
 Status open_leveldb(const std::string& dir, std::unique_ptr<Store>* out);
 
 // The layout of the values a store holds. A data directory written by
@@ -69,6 +81,8 @@ class MemoryStore : public Store {
   Status scan(std::string_view prefix,
               const std::function<bool(std::string_view, std::string_view)>& fn) override;
   void set_fail_writes(bool fail) { fail_writes_ = fail; }
+  bool writable() const override { return !fail_writes_; }
+  std::string unwritable_reason() const override { return fail_writes_ ? "failing on purpose" : ""; }
   std::size_t size() const { return data_.size(); }
   int synced_writes() const { return synced_writes_; }
 

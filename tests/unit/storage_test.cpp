@@ -406,3 +406,23 @@ TEST_CASE("staged: works over leveldb") {
 }
 
 }  // namespace jc::storage
+
+TEST_CASE("staged: a commit that fails keeps the stage, and the retry writes it all") {
+  jc::storage::MemoryStore store;
+  jc::storage::Staged staged(store);
+  staged.put("a", "1");
+  staged.del("b");
+  staged.require_sync();
+  store.set_fail_writes(true);
+  CHECK_FALSE(store.writable());
+  CHECK_FALSE(staged.commit().ok());
+  CHECK(staged.size() == 2);
+  std::string v;
+  CHECK(staged.get("a", &v).ok());
+  CHECK(v == "1");
+  store.set_fail_writes(false);
+  CHECK(staged.commit().ok());
+  CHECK(staged.empty());
+  CHECK(store.get("a", &v).ok());
+  CHECK(store.synced_writes() == 1);
+}
