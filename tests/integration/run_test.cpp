@@ -206,7 +206,10 @@ TEST_CASE("cancel: a queued job and a running one, across nodes") {
 TEST_CASE("run: results of the largest output from every slot at once reach their clients whole") {
   // Four results of 2 x 4 MiB, finished together: they travel in batches
   // split under the frame limit, and the node is never taken for lost.
-  Cluster cluster({.nodes = 1, .slots = 4});
+  // NODE_TIMEOUT 15 s, not 5: ctest runs this beside the heaviest sandbox
+  // tests on 2 cores, where copying 32 MiB through three processes took
+  // 104 s once; a loop stalled by one frame would still stall far longer.
+  Cluster cluster({.nodes = 1, .slots = 4, .proxy_env = {{"NODE_TIMEOUT", "15000"}}});
   REQUIRE(cluster.wait_nodes_up(1));
   Client c(cluster.node_port(0));
   std::string job =
