@@ -65,6 +65,7 @@ Status NodeServer::start() {
   if (Status s = core_.recover(); !s.ok()) return s;
   log_->info("proxy link: {}", config_.tls.on() ? config_.tls.describe()
                                                 : "plaintext (no CLUSTER_SECRET, no TLS_*)");
+  if (auto w = net::weak_secret_warning(config_.secret); !w.empty()) log_->warn("{}", w);
   if (config_.tokens.enabled()) {
     log_->info("clients: auth required, {} names from CLIENT_TOKENS", config_.tokens.size());
   } else {

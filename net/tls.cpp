@@ -185,6 +185,13 @@ std::shared_ptr<ssl::context> make_tls_context(const TlsSettings& settings, TlsR
   return std::shared_ptr<ssl::context>(holder, &holder->ctx);
 }
 
+std::string weak_secret_warning(const std::string& secret) {
+  if (secret.empty() || secret.size() >= 16) return "";
+  return "CLUSTER_SECRET has " + std::to_string(secret.size()) +
+         " characters: a recorded handshake lets an attacker test guesses offline; use a long "
+         "random one (openssl rand -hex 32)";
+}
+
 std::string describe_tls_failure(const boost::system::error_code& ec, const TlsSettings& settings) {
   std::string what = ec.message();
   std::string hint;

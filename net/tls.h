@@ -55,6 +55,10 @@ enum class TlsRole { server, client };
 std::shared_ptr<boost::asio::ssl::context> make_tls_context(const TlsSettings& settings,
                                                             TlsRole role);
 
+// A warning for a CLUSTER_SECRET short enough to guess offline from a
+// recorded handshake, or "" when it is long enough (16 characters or more).
+std::string weak_secret_warning(const std::string& secret);
+
 // A short reason for a failed handshake, with a hint at the usual cause.
 std::string describe_tls_failure(const boost::system::error_code& ec, const TlsSettings& settings);
 

@@ -63,6 +63,7 @@ Status ProxyServer::start() {
     storage_retry_.failed(Status::IoError(core_.staged().store().unwritable_reason()));
   }
   if (config_.tls.on()) tls_context_ = net::make_tls_context(config_.tls, net::TlsRole::server);
+  if (auto w = net::weak_secret_warning(config_.core.secret); !w.empty()) log_->warn("{}", w);
   log_->info("node links: {}", config_.tls.on() ? config_.tls.describe()
                                                 : "plaintext (no CLUSTER_SECRET, no TLS_*)");
   if (loopback_only()) {

@@ -34,6 +34,12 @@ TEST_CASE("tls: the link key is HKDF-SHA256 of the secret, the same on every pro
   CHECK(hex(a) == "785f4a7bde1c71e1fd09f9ec1602e1e503e7df7f63c281970dbe22241dc60302");
 }
 
+TEST_CASE("tls: a short CLUSTER_SECRET is warned about, a long one is not") {
+  CHECK(jc::net::weak_secret_warning("").empty());
+  CHECK(jc::net::weak_secret_warning("0123456789abcdef").empty());
+  CHECK(jc::net::weak_secret_warning("s3cret").find("6 characters") != std::string::npos);
+}
+
 TEST_CASE("tls: settings are off, a key from the secret, or certificates, never half of them") {
   CHECK(jc::net::make_tls_settings("", "", "", "").mode == TlsSettings::Mode::off);
   auto psk = jc::net::make_tls_settings("s3cret", "", "", "");
