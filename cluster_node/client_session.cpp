@@ -49,7 +49,7 @@ void ClientSession::start() {
 }
 
 bool ClientSession::idle() const {
-  return slots_.empty() && !heredoc_ && outgoing_.empty() && writing_.empty();
+  return slots_.empty() && deferred_.empty() && !heredoc_ && outgoing_.empty() && writing_.empty();
 }
 
 void ClientSession::arm_idle_timer(std::chrono::steady_clock::time_point at) {
@@ -69,14 +69,14 @@ void ClientSession::arm_idle_timer(std::chrono::steady_clock::time_point at) {
                                           self->idle_timeout_.count()),
                               self->json_),
                true);
-    self->read_closed_ = true;
+    self->read_closed_ = self->exited_ = true;
     self->pump();
   });
 }
 
 void ClientSession::refuse(const std::string& reply) {
   outgoing_ = reply;
-  read_closed_ = true;
+  read_closed_ = exited_ = true;
   do_write();
 }
 
@@ -91,8 +91,8 @@ void ClientSession::close() {
 }
 
 bool ClientSession::backlogged() const {
-  return slots_.size() >= kMaxPendingReplies ||
-         outgoing_.size() + writing_.size() >= kMaxOutgoingBytes;
+  return slots_.size() + deferred_.size() >= kMaxPendingReplies ||
+         outgoing_.size() + writing_.size() + deferred_bytes_ >= kMaxOutgoingBytes;
 }
 
 void ClientSession::do_read() {
@@ -120,13 +120,8 @@ void ClientSession::on_read(const error_code& ec, std::size_t n) {
       log::get("client")->debug("read failed peer={} error=\"{}\"", peer_, ec.message());
     }
     read_closed_ = true;  // answer what was read, then close
-    if (heredoc_) {
-      fill(heredoc_->slot,
-           replies::error("the connection ended inside the here-document (no line '" +
-                              heredoc_->run.heredoc + "')",
-                          heredoc_->json));
-      heredoc_.reset();
-    }
+    input_ended_ = true;
+    if (deferred_.empty()) end_of_input();
     if (reader_.has_partial()) {
       log::get("client")->debug("client left mid-line peer={}", peer_);
     }
@@ -135,28 +130,66 @@ void ClientSession::on_read(const error_code& ec, std::size_t n) {
   }
   reader_.feed(
       std::string_view(inbox_.data(), n),
-      [this](std::string_view line) {
-        if (read_closed_) return;
-        if (heredoc_) {
-          heredoc_line(line);
-        } else {
-          handle_line(line);
-        }
-      },
-      [this] {
-        if (read_closed_) return;
-        if (heredoc_) {
-          heredoc_->too_long = true;
-          return;
-        }
-        fill(add_slot(), replies::error(fmt::format("line too long: the limit is {} bytes; send a "
-                                                    "long script as a here-document of short lines",
-                                                    kMaxLineBytes),
-                                        json_));
-      });
+      [this](std::string_view line) { input(line); }, [this] { input(std::nullopt); });
   reading_ = false;
   pump();
   do_read();
+}
+
+void ClientSession::input(std::optional<std::string_view> line) {
+  if (exited_) return;
+  if (waits_pending_ > 0 || !deferred_.empty()) {
+    deferred_bytes_ += line ? line->size() : 0;
+    deferred_.push_back(line ? std::optional<std::string>(std::string(*line)) : std::nullopt);
+    return;
+  }
+  process(line);
+}
+
+void ClientSession::process(std::optional<std::string_view> line) {
+  if (exited_) return;
+  if (!line) {
+    if (heredoc_) {
+      heredoc_->too_long = true;
+      return;
+    }
+    fill(add_slot(), replies::error(fmt::format("line too long: the limit is {} bytes; send a "
+                                                "long script as a here-document of short lines",
+                                                kMaxLineBytes),
+                                    json_));
+    return;
+  }
+  if (heredoc_) {
+    heredoc_line(*line);
+  } else {
+    handle_line(*line);
+  }
+}
+
+void ClientSession::replay() {
+  if (replaying_) return;  // the loop below goes on: no recursion per answered wait
+  replaying_ = true;
+  while (!deferred_.empty() && waits_pending_ == 0 && !exited_ && !closed_) {
+    std::optional<std::string> line = std::move(deferred_.front());
+    deferred_.pop_front();
+    deferred_bytes_ -= line ? line->size() : 0;
+    process(line ? std::optional<std::string_view>(*line) : std::nullopt);
+  }
+  replaying_ = false;
+  if (exited_) {
+    deferred_.clear();
+    deferred_bytes_ = 0;
+  }
+  if (input_ended_ && deferred_.empty()) end_of_input();
+}
+
+void ClientSession::end_of_input() {
+  if (!heredoc_) return;
+  fill(heredoc_->slot,
+       replies::error("the connection ended inside the here-document (no line '" +
+                          heredoc_->run.heredoc + "')",
+                      heredoc_->json));
+  heredoc_.reset();
 }
 
 ClientSession::SlotPtr ClientSession::add_slot() {
@@ -208,7 +241,7 @@ void ClientSession::authenticate(const CmdAuth& auth, const SlotPtr& slot, bool 
                              : "auth failed: wrong token",
                         json),
          last);
-    if (last) read_closed_ = true;
+    if (last) read_closed_ = exited_ = true;
     return;
   }
   log->debug("client authenticated peer={} name={}", peer_, *name);
@@ -262,10 +295,18 @@ void ClientSession::handle_line(std::string_view line) {
                            return replies::status(visible(r), unreachable, json);
                          }));
         } else if constexpr (std::is_same_v<T, CmdWait>) {
+          // The lines after it wait for its answer (input()).
+          ++waits_pending_;
           server_.lookup(c.ticket, true, c.seconds,
-                         later(slot, [this, json](const protocol::JobReport& r, bool unreachable) {
-                           return replies::result(visible(r), unreachable, json);
-                         }));
+                         [self = shared_from_this(), slot, json](const protocol::JobReport& r,
+                                                                 bool unreachable) {
+                           if (self->closed_) return;
+                           self->fill(slot, replies::result(self->visible(r), unreachable, json));
+                           --self->waits_pending_;
+                           self->replay();
+                           self->pump();
+                           self->do_read();
+                         });
         } else if constexpr (std::is_same_v<T, CmdCancel>) {
           std::optional<std::string> requester;
           if (tokens_on() && !server_.tokens().is_admin(owner)) requester = owner;
@@ -290,7 +331,7 @@ void ClientSession::handle_line(std::string_view line) {
           fill(slot, replies::help(json));
         } else if constexpr (std::is_same_v<T, CmdExit>) {
           fill(slot, replies::goodbye(json), true);
-          read_closed_ = true;
+          read_closed_ = exited_ = true;
         } else if constexpr (std::is_same_v<T, CmdFormat>) {
           json_ = c.json;
           fill(slot, replies::format_switched(c.json));
@@ -377,7 +418,7 @@ void ClientSession::pump() {
 void ClientSession::do_write() {
   if (closed_) return;
   if (outgoing_.empty()) {
-    if (read_closed_ && slots_.empty()) close();
+    if (read_closed_ && slots_.empty() && deferred_.empty()) close();
     return;
   }
   writing_.swap(outgoing_);

@@ -3,7 +3,10 @@
 // Lines are split by LineReader and parsed by parse_command; each command
 // gets a reply slot in arrival order, filled now or later (a submit after its
 // group commit, `wait` when the job ends), and replies leave strictly in
-// order, one async_write at a time. After the client closes its sending
+// order, one async_write at a time. Commands take effect in order too: the
+// lines after a `wait` are kept, unparsed, until it has answered, so a
+// `status` after a `wait` sees what the `wait` saw (other commands, submits
+// above all, are carried out as they arrive). After the client closes its sending
 // side the session still answers every command it has read, then closes.
 // Reading pauses while too many replies are pending (backpressure).
 // Runs on the node's io_context thread; keeps itself alive with
@@ -49,6 +52,14 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
 
   void do_read();
   void on_read(const boost::system::error_code& ec, std::size_t n);
+  // A line read (nullopt: one over the limit), in order: carried out now,
+  // or kept while a `wait` before it has not answered.
+  void input(std::optional<std::string_view> line);
+  void process(std::optional<std::string_view> line);
+  // Carries out the kept lines up to the next unanswered `wait`.
+  void replay();
+  // The client's input ended and every line of it was carried out.
+  void end_of_input();
   void handle_line(std::string_view line);
   SlotPtr add_slot();
   void fill(const SlotPtr& slot, std::string text, bool close_after = false);
@@ -95,6 +106,13 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // The report as this client may see it: another name's job is unknown.
   protocol::JobReport visible(const protocol::JobReport& r) const;
   void authenticate(const CmdAuth& auth, const SlotPtr& slot, bool json);
+
+  std::deque<std::optional<std::string>> deferred_;  // lines after an unanswered `wait`
+  std::size_t deferred_bytes_ = 0;
+  int waits_pending_ = 0;
+  bool replaying_ = false;
+  bool input_ended_ = false;  // EOF
+  bool exited_ = false;       // `exit` (or too many wrong tokens): later lines are ignored
 
   bool json_ = false;
   bool reading_ = false;

@@ -91,3 +91,43 @@ TEST_CASE("wait for a ticket nobody knows answers ERR instead of waiting forever
   // Without SECONDS there is no timeout: before the fix this never answered.
   CHECK(c.command("wait NOPE-7") == "ERR unknown ticket 'NOPE-7'");
 }
+
+TEST_CASE("commands after a wait take effect after it answered: a read never goes backwards") {
+  Cluster cluster({.nodes = 2, .slots = 1});
+  REQUIRE(cluster.wait_nodes_up(2));
+  for (std::size_t via = 0; via < 2; ++via) {  // the node that took the job, then another
+    Client submitter(cluster.node_port(0));
+    std::string t = submit(submitter, 50);
+    REQUIRE(!t.empty());
+    Client c(cluster.node_port(via));
+    // One write: the three commands arrive together, as from `printf | nc`.
+    c.send("wait " + t + "\nstatus " + t + "\nr" + t + "\n");
+    auto result = c.line(30s);
+    REQUIRE(result);
+    CHECK(result->rfind("Result: Executed Job[" + t + "]", 0) == 0);
+    auto status = c.line(10s);
+    REQUIRE(status);
+    CHECK(status->rfind("Status: " + t + " DONE ", 0) == 0);
+    auto again = c.line(10s);
+    REQUIRE(again);
+    CHECK(*again == *result);
+  }
+}
+
+TEST_CASE("a here-document after a wait is kept whole until the wait answered") {
+  Cluster cluster({.nodes = 1, .slots = 1});
+  REQUIRE(cluster.wait_nodes_up(1));
+  Client c(cluster.node_port(0));
+  std::string t = submit(c, 100);
+  REQUIRE(!t.empty());
+  c.send("wait " + t + "\nrun <<END\necho kept\nEND\n5\n");
+  auto result = c.line(30s);
+  REQUIRE(result);
+  CHECK(result->rfind("Result: ", 0) == 0);
+  auto run = c.line(10s);
+  REQUIRE(run);
+  CHECK(run->rfind("Ticket ID: ", 0) == 0);
+  auto sleep = c.line(10s);
+  REQUIRE(sleep);
+  CHECK(sleep->rfind("Ticket ID: ", 0) == 0);
+}
