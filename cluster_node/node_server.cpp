@@ -13,9 +13,11 @@ using boost::system::error_code;
 using std::chrono::milliseconds;
 
 namespace {
-// How long `r` and `status` wait for the proxy before answering from what
-// this node knows.
-constexpr milliseconds kProxyAnswerTimeout{3000};
+// `r` and `status` of a ticket this node cannot answer wait for the proxy's
+// answer: until it comes, until the link drops (then "unreachable"), or, as
+// a safety net only, this long. Before its first join the node waits for
+// the join as long. An answer never depends on how busy the proxy is.
+constexpr milliseconds kProxyAnswerTimeout{30000};
 // How long `wait` keeps asking about a ticket nobody knows before it says so.
 constexpr milliseconds kUnknownGrace{5000};
 
@@ -239,7 +241,15 @@ void NodeServer::expire_lookup(const std::string& ticket, PendingLookup* which) 
     auto pending = std::move(*p);
     list.erase(p);
     if (list.empty()) lookups_.erase(it);
-    pending->done(core_.lookup(ticket), !core_.connected());
+    protocol::JobReport local = core_.lookup(ticket);
+    if (local.state == protocol::JobState::kUnknown && pending->last_known) {
+      // A wait whose seconds ran out: as `r` would answer now.
+      pending->done(*pending->last_known, false);
+    } else {
+      // Unknown here and no answer from the proxy: say it could not be checked.
+      bool unchecked = local.state == protocol::JobState::kUnknown && !pending->proxy_answered;
+      pending->done(local, unchecked || !core_.connected());
+    }
     return;
   }
 }
@@ -271,6 +281,8 @@ void NodeServer::answer_lookups(const protocol::JobReport& report) {
       ready.push_back(std::move(*p));
       p = list.erase(p);
     } else {
+      if (report.state != protocol::JobState::kUnknown) (*p)->last_known = report;
+      (*p)->proxy_answered = true;
       ++p;
     }
   }
@@ -405,6 +417,28 @@ void NodeServer::on_proxy_message(protocol::Message&& m) {
 void NodeServer::on_proxy_closed() {
   core_.on_disconnected();
   proxy_lost_at_ = now_ms();
+  // `r` and `status` waiting for the proxy's answer will not get it from
+  // this connection: they answer from what this node knows, saying so.
+  // Before the first join they wait for it (start_lookup).
+  if (ever_joined_) {
+    std::vector<std::pair<std::string, std::unique_ptr<PendingLookup>>> ready;
+    for (auto it = lookups_.begin(); it != lookups_.end();) {
+      auto& list = it->second;
+      for (auto p = list.begin(); p != list.end();) {
+        if ((*p)->wait) {
+          ++p;
+          continue;
+        }
+        ready.emplace_back(it->first, std::move(*p));
+        p = list.erase(p);
+      }
+      it = list.empty() ? lookups_.erase(it) : std::next(it);
+    }
+    for (auto& [ticket, p] : ready) {
+      if (p->timer) p->timer->cancel();
+      p->done(core_.lookup(ticket), true);
+    }
+  }
   // Stats questions in flight will not be answered by this connection.
   for (auto& [id, waiter] : stats_waiters_) waiter.second->cancel();
   auto waiters = std::move(stats_waiters_);

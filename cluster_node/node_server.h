@@ -99,6 +99,10 @@ class NodeServer {
     LookupDone done;
     std::unique_ptr<boost::asio::steady_timer> timer;
     TimeMs unknown_since = 0;  // a wait the proxy said it does not know (yet)
+    // What the proxy last said of the ticket (not final): the answer of a
+    // `wait` whose seconds run out.
+    std::optional<protocol::JobReport> last_known;
+    bool proxy_answered = false;  // the proxy said something of it, "unknown" included
   };
 
   void on_accept(boost::asio::ip::tcp::socket socket, const std::string& address,

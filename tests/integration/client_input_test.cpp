@@ -131,3 +131,19 @@ TEST_CASE("a here-document after a wait is kept whole until the wait answered") 
   REQUIRE(sleep);
   CHECK(sleep->rfind("Ticket ID: ", 0) == 0);
 }
+
+TEST_CASE("a wait whose seconds run out answers as r does, through any node") {
+  Cluster cluster({.nodes = 2, .slots = 1});
+  REQUIRE(cluster.wait_nodes_up(2));
+  Client home(cluster.node_port(0));
+  std::string t = submit(home, 5000);
+  REQUIRE(!t.empty());
+  Client other(cluster.node_port(1));
+  std::string r = other.command("r" + t);
+  CHECK(r == "Result has not been executed yet, come back later.");
+  CHECK(other.command("wait " + t + " 1", 10s) == r);
+  CHECK(home.command("wait " + t + " 1", 10s) == r);
+  // A ticket nobody knows is still unknown, after its seconds too.
+  CHECK(other.command("wait zzzzzz-1-AAAAAAAAAAA 1", 15s) ==
+        "ERR unknown ticket 'zzzzzz-1-AAAAAAAAAAA'");
+}
