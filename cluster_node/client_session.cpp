@@ -215,6 +215,15 @@ auto ClientSession::later(SlotPtr slot, F format) {
   };
 }
 
+namespace {
+// --priority and --delay into the job (the delay counts from now, when it
+// is accepted).
+void schedule(protocol::JobSpec& spec, const Schedule& s) {
+  spec.priority = s.priority;
+  spec.not_before_ms = s.delay_ms > 0 ? now_ms() + static_cast<TimeMs>(s.delay_ms) : 0;
+}
+}  // namespace
+
 bool ClientSession::tokens_on() const { return server_.tokens().enabled(); }
 
 protocol::JobReport ClientSession::visible(const protocol::JobReport& r) const {
@@ -275,6 +284,7 @@ void ClientSession::handle_line(std::string_view line) {
           spec.kind = protocol::JobKind::kSleep;
           spec.sleep_ms = c.ms;
           spec.owner = owner;
+          schedule(spec, c.schedule);
           server_.submit(std::move(spec), later(slot, [json](const std::string& t) {
                            return replies::ticket(t, json);
                          }));
@@ -390,6 +400,7 @@ void ClientSession::submit_run(const CmdRun& run, std::string_view body, const S
   protocol::JobSpec spec;
   std::string err = build_run_spec(run, body, spec);
   spec.owner = name_.value_or("");
+  schedule(spec, run.options.schedule);
   if (err.empty()) err = server_.apply_limits(spec);
   if (err.empty() && server_.storage_full()) err = kStorageFull;
   if (!err.empty()) {

@@ -90,7 +90,9 @@ Command parse_wait(std::string_view rest) {
 
 constexpr std::string_view kRunUsage =
     "usage: run [--timeout MS] [--cpu MS] [--memory MB] [--output KB] [--disk MB] [--stdin TEXT] "
-    "[--expect TEXT] <command>, or run [OPTIONS] <<END then lines then END";
+    "[--expect TEXT] [--priority N] [--delay MS] <command>, or run [OPTIONS] <<END then lines "
+    "then END";
+constexpr const char* kSleepUsage = "usage: sleep [--priority N] [--delay MS] <ms>";
 
 // One option value: up to the next space, or quoted with '...' or "...";
 // inside double quotes \n, \t, \" and \\ are escapes.
@@ -117,6 +119,61 @@ std::optional<std::string> take_value(std::string_view& s) {
   }
   s = trim(s);
   return out;
+}
+
+// `--priority` or `--delay` into `into`; nullopt when `name` is neither.
+std::optional<std::optional<CmdError>> schedule_option(const std::string& name,
+                                                      const std::string& value, Schedule& into) {
+  if (name == "priority") {
+    std::int32_t v = 0;
+    auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+    if (value.empty() || ec != std::errc() || ptr != value.data() + value.size() ||
+        v < -kMaxPriority || v > kMaxPriority) {
+      return CmdError{fmt::format("--priority takes a whole number from -{} to {}, got {}",
+                                  kMaxPriority, kMaxPriority, quote(value))};
+    }
+    into.priority = v;
+    return std::optional<CmdError>{};
+  }
+  if (name == "delay") {
+    std::uint64_t v = 0;
+    auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+    if (!all_digits(value) || ec != std::errc() || ptr != value.data() + value.size() ||
+        v > kMaxDelayMs) {
+      return CmdError{fmt::format("--delay takes milliseconds from 0 to {} (30 days), got {}",
+                                  kMaxDelayMs, quote(value))};
+    }
+    into.delay_ms = v;
+    return std::optional<CmdError>{};
+  }
+  return std::nullopt;
+}
+
+// `sleep [--priority N] [--delay MS] <ms>`
+Command parse_sleep_command(std::string_view rest) {
+  Schedule schedule;
+  while (rest.substr(0, 2) == "--") {
+    auto [opt, after] = split_word(rest);
+    std::string name(opt.substr(2));
+    std::optional<std::string> value;
+    if (auto eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+      rest = after;
+    } else {
+      rest = after;
+      value = take_value(rest);
+    }
+    if (!value) return CmdError{fmt::format("--{} needs a value: {}", name, kSleepUsage)};
+    auto handled = schedule_option(name, *value, schedule);
+    if (!handled) return CmdError{fmt::format("unknown option --{}: {}", name, kSleepUsage)};
+    if (*handled) return **handled;
+    rest = trim(rest);
+  }
+  if (rest.empty()) return CmdError{std::string("missing milliseconds: ") + kSleepUsage};
+  Command c = parse_sleep(rest);
+  if (auto* sleep = std::get_if<CmdSleep>(&c)) sleep->schedule = schedule;
+  return c;
 }
 
 Command parse_run(std::string_view rest) {
@@ -179,6 +236,8 @@ Command parse_run(std::string_view rest) {
       run.options.stdin_data = *value;
     else if (name == "expect")
       run.options.expected = *value;
+    else if (auto handled = schedule_option(name, *value, run.options.schedule))
+      err = *handled;
     else
       return CmdError{fmt::format("unknown option --{}: {}", name, kRunUsage)};
     if (err) return *err;
@@ -317,10 +376,7 @@ Command parse_command(std::string_view raw) {
     if (!rest.empty()) return CmdError{fmt::format("{} takes no arguments", kw)};
     return c;
   };
-  if (kw == "sleep") {
-    if (rest.empty()) return CmdError{"missing milliseconds: usage: sleep <ms>"};
-    return parse_sleep(rest);
-  }
+  if (kw == "sleep") return parse_sleep_command(rest);
   if (kw == "run") return parse_run(rest);
   if (kw == "status") {
     return parse_ticket_command(rest, "status <ticket>",
@@ -361,9 +417,11 @@ const std::vector<std::string>& help_lines() {
   static const std::vector<std::string> kLines = {
       "<ms>                    submit a sleep job of <ms> milliseconds; replies Ticket ID: "
       "<ticket>",
-      "sleep <ms>              same as <ms>",
+      "sleep [--priority N] [--delay MS] <ms>",
+      "                        same as <ms>; priority -100..100 (higher first), not before MS",
       "run [OPTIONS] <command> run a shell command on some node under limits (see below)",
       "  options: --timeout MS --cpu MS --memory MB --output KB --disk MB --stdin TEXT --expect TEXT",
+      "           --priority N --delay MS (as for sleep)",
       "  run [OPTIONS] <<END   then lines, then END: the script, or sections @@ file NAME,",
       "                        @@ check, @@ command, @@ case [NAME], @@ stdin, @@ expect",
       "r<ticket>               the result of a job, or whether it has not run yet",

@@ -22,14 +22,23 @@ constexpr std::uint64_t kMaxSleepMs = 86'400'000;
 // `wait` blocks at most one day.
 constexpr std::uint32_t kMaxWaitSeconds = 86'400;
 
+// `--priority N` and `--delay MS`, for `sleep` and `run`.
+constexpr std::int32_t kMaxPriority = 100;
+constexpr std::uint64_t kMaxDelayMs = 30ull * 86'400'000;  // 30 days
+struct Schedule {
+  std::int32_t priority = 0;  // -100..100, higher first
+  std::uint64_t delay_ms = 0;  // not dispatched before this long after it is accepted
+};
 struct CmdSleep {
   std::uint64_t ms = 0;
+  Schedule schedule;
 };
 // `run [OPTIONS] <command>` or `run [OPTIONS] [command] <<WORD` followed by
 // lines up to one equal to WORD (a here-document: the script, or sections).
 struct RunOptions {
   std::optional<std::uint32_t> timeout_ms, cpu_ms, memory_mb, output_kb, disk_mb;
   std::optional<std::string> stdin_data, expected;
+  Schedule schedule;
 };
 struct CmdRun {
   RunOptions options;

@@ -205,9 +205,11 @@ void NodeServer::start_lookup(const std::string& ticket, bool wait, std::optiona
   }
   bool up = core_.connected();
   // Before its first join the node cannot know other nodes' tickets yet:
-  // `r` and `status` wait for the join (at most kProxyAnswerTimeout) rather
-  // than answer "unknown" because the client came a moment too early.
-  if (!up && !wait && ever_joined_) {
+  // `r` and `status` of a ticket it does not know wait for the join (at
+  // most kProxyAnswerTimeout) rather than answer "unknown" because the
+  // client came a moment too early. Its own tickets it answers at once.
+  bool known_here = local.state != protocol::JobState::kUnknown;
+  if (!up && !wait && (ever_joined_ || known_here)) {
     done(local, true);
     return;
   }

@@ -1,5 +1,7 @@
 #include "cluster_node/replies.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
@@ -26,6 +28,13 @@ std::string unknown_message(const std::string& t, bool unreachable) {
   return m;
 }
 
+// 2026-11-29T23:10:00.123Z: one word, for key=value replies.
+std::string iso_time(TimeMs t) {
+  std::string s = format_time(t);
+  std::replace(s.begin(), s.end(), ' ', 'T');
+  return s + "Z";
+}
+
 json facts(const protocol::JobReport& r) {
   json j = {{"ticket", r.ticket},
             {"state", std::string(protocol::to_string(r.state))},
@@ -33,6 +42,10 @@ json facts(const protocol::JobReport& r) {
             {"attempts", r.attempts}};
   if (r.queue_position >= 0) j["queue_position"] = r.queue_position;
   if (r.estimated_wait_ms >= 0) j["estimated_wait_ms"] = r.estimated_wait_ms;
+  if (r.state == JobState::kQueued) {
+    j["priority"] = r.priority;
+    if (r.not_before_ms > 0) j["not_before"] = iso_time(r.not_before_ms);
+  }
   if (r.has_result) {
     const auto& res = r.result;
     j["result"] = res.text;
@@ -127,6 +140,10 @@ std::string status(const protocol::JobReport& r, bool unreachable, bool json_mod
                   r.node.empty() ? "-" : r.node, r.attempts);
   if (r.queue_position >= 0) out += fmt::format(" queue_position={}", r.queue_position);
   if (r.estimated_wait_ms >= 0) out += fmt::format(" estimated_wait_ms={}", r.estimated_wait_ms);
+  if (r.state == JobState::kQueued) {
+    out += fmt::format(" priority={}", r.priority);
+    if (r.not_before_ms > 0) out += " not_before=" + iso_time(r.not_before_ms);
+  }
   if (unreachable && !protocol::is_final(r.state)) out += " proxy=unreachable";
   return out + "\n";
 }

@@ -99,8 +99,8 @@ struct JobSpec {
   Limits limits;
   std::string origin;              // node id that accepted it from a client
   std::int64_t submitted_ms = 0;   // wall clock at the origin
-  std::int32_t priority = 0;       // planned: higher first
-  std::int64_t not_before_ms = 0;  // planned: delayed jobs
+  std::int32_t priority = 0;       // -100..100: higher first at the proxy
+  std::int64_t not_before_ms = 0;  // wall clock: not dispatched before (0 = at once)
   // run: judging. Without cases the command runs once with stdin_data and,
   // when has_expected, its output is compared with `expected`.
   bool has_expected = false;
@@ -188,12 +188,14 @@ struct JobReport {
   bool has_result = false;
   JobResult result;
   std::string owner;  // JobSpec::owner, so any node can answer only its owner
+  std::int32_t priority = 0;       // JobSpec::priority
+  std::int64_t not_before_ms = 0;  // JobSpec::not_before_ms, while queued
 
   bool operator==(const JobReport&) const = default;
   template <class Archive>
   void serialize(Archive& ar, unsigned) {
     fields(ar, ticket, state, node, attempts, queue_position, estimated_wait_ms, has_result,
-           result, owner);
+           result, owner, priority, not_before_ms);
   }
 };
 

@@ -103,7 +103,9 @@ json job_json(const JobRecord& rec) {
             {"nodes_tried", rec.nodes_tried},
             {"origin", rec.spec.origin},
             {"submitted_ms", rec.spec.submitted_ms},
+            {"priority", rec.spec.priority},
             {"job", rec.spec.describe()}};
+  if (rec.spec.not_before_ms > 0) j["not_before_ms"] = rec.spec.not_before_ms;
   if (protocol::is_final(rec.state)) {
     j["result"] = rec.result.text;
     j["exit_code"] = rec.result.exit_code;

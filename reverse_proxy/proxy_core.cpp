@@ -48,7 +48,8 @@ Status ProxyCore::recover(TimeMs now) {
       node.lost_since = now;
       ++held;
     } else {
-      queue_.push(ticket, qkey);
+      entry->second.not_before = rec.spec.not_before_ms;
+      enqueue(entry, now);
     }
     return true;
   });
@@ -211,6 +212,31 @@ void ProxyCore::requeue(const std::string& ticket, const std::string& reason) {
   ++redispatched_total_;
 }
 
+void ProxyCore::enqueue(ActiveMap::iterator it, TimeMs now) {
+  if (it->second.not_before > now) {
+    delayed_.emplace(std::make_pair(it->second.not_before, it->second.key.seq), &it->first);
+  } else {
+    queue_.push(it->first, it->second.key);
+  }
+}
+
+void ProxyCore::promote_due(TimeMs now) {
+  while (!delayed_.empty() && delayed_.begin()->first.first <= now) {
+    const std::string& ticket = *delayed_.begin()->second;
+    delayed_.erase(delayed_.begin());
+    auto it = active_.find(ticket);
+    if (it != active_.end() && it->second.state == JobState::kQueued) {
+      queue_.push(it->first, it->second.key);
+    }
+  }
+}
+
+std::optional<TimeMs> ProxyCore::next_delayed() const {
+  if (delayed_.empty()) return std::nullopt;
+  return delayed_.begin()->first.first;
+}
+
+// Back in the queue (its --delay, if any, ran before it was dispatched).
 void ProxyCore::to_queue(ActiveMap::iterator it, JobRecord& rec) {
   if (!rec.node.empty()) nodes_[rec.node].held.erase(it->first);
   rec.state = protocol::next_state(rec.state, JobEvent::kNodeLost).value_or(JobState::kQueued);
@@ -241,7 +267,7 @@ void ProxyCore::on_message(const std::string& node_id, protocol::Message m, Time
       [&](auto& msg) {
         using T = std::decay_t<decltype(msg)>;
         if constexpr (std::is_same_v<T, protocol::Submit>) {
-          on_submit(node_id, msg);
+          on_submit(node_id, msg, now);
         } else if constexpr (std::is_same_v<T, protocol::Ack>) {
           on_ack(node_id, msg);
         } else if constexpr (std::is_same_v<T, protocol::Info>) {
@@ -266,7 +292,7 @@ void ProxyCore::on_message(const std::string& node_id, protocol::Message m, Time
       m);
 }
 
-void ProxyCore::on_submit(const std::string& node, protocol::Submit& m) {
+void ProxyCore::on_submit(const std::string& node, protocol::Submit& m, TimeMs now) {
   protocol::Ack ack{protocol::AckKind::kSubmitted, {}, {}};
   std::string ignored;
   std::unordered_set<std::string> local(m.local.begin(), m.local.end());
@@ -301,8 +327,9 @@ void ProxyCore::on_submit(const std::string& node, protocol::Submit& m) {
       continue;
     }
     store_active(ticket, rec);
-    entry->second = ActiveJob{JobState::kQueued, 0, 0, key, intern(rec.spec.owner)};
-    queue_.push(ticket, key);
+    entry->second = ActiveJob{JobState::kQueued, 0, 0, key, intern(rec.spec.owner),
+                              rec.spec.not_before_ms};
+    enqueue(entry, now);
     if (log_->should_log(spdlog::level::debug)) {  // describe() formats: only when it shows
       log_->debug("queued ticket={} origin={} job=\"{}\"", ticket, rec.spec.origin,
                   rec.spec.describe());
@@ -393,6 +420,7 @@ void ProxyCore::finish_job(const std::string& ticket, JobRecord rec, protocol::J
     nodes_[rec.node].held.erase(ticket);
   } else {
     queue_.erase(QueueKey{rec.spec.priority, rec.seq});
+    delayed_.erase({rec.spec.not_before_ms, rec.seq});
   }
   rec.state = *next;
   rec.result = std::move(result);
@@ -512,6 +540,8 @@ JobReport ProxyCore::report_of(const std::string& ticket) const {
     r.node = name_of(it->second.node);
     r.attempts = it->second.attempts;
     r.owner = name_of(it->second.owner);
+    r.priority = it->second.key.priority;
+    if (r.state == JobState::kQueued) r.not_before_ms = it->second.not_before;
     if (r.state == JobState::kQueued) {
       r.queue_position = queue_.position(it->second.key);
       if (finish_rate_ > 0) {
@@ -584,6 +614,7 @@ std::uint32_t ProxyCore::prefetch_of(const NodeEntry& node) const {
 }
 
 bool ProxyCore::dispatch(TimeMs now) {
+  promote_due(now);
   if (queue_.empty()) return false;
   std::vector<std::string> ids;
   std::vector<NodeLoad> loads;
@@ -686,7 +717,7 @@ protocol::ClusterStats ProxyCore::stats(TimeMs now) const {
     s.running += node.connected ? node.held.size() : 0;
     s.nodes.push_back(std::move(n));
   }
-  s.queue_length = queue_.size();
+  s.queue_length = queue_length();
   s.recent_events.assign(events_.begin(), events_.end());
   s.submitted_total = submitted_total_;
   s.finished_total = finished_total_;

@@ -96,7 +96,10 @@ class ProxyCore {
   }
   std::uint64_t dispatched_total() const { return dispatched_total_; }
   std::uint64_t finished_total() const { return finished_total_; }
-  std::uint64_t queue_length() const { return queue_.size(); }
+  // Queued jobs, delayed ones included.
+  std::uint64_t queue_length() const { return queue_.size() + delayed_.size(); }
+  // When the next delayed job may be dispatched (nullopt: none waits).
+  std::optional<TimeMs> next_delayed() const;
   std::optional<JobRecord> find_job(const std::string& ticket) const;
   bool has_dispatchable() const;
 
@@ -112,6 +115,7 @@ class ProxyCore {
     std::uint32_t attempts = 0;
     QueueKey key;  // its place in the queue while queued
     std::uint32_t owner = 0;  // interned client name (JobSpec::owner); 0 = none
+    TimeMs not_before = 0;    // JobSpec::not_before_ms (--delay)
   };
   struct NodeEntry {
     bool connected = false;
@@ -138,7 +142,7 @@ class ProxyCore {
   std::uint32_t prefetch_of(const NodeEntry& node) const;
 
   // The handlers take the message's parts by reference to move from them.
-  void on_submit(const std::string& node, protocol::Submit& m);
+  void on_submit(const std::string& node, protocol::Submit& m, TimeMs now);
   void on_ack(const std::string& node, const protocol::Ack& m);
   void on_reports(const std::string& node, std::vector<protocol::JobReport>& reports, TimeMs now);
   void on_requests(const std::string& node, const std::vector<std::string>& tickets);
@@ -156,6 +160,10 @@ class ProxyCore {
   // it (rec.node) and puts it back at its place in the queue; to_node gives
   // it to `node` (the caller takes it out of the queue first).
   void to_queue(ActiveMap::iterator it, JobRecord& rec);
+  // A queued job into the queue, or, while its --delay runs, among the
+  // delayed ones; promote_due() moves those whose time has come.
+  void enqueue(ActiveMap::iterator it, TimeMs now);
+  void promote_due(TimeMs now);
   void to_node(ActiveMap::iterator it, JobRecord& rec, const std::string& node);
   void reconcile(const std::string& node_id, const protocol::Hello& hello,
                  protocol::Welcome& welcome);
@@ -179,6 +187,8 @@ class ProxyCore {
   std::vector<std::string> names_{""};  // interned node names; 0 is "none"
   std::unordered_map<std::string, std::uint32_t> name_ids_{{"", 0}};
   JobQueue queue_;
+  // Queued jobs whose --delay runs, by (not before, sequence).
+  std::map<std::pair<TimeMs, std::uint64_t>, const std::string*> delayed_;
   std::map<std::string, NodeEntry> nodes_;
   std::unordered_map<std::string, std::set<std::string>> watchers_;
   std::map<std::string, std::set<std::string>> unnotified_;  // origin -> tickets

@@ -46,6 +46,7 @@ ProxyServer::ProxyServer(asio::io_context& io, ProxyConfig config, storage::Stor
       history_timer_(io),
       dispatch_timer_(io),
       exchange_timer_(io),
+      delay_timer_(io),
       storage_retry_(io, log_, [this] { schedule_flush(); }) {}
 
 bool ProxyServer::loopback_only() const {
@@ -86,6 +87,7 @@ Status ProxyServer::start() {
     record_history();
   }
   schedule_periodic();
+  arm_delay_timer();
   return Status::Ok();
 }
 
@@ -98,6 +100,7 @@ void ProxyServer::stop() {
   history_timer_.cancel();
   dispatch_timer_.cancel();
   exchange_timer_.cancel();
+  delay_timer_.cancel();
   flush();
   storage_retry_.cancel();
   for (auto& [id, s] : sessions_) s.conn->close("proxy shutting down");
@@ -220,6 +223,7 @@ void ProxyServer::run_dispatch() {
   rounds_.observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   schedule_flush();
+  arm_delay_timer();
   if (more) {
     // Cut by MAX_NUM_JOBS_DISPATCH: the next round waits one period.
     dispatch_timer_.expires_after(milliseconds(config_.dispatch_period_ms));
@@ -227,6 +231,18 @@ void ProxyServer::run_dispatch() {
       if (!ec) run_dispatch();
     });
   }
+}
+
+void ProxyServer::arm_delay_timer() {
+  auto next = core_.next_delayed();
+  if (!next || (delay_timer_at_ != 0 && delay_timer_at_ <= *next)) return;
+  delay_timer_at_ = *next;
+  delay_timer_.expires_after(milliseconds(std::max<TimeMs>(0, *next - now_ms())));
+  delay_timer_.async_wait([this](const error_code& ec) {
+    if (ec) return;
+    delay_timer_at_ = 0;
+    kick_dispatch();  // the round promotes the job and arms the timer again
+  });
 }
 
 void ProxyServer::record_history() {

@@ -79,6 +79,10 @@ class ProxyServer {
   void record_history();
   boost::asio::steady_timer dispatch_timer_;
   boost::asio::steady_timer exchange_timer_;
+  // A dispatch round when the next delayed job's time comes.
+  boost::asio::steady_timer delay_timer_;
+  TimeMs delay_timer_at_ = 0;  // 0: not armed
+  void arm_delay_timer();
   std::unordered_map<std::uint64_t, Session> sessions_;
   std::unordered_map<std::string, std::uint64_t> by_node_;
   std::uint64_t next_session_ = 1;

@@ -38,8 +38,10 @@ RunResult read_run_result(Client& c, std::chrono::milliseconds timeout) {
     auto eq = w.find('=');
     if (eq != std::string::npos) r.facts[w.substr(0, eq)] = w.substr(eq + 1);
   }
-  auto out = c.bytes(std::stoul(r.facts["stdout_bytes"]) + 1);
-  auto err = c.bytes(std::stoul(r.facts["stderr_bytes"]) + 1);
+  // The blocks get the same deadline as the header: megabytes of output
+  // through a loaded machine may take longer than a line's default.
+  auto out = c.bytes(std::stoul(r.facts["stdout_bytes"]) + 1, timeout);
+  auto err = c.bytes(std::stoul(r.facts["stderr_bytes"]) + 1, timeout);
   if (!out || !err) return r;
   r.out = out->substr(0, out->size() - 1);
   r.err = err->substr(0, err->size() - 1);

@@ -285,4 +285,24 @@ TEST_CASE("line reader: each too long line is reported once") {
   CHECK(c.lines == std::vector<std::string>{"ok", "fine"});
 }
 
+TEST_CASE("command: --priority and --delay for sleep and run") {
+  auto sleep = std::get<CmdSleep>(parse_command("sleep --priority 7 --delay 2500 100"));
+  CHECK(sleep.ms == 100);
+  CHECK(sleep.schedule.priority == 7);
+  CHECK(sleep.schedule.delay_ms == 2500);
+  auto neg = std::get<CmdSleep>(parse_command("sleep --priority=-100 5"));
+  CHECK(neg.schedule.priority == -100);
+  CHECK(std::get<CmdSleep>(parse_command("250")).schedule.priority == 0);
+  auto run = std::get<CmdRun>(parse_command("run --priority 3 --delay=10 echo hi"));
+  CHECK(run.options.schedule.priority == 3);
+  CHECK(run.options.schedule.delay_ms == 10);
+  CHECK(run.command == "echo hi");
+  CHECK(contains(error_of("sleep --priority 101 5"), "--priority takes a whole number from -100"));
+  CHECK(contains(error_of("sleep --delay 2592000001 5"), "--delay takes milliseconds from 0"));
+  CHECK(contains(error_of("sleep --delay -1 5"), "--delay takes milliseconds"));
+  CHECK(contains(error_of("sleep --soon 5"), "unknown option --soon"));
+  CHECK(contains(error_of("sleep --priority 1"), "missing milliseconds"));
+  CHECK(contains(error_of("run --priority x echo"), "--priority takes a whole number"));
+}
+
 }  // namespace jc::node

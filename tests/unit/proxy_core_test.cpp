@@ -940,6 +940,63 @@ TEST_CASE("proxy core: stats requests are answered with the request id") {
 
 namespace jc::proxy {
 
+TEST_CASE("proxy core: higher priority first, in arrival order within one, and a delayed job waits") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  p.join("node-a", 1);
+  protocol::Submit s = submit_of({"low", "mid1", "high", "mid2", "later"}, "node-a");
+  s.jobs[0].priority = -5;
+  s.jobs[2].priority = 7;
+  s.jobs[4].priority = 100;
+  s.jobs[4].not_before_ms = 1000;
+  p.message("node-a", s, 0);
+  auto asked = p.message("node-a", protocol::RequestOfRes{{"later"}}, 0);
+  auto reports = sent_to<protocol::Result>(asked, "node-a");
+  REQUIRE(reports.size() == 1);
+  CHECK(reports[0].reports[0].state == JobState::kQueued);
+  CHECK(reports[0].reports[0].priority == 100);
+  CHECK(reports[0].reports[0].not_before_ms == 1000);
+  CHECK(p.core.stats(0).queue_length == 5);
+  std::vector<std::string> order;
+  auto next = [&](TimeMs now) -> std::string {
+    auto jobs = sent_to<protocol::Job>(p.dispatch(now), "node-a");
+    if (jobs.empty()) return "";
+    std::string t = jobs[0].jobs.at(0).spec.ticket;
+    p.message("node-a", protocol::Result{{final_report(t, "node-a", 1)}}, now);
+    return t;
+  };
+  for (int i = 0; i < 4; ++i) order.push_back(next(0));
+  CHECK(order == std::vector<std::string>{"high", "mid1", "mid2", "low"});
+  CHECK(next(999).empty());  // its time has not come, whatever its priority
+  CHECK(p.core.next_delayed() == std::optional<TimeMs>(1000));
+  CHECK(next(1000) == "later");
+  CHECK_FALSE(p.core.next_delayed());
+}
+
+TEST_CASE("proxy core: a delayed job stays delayed across a restart, and a cancel removes it") {
+  storage::MemoryStore store;
+  {
+    Proxy p(store);
+    p.join("node-a", 1);
+    protocol::Submit s = submit_of({"d1", "d2"}, "node-a");
+    s.jobs[0].not_before_ms = 5000;
+    s.jobs[1].not_before_ms = 6000;
+    p.message("node-a", s, 0);
+  }
+  Proxy p(store);
+  REQUIRE(p.core.recover(100).ok());
+  CHECK(p.core.stats(100).queue_length == 2);
+  CHECK(p.core.next_delayed() == std::optional<TimeMs>(5000));
+  p.join("node-a", 1, 150);
+  p.message("node-a", protocol::Cancel{{"d1"}, ""}, 200);
+  CHECK(p.state_of("d1") == JobState::kCancelled);
+  CHECK(p.core.next_delayed() == std::optional<TimeMs>(6000));
+  CHECK(sent_to<protocol::Job>(p.dispatch(300), "node-a").empty());
+  auto jobs = sent_to<protocol::Job>(p.dispatch(6000), "node-a");
+  REQUIRE(jobs.size() == 1);
+  CHECK(jobs[0].jobs.at(0).spec.ticket == "d2");
+}
+
 TEST_CASE("proxy core: a job the node finished while away is not run again after it reconnects") {
   storage::MemoryStore store;
   Proxy p(store);
