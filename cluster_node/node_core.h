@@ -104,6 +104,9 @@ class NodeCore {
   // Offers again the results the proxy has not acknowledged (REQUEST_RESULT_PERIOD).
   void resend_undelivered();
   bool connected() const { return connected_; }
+  // A job its client submitted here that the proxy has not acknowledged:
+  // nobody else can have run it.
+  bool unforwarded(const std::string& ticket) const { return unforwarded_.count(ticket) > 0; }
   // Everything not acknowledged is sent again after the next WELCOME.
   void on_disconnected();
   // The proxy has been away longer than the grace period: this node runs its

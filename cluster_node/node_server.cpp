@@ -210,7 +210,7 @@ void NodeServer::start_lookup(const std::string& ticket, bool wait, std::optiona
   // client came a moment too early. Its own tickets it answers at once.
   bool known_here = local.state != protocol::JobState::kUnknown;
   if (!up && !wait && (ever_joined_ || known_here)) {
-    done(local, true);
+    done(without_proxy(std::move(local)), true);
     return;
   }
   auto pending = std::make_unique<PendingLookup>();
@@ -250,7 +250,8 @@ void NodeServer::expire_lookup(const std::string& ticket, PendingLookup* which) 
     } else {
       // Unknown here and no answer from the proxy: say it could not be checked.
       bool unchecked = local.state == protocol::JobState::kUnknown && !pending->proxy_answered;
-      pending->done(local, unchecked || !core_.connected());
+      bool unreachable = unchecked || !core_.connected();
+      pending->done(core_.connected() ? local : without_proxy(std::move(local)), unreachable);
     }
     return;
   }
@@ -294,6 +295,17 @@ void NodeServer::answer_lookups(const protocol::JobReport& report) {
     if (p->timer) p->timer->cancel();
     p->done(best, false);
   }
+}
+
+protocol::JobReport NodeServer::without_proxy(protocol::JobReport local) const {
+  bool final = protocol::is_final(local.state) && local.has_result;
+  if (final || local.state == protocol::JobState::kUnknown || core_.unforwarded(local.ticket)) {
+    return local;
+  }
+  protocol::JobReport unknown;
+  unknown.ticket = local.ticket;
+  unknown.owner = local.owner;  // still only its owner learns even that much
+  return unknown;
 }
 
 void NodeServer::getall(std::function<void(const std::vector<GetAllEntry>&)> done) {
@@ -438,7 +450,7 @@ void NodeServer::on_proxy_closed() {
     }
     for (auto& [ticket, p] : ready) {
       if (p->timer) p->timer->cancel();
-      p->done(core_.lookup(ticket), true);
+      p->done(without_proxy(core_.lookup(ticket)), true);
     }
   }
   // Stats questions in flight will not be answered by this connection.

@@ -114,6 +114,11 @@ class NodeServer {
   void start_lookup(const std::string& ticket, bool wait, std::optional<double> seconds,
                     bool cancelling, LookupDone done);
   void answer_lookups(const protocol::JobReport& report);
+  // What this node may say of a ticket without the proxy: its final result,
+  // or a state only it can know (a job the proxy never acknowledged);
+  // anything else might be behind what another node already showed, so it
+  // becomes "cannot check now" (state unknown, answered as unreachable).
+  protocol::JobReport without_proxy(protocol::JobReport local) const;
   void expire_lookup(const std::string& ticket, PendingLookup* which);
   void start_jobs();
   void on_job_done(const std::string& ticket, protocol::JobResult result);

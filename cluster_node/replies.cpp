@@ -22,10 +22,10 @@ std::string line(const json& j) {
 }
 
 std::string unknown_message(const std::string& t, bool unreachable) {
-  std::string m = fmt::format("unknown ticket '{}'", t);
-  if (unreachable)
-    m += " (the proxy is unreachable, so other nodes' tickets cannot be checked now)";
-  return m;
+  if (unreachable) {
+    return fmt::format("cannot check ticket '{}' now: the proxy is unreachable; try again", t);
+  }
+  return fmt::format("unknown ticket '{}'", t);
 }
 
 // 2026-11-29T23:10:00.123Z: one word, for key=value replies.

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "tests/support/cluster.h"
+#include "tests/support/history.h"
 
 using namespace jc::test;
 using namespace std::chrono_literals;
@@ -252,11 +253,24 @@ std::optional<std::size_t> colon_count(const std::string& head) {
   }
 }
 
-// One client connection per node, reconnected on failure.
+// The ticket a read command is about ("" for other commands).
+std::string ticket_in(const std::string& cmd) {
+  if (cmd.rfind("status ", 0) == 0) return cmd.substr(7);
+  if (cmd.rfind("wait ", 0) == 0) return cmd.substr(5, cmd.find(' ', 5) - 5);
+  if (cmd.size() > 1 && cmd[0] == 'r' && cmd.find(' ') == std::string::npos) return cmd.substr(1);
+  return "";
+}
+
+// One client connection per node, reconnected on failure. Every read it
+// makes goes into `history`.
 class Connections {
  public:
-  explicit Connections(std::vector<std::uint16_t> ports)
-      : ports_(std::move(ports)), clients_(ports_.size()) {}
+  Connections(std::vector<std::uint16_t> ports, History& history,
+              std::vector<std::string> names)
+      : ports_(std::move(ports)),
+        clients_(ports_.size()),
+        history_(history),
+        names_(std::move(names)) {}
 
   Client& get(std::size_t i) {
     if (!clients_[i] || !clients_[i]->connected())
@@ -270,12 +284,15 @@ class Connections {
   std::optional<std::string> ask(std::size_t i, const std::string& cmd,
                                  std::chrono::milliseconds timeout) {
     Client& c = get(i);
+    auto sent = Clock::now();
     if (!c.connected() || !c.send(cmd + "\n")) {
       drop(i);
       return std::nullopt;
     }
     auto l = c.line(timeout);
     if (!l) drop(i);
+    std::string ticket = ticket_in(cmd);
+    if (l && !ticket.empty()) history_.record({ticket, names_[i], cmd, *l, sent, Clock::now()});
     return l;
   }
 
@@ -303,7 +320,29 @@ class Connections {
  private:
   std::vector<std::uint16_t> ports_;
   std::vector<std::unique_ptr<Client>> clients_;
+  History& history_;
+  std::vector<std::string> names_;
 };
+
+// During the storm: reads of accepted tickets through random nodes, for the
+// history.
+void reader_thread(const Options& opt, const std::vector<std::uint16_t>& ports,
+                   std::vector<std::string> names, const std::atomic<bool>& stop,
+                   const Accepted& accepted, History& history) {
+  std::mt19937 rng(opt.seed + 500);
+  Connections conns(ports, history, std::move(names));
+  std::uniform_int_distribution<std::size_t> pick_node(0, ports.size() - 1);
+  std::uniform_int_distribution<int> pick_cmd(0, 1);
+  while (!stop.load()) {
+    auto tickets = accepted.snapshot();
+    if (!tickets.empty()) {
+      auto it = tickets.begin();
+      std::advance(it, std::uniform_int_distribution<std::size_t>(0, tickets.size() - 1)(rng));
+      conns.ask(pick_node(rng), (pick_cmd(rng) ? "r" : "status ") + it->first, 5s);
+    }
+    sleep_until_or(Clock::now() + 20ms, stop);
+  }
+}
 
 bool is_final_state(const std::string& s) {
   return s == "DONE" || s == "FAILED" || s == "TIMEOUT" || s == "CANCELLED";
@@ -368,9 +407,15 @@ int run(const Options& opt) {
     }
     std::thread chaos(chaos_thread, std::cref(opt), std::ref(cluster), end, std::cref(stop),
                       std::ref(counts));
+    std::vector<std::string> names;
+    for (std::size_t i = 0; i < cluster.size(); ++i) names.push_back(cluster.node_id(i));
+    History history;
+    std::thread reader(reader_thread, std::cref(opt), std::cref(ports), names, std::cref(stop),
+                       std::cref(accepted), std::ref(history));
     sleep_until_or(end, stop);
     stop = true;
     chaos.join();
+    reader.join();
     for (auto& t : threads) t.join();
     say("storm over: connections=%ld refused=%ld submitted=%ld accepted=%ld other_replies=%ld "
         "no_reply=%ld",
@@ -393,7 +438,7 @@ int run(const Options& opt) {
     say("checking %zu accepted tickets (list in %s/accepted.txt)", tickets.size(), dir.c_str());
 
     // --- every ticket: one result, the same on every node ---
-    Connections conns(ports);
+    Connections conns(ports, history, names);
     std::mt19937 rng(opt.seed + 1000);
     std::uniform_int_distribution<std::size_t> pick_node(0, conns.size() - 1);
     auto final_deadline = Clock::now() + 240s;
@@ -519,6 +564,12 @@ int run(const Options& opt) {
       }
     }
 
+    // --- the history: no read went backwards, by any client through any node ---
+    auto reads = history.snapshot();
+    auto backwards = backwards_reads(reads);
+    for (const auto& b : backwards) problems.push_back(b);
+    say("history: %zu reads checked, %zu went backwards", reads.size(), backwards.size());
+
     revive_dead(cluster, counts);  // a crash during the checks counts too
     int stops = counts.node_stops + counts.proxy_stops;
     bool reruns_unexplained =
@@ -538,14 +589,16 @@ int run(const Options& opt) {
         counts.nothing, counts.crashes, counts.restart_retries);
     ok = lost == 0 && mismatched == 0 && stuck == 0 && gave_up == 0 && bad == 0 && unlisted == 0 &&
          getall_ok && counts.crashes == 0 && !reruns_unexplained && accepted.duplicates() == 0 &&
-         !tickets.empty() && counts.node_kills + counts.proxy_kills + stops > 0;
+         !tickets.empty() && counts.node_kills + counts.proxy_kills + stops > 0 &&
+         backwards.empty();
     std::printf(
         "chaos seed=%u seconds=%d nodes=%d jobs_accepted=%zu results=%d lost=%d mismatched=%d "
         "stuck=%d node_kills=%d proxy_kills=%d stops=%d reruns=%ld listed_unseen=%d "
-        "gave_up=%d bad=%d unlisted=%d listed_nonfinal=%d crashes=%d elapsed=%.1fs %s\n",
+        "gave_up=%d bad=%d unlisted=%d listed_nonfinal=%d crashes=%d backwards=%zu "
+        "elapsed=%.1fs %s\n",
         opt.seed, opt.seconds, opt.nodes, tickets.size(), results, lost, mismatched, stuck,
         counts.node_kills, counts.proxy_kills, stops, reruns, listed_unseen, gave_up, bad, unlisted,
-        listed_nonfinal, counts.crashes, elapsed(), ok ? "PASS" : "FAIL");
+        listed_nonfinal, counts.crashes, backwards.size(), elapsed(), ok ? "PASS" : "FAIL");
     std::fflush(stdout);
   }  // every process killed here
   if (ok && std::getenv("CHAOS_KEEP") == nullptr) {
