@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cluster_node/command.h"
+#include "protocol/job_json.h"
 #include "protocol/stats_json.h"
 
 namespace jc::node::replies {
@@ -26,60 +27,6 @@ std::string unknown_message(const std::string& t, bool unreachable) {
     return fmt::format("cannot check ticket '{}' now: the proxy is unreachable; try again", t);
   }
   return fmt::format("unknown ticket '{}'", t);
-}
-
-// 2026-11-29T23:10:00.123Z: one word, for key=value replies.
-std::string iso_time(TimeMs t) {
-  std::string s = format_time(t);
-  std::replace(s.begin(), s.end(), ' ', 'T');
-  return s + "Z";
-}
-
-json facts(const protocol::JobReport& r) {
-  json j = {{"ticket", r.ticket},
-            {"state", std::string(protocol::to_string(r.state))},
-            {"node", r.node.empty() ? json(nullptr) : json(r.node)},
-            {"attempts", r.attempts}};
-  if (r.queue_position >= 0) j["queue_position"] = r.queue_position;
-  if (r.estimated_wait_ms >= 0) j["estimated_wait_ms"] = r.estimated_wait_ms;
-  if (r.state == JobState::kQueued) {
-    j["priority"] = r.priority;
-    if (r.not_before_ms > 0) j["not_before"] = iso_time(r.not_before_ms);
-  }
-  if (r.has_result) {
-    const auto& res = r.result;
-    j["result"] = res.text;
-    if (res.start_ms > 0) j["wall_ms"] = res.end_ms - res.start_ms;
-    if (res.is_run) {
-      j["exit_code"] = res.exit_code;
-      j["signal"] = res.signal;
-      j["stdout"] = res.stdout_data;
-      j["stderr"] = res.stderr_data;
-      j["stdout_truncated"] = res.stdout_truncated;
-      j["stderr_truncated"] = res.stderr_truncated;
-      j["cpu_ms"] = res.cpu_ms;
-      j["peak_kb"] = res.peak_kb;
-      j["sandbox"] = res.sandbox.empty() ? json(nullptr) : json(res.sandbox);
-      j["verdict"] = res.verdict.empty() ? json(nullptr) : json(res.verdict);
-      if (!res.cases.empty()) {
-        json cases = json::array();
-        for (const auto& c : res.cases) {
-          cases.push_back({{"name", c.name},
-                           {"verdict", c.verdict},
-                           {"exit_code", c.exit_code},
-                           {"signal", c.signal},
-                           {"wall_ms", c.wall_ms},
-                           {"cpu_ms", c.cpu_ms},
-                           {"peak_kb", c.peak_kb},
-                           {"stdout", c.stdout_data},
-                           {"stderr", c.stderr_data}});
-        }
-        j["cases"] = cases;
-        j["passed"] = res.passed;
-      }
-    }
-  }
-  return j;
 }
 
 // A run job's result in text: one header line with every fact and the byte
@@ -120,7 +67,7 @@ std::string error(const std::string& message, bool json_mode) {
 std::string result(const protocol::JobReport& r, bool unreachable, bool json_mode) {
   if (r.state == JobState::kUnknown)
     return error(unknown_message(r.ticket, unreachable), json_mode);
-  if (json_mode) return line(facts(r));
+  if (json_mode) return line(protocol::job_json(r));
   if (!r.has_result) return "Result has not been executed yet, come back later.\n";
   if (r.result.is_run) return framed_run_result(r);
   std::string text = r.result.text;
@@ -134,7 +81,7 @@ std::string result(const protocol::JobReport& r, bool unreachable, bool json_mod
 std::string status(const protocol::JobReport& r, bool unreachable, bool json_mode) {
   if (r.state == JobState::kUnknown)
     return error(unknown_message(r.ticket, unreachable), json_mode);
-  if (json_mode) return line(facts(r));
+  if (json_mode) return line(protocol::job_json(r));
   std::string out =
       fmt::format("Status: {} {} node={} attempt={}", r.ticket, protocol::to_string(r.state),
                   r.node.empty() ? "-" : r.node, r.attempts);
@@ -142,7 +89,7 @@ std::string status(const protocol::JobReport& r, bool unreachable, bool json_mod
   if (r.estimated_wait_ms >= 0) out += fmt::format(" estimated_wait_ms={}", r.estimated_wait_ms);
   if (r.state == JobState::kQueued) {
     out += fmt::format(" priority={}", r.priority);
-    if (r.not_before_ms > 0) out += " not_before=" + iso_time(r.not_before_ms);
+    if (r.not_before_ms > 0) out += " not_before=" + protocol::iso_time(r.not_before_ms);
   }
   if (unreachable && !protocol::is_final(r.state)) out += " proxy=unreachable";
   return out + "\n";

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "protocol/job_json.h"
 #include "protocol/stats_json.h"
 
 namespace jc::proxy {
@@ -95,23 +96,23 @@ json state_json(const ProxyCore& core, const History& history, TimeMs now) {
   return j;
 }
 
+// The shape the nodes' JSON replies give (protocol/job_json.h), plus what
+// only the proxy records.
 json job_json(const JobRecord& rec) {
-  json j = {{"ticket", rec.spec.ticket},
-            {"state", std::string(protocol::to_string(rec.state))},
-            {"node", rec.node},
-            {"attempts", rec.attempts},
-            {"nodes_tried", rec.nodes_tried},
-            {"origin", rec.spec.origin},
-            {"submitted_ms", rec.spec.submitted_ms},
-            {"priority", rec.spec.priority},
-            {"job", rec.spec.describe()}};
-  if (rec.spec.not_before_ms > 0) j["not_before_ms"] = rec.spec.not_before_ms;
-  if (protocol::is_final(rec.state)) {
-    j["result"] = rec.result.text;
-    j["exit_code"] = rec.result.exit_code;
-    j["verdict"] = rec.result.verdict;
-    j["wall_ms"] = rec.result.end_ms - rec.result.start_ms;
-  }
+  protocol::JobReport r;
+  r.ticket = rec.spec.ticket;
+  r.state = rec.state;
+  r.node = rec.node;
+  r.attempts = rec.attempts;
+  r.priority = rec.spec.priority;
+  if (rec.state == protocol::JobState::kQueued) r.not_before_ms = rec.spec.not_before_ms;
+  r.has_result = protocol::is_final(rec.state);
+  if (r.has_result) r.result = rec.result;
+  json j = protocol::job_json(r);
+  j["nodes_tried"] = rec.nodes_tried;
+  j["origin"] = rec.spec.origin;
+  j["submitted_ms"] = rec.spec.submitted_ms;
+  j["job"] = rec.spec.describe();
   return j;
 }
 
