@@ -238,8 +238,14 @@ std::optional<TimeMs> ProxyCore::next_delayed() const {
 
 // Back in the queue (its --delay, if any, ran before it was dispatched).
 void ProxyCore::to_queue(ActiveMap::iterator it, JobRecord& rec) {
+  auto next = protocol::next_state(rec.state, JobEvent::kNodeLost);
+  if (!next) {
+    log_->error("refused transition ticket={} from={} event=node-lost", it->first,
+                protocol::to_string(rec.state));
+    return;
+  }
   if (!rec.node.empty()) nodes_[rec.node].held.erase(it->first);
-  rec.state = protocol::next_state(rec.state, JobEvent::kNodeLost).value_or(JobState::kQueued);
+  rec.state = *next;
   rec.node.clear();
   store_active(it->first, rec);
   it->second.state = JobState::kQueued;
@@ -248,14 +254,21 @@ void ProxyCore::to_queue(ActiveMap::iterator it, JobRecord& rec) {
   queue_.push(it->first, it->second.key);
 }
 
-void ProxyCore::to_node(ActiveMap::iterator it, JobRecord& rec, const std::string& node) {
-  rec.state = protocol::next_state(rec.state, JobEvent::kDispatch).value_or(JobState::kRunning);
+bool ProxyCore::to_node(ActiveMap::iterator it, JobRecord& rec, const std::string& node) {
+  auto next = protocol::next_state(rec.state, JobEvent::kDispatch);
+  if (!next) {
+    log_->error("refused transition ticket={} from={} event=dispatch node={}", it->first,
+                protocol::to_string(rec.state), node);
+    return false;
+  }
+  rec.state = *next;
   rec.node = node;
   store_active(it->first, rec);
   it->second.state = JobState::kRunning;
   it->second.node = intern(node);
   it->second.attempts = rec.attempts;
   nodes_[node].held.insert(it->first);
+  return true;
 }
 
 void ProxyCore::on_message(const std::string& node_id, protocol::Message m, TimeMs now) {
@@ -649,7 +662,10 @@ bool ProxyCore::dispatch(TimeMs now) {
       }
       rec.attempts++;
       rec.nodes_tried.push_back(ids[i]);
-      to_node(it, rec, ids[i]);
+      if (!to_node(it, rec, ids[i])) {
+        queue_.push(it->first, it->second.key);  // refused and logged: left where it was
+        break;
+      }
       job.jobs.push_back({std::move(rec.spec), rec.attempts});
     }
     if (job.jobs.empty()) continue;

@@ -164,7 +164,9 @@ class ProxyCore {
   // delayed ones; promote_due() moves those whose time has come.
   void enqueue(ActiveMap::iterator it, TimeMs now);
   void promote_due(TimeMs now);
-  void to_node(ActiveMap::iterator it, JobRecord& rec, const std::string& node);
+  // Both move a job through protocol::next_state(); a refused transition
+  // is logged and changes nothing (to_node then returns false).
+  bool to_node(ActiveMap::iterator it, JobRecord& rec, const std::string& node);
   void reconcile(const std::string& node_id, const protocol::Hello& hello,
                  protocol::Welcome& welcome);
   void release_node_jobs(const std::string& node_id, const std::string& reason);

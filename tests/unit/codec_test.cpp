@@ -643,34 +643,3 @@ TEST_CASE("codec: escape_sample cuts long input with an ellipsis") {
 }
 
 }  // namespace jc::protocol
-
-#include "protocol/job_json.h"
-
-TEST_CASE("job json: one shape, queued and final") {
-  jc::protocol::JobReport q;
-  q.ticket = "t-1";
-  q.state = jc::protocol::JobState::kQueued;
-  q.priority = 5;
-  q.not_before_ms = 1'000;
-  q.queue_position = 3;
-  auto j = jc::protocol::job_json(q);
-  CHECK(j["ticket"] == "t-1");
-  CHECK(j["state"] == "QUEUED");
-  CHECK(j["node"].is_null());
-  CHECK(j["priority"] == 5);
-  CHECK(j["not_before"] == "1970-01-01T00:00:01.000Z");
-  CHECK(j["queue_position"] == 3);
-  CHECK_FALSE(j.contains("result"));
-  jc::protocol::JobReport d = q;
-  d.state = jc::protocol::JobState::kDone;
-  d.node = "n1";
-  d.has_result = true;
-  d.result.text = "ok";
-  d.result.start_ms = 10;
-  d.result.end_ms = 25;
-  auto f = jc::protocol::job_json(d);
-  CHECK(f["node"] == "n1");
-  CHECK(f["result"] == "ok");
-  CHECK(f["wall_ms"] == 15);
-  CHECK_FALSE(f.contains("priority"));
-}
