@@ -128,6 +128,17 @@ std::string NodeCore::submit(protocol::JobSpec spec, TimeMs now) {
   return ticket;
 }
 
+bool NodeCore::issued_shape(const std::string& ticket) {
+  auto first = ticket.find('-');
+  if (first == std::string::npos || first == 0) return false;
+  auto second = ticket.find('-', first + 1);
+  if (second == std::string::npos || second == first + 1) return false;
+  for (std::size_t i = first + 1; i < second; ++i) {
+    if (ticket[i] < '0' || ticket[i] > '9') return false;
+  }
+  return ticket.size() - second - 1 == 11;
+}
+
 JobReport NodeCore::lookup(const std::string& ticket) const {
   JobReport r;
   r.ticket = ticket;

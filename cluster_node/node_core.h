@@ -104,6 +104,8 @@ class NodeCore {
   // Offers again the results the proxy has not acknowledged (REQUEST_RESULT_PERIOD).
   void resend_undelivered();
   bool connected() const { return connected_; }
+  // `<prefix>-<counter>-<11 random characters>`, as submit() makes them.
+  static bool issued_shape(const std::string& ticket);
   // A job its client submitted here that the proxy has not acknowledged:
   // nobody else can have run it.
   bool unforwarded(const std::string& ticket) const { return unforwarded_.count(ticket) > 0; }

@@ -215,6 +215,7 @@ void NodeServer::start_lookup(const std::string& ticket, bool wait, std::optiona
   }
   auto pending = std::make_unique<PendingLookup>();
   pending->wait = wait;
+  pending->patient = wait || (!cancelling && NodeCore::issued_shape(ticket));
   pending->done = std::move(done);
   std::optional<milliseconds> timeout;
   if (!wait) timeout = kProxyAnswerTimeout;
@@ -274,13 +275,15 @@ void NodeServer::answer_lookups(const protocol::JobReport& report) {
   auto& list = it->second;
   for (auto p = list.begin(); p != list.end();) {
     bool give_up = false;
-    if (unknown && (*p)->wait) {
+    bool asking_again = false;
+    if (unknown && (*p)->patient) {
       if ((*p)->unknown_since == 0) (*p)->unknown_since = now;
       give_up = now - (*p)->unknown_since >= kUnknownGrace.count();
+      asking_again = !give_up;
     } else {
       (*p)->unknown_since = 0;
     }
-    if (!(*p)->wait || final || give_up) {
+    if (!asking_again && (!(*p)->wait || final || give_up)) {
       ready.push_back(std::move(*p));
       p = list.erase(p);
     } else {

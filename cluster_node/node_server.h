@@ -96,6 +96,10 @@ class NodeServer {
  private:
   struct PendingLookup {
     bool wait = false;
+    // Asks again while the proxy does not know the ticket (kUnknownGrace):
+    // a `wait`, or an `r`/`status` of a ticket shaped as nodes issue them,
+    // which may still be on its way to the proxy from the node that gave it.
+    bool patient = false;
     LookupDone done;
     std::unique_ptr<boost::asio::steady_timer> timer;
     TimeMs unknown_since = 0;  // a wait the proxy said it does not know (yet)

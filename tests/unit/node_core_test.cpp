@@ -689,3 +689,13 @@ TEST_CASE("node core: a superseded local result stops showing before the proxy's
 }
 
 }  // namespace jc::node
+
+TEST_CASE("node core: the shape of an issued ticket") {
+  CHECK(jc::node::NodeCore::issued_shape("47bxam-1-t5NJX4HV2e-"));
+  CHECK(jc::node::NodeCore::issued_shape("k3x9qa-42-Vd0Q2bN_x7e"));
+  CHECK_FALSE(jc::node::NodeCore::issued_shape("UNKNOWN-1"));
+  CHECK_FALSE(jc::node::NodeCore::issued_shape("NOPE-7"));
+  CHECK_FALSE(jc::node::NodeCore::issued_shape("abc-x1-Vd0Q2bN_x7e"));
+  CHECK_FALSE(jc::node::NodeCore::issued_shape("abc-1-short"));
+  CHECK_FALSE(jc::node::NodeCore::issued_shape("-1-Vd0Q2bN_x7e"));
+}
