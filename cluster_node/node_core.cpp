@@ -264,6 +264,7 @@ std::vector<protocol::Message> NodeCore::take_outbox() {
 
 void NodeCore::on_disconnected() {
   connected_ = false;
+  resend_wait_.clear();
   pending_submit_.jobs.clear();
   pending_results_.reports.clear();
   outbox_.clear();
@@ -277,18 +278,9 @@ void NodeCore::on_welcome(const protocol::Welcome& w) {
   for (const auto& t : w.drop) drop_exec(t);
   if (!w.drop.empty()) log_->info("dropped jobs reassigned by the proxy count={}", w.drop.size());
   forward_all();
+  resend_wait_.clear();
   resend_undelivered();
   send(info());
-}
-
-std::vector<JobReport> NodeCore::undelivered_reports(std::size_t max) const {
-  std::vector<JobReport> out;
-  for (const auto& t : undelivered_) {
-    ExecRecord rec;
-    if (out.size() >= max) break;
-    if (load(exec_key(t), rec)) out.push_back(exec_report(t, rec));
-  }
-  return out;
 }
 
 void NodeCore::resend_undelivered() {
@@ -296,9 +288,17 @@ void NodeCore::resend_undelivered() {
   std::unordered_set<std::string> fresh;
   for (const auto& r : pending_results_.reports) fresh.insert(r.ticket);
   protocol::Result results;
-  for (auto& r : undelivered_reports(kMaxPerFrame)) {
-    if (!fresh.count(r.ticket)) results.reports.push_back(std::move(r));
+  for (const auto& t : undelivered_) {
+    if (results.reports.size() >= kMaxPerFrame) break;
+    if (fresh.count(t)) continue;
+    auto wait = resend_wait_.find(t);
+    if (wait != resend_wait_.end() && --wait->second > 0) continue;  // sent lately
+    ExecRecord rec;
+    if (!load(exec_key(t), rec)) continue;
+    results.reports.push_back(exec_report(t, rec));
+    resend_wait_[t] = kResendRounds;
   }
+  std::erase_if(resend_wait_, [&](const auto& kv) { return !undelivered_.count(kv.first); });
   if (!results.reports.empty()) send(std::move(results));
 }
 
@@ -553,7 +553,10 @@ void NodeCore::job_finished(const std::string& ticket, protocol::JobResult resul
     }
   }
   log_->debug("finished ticket={} state={}", ticket, protocol::to_string(rec.state));
-  if (connected_) pending_results_.reports.push_back(exec_report(ticket, rec));
+  if (connected_) {
+    pending_results_.reports.push_back(exec_report(ticket, rec));
+    resend_wait_[ticket] = kResendRounds;
+  }
   events_.work = events_.work || !exec_queue_.empty();
 }
 

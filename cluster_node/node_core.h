@@ -143,7 +143,6 @@ class NodeCore {
   void on_requests(const std::vector<std::string>& tickets);
   void forward_all();
   void claim_local(const std::string& ticket);
-  std::vector<protocol::JobReport> undelivered_reports(std::size_t max) const;
   void drop_exec(const std::string& ticket);
   protocol::JobReport exec_report(const std::string& ticket, const ExecRecord& rec) const;
   template <class T>
@@ -170,6 +169,13 @@ class NodeCore {
   std::unordered_map<std::string, protocol::Assignment> exec_jobs_;  // queued or running
   std::unordered_set<std::string> running_;
   std::set<std::string> undelivered_;  // finished, result not yet acknowledged
+  // Rounds of resend_undelivered() before a result sent on this connection
+  // is offered again: TCP delivers it, and the proxy acknowledges what it
+  // reads, so offering megabytes again every REQUEST_RESULT_PERIOD only
+  // queues copies ahead of the node's INFO (a slow proxy then took the node
+  // for silent). Cleared on every new connection, which offers all again.
+  std::unordered_map<std::string, int> resend_wait_;
+  static constexpr int kResendRounds = 30;
   // Final results of other nodes' tickets, fetched for clients (bounded).
   std::unordered_map<std::string, protocol::JobReport> remote_;
   std::deque<std::string> remote_order_;

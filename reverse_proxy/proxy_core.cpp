@@ -126,7 +126,10 @@ protocol::Welcome ProxyCore::on_hello(const protocol::Hello& hello, const std::s
   // Results its clients have not acknowledged yet.
   if (auto it = unnotified_.find(hello.node_id); it != unnotified_.end()) {
     protocol::Result r;
-    for (const auto& t : it->second) r.reports.push_back(report_of(t));
+    for (const auto& t : it->second) {
+      r.reports.push_back(report_of(t));
+      notify_wait_[t] = kRenotifyRounds;
+    }
     if (!r.reports.empty()) send(hello.node_id, std::move(r));
   }
   return w;
@@ -358,6 +361,7 @@ void ProxyCore::on_ack(const std::string& node, const protocol::Ack& m) {
   for (const auto& t : m.tickets) {
     staged_.del(notify_key(node, t));
     if (it != unnotified_.end()) it->second.erase(t);
+    notify_wait_.erase(t);
   }
 }
 
@@ -447,6 +451,7 @@ void ProxyCore::finish_job(const std::string& ticket, JobRecord rec, protocol::J
   log_->debug("finished ticket={} state={} node={} attempt={}", ticket,
               protocol::to_string(rec.state), rec.result.node, rec.result.attempt);
   unnotified_[rec.spec.origin].insert(ticket);
+  notify_wait_[ticket] = kRenotifyRounds;
   std::string origin = rec.spec.origin;
   notify_result(ticket, origin, final_report(ticket, std::move(rec)));
 }
@@ -686,7 +691,10 @@ void ProxyCore::exchange_results(TimeMs now) {
     if (auto it = unnotified_.find(id); it != unnotified_.end()) {
       for (const auto& t : it->second) {
         if (m.reports.size() >= kMaxPerExchange) break;
+        auto wait = notify_wait_.find(t);
+        if (wait != notify_wait_.end() && --wait->second > 0) continue;  // pushed lately
         m.reports.push_back(report_of(t));
+        notify_wait_[t] = kRenotifyRounds;
       }
     }
     for (const auto& t : node.held) {

@@ -194,6 +194,11 @@ class ProxyCore {
   std::map<std::string, NodeEntry> nodes_;
   std::unordered_map<std::string, std::set<std::string>> watchers_;
   std::map<std::string, std::set<std::string>> unnotified_;  // origin -> tickets
+  // Exchanges before a result pushed to its origin on this connection is
+  // pushed again: the node acknowledges what it reads, and a result of
+  // megabytes pushed every REQUEST_RESULT_PERIOD only queues copies.
+  std::unordered_map<std::string, int> notify_wait_;
+  static constexpr int kRenotifyRounds = 30;
   std::vector<Outgoing> outbox_;
   std::uint64_t next_seq_ = 1;
   std::size_t rotation_ = 0;

@@ -5,6 +5,7 @@
 
 #include <map>
 #include <set>
+#include <thread>
 
 #include "tests/support/cluster.h"
 
@@ -251,4 +252,22 @@ TEST_CASE("`drain` from a local connection takes a node out of service") {
     REQUIRE(!wait_result(a, t, 60s).empty());
     CHECK(a.command("status " + t).find(" attempt=1") != std::string::npos);
   }
+}
+
+TEST_CASE("a proxy that was itself stalled reads what its nodes sent before it times them out") {
+  // NODE_TIMEOUT 1 s, and the proxy stopped for 3 s: the nodes went on
+  // talking, and what they sent waits in the sockets. Silence the proxy
+  // could not hear is not the nodes' silence.
+  Cluster cluster({.nodes = 2, .slots = 1, .proxy_env = {{"NODE_TIMEOUT", "1000"}}});
+  REQUIRE(cluster.wait_nodes_up(2));
+  for (int round = 0; round < 3; ++round) {
+    cluster.proxy().signal(SIGSTOP);
+    std::this_thread::sleep_for(3s);
+    cluster.proxy().signal(SIGCONT);
+    std::this_thread::sleep_for(1500ms);
+  }
+  CHECK(cluster.proxy().log_count("no message within") == 0);
+  CHECK(cluster.proxy().log_count("node lost") == 0);
+  Client c(cluster.node_port(0));
+  CHECK(!wait_result(c, submit(c, 5), 30s).empty());
 }
