@@ -324,14 +324,12 @@ void ClientSession::handle_line(std::string_view line) {
                          later(slot, [](const std::string& text) { return text; }));
         } else if constexpr (std::is_same_v<T, CmdGetAll>) {
           server_.getall(later(slot, [this, json](const std::vector<GetAllEntry>& jobs) {
-            if (!tokens_on() || server_.tokens().is_admin(name_.value_or(""))) {
-              return replies::getall(jobs, json);
-            }
-            std::vector<GetAllEntry> own;
+            if (!tokens_on()) return replies::getall(jobs, json);
+            std::vector<GetAllEntry> mine;
             for (const auto& j : jobs) {
-              if (j.owner == *name_) own.push_back(j);
+              if (protocol::may_access(server_.tokens(), name_, j.owner)) mine.push_back(j);
             }
-            return replies::getall(own, json);
+            return replies::getall(mine, json);
           }));
         } else if constexpr (std::is_same_v<T, CmdStats>) {
           server_.stats(later(slot, [json](const protocol::ClusterStats& s, bool up) {

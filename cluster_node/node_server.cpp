@@ -32,9 +32,7 @@ runner::SandboxConfig sandbox_config(const NodeConfig& c) {
   s.isolation.work_root = c.work_dir;
   return s;
 }
-}  // namespace
 
-namespace {
 std::optional<net::TlsLink> link_tls(const net::TlsSettings& tls) {
   if (!tls.on()) return std::nullopt;
   return net::TlsLink{net::make_tls_context(tls, net::TlsRole::client), net::TlsRole::client,

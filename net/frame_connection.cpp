@@ -77,9 +77,7 @@ void FrameConnection::handshake() {
   tls_->async_handshake(type, [self = shared_from_this()](const error_code& ec) {
     if (self->closed_) return;
     if (ec) {
-      TlsSettings settings;
-      settings.mode = self->tls_link_.mode;
-      std::string why = describe_tls_failure(ec, settings);
+      std::string why = describe_tls_failure(ec, self->tls_link_.mode);
       long verify = SSL_get_verify_result(self->tls_->native_handle());
       if (verify != X509_V_OK) {
         why += std::string(": the peer's certificate: ") + X509_verify_cert_error_string(verify);

@@ -192,7 +192,7 @@ std::string weak_secret_warning(const std::string& secret) {
          "random one (openssl rand -hex 32)";
 }
 
-std::string describe_tls_failure(const boost::system::error_code& ec, const TlsSettings& settings) {
+std::string describe_tls_failure(const boost::system::error_code& ec, TlsSettings::Mode mode) {
   std::string what = ec.message();
   std::string hint;
   if (ec.category() == boost::asio::error::get_ssl_category()) {
@@ -200,13 +200,13 @@ std::string describe_tls_failure(const boost::system::error_code& ec, const TlsS
     if (reason == SSL_R_WRONG_VERSION_NUMBER || reason == SSL_R_PACKET_LENGTH_TOO_LONG ||
         reason == SSL_R_HTTP_REQUEST) {
       hint = "the peer does not speak TLS: set CLUSTER_SECRET (or TLS_*) on both ends";
-    } else if (settings.mode == TlsSettings::Mode::psk) {
+    } else if (mode == TlsSettings::Mode::psk) {
       hint = "is CLUSTER_SECRET the same on both ends?";
-    } else if (settings.mode == TlsSettings::Mode::certificates) {
+    } else if (mode == TlsSettings::Mode::certificates) {
       hint = "do both certificates lead to TLS_CA, and does the proxy's name the host dialled?";
     }
   } else if (ec == boost::asio::error::eof || ec == boost::asio::ssl::error::stream_truncated) {
-    hint = settings.mode == TlsSettings::Mode::psk
+    hint = mode == TlsSettings::Mode::psk
                ? "the peer hung up: is CLUSTER_SECRET the same on both ends?"
                : "the peer hung up during the handshake";
   }

@@ -60,6 +60,6 @@ std::shared_ptr<boost::asio::ssl::context> make_tls_context(const TlsSettings& s
 std::string weak_secret_warning(const std::string& secret);
 
 // A short reason for a failed handshake, with a hint at the usual cause.
-std::string describe_tls_failure(const boost::system::error_code& ec, const TlsSettings& settings);
+std::string describe_tls_failure(const boost::system::error_code& ec, TlsSettings::Mode mode);
 
 }  // namespace jc::net

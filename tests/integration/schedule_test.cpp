@@ -32,17 +32,19 @@ TEST_CASE("schedule: a queued job of higher priority starts first, arrival order
   std::string low = ticket_of(c.command("sleep --priority -1 10"));
   std::string first = ticket_of(c.command("10"));
   std::string second = ticket_of(c.command("sleep --priority 0 10"));
-  std::string high = ticket_of(c.command("run --priority 5 sleep 0.01"));
-  REQUIRE(!high.empty());
+  std::string high = ticket_of(c.command("sleep --priority 5 10"));
+  std::string high_run = ticket_of(c.command("run --priority 5 sleep 0.01"));
+  REQUIRE(!high_run.empty());
   CHECK(c.command("status " + low).find(" QUEUED ") != std::string::npos);
   CHECK(c.command("status " + low).find(" priority=-1") != std::string::npos);
   std::string r_first = wait_result(c, first, 30s), r_second = wait_result(c, second, 30s),
-              r_low = wait_result(c, low, 30s);
+              r_low = wait_result(c, low, 30s), r_high = wait_result(c, high, 30s);
   REQUIRE(!wait_result(c, blocker, 30s).empty());
-  c.send("wait " + high + " 30\n");
+  c.send("wait " + high_run + " 30\n");
   std::string high_header = c.line(30s).value_or("");
-  // A run result's header has no start time; the sleep jobs after it do.
+  // A run result's header has no start time: the sleep jobs give the order.
   REQUIRE(high_header.find(" DONE ") != std::string::npos);
+  CHECK(started(r_high) < started(r_first));
   CHECK(started(r_first) < started(r_second));
   CHECK(started(r_second) < started(r_low));
 }
