@@ -6,8 +6,9 @@
 // performance issue's table in sequence, each on a fresh cluster, and ends
 // with one markdown table (measure | target | measured | met?) and the
 // details of each scenario; --compare adds beanstalkd measured in the same
-// run. Pure parts live in replies/figures/report/options; I/O in
-// probe/pipeline/workloads/suite/beanstalk.
+// run. --only soak runs the soak, which no suite runs unless named (it
+// takes ten minutes). Pure parts live in replies/figures/report/soak/options;
+// I/O in probe/pipeline/workloads/suite/beanstalk.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -125,7 +126,23 @@ std::vector<std::string> selected(const Options& o) {
       names.push_back(n);
     }
   }
+  for (const auto& n : on_request_names()) {
+    if (std::find(o.only.begin(), o.only.end(), n) != o.only.end()) names.push_back(n);
+  }
   return names;
+}
+
+SoakSpec soak_spec(const Options& o, const std::string& out_dir) {
+  return {.seconds = o.soak_seconds >= 0 ? o.soak_seconds : (o.quick ? 60 : 600),
+          .rate = o.soak_rate,
+          .result_ttl_ms = o.soak_ttl,
+          .nodes = o.nodes,
+          .csv = !o.soak_csv.empty() ? o.soak_csv : out_dir + "/soak.csv"};
+}
+
+bool ran(const std::vector<ScenarioReport>& reports, const std::string& name) {
+  return std::any_of(reports.begin(), reports.end(),
+                     [&](const ScenarioReport& r) { return r.name == name && r.error.empty(); });
 }
 
 int run_suite(const Options& o) {
@@ -137,6 +154,7 @@ int run_suite(const Options& o) {
   ctx.out_dir = !o.out_dir.empty()
                     ? o.out_dir
                     : (std::filesystem::path(JC_BIN_DIR).parent_path() / "bench").string();
+  ctx.soak = soak_spec(o, ctx.out_dir);
   auto names = selected(o);
   say(fmt::format("jc_bench suite ({} sizes): {}; binaries in {}\n", o.quick ? "quick" : "full",
                   fmt::join(names, ", "), JC_BIN_DIR));
@@ -180,13 +198,14 @@ int run_suite(const Options& o) {
   say("\n## Details\n\n");
   for (const auto& r : reports) say(scenario_details(r));
   if (beanstalk && !beanstalk->skipped) say(scenario_details(beanstalk->report));
-  bool charted = std::any_of(reports.begin(), reports.end(), [](const ScenarioReport& r) {
-    return r.name == "chart" && r.error.empty();
-  });
-  if (charted) {
+  if (ran(reports, "chart")) {
     say(fmt::format(
         "\nchart: scripts/bench-chart {}/e2e-2ms-timeline.csv docs/benchmarks-e2e.png\n",
         ctx.out_dir));
+  }
+  if (ran(reports, "soak")) {
+    say(fmt::format("\nsoak chart: scripts/bench-chart --soak {} docs/benchmarks-soak.png\n",
+                    ctx.soak.csv));
   }
   if (failed > 0) say(fmt::format("{} scenario(s) failed; see above\n", failed));
   return failed > 0 ? 1 : 0;

@@ -42,6 +42,11 @@ const std::vector<std::string>& suite_names() {
   return kNames;
 }
 
+const std::vector<std::string>& on_request_names() {
+  static const std::vector<std::string> kNames{"soak"};
+  return kNames;
+}
+
 ParseResult parse_options(const std::vector<std::string>& args) {
   ParseResult r;
   Options& o = r.options;
@@ -56,7 +61,10 @@ ParseResult parse_options(const std::vector<std::string>& args) {
                                          {"--ms", &o.ms},
                                          {"--clients", &o.clients},
                                          {"--prefetch", &o.prefetch},
-                                         {"--dispatch-period", &o.dispatch_period}};
+                                         {"--dispatch-period", &o.dispatch_period},
+                                         {"--soak-seconds", &o.soak_seconds},
+                                         {"--soak-rate", &o.soak_rate},
+                                         {"--soak-ttl", &o.soak_ttl}};
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& k = args[i];
     if (k == "--help" || k == "-h") {
@@ -72,8 +80,8 @@ ParseResult parse_options(const std::vector<std::string>& args) {
       continue;
     }
     static const std::vector<std::string> kWithValue{
-        "--window",   "--kind",    "--scenario",  "--suite",    "--only",
-        "--timeline", "--out-dir", "--proxy-env", "--node-env", "--env"};
+        "--window",  "--kind",      "--scenario", "--suite", "--only",    "--timeline",
+        "--out-dir", "--proxy-env", "--node-env", "--env",   "--soak-csv"};
     if (!ints.count(k) && std::find(kWithValue.begin(), kWithValue.end(), k) == kWithValue.end()) {
       return fail("unknown option " + k + "; see --help");
     }
@@ -100,7 +108,9 @@ ParseResult parse_options(const std::vector<std::string>& args) {
       o.suite = true;
       for (const auto& name : o.only) {
         const auto& names = suite_names();
-        if (std::find(names.begin(), names.end(), name) == names.end()) {
+        const auto& extra = on_request_names();
+        if (std::find(names.begin(), names.end(), name) == names.end() &&
+            std::find(extra.begin(), extra.end(), name) == extra.end()) {
           return fail("--only: unknown measure '" + name + "'; see --help for the names");
         }
       }
@@ -108,6 +118,8 @@ ParseResult parse_options(const std::vector<std::string>& args) {
       o.timeline = v;
     } else if (k == "--out-dir") {
       o.out_dir = v;
+    } else if (k == "--soak-csv") {
+      o.soak_csv = v;
     } else if (k == "--proxy-env" || k == "--node-env" || k == "--env") {
       std::string key, value;
       if (!split_env(v, key, value)) return fail(k + " expects KEY=VALUE, not '" + v + "'");
@@ -117,6 +129,10 @@ ParseResult parse_options(const std::vector<std::string>& args) {
   }
   if (o.clients < 1) return fail("--clients must be at least 1");
   if (o.nodes < 1) return fail("--nodes must be at least 1");
+  // Under 5 s, the base of the growth (20% of the run) would be the sample
+  // taken before the first job.
+  if (o.soak_seconds >= 0 && o.soak_seconds < 5) return fail("--soak-seconds must be at least 5");
+  if (o.soak_rate < 1) return fail("--soak-rate must be at least 1");
   return r;
 }
 
@@ -153,6 +169,21 @@ Suite (every measure of the issue's table, each on a fresh cluster):
   --compare: also measures beanstalkd (when on PATH) in the same run: durable puts
   and put-reserve-delete end to end, and prints jobcluster / beanstalkd. Alone
   (without --suite/--quick/--only) it runs the measures submit and e2e.
+
+Soak (only when named: jc_bench --only soak, alone or with other names):
+  jc_bench --only soak [--soak-seconds N] [--soak-rate R] [--soak-ttl MS]
+           [--soak-csv FILE] [--nodes K]
+  A proxy and K nodes (default 3) of 2 slots with RESULT_TTL=MS (default 60000)
+  in the environment of every process; one client per node (at most 8) offers
+  0-ms jobs at R jobs/s in all (default 5000), pipelined in 100-ms ticks, for
+  N s (default 600; 60 with --quick), and reads back the result of every
+  100th job with `r<ticket>`. Every second it writes a CSV row to FILE
+  (default DIR/soak.csv): seconds,submitted,finished, then for the proxy and
+  each node rss_<name>_kb (VmRSS) and disk_<name>_bytes (files under its
+  DATA_DIR). It ends with each process's RSS and data dir at 2, 5 and 10
+  minutes (20%, 50% and 100% of a run under 10 minutes) and the growth from
+  the first of these to the end; target: neither grows by more than 10%.
+  scripts/bench-chart --soak FILE PNG draws the CSV.
 
 Both:
   --proxy-env K=V, --node-env K=V, --env K=V (both): environment of the processes

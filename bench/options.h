@@ -28,6 +28,12 @@ struct Options {
   bool compare = false;           // beanstalkd on the same machine
   std::string out_dir;            // timelines of the suite; default build/bench
 
+  // The soak (--only soak; never run unless named).
+  int soak_seconds = -1;  // default 600, 60 with --quick
+  int soak_rate = 5000;   // 0-ms jobs offered per second
+  int soak_ttl = 60000;   // RESULT_TTL (ms) of the proxy and every node
+  std::string soak_csv;   // default DIR/soak.csv
+
   // Both.
   std::map<std::string, std::string> proxy_env;  // --proxy-env K=V (repeatable)
   std::map<std::string, std::string> node_env;   // --node-env K=V, --env K=V sets both
@@ -44,6 +50,9 @@ ParseResult parse_options(const std::vector<std::string>& args);
 
 // Names the suite knows, in the order it runs them.
 const std::vector<std::string>& suite_names();
+// Names --only also accepts that the suite runs only when they are named
+// (they take long), after the others.
+const std::vector<std::string>& on_request_names();
 
 std::string usage_text();
 

@@ -43,6 +43,15 @@ ProcessUsage usage_of(const std::string& name, pid_t pid) {
   return u;
 }
 
+std::int64_t rss_kb(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+  }
+  return -1;
+}
+
 std::vector<ProcessUsage> cluster_usage(jc::test::Cluster& cluster) {
   std::vector<ProcessUsage> out{usage_of("reverse_proxy", cluster.proxy().pid())};
   for (std::size_t i = 0; i < cluster.size(); ++i) {
@@ -155,14 +164,22 @@ std::uint16_t free_loopback_port() {
   return port;
 }
 
-double dir_size_mb(const std::string& path) {
+std::int64_t dir_bytes(const std::string& path) {
   std::error_code ec;
   std::uintmax_t bytes = 0;
+  // LevelDB deletes files while it compacts: one that vanishes between the
+  // listing and its size counts as 0, and the walk goes on.
   for (fs::recursive_directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) {
     std::error_code size_ec;
-    if (it->is_regular_file(size_ec)) bytes += it->file_size(size_ec);
+    if (!it->is_regular_file(size_ec)) continue;
+    std::uintmax_t size = it->file_size(size_ec);
+    if (!size_ec) bytes += size;
   }
-  return static_cast<double>(bytes) / (1024.0 * 1024.0);
+  return static_cast<std::int64_t>(bytes);
+}
+
+double dir_size_mb(const std::string& path) {
+  return static_cast<double>(dir_bytes(path)) / (1024.0 * 1024.0);
 }
 
 std::string write_file(const std::string& path, const std::string& text) {

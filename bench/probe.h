@@ -26,6 +26,8 @@ double seconds_since(Clock::time_point t0);
 
 // CPU seconds and memory of a live process (zeros when it is gone).
 ProcessUsage usage_of(const std::string& name, pid_t pid);
+// VmRSS of a live process in kB, as /proc/<pid>/status gives it; -1 when gone.
+std::int64_t rss_kb(pid_t pid);
 // The proxy's and every node's.
 std::vector<ProcessUsage> cluster_usage(jc::test::Cluster& cluster);
 // jc_bench's own (its client threads share the machine's two cores).
@@ -69,7 +71,9 @@ class Sampler {
 std::string find_on_path(const std::string& name);
 // A loopback port that was free a moment ago (bound to port 0, then closed).
 std::uint16_t free_loopback_port();
-// Bytes under a directory, in MB (0 when it cannot be read).
+// The sizes of the regular files under a directory, recursively, in bytes
+// (0 when it cannot be read); dir_size_mb in MB.
+std::int64_t dir_bytes(const std::string& path);
 double dir_size_mb(const std::string& path);
 // Writes `text` to `path`, creating its directory; "" or why it failed.
 std::string write_file(const std::string& path, const std::string& text);

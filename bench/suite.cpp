@@ -131,7 +131,8 @@ ScenarioReport run_measure(const std::string& name, const BenchContext& ctx) {
       {"run-true", run_true_scenario},
       {"queued", queued_scenario},
       {"nodes100", many_nodes_scenario},
-      {"tls", tls_scenario}};
+      {"tls", tls_scenario},
+      {"soak", soak_scenario}};
   try {
     auto it = kScenarios.find(name);
     if (it == kScenarios.end()) throw std::runtime_error("no measure named " + name);

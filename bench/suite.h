@@ -38,8 +38,20 @@ struct SuiteSizes {
 SuiteSizes full_sizes();
 SuiteSizes quick_sizes();
 
+// The soak, run only when named (--only soak): a steady load for a long
+// time with RESULT_TTL set, to see whether memory and data directories level
+// off once results start to expire.
+struct SoakSpec {
+  int seconds = 600;
+  int rate = 5000;  // 0-ms jobs offered per second, all clients together
+  int result_ttl_ms = 60000;
+  int nodes = 3;
+  std::string csv;  // default: soak.csv in the output directory
+};
+
 struct BenchContext {
   SuiteSizes sizes;
+  SoakSpec soak;
   EnvMap proxy_env, node_env;  // the user's --proxy-env / --node-env
   std::size_t window = 10000;
   std::string out_dir;  // where timelines go
@@ -60,6 +72,7 @@ void run_true_scenario(const BenchContext& ctx, ScenarioReport& r);
 void queued_scenario(const BenchContext& ctx, ScenarioReport& r);
 void many_nodes_scenario(const BenchContext& ctx, ScenarioReport& r);
 void tls_scenario(const BenchContext& ctx, ScenarioReport& r);
+void soak_scenario(const BenchContext& ctx, ScenarioReport& r);
 
 // Helpers the scenario files share.
 std::size_t add_measure(ScenarioReport& r, std::string name, std::string target);

@@ -227,6 +227,8 @@ void schedule(protocol::JobSpec& spec, const Schedule& s) {
 bool ClientSession::tokens_on() const { return server_.tokens().enabled(); }
 
 protocol::JobReport ClientSession::visible(const protocol::JobReport& r) const {
+  // An expired job's owner is gone with it: "expired" is all anyone learns.
+  if (r.state == protocol::JobState::kExpired) return r;
   if (protocol::may_access(server_.tokens(), name_, r.owner)) return r;
   protocol::JobReport unknown;
   unknown.ticket = r.ticket;

@@ -113,6 +113,7 @@ jc::node::NodeConfig load_config(int argc, char** argv) {
   c.client_port = env_port("CLIENT_PORT").value_or(9000);
   unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
   c.core.slots = static_cast<std::uint32_t>(env_int("NODE_SLOTS", cpus, 1, 100'000, "jobs"));
+  c.core.retention.ttl_ms = jc::net::env_result_ttl();
   c.data_dir = env_string("DATA_DIR", fmt::format("./data/cluster_node-{}", c.client_port));
   c.info_period_ms = env_int("INFO_PERIOD", 500, 1, 3'600'000, "milliseconds");
   c.request_result_period_ms = env_int("REQUEST_RESULT_PERIOD", 1000, 1, 3'600'000, "milliseconds");

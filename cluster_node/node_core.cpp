@@ -38,7 +38,22 @@ NodeCore::NodeCore(storage::Store& store, NodeOptions options)
 template <class T>
 bool NodeCore::load(const std::string& key, T& value) const {
   std::string bytes;
-  return staged_.get(key, &bytes).ok() && protocol::from_bytes(bytes, value);
+  return staged_.get(key, &bytes).ok() && protocol::from_record(bytes, value);
+}
+
+// A record written with a final result enters the expiry index at its
+// final time; the sweep checks the record again, so an entry left behind
+// by a later change of the record removes nothing before its time.
+void NodeCore::store_origin(const std::string& ticket, const OriginRecord& rec) {
+  staged_.put(origin_key(ticket), protocol::to_record(rec));
+  if (rec.has_result) staged_.put(protocol::expiry_key(rec.result.final_time(), "o/" + ticket), "");
+}
+
+void NodeCore::store_exec(const std::string& ticket, const ExecRecord& rec) {
+  staged_.put(exec_key(ticket), protocol::to_record(rec));
+  if (protocol::is_final(rec.state)) {
+    staged_.put(protocol::expiry_key(rec.result.final_time(), "x/" + ticket), "");
+  }
 }
 
 std::string NodeCore::stable_node_id(storage::Store& store, const std::string& configured) {
@@ -62,6 +77,7 @@ Status NodeCore::recover() {
     staged_.put("m/prefix", prefix_);
   }
   if (staged_.get("m/counter", &value).ok()) counter_ = std::stoull(value);
+  if (staged_.get("m/expired", &value).ok()) expired_upto_ = std::stoull(value);
   Status s = staged_.store().scan("u/", [&](std::string_view key, std::string_view) {
     std::string t(key.substr(2));
     OriginRecord rec;
@@ -76,7 +92,7 @@ Status NodeCore::recover() {
   s = staged_.store().scan("x/", [&](std::string_view key, std::string_view bytes) {
     std::string t(key.substr(2));
     ExecRecord rec;
-    if (!protocol::from_bytes(bytes, rec)) {
+    if (!protocol::from_record(bytes, rec)) {
       log_->error("unreadable exec record ticket={}", protocol::escape_sample(t));
       return true;
     }
@@ -96,6 +112,7 @@ Status NodeCore::recover() {
     return true;
   });
   if (!s.ok()) return s;
+  if (s = index_final_records(); !s.ok()) return s;
   log_->info("recovered node={} unforwarded={} held={} rerun={} undelivered={}", options_.node_id,
              unforwarded_.size(), exec_queue_.size(), rerun, undelivered_.size());
   events_.work = !exec_queue_.empty();
@@ -114,7 +131,7 @@ std::string NodeCore::submit(protocol::JobSpec spec, TimeMs now) {
   std::string ticket = spec.ticket;
   OriginRecord rec;
   rec.spec = std::move(spec);
-  staged_.put(origin_key(ticket), protocol::to_bytes(rec));
+  store_origin(ticket, rec);
   staged_.put(unforwarded_key(ticket), "");
   staged_.put("m/counter", std::to_string(counter_));
   staged_.require_sync();
@@ -129,21 +146,130 @@ std::string NodeCore::submit(protocol::JobSpec spec, TimeMs now) {
 }
 
 bool NodeCore::issued_shape(const std::string& ticket) {
-  auto first = ticket.find('-');
-  if (first == std::string::npos || first == 0) return false;
-  auto second = ticket.find('-', first + 1);
-  if (second == std::string::npos || second == first + 1) return false;
-  for (std::size_t i = first + 1; i < second; ++i) {
-    if (ticket[i] < '0' || ticket[i] > '9') return false;
-  }
-  return ticket.size() - second - 1 == 11;
+  return protocol::parse_ticket(ticket).has_value();
 }
 
-JobReport NodeCore::lookup(const std::string& ticket) const {
+Status NodeCore::index_final_records() {
+  // Records written before the expiry index (storage format 4) enter it
+  // once, at their end.
+  std::string marker;
+  if (staged_.get("m/expiry_index", &marker).ok()) return Status::Ok();
+  std::size_t indexed = 0;
+  for (std::string_view space : {"o/", "x/"}) {
+    Status s = staged_.store().scan(space, [&](std::string_view key, std::string_view bytes) {
+      std::string ticket(key.substr(2));
+      bool final = false;
+      std::int64_t at = 0;
+      if (space == "o/") {
+        OriginRecord rec;
+        final = protocol::from_record(bytes, rec) && rec.has_result;
+        at = rec.result.final_time();
+      } else {
+        ExecRecord rec;
+        final = protocol::from_record(bytes, rec) && protocol::is_final(rec.state);
+        at = rec.result.final_time();
+      }
+      if (final) {
+        staged_.put(protocol::expiry_key(at, std::string(space) + ticket), "");
+        ++indexed;
+      }
+      return true;
+    });
+    if (!s.ok()) return s;
+  }
+  staged_.put("m/expiry_index", "1");
+  if (indexed > 0) log_->info("finished jobs entered in the expiry index count={}", indexed);
+  return Status::Ok();
+}
+
+JobReport NodeCore::expired_report(const std::string& ticket) const {
+  JobReport r;
+  r.ticket = ticket;
+  r.state = JobState::kExpired;
+  return r;
+}
+
+protocol::SweepOutcome NodeCore::sweep(TimeMs now) {
+  protocol::SweepOutcome out;
+  const auto& retention = options_.retention;
+  if (!retention.enabled()) return out;
+  std::vector<std::string> gone;  // keys of removed records
+  std::string first_index, last_index;
+  std::size_t visited = 0;
+  staged_.store().scan(protocol::kExpiryPrefix, [&](std::string_view key, std::string_view) {
+    auto parsed = protocol::parse_expiry_key(key);
+    if (parsed && !retention.expired(parsed->first, now)) return false;
+    if (gone.size() >= kSweepBatch || ++visited > 4 * kSweepBatch) {
+      out.more = true;
+      return false;
+    }
+    std::string record_key = parsed ? std::string(parsed->second) : std::string();
+    std::string ticket = record_key.size() > 2 ? record_key.substr(2) : std::string();
+    bool remove_index = true;
+    if (record_key.rfind("o/", 0) == 0) {
+      OriginRecord rec;
+      if (load(record_key, rec)) {
+        if (unforwarded_.count(ticket)) {
+          remove_index = false;  // the proxy has not even got it: kept, looked at again
+        } else if (rec.has_result && retention.expired(rec.result.final_time(), now)) {
+          staged_.del(record_key);
+          gone.push_back(record_key);
+          if (auto parts = protocol::parse_ticket(ticket); parts && parts->prefix == prefix_) {
+            expired_upto_ = std::max(expired_upto_, parts->counter);
+          }
+        }
+      }
+    } else if (record_key.rfind("x/", 0) == 0) {
+      ExecRecord rec;
+      if (load(record_key, rec)) {
+        if (undelivered_.count(ticket) || exec_jobs_.count(ticket)) {
+          remove_index = false;  // its result is still on its way to the proxy
+        } else if (protocol::is_final(rec.state) &&
+                   retention.expired(rec.result.final_time(), now)) {
+          staged_.del(record_key);
+          gone.push_back(record_key);
+        }
+      }
+    }
+    if (remove_index) {
+      staged_.del(std::string(key));
+      if (first_index.empty()) first_index = key;
+      last_index = key;
+    }
+    return true;
+  });
+  if (!gone.empty()) staged_.put("m/expired", std::to_string(expired_upto_));
+  // Others' results fetched for clients.
+  for (auto it = remote_.begin(); it != remote_.end();) {
+    if (retention.expired(it->second.result.final_time(), now)) {
+      it = remote_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  std::erase_if(remote_order_, [&](const std::string& t) { return !remote_.count(t); });
+  out.removed = gone.size();
+  if (!first_index.empty()) out.compact.emplace_back(first_index, last_index);
+  if (!gone.empty()) {
+    std::sort(gone.begin(), gone.end());
+    // o/ and x/ keys, each range apart.
+    auto x = std::lower_bound(gone.begin(), gone.end(), std::string("x/"));
+    if (x != gone.begin()) out.compact.emplace_back(gone.front(), *(x - 1));
+    if (x != gone.end()) out.compact.emplace_back(*x, gone.back());
+  }
+  if (out.removed > 0) log_->debug("swept expired jobs count={} more={}", out.removed, out.more);
+  return out;
+}
+
+JobReport NodeCore::lookup(const std::string& ticket, TimeMs now) const {
+  const auto& retention = options_.retention;
   JobReport r;
   r.ticket = ticket;
   OriginRecord origin;
   if (load(origin_key(ticket), origin)) {
+    if (origin.has_result && retention.expired(origin.result.final_time(), now)) {
+      return expired_report(ticket);
+    }
     r.state = origin.state;
     r.attempts = origin.attempts;
     r.owner = origin.spec.owner;
@@ -156,20 +282,33 @@ JobReport NodeCore::lookup(const std::string& ticket) const {
   }
   ExecRecord exec;
   if (load(exec_key(ticket), exec) && (exec.delivered || !protocol::is_final(exec.state))) {
+    if (exec.delivered && retention.expired(exec.result.final_time(), now)) {
+      return expired_report(ticket);
+    }
     // Our own run's result shows only once the proxy accepted it as the one result.
     r = exec_report(ticket, exec);
     if (!exec.delivered) r.has_result = false;
     return r;
   }
-  if (auto it = remote_.find(ticket); it != remote_.end()) return it->second;
+  if (auto it = remote_.find(ticket); it != remote_.end()) {
+    if (retention.expired(it->second.result.final_time(), now)) return expired_report(ticket);
+    return it->second;
+  }
+  if (r.state == JobState::kUnknown && retention.enabled()) {
+    if (auto parts = protocol::parse_ticket(ticket);
+        parts && parts->prefix == prefix_ && parts->counter <= expired_upto_) {
+      return expired_report(ticket);
+    }
+  }
   return r;
 }
 
-std::vector<GetAllEntry> NodeCore::getall() const {
+std::vector<GetAllEntry> NodeCore::getall(TimeMs now) const {
   std::vector<GetAllEntry> out;
   staged_.store().scan("o/", [&](std::string_view, std::string_view bytes) {
     OriginRecord rec;
-    if (protocol::from_bytes(bytes, rec)) {
+    if (protocol::from_record(bytes, rec) &&
+        !(rec.has_result && options_.retention.expired(rec.result.final_time(), now))) {
       out.push_back({rec.spec.ticket, rec.state, rec.spec.describe(), rec.spec.owner});
     }
     return true;
@@ -346,7 +485,7 @@ void NodeCore::claim_local(const std::string& t) {
   rec.spec = unforwarded_.at(t);
   rec.attempt = 1;
   rec.local = true;
-  staged_.put(exec_key(t), protocol::to_bytes(rec));
+  store_exec(t, rec);
   exec_jobs_[t] = protocol::Assignment{rec.spec, 1};
   exec_queue_.push_back(t);
   local_claimed_.insert(t);
@@ -389,7 +528,7 @@ void NodeCore::on_ack(const protocol::Ack& a) {
     ExecRecord rec;
     if (!undelivered_.erase(t) || !load(exec_key(t), rec)) continue;
     rec.delivered = true;
-    staged_.put(exec_key(t), protocol::to_bytes(rec));
+    store_exec(t, rec);
   }
   for (const auto& t : a.superseded) {
     log_->info("result superseded by another run ticket={}", t);
@@ -402,7 +541,7 @@ void NodeCore::on_ack(const protocol::Ack& a) {
       origin.has_result = false;
       origin.state = JobState::kQueued;
       origin.result = {};
-      staged_.put(origin_key(t), protocol::to_bytes(origin));
+      store_origin(t, origin);
     }
     undelivered_.erase(t);
     staged_.del(exec_key(t));
@@ -428,7 +567,7 @@ void NodeCore::on_jobs(protocol::Job& j) {
     }
     rec.spec = a.spec;
     rec.attempt = a.attempt;
-    staged_.put(exec_key(t), protocol::to_bytes(rec));
+    store_exec(t, rec);
     log_->debug("assigned ticket={} attempt={}", t, a.attempt);
     exec_jobs_[t] = std::move(a);
     exec_queue_.push_back(t);
@@ -455,7 +594,7 @@ void NodeCore::on_reports(std::vector<JobReport>& reports) {
           rec.has_result = true;
           rec.result = r.result;
           rec.attempts = r.attempts;
-          staged_.put(origin_key(r.ticket), protocol::to_bytes(rec));
+          store_origin(r.ticket, rec);
           staged_.require_sync();
         }
         ack.tickets.push_back(r.ticket);
@@ -512,18 +651,19 @@ std::optional<protocol::Assignment> NodeCore::next_job() {
     ExecRecord rec;
     if (!load(exec_key(t), rec)) continue;
     rec.state = JobState::kRunning;
-    staged_.put(exec_key(t), protocol::to_bytes(rec));
+    store_exec(t, rec);
     running_.insert(t);
     return it->second;
   }
   return std::nullopt;
 }
 
-void NodeCore::cancel_queued(const std::string& ticket) {
+void NodeCore::cancel_queued(const std::string& ticket, TimeMs now) {
   auto it = exec_jobs_.find(ticket);
   if (it == exec_jobs_.end() || running_.count(ticket)) return;
   exec_queue_.erase(std::remove(exec_queue_.begin(), exec_queue_.end(), ticket), exec_queue_.end());
   protocol::JobResult r = protocol::cancelled_before_run(it->second.spec.kind);
+  r.start_ms = r.end_ms = now;
   running_.insert(ticket);  // job_finished() takes it from the running set
   job_finished(ticket, std::move(r));
 }
@@ -538,7 +678,7 @@ void NodeCore::job_finished(const std::string& ticket, protocol::JobResult resul
   result.attempt = rec.attempt;
   rec.state = result.state;
   rec.result = std::move(result);
-  staged_.put(exec_key(ticket), protocol::to_bytes(rec));
+  store_exec(ticket, rec);
   undelivered_.insert(ticket);
   ++finished_total_;
   if (local_claimed_.count(ticket)) {
@@ -549,7 +689,7 @@ void NodeCore::job_finished(const std::string& ticket, protocol::JobResult resul
       origin.has_result = true;
       origin.result = rec.result;
       origin.attempts = rec.attempt;
-      staged_.put(origin_key(ticket), protocol::to_bytes(origin));
+      store_origin(ticket, origin);
     }
   }
   log_->debug("finished ticket={} state={}", ticket, protocol::to_string(rec.state));

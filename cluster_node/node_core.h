@@ -10,6 +10,10 @@
 //   o/<ticket>            OriginRecord: a job a client submitted here
 //   u/<ticket>            "" : submitted here, not yet acknowledged by the proxy
 //   x/<ticket>            ExecRecord: a job the proxy gave this node
+//   e/<final ms>/o/<ticket>, e/<final ms>/x/<ticket>
+//                         "" : the expiry index of o/ and x/ (protocol/retention.h)
+//   m/expired             the highest counter of this node's tickets removed by expiry
+//   m/expiry_index        "1" once records written before the index have entries in it
 #pragma once
 
 #include <deque>
@@ -24,6 +28,7 @@
 #include "common/status.h"
 #include "common/time.h"
 #include "protocol/messages.h"
+#include "protocol/retention.h"
 #include "storage/staged.h"
 
 namespace jc::node {
@@ -36,6 +41,7 @@ struct NodeOptions {
   // The unguessable part of each ticket (protocol::random_ticket_part);
   // tests give their own.
   std::function<std::string()> random_part;
+  protocol::Retention retention;  // RESULT_TTL
 };
 
 struct OriginRecord {
@@ -93,9 +99,14 @@ class NodeCore {
 
   // Client side. submit() stages the job (the shell replies after the commit).
   std::string submit(protocol::JobSpec spec, TimeMs now);
-  // What this node knows of a ticket on its own: kUnknown when nothing.
-  protocol::JobReport lookup(const std::string& ticket) const;
-  std::vector<GetAllEntry> getall() const;
+  // What this node knows of a ticket on its own at `now`: kUnknown when
+  // nothing, kExpired when it knows the job expired (RESULT_TTL).
+  protocol::JobReport lookup(const std::string& ticket, TimeMs now) const;
+  std::vector<GetAllEntry> getall(TimeMs now) const;
+  // Removes what expired (RESULT_TTL): records of jobs submitted or run
+  // here, and cached results of others; at most kSweepBatch records a call.
+  protocol::SweepOutcome sweep(TimeMs now);
+  static constexpr std::size_t kSweepBatch = 20000;
 
   // Proxy side.
   protocol::Hello hello() const;
@@ -126,7 +137,7 @@ class NodeCore {
   std::optional<protocol::Assignment> next_job();
   void job_finished(const std::string& ticket, protocol::JobResult result);
   // The proxy cancels a job held here and not started: it ends CANCELLED.
-  void cancel_queued(const std::string& ticket);
+  void cancel_queued(const std::string& ticket, TimeMs now);
   std::size_t running() const { return running_.size(); }
   std::uint32_t slots() const { return options_.slots; }
 
@@ -145,6 +156,10 @@ class NodeCore {
   void claim_local(const std::string& ticket);
   void drop_exec(const std::string& ticket);
   protocol::JobReport exec_report(const std::string& ticket, const ExecRecord& rec) const;
+  void store_origin(const std::string& ticket, const OriginRecord& rec);
+  void store_exec(const std::string& ticket, const ExecRecord& rec);
+  Status index_final_records();
+  protocol::JobReport expired_report(const std::string& ticket) const;
   template <class T>
   bool load(const std::string& key, T& value) const;
   void send(protocol::Message m) {
@@ -156,6 +171,7 @@ class NodeCore {
   std::shared_ptr<spdlog::logger> log_;
   std::string prefix_;
   std::uint64_t counter_ = 1;
+  std::uint64_t expired_upto_ = 0;  // m/expired
   bool connected_ = false;
   bool local_mode_ = false;
   bool draining_ = false;

@@ -48,6 +48,7 @@ NodeServer::NodeServer(asio::io_context& io, NodeConfig config, storage::Store& 
       listener_(io, log_),
       info_timer_(io),
       request_timer_(io),
+      sweep_timer_(io),
       link_(io, config_.proxy_host, config_.proxy_port,
             ProxyLink::Handlers{[] {},  // the proxy speaks first: HELLO answers its CHALLENGE
                                 [this](protocol::Message&& m) { on_proxy_message(std::move(m)); },
@@ -93,9 +94,24 @@ Status NodeServer::start() {
   link_.start();
   schedule_info();
   schedule_requests();
+  if (config_.core.retention.enabled()) schedule_sweep(0);
   start_jobs();
   schedule_flush();
   return Status::Ok();
+}
+
+void NodeServer::schedule_sweep(TimeMs after_ms) {
+  sweep_timer_.expires_after(milliseconds(after_ms));
+  sweep_timer_.async_wait([this](const error_code& ec) {
+    if (ec || stopping_) return;
+    protocol::SweepOutcome swept = core_.sweep(now_ms());
+    if (swept.removed > 0) {
+      log_->info("removed expired jobs count={}{}", swept.removed, swept.more ? " (more follow)" : "");
+    }
+    for (auto& range : swept.compact) to_compact_.push_back(std::move(range));
+    if (!swept.compact.empty()) schedule_flush();
+    schedule_sweep(swept.more ? 10 : config_.core.retention.sweep_period_ms());
+  });
 }
 
 void NodeServer::stop() {
@@ -105,6 +121,7 @@ void NodeServer::stop() {
   listener_.close();
   info_timer_.cancel();
   request_timer_.cancel();
+  sweep_timer_.cancel();
   storage_retry_.cancel();
   executor_.stop_all();
   flush();
@@ -196,8 +213,8 @@ void NodeServer::lookup(const std::string& ticket, bool wait, std::optional<doub
 
 void NodeServer::start_lookup(const std::string& ticket, bool wait, std::optional<double> seconds,
                               bool cancelling, LookupDone done) {
-  protocol::JobReport local = core_.lookup(ticket);
-  if (local.has_result && !cancelling) {
+  protocol::JobReport local = core_.lookup(ticket, now_ms());
+  if ((local.has_result && !cancelling) || local.state == protocol::JobState::kExpired) {
     done(local, false);
     return;
   }
@@ -242,7 +259,7 @@ void NodeServer::expire_lookup(const std::string& ticket, PendingLookup* which) 
     auto pending = std::move(*p);
     list.erase(p);
     if (list.empty()) lookups_.erase(it);
-    protocol::JobReport local = core_.lookup(ticket);
+    protocol::JobReport local = core_.lookup(ticket, now_ms());
     if (local.state == protocol::JobState::kUnknown && pending->last_known) {
       // A wait whose seconds ran out: as `r` would answer now.
       pending->done(*pending->last_known, false);
@@ -259,11 +276,12 @@ void NodeServer::expire_lookup(const std::string& ticket, PendingLookup* which) 
 void NodeServer::answer_lookups(const protocol::JobReport& report) {
   auto it = lookups_.find(report.ticket);
   if (it == lookups_.end()) return;
-  bool final = protocol::is_final(report.state) && report.has_result;
+  bool final = (protocol::is_final(report.state) && report.has_result) ||
+               report.state == protocol::JobState::kExpired;
   // The proxy has never heard of a ticket that is still on its way to it:
   // then this node's own record is the better answer (read only then).
   std::optional<protocol::JobReport> local;
-  if (report.state == protocol::JobState::kUnknown) local = core_.lookup(report.ticket);
+  if (report.state == protocol::JobState::kUnknown) local = core_.lookup(report.ticket, now_ms());
   // Nobody knows it. A ticket just given by another node may still be on its
   // way to the proxy, so a wait asks again (each REQUEST_RESULT_PERIOD) and
   // answers "unknown" only when that lasts kUnknownGrace; it never hangs.
@@ -299,7 +317,8 @@ void NodeServer::answer_lookups(const protocol::JobReport& report) {
 }
 
 protocol::JobReport NodeServer::without_proxy(protocol::JobReport local) const {
-  bool final = protocol::is_final(local.state) && local.has_result;
+  bool final = (protocol::is_final(local.state) && local.has_result) ||
+               local.state == protocol::JobState::kExpired;
   if (final || local.state == protocol::JobState::kUnknown || core_.unforwarded(local.ticket)) {
     return local;
   }
@@ -310,7 +329,7 @@ protocol::JobReport NodeServer::without_proxy(protocol::JobReport local) const {
 }
 
 void NodeServer::getall(std::function<void(const std::vector<GetAllEntry>&)> done) {
-  after_commit_.push_back([this, done = std::move(done)] { done(core_.getall()); });
+  after_commit_.push_back([this, done = std::move(done)] { done(core_.getall(now_ms())); });
   schedule_flush();
 }
 
@@ -412,7 +431,7 @@ void NodeServer::on_proxy_message(protocol::Message&& m) {
     return;
   } else if (auto* c = std::get_if<protocol::Cancel>(&m)) {
     for (const auto& t : c->tickets) {
-      if (!executor_.cancel(t)) core_.cancel_queued(t);
+      if (!executor_.cancel(t)) core_.cancel_queued(t, now_ms());
     }
   } else if (auto* reply = std::get_if<protocol::StatsReply>(&m)) {
     auto it = stats_waiters_.find(reply->id);
@@ -451,7 +470,7 @@ void NodeServer::on_proxy_closed() {
     }
     for (auto& [ticket, p] : ready) {
       if (p->timer) p->timer->cancel();
-      p->done(without_proxy(core_.lookup(ticket)), true);
+      p->done(without_proxy(core_.lookup(ticket, now_ms())), true);
     }
   }
   // Stats questions in flight will not be answered by this connection.
@@ -540,6 +559,8 @@ void NodeServer::flush() {
     return;
   }
   storage_retry_.succeeded();
+  for (const auto& [first, last] : to_compact_) core_.staged().store().compact(first, last);
+  to_compact_.clear();
   for (auto& cb : std::exchange(after_commit_, {})) cb();
   // Submissions first, so that a question about a ticket just submitted
   // reaches the proxy after the ticket itself.

@@ -128,6 +128,7 @@ class NodeServer {
   void on_job_done(const std::string& ticket, protocol::JobResult result);
   void schedule_info();
   void schedule_requests();
+  void schedule_sweep(TimeMs after_ms);
   void schedule_flush();
   void flush();
 
@@ -138,6 +139,10 @@ class NodeServer {
   net::Listener listener_;
   boost::asio::steady_timer info_timer_;
   boost::asio::steady_timer request_timer_;
+  // Removes expired jobs (RESULT_TTL); the ranges they held are compacted
+  // once the removal is committed.
+  boost::asio::steady_timer sweep_timer_;
+  std::vector<std::pair<std::string, std::string>> to_compact_;
   ProxyLink link_;
   runner::Executor executor_;
   std::vector<std::weak_ptr<ClientSession>> sessions_;

@@ -29,6 +29,11 @@ std::string unknown_message(const std::string& t, bool unreachable) {
   return fmt::format("unknown ticket '{}'", t);
 }
 
+// The same words from r, status, wait and cancel (and the HTTP API).
+std::string expired_message(const std::string& t) {
+  return fmt::format("ticket '{}' expired: its job ended more than RESULT_TTL ago", t);
+}
+
 // A run job's result in text: one header line with every fact and the byte
 // counts, then exactly stdout_bytes bytes and a newline, stderr_bytes bytes
 // and a newline, then one line per case.
@@ -67,6 +72,7 @@ std::string error(const std::string& message, bool json_mode) {
 std::string result(const protocol::JobReport& r, bool unreachable, bool json_mode) {
   if (r.state == JobState::kUnknown)
     return error(unknown_message(r.ticket, unreachable), json_mode);
+  if (r.state == JobState::kExpired) return error(expired_message(r.ticket), json_mode);
   if (json_mode) return line(protocol::job_json(r));
   if (!r.has_result) return "Result has not been executed yet, come back later.\n";
   if (r.result.is_run) return framed_run_result(r);
@@ -81,6 +87,7 @@ std::string result(const protocol::JobReport& r, bool unreachable, bool json_mod
 std::string status(const protocol::JobReport& r, bool unreachable, bool json_mode) {
   if (r.state == JobState::kUnknown)
     return error(unknown_message(r.ticket, unreachable), json_mode);
+  if (r.state == JobState::kExpired) return error(expired_message(r.ticket), json_mode);
   if (json_mode) return line(protocol::job_json(r));
   std::string out =
       fmt::format("Status: {} {} node={} attempt={}", r.ticket, protocol::to_string(r.state),
@@ -98,6 +105,7 @@ std::string status(const protocol::JobReport& r, bool unreachable, bool json_mod
 std::string cancelled(const protocol::JobReport& r, bool unreachable, bool json_mode) {
   if (r.state == JobState::kUnknown)
     return error(unknown_message(r.ticket, unreachable), json_mode);
+  if (r.state == JobState::kExpired) return error(expired_message(r.ticket), json_mode);
   bool done = r.state == JobState::kCancelled;
   bool finished_before = protocol::is_final(r.state) && !done;
   if (json_mode) {

@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "net/asio.h"
 #include "protocol/client_tokens.h"
+#include "protocol/retention.h"
 #include "storage/store.h"
 
 namespace jc::net {
@@ -81,6 +82,13 @@ inline protocol::ClientTokens env_client_tokens() {
   }
 }
 
+// RESULT_TTL in milliseconds, the same on the proxy and every node (default
+// 7 days; 0 keeps every job forever). At most 10 years.
+inline TimeMs env_result_ttl() {
+  return config::env_int("RESULT_TTL", protocol::kDefaultResultTtlMs, 0,
+                         3650LL * 24 * 3600 * 1000, "milliseconds");
+}
+
 // Opens the store in config.data_dir, lets `prepare` finish the
 // configuration with it, then runs Server(io, config, store) until a signal.
 template <class Server, class Config>
@@ -99,9 +107,14 @@ int run_server(
   if (::chmod(data_dir.c_str(), 0700) != 0) {
     log->warn("cannot make DATA_DIR={} private (mode 0700): {}", data_dir, std::strerror(errno));
   }
-  if (auto s = storage::check_format(*store); !s.ok()) {
+  std::string format;
+  if (auto s = storage::check_format(*store, &format); !s.ok()) {
     log->critical("cannot use DATA_DIR={}: {}", data_dir, s.message());
     return 1;
+  }
+  if (!format.empty() && format != storage::kStorageFormat) {
+    log->info("DATA_DIR={} of storage format {} read as it is and marked {}", data_dir, format,
+              storage::kStorageFormat);
   }
   if (prepare) prepare(config, *store);
   try {

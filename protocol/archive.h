@@ -18,6 +18,12 @@
 // contents (protocol/fields.h). An InArchive knows how many bytes are left,
 // so a length field larger than that is refused before anything is
 // allocated, and a varint too long or too large for its field is refused.
+//
+// Versions: every archive has a record version (kRecordVersion when
+// written today). A field added after version 4 is written and read only
+// when the archive's version has it (`if (ar.version() >= 5) ...`), so a
+// stored record of an older version still reads, its new fields defaulted.
+// Frames are always of today's version (HELLO refuses other protocols).
 #pragma once
 
 #include <algorithm>
@@ -41,12 +47,22 @@ struct DecodeFailure : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The version of the records and frames this build writes: 5 adds
+// JobResult::final_ms (the proxy's time of the job's one result, which
+// RESULT_TTL counts from).
+constexpr unsigned kRecordVersion = 5;
+// Stored records of version 5 on start with this byte, then their version
+// (one byte). A version-4 record starts with its ticket's length (a
+// varint below 33), so the two never meet.
+constexpr char kRecordMarker = '\xF5';
+
 class OutArchive {
  public:
   using is_loading = std::false_type;
   using is_saving = std::true_type;
 
   explicit OutArchive(std::string& out) : out_(out) {}
+  static constexpr unsigned version() { return kRecordVersion; }
 
   template <class T>
   OutArchive& operator&(const T& value) {
@@ -111,8 +127,9 @@ class InArchive {
   // spec takes about 7 times its encoded size in memory), and never more
   // than kMaxDecodedBytes, whatever the frame claims.
   static constexpr std::uint64_t kMaxDecodedBytes = 256ull << 20;
-  explicit InArchive(std::string_view in)
-      : in_(in),
+  explicit InArchive(std::string_view in, unsigned version = kRecordVersion)
+      : version_(version),
+        in_(in),
         budget_(std::min<std::uint64_t>(kMaxDecodedBytes,
                                         std::max<std::uint64_t>(1ull << 20, 16ull * in.size()))) {}
 
@@ -154,6 +171,7 @@ class InArchive {
     used_ += bytes;
   }
   static constexpr unsigned get_library_version() { return 1; }
+  unsigned version() const { return version_; }
 
  private:
   template <class T>
@@ -197,6 +215,7 @@ class InArchive {
     }
   }
 
+  unsigned version_;
   std::string_view in_;
   std::size_t pos_ = 0;
   std::uint64_t budget_;

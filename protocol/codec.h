@@ -48,11 +48,18 @@ DecodeResult decode(std::string_view bytes, std::size_t max_frame = kMaxFrameByt
 // kFrameHeaderBytes); not checked against any limit.
 std::size_t frame_payload_length(std::string_view bytes);
 
-// Values stored in LevelDB use the same archive (no frame).
+// A value in today's version, without a frame or a version (payloads).
 template <class T>
 std::string to_bytes(const T& value);
 template <class T>
 bool from_bytes(std::string_view bytes, T& value);
+// Values stored in LevelDB: the same archive behind a record header
+// (kRecordMarker, version), so a later build reads what this one wrote and
+// this one reads version-4 records, which have no header (archive.h).
+template <class T>
+std::string to_record(const T& value);
+template <class T>
+bool from_record(std::string_view bytes, T& value);
 
 // Short printable sample of bad bytes for a log line (redis-style).
 std::string escape_sample(std::string_view bytes, std::size_t max = 32);

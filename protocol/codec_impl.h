@@ -25,4 +25,33 @@ bool from_bytes(std::string_view bytes, T& value) {
   }
 }
 
+template <class T>
+std::string to_record(const T& value) {
+  std::string out;
+  out.push_back(kRecordMarker);
+  out.push_back(static_cast<char>(kRecordVersion));
+  OutArchive ar(out);
+  ar << value;
+  return out;
+}
+
+template <class T>
+bool from_record(std::string_view bytes, T& value) {
+  unsigned version = 4;  // no marker: written before records had versions
+  if (!bytes.empty() && bytes[0] == kRecordMarker) {
+    if (bytes.size() < 2) return false;
+    version = static_cast<unsigned char>(bytes[1]);
+    // A record of a later build: its fields cannot be known here.
+    if (version < 5 || version > kRecordVersion) return false;
+    bytes.remove_prefix(2);
+  }
+  try {
+    InArchive ar(bytes, version);
+    ar >> value;
+    return ar.remaining() == 0;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 }  // namespace jc::protocol

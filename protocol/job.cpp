@@ -23,12 +23,16 @@ std::string_view to_string(JobState s) {
       return "CANCELLED";
     case JobState::kUnknown:
       return "UNKNOWN";
+    case JobState::kExpired:
+      return "EXPIRED";
   }
   return "UNKNOWN";
 }
 
 std::optional<JobState> next_state(JobState current, JobEvent event, JobState outcome) {
-  if (is_final(current) || current == JobState::kUnknown) return std::nullopt;
+  if (is_final(current) || current == JobState::kUnknown || current == JobState::kExpired) {
+    return std::nullopt;
+  }
   switch (event) {
     case JobEvent::kDispatch:
       return current == JobState::kQueued ? std::optional(JobState::kRunning) : std::nullopt;

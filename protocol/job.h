@@ -2,9 +2,10 @@
 // binaries follow (docs/job-states.md draws it as a table).
 //
 // These types cross the wire (protocol/archive.h) and are the values stored
-// in LevelDB. Nothing versions a field and a decode refuses missing and
-// extra bytes, so any change of a type's fields must bump kProtocolVersion
-// (messages.h) and kStorageFormat (storage/store.h).
+// in LevelDB. A decode refuses missing and extra bytes, so a field is only
+// ever added at the end of a type, read and written under a new record
+// version (kRecordVersion, archive.h), with kProtocolVersion (messages.h)
+// bumped too: stored records of older versions still read.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +26,7 @@ enum class JobState : std::uint8_t {
   kTimeout = 4,
   kCancelled = 5,
   kUnknown = 6,  // only in reports: "this side has never heard of the ticket"
+  kExpired = 7,  // only in reports: the job ended longer than RESULT_TTL ago and is gone
 };
 
 std::string_view to_string(JobState s);
@@ -166,6 +168,9 @@ struct JobResult {
   // Run jobs: the protections that applied ("full", or the list; see
   // runner/protections.h), so a weak sandbox is never mistaken for a strong one.
   std::string sandbox;
+  // Version 5: the proxy's wall clock when this became the job's one
+  // result; RESULT_TTL counts from it (0: not known yet, see final_time()).
+  std::int64_t final_ms = 0;
 
   bool operator==(const JobResult&) const = default;
   template <class Archive>
@@ -173,7 +178,11 @@ struct JobResult {
     fields(ar, state, node, attempt, text, exit_code, signal, stdout_data, stderr_data,
            stdout_truncated, stderr_truncated, start_ms, end_ms, cpu_ms, peak_kb, verdict, cases,
            passed, is_run, sandbox);
+    if (ar.version() >= 5) fields(ar, final_ms);
   }
+  // When the job counts as ended for RESULT_TTL: final_ms, or for a result
+  // from before version 5 (or one the proxy has not accepted yet) its end.
+  std::int64_t final_time() const { return final_ms != 0 ? final_ms : end_ms; }
 };
 
 // What one side knows of a ticket: sent in RESULT messages. A report with a

@@ -28,8 +28,9 @@
 namespace jc::protocol {
 
 // 2: payloads through protocol/archive.h; 3: run jobs' --disk, the sandbox's
-// protections in results, HELLO and node stats; 4: job owners (CLIENT_TOKENS).
-constexpr std::uint8_t kProtocolVersion = 4;
+// protections in results, HELLO and node stats; 4: job owners (CLIENT_TOKENS);
+// 5: JobResult::final_ms and the EXPIRED report (RESULT_TTL).
+constexpr std::uint8_t kProtocolVersion = 5;
 
 struct Hello {
   std::uint32_t version = kProtocolVersion;

@@ -225,6 +225,12 @@ HttpReply handle_http(const std::string& method, const std::string& target,
     }
     auto rec = core.find_job(ticket);
     if (rec && !protocol::may_access(tokens, name, rec->spec.owner)) rec.reset();
+    if (!rec && core.expired(ticket)) {
+      return {410, "application/json",
+              json{{"error", "ticket '" + ticket + "' expired: its job ended more than RESULT_TTL ago"}}
+                      .dump() +
+                  "\n"};
+    }
     if (!rec) {
       return {404, "application/json",
               json{{"error", "unknown ticket '" + ticket + "'"}}.dump() + "\n"};

@@ -59,6 +59,7 @@ jc::proxy::ProxyConfig load_config(int argc, char** argv) {
   c.core.max_nodes = static_cast<std::uint32_t>(env_int("MAX_NUM_NODES", 64, 1, 100'000, "nodes"));
   c.core.node_timeout_ms = env_int("NODE_TIMEOUT", 5000, 1, 86'400'000, "milliseconds");
   c.core.max_attempts = static_cast<std::uint32_t>(env_int("MAX_ATTEMPTS", 5, 1, 1000, "attempts"));
+  c.core.retention.ttl_ms = jc::net::env_result_ttl();
   c.data_dir = env_string("DATA_DIR", "./data/reverse_proxy");
   c.core.secret = env_string("CLUSTER_SECRET", "");
   c.tls = jc::net::env_tls_settings(c.core.secret);

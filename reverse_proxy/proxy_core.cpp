@@ -22,6 +22,8 @@ std::string finished_key(const std::string& t) { return "f/" + t; }
 std::string notify_key(const std::string& origin, const std::string& t) {
   return "n/" + origin + "/" + t;
 }
+std::string watermark_key(std::string_view prefix) { return "w/" + std::string(prefix); }
+constexpr std::string_view kIndexedKey = "m/expiry_index";
 }  // namespace
 
 ProxyCore::ProxyCore(storage::Store& store, ProxyOptions options)
@@ -32,7 +34,7 @@ Status ProxyCore::recover(TimeMs now) {
   bool corrupt = false;
   Status s = staged_.store().scan("a/", [&](std::string_view key, std::string_view value) {
     JobRecord rec;
-    if (!protocol::from_bytes(value, rec)) {
+    if (!protocol::from_record(value, rec)) {
       log_->error("unreadable job record key={}", protocol::escape_sample(key));
       corrupt = true;
       return true;
@@ -65,9 +67,97 @@ Status ProxyCore::recover(TimeMs now) {
     return true;
   });
   if (!s.ok()) return s;
+  s = staged_.store().scan("w/", [&](std::string_view key, std::string_view value) {
+    try {
+      expired_upto_[std::string(key.substr(2))] = std::stoull(std::string(value));
+    } catch (const std::exception&) {
+      log_->error("unreadable expiry mark key={}", protocol::escape_sample(key));
+    }
+    return true;
+  });
+  if (!s.ok()) return s;
+  if (s = index_finished_records(now); !s.ok()) return s;
   log_->info("recovered queued={} held={} nodes={} unacknowledged_results={}{}", queue_.size(),
              held, nodes_.size(), pending, corrupt ? " (some records unreadable)" : "");
   return Status::Ok();
+}
+
+Status ProxyCore::index_finished_records(TimeMs now) {
+  // Finished records written before the expiry index (storage format 4)
+  // enter it once, from their end, or from now when that is not known.
+  std::string marker;
+  if (staged_.get(kIndexedKey, &marker).ok()) return Status::Ok();
+  std::size_t indexed = 0;
+  Status s = staged_.store().scan("f/", [&](std::string_view key, std::string_view value) {
+    JobRecord rec;
+    std::string ticket(key.substr(2));
+    std::int64_t final_ms = protocol::from_record(value, rec) ? rec.result.final_time() : 0;
+    staged_.put(protocol::expiry_key(final_ms > 0 ? final_ms : now, ticket), rec.spec.origin);
+    ++indexed;
+    return true;
+  });
+  if (!s.ok()) return s;
+  staged_.put(std::string(kIndexedKey), "1");
+  if (indexed > 0) log_->info("finished jobs entered in the expiry index count={}", indexed);
+  return Status::Ok();
+}
+
+SweepOutcome ProxyCore::sweep(TimeMs now) {
+  SweepOutcome out;
+  clock_ = now;
+  if (!options_.retention.enabled()) return out;
+  std::vector<std::pair<std::string, std::string>> gone;  // expiry key, ticket
+  std::string origin_of;
+  staged_.store().scan(protocol::kExpiryPrefix, [&](std::string_view key, std::string_view value) {
+    auto parsed = protocol::parse_expiry_key(key);
+    if (parsed && !options_.retention.expired(parsed->first, now)) return false;
+    if (gone.size() >= kSweepBatch) {
+      out.more = true;
+      return false;
+    }
+    std::string ticket = parsed ? std::string(parsed->second) : std::string();
+    staged_.del(std::string(key));
+    if (!ticket.empty()) {
+      staged_.del(finished_key(ticket));
+      std::string origin(value);
+      staged_.del(notify_key(origin, ticket));
+      if (auto it = unnotified_.find(origin); it != unnotified_.end()) it->second.erase(ticket);
+      notify_wait_.erase(ticket);
+      if (auto parts = protocol::parse_ticket(ticket)) {
+        auto& upto = expired_upto_[std::string(parts->prefix)];
+        if (parts->counter > upto) {
+          upto = parts->counter;
+          staged_.put(watermark_key(parts->prefix), std::to_string(upto));
+        }
+      }
+    }
+    gone.emplace_back(std::string(key), std::move(ticket));
+    return true;
+  });
+  if (gone.empty()) return out;
+  out.removed = gone.size();
+  expired_total_ += gone.size();
+  // The index's range, and the finished records' (tickets scatter over it).
+  out.compact.emplace_back(gone.front().first, gone.back().first);
+  auto [lo, hi] = std::minmax_element(gone.begin(), gone.end(),
+                                      [](const auto& a, const auto& b) { return a.second < b.second; });
+  out.compact.emplace_back(finished_key(lo->second), finished_key(hi->second));
+  log_->debug("swept expired jobs count={} more={}", out.removed, out.more);
+  return out;
+}
+
+bool ProxyCore::expired_ticket(const std::string& ticket) const {
+  auto parts = protocol::parse_ticket(ticket);
+  if (!parts) return false;
+  auto it = expired_upto_.find(std::string(parts->prefix));
+  return it != expired_upto_.end() && parts->counter <= it->second;
+}
+
+JobReport ProxyCore::expired_report(const std::string& ticket) const {
+  JobReport r;
+  r.ticket = ticket;
+  r.state = JobState::kExpired;
+  return r;
 }
 
 protocol::Welcome ProxyCore::on_hello(const protocol::Hello& hello, const std::string& peer,
@@ -322,7 +412,8 @@ void ProxyCore::on_submit(const std::string& node, protocol::Submit& m, TimeMs n
     // A node re-sends what it had not seen acknowledged: keep the first copy.
     auto [entry, added] = active_.try_emplace(spec.ticket);
     if (!added) continue;
-    if (!m.first && staged_.get(finished_key(spec.ticket), &ignored).ok()) {
+    if (!m.first &&
+        (staged_.get(finished_key(spec.ticket), &ignored).ok() || expired_ticket(spec.ticket))) {
       active_.erase(entry);
       continue;
     }
@@ -441,9 +532,12 @@ void ProxyCore::finish_job(const std::string& ticket, JobRecord rec, protocol::J
   }
   rec.state = *next;
   rec.result = std::move(result);
+  rec.result.final_ms = clock_;
+  if (rec.result.end_ms == 0) rec.result.end_ms = clock_;  // ended here (cancelled, given up)
   if (!rec.result.node.empty()) rec.node = rec.result.node;
   staged_.del(active_key(ticket));
-  staged_.put(finished_key(ticket), protocol::to_bytes(rec));
+  staged_.put(finished_key(ticket), protocol::to_record(rec));
+  staged_.put(protocol::expiry_key(clock_, ticket), rec.spec.origin);
   staged_.put(notify_key(rec.spec.origin, ticket), "");
   active_.erase(ticket);
   ++finished_total_;
@@ -478,7 +572,7 @@ void ProxyCore::on_cancel(const std::string& node, const std::vector<std::string
     if (!requester.empty()) {
       // Another client's job: not cancelled, and answered as unknown.
       JobReport seen = report_of(t);
-      if (seen.owner != requester) {
+      if (seen.owner != requester && seen.state != JobState::kExpired) {
         if (seen.state != JobState::kUnknown) {
           log_->warn("refused cancel ticket={} by={} for={}: not the job's owner", t, node,
                      requester);
@@ -504,7 +598,10 @@ void ProxyCore::on_cancel(const std::string& node, const std::vector<std::string
       if (nodes_[runner].connected) send(runner, protocol::Cancel{{t}});
     }
     JobReport r = report_of(t);
-    if (!protocol::is_final(r.state) && r.state != JobState::kUnknown) watchers_[t].insert(node);
+    if (!protocol::is_final(r.state) && r.state != JobState::kUnknown &&
+        r.state != JobState::kExpired) {
+      watchers_[t].insert(node);
+    }
     reply.reports.push_back(std::move(r));
   }
   send(node, std::move(reply));
@@ -544,7 +641,10 @@ void ProxyCore::on_requests(const std::string& node, const std::vector<std::stri
   protocol::Result reply;
   for (const auto& t : tickets) {
     JobReport r = report_of(t);
-    if (!protocol::is_final(r.state) && r.state != JobState::kUnknown) watchers_[t].insert(node);
+    if (!protocol::is_final(r.state) && r.state != JobState::kUnknown &&
+        r.state != JobState::kExpired) {
+      watchers_[t].insert(node);
+    }
     reply.reports.push_back(std::move(r));
   }
   send(node, std::move(reply));
@@ -570,7 +670,12 @@ JobReport ProxyCore::report_of(const std::string& ticket) const {
     return r;
   }
   JobRecord rec;
-  if (load_record(finished_key(ticket), rec)) return final_report(ticket, std::move(rec));
+  if (load_record(finished_key(ticket), rec)) {
+    // Expired, though not yet swept: as every process answers from now on.
+    if (options_.retention.expired(rec.result.final_time(), clock_)) return expired_report(ticket);
+    return final_report(ticket, std::move(rec));
+  }
+  if (expired_ticket(ticket)) return expired_report(ticket);
   return r;
 }
 
@@ -751,18 +856,26 @@ protocol::ClusterStats ProxyCore::stats(TimeMs now) const {
 
 std::optional<JobRecord> ProxyCore::find_job(const std::string& ticket) const {
   JobRecord rec;
-  if (load_record(active_key(ticket), rec) || load_record(finished_key(ticket), rec)) return rec;
+  if (load_record(active_key(ticket), rec)) return rec;
+  if (load_record(finished_key(ticket), rec) &&
+      !options_.retention.expired(rec.result.final_time(), clock_)) {
+    return rec;
+  }
   return std::nullopt;
+}
+
+bool ProxyCore::expired(const std::string& ticket) const {
+  return report_of(ticket).state == JobState::kExpired;
 }
 
 bool ProxyCore::load_record(const std::string& key, JobRecord& rec) const {
   std::string value;
   if (!staged_.get(key, &value).ok()) return false;
-  return protocol::from_bytes(value, rec);
+  return protocol::from_record(value, rec);
 }
 
 void ProxyCore::store_active(const std::string& ticket, const JobRecord& rec) {
-  staged_.put(active_key(ticket), protocol::to_bytes(rec));
+  staged_.put(active_key(ticket), protocol::to_record(rec));
 }
 
 void ProxyCore::note(std::string event) {

@@ -10,6 +10,9 @@
 //   a/<ticket>            JobRecord of a job not finished (queued or held by a node)
 //   f/<ticket>            JobRecord of a finished job, with its result
 //   n/<origin>/<ticket>   "" : a result its origin node has not acknowledged yet
+//   e/<final ms>/<ticket> origin node: the expiry index of f/ (protocol/retention.h)
+//   w/<prefix>            the highest counter of that ticket prefix removed by expiry
+//   m/expiry_index        "1" once f/ records written before the index have entries in it
 #pragma once
 
 #include <deque>
@@ -24,6 +27,7 @@
 #include "common/status.h"
 #include "common/time.h"
 #include "protocol/messages.h"
+#include "protocol/retention.h"
 #include "reverse_proxy/job_queue.h"
 #include "storage/staged.h"
 
@@ -42,7 +46,10 @@ struct ProxyOptions {
   std::uint32_t max_attempts = 5;
   TimeMs node_timeout_ms = 5000;
   std::string secret;  // CLUSTER_SECRET: nodes must prove it; empty = open cluster
+  protocol::Retention retention;  // RESULT_TTL
 };
+
+using protocol::SweepOutcome;
 
 struct JobRecord {
   protocol::JobSpec spec;
@@ -88,6 +95,11 @@ class ProxyCore {
   // Nodes that held jobs when the proxy started and have not come back within
   // node_timeout lose them.
   void expire_absent_nodes(TimeMs now);
+  // Removes the jobs final for longer than RESULT_TTL (at most kSweepBatch
+  // of them), with their pending notifications; the shell runs it every
+  // retention.sweep_period_ms(), and at once again while `more`.
+  SweepOutcome sweep(TimeMs now);
+  static constexpr std::size_t kSweepBatch = 20000;
 
   protocol::ClusterStats stats(TimeMs now) const;
   // Jobs finished since start, by final state (for /metrics).
@@ -96,11 +108,14 @@ class ProxyCore {
   }
   std::uint64_t dispatched_total() const { return dispatched_total_; }
   std::uint64_t finished_total() const { return finished_total_; }
+  std::uint64_t expired_total() const { return expired_total_; }
   // Queued jobs, delayed ones included.
   std::uint64_t queue_length() const { return queue_.size() + delayed_.size(); }
   // When the next delayed job may be dispatched (nullopt: none waits).
   std::optional<TimeMs> next_delayed() const;
+  // Its record; nullopt when unknown or expired (RESULT_TTL).
   std::optional<JobRecord> find_job(const std::string& ticket) const;
+  bool expired(const std::string& ticket) const;
   bool has_dispatchable() const;
 
   storage::Staged& staged() { return staged_; }
@@ -175,6 +190,10 @@ class ProxyCore {
   // The report of a finished job, from its record.
   static protocol::JobReport final_report(const std::string& ticket, JobRecord&& rec);
   bool load_record(const std::string& key, JobRecord& rec) const;
+  // Gone by RESULT_TTL: not found, and below its prefix's removed counter.
+  bool expired_ticket(const std::string& ticket) const;
+  protocol::JobReport expired_report(const std::string& ticket) const;
+  Status index_finished_records(TimeMs now);
   void store_active(const std::string& ticket, const JobRecord& rec);
   void send(const std::string& node, protocol::Message m);
   std::uint32_t intern(const std::string& name);
@@ -200,6 +219,9 @@ class ProxyCore {
   std::unordered_map<std::string, int> notify_wait_;
   static constexpr int kRenotifyRounds = 30;
   std::vector<Outgoing> outbox_;
+  // The highest counter removed by expiry, per ticket prefix (w/ keys).
+  std::unordered_map<std::string, std::uint64_t> expired_upto_;
+  std::uint64_t expired_total_ = 0;
   std::uint64_t next_seq_ = 1;
   std::size_t rotation_ = 0;
   // Counters since start, for stats and estimates.

@@ -47,6 +47,7 @@ ProxyServer::ProxyServer(asio::io_context& io, ProxyConfig config, storage::Stor
       dispatch_timer_(io),
       exchange_timer_(io),
       delay_timer_(io),
+      sweep_timer_(io),
       storage_retry_(io, log_, [this] { schedule_flush(); }) {}
 
 bool ProxyServer::loopback_only() const {
@@ -88,6 +89,10 @@ Status ProxyServer::start() {
   }
   schedule_periodic();
   arm_delay_timer();
+  if (config_.core.retention.enabled()) {
+    log_->info("results kept RESULT_TTL={} ms after their job ends", config_.core.retention.ttl_ms);
+    schedule_sweep(0);
+  }
   return Status::Ok();
 }
 
@@ -101,6 +106,7 @@ void ProxyServer::stop() {
   dispatch_timer_.cancel();
   exchange_timer_.cancel();
   delay_timer_.cancel();
+  sweep_timer_.cancel();
   flush();
   storage_retry_.cancel();
   for (auto& [id, s] : sessions_) s.conn->close("proxy shutting down");
@@ -266,6 +272,21 @@ void ProxyServer::schedule_periodic() {
   });
 }
 
+void ProxyServer::schedule_sweep(TimeMs after_ms) {
+  sweep_timer_.expires_after(milliseconds(after_ms));
+  sweep_timer_.async_wait([this](const error_code& ec) {
+    if (ec || stopping_) return;
+    SweepOutcome swept = core_.sweep(now_ms());
+    if (swept.removed > 0) {
+      log_->info("removed expired jobs count={}{}", swept.removed, swept.more ? " (more follow)" : "");
+      for (auto& range : swept.compact) to_compact_.push_back(std::move(range));
+      schedule_flush();
+    }
+    // A large backlog goes in batches, with the event loop free between them.
+    schedule_sweep(swept.more ? 10 : config_.core.retention.sweep_period_ms());
+  });
+}
+
 void ProxyServer::schedule_flush() {
   if (flush_scheduled_) return;
   flush_scheduled_ = true;
@@ -282,6 +303,8 @@ void ProxyServer::flush() {
     return;
   }
   storage_retry_.succeeded();
+  for (const auto& [first, last] : to_compact_) core_.staged().store().compact(first, last);
+  to_compact_.clear();
   for (auto& out : core_.take_outbox()) {
     auto it = by_node_.find(out.node_id);
     if (it == by_node_.end()) continue;

@@ -63,6 +63,7 @@ class ProxyServer {
   void kick_dispatch();
   void run_dispatch();
   void schedule_periodic();
+  void schedule_sweep(TimeMs after_ms);
   void schedule_flush();
   void flush();
 
@@ -81,6 +82,10 @@ class ProxyServer {
   boost::asio::steady_timer exchange_timer_;
   // A dispatch round when the next delayed job's time comes.
   boost::asio::steady_timer delay_timer_;
+  // Removes expired jobs (RESULT_TTL) every retention.sweep_period_ms().
+  boost::asio::steady_timer sweep_timer_;
+  // Ranges a sweep emptied, compacted once its removal is committed.
+  std::vector<std::pair<std::string, std::string>> to_compact_;
   TimeMs delay_timer_at_ = 0;  // 0: not armed
   void arm_delay_timer();
   std::unordered_map<std::uint64_t, Session> sessions_;

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <mutex>
+#include <thread>
 
 #include "storage/store.h"
 
@@ -61,6 +63,7 @@ class LevelDbStore : public Store {
  public:
   LevelDbStore(std::string dir, std::unique_ptr<const leveldb::FilterPolicy> filter)
       : dir_(std::move(dir)), filter_(std::move(filter)) {}
+  ~LevelDbStore() override { stop_compactions(); }
 
   // Opens for writing; on failure, for reading only (broken_).
   Status open() {
@@ -124,7 +127,56 @@ class LevelDbStore : public Store {
     return from_leveldb(it->status());
   }
 
+  // CompactRange rewrites every table that overlaps the range, which takes
+  // seconds for a large one: it runs on a thread of its own (LevelDB allows
+  // calls from several threads), so the event loop never waits for it.
+  void compact(std::string_view begin, std::string_view end) override {
+    std::lock_guard lock(compact_mu_);
+    if (want_compaction_) {
+      compact_begin_ = std::min(compact_begin_, std::string(begin));
+      compact_end_ = std::max(compact_end_, std::string(end));
+    } else {
+      compact_begin_ = begin;
+      compact_end_ = end;
+      want_compaction_ = true;
+    }
+    if (compacting_ || !db_ || broken_) return;
+    if (compactor_.joinable()) compactor_.join();
+    compacting_ = true;
+    compactor_ = std::thread([this] { run_compactions(); });
+  }
+
  private:
+  void run_compactions() {
+    for (;;) {
+      std::string begin, end;
+      {
+        std::lock_guard lock(compact_mu_);
+        if (!want_compaction_ || stopping_) {
+          compacting_ = false;
+          return;
+        }
+        begin = std::exchange(compact_begin_, {});
+        end = std::exchange(compact_end_, {});
+        want_compaction_ = false;
+      }
+      leveldb::Slice b = slice(begin), e = slice(end);
+      db_->CompactRange(&b, &e);
+    }
+  }
+  // Waits for a compaction under way; the database may then be closed.
+  void stop_compactions() {
+    {
+      std::lock_guard lock(compact_mu_);
+      stopping_ = true;
+      want_compaction_ = false;
+    }
+    if (compactor_.joinable()) compactor_.join();
+    std::lock_guard lock(compact_mu_);
+    stopping_ = false;
+    compacting_ = false;
+  }
+
   Status reopen(const WriteBatch& batch) {
     // Closing gives up reads until the open: only when it can succeed.
     std::uint64_t need = log_bytes(dir_) + 2 * batch.bytes() + (1 << 20);
@@ -133,6 +185,7 @@ class LevelDbStore : public Store {
       return Status::IoError("storage full: " + std::to_string(have) + " bytes free of the " +
                              std::to_string(need) + " needed (" + why_ + ")");
     }
+    stop_compactions();
     db_.reset();
     Status s = open();
     if (!s.ok()) why_ = s.to_string();
@@ -146,6 +199,13 @@ class LevelDbStore : public Store {
   std::unique_ptr<leveldb::DB> db_;
   bool broken_ = false;
   std::string why_;
+  // The compaction thread and what it is asked to do next.
+  std::mutex compact_mu_;
+  std::thread compactor_;
+  bool compacting_ = false;
+  bool want_compaction_ = false;
+  bool stopping_ = false;
+  std::string compact_begin_, compact_end_;
 };
 
 }  // namespace

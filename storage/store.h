@@ -54,6 +54,14 @@ class Store {
   // make it writable again.
   virtual bool writable() const { return true; }
   virtual std::string unwritable_reason() const { return ""; }
+  // Asks for the keys in [begin, end] to be rewritten without what was
+  // deleted among them, so the files shrink (LevelDB's CompactRange). It
+  // may run in the background: the call returns at once, and a request made
+  // while one runs is merged into the next.
+  virtual void compact(std::string_view begin, std::string_view end) {
+    (void)begin;
+    (void)end;
+  }
 };
 
 // Opens (creating it and its parent directories if needed) a LevelDB store.
@@ -66,12 +74,16 @@ Status open_leveldb(const std::string& dir, std::unique_ptr<Store>* out);
 // with a clear reason instead of misreading it. Format 1 (no marker) used
 // Boost's binary_archive; format 2 uses protocol/archive.h; format 3 adds
 // run jobs' --disk and the sandbox's protections to records; format 4 adds a
-// job's owner (CLIENT_TOKENS).
+// job's owner (CLIENT_TOKENS); format 5 gives every record a version
+// (protocol::to_record), so that from now on new fields need no new format:
+// a format-4 store is read as it is (its records are version 4) and marked
+// 5 (kept in tests/fixtures/format4).
 constexpr std::string_view kFormatKey = "meta/format";
-constexpr std::string_view kStorageFormat = "4";
-// Marks an empty store with kStorageFormat; fails when the store was
-// written with another format.
-Status check_format(Store& store);
+constexpr std::string_view kStorageFormat = "5";
+// Marks an empty store (or a format-4 one) with kStorageFormat; fails when
+// the store was written with another format. `found`, when given, gets the
+// format the store had ("" for an empty store).
+Status check_format(Store& store, std::string* found = nullptr);
 
 // An in-memory store for tests; fail_writes makes every write fail.
 class MemoryStore : public Store {

@@ -39,8 +39,11 @@ TEST_CASE("upgrade: a format-4 DATA_DIR opens, with its results, its queue and i
   std::string proxy_dir = copy_fixture("proxy");
   std::string node_dir = copy_fixture("fx1");
   {
-    Cluster cluster({.nodes = 0, .slots = 1, .proxy_env = {{"DATA_DIR", proxy_dir}}});
-    cluster.add_node({{"DATA_DIR", node_dir}, {"NODE_ID", "fx1"}, {"NODE_SLOTS", "1"}});
+    // Kept forever: the fixture's jobs ended on 2026-11-29.
+    Cluster cluster(
+        {.nodes = 0, .slots = 1, .proxy_env = {{"DATA_DIR", proxy_dir}, {"RESULT_TTL", "0"}}});
+    cluster.add_node(
+        {{"DATA_DIR", node_dir}, {"NODE_ID", "fx1"}, {"NODE_SLOTS", "1"}, {"RESULT_TTL", "0"}});
     REQUIRE(cluster.wait_nodes_up(1));
     Client c(cluster.node_port(0));
     CHECK(c.command("r" + kFirst) ==
@@ -66,6 +69,32 @@ TEST_CASE("upgrade: a format-4 DATA_DIR opens, with its results, its queue and i
     // The node's counter went on from where it was: no ticket is given twice.
     std::string fresh = c.command("5");
     CHECK(fresh.rfind("Ticket ID: 47bxam-5-", 0) == 0);
+  }
+  fs::remove_all(proxy_dir);
+  fs::remove_all(node_dir);
+}
+
+TEST_CASE("upgrade: a format-4 DATA_DIR's finished jobs expire by RESULT_TTL from their end") {
+  std::string proxy_dir = copy_fixture("proxy");
+  std::string node_dir = copy_fixture("fx1");
+  {
+    // An hour: the fixture's jobs ended at 2026-11-29 23:25, more than an
+    // hour before this test was written.
+    const std::string hour = "3600000";
+    Cluster cluster(
+        {.nodes = 0, .slots = 1, .proxy_env = {{"DATA_DIR", proxy_dir}, {"RESULT_TTL", hour}}});
+    cluster.add_node(
+        {{"DATA_DIR", node_dir}, {"NODE_ID", "fx1"}, {"NODE_SLOTS", "1"}, {"RESULT_TTL", hour}});
+    REQUIRE(cluster.wait_nodes_up(1));
+    Client c(cluster.node_port(0));
+    auto expired = [](const std::string& t) {
+      return "ERR ticket '" + t + "' expired: its job ended more than RESULT_TTL ago";
+    };
+    CHECK(c.command("r" + kFirst) == expired(kFirst));
+    CHECK(c.command("status " + kSecond) == expired(kSecond));
+    CHECK(c.command("r" + kRun) == expired(kRun));
+    // The delayed job is not final: it stays whatever its age.
+    CHECK(c.command("status " + kDelayed).rfind("Status: " + kDelayed + " ", 0) == 0);
   }
   fs::remove_all(proxy_dir);
   fs::remove_all(node_dir);

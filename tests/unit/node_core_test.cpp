@@ -23,6 +23,9 @@ namespace {
 using protocol::AckKind;
 using protocol::JobState;
 
+// The time of lookups: within the default RESULT_TTL of every result here.
+constexpr TimeMs kNow = 1'000'000;
+
 template <class T>
 std::vector<T> of_type(const std::vector<protocol::Message>& out) {
   std::vector<T> found;
@@ -163,7 +166,7 @@ TEST_CASE("node core: a ticket is prefix, counter and an unguessable part, at mo
   CHECK(second.substr(dash) == "-2-RANDOM1xxxx");
   // getall orders by the counter, not by the random part.
   n.flush();
-  auto all = n.core.getall();
+  auto all = n.core.getall(kNow);
   REQUIRE(all.size() == 2);
   CHECK(all[0].ticket == first);
 }
@@ -222,11 +225,11 @@ TEST_CASE("node core: a submitted job is QUEUED in lookups and getall") {
   storage::MemoryStore store;
   Node n(store);
   std::string t = n.submit();
-  auto r = n.core.lookup(t);
+  auto r = n.core.lookup(t, kNow);
   CHECK(r.ticket == t);
   CHECK(r.state == JobState::kQueued);
   CHECK_FALSE(r.has_result);
-  auto all = n.core.getall();
+  auto all = n.core.getall(kNow);
   REQUIRE(all.size() == 1);
   CHECK(all[0].ticket == t);
   CHECK(all[0].state == JobState::kQueued);
@@ -236,7 +239,7 @@ TEST_CASE("node core: a submitted job is QUEUED in lookups and getall") {
 TEST_CASE("node core: lookup of an unknown ticket is UNKNOWN") {
   storage::MemoryStore store;
   Node n(store);
-  auto r = n.core.lookup("nobody-1");
+  auto r = n.core.lookup("nobody-1", kNow);
   CHECK(r.ticket == "nobody-1");
   CHECK(r.state == JobState::kUnknown);
   CHECK_FALSE(r.has_result);
@@ -368,7 +371,7 @@ TEST_CASE("node core: a running job is RUNNING in lookups and reports") {
   n.connect();
   n.receive(protocol::Job{{assignment("j1", 2)}});
   n.start();
-  auto r = n.core.lookup("j1");
+  auto r = n.core.lookup("j1", kNow);
   CHECK(r.state == JobState::kRunning);
   CHECK(r.node == "node-a");
   CHECK(r.attempts == 2);
@@ -431,9 +434,9 @@ TEST_CASE("node core: ACK results makes the node's own result visible") {
   n.core.job_finished("j1", done_result("slept 10"));
   n.flush();
   // Not the job's result until the proxy accepted it.
-  CHECK_FALSE(n.core.lookup("j1").has_result);
+  CHECK_FALSE(n.core.lookup("j1", kNow).has_result);
   n.receive(protocol::Ack{AckKind::kResults, {"j1"}, {}});
-  auto r = n.core.lookup("j1");
+  auto r = n.core.lookup("j1", kNow);
   CHECK(r.state == JobState::kDone);
   CHECK(r.has_result);
   CHECK(r.result.text == "slept 10");
@@ -454,7 +457,7 @@ TEST_CASE("node core: a superseded result is forgotten") {
   std::string stored;
   REQUIRE(store.get("x/j1", &stored).ok());
   n.receive(protocol::Ack{AckKind::kResults, {}, {"j1"}});
-  auto r = n.core.lookup("j1");
+  auto r = n.core.lookup("j1", kNow);
   CHECK_FALSE(r.has_result);
   CHECK(r.state == JobState::kUnknown);
   CHECK(n.core.hello().finished.empty());
@@ -485,19 +488,19 @@ TEST_CASE("node core: a RESULT for an origin ticket is stored and acknowledged")
   REQUIRE(ev.reports.size() == 1);
   CHECK(ev.reports[0].ticket == t);
 
-  auto r = n.core.lookup(t);
+  auto r = n.core.lookup(t, kNow);
   CHECK(r.state == JobState::kDone);
   CHECK(r.has_result);
   CHECK(r.node == "node-b");
   CHECK(r.attempts == 2);
   CHECK(r.result.text == "slept 10 on b");
-  CHECK(n.core.getall().at(0).state == JobState::kDone);
+  CHECK(n.core.getall(kNow).at(0).state == JobState::kDone);
 
   // Sent again (the ack was lost): acknowledged again, the first result stays.
   rep.result.text = "other";
   out = n.receive(protocol::Result{{rep}});
   REQUIRE(of_type<protocol::Ack>(out).size() == 1);
-  CHECK(n.core.lookup(t).result.text == "slept 10 on b");
+  CHECK(n.core.lookup(t, kNow).result.text == "slept 10 on b");
 }
 
 TEST_CASE("node core: a RESULT for another node's ticket is kept for lookups, not acked") {
@@ -511,7 +514,7 @@ TEST_CASE("node core: a RESULT for another node's ticket is kept for lookups, no
   rep.result = done_result("remote");
   auto out = n.receive(protocol::Result{{rep}});
   CHECK(of_type<protocol::Ack>(out).empty());
-  auto r = n.core.lookup("zzz-1");
+  auto r = n.core.lookup("zzz-1", kNow);
   CHECK(r.has_result);
   CHECK(r.result.text == "remote");
 }
@@ -640,7 +643,7 @@ TEST_CASE("node core: a job offered again after it finished keeps its first resu
   CHECK(std::find(h.held.begin(), h.held.end(), "j1") == h.held.end());
   CHECK(std::find(h.finished.begin(), h.finished.end(), "j1") != h.finished.end());
   n.receive(protocol::Ack{protocol::AckKind::kResults, {"j1"}, {}});
-  auto r = n.core.lookup("j1");
+  auto r = n.core.lookup("j1", kNow);
   CHECK(r.has_result);
   CHECK(r.result.text == "first");
   CHECK(r.result.attempt == 1);
@@ -660,14 +663,14 @@ TEST_CASE("node core: a result from its own run while the proxy was away yields 
   mine.start_ms = 5;
   n.core.job_finished(t, mine);
   n.flush();
-  CHECK(n.core.lookup(t).result.text == "mine");
+  CHECK(n.core.lookup(t, kNow).result.text == "mine");
   // The proxy had the job all along and another node's result won.
   protocol::JobReport theirs = proxy_report(t, "node-b", 1, "theirs");
   theirs.result.start_ms = 3;
   n.connect();
   n.receive(protocol::Result{{theirs}});
   n.receive(protocol::Ack{protocol::AckKind::kResults, {}, {t}});
-  auto r = n.core.lookup(t);
+  auto r = n.core.lookup(t, kNow);
   CHECK(r.has_result);
   CHECK(r.result.text == "theirs");
   CHECK(r.result.node == "node-b");
@@ -685,7 +688,7 @@ TEST_CASE("node core: a superseded local result stops showing before the proxy's
   n.flush();
   n.connect();
   n.receive(protocol::Ack{protocol::AckKind::kResults, {}, {t}});
-  CHECK_FALSE(n.core.lookup(t).has_result);
+  CHECK_FALSE(n.core.lookup(t, kNow).has_result);
 }
 
 }  // namespace jc::node
