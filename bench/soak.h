@@ -42,13 +42,26 @@ std::vector<Checkpoint> soak_checkpoints(double duration_s);
 // slack for a late tick); nullptr when there is none.
 const SoakSample* sample_at(const std::vector<SoakSample>& samples, double seconds);
 
-// How one process fared from the base checkpoint to the last sample.
+// The largest RSS and disk of process `i` among the samples in
+// [from, to] seconds (-1 where none).
+Footprint peak_between(const std::vector<SoakSample>& samples, std::size_t i, double from,
+                       double to);
+
+// How one process fared from the base checkpoint to the end. LevelDB's
+// files grow and shrink in a sawtooth (a write-ahead log fills up to its
+// memtable's size, becomes a table, and compactions merge tables), and so
+// does memory with the memtable: growth compares the peaks of the window
+// before the base checkpoint and of the last window of the run (the same
+// length: a minute in a 10-minute run), not two samples that may fall
+// anywhere on the teeth.
 struct ProcessGrowth {
   std::string name;
   std::vector<Footprint> at;  // at each checkpoint (-1 where no sample)
   Footprint end;              // the last sample
-  // (end - base) / base; +infinity when the base is 0 and the end is not,
-  // NaN when either is missing.
+  Footprint base_peak;        // the peak of the window ending at the base checkpoint
+  Footprint end_peak;         // the peak of the run's last window
+  // (end_peak - base_peak) / base_peak; +infinity when the base is 0 and
+  // the end is not, NaN when either is missing.
   double rss_growth = 0;
   double disk_growth = 0;
   bool met = false;  // both known and <= the limit
@@ -56,6 +69,7 @@ struct ProcessGrowth {
 
 struct SoakSummary {
   std::vector<Checkpoint> checkpoints;
+  double window_s = 0;  // the length of the windows whose peaks are compared
   std::vector<ProcessGrowth> processes;
   double max_growth = 0.10;
   bool all_met() const;

@@ -265,7 +265,7 @@ void soak_scenario(const BenchContext& ctx, ScenarioReport& r) {
   for (const auto& n : names) {
     growth_rows.push_back(
         add_measure(r,
-                    fmt::format("soak: {} VmRSS and data dir, growth from {} to the end", n,
+                    fmt::format("soak: {} VmRSS and data dir, growth of the peak after {}", n,
                                 soak_checkpoints(z.seconds).front().label),
                     "<= 10% each"));
   }

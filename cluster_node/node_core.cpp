@@ -21,6 +21,7 @@ constexpr std::size_t kRemoteCacheEntries = 10000;
 std::string origin_key(const std::string& t) { return "o/" + t; }
 std::string unforwarded_key(const std::string& t) { return "u/" + t; }
 std::string exec_key(const std::string& t) { return "x/" + t; }
+constexpr std::string_view kUnsent = "unsent";
 
 std::string random_prefix() {
   static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
@@ -78,12 +79,13 @@ Status NodeCore::recover() {
   }
   if (staged_.get("m/counter", &value).ok()) counter_ = std::stoull(value);
   if (staged_.get("m/expired", &value).ok()) expired_upto_ = std::stoull(value);
-  Status s = staged_.store().scan("u/", [&](std::string_view key, std::string_view) {
+  Status s = staged_.store().scan("u/", [&](std::string_view key, std::string_view value) {
     std::string t(key.substr(2));
     OriginRecord rec;
     if (load(origin_key(t), rec)) {
       unforwarded_order_.push_back(t);
       unforwarded_[t] = rec.spec;
+      if (value == kUnsent) unsent_.insert(t);
     }
     return true;
   });
@@ -101,8 +103,11 @@ Status NodeCore::recover() {
       if (!rec.delivered) undelivered_.insert(t);
       return true;
     }
-    // A job that was running when the node stopped runs again from the start.
+    // A job that was running when the node stopped runs again from the
+    // start: it lost its run as if its node had been lost, and is queued here.
     if (rec.state == JobState::kRunning) {
+      if (!advance(t, rec.state, protocol::JobEvent::kNodeLost)) return true;
+      store_exec(t, rec);
       ++rerun;
       exec_queue_.push_front(t);
     } else {
@@ -132,7 +137,9 @@ std::string NodeCore::submit(protocol::JobSpec spec, TimeMs now) {
   OriginRecord rec;
   rec.spec = std::move(spec);
   store_origin(ticket, rec);
-  staged_.put(unforwarded_key(ticket), "");
+  // Sent once committed while connected; otherwise at the next welcome.
+  staged_.put(unforwarded_key(ticket), connected_ ? "" : std::string(kUnsent));
+  if (!connected_) unsent_.insert(ticket);
   staged_.put("m/counter", std::to_string(counter_));
   staged_.require_sync();
   if (log_->should_log(spdlog::level::debug)) {  // describe() formats: only when it shows
@@ -498,10 +505,24 @@ void NodeCore::forward_all() {
     auto it = unforwarded_.find(t);
     if (it == unforwarded_.end()) continue;
     batch.jobs.push_back(it->second);
-    if (local_claimed_.count(t)) batch.local.push_back(t);
+    if (local_claimed_.count(t)) {
+      batch.local.push_back(t);
+      // Its result shows here already: the proxy must take no other run.
+      if (unsent_.count(t) && undelivered_.count(t)) batch.local_finished.push_back(t);
+    }
+    if (unsent_.erase(t)) staged_.put(unforwarded_key(t), "");  // sent from now on
     if (batch.jobs.size() >= kMaxPerFrame) send(std::exchange(batch, {}));
   }
   if (!batch.jobs.empty()) send(std::move(batch));
+}
+
+bool NodeCore::advance(const std::string& ticket, JobState& state, protocol::JobEvent event,
+                       JobState outcome) {
+  if (auto refused = protocol::advance(state, event, outcome)) {
+    log_->error("{} ticket={}", *refused, ticket);
+    return false;
+  }
+  return true;
 }
 
 void NodeCore::drop_exec(const std::string& t) {
@@ -518,6 +539,7 @@ void NodeCore::on_ack(const protocol::Ack& a) {
     for (const auto& t : a.tickets) {
       if (unforwarded_.erase(t)) staged_.del(unforwarded_key(t));
       local_claimed_.erase(t);
+      unsent_.erase(t);
     }
     while (!unforwarded_order_.empty() && !unforwarded_.count(unforwarded_order_.front())) {
       unforwarded_order_.pop_front();
@@ -534,14 +556,11 @@ void NodeCore::on_ack(const protocol::Ack& a) {
     log_->info("result superseded by another run ticket={}", t);
     ExecRecord exec;
     OriginRecord origin;
-    // If our own run's result was shown to our clients, it stops showing
-    // until the proxy's (the one result) arrives.
+    // A result shown here is final: only a run the proxy could not have had
+    // shows before it accepts it (forward_all), so this is never one of them.
     if (load(exec_key(t), exec) && load(origin_key(t), origin) && origin.has_result &&
         origin.result.node == options_.node_id && origin.result.start_ms == exec.result.start_ms) {
-      origin.has_result = false;
-      origin.state = JobState::kQueued;
-      origin.result = {};
-      store_origin(t, origin);
+      log_->error("a result shown to clients was superseded ticket={}; it stays shown here", t);
     }
     undelivered_.erase(t);
     staged_.del(exec_key(t));
@@ -581,16 +600,15 @@ void NodeCore::on_reports(std::vector<JobReport>& reports) {
     if (protocol::is_final(r.state) && r.has_result) {
       OriginRecord rec;
       if (load(origin_key(r.ticket), rec)) {
-        // The proxy's result is the one result. A result this node wrote from
-        // its own run while the proxy was away is replaced when they differ:
-        // the proxy may have had the job, and a result for it, all along.
+        // The proxy's result is the one result. A result shown here first
+        // (a local run the proxy had never been sent) is that same result.
         bool same = rec.has_result && rec.result.node == r.result.node &&
                     rec.result.attempt == r.result.attempt &&
                     rec.result.start_ms == r.result.start_ms;
-        if (!same) {
-          if (rec.has_result)
-            log_->info("local result replaced by the proxy's ticket={}", r.ticket);
-          rec.state = r.state;
+        if (same && rec.result.final_ms != r.result.final_ms) {
+          rec.result.final_ms = r.result.final_ms;  // RESULT_TTL counts from the proxy's time
+          store_origin(r.ticket, rec);
+        } else if (!same && advance(r.ticket, rec.state, protocol::JobEvent::kFinish, r.state)) {
           rec.has_result = true;
           rec.result = r.result;
           rec.attempts = r.attempts;
@@ -650,7 +668,7 @@ std::optional<protocol::Assignment> NodeCore::next_job() {
     if (it == exec_jobs_.end()) continue;
     ExecRecord rec;
     if (!load(exec_key(t), rec)) continue;
-    rec.state = JobState::kRunning;
+    if (!advance(t, rec.state, protocol::JobEvent::kDispatch)) continue;
     store_exec(t, rec);
     running_.insert(t);
     return it->second;
@@ -674,18 +692,20 @@ void NodeCore::job_finished(const std::string& ticket, protocol::JobResult resul
   ExecRecord rec;
   if (it == exec_jobs_.end() || !load(exec_key(ticket), rec)) return;
   exec_jobs_.erase(it);
+  if (!advance(ticket, rec.state, protocol::JobEvent::kFinish, result.state)) return;
   result.node = options_.node_id;
   result.attempt = rec.attempt;
-  rec.state = result.state;
   rec.result = std::move(result);
   store_exec(ticket, rec);
   undelivered_.insert(ticket);
   ++finished_total_;
-  if (local_claimed_.count(ticket)) {
-    // Its only run: the origin (this node) shows the result at once.
+  if (local_claimed_.count(ticket) && unsent_.count(ticket)) {
+    // Never sent to the proxy: its only run, so the origin (this node)
+    // shows the result at once. Any other local run's result shows once
+    // the proxy has it, since the proxy may have run the job elsewhere.
     OriginRecord origin;
-    if (load(origin_key(ticket), origin) && !origin.has_result) {
-      origin.state = rec.state;
+    if (load(origin_key(ticket), origin) && !origin.has_result &&
+        advance(ticket, origin.state, protocol::JobEvent::kFinish, rec.state)) {
       origin.has_result = true;
       origin.result = rec.result;
       origin.attempts = rec.attempt;

@@ -8,7 +8,8 @@
 // Storage layout:
 //   m/prefix, m/counter   ticket prefix (random, made once) and next number
 //   o/<ticket>            OriginRecord: a job a client submitted here
-//   u/<ticket>            "" : submitted here, not yet acknowledged by the proxy
+//   u/<ticket>            "" : submitted here, not yet acknowledged by the proxy;
+//                         "unsent" : and never sent to it (accepted while it was away)
 //   x/<ticket>            ExecRecord: a job the proxy gave this node
 //   e/<final ms>/o/<ticket>, e/<final ms>/x/<ticket>
 //                         "" : the expiry index of o/ and x/ (protocol/retention.h)
@@ -155,6 +156,10 @@ class NodeCore {
   void forward_all();
   void claim_local(const std::string& ticket);
   void drop_exec(const std::string& ticket);
+  // Moves a job's state through protocol::next_state(); a refused
+  // transition is logged as an error and returns false.
+  bool advance(const std::string& ticket, protocol::JobState& state, protocol::JobEvent event,
+               protocol::JobState outcome = protocol::JobState::kDone);
   protocol::JobReport exec_report(const std::string& ticket, const ExecRecord& rec) const;
   void store_origin(const std::string& ticket, const OriginRecord& rec);
   void store_exec(const std::string& ticket, const ExecRecord& rec);
@@ -177,6 +182,9 @@ class NodeCore {
   bool draining_ = false;
   // Run here while the proxy was away, and not yet acknowledged by it.
   std::unordered_set<std::string> local_claimed_;
+  // Of the unforwarded jobs, those never sent to the proxy: nobody else can
+  // run them, so their local run's result shows at once (u/ says "unsent").
+  std::unordered_set<std::string> unsent_;
   // Submitted here and not yet acknowledged by the proxy, in submission order.
   std::deque<std::string> unforwarded_order_;
   std::unordered_map<std::string, protocol::JobSpec> unforwarded_;

@@ -108,8 +108,8 @@ void NodeServer::schedule_sweep(TimeMs after_ms) {
     if (swept.removed > 0) {
       log_->info("removed expired jobs count={}{}", swept.removed, swept.more ? " (more follow)" : "");
     }
-    for (auto& range : swept.compact) to_compact_.push_back(std::move(range));
-    if (!swept.compact.empty()) schedule_flush();
+    compactions_.add(std::move(swept.compact));
+    schedule_flush();  // commits the removal, then compacts what is due
     schedule_sweep(swept.more ? 10 : config_.core.retention.sweep_period_ms());
   });
 }
@@ -559,8 +559,10 @@ void NodeServer::flush() {
     return;
   }
   storage_retry_.succeeded();
-  for (const auto& [first, last] : to_compact_) core_.staged().store().compact(first, last);
-  to_compact_.clear();
+  for (const auto& [first, last] :
+       compactions_.due(now_ms(), config_.core.retention.compact_period_ms())) {
+    core_.staged().store().compact(first, last);
+  }
   for (auto& cb : std::exchange(after_commit_, {})) cb();
   // Submissions first, so that a question about a ticket just submitted
   // reaches the proxy after the ticket itself.

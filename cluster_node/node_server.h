@@ -142,7 +142,7 @@ class NodeServer {
   // Removes expired jobs (RESULT_TTL); the ranges they held are compacted
   // once the removal is committed.
   boost::asio::steady_timer sweep_timer_;
-  std::vector<std::pair<std::string, std::string>> to_compact_;
+  protocol::CompactionPlan compactions_;
   ProxyLink link_;
   runner::Executor executor_;
   std::vector<std::weak_ptr<ClientSession>> sessions_;

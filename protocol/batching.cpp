@@ -117,11 +117,14 @@ std::vector<Message> split_batch(Message m, std::size_t budget) {
             return;
           }
           std::unordered_set<std::string> local(msg.local.begin(), msg.local.end());
+          std::unordered_set<std::string> finished(msg.local_finished.begin(),
+                                                   msg.local_finished.end());
           for (auto& part : parts) {
             Submit piece;
             piece.first = msg.first;
             for (const auto& spec : part) {
               if (local.count(spec.ticket)) piece.local.push_back(spec.ticket);
+              if (finished.count(spec.ticket)) piece.local_finished.push_back(spec.ticket);
             }
             piece.jobs = std::move(part);
             out.push_back(std::move(piece));

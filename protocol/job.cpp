@@ -60,6 +60,34 @@ std::string JobSpec::describe() const {
   return "run " + cmd;
 }
 
+std::string_view to_string(JobEvent e) {
+  switch (e) {
+    case JobEvent::kDispatch:
+      return "dispatch";
+    case JobEvent::kFinish:
+      return "finish";
+    case JobEvent::kNodeLost:
+      return "node-lost";
+    case JobEvent::kGiveUp:
+      return "give-up";
+    case JobEvent::kCancel:
+      return "cancel";
+  }
+  return "?";
+}
+
+std::optional<std::string> advance(JobState& state, JobEvent event, JobState outcome) {
+  auto next = next_state(state, event, outcome);
+  if (!next) {
+    std::string why = "refused transition from=" + std::string(to_string(state)) +
+                      " event=" + std::string(to_string(event));
+    if (event == JobEvent::kFinish) why += " outcome=" + std::string(to_string(outcome));
+    return why;
+  }
+  state = *next;
+  return std::nullopt;
+}
+
 JobResult cancelled_before_run(JobKind kind) {
   JobResult r;
   r.state = JobState::kCancelled;

@@ -49,6 +49,11 @@ enum class JobEvent : std::uint8_t {
 // instance any event on a final job: the first final result wins).
 std::optional<JobState> next_state(JobState current, JobEvent event,
                                    JobState outcome = JobState::kDone);
+std::string_view to_string(JobEvent e);
+// next_state() as a step of a job: moves `state`, or leaves it and returns
+// why the table refuses (for the caller to log as an error).
+std::optional<std::string> advance(JobState& state, JobEvent event,
+                                   JobState outcome = JobState::kDone);
 
 enum class JobKind : std::uint8_t { kSleep = 0, kRun = 1 };
 

@@ -29,7 +29,8 @@ namespace jc::protocol {
 
 // 2: payloads through protocol/archive.h; 3: run jobs' --disk, the sandbox's
 // protections in results, HELLO and node stats; 4: job owners (CLIENT_TOKENS);
-// 5: JobResult::final_ms and the EXPIRED report (RESULT_TTL).
+// 5: JobResult::final_ms and the EXPIRED report (RESULT_TTL), SUBMIT's
+// local_finished.
 constexpr std::uint8_t kProtocolVersion = 5;
 
 struct Hello {
@@ -70,9 +71,13 @@ struct Submit {
   // them among finished jobs, a LevelDB read per job that grows with the
   // store. Resent jobs (after a reconnect) leave it false.
   bool first = false;
+  // Of `local`, the ones whose local run has finished and whose result the
+  // node's clients have seen (the proxy had never been sent them): the
+  // proxy takes no other run of them (their RESULT follows).
+  std::vector<std::string> local_finished;
   template <class A>
   void serialize(A& ar, unsigned) {
-    fields(ar, jobs, local, first);
+    fields(ar, jobs, local, first, local_finished);
   }
 };
 

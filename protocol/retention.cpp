@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 
 namespace jc::protocol {
@@ -16,6 +17,25 @@ bool digits(std::string_view s, std::uint64_t& out) {
   return ec == std::errc() && end == s.data() + s.size();
 }
 }  // namespace
+
+void CompactionPlan::add(std::vector<std::pair<std::string, std::string>> ranges) {
+  for (auto& [first, last] : ranges) {
+    auto same_space = [&](const auto& r) { return r.first.substr(0, 2) == first.substr(0, 2); };
+    auto it = std::find_if(ranges_.begin(), ranges_.end(), same_space);
+    if (it == ranges_.end()) {
+      ranges_.emplace_back(std::move(first), std::move(last));
+    } else {
+      it->first = std::min(it->first, first);
+      it->second = std::max(it->second, last);
+    }
+  }
+}
+
+std::vector<std::pair<std::string, std::string>> CompactionPlan::due(TimeMs now, TimeMs period) {
+  if (ranges_.empty() || now - last_ < period) return {};
+  last_ = now;
+  return std::exchange(ranges_, {});
+}
 
 std::optional<TicketParts> parse_ticket(std::string_view ticket) {
   auto first = ticket.find('-');

@@ -37,8 +37,18 @@ struct Retention {
   bool expired(std::int64_t final_ms, TimeMs now) const {
     return enabled() && final_ms > 0 && final_ms <= now - ttl_ms;
   }
-  // How often a sweep runs: at least every min(RESULT_TTL, 60 s).
-  TimeMs sweep_period_ms() const { return ttl_ms < kMaxSweepPeriodMs ? ttl_ms : kMaxSweepPeriodMs; }
+  // How often a sweep runs: a tenth of RESULT_TTL (at least a second, or
+  // RESULT_TTL when shorter), at most 60 s. Small, frequent sweeps keep
+  // memory and disk flat rather than a sawtooth of a whole TTL's jobs.
+  TimeMs sweep_period_ms() const {
+    TimeMs floor = ttl_ms < 1000 ? ttl_ms : 1000;
+    TimeMs tenth = ttl_ms / 10 > floor ? ttl_ms / 10 : floor;
+    return tenth < kMaxSweepPeriodMs ? tenth : kMaxSweepPeriodMs;
+  }
+  // How often the ranges sweeps emptied are compacted, at most: every
+  // min(RESULT_TTL, 60 s). A compaction rewrites the tables the range
+  // overlaps, the TTL's live jobs included, so not at every sweep.
+  TimeMs compact_period_ms() const { return ttl_ms < kMaxSweepPeriodMs ? ttl_ms : kMaxSweepPeriodMs; }
 };
 
 // What one sweep of expired jobs did.
@@ -48,6 +58,21 @@ struct SweepOutcome {
   // Key ranges [first, last] that held removed records, for Store::compact
   // once the removal is committed.
   std::vector<std::pair<std::string, std::string>> compact;
+};
+
+// The key ranges sweeps emptied, merged per key space ("e/", "f/", ...),
+// handed out for compaction at most once per period (the shells call due()
+// right after a commit, so every range given is committed).
+class CompactionPlan {
+ public:
+  void add(std::vector<std::pair<std::string, std::string>> ranges);
+  // The merged ranges when `period` has passed since the last ones (and
+  // there are any), else nothing.
+  std::vector<std::pair<std::string, std::string>> due(TimeMs now, TimeMs period);
+
+ private:
+  std::vector<std::pair<std::string, std::string>> ranges_;
+  TimeMs last_ = 0;
 };
 
 // The prefix and counter of a ticket as nodes issue them

@@ -43,6 +43,7 @@ Status ProxyCore::recover(TimeMs now) {
     auto [entry, inserted] = active_.insert_or_assign(
         std::string(key.substr(2)), ActiveJob{rec.state, intern(rec.node), rec.attempts, qkey, intern(rec.spec.owner)});
     const std::string& ticket = entry->first;
+    entry->second.pinned = rec.pinned;
     next_seq_ = std::max(next_seq_, rec.seq + 1);
     if (rec.state == JobState::kRunning) {
       auto& node = nodes_[rec.node];
@@ -274,7 +275,13 @@ void ProxyCore::on_disconnect(const std::string& node_id, TimeMs now) {
 
 void ProxyCore::release_node_jobs(const std::string& node_id, const std::string& reason) {
   auto& node = nodes_[node_id];
-  std::vector<std::string> jobs(node.held.begin(), node.held.end());
+  std::vector<std::string> jobs;
+  for (const auto& t : node.held) {
+    // Its result, shown to its clients already, is on that node: it waits
+    // for the node rather than run again and give a second result.
+    if (auto it = active_.find(t); it != active_.end() && it->second.pinned) continue;
+    jobs.push_back(t);
+  }
   for (const auto& t : jobs) requeue(t, reason);
   if (!jobs.empty()) {
     note(fmt::format("{} jobs re-dispatched: {}", jobs.size(), reason));
@@ -331,14 +338,12 @@ std::optional<TimeMs> ProxyCore::next_delayed() const {
 
 // Back in the queue (its --delay, if any, ran before it was dispatched).
 void ProxyCore::to_queue(ActiveMap::iterator it, JobRecord& rec) {
-  auto next = protocol::next_state(rec.state, JobEvent::kNodeLost);
-  if (!next) {
-    log_->error("refused transition ticket={} from={} event=node-lost", it->first,
-                protocol::to_string(rec.state));
+  const std::string held_by = rec.node;
+  if (auto refused = protocol::advance(rec.state, JobEvent::kNodeLost)) {
+    log_->error("{} ticket={}", *refused, it->first);
     return;
   }
-  if (!rec.node.empty()) nodes_[rec.node].held.erase(it->first);
-  rec.state = *next;
+  if (!held_by.empty()) nodes_[held_by].held.erase(it->first);
   rec.node.clear();
   store_active(it->first, rec);
   it->second.state = JobState::kQueued;
@@ -348,13 +353,10 @@ void ProxyCore::to_queue(ActiveMap::iterator it, JobRecord& rec) {
 }
 
 bool ProxyCore::to_node(ActiveMap::iterator it, JobRecord& rec, const std::string& node) {
-  auto next = protocol::next_state(rec.state, JobEvent::kDispatch);
-  if (!next) {
-    log_->error("refused transition ticket={} from={} event=dispatch node={}", it->first,
-                protocol::to_string(rec.state), node);
+  if (auto refused = protocol::advance(rec.state, JobEvent::kDispatch)) {
+    log_->error("{} ticket={} node={}", *refused, it->first, node);
     return false;
   }
-  rec.state = *next;
   rec.node = node;
   store_active(it->first, rec);
   it->second.state = JobState::kRunning;
@@ -402,6 +404,7 @@ void ProxyCore::on_submit(const std::string& node, protocol::Submit& m, TimeMs n
   protocol::Ack ack{protocol::AckKind::kSubmitted, {}, {}};
   std::string ignored;
   std::unordered_set<std::string> local(m.local.begin(), m.local.end());
+  std::unordered_set<std::string> shown(m.local_finished.begin(), m.local_finished.end());
   for (auto& spec : m.jobs) {
     if (!protocol::is_valid_ticket(spec.ticket)) {
       log_->warn("bad ticket in submit node={} ticket={}", node,
@@ -427,10 +430,13 @@ void ProxyCore::on_submit(const std::string& node, protocol::Submit& m, TimeMs n
       // Run by its origin node while the proxy was away: it holds the job.
       rec.attempts = 1;
       rec.nodes_tried.push_back(node);
+      rec.pinned = shown.count(ticket) > 0;
       entry->second.key = key;
       entry->second.owner = intern(rec.spec.owner);
+      entry->second.pinned = rec.pinned;
       to_node(entry, rec, node);
-      log_->info("adopted ticket={} run locally by={}", ticket, node);
+      log_->info("adopted ticket={} run locally by={}{}", ticket, node,
+                 rec.pinned ? " (its result shown there already)" : "");
       continue;
     }
     store_active(ticket, rec);
@@ -522,15 +528,17 @@ void ProxyCore::accept_result(const std::string& node, JobReport& report, protoc
 
 void ProxyCore::finish_job(const std::string& ticket, JobRecord rec, protocol::JobResult result,
                            JobEvent event) {
-  auto next = protocol::next_state(rec.state, event, result.state);
-  if (!next) return;
-  if (rec.state == JobState::kRunning) {
+  const JobState from = rec.state;
+  if (auto refused = protocol::advance(rec.state, event, result.state)) {
+    log_->error("{} ticket={}", *refused, ticket);
+    return;
+  }
+  if (from == JobState::kRunning) {
     nodes_[rec.node].held.erase(ticket);
   } else {
     queue_.erase(QueueKey{rec.spec.priority, rec.seq});
     delayed_.erase({rec.spec.not_before_ms, rec.seq});
   }
-  rec.state = *next;
   rec.result = std::move(result);
   rec.result.final_ms = clock_;
   if (rec.result.end_ms == 0) rec.result.end_ms = clock_;  // ended here (cancelled, given up)

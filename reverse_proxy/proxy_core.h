@@ -59,10 +59,15 @@ struct JobRecord {
   std::uint64_t seq = 0;
   std::vector<std::string> nodes_tried;
   protocol::JobResult result;
+  // Version 5: run by its origin node while the proxy was away, never sent
+  // here before, and its result already shown to that node's clients: no
+  // other node may run it, even when its node is lost (it holds the result).
+  bool pinned = false;
 
   template <class A>
   void serialize(A& ar, unsigned) {
     protocol::fields(ar, spec, state, node, attempts, seq, nodes_tried, result);
+    if (ar.version() >= 5) protocol::fields(ar, pinned);
   }
 };
 
@@ -131,6 +136,7 @@ class ProxyCore {
     QueueKey key;  // its place in the queue while queued
     std::uint32_t owner = 0;  // interned client name (JobSpec::owner); 0 = none
     TimeMs not_before = 0;    // JobSpec::not_before_ms (--delay)
+    bool pinned = false;      // JobRecord::pinned
   };
   struct NodeEntry {
     bool connected = false;

@@ -279,9 +279,9 @@ void ProxyServer::schedule_sweep(TimeMs after_ms) {
     SweepOutcome swept = core_.sweep(now_ms());
     if (swept.removed > 0) {
       log_->info("removed expired jobs count={}{}", swept.removed, swept.more ? " (more follow)" : "");
-      for (auto& range : swept.compact) to_compact_.push_back(std::move(range));
-      schedule_flush();
+      compactions_.add(std::move(swept.compact));
     }
+    schedule_flush();  // commits the removal, then compacts what is due
     // A large backlog goes in batches, with the event loop free between them.
     schedule_sweep(swept.more ? 10 : config_.core.retention.sweep_period_ms());
   });
@@ -303,8 +303,10 @@ void ProxyServer::flush() {
     return;
   }
   storage_retry_.succeeded();
-  for (const auto& [first, last] : to_compact_) core_.staged().store().compact(first, last);
-  to_compact_.clear();
+  for (const auto& [first, last] :
+       compactions_.due(now_ms(), config_.core.retention.compact_period_ms())) {
+    core_.staged().store().compact(first, last);
+  }
   for (auto& out : core_.take_outbox()) {
     auto it = by_node_.find(out.node_id);
     if (it == by_node_.end()) continue;

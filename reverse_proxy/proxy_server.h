@@ -85,7 +85,7 @@ class ProxyServer {
   // Removes expired jobs (RESULT_TTL) every retention.sweep_period_ms().
   boost::asio::steady_timer sweep_timer_;
   // Ranges a sweep emptied, compacted once its removal is committed.
-  std::vector<std::pair<std::string, std::string>> to_compact_;
+  protocol::CompactionPlan compactions_;
   TimeMs delay_timer_at_ = 0;  // 0: not armed
   void arm_delay_timer();
   std::unordered_map<std::uint64_t, Session> sessions_;

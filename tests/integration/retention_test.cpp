@@ -3,6 +3,7 @@
 // proxy and the nodes, the files shrink, and counters never go back.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <memory>
@@ -115,17 +116,24 @@ TEST_CASE("retention: expired jobs leave LevelDB on the proxy and the nodes, and
     REQUIRE(reply->rfind("Ticket ID: ", 0) == 0);
     tickets.push_back(reply->substr(11));
   }
+  std::string proxy_dir = cluster.dir() + "/proxy";
+  std::string node_dir = cluster.dir() + "/n1";
+  // The largest the files were (early jobs may expire while later ones run).
+  std::uintmax_t proxy_full = 0, node_full = 0;
   for (const auto& t : tickets) {
+    proxy_full = std::max(proxy_full, dir_bytes(proxy_dir));
+    node_full = std::max(node_full, dir_bytes(node_dir));
     auto until = std::chrono::steady_clock::now() + 120s;
-    while (c.command("status " + t).rfind("Status: " + t + " DONE", 0) != 0) {
+    // DONE, or already expired (RESULT_TTL is short here).
+    for (std::string reply = c.command("status " + t);
+         reply.rfind("Status: " + t + " DONE", 0) != 0 && !expired_reply(reply, t);
+         reply = c.command("status " + t)) {
       REQUIRE(std::chrono::steady_clock::now() < until);
       std::this_thread::sleep_for(50ms);
     }
   }
-  std::string proxy_dir = cluster.dir() + "/proxy";
-  std::string node_dir = cluster.dir() + "/n1";
-  std::uintmax_t proxy_full = dir_bytes(proxy_dir);
-  std::uintmax_t node_full = dir_bytes(node_dir);
+  proxy_full = std::max(proxy_full, dir_bytes(proxy_dir));
+  node_full = std::max(node_full, dir_bytes(node_dir));
 
   for (const auto& t : {tickets.front(), tickets.back()}) REQUIRE(wait_expired(c, t, 30s));
   // The sweeps run every RESULT_TTL; compaction follows in the background.

@@ -84,9 +84,9 @@ TEST_CASE("codec: a crafted string length with a valid CRC is refused without al
 }
 
 TEST_CASE("codec: a crafted element count with a valid CRC is refused without allocating it") {
-  Submit s;  // two empty vectors and a bool: the payload is 0, 0, 0
+  Submit s;  // three empty vectors and a bool: the payload is 0, 0, 0, 0
   std::string frame = encode(s);
-  REQUIRE(frame.substr(kFrameHeaderBytes) == std::string(3, '\0'));
+  REQUIRE(frame.substr(kFrameHeaderBytes) == std::string(4, '\0'));
   std::string evil = tamper(frame, varint(0), varint(0x400000));  // the count of jobs
   DecodeResult r;
   std::size_t largest = largest_allocation_decoding(evil, r);

@@ -43,11 +43,14 @@ TEST_CASE("job states: every row of the one state machine") {
   using jc::protocol::next_state;
   const std::vector<JobState> states = {JobState::kQueued,    JobState::kRunning, JobState::kDone,
                                         JobState::kFailed,    JobState::kTimeout,
-                                        JobState::kCancelled, JobState::kUnknown};
+                                        JobState::kCancelled, JobState::kUnknown,
+                                        JobState::kExpired};
   auto is_final = [](JobState s) { return jc::protocol::is_final(s); };
   // The whole table, written out: what each (state, event) gives.
   auto expected = [&](JobState from, JobEvent e, JobState outcome) -> std::optional<JobState> {
-    if (is_final(from) || from == JobState::kUnknown) return std::nullopt;  // final stays final
+    if (is_final(from) || from == JobState::kUnknown || from == JobState::kExpired) {
+      return std::nullopt;  // final stays final; unknown and expired are no job's state
+    }
     switch (e) {
       case JobEvent::kDispatch:
         return from == JobState::kQueued ? std::optional(JobState::kRunning) : std::nullopt;
@@ -77,7 +80,7 @@ TEST_CASE("job states: every row of the one state machine") {
       ++rows;
     }
   }
-  CHECK(rows == 77);
+  CHECK(rows == 96);  // 8 states: 4 events each, and a finish with each of 8 outcomes
   // The rows the proxy relies on, spelled out.
   CHECK(next_state(JobState::kQueued, JobEvent::kDispatch) == JobState::kRunning);
   CHECK(next_state(JobState::kRunning, JobEvent::kNodeLost) == JobState::kQueued);
@@ -87,4 +90,18 @@ TEST_CASE("job states: every row of the one state machine") {
   CHECK_FALSE(next_state(JobState::kDone, JobEvent::kFinish, JobState::kFailed));
   CHECK_FALSE(next_state(JobState::kRunning, JobEvent::kDispatch));
   CHECK_FALSE(next_state(JobState::kRunning, JobEvent::kCancel));
+}
+
+TEST_CASE("job states: advance moves a state or says which row refused it") {
+  using jc::protocol::JobEvent;
+  using jc::protocol::JobState;
+  JobState s = JobState::kQueued;
+  CHECK_FALSE(jc::protocol::advance(s, JobEvent::kDispatch));
+  CHECK(s == JobState::kRunning);
+  CHECK_FALSE(jc::protocol::advance(s, JobEvent::kFinish, JobState::kTimeout));
+  CHECK(s == JobState::kTimeout);
+  auto refused = jc::protocol::advance(s, JobEvent::kFinish, JobState::kDone);
+  REQUIRE(refused);
+  CHECK(*refused == "refused transition from=TIMEOUT event=finish outcome=DONE");
+  CHECK(s == JobState::kTimeout);
 }

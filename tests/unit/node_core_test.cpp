@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "protocol/auth.h"
+#include "protocol/codec.h"
 #include "protocol/job.h"
 #include "protocol/messages.h"
 #include "storage/store.h"
@@ -653,10 +654,10 @@ TEST_CASE("node core: a job offered again after it finished keeps its first resu
 
 namespace jc::node {
 
-TEST_CASE("node core: a result from its own run while the proxy was away yields to the proxy's") {
+TEST_CASE("node core: a local run of a job never sent to the proxy shows at once, pinned there") {
   storage::MemoryStore store;
   Node n(store);
-  std::string t = n.submit();  // never acknowledged by the proxy
+  std::string t = n.submit();  // the proxy was away: never sent
   n.core.set_local_mode(true);
   REQUIRE(n.start() == t);
   auto mine = done_result("mine");
@@ -664,10 +665,38 @@ TEST_CASE("node core: a result from its own run while the proxy was away yields 
   n.core.job_finished(t, mine);
   n.flush();
   CHECK(n.core.lookup(t, kNow).result.text == "mine");
+  // Back: the proxy learns it was run here and shown, and takes no other run.
+  auto out = n.connect();
+  auto submits = of_type<protocol::Submit>(out);
+  REQUIRE(submits.size() == 1);
+  CHECK(submits[0].local == std::vector<std::string>{t});
+  CHECK(submits[0].local_finished == std::vector<std::string>{t});
+  // Once sent, it is no longer "never sent", after a restart too.
+  std::string mark;
+  REQUIRE(store.get("u/" + t, &mark).ok());
+  CHECK(mark.empty());
+}
+
+TEST_CASE("node core: a local run of a job the proxy may have shows only with the proxy's result") {
+  storage::MemoryStore store;
+  Node n(store);
+  n.connect();
+  std::string t = n.submit();  // sent, its ACK lost: the proxy may have run it elsewhere
+  n.core.on_disconnected();
+  n.core.set_local_mode(true);
+  REQUIRE(n.start() == t);
+  auto mine = done_result("mine");
+  mine.start_ms = 5;
+  n.core.job_finished(t, mine);
+  n.flush();
+  CHECK_FALSE(n.core.lookup(t, kNow).has_result);
+  auto out = n.connect();
+  auto submits = of_type<protocol::Submit>(out);
+  REQUIRE(submits.size() == 1);
+  CHECK(submits[0].local_finished.empty());
   // The proxy had the job all along and another node's result won.
   protocol::JobReport theirs = proxy_report(t, "node-b", 1, "theirs");
   theirs.result.start_ms = 3;
-  n.connect();
   n.receive(protocol::Result{{theirs}});
   n.receive(protocol::Ack{protocol::AckKind::kResults, {}, {t}});
   auto r = n.core.lookup(t, kNow);
@@ -676,19 +705,36 @@ TEST_CASE("node core: a result from its own run while the proxy was away yields 
   CHECK(r.result.node == "node-b");
 }
 
-TEST_CASE("node core: a superseded local result stops showing before the proxy's arrives") {
+TEST_CASE("node core: a result shown is never replaced by another (the transition is refused)") {
   storage::MemoryStore store;
   Node n(store);
-  std::string t = n.submit();
-  n.core.set_local_mode(true);
-  REQUIRE(n.start() == t);
-  auto mine = done_result("mine");
-  mine.start_ms = 5;
-  n.core.job_finished(t, mine);
-  n.flush();
   n.connect();
-  n.receive(protocol::Ack{protocol::AckKind::kResults, {}, {t}});
-  CHECK_FALSE(n.core.lookup(t, kNow).has_result);
+  std::string t = n.submit();
+  n.receive(protocol::Ack{protocol::AckKind::kSubmitted, {t}, {}});
+  n.receive(protocol::Result{{proxy_report(t, "node-b", 1, "first")}});
+  auto out = n.receive(protocol::Result{{proxy_report(t, "node-c", 2, "second")}});
+  CHECK(n.core.lookup(t, kNow).result.text == "first");
+  // Acknowledged all the same, so it is not offered again.
+  auto acks = of_type<protocol::Ack>(out);
+  REQUIRE(acks.size() == 1);
+  CHECK(acks[0].tickets == std::vector<std::string>{t});
+}
+
+TEST_CASE("node core: a job running at a restart goes back to QUEUED there, then runs again") {
+  storage::MemoryStore store;
+  {
+    Node n(store);
+    n.connect();
+    n.receive(protocol::Job{{assignment("j1")}});
+    REQUIRE(n.start() == "j1");
+  }
+  Node again(store);
+  std::string bytes;
+  REQUIRE(store.get("x/j1", &bytes).ok());
+  ExecRecord rec;
+  REQUIRE(protocol::from_record(bytes, rec));
+  CHECK(rec.state == JobState::kQueued);
+  CHECK(again.start() == "j1");
 }
 
 }  // namespace jc::node

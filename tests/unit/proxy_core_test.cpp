@@ -1043,3 +1043,47 @@ TEST_CASE("proxy core: with CLUSTER_SECRET only a node with the right proof join
 }
 
 }  // namespace jc::proxy
+
+namespace jc::proxy {
+
+TEST_CASE("proxy core: a job run by its origin while away is adopted, and one shown there never runs again") {
+  storage::MemoryStore store;
+  {
+    Proxy p(store);
+    p.join("origin", 1);
+    p.join("other", 1);
+    protocol::Submit s = submit_of({"shown", "running"}, "origin");
+    s.local = {"shown", "running"};
+    s.local_finished = {"shown"};  // its result is on the origin's clients' screens
+    p.message("origin", s);
+    CHECK(p.state_of("shown") == JobState::kRunning);
+    CHECK(p.state_of("running") == JobState::kRunning);
+    // The origin is lost: the job still running there goes to another node,
+    // the one whose result was shown waits for its node.
+    p.core.on_disconnect("origin", 10);
+    p.flush();
+    CHECK(p.state_of("running") == JobState::kQueued);
+    auto out = p.dispatch(20);
+    CHECK(tickets_of(sent_to<protocol::Job>(out, "other")) == std::set<std::string>{"running"});
+    CHECK(p.state_of("shown") == JobState::kRunning);
+    CHECK(p.core.find_job("shown")->node == "origin");
+    p.core.expire_absent_nodes(100000);
+    p.flush();
+    CHECK(p.state_of("shown") == JobState::kRunning);
+  }
+  // Pinned across a restart too, and its result is taken when its node returns.
+  Proxy again(store);
+  REQUIRE(again.core.recover(0).ok());
+  again.flush();
+  again.core.expire_absent_nodes(100000);
+  again.flush();
+  CHECK(again.state_of("shown") == JobState::kRunning);
+  again.join("origin", 1, 100000, {}, {"shown"});
+  auto out = again.message("origin", protocol::Result{{final_report("shown", "origin", 1, "mine")}});
+  auto acks = sent_to<protocol::Ack>(out, "origin");
+  REQUIRE(acks.size() == 1);
+  CHECK(acks[0].tickets == std::vector<std::string>{"shown"});
+  CHECK(again.core.find_job("shown")->result.text == "mine");
+}
+
+}  // namespace jc::proxy

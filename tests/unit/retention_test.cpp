@@ -39,8 +39,12 @@ TEST_CASE("retention: a job expires RESULT_TTL after its final time, never with 
   CHECK_FALSE(r.expired(0, kT0));  // final time not known: kept
   protocol::Retention forever{0};
   CHECK_FALSE(forever.expired(kT0, kT0 + 100 * kTtl));
-  CHECK(protocol::Retention{5000}.sweep_period_ms() == 5000);
+  CHECK(protocol::Retention{60000}.sweep_period_ms() == 6000);
+  CHECK(protocol::Retention{5000}.sweep_period_ms() == 1000);
+  CHECK(protocol::Retention{300}.sweep_period_ms() == 300);
   CHECK(protocol::Retention{protocol::kDefaultResultTtlMs}.sweep_period_ms() == 60000);
+  CHECK(protocol::Retention{5000}.compact_period_ms() == 5000);
+  CHECK(protocol::Retention{protocol::kDefaultResultTtlMs}.compact_period_ms() == 60000);
 }
 
 TEST_CASE("retention: tickets as nodes issue them give prefix and counter") {
@@ -66,6 +70,20 @@ TEST_CASE("retention: expiry keys sort by time and give back time and rest") {
   CHECK(parsed->second == "o/t0");
   CHECK_FALSE(protocol::parse_expiry_key("e/12/o/t"));
   CHECK_FALSE(protocol::parse_expiry_key("f/0000000000000012/t"));
+}
+
+TEST_CASE("retention: emptied ranges merge per key space and compact once a period") {
+  protocol::CompactionPlan plan;
+  plan.add({{"f/b", "f/c"}, {"e/1", "e/2"}});
+  auto first = plan.due(kT0, 60000);
+  CHECK(first.size() == 2);
+  CHECK(plan.due(kT0 + 1, 60000).empty());  // nothing new
+  plan.add({{"f/a", "f/b"}});
+  plan.add({{"f/x", "f/y"}});
+  CHECK(plan.due(kT0 + 59999, 60000).empty());  // not yet
+  auto later = plan.due(kT0 + 60000, 60000);
+  REQUIRE(later.size() == 1);
+  CHECK(later[0] == std::make_pair(std::string("f/a"), std::string("f/y")));
 }
 
 // ---- record versions -------------------------------------------------------
@@ -94,12 +112,13 @@ TEST_CASE("records: today's version round-trips with its header and new field") 
 }
 
 TEST_CASE("records: a version-4 record (no header, no final_ms) still reads") {
-  // Version 4 wrote the same fields without final_ms, which is the last
-  // byte of a record whose result ends it (a zero varint).
+  // Version 4 wrote the same fields without final_ms and pinned, the last
+  // two bytes of a record whose result ends its version-4 fields (a zero
+  // varint and false).
   proxy::JobRecord rec = finished_record();
   std::string v5 = protocol::to_bytes(rec);
-  REQUIRE(v5.back() == '\0');
-  std::string v4 = v5.substr(0, v5.size() - 1);
+  REQUIRE(v5.substr(v5.size() - 2) == std::string(2, '\0'));
+  std::string v4 = v5.substr(0, v5.size() - 2);
   REQUIRE(static_cast<unsigned char>(v4[0]) < 0x80);  // a ticket's length, never the marker
   proxy::JobRecord back;
   REQUIRE(protocol::from_record(v4, back));
@@ -123,7 +142,7 @@ TEST_CASE("records: a later version, or a truncated header, is refused, not misr
   CHECK_FALSE(protocol::from_record(older, back));
 }
 
-TEST_CASE("storage: a format-4 store is accepted and marked 5; others are refused") {
+TEST_CASE("storage: a format-4 store is accepted and marked 5, others are refused") {
   storage::MemoryStore store;
   storage::WriteBatch b;
   b.put(std::string(storage::kFormatKey), "4");
@@ -306,7 +325,8 @@ TEST_CASE("proxy retention: finished records from before the index enter it at s
   proxy::JobRecord rec = finished_record();
   rec.spec.ticket = kA1;
   storage::WriteBatch b;
-  b.put("f/" + kA1, protocol::to_bytes(rec).substr(0, protocol::to_bytes(rec).size() - 1));
+  std::string v5 = protocol::to_bytes(rec);
+  b.put("f/" + kA1, v5.substr(0, v5.size() - 2));  // version 4 (see above)
   REQUIRE(store.write(b, true).ok());
   Proxy p(store);
   CHECK(keys_with(store, "e/") == 1);
