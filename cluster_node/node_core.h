@@ -79,12 +79,7 @@ struct NodeEvents {
   bool work = false;                         // jobs are waiting for a free slot
 };
 
-struct GetAllEntry {
-  std::string ticket;
-  protocol::JobState state;
-  std::string job;
-  std::string owner;  // JobSpec::owner
-};
+using protocol::GetAllEntry;
 
 class NodeCore {
  public:

@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include "cluster_node/client_session.h"
-#include "cluster_node/replies.h"
+#include "client/replies.h"
 #include "protocol/auth.h"
 
 namespace jc::node {
@@ -17,9 +17,7 @@ namespace {
 // answer: until it comes, until the link drops (then "unreachable"), or, as
 // a safety net only, this long. Before its first join the node waits for
 // the join as long. An answer never depends on how busy the proxy is.
-constexpr milliseconds kProxyAnswerTimeout{30000};
-// How long `wait` keeps asking about a ticket nobody knows before it says so.
-constexpr milliseconds kUnknownGrace{5000};
+constexpr milliseconds kProxyAnswerTimeout{client::LookupBook::kProxyAnswerTimeoutMs};
 
 runner::SandboxConfig sandbox_config(const NodeConfig& c) {
   runner::SandboxConfig s;
@@ -130,6 +128,8 @@ void NodeServer::stop() {
     if (auto s = w.lock()) s->close();
   }
   sessions_.clear();
+  for (auto& [id, timer] : lookup_timers_) timer->cancel();
+  lookup_timers_.clear();
   lookups_.clear();
   stats_waiters_.clear();
 }
@@ -193,7 +193,7 @@ void NodeServer::on_accept(asio::ip::tcp::socket socket, const std::string& addr
       refused_logged_at_ = now;
       refused_since_log_ = 0;
     }
-    session->refuse(replies::error(why, false));
+    session->refuse(client::replies::error(why, false));
     return;
   }
   sessions_.push_back(session);
@@ -206,126 +206,42 @@ void NodeServer::submit(protocol::JobSpec spec, std::function<void(const std::st
   schedule_flush();
 }
 
-void NodeServer::lookup(const std::string& ticket, bool wait, std::optional<double> seconds,
-                        LookupDone done) {
-  start_lookup(ticket, wait, seconds, false, std::move(done));
+TimeMs NodeServer::now() const { return now_ms(); }
+
+client::NodeView NodeServer::view() {
+  client::NodeView v;
+  v.connected = core_.connected();
+  v.ever_joined = ever_joined_;
+  TimeMs now = now_ms();
+  v.local = [this, now](const std::string& t) { return core_.lookup(t, now); };
+  v.unforwarded = [this](const std::string& t) { return core_.unforwarded(t); };
+  return v;
 }
 
-void NodeServer::start_lookup(const std::string& ticket, bool wait, std::optional<double> seconds,
-                              bool cancelling, LookupDone done) {
-  protocol::JobReport local = core_.lookup(ticket, now_ms());
-  if ((local.has_result && !cancelling) || local.state == protocol::JobState::kExpired) {
-    done(local, false);
-    return;
+void NodeServer::apply(const client::LookupBook::Effects& fx) {
+  for (auto id : fx.disarm) {
+    if (auto it = lookup_timers_.find(id); it != lookup_timers_.end()) {
+      it->second->cancel();
+      lookup_timers_.erase(it);
+    }
   }
-  bool up = core_.connected();
-  // Before its first join the node cannot know other nodes' tickets yet:
-  // `r` and `status` of a ticket it does not know wait for the join (at
-  // most kProxyAnswerTimeout) rather than answer "unknown" because the
-  // client came a moment too early. Its own tickets it answers at once.
-  bool known_here = local.state != protocol::JobState::kUnknown;
-  if (!up && !wait && (ever_joined_ || known_here)) {
-    done(without_proxy(std::move(local)), true);
-    return;
-  }
-  auto pending = std::make_unique<PendingLookup>();
-  pending->wait = wait;
-  pending->patient = wait || (!cancelling && NodeCore::issued_shape(ticket));
-  pending->done = std::move(done);
-  std::optional<milliseconds> timeout;
-  if (!wait) timeout = kProxyAnswerTimeout;
-  if (wait && seconds) timeout = milliseconds(static_cast<std::int64_t>(*seconds * 1000));
-  if (timeout) {
-    pending->timer = std::make_unique<asio::steady_timer>(io_, *timeout);
-    pending->timer->async_wait([this, ticket, p = pending.get()](const error_code& ec) {
-      if (!ec) expire_lookup(ticket, p);
+  for (const auto& [id, after_ms] : fx.arm) {
+    auto timer = std::make_unique<asio::steady_timer>(io_, milliseconds(after_ms));
+    timer->async_wait([this, id = id](const error_code& ec) {
+      if (ec) return;
+      lookup_timers_.erase(id);
+      apply(lookups_.on_timeout(id, view()));
     });
+    lookup_timers_[id] = std::move(timer);
   }
-  auto& list = lookups_[ticket];
-  bool first = list.empty();
-  list.push_back(std::move(pending));
-  if (first && up && !cancelling) {
-    to_request_.push_back(ticket);
+  if (!fx.ask.empty()) {
+    to_request_.insert(to_request_.end(), fx.ask.begin(), fx.ask.end());
     schedule_flush();
   }
 }
 
-void NodeServer::expire_lookup(const std::string& ticket, PendingLookup* which) {
-  auto it = lookups_.find(ticket);
-  if (it == lookups_.end()) return;
-  auto& list = it->second;
-  for (auto p = list.begin(); p != list.end(); ++p) {
-    if (p->get() != which) continue;
-    auto pending = std::move(*p);
-    list.erase(p);
-    if (list.empty()) lookups_.erase(it);
-    protocol::JobReport local = core_.lookup(ticket, now_ms());
-    if (local.state == protocol::JobState::kUnknown && pending->last_known) {
-      // A wait whose seconds ran out: as `r` would answer now.
-      pending->done(*pending->last_known, false);
-    } else {
-      // Unknown here and no answer from the proxy: say it could not be checked.
-      bool unchecked = local.state == protocol::JobState::kUnknown && !pending->proxy_answered;
-      bool unreachable = unchecked || !core_.connected();
-      pending->done(core_.connected() ? local : without_proxy(std::move(local)), unreachable);
-    }
-    return;
-  }
-}
-
-void NodeServer::answer_lookups(const protocol::JobReport& report) {
-  auto it = lookups_.find(report.ticket);
-  if (it == lookups_.end()) return;
-  bool final = (protocol::is_final(report.state) && report.has_result) ||
-               report.state == protocol::JobState::kExpired;
-  // The proxy has never heard of a ticket that is still on its way to it:
-  // then this node's own record is the better answer (read only then).
-  std::optional<protocol::JobReport> local;
-  if (report.state == protocol::JobState::kUnknown) local = core_.lookup(report.ticket, now_ms());
-  // Nobody knows it. A ticket just given by another node may still be on its
-  // way to the proxy, so a wait asks again (each REQUEST_RESULT_PERIOD) and
-  // answers "unknown" only when that lasts kUnknownGrace; it never hangs.
-  bool unknown = local && local->state == protocol::JobState::kUnknown;
-  TimeMs now = now_ms();
-  std::vector<std::unique_ptr<PendingLookup>> ready;
-  auto& list = it->second;
-  for (auto p = list.begin(); p != list.end();) {
-    bool give_up = false;
-    bool asking_again = false;
-    if (unknown && (*p)->patient) {
-      if ((*p)->unknown_since == 0) (*p)->unknown_since = now;
-      give_up = now - (*p)->unknown_since >= kUnknownGrace.count();
-      asking_again = !give_up;
-    } else {
-      (*p)->unknown_since = 0;
-    }
-    if (!asking_again && (!(*p)->wait || final || give_up)) {
-      ready.push_back(std::move(*p));
-      p = list.erase(p);
-    } else {
-      if (report.state != protocol::JobState::kUnknown) (*p)->last_known = report;
-      (*p)->proxy_answered = true;
-      ++p;
-    }
-  }
-  if (list.empty()) lookups_.erase(it);
-  const protocol::JobReport& best = local && !unknown ? *local : report;
-  for (auto& p : ready) {
-    if (p->timer) p->timer->cancel();
-    p->done(best, false);
-  }
-}
-
-protocol::JobReport NodeServer::without_proxy(protocol::JobReport local) const {
-  bool final = (protocol::is_final(local.state) && local.has_result) ||
-               local.state == protocol::JobState::kExpired;
-  if (final || local.state == protocol::JobState::kUnknown || core_.unforwarded(local.ticket)) {
-    return local;
-  }
-  protocol::JobReport unknown;
-  unknown.ticket = local.ticket;
-  unknown.owner = local.owner;  // still only its owner learns even that much
-  return unknown;
+void NodeServer::lookup(client::LookupRequest request, client::LookupDone done) {
+  apply(lookups_.start(std::move(request), std::move(done), view()));
 }
 
 void NodeServer::getall(std::function<void(const std::vector<GetAllEntry>&)> done) {
@@ -333,51 +249,12 @@ void NodeServer::getall(std::function<void(const std::vector<GetAllEntry>&)> don
   schedule_flush();
 }
 
-std::string NodeServer::apply_limits(protocol::JobSpec& spec) const {
-  const auto& d = config_.job_limits.defaults;
-  const auto& m = config_.job_limits.maxima;
-  auto& l = spec.limits;
-  struct Field {
-    std::uint32_t& value;
-    std::uint32_t fallback, max;
-    const char *name, *unit, *variable;
-  };
-  for (Field f :
-       {Field{l.timeout_ms, d.timeout_ms, m.timeout_ms, "timeout", "ms", "JOB_MAX_TIMEOUT"},
-        Field{l.cpu_ms, 0, m.cpu_ms, "cpu", "ms", "JOB_MAX_TIMEOUT"},
-        Field{l.memory_mb, d.memory_mb, m.memory_mb, "memory", "MB", "JOB_MAX_MEMORY_MB"},
-        Field{l.output_kb, d.output_kb, m.output_kb, "output", "KB", "JOB_MAX_OUTPUT_KB"},
-        Field{l.disk_mb, d.disk_mb, m.disk_mb, "disk", "MB", "JOB_MAX_DISK_MB"}}) {
-    if (f.value > f.max) {
-      return fmt::format("--{} {} {} is above this node's maximum of {} {} ({})", f.name, f.value,
-                         f.unit, f.max, f.unit, f.variable);
-    }
-    if (f.value == 0) f.value = f.fallback;
-  }
-  // CPU time defaults to the wall-clock timeout.
-  if (l.cpu_ms == 0) l.cpu_ms = l.timeout_ms;
-  return "";
-}
-
-void NodeServer::cancel(const std::string& ticket, const std::optional<std::string>& requester,
-                        bool json, std::function<void(const std::string&)> done) {
-  if (!core_.connected()) {
-    done(replies::error("cannot cancel now: the proxy is unreachable; try again", json));
-    return;
-  }
-  shell_outbox_.push_back(protocol::Cancel{{ticket}, requester.value_or("")});
+void NodeServer::cancel(const std::string& ticket, const std::string& requester,
+                        client::LookupDone done) {
+  shell_outbox_.push_back(protocol::Cancel{{ticket}, requester});
   schedule_flush();
-  start_lookup(ticket, false, std::nullopt, true,
-               [json, requester, done = std::move(done)](const protocol::JobReport& r,
-                                                         bool unreachable) {
-                 if (requester && r.owner != *requester) {
-                   protocol::JobReport unknown;
-                   unknown.ticket = r.ticket;
-                   done(replies::cancelled(unknown, unreachable, json));
-                   return;
-                 }
-                 done(replies::cancelled(r, unreachable, json));
-               });
+  // Answered by the proxy's report after it acted on the CANCEL.
+  apply(lookups_.start({ticket, false, std::nullopt, true}, std::move(done), view()));
 }
 
 void NodeServer::stats(StatsDone done) {
@@ -421,7 +298,7 @@ void NodeServer::on_proxy_message(protocol::Message&& m) {
     link_.reset_backoff();
     core_.on_message(std::move(m));
     // Lookups made while the proxy was away ask again.
-    for (const auto& [t, list] : lookups_) to_request_.push_back(t);
+    for (auto& t : lookups_.tickets()) to_request_.push_back(std::move(t));
   } else if (auto* ch = std::get_if<protocol::Challenge>(&m)) {
     protocol::Hello hello = core_.hello();
     if (!config_.secret.empty()) {
@@ -453,26 +330,8 @@ void NodeServer::on_proxy_closed() {
   proxy_lost_at_ = now_ms();
   // `r` and `status` waiting for the proxy's answer will not get it from
   // this connection: they answer from what this node knows, saying so.
-  // Before the first join they wait for it (start_lookup).
-  if (ever_joined_) {
-    std::vector<std::pair<std::string, std::unique_ptr<PendingLookup>>> ready;
-    for (auto it = lookups_.begin(); it != lookups_.end();) {
-      auto& list = it->second;
-      for (auto p = list.begin(); p != list.end();) {
-        if ((*p)->wait) {
-          ++p;
-          continue;
-        }
-        ready.emplace_back(it->first, std::move(*p));
-        p = list.erase(p);
-      }
-      it = list.empty() ? lookups_.erase(it) : std::next(it);
-    }
-    for (auto& [ticket, p] : ready) {
-      if (p->timer) p->timer->cancel();
-      p->done(without_proxy(core_.lookup(ticket, now_ms())), true);
-    }
-  }
+  // Before the first join they wait for it.
+  apply(lookups_.on_proxy_lost(view()));
   // Stats questions in flight will not be answered by this connection.
   for (auto& [id, waiter] : stats_waiters_) waiter.second->cancel();
   auto waiters = std::move(stats_waiters_);
@@ -518,15 +377,8 @@ void NodeServer::schedule_requests() {
   request_timer_.async_wait([this](const error_code& ec) {
     if (ec || stopping_) return;
     core_.resend_undelivered();
-    // Waits for tickets the proxy did not know yet ask again.
-    for (const auto& [t, list] : lookups_) {
-      for (const auto& p : list) {
-        if (p->unknown_since != 0) {
-          to_request_.push_back(t);
-          break;
-        }
-      }
-    }
+    // Lookups of tickets the proxy did not know yet ask again.
+    for (auto& t : lookups_.asking_again()) to_request_.push_back(std::move(t));
     schedule_flush();
     schedule_requests();
   });
@@ -555,7 +407,7 @@ void NodeServer::flush() {
     }
     to_request_.clear();
     for (auto& m : std::exchange(shell_outbox_, {})) link_.send(m);
-    for (const auto& r : events.reports) answer_lookups(r);
+    for (const auto& r : events.reports) apply(lookups_.on_report(r, view(), now_ms()));
     return;
   }
   storage_retry_.succeeded();
@@ -572,7 +424,7 @@ void NodeServer::flush() {
   }
   to_request_.clear();
   for (auto& m : std::exchange(shell_outbox_, {})) link_.send(m);
-  for (const auto& r : events.reports) answer_lookups(r);
+  for (const auto& r : events.reports) apply(lookups_.on_report(r, view(), now_ms()));
 }
 
 }  // namespace jc::node

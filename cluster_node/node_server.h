@@ -11,6 +11,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "client/conversation.h"
+#include "client/lookups.h"
 #include "cluster_node/client_session.h"
 #include "cluster_node/node_core.h"
 #include "cluster_node/proxy_link.h"
@@ -22,16 +24,7 @@
 namespace jc::node {
 
 
-// Limits of run jobs: the defaults a job gets, and the most it may ask for.
-struct JobLimits {
-  protocol::Limits defaults{10'000, 10'000, 256, 1024, 64};
-  // Output: a result is stored and copied by the node, the proxy and the
-  // client's node, on their event loops: 2 x 4 MiB costs each about half a
-  // second here, 2 x 16 MiB seconds, long enough for a busy node to miss
-  // NODE_TIMEOUT. 4 MiB is also the most JOB_MAX_OUTPUT_KB allows; an
-  // expected output is at most a 1 MiB here-document anyway.
-  protocol::Limits maxima{300'000, 300'000, 4096, 4096, 4096};
-};
+using client::JobLimits;
 
 struct NodeConfig {
   std::string proxy_host;
@@ -59,9 +52,8 @@ struct NodeConfig {
   NodeOptions core;
 };
 
-class NodeServer {
+class NodeServer : public client::Backend {
  public:
-  using LookupDone = std::function<void(const protocol::JobReport&, bool unreachable)>;
   using StatsDone = std::function<void(const protocol::ClusterStats&, bool proxy_up)>;
 
   NodeServer(boost::asio::io_context& io, NodeConfig config, storage::Store& store);
@@ -73,57 +65,31 @@ class NodeServer {
   void drain(std::function<void()> done);
   std::uint16_t port() const { return port_; }
 
-  // For client sessions.
-  void submit(protocol::JobSpec spec, std::function<void(const std::string&)> done);
-  // wait=false answers with the first thing known; wait=true only with a
-  // final result, or what is known when `seconds` pass.
-  void lookup(const std::string& ticket, bool wait, std::optional<double> seconds, LookupDone done);
-  // Answered after the pending commit, so it lists jobs submitted just before.
-  void getall(std::function<void(const std::vector<GetAllEntry>&)> done);
-  void stats(StatsDone done);
-  // Fills a run job's limits from the node's defaults; an error when it asks
-  // for more than this node's maximum.
-  std::string apply_limits(protocol::JobSpec& spec) const;
-  // Cancels through the proxy; `done` gets the formatted reply. With a
-  // `requester` (CLIENT_TOKENS, not an admin), another name's job is
-  // neither cancelled nor shown: it answers as an unknown ticket.
-  void cancel(const std::string& ticket, const std::optional<std::string>& requester, bool json,
-              std::function<void(const std::string&)> done);
-  const protocol::ClientTokens& tokens() const { return config_.tokens; }
-  // The storage refuses writes: submits get ERR storage full.
-  bool storage_full() const { return storage_retry_.failing(); }
+  // client::Backend, for the client connections' conversations.
+  void submit(protocol::JobSpec spec, std::function<void(const std::string&)> done) override;
+  void lookup(client::LookupRequest request, client::LookupDone done) override;
+  void cancel(const std::string& ticket, const std::string& requester,
+              client::LookupDone done) override;
+  void getall(std::function<void(const std::vector<GetAllEntry>&)> done) override;
+  void stats(StatsDone done) override;
+  void drain() override {
+    drain([] {});
+  }
+  bool proxy_connected() const override { return core_.connected(); }
+  bool storage_full() const override { return storage_retry_.failing(); }
+  const protocol::ClientTokens& tokens() const override { return config_.tokens; }
+  const JobLimits& limits() const override { return config_.job_limits; }
+  TimeMs now() const override;
 
  private:
-  struct PendingLookup {
-    bool wait = false;
-    // Asks again while the proxy does not know the ticket (kUnknownGrace):
-    // a `wait`, or an `r`/`status` of a ticket shaped as nodes issue them,
-    // which may still be on its way to the proxy from the node that gave it.
-    bool patient = false;
-    LookupDone done;
-    std::unique_ptr<boost::asio::steady_timer> timer;
-    TimeMs unknown_since = 0;  // a wait the proxy said it does not know (yet)
-    // What the proxy last said of the ticket (not final): the answer of a
-    // `wait` whose seconds run out.
-    std::optional<protocol::JobReport> last_known;
-    bool proxy_answered = false;  // the proxy said something of it, "unknown" included
-  };
-
   void on_accept(boost::asio::ip::tcp::socket socket, const std::string& address,
                  const std::string& peer);
   void on_proxy_message(protocol::Message&& m);
   void on_proxy_closed();
-  // lookup(); `cancelling`: the answer is the proxy's report after it acted
-  // on the client's cancel, not this node's record.
-  void start_lookup(const std::string& ticket, bool wait, std::optional<double> seconds,
-                    bool cancelling, LookupDone done);
-  void answer_lookups(const protocol::JobReport& report);
-  // What this node may say of a ticket without the proxy: its final result,
-  // or a state only it can know (a job the proxy never acknowledged);
-  // anything else might be behind what another node already showed, so it
-  // becomes "cannot check now" (state unknown, answered as unreachable).
-  protocol::JobReport without_proxy(protocol::JobReport local) const;
-  void expire_lookup(const std::string& ticket, PendingLookup* which);
+  // What the lookup book needs of this node now.
+  client::NodeView view();
+  // Arms and disarms the book's timers and sends its questions.
+  void apply(const client::LookupBook::Effects& fx);
   void start_jobs();
   void on_job_done(const std::string& ticket, protocol::JobResult result);
   void schedule_info();
@@ -150,7 +116,8 @@ class NodeServer {
       std::make_shared<ClientSession::AddressCounts>();
   TimeMs refused_logged_at_ = 0;
   std::size_t refused_since_log_ = 0;
-  std::unordered_map<std::string, std::vector<std::unique_ptr<PendingLookup>>> lookups_;
+  client::LookupBook lookups_;
+  std::unordered_map<std::uint64_t, std::unique_ptr<boost::asio::steady_timer>> lookup_timers_;
   std::vector<std::string> to_request_;
   std::vector<protocol::Message> shell_outbox_;  // sent after the core's
   std::unordered_map<std::uint64_t,

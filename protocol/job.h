@@ -213,6 +213,14 @@ struct JobReport {
   }
 };
 
+// One line of `getall`: a job submitted through a node, as that node knows it.
+struct GetAllEntry {
+  std::string ticket;
+  JobState state;
+  std::string job;    // JobSpec::describe()
+  std::string owner;  // JobSpec::owner
+};
+
 // The result of a job cancelled while it waited (at the proxy or on a node).
 JobResult cancelled_before_run(JobKind kind);
 

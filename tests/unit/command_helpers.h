@@ -1,4 +1,4 @@
-// Helpers shared by the tests of cluster_node/command.h (command_test.cpp,
+// Helpers shared by the tests of client/command.h (command_test.cpp,
 // run_spec_test.cpp).
 #pragma once
 
@@ -7,9 +7,9 @@
 #include <string>
 #include <string_view>
 
-#include "cluster_node/command.h"
+#include "client/command.h"
 
-namespace jc::node::test {
+namespace jc::client::test {
 
 // The parser's error for `line`, which must be one (and say something).
 inline std::string error_of(std::string_view line) {
@@ -25,4 +25,4 @@ inline bool contains(const std::string& s, std::string_view part) {
   return s.find(part) != std::string::npos;
 }
 
-}  // namespace jc::node::test
+}  // namespace jc::client::test

@@ -1,5 +1,5 @@
-// Unit tests of cluster_node/command.h: the client command parser and LineReader.
-#include "cluster_node/command.h"
+// Unit tests of client/command.h: the client command parser and LineReader.
+#include "client/command.h"
 
 #include <doctest/doctest.h>
 
@@ -8,7 +8,7 @@
 
 #include "tests/unit/command_helpers.h"
 
-namespace jc::node {
+namespace jc::client {
 namespace {
 
 template <class T>
@@ -305,4 +305,4 @@ TEST_CASE("command: --priority and --delay for sleep and run") {
   CHECK(contains(error_of("run --priority x echo"), "--priority takes a whole number"));
 }
 
-}  // namespace jc::node
+}  // namespace jc::client

@@ -1,15 +1,15 @@
-// Unit tests of cluster_node/command.h for run jobs: parsing `run` lines and
+// Unit tests of client/command.h for run jobs: parsing `run` lines and
 // building the job spec from a run line and its here-document body.
 #include <doctest/doctest.h>
 
 #include <string>
 #include <string_view>
 
-#include "cluster_node/command.h"
+#include "client/command.h"
 #include "protocol/job.h"
 #include "tests/unit/command_helpers.h"
 
-namespace jc::node {
+namespace jc::client {
 namespace {
 
 CmdRun run_of(std::string_view line) {
@@ -453,4 +453,4 @@ TEST_CASE("run spec: at most kMaxCases cases") {
   CHECK(contains(build_error("run <<END", body), "at most"));
 }
 
-}  // namespace jc::node
+}  // namespace jc::client

@@ -1,4 +1,4 @@
-#include "cluster_node/replies.h"
+#include "client/replies.h"
 
 #include <algorithm>
 
@@ -6,11 +6,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cluster_node/command.h"
+#include "client/command.h"
 #include "protocol/job_json.h"
 #include "protocol/stats_json.h"
 
-namespace jc::node::replies {
+namespace jc::client::replies {
 
 using nlohmann::json;
 using protocol::JobState;
@@ -128,7 +128,7 @@ std::string cancelled(const protocol::JobReport& r, bool unreachable, bool json_
                      r.node.empty() ? "-" : r.node);
 }
 
-std::string getall(const std::vector<GetAllEntry>& jobs, bool json_mode) {
+std::string getall(const std::vector<protocol::GetAllEntry>& jobs, bool json_mode) {
   if (json_mode) {
     json arr = json::array();
     for (const auto& j : jobs) {
@@ -191,4 +191,4 @@ std::string authenticated(const std::string& name, bool json_mode) {
   return "OK auth " + name + "\n";
 }
 
-}  // namespace jc::node::replies
+}  // namespace jc::client::replies

@@ -6,10 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "cluster_node/node_core.h"
 #include "protocol/messages.h"
 
-namespace jc::node::replies {
+namespace jc::client::replies {
 
 std::string ticket(const std::string& t, bool json);
 std::string error(const std::string& message, bool json);
@@ -19,7 +18,7 @@ std::string result(const protocol::JobReport& r, bool unreachable, bool json);
 std::string status(const protocol::JobReport& r, bool unreachable, bool json);
 // The reply to `cancel`, from the proxy's report after it acted.
 std::string cancelled(const protocol::JobReport& r, bool unreachable, bool json);
-std::string getall(const std::vector<GetAllEntry>& jobs, bool json);
+std::string getall(const std::vector<protocol::GetAllEntry>& jobs, bool json);
 // `proxy_up` false: only this node's own figures are known.
 std::string stats(const protocol::ClusterStats& s, bool proxy_up, bool json, std::int64_t time_ms);
 std::string help(bool json);
@@ -28,4 +27,4 @@ std::string format_switched(bool json);
 // `auth <token>` accepted: "OK auth <name>".
 std::string authenticated(const std::string& name, bool json);
 
-}  // namespace jc::node::replies
+}  // namespace jc::client::replies

@@ -1,4 +1,4 @@
-#include "cluster_node/command.h"
+#include "client/command.h"
 
 #include <fmt/format.h>
 
@@ -9,7 +9,7 @@
 #include "protocol/codec.h"
 #include "protocol/job.h"
 
-namespace jc::node {
+namespace jc::client {
 namespace {
 
 std::string_view trim(std::string_view s) {
@@ -475,4 +475,4 @@ void LineReader::feed(std::string_view data, const std::function<void(std::strin
   }
 }
 
-}  // namespace jc::node
+}  // namespace jc::client

@@ -12,7 +12,7 @@
 
 #include "protocol/job.h"
 
-namespace jc::node {
+namespace jc::client {
 
 // A line longer than this is refused: commands are short, and a here-document
 // sends a long script as many lines. Checked before buffering more.
@@ -108,4 +108,4 @@ class LineReader {
   bool discarding_ = false;
 };
 
-}  // namespace jc::node
+}  // namespace jc::client

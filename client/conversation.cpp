@@ -1,0 +1,379 @@
+#include "client/conversation.h"
+
+#include <fmt/format.h>
+
+#include "client/replies.h"
+#include "common/log.h"
+
+namespace jc::client {
+
+namespace {
+// The reply to a submit while the node's storage refuses writes.
+constexpr const char* kStorageFull = "storage full, try again later";
+
+bool loopback(const std::string& peer) {
+  return peer.rfind("127.", 0) == 0 || peer.rfind("::1", 0) == 0 || peer.rfind("[::1]", 0) == 0;
+}
+}  // namespace
+
+std::string apply_limits(const JobLimits& limits, protocol::JobSpec& spec) {
+  const auto& d = limits.defaults;
+  const auto& m = limits.maxima;
+  auto& l = spec.limits;
+  struct Field {
+    std::uint32_t& value;
+    std::uint32_t fallback, max;
+    const char *name, *unit, *variable;
+  };
+  for (Field f :
+       {Field{l.timeout_ms, d.timeout_ms, m.timeout_ms, "timeout", "ms", "JOB_MAX_TIMEOUT"},
+        Field{l.cpu_ms, 0, m.cpu_ms, "cpu", "ms", "JOB_MAX_TIMEOUT"},
+        Field{l.memory_mb, d.memory_mb, m.memory_mb, "memory", "MB", "JOB_MAX_MEMORY_MB"},
+        Field{l.output_kb, d.output_kb, m.output_kb, "output", "KB", "JOB_MAX_OUTPUT_KB"},
+        Field{l.disk_mb, d.disk_mb, m.disk_mb, "disk", "MB", "JOB_MAX_DISK_MB"}}) {
+    if (f.value > f.max) {
+      return fmt::format("--{} {} {} is above this node's maximum of {} {} ({})", f.name, f.value,
+                         f.unit, f.max, f.unit, f.variable);
+    }
+    if (f.value == 0) f.value = f.fallback;
+  }
+  // CPU time defaults to the wall-clock timeout.
+  if (l.cpu_ms == 0) l.cpu_ms = l.timeout_ms;
+  return "";
+}
+
+Conversation::Conversation(Backend& backend, std::string peer,
+                           std::function<std::shared_ptr<void>()> hold, std::function<void()> wake)
+    : backend_(backend), peer_(std::move(peer)), hold_(std::move(hold)), wake_(std::move(wake)) {}
+
+void Conversation::feed(std::string_view bytes) {
+  reader_.feed(
+      bytes, [this](std::string_view line) { input(line); }, [this] { input(std::nullopt); });
+}
+
+void Conversation::end_of_input() {
+  input_ended_ = true;
+  stop_reading_ = true;
+  if (deferred_.empty()) finish_heredoc_at_end();
+}
+
+void Conversation::idle_timeout(std::chrono::milliseconds after) {
+  fill(add_slot(),
+       replies::error(
+           fmt::format("closing: nothing sent for {} ms (CLIENT_IDLE_TIMEOUT)", after.count()),
+           json_),
+       true);
+  stop_reading_ = exited_ = true;
+}
+
+bool Conversation::backlogged(std::size_t unwritten) const {
+  return slots_.size() + deferred_.size() >= kMaxPendingReplies ||
+         unwritten + deferred_bytes_ >= kMaxPendingBytes;
+}
+
+bool Conversation::finished() const {
+  return ended_ || (stop_reading_ && slots_.empty() && deferred_.empty());
+}
+
+std::string Conversation::take_output() {
+  std::string out;
+  while (!ended_ && !slots_.empty() && slots_.front()->ready) {
+    out += slots_.front()->text;
+    bool close_after = slots_.front()->close_after;
+    slots_.pop_front();
+    if (close_after) {
+      ended_ = true;
+      slots_.clear();
+      deferred_.clear();
+      deferred_bytes_ = 0;
+    }
+  }
+  return out;
+}
+
+void Conversation::input(std::optional<std::string_view> line) {
+  if (exited_) return;
+  if (waits_pending_ > 0 || !deferred_.empty()) {
+    deferred_bytes_ += line ? line->size() : 0;
+    deferred_.push_back(line ? std::optional<std::string>(std::string(*line)) : std::nullopt);
+    return;
+  }
+  process(line);
+}
+
+void Conversation::process(std::optional<std::string_view> line) {
+  if (exited_) return;
+  if (!line) {
+    if (heredoc_) {
+      heredoc_->too_long = true;
+      return;
+    }
+    fill(add_slot(), replies::error(fmt::format("line too long: the limit is {} bytes; send a "
+                                                "long script as a here-document of short lines",
+                                                kMaxLineBytes),
+                                    json_));
+    return;
+  }
+  if (heredoc_) {
+    heredoc_line(*line);
+  } else {
+    handle_line(*line);
+  }
+}
+
+void Conversation::replay() {
+  if (replaying_) return;  // the loop below goes on: no recursion per answered wait
+  replaying_ = true;
+  while (!deferred_.empty() && waits_pending_ == 0 && !exited_ && !closed_) {
+    std::optional<std::string> line = std::move(deferred_.front());
+    deferred_.pop_front();
+    deferred_bytes_ -= line ? line->size() : 0;
+    process(line ? std::optional<std::string_view>(*line) : std::nullopt);
+  }
+  replaying_ = false;
+  if (exited_) {
+    deferred_.clear();
+    deferred_bytes_ = 0;
+  }
+  if (input_ended_ && deferred_.empty()) finish_heredoc_at_end();
+}
+
+void Conversation::finish_heredoc_at_end() {
+  if (!heredoc_) return;
+  fill(heredoc_->slot,
+       replies::error("the connection ended inside the here-document (no line '" +
+                          heredoc_->run.heredoc + "')",
+                      heredoc_->json));
+  heredoc_.reset();
+}
+
+Conversation::SlotPtr Conversation::add_slot() {
+  slots_.push_back(std::make_shared<Slot>());
+  return slots_.back();
+}
+
+void Conversation::fill(const SlotPtr& slot, std::string text, bool close_after) {
+  slot->text = std::move(text);
+  slot->ready = true;
+  slot->close_after = close_after;
+}
+
+template <class F>
+auto Conversation::later(SlotPtr slot, F format) {
+  // Holds the shell: after the client's EOF nothing else does, and the
+  // reply is still owed.
+  return [this, hold = hold_(), slot = std::move(slot), format](auto&&... args) {
+    if (closed_) return;
+    fill(slot, format(std::forward<decltype(args)>(args)...));
+    wake_();
+  };
+}
+
+void Conversation::schedule(protocol::JobSpec& spec, const Schedule& s) const {
+  // The delay counts from now, when the job is accepted.
+  spec.priority = s.priority;
+  spec.not_before_ms = s.delay_ms > 0 ? backend_.now() + static_cast<TimeMs>(s.delay_ms) : 0;
+}
+
+bool Conversation::tokens_on() const { return backend_.tokens().enabled(); }
+
+protocol::JobReport Conversation::visible(const protocol::JobReport& r) const {
+  // An expired job's owner is gone with it: "expired" is all anyone learns.
+  if (r.state == protocol::JobState::kExpired) return r;
+  if (protocol::may_access(backend_.tokens(), name_, r.owner)) return r;
+  protocol::JobReport unknown;
+  unknown.ticket = r.ticket;
+  return unknown;
+}
+
+void Conversation::authenticate(const CmdAuth& auth, const SlotPtr& slot, bool json) {
+  auto log = log::get("client");
+  if (!tokens_on()) {
+    fill(slot, replies::error("auth is not needed: this node has no CLIENT_TOKENS", json));
+    return;
+  }
+  auto name = backend_.tokens().authenticate(auth.token);
+  if (!name) {
+    ++failed_auths_;
+    log->warn("client auth failed peer={} attempt={}", peer_, failed_auths_);
+    bool last = failed_auths_ >= kMaxFailedAuths;
+    fill(slot,
+         replies::error(last ? "auth failed: wrong token; closing after " +
+                                   std::to_string(kMaxFailedAuths) + " attempts"
+                             : "auth failed: wrong token",
+                        json),
+         last);
+    if (last) stop_reading_ = exited_ = true;
+    return;
+  }
+  log->debug("client authenticated peer={} name={}", peer_, *name);
+  name_ = std::move(name);
+  fill(slot, replies::authenticated(*name_, json));
+}
+
+void Conversation::handle_line(std::string_view line) {
+  Command cmd = parse_command(line);
+  if (std::holds_alternative<CmdEmpty>(cmd)) return;
+  SlotPtr slot = add_slot();
+  bool json = json_;
+  if (auto* auth = std::get_if<CmdAuth>(&cmd)) {
+    authenticate(*auth, slot, json);
+    return;
+  }
+  if (tokens_on() && !name_ && !std::holds_alternative<CmdExit>(cmd)) {
+    fill(slot, replies::error("auth required: send auth <token> first", json));
+    return;
+  }
+  std::string owner = name_.value_or("");
+  std::visit(
+      [&](auto& c) {
+        using T = std::decay_t<decltype(c)>;
+        if constexpr (std::is_same_v<T, CmdSleep>) {
+          if (backend_.storage_full()) {
+            fill(slot, replies::error(kStorageFull, json));
+            return;
+          }
+          protocol::JobSpec spec;
+          spec.kind = protocol::JobKind::kSleep;
+          spec.sleep_ms = c.ms;
+          spec.owner = owner;
+          schedule(spec, c.schedule);
+          backend_.submit(std::move(spec), later(slot, [json](const std::string& t) {
+                            return replies::ticket(t, json);
+                          }));
+        } else if constexpr (std::is_same_v<T, CmdRun>) {
+          if (c.heredoc.empty()) {
+            submit_run(c, "", slot, json);
+          } else {
+            heredoc_ = Heredoc{c, slot, json, "", false};
+          }
+        } else if constexpr (std::is_same_v<T, CmdResult>) {
+          backend_.lookup({c.ticket, false, std::nullopt, false},
+                          later(slot, [this, json](const protocol::JobReport& r, bool unreachable) {
+                            return replies::result(visible(r), unreachable, json);
+                          }));
+        } else if constexpr (std::is_same_v<T, CmdStatus>) {
+          backend_.lookup({c.ticket, false, std::nullopt, false},
+                          later(slot, [this, json](const protocol::JobReport& r, bool unreachable) {
+                            return replies::status(visible(r), unreachable, json);
+                          }));
+        } else if constexpr (std::is_same_v<T, CmdWait>) {
+          // The lines after it wait for its answer (input()).
+          ++waits_pending_;
+          backend_.lookup({c.ticket, true, c.seconds, false},
+                          [this, hold = hold_(), slot, json](const protocol::JobReport& r,
+                                                             bool unreachable) {
+                            if (closed_) return;
+                            fill(slot, replies::result(visible(r), unreachable, json));
+                            --waits_pending_;
+                            replay();
+                            wake_();
+                          });
+        } else if constexpr (std::is_same_v<T, CmdCancel>) {
+          if (!backend_.proxy_connected()) {
+            fill(slot, replies::error("cannot cancel now: the proxy is unreachable; try again",
+                                      json));
+            return;
+          }
+          // Another name's job is neither cancelled (the proxy refuses) nor
+          // shown: it answers as an unknown ticket.
+          std::string requester =
+              tokens_on() && !backend_.tokens().is_admin(owner) ? owner : std::string();
+          backend_.cancel(c.ticket, requester,
+                          later(slot, [requester, json](const protocol::JobReport& r,
+                                                        bool unreachable) {
+                            if (!requester.empty() && r.owner != requester &&
+                                r.state != protocol::JobState::kExpired) {
+                              protocol::JobReport unknown;
+                              unknown.ticket = r.ticket;
+                              return replies::cancelled(unknown, unreachable, json);
+                            }
+                            return replies::cancelled(r, unreachable, json);
+                          }));
+        } else if constexpr (std::is_same_v<T, CmdGetAll>) {
+          backend_.getall(later(slot, [this, json](const std::vector<protocol::GetAllEntry>& jobs) {
+            if (!tokens_on()) return replies::getall(jobs, json);
+            std::vector<protocol::GetAllEntry> mine;
+            for (const auto& j : jobs) {
+              if (protocol::may_access(backend_.tokens(), name_, j.owner)) mine.push_back(j);
+            }
+            return replies::getall(mine, json);
+          }));
+        } else if constexpr (std::is_same_v<T, CmdStats>) {
+          backend_.stats(later(slot, [this, json](const protocol::ClusterStats& s, bool up) {
+            return replies::stats(s, up, json, backend_.now());
+          }));
+        } else if constexpr (std::is_same_v<T, CmdHelp>) {
+          fill(slot, replies::help(json));
+        } else if constexpr (std::is_same_v<T, CmdExit>) {
+          fill(slot, replies::goodbye(json), true);
+          stop_reading_ = exited_ = true;
+        } else if constexpr (std::is_same_v<T, CmdFormat>) {
+          json_ = c.json;
+          fill(slot, replies::format_switched(c.json));
+        } else if constexpr (std::is_same_v<T, CmdDrain>) {
+          // Taking a node out of service is an operator's act: only from the
+          // machine it runs on, or from an admin.
+          if (tokens_on() && !backend_.tokens().is_admin(owner)) {
+            fill(slot, replies::error("drain needs a name listed in ADMIN_NAMES", json));
+          } else if (!tokens_on() && !loopback(peer_)) {
+            fill(slot, replies::error("drain is accepted only from this machine (a loopback "
+                                      "connection); or send the node SIGTERM",
+                                      json));
+          } else {
+            backend_.drain();
+            fill(slot,
+                 "OK draining: queued jobs go back to the proxy, running ones finish, "
+                 "then the node exits\n");
+          }
+        } else if constexpr (std::is_same_v<T, CmdError>) {
+          fill(slot, replies::error(c.message, json));
+        } else if constexpr (std::is_same_v<T, CmdAuth>) {
+          // handled above
+        }
+      },
+      cmd);
+}
+
+void Conversation::heredoc_line(std::string_view line) {
+  Heredoc& h = *heredoc_;
+  if (line == h.run.heredoc) {
+    Heredoc done = std::move(h);
+    heredoc_.reset();
+    if (done.too_long) {
+      fill(done.slot, replies::error(fmt::format("the here-document is over the limit of {} bytes "
+                                                 "(lines at most {} bytes)",
+                                                 kMaxHeredocBytes, kMaxLineBytes),
+                                     done.json));
+    } else {
+      submit_run(done.run, done.body, done.slot, done.json);
+    }
+    return;
+  }
+  if (h.too_long || h.body.size() + line.size() + 1 > kMaxHeredocBytes) {
+    // Keep reading up to the terminator, without keeping the lines.
+    h.too_long = true;
+    h.body.clear();
+    return;
+  }
+  h.body.append(line);
+  h.body.push_back('\n');
+}
+
+void Conversation::submit_run(const CmdRun& run, std::string_view body, const SlotPtr& slot,
+                              bool json) {
+  protocol::JobSpec spec;
+  std::string err = build_run_spec(run, body, spec);
+  spec.owner = name_.value_or("");
+  schedule(spec, run.options.schedule);
+  if (err.empty()) err = apply_limits(backend_.limits(), spec);
+  if (err.empty() && backend_.storage_full()) err = kStorageFull;
+  if (!err.empty()) {
+    fill(slot, replies::error(err, json));
+    return;
+  }
+  backend_.submit(std::move(spec),
+                  later(slot, [json](const std::string& t) { return replies::ticket(t, json); }));
+}
+
+}  // namespace jc::client
