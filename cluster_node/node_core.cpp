@@ -50,11 +50,11 @@ void NodeCore::store_origin(const std::string& ticket, const OriginRecord& rec) 
   if (rec.has_result) staged_.put(protocol::expiry_key(rec.result.final_time(), "o/" + ticket), "");
 }
 
+// An x/ record lives until the proxy has its result (then on_ack deletes
+// it), so it needs no expiry; only records of earlier builds, kept after
+// delivery, are in the index (index_final_records).
 void NodeCore::store_exec(const std::string& ticket, const ExecRecord& rec) {
   staged_.put(exec_key(ticket), protocol::to_record(rec));
-  if (protocol::is_final(rec.state)) {
-    staged_.put(protocol::expiry_key(rec.result.final_time(), "x/" + ticket), "");
-  }
 }
 
 std::string NodeCore::stable_node_id(storage::Store& store, const std::string& configured) {
@@ -546,11 +546,10 @@ void NodeCore::on_ack(const protocol::Ack& a) {
     }
     return;
   }
+  // The proxy holds these results durably now (it acknowledges after its
+  // commit): this node's copy of the run has nothing more to do.
   for (const auto& t : a.tickets) {
-    ExecRecord rec;
-    if (!undelivered_.erase(t) || !load(exec_key(t), rec)) continue;
-    rec.delivered = true;
-    store_exec(t, rec);
+    if (undelivered_.erase(t)) staged_.del(exec_key(t));
   }
   for (const auto& t : a.superseded) {
     log_->info("result superseded by another run ticket={}", t);

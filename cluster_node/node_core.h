@@ -10,9 +10,11 @@
 //   o/<ticket>            OriginRecord: a job a client submitted here
 //   u/<ticket>            "" : submitted here, not yet acknowledged by the proxy;
 //                         "unsent" : and never sent to it (accepted while it was away)
-//   x/<ticket>            ExecRecord: a job the proxy gave this node
-//   e/<final ms>/o/<ticket>, e/<final ms>/x/<ticket>
-//                         "" : the expiry index of o/ and x/ (protocol/retention.h)
+//   x/<ticket>            ExecRecord: a job the proxy gave this node, until the
+//                         proxy has its result
+//   e/<final ms>/o/<ticket>
+//                         "" : the expiry index of o/ (protocol/retention.h); x/
+//                         entries only for records of earlier builds
 //   m/expired             the highest counter of this node's tickets removed by expiry
 //   m/expiry_index        "1" once records written before the index have entries in it
 #pragma once
@@ -63,7 +65,9 @@ struct ExecRecord {
   std::uint32_t attempt = 1;
   protocol::JobState state = protocol::JobState::kQueued;
   protocol::JobResult result;
-  bool delivered = false;  // the proxy accepted this result as the job's one result
+  // The proxy accepted this result as the job's one result: only in
+  // records of earlier builds, which kept them after that (now deleted then).
+  bool delivered = false;
   bool local = false;      // taken from this node's own clients while the proxy was away
 
   template <class A>

@@ -49,6 +49,9 @@ std::string metrics(const ProxyCore& core, const RoundHistogram& rounds, TimeMs 
         fmt::format("jobcluster_jobs_finished_total{{state=\"{}\"}} {}\n", protocol::to_string(st),
                     it == core.finished_by_state().end() ? 0 : it->second);
   }
+  family("jobcluster_jobs_expired_total", "counter",
+         "Final jobs removed after RESULT_TTL since the proxy started.");
+  out += fmt::format("jobcluster_jobs_expired_total {}\n", core.expired_total());
   family("jobcluster_queue_length", "gauge", "Jobs waiting at the proxy for a node.");
   out += fmt::format("jobcluster_queue_length {}\n", s.queue_length);
   family("jobcluster_nodes_connected", "gauge", "Nodes connected to the proxy.");

@@ -39,6 +39,13 @@ bool wait_expired(Client& c, const std::string& ticket, std::chrono::millisecond
   return false;
 }
 
+// The whole HTTP/1.0 response to GET `path`.
+std::string http_get(std::uint16_t port, const std::string& path) {
+  Client c(port);
+  c.send("GET " + path + " HTTP/1.0\r\nHost: test\r\n\r\n");
+  return c.until_close().value_or("");
+}
+
 // Keys under `prefix` in a stopped process's DATA_DIR.
 std::size_t count_keys(const std::string& dir, std::string_view prefix) {
   std::unique_ptr<jc::storage::Store> store;
@@ -67,7 +74,11 @@ std::uintmax_t dir_bytes(const std::string& dir) {
 }  // namespace
 
 TEST_CASE("retention: an expired ticket answers ERR at once from r, status, wait, cancel and every node") {
-  Cluster cluster({.nodes = 2, .slots = 2, .proxy_env = ttl_env(), .node_env = ttl_env()});
+  auto proxy_env = ttl_env();
+  proxy_env["STATUS_PORT"] = "0";
+  Cluster cluster({.nodes = 2, .slots = 2, .proxy_env = proxy_env, .node_env = ttl_env()});
+  std::uint16_t http = cluster.proxy().wait_listening("for status");
+  REQUIRE(http != 0);
   REQUIRE(cluster.wait_nodes_up(2));
   Client c0(cluster.node_port(0));
   Client c1(cluster.node_port(1));
@@ -95,6 +106,19 @@ TEST_CASE("retention: an expired ticket answers ERR at once from r, status, wait
   auto all = c0.multi("getall");
   REQUIRE(!all.empty());
   CHECK(all[0] == "Jobs: 0");
+
+  // The HTTP API says Gone, and /metrics counts it once the proxy swept it.
+  std::string gone = http_get(http, "/api/jobs/" + t);
+  CHECK(gone.substr(0, gone.find('\r')) == "HTTP/1.0 410 Gone");
+  CHECK(gone.find("expired") != std::string::npos);
+  auto until = std::chrono::steady_clock::now() + 20s;
+  while (http_get(http, "/metrics").find("\njobcluster_jobs_expired_total 1\n") ==
+             std::string::npos &&
+         std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(100ms);
+  }
+  CHECK(http_get(http, "/metrics").find("\njobcluster_jobs_expired_total 1\n") !=
+        std::string::npos);
 
   // A ticket that was never given, of another node's shape, is still unknown.
   CHECK(c1.command("rzzzzzz-1-AAAAAAAAAAA", 15s) == "ERR unknown ticket 'zzzzzz-1-AAAAAAAAAAA'");

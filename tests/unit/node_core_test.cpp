@@ -426,7 +426,7 @@ TEST_CASE("node core: a result finished while disconnected is sent after the wel
   CHECK(results[0].reports[0].has_result);
 }
 
-TEST_CASE("node core: ACK results makes the node's own result visible") {
+TEST_CASE("node core: once the proxy acknowledges a result, the node forgets its run") {
   storage::MemoryStore store;
   Node n(store);
   n.connect();
@@ -436,12 +436,12 @@ TEST_CASE("node core: ACK results makes the node's own result visible") {
   n.flush();
   // Not the job's result until the proxy accepted it.
   CHECK_FALSE(n.core.lookup("j1", kNow).has_result);
+  std::string v;
+  REQUIRE(store.get("x/j1", &v).ok());
   n.receive(protocol::Ack{AckKind::kResults, {"j1"}, {}});
-  auto r = n.core.lookup("j1", kNow);
-  CHECK(r.state == JobState::kDone);
-  CHECK(r.has_result);
-  CHECK(r.result.text == "slept 10");
-  CHECK(r.result.node == "node-a");
+  // The proxy holds it now, and answers for it: nothing is kept here.
+  CHECK(store.get("x/j1", &v).is_not_found());
+  CHECK(n.core.lookup("j1", kNow).state == JobState::kUnknown);
   // Delivered: not listed as finished-undelivered, nor resent.
   CHECK(n.core.hello().finished.empty());
   CHECK(of_type<protocol::Result>(n.reconnect()).empty());
@@ -643,11 +643,12 @@ TEST_CASE("node core: a job offered again after it finished keeps its first resu
   auto h = n.core.hello();
   CHECK(std::find(h.held.begin(), h.held.end(), "j1") == h.held.end());
   CHECK(std::find(h.finished.begin(), h.finished.end(), "j1") != h.finished.end());
-  n.receive(protocol::Ack{protocol::AckKind::kResults, {"j1"}, {}});
-  auto r = n.core.lookup("j1", kNow);
-  CHECK(r.has_result);
-  CHECK(r.result.text == "first");
-  CHECK(r.result.attempt == 1);
+  // What it offers the proxy is the first run's result.
+  auto results = of_type<protocol::Result>(n.reconnect());
+  REQUIRE(results.size() == 1);
+  REQUIRE(results[0].reports.size() == 1);
+  CHECK(results[0].reports[0].result.text == "first");
+  CHECK(results[0].reports[0].result.attempt == 1);
 }
 
 }  // namespace jc::node

@@ -414,7 +414,7 @@ TEST_CASE("node retention: its clients' jobs expire with the proxy's final time"
   CHECK(again.core.lookup(t3, kT0 + 10 + kTtl).state == JobState::kQueued);
 }
 
-TEST_CASE("node retention: a job run here goes once delivered and expired, not before") {
+TEST_CASE("node retention: a job run here is kept until delivered however old, then dropped") {
   storage::MemoryStore store;
   Node n(store);
   n.connect();
@@ -434,11 +434,30 @@ TEST_CASE("node retention: a job run here goes once delivered and expired, not b
   n.flush();
   CHECK(keys_with(store, "x/") == 1);
   n.receive(protocol::Ack{protocol::AckKind::kResults, {kA1}, {}});
-  CHECK(n.core.lookup(kA1, kT0 + 10 * kTtl).state == JobState::kExpired);
-  CHECK(n.core.sweep(kT0 + 10 * kTtl).removed == 1);
-  n.flush();
   CHECK(keys_with(store, "x/") == 0);
   CHECK(keys_with(store, "e/") == 0);
+}
+
+TEST_CASE("node retention: a delivered run kept by an earlier build expires with the index") {
+  storage::MemoryStore store;
+  node::ExecRecord rec;
+  rec.spec.ticket = kA1;
+  rec.state = JobState::kDone;
+  rec.delivered = true;
+  rec.result.state = JobState::kDone;
+  rec.result.end_ms = kT0;
+  std::string v5 = protocol::to_bytes(rec);
+  storage::WriteBatch b;
+  // Version 4: its result without final_ms (a zero varint before the last two bools).
+  b.put("x/" + kA1, v5.substr(0, v5.size() - 3) + v5.substr(v5.size() - 2));
+  REQUIRE(store.write(b, true).ok());
+  Node n(store);
+  CHECK(keys_with(store, "e/") == 1);
+  CHECK(n.core.lookup(kA1, kT0 + 1).state == JobState::kDone);
+  CHECK(n.core.lookup(kA1, kT0 + kTtl).state == JobState::kExpired);
+  CHECK(n.core.sweep(kT0 + kTtl).removed == 1);
+  n.flush();
+  CHECK(keys_with(store, "x/") == 0);
 }
 
 TEST_CASE("node retention: others' results fetched for clients expire from the cache") {
