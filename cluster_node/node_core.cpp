@@ -205,6 +205,12 @@ protocol::SweepOutcome NodeCore::sweep(TimeMs now) {
   std::size_t visited = 0;
   staged_.store().scan(protocol::kExpiryPrefix, [&](std::string_view key, std::string_view) {
     auto parsed = protocol::parse_expiry_key(key);
+    if (parsed && parsed->first == 0) {
+      // No final time known (a record of an earlier build): it counts from now.
+      staged_.del(std::string(key));
+      staged_.put(protocol::expiry_key(now, parsed->second), "");
+      return true;
+    }
     if (parsed && !retention.expired(parsed->first, now)) return false;
     if (gone.size() >= kSweepBatch || ++visited > 4 * kSweepBatch) {
       out.more = true;
@@ -218,7 +224,10 @@ protocol::SweepOutcome NodeCore::sweep(TimeMs now) {
       if (load(record_key, rec)) {
         if (unforwarded_.count(ticket)) {
           remove_index = false;  // the proxy has not even got it: kept, looked at again
-        } else if (rec.has_result && retention.expired(rec.result.final_time(), now)) {
+        } else if (rec.has_result &&
+                   retention.expired(rec.result.final_time() != 0 ? rec.result.final_time()
+                                                                  : parsed->first,
+                                     now)) {
           staged_.del(record_key);
           gone.push_back(record_key);
           if (auto parts = protocol::parse_ticket(ticket); parts && parts->prefix == prefix_) {
@@ -232,7 +241,9 @@ protocol::SweepOutcome NodeCore::sweep(TimeMs now) {
         if (undelivered_.count(ticket) || exec_jobs_.count(ticket)) {
           remove_index = false;  // its result is still on its way to the proxy
         } else if (protocol::is_final(rec.state) &&
-                   retention.expired(rec.result.final_time(), now)) {
+                   retention.expired(rec.result.final_time() != 0 ? rec.result.final_time()
+                                                                  : parsed->first,
+                                     now)) {
           staged_.del(record_key);
           gone.push_back(record_key);
         }
@@ -508,7 +519,11 @@ void NodeCore::forward_all() {
     if (local_claimed_.count(t)) {
       batch.local.push_back(t);
       // Its result shows here already: the proxy must take no other run.
-      if (unsent_.count(t) && undelivered_.count(t)) batch.local_finished.push_back(t);
+      OriginRecord origin;
+      if (undelivered_.count(t) && load(origin_key(t), origin) && origin.has_result &&
+          origin.result.node == options_.node_id) {
+        batch.local_finished.push_back(t);
+      }
     }
     if (unsent_.erase(t)) staged_.put(unforwarded_key(t), "");  // sent from now on
     if (batch.jobs.size() >= kMaxPerFrame) send(std::exchange(batch, {}));
@@ -595,8 +610,21 @@ void NodeCore::on_jobs(protocol::Job& j) {
 
 void NodeCore::on_reports(std::vector<JobReport>& reports) {
   protocol::Ack ack{protocol::AckKind::kResults, {}, {}};
+  std::string scratch;
   for (auto& r : reports) {
-    if (protocol::is_final(r.state) && r.has_result) {
+    if (r.state == JobState::kExpired && !unforwarded_.count(r.ticket) &&
+        staged_.get(origin_key(r.ticket), &scratch).ok()) {
+      // The job ended and expired while this node was away: its record goes
+      // too, and the acknowledgement lets the proxy drop its notice.
+      staged_.del(origin_key(r.ticket));
+      if (auto parts = protocol::parse_ticket(r.ticket);
+          parts && parts->prefix == prefix_ && parts->counter > expired_upto_) {
+        expired_upto_ = parts->counter;
+        staged_.put("m/expired", std::to_string(expired_upto_));
+      }
+      remote_.erase(r.ticket);
+      ack.tickets.push_back(r.ticket);
+    } else if (protocol::is_final(r.state) && r.has_result) {
       OriginRecord rec;
       if (load(origin_key(r.ticket), rec)) {
         // The proxy's result is the one result. A result shown here first

@@ -102,6 +102,11 @@ void NodeServer::schedule_sweep(TimeMs after_ms) {
   sweep_timer_.expires_after(milliseconds(after_ms));
   sweep_timer_.async_wait([this](const error_code& ec) {
     if (ec || stopping_) return;
+    if (storage_retry_.failing()) {
+      // Its removals could not be written: sweep again once they can.
+      schedule_sweep(config_.core.retention.sweep_period_ms());
+      return;
+    }
     protocol::SweepOutcome swept = core_.sweep(now_ms());
     if (swept.removed > 0) {
       log_->info("removed expired jobs count={}{}", swept.removed, swept.more ? " (more follow)" : "");

@@ -108,9 +108,14 @@ SweepOutcome ProxyCore::sweep(TimeMs now) {
   clock_ = now;
   if (!options_.retention.enabled()) return out;
   std::vector<std::pair<std::string, std::string>> gone;  // expiry key, ticket
-  std::string origin_of;
   staged_.store().scan(protocol::kExpiryPrefix, [&](std::string_view key, std::string_view value) {
     auto parsed = protocol::parse_expiry_key(key);
+    if (parsed && parsed->first == 0) {
+      // No final time known (a record of an earlier build): it counts from now.
+      staged_.del(std::string(key));
+      staged_.put(protocol::expiry_key(now, parsed->second), std::string(value));
+      return true;
+    }
     if (parsed && !options_.retention.expired(parsed->first, now)) return false;
     if (gone.size() >= kSweepBatch) {
       out.more = true;
@@ -120,10 +125,9 @@ SweepOutcome ProxyCore::sweep(TimeMs now) {
     staged_.del(std::string(key));
     if (!ticket.empty()) {
       staged_.del(finished_key(ticket));
-      std::string origin(value);
-      staged_.del(notify_key(origin, ticket));
-      if (auto it = unnotified_.find(origin); it != unnotified_.end()) it->second.erase(ticket);
-      notify_wait_.erase(ticket);
+      // An origin that has not acknowledged the result yet (it was away)
+      // keeps its notice: it is told the job expired, forgets its record and
+      // acknowledges that, which removes the notice (on_ack).
       if (auto parts = protocol::parse_ticket(ticket)) {
         auto& upto = expired_upto_[std::string(parts->prefix)];
         if (parts->counter > upto) {
@@ -257,7 +261,10 @@ void ProxyCore::reconcile(const std::string& node_id, const protocol::Hello& hel
   for (const auto& t : hello.finished) claim(t, true);
   std::vector<std::string> lost;
   for (const auto& t : node.held) {
-    if (!claimed.count(t)) lost.push_back(t);
+    // A pinned job (run there while the proxy was away, its result shown)
+    // comes back by SUBMIT rather than HELLO, with its result after it.
+    auto it = active_.find(t);
+    if (!claimed.count(t) && !(it != active_.end() && it->second.pinned)) lost.push_back(t);
   }
   for (const auto& t : lost) requeue(t, "node came back without it");
 }
@@ -540,12 +547,14 @@ void ProxyCore::finish_job(const std::string& ticket, JobRecord rec, protocol::J
     delayed_.erase({rec.spec.not_before_ms, rec.seq});
   }
   rec.result = std::move(result);
-  rec.result.final_ms = clock_;
   if (rec.result.end_ms == 0) rec.result.end_ms = clock_;  // ended here (cancelled, given up)
+  // A pinned job's result was shown by its node when it ended: it counts
+  // from then, as that node counts it, or it would show again after expiring.
+  rec.result.final_ms = rec.pinned ? rec.result.end_ms : clock_;
   if (!rec.result.node.empty()) rec.node = rec.result.node;
   staged_.del(active_key(ticket));
   staged_.put(finished_key(ticket), protocol::to_record(rec));
-  staged_.put(protocol::expiry_key(clock_, ticket), rec.spec.origin);
+  staged_.put(protocol::expiry_key(rec.result.final_ms, ticket), rec.spec.origin);
   staged_.put(notify_key(rec.spec.origin, ticket), "");
   active_.erase(ticket);
   ++finished_total_;
@@ -745,6 +754,7 @@ std::uint32_t ProxyCore::prefetch_of(const NodeEntry& node) const {
 }
 
 bool ProxyCore::dispatch(TimeMs now) {
+  clock_ = now;
   promote_due(now);
   if (queue_.empty()) return false;
   std::vector<std::string> ids;
@@ -797,6 +807,7 @@ bool ProxyCore::dispatch(TimeMs now) {
 }
 
 void ProxyCore::exchange_results(TimeMs now) {
+  clock_ = now;
   constexpr std::size_t kMaxPerExchange = 1000;
   for (const auto& [id, node] : nodes_) {
     if (!node.connected) continue;
@@ -820,6 +831,7 @@ void ProxyCore::exchange_results(TimeMs now) {
 }
 
 void ProxyCore::expire_absent_nodes(TimeMs now) {
+  clock_ = now;
   for (auto& [id, node] : nodes_) {
     if (node.connected || node.held.empty()) continue;
     if (now - node.lost_since >= options_.node_timeout_ms) {

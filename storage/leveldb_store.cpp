@@ -6,7 +6,9 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <algorithm>
 #include <mutex>
+#include <tuple>
 #include <thread>
 
 #include "storage/store.h"
@@ -132,13 +134,16 @@ class LevelDbStore : public Store {
   // calls from several threads), so the event loop never waits for it.
   void compact(std::string_view begin, std::string_view end) override {
     std::lock_guard lock(compact_mu_);
-    if (want_compaction_) {
-      compact_begin_ = std::min(compact_begin_, std::string(begin));
-      compact_end_ = std::max(compact_end_, std::string(end));
+    // Ranges of one key space (its first two bytes, "f/", "e/"...) merge;
+    // ranges of different ones stay apart, or the range between them (every
+    // live record of the spaces in between) would be rewritten too.
+    auto same_space = [&](const auto& r) { return r.first.substr(0, 2) == begin.substr(0, 2); };
+    auto it = std::find_if(compactions_.begin(), compactions_.end(), same_space);
+    if (it == compactions_.end()) {
+      compactions_.emplace_back(std::string(begin), std::string(end));
     } else {
-      compact_begin_ = begin;
-      compact_end_ = end;
-      want_compaction_ = true;
+      it->first = std::min(it->first, std::string(begin));
+      it->second = std::max(it->second, std::string(end));
     }
     if (compacting_ || !db_ || broken_) return;
     if (compactor_.joinable()) compactor_.join();
@@ -152,13 +157,12 @@ class LevelDbStore : public Store {
       std::string begin, end;
       {
         std::lock_guard lock(compact_mu_);
-        if (!want_compaction_ || stopping_) {
+        if (compactions_.empty() || stopping_) {
           compacting_ = false;
           return;
         }
-        begin = std::exchange(compact_begin_, {});
-        end = std::exchange(compact_end_, {});
-        want_compaction_ = false;
+        std::tie(begin, end) = std::move(compactions_.front());
+        compactions_.erase(compactions_.begin());
       }
       leveldb::Slice b = slice(begin), e = slice(end);
       db_->CompactRange(&b, &e);
@@ -169,7 +173,7 @@ class LevelDbStore : public Store {
     {
       std::lock_guard lock(compact_mu_);
       stopping_ = true;
-      want_compaction_ = false;
+      compactions_.clear();
     }
     if (compactor_.joinable()) compactor_.join();
     std::lock_guard lock(compact_mu_);
@@ -203,9 +207,8 @@ class LevelDbStore : public Store {
   std::mutex compact_mu_;
   std::thread compactor_;
   bool compacting_ = false;
-  bool want_compaction_ = false;
   bool stopping_ = false;
-  std::string compact_begin_, compact_end_;
+  std::vector<std::pair<std::string, std::string>> compactions_;  // asked for, not begun
 };
 
 }  // namespace

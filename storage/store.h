@@ -56,8 +56,8 @@ class Store {
   virtual std::string unwritable_reason() const { return ""; }
   // Asks for the keys in [begin, end] to be rewritten without what was
   // deleted among them, so the files shrink (LevelDB's CompactRange). It
-  // may run in the background: the call returns at once, and a request made
-  // while one runs is merged into the next.
+  // may run in the background: the call returns at once, and requests made
+  // while one runs wait their turn (merged with others of their key space).
   virtual void compact(std::string_view begin, std::string_view end) {
     (void)begin;
     (void)end;

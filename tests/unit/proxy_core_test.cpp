@@ -1078,7 +1078,10 @@ TEST_CASE("proxy core: a job run by its origin while away is adopted, and one sh
   again.core.expire_absent_nodes(100000);
   again.flush();
   CHECK(again.state_of("shown") == JobState::kRunning);
-  again.join("origin", 1, 100000, {}, {"shown"});
+  // Back without naming it in HELLO (it comes by SUBMIT): still pinned to it.
+  again.join("origin", 1, 100000);
+  CHECK(again.state_of("shown") == JobState::kRunning);
+  CHECK(again.core.find_job("shown")->node == "origin");
   auto out = again.message("origin", protocol::Result{{final_report("shown", "origin", 1, "mine")}});
   auto acks = sent_to<protocol::Ack>(out, "origin");
   REQUIRE(acks.size() == 1);

@@ -248,7 +248,7 @@ TEST_CASE("proxy retention: a result is kept RESULT_TTL after it is final, then 
   REQUIRE(keys_with(store, "e/") == 1);
 }
 
-TEST_CASE("proxy retention: the sweep removes records, index and notices, and remembers") {
+TEST_CASE("proxy retention: the sweep removes records and index, and remembers") {
   storage::MemoryStore store;
   Proxy p(store);
   p.join("a", kT0);
@@ -267,7 +267,8 @@ TEST_CASE("proxy retention: the sweep removes records, index and notices, and re
   CHECK(swept.compact.size() == 2);  // the index's range and the records'
   CHECK(keys_with(store, "f/") == 1);
   CHECK(keys_with(store, "e/") == 1);
-  CHECK(keys_with(store, "n/") == 1);
+  // Node "a" has not acknowledged them: it will be told they expired.
+  CHECK(keys_with(store, "n/") == 3);
   std::string mark;
   REQUIRE(store.get("w/aaaaaa", &mark).ok());
   CHECK(mark == "2");
@@ -284,6 +285,53 @@ TEST_CASE("proxy retention: the sweep removes records, index and notices, and re
   Proxy again(store);
   again.join("a", kT0 + kTtl);
   CHECK(again.ask("a", kA2, kT0 + kTtl).state == JobState::kExpired);
+}
+
+TEST_CASE("proxy retention: an origin that missed the result is told it expired, then forgotten") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  p.join("a", kT0);
+  p.run({kA1}, kT0);
+  p.core.sweep(kT0 + kTtl);
+  p.flush();
+  REQUIRE(keys_with(store, "n/") == 1);
+  // The periodic exchange tells the origin; its acknowledgement ends it.
+  for (int round = 0; round < 40; ++round) p.core.exchange_results(kT0 + kTtl + round);
+  bool told = false;
+  for (auto& o : p.flush()) {
+    if (auto* m = std::get_if<protocol::ResReq>(&o.message)) {
+      for (const auto& r : m->reports) told = told || (r.ticket == kA1 && r.state == JobState::kExpired);
+    }
+  }
+  CHECK(told);
+  p.message("a", protocol::Ack{protocol::AckKind::kResults, {kA1}, {}}, kT0 + kTtl + 50);
+  CHECK(keys_with(store, "n/") == 0);
+}
+
+TEST_CASE("proxy retention: a pinned job counts from when its node showed the result") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  p.join("a", kT0);
+  protocol::Submit s;
+  protocol::JobSpec spec;
+  spec.ticket = kA1;
+  spec.origin = "a";
+  s.jobs.push_back(spec);
+  s.local = {kA1};
+  s.local_finished = {kA1};
+  p.message("a", s, kT0 + 5000);
+  protocol::JobReport r;
+  r.ticket = kA1;
+  r.state = JobState::kDone;
+  r.has_result = true;
+  r.result.state = JobState::kDone;
+  r.result.attempt = 1;
+  r.result.end_ms = kT0;  // shown by node "a" then, while the proxy was away
+  p.message("a", protocol::Result{{r}}, kT0 + 5000);
+  auto rec = p.core.find_job(kA1);
+  REQUIRE(rec);
+  CHECK(rec->result.final_ms == kT0);
+  CHECK(p.ask("a", kA1, kT0 + kTtl).state == JobState::kExpired);
 }
 
 TEST_CASE("proxy retention: a node resending an expired job does not queue it again") {
@@ -458,6 +506,57 @@ TEST_CASE("node retention: a delivered run kept by an earlier build expires with
   CHECK(n.core.sweep(kT0 + kTtl).removed == 1);
   n.flush();
   CHECK(keys_with(store, "x/") == 0);
+}
+
+TEST_CASE("node retention: a result without a final time is counted from the first sweep, and blocks nothing") {
+  storage::MemoryStore store;
+  {
+    Node n(store);
+    n.connect();
+    protocol::JobSpec spec;
+    std::string t1 = n.core.submit(spec, kT0);
+    std::string t2 = n.core.submit(spec, kT0);
+    n.flush();
+    n.receive(protocol::Ack{protocol::AckKind::kSubmitted, {t1, t2}, {}});
+    // t1: a result of an earlier build, cancelled while queued: no time at all.
+    auto old = proxy_result(t1, kT0);
+    old.result.end_ms = 0;
+    old.result.final_ms = 0;
+    n.receive(protocol::Result{{old, proxy_result(t2, kT0)}});
+  }
+  Node n(store);
+  auto first = n.core.sweep(kT0 + kTtl);
+  n.flush();
+  CHECK(first.removed == 1);  // t2, behind t1's entry at time 0
+  CHECK(keys_with(store, "o/") == 1);
+  CHECK(n.core.sweep(kT0 + kTtl + kTtl - 1).removed == 0);
+  n.flush();
+  CHECK(n.core.sweep(kT0 + 2 * kTtl).removed == 1);
+  n.flush();
+  CHECK(keys_with(store, "o/") == 0);
+  CHECK(keys_with(store, "e/") == 0);
+}
+
+TEST_CASE("node retention: a job that expired while the node was away is forgotten when told") {
+  storage::MemoryStore store;
+  Node n(store);
+  n.connect();
+  protocol::JobSpec spec;
+  std::string t = n.core.submit(spec, kT0);
+  n.flush();
+  n.receive(protocol::Ack{protocol::AckKind::kSubmitted, {t}, {}});
+  protocol::JobReport expired;
+  expired.ticket = t;
+  expired.state = JobState::kExpired;
+  n.core.on_message(protocol::ResReq{{expired}, {}});
+  auto out = n.flush();
+  CHECK(keys_with(store, "o/") == 0);
+  CHECK(n.core.lookup(t, kT0 + 1).state == JobState::kExpired);
+  bool acked = false;
+  for (auto& m : out) {
+    if (auto* a = std::get_if<protocol::Ack>(&m)) acked = a->tickets == std::vector<std::string>{t};
+  }
+  CHECK(acked);
 }
 
 TEST_CASE("node retention: others' results fetched for clients expire from the cache") {
