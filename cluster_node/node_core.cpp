@@ -430,6 +430,14 @@ void NodeCore::on_disconnected() {
 void NodeCore::on_welcome(const protocol::Welcome& w) {
   if (!w.accepted) return;
   connected_ = true;
+  if (w.result_ttl_ms != options_.retention.ttl_ms) {
+    // Reads must agree with the proxy's: a longer TTL here would show
+    // results the proxy already calls expired.
+    log_->warn("RESULT_TTL={} ms here but {} ms at the proxy: following the proxy's (set the same "
+               "everywhere)",
+               options_.retention.ttl_ms, w.result_ttl_ms);
+    options_.retention.ttl_ms = w.result_ttl_ms;
+  }
   if (local_mode_) log_->info("proxy back: jobs go through it again");
   local_mode_ = false;
   for (const auto& t : w.drop) drop_exec(t);

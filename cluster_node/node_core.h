@@ -94,6 +94,8 @@ class NodeCore {
 
   Status recover();
   const std::string& node_id() const { return options_.node_id; }
+  // RESULT_TTL: this node's, or the proxy's once it said another.
+  const protocol::Retention& retention() const { return options_.retention; }
   void set_client_address(std::string a) { options_.client_address = std::move(a); }
   void set_sandbox(std::string s) { options_.sandbox = std::move(s); }
 

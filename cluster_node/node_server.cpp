@@ -92,7 +92,7 @@ Status NodeServer::start() {
   link_.start();
   schedule_info();
   schedule_requests();
-  if (config_.core.retention.enabled()) schedule_sweep(0);
+  schedule_sweep(0);  // looks again every minute while RESULT_TTL is 0 (the proxy may set one)
   start_jobs();
   schedule_flush();
   return Status::Ok();
@@ -102,9 +102,14 @@ void NodeServer::schedule_sweep(TimeMs after_ms) {
   sweep_timer_.expires_after(milliseconds(after_ms));
   sweep_timer_.async_wait([this](const error_code& ec) {
     if (ec || stopping_) return;
+    const protocol::Retention& retention = core_.retention();
+    if (!retention.enabled()) {
+      schedule_sweep(protocol::kMaxSweepPeriodMs);
+      return;
+    }
     if (storage_retry_.failing()) {
       // Its removals could not be written: sweep again once they can.
-      schedule_sweep(config_.core.retention.sweep_period_ms());
+      schedule_sweep(retention.sweep_period_ms());
       return;
     }
     protocol::SweepOutcome swept = core_.sweep(now_ms());
@@ -113,7 +118,7 @@ void NodeServer::schedule_sweep(TimeMs after_ms) {
     }
     compactions_.add(std::move(swept.compact));
     schedule_flush();  // commits the removal, then compacts what is due
-    schedule_sweep(swept.more ? 10 : config_.core.retention.sweep_period_ms());
+    schedule_sweep(swept.more ? 10 : retention.sweep_period_ms());
   });
 }
 
@@ -417,7 +422,7 @@ void NodeServer::flush() {
   }
   storage_retry_.succeeded();
   for (const auto& [first, last] :
-       compactions_.due(now_ms(), config_.core.retention.compact_period_ms())) {
+       compactions_.due(now_ms(), core_.retention().compact_period_ms())) {
     core_.staged().store().compact(first, last);
   }
   for (auto& cb : std::exchange(after_commit_, {})) cb();

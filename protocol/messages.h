@@ -30,7 +30,7 @@ namespace jc::protocol {
 // 2: payloads through protocol/archive.h; 3: run jobs' --disk, the sandbox's
 // protections in results, HELLO and node stats; 4: job owners (CLIENT_TOKENS);
 // 5: JobResult::final_ms and the EXPIRED report (RESULT_TTL), SUBMIT's
-// local_finished.
+// local_finished, WELCOME's result_ttl_ms.
 constexpr std::uint8_t kProtocolVersion = 5;
 
 struct Hello {
@@ -54,10 +54,13 @@ struct Welcome {
   std::string reason;             // why a node was refused
   std::string proxy_id;           // changes when the proxy restarts
   std::vector<std::string> drop;  // held jobs that now belong elsewhere: stop and forget them
+  // The proxy's RESULT_TTL: a node whose own differs follows it, so that
+  // every process says "expired" from the same moment.
+  std::int64_t result_ttl_ms = 0;
 
   template <class A>
   void serialize(A& ar, unsigned) {
-    fields(ar, accepted, reason, proxy_id, drop);
+    fields(ar, accepted, reason, proxy_id, drop, result_ttl_ms);
   }
 };
 

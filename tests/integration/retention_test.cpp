@@ -196,3 +196,15 @@ TEST_CASE("retention: expired jobs leave LevelDB on the proxy and the nodes, and
   };
   CHECK(counter(fresh) == counter(tickets.back()) + 1);
 }
+
+TEST_CASE("retention: nodes follow the proxy's RESULT_TTL, and say so, when theirs differs") {
+  // The nodes keep the default (7 days): their reads must still agree with the proxy's.
+  Cluster cluster({.nodes = 1, .slots = 1, .proxy_env = ttl_env()});
+  REQUIRE(cluster.wait_nodes_up(1));
+  Client c(cluster.node_port(0));
+  std::string t = submit(c, 1);
+  REQUIRE(!t.empty());
+  REQUIRE(!wait_result(c, t, 30s).empty());
+  CHECK(wait_expired(c, t));
+  CHECK(cluster.node(0).log_since_start().find("following the proxy's") != std::string::npos);
+}

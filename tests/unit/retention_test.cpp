@@ -406,9 +406,10 @@ struct Node {
     core.on_message(std::move(m));
     flush();
   }
-  void connect() {
+  void connect(TimeMs proxy_ttl = kTtl) {
     protocol::Welcome w;
     w.accepted = true;
+    w.result_ttl_ms = proxy_ttl;
     receive(w);
   }
   node::NodeCore core;
@@ -557,6 +558,23 @@ TEST_CASE("node retention: a job that expired while the node was away is forgott
     if (auto* a = std::get_if<protocol::Ack>(&m)) acked = a->tickets == std::vector<std::string>{t};
   }
   CHECK(acked);
+}
+
+TEST_CASE("node retention: a node follows the proxy's RESULT_TTL when its own differs") {
+  storage::MemoryStore store;
+  Node n(store);
+  n.connect(2 * kTtl);
+  CHECK(n.core.retention().ttl_ms == 2 * kTtl);
+  n.receive(protocol::Result{{proxy_result(kA2, kT0)}});
+  CHECK(n.core.lookup(kA2, kT0 + kTtl).state == JobState::kDone);  // not at its own TTL
+  CHECK(n.core.lookup(kA2, kT0 + 2 * kTtl).state == JobState::kExpired);
+  // And the proxy says its own in every WELCOME.
+  storage::MemoryStore proxy_store;
+  Proxy p(proxy_store);
+  protocol::Hello h;
+  h.node_id = "a";
+  h.slots = 1;
+  CHECK(p.core.on_hello(h, "peer", kT0).result_ttl_ms == kTtl);
 }
 
 TEST_CASE("node retention: others' results fetched for clients expire from the cache") {
