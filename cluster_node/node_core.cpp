@@ -189,13 +189,6 @@ Status NodeCore::index_final_records() {
   return Status::Ok();
 }
 
-JobReport NodeCore::expired_report(const std::string& ticket) const {
-  JobReport r;
-  r.ticket = ticket;
-  r.state = JobState::kExpired;
-  return r;
-}
-
 protocol::SweepOutcome NodeCore::sweep(TimeMs now) {
   protocol::SweepOutcome out;
   const auto& retention = options_.retention;
@@ -286,7 +279,7 @@ JobReport NodeCore::lookup(const std::string& ticket, TimeMs now) const {
   OriginRecord origin;
   if (load(origin_key(ticket), origin)) {
     if (origin.has_result && retention.expired(origin.result.final_time(), now)) {
-      return expired_report(ticket);
+      return protocol::expired_report(ticket);
     }
     r.state = origin.state;
     r.attempts = origin.attempts;
@@ -301,7 +294,7 @@ JobReport NodeCore::lookup(const std::string& ticket, TimeMs now) const {
   ExecRecord exec;
   if (load(exec_key(ticket), exec) && (exec.delivered || !protocol::is_final(exec.state))) {
     if (exec.delivered && retention.expired(exec.result.final_time(), now)) {
-      return expired_report(ticket);
+      return protocol::expired_report(ticket);
     }
     // Our own run's result shows only once the proxy accepted it as the one result.
     r = exec_report(ticket, exec);
@@ -309,13 +302,13 @@ JobReport NodeCore::lookup(const std::string& ticket, TimeMs now) const {
     return r;
   }
   if (auto it = remote_.find(ticket); it != remote_.end()) {
-    if (retention.expired(it->second.result.final_time(), now)) return expired_report(ticket);
+    if (retention.expired(it->second.result.final_time(), now)) return protocol::expired_report(ticket);
     return it->second;
   }
   if (r.state == JobState::kUnknown && retention.enabled()) {
     if (auto parts = protocol::parse_ticket(ticket);
         parts && parts->prefix == prefix_ && parts->counter <= expired_upto_) {
-      return expired_report(ticket);
+      return protocol::expired_report(ticket);
     }
   }
   return r;

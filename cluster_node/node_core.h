@@ -165,7 +165,6 @@ class NodeCore {
   void store_origin(const std::string& ticket, const OriginRecord& rec);
   void store_exec(const std::string& ticket, const ExecRecord& rec);
   Status index_final_records();
-  protocol::JobReport expired_report(const std::string& ticket) const;
   template <class T>
   bool load(const std::string& key, T& value) const;
   void send(protocol::Message m) {

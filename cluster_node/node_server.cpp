@@ -250,6 +250,14 @@ void NodeServer::apply(const client::LookupBook::Effects& fx) {
   }
 }
 
+void NodeServer::answer_lookups(const std::vector<protocol::JobReport>& reports) {
+  // Most reports are results nobody waits for: no view is built for them.
+  if (lookups_.size() == 0) return;
+  client::NodeView v = view();
+  TimeMs now = now_ms();
+  for (const auto& r : reports) apply(lookups_.on_report(r, v, now));
+}
+
 void NodeServer::lookup(client::LookupRequest request, client::LookupDone done) {
   apply(lookups_.start(std::move(request), std::move(done), view()));
 }
@@ -417,7 +425,7 @@ void NodeServer::flush() {
     }
     to_request_.clear();
     for (auto& m : std::exchange(shell_outbox_, {})) link_.send(m);
-    for (const auto& r : events.reports) apply(lookups_.on_report(r, view(), now_ms()));
+    answer_lookups(events.reports);
     return;
   }
   storage_retry_.succeeded();
@@ -434,7 +442,7 @@ void NodeServer::flush() {
   }
   to_request_.clear();
   for (auto& m : std::exchange(shell_outbox_, {})) link_.send(m);
-  for (const auto& r : events.reports) apply(lookups_.on_report(r, view(), now_ms()));
+  answer_lookups(events.reports);
 }
 
 }  // namespace jc::node

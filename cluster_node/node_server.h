@@ -90,6 +90,8 @@ class NodeServer : public client::Backend {
   client::NodeView view();
   // Arms and disarms the book's timers and sends its questions.
   void apply(const client::LookupBook::Effects& fx);
+  // The core's new knowledge of tickets, to the lookups that wait for it.
+  void answer_lookups(const std::vector<protocol::JobReport>& reports);
   void start_jobs();
   void on_job_done(const std::string& ticket, protocol::JobResult result);
   void schedule_info();

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "common/time.h"
+#include "protocol/job.h"
 
 namespace jc::protocol {
 
@@ -50,6 +51,15 @@ struct Retention {
   // overlaps, the TTL's live jobs included, so not at every sweep.
   TimeMs compact_period_ms() const { return ttl_ms < kMaxSweepPeriodMs ? ttl_ms : kMaxSweepPeriodMs; }
 };
+
+// The report of a ticket whose job expired: nothing of it is left, not
+// even its owner.
+inline JobReport expired_report(const std::string& ticket) {
+  JobReport r;
+  r.ticket = ticket;
+  r.state = JobState::kExpired;
+  return r;
+}
 
 // What one sweep of expired jobs did.
 struct SweepOutcome {

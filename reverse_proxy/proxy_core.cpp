@@ -158,13 +158,6 @@ bool ProxyCore::expired_ticket(const std::string& ticket) const {
   return it != expired_upto_.end() && parts->counter <= it->second;
 }
 
-JobReport ProxyCore::expired_report(const std::string& ticket) const {
-  JobReport r;
-  r.ticket = ticket;
-  r.state = JobState::kExpired;
-  return r;
-}
-
 protocol::Welcome ProxyCore::on_hello(const protocol::Hello& hello, const std::string& peer,
                                       TimeMs now, const std::string& nonce) {
   protocol::Welcome w;
@@ -690,10 +683,10 @@ JobReport ProxyCore::report_of(const std::string& ticket) const {
   JobRecord rec;
   if (load_record(finished_key(ticket), rec)) {
     // Expired, though not yet swept: as every process answers from now on.
-    if (options_.retention.expired(rec.result.final_time(), clock_)) return expired_report(ticket);
+    if (options_.retention.expired(rec.result.final_time(), clock_)) return protocol::expired_report(ticket);
     return final_report(ticket, std::move(rec));
   }
-  if (expired_ticket(ticket)) return expired_report(ticket);
+  if (expired_ticket(ticket)) return protocol::expired_report(ticket);
   return r;
 }
 

@@ -198,7 +198,6 @@ class ProxyCore {
   bool load_record(const std::string& key, JobRecord& rec) const;
   // Gone by RESULT_TTL: not found, and below its prefix's removed counter.
   bool expired_ticket(const std::string& ticket) const;
-  protocol::JobReport expired_report(const std::string& ticket) const;
   Status index_finished_records(TimeMs now);
   void store_active(const std::string& ticket, const JobRecord& rec);
   void send(const std::string& node, protocol::Message m);

@@ -655,16 +655,23 @@ TEST_CASE("node core: a job offered again after it finished keeps its first resu
 
 namespace jc::node {
 
-TEST_CASE("node core: a local run of a job never sent to the proxy shows at once, pinned there") {
-  storage::MemoryStore store;
-  Node n(store);
-  std::string t = n.submit();  // the proxy was away: never sent
+namespace {
+// The proxy away past the grace period: `t` runs here and ends "mine".
+void run_locally(Node& n, const std::string& t) {
   n.core.set_local_mode(true);
   REQUIRE(n.start() == t);
   auto mine = done_result("mine");
   mine.start_ms = 5;
   n.core.job_finished(t, mine);
   n.flush();
+}
+}  // namespace
+
+TEST_CASE("node core: a local run of a job never sent to the proxy shows at once, pinned there") {
+  storage::MemoryStore store;
+  Node n(store);
+  std::string t = n.submit();  // the proxy was away: never sent
+  run_locally(n, t);
   CHECK(n.core.lookup(t, kNow).result.text == "mine");
   // Back: the proxy learns it was run here and shown, and takes no other run.
   auto out = n.connect();
@@ -684,12 +691,7 @@ TEST_CASE("node core: a local run of a job the proxy may have shows only with th
   n.connect();
   std::string t = n.submit();  // sent, its ACK lost: the proxy may have run it elsewhere
   n.core.on_disconnected();
-  n.core.set_local_mode(true);
-  REQUIRE(n.start() == t);
-  auto mine = done_result("mine");
-  mine.start_ms = 5;
-  n.core.job_finished(t, mine);
-  n.flush();
+  run_locally(n, t);
   CHECK_FALSE(n.core.lookup(t, kNow).has_result);
   auto out = n.connect();
   auto submits = of_type<protocol::Submit>(out);

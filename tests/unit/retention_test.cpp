@@ -228,6 +228,13 @@ struct Proxy {
     }
     message("a", results, now);
   }
+  // Node "a" joins, runs `tickets` at kT0, and a sweep at their expiry removes them.
+  void run_and_expire(const std::vector<std::string>& tickets) {
+    join("a", kT0);
+    run(tickets, kT0);
+    core.sweep(kT0 + kTtl);
+    flush();
+  }
   proxy::ProxyCore core;
 };
 
@@ -290,10 +297,7 @@ TEST_CASE("proxy retention: the sweep removes records and index, and remembers")
 TEST_CASE("proxy retention: an origin that missed the result is told it expired, then forgotten") {
   storage::MemoryStore store;
   Proxy p(store);
-  p.join("a", kT0);
-  p.run({kA1}, kT0);
-  p.core.sweep(kT0 + kTtl);
-  p.flush();
+  p.run_and_expire({kA1});
   REQUIRE(keys_with(store, "n/") == 1);
   // The periodic exchange tells the origin; its acknowledgement ends it.
   for (int round = 0; round < 40; ++round) p.core.exchange_results(kT0 + kTtl + round);
@@ -337,10 +341,7 @@ TEST_CASE("proxy retention: a pinned job counts from when its node showed the re
 TEST_CASE("proxy retention: a node resending an expired job does not queue it again") {
   storage::MemoryStore store;
   Proxy p(store);
-  p.join("a", kT0);
-  p.run({kA1}, kT0);
-  p.core.sweep(kT0 + kTtl);
-  p.flush();
+  p.run_and_expire({kA1});
   protocol::Submit again;
   protocol::JobSpec spec;
   spec.ticket = kA1;
