@@ -153,11 +153,19 @@ std::string stats(const protocol::ClusterStats& s, bool proxy_up, bool json_mode
     j["proxy"] = proxy_up ? "up" : "unreachable";
     return line(j);
   }
-  std::string out = fmt::format("Stats: {}\n", s.nodes.size() + 1);
+  std::string out = fmt::format("Stats: {}\n", s.nodes.size() + 1 + s.proxies.size());
   out += fmt::format(
-      "proxy={} queue={} running={} submitted={} finished={} redispatched={} nodes_up={}\n",
+      "proxy={} queue={} running={} submitted={} finished={} redispatched={} nodes_up={}",
       proxy_up ? "up" : "unreachable", s.queue_length, s.running, s.submitted_total,
       s.finished_total, s.redispatched_total, protocol::connected_count(s));
+  // Replicated proxies: the leader and its term, then a line per proxy.
+  if (!s.proxies.empty()) {
+    out += fmt::format(" leader={} term={}", s.leader.empty() ? "-" : s.leader, s.term);
+  }
+  out += "\n";
+  for (const auto& p : s.proxies) {
+    out += fmt::format("proxy {} role={} match={} lag={}\n", p.address, p.role, p.match, p.lag);
+  }
   for (const auto& n : s.nodes) {
     out += fmt::format(
         "node {} state={} address={} slots={} running={} queued={} held={} finished={} "

@@ -1,5 +1,6 @@
 // cluster_node PROXY_HOST PROXY_PORT: reads configuration, opens the store,
 // runs the node until SIGTERM or SIGINT.
+#include <algorithm>
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -22,12 +23,15 @@ namespace {
 constexpr std::uint32_t kAutomaticUidBase = 0xffffffffu;
 
 constexpr const char* kUsage = R"(usage: cluster_node PROXY_HOST PROXY_PORT
+       PROXY_ADDRESSES=host:port,host:port,host:port cluster_node
 
 A jobcluster node: accepts client jobs over TCP (try `nc localhost 9000`,
 then `help`), forwards them to the reverse proxy at PROXY_HOST:PROXY_PORT,
 and runs the jobs the proxy dispatches to it.
 
 Environment (defaults in brackets):
+  PROXY_ADDRESSES        replicated proxies: host:port of each, comma-separated; the
+                         node follows whichever leads [none: the arguments]
   CLIENT_PORT            TCP port for clients; 0 = any free port [9000]
   NODE_ID                stable name of the node [generated once, kept in DATA_DIR]
   NODE_SLOTS             jobs run at the same time [number of CPUs]
@@ -104,12 +108,42 @@ std::vector<std::string> readonly_paths(const std::string& text) {
 
 jc::node::NodeConfig load_config(int argc, char** argv) {
   using namespace jc::config;
-  if (argc != 3) throw ConfigError("expected PROXY_HOST PROXY_PORT (see --help)");
   jc::node::NodeConfig c;
-  c.proxy_host = argv[1];
-  if (c.proxy_host.empty()) throw ConfigError("PROXY_HOST must not be empty");
-  c.proxy_port = std::to_string(parse_port("PROXY_PORT", argv[2]));
-  if (c.proxy_port == "0") throw ConfigError("PROXY_PORT must be from 1 to 65535, got '0'");
+  // PROXY_ADDRESSES: every replicated proxy; the arguments then may be left
+  // out (when given, they are one more address).
+  std::string list = env_string("PROXY_ADDRESSES", "");
+  auto add = [&](const std::string& host, const std::string& port_text, const char* what) {
+    if (host.empty()) throw ConfigError(fmt::format("{} must not name an empty host", what));
+    std::string port = std::to_string(parse_port(what, port_text));
+    if (port == "0") throw ConfigError(fmt::format("{} port must be from 1 to 65535, got '0'", what));
+    std::pair<std::string, std::string> entry{host, port};
+    if (std::find(c.proxies.begin(), c.proxies.end(), entry) == c.proxies.end()) {
+      c.proxies.push_back(std::move(entry));
+    }
+  };
+  if (!list.empty()) {
+    std::size_t start = 0;
+    for (;;) {
+      std::size_t comma = list.find(',', start);
+      std::string entry = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      entry.erase(0, entry.find_first_not_of(" \t"));
+      entry.erase(entry.find_last_not_of(" \t") + 1);
+      auto colon = entry.rfind(':');
+      if (colon == std::string::npos) {
+        throw ConfigError(fmt::format(
+            "PROXY_ADDRESSES must be comma-separated host:port entries, got '{}'", list));
+      }
+      add(entry.substr(0, colon), entry.substr(colon + 1), "PROXY_ADDRESSES");
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+  }
+  if (argc == 3) {
+    if (std::string(argv[1]).empty()) throw ConfigError("PROXY_HOST must not be empty");
+    add(argv[1], argv[2], "PROXY_PORT");
+  } else if (argc != 1 || list.empty()) {
+    throw ConfigError("expected PROXY_HOST PROXY_PORT, or PROXY_ADDRESSES (see --help)");
+  }
   c.client_port = env_port("CLIENT_PORT").value_or(9000);
   unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
   c.core.slots = static_cast<std::uint32_t>(env_int("NODE_SLOTS", cpus, 1, 100'000, "jobs"));

@@ -31,6 +31,13 @@ runner::SandboxConfig sandbox_config(const NodeConfig& c) {
   return s;
 }
 
+std::vector<ProxyLink::Address> proxy_addresses(
+    const std::vector<std::pair<std::string, std::string>>& proxies) {
+  std::vector<ProxyLink::Address> out;
+  for (const auto& [host, port] : proxies) out.push_back({host, port});
+  return out;
+}
+
 std::optional<net::TlsLink> link_tls(const net::TlsSettings& tls) {
   if (!tls.on()) return std::nullopt;
   return net::TlsLink{net::make_tls_context(tls, net::TlsRole::client), net::TlsRole::client,
@@ -47,7 +54,7 @@ NodeServer::NodeServer(asio::io_context& io, NodeConfig config, storage::Store& 
       info_timer_(io),
       request_timer_(io),
       sweep_timer_(io),
-      link_(io, config_.proxy_host, config_.proxy_port,
+      link_(io, proxy_addresses(config_.proxies),
             ProxyLink::Handlers{[] {},  // the proxy speaks first: HELLO answers its CHALLENGE
                                 [this](protocol::Message&& m) { on_proxy_message(std::move(m)); },
                                 [this] { on_proxy_closed(); }},
@@ -307,6 +314,14 @@ void NodeServer::stats(StatsDone done) {
 void NodeServer::on_proxy_message(protocol::Message&& m) {
   if (auto* w = std::get_if<protocol::Welcome>(&m)) {
     if (!w->accepted) {
+      if (!w->proxies.empty()) {
+        // A replicated proxy that does not lead: on to the leader.
+        log_->info("proxy {} does not lead; {}", link_.current(),
+                   w->leader.empty() ? std::string("no leader yet, trying the next one")
+                                     : "going to the leader " + w->leader);
+        link_.follow(w->leader);
+        return;
+      }
       log_->error("proxy refused this node reason=\"{}\"", w->reason);
       link_.refused();
       return;
@@ -314,6 +329,11 @@ void NodeServer::on_proxy_message(protocol::Message&& m) {
     log_->info("joined proxy={} dropped={}", w->proxy_id, w->drop.size());
     ever_joined_ = true;
     link_.reset_backoff();
+    if (w->heartbeat_ms > 0) {
+      // A leader cut off by the network is silent: a few missed heartbeats
+      // and the node looks for the new one.
+      link_.set_idle_timeout(std::chrono::milliseconds(std::max<std::int64_t>(1000, 4 * w->heartbeat_ms)));
+    }
     core_.on_message(std::move(m));
     // Lookups made while the proxy was away ask again.
     for (auto& t : lookups_.tickets()) to_request_.push_back(std::move(t));
@@ -328,6 +348,8 @@ void NodeServer::on_proxy_message(protocol::Message&& m) {
     for (const auto& t : c->tickets) {
       if (!executor_.cancel(t)) core_.cancel_queued(t, now_ms());
     }
+  } else if (std::holds_alternative<protocol::Heartbeat>(m)) {
+    return;  // the link's idle deadline moved; nothing else to do
   } else if (auto* reply = std::get_if<protocol::StatsReply>(&m)) {
     auto it = stats_waiters_.find(reply->id);
     if (it != stats_waiters_.end()) {

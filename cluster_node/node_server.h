@@ -27,8 +27,8 @@ namespace jc::node {
 using client::JobLimits;
 
 struct NodeConfig {
-  std::string proxy_host;
-  std::string proxy_port;
+  // The proxies: one (the arguments), or every replicated one (PROXY_ADDRESSES).
+  std::vector<std::pair<std::string, std::string>> proxies;
   std::string bind_address = "0.0.0.0";
   std::string advertise_host = "localhost";  // how clients reach this node, for `stats`
   std::uint16_t client_port = 9000;

@@ -13,11 +13,10 @@ namespace {
 constexpr std::chrono::milliseconds kProxyIdleTimeout{60'000};
 }  // namespace
 
-ProxyLink::ProxyLink(asio::io_context& io, std::string host, std::string port, Handlers handlers,
+ProxyLink::ProxyLink(asio::io_context& io, std::vector<Address> addresses, Handlers handlers,
                      std::optional<net::TlsLink> tls)
     : io_(io),
-      host_(std::move(host)),
-      port_(std::move(port)),
+      addresses_(std::move(addresses)),
       handlers_(std::move(handlers)),
       tls_(std::move(tls)),
       log_(log::get("link")),
@@ -37,10 +36,35 @@ void ProxyLink::send(const protocol::Message& m) {
   if (connected()) conn_->send(m);
 }
 
+void ProxyLink::follow(const std::string& leader) {
+  following_ = true;
+  backoff_ms_ = kMinBackoffMs;
+  hint_.reset();
+  if (leader.empty()) return;  // an election: the next address, after the short backoff
+  auto colon = leader.rfind(':');
+  if (colon == std::string::npos) return;
+  hint_ = Address{leader.substr(0, colon), leader.substr(colon + 1)};
+}
+
+void ProxyLink::set_idle_timeout(std::chrono::milliseconds t) {
+  if (conn_) conn_->set_idle_timeout(t);
+}
+
 void ProxyLink::connect() {
   if (stopped_) return;
+  Address target;
+  if (hint_) {
+    target = *hint_;
+    hint_.reset();
+  } else {
+    target = addresses_[next_ % addresses_.size()];
+    next_ = (next_ + 1) % addresses_.size();
+  }
+  current_text_ = target.text();
+  const std::string host_ = target.host;
+  const std::string port_ = target.port;
   resolver_.async_resolve(
-      host_, port_, [this](const error_code& ec, asio::ip::tcp::resolver::results_type results) {
+      host_, port_, [this, host_, port_](const error_code& ec, asio::ip::tcp::resolver::results_type results) {
         if (stopped_) return;
         if (ec) {
           if (!logged_unreachable_)
@@ -52,7 +76,7 @@ void ProxyLink::connect() {
         auto socket = std::make_shared<asio::ip::tcp::socket>(io_);
         asio::async_connect(
             *socket, results,
-            [this, socket](const error_code& ec2, const asio::ip::tcp::endpoint& ep) {
+            [this, socket, host_, port_](const error_code& ec2, const asio::ip::tcp::endpoint& ep) {
               if (stopped_) return;
               if (ec2) {
                 if (!logged_unreachable_) {
@@ -87,6 +111,14 @@ void ProxyLink::connect() {
                   },
                            [this, conn](const std::string& reason) {
                              if (stopped_) return;
+                             if (following_) {
+                               // Sent on by a proxy that does not lead: not a loss.
+                               following_ = false;
+                               if (conn_ == conn) conn_.reset();
+                               handlers_.on_closed();
+                               retry_soon();
+                               return;
+                             }
                              if (!heard_ && !tls_) {
                                log_->warn(
                                    "lost the proxy before its first frame reason=\"{}\" (a proxy "
@@ -105,11 +137,24 @@ void ProxyLink::connect() {
       });
 }
 
+void ProxyLink::retry_soon() {
+  if (stopped_) return;
+  // The leader a proxy named: at once. No leader yet (an election): the
+  // next address after a short pause.
+  retry_timer_.expires_after(std::chrono::milliseconds(hint_ ? 0 : kMinBackoffMs));
+  retry_timer_.async_wait([this](const error_code& ec) {
+    if (!ec) connect();
+  });
+}
+
 void ProxyLink::retry_later() {
   if (stopped_) return;
+  // Replicated proxies: another one may lead by now; the pauses stay short.
+  int max_backoff = addresses_.size() > 1 ? kMaxReplicatedBackoffMs : kMaxBackoffMs;
+  backoff_ms_ = std::min(backoff_ms_, max_backoff);
   std::uniform_int_distribution<int> spread(-backoff_ms_ / 5, backoff_ms_ / 5);
   int delay = backoff_ms_ + spread(jitter_);
-  backoff_ms_ = std::min(backoff_ms_ * 2, kMaxBackoffMs);
+  backoff_ms_ = std::min(backoff_ms_ * 2, max_backoff);
   retry_timer_.expires_after(std::chrono::milliseconds(delay));
   retry_timer_.async_wait([this](const error_code& ec) {
     if (!ec) connect();

@@ -2,6 +2,10 @@
 // each time, so a proxy container that appears late is found), reconnects
 // with capped exponential backoff and jitter, and hands frames to its owner.
 // The handshake itself (HELLO / WELCOME) is the owner's business.
+//
+// With replicated proxies (PROXY_ADDRESSES) it holds every address: a lost
+// link tries the next one, and a proxy that does not lead names the leader
+// (follow()), which is dialled at once.
 // Runs on the node's io_context thread.
 #pragma once
 
@@ -10,6 +14,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "common/log.h"
 #include "net/asio.h"
@@ -26,7 +31,12 @@ class ProxyLink {
   };
 
   // `tls`: the client side of TLS, or none for a plaintext link.
-  ProxyLink(boost::asio::io_context& io, std::string host, std::string port, Handlers handlers,
+  struct Address {
+    std::string host;
+    std::string port;
+    std::string text() const { return host + ":" + port; }
+  };
+  ProxyLink(boost::asio::io_context& io, std::vector<Address> addresses, Handlers handlers,
             std::optional<net::TlsLink> tls = std::nullopt);
   void start();
   void stop();
@@ -36,6 +46,13 @@ class ProxyLink {
   void reset_backoff() { backoff_ms_ = kMinBackoffMs; }
   // A refused handshake: wait the longest backoff before trying again.
   void refused() { backoff_ms_ = kMaxBackoffMs; }
+  // A proxy that does not lead named the leader ("" while an election runs):
+  // the next attempt goes there (or to the next address), soon.
+  void follow(const std::string& leader);
+  // The leader sends heartbeats: silence this long means a cut link.
+  void set_idle_timeout(std::chrono::milliseconds t);
+  const std::string& current() const { return current_text_; }
+  bool replicated() const { return addresses_.size() > 1; }
 
  private:
   static constexpr int kMinBackoffMs = 100;
@@ -43,10 +60,15 @@ class ProxyLink {
 
   void connect();
   void retry_later();
+  void retry_soon();
+  static constexpr int kMaxReplicatedBackoffMs = 400;
 
   boost::asio::io_context& io_;
-  std::string host_;
-  std::string port_;
+  std::vector<Address> addresses_;
+  std::size_t next_ = 0;              // the address tried next
+  std::optional<Address> hint_;       // the leader a proxy named
+  bool following_ = false;            // the link ends because a proxy sent the node on
+  std::string current_text_;
   Handlers handlers_;
   std::optional<net::TlsLink> tls_;
   bool heard_ = false;  // a frame came on the current connection

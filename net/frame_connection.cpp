@@ -174,7 +174,16 @@ void FrameConnection::on_read(const error_code& ec, std::size_t n) {
     auto& done = std::get<protocol::Complete>(result);
     offset += done.consumed;
     last_heard_ = std::chrono::steady_clock::now();
+    in_handler_ = true;
     on_message_(std::move(done.message));
+    in_handler_ = false;
+    if (rebound_) {
+      if (!closed_) {
+        on_message_ = std::move(rebound_->first);
+        on_close_ = std::move(rebound_->second);
+      }
+      rebound_.reset();
+    }
   }
   if (closed_) return;
   // Keep the unread tail at the front; grow only up to one frame.
@@ -251,6 +260,15 @@ void FrameConnection::close(const std::string& reason) {
     cb(reason);
   }
   on_message_ = nullptr;
+}
+
+void FrameConnection::rebind(OnMessage on_message, OnClose on_close) {
+  if (in_handler_) {
+    rebound_.emplace(std::move(on_message), std::move(on_close));
+    return;
+  }
+  on_message_ = std::move(on_message);
+  on_close_ = std::move(on_close);
 }
 
 }  // namespace jc::net

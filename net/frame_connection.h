@@ -50,6 +50,10 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
   // Starts reading; handlers run on the io_context thread.
   void start(OnMessage on_message, OnClose on_close);
   void send(const protocol::Message& m);
+  // Hands the connection to another owner: later frames and the close go to
+  // these handlers.
+  // Called from inside a message handler, it takes effect once that returns.
+  void rebind(OnMessage on_message, OnClose on_close);
   // Sends what is queued, then closes.
   void close_after_flush();
   void close(const std::string& reason);
@@ -87,6 +91,8 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
   std::size_t max_frame_ = protocol::kMaxFrameBytes;
   OnMessage on_message_;
   OnClose on_close_;
+  bool in_handler_ = false;
+  std::optional<std::pair<OnMessage, OnClose>> rebound_;  // rebind() from inside a handler
   std::string inbox_;
   std::size_t inbox_used_ = 0;
   std::size_t read_chunk_ = 4 * 1024;  // grows while reads fill it

@@ -30,8 +30,10 @@ namespace jc::protocol {
 // 2: payloads through protocol/archive.h; 3: run jobs' --disk, the sandbox's
 // protections in results, HELLO and node stats; 4: job owners (CLIENT_TOKENS);
 // 5: JobResult::final_ms and the EXPIRED report (RESULT_TTL), SUBMIT's
-// local_finished, WELCOME's result_ttl_ms.
-constexpr std::uint8_t kProtocolVersion = 5;
+// local_finished, WELCOME's result_ttl_ms; 6: replicated proxies (WELCOME's
+// leader, proxies and heartbeat_ms, PEER_HELLO, PEER_DATA, HEARTBEAT, the
+// proxies in stats).
+constexpr std::uint8_t kProtocolVersion = 6;
 
 struct Hello {
   std::uint32_t version = kProtocolVersion;
@@ -57,10 +59,17 @@ struct Welcome {
   // The proxy's RESULT_TTL: a node whose own differs follows it, so that
   // every process says "expired" from the same moment.
   std::int64_t result_ttl_ms = 0;
+  // Replicated proxies: a proxy that does not lead refuses a node and names
+  // the leader ("" while an election runs), so the node goes there at once.
+  std::string leader;
+  std::vector<std::string> proxies;  // PROXY_PEERS
+  // The leader sends HEARTBEAT this often (0: never, a single proxy); a node
+  // that hears nothing for a few of them takes the link for cut.
+  std::int64_t heartbeat_ms = 0;
 
   template <class A>
   void serialize(A& ar, unsigned) {
-    fields(ar, accepted, reason, proxy_id, drop, result_ttl_ms);
+    fields(ar, accepted, reason, proxy_id, drop, result_ttl_ms, leader, proxies, heartbeat_ms);
   }
 };
 
@@ -172,6 +181,19 @@ struct NodeStats {
   }
 };
 
+// One replicated proxy as the leader sees it (stats, /api/state).
+struct ProxyStatus {
+  std::string address;  // its PROXY_PEERS entry
+  std::string role;     // leader, follower (a peer as the leader sees it), or unreachable
+  std::uint64_t match = 0;  // the last log index it holds, as far as the leader knows
+  std::uint64_t lag = 0;    // entries behind the leader's log
+
+  template <class A>
+  void serialize(A& ar, unsigned) {
+    fields(ar, address, role, match, lag);
+  }
+};
+
 struct ClusterStats {
   std::vector<NodeStats> nodes;
   std::uint64_t queue_length = 0;
@@ -184,8 +206,12 @@ struct ClusterStats {
   template <class A>
   void serialize(A& ar, unsigned) {
     fields(ar, nodes, queue_length, running, submitted_total, finished_total, redispatched_total,
-           recent_events);
+           recent_events, proxies, leader, term);
   }
+  // Replicated proxies (empty, "" and 0 with one proxy).
+  std::vector<ProxyStatus> proxies;
+  std::string leader;
+  std::uint64_t term = 0;
 };
 
 struct StatsRequest {
@@ -240,9 +266,43 @@ struct Leave {
   }
 };
 
+// Proxy -> proxy: the first frame of a link between replicated proxies,
+// instead of HELLO: which entry of PROXY_PEERS the dialer is, and its proof
+// of CLUSTER_SECRET (join_proof over "proxy:" + address).
+struct PeerHello {
+  std::uint32_t version = kProtocolVersion;
+  std::uint64_t id = 0;  // 1-based position in PROXY_PEERS
+  std::string address;
+  std::string auth;
+  template <class A>
+  void serialize(A& ar, unsigned) {
+    fields(ar, version, id, address, auth);
+  }
+};
+
+// Proxy <-> proxy after PEER_HELLO: bytes of the Raft library's own stream.
+struct PeerData {
+  std::string bytes;
+  template <class A>
+  void serialize(A& ar, unsigned) {
+    fields(ar, bytes);
+  }
+};
+
+// Leader -> node every Welcome::heartbeat_ms: it still leads. A node cut
+// from it by the network learns so from the silence.
+struct Heartbeat {
+  std::uint64_t term = 0;
+  template <class A>
+  void serialize(A& ar, unsigned) {
+    fields(ar, term);
+  }
+};
+
 // The type byte of a frame is the index in this variant: append only.
 using Message = std::variant<Hello, Welcome, Submit, Ack, Job, Info, RequestOfRes, Result, ResReq,
-                             StatsRequest, StatsReply, Cancel, Challenge, Leave>;
+                             StatsRequest, StatsReply, Cancel, Challenge, Leave, PeerHello,
+                             PeerData, Heartbeat>;
 
 std::string_view message_name(const Message& m);
 

@@ -23,7 +23,15 @@ nlohmann::json cluster_state_json(const ClusterStats& s, std::int64_t time_ms) {
                      {"sandbox", n.sandbox.empty() ? "-" : n.sandbox},
                      {"last_heard_ms", n.last_heard_ms}});
   }
+  nlohmann::json proxies = nlohmann::json::array();
+  for (const auto& p : s.proxies) {
+    proxies.push_back(
+        {{"address", p.address}, {"role", p.role}, {"match", p.match}, {"lag", p.lag}});
+  }
   return {{"queue_length", s.queue_length},
+          {"proxies", proxies},
+          {"leader", s.leader},
+          {"term", s.term},
           {"running", s.running},
           {"submitted", s.submitted_total},
           {"finished", s.finished_total},

@@ -26,6 +26,34 @@ std::string label(const std::string& v) {
   return out;
 }
 
+std::string replication_metrics(const ReplicationInfo& r) {
+  std::string out;
+  auto family = [&](const char* name, const char* type, const char* help) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+  };
+  family("jobcluster_proxy_leader", "gauge", "1 on the replicated proxy that leads, else 0.");
+  out += fmt::format("jobcluster_proxy_leader{{proxy=\"{}\"}} {}\n", label(r.self),
+                     r.role == "leader" ? 1 : 0);
+  family("jobcluster_raft_term", "gauge", "The Raft term this proxy is in.");
+  out += fmt::format("jobcluster_raft_term {}\n", r.term);
+  family("jobcluster_raft_last_index", "gauge", "The last index of this proxy's log.");
+  out += fmt::format("jobcluster_raft_last_index {}\n", r.last);
+  family("jobcluster_raft_applied_index", "gauge", "The last log index applied to its store.");
+  out += fmt::format("jobcluster_raft_applied_index {}\n", r.applied);
+  family("jobcluster_raft_leaderships_total", "counter",
+         "Times this proxy took over as leader since it started.");
+  out += fmt::format("jobcluster_raft_leaderships_total {}\n", r.elections_won);
+  if (!r.proxies.empty()) {
+    family("jobcluster_proxy_replication_lag", "gauge",
+           "Log entries a proxy is behind the leader (on the leader).");
+    for (const auto& p : r.proxies) {
+      out += fmt::format("jobcluster_proxy_replication_lag{{proxy=\"{}\"}} {}\n", label(p.address),
+                         p.lag);
+    }
+  }
+  return out;
+}
+
 std::string metrics(const ProxyCore& core, const RoundHistogram& rounds, TimeMs now) {
   auto s = core.stats(now);
   std::string out;
@@ -83,8 +111,32 @@ std::string metrics(const ProxyCore& core, const RoundHistogram& rounds, TimeMs 
   return out;
 }
 
-json state_json(const ProxyCore& core, const History& history, TimeMs now) {
-  json j = protocol::cluster_state_json(core.stats(now), now);
+json state_json(const ProxyCore* core, const History& history, TimeMs now,
+                const ReplicationInfo* replication) {
+  protocol::ClusterStats stats;
+  if (core != nullptr) {
+    stats = core->stats(now);
+  } else if (replication != nullptr) {
+    stats.leader = replication->leader;
+    stats.term = replication->term;
+    stats.proxies = replication->proxies;
+    stats.recent_events.push_back(
+        replication->leader.empty()
+            ? std::string("this proxy does not lead, and no leader is known yet (an election)")
+            : "this proxy does not lead: the cluster is shown by the leader at " +
+                  replication->leader);
+  }
+  json j = protocol::cluster_state_json(stats, now);
+  if (replication != nullptr) {
+    j["self"] = replication->self;
+    j["role"] = replication->role;
+    j["applied_index"] = replication->applied;
+    j["last_index"] = replication->last;
+  }
+  if (core == nullptr) {
+    j["history"] = json::array();
+    return j;
+  }
   json samples = json::array();
   const History::Sample* prev = nullptr;
   for (const auto& s : history.samples) {
@@ -196,16 +248,20 @@ void RoundHistogram::observe(double seconds) {
 
 HttpReply handle_http(const std::string& method, const std::string& target,
                       const std::string& authorization, const protocol::ClientTokens& tokens,
-                      const ProxyCore& core, const RoundHistogram& rounds, const History& history,
-                      TimeMs now) {
+                      const ProxyCore* core, const RoundHistogram& rounds, const History& history,
+                      TimeMs now, const ReplicationInfo* replication) {
   if (method != "GET") return {405, "text/plain; charset=utf-8", "only GET is served\n"};
   std::string path = target.substr(0, target.find('?'));
-  if (path == "/metrics")
-    return {200, "text/plain; version=0.0.4; charset=utf-8", metrics(core, rounds, now)};
+  if (path == "/metrics") {
+    std::string body = core != nullptr ? metrics(*core, rounds, now) : "";
+    if (replication != nullptr) body += replication_metrics(*replication);
+    return {200, "text/plain; version=0.0.4; charset=utf-8", body};
+  }
   if (path == "/api/state")
-    return {
-        200, "application/json",
-        state_json(core, history, now).dump(-1, ' ', false, json::error_handler_t::replace) + "\n"};
+    return {200, "application/json",
+            state_json(core, history, now, replication)
+                    .dump(-1, ' ', false, json::error_handler_t::replace) +
+                "\n"};
   constexpr std::string_view kJobs = "/api/jobs/";
   if (path.rfind(kJobs, 0) == 0) {
     std::string ticket = path.substr(kJobs.size());
@@ -226,9 +282,20 @@ HttpReply handle_http(const std::string& method, const std::string& target,
         return r;
       }
     }
-    auto rec = core.find_job(ticket);
+    if (core == nullptr) {
+      std::string leader = replication != nullptr ? replication->leader : "";
+      return {503, "application/json",
+              json{{"error", leader.empty()
+                                 ? std::string("this proxy does not lead and no leader is known "
+                                               "yet; ask again in a moment")
+                                 : "this proxy does not lead; ask the leader at " + leader},
+                   {"leader", leader}}
+                      .dump() +
+                  "\n"};
+    }
+    auto rec = core->find_job(ticket);
     if (rec && !protocol::may_access(tokens, name, rec->spec.owner)) rec.reset();
-    if (!rec && core.expired(ticket)) {
+    if (!rec && core->expired(ticket)) {
       return {410, "application/json",
               json{{"error", "ticket '" + ticket + "' expired: its job ended more than RESULT_TTL ago"}}
                       .dump() +

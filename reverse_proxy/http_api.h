@@ -48,14 +48,28 @@ struct HttpReply {
   bool ask_for_token = false;  // 401: send WWW-Authenticate: Bearer
 };
 
+// Replicated proxies: this proxy's view of the log (absent with one proxy).
+struct ReplicationInfo {
+  std::string self;    // its PROXY_PEERS entry
+  std::string role;    // leader, follower, candidate, unavailable
+  std::string leader;  // "" while none is known
+  std::uint64_t term = 0;
+  std::uint64_t last = 0;     // its last log index
+  std::uint64_t applied = 0;  // the last index applied to its store
+  std::uint64_t elections_won = 0;
+  std::vector<protocol::ProxyStatus> proxies;  // as the leader sees them (leader only)
+};
+
 // One request. With CLIENT_TOKENS, /api/jobs/<ticket> needs the header
 // `Authorization: Bearer <token>` (`authorization` is its value, "" when
 // absent) of the job's owner or of a name in ADMIN_NAMES; another name's job
 // is answered as an unknown ticket. /metrics, /api/state and / show no
-// job's content and stay open.
+// job's content and stay open. A replicated proxy that does not lead
+// (`core` null) shows the proxies and the leader, and sends job questions
+// to the leader (503 naming it).
 HttpReply handle_http(const std::string& method, const std::string& target,
                       const std::string& authorization, const protocol::ClientTokens& tokens,
-                      const ProxyCore& core, const RoundHistogram& rounds, const History& history,
-                      TimeMs now);
+                      const ProxyCore* core, const RoundHistogram& rounds, const History& history,
+                      TimeMs now, const ReplicationInfo* replication = nullptr);
 
 }  // namespace jc::proxy

@@ -2,6 +2,8 @@
 // until SIGTERM or SIGINT.
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <csignal>
 #include <random>
 
 #include "common/config.h"
@@ -42,8 +44,80 @@ Environment (defaults in brackets):
   STATUS_PORT            HTTP port for the dashboard (/), /metrics, /api/state,
                          /api/jobs/<ticket>; 0 = any free port [none: off]
   BIND_ADDRESS           address to listen on [0.0.0.0]
+  PROXY_PEERS            replicated proxies: host:port of every proxy's node port,
+                         comma-separated, the same list on each (3 for one failure
+                         tolerated); unset or one entry: a single proxy [none]
+  PROXY_SELF             which PROXY_PEERS entry is this proxy [the one whose port is PORT]
   LOG_LEVEL              error, warn, info, debug [info]; VERBOSE=true means debug
 )";
+
+// PROXY_PEERS and PROXY_SELF: the replicated proxies and which one this is.
+void load_peers(jc::proxy::ProxyConfig& c) {
+  using jc::config::ConfigError;
+  std::string list = jc::config::env_string("PROXY_PEERS", "");
+  std::vector<std::string> peers;
+  std::size_t start = 0;
+  while (start <= list.size() && !list.empty()) {
+    std::size_t comma = list.find(',', start);
+    std::string entry = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    auto trim = [](std::string v) {
+      v.erase(0, v.find_first_not_of(" \t"));
+      v.erase(v.find_last_not_of(" \t") + 1);
+      return v;
+    };
+    entry = trim(entry);
+    auto colon = entry.rfind(':');
+    if (entry.empty() || colon == std::string::npos || colon == 0) {
+      throw ConfigError(fmt::format(
+          "PROXY_PEERS must be comma-separated host:port entries, got '{}'", list));
+    }
+    jc::config::parse_port("PROXY_PEERS", entry.substr(colon + 1));
+    if (entry.substr(colon + 1) == "0") {
+      throw ConfigError(fmt::format("PROXY_PEERS ports must be from 1 to 65535, got '{}'", entry));
+    }
+    if (std::find(peers.begin(), peers.end(), entry) != peers.end()) {
+      throw ConfigError(fmt::format("PROXY_PEERS names '{}' twice", entry));
+    }
+    peers.push_back(entry);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  std::string self = jc::config::env_string("PROXY_SELF", "");
+  if (peers.size() <= 1) {
+    if (!self.empty() && !peers.empty() && self != peers[0]) {
+      throw ConfigError(fmt::format("PROXY_SELF '{}' is not in PROXY_PEERS '{}'", self, list));
+    }
+    return;  // a single proxy
+  }
+  if (peers.size() > 9) {
+    throw ConfigError(fmt::format("PROXY_PEERS names {} proxies; at most 9", peers.size()));
+  }
+  std::size_t index = 0;
+  if (!self.empty()) {
+    auto it = std::find(peers.begin(), peers.end(), self);
+    if (it == peers.end()) {
+      throw ConfigError(fmt::format("PROXY_SELF '{}' is not in PROXY_PEERS '{}'", self, list));
+    }
+    index = static_cast<std::size_t>(it - peers.begin()) + 1;
+  } else {
+    std::string port = std::to_string(c.port);
+    for (std::size_t i = 0; i < peers.size(); ++i) {
+      if (peers[i].substr(peers[i].rfind(':') + 1) != port) continue;
+      if (index != 0) {
+        throw ConfigError(fmt::format(
+            "PROXY_SELF must name this proxy's entry: several PROXY_PEERS entries have port {}",
+            port));
+      }
+      index = i + 1;
+    }
+    if (index == 0) {
+      throw ConfigError(fmt::format(
+          "PROXY_SELF must name this proxy's entry: no PROXY_PEERS entry has port {}", port));
+    }
+  }
+  c.peers = std::move(peers);
+  c.self = index;
+}
 
 jc::proxy::ProxyConfig load_config(int argc, char** argv) {
   using namespace jc::config;
@@ -77,6 +151,7 @@ jc::proxy::ProxyConfig load_config(int argc, char** argv) {
   c.bind_address = jc::net::env_bind_address();
   std::random_device rd;
   c.core.proxy_id = fmt::format("{:08x}", rd());
+  load_peers(c);
   return c;
 }
 
@@ -87,5 +162,7 @@ int main(int argc, char** argv) {
   auto config = jc::net::load_config_or_report<jc::proxy::ProxyConfig>(
       "reverse_proxy", [&] { return load_config(argc, argv); });
   if (!config) return 2;
+  // A peer proxy that goes away must not end this one (libuv writes with write()).
+  std::signal(SIGPIPE, SIG_IGN);
   return jc::net::run_server<jc::proxy::ProxyServer>(std::move(*config), "proxy");
 }

@@ -865,6 +865,7 @@ protocol::ClusterStats ProxyCore::stats(TimeMs now) const {
   s.submitted_total = submitted_total_;
   s.finished_total = finished_total_;
   s.redispatched_total = redispatched_total_;
+  if (replication_stats) replication_stats(s);
   return s;
 }
 

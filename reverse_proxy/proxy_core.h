@@ -16,6 +16,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -107,6 +108,8 @@ class ProxyCore {
   static constexpr std::size_t kSweepBatch = 20000;
 
   protocol::ClusterStats stats(TimeMs now) const;
+  // Replicated proxies: adds the proxies, the leader and the term to stats.
+  std::function<void(protocol::ClusterStats&)> replication_stats;
   // Jobs finished since start, by final state (for /metrics).
   const std::map<protocol::JobState, std::uint64_t>& finished_by_state() const {
     return finished_by_state_;

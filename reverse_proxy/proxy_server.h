@@ -13,8 +13,10 @@
 #include "net/frame_connection.h"
 #include "net/listener.h"
 #include "net/storage_retry.h"
+#include "replication/raft_log.h"
 #include "reverse_proxy/http_server.h"
 #include "reverse_proxy/proxy_core.h"
+#include "reverse_proxy/replicated_store.h"
 
 namespace jc::proxy {
 
@@ -35,8 +37,21 @@ struct ProxyConfig {
   // CLIENT_TOKENS / ADMIN_NAMES: who may read a job on the HTTP API.
   protocol::ClientTokens tokens;
   ProxyOptions core;
+  // Replicated proxies (PROXY_PEERS with more than one entry): every
+  // proxy's node port, and which of them is this one (1-based).
+  std::vector<std::string> peers;
+  std::size_t self = 0;
+  unsigned election_timeout_ms = 300;  // Raft; the heartbeat is a sixth of it
+  TimeMs node_heartbeat_ms = 250;      // HEARTBEAT to nodes while leading
+  bool replicated() const { return peers.size() > 1; }
 };
 
+// With one proxy, the core commits its stage to LevelDB (synced) and then
+// sends. With replicated proxies (PROXY_PEERS), the stage of each group
+// commit becomes a log entry instead (reverse_proxy/replicated_store.h):
+// only the leader has a core, and it sends what depends on an entry once
+// the entry is on a majority's disk and applied here. Followers apply
+// entries to their stores and refuse nodes, naming the leader.
 class ProxyServer {
  public:
   ProxyServer(boost::asio::io_context& io, ProxyConfig config, storage::Store& store);
@@ -66,10 +81,35 @@ class ProxyServer {
   void schedule_sweep(TimeMs after_ms);
   void schedule_flush();
   void flush();
+  void send_outbox(std::vector<Outgoing> outbox);
+
+  // Replicated proxies.
+  void on_log_status(const replication::LogStatus& status);
+  void take_over(std::uint64_t term);
+  void step_down(const std::string& why);
+  void start_leading_timers();
+  void send_heartbeats();
+  void on_peer_hello(std::uint64_t id, protocol::PeerHello& hello);
+  void dial_peer(const std::string& address,
+                 std::function<void(std::shared_ptr<net::FrameConnection>, const std::string&)> done);
+  ReplicationInfo replication_info() const;
+  void fill_replication_stats(protocol::ClusterStats& s) const;
+  std::string leader_hint() const;
 
   boost::asio::io_context& io_;
   ProxyConfig config_;
-  ProxyCore core_;
+  storage::Store& store_;
+  // The core: always with one proxy; with replicated proxies only while
+  // this one leads (loaded from the store when it takes over).
+  std::unique_ptr<ProxyCore> core_;
+  std::unique_ptr<ReplicatedStore> machine_;
+  std::unique_ptr<replication::RaftLog> raft_;
+  std::shared_ptr<boost::asio::ssl::context> peer_tls_context_;  // dialling other proxies
+  bool taking_over_ = false;
+  bool in_flight_ = false;    // one log entry at a time; later changes gather meanwhile
+  std::uint64_t generation_ = 0;  // a new one at every take-over and step-down
+  std::uint64_t elections_won_ = 0;
+  std::uint64_t term_ = 0;    // the term this proxy leads in (0: not leading)
   std::shared_ptr<spdlog::logger> log_;
   std::shared_ptr<boost::asio::ssl::context> tls_context_;  // null: plaintext links
   net::Listener listener_;
@@ -96,6 +136,7 @@ class ProxyServer {
   net::StorageRetry storage_retry_;
   bool dispatch_posted_ = false;
   bool stopping_ = false;
+  boost::asio::steady_timer heartbeat_timer_;
 };
 
 }  // namespace jc::proxy

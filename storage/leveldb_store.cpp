@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 #include <tuple>
 #include <thread>
@@ -129,6 +130,39 @@ class LevelDbStore : public Store {
     return from_leveldb(it->status());
   }
 
+  // A LevelDB snapshot: reads from any thread see the store as it was.
+  // While one lives the database is not reopened (reopen() waits for it).
+  std::unique_ptr<ReadView> read_view() override {
+    class View : public ReadView {
+     public:
+      View(LevelDbStore& store) : store_(store), snapshot_(store.db_->GetSnapshot()) {
+        ++store_.views_;
+      }
+      ~View() override {
+        store_.db_->ReleaseSnapshot(snapshot_);
+        --store_.views_;
+      }
+      Status scan(std::string_view prefix,
+                  const std::function<bool(std::string_view, std::string_view)>& fn) override {
+        leveldb::ReadOptions options;
+        options.fill_cache = false;
+        options.snapshot = snapshot_;
+        std::unique_ptr<leveldb::Iterator> it(store_.db_->NewIterator(options));
+        for (it->Seek(slice(prefix)); it->Valid(); it->Next()) {
+          std::string_view key(it->key().data(), it->key().size());
+          if (key.substr(0, prefix.size()) != prefix) break;
+          if (!fn(key, std::string_view(it->value().data(), it->value().size()))) break;
+        }
+        return from_leveldb(it->status());
+      }
+
+     private:
+      LevelDbStore& store_;
+      const leveldb::Snapshot* snapshot_;
+    };
+    return std::make_unique<View>(*this);
+  }
+
   // CompactRange rewrites every table that overlaps the range, which takes
   // seconds for a large one: it runs on a thread of its own (LevelDB allows
   // calls from several threads), so the event loop never waits for it.
@@ -189,6 +223,7 @@ class LevelDbStore : public Store {
       return Status::IoError("storage full: " + std::to_string(have) + " bytes free of the " +
                              std::to_string(need) + " needed (" + why_ + ")");
     }
+    if (views_ > 0) return Status::IoError("storage unwritable, reopen waits for a snapshot: " + why_);
     stop_compactions();
     db_.reset();
     Status s = open();
@@ -209,6 +244,7 @@ class LevelDbStore : public Store {
   bool compacting_ = false;
   bool stopping_ = false;
   std::vector<std::pair<std::string, std::string>> compactions_;  // asked for, not begun
+  std::atomic<int> views_{0};  // read views alive (snapshots being written)
 };
 
 }  // namespace

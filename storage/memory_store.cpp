@@ -44,4 +44,27 @@ Status MemoryStore::scan(std::string_view prefix,
   return Status::Ok();
 }
 
+namespace {
+class MemoryView : public ReadView {
+ public:
+  explicit MemoryView(std::vector<std::pair<std::string, std::string>> data)
+      : data_(std::move(data)) {}
+  Status scan(std::string_view prefix,
+              const std::function<bool(std::string_view, std::string_view)>& fn) override {
+    auto it = std::lower_bound(data_.begin(), data_.end(), prefix,
+                               [](const auto& kv, std::string_view k) { return kv.first < k; });
+    for (; it != data_.end(); ++it) {
+      if (std::string_view(it->first).substr(0, prefix.size()) != prefix) break;
+      if (!fn(it->first, it->second)) break;
+    }
+    return Status::Ok();
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> data_;
+};
+}  // namespace
+
+std::unique_ptr<ReadView> MemoryStore::read_view() { return std::make_unique<MemoryView>(data_); }
+
 }  // namespace jc::storage

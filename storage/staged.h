@@ -29,6 +29,14 @@ class Staged {
   // Writes everything staged in one batch and clears the stage; on failure
   // the stage stays as it was, to be committed again.
   Status commit();
+
+  // Replicated proxies: the stage becomes a log entry instead of a local
+  // write. lift() appends its writes to `out` and keeps them visible to get()
+  // while the entry is in flight; landed() forgets them once the entry is
+  // applied to the store (or will never be, when leadership was lost).
+  void lift(WriteBatch& out);
+  void landed() { flight_.clear(); }
+  bool in_flight() const { return !flight_.empty(); }
   Store& store() const { return store_; }
 
  private:
@@ -38,7 +46,9 @@ class Staged {
     std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
   Store& store_;
-  std::unordered_map<std::string, std::optional<std::string>, KeyHash, std::equal_to<>> pending_;
+  using Map = std::unordered_map<std::string, std::optional<std::string>, KeyHash, std::equal_to<>>;
+  Map pending_;
+  Map flight_;  // lifted into a log entry, not applied yet
   bool sync_ = false;
 };
 
@@ -48,7 +58,27 @@ inline Status Staged::get(std::string_view key, std::string* value) const {
     *value = *it->second;
     return Status::Ok();
   }
+  if (!flight_.empty()) {
+    if (auto it = flight_.find(key); it != flight_.end()) {
+      if (!it->second) return Status::NotFound(std::string(key));
+      *value = *it->second;
+      return Status::Ok();
+    }
+  }
   return store_.get(key, value);
+}
+
+inline void Staged::lift(WriteBatch& out) {
+  sync_ = false;  // the log makes it durable
+  while (!pending_.empty()) {
+    auto node = pending_.extract(pending_.begin());
+    if (node.mapped()) {
+      out.put(node.key(), *node.mapped());
+    } else {
+      out.del(node.key());
+    }
+    flight_.insert_or_assign(std::move(node.key()), std::move(node.mapped()));
+  }
 }
 
 inline Status Staged::commit() {

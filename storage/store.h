@@ -39,6 +39,15 @@ class WriteBatch {
   std::vector<std::pair<std::string, std::optional<std::string>>> ops_;
 };
 
+// Every key of a store as it was at one moment, readable from another thread
+// while the store takes writes (a replicated proxy's snapshot).
+class ReadView {
+ public:
+  virtual ~ReadView() = default;
+  virtual Status scan(std::string_view prefix,
+                      const std::function<bool(std::string_view, std::string_view)>& fn) = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -62,6 +71,9 @@ class Store {
     (void)begin;
     (void)end;
   }
+  // A consistent view of the store now (cheap: LevelDB's snapshot). The
+  // store must outlive it.
+  virtual std::unique_ptr<ReadView> read_view() = 0;
 };
 
 // Opens (creating it and its parent directories if needed) a LevelDB store.
@@ -92,6 +104,7 @@ class MemoryStore : public Store {
   Status write(const WriteBatch& batch, bool sync) override;
   Status scan(std::string_view prefix,
               const std::function<bool(std::string_view, std::string_view)>& fn) override;
+  std::unique_ptr<ReadView> read_view() override;
   void set_fail_writes(bool fail) { fail_writes_ = fail; }
   bool writable() const override { return !fail_writes_; }
   std::string unwritable_reason() const override { return fail_writes_ ? "failing on purpose" : ""; }

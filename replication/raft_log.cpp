@@ -1,0 +1,420 @@
+#include "replication/raft_log.h"
+
+#include <poll.h>
+#include <sys/stat.h>
+
+#include <cstring>
+#include <filesystem>
+
+#include "replication/peer_transport.h"
+
+namespace jc::replication {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+std::string_view role_name(Role role) {
+  switch (role) {
+    case Role::follower:
+      return "follower";
+    case Role::candidate:
+      return "candidate";
+    case Role::leader:
+      return "leader";
+    case Role::unavailable:
+      break;
+  }
+  return "unavailable";
+}
+
+struct RaftLog::Impl {
+  Impl(asio::io_context& io, RaftConfig config, StateMachine& machine, RaftLog& owner)
+      : io(io),
+        config(std::move(config)),
+        machine(machine),
+        owner(owner),
+        log(log::get("raft")),
+        backend(io),
+        timer(io) {
+    uv_loop_init(&loop);
+    transport = std::make_unique<PeerTransport>(io, &loop, [this] { kick(); });
+  }
+
+  ~Impl() {
+    // stop() released the library; a loop never started closes at once.
+    if (!loop_closed) uv_loop_close(&loop);
+  }
+
+  // -- the libuv loop, driven from Asio ----------------------------------
+
+  // Posts one run of the loop (coalesced): after every call into the library,
+  // since libuv finishes writes from its pending queue, which does not make
+  // its epoll descriptor readable.
+  void kick() {
+    if (kicked || stopped) return;
+    kicked = true;
+    asio::post(io, [this] {
+      kicked = false;
+      run();
+    });
+  }
+
+  // Runs what is due on the loop, then waits (in Asio) for its descriptor or
+  // its next timer. Asio registers descriptors edge-triggered, so readiness
+  // is checked here too before waiting: an event left in libuv's epoll set
+  // would otherwise never wake it.
+  void run() {
+    if (stopped) return;
+    uv_run(&loop, UV_RUN_NOWAIT);
+    poll_status();
+    if (stopped) return;
+    int timeout = uv_backend_timeout(&loop);
+    struct pollfd p {
+      uv_backend_fd(&loop), POLLIN, 0
+    };
+    bool ready = ::poll(&p, 1, 0) > 0;
+    if (timeout == 0 || ready) {
+      kick();
+      return;
+    }
+    if (!waiting) {
+      waiting = true;
+      backend.async_wait(asio::posix::stream_descriptor::wait_read, [this](const error_code& ec) {
+        waiting = false;
+        if (!ec) kick();
+      });
+    }
+    timer.cancel();
+    if (timeout > 0) {
+      timer.expires_after(std::chrono::milliseconds(timeout));
+      timer.async_wait([this](const error_code& ec) {
+        if (!ec) kick();
+      });
+    }
+  }
+
+  // -- status --------------------------------------------------------------
+
+  LogStatus status() const {
+    LogStatus s;
+    if (!started) return s;
+    auto* r = const_cast<struct raft*>(&raft);
+    switch (raft_state(r)) {
+      case RAFT_FOLLOWER:
+        s.role = Role::follower;
+        break;
+      case RAFT_CANDIDATE:
+        s.role = Role::candidate;
+        break;
+      case RAFT_LEADER:
+        s.role = Role::leader;
+        break;
+      default:
+        s.role = Role::unavailable;
+    }
+    s.term = raft.current_term;
+    raft_id id = 0;
+    const char* address = nullptr;
+    raft_leader(r, &id, &address);
+    s.leader_id = id;
+    if (address != nullptr) s.leader = address;
+    s.last = raft_last_index(r);
+    s.applied = raft_last_applied(r);
+    for (std::size_t i = 0; i < config.peers.size(); ++i) {
+      PeerStatus p;
+      p.id = i + 1;
+      p.address = config.peers[i];
+      // The leader's progress is in the same order as its configuration,
+      // which is PROXY_PEERS (bootstrapped so, never changed).
+      if (s.role == Role::leader && raft.leader_state.progress != nullptr &&
+          i < raft.configuration.n) {
+        p.match = raft.leader_state.progress[i].match_index;
+        p.recent = raft.leader_state.progress[i].recent_recv;
+      }
+      if (p.id == config.id) {
+        p.match = s.last;
+        p.recent = true;
+      }
+      s.peers.push_back(std::move(p));
+    }
+    return s;
+  }
+
+  void poll_status() {
+    if (!started || stopped) return;
+    int state = raft_state(&raft);
+    raft_id id = 0;
+    const char* address = nullptr;
+    raft_leader(&raft, &id, &address);
+    std::uint64_t term = raft.current_term;
+    if (state == last_state && id == last_leader && term == last_term) return;
+    last_state = state;
+    last_leader = id;
+    last_term = term;
+    // Never inside the library: the owner may call propose() or barrier().
+    asio::post(io, [this] {
+      if (stopped) return;
+      if (owner.on_status) owner.on_status(status());
+    });
+  }
+
+  // -- the library's callbacks ------------------------------------------------
+
+  static Impl* of(struct raft_fsm* fsm) { return static_cast<Impl*>(fsm->data); }
+
+  static int fsm_apply(struct raft_fsm* fsm, const struct raft_buffer* buf, void** result) {
+    Impl* self = of(fsm);
+    *result = nullptr;
+    Index index = raft_last_applied(&self->raft) + 1;
+    Status s = self->machine.apply(
+        index, std::string_view(static_cast<const char*>(buf->base), buf->len));
+    if (!s.ok()) {
+      self->log->error("cannot apply log entry index={}: {} (retried)", index, s.to_string());
+      return RAFT_IOERR;
+    }
+    return 0;
+  }
+
+  // On the loop: the library's libuv back-end (0.15) has no async work for
+  // snapshots, so the state is serialized here, and written to disk on its
+  // thread pool.
+  static int fsm_snapshot(struct raft_fsm* fsm, struct raft_buffer* bufs[], unsigned* n_bufs) {
+    Impl* self = of(fsm);
+    *bufs = nullptr;
+    *n_bufs = 0;
+    auto started = std::chrono::steady_clock::now();
+    Index index = raft_last_applied(&self->raft);
+    auto work = self->machine.snapshot(index);
+    if (!work) return RAFT_BUSY;
+    std::string bytes = work();
+    auto* array = static_cast<struct raft_buffer*>(raft_malloc(sizeof(struct raft_buffer)));
+    if (array == nullptr) return RAFT_NOMEM;
+    array->len = bytes.size();
+    array->base = raft_malloc(bytes.size() == 0 ? 1 : bytes.size());
+    if (array->base == nullptr) {
+      raft_free(array);
+      return RAFT_NOMEM;
+    }
+    std::memcpy(array->base, bytes.data(), bytes.size());
+    *bufs = array;
+    *n_bufs = 1;
+    ++self->snapshots_taken;
+    self->log->info("snapshot index={} bytes={} in {} ms", index, bytes.size(),
+                    std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - started)
+                        .count());
+    return 0;
+  }
+
+  static int fsm_snapshot_finalize(struct raft_fsm*, struct raft_buffer* bufs[],
+                                   unsigned* n_bufs) {
+    if (*bufs != nullptr) {
+      for (unsigned i = 0; i < *n_bufs; ++i) raft_free((*bufs)[i].base);
+      raft_free(*bufs);
+    }
+    *bufs = nullptr;
+    *n_bufs = 0;
+    return 0;
+  }
+
+  static int fsm_restore(struct raft_fsm* fsm, struct raft_buffer* buf) {
+    Impl* self = of(fsm);
+    Status s = self->machine.restore(
+        std::string_view(static_cast<const char*>(buf->base), buf->len));
+    if (!s.ok()) {
+      self->log->error("cannot restore a snapshot: {}", s.to_string());
+      return RAFT_IOERR;
+    }
+    raft_free(buf->base);  // the library handed it over
+    return 0;
+  }
+
+  // -- members ---------------------------------------------------------------
+
+  asio::io_context& io;
+  RaftConfig config;
+  StateMachine& machine;
+  RaftLog& owner;
+  std::shared_ptr<spdlog::logger> log;
+  uv_loop_t loop{};
+  bool loop_closed = false;
+  std::unique_ptr<PeerTransport> transport;
+  struct raft_io raft_io {};
+  struct raft_fsm fsm {};
+  struct raft raft {};
+  asio::posix::stream_descriptor backend;
+  asio::steady_timer timer;
+  bool kicked = false;
+  bool waiting = false;
+  bool started = false;
+  bool stopped = false;
+  bool closed = false;
+  int last_state = -1;
+  raft_id last_leader = 0;
+  std::uint64_t last_term = 0;
+  std::uint64_t snapshots_taken = 0;
+};
+
+namespace {
+
+// Requests in flight carry their callback; freed when it fires.
+// Their callbacks fire inside the library: the owner's follow-up (another
+// propose) is posted, to run after the library's call returned.
+struct ApplyRequest {
+  struct raft_apply req {};
+  std::function<void(bool)> done;
+  asio::io_context* io = nullptr;
+};
+struct BarrierRequest {
+  struct raft_barrier req {};
+  std::function<void(bool)> done;
+  asio::io_context* io = nullptr;
+};
+
+}  // namespace
+
+RaftLog::RaftLog(asio::io_context& io, RaftConfig config, StateMachine& machine)
+    : impl_(std::make_unique<Impl>(io, std::move(config), machine, *this)) {}
+
+RaftLog::~RaftLog() { stop(); }
+
+PeerTransport& RaftLog::transport() { return *impl_->transport; }
+
+Status RaftLog::start() {
+  Impl& m = *impl_;
+  std::error_code ec;
+  std::filesystem::create_directories(m.config.dir, ec);
+  if (ec) return Status::IoError("cannot create " + m.config.dir + ": " + ec.message());
+  ::chmod(m.config.dir.c_str(), 0700);
+  if (m.config.id == 0 || m.config.id > m.config.peers.size()) {
+    return Status::InvalidArgument("this proxy is not among PROXY_PEERS");
+  }
+  int rv = raft_uv_init(&m.raft_io, &m.loop, m.config.dir.c_str(), m.transport->get());
+  if (rv != 0) {
+    return Status::IoError(fmt::format("cannot open the Raft log in {}: {}", m.config.dir,
+                                       m.raft_io.errmsg));
+  }
+  raft_uv_set_connect_retry_delay(&m.raft_io, 200);
+  m.fsm.version = 2;
+  m.fsm.data = &m;
+  m.fsm.apply = &Impl::fsm_apply;
+  m.fsm.snapshot = &Impl::fsm_snapshot;
+  m.fsm.restore = &Impl::fsm_restore;
+  m.fsm.snapshot_finalize = &Impl::fsm_snapshot_finalize;
+  const std::string& self = m.config.peers[m.config.id - 1];
+  rv = raft_init(&m.raft, &m.raft_io, &m.fsm, m.config.id, self.c_str());
+  m.raft.data = &m;
+  if (rv != 0) {
+    std::string why = raft_errmsg(&m.raft);
+    raft_uv_close(&m.raft_io);
+    return Status::IoError("cannot start Raft: " + why);
+  }
+  struct raft_configuration conf;
+  raft_configuration_init(&conf);
+  for (std::size_t i = 0; i < m.config.peers.size(); ++i) {
+    raft_configuration_add(&conf, i + 1, m.config.peers[i].c_str(), RAFT_VOTER);
+  }
+  rv = raft_bootstrap(&m.raft, &conf);
+  raft_configuration_close(&conf);
+  if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) {
+    return Status::IoError(fmt::format("cannot bootstrap the Raft log in {}: {}", m.config.dir,
+                                       raft_errmsg(&m.raft)));
+  }
+  raft_set_election_timeout(&m.raft, m.config.election_timeout_ms);
+  raft_set_heartbeat_timeout(&m.raft, m.config.heartbeat_ms);
+  raft_set_pre_vote(&m.raft, true);
+  raft_set_snapshot_threshold(&m.raft, m.config.snapshot_threshold);
+  raft_set_snapshot_trailing(&m.raft, m.config.snapshot_trailing);
+  rv = raft_start(&m.raft);
+  if (rv != 0) {
+    return Status::IoError(fmt::format("cannot start Raft from {}: {}", m.config.dir,
+                                       raft_errmsg(&m.raft)));
+  }
+  m.started = true;
+  m.backend.assign(::dup(uv_backend_fd(&m.loop)));
+  m.kick();
+  return Status::Ok();
+}
+
+void RaftLog::stop() {
+  Impl& m = *impl_;
+  if (m.stopped) return;
+  m.stopped = true;
+  error_code ignored;
+  m.timer.cancel();
+  m.backend.close(ignored);
+  if (m.started) {
+    m.closed = false;
+    raft_close(&m.raft, [](struct raft* r) { static_cast<Impl*>(r->data)->closed = true; });
+    // The library's handles close on its loop; nothing here waits for Asio.
+    while (!m.closed) uv_run(&m.loop, UV_RUN_ONCE);
+    raft_uv_close(&m.raft_io);
+  }
+  // Closing handles (timers, pipes) finish in a few more turns.
+  for (int i = 0; i < 1000 && uv_loop_alive(&m.loop); ++i) uv_run(&m.loop, UV_RUN_NOWAIT);
+  if (uv_loop_close(&m.loop) == 0) m.loop_closed = true;
+}
+
+bool RaftLog::propose(std::string entry, std::function<void(bool)> done) {
+  Impl& m = *impl_;
+  if (!m.started || m.stopped || raft_state(&m.raft) != RAFT_LEADER) return false;
+  auto* request = new ApplyRequest;
+  request->done = std::move(done);
+  request->io = &m.io;
+  request->req.data = request;
+  struct raft_buffer buf;
+  buf.len = entry.size();
+  buf.base = raft_malloc(entry.size() == 0 ? 1 : entry.size());
+  if (buf.base == nullptr) {
+    delete request;
+    return false;
+  }
+  std::memcpy(buf.base, entry.data(), entry.size());
+  // One buffer per call: with several, the callback fires at the first.
+  int rv = raft_apply(&m.raft, &request->req, &buf, 1,
+                      [](struct raft_apply* req, int status, void*) {
+                        auto* r = static_cast<ApplyRequest*>(req->data);
+                        if (r->done) {
+                          asio::post(*r->io, [done = std::move(r->done), ok = status == 0] {
+                            done(ok);
+                          });
+                        }
+                        delete r;
+                      });
+  if (rv != 0) {
+    raft_free(buf.base);
+    delete request;
+    m.log->debug("propose refused: {}", raft_strerror(rv));
+    return false;
+  }
+  m.kick();
+  return true;
+}
+
+bool RaftLog::barrier(std::function<void(bool)> done) {
+  Impl& m = *impl_;
+  if (!m.started || m.stopped || raft_state(&m.raft) != RAFT_LEADER) return false;
+  auto* request = new BarrierRequest;
+  request->done = std::move(done);
+  request->io = &m.io;
+  request->req.data = request;
+  int rv = raft_barrier(&m.raft, &request->req, [](struct raft_barrier* req, int status) {
+    auto* r = static_cast<BarrierRequest*>(req->data);
+    if (r->done) {
+      asio::post(*r->io, [done = std::move(r->done), ok = status == 0] { done(ok); });
+    }
+    delete r;
+  });
+  if (rv != 0) {
+    delete request;
+    return false;
+  }
+  m.kick();
+  return true;
+}
+
+LogStatus RaftLog::status() const { return impl_->status(); }
+
+void RaftLog::pump() { impl_->kick(); }
+
+}  // namespace jc::replication

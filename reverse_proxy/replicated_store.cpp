@@ -1,0 +1,230 @@
+#include "reverse_proxy/replicated_store.h"
+
+#include <fmt/format.h>
+
+namespace jc::proxy {
+
+namespace {
+
+void put_u32(std::string& out, std::uint32_t v) {
+  for (int i = 3; i >= 0; --i) out.push_back(static_cast<char>(v >> (8 * i)));
+}
+void put_u64(std::string& out, std::uint64_t v) {
+  for (int i = 7; i >= 0; --i) out.push_back(static_cast<char>(v >> (8 * i)));
+}
+
+// Reads from a byte string; every read checks what is left.
+struct Reader {
+  std::string_view in;
+  bool ok = true;
+  std::uint64_t uint(int bytes) {
+    if (in.size() < static_cast<std::size_t>(bytes)) {
+      ok = false;
+      return 0;
+    }
+    std::uint64_t v = 0;
+    for (int i = 0; i < bytes; ++i) v = (v << 8) | static_cast<unsigned char>(in[i]);
+    in.remove_prefix(bytes);
+    return v;
+  }
+  std::string_view bytes(std::size_t n) {
+    if (in.size() < n) {
+      ok = false;
+      return {};
+    }
+    auto out = in.substr(0, n);
+    in.remove_prefix(n);
+    return out;
+  }
+};
+
+constexpr std::string_view kSnapshotMagic = "JCSNAP";
+constexpr std::uint8_t kSnapshotFormat = 1;
+constexpr std::uint8_t kPut = 1, kDel = 2, kEnd = 0;
+
+std::string applied_value(replication::Index index) { return std::to_string(index); }
+
+}  // namespace
+
+std::string encode_change(const Change& change) {
+  std::string out;
+  out.reserve(16 + change.writes.bytes() + 9 * change.writes.size());
+  out.push_back(static_cast<char>(Change::kFormat));
+  put_u64(out, static_cast<std::uint64_t>(change.time_ms));
+  put_u32(out, static_cast<std::uint32_t>(change.writes.size()));
+  for (const auto& [key, value] : change.writes.ops()) {
+    out.push_back(static_cast<char>(value ? kPut : kDel));
+    put_u32(out, static_cast<std::uint32_t>(key.size()));
+    out += key;
+    if (value) {
+      put_u32(out, static_cast<std::uint32_t>(value->size()));
+      out += *value;
+    }
+  }
+  return out;
+}
+
+bool decode_change(std::string_view bytes, Change& change) {
+  Reader r{bytes};
+  if (r.uint(1) != Change::kFormat || !r.ok) return false;
+  change.time_ms = static_cast<std::int64_t>(r.uint(8));
+  std::uint64_t count = r.uint(4);
+  if (!r.ok || count > bytes.size()) return false;  // each op takes at least 5 bytes
+  change.writes.clear();
+  for (std::uint64_t i = 0; i < count; ++i) {
+    auto kind = r.uint(1);
+    auto key = r.bytes(r.uint(4));
+    if (!r.ok) return false;
+    if (kind == kPut) {
+      auto value = r.bytes(r.uint(4));
+      if (!r.ok) return false;
+      change.writes.put(std::string(key), std::string(value));
+    } else if (kind == kDel) {
+      change.writes.del(std::string(key));
+    } else {
+      return false;
+    }
+  }
+  return r.in.empty();
+}
+
+std::string encode_snapshot(replication::Index index, storage::ReadView& view) {
+  std::string out(kSnapshotMagic);
+  out.push_back(static_cast<char>(kSnapshotFormat));
+  put_u64(out, index);
+  view.scan("", [&](std::string_view key, std::string_view value) {
+    if (key == ReplicatedStore::kAppliedKey) return true;
+    out.push_back(static_cast<char>(kPut));
+    put_u32(out, static_cast<std::uint32_t>(key.size()));
+    out += key;
+    put_u32(out, static_cast<std::uint32_t>(value.size()));
+    out += value;
+    return true;
+  });
+  out.push_back(static_cast<char>(kEnd));
+  return out;
+}
+
+std::optional<replication::Index> decode_snapshot(
+    std::string_view bytes, const std::function<void(std::string_view, std::string_view)>& fn) {
+  Reader r{bytes};
+  if (r.bytes(kSnapshotMagic.size()) != kSnapshotMagic || r.uint(1) != kSnapshotFormat) {
+    return std::nullopt;
+  }
+  replication::Index index = r.uint(8);
+  if (!r.ok) return std::nullopt;
+  // Checked whole before anything is handed out.
+  Reader check = r;
+  for (;;) {
+    auto kind = check.uint(1);
+    if (!check.ok) return std::nullopt;
+    if (kind == kEnd) break;
+    if (kind != kPut) return std::nullopt;
+    check.bytes(check.uint(4));
+    check.bytes(check.uint(4));
+    if (!check.ok) return std::nullopt;
+  }
+  if (!check.in.empty()) return std::nullopt;
+  if (fn) {
+    for (;;) {
+      if (r.uint(1) == kEnd) break;
+      auto key = r.bytes(r.uint(4));
+      auto value = r.bytes(r.uint(4));
+      fn(key, value);
+    }
+  }
+  return index;
+}
+
+ReplicatedStore::ReplicatedStore(storage::Store& store)
+    : store_(store), log_(log::get("raft")) {}
+
+Status ReplicatedStore::open() {
+  std::string value;
+  Status s = store_.get(kAppliedKey, &value);
+  if (s.is_not_found()) return Status::Ok();
+  if (!s.ok()) return s;
+  try {
+    applied_ = std::stoull(value);
+  } catch (const std::exception&) {
+    return Status::Corruption(fmt::format("unreadable {}: '{}'", kAppliedKey, value));
+  }
+  return Status::Ok();
+}
+
+Status ReplicatedStore::apply(replication::Index index, std::string_view entry) {
+  // At a restart the library applies again what came after its snapshot:
+  // the store already has it.
+  if (index <= applied_) return Status::Ok();
+  Change change;
+  if (!decode_change(entry, change)) {
+    // Never skipped: a proxy that skipped an entry would diverge silently.
+    return Status::Corruption(fmt::format(
+        "log entry {} is not a change this build can read ({} bytes; a newer version?)", index,
+        entry.size()));
+  }
+  change.writes.put(std::string(kAppliedKey), applied_value(index));
+  // Not synced: the Raft log is what makes it durable (replayed at a
+  // restart from m/raft_applied on).
+  if (Status s = store_.write(change.writes, false); !s.ok()) return s;
+  applied_ = index;
+  ++entries_applied_;
+  return Status::Ok();
+}
+
+std::function<std::string()> ReplicatedStore::snapshot(replication::Index index) {
+  std::shared_ptr<storage::ReadView> view = store_.read_view();
+  return [index, view] { return encode_snapshot(index, *view); };
+}
+
+Status ReplicatedStore::restore(std::string_view snapshot) {
+  auto index = decode_snapshot(snapshot);
+  if (!index) return Status::Corruption("a snapshot this build cannot read");
+  if (*index <= applied_) {
+    // A restart: the store is already at or past it.
+    return Status::Ok();
+  }
+  log_->info("restoring a snapshot index={} bytes={} (this proxy was at {})", *index,
+             snapshot.size(), applied_);
+  // Marked "at 0" first: a crash half-way restores again at the next start.
+  storage::WriteBatch batch;
+  batch.put(std::string(kAppliedKey), applied_value(0));
+  if (Status s = store_.write(batch, true); !s.ok()) return s;
+  applied_ = 0;
+  constexpr std::size_t kBatchBytes = 4 << 20;
+  batch.clear();
+  Status failed;
+  auto flush = [&] {
+    if (batch.empty() || !failed.ok()) return;
+    failed = store_.write(batch, false);
+    batch.clear();
+  };
+  // Keys first, then their deletion: a store is not written while scanned.
+  std::vector<std::string> keys;
+  if (Status s = store_.scan("", [&](std::string_view key, std::string_view) {
+        if (key != kAppliedKey) keys.emplace_back(key);
+        return true;
+      });
+      !s.ok()) {
+    return s;
+  }
+  for (auto& key : keys) {
+    batch.del(std::move(key));
+    if (batch.bytes() + batch.size() * 16 >= kBatchBytes) flush();
+  }
+  keys.clear();
+  flush();
+  decode_snapshot(snapshot, [&](std::string_view key, std::string_view value) {
+    batch.put(std::string(key), std::string(value));
+    if (batch.bytes() >= kBatchBytes) flush();
+  });
+  flush();
+  if (!failed.ok()) return failed;
+  batch.put(std::string(kAppliedKey), applied_value(*index));
+  if (Status s = store_.write(batch, true); !s.ok()) return s;
+  applied_ = *index;
+  ++snapshots_restored_;
+  return Status::Ok();
+}
+
+}  // namespace jc::proxy
