@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <optional>
 
 #include "replication/peer_transport.h"
 
@@ -26,6 +27,37 @@ std::string_view role_name(Role role) {
   }
   return "unavailable";
 }
+
+namespace {
+
+// An entry travels framed: its length in 8 bytes, the payload, zeros up to a
+// multiple of 8. The library (0.15) pads entries to 8 bytes when it decodes
+// a batch of them from the network but not when it encodes them, so an entry
+// of another length shifts the ones after it in the same message.
+constexpr std::size_t kFrameHeader = 8;
+
+std::size_t framed_size(std::size_t payload) {
+  return (kFrameHeader + payload + 7) / 8 * 8;
+}
+
+void frame_into(char* out, std::string_view payload) {
+  std::uint64_t n = payload.size();
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(n >> (8 * (7 - i)));
+  std::memcpy(out + kFrameHeader, payload.data(), payload.size());
+  std::memset(out + kFrameHeader + payload.size(), 0,
+              framed_size(payload.size()) - kFrameHeader - payload.size());
+}
+
+std::optional<std::string_view> unframe(const struct raft_buffer* buf) {
+  if (buf->len < kFrameHeader) return std::nullopt;
+  const auto* p = static_cast<const unsigned char*>(buf->base);
+  std::uint64_t n = 0;
+  for (std::size_t i = 0; i < 8; ++i) n = (n << 8) | p[i];
+  if (n > buf->len - kFrameHeader) return std::nullopt;
+  return std::string_view(reinterpret_cast<const char*>(p) + kFrameHeader, n);
+}
+
+}  // namespace
 
 struct RaftLog::Impl {
   Impl(asio::io_context& io, RaftConfig config, StateMachine& machine, RaftLog& owner)
@@ -166,10 +198,15 @@ struct RaftLog::Impl {
     Impl* self = of(fsm);
     *result = nullptr;
     Index index = raft_last_applied(&self->raft) + 1;
-    Status s = self->machine.apply(
-        index, std::string_view(static_cast<const char*>(buf->base), buf->len));
+    auto payload = unframe(buf);
+    if (!payload) {
+      self->log->error("log entry index={} is not framed as this build frames entries ({} bytes)",
+                       index, buf->len);
+      return RAFT_MALFORMED;
+    }
+    Status s = self->machine.apply(index, *payload);
     if (!s.ok()) {
-      self->log->error("cannot apply log entry index={}: {} (retried)", index, s.to_string());
+      self->log->error("cannot apply log entry index={}: {}", index, s.to_string());
       return RAFT_IOERR;
     }
     return 0;
@@ -363,13 +400,13 @@ bool RaftLog::propose(std::string entry, std::function<void(bool)> done) {
   request->io = &m.io;
   request->req.data = request;
   struct raft_buffer buf;
-  buf.len = entry.size();
-  buf.base = raft_malloc(entry.size() == 0 ? 1 : entry.size());
+  buf.len = framed_size(entry.size());
+  buf.base = raft_malloc(buf.len);
   if (buf.base == nullptr) {
     delete request;
     return false;
   }
-  std::memcpy(buf.base, entry.data(), entry.size());
+  frame_into(static_cast<char*>(buf.base), entry);
   // One buffer per call: with several, the callback fires at the first.
   int rv = raft_apply(&m.raft, &request->req, &buf, 1,
                       [](struct raft_apply* req, int status, void*) {
