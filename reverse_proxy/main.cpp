@@ -48,6 +48,11 @@ Environment (defaults in brackets):
                          comma-separated, the same list on each (3 for one failure
                          tolerated); unset or one entry: a single proxy [none]
   PROXY_SELF             which PROXY_PEERS entry is this proxy [the one whose port is PORT]
+  RAFT_ELECTION_TIMEOUT  ms without a leader's word before a proxy stands for election;
+                         failover takes one to two of these [300]
+  RAFT_SNAPSHOT_THRESHOLD  log entries between snapshots of the state [8192]
+  RAFT_SNAPSHOT_TRAILING   entries kept in the log after a snapshot, so a proxy
+                         briefly away catches up without one [4096]
   LOG_LEVEL              error, warn, info, debug [info]; VERBOSE=true means debug
 )";
 
@@ -117,6 +122,12 @@ void load_peers(jc::proxy::ProxyConfig& c) {
   }
   c.peers = std::move(peers);
   c.self = index;
+  c.election_timeout_ms = static_cast<unsigned>(
+      jc::config::env_int("RAFT_ELECTION_TIMEOUT", 300, 50, 60'000, "milliseconds"));
+  c.snapshot_threshold = static_cast<unsigned>(
+      jc::config::env_int("RAFT_SNAPSHOT_THRESHOLD", 8192, 16, 10'000'000, "log entries"));
+  c.snapshot_trailing = static_cast<unsigned>(
+      jc::config::env_int("RAFT_SNAPSHOT_TRAILING", 4096, 1, 10'000'000, "log entries"));
 }
 
 jc::proxy::ProxyConfig load_config(int argc, char** argv) {

@@ -92,6 +92,8 @@ Status ProxyServer::start() {
     rc.dir = raft_dir;
     rc.election_timeout_ms = config_.election_timeout_ms;
     rc.heartbeat_ms = std::max(10u, config_.election_timeout_ms / 6);
+    rc.snapshot_threshold = config_.snapshot_threshold;
+    rc.snapshot_trailing = config_.snapshot_trailing;
     raft_ = std::make_unique<replication::RaftLog>(io_, rc, *machine_);
     raft_->on_status = [this](const replication::LogStatus& st) { on_log_status(st); };
     raft_->transport().set_dial(

@@ -41,7 +41,9 @@ struct ProxyConfig {
   // proxy's node port, and which of them is this one (1-based).
   std::vector<std::string> peers;
   std::size_t self = 0;
-  unsigned election_timeout_ms = 300;  // Raft; the heartbeat is a sixth of it
+  unsigned election_timeout_ms = 300;  // RAFT_ELECTION_TIMEOUT; the heartbeat is a sixth of it
+  unsigned snapshot_threshold = 8192;  // RAFT_SNAPSHOT_THRESHOLD: entries between snapshots
+  unsigned snapshot_trailing = 4096;   // RAFT_SNAPSHOT_TRAILING: entries kept after one
   TimeMs node_heartbeat_ms = 250;      // HEARTBEAT to nodes while leading
   bool replicated() const { return peers.size() > 1; }
 };

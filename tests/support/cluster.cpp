@@ -1,6 +1,10 @@
 #include "tests/support/cluster.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <stdexcept>
@@ -14,15 +18,37 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
   if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
   dir_ = tmpl;
   try {
-    std::map<std::string, std::string> env = options_.proxy_env;
-    env.emplace("DATA_DIR", dir_ + "/proxy");
-    env.emplace("LOG_LEVEL", "debug");
-    proxy_ = std::make_unique<Process>(std::string(JC_BIN_DIR) + "/reverse_proxy",
-                                       std::vector<std::string>{"0"}, env, dir_ + "/proxy.log");
-    proxy_->start();
-    proxy_port_ = proxy_->wait_listening("for nodes");
-    if (proxy_port_ == 0)
-      throw std::runtime_error("proxy did not start: " + proxy_->log_since_start());
+    if (options_.proxies <= 1) {
+      std::map<std::string, std::string> env = options_.proxy_env;
+      env.emplace("DATA_DIR", dir_ + "/proxy");
+      env.emplace("LOG_LEVEL", "debug");
+      proxies_.push_back(std::make_unique<Process>(std::string(JC_BIN_DIR) + "/reverse_proxy",
+                                                   std::vector<std::string>{"0"}, env,
+                                                   dir_ + "/proxy.log"));
+      proxies_[0]->start();
+      proxy_ports_.push_back(proxies_[0]->wait_listening("for nodes"));
+      if (proxy_ports_[0] == 0)
+        throw std::runtime_error("proxy did not start: " + proxies_[0]->log_since_start());
+    } else {
+      for (int k = 0; k < options_.proxies; ++k) {
+        proxy_ports_.push_back(free_port());
+        peers_ += (k ? "," : "") + std::string("127.0.0.1:") + std::to_string(proxy_ports_[k]);
+      }
+      for (int k = 0; k < options_.proxies; ++k) {
+        std::map<std::string, std::string> env = options_.proxy_env;
+        std::string name = "proxy" + std::to_string(k + 1);
+        env.emplace("DATA_DIR", dir_ + "/" + name);
+        env.emplace("LOG_LEVEL", "debug");
+        env.emplace("PROXY_PEERS", peers_);
+        env.emplace("STATUS_PORT", "0");
+        env.emplace("BIND_ADDRESS", "127.0.0.1");
+        proxies_.push_back(std::make_unique<Process>(
+            std::string(JC_BIN_DIR) + "/reverse_proxy",
+            std::vector<std::string>{std::to_string(proxy_ports_[k])}, env,
+            dir_ + "/" + name + ".log"));
+      }
+      for (std::size_t k = 0; k < proxies_.size(); ++k) start_proxy(k);
+    }
     for (int i = 0; i < options_.nodes; ++i) add_node();
   } catch (...) {
     // No destructor runs for a half-built cluster: stop what started and
@@ -36,7 +62,7 @@ Cluster::~Cluster() { stop_and_clean(); }
 
 void Cluster::stop_and_clean() {
   for (auto& n : nodes_) n->kill_hard();
-  if (proxy_) proxy_->kill_hard();
+  for (auto& p : proxies_) p->kill_hard();
   // JC_KEEP_TEST_DIRS=1 keeps data and logs for a person to read.
   if (std::getenv("JC_KEEP_TEST_DIRS") == nullptr) {
     std::error_code ec;
@@ -53,13 +79,14 @@ std::size_t Cluster::add_node(std::map<std::string, std::string> extra_env) {
   env.emplace("DATA_DIR", dir_ + "/" + node_id(i));
   env.emplace("CLIENT_PORT", "0");
   env.emplace("LOG_LEVEL", "debug");
-  nodes_.push_back(
-      std::make_unique<Process>(std::string(JC_BIN_DIR) + "/cluster_node",
-                                std::vector<std::string>{"127.0.0.1",
-                                                         std::to_string(node_proxy_port_ != 0
-                                                                            ? node_proxy_port_
-                                                                            : proxy_port_)},
-                                env, dir_ + "/" + node_id(i) + ".log"));
+  std::vector<std::string> args{
+      "127.0.0.1", std::to_string(node_proxy_port_ != 0 ? node_proxy_port_ : proxy_ports_[0])};
+  if (!peers_.empty()) {
+    env.emplace("PROXY_ADDRESSES", peers_);
+    args.clear();
+  }
+  nodes_.push_back(std::make_unique<Process>(std::string(JC_BIN_DIR) + "/cluster_node", args, env,
+                                             dir_ + "/" + node_id(i) + ".log"));
   node_ports_.push_back(0);
   start_node(i);
   return i;
@@ -81,18 +108,99 @@ void Cluster::restart_node(std::size_t i, bool kill_first) {
 }
 
 void Cluster::restart_proxy(bool kill_first) {
-  if (kill_first) proxy_->kill_hard();
+  if (!peers_.empty()) {
+    if (kill_first) kill_proxy(0);
+    start_proxy(0);
+    return;
+  }
+  auto& proxy = proxies_[0];
+  if (kill_first) proxy->kill_hard();
   // The same port, so the nodes find it again.
-  proxy_ = std::make_unique<Process>(
+  proxy = std::make_unique<Process>(
       std::string(JC_BIN_DIR) + "/reverse_proxy",
-      std::vector<std::string>{std::to_string(proxy_port_)},
+      std::vector<std::string>{std::to_string(proxy_ports_[0])},
       std::map<std::string, std::string>{{"DATA_DIR", dir_ + "/proxy"}, {"LOG_LEVEL", "debug"}},
       dir_ + "/proxy.log");
-  for (auto& [k, v] : options_.proxy_env) proxy_->env()[k] = v;
-  proxy_->start();
-  if (proxy_->wait_listening("for nodes") != proxy_port_) {
-    throw std::runtime_error("proxy did not restart: " + proxy_->log_since_start());
+  for (auto& [k, v] : options_.proxy_env) proxy->env()[k] = v;
+  proxy->start();
+  if (proxy->wait_listening("for nodes") != proxy_ports_[0]) {
+    throw std::runtime_error("proxy did not restart: " + proxy->log_since_start());
   }
+}
+
+void Cluster::start_proxy(std::size_t k) {
+  auto& proxy = proxies_.at(k);
+  proxy->start();
+  if (proxy->wait_listening("for nodes") != proxy_ports_[k]) {
+    throw std::runtime_error("proxy " + std::to_string(k + 1) +
+                             " did not start: " + proxy->log_since_start());
+  }
+  if (status_ports_.size() <= k) status_ports_.resize(k + 1);
+  status_ports_[k] = proxy->wait_listening("for status");
+  // Later restarts keep it.
+  proxy->env()["STATUS_PORT"] = std::to_string(status_ports_[k]);
+}
+
+std::string Cluster::proxy_http(std::size_t k, const std::string& path) {
+  Client c(status_ports_.at(k), 2s);
+  if (!c.connected() || !c.send("GET " + path + " HTTP/1.0\r\n\r\n")) return "";
+  auto reply = c.until_close(5s);
+  if (!reply) return "";
+  auto body = reply->find("\r\n\r\n");
+  return body == std::string::npos ? "" : reply->substr(body + 4);
+}
+
+long long Cluster::proxy_applied(std::size_t k) {
+  std::string metrics = proxy_http(k, "/metrics");
+  const std::string name = "\njobcluster_raft_applied_index ";
+  auto at = metrics.find(name);
+  if (at == std::string::npos) return -1;
+  return std::atoll(metrics.c_str() + at + name.size());
+}
+
+std::string Cluster::stats_line(std::size_t i) {
+  Client c(node_port(i), 2s);
+  auto lines = c.multi("stats", 3s);
+  return lines.size() > 1 ? lines[1] : "";
+}
+
+int Cluster::leader(std::chrono::milliseconds timeout) {
+  int found = -1;
+  eventually(
+      [&] {
+        for (std::size_t i = 0; i < nodes_.size(); ++i) {
+          if (!nodes_[i]->running()) continue;
+          std::string line = stats_line(i);
+          if (line.find("proxy=up") == std::string::npos) continue;
+          for (std::size_t k = 0; k < proxy_ports_.size(); ++k) {
+            std::string mark = "leader=127.0.0.1:" + std::to_string(proxy_ports_[k]) + " ";
+            if (line.find(mark) != std::string::npos) {
+              found = static_cast<int>(k);
+              return true;
+            }
+          }
+        }
+        return false;
+      },
+      timeout, 50ms);
+  return found;
+}
+
+std::uint16_t free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof addr;
+  std::uint16_t port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  ::close(fd);
+  if (port == 0) throw std::runtime_error("no free port");
+  return port;
 }
 
 bool Cluster::wait_nodes_up(std::size_t n, std::chrono::milliseconds timeout) {
@@ -101,7 +209,8 @@ bool Cluster::wait_nodes_up(std::size_t n, std::chrono::milliseconds timeout) {
         Client c(node_port(0), 2s);
         auto lines = c.multi("stats", 3s);
         return lines.size() > 1 &&
-               lines[1].find("nodes_up=" + std::to_string(n)) != std::string::npos &&
+               lines[1].find("nodes_up=" + std::to_string(n) + (peers_.empty() ? "" : " ")) !=
+                   std::string::npos &&
                lines[1].find("proxy=up") != std::string::npos;
       },
       timeout, 50ms);

@@ -1,7 +1,9 @@
-// A local cluster for integration tests: one reverse_proxy and N cluster
-// nodes started from the built binaries on port 0 (each logs the port it
-// bound), with data under a fresh temporary directory. Everything it
-// started is killed by PID when it goes out of scope.
+// A local cluster for integration tests: one reverse_proxy (or several,
+// replicated) and N cluster nodes started from the built binaries on port 0
+// (each logs the port it bound), with data under a fresh temporary
+// directory. Replicated proxies must know each other's ports before they
+// start: those are free ports picked first. Everything it started is killed
+// by PID when it goes out of scope.
 #pragma once
 
 #include <map>
@@ -15,6 +17,7 @@
 namespace jc::test {
 
 struct ClusterOptions {
+  int proxies = 1;  // more than one: replicated (PROXY_PEERS, PROXY_ADDRESSES)
   int nodes = 3;
   int slots = 2;
   std::map<std::string, std::string> proxy_env;
@@ -26,10 +29,22 @@ class Cluster {
   explicit Cluster(ClusterOptions options = {});
   ~Cluster();
 
-  std::uint16_t proxy_port() const { return proxy_port_; }
+  std::uint16_t proxy_port(std::size_t k = 0) const { return proxy_ports_.at(k); }
   std::uint16_t node_port(std::size_t i) const { return node_ports_.at(i); }
   std::size_t size() const { return nodes_.size(); }
-  Process& proxy() { return *proxy_; }
+  Process& proxy(std::size_t k = 0) { return *proxies_.at(k); }
+  std::size_t proxy_count() const { return proxies_.size(); }
+  // Replicated proxies: kill -9 one, and start it again (same port, same data).
+  void kill_proxy(std::size_t k) { proxies_.at(k)->kill_hard(); }
+  void start_proxy(std::size_t k);
+  // The proxy that leads, as a node's `stats` names it (-1: none within timeout).
+  int leader(std::chrono::milliseconds timeout = 10s);
+  // GET `path` from replicated proxy k's STATUS_PORT: the body ("" on failure).
+  std::string proxy_http(std::size_t k, const std::string& path);
+  // Replicated proxy k's jobcluster_raft_applied_index (-1 when unreadable).
+  long long proxy_applied(std::size_t k);
+  // Node i's stats summary line ("proxy=up queue=... leader=... term=..."), or "".
+  std::string stats_line(std::size_t i = 0);
   Process& node(std::size_t i) { return *nodes_.at(i); }
   std::string node_id(std::size_t i) const { return "n" + std::to_string(i + 1); }
   const std::string& dir() const { return dir_; }
@@ -50,12 +65,18 @@ class Cluster {
   void stop_and_clean();
   ClusterOptions options_;
   std::string dir_;
-  std::unique_ptr<Process> proxy_;
+  std::vector<std::unique_ptr<Process>> proxies_;
   std::vector<std::unique_ptr<Process>> nodes_;
-  std::uint16_t proxy_port_ = 0;
+  std::vector<std::uint16_t> proxy_ports_;
+  std::vector<std::uint16_t> status_ports_;
+  std::string peers_;  // PROXY_PEERS
   std::uint16_t node_proxy_port_ = 0;
   std::vector<std::uint16_t> node_ports_;
 };
+
+// A port free on loopback now (bound, read and closed): for processes that
+// must know each other's ports before they start.
+std::uint16_t free_port();
 
 // Submits a sleep job through `client`; returns the ticket ("" on failure).
 std::string submit(Client& client, int ms);
@@ -64,6 +85,9 @@ std::vector<std::string> submit_many(Client& client, int count, int ms);
 // `wait <ticket>` until a "Result: ..." line (the job is final), or "" on timeout.
 std::string wait_result(Client& client, const std::string& ticket,
                         std::chrono::milliseconds timeout = 60s);
+// Every ticket reaches a result, and every node shows the same one (doctest
+// checks).
+void check_all_finished_once(Cluster& cluster, const std::vector<std::string>& tickets);
 // The node id at the end of a sleep result ("... on node n2").
 std::string result_node(const std::string& result_line);
 

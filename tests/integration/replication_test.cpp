@@ -1,0 +1,211 @@
+// Three replicated proxies (PROXY_PEERS) with real kills: one leads, nodes
+// follow it, and whatever proxy dies, no acknowledged job is lost and none
+// shows two results. The stores of the proxies end identical.
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <map>
+#include <set>
+
+#include "storage/store.h"
+#include "tests/support/cluster.h"
+
+using namespace jc::test;
+
+namespace {
+
+ClusterOptions three_proxies(int nodes = 3) {
+  ClusterOptions o;
+  o.proxies = 3;
+  o.nodes = nodes;
+  o.slots = 2;
+  o.proxy_env["RESULT_TTL"] = "0";
+  // Nodes wait for the proxies rather than run their jobs alone: these
+  // tests check what the proxies do.
+  o.node_env["PROXY_GRACE_PERIOD"] = "600000";
+  return o;
+}
+
+// Every pair of a proxy's store but its own applied index.
+std::map<std::string, std::string> store_of(const std::string& dir) {
+  std::unique_ptr<jc::storage::Store> store;
+  REQUIRE(jc::storage::open_leveldb(dir, &store).ok());
+  std::map<std::string, std::string> out;
+  store->scan("", [&](std::string_view k, std::string_view v) {
+    if (k != "m/raft_applied") out.emplace(k, v);
+    return true;
+  });
+  return out;
+}
+
+// Waits until every running proxy applied the same index, then stops them
+// all (SIGTERM) and compares their stores: replicated, they are the same.
+void check_stores_equal(Cluster& cluster) {
+  long long applied = -1;
+  bool same = eventually(
+      [&] {
+        std::set<long long> seen;
+        for (std::size_t k = 0; k < cluster.proxy_count(); ++k) {
+          seen.insert(cluster.proxy_applied(k));
+        }
+        applied = *seen.begin();
+        return seen.size() == 1 && applied > 0;
+      },
+      20s, 100ms);
+  REQUIRE_MESSAGE(same, "the proxies did not reach the same applied index");
+  for (std::size_t k = 0; k < cluster.proxy_count(); ++k) {
+    cluster.proxy(k).signal(SIGTERM);
+    CHECK(cluster.proxy(k).wait_exit(10s) == 0);
+  }
+  auto first = store_of(cluster.dir() + "/proxy1");
+  CHECK(first.size() > 2);
+  for (std::size_t k = 1; k < cluster.proxy_count(); ++k) {
+    auto other = store_of(cluster.dir() + "/proxy" + std::to_string(k + 1));
+    CHECK_MESSAGE(other == first, "proxy " << k + 1 << "'s store differs from proxy 1's ("
+                                           << other.size() << " keys against " << first.size()
+                                           << ")");
+  }
+}
+
+}  // namespace
+
+TEST_CASE("replicated proxies: one leads, nodes find it, stats name it, and the stores agree") {
+  Cluster cluster(three_proxies(2));
+  REQUIRE(cluster.wait_nodes_up(2));
+  int leader = cluster.leader();
+  REQUIRE(leader >= 0);
+  Client a(cluster.node_port(0));
+  auto tickets = submit_many(a, 40, 10);
+  REQUIRE(tickets.size() == 40);
+  check_all_finished_once(cluster, tickets);
+  // stats lists the three proxies with their roles.
+  auto lines = Client(cluster.node_port(1)).multi("stats");
+  int leaders = 0, followers = 0;
+  for (const auto& l : lines) {
+    if (l.rfind("proxy 127.0.0.1:", 0) != 0) continue;
+    leaders += l.find("role=leader") != std::string::npos;
+    followers += l.find("role=follower") != std::string::npos;
+  }
+  CHECK(leaders == 1);
+  CHECK(followers == 2);
+  // A follower turns a node away and names the leader.
+  int follower = (leader + 1) % 3;
+  CHECK(cluster.proxy_http(follower, "/api/state").find("\"role\":\"follower\"") !=
+        std::string::npos);
+  CHECK(cluster.proxy_http(leader, "/api/state").find("\"role\":\"leader\"") !=
+        std::string::npos);
+  check_stores_equal(cluster);
+}
+
+TEST_CASE("kill -9 of the leader under load: every job finishes once, and service comes back") {
+  Cluster cluster(three_proxies(3));
+  REQUIRE(cluster.wait_nodes_up(3));
+  int leader = cluster.leader();
+  REQUIRE(leader >= 0);
+  Client a(cluster.node_port(0)), b(cluster.node_port(1));
+  auto tickets = submit_many(a, 100, 50);
+  REQUIRE(tickets.size() == 100);
+  REQUIRE(eventually([&] { return cluster.proxy(leader).log_count("dispatch node=") >= 2; }, 10s));
+  cluster.kill_proxy(static_cast<std::size_t>(leader));
+  auto killed = Clock::now();
+  // A job submitted after the kill is served by the new leader.
+  std::string after = submit(b, 0);
+  REQUIRE(!after.empty());
+  REQUIRE(!wait_result(b, after, 30s).empty());
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - killed).count();
+  MESSAGE("a job submitted after kill -9 of the leader finished " << ms << " ms after the kill");
+  int next = cluster.leader();
+  CHECK(next >= 0);
+  CHECK(next != leader);
+  auto more = submit_many(b, 50, 10);
+  REQUIRE(more.size() == 50);
+  tickets.insert(tickets.end(), more.begin(), more.end());
+  tickets.push_back(after);
+  cluster.start_proxy(static_cast<std::size_t>(leader));
+  check_all_finished_once(cluster, tickets);
+  CHECK(std::set<std::string>(tickets.begin(), tickets.end()).size() == tickets.size());
+  check_stores_equal(cluster);
+}
+
+TEST_CASE("a follower killed and back catches up; with two proxies down nothing is served, "
+          "then all of it") {
+  Cluster cluster(three_proxies(2));
+  REQUIRE(cluster.wait_nodes_up(2));
+  int leader = cluster.leader();
+  REQUIRE(leader >= 0);
+  std::size_t f1 = (leader + 1) % 3, f2 = (leader + 2) % 3;
+  Client a(cluster.node_port(0));
+  cluster.kill_proxy(f1);
+  auto tickets = submit_many(a, 30, 10);
+  REQUIRE(tickets.size() == 30);
+  check_all_finished_once(cluster, tickets);  // one follower is enough
+  // Without a majority: the leader steps down, and nodes keep their jobs.
+  cluster.kill_proxy(f2);
+  REQUIRE(eventually(
+      [&] { return cluster.proxy(leader).log_count("stepped down") >= 1; }, 10s));
+  auto waiting = submit_many(a, 10, 10);
+  REQUIRE(waiting.size() == 10);
+  REQUIRE(eventually(
+      [&] { return cluster.stats_line(0).find("proxy=unreachable") != std::string::npos; }, 10s));
+  Client c(cluster.node_port(1));
+  for (const auto& t : waiting) {
+    CHECK(c.command("status " + t).find(" DONE") == std::string::npos);
+  }
+  cluster.start_proxy(f1);
+  cluster.start_proxy(f2);
+  tickets.insert(tickets.end(), waiting.begin(), waiting.end());
+  check_all_finished_once(cluster, tickets);
+  check_stores_equal(cluster);
+}
+
+TEST_CASE("every proxy restarted in turn under load: nothing lost, nothing twice") {
+  Cluster cluster(three_proxies(3));
+  REQUIRE(cluster.wait_nodes_up(3));
+  std::vector<std::string> tickets;
+  Client a(cluster.node_port(0)), b(cluster.node_port(2));
+  for (std::size_t k = 0; k < 3; ++k) {
+    auto batch = submit_many(k % 2 ? a : b, 40, 20);
+    REQUIRE(batch.size() == 40);
+    tickets.insert(tickets.end(), batch.begin(), batch.end());
+    cluster.kill_proxy(k);
+    cluster.start_proxy(k);
+    REQUIRE(cluster.leader() >= 0);
+  }
+  check_all_finished_once(cluster, tickets);
+  CHECK(std::set<std::string>(tickets.begin(), tickets.end()).size() == tickets.size());
+  check_stores_equal(cluster);
+}
+
+TEST_CASE("a proxy away while the log was compacted catches up from a snapshot") {
+  ClusterOptions o = three_proxies(2);
+  o.proxy_env["RAFT_SNAPSHOT_THRESHOLD"] = "32";
+  o.proxy_env["RAFT_SNAPSHOT_TRAILING"] = "8";
+  Cluster cluster(o);
+  REQUIRE(cluster.wait_nodes_up(2));
+  int leader = cluster.leader();
+  REQUIRE(leader >= 0);
+  std::size_t away = (leader + 1) % 3;
+  cluster.kill_proxy(away);
+  Client a(cluster.node_port(0)), b(cluster.node_port(1));
+  std::vector<std::string> tickets;
+  // Many small group commits (each round trip is at least one entry), until
+  // the leader's log was compacted well past where the absent proxy stopped.
+  for (int i = 0; i < 2000 && cluster.proxy(leader).log_count("snapshot index=") < 3; ++i) {
+    std::string t = submit(i % 2 ? a : b, 0);
+    REQUIRE(!t.empty());
+    tickets.push_back(t);
+    if (i % 20 == 19) REQUIRE(!wait_result(a, t, 20s).empty());
+  }
+  REQUIRE(cluster.proxy(leader).log_count("snapshot index=") >= 3);
+  check_all_finished_once(cluster, tickets);
+  cluster.start_proxy(away);
+  REQUIRE(eventually(
+      [&] { return cluster.proxy(away).log_count("restoring a snapshot") >= 1; }, 20s));
+  // It now serves as leader: the others go, one at a time, and it leads
+  // with the third.
+  cluster.kill_proxy(static_cast<std::size_t>(leader));
+  REQUIRE(cluster.leader() >= 0);
+  check_all_finished_once(cluster, tickets);
+  cluster.start_proxy(static_cast<std::size_t>(leader));
+  check_stores_equal(cluster);
+}
