@@ -38,12 +38,13 @@ const std::vector<std::string>& suite_names() {
   static const std::vector<std::string> kNames{"submit",   "e2e",       "chart",
                                                "latency",  "latency10", "balance",
                                                "run-true", "queued",    "nodes100",
-                                               "tls"};
+                                               "tls",      "submit-3p", "e2e-3p",
+                                               "latency-3p"};
   return kNames;
 }
 
 const std::vector<std::string>& on_request_names() {
-  static const std::vector<std::string> kNames{"soak"};
+  static const std::vector<std::string> kNames{"failover", "soak"};
   return kNames;
 }
 

@@ -1,3 +1,4 @@
+#include <fmt/format.h>
 #include "bench/probe.h"
 
 #include <arpa/inet.h>
@@ -53,7 +54,12 @@ std::int64_t rss_kb(pid_t pid) {
 }
 
 std::vector<ProcessUsage> cluster_usage(jc::test::Cluster& cluster) {
-  std::vector<ProcessUsage> out{usage_of("reverse_proxy", cluster.proxy().pid())};
+  std::vector<ProcessUsage> out;
+  for (std::size_t k = 0; k < cluster.proxy_count(); ++k) {
+    out.push_back(usage_of(cluster.proxy_count() > 1 ? fmt::format("reverse_proxy {}", k + 1)
+                                                     : std::string("reverse_proxy"),
+                           cluster.proxy(k).pid()));
+  }
   for (std::size_t i = 0; i < cluster.size(); ++i) {
     out.push_back(usage_of("node " + cluster.node_id(i), cluster.node(i).pid()));
   }

@@ -55,6 +55,7 @@ struct BenchContext {
   EnvMap proxy_env, node_env;  // the user's --proxy-env / --node-env
   std::size_t window = 10000;
   std::string out_dir;  // where timelines go
+  int proxies = 1;      // 3: replicated proxies (the "-3p" measures)
 };
 
 // Runs the named measure (one of suite_names()) and returns its report; an
@@ -73,6 +74,11 @@ void queued_scenario(const BenchContext& ctx, ScenarioReport& r);
 void many_nodes_scenario(const BenchContext& ctx, ScenarioReport& r);
 void tls_scenario(const BenchContext& ctx, ScenarioReport& r);
 void soak_scenario(const BenchContext& ctx, ScenarioReport& r);
+// Replicated proxies: kill -9 of the leader, ten times; from the kill to a
+// job submitted after it finished and visible through two nodes.
+void failover_scenario(const BenchContext& ctx, ScenarioReport& r);
+// ", 3 replicated proxies" or "".
+std::string proxies_text(const BenchContext& ctx);
 
 // Helpers the scenario files share.
 std::size_t add_measure(ScenarioReport& r, std::string name, std::string target);

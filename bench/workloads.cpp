@@ -22,6 +22,7 @@ std::unique_ptr<Cluster> start_cluster(const ClusterSpec& spec,
     return base;
   };
   auto cluster = std::make_unique<Cluster>(jc::test::ClusterOptions{
+      .proxies = spec.proxies,
       .nodes = spec.nodes,
       .slots = spec.slots,
       .proxy_env = merge(spec.proxy_env, spec.user_proxy_env, spec.pinned_proxy_env),

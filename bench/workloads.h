@@ -22,6 +22,7 @@ using EnvMap = std::map<std::string, std::string>;
 // --proxy-env/--node-env on top; `pinned` entries (what the scenario is
 // about, e.g. DISPATCH_PERIOD=10) win over both.
 struct ClusterSpec {
+  int proxies = 1;  // 3: replicated (PROXY_PEERS)
   int nodes = 3;
   int slots = 2;
   EnvMap proxy_env, node_env;
