@@ -74,9 +74,21 @@ void ProxyLink::connect() {
           return;
         }
         auto socket = std::make_shared<asio::ip::tcp::socket>(io_);
+        // A host cut off by the network answers no SYN: without a deadline
+        // the connect waits for the kernel's (minutes), while another proxy
+        // may lead already.
+        auto deadline = std::make_shared<asio::steady_timer>(io_);
+        deadline->expires_after(replicated() ? kReplicatedConnectTimeout : kConnectTimeout);
+        deadline->async_wait([socket](const error_code& ec) {
+          if (ec) return;
+          error_code ignored;
+          socket->close(ignored);
+        });
         asio::async_connect(
             *socket, results,
-            [this, socket, host_, port_](const error_code& ec2, const asio::ip::tcp::endpoint& ep) {
+            [this, socket, deadline, host_, port_](const error_code& ec2,
+                                                   const asio::ip::tcp::endpoint& ep) {
+              deadline->cancel();
               if (stopped_) return;
               if (ec2) {
                 if (!logged_unreachable_) {

@@ -62,6 +62,8 @@ class ProxyLink {
   void retry_later();
   void retry_soon();
   static constexpr int kMaxReplicatedBackoffMs = 400;
+  static constexpr std::chrono::milliseconds kConnectTimeout{10'000};
+  static constexpr std::chrono::milliseconds kReplicatedConnectTimeout{1'000};
 
   boost::asio::io_context& io_;
   std::vector<Address> addresses_;

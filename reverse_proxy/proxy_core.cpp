@@ -207,6 +207,8 @@ protocol::Welcome ProxyCore::on_hello(const protocol::Hello& hello, const std::s
   node.last_heard = now;
   w.accepted = true;
   w.result_ttl_ms = options_.retention.ttl_ms;
+  w.heartbeat_ms = options_.heartbeat_ms;
+  w.proxies = options_.proxies;
   reconcile(hello.node_id, hello, w);
   note(fmt::format("node {} joined from {} with {} slots", hello.node_id, peer, hello.slots));
   log_->info("node joined node={} peer={} slots={} held={} finished={} dropped={}", hello.node_id,

@@ -48,6 +48,10 @@ struct ProxyOptions {
   TimeMs node_timeout_ms = 5000;
   std::string secret;  // CLUSTER_SECRET: nodes must prove it; empty = open cluster
   protocol::Retention retention;  // RESULT_TTL
+  // Replicated proxies, told to nodes in WELCOME: PROXY_PEERS, and how
+  // often the leader sends HEARTBEAT (0: never).
+  std::vector<std::string> proxies;
+  TimeMs heartbeat_ms = 0;
 };
 
 using protocol::SweepOutcome;

@@ -487,6 +487,8 @@ void ProxyServer::take_over(std::uint64_t term) {
     // A new id for every leadership: nodes then send again what the
     // previous leader did not acknowledge, and ask again what they wait for.
     options.proxy_id = fmt::format("{}#{}", config_.peers[config_.self - 1], term);
+    options.proxies = config_.peers;
+    options.heartbeat_ms = config_.node_heartbeat_ms;
     core_ = std::make_unique<ProxyCore>(store_, options);
     core_->replication_stats = [this](protocol::ClusterStats& s) { fill_replication_stats(s); };
     if (Status s = core_->recover(now_ms()); !s.ok()) {

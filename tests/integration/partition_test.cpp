@@ -16,71 +16,12 @@
 #include <thread>
 
 #include "tests/support/cluster.h"
+#include "tests/support/netns.h"
 #include "tests/support/skip.h"
 
 using namespace jc::test;
 
 namespace {
-
-bool sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0; }
-
-class Network {
- public:
-  Network()
-      : tag_("jcp" + std::to_string(getpid() % 100000)),
-        subnet_(std::to_string(getpid() % 200 + 20)) {}
-  ~Network() {
-    for (const auto& h : hosts_) sh("ip netns del " + ns(h));
-    sh("ip netns del " + ns("sw"));
-  }
-  std::string ns(const std::string& host) const { return tag_ + "-" + host; }
-  std::string address(std::size_t i) const {
-    return "10.250." + subnet_ + "." + std::to_string(i + 1);
-  }
-  bool create(const std::vector<std::string>& hosts) {
-    if (!sh("ip netns add " + ns("sw")) || !sh("ip -n " + ns("sw") + " link add br0 type bridge") ||
-        !sh("ip -n " + ns("sw") + " link set br0 up")) {
-      return false;
-    }
-    for (std::size_t i = 0; i < hosts.size(); ++i) {
-      hosts_.push_back(hosts[i]);
-      std::string host = ns(hosts[i]);
-      std::string port = "b" + std::to_string(i);
-      bool ok = sh("ip netns add " + host) && sh("ip -n " + host + " link set lo up") &&
-                sh("ip -n " + host + " link add eth0 type veth peer name " + port + " netns " +
-                   ns("sw")) &&
-                sh("ip -n " + host + " addr add " + address(i) + "/24 dev eth0") &&
-                sh("ip -n " + host + " link set eth0 up") &&
-                sh("ip -n " + ns("sw") + " link set " + port + " master br0") &&
-                sh("ip -n " + ns("sw") + " link set " + port + " up");
-      if (!ok) return false;
-    }
-    return true;
-  }
-  // Drops all traffic of host i (its switch port goes down), or restores it.
-  bool cut(std::size_t i, bool down) {
-    return sh("ip -n " + ns("sw") + " link set b" + std::to_string(i) + (down ? " down" : " up"));
-  }
-
- private:
-  std::string tag_, subnet_;
-  std::vector<std::string> hosts_;
-};
-
-std::unique_ptr<Process> start_in(const Network& net, const std::string& host,
-                                  const std::string& bin, std::vector<std::string> args,
-                                  std::map<std::string, std::string> env, const std::string& dir) {
-  std::vector<std::string> full{"netns", "exec", net.ns(host), std::string(JC_BIN_DIR) + "/" + bin};
-  full.insert(full.end(), args.begin(), args.end());
-  env["DATA_DIR"] = dir + "/" + host;
-  env["LOG_LEVEL"] = "debug";
-  // The hosts are not loopback to each other: without a secret the proxy's
-  // protected mode would refuse the nodes.
-  env["CLUSTER_SECRET"] = "partition-test-secret";
-  auto p = std::make_unique<Process>("/usr/sbin/ip", full, env, dir + "/" + host + ".log");
-  p->start();
-  return p;
-}
 
 }  // namespace
 
@@ -167,5 +108,127 @@ TEST_CASE(
   CHECK(done);
   for (auto& n : nodes) n->kill_hard();
   proxy->kill_hard();
+  if (done && std::getenv("JC_KEEP_TEST_DIRS") == nullptr) std::filesystem::remove_all(dir);
+}
+
+TEST_CASE(
+    "partition: the leader of three proxies cut off; the other two elect another, it steps down, "
+    "and every job has one result") {
+  if (geteuid() != 0 || !jc::test::has_cap_sys_admin() || !sh("ip netns list")) {
+    JC_SKIP("needs root with CAP_SYS_ADMIN and `ip netns` to build separate hosts");
+  }
+  Network net;
+  const std::vector<std::string> hosts{"p1", "p2", "p3", "n1", "n2", "client"};
+  if (!net.create(hosts)) JC_SKIP("could not create network namespaces and veth links here");
+  std::string dir =
+      (std::filesystem::temp_directory_path() / ("jc-partition3-" + std::to_string(getpid())))
+          .string();
+  std::filesystem::create_directories(dir);
+  std::string peers;
+  for (std::size_t k = 0; k < 3; ++k) peers += (k ? "," : "") + net.address(k) + ":8080";
+  std::vector<std::unique_ptr<Process>> proxies;
+  for (std::size_t k = 0; k < 3; ++k) {
+    proxies.push_back(start_in(net, hosts[k], "reverse_proxy", {"8080"},
+                               {{"PROXY_PEERS", peers},
+                                {"PROXY_SELF", net.address(k) + ":8080"},
+                                {"NODE_TIMEOUT", "3000"},
+                                {"RESULT_TTL", "0"}},
+                               dir));
+  }
+  for (auto& p : proxies) REQUIRE(p->wait_listening("for nodes") == 8080);
+  std::vector<std::unique_ptr<Process>> nodes;
+  for (int i = 1; i <= 2; ++i) {
+    nodes.push_back(start_in(net, "n" + std::to_string(i), "cluster_node", {},
+                             {{"NODE_ID", "n" + std::to_string(i)},
+                              {"NODE_SLOTS", "2"},
+                              {"PROXY_ADDRESSES", peers},
+                              {"PROXY_GRACE_PERIOD", "600000"}},
+                             dir));
+    REQUIRE(nodes.back()->wait_listening("for clients") == 9000);
+  }
+  bool done = false;
+  auto body_fn = [&] {
+    REQUIRE(enter(net, "client"));
+    Client n1(9000, 10s, net.address(3)), n2(9000, 10s, net.address(4));
+    auto leader_of = [&](Client& c) -> int {
+      auto s = c.multi("stats", 3s);
+      if (s.size() < 2 || s[1].find("proxy=up") == std::string::npos) return -1;
+      for (int k = 0; k < 3; ++k) {
+        if (s[1].find("leader=" + net.address(k) + ":8080 ") != std::string::npos) return k;
+      }
+      return -1;
+    };
+    int leader = -1;
+    REQUIRE(eventually(
+        [&] {
+          auto s = n1.multi("stats", 3s);
+          leader = leader_of(n1);
+          return leader >= 0 && s[1].find("nodes_up=2 ") != std::string::npos;
+        },
+        20s, 100ms));
+    std::vector<std::string> tickets;
+    for (int i = 0; i < 20; ++i) tickets.push_back(submit(i % 2 ? n1 : n2, 300));
+    for (const auto& t : tickets) REQUIRE(!t.empty());
+    auto cut_at = Clock::now();
+    REQUIRE(net.cut(static_cast<std::size_t>(leader), true));
+    // The two others elect a new leader; the nodes find it.
+    int next = -1;
+    REQUIRE(eventually(
+        [&] {
+          next = leader_of(n1);
+          return next >= 0 && next != leader;
+        },
+        20s, 50ms));
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - cut_at).count();
+    MESSAGE("a node reached the new leader " << ms << " ms after the cut");
+    // The old leader, without a majority, steps down by itself.
+    CHECK(eventually(
+        [&] {
+          return proxies[static_cast<std::size_t>(leader)]->log_since_start().find(
+                     "stepped down") != std::string::npos;
+        },
+        10s));
+    // Jobs submitted during the partition are served by the majority side.
+    std::vector<std::string> during;
+    for (int i = 0; i < 10; ++i) during.push_back(submit(i % 2 ? n1 : n2, 10));
+    for (const auto& t : during) {
+      REQUIRE(!t.empty());
+      CHECK_MESSAGE(!wait_result(n1, t, 30s).empty(), "no result during the partition for " << t);
+    }
+    tickets.insert(tickets.end(), during.begin(), during.end());
+    REQUIRE(net.cut(static_cast<std::size_t>(leader), false));
+    // Healed: every job one result, the same through both nodes.
+    for (const auto& t : tickets) {
+      std::string r = wait_result(n1, t, 60s);
+      REQUIRE_MESSAGE(!r.empty(), "no result for " << t);
+      CHECK(r.find("Executed Job[" + t + "]") != std::string::npos);
+      CHECK(wait_result(n2, t, 30s) == r);
+    }
+    // The old leader rejoined as a follower: the leader's stats show it caught up.
+    CHECK(eventually(
+        [&] {
+          auto s = n2.multi("stats", 3s);
+          int caught = 0;
+          for (const auto& l : s) {
+            if (l.rfind("proxy ", 0) == 0 && l.find(" lag=0") != std::string::npos &&
+                l.find("role=unreachable") == std::string::npos) {
+              ++caught;
+            }
+          }
+          return caught == 3;
+        },
+        20s, 100ms));
+    done = true;
+  };
+  std::thread body([&] {
+    try {
+      body_fn();
+    } catch (...) {
+    }
+  });
+  body.join();
+  CHECK(done);
+  for (auto& n : nodes) n->kill_hard();
+  for (auto& p : proxies) p->kill_hard();
   if (done && std::getenv("JC_KEEP_TEST_DIRS") == nullptr) std::filesystem::remove_all(dir);
 }
