@@ -60,6 +60,8 @@ struct PeerTransport::Link : std::enable_shared_from_this<Link> {
     asio::async_write(local, asio::buffer(writes.front()),
                       [self](const error_code& ec, std::size_t) {
                         self->writing = false;
+                        // Ended meanwhile: the queue is dropped with the link.
+                        if (self->ended) return;
                         if (ec) {
                           self->conn->close("the Raft library closed the link");
                           self->end();
@@ -75,7 +77,8 @@ struct PeerTransport::Link : std::enable_shared_from_this<Link> {
     ended = true;
     error_code ignored;
     local.close(ignored);  // the library reads EOF and lets its stream go
-    writes.clear();
+    // The queue stays until the link goes: a write in flight still points
+    // into its front.
   }
 
   asio::local::stream_protocol::socket local;

@@ -1,10 +1,13 @@
-// Chaos test: a proxy and K nodes under a steady stream of sleep jobs from
-// three client threads while a chaos thread kills (-9) and restarts nodes and
-// the proxy, and stops (SIGSTOP) and continues them. Afterwards every ticket a
+// Chaos test: a proxy (or three replicated ones) and K nodes under a steady
+// stream of sleep jobs from three client threads while a chaos thread kills
+// (-9) and restarts nodes and proxies (the leader among them, and at times
+// two proxies at once: no majority until they are back), and stops (SIGSTOP)
+// and continues them: a stopped proxy is cut off from everyone, and resumes
+// believing what it believed. Afterwards every ticket a
 // client saw must have exactly one result, the same on every node: none lost,
 // none stuck.
 //
-//   chaos_test [--seconds N] [--seed S] [--nodes K]
+//   chaos_test [--seconds N] [--seed S] [--nodes K] [--proxies P]
 //
 // The cluster directory (data and logs) is kept when the test fails and its
 // path is printed. CHAOS_LOG_LEVEL=debug makes every process log every job
@@ -42,6 +45,7 @@ struct Options {
   int seconds = 60;
   unsigned seed = 1;
   int nodes = 4;
+  int proxies = 1;
 };
 
 const Clock::time_point g_start = Clock::now();
@@ -155,16 +159,22 @@ void client_thread(int index, const Options& opt, const std::vector<std::uint16_
 
 struct ChaosCounts {
   int node_kills = 0, proxy_kills = 0, node_stops = 0, proxy_stops = 0, nothing = 0;
+  int leader_kills = 0, majority_losses = 0;  // replicated proxies
   int crashes = 0;          // a process that exited without being killed by us
   int restart_retries = 0;  // a restart that did not come up at first
 };
 
-// Starts process `who` (-1: the proxy) again, retrying when it does not come up.
+// Starts process `who` (negative: proxy -who-1) again, retrying when it
+// does not come up.
 bool restart(Cluster& cluster, int who, bool kill_first, ChaosCounts& counts) {
   for (int attempt = 0; attempt < 20; ++attempt) {
     try {
-      if (who < 0) {
+      if (who < 0 && cluster.proxy_count() == 1) {
         cluster.restart_proxy(kill_first || attempt > 0);
+      } else if (who < 0) {
+        auto k = static_cast<std::size_t>(-who - 1);
+        if (kill_first || attempt > 0) cluster.kill_proxy(k);
+        cluster.start_proxy(k);
       } else {
         cluster.restart_node(static_cast<std::size_t>(who), kill_first || attempt > 0);
       }
@@ -181,11 +191,13 @@ bool restart(Cluster& cluster, int who, bool kill_first, ChaosCounts& counts) {
 
 // Restarts whatever exited on its own (a crash: counted and reported).
 void revive_dead(Cluster& cluster, ChaosCounts& counts) {
-  if (!cluster.proxy().running()) {
-    ++counts.crashes;
-    say("CRASH: the proxy is not running; its log since start ends with:\n%s",
-        tail(cluster.proxy().log_since_start(), 2000).c_str());
-    restart(cluster, -1, false, counts);
+  for (std::size_t k = 0; k < cluster.proxy_count(); ++k) {
+    if (!cluster.proxy(k).running()) {
+      ++counts.crashes;
+      say("CRASH: proxy %zu is not running; its log since start ends with:\n%s", k + 1,
+          tail(cluster.proxy(k).log_since_start(), 2000).c_str());
+      restart(cluster, -static_cast<int>(k) - 1, false, counts);
+    }
   }
   for (std::size_t i = 0; i < cluster.size(); ++i) {
     if (!cluster.node(i).running()) {
@@ -201,10 +213,14 @@ void chaos_thread(const Options& opt, Cluster& cluster, Clock::time_point end,
                   const std::atomic<bool>& stop, ChaosCounts& counts) {
   std::mt19937 rng(opt.seed);
   std::uniform_int_distribution<int> pick_gap_ms(500, 3000);
-  std::uniform_int_distribution<int> pick_action(0, 3);
+  const int proxies = static_cast<int>(cluster.proxy_count());
+  std::uniform_int_distribution<int> pick_action(0, proxies > 1 ? 4 : 3);
+  std::uniform_int_distribution<int> pick_proxy(0, proxies - 1);
+  std::uniform_int_distribution<int> pick_down_ms(0, 2000);
   std::uniform_int_distribution<int> pick_stop_ms(500, 4000);
   std::uniform_int_distribution<int> pick_node(0, static_cast<int>(cluster.size()) - 1);
-  std::uniform_int_distribution<int> pick_stop_target(-1, static_cast<int>(cluster.size()) - 1);
+  std::uniform_int_distribution<int> pick_stop_target(-proxies,
+                                                      static_cast<int>(cluster.size()) - 1);
   while (!stop.load()) {
     auto next = Clock::now() + std::chrono::milliseconds(pick_gap_ms(rng));
     if (next >= end) break;
@@ -219,17 +235,56 @@ void chaos_thread(const Options& opt, Cluster& cluster, Clock::time_point end,
         restart(cluster, i, true, counts);
         break;
       }
-      case 1:
-        say("chaos: kill -9 and restart the proxy");
+      case 1: {
+        if (proxies == 1) {
+          say("chaos: kill -9 and restart the proxy");
+          ++counts.proxy_kills;
+          restart(cluster, -1, true, counts);
+          break;
+        }
+        // The leader every other time, else any proxy; down for up to 2 s.
+        int k = pick_proxy(rng);
+        bool leader_kill = false;
+        if (pick_proxy(rng) % 2 == 0) {
+          int leader = cluster.leader(2s);
+          if (leader >= 0) {
+            k = leader;
+            leader_kill = true;
+            ++counts.leader_kills;
+          }
+        }
+        int down = pick_down_ms(rng);
+        say("chaos: kill -9 proxy %d%s, back after %d ms", k + 1, leader_kill ? " (the leader)" : "",
+            down);
         ++counts.proxy_kills;
-        restart(cluster, -1, true, counts);
+        cluster.kill_proxy(static_cast<std::size_t>(k));
+        sleep_until_or(Clock::now() + std::chrono::milliseconds(down), stop);
+        restart(cluster, -k - 1, false, counts);
         break;
+      }
+      case 4: {
+        // Two of three: no majority, no service, until they are back.
+        int a = pick_proxy(rng), b = (a + 1 + pick_proxy(rng) % (proxies - 1)) % proxies;
+        int down = pick_down_ms(rng) + 500;
+        say("chaos: kill -9 proxies %d and %d (no majority), back after %d ms", a + 1, b + 1, down);
+        counts.proxy_kills += 2;
+        ++counts.majority_losses;
+        cluster.kill_proxy(static_cast<std::size_t>(a));
+        cluster.kill_proxy(static_cast<std::size_t>(b));
+        sleep_until_or(Clock::now() + std::chrono::milliseconds(down), stop);
+        restart(cluster, -a - 1, false, counts);
+        restart(cluster, -b - 1, false, counts);
+        break;
+      }
       case 2: {
         int target = pick_stop_target(rng);
         int ms = pick_stop_ms(rng);
-        Process& p = target < 0 ? cluster.proxy() : cluster.node(static_cast<std::size_t>(target));
-        say("chaos: SIGSTOP %s for %d ms",
-            target < 0 ? "the proxy" : cluster.node_id(target).c_str(), ms);
+        Process& p = target < 0 ? cluster.proxy(static_cast<std::size_t>(-target - 1))
+                                : cluster.node(static_cast<std::size_t>(target));
+        std::string name = target >= 0     ? cluster.node_id(target)
+                           : proxies == 1 ? std::string("the proxy")
+                                          : "proxy " + std::to_string(-target);
+        say("chaos: SIGSTOP %s for %d ms", name.c_str(), ms);
         (target < 0 ? counts.proxy_stops : counts.node_stops)++;
         p.signal(SIGSTOP);
         std::this_thread::sleep_for(std::chrono::milliseconds(ms));
@@ -354,6 +409,7 @@ int run(const Options& opt) {
   const char* level_env = std::getenv("CHAOS_LOG_LEVEL");
   std::string level = level_env ? level_env : "info";
   ClusterOptions copt;
+  copt.proxies = opt.proxies;
   copt.nodes = opt.nodes;
   copt.slots = 2;
   // The secure set-up is the one under fire: nodes prove the cluster secret.
@@ -583,21 +639,24 @@ int run(const Options& opt) {
     if (counts.node_kills + counts.proxy_kills + stops == 0)
       problems.push_back("no fault was injected");
     for (const auto& p : problems) say("%s", p.c_str());
-    say("chaos actions: node_kills=%d proxy_kills=%d node_stops=%d proxy_stops=%d nothing=%d "
-        "crashes=%d restart_retries=%d",
-        counts.node_kills, counts.proxy_kills, counts.node_stops, counts.proxy_stops,
-        counts.nothing, counts.crashes, counts.restart_retries);
+    say("chaos actions: node_kills=%d proxy_kills=%d (leader %d, two at once %d) node_stops=%d "
+        "proxy_stops=%d nothing=%d crashes=%d restart_retries=%d",
+        counts.node_kills, counts.proxy_kills, counts.leader_kills, counts.majority_losses,
+        counts.node_stops, counts.proxy_stops, counts.nothing, counts.crashes,
+        counts.restart_retries);
     ok = lost == 0 && mismatched == 0 && stuck == 0 && gave_up == 0 && bad == 0 && unlisted == 0 &&
          getall_ok && counts.crashes == 0 && !reruns_unexplained && accepted.duplicates() == 0 &&
          !tickets.empty() && counts.node_kills + counts.proxy_kills + stops > 0 &&
          backwards.empty();
     std::printf(
-        "chaos seed=%u seconds=%d nodes=%d jobs_accepted=%zu results=%d lost=%d mismatched=%d "
-        "stuck=%d node_kills=%d proxy_kills=%d stops=%d reruns=%ld listed_unseen=%d "
+        "chaos seed=%u seconds=%d proxies=%d nodes=%d jobs_accepted=%zu results=%d lost=%d "
+        "mismatched=%d duplicates=%d "
+        "stuck=%d node_kills=%d proxy_kills=%d leader_kills=%d stops=%d reruns=%ld listed_unseen=%d "
         "gave_up=%d bad=%d unlisted=%d listed_nonfinal=%d crashes=%d backwards=%zu "
         "elapsed=%.1fs %s\n",
-        opt.seed, opt.seconds, opt.nodes, tickets.size(), results, lost, mismatched, stuck,
-        counts.node_kills, counts.proxy_kills, stops, reruns, listed_unseen, gave_up, bad, unlisted,
+        opt.seed, opt.seconds, opt.proxies, opt.nodes, tickets.size(), results, lost, mismatched,
+        accepted.duplicates(), stuck, counts.node_kills, counts.proxy_kills, counts.leader_kills,
+        stops, reruns, listed_unseen, gave_up, bad, unlisted,
         listed_nonfinal, counts.crashes, backwards.size(), elapsed(), ok ? "PASS" : "FAIL");
     std::fflush(stdout);
   }  // every process killed here
@@ -612,7 +671,7 @@ int run(const Options& opt) {
 }
 
 [[noreturn]] void usage(const char* argv0) {
-  std::fprintf(stderr, "usage: %s [--seconds N] [--seed S] [--nodes K]\n", argv0);
+  std::fprintf(stderr, "usage: %s [--seconds N] [--seed S] [--nodes K] [--proxies P]\n", argv0);
   std::exit(2);
 }
 
@@ -630,6 +689,8 @@ int main(int argc, char** argv) {
         opt.seed = static_cast<unsigned>(std::stoul(argv[++i]));
       } else if (a == "--nodes") {
         opt.nodes = std::stoi(argv[++i]);
+      } else if (a == "--proxies") {
+        opt.proxies = std::stoi(argv[++i]);
       } else {
         usage(argv[0]);
       }
@@ -637,7 +698,7 @@ int main(int argc, char** argv) {
       usage(argv[0]);
     }
   }
-  if (opt.seconds < 1 || opt.nodes < 1) usage(argv[0]);
+  if (opt.seconds < 1 || opt.nodes < 1 || opt.proxies < 1 || opt.proxies == 2) usage(argv[0]);
   signal(SIGPIPE, SIG_IGN);
   try {
     return run(opt);
