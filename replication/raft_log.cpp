@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "replication/fsm_glue.h"
 #include "replication/peer_transport.h"
 
 namespace jc::replication {
@@ -28,36 +29,6 @@ std::string_view role_name(Role role) {
   return "unavailable";
 }
 
-namespace {
-
-// An entry travels framed: its length in 8 bytes, the payload, zeros up to a
-// multiple of 8. The library (0.15) pads entries to 8 bytes when it decodes
-// a batch of them from the network but not when it encodes them, so an entry
-// of another length shifts the ones after it in the same message.
-constexpr std::size_t kFrameHeader = 8;
-
-std::size_t framed_size(std::size_t payload) {
-  return (kFrameHeader + payload + 7) / 8 * 8;
-}
-
-void frame_into(char* out, std::string_view payload) {
-  std::uint64_t n = payload.size();
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(n >> (8 * (7 - i)));
-  std::memcpy(out + kFrameHeader, payload.data(), payload.size());
-  std::memset(out + kFrameHeader + payload.size(), 0,
-              framed_size(payload.size()) - kFrameHeader - payload.size());
-}
-
-std::optional<std::string_view> unframe(const struct raft_buffer* buf) {
-  if (buf->len < kFrameHeader) return std::nullopt;
-  const auto* p = static_cast<const unsigned char*>(buf->base);
-  std::uint64_t n = 0;
-  for (std::size_t i = 0; i < 8; ++i) n = (n << 8) | p[i];
-  if (n > buf->len - kFrameHeader) return std::nullopt;
-  return std::string_view(reinterpret_cast<const char*>(p) + kFrameHeader, n);
-}
-
-}  // namespace
 
 struct RaftLog::Impl {
   Impl(asio::io_context& io, RaftConfig config, StateMachine& machine, RaftLog& owner)
@@ -190,82 +161,6 @@ struct RaftLog::Impl {
     });
   }
 
-  // -- the library's callbacks ------------------------------------------------
-
-  static Impl* of(struct raft_fsm* fsm) { return static_cast<Impl*>(fsm->data); }
-
-  static int fsm_apply(struct raft_fsm* fsm, const struct raft_buffer* buf, void** result) {
-    Impl* self = of(fsm);
-    *result = nullptr;
-    Index index = raft_last_applied(&self->raft) + 1;
-    auto payload = unframe(buf);
-    if (!payload) {
-      self->log->error("log entry index={} is not framed as this build frames entries ({} bytes)",
-                       index, buf->len);
-      return RAFT_MALFORMED;
-    }
-    Status s = self->machine.apply(index, *payload);
-    if (!s.ok()) {
-      self->log->error("cannot apply log entry index={}: {}", index, s.to_string());
-      return RAFT_IOERR;
-    }
-    return 0;
-  }
-
-  // On the loop: the library's libuv back-end (0.15) has no async work for
-  // snapshots, so the state is serialized here, and written to disk on its
-  // thread pool.
-  static int fsm_snapshot(struct raft_fsm* fsm, struct raft_buffer* bufs[], unsigned* n_bufs) {
-    Impl* self = of(fsm);
-    *bufs = nullptr;
-    *n_bufs = 0;
-    auto started = std::chrono::steady_clock::now();
-    Index index = raft_last_applied(&self->raft);
-    auto work = self->machine.snapshot(index);
-    if (!work) return RAFT_BUSY;
-    std::string bytes = work();
-    auto* array = static_cast<struct raft_buffer*>(raft_malloc(sizeof(struct raft_buffer)));
-    if (array == nullptr) return RAFT_NOMEM;
-    array->len = bytes.size();
-    array->base = raft_malloc(bytes.size() == 0 ? 1 : bytes.size());
-    if (array->base == nullptr) {
-      raft_free(array);
-      return RAFT_NOMEM;
-    }
-    std::memcpy(array->base, bytes.data(), bytes.size());
-    *bufs = array;
-    *n_bufs = 1;
-    ++self->snapshots_taken;
-    self->log->info("snapshot index={} bytes={} in {} ms", index, bytes.size(),
-                    std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::steady_clock::now() - started)
-                        .count());
-    return 0;
-  }
-
-  static int fsm_snapshot_finalize(struct raft_fsm*, struct raft_buffer* bufs[],
-                                   unsigned* n_bufs) {
-    if (*bufs != nullptr) {
-      for (unsigned i = 0; i < *n_bufs; ++i) raft_free((*bufs)[i].base);
-      raft_free(*bufs);
-    }
-    *bufs = nullptr;
-    *n_bufs = 0;
-    return 0;
-  }
-
-  static int fsm_restore(struct raft_fsm* fsm, struct raft_buffer* buf) {
-    Impl* self = of(fsm);
-    Status s = self->machine.restore(
-        std::string_view(static_cast<const char*>(buf->base), buf->len));
-    if (!s.ok()) {
-      self->log->error("cannot restore a snapshot: {}", s.to_string());
-      return RAFT_IOERR;
-    }
-    raft_free(buf->base);  // the library handed it over
-    return 0;
-  }
-
   // -- members ---------------------------------------------------------------
 
   asio::io_context& io;
@@ -277,7 +172,7 @@ struct RaftLog::Impl {
   bool loop_closed = false;
   std::unique_ptr<PeerTransport> transport;
   struct raft_io raft_io {};
-  struct raft_fsm fsm {};
+  FsmGlue glue;
   struct raft raft {};
   asio::posix::stream_descriptor backend;
   asio::steady_timer timer;
@@ -289,7 +184,6 @@ struct RaftLog::Impl {
   int last_state = -1;
   raft_id last_leader = 0;
   std::uint64_t last_term = 0;
-  std::uint64_t snapshots_taken = 0;
 };
 
 namespace {
@@ -332,14 +226,10 @@ Status RaftLog::start() {
                                        m.raft_io.errmsg));
   }
   raft_uv_set_connect_retry_delay(&m.raft_io, 200);
-  m.fsm.version = 2;
-  m.fsm.data = &m;
-  m.fsm.apply = &Impl::fsm_apply;
-  m.fsm.snapshot = &Impl::fsm_snapshot;
-  m.fsm.restore = &Impl::fsm_restore;
-  m.fsm.snapshot_finalize = &Impl::fsm_snapshot_finalize;
+  init_glue(m.glue, m.machine);
+  m.glue.raft = &m.raft;
   const std::string& self = m.config.peers[m.config.id - 1];
-  rv = raft_init(&m.raft, &m.raft_io, &m.fsm, m.config.id, self.c_str());
+  rv = raft_init(&m.raft, &m.raft_io, &m.glue.fsm, m.config.id, self.c_str());
   m.raft.data = &m;
   if (rv != 0) {
     std::string why = raft_errmsg(&m.raft);
@@ -406,7 +296,7 @@ bool RaftLog::propose(std::string entry, std::function<void(bool)> done) {
     delete request;
     return false;
   }
-  frame_into(static_cast<char*>(buf.base), entry);
+  frame_entry(static_cast<char*>(buf.base), entry);
   // One buffer per call: with several, the callback fires at the first.
   int rv = raft_apply(&m.raft, &request->req, &buf, 1,
                       [](struct raft_apply* req, int status, void*) {

@@ -1,0 +1,121 @@
+#include "replication/fsm_glue.h"
+
+#include <chrono>
+#include <cstring>
+
+namespace jc::replication {
+
+namespace {
+constexpr std::size_t kFrameHeader = 8;
+}  // namespace
+
+std::size_t framed_size(std::size_t payload) {
+  return (kFrameHeader + payload + 7) / 8 * 8;
+}
+
+void frame_entry(char* out, std::string_view payload) {
+  std::uint64_t n = payload.size();
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(n >> (8 * (7 - i)));
+  std::memcpy(out + kFrameHeader, payload.data(), payload.size());
+  std::memset(out + kFrameHeader + payload.size(), 0,
+              framed_size(payload.size()) - kFrameHeader - payload.size());
+}
+
+std::optional<std::string_view> unframe(const struct raft_buffer* buf) {
+  if (buf->len < kFrameHeader) return std::nullopt;
+  const auto* p = static_cast<const unsigned char*>(buf->base);
+  std::uint64_t n = 0;
+  for (std::size_t i = 0; i < 8; ++i) n = (n << 8) | p[i];
+  if (n > buf->len - kFrameHeader) return std::nullopt;
+  return std::string_view(reinterpret_cast<const char*>(p) + kFrameHeader, n);
+}
+
+
+namespace {
+
+int fsm_apply(struct raft_fsm* fsm, const struct raft_buffer* buf, void** result) {
+  auto* self = static_cast<FsmGlue*>(fsm->data);
+  *result = nullptr;
+  Index index = raft_last_applied(self->raft) + 1;
+  auto payload = unframe(buf);
+  if (!payload) {
+    log::get("raft")->error("log entry index={} is not framed as this build frames entries ({} bytes)",
+                     index, buf->len);
+    return RAFT_MALFORMED;
+  }
+  Status s = self->machine->apply(index, *payload);
+  if (!s.ok()) {
+    log::get("raft")->error("cannot apply log entry index={}: {}", index, s.to_string());
+    return RAFT_IOERR;
+  }
+  return 0;
+}
+
+// On the loop: the library's libuv back-end (0.15) has no async work for
+// snapshots, so the state is serialized here, and written to disk on its
+// thread pool.
+int fsm_snapshot(struct raft_fsm* fsm, struct raft_buffer* bufs[], unsigned* n_bufs) {
+  auto* self = static_cast<FsmGlue*>(fsm->data);
+  *bufs = nullptr;
+  *n_bufs = 0;
+  auto started = std::chrono::steady_clock::now();
+  Index index = raft_last_applied(self->raft);
+  auto work = self->machine->snapshot(index);
+  if (!work) return RAFT_BUSY;
+  std::string bytes = work();
+  auto* array = static_cast<struct raft_buffer*>(raft_malloc(sizeof(struct raft_buffer)));
+  if (array == nullptr) return RAFT_NOMEM;
+  array->len = bytes.size();
+  array->base = raft_malloc(bytes.size() == 0 ? 1 : bytes.size());
+  if (array->base == nullptr) {
+    raft_free(array);
+    return RAFT_NOMEM;
+  }
+  std::memcpy(array->base, bytes.data(), bytes.size());
+  *bufs = array;
+  *n_bufs = 1;
+  ++self->snapshots_taken;
+  log::get("raft")->info("snapshot index={} bytes={} in {} ms", index, bytes.size(),
+                  std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - started)
+                      .count());
+  return 0;
+}
+
+int fsm_snapshot_finalize(struct raft_fsm*, struct raft_buffer* bufs[],
+                                 unsigned* n_bufs) {
+  if (*bufs != nullptr) {
+    for (unsigned i = 0; i < *n_bufs; ++i) raft_free((*bufs)[i].base);
+    raft_free(*bufs);
+  }
+  *bufs = nullptr;
+  *n_bufs = 0;
+  return 0;
+}
+
+int fsm_restore(struct raft_fsm* fsm, struct raft_buffer* buf) {
+  auto* self = static_cast<FsmGlue*>(fsm->data);
+  Status s = self->machine->restore(
+      std::string_view(static_cast<const char*>(buf->base), buf->len));
+  if (!s.ok()) {
+    log::get("raft")->error("cannot restore a snapshot: {}", s.to_string());
+    return RAFT_IOERR;
+  }
+  raft_free(buf->base);  // the library handed it over
+  return 0;
+}
+
+
+}  // namespace
+
+void init_glue(FsmGlue& glue, StateMachine& machine) {
+  glue.machine = &machine;
+  glue.fsm.version = 2;  // 0.15's libuv back-end has no async snapshots
+  glue.fsm.data = &glue;
+  glue.fsm.apply = &fsm_apply;
+  glue.fsm.snapshot = &fsm_snapshot;
+  glue.fsm.restore = &fsm_restore;
+  glue.fsm.snapshot_finalize = &fsm_snapshot_finalize;
+}
+
+}  // namespace jc::replication

@@ -1,0 +1,31 @@
+// The Raft library's state-machine callbacks over a replication::StateMachine,
+// and the framing of entries. Used by RaftLog and by the tests that run the
+// library's deterministic fixture (raft/fixture.h) on the same code.
+#pragma once
+
+#include <optional>
+#include <string_view>
+
+#include "replication/peer_transport.h"  // the library's headers, with C linkage
+#include "replication/raft_log.h"
+
+namespace jc::replication {
+
+struct FsmGlue {
+  struct raft_fsm fsm {};
+  StateMachine* machine = nullptr;
+  struct raft* raft = nullptr;  // set once the raft instance exists (for the applied index)
+  std::uint64_t snapshots_taken = 0;
+};
+// fsm.data points at `glue`, which must stay where it is.
+void init_glue(FsmGlue& glue, StateMachine& machine);
+
+// An entry travels framed: its length in 8 bytes, the payload, zeros up to a
+// multiple of 8. The library (0.15) pads entries to 8 bytes when it decodes
+// a batch of them from the network but not when it encodes them, so an entry
+// of another length would shift the ones after it in the same message.
+std::size_t framed_size(std::size_t payload);
+void frame_entry(char* out, std::string_view payload);
+std::optional<std::string_view> unframe(const struct raft_buffer* buf);
+
+}  // namespace jc::replication
