@@ -194,6 +194,7 @@ svg{border:1px solid #ddd;border-radius:6px;background:#fcfcfc}
 <div class="card">finished<b id="finished">-</b></div>
 <div class="card">re-dispatched<b id="redispatched">-</b></div>
 </div>
+<div id="replication"></div>
 <table><thead><tr><th>node</th><th>address</th><th>state</th><th>slots</th><th>running</th>
 <th>queued</th><th>held</th><th>done</th><th>sandbox</th><th>last heard</th></tr></thead><tbody id="nodes"></tbody></table>
 <div>throughput (jobs/s, last 5 min) <span id="rate"></span></div>
@@ -230,6 +231,13 @@ async function refresh() {
     spark('qchart', s.history.map(x => x.queue), '#27c');
     document.getElementById('rate').textContent = rates.length ? `now ${rates[rates.length - 1].toFixed(0)}` : '';
     document.getElementById('events').textContent = s.recent_events.slice().reverse().join('\n');
+    // Replicated proxies: who leads, in which term, and how far each is behind.
+    const rep = document.getElementById('replication');
+    rep.innerHTML = s.proxies && s.proxies.length ?
+      `<table><thead><tr><th>proxy</th><th>role</th><th>log index</th><th>lag</th></tr></thead><tbody>` +
+      s.proxies.map(p => `<tr><td>${esc(p.address)}${p.address === s.self ? ' (this one)' : ''}</td>` +
+        `<td>${esc(p.role)}</td><td>${p.match}</td><td>${p.lag}</td></tr>`).join('') +
+      `</tbody></table><div>leader ${esc(s.leader || 'none yet')}, term ${s.term}</div>` : '';
   } catch (e) { document.getElementById('nodes_up').textContent = 'proxy unreachable'; }
 }
 refresh(); setInterval(refresh, 1000);
