@@ -141,7 +141,7 @@ SweepOutcome ProxyCore::sweep(TimeMs now) {
   });
   if (gone.empty()) return out;
   out.removed = gone.size();
-  expired_total_ += gone.size();
+  stats_.expired += gone.size();
   // The index's range, and the finished records' (tickets scatter over it).
   out.compact.emplace_back(gone.front().first, gone.back().first);
   auto [lo, hi] = std::minmax_element(gone.begin(), gone.end(),
@@ -312,7 +312,7 @@ void ProxyCore::requeue(const std::string& ticket, const std::string& reason) {
   }
   log_->debug("requeue ticket={} from={} attempts={}", ticket, rec.node, rec.attempts);
   to_queue(it, rec);
-  ++redispatched_total_;
+  ++stats_.redispatched;
 }
 
 void ProxyCore::enqueue(ActiveMap::iterator it, TimeMs now) {
@@ -428,7 +428,7 @@ void ProxyCore::on_submit(const std::string& node, protocol::Submit& m, TimeMs n
     rec.spec = std::move(spec);
     rec.seq = next_seq_++;
     QueueKey key{rec.spec.priority, rec.seq};
-    ++submitted_total_;
+    ++stats_.submitted;
     if (local.count(ticket)) {
       // Run by its origin node while the proxy was away: it holds the job.
       rec.attempts = 1;
@@ -482,18 +482,10 @@ void ProxyCore::on_reports(const std::string& node, std::vector<JobReport>& repo
     staged_.require_sync();
     send(node, std::move(ack));
   }
-  if (auto it = nodes_.find(node); it != nodes_.end()) update_rate(it->second, now);
-  if (finished_total_ > 0) {
-    // Smoothed completion rate, for the queue's estimated wait.
-    if (rate_window_start_ == 0) rate_window_start_ = now;
-    TimeMs elapsed = now - rate_window_start_;
-    if (elapsed >= 1000) {
-      double rate = static_cast<double>(finished_total_ - rate_window_count_) * 1000.0 / elapsed;
-      finish_rate_ = finish_rate_ == 0 ? rate : 0.5 * finish_rate_ + 0.5 * rate;
-      rate_window_start_ = now;
-      rate_window_count_ = finished_total_;
-    }
+  if (auto it = nodes_.find(node); it != nodes_.end()) {
+    it->second.rate.update(it->second.finished, now);
   }
+  stats_.finish_rate.update(stats_.finished, now);
 }
 
 void ProxyCore::accept_result(const std::string& node, JobReport& report, protocol::Ack& ack) {
@@ -517,7 +509,7 @@ void ProxyCore::accept_result(const std::string& node, JobReport& report, protoc
     }
     auto& entry = nodes_[node];
     entry.finished++;
-    entry.last_result = clock_;
+    entry.rate.last_result = clock_;
     finish_job(t, std::move(rec), std::move(report.result));
     ack.tickets.push_back(t);
     return;
@@ -553,8 +545,8 @@ void ProxyCore::finish_job(const std::string& ticket, JobRecord rec, protocol::J
   staged_.put(protocol::expiry_key(rec.result.final_ms, ticket), rec.spec.origin);
   staged_.put(notify_key(rec.spec.origin, ticket), "");
   active_.erase(ticket);
-  ++finished_total_;
-  ++finished_by_state_[rec.state];
+  ++stats_.finished;
+  ++stats_.finished_by_state[rec.state];
   log_->debug("finished ticket={} state={} node={} attempt={}", ticket,
               protocol::to_string(rec.state), rec.result.node, rec.result.attempt);
   unnotified_[rec.spec.origin].insert(ticket);
@@ -675,9 +667,9 @@ JobReport ProxyCore::report_of(const std::string& ticket) const {
     if (r.state == JobState::kQueued) r.not_before_ms = it->second.not_before;
     if (r.state == JobState::kQueued) {
       r.queue_position = queue_.position(it->second.key);
-      if (finish_rate_ > 0) {
+      if (stats_.finish_rate.per_second > 0) {
         r.estimated_wait_ms =
-            static_cast<std::int64_t>((r.queue_position + 1) * 1000.0 / finish_rate_);
+            static_cast<std::int64_t>((r.queue_position + 1) * 1000.0 / stats_.finish_rate.per_second);
       }
     }
     return r;
@@ -708,45 +700,11 @@ bool ProxyCore::has_dispatchable() const {
   if (queue_.empty()) return false;
   for (const auto& [id, node] : nodes_) {
     if (node.connected && !node.draining &&
-        node.held.size() < node.slots + std::max(options_.prefetch, prefetch_of(node))) {
+        node.held.size() < node.slots + std::max(options_.prefetch, node.rate.prefetch(options_.prefetch_ms))) {
       return true;
     }
   }
   return false;
-}
-
-void ProxyCore::update_rate(NodeEntry& node, TimeMs now) {
-  constexpr TimeMs kWindowMs = 25;
-  constexpr TimeMs kMemoryMs = 500;  // slower: a window this long replaces the old rate
-  if (node.rate_since == 0 || now < node.rate_since) {
-    node.rate_since = now;
-    node.rate_base = node.finished;
-    return;
-  }
-  if (now - node.last_result >= kMemoryMs) {
-    // Idle for a while: no evidence of speed; a burst of long jobs after a
-    // pause must not find room for piles.
-    node.rate = 0;
-    node.rate_since = now;
-    node.rate_base = node.finished;
-    return;
-  }
-  TimeMs elapsed = now - node.rate_since;
-  if (elapsed < kWindowMs) return;
-  double rate = static_cast<double>(node.finished - node.rate_base) * 1000.0 / elapsed;
-  if (rate > node.rate) {
-    node.rate = rate;  // faster at once: a burst of short jobs needs the room now
-  } else {
-    double weight = std::min(1.0, static_cast<double>(elapsed) / kMemoryMs);
-    node.rate = (1 - weight) * node.rate + weight * rate;
-  }
-  node.rate_since = now;
-  node.rate_base = node.finished;
-}
-
-std::uint32_t ProxyCore::prefetch_of(const NodeEntry& node) const {
-  double jobs = node.rate * static_cast<double>(options_.prefetch_ms) / 1000.0;
-  return static_cast<std::uint32_t>(std::min<double>(jobs, kMaxAdaptivePrefetch));
 }
 
 bool ProxyCore::dispatch(TimeMs now) {
@@ -757,9 +715,9 @@ bool ProxyCore::dispatch(TimeMs now) {
   std::vector<NodeLoad> loads;
   for (auto& [id, node] : nodes_) {
     if (!node.connected || node.draining) continue;
-    update_rate(node, now);
+    node.rate.update(node.finished, now);
     ids.push_back(id);
-    loads.push_back({node.slots, static_cast<std::uint32_t>(node.held.size()), prefetch_of(node)});
+    loads.push_back({node.slots, static_cast<std::uint32_t>(node.held.size()), node.rate.prefetch(options_.prefetch_ms)});
   }
   auto plan =
       plan_dispatch(loads, queue_.size(), options_.max_dispatch, options_.prefetch, rotation_++);
@@ -794,7 +752,7 @@ bool ProxyCore::dispatch(TimeMs now) {
     }
     if (job.jobs.empty()) continue;
     total += job.jobs.size();
-    dispatched_total_ += job.jobs.size();
+    stats_.dispatched += job.jobs.size();
     log_->debug("dispatch node={} jobs={}", ids[i], job.jobs.size());
     send(ids[i], std::move(job));
   }
@@ -850,23 +808,15 @@ protocol::ClusterStats ProxyCore::stats(TimeMs now) const {
     n.queued = node.info.queued;
     n.finished = node.finished;
     n.last_heard_ms = node.last_heard;
-    if (!node.connected) {
-      n.state = node.draining ? "left" : "dead";
-    } else if (node.draining) {
-      n.state = "draining";
-    } else if (now - node.last_heard > options_.node_timeout_ms / 2) {
-      n.state = "suspect";
-    } else {
-      n.state = "up";
-    }
+    n.state = node.state(now, options_.node_timeout_ms);
     s.running += node.connected ? node.held.size() : 0;
     s.nodes.push_back(std::move(n));
   }
   s.queue_length = queue_length();
-  s.recent_events.assign(events_.begin(), events_.end());
-  s.submitted_total = submitted_total_;
-  s.finished_total = finished_total_;
-  s.redispatched_total = redispatched_total_;
+  s.recent_events.assign(stats_.events.begin(), stats_.events.end());
+  s.submitted_total = stats_.submitted;
+  s.finished_total = stats_.finished;
+  s.redispatched_total = stats_.redispatched;
   if (replication_stats) replication_stats(s);
   return s;
 }
@@ -895,11 +845,7 @@ void ProxyCore::store_active(const std::string& ticket, const JobRecord& rec) {
   staged_.put(active_key(ticket), protocol::to_record(rec));
 }
 
-void ProxyCore::note(std::string event) {
-  constexpr std::size_t kMaxEvents = 20;
-  events_.push_back(format_time(clock_) + " " + std::move(event));
-  if (events_.size() > kMaxEvents) events_.pop_front();
-}
+void ProxyCore::note(std::string event) { stats_.note(clock_, std::move(event)); }
 
 std::uint32_t ProxyCore::intern(const std::string& name) {
   if (name.empty()) return 0;

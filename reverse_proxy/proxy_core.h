@@ -1,5 +1,9 @@
-// The reverse proxy's pure core: every job's authoritative state, the queue,
-// which node holds which job, and the decisions of dispatch and recovery.
+// The reverse proxy's pure core: every job's authoritative state (the job
+// book: its records, the queue, who holds what), and the decisions of
+// dispatch and recovery. Around it: membership (node_table.h), the
+// balancer's rate logic (node_rates.h, balancer.h) and the counters
+// (proxy_stats.h). With replicated proxies only the leader has one, and what
+// it stages becomes a log entry (replicated_store.h).
 //
 // It does no I/O of its own. Each call stages its LevelDB changes (staged())
 // and the messages it wants sent (take_outbox()); the shell commits the
@@ -30,6 +34,9 @@
 #include "protocol/messages.h"
 #include "protocol/retention.h"
 #include "reverse_proxy/job_queue.h"
+#include "reverse_proxy/node_rates.h"
+#include "reverse_proxy/node_table.h"
+#include "reverse_proxy/proxy_stats.h"
 #include "storage/staged.h"
 
 namespace jc::proxy {
@@ -116,11 +123,11 @@ class ProxyCore {
   std::function<void(protocol::ClusterStats&)> replication_stats;
   // Jobs finished since start, by final state (for /metrics).
   const std::map<protocol::JobState, std::uint64_t>& finished_by_state() const {
-    return finished_by_state_;
+    return stats_.finished_by_state;
   }
-  std::uint64_t dispatched_total() const { return dispatched_total_; }
-  std::uint64_t finished_total() const { return finished_total_; }
-  std::uint64_t expired_total() const { return expired_total_; }
+  std::uint64_t dispatched_total() const { return stats_.dispatched; }
+  std::uint64_t finished_total() const { return stats_.finished; }
+  std::uint64_t expired_total() const { return stats_.expired; }
   // Queued jobs, delayed ones included.
   std::uint64_t queue_length() const { return queue_.size() + delayed_.size(); }
   // When the next delayed job may be dispatched (nullopt: none waits).
@@ -145,29 +152,6 @@ class ProxyCore {
     TimeMs not_before = 0;    // JobSpec::not_before_ms (--delay)
     bool pinned = false;      // JobRecord::pinned
   };
-  struct NodeEntry {
-    bool connected = false;
-    std::uint32_t slots = 0;
-    std::string address;
-    std::string sandbox;  // protections of its run jobs, from HELLO
-    std::unordered_set<std::string> held;
-    protocol::Info info;
-    TimeMs last_heard = 0;
-    TimeMs lost_since = 0;  // when it disconnected (or the proxy started)
-    bool draining = false;  // takes no new jobs; leaves once it delivered the rest
-    std::uint64_t finished = 0;
-    // Its results per second, smoothed, for its adaptive prefetch.
-    double rate = 0;
-    TimeMs rate_since = 0;
-    std::uint64_t rate_base = 0;  // `finished` at rate_since
-    TimeMs last_result = 0;       // when it last delivered a result
-  };
-  static constexpr std::uint32_t kMaxAdaptivePrefetch = 1000;
-
-  // Updates the node's smoothed rate of results at `now`; an idle stretch
-  // brings it down, so a burst after a pause is not piled on one node.
-  static void update_rate(NodeEntry& node, TimeMs now);
-  std::uint32_t prefetch_of(const NodeEntry& node) const;
 
   // The handlers take the message's parts by reference to move from them.
   void on_submit(const std::string& node, protocol::Submit& m, TimeMs now);
@@ -222,7 +206,7 @@ class ProxyCore {
   JobQueue queue_;
   // Queued jobs whose --delay runs, by (not before, sequence).
   std::map<std::pair<TimeMs, std::uint64_t>, const std::string*> delayed_;
-  std::map<std::string, NodeEntry> nodes_;
+  NodeTable nodes_;  // membership
   std::unordered_map<std::string, std::set<std::string>> watchers_;
   std::map<std::string, std::set<std::string>> unnotified_;  // origin -> tickets
   // Exchanges before a result pushed to its origin on this connection is
@@ -233,21 +217,11 @@ class ProxyCore {
   std::vector<Outgoing> outbox_;
   // The highest counter removed by expiry, per ticket prefix (w/ keys).
   std::unordered_map<std::string, std::uint64_t> expired_upto_;
-  std::uint64_t expired_total_ = 0;
   std::uint64_t next_seq_ = 1;
   std::size_t rotation_ = 0;
-  // Counters since start, for stats and estimates.
-  std::uint64_t submitted_total_ = 0;
-  std::uint64_t finished_total_ = 0;
-  std::uint64_t redispatched_total_ = 0;
-  std::uint64_t dispatched_total_ = 0;
-  std::deque<std::string> events_;  // the last kMaxEvents notable events, for dashboards
-  TimeMs clock_ = 0;                // the latest time a call brought
+  ProxyStats stats_;  // counters since start, for stats and estimates
+  TimeMs clock_ = 0;  // the latest time a call brought
   void note(std::string event);
-  std::map<protocol::JobState, std::uint64_t> finished_by_state_;
-  double finish_rate_ = 0;  // jobs per second, smoothed
-  TimeMs rate_window_start_ = 0;
-  std::uint64_t rate_window_count_ = 0;
 };
 
 }  // namespace jc::proxy

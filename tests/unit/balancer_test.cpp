@@ -1,5 +1,6 @@
 // Unit tests of reverse_proxy/balancer.h: the dispatch plan of one round.
 #include "reverse_proxy/balancer.h"
+#include "reverse_proxy/node_rates.h"
 
 #include <doctest/doctest.h>
 
@@ -203,3 +204,21 @@ TEST_CASE("balancer: adaptive prefetch takes only sleep jobs short enough") {
 }
 
 }  // namespace jc::proxy
+
+TEST_CASE("node rate: faster at once, slower over half a second, zero after a pause") {
+  jc::proxy::NodeRate r;
+  r.update(0, 1000);  // the first window starts
+  r.last_result = 1050;
+  r.update(100, 1050);  // 100 results in 50 ms: 2,000/s at once
+  CHECK(r.per_second == doctest::Approx(2000));
+  CHECK(r.prefetch(20) == 40);
+  r.last_result = 1100;
+  r.update(110, 1100);  // 200/s: blends down, not at once
+  CHECK(r.per_second < 2000);
+  CHECK(r.per_second > 200);
+  r.update(110, 1700);  // 600 ms without a result
+  CHECK(r.per_second == 0);
+  CHECK(r.prefetch(20) == 0);
+  r.per_second = 1e9;
+  CHECK(r.prefetch(20) == jc::proxy::NodeRate::kMaxAdaptivePrefetch);
+}
