@@ -112,7 +112,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "partition: the leader of three proxies cut off; the other two elect another, it steps down, "
+    "partition: the leader of three proxies cut off, the other two elect another, it steps down, "
     "and every job has one result") {
   if (geteuid() != 0 || !jc::test::has_cap_sys_admin() || !sh("ip netns list")) {
     JC_SKIP("needs root with CAP_SYS_ADMIN and `ip netns` to build separate hosts");

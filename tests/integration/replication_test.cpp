@@ -94,6 +94,17 @@ TEST_CASE("replicated proxies: one leads, nodes find it, stats name it, and the 
         std::string::npos);
   CHECK(cluster.proxy_http(leader, "/api/state").find("\"role\":\"leader\"") !=
         std::string::npos);
+  // /metrics: the role, the term and, on the leader, each proxy's lag.
+  std::string metrics = cluster.proxy_http(leader, "/metrics");
+  CHECK(metrics.find("jobcluster_raft_term ") != std::string::npos);
+  CHECK(metrics.find("jobcluster_proxy_replication_lag{proxy=\"127.0.0.1:") != std::string::npos);
+  CHECK(metrics.find("jobcluster_proxy_leader{proxy=\"127.0.0.1:" +
+                     std::to_string(cluster.proxy_port(leader)) + "\"} 1") != std::string::npos);
+  CHECK(cluster.proxy_http(follower, "/metrics").find("} 0\n") != std::string::npos);
+  // A follower sends job questions to the leader.
+  std::string job = cluster.proxy_http(follower, "/api/jobs/" + tickets[0]);
+  CHECK(job.find("ask the leader at 127.0.0.1:" + std::to_string(cluster.proxy_port(leader))) !=
+        std::string::npos);
   check_stores_equal(cluster);
 }
 
@@ -127,7 +138,7 @@ TEST_CASE("kill -9 of the leader under load: every job finishes once, and servic
   check_stores_equal(cluster);
 }
 
-TEST_CASE("a follower killed and back catches up; with two proxies down nothing is served, "
+TEST_CASE("a follower killed and back catches up, and with two proxies down nothing is served, "
           "then all of it") {
   Cluster cluster(three_proxies(2));
   REQUIRE(cluster.wait_nodes_up(2));

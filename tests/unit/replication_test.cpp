@@ -45,7 +45,7 @@ Change some_change(std::mt19937& rng, int n) {
 
 }  // namespace
 
-TEST_CASE("replication: a change goes through bytes and back; damaged bytes are refused") {
+TEST_CASE("replication: a change goes through bytes and back, and damaged bytes are refused") {
   Change c;
   c.time_ms = 1796000000123;
   c.writes.put("a/t-1-x", std::string("\0value\xff", 7));
