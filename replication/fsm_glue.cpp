@@ -45,9 +45,17 @@ int fsm_apply(struct raft_fsm* fsm, const struct raft_buffer* buf, void** result
   }
   Status s = self->machine->apply(index, *payload);
   if (!s.ok()) {
-    log::get("raft")->error("cannot apply log entry index={}: {}", index, s.to_string());
+    if (!self->apply_failing) {
+      log::get("raft")->error(
+          "cannot apply log entry index={}: {} (it stays in the log; applying resumes with the "
+          "next entries once the store takes writes)",
+          index, s.to_string());
+    }
+    self->apply_failing = true;
     return RAFT_IOERR;
   }
+  if (self->apply_failing) log::get("raft")->info("applying again from index={}", index);
+  self->apply_failing = false;
   return 0;
 }
 

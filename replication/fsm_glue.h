@@ -16,6 +16,9 @@ struct FsmGlue {
   StateMachine* machine = nullptr;
   struct raft* raft = nullptr;  // set once the raft instance exists (for the applied index)
   std::uint64_t snapshots_taken = 0;
+  // The last apply failed (a disk that refused the write): the library
+  // retries it with the next entries; a leader hands over meanwhile.
+  bool apply_failing = false;
 };
 // fsm.data points at `glue`, which must stay where it is.
 void init_glue(FsmGlue& glue, StateMachine& machine);

@@ -69,6 +69,7 @@ struct RaftLog::Impl {
   void run() {
     if (stopped) return;
     uv_run(&loop, UV_RUN_NOWAIT);
+    hand_over_if_stuck();
     poll_status();
     if (stopped) return;
     int timeout = uv_backend_timeout(&loop);
@@ -93,6 +94,23 @@ struct RaftLog::Impl {
       timer.async_wait([this](const error_code& ec) {
         if (!ec) kick();
       });
+    }
+  }
+
+  // A leader whose store refuses writes cannot apply what it commits, so
+  // nothing it proposes completes: it hands leadership to another proxy
+  // (outside the library's callbacks), and catches up as a follower once
+  // its disk has room.
+  void hand_over_if_stuck() {
+    if (!started || stopped || transferring || !glue.apply_failing) return;
+    if (raft_state(&raft) != RAFT_LEADER) return;
+    transfer = {};
+    transfer.data = this;
+    if (raft_transfer(&raft, &transfer, 0, [](struct raft_transfer* req) {
+          static_cast<Impl*>(req->data)->transferring = false;
+        }) == 0) {
+      transferring = true;
+      log->warn("this proxy cannot apply entries to its store: handing leadership over");
     }
   }
 
@@ -177,6 +195,8 @@ struct RaftLog::Impl {
   asio::posix::stream_descriptor backend;
   asio::steady_timer timer;
   bool kicked = false;
+  bool transferring = false;
+  struct raft_transfer transfer {};
   bool waiting = false;
   bool started = false;
   bool stopped = false;

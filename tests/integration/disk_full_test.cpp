@@ -13,40 +13,11 @@
 
 #include "tests/support/cluster.h"
 #include "tests/support/skip.h"
+#include "tests/support/small_disk.h"
 
 using namespace jc::test;
 namespace fs = std::filesystem;
 
-namespace {
-
-// A tmpfs of the test's own, unmounted at the end.
-struct SmallDisk {
-  explicit SmallDisk(int mb) {
-    dir = (fs::temp_directory_path() / ("jc-disk-" + std::to_string(::getpid()))).string();
-    fs::create_directories(dir);
-    mounted = std::system(("mount -t tmpfs -o size=" + std::to_string(mb) + "m,mode=0700 tmpfs " +
-                           dir + " 2>/dev/null")
-                              .c_str()) == 0;
-  }
-  ~SmallDisk() {
-    if (mounted) std::system(("umount -l " + dir).c_str());
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  bool resize(int mb) {
-    return std::system(("mount -o remount,size=" + std::to_string(mb) + "m " + dir).c_str()) == 0;
-  }
-  // Writes a file until the file system refuses more.
-  void fill() {
-    std::ofstream out(dir + "/filler", std::ios::binary);
-    std::string chunk(1 << 16, 'x');
-    while (out.write(chunk.data(), static_cast<std::streamsize>(chunk.size()))) out.flush();
-  }
-  std::string dir;
-  bool mounted = false;
-};
-
-}  // namespace
 
 TEST_CASE("full disk: refused with ERR, reads go on, read-only restart, then service resumes") {
   if (!has_cap_sys_admin()) JC_SKIP("needs CAP_SYS_ADMIN to mount a small tmpfs");

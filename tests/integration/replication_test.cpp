@@ -9,6 +9,8 @@
 
 #include "storage/store.h"
 #include "tests/support/cluster.h"
+#include "tests/support/skip.h"
+#include "tests/support/small_disk.h"
 
 using namespace jc::test;
 
@@ -57,10 +59,10 @@ void check_stores_equal(Cluster& cluster) {
     cluster.proxy(k).signal(SIGTERM);
     CHECK(cluster.proxy(k).wait_exit(10s) == 0);
   }
-  auto first = store_of(cluster.dir() + "/proxy1");
+  auto first = store_of(cluster.proxy_data_dir(0));
   CHECK(first.size() > 2);
   for (std::size_t k = 1; k < cluster.proxy_count(); ++k) {
-    auto other = store_of(cluster.dir() + "/proxy" + std::to_string(k + 1));
+    auto other = store_of(cluster.proxy_data_dir(k));
     CHECK_MESSAGE(other == first, "proxy " << k + 1 << "'s store differs from proxy 1's ("
                                            << other.size() << " keys against " << first.size()
                                            << ")");
@@ -218,5 +220,46 @@ TEST_CASE("a proxy away while the log was compacted catches up from a snapshot")
   REQUIRE(cluster.leader() >= 0);
   check_all_finished_once(cluster, tickets);
   cluster.start_proxy(static_cast<std::size_t>(leader));
+  check_stores_equal(cluster);
+}
+
+TEST_CASE("a proxy whose disk fills up hands leadership over, service goes on, and it catches up "
+          "once there is room") {
+  if (!has_cap_sys_admin()) JC_SKIP("needs CAP_SYS_ADMIN to mount a small tmpfs");
+  SmallDisk disk(96);
+  if (!disk.mounted) JC_SKIP("cannot mount a tmpfs here");
+  ClusterOptions o = three_proxies(2);
+  // Proxy 1, on the small disk, times out first and so leads from the start.
+  o.proxy_env_each = {{{"DATA_DIR", disk.dir + "/proxy1"}, {"RAFT_ELECTION_TIMEOUT", "100"}},
+                      {{"RAFT_ELECTION_TIMEOUT", "1000"}},
+                      {{"RAFT_ELECTION_TIMEOUT", "1000"}}};
+  Cluster cluster(o);
+  REQUIRE(cluster.wait_nodes_up(2));
+  int leader = cluster.leader();
+  REQUIRE(leader >= 0);
+  Client a(cluster.node_port(0));
+  auto tickets = submit_many(a, 20, 10);
+  REQUIRE(tickets.size() == 20);
+  check_all_finished_once(cluster, tickets);
+  disk.fill();
+  auto more = submit_many(a, 40, 10);
+  REQUIRE(more.size() == 40);
+  tickets.insert(tickets.end(), more.begin(), more.end());
+  // Served by the two others whatever proxy 1 was.
+  check_all_finished_once(cluster, tickets);
+  CHECK(cluster.proxy(0).log_count("cannot apply log entry") >= 1);
+  if (leader == 0) {
+    CHECK(cluster.proxy(0).log_count("handing leadership over") >= 1);
+    CHECK(cluster.leader() != 0);
+  }
+  // Room again: it applies what it missed and its store matches the others'.
+  std::filesystem::remove(disk.dir + "/filler");
+  REQUIRE(disk.resize(512));
+  auto last = submit_many(a, 10, 10);
+  REQUIRE(last.size() == 10);
+  tickets.insert(tickets.end(), last.begin(), last.end());
+  check_all_finished_once(cluster, tickets);
+  CHECK(eventually([&] { return cluster.proxy(0).log_count("applying again from index=") >= 1; },
+                   20s, 100ms));
   check_stores_equal(cluster);
 }

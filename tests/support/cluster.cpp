@@ -36,6 +36,9 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
       }
       for (int k = 0; k < options_.proxies; ++k) {
         std::map<std::string, std::string> env = options_.proxy_env;
+        if (static_cast<std::size_t>(k) < options_.proxy_env_each.size()) {
+          for (const auto& [key, value] : options_.proxy_env_each[k]) env[key] = value;
+        }
         std::string name = "proxy" + std::to_string(k + 1);
         env.emplace("DATA_DIR", dir_ + "/" + name);
         env.emplace("LOG_LEVEL", "debug");

@@ -22,6 +22,8 @@ struct ClusterOptions {
   int slots = 2;
   std::map<std::string, std::string> proxy_env;
   std::map<std::string, std::string> node_env;
+  // Replicated proxies: settings of proxy k only (over proxy_env), e.g. its DATA_DIR.
+  std::vector<std::map<std::string, std::string>> proxy_env_each;
 };
 
 class Cluster {
@@ -39,6 +41,8 @@ class Cluster {
   void start_proxy(std::size_t k);
   // The proxy that leads, as a node's `stats` names it (-1: none within timeout).
   int leader(std::chrono::milliseconds timeout = 10s);
+  // Replicated proxy k's DATA_DIR.
+  std::string proxy_data_dir(std::size_t k) { return proxies_.at(k)->env().at("DATA_DIR"); }
   // GET `path` from replicated proxy k's STATUS_PORT: the body ("" on failure).
   std::string proxy_http(std::size_t k, const std::string& path);
   // Replicated proxy k's jobcluster_raft_applied_index (-1 when unreadable).
