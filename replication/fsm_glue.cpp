@@ -1,7 +1,10 @@
 #include "replication/fsm_glue.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+
+#include <fmt/format.h>
 
 namespace jc::replication {
 
@@ -33,29 +36,33 @@ std::optional<std::string_view> unframe(const struct raft_buffer* buf) {
 
 namespace {
 
+[[noreturn]] void stop_process(const std::string& why) {
+  auto log = log::get("raft");
+  log->critical("{}; stopping this proxy (the other proxies go on; fix the cause and start it "
+                "again: it replays the log from where its store stopped)",
+                why);
+  log->flush();
+  std::_Exit(3);
+}
+
 int fsm_apply(struct raft_fsm* fsm, const struct raft_buffer* buf, void** result) {
   auto* self = static_cast<FsmGlue*>(fsm->data);
   *result = nullptr;
   Index index = raft_last_applied(self->raft) + 1;
   auto payload = unframe(buf);
   if (!payload) {
-    log::get("raft")->error("log entry index={} is not framed as this build frames entries ({} bytes)",
-                     index, buf->len);
-    return RAFT_MALFORMED;
+    stop_process(fmt::format(
+        "log entry index={} is not framed as this build frames entries ({} bytes; a newer "
+        "version?)",
+        index, buf->len));
   }
   Status s = self->machine->apply(index, *payload);
   if (!s.ok()) {
-    if (!self->apply_failing) {
-      log::get("raft")->error(
-          "cannot apply log entry index={}: {} (it stays in the log; applying resumes with the "
-          "next entries once the store takes writes)",
-          index, s.to_string());
-    }
-    self->apply_failing = true;
-    return RAFT_IOERR;
+    // Returning an error would leave this proxy running but out of the
+    // cluster for good (0.15 turns it unavailable): stop, saying why.
+    stop_process(fmt::format("cannot apply log entry index={}: {}", index, s.to_string()));
   }
-  if (self->apply_failing) log::get("raft")->info("applying again from index={}", index);
-  self->apply_failing = false;
+  self->apply_failing = self->machine->behind();
   return 0;
 }
 
@@ -105,14 +112,11 @@ int fsm_restore(struct raft_fsm* fsm, struct raft_buffer* buf) {
   auto* self = static_cast<FsmGlue*>(fsm->data);
   Status s = self->machine->restore(
       std::string_view(static_cast<const char*>(buf->base), buf->len));
-  if (!s.ok()) {
-    log::get("raft")->error("cannot restore a snapshot: {}", s.to_string());
-    return RAFT_IOERR;
-  }
+  if (!s.ok()) stop_process("cannot restore a snapshot: " + s.to_string());
+  self->apply_failing = self->machine->behind();
   raft_free(buf->base);  // the library handed it over
   return 0;
 }
-
 
 }  // namespace
 

@@ -18,7 +18,7 @@ using boost::system::error_code;
 // first ends the other: the library then dials again after its retry delay.
 struct PeerTransport::Link : std::enable_shared_from_this<Link> {
   Link(asio::io_context& io, std::shared_ptr<net::FrameConnection> c)
-      : local(io), conn(std::move(c)) {}
+      : local(io), conn(std::move(c)), keepalive(io) {}
 
   void start() {
     auto self = shared_from_this();
@@ -33,6 +33,22 @@ struct PeerTransport::Link : std::enable_shared_from_this<Link> {
         },
         [self](const std::string&) { self->end(); });
     read();
+    beat();
+  }
+
+  // The library writes on a link in one direction only (each server dials
+  // its own links to send): an empty PEER_DATA every second keeps the other
+  // direction alive for the connection's idle deadline, which then tells a
+  // silent peer from a quiet one.
+  void beat() {
+    auto self = shared_from_this();
+    keepalive.expires_after(std::chrono::seconds(1));
+    keepalive.async_wait([self](const error_code& ec) {
+      if (ec || self->ended) return;
+      if (!self->sent_since_beat) self->conn->send(protocol::PeerData{});
+      self->sent_since_beat = false;
+      self->beat();
+    });
   }
 
   void read() {
@@ -44,12 +60,13 @@ struct PeerTransport::Link : std::enable_shared_from_this<Link> {
         return;
       }
       self->conn->send(protocol::PeerData{std::string(self->buffer.data(), n)});
+      self->sent_since_beat = true;
       self->read();
     });
   }
 
   void write(std::string bytes) {
-    if (ended) return;
+    if (ended || bytes.empty()) return;  // empty: a keepalive
     writes.push_back(std::move(bytes));
     if (!writing) do_write();
   }
@@ -76,6 +93,7 @@ struct PeerTransport::Link : std::enable_shared_from_this<Link> {
     if (ended) return;
     ended = true;
     error_code ignored;
+    keepalive.cancel();
     local.close(ignored);  // the library reads EOF and lets its stream go
     // The queue stays until the link goes: a write in flight still points
     // into its front.
@@ -87,6 +105,8 @@ struct PeerTransport::Link : std::enable_shared_from_this<Link> {
   std::deque<std::string> writes;
   bool writing = false;
   bool ended = false;
+  asio::steady_timer keepalive;
+  bool sent_since_beat = false;
 };
 
 PeerTransport::PeerTransport(asio::io_context& io, uv_loop_s* loop, std::function<void()> kick)

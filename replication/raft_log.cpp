@@ -102,7 +102,11 @@ struct RaftLog::Impl {
   // (outside the library's callbacks), and catches up as a follower once
   // its disk has room.
   void hand_over_if_stuck() {
-    if (!started || stopped || transferring || !glue.apply_failing) return;
+    if (machine.behind()) hand_over("this proxy cannot write applied entries to its store");
+  }
+
+  void hand_over(const char* why) {
+    if (!started || stopped || transferring) return;
     if (raft_state(&raft) != RAFT_LEADER) return;
     transfer = {};
     transfer.data = this;
@@ -110,7 +114,8 @@ struct RaftLog::Impl {
           static_cast<Impl*>(req->data)->transferring = false;
         }) == 0) {
       transferring = true;
-      log->warn("this proxy cannot apply entries to its store: handing leadership over");
+      log->warn("handing leadership over: {}", why);
+      kick();
     }
   }
 
@@ -361,6 +366,8 @@ bool RaftLog::barrier(std::function<void(bool)> done) {
 }
 
 LogStatus RaftLog::status() const { return impl_->status(); }
+
+void RaftLog::hand_over(const char* why) { impl_->hand_over(why); }
 
 void RaftLog::pump() { impl_->kick(); }
 

@@ -50,14 +50,21 @@ struct LogStatus {
 class StateMachine {
  public:
   virtual ~StateMachine() = default;
-  // A committed entry, in log order. Not OK: it is retried later (a disk
-  // that refused the write), and nothing after it is applied meanwhile.
+  // A committed entry, in log order. An entry the state machine cannot
+  // write yet (a full disk) must be kept and written later by the state
+  // machine itself (behind()), since the library (0.15) takes a server that
+  // failed an apply out of the cluster for good. Not OK means an entry it
+  // can never apply (a newer format): the process stops, saying why.
   virtual Status apply(Index index, std::string_view entry) = 0;
+  // Applied entries wait to be written: a leader must hand over.
+  virtual bool behind() const { return false; }
   // A snapshot of the state at `index` (the last applied). Returns the work
   // that serializes it, which runs on a thread of the library's pool while
   // entries go on being applied: it must read a consistent view taken now.
   virtual std::function<std::string()> snapshot(Index index) = 0;
   // Replaces the whole state with a snapshot's (a proxy far behind, or new).
+  // Not OK stops the process: a half-restored state must not take entries;
+  // the next start restores again.
   virtual Status restore(std::string_view snapshot) = 0;
 };
 
@@ -95,6 +102,9 @@ class RaftLog {
   // is then complete).
   bool barrier(std::function<void(bool)> done);
   LogStatus status() const;
+  // A leader that cannot serve (its store refuses writes, its core did not
+  // load) asks another proxy to take over; nothing if it does not lead.
+  void hand_over(const char* why);
   // Called (on the pump's thread, never inside the library) when the role,
   // the leader or the term changed.
   std::function<void(const LogStatus&)> on_status;

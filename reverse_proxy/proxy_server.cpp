@@ -55,7 +55,8 @@ ProxyServer::ProxyServer(asio::io_context& io, ProxyConfig config, storage::Stor
       delay_timer_(io),
       sweep_timer_(io),
       storage_retry_(io, log_, [this] { schedule_flush(); }),
-      heartbeat_timer_(io) {
+      heartbeat_timer_(io),
+      upkeep_timer_(io) {
   if (!config_.replicated()) core_ = std::make_unique<ProxyCore>(store_, config_.core);
 }
 
@@ -146,6 +147,7 @@ Status ProxyServer::start() {
                config_.peers.size(), config_.peers[config_.self - 1],
                fmt::join(config_.peers, ","), machine_->applied());
     if (Status s = raft_->start(); !s.ok()) return s;
+    upkeep();
   } else {
     start_leading_timers();
   }
@@ -171,6 +173,7 @@ void ProxyServer::stop() {
   delay_timer_.cancel();
   sweep_timer_.cancel();
   heartbeat_timer_.cancel();
+  upkeep_timer_.cancel();
   flush();
   storage_retry_.cancel();
   for (auto& [id, s] : sessions_) s.conn->close("proxy shutting down");
@@ -414,6 +417,12 @@ void ProxyServer::flush() {
             step_down("leadership lost with a log entry in flight");
             return;
           }
+          if (machine_->behind()) {
+            // Committed, but this proxy's store refused it: another proxy
+            // serves from a complete store.
+            step_down("this proxy's store refuses writes (a full disk?)");
+            return;
+          }
           core_->staged().landed();
           for (const auto& [first, last] :
                compactions_.due(now_ms(), config_.core.retention.compact_period_ms())) {
@@ -460,7 +469,7 @@ void ProxyServer::on_log_status(const replication::LogStatus& st) {
              st.leader.empty() ? "-" : st.leader);
   if (st.role == replication::Role::leader) {
     if (term_ == st.term && (core_ || taking_over_)) return;
-    if (core_ || taking_over_) step_down("a new term began");
+    if (core_ || taking_over_) step_down("a new term began", false);
     take_over(st.term);
   } else if (core_ || taking_over_) {
     step_down(st.leader.empty() ? "no longer the leader"
@@ -481,6 +490,11 @@ void ProxyServer::take_over(std::uint64_t term) {
     if (!ok) {
       term_ = 0;
       log_->info("lost leadership before taking over term={}", term);
+      return;
+    }
+    if (machine_->behind()) {
+      term_ = 0;
+      raft_->hand_over("this proxy's store refuses writes (a full disk?)");
       return;
     }
     ProxyOptions options = config_.core;
@@ -512,7 +526,7 @@ void ProxyServer::take_over(std::uint64_t term) {
   }
 }
 
-void ProxyServer::step_down(const std::string& why) {
+void ProxyServer::step_down(const std::string& why, bool hand_over) {
   ++generation_;
   bool was_leading = core_ != nullptr;
   taking_over_ = false;
@@ -534,6 +548,32 @@ void ProxyServer::step_down(const std::string& why) {
   by_node_.clear();
   for (auto& conn : closing) conn->close(why);
   if (was_leading) log_->warn("stepped down: {}", why);
+  // Still the leader as far as the log goes (a local write failed, the log
+  // refused an entry): another proxy must serve, or no one would.
+  if (hand_over) raft_->hand_over(why.c_str());
+}
+
+// Replicated proxies, every 500 ms: write what the store refused before,
+// and hand leadership over if this proxy leads without serving (its core
+// could not be loaded) for more than a second.
+void ProxyServer::upkeep() {
+  if (stopping_ || !raft_) return;
+  if (machine_->behind()) machine_->retry();
+  auto st = raft_->status();
+  bool idle_leader = st.role == replication::Role::leader && !core_ && !taking_over_;
+  TimeMs now = now_ms();
+  if (!idle_leader) {
+    idle_leader_since_ = 0;
+  } else if (idle_leader_since_ == 0) {
+    idle_leader_since_ = now;
+  } else if (now - idle_leader_since_ > 1000) {
+    raft_->hand_over("this proxy leads the log but cannot serve");
+    idle_leader_since_ = now;
+  }
+  upkeep_timer_.expires_after(milliseconds(500));
+  upkeep_timer_.async_wait([this](const error_code& ec) {
+    if (!ec) upkeep();
+  });
 }
 
 void ProxyServer::send_heartbeats() {
@@ -572,6 +612,11 @@ void ProxyServer::on_peer_hello(std::uint64_t id, protocol::PeerHello& hello) {
              !protocol::verify_join_proof(config_.core.secret, s.nonce, "proxy:" + hello.address,
                                           hello.auth)) {
     why = "peer proxy failed to prove CLUSTER_SECRET";
+  } else if (!peer_address_matches(hello.id - 1, s.address)) {
+    // A node knows the secret (or holds a certificate of the same CA) too:
+    // a proxy must also come from the address its PROXY_PEERS entry names.
+    why = fmt::format("peer proxy {} connects from {}, not from its PROXY_PEERS address {}",
+                      hello.id, s.address, config_.peers[hello.id - 1]);
   }
   if (!why.empty()) {
     log_->warn("refused peer proxy peer={} reason=\"{}\"", s.conn->peer(), why);
@@ -585,6 +630,40 @@ void ProxyServer::on_peer_hello(std::uint64_t id, protocol::PeerHello& hello) {
   conn->count_partial_frames();
   log_->debug("peer proxy link from {} ({})", hello.address, conn->peer());
   raft_->transport().accept(hello.id, hello.address, std::move(conn));
+}
+
+bool ProxyServer::peer_address_matches(std::size_t k, const std::string& ip) {
+  auto normal = [](const asio::ip::address& a) {
+    if (a.is_v6() && a.to_v6().is_v4_mapped()) {
+      return asio::ip::address(asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()));
+    }
+    return a;
+  };
+  error_code ec;
+  auto from = asio::ip::make_address(ip, ec);
+  if (ec) return false;
+  from = normal(from);
+  std::string host = config_.peers[k].substr(0, config_.peers[k].rfind(':'));
+  if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
+  auto literal = asio::ip::make_address(host, ec);
+  if (!ec) return normal(literal) == from || (literal.is_loopback() && from.is_loopback());
+  // A name: resolved at most every 10 s (a stranger's PEER_HELLOs must not
+  // make the event loop wait on DNS each time).
+  auto& cached = peer_ips_[k];
+  TimeMs now = now_ms();
+  if (cached.first == 0 || now - cached.first > 10'000) {
+    cached.first = now;
+    cached.second.clear();
+    asio::ip::tcp::resolver resolver(io_);
+    auto results = resolver.resolve(host, "", ec);
+    if (!ec) {
+      for (const auto& entry : results) cached.second.push_back(normal(entry.endpoint().address()));
+    }
+  }
+  for (const auto& a : cached.second) {
+    if (a == from || (a.is_loopback() && from.is_loopback())) return true;
+  }
+  return false;
 }
 
 void ProxyServer::dial_peer(
@@ -607,9 +686,19 @@ void ProxyServer::dial_peer(
       return;
     }
     auto socket = std::make_shared<asio::ip::tcp::socket>(io_);
-    asio::async_connect(*socket, results, [this, socket, host, shared_done](
+    // A peer cut off by the network answers no SYN, and the library does
+    // not dial again while a connect is pending: give up after a second.
+    auto deadline = std::make_shared<asio::steady_timer>(io_);
+    deadline->expires_after(milliseconds(std::max<unsigned>(1000, config_.election_timeout_ms)));
+    deadline->async_wait([socket](const error_code& ec) {
+      if (ec) return;
+      error_code ignored;
+      socket->close(ignored);
+    });
+    asio::async_connect(*socket, results, [this, socket, deadline, host, shared_done](
                                               const error_code& ec2,
                                               const asio::ip::tcp::endpoint& ep) {
+      deadline->cancel();
       if (ec2) {
         (*shared_done)(nullptr, ec2.message());
         return;

@@ -4,6 +4,7 @@
 // Everything runs on one io_context thread.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -88,10 +89,15 @@ class ProxyServer {
   // Replicated proxies.
   void on_log_status(const replication::LogStatus& status);
   void take_over(std::uint64_t term);
-  void step_down(const std::string& why);
+  // hand_over: also ask another proxy to lead when the log still says this one does.
+  void step_down(const std::string& why, bool hand_over = true);
   void start_leading_timers();
   void send_heartbeats();
+  void upkeep();
   void on_peer_hello(std::uint64_t id, protocol::PeerHello& hello);
+  // The peer's IP is one of those of PROXY_PEERS entry k's host.
+  bool peer_address_matches(std::size_t k, const std::string& ip);
+  std::map<std::size_t, std::pair<TimeMs, std::vector<boost::asio::ip::address>>> peer_ips_;
   void dial_peer(const std::string& address,
                  std::function<void(std::shared_ptr<net::FrameConnection>, const std::string&)> done);
   ReplicationInfo replication_info() const;
@@ -139,6 +145,8 @@ class ProxyServer {
   bool dispatch_posted_ = false;
   bool stopping_ = false;
   boost::asio::steady_timer heartbeat_timer_;
+  boost::asio::steady_timer upkeep_timer_;
+  TimeMs idle_leader_since_ = 0;
 };
 
 }  // namespace jc::proxy

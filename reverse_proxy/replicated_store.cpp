@@ -155,7 +155,9 @@ Status ReplicatedStore::open() {
 Status ReplicatedStore::apply(replication::Index index, std::string_view entry) {
   // At a restart the library applies again what came after its snapshot:
   // the store already has it.
-  if (index <= applied_) return Status::Ok();
+  if (index <= applied_ || (!backlog_.empty() && index <= backlog_.back().first)) {
+    return Status::Ok();
+  }
   Change change;
   if (!decode_change(entry, change)) {
     // Never skipped: a proxy that skipped an entry would diverge silently.
@@ -164,15 +166,38 @@ Status ReplicatedStore::apply(replication::Index index, std::string_view entry) 
         entry.size()));
   }
   change.writes.put(std::string(kAppliedKey), applied_value(index));
-  // Not synced: the Raft log is what makes it durable (replayed at a
-  // restart from m/raft_applied on).
-  if (Status s = store_.write(change.writes, false); !s.ok()) return s;
-  applied_ = index;
-  ++entries_applied_;
+  // Kept in order: what the store refused waits, and what comes after it too.
+  backlog_.emplace_back(index, std::move(change.writes));
+  retry();
   return Status::Ok();
 }
 
+bool ReplicatedStore::retry() {
+  while (!backlog_.empty()) {
+    // Not synced: the Raft log is what makes it durable (replayed at a
+    // restart from m/raft_applied on).
+    if (Status s = store_.write(backlog_.front().second, false); !s.ok()) {
+      if (backlog_.size() == 1 || !failing_) {
+        log_->error(
+            "cannot apply log entry index={} to the store: {} ({} entries wait; they stay in "
+            "the log, and are applied once the store takes writes)",
+            backlog_.front().first, s.to_string(), backlog_.size());
+      }
+      failing_ = true;
+      return false;
+    }
+    applied_ = backlog_.front().first;
+    ++entries_applied_;
+    backlog_.pop_front();
+  }
+  if (failing_) log_->info("applying again: the store is at index {}", applied_);
+  failing_ = false;
+  return true;
+}
+
 std::function<std::string()> ReplicatedStore::snapshot(replication::Index index) {
+  // Entries still waiting are not in the store: no snapshot can claim them.
+  if (!backlog_.empty()) return {};
   std::shared_ptr<storage::ReadView> view = store_.read_view();
   return [index, view] { return encode_snapshot(index, *view); };
 }
@@ -180,6 +205,11 @@ std::function<std::string()> ReplicatedStore::snapshot(replication::Index index)
 Status ReplicatedStore::restore(std::string_view snapshot) {
   auto index = decode_snapshot(snapshot);
   if (!index) return Status::Corruption("a snapshot this build cannot read");
+  // Whatever waited is older than the snapshot, which replaces it all.
+  if (*index > applied_) {
+    backlog_.clear();
+    failing_ = false;
+  }
   if (*index <= applied_) {
     // A restart: the store is already at or past it.
     return Status::Ok();

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -50,10 +51,19 @@ class ReplicatedStore : public replication::StateMachine {
   // Reads m/raft_applied.
   Status open();
 
+  // A change the store refuses (a full disk) waits, with every later one,
+  // and is written by retry() in order; apply still succeeds, since the
+  // library (0.15) would otherwise take this proxy out of the cluster for
+  // good. The entries are on a majority's disk in the log meanwhile.
   Status apply(replication::Index index, std::string_view entry) override;
   std::function<std::string()> snapshot(replication::Index index) override;
   Status restore(std::string_view snapshot) override;
 
+  // Writes what waits, in order; true when nothing waits any more.
+  bool retry();
+  // Entries applied by the log but not yet written to the store: a leader
+  // must not serve from it (it hands over), and no snapshot is taken.
+  bool behind() const override { return !backlog_.empty(); }
   replication::Index applied() const { return applied_; }
   std::uint64_t entries_applied() const { return entries_applied_; }
   std::uint64_t snapshots_restored() const { return snapshots_restored_; }
@@ -64,6 +74,8 @@ class ReplicatedStore : public replication::StateMachine {
   storage::Store& store_;
   std::shared_ptr<spdlog::logger> log_;
   replication::Index applied_ = 0;
+  std::deque<std::pair<replication::Index, storage::WriteBatch>> backlog_;
+  bool failing_ = false;
   std::uint64_t entries_applied_ = 0;
   std::uint64_t snapshots_restored_ = 0;
 };

@@ -259,7 +259,7 @@ TEST_CASE("a proxy whose disk fills up hands leadership over, service goes on, a
   REQUIRE(last.size() == 10);
   tickets.insert(tickets.end(), last.begin(), last.end());
   check_all_finished_once(cluster, tickets);
-  CHECK(eventually([&] { return cluster.proxy(0).log_count("applying again from index=") >= 1; },
+  CHECK(eventually([&] { return cluster.proxy(0).log_count("applying again: the store is at index") >= 1; },
                    20s, 100ms));
   check_stores_equal(cluster);
 }
