@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 
 #include <fmt/format.h>
 
@@ -66,18 +67,12 @@ int fsm_apply(struct raft_fsm* fsm, const struct raft_buffer* buf, void** result
   return 0;
 }
 
-// On the loop: the library's libuv back-end (0.15) has no async work for
-// snapshots, so the state is serialized here, and written to disk on its
-// thread pool.
-int fsm_snapshot(struct raft_fsm* fsm, struct raft_buffer* bufs[], unsigned* n_bufs) {
-  auto* self = static_cast<FsmGlue*>(fsm->data);
-  *bufs = nullptr;
-  *n_bufs = 0;
-  auto started = std::chrono::steady_clock::now();
-  Index index = raft_last_applied(self->raft);
-  auto work = self->machine->snapshot(index);
-  if (!work) return RAFT_BUSY;
+// The snapshot's bytes in one buffer of the library's.
+int to_buffers(FsmGlue* self, Index index, std::function<std::string()>& work,
+               struct raft_buffer* bufs[], unsigned* n_bufs,
+               std::chrono::steady_clock::time_point started) {
   std::string bytes = work();
+  work = nullptr;  // releases the store's read view
   auto* array = static_cast<struct raft_buffer*>(raft_malloc(sizeof(struct raft_buffer)));
   if (array == nullptr) return RAFT_NOMEM;
   array->len = bytes.size();
@@ -90,16 +85,50 @@ int fsm_snapshot(struct raft_fsm* fsm, struct raft_buffer* bufs[], unsigned* n_b
   *bufs = array;
   *n_bufs = 1;
   ++self->snapshots_taken;
-  log::get("raft")->info("snapshot index={} bytes={} in {} ms", index, bytes.size(),
-                  std::chrono::duration_cast<std::chrono::milliseconds>(
-                      std::chrono::steady_clock::now() - started)
-                      .count());
+  // Logged by the finalize, on the loop: this may run on a pool thread, and
+  // the loggers are single-threaded.
+  self->snapshot_bytes = bytes.size();
+  self->snapshot_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now() - started)
+                          .count();
+  (void)index;
   return 0;
 }
 
-int fsm_snapshot_finalize(struct raft_fsm*, struct raft_buffer* bufs[],
-                                 unsigned* n_bufs) {
+// On the loop. With asynchronous snapshots it only takes the store's read
+// view (cheap); fsm_snapshot_async serializes it on the library's thread
+// pool while entries go on being applied. Otherwise (the fixture) it does
+// everything here.
+int fsm_snapshot(struct raft_fsm* fsm, struct raft_buffer* bufs[], unsigned* n_bufs) {
+  auto* self = static_cast<FsmGlue*>(fsm->data);
+  *bufs = nullptr;
+  *n_bufs = 0;
+  if (self->snapshot_work) return RAFT_BUSY;
+  self->snapshot_started = std::chrono::steady_clock::now();
+  self->snapshot_index = raft_last_applied(self->raft);
+  self->snapshot_work = self->machine->snapshot(self->snapshot_index);
+  if (!self->snapshot_work) return RAFT_BUSY;
+  if (self->fsm.version >= 3) return 0;
+  return to_buffers(self, self->snapshot_index, self->snapshot_work, bufs, n_bufs,
+                    self->snapshot_started);
+}
+
+// On a thread of the library's pool, between fsm_snapshot and the
+// finalize, both on the loop.
+int fsm_snapshot_async(struct raft_fsm* fsm, struct raft_buffer* bufs[], unsigned* n_bufs) {
+  auto* self = static_cast<FsmGlue*>(fsm->data);
+  if (!self->snapshot_work) return RAFT_BUSY;
+  return to_buffers(self, self->snapshot_index, self->snapshot_work, bufs, n_bufs,
+                    self->snapshot_started);
+}
+
+int fsm_snapshot_finalize(struct raft_fsm* fsm, struct raft_buffer* bufs[], unsigned* n_bufs) {
+  // After the pool's work (or instead of it, when the library gave up).
+  auto* self = static_cast<FsmGlue*>(fsm->data);
+  self->snapshot_work = nullptr;
   if (*bufs != nullptr) {
+    log::get("raft")->info("snapshot index={} bytes={} serialized in {} ms", self->snapshot_index,
+                           self->snapshot_bytes, self->snapshot_ms);
     for (unsigned i = 0; i < *n_bufs; ++i) raft_free((*bufs)[i].base);
     raft_free(*bufs);
   }
@@ -120,10 +149,11 @@ int fsm_restore(struct raft_fsm* fsm, struct raft_buffer* buf) {
 
 }  // namespace
 
-void init_glue(FsmGlue& glue, StateMachine& machine) {
+void init_glue(FsmGlue& glue, StateMachine& machine, bool async_snapshots) {
   glue.machine = &machine;
-  glue.fsm.version = 2;  // 0.15's libuv back-end has no async snapshots
+  glue.fsm.version = async_snapshots ? 3 : 2;
   glue.fsm.data = &glue;
+  if (async_snapshots) glue.fsm.snapshot_async = &fsm_snapshot_async;
   glue.fsm.apply = &fsm_apply;
   glue.fsm.snapshot = &fsm_snapshot;
   glue.fsm.restore = &fsm_restore;

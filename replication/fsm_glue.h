@@ -3,7 +3,10 @@
 // library's deterministic fixture (raft/fixture.h) on the same code.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "replication/peer_transport.h"  // the library's headers, with C linkage
@@ -19,9 +22,18 @@ struct FsmGlue {
   // The last apply failed (a disk that refused the write): the library
   // retries it with the next entries; a leader hands over meanwhile.
   bool apply_failing = false;
+  // The snapshot being taken: its index, and the work that serializes the
+  // store's read view (on the library's thread pool when asynchronous).
+  Index snapshot_index = 0;
+  std::function<std::string()> snapshot_work;
+  std::chrono::steady_clock::time_point snapshot_started;
+  std::size_t snapshot_bytes = 0;
+  long long snapshot_ms = 0;
 };
-// fsm.data points at `glue`, which must stay where it is.
-void init_glue(FsmGlue& glue, StateMachine& machine);
+// fsm.data points at `glue`, which must stay where it is. async_snapshots:
+// serialize snapshots on the library's thread pool (its io must be of
+// version 2); else on the loop (the fixture's io is of version 0).
+void init_glue(FsmGlue& glue, StateMachine& machine, bool async_snapshots);
 
 // An entry travels framed: its length in 8 bytes, the payload, zeros up to a
 // multiple of 8. The library (0.15) pads entries to 8 bytes when it decodes

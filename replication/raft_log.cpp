@@ -251,7 +251,12 @@ Status RaftLog::start() {
                                        m.raft_io.errmsg));
   }
   raft_uv_set_connect_retry_delay(&m.raft_io, 200);
-  init_glue(m.glue, m.machine);
+  // 0.15's libuv back-end implements async_work (for snapshots serialized
+  // off the loop) but still says it is of version 1, so raft_init refuses a
+  // state machine that uses it; upstream's fix is this one line
+  // (canonical/raft 269e541, "uv: set io version to 2", in 0.16).
+  if (m.raft_io.version < 2 && m.raft_io.async_work != nullptr) m.raft_io.version = 2;
+  init_glue(m.glue, m.machine, m.raft_io.version >= 2);
   m.glue.raft = &m.raft;
   const std::string& self = m.config.peers[m.config.id - 1];
   rv = raft_init(&m.raft, &m.raft_io, &m.glue.fsm, m.config.id, self.c_str());
@@ -275,6 +280,10 @@ Status RaftLog::start() {
   raft_set_election_timeout(&m.raft, m.config.election_timeout_ms);
   raft_set_heartbeat_timeout(&m.raft, m.config.heartbeat_ms);
   raft_set_pre_vote(&m.raft, true);
+  // A follower busy with its own snapshot drops an InstallSnapshot; the
+  // leader sends it again after this long (the library's default, 30 s,
+  // left a proxy that came back far behind waiting that long).
+  raft_set_install_snapshot_timeout(&m.raft, 5000);
   raft_set_snapshot_threshold(&m.raft, m.config.snapshot_threshold);
   raft_set_snapshot_trailing(&m.raft, m.config.snapshot_trailing);
   rv = raft_start(&m.raft);

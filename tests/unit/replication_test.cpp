@@ -141,7 +141,7 @@ TEST_CASE("replication: three stores on the Raft fixture stay identical through 
     stores.push_back(std::make_unique<MemoryStore>());
     machines.push_back(std::make_unique<ReplicatedStore>(*stores.back()));
     glue.push_back(std::make_unique<jc::replication::FsmGlue>());
-    jc::replication::init_glue(*glue.back(), *machines.back());
+    jc::replication::init_glue(*glue.back(), *machines.back(), false);
     REQUIRE(raft_fixture_grow(&f, &glue.back()->fsm) == 0);
   }
   // Once all are grown: growing may move the servers.
