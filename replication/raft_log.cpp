@@ -214,17 +214,27 @@ struct RaftLog::Impl {
 namespace {
 
 // Requests in flight carry their callback; freed when it fires.
-// Their callbacks fire inside the library: the owner's follow-up (another
-// propose) is posted, to run after the library's call returned.
-struct ApplyRequest {
-  struct raft_apply req {};
+// A request in flight carries its callback and is freed when the library
+// calls back. That happens inside the library: the owner's follow-up
+// (another propose) is posted, to run after the library's call returned.
+template <class Req>
+struct Request {
+  Req req{};
   std::function<void(bool)> done;
   asio::io_context* io = nullptr;
-};
-struct BarrierRequest {
-  struct raft_barrier req {};
-  std::function<void(bool)> done;
-  asio::io_context* io = nullptr;
+
+  static Request* make(std::function<void(bool)> done, asio::io_context& io) {
+    auto* r = new Request;
+    r->done = std::move(done);
+    r->io = &io;
+    r->req.data = r;
+    return r;
+  }
+  static void finish(Req* req, int status) {
+    auto* r = static_cast<Request*>(req->data);
+    if (r->done) asio::post(*r->io, [done = std::move(r->done), ok = status == 0] { done(ok); });
+    delete r;
+  }
 };
 
 }  // namespace
@@ -319,10 +329,7 @@ void RaftLog::stop() {
 bool RaftLog::propose(std::string entry, std::function<void(bool)> done) {
   Impl& m = *impl_;
   if (!m.started || m.stopped || raft_state(&m.raft) != RAFT_LEADER) return false;
-  auto* request = new ApplyRequest;
-  request->done = std::move(done);
-  request->io = &m.io;
-  request->req.data = request;
+  auto* request = Request<struct raft_apply>::make(std::move(done), m.io);
   struct raft_buffer buf;
   buf.len = framed_size(entry.size());
   buf.base = raft_malloc(buf.len);
@@ -332,16 +339,9 @@ bool RaftLog::propose(std::string entry, std::function<void(bool)> done) {
   }
   frame_entry(static_cast<char*>(buf.base), entry);
   // One buffer per call: with several, the callback fires at the first.
-  int rv = raft_apply(&m.raft, &request->req, &buf, 1,
-                      [](struct raft_apply* req, int status, void*) {
-                        auto* r = static_cast<ApplyRequest*>(req->data);
-                        if (r->done) {
-                          asio::post(*r->io, [done = std::move(r->done), ok = status == 0] {
-                            done(ok);
-                          });
-                        }
-                        delete r;
-                      });
+  int rv = raft_apply(&m.raft, &request->req, &buf, 1, [](struct raft_apply* req, int status, void*) {
+    Request<struct raft_apply>::finish(req, status);
+  });
   if (rv != 0) {
     raft_free(buf.base);
     delete request;
@@ -355,17 +355,8 @@ bool RaftLog::propose(std::string entry, std::function<void(bool)> done) {
 bool RaftLog::barrier(std::function<void(bool)> done) {
   Impl& m = *impl_;
   if (!m.started || m.stopped || raft_state(&m.raft) != RAFT_LEADER) return false;
-  auto* request = new BarrierRequest;
-  request->done = std::move(done);
-  request->io = &m.io;
-  request->req.data = request;
-  int rv = raft_barrier(&m.raft, &request->req, [](struct raft_barrier* req, int status) {
-    auto* r = static_cast<BarrierRequest*>(req->data);
-    if (r->done) {
-      asio::post(*r->io, [done = std::move(r->done), ok = status == 0] { done(ok); });
-    }
-    delete r;
-  });
+  auto* request = Request<struct raft_barrier>::make(std::move(done), m.io);
+  int rv = raft_barrier(&m.raft, &request->req, &Request<struct raft_barrier>::finish);
   if (rv != 0) {
     delete request;
     return false;

@@ -97,14 +97,7 @@ TEST_CASE(
     }
     done = true;
   };
-  // REQUIRE throws: keep a failure in this thread from ending the process.
-  std::thread body([&] {
-    try {
-      partition_body();
-    } catch (...) {
-    }
-  });
-  body.join();
+  run_in_thread(partition_body);
   CHECK(done);
   for (auto& n : nodes) n->kill_hard();
   proxy->kill_hard();
@@ -220,13 +213,7 @@ TEST_CASE(
         20s, 100ms));
     done = true;
   };
-  std::thread body([&] {
-    try {
-      body_fn();
-    } catch (...) {
-    }
-  });
-  body.join();
+  run_in_thread(body_fn);
   CHECK(done);
   for (auto& n : nodes) n->kill_hard();
   for (auto& p : proxies) p->kill_hard();

@@ -8,7 +8,9 @@
 #include <set>
 
 #include "storage/store.h"
+#include "protocol/auth.h"
 #include "tests/support/cluster.h"
+#include "tests/support/rogue_node.h"
 #include "tests/support/skip.h"
 #include "tests/support/small_disk.h"
 
@@ -262,4 +264,43 @@ TEST_CASE("a proxy whose disk fills up hands leadership over, service goes on, a
   CHECK(eventually([&] { return cluster.proxy(0).log_count("applying again: the store is at index") >= 1; },
                    20s, 100ms));
   check_stores_equal(cluster);
+}
+
+TEST_CASE("a connection posing as a peer proxy is refused: a wrong proof, or an entry that is "
+          "not another proxy's") {
+  ClusterOptions o = three_proxies(1);
+  o.proxy_env["CLUSTER_SECRET"] = "replication-test-secret";
+  o.node_env["CLUSTER_SECRET"] = "replication-test-secret";
+  Cluster cluster(o);
+  REQUIRE(cluster.wait_nodes_up(1));
+  std::string second = "127.0.0.1:" + std::to_string(cluster.proxy_port(1));
+  std::string first = "127.0.0.1:" + std::to_string(cluster.proxy_port(0));
+  auto attempt = [&](std::uint64_t id, const std::string& address, bool prove) {
+    RogueNode rogue(cluster.proxy_port(0), "127.0.0.1", "", "replication-test-secret");
+    REQUIRE(rogue.tls_ok());
+    auto challenge = rogue.next<jc::protocol::Challenge>();
+    REQUIRE(challenge);
+    jc::protocol::PeerHello hello;
+    hello.id = id;
+    hello.address = address;
+    hello.auth = prove ? jc::protocol::join_proof("replication-test-secret", challenge->nonce,
+                                                  "proxy:" + address)
+                       : "not a proof";
+    REQUIRE(rogue.send(hello));
+    // Refused: the proxy closes the link, and nothing else comes.
+    CHECK_FALSE(rogue.next<jc::protocol::PeerData>(3s));
+  };
+  attempt(2, second, false);
+  CHECK(eventually(
+      [&] { return cluster.proxy(0).log_count("peer proxy failed to prove CLUSTER_SECRET") >= 1; },
+      5s));
+  attempt(1, first, true);  // its own entry
+  attempt(7, second, true);  // no such entry
+  CHECK(eventually(
+      [&] { return cluster.proxy(0).log_count("is not another entry of PROXY_PEERS") >= 2; }, 5s));
+  // The real proxies still replicate: a job goes through.
+  Client c(cluster.node_port(0));
+  std::string t = submit(c, 0);
+  REQUIRE(!t.empty());
+  CHECK(!wait_result(c, t, 20s).empty());
 }

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/support/process.h"
@@ -70,5 +71,19 @@ std::unique_ptr<Process> start_in(const Network& net, const std::string& host,
 
 // Enters host `host`'s namespace with the calling thread (a test's client).
 bool enter(const Network& net, const std::string& host);
+
+// Runs `body` on a thread of its own (which may enter a namespace) and
+// waits for it; a failed REQUIRE there (an exception) ends the body, not
+// the process.
+template <class F>
+void run_in_thread(F& body) {
+  std::thread t([&] {
+    try {
+      body();
+    } catch (...) {
+    }
+  });
+  t.join();
+}
 
 }  // namespace jc::test
