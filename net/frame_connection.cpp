@@ -100,6 +100,7 @@ void FrameConnection::arm_deadline() {
   deadline_.expires_at(last_heard_ + idle_timeout_);
   deadline_.async_wait([self = shared_from_this()](const error_code& ec) {
     if (ec || self->closed_) return;
+    if (self->paused_) self->last_heard_ = std::chrono::steady_clock::now();
     if (std::chrono::steady_clock::now() - self->last_heard_ >= self->idle_timeout_) {
       std::string ms = std::to_string(self->idle_timeout_.count());
       self->close(self->ready_ ? "no message within " + ms + " ms"
@@ -118,6 +119,8 @@ void FrameConnection::set_idle_timeout(std::chrono::milliseconds t) {
 }
 
 void FrameConnection::do_read() {
+  if (paused_) return;  // resume() reads again
+  reading_ = true;
   // Room for a read of read_chunk_, or for the rest of the frame in
   // progress when that is more. A large frame's rest is read into the room
   // made for it without growing past it: that would copy the whole frame
@@ -149,6 +152,7 @@ void FrameConnection::do_read() {
 }
 
 void FrameConnection::on_read(const error_code& ec, std::size_t n) {
+  reading_ = false;
   if (closed_) return;
   if (ec) {
     bool eof = ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
@@ -156,11 +160,11 @@ void FrameConnection::on_read(const error_code& ec, std::size_t n) {
     return;
   }
   // A read that filled the buffer: the next ones may be larger.
-  if (inbox_used_ + n == inbox_.size() && read_chunk_ < kMaxReadChunk) read_chunk_ *= 2;
+  if (n > 0 && inbox_used_ + n == inbox_.size() && read_chunk_ < kMaxReadChunk) read_chunk_ *= 2;
   inbox_used_ += n;
   if (partial_frames_count_ && n > 0) last_heard_ = std::chrono::steady_clock::now();
   std::size_t offset = 0;
-  while (!closed_) {
+  while (!closed_ && !paused_) {
     auto result = protocol::decode(std::string_view(inbox_.data() + offset, inbox_used_ - offset),
                                    max_frame_);
     if (std::holds_alternative<protocol::NeedMore>(result)) break;
@@ -238,6 +242,25 @@ void FrameConnection::on_write(const error_code& ec, std::size_t) {
     return;
   }
   do_write();
+}
+
+void FrameConnection::resume() {
+  if (!paused_) return;
+  paused_ = false;
+  last_heard_ = std::chrono::steady_clock::now();  // the pause was not the peer's silence
+  // Before the TLS handshake ends, its end starts the reads.
+  if (closed_ || reading_ || !ready_ || !on_message_) return;
+  reading_ = true;
+  // The frames already read first, from a turn of their own: resume() may
+  // be called from inside the owner's handlers.
+  asio::post(socket().get_executor(), [self = shared_from_this()] {
+    if (self->closed_) return;
+    if (self->paused_) {
+      self->reading_ = false;
+      return;
+    }
+    self->on_read(error_code(), 0);
+  });
 }
 
 void FrameConnection::close_after_flush() {

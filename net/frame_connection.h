@@ -64,6 +64,13 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
   // of life (a result of tens of megabytes may take longer than the idle
   // timeout to arrive from a busy peer).
   void count_partial_frames() { partial_frames_count_ = true; }
+  // Backpressure: pause() stops handing frames to the owner, and reading
+  // from the socket, so that TCP pushes back on the peer; frames already
+  // read wait in the buffer. resume() goes on (from a later turn). A
+  // paused connection is not idle: its deadline waits too.
+  void pause() { paused_ = true; }
+  void resume();
+  bool paused() const { return paused_; }
   const std::string& peer() const { return peer_; }
   bool open() const { return !closed_; }
   bool encrypted() const { return tls_ != nullptr; }
@@ -101,6 +108,8 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
   std::string writing_;
   bool closed_ = false;
   bool close_when_flushed_ = false;
+  bool paused_ = false;
+  bool reading_ = false;  // a read is outstanding, or a turn of on_read is posted
 };
 
 }  // namespace jc::net

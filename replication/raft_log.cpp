@@ -68,6 +68,7 @@ struct RaftLog::Impl {
   // would otherwise never wake it.
   void run() {
     if (stopped) return;
+    last_run = std::chrono::steady_clock::now();
     uv_run(&loop, UV_RUN_NOWAIT);
     hand_over_if_stuck();
     poll_status();
@@ -200,6 +201,7 @@ struct RaftLog::Impl {
   asio::posix::stream_descriptor backend;
   asio::steady_timer timer;
   bool kicked = false;
+  std::chrono::steady_clock::time_point last_run;
   bool transferring = false;
   struct raft_transfer transfer {};
   bool waiting = false;
@@ -326,18 +328,20 @@ void RaftLog::stop() {
   if (uv_loop_close(&m.loop) == 0) m.loop_closed = true;
 }
 
-bool RaftLog::propose(std::string entry, std::function<void(bool)> done) {
+std::optional<Index> RaftLog::propose(std::string_view entry, std::function<void(bool)> done) {
   Impl& m = *impl_;
-  if (!m.started || m.stopped || raft_state(&m.raft) != RAFT_LEADER) return false;
+  if (!m.started || m.stopped || raft_state(&m.raft) != RAFT_LEADER) return std::nullopt;
   auto* request = Request<struct raft_apply>::make(std::move(done), m.io);
   struct raft_buffer buf;
   buf.len = framed_size(entry.size());
   buf.base = raft_malloc(buf.len);
   if (buf.base == nullptr) {
     delete request;
-    return false;
+    return std::nullopt;
   }
   frame_entry(static_cast<char*>(buf.base), entry);
+  // raft_apply appends at the end of the leader's log.
+  Index index = raft_last_index(&m.raft) + 1;
   // One buffer per call: with several, the callback fires at the first.
   int rv = raft_apply(&m.raft, &request->req, &buf, 1, [](struct raft_apply* req, int status, void*) {
     Request<struct raft_apply>::finish(req, status);
@@ -346,10 +350,10 @@ bool RaftLog::propose(std::string entry, std::function<void(bool)> done) {
     raft_free(buf.base);
     delete request;
     m.log->debug("propose refused: {}", raft_strerror(rv));
-    return false;
+    return std::nullopt;
   }
   m.kick();
-  return true;
+  return index;
 }
 
 bool RaftLog::barrier(std::function<void(bool)> done) {
@@ -370,5 +374,12 @@ LogStatus RaftLog::status() const { return impl_->status(); }
 void RaftLog::hand_over(const char* why) { impl_->hand_over(why); }
 
 void RaftLog::pump() { impl_->kick(); }
+
+void RaftLog::pump_if_late() {
+  Impl& m = *impl_;
+  if (!m.started || m.stopped) return;
+  if (std::chrono::steady_clock::now() - m.last_run < std::chrono::milliseconds(10)) return;
+  m.run();
+}
 
 }  // namespace jc::replication

@@ -6,14 +6,15 @@
 // the proxy's Asio thread (pump()), so every callback below, the state
 // machine's apply among them, runs on that one thread, between Asio handlers.
 //
-// propose() appends an entry; its `done(true)` fires once the entry is on a
-// majority's disk and applied here. `done(false)` means leadership was lost
+// propose() appends an entry and says at which index; its `done(true)`
+// fires once the entry is on a majority's disk and applied here. `done(false)` means leadership was lost
 // first: the entry may still be committed by the next leader, or not.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -96,8 +97,8 @@ class RaftLog {
   // Closes the library and runs its loop until everything is released.
   void stop();
 
-  // Leader only (false otherwise, and `done` is not called).
-  bool propose(std::string entry, std::function<void(bool)> done);
+  // Leader only: the entry's index, or nullopt (and `done` is not called).
+  std::optional<Index> propose(std::string_view entry, std::function<void(bool)> done);
   // Fires once every entry before it is applied here (a new leader's state
   // is then complete).
   bool barrier(std::function<void(bool)> done);
@@ -111,6 +112,11 @@ class RaftLog {
 
   // Runs the library's loop now (posted after every call into it).
   void pump();
+  // Runs it at once if it has not run for a while: called between the
+  // owner's own long handlers, so that a burst of them does not keep the
+  // library from its heartbeats (a leader that hears from no follower for
+  // an election timeout steps down).
+  void pump_if_late();
 
  private:
   struct Impl;

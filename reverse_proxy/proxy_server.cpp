@@ -279,6 +279,17 @@ void ProxyServer::on_frame(std::uint64_t id, protocol::Message&& m) {
   core_->on_message(s.node_id, std::move(m), now);
   if (kick) kick_dispatch();
   schedule_flush();
+  // Replicated: while every entry slot is taken and the next entry is
+  // already large, this node waits (its link is paused, and TCP pushes back
+  // on it) rather than the entry growing: every proxy applies an entry in
+  // one go, and one that takes longer than an election timeout looks like
+  // a dead proxy. The node keeps what it sent durably meanwhile.
+  if (raft_) raft_->pump_if_late();
+  if (raft_ && in_flight_.size() >= kMaxEntriesInFlight &&
+      core_->staged().size() >= kMaxStagedWrites) {
+    s.conn->pause();
+    held_back_ = true;
+  }
 }
 
 void ProxyServer::on_session_closed(std::uint64_t id, const std::string& reason) {
@@ -392,48 +403,64 @@ void ProxyServer::flush() {
   flush_scheduled_ = false;
   if (!core_) return;
   if (raft_) {
-    // One entry at a time: what is staged meanwhile goes in the next one
-    // (group commit), proposed as soon as this one is applied.
-    if (in_flight_) return;
+    // A few entries in flight at once, so that the leader's disk, the
+    // followers' and the links overlap; what is staged while they all are
+    // goes in the next one (group commit), proposed as the oldest lands.
+    if (in_flight_.size() >= kMaxEntriesInFlight) return;
     Change change;
     change.time_ms = now_ms();
     core_->staged().lift(change.writes);
     auto outbox = core_->take_outbox();
     if (change.writes.empty()) {
-      // Nothing new to make durable, and nothing in flight: what these
-      // messages say is already committed.
-      send_outbox(std::move(outbox));
+      // Nothing new to make durable: what these messages say is durable
+      // once the entries in flight are, or already is when none is.
+      if (in_flight_.empty()) {
+        send_outbox(std::move(outbox));
+      } else {
+        auto& last = in_flight_.back();
+        last.insert(last.end(), std::make_move_iterator(outbox.begin()),
+                    std::make_move_iterator(outbox.end()));
+      }
       return;
     }
-    in_flight_ = true;
+    std::string entry = encode_change(change);
+    in_flight_.push_back(std::move(outbox));
     std::uint64_t generation = generation_;
-    bool proposed = raft_->propose(
-        encode_change(change), [this, generation, outbox = std::move(outbox)](bool ok) mutable {
-          if (generation != generation_ || !core_) return;
-          in_flight_ = false;
-          if (!ok) {
-            // It may still be committed by the next leader; nothing of it
-            // was acknowledged, and nodes send again what is not.
-            step_down("leadership lost with a log entry in flight");
-            return;
-          }
-          if (machine_->behind()) {
-            // Committed, but this proxy's store refused it: another proxy
-            // serves from a complete store.
-            step_down("this proxy's store refuses writes (a full disk?)");
-            return;
-          }
-          core_->staged().landed();
-          for (const auto& [first, last] :
-               compactions_.due(now_ms(), config_.core.retention.compact_period_ms())) {
-            store_.compact(first, last);
-          }
-          send_outbox(std::move(outbox));
-          flush();
-        });
-    if (!proposed) {
-      in_flight_ = false;
+    auto index = raft_->propose(entry, [this, generation](bool ok) {
+      // Called in log order, once each entry is applied here.
+      if (generation != generation_ || !core_) return;
+      if (!ok) {
+        // It may still be committed by the next leader; nothing of it was
+        // acknowledged, and nodes send again what is not.
+        step_down("leadership lost with a log entry in flight");
+        return;
+      }
+      if (machine_->behind()) {
+        // Committed, but this proxy's store refused it: another proxy
+        // serves from a complete store.
+        step_down("this proxy's store refuses writes (a full disk?)");
+        return;
+      }
+      core_->staged().landed();
+      auto landed = std::move(in_flight_.front());
+      in_flight_.pop_front();
+      for (const auto& [first, last] :
+           compactions_.due(now_ms(), config_.core.retention.compact_period_ms())) {
+        store_.compact(first, last);
+      }
+      send_outbox(std::move(landed));
+      flush();
+    });
+    if (!index) {
+      in_flight_.pop_back();
       step_down("the log refused an entry: this proxy no longer leads");
+      return;
+    }
+    // This proxy applies its own entry from these writes, not from the bytes.
+    machine_->expect(*index, std::move(entry), std::move(change.writes));
+    if (held_back_) {
+      held_back_ = false;
+      for (auto& [sid, session] : sessions_) session.conn->resume();
     }
     return;
   }
@@ -531,7 +558,9 @@ void ProxyServer::step_down(const std::string& why, bool hand_over) {
   bool was_leading = core_ != nullptr;
   taking_over_ = false;
   term_ = 0;
-  in_flight_ = false;
+  in_flight_.clear();
+  held_back_ = false;
+  machine_->forget_expected();
   core_.reset();
   dispatch_timer_.cancel();
   exchange_timer_.cancel();

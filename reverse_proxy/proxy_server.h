@@ -4,6 +4,7 @@
 // Everything runs on one io_context thread.
 #pragma once
 
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -114,7 +115,13 @@ class ProxyServer {
   std::unique_ptr<replication::RaftLog> raft_;
   std::shared_ptr<boost::asio::ssl::context> peer_tls_context_;  // dialling other proxies
   bool taking_over_ = false;
-  bool in_flight_ = false;    // one log entry at a time; later changes gather meanwhile
+  // Log entries proposed and not applied yet, oldest first: each holds the
+  // messages that go out once it is applied. Later changes gather meanwhile.
+  std::deque<std::vector<Outgoing>> in_flight_;
+  static constexpr std::size_t kMaxEntriesInFlight = 4;
+  // Writes staged for the next entry past which nodes wait (paused links).
+  static constexpr std::size_t kMaxStagedWrites = 4096;
+  bool held_back_ = false;  // some node links are paused
   std::uint64_t generation_ = 0;  // a new one at every take-over and step-down
   std::uint64_t elections_won_ = 0;
   std::uint64_t term_ = 0;    // the term this proxy leads in (0: not leading)

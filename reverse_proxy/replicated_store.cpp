@@ -1,5 +1,7 @@
 #include "reverse_proxy/replicated_store.h"
 
+#include <zstd.h>
+
 #include <fmt/format.h>
 
 namespace jc::proxy {
@@ -44,12 +46,50 @@ constexpr std::uint8_t kPut = 1, kDel = 2, kEnd = 0;
 
 std::string applied_value(replication::Index index) { return std::to_string(index); }
 
+
+// zstd's contexts, kept per thread (encoding and decoding happen on the
+// proxy's thread; a context is reused rather than allocated per entry).
+struct ZstdContexts {
+  ZSTD_CCtx* compress = ZSTD_createCCtx();
+  ZSTD_DCtx* decompress = ZSTD_createDCtx();
+  ~ZstdContexts() {
+    ZSTD_freeCCtx(compress);
+    ZSTD_freeDCtx(decompress);
+  }
+};
+ZstdContexts& zstd() {
+  thread_local ZstdContexts contexts;
+  return contexts;
+}
+
+// Level 1: the fastest of zstd's standard levels still shrinks entries
+// about tenfold; the leader compresses every entry once.
+constexpr int kCompressionLevel = 1;
+// A format-2 entry that claims to expand beyond this is refused, not
+// allocated: the leader's group commits are far smaller.
+constexpr std::uint64_t kMaxPlainEntryBytes = 1ull << 30;
+
 }  // namespace
 
 std::string encode_change(const Change& change) {
+  std::string plain = encode_plain_change(change);
+  std::string out(1 + ZSTD_compressBound(plain.size()), '\0');
+  out[0] = static_cast<char>(Change::kCompressed);
+  std::size_t n = ZSTD_compressCCtx(zstd().compress, out.data() + 1, out.size() - 1, plain.data(),
+                                    plain.size(), kCompressionLevel);
+  if (ZSTD_isError(n)) {
+    // Cannot happen with a bound-sized buffer; the plain format is still
+    // an entry every proxy reads.
+    return plain;
+  }
+  out.resize(1 + n);
+  return out;
+}
+
+std::string encode_plain_change(const Change& change) {
   std::string out;
   out.reserve(16 + change.writes.bytes() + 9 * change.writes.size());
-  out.push_back(static_cast<char>(Change::kFormat));
+  out.push_back(static_cast<char>(Change::kPlain));
   put_u64(out, static_cast<std::uint64_t>(change.time_ms));
   put_u32(out, static_cast<std::uint32_t>(change.writes.size()));
   for (const auto& [key, value] : change.writes.ops()) {
@@ -65,8 +105,22 @@ std::string encode_change(const Change& change) {
 }
 
 bool decode_change(std::string_view bytes, Change& change) {
+  if (!bytes.empty() && static_cast<std::uint8_t>(bytes[0]) == Change::kCompressed) {
+    bytes.remove_prefix(1);
+    unsigned long long size = ZSTD_getFrameContentSize(bytes.data(), bytes.size());
+    if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN ||
+        size > kMaxPlainEntryBytes) {
+      return false;
+    }
+    std::string plain(size, '\0');
+    std::size_t n = ZSTD_decompressDCtx(zstd().decompress, plain.data(), plain.size(),
+                                        bytes.data(), bytes.size());
+    if (ZSTD_isError(n) || n != size) return false;
+    if (plain.empty() || static_cast<std::uint8_t>(plain[0]) != Change::kPlain) return false;
+    return decode_change(plain, change);
+  }
   Reader r{bytes};
-  if (r.uint(1) != Change::kFormat || !r.ok) return false;
+  if (r.uint(1) != Change::kPlain || !r.ok) return false;
   change.time_ms = static_cast<std::int64_t>(r.uint(8));
   std::uint64_t count = r.uint(4);
   if (!r.ok || count > bytes.size()) return false;  // each op takes at least 5 bytes
@@ -158,6 +212,17 @@ Status ReplicatedStore::apply(replication::Index index, std::string_view entry) 
   if (index <= applied_ || (!backlog_.empty() && index <= backlog_.back().first)) {
     return Status::Ok();
   }
+  while (!expected_.empty() && expected_.front().index < index) expected_.pop_front();
+  if (!expected_.empty() && expected_.front().index == index) {
+    Expected mine = std::move(expected_.front());
+    expected_.pop_front();
+    if (mine.entry == entry) {
+      mine.writes.put(std::string(kAppliedKey), applied_value(index));
+      backlog_.emplace_back(index, std::move(mine.writes));
+      retry();
+      return Status::Ok();
+    }
+  }
   Change change;
   if (!decode_change(entry, change)) {
     // Never skipped: a proxy that skipped an entry would diverge silently.
@@ -170,6 +235,12 @@ Status ReplicatedStore::apply(replication::Index index, std::string_view entry) 
   backlog_.emplace_back(index, std::move(change.writes));
   retry();
   return Status::Ok();
+}
+
+void ReplicatedStore::expect(replication::Index index, std::string entry,
+                             storage::WriteBatch writes) {
+  if (!expected_.empty() && expected_.back().index >= index) expected_.clear();
+  expected_.push_back(Expected{index, std::move(entry), std::move(writes)});
 }
 
 bool ReplicatedStore::retry() {

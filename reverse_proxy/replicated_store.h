@@ -28,12 +28,20 @@ namespace jc::proxy {
 
 // One log entry: the writes of one group commit on the leader.
 struct Change {
-  static constexpr std::uint8_t kFormat = 1;
+  // Format 1: the writes as bytes. Format 2: format 1 compressed with zstd
+  // (job records repeat their field names and tickets, so entries shrink
+  // about tenfold, and with them every byte the log writes to disk and
+  // sends to the followers). Both are read; format 2 is written.
+  static constexpr std::uint8_t kPlain = 1;
+  static constexpr std::uint8_t kCompressed = 2;
   std::int64_t time_ms = 0;  // the leader's clock when it proposed it
   storage::WriteBatch writes;
 };
 
+// Format 2 (kCompressed).
 std::string encode_change(const Change& change);
+// Format 1, as builds before format 2 wrote it.
+std::string encode_plain_change(const Change& change);
 // False for bytes that are not a whole change of a format this build knows.
 bool decode_change(std::string_view bytes, Change& change);
 
@@ -56,6 +64,13 @@ class ReplicatedStore : public replication::StateMachine {
   // library (0.15) would otherwise take this proxy out of the cluster for
   // good. The entries are on a majority's disk in the log meanwhile.
   Status apply(replication::Index index, std::string_view entry) override;
+  // The leader's own entries: the entry at `index` will be `entry`, which
+  // encodes `writes`. Applying it then writes these instead of decoding the
+  // bytes again; only if the committed entry at that index is these very
+  // bytes (a new leader may have replaced it), else it is decoded.
+  void expect(replication::Index index, std::string entry, storage::WriteBatch writes);
+  // Leadership lost: what was expected may be replaced.
+  void forget_expected() { expected_.clear(); }
   std::function<std::string()> snapshot(replication::Index index) override;
   Status restore(std::string_view snapshot) override;
 
@@ -75,6 +90,12 @@ class ReplicatedStore : public replication::StateMachine {
   std::shared_ptr<spdlog::logger> log_;
   replication::Index applied_ = 0;
   std::deque<std::pair<replication::Index, storage::WriteBatch>> backlog_;
+  struct Expected {
+    replication::Index index;
+    std::string entry;
+    storage::WriteBatch writes;
+  };
+  std::deque<Expected> expected_;  // in index order
   bool failing_ = false;
   std::uint64_t entries_applied_ = 0;
   std::uint64_t snapshots_restored_ = 0;

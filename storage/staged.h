@@ -6,6 +6,7 @@
 // to send, so nothing another process learns is lost by a crash.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <string_view>
 #include <unordered_map>
@@ -32,11 +33,15 @@ class Staged {
 
   // Replicated proxies: the stage becomes a log entry instead of a local
   // write. lift() appends its writes to `out` and keeps them visible to get()
-  // while the entry is in flight; landed() forgets them once the entry is
-  // applied to the store (or will never be, when leadership was lost).
+  // while the entry is in flight (several may be, in log order); landed()
+  // forgets the oldest once it is applied to the store; forget_flights()
+  // forgets them all when leadership was lost (they may never be applied).
   void lift(WriteBatch& out);
-  void landed() { flight_.clear(); }
-  bool in_flight() const { return !flight_.empty(); }
+  void landed() {
+    if (!flights_.empty()) flights_.pop_front();
+  }
+  void forget_flights() { flights_.clear(); }
+  std::size_t in_flight() const { return flights_.size(); }
   Store& store() const { return store_; }
 
  private:
@@ -48,7 +53,7 @@ class Staged {
   Store& store_;
   using Map = std::unordered_map<std::string, std::optional<std::string>, KeyHash, std::equal_to<>>;
   Map pending_;
-  Map flight_;  // lifted into a log entry, not applied yet
+  std::deque<Map> flights_;  // lifted into log entries not applied yet, oldest first
   bool sync_ = false;
 };
 
@@ -58,8 +63,8 @@ inline Status Staged::get(std::string_view key, std::string* value) const {
     *value = *it->second;
     return Status::Ok();
   }
-  if (!flight_.empty()) {
-    if (auto it = flight_.find(key); it != flight_.end()) {
+  for (auto flight = flights_.rbegin(); flight != flights_.rend(); ++flight) {  // newest first
+    if (auto it = flight->find(key); it != flight->end()) {
       if (!it->second) return Status::NotFound(std::string(key));
       *value = *it->second;
       return Status::Ok();
@@ -70,15 +75,17 @@ inline Status Staged::get(std::string_view key, std::string* value) const {
 
 inline void Staged::lift(WriteBatch& out) {
   sync_ = false;  // the log makes it durable
-  while (!pending_.empty()) {
-    auto node = pending_.extract(pending_.begin());
-    if (node.mapped()) {
-      out.put(node.key(), *node.mapped());
+  if (pending_.empty()) return;
+  for (const auto& [key, value] : pending_) {
+    if (value) {
+      out.put(key, *value);
     } else {
-      out.del(node.key());
+      out.del(key);
     }
-    flight_.insert_or_assign(std::move(node.key()), std::move(node.mapped()));
   }
+  // The stage's map becomes the flight's as it is: no key is copied again.
+  flights_.push_back(std::move(pending_));
+  pending_ = Map();
 }
 
 inline Status Staged::commit() {

@@ -51,18 +51,90 @@ TEST_CASE("replication: a change goes through bytes and back, and damaged bytes 
   c.writes.put("a/t-1-x", std::string("\0value\xff", 7));
   c.writes.del("n/n1/t-2-y");
   c.writes.put("", "");
-  std::string bytes = jc::proxy::encode_change(c);
-  Change back;
-  REQUIRE(jc::proxy::decode_change(bytes, back));
-  CHECK(back.time_ms == c.time_ms);
-  CHECK(back.writes.ops() == c.writes.ops());
-  for (std::size_t cut = 0; cut < bytes.size(); ++cut) {
-    CHECK_FALSE(jc::proxy::decode_change(bytes.substr(0, cut), back));
+  // Format 2 (compressed) is what this build writes; format 1 is what
+  // earlier builds wrote, and logs may still hold it.
+  for (bool compressed : {true, false}) {
+    CAPTURE(compressed);
+    std::string bytes =
+        compressed ? jc::proxy::encode_change(c) : jc::proxy::encode_plain_change(c);
+    CHECK(static_cast<std::uint8_t>(bytes[0]) == (compressed ? Change::kCompressed : Change::kPlain));
+    Change back;
+    REQUIRE(jc::proxy::decode_change(bytes, back));
+    CHECK(back.time_ms == c.time_ms);
+    CHECK(back.writes.ops() == c.writes.ops());
+    for (std::size_t cut = 0; cut < bytes.size(); ++cut) {
+      CHECK_FALSE(jc::proxy::decode_change(bytes.substr(0, cut), back));
+    }
+    CHECK_FALSE(jc::proxy::decode_change(bytes + "x", back));
+    std::string newer = bytes;
+    newer[0] = static_cast<char>(Change::kCompressed + 1);
+    CHECK_FALSE(jc::proxy::decode_change(newer, back));
   }
-  CHECK_FALSE(jc::proxy::decode_change(bytes + "x", back));
-  std::string newer = bytes;
-  newer[0] = static_cast<char>(Change::kFormat + 1);
-  CHECK_FALSE(jc::proxy::decode_change(newer, back));
+}
+
+TEST_CASE("replication: a compressed change is much smaller than its records, and a bomb is refused") {
+  Change c;
+  for (int i = 0; i < 2000; ++i) {
+    std::string ticket = fmt::format("t{:04}-{}-abcdefghij", i, i * 7);
+    c.writes.put("a/" + ticket, "{\"ticket\":\"" + ticket + "\",\"kind\":\"sleep\",\"ms\":0}");
+  }
+  std::string plain = jc::proxy::encode_plain_change(c);
+  std::string packed = jc::proxy::encode_change(c);
+  CHECK(packed.size() * 4 < plain.size());
+  Change back;
+  REQUIRE(jc::proxy::decode_change(packed, back));
+  CHECK(back.writes.ops() == c.writes.ops());
+  // A frame that claims to expand to a terabyte is refused from its header,
+  // before anything is allocated.
+  std::string bomb = {static_cast<char>(Change::kCompressed), '\x28', '\xb5', '\x2f', '\xfd',
+                      '\xe0'};  // zstd's magic; one segment, an 8-byte content size
+  for (int i = 0; i < 8; ++i) bomb.push_back(i == 5 ? '\x01' : '\0');  // 2^40, little-endian
+  bomb += std::string(16, '\0');
+  CHECK_FALSE(jc::proxy::decode_change(bomb, back));
+  // Compressed bytes taken for format 1 are refused too.
+  std::string not_a_change = packed;
+  not_a_change[0] = static_cast<char>(Change::kPlain);
+  CHECK_FALSE(jc::proxy::decode_change(not_a_change, back));
+}
+
+TEST_CASE("replication: the leader applies its own entry from its writes, only if the bytes match") {
+  MemoryStore store;
+  ReplicatedStore machine(store);
+  REQUIRE(machine.open().ok());
+  Change mine;
+  mine.writes.put("a/one", "1");
+  std::string entry = jc::proxy::encode_change(mine);
+  // The writes kept carry a marker the entry's bytes do not: where it
+  // lands shows which of the two was applied.
+  jc::storage::WriteBatch kept = mine.writes;
+  kept.put("x/marker", "kept");
+  machine.expect(1, entry, kept);
+  REQUIRE(machine.apply(1, entry).ok());
+  std::string v;
+  CHECK(store.get("x/marker", &v).ok());
+  // Another leader's entry at the index expected: decoded from its bytes.
+  Change theirs;
+  theirs.writes.put("a/two", "2");
+  machine.expect(2, entry, kept);
+  REQUIRE(machine.apply(2, jc::proxy::encode_change(theirs)).ok());
+  CHECK(store.get("a/two", &v).ok());
+  REQUIRE(store.write([] {
+    jc::storage::WriteBatch b;
+    b.del("x/marker");
+    return b;
+  }(), false).ok());
+  // Expectations older than the entry applied are dropped; forgotten ones
+  // are not used.
+  machine.expect(3, entry, kept);
+  machine.expect(4, entry, kept);
+  machine.forget_expected();
+  REQUIRE(machine.apply(3, entry).ok());
+  CHECK(store.get("x/marker", &v).is_not_found());
+  machine.expect(5, entry, kept);
+  machine.expect(6, entry, kept);
+  REQUIRE(machine.apply(6, entry).ok());
+  CHECK(store.get("x/marker", &v).ok());
+  CHECK(machine.applied() == 6);
 }
 
 TEST_CASE("replication: an entry is framed to a multiple of 8 bytes and unframed exactly") {

@@ -426,3 +426,42 @@ TEST_CASE("staged: a commit that fails keeps the stage, and the retry writes it 
   CHECK(store.get("a", &v).ok());
   CHECK(store.synced_writes() == 1);
 }
+
+TEST_CASE("staged: several lifted stages stay visible, newest first, until each lands in order") {
+  jc::storage::MemoryStore store;
+  jc::storage::Staged staged(store);
+  staged.put("a", "1");
+  staged.put("b", "1");
+  jc::storage::WriteBatch first;
+  staged.lift(first);
+  CHECK(first.size() == 2);
+  CHECK(staged.empty());
+  staged.put("a", "2");
+  staged.del("b");
+  jc::storage::WriteBatch second;
+  staged.lift(second);
+  CHECK(staged.in_flight() == 2);
+  // Nothing staged: lift adds no flight (no entry is proposed for it).
+  jc::storage::WriteBatch none;
+  staged.lift(none);
+  CHECK(none.empty());
+  CHECK(staged.in_flight() == 2);
+  std::string v;
+  REQUIRE(staged.get("a", &v).ok());
+  CHECK(v == "2");
+  CHECK(staged.get("b", &v).is_not_found());
+  // The first entry is applied: the store has it, and the second still wins.
+  REQUIRE(store.write(first, false).ok());
+  staged.landed();
+  CHECK(staged.in_flight() == 1);
+  REQUIRE(staged.get("a", &v).ok());
+  CHECK(v == "2");
+  CHECK(staged.get("b", &v).is_not_found());
+  // The second was lost with leadership: reads fall back to the store.
+  staged.forget_flights();
+  CHECK(staged.in_flight() == 0);
+  REQUIRE(staged.get("a", &v).ok());
+  CHECK(v == "1");
+  REQUIRE(staged.get("b", &v).ok());
+  CHECK(v == "1");
+}
