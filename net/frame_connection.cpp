@@ -120,6 +120,7 @@ void FrameConnection::set_idle_timeout(std::chrono::milliseconds t) {
 
 void FrameConnection::do_read() {
   if (paused_) return;  // resume() reads again
+  if (reading_) return;  // a read is outstanding, or a turn of on_read posted
   reading_ = true;
   // Room for a read of read_chunk_, or for the rest of the frame in
   // progress when that is more. A large frame's rest is read into the room
@@ -248,8 +249,10 @@ void FrameConnection::resume() {
   if (!paused_) return;
   paused_ = false;
   last_heard_ = std::chrono::steady_clock::now();  // the pause was not the peer's silence
-  // Before the TLS handshake ends, its end starts the reads.
-  if (closed_ || reading_ || !ready_ || !on_message_) return;
+  // From inside this connection's own handler, its loop simply goes on
+  // (and reads again after it). Before the TLS handshake ends, its end
+  // starts the reads.
+  if (in_handler_ || closed_ || reading_ || !ready_ || !on_message_) return;
   reading_ = true;
   // The frames already read first, from a turn of their own: resume() may
   // be called from inside the owner's handlers.

@@ -284,12 +284,13 @@ void ProxyServer::on_frame(std::uint64_t id, protocol::Message&& m) {
   // on it) rather than the entry growing: every proxy applies an entry in
   // one go, and one that takes longer than an election timeout looks like
   // a dead proxy. The node keeps what it sent durably meanwhile.
-  if (raft_) raft_->pump_if_late();
   if (raft_ && in_flight_.size() >= kMaxEntriesInFlight &&
       core_->staged().size() >= kMaxStagedWrites) {
     s.conn->pause();
     held_back_ = true;
   }
+  // Last: the library's callbacks may run in it (`s` is not used after).
+  if (raft_) raft_->pump_if_late();
 }
 
 void ProxyServer::on_session_closed(std::uint64_t id, const std::string& reason) {

@@ -2,6 +2,8 @@
 
 #include <zstd.h>
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace jc::proxy {
@@ -65,23 +67,22 @@ ZstdContexts& zstd() {
 // Level 1: the fastest of zstd's standard levels still shrinks entries
 // about tenfold; the leader compresses every entry once.
 constexpr int kCompressionLevel = 1;
-// A format-2 entry that claims to expand beyond this is refused, not
-// allocated: the leader's group commits are far smaller.
+// The largest entry written as format 2 (larger ones are written as
+// format 1); a format-2 entry that claims more is refused.
 constexpr std::uint64_t kMaxPlainEntryBytes = 1ull << 30;
 
 }  // namespace
 
 std::string encode_change(const Change& change) {
   std::string plain = encode_plain_change(change);
+  // Format 1 for what format 2 would not read back (a group commit of many
+  // large results): every proxy must read every entry.
+  if (plain.size() > kMaxPlainEntryBytes) return plain;
   std::string out(1 + ZSTD_compressBound(plain.size()), '\0');
   out[0] = static_cast<char>(Change::kCompressed);
   std::size_t n = ZSTD_compressCCtx(zstd().compress, out.data() + 1, out.size() - 1, plain.data(),
                                     plain.size(), kCompressionLevel);
-  if (ZSTD_isError(n)) {
-    // Cannot happen with a bound-sized buffer; the plain format is still
-    // an entry every proxy reads.
-    return plain;
-  }
+  if (ZSTD_isError(n)) return plain;  // cannot happen with a bound-sized buffer
   out.resize(1 + n);
   return out;
 }
@@ -112,10 +113,31 @@ bool decode_change(std::string_view bytes, Change& change) {
         size > kMaxPlainEntryBytes) {
       return false;
     }
-    std::string plain(size, '\0');
-    std::size_t n = ZSTD_decompressDCtx(zstd().decompress, plain.data(), plain.size(),
-                                        bytes.data(), bytes.size());
-    if (ZSTD_isError(n) || n != size) return false;
+    // Streamed into a buffer that grows with what really comes out, so
+    // bytes that merely claim a large size cost no allocation.
+    ZSTD_DCtx* dctx = zstd().decompress;
+    ZSTD_DCtx_reset(dctx, ZSTD_reset_session_only);
+    std::string plain(std::min<std::uint64_t>(size, 64 * 1024 + 16 * bytes.size()), '\0');
+    ZSTD_inBuffer in{bytes.data(), bytes.size(), 0};
+    ZSTD_outBuffer out{plain.data(), plain.size(), 0};
+    for (;;) {
+      std::size_t left = ZSTD_decompressStream(dctx, &out, &in);
+      if (ZSTD_isError(left)) return false;
+      if (left == 0) break;  // the frame is whole
+      if (out.pos == out.size) {
+        if (plain.size() > size) return false;  // more than it claimed
+        // Room for one byte past the claim once it is reached: the frame's
+        // end may still be to read, and more output is then refused.
+        plain.resize(plain.size() == size ? size + 1
+                                          : std::min<std::uint64_t>(size, 2 * plain.size()));
+        out.dst = plain.data();
+        out.size = plain.size();
+      } else if (in.pos == in.size) {
+        return false;  // cut short
+      }
+    }
+    if (in.pos != in.size || out.pos != size) return false;
+    plain.resize(out.pos);
     if (plain.empty() || static_cast<std::uint8_t>(plain[0]) != Change::kPlain) return false;
     return decode_change(plain, change);
   }

@@ -95,16 +95,63 @@ TEST_CASE("connection: pause and resume from outside a handler, with reads outst
   };
   send("one");
   REQUIRE(run_until(io, [&] { return got.size() == 1; }, 5s));
-  // A read is outstanding now; the frame it completes with is held.
+  // A read is outstanding now; the frame it completes with is held in the
+  // buffer, and nothing is left in the socket.
   conn->pause();
   send("two");
   run_until(io, [] { return false; }, 200ms);
   CHECK(got.size() == 1);
-  // Resumed twice before the posted turn runs: each frame once.
+  // Resumed, paused and resumed again before the posted turn runs: the
+  // frame already read comes out once, with nothing more sent.
   conn->resume();
+  conn->pause();
   conn->resume();
+  REQUIRE(run_until(io, [&] { return got.size() == 2; }, 5s));
   send("three");
   REQUIRE(run_until(io, [&] { return got.size() == 3; }, 5s));
   run_until(io, [] { return false; }, 100ms);
   CHECK(got == std::vector<std::string>{"one", "two", "three"});
+}
+
+TEST_CASE("connection: frames already read are handed over on resume, and a pause undone in the handler loses none") {
+  asio::io_context io;
+  asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  asio::ip::tcp::socket client(io);
+  client.connect(acceptor.local_endpoint());
+  asio::ip::tcp::socket server = acceptor.accept();
+  auto conn = std::make_shared<jc::net::FrameConnection>(std::move(server), "test", 10s);
+  std::vector<std::string> got;
+  conn->start(
+      [&](jc::protocol::Message&& m) {
+        got.push_back(std::get<jc::protocol::PeerData>(m).bytes);
+        if (got.size() == 1) conn->pause();  // the rest of this read waits
+        if (got.size() == 3) {
+          conn->pause();  // undone before the handler returns: nothing waits
+          conn->resume();
+        }
+      },
+      [](const std::string&) {});
+  // Small enough for the first read (4 KiB): all of it is in the buffer,
+  // none in the socket, when the first frame pauses the connection.
+  constexpr int kFrames = 40;
+  std::string wire;
+  for (int i = 0; i < kFrames; ++i) {
+    jc::protocol::encode(jc::protocol::PeerData{"f" + std::to_string(i)}, wire);
+  }
+  REQUIRE(wire.size() < 4096);
+  asio::write(client, asio::buffer(wire));
+  REQUIRE(run_until(io, [&] { return !got.empty(); }, 5s));
+  run_until(io, [] { return false; }, 200ms);
+  CHECK(got.size() == 1);
+  conn->resume();
+  REQUIRE(run_until(io, [&] { return got.size() == kFrames; }, 5s));
+  run_until(io, [] { return false; }, 100ms);
+  REQUIRE(got.size() == kFrames);
+  for (int i = 0; i < kFrames; ++i) CHECK(got[i] == "f" + std::to_string(i));
+  // Still reading: a frame sent now arrives.
+  std::string more;
+  jc::protocol::encode(jc::protocol::PeerData{"after"}, more);
+  asio::write(client, asio::buffer(more));
+  REQUIRE(run_until(io, [&] { return got.size() == kFrames + 1; }, 5s));
+  CHECK(got.back() == "after");
 }

@@ -81,6 +81,14 @@ TEST_CASE("replication: a compressed change is much smaller than its records, an
   std::string plain = jc::proxy::encode_plain_change(c);
   std::string packed = jc::proxy::encode_change(c);
   CHECK(packed.size() * 4 < plain.size());
+  // Every size, around the decoder's first buffer and its growth.
+  for (std::size_t n : {0u, 1u, 100u, 65535u, 65536u, 65537u, 70000u, 300000u, 3000000u}) {
+    Change sized;
+    sized.writes.put("k", std::string(n, 'v'));
+    Change again;
+    REQUIRE(jc::proxy::decode_change(jc::proxy::encode_change(sized), again));
+    CHECK(again.writes.ops() == sized.writes.ops());
+  }
   Change back;
   REQUIRE(jc::proxy::decode_change(packed, back));
   CHECK(back.writes.ops() == c.writes.ops());
