@@ -21,7 +21,8 @@ void init(const std::string& level) {
 std::shared_ptr<spdlog::logger> get(const std::string& component) {
   std::lock_guard lock(g_mutex);
   if (auto existing = spdlog::get(component)) return existing;
-  auto logger = spdlog::stderr_logger_st(component);
+  // Thread-safe sinks: the proxy's peer links run on a thread of their own.
+  auto logger = spdlog::stderr_logger_mt(component);
   logger->set_level(g_level);
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %n %v");
   logger->flush_on(spdlog::level::info);

@@ -165,7 +165,10 @@ void FrameConnection::on_read(const error_code& ec, std::size_t n) {
   inbox_used_ += n;
   if (partial_frames_count_ && n > 0) last_heard_ = std::chrono::steady_clock::now();
   std::size_t offset = 0;
-  while (!closed_ && !paused_) {
+  bool yielded = false;
+  auto turn_started = turn_budget_.count() > 0 ? std::chrono::steady_clock::now()
+                                               : std::chrono::steady_clock::time_point();
+  while (!closed_ && !paused_ && !yielded) {
     auto result = protocol::decode(std::string_view(inbox_.data() + offset, inbox_used_ - offset),
                                    max_frame_);
     if (std::holds_alternative<protocol::NeedMore>(result)) break;
@@ -189,6 +192,8 @@ void FrameConnection::on_read(const error_code& ec, std::size_t n) {
       }
       rebound_.reset();
     }
+    yielded = turn_budget_.count() > 0 &&
+              std::chrono::steady_clock::now() - turn_started >= turn_budget_;
   }
   if (closed_) return;
   // Keep the unread tail at the front; grow only up to one frame.
@@ -208,6 +213,16 @@ void FrameConnection::on_read(const error_code& ec, std::size_t n) {
     frame_end_ = protocol::kFrameHeaderBytes +
                  protocol::frame_payload_length(std::string_view(inbox_.data(), inbox_used_));
     if (frame_end_ > inbox_.size()) inbox_.resize(frame_end_);
+  }
+  if (yielded && !paused_) {
+    // The frames left in the buffer in a later turn, then reads again.
+    reading_ = true;
+    asio::post(socket().get_executor(), [self = shared_from_this()] {
+      if (self->closed_) return;
+      self->reading_ = false;
+      if (!self->paused_) self->on_read(error_code(), 0);
+    });
+    return;
   }
   do_read();
 }

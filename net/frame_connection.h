@@ -69,6 +69,10 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
   // read wait in the buffer. resume() goes on (from a later turn). A
   // paused connection is not idle: its deadline waits too.
   void pause() { paused_ = true; }
+  // Fairness: a turn of the event loop hands over frames for at most this
+  // long (then at least one), and the rest waits for a later turn, behind
+  // the other connections' handlers. Zero (the default): whatever was read.
+  void set_turn_budget(std::chrono::microseconds budget) { turn_budget_ = budget; }
   void resume();
   bool paused() const { return paused_; }
   const std::string& peer() const { return peer_; }
@@ -109,7 +113,8 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
   bool closed_ = false;
   bool close_when_flushed_ = false;
   bool paused_ = false;
-  bool reading_ = false;  // a read is outstanding, or a turn of on_read is posted
+  bool reading_ = false;
+  std::chrono::microseconds turn_budget_{0};  // a read is outstanding, or a turn of on_read is posted
 };
 
 }  // namespace jc::net

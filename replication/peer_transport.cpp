@@ -1,5 +1,6 @@
 #include "replication/peer_transport.h"
 
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -32,6 +33,7 @@ struct PeerTransport::Link : std::enable_shared_from_this<Link> {
           }
         },
         [self](const std::string&) { self->end(); });
+    conn->resume();  // a dialled link waited, paused, until now
     read();
     beat();
   }
@@ -59,11 +61,22 @@ struct PeerTransport::Link : std::enable_shared_from_this<Link> {
         self->end();
         return;
       }
-      self->conn->send(protocol::PeerData{std::string(self->buffer.data(), n)});
+      // Whatever else the library has written goes in the same frame, read
+      // now rather than one buffer per turn of a busy event loop (a leader
+      // sending entries would otherwise move 64 KiB per turn).
+      std::string bytes(self->buffer.data(), n);
+      while (bytes.size() < kMaxFrameData) {
+        error_code more;
+        std::size_t got = self->local.read_some(asio::buffer(self->buffer), more);
+        if (more || got == 0) break;  // would_block: the socketpair is empty
+        bytes.append(self->buffer.data(), got);
+      }
+      self->conn->send(protocol::PeerData{std::move(bytes)});
       self->sent_since_beat = true;
       self->read();
     });
   }
+  static constexpr std::size_t kMaxFrameData = 4 << 20;
 
   void write(std::string bytes) {
     if (ended || bytes.empty()) return;  // empty: a keepalive
@@ -122,9 +135,26 @@ PeerTransport::PeerTransport(asio::io_context& io, uv_loop_s* loop, std::functio
   transport_->listen = &PeerTransport::listen;
   transport_->connect = &PeerTransport::connect;
   transport_->close = &PeerTransport::close;
+  net_work_.emplace(net_io_.get_executor());
+  net_thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "jc-peer-links");
+    net_io_.run();
+  });
 }
 
-PeerTransport::~PeerTransport() { *alive_ = false; }
+PeerTransport::~PeerTransport() {
+  *alive_ = false;
+  shutdown();
+}
+
+void PeerTransport::shutdown() {
+  if (!net_thread_.joinable()) return;
+  net_work_.reset();
+  net_io_.stop();
+  net_thread_.join();
+  // The links left on net_io_ end with it (their handlers are destroyed
+  // when this transport is).
+}
 
 int PeerTransport::init(raft_uv_transport*, raft_id, const char*) { return 0; }
 
@@ -139,26 +169,65 @@ int PeerTransport::connect(raft_uv_transport* t, raft_uv_connect* req, raft_id, 
   if (self->closed_ || !self->dial_) return RAFT_NOCONNECTION;
   req->cb = cb;
   self->connecting_.insert(req);
-  // Dialled from an Asio handler, never from inside the library's call.
-  asio::post(self->io_, [self, alive = self->alive_, req, address = std::string(address)] {
-    if (!*alive || !self->connecting_.count(req)) return;
-    self->dial_(address, [self, alive, req](std::shared_ptr<net::FrameConnection> conn,
+  std::uint64_t dial_id = ++self->next_dial_;
+  // Dialled on the links' thread (never from inside the library's call);
+  // the outcome comes back to this thread as plain values, and the
+  // connection stays there, paused, until its relay starts.
+  asio::post(self->net_io_, [self, alive = self->alive_, req, dial_id,
+                             address = std::string(address)] {
+    self->dial_(address, self->net_io_,
+                [self, alive, req, dial_id](std::shared_ptr<net::FrameConnection> conn,
                                             const std::string& why) {
-      if (!*alive || self->connecting_.erase(req) == 0) {  // cancelled by close()
-        if (conn) conn->close("proxy link no longer wanted");
-        return;
-      }
-      uv_stream_s* stream = conn ? self->bridge(conn) : nullptr;
-      if (stream == nullptr) {
-        self->log_->debug("cannot reach a peer proxy: {}", why);
-        req->cb(req, nullptr, RAFT_NOCONNECTION);
-      } else {
-        req->cb(req, stream, 0);
-      }
-      self->kick_();
-    });
+                  bool ok = conn != nullptr;
+                  if (ok) {
+                    conn->pause();  // its frames wait for the relay
+                    self->dialled_[dial_id] = std::move(conn);
+                  }
+                  asio::post(self->io_, [self, alive, req, dial_id, ok, why] {
+                    if (!*alive) return;
+                    self->dialled(req, dial_id, ok, why);
+                  });
+                });
   });
   return 0;
+}
+
+void PeerTransport::dialled(raft_uv_connect* req, std::uint64_t dial_id, bool ok,
+                            const std::string& why) {
+  auto drop = [this, ok, dial_id] {
+    if (!ok) return;
+    asio::post(net_io_, [this, dial_id] {
+      auto it = dialled_.find(dial_id);
+      if (it == dialled_.end()) return;
+      it->second->close("proxy link no longer wanted");
+      dialled_.erase(it);
+    });
+  };
+  if (connecting_.erase(req) == 0) {  // cancelled by close()
+    drop();
+    return;
+  }
+  int other_end = -1;
+  uv_stream_s* stream = ok ? library_end(&other_end) : nullptr;
+  if (stream == nullptr) {
+    drop();
+    log_->debug("cannot reach a peer proxy: {}", ok ? "cannot bridge the link" : why);
+    req->cb(req, nullptr, RAFT_NOCONNECTION);
+    kick_();
+    return;
+  }
+  asio::post(net_io_, [this, dial_id, other_end] {
+    auto it = dialled_.find(dial_id);
+    if (it == dialled_.end()) {
+      ::close(other_end);  // the library reads EOF and dials again
+      return;
+    }
+    auto conn = std::move(it->second);
+    dialled_.erase(it);
+    relay(net_io_, other_end, std::move(conn));
+  });
+  req->cb(req, stream, 0);
+  kick_();
 }
 
 void PeerTransport::close(raft_uv_transport* t, raft_uv_transport_close_cb cb) {
@@ -177,16 +246,18 @@ void PeerTransport::accept(std::uint64_t id, const std::string& address,
     conn->close("this proxy is not taking peer links");
     return;
   }
-  uv_stream_s* stream = bridge(conn);
+  int other_end = -1;
+  uv_stream_s* stream = library_end(&other_end);
   if (stream == nullptr) {
     conn->close("cannot bridge a peer link");
     return;
   }
+  relay(io_, other_end, std::move(conn));
   accept_cb_(transport_.get(), id, address.c_str(), stream);
   kick_();
 }
 
-uv_stream_s* PeerTransport::bridge(std::shared_ptr<net::FrameConnection> conn) {
+uv_stream_s* PeerTransport::library_end(int* other_end) {
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0) {
     log_->error("socketpair for a peer link failed: {}", std::strerror(errno));
@@ -212,16 +283,23 @@ uv_stream_s* PeerTransport::bridge(std::shared_ptr<net::FrameConnection> conn) {
     ::close(fds[1]);
     return nullptr;
   }
-  auto link = std::make_shared<Link>(io_, std::move(conn));
+  *other_end = fds[0];
+  return reinterpret_cast<uv_stream_s*>(pipe);
+}
+
+void PeerTransport::relay(asio::io_context& io, int other_end,
+                          std::shared_ptr<net::FrameConnection> conn) {
+  auto link = std::make_shared<Link>(io, std::move(conn));
   error_code ec;
-  link->local.assign(asio::local::stream_protocol(), fds[0], ec);
+  link->local.assign(asio::local::stream_protocol(), other_end, ec);
+  if (!ec) link->local.non_blocking(true, ec);  // for the reads that drain it
   if (ec) {
-    ::close(fds[0]);
-    uv_close(reinterpret_cast<uv_handle_t*>(pipe), [](uv_handle_t* h) { raft_free(h); });
-    return nullptr;
+    // The library reads EOF on its end and dials again.
+    if (!link->local.is_open()) ::close(other_end);
+    link->conn->close("cannot relay a peer link: " + ec.message());
+    return;
   }
   link->start();
-  return reinterpret_cast<uv_stream_s*>(pipe);
 }
 
 }  // namespace jc::replication

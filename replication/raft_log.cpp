@@ -325,6 +325,7 @@ void RaftLog::stop() {
   }
   // Closing handles (timers, pipes) finish in a few more turns.
   for (int i = 0; i < 1000 && uv_loop_alive(&m.loop); ++i) uv_run(&m.loop, UV_RUN_NOWAIT);
+  m.transport->shutdown();
   if (uv_loop_close(&m.loop) == 0) m.loop_closed = true;
 }
 

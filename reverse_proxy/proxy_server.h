@@ -99,7 +99,7 @@ class ProxyServer {
   // The peer's IP is one of those of PROXY_PEERS entry k's host.
   bool peer_address_matches(std::size_t k, const std::string& ip);
   std::map<std::size_t, std::pair<TimeMs, std::vector<boost::asio::ip::address>>> peer_ips_;
-  void dial_peer(const std::string& address,
+  void dial_peer(const std::string& address, boost::asio::io_context& io,
                  std::function<void(std::shared_ptr<net::FrameConnection>, const std::string&)> done);
   ReplicationInfo replication_info() const;
   void fill_replication_stats(protocol::ClusterStats& s) const;
@@ -122,6 +122,7 @@ class ProxyServer {
   // Writes staged for the next entry past which nodes wait (paused links).
   static constexpr std::size_t kMaxStagedWrites = 4096;
   bool held_back_ = false;  // some node links are paused
+  static constexpr std::chrono::microseconds kNodeTurnBudget{2000};
   std::uint64_t generation_ = 0;  // a new one at every take-over and step-down
   std::uint64_t elections_won_ = 0;
   std::uint64_t term_ = 0;    // the term this proxy leads in (0: not leading)

@@ -155,3 +155,34 @@ TEST_CASE("connection: frames already read are handed over on resume, and a paus
   REQUIRE(run_until(io, [&] { return got.size() == kFrames + 1; }, 5s));
   CHECK(got.back() == "after");
 }
+
+TEST_CASE("connection: with a turn budget, a burst of frames lets other handlers run between them") {
+  asio::io_context io;
+  asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  asio::ip::tcp::socket client(io);
+  client.connect(acceptor.local_endpoint());
+  asio::ip::tcp::socket server = acceptor.accept();
+  auto conn = std::make_shared<jc::net::FrameConnection>(std::move(server), "test", 10s);
+  conn->set_turn_budget(std::chrono::microseconds(1));
+  std::vector<std::string> got;
+  std::size_t seen_by_other = 0;
+  conn->start(
+      [&](jc::protocol::Message&& m) {
+        got.push_back(std::get<jc::protocol::PeerData>(m).bytes);
+        // Another handler, queued behind this turn: without the budget it
+        // would run only after every frame of this read.
+        if (got.size() == 1) asio::post(io, [&] { seen_by_other = got.size(); });
+      },
+      [](const std::string&) {});
+  constexpr int kFrames = 100;
+  std::string wire;
+  for (int i = 0; i < kFrames; ++i) {
+    jc::protocol::encode(jc::protocol::PeerData{"b" + std::to_string(i)}, wire);
+  }
+  REQUIRE(wire.size() < 4096);  // one read
+  asio::write(client, asio::buffer(wire));
+  REQUIRE(run_until(io, [&] { return got.size() == kFrames; }, 5s));
+  CHECK(seen_by_other >= 1);
+  CHECK(seen_by_other < kFrames);
+  for (int i = 0; i < kFrames; ++i) CHECK(got[i] == "b" + std::to_string(i));
+}
