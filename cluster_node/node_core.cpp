@@ -20,6 +20,8 @@ namespace {
 // one node does not hold up the proxy's event loop; as fast as 2000 was in
 // the benchmarks, and a replicated leader over TLS keeps its leadership.
 constexpr std::size_t kMaxPerFrame = 256;
+// Results offered again per round (in frames of kMaxPerFrame).
+constexpr std::size_t kMaxResendPerRound = 2000;
 constexpr std::size_t kRemoteCacheEntries = 10000;
 
 std::string origin_key(const std::string& t) { return "o/" + t; }
@@ -450,15 +452,18 @@ void NodeCore::resend_undelivered() {
   std::unordered_set<std::string> fresh;
   for (const auto& r : pending_results_.reports) fresh.insert(r.ticket);
   protocol::Result results;
+  std::size_t offered = 0;
   for (const auto& t : undelivered_) {
-    if (results.reports.size() >= kMaxPerFrame) break;
+    if (offered >= kMaxResendPerRound) break;
     if (fresh.count(t)) continue;
     auto wait = resend_wait_.find(t);
     if (wait != resend_wait_.end() && --wait->second > 0) continue;  // sent lately
     ExecRecord rec;
     if (!load(exec_key(t), rec)) continue;
     results.reports.push_back(exec_report(t, rec));
+    ++offered;
     resend_wait_[t] = kResendRounds;
+    if (results.reports.size() >= kMaxPerFrame) send(std::exchange(results, {}));
   }
   std::erase_if(resend_wait_, [&](const auto& kv) { return !undelivered_.count(kv.first); });
   if (!results.reports.empty()) send(std::move(results));

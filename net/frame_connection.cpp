@@ -134,13 +134,16 @@ void FrameConnection::do_read() {
     self->on_read(ec, n);
   };
   if (tls_) {
-    if (tls_read_this_turn_ < kMaxTlsReadPerTurn) {
+    bool budget_left = turn_budget_.count() == 0 ||
+                       std::chrono::steady_clock::now() - turn_started_ < turn_budget_;
+    if (tls_read_this_turn_ < kMaxTlsReadPerTurn && budget_left) {
       // A record already received (or a whole one in the socket): now. The
       // engine keeps a partial record across a would_block.
       error_code ec;
       std::size_t n = tls_->read_some(buffer, ec);
       if (ec != asio::error::would_block) {
         tls_read_this_turn_ += n;
+        same_turn_ = true;
         on_read(ec, n);
         return;
       }
@@ -166,8 +169,9 @@ void FrameConnection::on_read(const error_code& ec, std::size_t n) {
   if (partial_frames_count_ && n > 0) last_heard_ = std::chrono::steady_clock::now();
   std::size_t offset = 0;
   bool yielded = false;
-  auto turn_started = turn_budget_.count() > 0 ? std::chrono::steady_clock::now()
-                                               : std::chrono::steady_clock::time_point();
+  if (!std::exchange(same_turn_, false) && turn_budget_.count() > 0) {
+    turn_started_ = std::chrono::steady_clock::now();
+  }
   while (!closed_ && !paused_ && !yielded) {
     auto result = protocol::decode(std::string_view(inbox_.data() + offset, inbox_used_ - offset),
                                    max_frame_);
@@ -193,7 +197,7 @@ void FrameConnection::on_read(const error_code& ec, std::size_t n) {
       rebound_.reset();
     }
     yielded = turn_budget_.count() > 0 &&
-              std::chrono::steady_clock::now() - turn_started >= turn_budget_;
+              std::chrono::steady_clock::now() - turn_started_ >= turn_budget_;
   }
   if (closed_) return;
   // Keep the unread tail at the front; grow only up to one frame.

@@ -113,8 +113,11 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
   bool closed_ = false;
   bool close_when_flushed_ = false;
   bool paused_ = false;
-  bool reading_ = false;
-  std::chrono::microseconds turn_budget_{0};  // a read is outstanding, or a turn of on_read is posted
+  bool reading_ = false;  // a read is outstanding, or a turn of on_read is posted
+  std::chrono::microseconds turn_budget_{0};
+  // When this turn began: a TLS record read at once (do_read) continues it.
+  std::chrono::steady_clock::time_point turn_started_;
+  bool same_turn_ = false;
 };
 
 }  // namespace jc::net

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <deque>
+#include <utility>
 
 #include "protocol/messages.h"
 
@@ -13,6 +14,20 @@ namespace jc::replication {
 
 namespace asio = boost::asio;
 using boost::system::error_code;
+
+namespace {
+// A descriptor closed with its owner unless released.
+struct OwnedFd {
+  explicit OwnedFd(int fd) : fd(fd) {}
+  ~OwnedFd() {
+    if (fd >= 0) ::close(fd);
+  }
+  OwnedFd(const OwnedFd&) = delete;
+  OwnedFd& operator=(const OwnedFd&) = delete;
+  int release() { return std::exchange(fd, -1); }
+  int fd;
+};
+}  // namespace
 
 // One link: the library's uv_pipe_t on one end of a socketpair, this on the
 // other, relaying bytes to and from PEER_DATA frames. Whichever side ends
@@ -23,6 +38,12 @@ struct PeerTransport::Link : std::enable_shared_from_this<Link> {
 
   void start() {
     auto self = shared_from_this();
+    if (!conn->open()) {
+      // Closed while it waited for the relay (a failed write): the
+      // library reads EOF on its end and dials again.
+      end();
+      return;
+    }
     conn->rebind(
         [self](protocol::Message&& m) {
           if (auto* data = std::get_if<protocol::PeerData>(&m)) {
@@ -138,7 +159,14 @@ PeerTransport::PeerTransport(asio::io_context& io, uv_loop_s* loop, std::functio
   net_work_.emplace(net_io_.get_executor());
   net_thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "jc-peer-links");
-    net_io_.run();
+    try {
+      net_io_.run();
+    } catch (const std::exception& e) {
+      // As on the proxy's own loop (run_server): say why, then stop.
+      log_->critical("fatal on the peer links' thread: {}", e.what());
+      log_->flush();
+      std::_Exit(1);
+    }
   });
 }
 
@@ -216,15 +244,14 @@ void PeerTransport::dialled(raft_uv_connect* req, std::uint64_t dial_id, bool ok
     kick_();
     return;
   }
-  asio::post(net_io_, [this, dial_id, other_end] {
+  // The descriptor is closed if this never runs (a shutdown first).
+  auto fd = std::make_shared<OwnedFd>(other_end);
+  asio::post(net_io_, [this, dial_id, fd] {
     auto it = dialled_.find(dial_id);
-    if (it == dialled_.end()) {
-      ::close(other_end);  // the library reads EOF and dials again
-      return;
-    }
+    if (it == dialled_.end()) return;  // closed with `fd`: the library reads EOF and dials again
     auto conn = std::move(it->second);
     dialled_.erase(it);
-    relay(net_io_, other_end, std::move(conn));
+    relay(net_io_, fd->release(), std::move(conn));
   });
   req->cb(req, stream, 0);
   kick_();

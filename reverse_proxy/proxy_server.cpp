@@ -741,7 +741,8 @@ void ProxyServer::dial_peer(
         return;
       }
       std::string peer = fmt::format("{}:{}", ep.address().to_string(), ep.port());
-      socket->set_option(asio::ip::tcp::no_delay(true));
+      error_code ignored;  // no exception on the links' thread
+      socket->set_option(asio::ip::tcp::no_delay(true), ignored);
       auto timeout = milliseconds(config_.handshake_timeout_ms);
       auto conn = peer_tls_context_
                       ? std::make_shared<net::FrameConnection>(

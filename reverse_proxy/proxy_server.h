@@ -112,8 +112,10 @@ class ProxyServer {
   // this one leads (loaded from the store when it takes over).
   std::unique_ptr<ProxyCore> core_;
   std::unique_ptr<ReplicatedStore> machine_;
+  // Dialling other proxies; declared before raft_, whose peer links' thread
+  // reads it until raft_ is destroyed.
+  std::shared_ptr<boost::asio::ssl::context> peer_tls_context_;
   std::unique_ptr<replication::RaftLog> raft_;
-  std::shared_ptr<boost::asio::ssl::context> peer_tls_context_;  // dialling other proxies
   bool taking_over_ = false;
   // Log entries proposed and not applied yet, oldest first: each holds the
   // messages that go out once it is applied. Later changes gather meanwhile.

@@ -6,10 +6,12 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "net/asio.h"
 #include "net/frame_connection.h"
+#include "net/tls.h"
 #include "protocol/codec.h"
 #include "protocol/messages.h"
 
@@ -185,4 +187,44 @@ TEST_CASE("connection: with a turn budget, a burst of frames lets other handlers
   CHECK(seen_by_other >= 1);
   CHECK(seen_by_other < kFrames);
   for (int i = 0; i < kFrames; ++i) CHECK(got[i] == "b" + std::to_string(i));
+}
+
+TEST_CASE("connection: over TLS too, the turn budget counts every record read in the turn") {
+  auto settings = jc::net::make_tls_settings("connection-test-secret-0123456789", "", "", "");
+  auto server_ctx = jc::net::make_tls_context(settings, jc::net::TlsRole::server);
+  auto client_ctx = jc::net::make_tls_context(settings, jc::net::TlsRole::client);
+  asio::io_context io;
+  asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  asio::ip::tcp::socket client_socket(io);
+  client_socket.connect(acceptor.local_endpoint());
+  asio::ip::tcp::socket server_socket = acceptor.accept();
+  auto server = std::make_shared<jc::net::FrameConnection>(
+      std::move(server_socket), "server", 10s,
+      jc::net::TlsLink{server_ctx, jc::net::TlsRole::server, settings.mode, ""});
+  auto client = std::make_shared<jc::net::FrameConnection>(
+      std::move(client_socket), "client", 10s,
+      jc::net::TlsLink{client_ctx, jc::net::TlsRole::client, settings.mode, "127.0.0.1"});
+  server->set_turn_budget(2ms);
+  std::vector<std::size_t> sizes;
+  std::size_t seen_by_other = 0;
+  server->pause();  // until every frame is in the socket: records then are read at once
+  server->start(
+      [&](jc::protocol::Message&& m) {
+        sizes.push_back(std::get<jc::protocol::PeerData>(m).bytes.size());
+        std::this_thread::sleep_for(500us);  // a handler's work: four fit in the budget
+        if (sizes.size() == 1) asio::post(io, [&] { seen_by_other = sizes.size(); });
+      },
+      [](const std::string&) {});
+  client->start([](jc::protocol::Message&&) {}, [](const std::string&) {});
+  // 20 frames of 20 KB: each spans two TLS records, 400 KB in all.
+  constexpr int kFrames = 20;
+  for (int i = 0; i < kFrames; ++i) {
+    client->send(jc::protocol::PeerData{std::string(20000, static_cast<char>('a' + i))});
+  }
+  run_until(io, [] { return false; }, 500ms);  // the handshake, then the client's writes
+  CHECK(sizes.empty());
+  server->resume();
+  REQUIRE(run_until(io, [&] { return sizes.size() == kFrames && seen_by_other > 0; }, 10s));
+  // The other handler ran after about four frames, not after all of them.
+  CHECK(seen_by_other < kFrames / 2);
 }
