@@ -44,7 +44,7 @@ const std::vector<std::string>& suite_names() {
 }
 
 const std::vector<std::string>& on_request_names() {
-  static const std::vector<std::string> kNames{"failover", "soak"};
+  static const std::vector<std::string> kNames{"failover", "tls-3p", "soak"};
   return kNames;
 }
 
@@ -165,6 +165,12 @@ Suite (every measure of the issue's table, each on a fresh cluster):
     nodes100   100 nodes of 1 slot: memory per node connection, throughput, balance
     tls        end to end and latency with TLS links (CLUSTER_SECRET) against
                plaintext, alternated in one run
+    submit-3p, e2e-3p, latency-3p
+               submit, e2e and latency with three replicated proxies
+  Only when named (--only):
+    failover   kill -9 of the leader of three proxies, 10 times under load: the
+               time until a job submitted after the kill has its result
+    tls-3p     tls with three replicated proxies (their own links TLS too)
   Timelines go to DIR (default build/bench): e2e-timeline.csv, e2e-2ms-timeline.csv,
   balance-timeline.csv.
   --compare: also measures beanstalkd (when on PATH) in the same run: durable puts

@@ -156,7 +156,10 @@ ScenarioReport run_measure(const std::string& name, const BenchContext& ctx) {
          auto it = c.proxy_env.find("DISPATCH_PERIOD");
          latency_scenario(c, rep, it == c.proxy_env.end() ? 50 : std::atoi(it->second.c_str()));
        })},
-      {"failover", failover_scenario}};
+      {"failover", failover_scenario},
+      // TLS against plaintext links with three proxies (their own links
+      // are TLS too): what a deployment across hosts runs.
+      {"tls-3p", replicated(tls_scenario)}};
   try {
     auto it = kScenarios.find(name);
     if (it == kScenarios.end()) throw std::runtime_error("no measure named " + name);

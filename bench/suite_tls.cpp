@@ -37,15 +37,15 @@ void tls_scenario(const BenchContext& ctx, ScenarioReport& r) {
   const int rounds = 3;
   auto rate_row = add_measure(
       r,
-      fmt::format("TLS links: end to end, {} 0-ms jobs, 3 clients, 3 nodes; median of {} "
+      fmt::format("TLS links: end to end, {} 0-ms jobs, 3 clients, 3 nodes{}; median of {} "
                   "alternated runs, TLS / plaintext",
-                  grouped(n), rounds),
+                  grouped(n), proxies_text(ctx), rounds),
       ">= 80%");
   auto latency_row = add_measure(
       r,
-      fmt::format("TLS links: latency submit to result, {} jobs one at a time; median, TLS "
+      fmt::format("TLS links: latency submit to result, {} jobs one at a time{}; median, TLS "
                   "against plaintext",
-                  ctx.sizes.latency_jobs),
+                  ctx.sizes.latency_jobs, proxies_text(ctx)),
       "-");
   std::vector<double> rates[2];
   std::vector<double> latencies[2];
