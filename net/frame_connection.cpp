@@ -219,16 +219,19 @@ void FrameConnection::on_read(const error_code& ec, std::size_t n) {
     if (frame_end_ > inbox_.size()) inbox_.resize(frame_end_);
   }
   if (yielded && !paused_) {
-    // The frames left in the buffer in a later turn, then reads again.
-    reading_ = true;
-    asio::post(socket().get_executor(), [self = shared_from_this()] {
-      if (self->closed_) return;
-      self->reading_ = false;
-      if (!self->paused_) self->on_read(error_code(), 0);
-    });
+    post_turn();  // the frames left in the buffer, then reads again
     return;
   }
   do_read();
+}
+
+void FrameConnection::post_turn() {
+  reading_ = true;
+  asio::post(socket().get_executor(), [self = shared_from_this()] {
+    if (self->closed_) return;
+    self->reading_ = false;
+    if (!self->paused_) self->on_read(error_code(), 0);
+  });
 }
 
 void FrameConnection::send(const protocol::Message& m) {
@@ -272,17 +275,9 @@ void FrameConnection::resume() {
   // (and reads again after it). Before the TLS handshake ends, its end
   // starts the reads.
   if (in_handler_ || closed_ || reading_ || !ready_ || !on_message_) return;
-  reading_ = true;
   // The frames already read first, from a turn of their own: resume() may
   // be called from inside the owner's handlers.
-  asio::post(socket().get_executor(), [self = shared_from_this()] {
-    if (self->closed_) return;
-    if (self->paused_) {
-      self->reading_ = false;
-      return;
-    }
-    self->on_read(error_code(), 0);
-  });
+  post_turn();
 }
 
 void FrameConnection::close_after_flush() {

@@ -88,6 +88,8 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
   void do_write();
   void on_write(const boost::system::error_code& ec, std::size_t n);
   void arm_deadline();
+  // A later turn of on_read over what is buffered (it then reads again).
+  void post_turn();
 
   std::optional<boost::asio::ip::tcp::socket> plain_;  // or
   std::unique_ptr<TlsStream> tls_;

@@ -63,16 +63,14 @@ int fsm_apply(struct raft_fsm* fsm, const struct raft_buffer* buf, void** result
     // cluster for good (0.15 turns it unavailable): stop, saying why.
     stop_process(fmt::format("cannot apply log entry index={}: {}", index, s.to_string()));
   }
-  self->apply_failing = self->machine->behind();
   return 0;
 }
 
-// The snapshot's bytes in one buffer of the library's.
-int to_buffers(FsmGlue* self, Index index, std::function<std::string()>& work,
-               struct raft_buffer* bufs[], unsigned* n_bufs,
-               std::chrono::steady_clock::time_point started) {
-  std::string bytes = work();
-  work = nullptr;  // releases the store's read view
+// Serializes the snapshot begun by fsm_snapshot into one buffer of the
+// library's.
+int to_buffers(FsmGlue* self, struct raft_buffer* bufs[], unsigned* n_bufs) {
+  std::string bytes = self->snapshot_work();
+  self->snapshot_work = nullptr;  // releases the store's read view
   auto* array = static_cast<struct raft_buffer*>(raft_malloc(sizeof(struct raft_buffer)));
   if (array == nullptr) return RAFT_NOMEM;
   array->len = bytes.size();
@@ -85,13 +83,11 @@ int to_buffers(FsmGlue* self, Index index, std::function<std::string()>& work,
   *bufs = array;
   *n_bufs = 1;
   ++self->snapshots_taken;
-  // Logged by the finalize, on the loop: this may run on a pool thread, and
-  // the loggers are single-threaded.
+  // Logged by the finalize, on the loop (this may run on a pool thread).
   self->snapshot_bytes = bytes.size();
   self->snapshot_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::steady_clock::now() - started)
+                          std::chrono::steady_clock::now() - self->snapshot_started)
                           .count();
-  (void)index;
   return 0;
 }
 
@@ -109,8 +105,7 @@ int fsm_snapshot(struct raft_fsm* fsm, struct raft_buffer* bufs[], unsigned* n_b
   self->snapshot_work = self->machine->snapshot(self->snapshot_index);
   if (!self->snapshot_work) return RAFT_BUSY;
   if (self->fsm.version >= 3) return 0;
-  return to_buffers(self, self->snapshot_index, self->snapshot_work, bufs, n_bufs,
-                    self->snapshot_started);
+  return to_buffers(self, bufs, n_bufs);
 }
 
 // On a thread of the library's pool, between fsm_snapshot and the
@@ -118,8 +113,7 @@ int fsm_snapshot(struct raft_fsm* fsm, struct raft_buffer* bufs[], unsigned* n_b
 int fsm_snapshot_async(struct raft_fsm* fsm, struct raft_buffer* bufs[], unsigned* n_bufs) {
   auto* self = static_cast<FsmGlue*>(fsm->data);
   if (!self->snapshot_work) return RAFT_BUSY;
-  return to_buffers(self, self->snapshot_index, self->snapshot_work, bufs, n_bufs,
-                    self->snapshot_started);
+  return to_buffers(self, bufs, n_bufs);
 }
 
 int fsm_snapshot_finalize(struct raft_fsm* fsm, struct raft_buffer* bufs[], unsigned* n_bufs) {
@@ -142,7 +136,6 @@ int fsm_restore(struct raft_fsm* fsm, struct raft_buffer* buf) {
   Status s = self->machine->restore(
       std::string_view(static_cast<const char*>(buf->base), buf->len));
   if (!s.ok()) stop_process("cannot restore a snapshot: " + s.to_string());
-  self->apply_failing = self->machine->behind();
   raft_free(buf->base);  // the library handed it over
   return 0;
 }

@@ -19,9 +19,6 @@ struct FsmGlue {
   StateMachine* machine = nullptr;
   struct raft* raft = nullptr;  // set once the raft instance exists (for the applied index)
   std::uint64_t snapshots_taken = 0;
-  // The last apply failed (a disk that refused the write): the library
-  // retries it with the next entries; a leader hands over meanwhile.
-  bool apply_failing = false;
   // The snapshot being taken: its index, and the work that serializes the
   // store's read view (on the library's thread pool when asynchronous).
   Index snapshot_index = 0;

@@ -290,27 +290,21 @@ uv_stream_s* PeerTransport::library_end(int* other_end) {
     log_->error("socketpair for a peer link failed: {}", std::strerror(errno));
     return nullptr;
   }
+  OwnedFd ours(fds[0]), library(fds[1]);  // closed on every failure below
   // The library closes the stream and frees it with raft_free.
   auto* pipe = static_cast<uv_pipe_t*>(raft_malloc(sizeof(uv_pipe_t)));
-  if (pipe == nullptr) {
-    ::close(fds[0]);
-    ::close(fds[1]);
-    return nullptr;
-  }
+  if (pipe == nullptr) return nullptr;
   if (uv_pipe_init(loop_, pipe, 0) != 0) {
     raft_free(pipe);
-    ::close(fds[0]);
-    ::close(fds[1]);
     return nullptr;
   }
-  if (int rv = uv_pipe_open(pipe, fds[1]); rv != 0) {
+  if (int rv = uv_pipe_open(pipe, library.fd); rv != 0) {
     log_->error("uv_pipe_open for a peer link failed: {}", uv_strerror(rv));
     uv_close(reinterpret_cast<uv_handle_t*>(pipe), [](uv_handle_t* h) { raft_free(h); });
-    ::close(fds[0]);
-    ::close(fds[1]);
     return nullptr;
   }
-  *other_end = fds[0];
+  library.release();  // the pipe's now
+  *other_end = ours.release();
   return reinterpret_cast<uv_stream_s*>(pipe);
 }
 

@@ -215,7 +215,6 @@ struct RaftLog::Impl {
 
 namespace {
 
-// Requests in flight carry their callback; freed when it fires.
 // A request in flight carries its callback and is freed when the library
 // calls back. That happens inside the library: the owner's follow-up
 // (another propose) is posted, to run after the library's call returned.

@@ -7,8 +7,9 @@
 // machine's apply among them, runs on that one thread, between Asio handlers.
 //
 // propose() appends an entry and says at which index; its `done(true)`
-// fires once the entry is on a majority's disk and applied here. `done(false)` means leadership was lost
-// first: the entry may still be committed by the next leader, or not.
+// fires once the entry is on a majority's disk and applied here.
+// `done(false)` means leadership was lost first: the entry may still be
+// committed by the next leader, or not.
 #pragma once
 
 #include <cstdint>

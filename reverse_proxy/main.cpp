@@ -53,6 +53,9 @@ Environment (defaults in brackets):
   RAFT_SNAPSHOT_THRESHOLD  log entries between snapshots of the state [8192]
   RAFT_SNAPSHOT_TRAILING   entries kept in the log after a snapshot, so a proxy
                          briefly away catches up without one [4096]
+  RAFT_ENTRY_WRITES      writes gathered for the next log entry past which the
+                         leader stops reading from a node while four entries
+                         are in flight (bounds the time to apply one) [4096]
   LOG_LEVEL              error, warn, info, debug [info]; VERBOSE=true means debug
 )";
 
@@ -128,6 +131,8 @@ void load_peers(jc::proxy::ProxyConfig& c) {
       jc::config::env_int("RAFT_SNAPSHOT_THRESHOLD", 8192, 16, 10'000'000, "log entries"));
   c.snapshot_trailing = static_cast<unsigned>(
       jc::config::env_int("RAFT_SNAPSHOT_TRAILING", 4096, 1, 10'000'000, "log entries"));
+  c.entry_writes = static_cast<std::size_t>(
+      jc::config::env_int("RAFT_ENTRY_WRITES", 4096, 16, 10'000'000, "writes"));
 }
 
 jc::proxy::ProxyConfig load_config(int argc, char** argv) {

@@ -289,7 +289,11 @@ void ProxyServer::on_frame(std::uint64_t id, protocol::Message&& m) {
   // one go, and one that takes longer than an election timeout looks like
   // a dead proxy. The node keeps what it sent durably meanwhile.
   if (raft_ && in_flight_.size() >= kMaxEntriesInFlight &&
-      core_->staged().size() >= kMaxStagedWrites) {
+      core_->staged().size() >= config_.entry_writes) {
+    if (!held_back_) {
+      log_->debug("holding node links back: {} log entries in flight, {} writes staged",
+                  in_flight_.size(), core_->staged().size());
+    }
     s.conn->pause();
     held_back_ = true;
   }

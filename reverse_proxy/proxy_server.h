@@ -46,6 +46,9 @@ struct ProxyConfig {
   unsigned election_timeout_ms = 300;  // RAFT_ELECTION_TIMEOUT; the heartbeat is a sixth of it
   unsigned snapshot_threshold = 8192;  // RAFT_SNAPSHOT_THRESHOLD: entries between snapshots
   unsigned snapshot_trailing = 4096;   // RAFT_SNAPSHOT_TRAILING: entries kept after one
+  // RAFT_ENTRY_WRITES: writes staged for the next entry past which nodes
+  // wait (their links paused) while every entry slot is taken.
+  std::size_t entry_writes = 4096;
   TimeMs node_heartbeat_ms = 250;      // HEARTBEAT to nodes while leading
   bool replicated() const { return peers.size() > 1; }
 };
@@ -121,8 +124,6 @@ class ProxyServer {
   // messages that go out once it is applied. Later changes gather meanwhile.
   std::deque<std::vector<Outgoing>> in_flight_;
   static constexpr std::size_t kMaxEntriesInFlight = 4;
-  // Writes staged for the next entry past which nodes wait (paused links).
-  static constexpr std::size_t kMaxStagedWrites = 4096;
   bool held_back_ = false;  // some node links are paused
   static constexpr std::chrono::microseconds kNodeTurnBudget{2000};
   std::uint64_t generation_ = 0;  // a new one at every take-over and step-down

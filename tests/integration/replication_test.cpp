@@ -6,6 +6,7 @@
 
 #include <map>
 #include <set>
+#include <thread>
 
 #include "storage/store.h"
 #include "protocol/auth.h"
@@ -303,4 +304,44 @@ TEST_CASE("a connection posing as a peer proxy is refused: a wrong proof, or an 
   std::string t = submit(c, 0);
   REQUIRE(!t.empty());
   CHECK(!wait_result(c, t, 20s).empty());
+}
+
+TEST_CASE("a burst of submits holds node links back while the log catches up, and with the leader "
+          "killed in it every job still finishes once") {
+  ClusterOptions o = three_proxies(3);
+  // Small entries: the burst then fills all four entry slots and the next
+  // entry many times over.
+  o.proxy_env["RAFT_ENTRY_WRITES"] = "16";
+  Cluster cluster(o);
+  REQUIRE(cluster.wait_nodes_up(3));
+  int leader = cluster.leader();
+  REQUIRE(leader >= 0);
+  // Each node takes its burst at once (tickets come after its own synced
+  // write), so the leader receives jobs faster than it commits them.
+  constexpr int kPerNode = 2000;
+  std::vector<std::vector<std::string>> batches(3);
+  {
+    std::vector<std::thread> clients;
+    for (std::size_t i = 0; i < 3; ++i) {
+      clients.emplace_back([&, i] {
+        Client c(cluster.node_port(i));
+        batches[i] = submit_many(c, kPerNode, 0);
+      });
+    }
+    for (auto& t : clients) t.join();
+  }
+  std::vector<std::string> tickets;
+  for (const auto& batch : batches) {
+    REQUIRE(batch.size() == kPerNode);
+    tickets.insert(tickets.end(), batch.begin(), batch.end());
+  }
+  REQUIRE(eventually(
+      [&] { return cluster.proxy(leader).log_count("holding node links back") >= 1; }, 20s));
+  // Killed during or right after the burst: what its entries in flight held
+  // was not acknowledged, and the nodes send it again to the next leader.
+  cluster.kill_proxy(static_cast<std::size_t>(leader));
+  cluster.start_proxy(static_cast<std::size_t>(leader));
+  check_all_finished_once(cluster, tickets);
+  CHECK(std::set<std::string>(tickets.begin(), tickets.end()).size() == tickets.size());
+  check_stores_equal(cluster);
 }
