@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <limits>
 #include <vector>
 
 #include "protocol/codec.h"
@@ -272,6 +273,24 @@ std::string build_run_spec_parts(const CmdRun& run, std::string_view body,
 
 }  // namespace
 
+std::optional<std::uint64_t> counted_section_bytes(std::string_view line) {
+  if (line.substr(0, 3) != "@@ ") return std::nullopt;
+  auto [kind, rest] = split_word(trim(line.substr(3)));
+  std::string_view count = rest;
+  if (kind == "file") {
+    auto [name, after] = split_word(rest);
+    count = after;
+    if (name.empty()) return std::nullopt;
+  } else if (kind != "stdin" && kind != "expect" && kind != "command" && kind != "check") {
+    return std::nullopt;
+  }
+  if (!all_digits(count)) return std::nullopt;
+  std::uint64_t n = 0;
+  auto [ptr, ec] = std::from_chars(count.data(), count.data() + count.size(), n);
+  if (ec == std::errc::result_out_of_range) return std::numeric_limits<std::uint64_t>::max();
+  return n;
+}
+
 std::string build_run_spec(const CmdRun& run, std::string_view body, protocol::JobSpec& spec) {
   std::string err = build_run_spec_parts(run, body, spec);
   if (err.empty()) err = script_error("command", spec.command);
@@ -280,6 +299,84 @@ std::string build_run_spec(const CmdRun& run, std::string_view body, protocol::J
 }
 
 namespace {
+
+// Where the sections of a here-document go, and which were given: each of
+// command, check, a file name, and a case's (or the single run's) stdin and
+// expect may come once, so that nothing pasted after them replaces them.
+class Sections {
+ public:
+  // `stdin_given`, `expect_given`: --stdin and --expect, which are the
+  // single run's sections.
+  Sections(protocol::JobSpec& spec, bool stdin_given, bool expect_given)
+      : spec_(spec), stdin_seen_(stdin_given), expect_seen_(expect_given) {}
+
+  // Opens the section `kind arg`; "" or why it cannot be opened.
+  std::string open(std::string_view kind, std::string_view arg, bool counted) {
+    target_ = nullptr;
+    if (kind == "case") {
+      if (spec_.cases.size() >= kMaxCases) return fmt::format("at most {} cases", kMaxCases);
+      spec_.cases.push_back({std::string(arg), "", false, ""});
+      stdin_seen_ = expect_seen_ = false;
+      return "";
+    }
+    if (kind == "file") {
+      if (!valid_file_name(arg)) {
+        return fmt::format("bad file name {}: use letters, digits, . _ -", quote(arg));
+      }
+      if (spec_.files.size() >= kMaxFiles) return fmt::format("at most {} files", kMaxFiles);
+      for (const auto& f : spec_.files) {
+        if (f.name == arg) return fmt::format("the file {} is given twice", quote(arg));
+      }
+      spec_.files.push_back({std::string(arg), ""});
+      target_ = &spec_.files.back().content;
+      return "";
+    }
+    if (kind != "check" && kind != "command" && kind != "stdin" && kind != "expect") {
+      return fmt::format(
+          "unknown section {}: use file NAME, check, command, case [NAME], stdin, expect (each "
+          "but case may end in a byte count)",
+          quote(kind));
+    }
+    if (!arg.empty() && !counted) {
+      return fmt::format("'@@ {}' takes nothing or a byte count, got {}", kind, quote(arg));
+    }
+    bool in_case = !spec_.cases.empty();
+    if (kind == "check") return once(check_seen_, "'@@ check'", &spec_.check);
+    if (kind == "command") {
+      if (command_seen_ || !spec_.command.empty()) {
+        return command_seen_ ? "a second '@@ command': give the command once"
+                             : "give the command on the run line or in the here-document, not both";
+      }
+      return once(command_seen_, "'@@ command'", &spec_.command);
+    }
+    if (kind == "stdin") {
+      return once(stdin_seen_, in_case ? "'@@ stdin' for this case" : "'@@ stdin' (or --stdin)",
+                  in_case ? &spec_.cases.back().stdin_data : &spec_.stdin_data);
+    }
+    std::string err = once(expect_seen_,
+                           in_case ? "'@@ expect' for this case" : "'@@ expect' (or --expect)",
+                           in_case ? &spec_.cases.back().expected : &spec_.expected);
+    (in_case ? spec_.cases.back().has_expected : spec_.has_expected) = true;
+    return err;
+  }
+  // Where the open section's content goes; nullptr between sections and
+  // after `case`.
+  std::string* target() const { return target_; }
+  void close() { target_ = nullptr; }
+
+ private:
+  std::string once(bool& seen, std::string_view what, std::string* target) {
+    if (seen) return fmt::format("a second {}: each section may come once", what);
+    seen = true;
+    target_ = target;
+    return "";
+  }
+
+  protocol::JobSpec& spec_;
+  std::string* target_ = nullptr;
+  bool stdin_seen_, expect_seen_;
+  bool command_seen_ = false, check_seen_ = false;
+};
 
 std::string build_run_spec_parts(const CmdRun& run, std::string_view body,
                                  protocol::JobSpec& spec) {
@@ -309,8 +406,8 @@ std::string build_run_spec_parts(const CmdRun& run, std::string_view body,
     spec.command = std::string(body);
     return spec.command.empty() ? "the here-document is empty: it must hold the script" : "";
   }
-  std::string* target = nullptr;
-  bool* flag = nullptr;
+  // The --stdin and --expect options count as those sections.
+  Sections sections(spec, run.options.stdin_data.has_value(), run.options.expected.has_value());
   std::size_t line_no = 0;
   while (!body.empty()) {
     auto nl = body.find('\n');
@@ -318,45 +415,37 @@ std::string build_run_spec_parts(const CmdRun& run, std::string_view body,
     body.remove_prefix(nl == std::string_view::npos ? body.size() : nl + 1);
     ++line_no;
     if (line.substr(0, 3) != "@@ ") {
-      if (target == nullptr) {
+      if (sections.target() == nullptr) {
         if (trim(line).empty()) continue;
         return fmt::format(
             "line {} of the here-document is outside any section: start with a "
             "section line such as '@@ command'",
             line_no);
       }
-      target->append(line);
-      target->push_back('\n');
+      sections.target()->append(line);
+      sections.target()->push_back('\n');
       continue;
     }
+    auto counted = counted_section_bytes(line);
     auto [kind, arg] = split_word(trim(line.substr(3)));
-    flag = nullptr;
-    if (kind == "file") {
-      if (!valid_file_name(arg)) {
-        return fmt::format("bad file name {}: use letters, digits, . _ -", quote(arg));
+    if (counted) {
+      // The count is the last word; what precedes it names the section.
+      auto space = arg.find_last_of(" \t");
+      arg = space == std::string_view::npos ? std::string_view{} : trim(arg.substr(0, space));
+    }
+    if (std::string err = sections.open(kind, arg, counted.has_value()); !err.empty()) {
+      return fmt::format("line {} of the here-document: {}", line_no, err);
+    }
+    if (counted) {
+      if (*counted > body.size()) {
+        return fmt::format("line {} of the here-document: the section has {} bytes, not {}",
+                           line_no, body.size(), *counted);
       }
-      if (spec.files.size() >= kMaxFiles) return fmt::format("at most {} files", kMaxFiles);
-      spec.files.push_back({std::string(arg), ""});
-      target = &spec.files.back().content;
-    } else if (kind == "check") {
-      target = &spec.check;
-    } else if (kind == "command") {
-      spec.command.clear();
-      target = &spec.command;
-    } else if (kind == "case") {
-      if (spec.cases.size() >= kMaxCases) return fmt::format("at most {} cases", kMaxCases);
-      spec.cases.push_back({std::string(arg), "", false, ""});
-      target = nullptr;
-    } else if (kind == "stdin") {
-      target = spec.cases.empty() ? &spec.stdin_data : &spec.cases.back().stdin_data;
-    } else if (kind == "expect") {
-      flag = spec.cases.empty() ? &spec.has_expected : &spec.cases.back().has_expected;
-      *flag = true;
-      target = spec.cases.empty() ? &spec.expected : &spec.cases.back().expected;
-    } else {
-      return fmt::format(
-          "unknown section {}: use file NAME, check, command, case [NAME], stdin, expect",
-          quote(kind));
+      std::string_view content = body.substr(0, *counted);
+      sections.target()->assign(content);
+      line_no += static_cast<std::size_t>(std::count(content.begin(), content.end(), '\n'));
+      body.remove_prefix(content.size());
+      sections.close();  // what follows starts a new section
     }
   }
   if (spec.command.empty())
@@ -442,14 +531,26 @@ const std::vector<std::string>& help_lines() {
 
 void LineReader::feed(std::string_view data, const std::function<void(std::string_view)>& on_line,
                       const std::function<void()>& on_too_long) {
+  feed_until(
+      data,
+      [&](std::string_view line) {
+        on_line(line);
+        return true;
+      },
+      on_too_long);
+}
+
+std::string_view LineReader::feed_until(std::string_view data,
+                                        const std::function<bool(std::string_view)>& on_line,
+                                        const std::function<void()>& on_too_long) {
   while (!data.empty()) {
     auto nl = data.find('\n');
     if (nl != std::string_view::npos && buffer_.empty() && !discarding_ && nl <= max_) {
       // The common case: a whole line in the chunk, handed over without a copy.
       std::string_view line = data.substr(0, nl);
       if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      on_line(line);
       data.remove_prefix(nl + 1);
+      if (!on_line(line)) return data;
       continue;
     }
     std::string_view part = nl == std::string_view::npos ? data : data.substr(0, nl);
@@ -462,7 +563,7 @@ void LineReader::feed(std::string_view data, const std::function<void(std::strin
         buffer_.append(part);
       }
     }
-    if (nl == std::string_view::npos) return;
+    if (nl == std::string_view::npos) return {};
     data.remove_prefix(nl + 1);
     if (discarding_) {
       discarding_ = false;
@@ -470,9 +571,11 @@ void LineReader::feed(std::string_view data, const std::function<void(std::strin
     }
     std::string_view line(buffer_);
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    on_line(line);
+    bool go_on = on_line(line);
     buffer_.clear();
+    if (!go_on) return data;
   }
+  return data;
 }
 
 }  // namespace jc::client

@@ -83,6 +83,13 @@ Command parse_command(std::string_view line);
 
 // A here-document is at most this large: program text and test data, not files.
 constexpr std::size_t kMaxHeredocBytes = 1 << 20;
+
+// A counted section line: "@@ file NAME BYTES", or "@@ stdin BYTES" (and
+// expect, command, check), followed by exactly BYTES bytes of content,
+// whatever they hold (a line "@@ case", the terminator, no newline at the
+// end). Returns BYTES (saturated at the largest value) for such a line,
+// nullopt for any other: the reader and the spec builder both ask this.
+std::optional<std::uint64_t> counted_section_bytes(std::string_view line);
 constexpr std::size_t kMaxCases = 200;
 constexpr std::size_t kMaxFiles = 32;
 
@@ -100,6 +107,11 @@ class LineReader {
   explicit LineReader(std::size_t max_line = kMaxLineBytes) : max_(max_line) {}
   void feed(std::string_view data, const std::function<void(std::string_view)>& on_line,
             const std::function<void()>& on_too_long);
+  // The same, but it stops after a line for which `on_line` returns false,
+  // and returns the bytes it did not consume.
+  std::string_view feed_until(std::string_view data,
+                              const std::function<bool(std::string_view)>& on_line,
+                              const std::function<void()>& on_too_long);
   bool has_partial() const { return !buffer_.empty() || discarding_; }
 
  private:

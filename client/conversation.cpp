@@ -47,14 +47,16 @@ Conversation::Conversation(Backend& backend, std::string peer,
     : backend_(backend), peer_(std::move(peer)), hold_(std::move(hold)), wake_(std::move(wake)) {}
 
 void Conversation::feed(std::string_view bytes) {
-  reader_.feed(
-      bytes, [this](std::string_view line) { input(line); }, [this] { input(std::nullopt); });
+  reader_.feed(bytes, [this](InputReader::Item item) { input(std::move(item)); });
 }
 
 void Conversation::end_of_input() {
   input_ended_ = true;
   stop_reading_ = true;
-  if (deferred_.empty()) finish_heredoc_at_end();
+  if (auto word = reader_.open_heredoc()) {
+    input(InputReader::Broken{
+        fmt::format("the connection ended inside the here-document (no line '{}')", *word)});
+  }
 }
 
 void Conversation::idle_timeout(std::chrono::milliseconds after) {
@@ -91,60 +93,90 @@ std::string Conversation::take_output() {
   return out;
 }
 
-void Conversation::input(std::optional<std::string_view> line) {
+void Conversation::input(InputReader::Item item) {
   if (exited_) return;
-  if (waits_pending_ > 0 || !deferred_.empty()) {
-    deferred_bytes_ += line ? line->size() : 0;
-    deferred_.push_back(line ? std::optional<std::string>(std::string(*line)) : std::nullopt);
-    return;
+  const bool defer = waits_pending_ > 0 || !deferred_.empty();
+  if (auto* line = std::get_if<InputReader::Line>(&item)) {
+    if (defer) {
+      keep(std::optional<std::string>(std::string(line->text)), line->text.size());
+    } else {
+      process_line(line->text);
+    }
+  } else if (std::holds_alternative<InputReader::TooLongLine>(item)) {
+    if (defer) {
+      keep(std::optional<std::string>(), 0);
+    } else {
+      process_line(std::nullopt);
+    }
+  } else if (auto* doc = std::get_if<InputReader::Heredoc>(&item)) {
+    if (defer) {
+      keep(KeptHeredoc{std::string(doc->run_line), std::string(doc->body), doc->too_long},
+           doc->run_line.size() + doc->body.size());
+    } else {
+      process_heredoc(*doc);
+    }
+  } else {
+    // Broken input, or input that ended inside a here-document: nothing
+    // after it can be read.
+    InputEnd end{std::get<InputReader::Broken>(item).message, !input_ended_};
+    if (end.close) stop_reading_ = true;
+    if (defer) {
+      keep(std::move(end), 0);
+    } else {
+      end_input(end);
+    }
   }
-  process(line);
 }
 
-void Conversation::process(std::optional<std::string_view> line) {
+void Conversation::keep(Kept item, std::size_t bytes) {
+  deferred_bytes_ += bytes;
+  deferred_.emplace_back(std::move(item), bytes);
+}
+
+void Conversation::process_line(std::optional<std::string_view> line) {
   if (exited_) return;
   if (!line) {
-    if (heredoc_) {
-      heredoc_->too_long = true;
-      return;
-    }
     fill(add_slot(), replies::error(fmt::format("line too long: the limit is {} bytes; send a "
-                                                "long script as a here-document of short lines",
+                                                "long script as a here-document of short lines, "
+                                                "or a file in a counted section",
                                                 kMaxLineBytes),
                                     json_));
     return;
   }
-  if (heredoc_) {
-    heredoc_line(*line);
-  } else {
-    handle_line(*line);
-  }
+  handle_line(*line, nullptr);
+}
+
+void Conversation::process_heredoc(const InputReader::Heredoc& doc) {
+  if (exited_) return;
+  handle_line(doc.run_line, &doc);
+}
+
+void Conversation::end_input(const InputEnd& end) {
+  if (exited_) return;
+  fill(add_slot(), replies::error(end.message, json_), end.close);
+  if (end.close) exited_ = true;
 }
 
 void Conversation::replay() {
   if (replaying_) return;  // the loop below goes on: no recursion per answered wait
   replaying_ = true;
   while (!deferred_.empty() && waits_pending_ == 0 && !exited_ && !closed_) {
-    std::optional<std::string> line = std::move(deferred_.front());
+    auto [item, bytes] = std::move(deferred_.front());
     deferred_.pop_front();
-    deferred_bytes_ -= line ? line->size() : 0;
-    process(line ? std::optional<std::string_view>(*line) : std::nullopt);
+    deferred_bytes_ -= bytes;
+    if (auto* line = std::get_if<std::optional<std::string>>(&item)) {
+      process_line(*line ? std::optional<std::string_view>(**line) : std::nullopt);
+    } else if (auto* doc = std::get_if<KeptHeredoc>(&item)) {
+      process_heredoc(InputReader::Heredoc{doc->run_line, doc->body, doc->too_long});
+    } else {
+      end_input(std::get<InputEnd>(item));
+    }
   }
   replaying_ = false;
   if (exited_) {
     deferred_.clear();
     deferred_bytes_ = 0;
   }
-  if (input_ended_ && deferred_.empty()) finish_heredoc_at_end();
-}
-
-void Conversation::finish_heredoc_at_end() {
-  if (!heredoc_) return;
-  fill(heredoc_->slot,
-       replies::error("the connection ended inside the here-document (no line '" +
-                          heredoc_->run.heredoc + "')",
-                      heredoc_->json));
-  heredoc_.reset();
 }
 
 Conversation::SlotPtr Conversation::add_slot() {
@@ -211,7 +243,7 @@ void Conversation::authenticate(const CmdAuth& auth, const SlotPtr& slot, bool j
   fill(slot, replies::authenticated(*name_, json));
 }
 
-void Conversation::handle_line(std::string_view line) {
+void Conversation::handle_line(std::string_view line, const InputReader::Heredoc* doc) {
   Command cmd = parse_command(line);
   if (std::holds_alternative<CmdEmpty>(cmd)) return;
   SlotPtr slot = add_slot();
@@ -242,11 +274,7 @@ void Conversation::handle_line(std::string_view line) {
                             return replies::ticket(t, json);
                           }));
         } else if constexpr (std::is_same_v<T, CmdRun>) {
-          if (c.heredoc.empty()) {
-            submit_run(c, "", slot, json);
-          } else {
-            heredoc_ = Heredoc{c, slot, json, "", false};
-          }
+          submit_run(c, doc, slot, json);
         } else if constexpr (std::is_same_v<T, CmdResult>) {
           backend_.lookup({c.ticket, false, std::nullopt, false},
                           later(slot, [this, json](const protocol::JobReport& r, bool unreachable) {
@@ -335,35 +363,17 @@ void Conversation::handle_line(std::string_view line) {
       cmd);
 }
 
-void Conversation::heredoc_line(std::string_view line) {
-  Heredoc& h = *heredoc_;
-  if (line == h.run.heredoc) {
-    Heredoc done = std::move(h);
-    heredoc_.reset();
-    if (done.too_long) {
-      fill(done.slot, replies::error(fmt::format("the here-document is over the limit of {} bytes "
-                                                 "(lines at most {} bytes)",
-                                                 kMaxHeredocBytes, kMaxLineBytes),
-                                     done.json));
-    } else {
-      submit_run(done.run, done.body, done.slot, done.json);
-    }
+void Conversation::submit_run(const CmdRun& run, const InputReader::Heredoc* doc,
+                              const SlotPtr& slot, bool json) {
+  if (doc != nullptr && doc->too_long) {
+    fill(slot, replies::error(fmt::format("the here-document is over the limit of {} bytes "
+                                          "(lines at most {} bytes)",
+                                          kMaxHeredocBytes, kMaxLineBytes),
+                              json));
     return;
   }
-  if (h.too_long || h.body.size() + line.size() + 1 > kMaxHeredocBytes) {
-    // Keep reading up to the terminator, without keeping the lines.
-    h.too_long = true;
-    h.body.clear();
-    return;
-  }
-  h.body.append(line);
-  h.body.push_back('\n');
-}
-
-void Conversation::submit_run(const CmdRun& run, std::string_view body, const SlotPtr& slot,
-                              bool json) {
   protocol::JobSpec spec;
-  std::string err = build_run_spec(run, body, spec);
+  std::string err = build_run_spec(run, doc != nullptr ? doc->body : "", spec);
   spec.owner = name_.value_or("");
   schedule(spec, run.options.schedule);
   if (err.empty()) err = apply_limits(backend_.limits(), spec);

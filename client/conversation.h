@@ -3,7 +3,8 @@
 //
 // The shell (cluster_node/client_session.cpp) feeds it the bytes it reads
 // and writes what take_output() gives; everything between is decided here:
-// lines are split (LineReader) and parsed (parse_command); each command gets
+// lines and here-documents are framed (InputReader) and parsed
+// (parse_command); each command gets
 // a reply slot in arrival order, filled now or later (a submit after its
 // group commit, `wait` when the job ends), and replies leave strictly in
 // order. Commands take effect in order too: the lines after a `wait` are
@@ -30,6 +31,7 @@
 #include <vector>
 
 #include "client/command.h"
+#include "client/input_reader.h"
 #include "client/lookups.h"
 #include "common/time.h"
 #include "protocol/client_tokens.h"
@@ -105,7 +107,7 @@ class Conversation {
   // Too much owed to read more now (`unwritten`: bytes the shell holds).
   bool backlogged(std::size_t unwritten) const;
   // Nothing owed and nothing half-read: what CLIENT_IDLE_TIMEOUT looks at.
-  bool idle() const { return slots_.empty() && deferred_.empty() && !heredoc_; }
+  bool idle() const { return slots_.empty() && deferred_.empty() && !reader_.has_partial(); }
   bool mid_line() const { return reader_.has_partial(); }
 
  private:
@@ -115,25 +117,33 @@ class Conversation {
     std::string text;
   };
   using SlotPtr = std::shared_ptr<Slot>;
-  struct Heredoc {
-    CmdRun run;
-    SlotPtr slot;
-    bool json = false;
-    std::string body;
+  // What is kept while a `wait` before it has not answered: a line
+  // (nullopt: one over the limit), a whole here-document, or the end of
+  // what can be read (an error to answer; `close`: then the connection).
+  struct KeptHeredoc {
+    std::string run_line, body;
     bool too_long = false;
   };
+  struct InputEnd {
+    std::string message;
+    bool close = false;
+  };
+  using Kept = std::variant<std::optional<std::string>, KeptHeredoc, InputEnd>;
 
-  // A line read (nullopt: one over the limit), in order: carried out now,
-  // or kept while a `wait` before it has not answered.
-  void input(std::optional<std::string_view> line);
-  void process(std::optional<std::string_view> line);
-  // Carries out the kept lines up to the next unanswered `wait`.
+  // What the reader framed, in order: carried out now, or kept while a
+  // `wait` before it has not answered.
+  void input(InputReader::Item item);
+  void keep(Kept item, std::size_t bytes);
+  void process_line(std::optional<std::string_view> line);
+  void process_heredoc(const InputReader::Heredoc& doc);
+  // Carries out the kept input up to the next unanswered `wait`.
   void replay();
-  void handle_line(std::string_view line);
-  void heredoc_line(std::string_view line);
-  void submit_run(const CmdRun& run, std::string_view body, const SlotPtr& slot, bool json);
+  // A command line, or a here-document's `run` line with its body.
+  void handle_line(std::string_view line, const InputReader::Heredoc* doc);
+  void submit_run(const CmdRun& run, const InputReader::Heredoc* doc, const SlotPtr& slot,
+                  bool json);
   void authenticate(const CmdAuth& auth, const SlotPtr& slot, bool json);
-  void finish_heredoc_at_end();
+  void end_input(const InputEnd& end);
   SlotPtr add_slot();
   static void fill(const SlotPtr& slot, std::string text, bool close_after = false);
   // A callback that fills `slot` later with format(args...), if the
@@ -149,12 +159,11 @@ class Conversation {
   std::string peer_;
   std::function<std::shared_ptr<void>()> hold_;
   std::function<void()> wake_;
-  LineReader reader_;
+  InputReader reader_;
   std::deque<SlotPtr> slots_;
-  std::optional<Heredoc> heredoc_;
   std::optional<std::string> name_;  // CLIENT_TOKENS: the name proved with `auth`
   int failed_auths_ = 0;
-  std::deque<std::optional<std::string>> deferred_;  // lines after an unanswered `wait`
+  std::deque<std::pair<Kept, std::size_t>> deferred_;  // input after an unanswered `wait`, with its size
   std::size_t deferred_bytes_ = 0;
   int waits_pending_ = 0;
   bool replaying_ = false;

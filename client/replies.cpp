@@ -169,9 +169,10 @@ std::string stats(const protocol::ClusterStats& s, bool proxy_up, bool json_mode
   for (const auto& n : s.nodes) {
     out += fmt::format(
         "node {} state={} address={} slots={} running={} queued={} held={} finished={} "
-        "sandbox={}\n",
+        "sandbox={} cpus={}\n",
         n.node_id, n.connected ? "up" : "down", n.address.empty() ? "-" : n.address, n.slots,
-        n.running, n.queued, n.assigned, n.finished, n.sandbox.empty() ? "-" : n.sandbox);
+        n.running, n.queued, n.assigned, n.finished, n.sandbox.empty() ? "-" : n.sandbox,
+        n.cpus.empty() ? "-" : n.cpus);
   }
   return out;
 }

@@ -1,6 +1,7 @@
 // cluster_node PROXY_HOST PROXY_PORT: reads configuration, opens the store,
 // runs the node until SIGTERM or SIGINT.
 #include <algorithm>
+#include <charconv>
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -35,6 +36,9 @@ Environment (defaults in brackets):
   CLIENT_PORT            TCP port for clients; 0 = any free port [9000]
   NODE_ID                stable name of the node [generated once, kept in DATA_DIR]
   NODE_SLOTS             jobs run at the same time [number of CPUs]
+  SLOT_CPUS              auto: each slot's jobs on a CPU of their own where there are
+                         as many CPUs as slots; off: slots share the CPUs; or a list,
+                         e.g. 1,2,3: slot i on the i-th CPU named [auto]
   DATA_DIR               LevelDB directory [./data/cluster_node-<CLIENT_PORT>]
   INFO_PERIOD            ms between INFO messages to the proxy [500]
   REQUEST_RESULT_PERIOD  ms between re-asking the proxy for awaited results [1000]
@@ -73,6 +77,40 @@ Environment (defaults in brackets):
   BIND_ADDRESS           address to listen on [0.0.0.0]
   LOG_LEVEL              error, warn, info, debug [info]; VERBOSE=true means debug
 )";
+
+// SLOT_CPUS: auto, off, or one CPU per slot (at least NODE_SLOTS of them,
+// each one this node may use, none twice).
+jc::runner::SlotCpus slot_cpus(const std::string& text, std::uint32_t slots) {
+  jc::runner::SlotCpus out;
+  if (text.empty() || text == "auto") return out;
+  if (text == "off") {
+    out.pin = false;
+    return out;
+  }
+  auto allowed = jc::runner::allowed_cpus();
+  auto bad = [&](const std::string& why) {
+    return jc::config::ConfigError(fmt::format(
+        "SLOT_CPUS must be auto, off, or a comma-separated CPU per slot ({}), got '{}': {}", slots,
+        text, why));
+  };
+  std::size_t at = 0;
+  while (at <= text.size()) {
+    std::size_t comma = std::min(text.find(',', at), text.size());
+    std::string item = text.substr(at, comma - at);
+    unsigned cpu = 0;
+    auto [ptr, ec] = std::from_chars(item.data(), item.data() + item.size(), cpu);
+    if (item.empty() || ec != std::errc() || ptr != item.data() + item.size())
+      throw bad(fmt::format("'{}' is not a CPU number", item));
+    if (std::find(allowed.begin(), allowed.end(), cpu) == allowed.end())
+      throw bad(fmt::format("this node may not use CPU {}", cpu));
+    if (std::find(out.cpus.begin(), out.cpus.end(), cpu) != out.cpus.end())
+      throw bad(fmt::format("CPU {} is named twice", cpu));
+    out.cpus.push_back(cpu);
+    at = comma + 1;
+  }
+  if (out.cpus.size() < slots) throw bad(fmt::format("{} CPUs for {} slots", out.cpus.size(), slots));
+  return out;
+}
 
 // JOB_READONLY_PATHS: absolute paths that exist, comma-separated.
 std::vector<std::string> readonly_paths(const std::string& text) {
@@ -147,6 +185,7 @@ jc::node::NodeConfig load_config(int argc, char** argv) {
   c.client_port = env_port("CLIENT_PORT").value_or(9000);
   unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
   c.core.slots = static_cast<std::uint32_t>(env_int("NODE_SLOTS", cpus, 1, 100'000, "jobs"));
+  c.slot_cpus = slot_cpus(env_string("SLOT_CPUS", "auto"), c.core.slots);
   c.core.retention.ttl_ms = jc::net::env_result_ttl();
   c.data_dir = env_string("DATA_DIR", fmt::format("./data/cluster_node-{}", c.client_port));
   c.info_period_ms = env_int("INFO_PERIOD", 500, 1, 3'600'000, "milliseconds");
@@ -214,6 +253,7 @@ std::string advertised_host(const std::string& bind) {
 // directory, and process-wide set-up for running jobs.
 void prepare(jc::node::NodeConfig& config, jc::storage::Store& store) {
   config.core.node_id = jc::node::NodeCore::stable_node_id(store, config.core.node_id);
+  config.identity = jc::node::NodeCore::data_identity(store);
   config.advertise_host = advertised_host(config.bind_address);
   if (config.job_uid_base == kAutomaticUidBase) {
     // A range of its own per node on this machine (several nodes may share

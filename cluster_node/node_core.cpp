@@ -75,6 +75,16 @@ std::string NodeCore::stable_node_id(storage::Store& store, const std::string& c
   return id;
 }
 
+std::string NodeCore::data_identity(storage::Store& store) {
+  std::string stored;
+  if (store.get("m/identity", &stored).ok() && !stored.empty()) return stored;
+  std::string id = protocol::random_nonce().substr(0, 16);  // 64 random bits, hex
+  storage::WriteBatch b;
+  b.put("m/identity", id);
+  store.write(b, true);
+  return id;
+}
+
 Status NodeCore::recover() {
   std::string value;
   if (staged_.get("m/prefix", &value).ok()) {
@@ -353,6 +363,7 @@ protocol::Hello NodeCore::hello() const {
   h.slots = options_.slots;
   h.client_address = options_.client_address;
   h.sandbox = options_.sandbox;
+  h.cpus = options_.cpus;
   // Jobs run here while the proxy was away are introduced by SUBMIT instead.
   for (const auto& [t, a] : exec_jobs_) {
     if (!local_claimed_.count(t)) h.held.push_back(t);

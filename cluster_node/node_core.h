@@ -41,6 +41,7 @@ struct NodeOptions {
   std::uint32_t slots = 1;
   std::string client_address;
   std::string sandbox;  // the protections run jobs get here, told to the proxy in HELLO
+  std::string cpus;     // "pinned" (a CPU per slot) or "shared", likewise
   // The unguessable part of each ticket (protocol::random_ticket_part);
   // tests give their own.
   std::function<std::string()> random_part;
@@ -91,13 +92,19 @@ class NodeCore {
 
   // NODE_ID when given, else the id made on first start and kept in the store.
   static std::string stable_node_id(storage::Store& store, const std::string& configured);
+  // A random id made once for this data directory and kept in it: what
+  // proves that a cgroup was made by this node (runner/cgroup.h).
+  static std::string data_identity(storage::Store& store);
 
   Status recover();
   const std::string& node_id() const { return options_.node_id; }
   // RESULT_TTL: this node's, or the proxy's once it said another.
   const protocol::Retention& retention() const { return options_.retention; }
   void set_client_address(std::string a) { options_.client_address = std::move(a); }
-  void set_sandbox(std::string s) { options_.sandbox = std::move(s); }
+  void set_sandbox(std::string sandbox, std::string cpus) {
+    options_.sandbox = std::move(sandbox);
+    options_.cpus = std::move(cpus);
+  }
 
   // Client side. submit() stages the job (the shell replies after the commit).
   std::string submit(protocol::JobSpec spec, TimeMs now);

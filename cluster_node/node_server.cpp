@@ -22,6 +22,8 @@ constexpr milliseconds kProxyAnswerTimeout{client::LookupBook::kProxyAnswerTimeo
 runner::SandboxConfig sandbox_config(const NodeConfig& c) {
   runner::SandboxConfig s;
   s.node_id = c.core.node_id;
+  s.identity = c.identity;
+  s.slot_cpus = c.slot_cpus;
   s.processes = c.job_processes;
   s.isolation.slots = c.core.slots;
   s.isolation.uid_base = c.job_uid_base;
@@ -64,7 +66,7 @@ NodeServer::NodeServer(asio::io_context& io, NodeConfig config, storage::Store& 
                   on_job_done(t, std::move(r));
                 }),
       storage_retry_(io, log_, [this] { schedule_flush(); }) {
-  core_.set_sandbox(executor_.sandbox_description());
+  core_.set_sandbox(executor_.sandbox_description(), executor_.cpus_description());
 }
 
 Status NodeServer::start() {

@@ -49,6 +49,8 @@ struct NodeConfig {
   TimeMs proxy_grace_ms = 30'000;   // PROXY_GRACE_PERIOD; 0 = always wait for the proxy
   TimeMs drain_timeout_ms = 8'000;  // DRAIN_TIMEOUT: under docker stop's 10 s
   std::uint32_t job_uid_base = 0;   // 0: every job runs as job_user
+  runner::SlotCpus slot_cpus;       // SLOT_CPUS
+  std::string identity;             // the data directory's (NodeCore::data_identity)
   NodeOptions core;
 };
 

@@ -32,8 +32,8 @@ namespace jc::protocol {
 // 5: JobResult::final_ms and the EXPIRED report (RESULT_TTL), SUBMIT's
 // local_finished, WELCOME's result_ttl_ms; 6: replicated proxies (WELCOME's
 // leader, proxies and heartbeat_ms, PEER_HELLO, PEER_DATA, HEARTBEAT, the
-// proxies in stats).
-constexpr std::uint8_t kProtocolVersion = 6;
+// proxies in stats); 7: HELLO's and node stats' cpus (a CPU per slot or shared).
+constexpr std::uint8_t kProtocolVersion = 7;
 
 struct Hello {
   std::uint32_t version = kProtocolVersion;
@@ -44,10 +44,11 @@ struct Hello {
   std::vector<std::string> finished;  // jobs finished whose results are not yet acknowledged
   std::string auth;                   // proof of CLUSTER_SECRET (protocol/auth.h), or empty
   std::string sandbox;                // protections its run jobs get ("full", or the list)
+  std::string cpus;                   // "pinned": each slot on a CPU of its own; "shared"
 
   template <class A>
   void serialize(A& ar, unsigned) {
-    fields(ar, version, node_id, slots, client_address, held, finished, auth, sandbox);
+    fields(ar, version, node_id, slots, client_address, held, finished, auth, sandbox, cpus);
   }
 };
 
@@ -173,11 +174,12 @@ struct NodeStats {
   std::int64_t last_heard_ms = 0;
   std::string state;  // up, suspect (quiet past half NODE_TIMEOUT), draining, dead, left
   std::string sandbox;  // protections its run jobs get, from its HELLO
+  std::string cpus;     // "pinned" or "shared", from its HELLO
 
   template <class A>
   void serialize(A& ar, unsigned) {
     fields(ar, node_id, address, connected, slots, assigned, running, queued, finished,
-           last_heard_ms, state, sandbox);
+           last_heard_ms, state, sandbox, cpus);
   }
 };
 

@@ -21,6 +21,7 @@ nlohmann::json cluster_state_json(const ClusterStats& s, std::int64_t time_ms) {
                      {"held", n.assigned},
                      {"finished", n.finished},
                      {"sandbox", n.sandbox.empty() ? "-" : n.sandbox},
+                     {"cpus", n.cpus.empty() ? "-" : n.cpus},
                      {"last_heard_ms", n.last_heard_ms}});
   }
   nlohmann::json proxies = nlohmann::json::array();

@@ -196,7 +196,7 @@ svg{border:1px solid #ddd;border-radius:6px;background:#fcfcfc}
 </div>
 <div id="replication"></div>
 <table><thead><tr><th>node</th><th>address</th><th>state</th><th>slots</th><th>running</th>
-<th>queued</th><th>held</th><th>done</th><th>sandbox</th><th>last heard</th></tr></thead><tbody id="nodes"></tbody></table>
+<th>queued</th><th>held</th><th>done</th><th>sandbox</th><th>cpus</th><th>last heard</th></tr></thead><tbody id="nodes"></tbody></table>
 <div>throughput (jobs/s, last 5 min) <span id="rate"></span></div>
 <svg id="chart" width="600" height="90"></svg>
 <div>queue length</div>
@@ -224,7 +224,7 @@ async function refresh() {
     document.getElementById('nodes').innerHTML = s.nodes.map(n =>
       `<tr><td>${esc(n.id)}</td><td>${esc(n.address)}</td><td class="${esc(n.state)}">${esc(n.state)}</td>` +
       `<td>${n.slots}</td><td>${n.running}</td><td>${n.queued}</td><td>${n.held}</td>` +
-      `<td>${n.finished}</td><td>${esc(n.sandbox)}</td>` +
+      `<td>${n.finished}</td><td>${esc(n.sandbox)}</td><td>${esc(n.cpus)}</td>` +
       `<td>${((s.time_ms - n.last_heard_ms) / 1000).toFixed(1)} s ago</td></tr>`).join('');
     const rates = s.history.map(x => x.finished_per_s);
     spark('chart', rates, '#2a7');

@@ -20,6 +20,7 @@ struct NodeEntry {
   std::uint32_t slots = 0;
   std::string address;
   std::string sandbox;  // protections of its run jobs, from HELLO
+  std::string cpus;     // "pinned" or "shared", from HELLO
   std::unordered_set<std::string> held;
   protocol::Info info;
   TimeMs last_heard = 0;

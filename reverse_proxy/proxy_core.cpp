@@ -204,6 +204,7 @@ protocol::Welcome ProxyCore::on_hello(const protocol::Hello& hello, const std::s
                std::all_of(hello.sandbox.begin(), hello.sandbox.end(),
                            [](char c) { return (c >= 'a' && c <= 'z') || c == ','; });
   node.sandbox = plain ? hello.sandbox : "?";
+  node.cpus = hello.cpus == "pinned" || hello.cpus == "shared" ? hello.cpus : "?";
   node.last_heard = now;
   w.accepted = true;
   w.result_ttl_ms = options_.retention.ttl_ms;
@@ -801,6 +802,7 @@ protocol::ClusterStats ProxyCore::stats(TimeMs now) const {
     n.node_id = id;
     n.address = node.address;
     n.sandbox = node.sandbox;
+    n.cpus = node.cpus;
     n.connected = node.connected;
     n.slots = node.slots;
     n.assigned = static_cast<std::uint32_t>(node.held.size());

@@ -1,210 +1,76 @@
 #include "runner/cgroup.h"
 
-#include <dirent.h>
-#include <fcntl.h>
-#include <sys/stat.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <csignal>
 #include <fmt/format.h>
 #include <sstream>
 
 namespace jc::runner {
 
+using namespace cgroup_text;
+
 namespace {
 
 constexpr int kV1 = 1;
 constexpr int kV2 = 2;
-// v1 hierarchies a run joins, in this order.
-constexpr const char* kV1Controllers[] = {"memory", "cpuacct", "pids"};
 constexpr const char* kGroupPrefix = "jobcluster-";
 
-class SystemFs : public CgroupFs {
- public:
-  int make_dir(const std::string& path) override {
-    return ::mkdir(path.c_str(), 0755) == 0 ? 0 : errno;
-  }
-  int remove_dir(const std::string& path) override {
-    return ::rmdir(path.c_str()) == 0 ? 0 : errno;
-  }
-  int write_file(const std::string& path, const std::string& text) override {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return errno;
-    ssize_t n = ::write(fd, text.data(), text.size());
-    int err = n == static_cast<ssize_t>(text.size()) ? 0 : (n < 0 ? errno : EIO);
-    ::close(fd);
-    return err;
-  }
-  std::optional<std::string> read_file(const std::string& path) override {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return std::nullopt;
-    std::string out;
-    char buffer[4096];
-    ssize_t n;
-    while ((n = ::read(fd, buffer, sizeof buffer)) > 0) out.append(buffer, static_cast<std::size_t>(n));
-    ::close(fd);
-    if (n < 0) return std::nullopt;
-    return out;
-  }
-  bool exists(const std::string& path) override { return ::access(path.c_str(), F_OK) == 0; }
-  std::vector<std::string> list_dirs(const std::string& path) override {
-    std::vector<std::string> out;
-    DIR* d = ::opendir(path.c_str());
-    if (d == nullptr) return out;
-    while (dirent* e = ::readdir(d)) {
-      std::string name = e->d_name;
-      if (e->d_type == DT_DIR && name != "." && name != "..") out.push_back(name);
-    }
-    ::closedir(d);
-    return out;
-  }
-  int open_for_write(const std::string& path) override {
-    return ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  }
-};
-
-// "\040" and friends in mountinfo paths.
-std::string unescape(const std::string& s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    auto octal = [&](std::size_t k) { return s[k] >= '0' && s[k] <= '7'; };
-    if (s[i] == '\\' && i + 3 < s.size() && octal(i + 1) && octal(i + 2) && octal(i + 3)) {
-      out.push_back(static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0')));
-      i += 3;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
-
-struct Mount {
-  std::string root, point, fstype;
-  std::vector<std::string> options;  // super options
-};
-
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  std::string item;
-  std::istringstream in(s);
-  while (std::getline(in, item, sep)) out.push_back(item);
-  return out;
-}
-
-std::vector<Mount> cgroup_mounts(const std::string& mountinfo) {
-  std::vector<Mount> out;
-  std::istringstream lines(mountinfo);
-  std::string line;
-  while (std::getline(lines, line)) {
-    std::istringstream words(line);
-    std::vector<std::string> w;
-    std::string x;
-    while (words >> x) w.push_back(x);
-    // id parent dev root point options [optional...] - fstype source super
-    std::size_t dash = 0;
-    for (std::size_t i = 6; i < w.size(); ++i) {
-      if (w[i] == "-") {
-        dash = i;
-        break;
-      }
-    }
-    if (dash == 0 || dash + 2 >= w.size()) continue;
-    Mount m{unescape(w[3]), unescape(w[4]), w[dash + 1], {}};
-    if (m.fstype != "cgroup" && m.fstype != "cgroup2") continue;
-    if (dash + 3 < w.size()) m.options = split(w[dash + 3], ',');
-    out.push_back(std::move(m));
-  }
-  return out;
-}
-
-// The directory of cgroup `path` (as /proc/self/cgroup shows it) in `m`.
-std::string dir_in(const Mount& m, const std::string& path) {
-  std::string rel = path;
-  if (m.root != "/" && rel.rfind(m.root, 0) == 0) rel = rel.substr(m.root.size());
-  if (rel.empty() || rel == "/") return m.point;
-  return m.point + (rel[0] == '/' ? "" : "/") + rel;
-}
-
-// controller list -> path, from /proc/self/cgroup ("4:memory:/a/b", "0::/x").
-std::vector<std::pair<std::vector<std::string>, std::string>> self_paths(const std::string& text) {
-  std::vector<std::pair<std::vector<std::string>, std::string>> out;
-  std::istringstream lines(text);
-  std::string line;
-  while (std::getline(lines, line)) {
-    auto a = line.find(':');
-    auto b = a == std::string::npos ? a : line.find(':', a + 1);
-    if (b == std::string::npos) continue;
-    out.emplace_back(split(line.substr(a + 1, b - a - 1), ','), line.substr(b + 1));
-  }
-  return out;
-}
-
-bool contains(const std::vector<std::string>& v, const std::string& x) {
-  for (const auto& e : v) {
-    if (e == x) return true;
-  }
-  return false;
-}
-
-bool has_word(const std::string& text, const std::string& word) {
-  std::istringstream in(text);
-  std::string w;
-  while (in >> w) {
-    if (w == word) return true;
-  }
-  return false;
-}
-
-// "key value" lines (cpu.stat, memory.events, memory.oom_control).
-std::int64_t keyed(const std::optional<std::string>& text, const std::string& key) {
-  if (!text) return -1;
-  std::istringstream in(*text);
-  std::string k;
-  long long v;
-  while (in >> k >> v) {
-    if (k == key) return v;
-  }
-  return -1;
-}
-
-std::int64_t number(const std::optional<std::string>& text) {
-  if (!text) return -1;
-  try {
-    return std::stoll(*text);
-  } catch (...) {
-    return -1;
+// Kills every process in the group `dir` (a few rounds: a process may fork
+// while it is being killed).
+void kill_members(CgroupFs& fs, const std::string& dir) {
+  for (int round = 0; round < 100; ++round) {
+    auto procs = fs.read_file(dir + "/cgroup.procs");
+    if (!procs || procs->empty()) return;
+    std::istringstream in(*procs);
+    int pid;
+    while (in >> pid) ::kill(pid, SIGKILL);
   }
 }
 
-// Removes stale groups of this program in `parent`: their pid is gone.
-void remove_stale(CgroupFs& fs, const std::string& parent, bool (*alive)(int)) {
+// Removes the group `dir` and every group under it, deepest first; with
+// `kill`, ends what still runs in them.
+void remove_tree(CgroupFs& fs, const std::string& dir, bool kill) {
+  for (const auto& sub : fs.list_dirs(dir)) remove_tree(fs, dir + "/" + sub, kill);
+  if (kill) kill_members(fs, dir);
+  fs.remove_dir(dir);
+}
+
+// Removes, in `parent`, the groups an earlier process of this node left:
+// jobcluster-<any node id>-<identity>. Only this node's data directory
+// holds `identity`, and only one process uses a data directory at a time,
+// so such a group is this node's and no live process's.
+void remove_stale(CgroupFs& fs, const std::string& parent, const std::string& identity) {
+  if (identity.empty()) return;
+  const std::string suffix = "-" + identity;
   for (const auto& name : fs.list_dirs(parent)) {
-    if (name.rfind(kGroupPrefix, 0) != 0) continue;
-    auto dash = name.rfind('-');
-    int pid = 0;
-    try {
-      pid = std::stoi(name.substr(dash + 1));
-    } catch (...) {
-      continue;
-    }
-    if (pid <= 0 || alive(pid)) continue;
-    std::string dir = parent + "/" + name;
-    for (const auto& leaf : fs.list_dirs(dir)) fs.remove_dir(dir + "/" + leaf);
-    fs.remove_dir(dir);
+    bool ours = name.rfind(kGroupPrefix, 0) == 0 && name.size() > suffix.size() &&
+                name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+    if (ours) remove_tree(fs, parent + "/" + name, true);
   }
 }
 
-std::unique_ptr<std::vector<std::string>> open_v2(CgroupFs& fs, const Mount& m,
-                                                  const std::string& self_path,
-                                                  const std::string& group, std::string* why) {
+struct Opened {
+  GroupDirs dirs;
+  std::string subtree;     // v2
+  std::string cpuset_why;  // "" when runs can be pinned
+};
+
+// v2: the node's group in its own cgroup's directory, with memory and pids
+// (and cpu, cpuset where offered) handed down to jobs and runs.
+std::optional<Opened> open_v2(CgroupFs& fs, const Mount& m, const std::string& self_path,
+                              const std::string& group, const std::string& identity,
+                              std::string* why) {
   std::string dir = dir_in(m, self_path);
   auto available = fs.read_file(dir + "/cgroup.controllers");
   if (!available || !has_word(*available, "memory") || !has_word(*available, "pids")) {
     *why = fmt::format("cgroup v2 at {} does not offer the memory and pids controllers", dir);
-    return nullptr;
+    return std::nullopt;
   }
+  remove_stale(fs, dir, identity);
   // cpu, where offered, shares the CPUs fairly between runs (each run's
   // group has the same weight, however many processes it starts).
   const std::string wanted = has_word(*available, "cpu") ? "+memory +pids +cpu" : "+memory +pids";
@@ -219,11 +85,11 @@ std::unique_ptr<std::vector<std::string>> open_v2(CgroupFs& fs, const Mount& m,
       int mk = fs.make_dir(leaf);
       if (mk != 0 && mk != EEXIST) {
         *why = fmt::format("cannot create {}: {}", leaf, std::strerror(mk));
-        return nullptr;
+        return std::nullopt;
       }
       if (int e = fs.write_file(leaf + "/cgroup.procs", std::to_string(::getpid())); e != 0) {
         *why = fmt::format("cannot move the node into {}: {}", leaf, std::strerror(e));
-        return nullptr;
+        return std::nullopt;
       }
       err = fs.write_file(dir + "/cgroup.subtree_control", wanted);
     }
@@ -233,83 +99,143 @@ std::unique_ptr<std::vector<std::string>> open_v2(CgroupFs& fs, const Mount& m,
           "cgroup of its own: a delegated systemd unit, or a container with a private cgroup "
           "namespace)",
           dir, std::strerror(err));
-      return nullptr;
+      return std::nullopt;
     }
   }
+  Opened out;
+  out.subtree = wanted;
   std::string mine = dir + "/" + group;
   if (int e = fs.make_dir(mine); e != 0 && e != EEXIST) {
     *why = fmt::format("cannot create {}: {}", mine, std::strerror(e));
-    return nullptr;
+    return std::nullopt;
   }
   if (int e = fs.write_file(mine + "/cgroup.subtree_control", wanted); e != 0) {
     *why = fmt::format("cannot enable memory and pids in {}: {}", mine, std::strerror(e));
     fs.remove_dir(mine);
-    return nullptr;
+    return std::nullopt;
   }
-  return std::make_unique<std::vector<std::string>>(std::vector<std::string>{mine});
+  // cpuset keeps a job on its slot's CPU; without it slots share the CPUs.
+  if (!has_word(*available, "cpuset")) {
+    out.cpuset_why = fmt::format("cgroup v2 at {} does not offer the cpuset controller", dir);
+  } else {
+    enabled = fs.read_file(dir + "/cgroup.subtree_control");
+    int e = enabled && has_word(*enabled, "cpuset")
+                ? 0
+                : fs.write_file(dir + "/cgroup.subtree_control", "+cpuset");
+    if (e == 0) e = fs.write_file(mine + "/cgroup.subtree_control", "+cpuset");
+    if (e != 0) out.cpuset_why = fmt::format("cannot enable cpuset in {}: {}", dir, std::strerror(e));
+  }
+  out.dirs = {mine, mine, mine, mine, out.cpuset_why.empty() ? mine : ""};
+  return out;
 }
 
-std::unique_ptr<std::vector<std::string>> open_v1(
-    CgroupFs& fs, const std::vector<Mount>& mounts,
-    const std::vector<std::pair<std::vector<std::string>, std::string>>& self,
-    const std::string& group, bool (*alive)(int), std::string* why) {
-  std::vector<std::string> dirs;
-  for (const char* controller : kV1Controllers) {
-    const Mount* mount = nullptr;
-    for (const auto& m : mounts) {
-      if (m.fstype == "cgroup" && contains(m.options, controller)) mount = &m;
-    }
-    const std::string* path = nullptr;
-    for (const auto& [controllers, p] : self) {
-      if (contains(controllers, controller)) path = &p;
-    }
-    if (mount == nullptr || path == nullptr) {
-      *why = fmt::format("no cgroup v1 {} hierarchy is mounted", controller);
-      return nullptr;
-    }
-    std::string parent = dir_in(*mount, *path);
-    remove_stale(fs, parent, alive);
+// v1: the hierarchy that has `controller`, and this process's group in it.
+std::optional<std::string> v1_parent(const std::vector<Mount>& mounts,
+                                     const std::vector<std::pair<std::vector<std::string>, std::string>>& self,
+                                     const std::string& controller) {
+  const Mount* mount = nullptr;
+  for (const auto& m : mounts) {
+    if (m.fstype == "cgroup" && contains(m.options, controller)) mount = &m;
+  }
+  const std::string* path = nullptr;
+  for (const auto& [controllers, p] : self) {
+    if (contains(controllers, controller)) path = &p;
+  }
+  if (mount == nullptr || path == nullptr) return std::nullopt;
+  return dir_in(*mount, *path);
+}
+
+// v1's cpuset group of the node: the CPUs and memory nodes of its parent,
+// handed to every group made under it (clone_children), so a run's group is
+// usable as soon as it exists and a job's needs one write, its CPUs.
+std::string setup_v1_cpuset(CgroupFs& fs, const std::string& parent, const std::string& mine) {
+  auto cpus = fs.read_file(parent + "/cpuset.cpus");
+  auto mems = fs.read_file(parent + "/cpuset.mems");
+  if (!cpus || !mems) return fmt::format("cannot read the CPUs of {}", parent);
+  int e = fs.write_file(mine + "/cpuset.cpus", *cpus);
+  if (e == 0) e = fs.write_file(mine + "/cpuset.mems", *mems);
+  if (e == 0) e = fs.write_file(mine + "/cgroup.clone_children", "1");
+  if (e != 0) return fmt::format("cannot set up {}: {}", mine, std::strerror(e));
+  return "";
+}
+
+std::optional<Opened> open_v1(CgroupFs& fs, const std::vector<Mount>& mounts,
+                              const std::vector<std::pair<std::vector<std::string>, std::string>>& self,
+                              const std::string& group, const std::string& identity,
+                              std::string* why) {
+  Opened out;
+  std::vector<std::string> made;
+  auto make = [&](const std::string& parent) -> std::optional<std::string> {
     std::string mine = parent + "/" + group;
+    if (std::find(made.begin(), made.end(), mine) != made.end()) return mine;  // co-mounted
+    remove_stale(fs, parent, identity);
     if (int e = fs.make_dir(mine); e != 0 && e != EEXIST) {
       *why = fmt::format("cannot create {}: {}", mine, std::strerror(e));
-      for (const auto& d : dirs) fs.remove_dir(d);
-      return nullptr;
+      return std::nullopt;
     }
-    dirs.push_back(mine);
+    made.push_back(mine);
+    return mine;
+  };
+  auto undo = [&] {
+    for (auto it = made.rbegin(); it != made.rend(); ++it) fs.remove_dir(*it);
+  };
+  std::string* required[] = {&out.dirs.memory, &out.dirs.cpuacct, &out.dirs.pids};
+  const char* names[] = {"memory", "cpuacct", "pids"};
+  for (int i = 0; i < 3; ++i) {
+    auto parent = v1_parent(mounts, self, names[i]);
+    if (!parent) {
+      *why = fmt::format("no cgroup v1 {} hierarchy is mounted", names[i]);
+      undo();
+      return std::nullopt;
+    }
+    auto mine = make(*parent);
+    if (!mine) {
+      undo();
+      return std::nullopt;
+    }
+    *required[i] = *mine;
   }
-  // The cpu controller, where it is mounted apart from cpuacct: each run in a
-  // group of its own gets a fair share of the CPUs, however many processes
-  // it starts (co-mounted, cpuacct's groups already are cpu's).
-  const Mount* cpu = nullptr;
-  for (const auto& m : mounts) {
-    if (m.fstype == "cgroup" && contains(m.options, "cpu")) cpu = &m;
+  // The cpu controller, where mounted: each run in a group of its own gets a
+  // fair share of the CPUs, however many processes it starts (co-mounted
+  // with cpuacct, cpuacct's groups already are cpu's). Optional, as cpuset.
+  if (auto parent = v1_parent(mounts, self, "cpu")) {
+    if (auto mine = make(*parent)) out.dirs.cpu = *mine;
   }
-  const std::string* cpu_path = nullptr;
-  for (const auto& [controllers, p] : self) {
-    if (contains(controllers, "cpu")) cpu_path = &p;
+  if (auto parent = v1_parent(mounts, self, "cpuset")) {
+    auto mine = make(*parent);
+    out.cpuset_why = mine ? setup_v1_cpuset(fs, *parent, *mine) : *why;
+    if (out.cpuset_why.empty()) {
+      out.dirs.cpuset = *mine;
+    } else if (mine && !contains(out.dirs.distinct(), *mine)) {
+      fs.remove_dir(*mine);  // a hierarchy of its own that jobs will not use
+    }
+  } else {
+    out.cpuset_why = "no cgroup v1 cpuset hierarchy is mounted";
   }
-  if (cpu != nullptr && cpu_path != nullptr && !contains(cpu->options, "cpuacct")) {
-    std::string parent = dir_in(*cpu, *cpu_path);
-    remove_stale(fs, parent, alive);
-    std::string mine = parent + "/" + group;
-    int e = fs.make_dir(mine);
-    if (e == 0 || e == EEXIST) dirs.push_back(mine);
-  }
-  return std::make_unique<std::vector<std::string>>(std::move(dirs));
+  why->clear();
+  return out;
 }
 
 }  // namespace
 
-CgroupFs& CgroupFs::system() {
-  static SystemFs fs;
-  return fs;
+std::string cgroup_group_name(const std::string& node_id, const std::string& identity) {
+  return fmt::format("{}{}-{}", kGroupPrefix, node_id, identity);
 }
 
-std::string cgroup_group_name(const std::string& node_id, int pid) {
-  return fmt::format("{}{}-{}", kGroupPrefix, node_id, pid);
+std::vector<std::string> GroupDirs::distinct() const {
+  std::vector<std::string> out;
+  for (const std::string* d : {&memory, &cpuacct, &pids, &cpu, &cpuset}) {
+    if (!d->empty() && std::find(out.begin(), out.end(), *d) == out.end()) out.push_back(*d);
+  }
+  return out;
 }
 
-RunGroup::RunGroup(CgroupFs& fs, int version, std::vector<std::string> dirs, bool drop_cache)
+GroupDirs GroupDirs::child(const std::string& name) const {
+  auto sub = [&](const std::string& d) { return d.empty() ? d : d + "/" + name; };
+  return {sub(memory), sub(cpuacct), sub(pids), sub(cpu), sub(cpuset)};
+}
+
+RunGroup::RunGroup(CgroupFs& fs, int version, GroupDirs dirs, bool drop_cache)
     : fs_(fs), version_(version), dirs_(std::move(dirs)), drop_cache_(drop_cache) {}
 
 RunGroup::~RunGroup() { remove(); }
@@ -320,42 +246,38 @@ std::vector<std::string> RunGroup::procs_files() const {
   // a write to cgroup.procs takes, and its RCU grace period, milliseconds
   // per write on a busy machine, on the node's event loop.
   std::vector<std::string> out;
-  for (const auto& d : dirs_) out.push_back(d + (version_ == kV2 ? "/cgroup.procs" : "/tasks"));
+  for (const auto& d : dirs_.distinct()) {
+    out.push_back(d + (version_ == kV2 ? "/cgroup.procs" : "/tasks"));
+  }
   return out;
 }
 
 std::int64_t RunGroup::cpu_ns() const {
   if (version_ == kV2) {
-    std::int64_t us = keyed(fs_.read_file(dirs_[0] + "/cpu.stat"), "usage_usec");
+    std::int64_t us = keyed(fs_.read_file(dirs_.cpuacct + "/cpu.stat"), "usage_usec");
     return us < 0 ? -1 : us * 1000;
   }
-  return number(fs_.read_file(dirs_[1] + "/cpuacct.usage"));
+  return number(fs_.read_file(dirs_.cpuacct + "/cpuacct.usage"));
 }
 
 RunUsage RunGroup::usage() const {
   RunUsage u;
   u.cpu_ns = cpu_ns();
   if (version_ == kV2) {
-    u.peak_bytes = number(fs_.read_file(dirs_[0] + "/memory.peak"));
-    u.oom_kills = std::max<std::int64_t>(0, keyed(fs_.read_file(dirs_[0] + "/memory.events"),
-                                                  "oom_kill"));
-  } else {
-    u.peak_bytes = number(fs_.read_file(dirs_[0] + "/memory.max_usage_in_bytes"));
+    u.peak_bytes = number(fs_.read_file(dirs_.memory + "/memory.peak"));
     u.oom_kills = std::max<std::int64_t>(
-        0, keyed(fs_.read_file(dirs_[0] + "/memory.oom_control"), "oom_kill"));
+        0, keyed(fs_.read_file(dirs_.memory + "/memory.events"), "oom_kill"));
+  } else {
+    u.peak_bytes = number(fs_.read_file(dirs_.memory + "/memory.max_usage_in_bytes"));
+    u.oom_kills = std::max<std::int64_t>(
+        0, keyed(fs_.read_file(dirs_.memory + "/memory.oom_control"), "oom_kill"));
   }
   return u;
 }
 
 void RunGroup::kill_all() {
-  if (version_ == kV2 && fs_.write_file(dirs_[0] + "/cgroup.kill", "1") == 0) return;
-  for (int round = 0; round < 100; ++round) {
-    auto procs = fs_.read_file(dirs_[0] + "/cgroup.procs");
-    if (!procs || procs->empty()) return;
-    std::istringstream in(*procs);
-    int pid;
-    while (in >> pid) ::kill(pid, SIGKILL);
-  }
+  if (version_ == kV2 && fs_.write_file(dirs_.memory + "/cgroup.kill", "1") == 0) return;
+  kill_members(fs_, dirs_.memory);
 }
 
 void RunGroup::remove() {
@@ -363,48 +285,73 @@ void RunGroup::remove() {
   removed_ = true;
   if (drop_cache_) {
     if (version_ == kV2) {
-      auto current = fs_.read_file(dirs_[0] + "/memory.current");
-      if (current && number(current) > 0) fs_.write_file(dirs_[0] + "/memory.reclaim", *current);
+      auto current = fs_.read_file(dirs_.memory + "/memory.current");
+      if (current && number(current) > 0) fs_.write_file(dirs_.memory + "/memory.reclaim", *current);
     } else {
-      fs_.write_file(dirs_[0] + "/memory.force_empty", "0");
+      fs_.write_file(dirs_.memory + "/memory.force_empty", "0");
     }
   }
-  for (const auto& d : dirs_) fs_.remove_dir(d);
+  for (const auto& d : dirs_.distinct()) fs_.remove_dir(d);
 }
 
-Cgroups::Cgroups(CgroupFs& fs, int version, std::vector<std::string> group_dirs)
-    : fs_(fs), version_(version), group_dirs_(std::move(group_dirs)) {}
+JobGroup::JobGroup(std::shared_ptr<Cgroups> cgroups, GroupDirs dirs, bool own, JobBounds bounds)
+    : cgroups_(std::move(cgroups)), dirs_(std::move(dirs)), own_(own), bounds_(std::move(bounds)) {}
+
+JobGroup::~JobGroup() { remove(); }
+
+std::unique_ptr<RunGroup> JobGroup::make_run(const RunLimits& limits, std::string* err) {
+  // A job of one run has no group of its own: its run carries its CPUs.
+  return cgroups_->make_run(dirs_, limits, own_ ? "" : bounds_.cpus, err);
+}
+
+void JobGroup::remove() {
+  if (removed_ || !own_) return;
+  removed_ = true;
+  // Its runs' groups are gone; the pages they left in the job's tmpfs stay
+  // charged to them (dying) until the tmpfs is freed, which a removal allows.
+  for (const auto& d : dirs_.distinct()) cgroups_->fs_.remove_dir(d);
+}
+
+Cgroups::Cgroups(CgroupFs& fs, int version, GroupDirs node)
+    : fs_(fs), version_(version), node_(std::move(node)) {}
 
 Cgroups::~Cgroups() {
-  for (const auto& d : group_dirs_) {
-    for (const auto& leaf : fs_.list_dirs(d)) fs_.remove_dir(d + "/" + leaf);
-    fs_.remove_dir(d);
-  }
+  for (const auto& d : node_.distinct()) remove_tree(fs_, d, false);
 }
 
-std::unique_ptr<Cgroups> Cgroups::open(CgroupFs& fs, const std::string& mountinfo,
-                                       const std::string& self_cgroup,
-                                       const std::string& group_name, bool (*alive)(int),
-                                       std::string* why) {
+std::shared_ptr<Cgroups> Cgroups::open(CgroupFs& fs, const std::string& mountinfo,
+                                       const std::string& self_cgroup, const std::string& node_id,
+                                       const std::string& identity, std::string* why) {
   auto mounts = cgroup_mounts(mountinfo);
   auto self = self_paths(self_cgroup);
+  const std::string group = cgroup_group_name(node_id, identity);
+  std::optional<Opened> opened;
+  int version = 0;
   std::string why_v2;
   for (const auto& m : mounts) {
-    if (m.fstype != "cgroup2") continue;
+    if (m.fstype != "cgroup2" || opened) continue;
     for (const auto& [controllers, path] : self) {
       if (!controllers.empty() && !(controllers.size() == 1 && controllers[0].empty())) continue;
-      remove_stale(fs, dir_in(m, path), alive);
-      if (auto dirs = open_v2(fs, m, path, group_name, &why_v2)) {
-        return std::unique_ptr<Cgroups>(new Cgroups(fs, kV2, std::move(*dirs)));
+      opened = open_v2(fs, m, path, group, identity, &why_v2);
+      if (opened) {
+        version = kV2;
+        break;
       }
     }
   }
   std::string why_v1;
-  if (auto dirs = open_v1(fs, mounts, self, group_name, alive, &why_v1)) {
-    return std::unique_ptr<Cgroups>(new Cgroups(fs, kV1, std::move(*dirs)));
+  if (!opened) {
+    opened = open_v1(fs, mounts, self, group, identity, &why_v1);
+    version = kV1;
   }
-  *why = why_v2.empty() ? why_v1 : why_v2 + "; " + why_v1;
-  return nullptr;
+  if (!opened) {
+    *why = why_v2.empty() ? why_v1 : why_v2 + "; " + why_v1;
+    return nullptr;
+  }
+  auto cg = std::shared_ptr<Cgroups>(new Cgroups(fs, version, std::move(opened->dirs)));
+  cg->subtree_ = std::move(opened->subtree);
+  cg->cpuset_why_ = std::move(opened->cpuset_why);
+  return cg;
 }
 
 void Cgroups::check_dying() {
@@ -422,20 +369,24 @@ void Cgroups::check_dying() {
   }
 }
 
-std::unique_ptr<RunGroup> Cgroups::make_run(const RunLimits& limits, std::string* err) {
-  if (next_run_ % kCheckEvery == 0) check_dying();
-  std::string name = fmt::format("run-{}", next_run_++);
-  std::vector<std::string> dirs;
-  for (const auto& g : group_dirs_) {
-    std::string d = g + "/" + name;
+bool Cgroups::make_group(const GroupDirs& parent, const std::string& name,
+                         std::uint64_t memory_bytes, std::uint32_t processes,
+                         const std::string& cpus, bool hands_down, GroupDirs& out,
+                         std::string* err) {
+  out = parent.child(name);
+  std::vector<std::string> made;
+  auto undo = [&] {
+    for (auto it = made.rbegin(); it != made.rend(); ++it) fs_.remove_dir(*it);
+    return false;
+  };
+  for (const auto& d : out.distinct()) {
     if (int e = fs_.make_dir(d); e != 0) {
       *err = fmt::format("cannot create cgroup {}: {}", d, std::strerror(e));
-      for (const auto& made : dirs) fs_.remove_dir(made);
-      return nullptr;
+      return undo();
     }
-    dirs.push_back(d);
+    made.push_back(d);
   }
-  auto group = std::make_unique<RunGroup>(fs_, version_, dirs, drop_cache_);
+  err->clear();
   auto set = [&](const std::string& file, const std::string& value, bool optional) {
     if (!err->empty()) return;
     int e = fs_.write_file(file, value);
@@ -443,25 +394,48 @@ std::unique_ptr<RunGroup> Cgroups::make_run(const RunLimits& limits, std::string
       *err = fmt::format("cannot write {} to {}: {}", value, file, std::strerror(e));
     }
   };
-  err->clear();
-  std::string memory = std::to_string(limits.memory_bytes);
+  std::string memory = std::to_string(memory_bytes);
   if (version_ == kV2) {
-    if (limits.memory_bytes > 0) {
-      set(dirs[0] + "/memory.max", memory, false);
-      set(dirs[0] + "/memory.swap.max", "0", true);
+    if (memory_bytes > 0) {
+      set(out.memory + "/memory.max", memory, false);
+      set(out.memory + "/memory.swap.max", "0", true);
     }
     // One allocation over the limit ends the whole run, not one process.
-    set(dirs[0] + "/memory.oom.group", "1", true);
-    if (limits.processes > 0) set(dirs[0] + "/pids.max", std::to_string(limits.processes), false);
+    if (!hands_down) set(out.memory + "/memory.oom.group", "1", true);
+    if (processes > 0) set(out.pids + "/pids.max", std::to_string(processes), false);
   } else {
-    if (limits.memory_bytes > 0) {
-      set(dirs[0] + "/memory.limit_in_bytes", memory, false);
-      set(dirs[0] + "/memory.memsw.limit_in_bytes", memory, true);  // no swapping past it
+    if (memory_bytes > 0) {
+      set(out.memory + "/memory.limit_in_bytes", memory, false);
+      set(out.memory + "/memory.memsw.limit_in_bytes", memory, true);  // no swapping past it
     }
-    if (limits.processes > 0) set(dirs[2] + "/pids.max", std::to_string(limits.processes), false);
+    if (processes > 0) set(out.pids + "/pids.max", std::to_string(processes), false);
   }
-  if (!err->empty()) return nullptr;  // the destructor removes the directories
-  return group;
+  if (!cpus.empty() && !out.cpuset.empty()) set(out.cpuset + "/cpuset.cpus", cpus, false);
+  if (hands_down && version_ == kV2) set(out.memory + "/cgroup.subtree_control", subtree_, false);
+  return err->empty() ? true : undo();
+}
+
+std::unique_ptr<RunGroup> Cgroups::make_run(const GroupDirs& parent, const RunLimits& limits,
+                                            const std::string& cpus, std::string* err) {
+  if (++runs_ % kCheckEvery == 0) check_dying();
+  GroupDirs dirs;
+  if (!make_group(parent, fmt::format("run-{}", next_++), limits.memory_bytes, limits.processes,
+                  cpus, false, dirs, err)) {
+    return nullptr;
+  }
+  return std::make_unique<RunGroup>(fs_, version_, std::move(dirs), drop_cache_);
+}
+
+std::unique_ptr<JobGroup> Cgroups::make_job(const JobBounds& bounds, std::string* err) {
+  JobBounds b = bounds;
+  if (!can_pin()) b.cpus.clear();
+  if (b.runs <= 1) return std::unique_ptr<JobGroup>(new JobGroup(shared_from_this(), node_, false, std::move(b)));
+  GroupDirs dirs;
+  if (!make_group(node_, fmt::format("job-{}", next_++), b.memory_bytes, 0, b.cpus, true, dirs,
+                  err)) {
+    return nullptr;
+  }
+  return std::unique_ptr<JobGroup>(new JobGroup(shared_from_this(), std::move(dirs), true, std::move(b)));
 }
 
 }  // namespace jc::runner

@@ -1,50 +1,64 @@
-// Control groups for run jobs: every run gets a fresh leaf group under one
-// group of the node's own, so the limits (memory, number of processes) hold
-// for the whole process tree and the figures (CPU time, peak memory, OOM
-// kills) are the tree's and this run's alone (a reused group would carry
-// the page cache of earlier runs into the next run's peak).
+// Control groups for run jobs. The node has one group of its own; a job of
+// several runs (a check step, test cases) gets a group under it, limited to
+// the job's --memory and placed on its slot's CPU, and each run a fresh
+// leaf under that. So what a run leaves in the job's tmpfs (/box, /tmp)
+// stays charged to the job and counts against its later runs, while each
+// run's figures (CPU time, peak memory, OOM kills) are its own (a reused
+// group would carry the page cache of earlier runs into the next run's
+// peak). A job of one run gets no group of its own: its run's leaf, under
+// the node's group, carries the job's limits and CPU (the same bounds, one
+// directory fewer per hierarchy).
+//
+//   <node's cgroup>/jobcluster-<node>-<identity>/job-7/run-8
+//                                               /run-9        (a job of one run)
 //
 // cgroup v2 where the node's own cgroup2 directory is writable and offers the
 // memory and pids controllers (and cpu: then every run gets the same share
-// of the CPUs, however many processes it starts); else the v1 memory,
-// cpuacct and pids hierarchies (and cpu where it is mounted); else none, and
+// of the CPUs, however many processes it starts; and cpuset: then a job can
+// be kept on its slot's CPU); else the v1 memory, cpuacct and pids
+// hierarchies (and cpu and cpuset where they are mounted); else none, and
 // the sandbox falls back to rlimits per process (Protections::cgroup false).
 //
-// Every file access goes through CgroupFs, so tests drive this code on a fake
-// file system. Runs on the node's event-loop thread; nothing here blocks for
-// long (a few small reads and writes per run).
+// The node's group is named after the node and its data directory's
+// identity (a random id kept there). At start the node removes the groups
+// that carry its identity, left by its own earlier process, and never
+// another's: a PID says nothing across PID namespaces (another container's
+// node may hold the same number), a data directory is one node's.
+//
+// Every file access goes through CgroupFs (runner/cgroup_fs.h), so tests
+// drive this code on a fake file system. Runs on the node's event-loop
+// thread; nothing here blocks for long (a few small reads and writes per run).
 #pragma once
 
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
+#include "runner/cgroup_fs.h"
+
 namespace jc::runner {
 
-// The file operations cgroups need (the real one is CgroupFs::system()).
-class CgroupFs {
- public:
-  virtual ~CgroupFs() = default;
-  // 0 or an errno value.
-  virtual int make_dir(const std::string& path) = 0;
-  virtual int remove_dir(const std::string& path) = 0;
-  virtual int write_file(const std::string& path, const std::string& text) = 0;
-  virtual std::optional<std::string> read_file(const std::string& path) = 0;
-  virtual bool exists(const std::string& path) = 0;
-  // Names of the sub-directories of `path`.
-  virtual std::vector<std::string> list_dirs(const std::string& path) = 0;
-  // A descriptor open for writing (close-on-exec), or -1: the spawned child
-  // writes "0" to cgroup.procs through it to join its group before exec.
-  virtual int open_for_write(const std::string& path) = 0;
-
-  static CgroupFs& system();
+// One group's directories. v2: the same directory in every field; v1: one
+// per hierarchy, "" where that hierarchy is not used.
+struct GroupDirs {
+  std::string memory, cpuacct, pids, cpu, cpuset;
+  // The directories in the order above, each once.
+  std::vector<std::string> distinct() const;
+  // The group `name` under this one, in every hierarchy.
+  GroupDirs child(const std::string& name) const;
 };
 
 struct RunLimits {
   std::uint64_t memory_bytes = 0;  // 0: none
   std::uint32_t processes = 0;     // 0: none
+};
+
+// A job's bounds, for all its runs together.
+struct JobBounds {
+  std::uint64_t memory_bytes = 0;  // --memory: every run's memory and what the runs left; 0: none
+  std::string cpus;                // the CPUs its runs may use ("3"); "": the node's
+  std::size_t runs = 1;            // runs it will have (one: no group of its own)
 };
 
 // What a run's group measured. -1: not available.
@@ -57,7 +71,7 @@ struct RunUsage {
 class RunGroup {
  public:
   // `drop_cache`: empty the memory group before removing it (see Cgroups).
-  RunGroup(CgroupFs& fs, int version, std::vector<std::string> dirs, bool drop_cache = false);
+  RunGroup(CgroupFs& fs, int version, GroupDirs dirs, bool drop_cache = false);
   ~RunGroup();
   RunGroup(const RunGroup&) = delete;
   RunGroup& operator=(const RunGroup&) = delete;
@@ -76,29 +90,61 @@ class RunGroup {
  private:
   CgroupFs& fs_;
   int version_;
-  std::vector<std::string> dirs_;  // v1: memory, cpuacct, pids (and cpu); v2: one
+  GroupDirs dirs_;
   bool drop_cache_ = false;
   bool removed_ = false;
 };
 
-class Cgroups {
+class Cgroups;
+
+// A job's place in the hierarchies: its runs' groups are made here. Removed
+// (by the destructor) after the last of them.
+class JobGroup {
+ public:
+  ~JobGroup();
+  JobGroup(const JobGroup&) = delete;
+  JobGroup& operator=(const JobGroup&) = delete;
+
+  // A fresh group for the next run; nullptr and `err` on failure.
+  std::unique_ptr<RunGroup> make_run(const RunLimits& limits, std::string* err);
+  // Whether the job has a group of its own (several runs).
+  bool own() const { return own_; }
+  const GroupDirs& dirs() const { return dirs_; }
+  void remove();
+
+ private:
+  friend class Cgroups;
+  JobGroup(std::shared_ptr<Cgroups> cgroups, GroupDirs dirs, bool own, JobBounds bounds);
+  std::shared_ptr<Cgroups> cgroups_;
+  GroupDirs dirs_;  // its own group, or (one run) the node's
+  bool own_;
+  JobBounds bounds_;
+  bool removed_ = false;
+};
+
+// Shared by the sandbox and every job's group, so that it outlives the last
+// (a job's group may be released after the sandbox, at shutdown).
+class Cgroups : public std::enable_shared_from_this<Cgroups> {
  public:
   // Finds the hierarchies (from /proc/self/mountinfo and /proc/self/cgroup
-  // texts), makes the node's own group `group_name` in each, and removes
-  // stale groups of earlier processes of this program (`jobcluster-*-<pid>`
-  // whose pid is gone, as `alive` tells). nullptr with the reason in `why`
-  // when no usable hierarchy was found.
-  static std::unique_ptr<Cgroups> open(CgroupFs& fs, const std::string& mountinfo,
-                                       const std::string& self_cgroup,
-                                       const std::string& group_name,
-                                       bool (*alive)(int pid), std::string* why);
+  // texts), removes the groups an earlier process of this node left (those
+  // named jobcluster-*-<identity>), and makes the node's own group,
+  // jobcluster-<node_id>-<identity>, in each. nullptr with the reason in
+  // `why` when no usable hierarchy was found.
+  static std::shared_ptr<Cgroups> open(CgroupFs& fs, const std::string& mountinfo,
+                                       const std::string& self_cgroup, const std::string& node_id,
+                                       const std::string& identity, std::string* why);
   ~Cgroups();
 
   int version() const { return version_; }
   // Where the node's group is, one directory per hierarchy (for logs).
-  const std::vector<std::string>& group_dirs() const { return group_dirs_; }
-  // A fresh group for one run with these limits; nullptr and `err` on failure.
-  std::unique_ptr<RunGroup> make_run(const RunLimits& limits, std::string* err);
+  std::vector<std::string> group_dirs() const { return node_.distinct(); }
+  // Whether runs can be kept on given CPUs (the cpuset controller), and if
+  // not, why.
+  bool can_pin() const { return cpuset_why_.empty(); }
+  const std::string& cannot_pin_because() const { return cpuset_why_; }
+  // The place of a job with these bounds; nullptr and `err` on failure.
+  std::unique_ptr<JobGroup> make_job(const JobBounds& bounds, std::string* err);
   // Whether removed groups are emptied first (many dying groups are left).
   bool dropping_cache() const { return drop_cache_; }
 
@@ -113,16 +159,29 @@ class Cgroups {
   static constexpr std::int64_t kEnough = 10'000;
 
  private:
-  Cgroups(CgroupFs& fs, int version, std::vector<std::string> group_dirs);
+  friend class JobGroup;
+  Cgroups(CgroupFs& fs, int version, GroupDirs node);
   void check_dying();
+  // Makes the group `name` under `parent` in every hierarchy, with these
+  // limits and CPUs (written before any process joins); on failure removes
+  // what it made and says why in `err`.
+  bool make_group(const GroupDirs& parent, const std::string& name, std::uint64_t memory_bytes,
+                  std::uint32_t processes, const std::string& cpus, bool hands_down,
+                  GroupDirs& out, std::string* err);
+  std::unique_ptr<RunGroup> make_run(const GroupDirs& parent, const RunLimits& limits,
+                                     const std::string& cpus, std::string* err);
+
   CgroupFs& fs_;
   int version_;
-  std::vector<std::string> group_dirs_;
-  std::uint64_t next_run_ = 1;
+  GroupDirs node_;
+  std::string subtree_;     // v2: the controllers a job's group hands to its runs
+  std::string cpuset_why_;  // why runs cannot be pinned; "" when they can
+  std::uint64_t next_ = 1;  // names job-N and run-N
+  std::uint64_t runs_ = 0;
   bool drop_cache_ = false;
 };
 
-// The group name for this process: "jobcluster-<name>-<pid>".
-std::string cgroup_group_name(const std::string& node_id, int pid);
+// The node's group name: "jobcluster-<node_id>-<identity>".
+std::string cgroup_group_name(const std::string& node_id, const std::string& identity);
 
 }  // namespace jc::runner

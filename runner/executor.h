@@ -33,6 +33,8 @@ class Executor {
   void stop_all();
   // The protections run jobs get here ("full", or the list).
   const std::string& sandbox_description() const { return sandbox_->description(); }
+  // "pinned" (a CPU per slot) or "shared".
+  const std::string& cpus_description() const { return sandbox_->cpus_description(); }
 
  private:
   struct Sleep {

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
 
 namespace jc::runner {
 
@@ -13,20 +14,40 @@ namespace {
 // Case results keep at most this much of each stream: a summary, not the log.
 constexpr std::size_t kCaseOutputBytes = 4096;
 
-std::vector<std::string_view> normalized_lines(std::string_view s) {
-  std::vector<std::string_view> lines;
-  while (!s.empty()) {
-    auto nl = s.find('\n');
-    std::string_view line = s.substr(0, nl);
+// The lines of an output one at a time, each without its trailing spaces,
+// tabs and carriage returns; nothing is copied, so comparing two outputs of
+// megabytes costs no memory.
+class Lines {
+ public:
+  explicit Lines(std::string_view s) : rest_(s), done_(false) {}
+  // The next line, or nullopt after the last (the text after the last
+  // newline is a line too, empty when the output ends in one).
+  std::optional<std::string_view> next() {
+    if (done_) return std::nullopt;
+    auto nl = rest_.find('\n');
+    std::string_view line = rest_.substr(0, nl);
+    if (nl == std::string_view::npos) {
+      done_ = true;
+    } else {
+      rest_.remove_prefix(nl + 1);
+    }
     while (!line.empty() && (line.back() == ' ' || line.back() == '\t' || line.back() == '\r')) {
       line.remove_suffix(1);
     }
-    lines.push_back(line);
-    if (nl == std::string_view::npos) break;
-    s.remove_prefix(nl + 1);
+    return line;
   }
-  while (!lines.empty() && lines.back().empty()) lines.pop_back();
-  return lines;
+
+ private:
+  std::string_view rest_;
+  bool done_;
+};
+
+// Whether every line left is empty.
+bool only_empty_lines(Lines& lines) {
+  while (auto line = lines.next()) {
+    if (!line->empty()) return false;
+  }
+  return true;
 }
 
 protocol::CaseResult case_result(const Observation& o, std::string name, std::string verdict) {
@@ -45,11 +66,13 @@ protocol::CaseResult case_result(const Observation& o, std::string name, std::st
   return c;
 }
 
-void copy_process(const Observation& o, protocol::JobResult& r) {
+// The shown run's whole output goes into the result (moved, not copied:
+// it may be megabytes).
+void copy_process(Observation&& o, protocol::JobResult& r) {
   r.exit_code = o.exit_code;
   r.signal = o.signal;
-  r.stdout_data = o.stdout_data;
-  r.stderr_data = o.stderr_data;
+  r.stdout_data = std::move(o.stdout_data);
+  r.stderr_data = std::move(o.stderr_data);
   r.stdout_truncated = o.stdout_truncated;
   r.stderr_truncated = o.stderr_truncated;
 }
@@ -64,7 +87,16 @@ JobState state_for(std::string_view verdict, const Observation& o) {
 }  // namespace
 
 bool outputs_match(std::string_view actual, std::string_view expected) {
-  return normalized_lines(actual) == normalized_lines(expected);
+  // Line by line; once one side ends, what is left of the other must be
+  // empty lines (trailing empty lines do not count).
+  Lines a(actual), e(expected);
+  while (true) {
+    auto la = a.next();
+    auto le = e.next();
+    if (!la) return (!le || le->empty()) && only_empty_lines(e);
+    if (!le) return la->empty() && only_empty_lines(a);
+    if (*la != *le) return false;
+  }
 }
 
 std::string verdict_of(const Observation& o, const std::string* expected,
@@ -84,78 +116,89 @@ bool check_failed(const Observation& check, const protocol::Limits& limits) {
   return !v.empty();
 }
 
-protocol::JobResult summarize(const Observation* check, const std::vector<Observation>& runs,
-                              const protocol::JobSpec& spec, const std::string& sandbox) {
-  protocol::JobResult r;
-  r.is_run = true;
-  r.sandbox = sandbox;
-  std::int64_t cpu = 0, peak = 0;
-  auto account = [&](const Observation& o) {
-    cpu += o.cpu_ms;
-    peak = std::max(peak, o.peak_kb);
-  };
-  if (check != nullptr) {
-    account(*check);
-    if (check_failed(*check, spec.limits)) {
-      std::string v = check->cancelled ? std::string(kCancelled) : std::string(kCompileError);
-      std::string why = verdict_of(*check, nullptr, spec.limits);
-      r.cases.push_back(case_result(*check, "check", v));
-      copy_process(*check, r);
-      r.verdict = v;
-      r.state = check->cancelled ? JobState::kCancelled : JobState::kFailed;
-      r.text = check->cancelled
-                   ? "cancelled during the check step"
-                   : fmt::format("COMPILE_ERROR: the check step failed ({}, exit {})",
-                                 why, check->exit_code);
-      r.cpu_ms = cpu;
-      r.peak_kb = peak;
-      return r;
-    }
+JobJudge::JobJudge(const protocol::JobSpec& spec, std::string sandbox) : spec_(spec) {
+  result_.is_run = true;
+  result_.sandbox = std::move(sandbox);
+}
+
+bool JobJudge::judge_check(Observation check) {
+  result_.cpu_ms += check.cpu_ms;
+  result_.peak_kb = std::max(result_.peak_kb, check.peak_kb);
+  if (!check_failed(check, spec_.limits)) return true;
+  check_failed_ = true;
+  std::string v = check.cancelled ? std::string(kCancelled) : std::string(kCompileError);
+  std::string why = verdict_of(check, nullptr, spec_.limits);
+  result_.cases.push_back(case_result(check, "check", v));
+  result_.verdict = v;
+  result_.state = check.cancelled ? JobState::kCancelled : JobState::kFailed;
+  result_.text = check.cancelled ? "cancelled during the check step"
+                                 : fmt::format("COMPILE_ERROR: the check step failed ({}, exit {})",
+                                               why, check.exit_code);
+  shown_ = std::move(check);
+  return false;
+}
+
+void JobJudge::judge_run(Observation o) {
+  const std::size_t i = runs_++;
+  result_.cpu_ms += o.cpu_ms;
+  result_.peak_kb = std::max(result_.peak_kb, o.peak_kb);
+  const bool judged = !spec_.cases.empty();
+  const std::string* expected = nullptr;
+  if (judged && i < spec_.cases.size() && spec_.cases[i].has_expected) {
+    expected = &spec_.cases[i].expected;
   }
-  bool judged = !spec.cases.empty();
-  std::string first_failure;
-  std::size_t first_failing = 0;
-  const Observation* shown = runs.empty() ? nullptr : &runs.back();
-  for (std::size_t i = 0; i < runs.size(); ++i) {
-    const Observation& o = runs[i];
-    account(o);
-    const std::string* expected = nullptr;
-    if (judged && spec.cases[i].has_expected) expected = &spec.cases[i].expected;
-    if (!judged && spec.has_expected) expected = &spec.expected;
-    std::string v = verdict_of(o, expected, spec.limits);
-    if (v.empty() || v == kAccepted) {
-      ++r.passed;
-    } else if (first_failure.empty()) {
-      first_failure = v;
-      first_failing = i;
-      shown = &o;
-    }
-    if (judged) {
-      std::string name = spec.cases[i].name.empty() ? std::to_string(i + 1) : spec.cases[i].name;
-      r.cases.push_back(case_result(o, name, v.empty() ? std::string(kAccepted) : v));
-    } else {
-      r.verdict = v;
-    }
-  }
-  if (shown != nullptr) copy_process(*shown, r);
-  r.cpu_ms = cpu;
-  r.peak_kb = peak;
-  std::size_t total = judged ? spec.cases.size() : 1;
+  if (!judged && spec_.has_expected) expected = &spec_.expected;
+  std::string v = verdict_of(o, expected, spec_.limits);
+  bool failed = !v.empty() && v != kAccepted;
+  if (!failed) ++result_.passed;
   if (judged) {
-    r.verdict = first_failure.empty() ? std::string(kAccepted) : first_failure;
-    r.text = first_failure.empty()
+    std::string name = i < spec_.cases.size() && !spec_.cases[i].name.empty()
+                           ? spec_.cases[i].name
+                           : std::to_string(i + 1);
+    result_.cases.push_back(case_result(o, name, v.empty() ? std::string(kAccepted) : v));
+  } else {
+    result_.verdict = v;
+  }
+  // The first failing run stays shown; until there is one, the latest.
+  if (failed && first_failure_.empty()) {
+    first_failure_ = std::move(v);
+    first_failing_ = i;
+    shown_ = std::move(o);
+  } else if (first_failure_.empty()) {
+    shown_ = std::move(o);
+  }
+}
+
+protocol::JobResult JobJudge::finish() {
+  protocol::JobResult r = std::move(result_);
+  if (shown_) copy_process(std::move(*shown_), r);
+  if (check_failed_) return r;
+  const bool judged = !spec_.cases.empty();
+  const std::size_t total = judged ? spec_.cases.size() : 1;
+  if (judged) {
+    r.verdict = first_failure_.empty() ? std::string(kAccepted) : first_failure_;
+    r.text = first_failure_.empty()
                  ? fmt::format("passed {}/{}", r.passed, total)
                  : fmt::format("passed {}/{}, first failing case {} ({})", r.passed, total,
-                               r.cases[first_failing].name, first_failure);
+                               r.cases[first_failing_].name, first_failure_);
   } else {
     r.text = r.verdict.empty() ? fmt::format("exit {}", r.exit_code)
                                : fmt::format("{} (exit {}{})", r.verdict, r.exit_code,
                                              r.signal ? fmt::format(", signal {}", r.signal) : "");
   }
-  r.state = shown != nullptr ? state_for(first_failure.empty() ? r.verdict : first_failure, *shown)
-                             : JobState::kFailed;
-  if (!runs.empty() && runs.size() < total) r.state = JobState::kCancelled;
+  r.state = shown_ ? state_for(first_failure_.empty() ? r.verdict : first_failure_, *shown_)
+                   : JobState::kFailed;
+  if (runs_ > 0 && runs_ < total) r.state = JobState::kCancelled;
+  shown_.reset();
   return r;
+}
+
+protocol::JobResult summarize(const Observation* check, const std::vector<Observation>& runs,
+                              const protocol::JobSpec& spec, const std::string& sandbox) {
+  JobJudge judge(spec, sandbox);
+  if (check != nullptr && !judge.judge_check(*check)) return judge.finish();
+  for (const Observation& o : runs) judge.judge_run(o);
+  return judge.finish();
 }
 
 }  // namespace jc::runner

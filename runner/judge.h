@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,8 +39,39 @@ std::string verdict_of(const Observation& o, const std::string* expected,
 // Whether a check step (compile, syntax check) failed.
 bool check_failed(const Observation& check, const protocol::Limits& limits);
 
+// Judges a run job as its runs end, one at a time, and keeps only what the
+// result shows: each case's verdict and figures (its output cut to a few
+// KiB), and the whole output of the one run the result shows (the first
+// failing case, else the last run). A job of many cases that print much
+// thus costs the node the output of two runs at most (the one being read
+// and the one kept), whatever the number of cases.
+class JobJudge {
+ public:
+  // `spec` must outlive the judge. `sandbox` names the protections that
+  // applied.
+  JobJudge(const protocol::JobSpec& spec, std::string sandbox);
+
+  // The check step (compile, syntax check). False when it failed: the
+  // result is then final and no case runs.
+  bool judge_check(Observation check);
+  // The next run: test case number runs_judged(), or the only run.
+  void judge_run(Observation run);
+  std::size_t runs_judged() const { return runs_; }
+  // The job's result; once, at the end.
+  protocol::JobResult finish();
+
+ private:
+  const protocol::JobSpec& spec_;
+  protocol::JobResult result_;
+  std::optional<Observation> shown_;  // the run whose output the result shows
+  std::string first_failure_;
+  std::size_t first_failing_ = 0;
+  std::size_t runs_ = 0;
+  bool check_failed_ = false;
+};
+
 // The job's result from its check step (may be null) and its runs, in order
-// (one per test case, or one). `sandbox` names the protections that applied.
+// (one per test case, or one): JobJudge fed with each in turn.
 protocol::JobResult summarize(const Observation* check, const std::vector<Observation>& runs,
                               const protocol::JobSpec& spec, const std::string& sandbox);
 

@@ -42,7 +42,8 @@ RunJob::RunJob(boost::asio::io_context& io, ChildReaper& reaper, Sandbox& sandbo
       done_(std::move(done)),
       slot_(slot),
       uid_(uid),
-      gid_(gid) {}
+      gid_(gid),
+      judge_(job_.spec, sandbox.description()) {}
 
 RunJob::~RunJob() {
   if (command_fd_ >= 0) ::close(command_fd_);
@@ -55,7 +56,8 @@ void RunJob::fail_setup(const std::string& why) {
   o.start_failed = true;
   o.exit_code = -1;
   o.stderr_data = "jobcluster: " + why + "\n";
-  runs_.push_back(std::move(o));
+  start_failure_ = why;
+  judge_.judge_run(std::move(o));
   boost::asio::post(io_, [self = shared_from_this()] { self->finish(); });
 }
 
@@ -69,6 +71,18 @@ void RunJob::start() {
   ws.gid = gid_;
   ws.files = &spec.files;
   std::size_t runs = (spec.check.empty() ? 0 : 1) + std::max<std::size_t>(1, spec.cases.size());
+  if (Cgroups* cg = sandbox_.cgroups()) {
+    // --memory bounds the job as a whole: every run, and what earlier runs
+    // left in its /box and /tmp.
+    std::string err;
+    JobBounds bounds{static_cast<std::uint64_t>(spec.limits.memory_mb) << 20,
+                     sandbox_.slot_cpus(slot_), runs};
+    job_group_ = cg->make_job(bounds, &err);
+    if (!job_group_) {
+      fail_setup(err);
+      return;
+    }
+  }
   if (std::string err = sandbox_.isolation().make_workspace(ws, runs, workspace_); !err.empty()) {
     fail_setup(err);
     return;
@@ -91,6 +105,7 @@ void RunJob::run_next() {
   const auto& spec = job_.spec;
   RunRequest req;
   req.workspace = workspace_.get();
+  req.job_group = job_group_.get();
   req.limits = spec.limits;
   req.uid = uid_;
   req.gid = gid_;
@@ -99,34 +114,43 @@ void RunJob::run_next() {
     req.script_fd = check_fd_;
   } else {
     std::size_t total = spec.cases.empty() ? 1 : spec.cases.size();
-    if (runs_.size() >= total) {
+    std::size_t next = judge_.runs_judged();
+    if (next >= total) {
       finish();
       return;
     }
     req.script_fd = command_fd_;
-    req.stdin_data = spec.cases.empty() ? spec.stdin_data : spec.cases[runs_.size()].stdin_data;
+    req.stdin_data = spec.cases.empty() ? spec.stdin_data : spec.cases[next].stdin_data;
   }
-  current_ = SandboxRun::start(
-      io_, reaper_, sandbox_, std::move(req), [self = shared_from_this()](Observation o) {
-        self->current_.reset();
-        if (o.start_failed) {
-          self->runs_.push_back(std::move(o));
-          self->finish();
-          return;
-        }
-        if (!self->check_done_) {
-          self->check_done_ = true;
-          bool failed = check_failed(o, self->job_.spec.limits);
-          self->check_ = std::move(o);
-          if (failed) {
-            self->finish();
-            return;
-          }
-        } else {
-          self->runs_.push_back(std::move(o));
-        }
-        self->run_next();
-      });
+  current_ = SandboxRun::start(io_, reaper_, sandbox_, std::move(req),
+                               [self = shared_from_this()](Observation o) {
+                                 self->on_run_end(std::move(o));
+                               });
+}
+
+void RunJob::on_run_end(Observation o) {
+  current_.reset();
+  if (o.start_failed) {
+    // The node's fault, not the job's: judged as a run (its case shows the
+    // reason), and the job ends FAILED saying so.
+    std::string why = o.stderr_data;
+    while (!why.empty() && why.back() == '\n') why.pop_back();
+    if (why.rfind("jobcluster: ", 0) == 0) why.erase(0, 12);
+    start_failure_ = std::move(why);
+    judge_.judge_run(std::move(o));
+    finish();
+    return;
+  }
+  if (!check_done_) {
+    check_done_ = true;
+    if (!judge_.judge_check(std::move(o))) {
+      finish();
+      return;
+    }
+  } else {
+    judge_.judge_run(std::move(o));
+  }
+  run_next();
 }
 
 void RunJob::cancel() {
@@ -137,18 +161,16 @@ void RunJob::cancel() {
 void RunJob::finish() {
   if (!done_) return;
   if (workspace_) workspace_->release();
-  protocol::JobResult r = summarize(check_ ? &*check_ : nullptr, runs_, job_.spec,
-                                    sandbox_.description());
+  job_group_.reset();
+  protocol::JobResult r = judge_.finish();
   if (cancelled_) {
     r.state = protocol::JobState::kCancelled;
     r.verdict = "CANCELLED";
     r.text = "cancelled";
   }
-  if (!runs_.empty() && runs_.back().start_failed) {
+  if (start_failure_) {
     r.state = protocol::JobState::kFailed;
-    std::string why = runs_.back().stderr_data;
-    while (!why.empty() && why.back() == '\n') why.pop_back();
-    r.text = "the job could not be started: " + why;
+    r.text = "the job could not be started: " + *start_failure_;
   }
   r.start_ms = start_ms_;
   r.end_ms = now_ms();

@@ -1,7 +1,8 @@
 // One run job on this node: its writable space (Workspace), its check step
 // once, then its command once per test case (or once), each a SandboxRun
-// under the job's limits; then the judge's result. cancel() ends what runs
-// and the job ends CANCELLED. Runs on the node's io_context thread.
+// under the job's limits, judged (JobJudge) as it ends so that only what the
+// result shows is kept; then the job's result. cancel() ends what runs and
+// the job ends CANCELLED. Runs on the node's io_context thread.
 #pragma once
 
 #include <functional>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "protocol/messages.h"
+#include "runner/judge.h"
 #include "runner/sandbox.h"
 
 namespace jc::runner {
@@ -27,6 +29,7 @@ class RunJob : public std::enable_shared_from_this<RunJob> {
   void run_next();
   void finish();
   void fail_setup(const std::string& why);
+  void on_run_end(Observation o);
 
   boost::asio::io_context& io_;
   ChildReaper& reaper_;
@@ -39,9 +42,10 @@ class RunJob : public std::enable_shared_from_this<RunJob> {
   std::unique_ptr<Workspace> workspace_;
   int command_fd_ = -1;  // the scripts, sealed memfds
   int check_fd_ = -1;
+  std::unique_ptr<JobGroup> job_group_;  // its cgroup, where the node has cgroups
   std::shared_ptr<SandboxRun> current_;
-  std::optional<Observation> check_;
-  std::vector<Observation> runs_;
+  JobJudge judge_;  // after job_, whose spec it reads
+  std::optional<std::string> start_failure_;  // the node could not start a run: why
   std::int64_t start_ms_ = 0;
   bool cancelled_ = false;
   bool check_done_ = false;

@@ -1,6 +1,7 @@
 #include "runner/sandbox.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -47,11 +48,20 @@ std::string read_text(const char* path) {
   return s.str();
 }
 
-bool pid_alive(int pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
-
 unsigned cpu_count() { return std::max(1u, std::thread::hardware_concurrency()); }
 
 }  // namespace
+
+std::vector<unsigned> allowed_cpus() {
+  std::vector<unsigned> out;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) != 0) return out;
+  for (unsigned c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &set)) out.push_back(c);
+  }
+  return out;
+}
 
 std::unique_ptr<Sandbox> Sandbox::create(const SandboxConfig& config) {
   auto log = log::get("sandbox");
@@ -61,8 +71,8 @@ std::unique_ptr<Sandbox> Sandbox::create(const SandboxConfig& config) {
   s->protections_ = s->isolation_->protections();
   std::string why;
   s->cgroups_ = Cgroups::open(CgroupFs::system(), read_text("/proc/self/mountinfo"),
-                              read_text("/proc/self/cgroup"),
-                              cgroup_group_name(config.node_id, ::getpid()), pid_alive, &why);
+                              read_text("/proc/self/cgroup"), config.node_id, config.identity,
+                              &why);
   s->protections_.cgroup = s->cgroups_ != nullptr;
   if (!s->cgroups_) {
     log->warn(
@@ -77,7 +87,44 @@ std::unique_ptr<Sandbox> Sandbox::create(const SandboxConfig& config) {
                                       s->cgroups_->group_dirs().front())
                         : "",
             s->protections_.fs ? "" : fmt::format(" work_root={}", config.isolation.work_root));
+  s->plan_cpus();
   return s;
+}
+
+void Sandbox::plan_cpus() {
+  auto log = log::get("sandbox");
+  const std::uint32_t slots = config_.isolation.slots;
+  std::vector<unsigned> cpus =
+      config_.slot_cpus.cpus.empty() ? allowed_cpus() : config_.slot_cpus.cpus;
+  std::string why;
+  if (!config_.slot_cpus.pin) {
+    why = "SLOT_CPUS=off";
+  } else if (slots > cpus.size()) {
+    why = fmt::format("NODE_SLOTS={} is more than the {} CPUs this node may use", slots,
+                      cpus.size());
+  } else if (!cgroups_) {
+    why = "no cgroups";
+  } else if (!cgroups_->can_pin()) {
+    why = cgroups_->cannot_pin_because();
+  }
+  if (!why.empty()) {
+    log->warn(
+        "slots share the CPUs ({}): a busy job slows the jobs beside it, so their wall-clock and "
+        "CPU times, and --timeout verdicts near the limit, depend on their neighbours",
+        why);
+    return;
+  }
+  slot_cpus_.assign(cpus.begin(), cpus.begin() + slots);
+  cpus_description_ = "pinned";
+  std::string plan;
+  for (std::uint32_t i = 0; i < slots; ++i) {
+    plan += fmt::format("{}{}:{}", i ? "," : "", i, slot_cpus_[i]);
+  }
+  log->info("each slot runs on a CPU of its own (slot:cpu {})", plan);
+}
+
+std::string Sandbox::slot_cpus(std::uint32_t slot) const {
+  return slot < slot_cpus_.size() ? std::to_string(slot_cpus_[slot]) : "";
 }
 
 SandboxRun::SandboxRun(asio::io_context& io, Sandbox& sandbox, RunRequest request, Done done)
@@ -124,9 +171,9 @@ void SandboxRun::launch(ChildReaper& reaper) {
     }
     fds.clear();
   };
-  if (Cgroups* cg = sandbox_.cgroups()) {
+  if (JobGroup* job = request_.job_group) {
     std::string err;
-    group_ = cg->make_run({memory, config.processes}, &err);
+    group_ = job->make_run({memory, config.processes}, &err);
     if (!group_) {
       fail(err);
       return;
@@ -269,7 +316,13 @@ void SandboxRun::read_stream(asio::posix::stream_descriptor& d, std::string& int
 void SandboxRun::append_output(std::string& into, bool& truncated, const char* data,
                                std::size_t n) {
   std::size_t room = output_limit_ > into.size() ? output_limit_ - into.size() : 0;
-  into.append(data, std::min(n, room));
+  std::size_t take = std::min(n, room);
+  if (into.size() + take > into.capacity()) {
+    // Grow as a string would, but never past the limit: a stream costs the
+    // node at most --output, not the next power of two above it.
+    into.reserve(std::min(output_limit_, std::max(into.size() + take, 2 * into.capacity())));
+  }
+  into.append(data, take);
   if (n > room && !truncated) {
     // A flood never fills the node: cut, flag, and end the run.
     truncated = true;

@@ -1,7 +1,8 @@
 // The sandbox of run jobs. Sandbox is the node's: which protections apply
 // (decided once at start and logged), the isolation and the cgroups every
-// run shares. SandboxRun is one run of a job's script (its check step, one
-// test case, or its only run): it starts it in a fresh cgroup, feeds its
+// run shares, and which CPU each slot's jobs run on. SandboxRun is one run
+// of a job's script (its check step, one test case, or its only run): it
+// starts it in a fresh cgroup under its job's (runner/cgroup.h), feeds its
 // stdin, reads its stdout and stderr (cut at --output, which also ends the
 // run), ends it at --timeout (wall clock) and at --cpu (the tree's CPU time,
 // checked as it accrues), and reports what it observed. The judge, not the
@@ -15,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "net/asio.h"
 #include "protocol/job.h"
@@ -26,12 +28,26 @@
 
 namespace jc::runner {
 
+// Which CPU each slot's jobs run on (SLOT_CPUS).
+struct SlotCpus {
+  bool pin = true;  // false: slots share the node's CPUs
+  // Slot i runs on cpus[i]; empty: the CPUs the node may use, in order
+  // (pinned only where there are at least as many as slots).
+  std::vector<unsigned> cpus;
+};
+
 struct SandboxConfig {
   IsolationConfig isolation;
-  std::string node_id;             // names the node's cgroup
+  std::string node_id;   // names the node's cgroup
+  std::string identity;  // its data directory's identity: names the node's cgroup too
+  SlotCpus slot_cpus;
   std::uint32_t processes = 256;   // JOB_PROCESSES: processes (and threads) of one run
   std::uint32_t open_files = 1024;  // descriptors per process
 };
+
+// The CPUs this process may run on (its affinity, which a container's
+// cpuset narrows), in order.
+std::vector<unsigned> allowed_cpus();
 
 class Sandbox {
  public:
@@ -43,17 +59,26 @@ class Sandbox {
   const SandboxConfig& config() const { return config_; }
   Isolation& isolation() { return *isolation_; }
   Cgroups* cgroups() { return cgroups_.get(); }
+  // The CPUs slot `slot`'s jobs run on ("3"), or "" when slots share them.
+  std::string slot_cpus(std::uint32_t slot) const;
+  // "pinned" (each slot on a CPU of its own) or "shared", for stats.
+  const std::string& cpus_description() const { return cpus_description_; }
 
  private:
   SandboxConfig config_;
   std::unique_ptr<Isolation> isolation_;
-  std::unique_ptr<Cgroups> cgroups_;
+  std::shared_ptr<Cgroups> cgroups_;
+  void plan_cpus();
+
   Protections protections_;
   std::string description_;
+  std::vector<unsigned> slot_cpus_;  // empty: not pinned
+  std::string cpus_description_ = "shared";
 };
 
 struct RunRequest {
   const Workspace* workspace = nullptr;
+  JobGroup* job_group = nullptr;  // where its cgroup goes; none without cgroups
   int script_fd = -1;  // a sealed memfd with the script
   std::string stdin_data;
   protocol::Limits limits;  // all set (no zero = default here)
