@@ -319,6 +319,8 @@ void run_true_scenario(const BenchContext& ctx, ScenarioReport& r) {
                   ">= 0.5 x xargs rate");
   auto mb = add_measure(r, "the same, vs `xargs -P 2` of bwrap with the same isolation",
                         ">= 1.5 x bwrap rate");
+  auto mp = add_measure(r, "what a CPU per slot costs: the same with SLOT_CPUS=off (shared)",
+                        "pinned >= 0.9 x shared rate");
   const bool have_bwrap = std::filesystem::exists("/usr/bin/bwrap");
   XargsRun before = run_xargs(n, ctx.sizes.timeout);
   XargsRun bwrap_before = have_bwrap ? run_xargs(n, ctx.sizes.timeout, kBwrapTrue) : XargsRun{};
@@ -331,6 +333,19 @@ void run_true_scenario(const BenchContext& ctx, ScenarioReport& r) {
                              .window = ctx.window,
                              .timeout = ctx.sizes.timeout});
     r.usage = cluster_usage(*cluster);
+  }
+  // The same with every slot on all the CPUs (the rate pinning is measured
+  // against; on a machine without cpuset both runs are unpinned).
+  E2eRun shared;
+  {
+    ClusterSpec spec = cluster_spec(ctx, 3, 2);
+    spec.pinned_node_env["SLOT_CPUS"] = "off";
+    auto cluster = start_cluster(spec, kUpTimeout);
+    shared = run_e2e(*cluster, {.jobs = n,
+                                .clients = 3,
+                                .job_line = "run true",
+                                .window = ctx.window,
+                                .timeout = ctx.sizes.timeout});
   }
   XargsRun after = run_xargs(n, ctx.sizes.timeout);
   XargsRun bwrap_after = have_bwrap ? run_xargs(n, ctx.sizes.timeout, kBwrapTrue) : XargsRun{};
@@ -346,6 +361,16 @@ void run_true_scenario(const BenchContext& ctx, ScenarioReport& r) {
   set_measure(r, m,
               fmt::format("{:.2f} x ({} vs {} jobs/s)", ratio, grouped(jc_rate), grouped(x_rate)),
               ratio >= 0.5);
+  if (std::string e = outcome_error(shared, n); !e.empty()) {
+    set_measure(r, mp, "not measured: " + e, false);
+  } else {
+    double shared_rate = shared.jobs_per_s(n);
+    double p_ratio = shared_rate > 0 ? jc_rate / shared_rate : 0;
+    set_measure(r, mp,
+                fmt::format("{:.2f} x ({} pinned vs {} shared jobs/s)", p_ratio, grouped(jc_rate),
+                            grouped(shared_rate)),
+                p_ratio >= 0.9);
+  }
   if (!have_bwrap) {
     set_measure(r, mb, "not measured: no /usr/bin/bwrap (scripts/install-deps --bench)", false);
     return;

@@ -294,14 +294,13 @@ void RunGroup::remove() {
   for (const auto& d : dirs_.distinct()) fs_.remove_dir(d);
 }
 
-JobGroup::JobGroup(std::shared_ptr<Cgroups> cgroups, GroupDirs dirs, bool own, JobBounds bounds)
-    : cgroups_(std::move(cgroups)), dirs_(std::move(dirs)), own_(own), bounds_(std::move(bounds)) {}
+JobGroup::JobGroup(std::shared_ptr<Cgroups> cgroups, GroupDirs dirs, bool own)
+    : cgroups_(std::move(cgroups)), dirs_(std::move(dirs)), own_(own) {}
 
 JobGroup::~JobGroup() { remove(); }
 
 std::unique_ptr<RunGroup> JobGroup::make_run(const RunLimits& limits, std::string* err) {
-  // A job of one run has no group of its own: its run carries its CPUs.
-  return cgroups_->make_run(dirs_, limits, own_ ? "" : bounds_.cpus, err);
+  return cgroups_->make_run(dirs_, limits, err);
 }
 
 void JobGroup::remove() {
@@ -389,7 +388,12 @@ bool Cgroups::make_group(const GroupDirs& parent, const std::string& name,
   err->clear();
   auto set = [&](const std::string& file, const std::string& value, bool optional) {
     if (!err->empty()) return;
+    // A limit write may meet the kernel busy (EBUSY while it drains per-CPU
+    // charges, EINTR): tried again a few times before the run fails.
     int e = fs_.write_file(file, value);
+    for (int again = 0; again < 3 && (e == EBUSY || e == EINTR); ++again) {
+      e = fs_.write_file(file, value);
+    }
     if (e != 0 && !(optional && e == ENOENT)) {
       *err = fmt::format("cannot write {} to {}: {}", value, file, std::strerror(e));
     }
@@ -416,26 +420,47 @@ bool Cgroups::make_group(const GroupDirs& parent, const std::string& name,
 }
 
 std::unique_ptr<RunGroup> Cgroups::make_run(const GroupDirs& parent, const RunLimits& limits,
-                                            const std::string& cpus, std::string* err) {
+                                            std::string* err) {
   if (++runs_ % kCheckEvery == 0) check_dying();
   GroupDirs dirs;
   if (!make_group(parent, fmt::format("run-{}", next_++), limits.memory_bytes, limits.processes,
-                  cpus, false, dirs, err)) {
+                  "", false, dirs, err)) {
     return nullptr;
   }
   return std::make_unique<RunGroup>(fs_, version_, std::move(dirs), drop_cache_);
 }
 
+bool Cgroups::pin_slots(const std::vector<unsigned>& cpus, std::string* why) {
+  if (!can_pin()) {
+    *why = cpuset_why_;
+    return false;
+  }
+  for (std::size_t i = 0; i < cpus.size(); ++i) {
+    GroupDirs dirs;
+    if (!make_group(node_, fmt::format("slot-{}", i), 0, 0, std::to_string(cpus[i]), true, dirs,
+                    why)) {
+      for (auto it = slots_.rbegin(); it != slots_.rend(); ++it) {
+        for (const auto& d : it->distinct()) fs_.remove_dir(d);
+      }
+      slots_.clear();
+      return false;
+    }
+    slots_.push_back(std::move(dirs));
+  }
+  return true;
+}
+
 std::unique_ptr<JobGroup> Cgroups::make_job(const JobBounds& bounds, std::string* err) {
-  JobBounds b = bounds;
-  if (!can_pin()) b.cpus.clear();
-  if (b.runs <= 1) return std::unique_ptr<JobGroup>(new JobGroup(shared_from_this(), node_, false, std::move(b)));
+  const GroupDirs& parent = slots_.empty() ? node_ : slots_[bounds.slot % slots_.size()];
+  if (bounds.runs <= 1) {
+    return std::unique_ptr<JobGroup>(new JobGroup(shared_from_this(), parent, false));
+  }
   GroupDirs dirs;
-  if (!make_group(node_, fmt::format("job-{}", next_++), b.memory_bytes, 0, b.cpus, true, dirs,
+  if (!make_group(parent, fmt::format("job-{}", next_++), bounds.memory_bytes, 0, "", true, dirs,
                   err)) {
     return nullptr;
   }
-  return std::unique_ptr<JobGroup>(new JobGroup(shared_from_this(), std::move(dirs), true, std::move(b)));
+  return std::unique_ptr<JobGroup>(new JobGroup(shared_from_this(), std::move(dirs), true));
 }
 
 }  // namespace jc::runner

@@ -1,16 +1,17 @@
-// Control groups for run jobs. The node has one group of its own; a job of
-// several runs (a check step, test cases) gets a group under it, limited to
-// the job's --memory and placed on its slot's CPU, and each run a fresh
-// leaf under that. So what a run leaves in the job's tmpfs (/box, /tmp)
+// Control groups for run jobs. The node has one group of its own, and in it
+// one per slot placed on that slot's CPU where slots are pinned (cpuset,
+// written once at start); a job of several runs (a check step, test cases)
+// gets a group under its slot's, limited to the job's --memory, and each
+// run a fresh leaf under that. So what a run leaves in the job's tmpfs (/box, /tmp)
 // stays charged to the job and counts against its later runs, while each
 // run's figures (CPU time, peak memory, OOM kills) are its own (a reused
 // group would carry the page cache of earlier runs into the next run's
-// peak). A job of one run gets no group of its own: its run's leaf, under
-// the node's group, carries the job's limits and CPU (the same bounds, one
-// directory fewer per hierarchy).
+// peak). A job of one run gets no group of its own: its run's leaf carries
+// the job's limits (the same bounds, one directory fewer per hierarchy).
 //
-//   <node's cgroup>/jobcluster-<node>-<identity>/job-7/run-8
-//                                               /run-9        (a job of one run)
+//   <node's cgroup>/jobcluster-<node>-<identity>/slot-0/job-7/run-8
+//                                               /slot-1/run-9   (a job of one run)
+//   (without pinning, jobs and runs go in the node's group itself)
 //
 // cgroup v2 where the node's own cgroup2 directory is writable and offers the
 // memory and pids controllers (and cpu: then every run gets the same share
@@ -57,7 +58,7 @@ struct RunLimits {
 // A job's bounds, for all its runs together.
 struct JobBounds {
   std::uint64_t memory_bytes = 0;  // --memory: every run's memory and what the runs left; 0: none
-  std::string cpus;                // the CPUs its runs may use ("3"); "": the node's
+  std::uint32_t slot = 0;          // its slot: the CPU it runs on, where slots are pinned
   std::size_t runs = 1;            // runs it will have (one: no group of its own)
 };
 
@@ -109,16 +110,16 @@ class JobGroup {
   std::unique_ptr<RunGroup> make_run(const RunLimits& limits, std::string* err);
   // Whether the job has a group of its own (several runs).
   bool own() const { return own_; }
+  // Where its runs' groups go: its own group, or (one run) its slot's.
   const GroupDirs& dirs() const { return dirs_; }
   void remove();
 
  private:
   friend class Cgroups;
-  JobGroup(std::shared_ptr<Cgroups> cgroups, GroupDirs dirs, bool own, JobBounds bounds);
+  JobGroup(std::shared_ptr<Cgroups> cgroups, GroupDirs dirs, bool own);
   std::shared_ptr<Cgroups> cgroups_;
-  GroupDirs dirs_;  // its own group, or (one run) the node's
+  GroupDirs dirs_;
   bool own_;
-  JobBounds bounds_;
   bool removed_ = false;
 };
 
@@ -143,6 +144,11 @@ class Cgroups : public std::enable_shared_from_this<Cgroups> {
   // not, why.
   bool can_pin() const { return cpuset_why_.empty(); }
   const std::string& cannot_pin_because() const { return cpuset_why_; }
+  // Makes a group per slot on its CPU (slot i on cpus[i]), under which that
+  // slot's jobs go. False, with `why`, when they cannot be made: then jobs
+  // go in the node's group and share its CPUs.
+  bool pin_slots(const std::vector<unsigned>& cpus, std::string* why);
+  bool pinned() const { return !slots_.empty(); }
   // The place of a job with these bounds; nullptr and `err` on failure.
   std::unique_ptr<JobGroup> make_job(const JobBounds& bounds, std::string* err);
   // Whether removed groups are emptied first (many dying groups are left).
@@ -169,11 +175,12 @@ class Cgroups : public std::enable_shared_from_this<Cgroups> {
                   std::uint32_t processes, const std::string& cpus, bool hands_down,
                   GroupDirs& out, std::string* err);
   std::unique_ptr<RunGroup> make_run(const GroupDirs& parent, const RunLimits& limits,
-                                     const std::string& cpus, std::string* err);
+                                     std::string* err);
 
   CgroupFs& fs_;
   int version_;
   GroupDirs node_;
+  std::vector<GroupDirs> slots_;  // pinned: slot i's group
   std::string subtree_;     // v2: the controllers a job's group hands to its runs
   std::string cpuset_why_;  // why runs cannot be pinned; "" when they can
   std::uint64_t next_ = 1;  // names job-N and run-N

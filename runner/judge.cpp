@@ -159,7 +159,14 @@ void JobJudge::judge_run(Observation o) {
   } else {
     result_.verdict = v;
   }
-  // The first failing run stays shown; until there is one, the latest.
+  // The first failing run stays shown; until there is one, the latest, whose
+  // output is kept only if it may be the last: a passing run with more to
+  // come is never shown (a later failure or the last run will be).
+  const std::size_t total = judged ? spec_.cases.size() : 1;
+  if (!failed && i + 1 < total) {
+    o.stdout_data = std::string();
+    o.stderr_data = std::string();
+  }
   if (failed && first_failure_.empty()) {
     first_failure_ = std::move(v);
     first_failing_ = i;

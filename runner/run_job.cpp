@@ -75,8 +75,7 @@ void RunJob::start() {
     // --memory bounds the job as a whole: every run, and what earlier runs
     // left in its /box and /tmp.
     std::string err;
-    JobBounds bounds{static_cast<std::uint64_t>(spec.limits.memory_mb) << 20,
-                     sandbox_.slot_cpus(slot_), runs};
+    JobBounds bounds{static_cast<std::uint64_t>(spec.limits.memory_mb) << 20, slot_, runs};
     job_group_ = cg->make_job(bounds, &err);
     if (!job_group_) {
       fail_setup(err);

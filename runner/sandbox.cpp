@@ -37,6 +37,8 @@ constexpr milliseconds kEscalate{1000};
 // The CPU-time check runs when the limit could first be reached (at full
 // use of every CPU), and never more often than this.
 constexpr std::int64_t kMinCpuCheckMs = 5;
+// A stream's buffer grows by doubling up to this size, then takes --output.
+constexpr std::size_t kSmallOutput = 64 * 1024;
 // The size asked of the output pipes (the kernel's default most a process
 // may ask, /proc/sys/fs/pipe-max-size, is 1 MiB).
 constexpr int kPipeBytes = 1 << 20;
@@ -104,8 +106,9 @@ void Sandbox::plan_cpus() {
                       cpus.size());
   } else if (!cgroups_) {
     why = "no cgroups";
-  } else if (!cgroups_->can_pin()) {
-    why = cgroups_->cannot_pin_because();
+  } else {
+    cpus.resize(slots);
+    cgroups_->pin_slots(cpus, &why);
   }
   if (!why.empty()) {
     log->warn(
@@ -114,7 +117,7 @@ void Sandbox::plan_cpus() {
         why);
     return;
   }
-  slot_cpus_.assign(cpus.begin(), cpus.begin() + slots);
+  slot_cpus_ = cpus;
   cpus_description_ = "pinned";
   std::string plan;
   for (std::uint32_t i = 0; i < slots; ++i) {
@@ -123,9 +126,6 @@ void Sandbox::plan_cpus() {
   log->info("each slot runs on a CPU of its own (slot:cpu {})", plan);
 }
 
-std::string Sandbox::slot_cpus(std::uint32_t slot) const {
-  return slot < slot_cpus_.size() ? std::to_string(slot_cpus_[slot]) : "";
-}
 
 SandboxRun::SandboxRun(asio::io_context& io, Sandbox& sandbox, RunRequest request, Done done)
     : io_(io),
@@ -318,9 +318,12 @@ void SandboxRun::append_output(std::string& into, bool& truncated, const char* d
   std::size_t room = output_limit_ > into.size() ? output_limit_ - into.size() : 0;
   std::size_t take = std::min(n, room);
   if (into.size() + take > into.capacity()) {
-    // Grow as a string would, but never past the limit: a stream costs the
-    // node at most --output, not the next power of two above it.
-    into.reserve(std::min(output_limit_, std::max(into.size() + take, 2 * into.capacity())));
+    // Small outputs grow as a string would; past kSmallOutput the buffer
+    // takes --output at once (pages are resident only once written). A
+    // loud stream so costs the node one buffer of --output, not a series of
+    // doubling copies each left to the allocator, run after run.
+    std::size_t want = std::max(into.size() + take, 2 * into.capacity());
+    into.reserve(want <= kSmallOutput ? want : output_limit_);
   }
   into.append(data, take);
   if (n > room && !truncated) {

@@ -59,8 +59,6 @@ class Sandbox {
   const SandboxConfig& config() const { return config_; }
   Isolation& isolation() { return *isolation_; }
   Cgroups* cgroups() { return cgroups_.get(); }
-  // The CPUs slot `slot`'s jobs run on ("3"), or "" when slots share them.
-  std::string slot_cpus(std::uint32_t slot) const;
   // "pinned" (each slot on a CPU of its own) or "shared", for stats.
   const std::string& cpus_description() const { return cpus_description_; }
 
@@ -72,7 +70,7 @@ class Sandbox {
 
   Protections protections_;
   std::string description_;
-  std::vector<unsigned> slot_cpus_;  // empty: not pinned
+  std::vector<unsigned> slot_cpus_;  // slot i runs on slot_cpus_[i]; empty: not pinned
   std::string cpus_description_ = "shared";
 };
 

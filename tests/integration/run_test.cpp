@@ -255,7 +255,7 @@ TEST_CASE("run: 200 `run true` jobs through 3 nodes all finish") {
   for (const auto& t : tickets) {
     c.send("wait " + t + " 120\n");
     auto r = read_run_result(c, 130s);
-    INFO(t << " -> " << r.header);
+    INFO(t << " -> " << r.header << " stderr: " << r.err);
     REQUIRE(r.ok);
     CHECK(r.state == "DONE");
     per_node[r.facts["node"]]++;

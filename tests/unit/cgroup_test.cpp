@@ -147,11 +147,45 @@ TEST_CASE("cgroup: on a hybrid host the v1 memory, cpuacct, pids, cpu and cpuset
   CHECK(cg->can_pin());
 }
 
-TEST_CASE("cgroup: a v1 job of one run has its limits and CPU on the run's leaf, figures read back") {
+TEST_CASE("cgroup: pinned slots get a group each on their CPU, written once") {
+  FakeFs fs = hybrid();
+  auto cg = open_hybrid(fs);
+  std::string why;
+  REQUIRE_MESSAGE(cg->pin_slots({0, 1}, &why), why);
+  CHECK(cg->pinned());
+  CHECK(joined(fs.writes) == kCpuset + "/slot-0/cpuset.cpus=0\n" + kCpuset +
+                                 "/slot-1/cpuset.cpus=1\n");
+  for (const auto& d : {kMem, kAcct, kPids, kCpu, kCpuset}) CHECK(fs.dirs.count(d + "/slot-1"));
+  // Runs take their slot's CPU from its group: no write per run.
+  fs.writes.clear();
+  std::string err;
+  auto job = cg->make_job({64ull << 20, 1, 1}, &err);
+  auto run = job->make_run({64ull << 20, 0}, &err);
+  REQUIRE_MESSAGE(run, err);
+  CHECK(joined(fs.writes).find("cpuset") == std::string::npos);
+  CHECK(joined(run->procs_files()).find(kCpuset + "/slot-1/run-") != std::string::npos);
+}
+
+TEST_CASE("cgroup: slots that cannot be pinned leave the jobs in the node's group") {
+  FakeFs fs = hybrid();
+  auto cg = open_hybrid(fs);
+  fs.refuse[kCpuset + "/slot-1/cpuset.cpus"] = EINVAL;
+  std::string why, err;
+  CHECK_FALSE(cg->pin_slots({0, 1}, &why));
+  CHECK(why.find("slot-1/cpuset.cpus") != std::string::npos);
+  CHECK_FALSE(cg->pinned());
+  CHECK(!fs.dirs.count(kCpuset + "/slot-0"));
+  auto job = cg->make_job({1 << 20, 1, 1}, &err);
+  auto run = job->make_run({1 << 20, 0}, &err);
+  REQUIRE(run);
+  CHECK(joined(run->procs_files()).find(kCpuset + "/run-") != std::string::npos);
+}
+
+TEST_CASE("cgroup: a v1 job of one run has its limits on the run's leaf, figures read back") {
   FakeFs fs = hybrid();
   auto cg = open_hybrid(fs);
   std::string err;
-  auto job = cg->make_job({64ull << 20, "1", 1}, &err);
+  auto job = cg->make_job({64ull << 20, 0, 1}, &err);
   REQUIRE_MESSAGE(job, err);
   CHECK_FALSE(job->own());
   CHECK(fs.writes.empty());  // nothing of its own
@@ -160,7 +194,7 @@ TEST_CASE("cgroup: a v1 job of one run has its limits and CPU on the run's leaf,
   const std::string leaf = "/run-1";
   CHECK(joined(fs.writes) == kMem + leaf + "/memory.limit_in_bytes=67108864\n" + kMem + leaf +
                                  "/memory.memsw.limit_in_bytes=67108864\n" + kPids + leaf +
-                                 "/pids.max=256\n" + kCpuset + leaf + "/cpuset.cpus=1\n");
+                                 "/pids.max=256\n");
   CHECK(joined(run->procs_files()) == kMem + leaf + "/tasks\n" + kAcct + leaf + "/tasks\n" +
                                           kPids + leaf + "/tasks\n" + kCpu + leaf + "/tasks\n" +
                                           kCpuset + leaf + "/tasks\n");
@@ -180,20 +214,20 @@ TEST_CASE("cgroup: a v1 job of one run has its limits and CPU on the run's leaf,
   CHECK(fs.dirs.count(kPids + "/run-2"));
 }
 
-TEST_CASE("cgroup: a v1 job of several runs has a group bounded by its memory, on its CPU") {
+TEST_CASE("cgroup: a v1 job of several runs has a group bounded by its memory, in its slot's") {
   FakeFs fs = hybrid();
   auto cg = open_hybrid(fs);
-  std::string err;
-  auto job = cg->make_job({64ull << 20, "1", 9}, &err);
+  std::string why, err;
+  REQUIRE(cg->pin_slots({0, 1}, &why));
+  fs.writes.clear();
+  auto job = cg->make_job({64ull << 20, 1, 9}, &err);
   REQUIRE_MESSAGE(job, err);
   CHECK(job->own());
-  const std::string j = "/job-1";
+  const std::string j = "/slot-1/job-1";
   CHECK(joined(fs.writes) == kMem + j + "/memory.limit_in_bytes=67108864\n" + kMem + j +
-                                 "/memory.memsw.limit_in_bytes=67108864\n" + kCpuset + j +
-                                 "/cpuset.cpus=1\n");
+                                 "/memory.memsw.limit_in_bytes=67108864\n");
   fs.writes.clear();
-  // Each run is a leaf under it, with its own limits; the CPU comes from the
-  // job's group.
+  // Each run is a leaf under it, with its own limits.
   auto run = job->make_run({64ull << 20, 256}, &err);
   REQUIRE_MESSAGE(run, err);
   const std::string r = j + "/run-2";
@@ -207,7 +241,7 @@ TEST_CASE("cgroup: a v1 job of several runs has a group bounded by its memory, o
   job.reset();
   for (const auto& d : {kMem, kAcct, kPids, kCpu, kCpuset}) {
     CHECK(!fs.dirs.count(d + j));
-    CHECK(fs.dirs.count(d));
+    CHECK(fs.dirs.count(d + "/slot-1"));
   }
 }
 
@@ -215,7 +249,7 @@ TEST_CASE("cgroup: a job's group outlives the node's cgroups object, and then ta
   FakeFs fs = hybrid();
   auto cg = open_hybrid(fs);
   std::string err;
-  auto job = cg->make_job({1 << 20, "", 2}, &err);
+  auto job = cg->make_job({1 << 20, 0, 2}, &err);
   REQUIRE(job);
   cg.reset();  // the sandbox goes first at shutdown
   CHECK(fs.dirs.count(kMem + "/job-1"));
@@ -228,7 +262,7 @@ TEST_CASE("cgroup: with too many dying memory groups, each run's group is emptie
   FakeFs fs = hybrid();
   auto cg = open_hybrid(fs);
   std::string err;
-  auto job = cg->make_job({1 << 20, "", 1}, &err);
+  auto job = cg->make_job({1 << 20, 0, 1}, &err);
   REQUIRE(job);
   fs.mkdirs("/proc");
   fs.files["/proc/cgroups"] =
@@ -256,26 +290,36 @@ TEST_CASE("cgroup: without swap accounting the memsw limit is simply not set") {
   std::string err;
   fs.missing.insert(kMem + "/job-1/memory.memsw.limit_in_bytes");
   fs.missing.insert(kMem + "/job-1/run-2/memory.memsw.limit_in_bytes");
-  auto job = cg->make_job({1 << 20, "", 2}, &err);
+  auto job = cg->make_job({1 << 20, 0, 2}, &err);
   REQUIRE_MESSAGE(job, err);
   CHECK(job->make_run({1 << 20, 10}, &err));
   CHECK(err.empty());
+}
+
+TEST_CASE("cgroup: a limit write the kernel finds busy once is made again") {
+  FakeFs fs = hybrid();
+  auto cg = open_hybrid(fs);
+  std::string err;
+  auto job = cg->make_job({1 << 20, 0, 1}, &err);
+  fs.refuse[kMem + "/run-1/memory.memsw.limit_in_bytes"] = EBUSY;
+  CHECK(job->make_run({1 << 20, 10}, &err));
+  CHECK(fs.files[kMem + "/run-1/memory.memsw.limit_in_bytes"] == "1048576");
 }
 
 TEST_CASE("cgroup: a limit that cannot be set fails the group and leaves no directory") {
   FakeFs fs = hybrid();
   auto cg = open_hybrid(fs);
   std::string err;
-  auto job = cg->make_job({1 << 20, "", 1}, &err);
+  auto job = cg->make_job({1 << 20, 0, 1}, &err);
   fs.refuse[kPids + "/run-1/pids.max"] = EINVAL;
   CHECK_FALSE(job->make_run({1 << 20, 10}, &err));
   CHECK(err.find("pids.max") != std::string::npos);
   CHECK(!fs.dirs.count(kPids + "/run-1"));
   CHECK(!fs.dirs.count(kAcct + "/run-1"));
   // A job's group likewise.
-  fs.refuse[kCpuset + "/job-2/cpuset.cpus"] = EINVAL;
-  CHECK_FALSE(cg->make_job({1 << 20, "7", 3}, &err));
-  CHECK(err.find("cpuset.cpus") != std::string::npos);
+  fs.refuse[kMem + "/job-2/memory.limit_in_bytes"] = EINVAL;
+  CHECK_FALSE(cg->make_job({1 << 20, 0, 3}, &err));
+  CHECK(err.find("memory.limit_in_bytes") != std::string::npos);
   CHECK(!fs.dirs.count(kMem + "/job-2"));
 }
 
@@ -329,11 +373,9 @@ TEST_CASE("cgroup: v1 without a cpuset hierarchy runs jobs unpinned and says why
   auto cg = open_hybrid(fs, mountinfo);
   CHECK_FALSE(cg->can_pin());
   CHECK(cg->cannot_pin_because() == "no cgroup v1 cpuset hierarchy is mounted");
-  std::string err;
-  auto job = cg->make_job({1 << 20, "1", 1}, &err);
-  REQUIRE(job);
-  REQUIRE(job->make_run({1 << 20, 0}, &err));
-  CHECK(joined(fs.writes).find("cpuset") == std::string::npos);
+  std::string why;
+  CHECK_FALSE(cg->pin_slots({0, 1}, &why));
+  CHECK(why == "no cgroup v1 cpuset hierarchy is mounted");
 }
 
 namespace {
@@ -367,11 +409,17 @@ TEST_CASE("cgroup: v2 hands memory, pids, cpu and cpuset down to the node's grou
                                  "/cgroup.subtree_control=+cpuset\n" + mine +
                                  "/cgroup.subtree_control=+cpuset\n");
   fs.writes.clear();
-  auto job = cg->make_job({32ull << 20, "3", 2}, &err);
+  REQUIRE_MESSAGE(cg->pin_slots({2, 3}, &why), why);
+  const std::string slot = mine + "/slot-1";
+  CHECK(joined(fs.writes) == mine + "/slot-0/cpuset.cpus=2\n" + mine +
+                                 "/slot-0/cgroup.subtree_control=+memory +pids +cpu\n" + slot +
+                                 "/cpuset.cpus=3\n" + slot +
+                                 "/cgroup.subtree_control=+memory +pids +cpu\n");
+  fs.writes.clear();
+  auto job = cg->make_job({32ull << 20, 1, 2}, &err);
   REQUIRE_MESSAGE(job, err);
-  const std::string j = mine + "/job-1";
+  const std::string j = slot + "/job-1";
   CHECK(joined(fs.writes) == j + "/memory.max=33554432\n" + j + "/memory.swap.max=0\n" + j +
-                                 "/cpuset.cpus=3\n" + j +
                                  "/cgroup.subtree_control=+memory +pids +cpu\n");
   fs.writes.clear();
   auto run = job->make_run({32ull << 20, 100}, &err);
@@ -387,12 +435,6 @@ TEST_CASE("cgroup: v2 hands memory, pids, cpu and cpuset down to the node's grou
   CHECK(u.cpu_ns == 2'500'000);
   CHECK(u.peak_bytes == 1048576);
   CHECK(u.oom_kills == 1);
-  // A job of one run: its leaf, under the node's group, takes the CPU.
-  fs.writes.clear();
-  auto single = cg->make_job({32ull << 20, "2", 1}, &err);
-  auto alone = single->make_run({32ull << 20, 100}, &err);
-  REQUIRE_MESSAGE(alone, err);
-  CHECK(joined(fs.writes).find(mine + "/run-3/cpuset.cpus=2\n") != std::string::npos);
 }
 
 TEST_CASE("cgroup: v2 without the cpuset controller runs jobs unpinned and says why") {
@@ -403,10 +445,13 @@ TEST_CASE("cgroup: v2 without the cpuset controller runs jobs unpinned and says 
   REQUIRE_MESSAGE(cg, why);
   CHECK_FALSE(cg->can_pin());
   CHECK(cg->cannot_pin_because().find("does not offer the cpuset controller") != std::string::npos);
+  CHECK_FALSE(cg->pin_slots({0}, &why));
+  CHECK(why == cg->cannot_pin_because());
   fs.writes.clear();
-  auto job = cg->make_job({32ull << 20, "3", 2}, &err);
+  auto job = cg->make_job({32ull << 20, 0, 2}, &err);
   REQUIRE(job);
   CHECK(joined(fs.writes).find("cpuset") == std::string::npos);
+  CHECK(job->dirs().memory == kV2Dir + "/" + kGroup + "/job-1");
 }
 
 TEST_CASE("cgroup: v2 moves the node into a leaf of its own when its group may not hand down") {

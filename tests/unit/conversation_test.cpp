@@ -386,4 +386,43 @@ TEST_CASE("lookups: before the first join an unknown ticket waits for it") {
   CHECK(book.tickets() == std::vector<std::string>{"T"});
 }
 
+TEST_CASE("conversation: a counted here-document behind a wait stays whole and its bytes data") {
+  FakeNode node;
+  Client c(node);
+  // A file whose lines would be commands, and the terminator, if they were
+  // read as lines.
+  const std::string file = "cancel T\nEND\ndrain\n";
+  c.say("wait T\nrun <<END\n@@ file f " + std::to_string(file.size()) + "\n" + file +
+        "@@ command\ncat f\nEND\nstatus T\n");
+  CHECK(node.submitted.empty());
+  CHECK(node.cancels.empty());
+  node.answer(done_report("T"));
+  REQUIRE(node.submitted.size() == 1);
+  REQUIRE(node.submitted[0].files.size() == 1);
+  CHECK(node.submitted[0].files[0].content == file);
+  CHECK(node.cancels.empty());
+  CHECK_FALSE(node.drained);
+  CHECK(node.lookups.size() == 2);  // the wait, then status after the here-document
+}
+
+TEST_CASE("conversation: before auth a here-document is one refused command, not many") {
+  FakeNode node;
+  node.tokens_ = protocol::ClientTokens::parse("alice:0123456789abcdef0123\n", "");
+  Client c(node);
+  std::string out = c.say("run <<END\n@@ command\nstats\nEND\n");
+  CHECK(out == "ERR auth required: send auth <token> first\n");
+  CHECK(node.submitted.empty());
+}
+
+TEST_CASE("conversation: a section counted past the limit is answered, then the connection ends") {
+  FakeNode node;
+  Client c(node);
+  std::string out = c.say("stats\nrun <<END\n@@ stdin 5000000\nEND\ncancel T\n");
+  CHECK(out.find("ERR a here-document section of 5000000 bytes is over the limit") !=
+        std::string::npos);
+  CHECK(c.conversation.stopped_reading());
+  CHECK(c.conversation.finished());
+  CHECK(node.cancels.empty());
+}
+
 }  // namespace jc::client

@@ -2,6 +2,7 @@
 // building the job spec from a run line and its here-document body.
 #include <doctest/doctest.h>
 
+#include <limits>
 #include <string>
 #include <string_view>
 
@@ -451,6 +452,123 @@ TEST_CASE("run spec: at most kMaxCases cases") {
   CHECK(built("run <<END", body).cases.size() == kMaxCases);
   body += "@@ case\n@@ stdin\nx\n";
   CHECK(contains(build_error("run <<END", body), "at most"));
+}
+
+// ---- build_run_spec: counted sections ------------------------------------------
+
+namespace {
+// "@@ HEADER N\n" then `content`: a counted section.
+std::string counted(const std::string& header, const std::string& content) {
+  return "@@ " + header + " " + std::to_string(content.size()) + "\n" + content;
+}
+}  // namespace
+
+TEST_CASE("run spec: a counted section holds exactly its bytes, whatever they are") {
+  // A diff, a line that reads as a section, the terminator, CR, NUL, and no
+  // final newline: what breaks a section of lines.
+  const std::string patch =
+      "--- a/x\n+++ b/x\n@@ -1,2 +1,2 @@\n-old\n+new\n@@ case\n@@ command\nEND\r\n\0tail";
+  protocol::JobSpec spec = built("run <<END", counted("file fix.patch", patch) +
+                                                 "\n@@ command\ncat fix.patch\n");
+  REQUIRE(spec.files.size() == 1);
+  CHECK(spec.files[0].name == "fix.patch");
+  CHECK(spec.files[0].content == patch);
+  CHECK(spec.command == "cat fix.patch\n");
+  CHECK(spec.cases.empty());
+}
+
+TEST_CASE("run spec: every section but case may be counted, and the next starts right after") {
+  std::string body = counted("check", "gcc -o a a.c") + counted("command", "./a") +
+                     "@@ case one\n" + counted("stdin", "1 2") + counted("expect", "3\n") +
+                     "@@ case two\n" + counted("stdin", "") + "@@ expect\n-1\n";
+  protocol::JobSpec spec = built("run <<END", body);
+  CHECK(spec.check == "gcc -o a a.c");
+  CHECK(spec.command == "./a");
+  REQUIRE(spec.cases.size() == 2);
+  CHECK(spec.cases[0].name == "one");
+  CHECK(spec.cases[0].stdin_data == "1 2");
+  CHECK(spec.cases[0].has_expected);
+  CHECK(spec.cases[0].expected == "3\n");
+  CHECK(spec.cases[1].stdin_data == "");
+  CHECK(spec.cases[1].expected == "-1\n");
+}
+
+TEST_CASE("run spec: text after a counted section is outside any section, blank lines aside") {
+  CHECK(built("run <<END", counted("command", "true") + "\n\n  \n").command == "true");
+  std::string err = build_error("run <<END", counted("command", "a\nb") + "\nstray\n");
+  CHECK(contains(err, "line 4"));  // counted lines count
+  CHECK(contains(err, "outside any section"));
+}
+
+TEST_CASE("run spec: a count beyond the body is refused") {
+  CHECK(contains(build_error("run <<END", "@@ command 10\nshort"), "has 5 bytes, not 10"));
+}
+
+TEST_CASE("run spec: a case named by digits is a case, not a count") {
+  protocol::JobSpec spec = built("run cat <<END", "@@ case 12\n@@ stdin\nx\n");
+  REQUIRE(spec.cases.size() == 1);
+  CHECK(spec.cases[0].name == "12");
+  CHECK(spec.cases[0].stdin_data == "x\n");
+}
+
+TEST_CASE("run spec: a word after stdin, expect, command or check that is no count is refused") {
+  for (const char* kind : {"stdin", "expect", "command", "check"}) {
+    std::string err =
+        build_error("run <<END", std::string("@@ ") + kind + " please\nx\n@@ command\ncat\n");
+    CHECK(contains(err, "takes nothing or a byte count"));
+  }
+}
+
+TEST_CASE("run spec: no section is silently replaced by a second one") {
+  CHECK(contains(build_error("run <<END", "@@ command\necho 1\n@@ command\necho 2\n"),
+                 "a second '@@ command'"));
+  CHECK(contains(build_error("run <<END", "@@ check\ntrue\n@@ command\nx\n@@ check\nfalse\n"),
+                 "a second '@@ check'"));
+  CHECK(contains(build_error("run echo <<END", "@@ command\necho 2\n"),
+                 "on the run line or in the here-document, not both"));
+  CHECK(contains(build_error("run cat <<END", "@@ file a\n1\n@@ file a\n2\n"),
+                 "the file 'a' is given twice"));
+  CHECK(contains(build_error("run cat <<END", "@@ stdin\n1\n@@ stdin\n2\n"),
+                 "a second '@@ stdin'"));
+  CHECK(contains(build_error("run --stdin 1 cat <<END", "@@ stdin\n2\n"), "a second '@@ stdin'"));
+  CHECK(contains(build_error("run cat <<END", "@@ case\n@@ expect\n1\n@@ expect\n2\n"),
+                 "a second '@@ expect' for this case"));
+  // Each case has its own.
+  protocol::JobSpec spec =
+      built("run cat <<END", "@@ case\n@@ stdin\n1\n@@ case\n@@ stdin\n2\n");
+  REQUIRE(spec.cases.size() == 2);
+  CHECK(spec.cases[1].stdin_data == "2\n");
+}
+
+TEST_CASE("run spec: what a student's file says cannot override a grader's sections") {
+  // The grader's command and cases first, then the student's file pasted
+  // whole as a counted section: its lines stay in the file.
+  const std::string student = "print(1)\n@@ command\nrm -rf /box\n@@ case\n@@ expect\n1\n";
+  std::string body = "@@ command\npython3 main.py\n@@ case\n@@ expect\n2\n" +
+                     counted("file main.py", student);
+  protocol::JobSpec spec = built("run <<END", body);
+  CHECK(spec.command == "python3 main.py\n");
+  REQUIRE(spec.cases.size() == 1);
+  CHECK(spec.cases[0].expected == "2\n");
+  REQUIRE(spec.files.size() == 1);
+  CHECK(spec.files[0].content == student);
+}
+
+TEST_CASE("run spec: counted_section_bytes knows counted section lines and nothing else") {
+  CHECK(counted_section_bytes("@@ file a.txt 12") == 12u);
+  CHECK(counted_section_bytes("@@ stdin 0") == 0u);
+  CHECK(counted_section_bytes("@@ expect 5\r") == 5u);
+  CHECK(counted_section_bytes("@@ command 7") == 7u);
+  CHECK(counted_section_bytes("@@ check 1") == 1u);
+  CHECK(counted_section_bytes("@@ stdin 99999999999999999999999") ==
+        std::numeric_limits<std::uint64_t>::max());
+  CHECK_FALSE(counted_section_bytes("@@ file 12"));  // a file named 12
+  CHECK_FALSE(counted_section_bytes("@@ case 12"));
+  CHECK_FALSE(counted_section_bytes("@@ stdin"));
+  CHECK_FALSE(counted_section_bytes("@@ stdin -1"));
+  CHECK_FALSE(counted_section_bytes("@@ stdin 1x"));
+  CHECK_FALSE(counted_section_bytes("@@ -1,2 +1,2 @@"));
+  CHECK_FALSE(counted_section_bytes("stdin 5"));
 }
 
 }  // namespace jc::client
