@@ -49,8 +49,10 @@ struct DecodeFailure : std::runtime_error {
 
 // The version of the records and frames this build writes: 5 adds
 // JobResult::final_ms (the proxy's time of the job's one result, which
-// RESULT_TTL counts from).
-constexpr unsigned kRecordVersion = 5;
+// RESULT_TTL counts from); 6 adds a job's needs, its judge0 request
+// (ApiRequest), the limits judge0 sets per job (Limits), and a passing
+// check step's output (JobResult::check_output).
+constexpr unsigned kRecordVersion = 6;
 // Stored records of version 5 on start with this byte, then their version
 // (one byte). A version-4 record starts with its ticket's length (a
 // varint below 33), so the two never meet.
@@ -61,8 +63,11 @@ class OutArchive {
   using is_loading = std::false_type;
   using is_saving = std::true_type;
 
-  explicit OutArchive(std::string& out) : out_(out) {}
-  static constexpr unsigned version() { return kRecordVersion; }
+  // `version`: an older one writes what that version had (tests of reading
+  // old records make them so).
+  explicit OutArchive(std::string& out, unsigned version = kRecordVersion)
+      : out_(out), version_(version) {}
+  unsigned version() const { return version_; }
 
   template <class T>
   OutArchive& operator&(const T& value) {
@@ -116,6 +121,7 @@ class OutArchive {
   }
 
   std::string& out_;
+  unsigned version_;
 };
 
 class InArchive {

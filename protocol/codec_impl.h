@@ -14,6 +14,15 @@ std::string to_bytes(const T& value) {
   return out;
 }
 
+// As to_bytes, in an older record version (its later fields left out).
+template <class T>
+std::string to_bytes_at(const T& value, unsigned version) {
+  std::string out;
+  OutArchive ar(out, version);
+  ar << value;
+  return out;
+}
+
 template <class T>
 bool from_bytes(std::string_view bytes, T& value) {
   try {

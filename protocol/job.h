@@ -64,11 +64,52 @@ struct Limits {
   std::uint32_t memory_mb = 0;
   std::uint32_t output_kb = 0;
   std::uint32_t disk_mb = 0;  // its working directory and /tmp together
+  // Version 6, set by judge0's attributes (api/); zero: the node's way.
+  std::uint32_t cpu_extra_ms = 0;  // a run is ended this long past cpu_ms (judged at cpu_ms)
+  std::uint32_t processes = 0;     // processes and threads of one run (else JOB_PROCESSES)
+  std::uint32_t stack_kb = 0;      // each process's stack (else --memory)
+  std::uint32_t file_kb = 0;       // each file it writes (else --disk)
+  bool network = false;            // the node's network instead of none (JOB_ALLOW_NETWORK)
 
   bool operator==(const Limits&) const = default;
   template <class Archive>
   void serialize(Archive& ar, unsigned) {
     fields(ar, timeout_ms, cpu_ms, memory_mb, output_kb, disk_mb);
+    if (ar.version() >= 6) fields(ar, cpu_extra_ms, processes, stack_kb, file_kb, network);
+  }
+};
+
+// What a submission through the judge0-compatible API asked beyond the job
+// itself (version 6), so that any node shows it back as judge0 would. The
+// limits are judge0's attributes as given or defaulted (times in ms,
+// memory in KB); the job's Limits are what the sandbox applies.
+struct ApiRequest {
+  std::int32_t language_id = 0;
+  std::string source_code;
+  std::string compiler_options;
+  std::string command_line_arguments;
+  std::string additional_files;  // the zip as sent, decoded from Base64
+  std::string callback_url;
+  std::uint32_t cpu_time_limit_ms = 0, cpu_extra_time_ms = 0, wall_time_limit_ms = 0;
+  std::uint32_t memory_limit_kb = 0, stack_limit_kb = 0, max_file_size_kb = 0;
+  std::uint32_t max_processes_and_or_threads = 0;
+  std::uint32_t number_of_runs = 1;  // each test case runs this many times (cases in a row)
+  std::uint32_t test_cases = 0;      // the `test_cases` given (0: the single stdin)
+  bool enable_per_process_and_thread_time_limit = false;
+  bool enable_per_process_and_thread_memory_limit = false;
+  bool redirect_stderr_to_stdout = false;
+  bool enable_network = false;
+  bool has_stdin = false, has_expected = false;  // null stays null in responses
+
+  bool operator==(const ApiRequest&) const = default;
+  template <class Archive>
+  void serialize(Archive& ar, unsigned) {
+    fields(ar, language_id, source_code, compiler_options, command_line_arguments,
+           additional_files, callback_url, cpu_time_limit_ms, cpu_extra_time_ms,
+           wall_time_limit_ms, memory_limit_kb, stack_limit_kb, max_file_size_kb,
+           max_processes_and_or_threads, number_of_runs, test_cases,
+           enable_per_process_and_thread_time_limit, enable_per_process_and_thread_memory_limit,
+           redirect_stderr_to_stdout, enable_network, has_stdin, has_expected);
   }
 };
 
@@ -118,12 +159,23 @@ struct JobSpec {
   // The client name (CLIENT_TOKENS) that submitted it; "" without tokens.
   // Only that name (or one in ADMIN_NAMES) reads, waits for or cancels it.
   std::string owner;
+  // Version 6: what a node must offer to run it ("lang:71", "label:gpu",
+  // "network"), and the judge0 request it came from (when is_api).
+  std::vector<std::string> needs;
+  bool is_api = false;
+  ApiRequest api;
+  // The check step's limits (a compile's); all zero: the job's.
+  Limits check_limits;
 
   bool operator==(const JobSpec&) const = default;
   template <class Archive>
   void serialize(Archive& ar, unsigned) {
     fields(ar, ticket, kind, sleep_ms, command, stdin_data, limits, origin, submitted_ms, priority,
            not_before_ms, has_expected, expected, files, check, cases, owner);
+    if (ar.version() >= 6) {
+      fields(ar, needs, is_api, check_limits);
+      if (is_api) fields(ar, api);
+    }
   }
   // One line a person can read in logs and `getall`.
   std::string describe() const;
@@ -176,6 +228,10 @@ struct JobResult {
   // Version 5: the proxy's wall clock when this became the job's one
   // result; RESULT_TTL counts from it (0: not known yet, see final_time()).
   std::int64_t final_ms = 0;
+  // Version 6: what a check step that passed printed (stdout, then stderr;
+  // a compiler's warnings), cut at kCheckOutputBytes. A failing one's is
+  // the result's stdout and stderr, as before.
+  std::string check_output;
 
   bool operator==(const JobResult&) const = default;
   template <class Archive>
@@ -184,6 +240,7 @@ struct JobResult {
            stdout_truncated, stderr_truncated, start_ms, end_ms, cpu_ms, peak_kb, verdict, cases,
            passed, is_run, sandbox);
     if (ar.version() >= 5) fields(ar, final_ms);
+    if (ar.version() >= 6) fields(ar, check_output);
   }
   // When the job counts as ended for RESULT_TTL: final_ms, or for a result
   // from before version 5 (or one the proxy has not accepted yet) its end.

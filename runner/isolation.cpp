@@ -840,7 +840,7 @@ pid_t Isolation::spawn(const SpawnSpec& spec, std::string& error) {
   Plan plan;
   plan.spawn = &spec;
   plan.fs = protections_.fs;
-  plan.net = protections_.net;
+  plan.net = protections_.net && !spec.network;
   plan.uts = protections_.uts;
   plan.drop_user = protections_.user;
   plan.net_fd = net_fds_.empty() ? -1 : net_fds_[spec.slot % net_fds_.size()];

@@ -102,6 +102,7 @@ struct SpawnSpec {
   std::uint64_t processes = 0;
   std::uint64_t stack_bytes = 0;
   std::uint64_t open_files = 0;
+  bool network = false;  // the node's network, not its slot's empty one (JOB_ALLOW_NETWORK)
 };
 
 class Isolation {

@@ -13,6 +13,8 @@ namespace {
 
 // Case results keep at most this much of each stream: a summary, not the log.
 constexpr std::size_t kCaseOutputBytes = 4096;
+// A passing check step's output (warnings) is kept up to this much.
+constexpr std::size_t kCheckOutputBytes = 64 * 1024;
 
 // The lines of an output one at a time, each without its trailing spaces,
 // tabs and carriage returns; nothing is copied, so comparing two outputs of
@@ -124,10 +126,19 @@ JobJudge::JobJudge(const protocol::JobSpec& spec, std::string sandbox) : spec_(s
 bool JobJudge::judge_check(Observation check) {
   result_.cpu_ms += check.cpu_ms;
   result_.peak_kb = std::max(result_.peak_kb, check.peak_kb);
-  if (!check_failed(check, spec_.limits)) return true;
+  // A compile is judged against its own limits where the job has them.
+  const protocol::Limits& limits =
+      spec_.check_limits.timeout_ms > 0 ? spec_.check_limits : spec_.limits;
+  if (!check_failed(check, limits)) {
+    // A compiler's warnings: shown, as judge0 shows compile_output.
+    std::string& out = result_.check_output;
+    out = check.stdout_data.substr(0, kCheckOutputBytes);
+    out += check.stderr_data.substr(0, kCheckOutputBytes - out.size());
+    return true;
+  }
   check_failed_ = true;
   std::string v = check.cancelled ? std::string(kCancelled) : std::string(kCompileError);
-  std::string why = verdict_of(check, nullptr, spec_.limits);
+  std::string why = verdict_of(check, nullptr, limits);
   result_.cases.push_back(case_result(check, "check", v));
   result_.verdict = v;
   result_.state = check.cancelled ? JobState::kCancelled : JobState::kFailed;

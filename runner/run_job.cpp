@@ -71,6 +71,11 @@ void RunJob::start() {
   ws.gid = gid_;
   ws.files = &spec.files;
   std::size_t runs = (spec.check.empty() ? 0 : 1) + std::max<std::size_t>(1, spec.cases.size());
+  if (spec.limits.network && !sandbox_.config().allow_network) {
+    // The proxy gives such a job only to a node that offers the network.
+    fail_setup("this node does not give jobs the network (JOB_ALLOW_NETWORK)");
+    return;
+  }
   if (Cgroups* cg = sandbox_.cgroups()) {
     // --memory bounds the job as a whole: every run, and what earlier runs
     // left in its /box and /tmp.
@@ -111,6 +116,8 @@ void RunJob::run_next() {
   req.slot = slot_;
   if (!check_done_) {
     req.script_fd = check_fd_;
+    // A compile has limits of its own where the job says so.
+    if (spec.check_limits.timeout_ms > 0) req.limits = spec.check_limits;
   } else {
     std::size_t total = spec.cases.empty() ? 1 : spec.cases.size();
     std::size_t next = judge_.runs_judged();

@@ -164,6 +164,10 @@ void SandboxRun::launch(ChildReaper& reaper) {
   const auto& config = sandbox_.config();
   output_limit_ = static_cast<std::size_t>(lim.output_kb) * 1024;
   const std::uint64_t memory = static_cast<std::uint64_t>(lim.memory_mb) << 20;
+  const std::uint32_t processes = lim.processes > 0 ? lim.processes : config.processes;
+  // The CPU time at which the run is ended: --cpu, or judge0's extra time
+  // past it (the verdict is still at --cpu).
+  const std::uint64_t cpu_end_ms = static_cast<std::uint64_t>(lim.cpu_ms) + lim.cpu_extra_ms;
   std::vector<int> cgroup_fds;
   auto close_all = [](std::vector<int>& fds) {
     for (int fd : fds) {
@@ -173,7 +177,7 @@ void SandboxRun::launch(ChildReaper& reaper) {
   };
   if (JobGroup* job = request_.job_group) {
     std::string err;
-    group_ = job->make_run({memory, config.processes}, &err);
+    group_ = job->make_run({memory, processes}, &err);
     if (!group_) {
       fail(err);
       return;
@@ -214,22 +218,25 @@ void SandboxRun::launch(ChildReaper& reaper) {
   spec.address_space_bytes = group_ ? 0 : memory;
   // The cgroup check ends the tree at --cpu; the rlimit is a second line
   // per process, a second later. Without a cgroup it is the only line.
-  std::uint64_t cpu_s = (static_cast<std::uint64_t>(lim.cpu_ms) + 999) / 1000;
+  std::uint64_t cpu_s = (cpu_end_ms + 999) / 1000;
   spec.cpu_seconds = group_ ? cpu_s + 1 : cpu_s;
   // With its own tmpfs a job's files are bounded by --disk, and a write
   // past it fails with ENOSPC as a full disk does. Without, each file is.
   if (!sandbox_.protections().fs) spec.file_size_bytes = static_cast<std::uint64_t>(lim.disk_mb) << 20;
+  if (lim.file_kb > 0) spec.file_size_bytes = static_cast<std::uint64_t>(lim.file_kb) << 10;
   // RLIMIT_NPROC counts every process of the user id: a second line only
   // where each job has an id of its own.
   if (std::string(sandbox_.isolation().init_mode()) != "tree" &&
       sandbox_.config().isolation.uid_base > 0) {
-    spec.processes = config.processes;
+    spec.processes = processes;
   }
   // With a cgroup, stack is reserved, not used, until touched: as much as
   // the memory (deep recursion, as judges allow). With address-space limits
   // every thread's stack would be reserved at that size and count: the
   // node's own stack limit stays.
   if (group_) spec.stack_bytes = memory;
+  if (lim.stack_kb > 0) spec.stack_bytes = static_cast<std::uint64_t>(lim.stack_kb) << 10;
+  spec.network = lim.network;
   spec.open_files = config.open_files;
   std::string error;
   auto spawn_start = std::chrono::steady_clock::now();
@@ -281,13 +288,16 @@ void SandboxRun::launch(ChildReaper& reaper) {
 }
 
 void SandboxRun::check_cpu(std::int64_t used_ns) {
-  std::int64_t left_ms = static_cast<std::int64_t>(request_.limits.cpu_ms) - used_ns / 1'000'000;
+  const auto& lim = request_.limits;
+  const std::int64_t end_ms = static_cast<std::int64_t>(lim.cpu_ms) + lim.cpu_extra_ms;
+  std::int64_t left_ms = end_ms - used_ns / 1'000'000;
   std::int64_t wait_ms = std::max<std::int64_t>(kMinCpuCheckMs, left_ms / cpu_count());
   cpu_timer_.expires_after(milliseconds(wait_ms));
   cpu_timer_.async_wait([self = shared_from_this()](const error_code& ec) {
     if (ec || self->exited_ || !self->group_) return;
     std::int64_t used = self->group_->cpu_ns();
-    if (used >= static_cast<std::int64_t>(self->request_.limits.cpu_ms) * 1'000'000) {
+    const auto& l = self->request_.limits;
+    if (used >= (static_cast<std::int64_t>(l.cpu_ms) + l.cpu_extra_ms) * 1'000'000) {
       self->observed_.killed_at_cpu_limit = true;
       self->end_processes();
       return;

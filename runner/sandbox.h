@@ -43,6 +43,7 @@ struct SandboxConfig {
   SlotCpus slot_cpus;
   std::uint32_t processes = 256;   // JOB_PROCESSES: processes (and threads) of one run
   std::uint32_t open_files = 1024;  // descriptors per process
+  bool allow_network = false;       // JOB_ALLOW_NETWORK: jobs may ask for the node's network
 };
 
 // The CPUs this process may run on (its affinity, which a container's

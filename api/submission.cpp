@@ -1,0 +1,716 @@
+#include "api/submission.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <ctime>
+#include <fmt/format.h>
+
+#include "api/statuses.h"
+
+namespace jc::api {
+
+using nlohmann::json;
+
+namespace {
+
+// judge0's limits on two strings (submission.rb).
+constexpr std::size_t kMaxOptionChars = 512;
+
+// Rails prints a limit as given: 150, or 0.5.
+std::string number_text(double v) {
+  if (std::floor(v) == v && std::fabs(v) < 1e15) return fmt::format("{}", static_cast<long long>(v));
+  return fmt::format("{}", v);
+}
+
+class Checker {
+ public:
+  Checker(const json& body, Errors& errors) : body_(body), errors_(errors) {}
+
+  void add(const std::string& attribute, std::string message) {
+    for (auto& [name, messages] : errors_) {
+      if (name == attribute) {
+        messages.push_back(std::move(message));
+        return;
+      }
+    }
+    errors_.push_back({attribute, {std::move(message)}});
+  }
+
+  bool has(const char* key) const { return body_.contains(key) && !body_[key].is_null(); }
+
+  // A number given as a JSON number or a numeric string (Rails casts both);
+  // nullopt when absent or null; an error when it is not a number.
+  std::optional<double> number(const char* key) {
+    if (!has(key)) return std::nullopt;
+    const json& v = body_[key];
+    if (v.is_number()) return v.get<double>();
+    if (v.is_string()) {
+      const std::string& s = v.get_ref<const std::string&>();
+      try {
+        std::size_t used = 0;
+        double d = std::stod(s, &used);
+        if (used == s.size() && std::isfinite(d)) return d;
+      } catch (...) {
+      }
+    }
+    add(key, "is not a number");
+    return std::nullopt;
+  }
+
+  // judge0's numericality validations, on the value or its default.
+  double bounded(const char* key, double fallback, double low, bool low_inclusive, double high) {
+    auto v = number(key);
+    if (!v) {
+      if (has(key)) return fallback;  // not a number: said already
+      v = fallback;
+    }
+    if (low_inclusive ? *v < low : *v <= low) {
+      add(key, fmt::format("must be greater than {}{}", low_inclusive ? "or equal to " : "",
+                           number_text(low)));
+    } else if (*v > high) {
+      add(key, fmt::format("must be less than or equal to {}", number_text(high)));
+    }
+    return *v;
+  }
+
+  // A boolean as Rails casts one: true/false, "true"/"false", 1/0.
+  std::optional<bool> boolean(const char* key) {
+    if (!has(key)) return std::nullopt;
+    const json& v = body_[key];
+    if (v.is_boolean()) return v.get<bool>();
+    if (v.is_number_integer()) return v.get<long long>() != 0;
+    if (v.is_string()) {
+      std::string s = v.get<std::string>();
+      if (s == "true" || s == "1" || s == "t" || s == "on" || s == "yes") return true;
+      if (s == "false" || s == "0" || s == "f" || s == "off" || s == "no" || s.empty()) return false;
+    }
+    add(key, "is not a boolean");
+    return std::nullopt;
+  }
+
+  // A string attribute (a number is taken as its text, as Rails does);
+  // nullopt when absent or null.
+  std::optional<std::string> text(const char* key) {
+    if (!has(key)) return std::nullopt;
+    const json& v = body_[key];
+    if (v.is_string()) return v.get<std::string>();
+    if (v.is_number()) return v.dump();
+    add(key, "must be a string");
+    return std::nullopt;
+  }
+
+ private:
+  const json& body_;
+  Errors& errors_;
+};
+
+std::uint32_t ms_of(double seconds) {
+  return static_cast<std::uint32_t>(std::llround(std::max(0.0, seconds) * 1000.0));
+}
+std::uint32_t whole(double v) {
+  return static_cast<std::uint32_t>(std::max(0.0, std::min(4e9, std::floor(v))));
+}
+
+std::string replace_token(std::string text, std::string_view token, const std::string& with) {
+  auto at = text.find(token);
+  if (at == std::string::npos) return with.empty() ? text : text + " " + with;
+  text.replace(at, token.size(), with);
+  // "cmd {args}" with no arguments leaves no trailing blank.
+  while (!text.empty() && text.back() == ' ') text.pop_back();
+  return text;
+}
+
+std::string quoted_words(std::string_view text) {
+  std::string out;
+  for (const auto& w : split_words(text)) {
+    if (!out.empty()) out += ' ';
+    out += shell_quote(w);
+  }
+  return out;
+}
+
+// Whether a run command is one simple command, which the script then
+// executes in the shell's place: its signal is then the run's (a shell
+// would report it as an exit code of 128 + N).
+bool simple_command(std::string_view cmd) {
+  return cmd.find_first_of(";&|\n`$()<>=") == std::string_view::npos;
+}
+
+}  // namespace
+
+Json errors_json(const Errors& errors) {
+  Json out = Json::object();
+  for (const auto& [name, messages] : errors) out[name] = messages;
+  return out;
+}
+
+Submission parse_submission(const nlohmann::json& body, bool base64, const Settings& s,
+                            const std::vector<Language>& languages) {
+  Submission out;
+  if (!body.is_object()) {
+    out.errors.push_back({"submission", {"must be a JSON object"}});
+    return out;
+  }
+  Checker c(body, out.errors);
+  auto decoded = [&](const char* key) -> std::optional<std::string> {
+    auto v = c.text(key);
+    if (v && base64) *v = base64_decode(*v);
+    return v;
+  };
+  std::optional<std::string> source = decoded("source_code");
+  std::optional<std::string> stdin_text = decoded("stdin");
+  std::optional<std::string> expected = decoded("expected_output");
+  std::optional<std::string> zip;
+  if (auto z = c.text("additional_files")) zip = base64_decode(*z);
+
+  // The language first: whether it is a project decides what is required.
+  const Language* language = nullptr;
+  std::optional<double> language_id = c.number("language_id");
+  if (language_id) {
+    for (const auto& l : languages) {
+      if (l.id == *language_id) language = &l;
+    }
+  }
+  bool project = language != nullptr && language->is_project;
+  if (project) {
+    if (source && !source->empty()) c.add("source_code", "must be blank");
+    if (!zip || zip->empty()) c.add("additional_files", "can't be blank");
+  } else if (!source || source->empty()) {
+    c.add("source_code", "can't be blank");
+  }
+  if (!c.has("language_id")) c.add("language_id", "can't be blank");
+
+  protocol::ApiRequest a;
+  a.number_of_runs = whole(c.bounded("number_of_runs", s.number_of_runs, 0, false, s.max_number_of_runs));
+  a.cpu_time_limit_ms =
+      ms_of(c.bounded("cpu_time_limit", s.cpu_time_limit_ms / 1000.0, 0, true, s.max_cpu_time_limit_ms / 1000.0));
+  a.cpu_extra_time_ms =
+      ms_of(c.bounded("cpu_extra_time", s.cpu_extra_time_ms / 1000.0, 0, true, s.max_cpu_extra_time_ms / 1000.0));
+  a.wall_time_limit_ms =
+      ms_of(c.bounded("wall_time_limit", s.wall_time_limit_ms / 1000.0, 1, true, s.max_wall_time_limit_ms / 1000.0));
+  a.memory_limit_kb = whole(c.bounded("memory_limit", s.memory_limit_kb, 2048, true, s.max_memory_limit_kb));
+  a.stack_limit_kb = whole(c.bounded("stack_limit", s.stack_limit_kb, 0, true, s.max_stack_limit_kb));
+  a.max_processes_and_or_threads =
+      whole(c.bounded("max_processes_and_or_threads", s.max_processes_and_or_threads, 0, false,
+                      s.max_max_processes_and_or_threads));
+  // The whole tree is always limited (cgroups): a limit per process and
+  // thread is refused, as judge0 does where an admin disallows it.
+  a.enable_per_process_and_thread_time_limit =
+      c.boolean("enable_per_process_and_thread_time_limit").value_or(false);
+  if (a.enable_per_process_and_thread_time_limit) {
+    c.add("enable_per_process_and_thread_time_limit", "this option cannot be enabled");
+  }
+  a.enable_per_process_and_thread_memory_limit =
+      c.boolean("enable_per_process_and_thread_memory_limit").value_or(false);
+  if (a.enable_per_process_and_thread_memory_limit) {
+    c.add("enable_per_process_and_thread_memory_limit", "this option cannot be enabled");
+  }
+  a.max_file_size_kb = whole(c.bounded("max_file_size", s.max_file_size_kb, 0, true, s.max_max_file_size_kb));
+  std::optional<std::string> options = c.text("compiler_options");
+  std::optional<std::string> arguments = c.text("command_line_arguments");
+  if (options && options->size() > kMaxOptionChars) {
+    c.add("compiler_options", fmt::format("is too long (maximum is {} characters)", kMaxOptionChars));
+  }
+  if (arguments && arguments->size() > kMaxOptionChars) {
+    c.add("command_line_arguments",
+          fmt::format("is too long (maximum is {} characters)", kMaxOptionChars));
+  }
+  a.redirect_stderr_to_stdout = c.boolean("redirect_stderr_to_stdout").value_or(false);
+  a.enable_network = c.boolean("enable_network").value_or(false);
+  if (language_id && language == nullptr) {
+    c.add("language_id", fmt::format("language with id {} doesn't exist", number_text(*language_id)));
+  }
+  if (options && !options->empty() && language != nullptr && !language->compile_cmd) {
+    c.add("compiler_options", "setting compiler options is only allowed for compiled languages");
+  }
+  if (a.enable_network && !s.allow_network) c.add("enable_network", "enabling network is not allowed");
+  std::optional<std::string> callback = c.text("callback_url");
+
+  // jobcluster's own: test cases behind one compile.
+  std::vector<std::pair<std::optional<std::string>, std::optional<std::string>>> tests;
+  if (c.has("test_cases")) {
+    const json& t = body["test_cases"];
+    if (!t.is_array()) {
+      c.add("test_cases", "must be an array of {stdin, expected_output} objects");
+    } else if (t.size() > s.max_test_cases) {
+      c.add("test_cases", fmt::format("must have at most {} test cases", s.max_test_cases));
+    } else if (stdin_text || expected) {
+      c.add("test_cases", "give stdin and expected_output in the test cases, not beside them");
+    } else {
+      for (const json& item : t) {
+        if (!item.is_object()) {
+          c.add("test_cases", "must be an array of {stdin, expected_output} objects");
+          break;
+        }
+        Errors inner;
+        Checker ic(item, inner);
+        auto in = ic.text("stdin");
+        auto exp = ic.text("expected_output");
+        if (!inner.empty()) {
+          c.add("test_cases", "stdin and expected_output must be strings");
+          break;
+        }
+        if (in && base64) *in = base64_decode(*in);
+        if (exp && base64) *exp = base64_decode(*exp);
+        tests.emplace_back(std::move(in), std::move(exp));
+      }
+    }
+  }
+  if (!out.errors.empty()) return out;
+
+  // The job.
+  protocol::JobSpec& spec = out.spec;
+  spec.kind = protocol::JobKind::kRun;
+  a.language_id = language->id;
+  a.source_code = source.value_or("");
+  a.compiler_options = options.value_or("");
+  a.command_line_arguments = arguments.value_or("");
+  a.additional_files = zip.value_or("");
+  a.callback_url = callback.value_or("");
+  a.has_stdin = stdin_text.has_value();
+  a.has_expected = expected.has_value();
+  a.test_cases = static_cast<std::uint32_t>(tests.size());
+  if (!project) spec.files.push_back({language->source_file, a.source_code});
+  if (project) {
+    spec.check = "[ ! -f compile ] || exec /bin/bash compile\n";
+  } else if (language->compile_cmd) {
+    spec.check = replace_token(*language->compile_cmd, "{compiler_options}",
+                               quoted_words(a.compiler_options)) +
+                 "\n";
+  }
+  std::string run = project ? language->run_cmd
+                            : replace_token(language->run_cmd, "{args}",
+                                            quoted_words(a.command_line_arguments));
+  // Judged on the language's own command: the arguments are quoted words.
+  spec.command = (a.redirect_stderr_to_stdout ? "exec 2>&1\n" : "") +
+                 std::string(simple_command(language->run_cmd) ? "exec " : "") + run + "\n";
+  if (tests.empty()) tests.emplace_back(stdin_text, expected);
+  for (std::size_t i = 0; i < tests.size(); ++i) {
+    for (std::uint32_t r = 0; r < a.number_of_runs; ++r) {
+      protocol::TestCase tc;
+      tc.name = a.number_of_runs > 1 ? fmt::format("{}.{}", i + 1, r + 1) : std::to_string(i + 1);
+      tc.stdin_data = tests[i].first.value_or("");
+      tc.has_expected = tests[i].second.has_value();
+      tc.expected = tests[i].second.value_or("");
+      spec.cases.push_back(std::move(tc));
+    }
+  }
+  protocol::Limits& l = spec.limits;
+  l.cpu_ms = a.cpu_time_limit_ms;
+  l.cpu_extra_ms = a.cpu_extra_time_ms;
+  l.timeout_ms = a.wall_time_limit_ms;
+  l.memory_mb = std::max<std::uint32_t>(1, (a.memory_limit_kb + 1023) / 1024);
+  l.output_kb = s.output_kb;
+  l.disk_mb = s.disk_mb;
+  l.processes = a.max_processes_and_or_threads;
+  l.stack_kb = a.stack_limit_kb;
+  l.file_kb = a.max_file_size_kb;
+  l.network = a.enable_network;
+  // The compile step: judge0 compiles under its maxima, not the program's limits.
+  if (!spec.check.empty()) {
+    protocol::Limits& cl = spec.check_limits;
+    cl = l;
+    cl.cpu_ms = s.max_cpu_time_limit_ms;
+    cl.cpu_extra_ms = 0;
+    cl.timeout_ms = s.max_wall_time_limit_ms;
+    cl.memory_mb = std::max<std::uint32_t>(1, (s.max_memory_limit_kb + 1023) / 1024);
+    cl.processes = s.max_max_processes_and_or_threads;
+    cl.network = false;
+  }
+  spec.needs.push_back(fmt::format("lang:{}", language->id));
+  if (a.enable_network) spec.needs.push_back("network");
+  spec.is_api = true;
+  spec.api = std::move(a);
+  return out;
+}
+
+// ---- fields ---------------------------------------------------------------
+
+const std::vector<std::string>& all_fields() {
+  static const std::vector<std::string> kAll = {
+      "source_code", "language_id", "stdin", "expected_output", "stdout", "status_id",
+      "created_at", "finished_at", "time", "memory", "stderr", "token", "number_of_runs",
+      "cpu_time_limit", "cpu_extra_time", "wall_time_limit", "memory_limit", "stack_limit",
+      "max_processes_and_or_threads", "enable_per_process_and_thread_time_limit",
+      "enable_per_process_and_thread_memory_limit", "max_file_size", "compile_output",
+      "exit_code", "exit_signal", "message", "wall_time", "compiler_options",
+      "command_line_arguments", "redirect_stderr_to_stdout", "callback_url", "additional_files",
+      "enable_network", "status", "language",
+      // jobcluster's additions.
+      "verdict", "node", "sandbox", "test_cases"};
+  return kAll;
+}
+
+Fields parse_fields(std::string_view param) {
+  static const std::vector<std::string> kDefault = {"token",  "time",           "memory",
+                                                    "stdout", "stderr",         "compile_output",
+                                                    "message", "status"};
+  Fields f;
+  bool all = false;
+  std::size_t at = 0;
+  while (at <= param.size() && !param.empty()) {
+    std::size_t comma = std::min(param.find(',', at), param.size());
+    std::string name(param.substr(at, comma - at));
+    at = comma + 1;
+    if (name.empty()) continue;
+    if (name == "*") {
+      all = true;
+      continue;
+    }
+    const auto& known = all_fields();
+    if (std::find(known.begin(), known.end(), name) == known.end()) {
+      f.invalid.push_back(name);
+    } else if (std::find(f.names.begin(), f.names.end(), name) == f.names.end()) {
+      f.names.push_back(name);
+    }
+    if (comma == param.size()) break;
+  }
+  if (all) f.names = all_fields();
+  if (f.names.empty()) f.names = kDefault;
+  return f;
+}
+
+// ---- rendering --------------------------------------------------------------
+
+namespace {
+
+bool valid_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = 0;
+    if (c < 0x80) {
+      n = 0;
+    } else if ((c >> 5) == 0x6) {
+      n = 1;
+    } else if ((c >> 4) == 0xE) {
+      n = 2;
+    } else if ((c >> 3) == 0x1E) {
+      n = 3;
+    } else {
+      return false;
+    }
+    if (n > 0 && i + n >= s.size()) return false;
+    for (std::size_t k = 1; k <= n; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
+std::string decimal_seconds(std::int64_t ms) {
+  // judge0's `time` is a decimal column: "0.001".
+  return fmt::format("{}.{:03d}", ms / 1000, static_cast<int>(ms % 1000));
+}
+
+std::string limit_seconds(std::uint32_t ms) {
+  // As judge0 stores a limit given in seconds: "5.0", "1.5".
+  std::string s = fmt::format("{}.{:03d}", ms / 1000, ms % 1000);
+  while (s.back() == '0' && s[s.size() - 2] != '.') s.pop_back();
+  return s;
+}
+
+struct Figures {
+  std::int64_t cpu_ms = 0, wall_ms = 0, peak_kb = 0;
+};
+
+// A test case's figures: the average of its runs (judge0's number_of_runs).
+Figures average(const std::vector<protocol::CaseResult>& cases, std::size_t first, std::size_t n) {
+  Figures f;
+  if (n == 0) return f;
+  for (std::size_t i = first; i < first + n && i < cases.size(); ++i) {
+    f.cpu_ms += cases[i].cpu_ms;
+    f.wall_ms += cases[i].wall_ms;
+    f.peak_kb += cases[i].peak_kb;
+  }
+  auto k = static_cast<std::int64_t>(n);
+  return {f.cpu_ms / k, f.wall_ms / k, f.peak_kb / k};
+}
+
+// The first failing run among the cases, else the last.
+const protocol::CaseResult* shown_run(const std::vector<protocol::CaseResult>& cases) {
+  for (const auto& c : cases) {
+    if (c.verdict != "ACCEPTED") return &c;
+  }
+  return cases.empty() ? nullptr : &cases.back();
+}
+
+}  // namespace
+
+std::optional<Json> render_submission(const protocol::JobReport& report,
+                                      const protocol::JobSpec* spec, const Fields& fields,
+                                      bool base64, const std::vector<Language>& languages) {
+  const bool api = spec != nullptr && spec->is_api;
+  const protocol::ApiRequest* a = api ? &spec->api : nullptr;
+  const bool final = protocol::is_final(report.state) && report.has_result;
+  const protocol::JobResult* r = final ? &report.result : nullptr;
+
+  // The outcome, from the result's judged runs.
+  Outcome outcome;
+  std::optional<Figures> top;
+  std::optional<std::string> stdout_text, stderr_text, compile_output;
+  std::vector<Json> cases_json;
+  const protocol::CaseResult* shown = nullptr;
+  if (report.state == protocol::JobState::kQueued) outcome.status = Status::kInQueue;
+  if (report.state == protocol::JobState::kRunning) outcome.status = Status::kProcessing;
+  if (r != nullptr) {
+    bool compile_failed = !r->cases.empty() && r->cases.front().name == "check" &&
+                          r->verdict == "COMPILE_ERROR";
+    if (compile_failed) {
+      outcome.status = Status::kCompilationError;
+      compile_output = r->stdout_data + r->stderr_data;
+    } else if (!r->is_run) {
+      // A sleep job: done is accepted, its sentence is its output.
+      outcome.status = r->state == protocol::JobState::kDone ? Status::kAccepted
+                                                               : Status::kInternalError;
+      stdout_text = r->text;
+    } else if (!r->cases.empty() && r->cases.front().name != "check") {
+      shown = shown_run(r->cases);
+      outcome = outcome_of(*shown);
+      stdout_text = r->stdout_data;
+      stderr_text = r->stderr_data;
+      if (!r->check_output.empty()) compile_output = r->check_output;
+      // Per test case (each `number_of_runs` runs in a row): the average.
+      std::size_t runs = a != nullptr ? std::max<std::uint32_t>(1, a->number_of_runs) : 1;
+      for (std::size_t i = 0; i < r->cases.size(); i += runs) {
+        Figures f = average(r->cases, i, std::min(runs, r->cases.size() - i));
+        if (!top || f.cpu_ms > top->cpu_ms) top = f;
+        const protocol::CaseResult* failing = nullptr;
+        for (std::size_t k = i; k < i + runs && k < r->cases.size(); ++k) {
+          if (r->cases[k].verdict != "ACCEPTED" && failing == nullptr) failing = &r->cases[k];
+        }
+        Outcome co = outcome_of(failing ? *failing : r->cases[std::min(i + runs, r->cases.size()) - 1]);
+        Json cj = Json::object();
+        cj["status"] = {{"id", static_cast<int>(co.status)}, {"description", description(co.status)}};
+        cj["time"] = decimal_seconds(f.cpu_ms);
+        cj["wall_time"] = decimal_seconds(f.wall_ms);
+        cj["memory"] = f.peak_kb;
+        cj["exit_code"] = co.exit_code ? Json(*co.exit_code) : Json(nullptr);
+        cj["exit_signal"] = co.exit_signal ? Json(*co.exit_signal) : Json(nullptr);
+        cj["message"] = co.message.empty() ? Json(nullptr) : Json(co.message);
+        cases_json.push_back(std::move(cj));
+      }
+      if (r->state == protocol::JobState::kCancelled) {
+        outcome.status = Status::kInternalError;
+        outcome.message = "Cancelled";
+      }
+    } else {
+      // Ended before any run (cancelled while queued, given up, failed to start).
+      outcome.status = Status::kInternalError;
+      outcome.message = r->text;
+      stdout_text = r->stdout_data;
+      stderr_text = r->stderr_data;
+    }
+    if (!top && r->is_run) top = Figures{r->cpu_ms, r->end_ms - r->start_ms, r->peak_kb};
+  }
+  if (stdout_text && stdout_text->empty()) stdout_text.reset();
+  if (stderr_text && stderr_text->empty()) stderr_text.reset();
+  if (compile_output && compile_output->empty()) compile_output.reset();
+
+  // Text attributes: as they are, or Base64; not UTF-8 without Base64 fails.
+  bool convertible = true;
+  auto text = [&](const std::optional<std::string>& v) -> Json {
+    if (!v) return nullptr;
+    if (base64) return base64_encode(*v);
+    if (!valid_utf8(*v)) convertible = false;
+    return *v;
+  };
+  std::string language_name;
+  if (a != nullptr) {
+    for (const auto& l : languages) {
+      if (l.id == a->language_id) language_name = l.full_name;
+    }
+  }
+  Json out = Json::object();
+  for (const auto& name : fields.names) {
+    if (name == "token") {
+      out[name] = report.ticket;
+    } else if (name == "status") {
+      out[name] = {{"id", static_cast<int>(outcome.status)}, {"description", description(outcome.status)}};
+    } else if (name == "status_id") {
+      out[name] = static_cast<int>(outcome.status);
+    } else if (name == "stdout") {
+      out[name] = text(stdout_text);
+    } else if (name == "stderr") {
+      out[name] = text(stderr_text);
+    } else if (name == "compile_output") {
+      out[name] = text(compile_output);
+    } else if (name == "message") {
+      out[name] = text(outcome.message.empty() ? std::nullopt : std::optional<std::string>(outcome.message));
+    } else if (name == "time") {
+      out[name] = top ? Json(decimal_seconds(top->cpu_ms)) : Json(nullptr);
+    } else if (name == "wall_time") {
+      out[name] = top ? Json(decimal_seconds(top->wall_ms)) : Json(nullptr);
+    } else if (name == "memory") {
+      out[name] = top ? Json(top->peak_kb) : Json(nullptr);
+    } else if (name == "exit_code") {
+      out[name] = r != nullptr && outcome.exit_code ? Json(*outcome.exit_code) : Json(nullptr);
+    } else if (name == "exit_signal") {
+      out[name] = r != nullptr && outcome.exit_signal ? Json(*outcome.exit_signal) : Json(nullptr);
+    } else if (name == "created_at") {
+      out[name] = spec != nullptr && spec->submitted_ms > 0 ? Json(iso8601(spec->submitted_ms))
+                                                            : Json(nullptr);
+    } else if (name == "finished_at") {
+      out[name] = r != nullptr && r->end_ms > 0 ? Json(iso8601(r->end_ms)) : Json(nullptr);
+    } else if (name == "source_code") {
+      out[name] = text(a ? std::optional<std::string>(a->source_code) : std::nullopt);
+    } else if (name == "language_id") {
+      out[name] = a ? Json(a->language_id) : Json(nullptr);
+    } else if (name == "language") {
+      out[name] = a ? Json{{"id", a->language_id}, {"name", language_name}} : Json(nullptr);
+    } else if (name == "stdin") {
+      bool has = a && a->has_stdin && a->test_cases == 0 && !spec->cases.empty();
+      out[name] = text(has ? std::optional<std::string>(spec->cases.front().stdin_data) : std::nullopt);
+    } else if (name == "expected_output") {
+      bool has = a && a->has_expected && a->test_cases == 0 && !spec->cases.empty();
+      out[name] = text(has ? std::optional<std::string>(spec->cases.front().expected) : std::nullopt);
+    } else if (name == "number_of_runs") {
+      out[name] = a ? Json(a->number_of_runs) : Json(nullptr);
+    } else if (name == "cpu_time_limit") {
+      out[name] = a ? Json(limit_seconds(a->cpu_time_limit_ms)) : Json(nullptr);
+    } else if (name == "cpu_extra_time") {
+      out[name] = a ? Json(limit_seconds(a->cpu_extra_time_ms)) : Json(nullptr);
+    } else if (name == "wall_time_limit") {
+      out[name] = a ? Json(limit_seconds(a->wall_time_limit_ms)) : Json(nullptr);
+    } else if (name == "memory_limit") {
+      out[name] = a ? Json(a->memory_limit_kb) : Json(nullptr);
+    } else if (name == "stack_limit") {
+      out[name] = a ? Json(a->stack_limit_kb) : Json(nullptr);
+    } else if (name == "max_processes_and_or_threads") {
+      out[name] = a ? Json(a->max_processes_and_or_threads) : Json(nullptr);
+    } else if (name == "enable_per_process_and_thread_time_limit") {
+      out[name] = a ? Json(a->enable_per_process_and_thread_time_limit) : Json(nullptr);
+    } else if (name == "enable_per_process_and_thread_memory_limit") {
+      out[name] = a ? Json(a->enable_per_process_and_thread_memory_limit) : Json(nullptr);
+    } else if (name == "max_file_size") {
+      out[name] = a ? Json(a->max_file_size_kb) : Json(nullptr);
+    } else if (name == "compiler_options") {
+      out[name] = a && !a->compiler_options.empty() ? Json(a->compiler_options) : Json(nullptr);
+    } else if (name == "command_line_arguments") {
+      out[name] = a && !a->command_line_arguments.empty() ? Json(a->command_line_arguments)
+                                                          : Json(nullptr);
+    } else if (name == "redirect_stderr_to_stdout") {
+      out[name] = a ? Json(a->redirect_stderr_to_stdout) : Json(nullptr);
+    } else if (name == "callback_url") {
+      out[name] = a && !a->callback_url.empty() ? Json(a->callback_url) : Json(nullptr);
+    } else if (name == "additional_files") {
+      // judge0 always gives them Base64-encoded.
+      out[name] = a && !a->additional_files.empty() ? Json(base64_encode(a->additional_files))
+                                                    : Json(nullptr);
+    } else if (name == "enable_network") {
+      out[name] = a ? Json(a->enable_network) : Json(nullptr);
+    } else if (name == "verdict") {
+      out[name] = r != nullptr && !r->verdict.empty() ? Json(r->verdict) : Json(nullptr);
+    } else if (name == "node") {
+      out[name] = report.node.empty() ? Json(nullptr) : Json(report.node);
+    } else if (name == "sandbox") {
+      out[name] = r != nullptr && !r->sandbox.empty() ? Json(r->sandbox) : Json(nullptr);
+    } else if (name == "test_cases") {
+      out[name] = a && a->test_cases > 0 && r != nullptr ? Json(cases_json) : Json(nullptr);
+    }
+  }
+  if (!convertible) return std::nullopt;
+  return out;
+}
+
+// ---- helpers ----------------------------------------------------------------
+
+std::string base64_encode(std::string_view bytes) {
+  std::string out;
+  // Ruby's encode64: 45 bytes (60 characters) a line, each line ended by "\n".
+  constexpr std::size_t kLine = 45;
+  unsigned char buffer[64 + 1];
+  for (std::size_t at = 0; at < bytes.size(); at += kLine) {
+    std::size_t n = std::min(kLine, bytes.size() - at);
+    int w = EVP_EncodeBlock(buffer, reinterpret_cast<const unsigned char*>(bytes.data() + at),
+                            static_cast<int>(n));
+    out.append(reinterpret_cast<const char*>(buffer), static_cast<std::size_t>(w));
+    out.push_back('\n');
+  }
+  return out;
+}
+
+std::string base64_decode(std::string_view text) {
+  std::string clean;
+  clean.reserve(text.size());
+  for (char ch : text) {
+    bool alphabet = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+                    (ch >= '0' && ch <= '9') || ch == '+' || ch == '/';
+    if (alphabet) clean.push_back(ch);
+  }
+  // As Ruby's decode64: what does not make a whole byte is dropped.
+  std::size_t usable = clean.size() - clean.size() % 4;
+  std::size_t rest = clean.size() % 4;
+  std::string tail;
+  if (rest >= 2) {
+    tail = clean.substr(usable) + std::string(4 - rest, '=');
+  }
+  clean.resize(usable);
+  clean += tail;
+  std::string out(clean.size() / 4 * 3 + 3, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(clean.data()),
+                          static_cast<int>(clean.size()));
+  if (n < 0) return "";
+  std::size_t len = static_cast<std::size_t>(n);
+  // EVP_DecodeBlock counts the padding's zero bytes.
+  if (!tail.empty()) len -= 4 - rest == 2 ? 2 : (4 - rest == 1 ? 1 : 0);
+  out.resize(std::min(len, out.size()));
+  return out;
+}
+
+std::vector<std::string> split_words(std::string_view text) {
+  std::vector<std::string> words;
+  std::string word;
+  bool in_word = false;
+  char quote = 0;
+  for (char ch : text) {
+    if (quote != 0) {
+      if (ch == quote) {
+        quote = 0;
+      } else {
+        word.push_back(ch);
+      }
+      continue;
+    }
+    if (ch == '\'' || ch == '"') {
+      quote = ch;
+      in_word = true;
+    } else if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r') {
+      if (in_word) words.push_back(std::move(word));
+      word.clear();
+      in_word = false;
+    } else {
+      word.push_back(ch);
+      in_word = true;
+    }
+  }
+  if (in_word) words.push_back(std::move(word));
+  return words;
+}
+
+std::string shell_quote(std::string_view word) {
+  std::string out = "'";
+  for (char ch : word) {
+    if (ch == '\'') {
+      out += "'\\''";
+    } else {
+      out.push_back(ch);
+    }
+  }
+  return out + "'";
+}
+
+std::string iso8601(std::int64_t ms) {
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  ::gmtime_r(&secs, &tm);
+  return fmt::format("{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}.{:03d}Z", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     static_cast<int>(ms % 1000));
+}
+
+}  // namespace jc::api
