@@ -453,7 +453,6 @@ std::optional<Json> render_submission(const protocol::JobReport& report,
   std::optional<Figures> top;
   std::optional<std::string> stdout_text, stderr_text, compile_output;
   std::vector<Json> cases_json;
-  const protocol::CaseResult* shown = nullptr;
   if (report.state == protocol::JobState::kQueued) outcome.status = Status::kInQueue;
   if (report.state == protocol::JobState::kRunning) outcome.status = Status::kProcessing;
   if (r != nullptr) {
@@ -467,22 +466,38 @@ std::optional<Json> render_submission(const protocol::JobReport& report,
       outcome.status = r->state == protocol::JobState::kDone ? Status::kAccepted
                                                                : Status::kInternalError;
       stdout_text = r->text;
-    } else if (!r->cases.empty() && r->cases.front().name != "check") {
-      shown = shown_run(r->cases);
-      outcome = outcome_of(*shown);
+    } else if (r->cases.empty() || r->cases.front().name != "check") {
+      // A run job without test cases (the line protocol's) is one run: its
+      // result is that run's.
+      std::vector<protocol::CaseResult> single;
+      const std::vector<protocol::CaseResult>* cases = &r->cases;
+      if (r->cases.empty()) {
+        protocol::CaseResult c;
+        c.name = "1";
+        c.verdict = r->verdict.empty() ? "ACCEPTED" : r->verdict;
+        c.exit_code = r->exit_code;
+        c.signal = r->signal;
+        c.cpu_ms = r->cpu_ms;
+        c.wall_ms = r->end_ms - r->start_ms;
+        c.peak_kb = r->peak_kb;
+        c.stderr_data = r->stderr_data.substr(0, 4096);
+        single.push_back(std::move(c));
+        cases = &single;
+      }
+      outcome = outcome_of(*shown_run(*cases));
       stdout_text = r->stdout_data;
       stderr_text = r->stderr_data;
       if (!r->check_output.empty()) compile_output = r->check_output;
       // Per test case (each `number_of_runs` runs in a row): the average.
-      std::size_t runs = a != nullptr ? std::max<std::uint32_t>(1, a->number_of_runs) : 1;
-      for (std::size_t i = 0; i < r->cases.size(); i += runs) {
-        Figures f = average(r->cases, i, std::min(runs, r->cases.size() - i));
+      std::size_t runs = std::max<std::uint32_t>(1, r->api_runs);
+      for (std::size_t i = 0; i < (*cases).size(); i += runs) {
+        Figures f = average((*cases), i, std::min(runs, (*cases).size() - i));
         if (!top || f.cpu_ms > top->cpu_ms) top = f;
         const protocol::CaseResult* failing = nullptr;
-        for (std::size_t k = i; k < i + runs && k < r->cases.size(); ++k) {
-          if (r->cases[k].verdict != "ACCEPTED" && failing == nullptr) failing = &r->cases[k];
+        for (std::size_t k = i; k < i + runs && k < (*cases).size(); ++k) {
+          if ((*cases)[k].verdict != "ACCEPTED" && failing == nullptr) failing = &(*cases)[k];
         }
-        Outcome co = outcome_of(failing ? *failing : r->cases[std::min(i + runs, r->cases.size()) - 1]);
+        Outcome co = outcome_of(failing ? *failing : (*cases)[std::min(i + runs, (*cases).size()) - 1]);
         Json cj = Json::object();
         cj["status"] = {{"id", static_cast<int>(co.status)}, {"description", description(co.status)}};
         cj["time"] = decimal_seconds(f.cpu_ms);
@@ -498,13 +513,16 @@ std::optional<Json> render_submission(const protocol::JobReport& report,
         outcome.message = "Cancelled";
       }
     } else {
-      // Ended before any run (cancelled while queued, given up, failed to start).
+      // A check step that ended otherwise than failing (cancelled during it).
       outcome.status = Status::kInternalError;
       outcome.message = r->text;
       stdout_text = r->stdout_data;
       stderr_text = r->stderr_data;
     }
-    if (!top && r->is_run) top = Figures{r->cpu_ms, r->end_ms - r->start_ms, r->peak_kb};
+    // judge0 gives no figures for a failed compile.
+    if (!top && r->is_run && outcome.status != Status::kCompilationError) {
+      top = Figures{r->cpu_ms, r->end_ms - r->start_ms, r->peak_kb};
+    }
   }
   if (stdout_text && stdout_text->empty()) stdout_text.reset();
   if (stderr_text && stderr_text->empty()) stderr_text.reset();
@@ -609,7 +627,9 @@ std::optional<Json> render_submission(const protocol::JobReport& report,
     } else if (name == "sandbox") {
       out[name] = r != nullptr && !r->sandbox.empty() ? Json(r->sandbox) : Json(nullptr);
     } else if (name == "test_cases") {
-      out[name] = a && a->test_cases > 0 && r != nullptr ? Json(cases_json) : Json(nullptr);
+      // Given with the request, or (known only from the result) more than one.
+      bool given = a ? a->test_cases > 0 : cases_json.size() > 1;
+      out[name] = given && r != nullptr ? Json(cases_json) : Json(nullptr);
     }
   }
   if (!convertible) return std::nullopt;

@@ -9,6 +9,8 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "cluster_node/node_server.h"
@@ -74,6 +76,13 @@ Environment (defaults in brackets):
                          jobs to finish and be delivered [8000]
   PROXY_GRACE_PERIOD     ms without the proxy after which the node runs its own
                          clients' queued jobs itself [30000]; 0 = never
+  API_PORT               HTTP port of the judge0-compatible API; 0 = any free port [off]
+  API_CORS_ORIGINS       origins a browser may call the API from, comma-separated [*]
+  API_MAX_BODY_KB        largest request body the API takes [8192]
+  API_MAX_WAIT           seconds a `wait=true` submission may block [60]
+  API_MAX_BATCH          most submissions in one batch [20]
+  LANGUAGES_FILE         a language table (JSON) over the built-in one [none]
+  JOB_ALLOW_NETWORK      1: jobs may ask for the node's network (enable_network) [0]
   BIND_ADDRESS           address to listen on [0.0.0.0]
   LOG_LEVEL              error, warn, info, debug [info]; VERBOSE=true means debug
 )";
@@ -234,6 +243,45 @@ jc::node::NodeConfig load_config(int argc, char** argv) {
   }
   c.bind_address = jc::net::env_bind_address();
   c.work_dir = env_string("JOB_WORK_DIR", "");
+  c.allow_network = env_int("JOB_ALLOW_NETWORK", 0, 0, 1, "0 or 1") == 1;
+  c.api_port = env_port("API_PORT");
+  c.api_cors_origins = env_string("API_CORS_ORIGINS", "*");
+  c.api_max_body_bytes = static_cast<std::size_t>(
+      env_int("API_MAX_BODY_KB", 8192, 1, 1'048'576, "kilobytes")) << 10;
+  auto& a = c.api_settings;
+  a.wall_time_limit_ms = lim.defaults.timeout_ms;
+  a.max_wall_time_limit_ms = lim.maxima.timeout_ms;
+  a.cpu_time_limit_ms = lim.defaults.timeout_ms;
+  a.max_cpu_time_limit_ms = lim.maxima.cpu_ms;
+  a.memory_limit_kb = lim.defaults.memory_mb * 1024;
+  a.max_memory_limit_kb = lim.maxima.memory_mb * 1024;
+  a.stack_limit_kb = std::min<std::uint32_t>(64000, a.memory_limit_kb);
+  a.max_stack_limit_kb = a.max_memory_limit_kb;
+  a.max_processes_and_or_threads = c.job_processes;
+  a.max_max_processes_and_or_threads = c.job_processes;
+  a.max_file_size_kb = lim.defaults.disk_mb * 1024;
+  a.max_max_file_size_kb = lim.maxima.disk_mb * 1024;
+  a.output_kb = lim.defaults.output_kb;
+  a.disk_mb = lim.defaults.disk_mb;
+  a.allow_network = c.allow_network;
+  a.max_wait_s = static_cast<std::uint32_t>(env_int("API_MAX_WAIT", 60, 0, 3600, "seconds"));
+  a.max_batch = static_cast<std::uint32_t>(env_int("API_MAX_BATCH", 20, 1, 10'000, "submissions"));
+  // The language table: built in, LANGUAGES_FILE's entries over it.
+  if (std::string err = jc::api::parse_languages(jc::api::builtin_languages_json(), c.language_table);
+      !err.empty()) {
+    throw ConfigError("the built-in language table is broken: " + err);
+  }
+  if (auto file = env_raw("LANGUAGES_FILE"); file && !file->empty()) {
+    std::ifstream in(*file);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in) throw ConfigError(fmt::format("LANGUAGES_FILE cannot be read: '{}'", *file));
+    std::vector<jc::api::Language> extra;
+    if (std::string err = jc::api::parse_languages(text.str(), extra); !err.empty()) {
+      throw ConfigError(fmt::format("LANGUAGES_FILE '{}' is not a language table: {}", *file, err));
+    }
+    jc::api::merge_languages(c.language_table, std::move(extra));
+  }
   c.core.node_id = env_string("NODE_ID", "");
   if (!c.core.node_id.empty() && !jc::protocol::is_valid_node_id(c.core.node_id)) {
     throw ConfigError(fmt::format(
@@ -264,6 +312,20 @@ void prepare(jc::node::NodeConfig& config, jc::storage::Store& store) {
     }
     config.job_uid_base = 200'000 + (h % 30'000) * 1024;
     if (config.core.slots > 1024) config.job_uid_base = 0;
+  }
+  if (config.api_port) {
+    // What this machine runs, named with the versions installed; the paths
+    // its toolchains read join the jobs' read-only view.
+    config.languages = jc::api::detect_languages(config.language_table, jc::api::system_probe());
+    for (const auto& l : config.languages) {
+      for (const auto& p : l.readonly_paths) {
+        if (std::filesystem::exists(p) &&
+            std::find(config.readonly_paths.begin(), config.readonly_paths.end(), p) ==
+                config.readonly_paths.end()) {
+          config.readonly_paths.push_back(p);
+        }
+      }
+    }
   }
   if (config.work_dir.empty()) {
     const char* tmp = std::getenv("TMPDIR");

@@ -288,6 +288,12 @@ protocol::SweepOutcome NodeCore::sweep(TimeMs now) {
   return out;
 }
 
+std::optional<protocol::JobSpec> NodeCore::origin_spec(const std::string& ticket) const {
+  OriginRecord origin;
+  if (!load(origin_key(ticket), origin)) return std::nullopt;
+  return std::move(origin.spec);
+}
+
 JobReport NodeCore::lookup(const std::string& ticket, TimeMs now) const {
   const auto& retention = options_.retention;
   JobReport r;

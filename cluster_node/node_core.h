@@ -111,6 +111,8 @@ class NodeCore {
   // What this node knows of a ticket on its own at `now`: kUnknown when
   // nothing, kExpired when it knows the job expired (RESULT_TTL).
   protocol::JobReport lookup(const std::string& ticket, TimeMs now) const;
+  // The spec of a job submitted through this node, while it is kept.
+  std::optional<protocol::JobSpec> origin_spec(const std::string& ticket) const;
   std::vector<GetAllEntry> getall(TimeMs now) const;
   // Removes what expired (RESULT_TTL): records of jobs submitted or run
   // here, and cached results of others; at most kSweepBatch records a call.

@@ -24,6 +24,7 @@ runner::SandboxConfig sandbox_config(const NodeConfig& c) {
   s.node_id = c.core.node_id;
   s.identity = c.identity;
   s.slot_cpus = c.slot_cpus;
+  s.allow_network = c.allow_network;
   s.processes = c.job_processes;
   s.isolation.slots = c.core.slots;
   s.isolation.uid_base = c.job_uid_base;
@@ -97,6 +98,21 @@ Status NodeServer::start() {
                          on_accept(std::move(socket), address, peer);
                        });
   config_.core.client_address = fmt::format("{}:{}", config_.advertise_host, port_);
+  if (config_.api_port) {
+    api::ApiContext context;
+    context.node_id = core_.node_id();
+    context.settings = config_.api_settings;
+    context.table = config_.language_table;
+    context.languages = config_.languages;
+    context.cors_origins = config_.api_cors_origins;
+    context.playground = std::string(api::playground_page());
+    context.spec_of = [this](const std::string& ticket) { return core_.origin_spec(ticket); };
+    api_router_ = std::make_unique<api::Router>(*this, std::move(context));
+    api_server_ = std::make_unique<api::HttpServer>(io_, *api_router_, config_.api_max_body_bytes);
+    api_port_ = api_server_->listen(config_.bind_address, *config_.api_port);
+    log_->info("judge0-compatible API on http://{}:{}/ languages={}", config_.advertise_host,
+               api_port_, config_.languages.size());
+  }
   core_.set_client_address(config_.core.client_address);
   link_.start();
   schedule_info();
@@ -136,6 +152,7 @@ void NodeServer::stop() {
   stopping_ = true;
   log_->info("shutting down node={}", core_.node_id());
   listener_.close();
+  if (api_server_) api_server_->close();
   info_timer_.cancel();
   request_timer_.cancel();
   sweep_timer_.cancel();

@@ -4,6 +4,8 @@
 // Everything runs on one io_context thread.
 #pragma once
 
+#include "api/http_server.h"
+#include "api/router.h"
 #include <functional>
 #include <memory>
 #include <optional>
@@ -51,6 +53,14 @@ struct NodeConfig {
   std::uint32_t job_uid_base = 0;   // 0: every job runs as job_user
   runner::SlotCpus slot_cpus;       // SLOT_CPUS
   std::string identity;             // the data directory's (NodeCore::data_identity)
+  bool allow_network = false;       // JOB_ALLOW_NETWORK
+  // The judge0-compatible API (API_PORT); off without a port.
+  std::optional<std::uint16_t> api_port;
+  std::string api_cors_origins = "*";          // API_CORS_ORIGINS
+  std::size_t api_max_body_bytes = 8 << 20;    // API_MAX_BODY_KB
+  api::Settings api_settings;                  // from JOB_* and API_*
+  std::vector<api::Language> language_table;   // the table (built in, LANGUAGES_FILE over it)
+  std::vector<api::Language> languages;        // what this node runs
   NodeOptions core;
 };
 
@@ -66,6 +76,7 @@ class NodeServer : public client::Backend {
   // calls `done`.
   void drain(std::function<void()> done);
   std::uint16_t port() const { return port_; }
+  std::uint16_t api_port() const { return api_port_; }
 
   // client::Backend, for the client connections' conversations.
   void submit(protocol::JobSpec spec, std::function<void(const std::string&)> done) override;
@@ -131,6 +142,9 @@ class NodeServer : public client::Backend {
   std::vector<std::function<void()>> after_commit_;
   net::StorageRetry storage_retry_;
   std::uint16_t port_ = 0;
+  std::uint16_t api_port_ = 0;
+  std::unique_ptr<api::Router> api_router_;
+  std::unique_ptr<api::HttpServer> api_server_;
   TimeMs proxy_lost_at_ = 0;
   std::unique_ptr<boost::asio::steady_timer>
       drain_timer_;  // since when the proxy is away (or since start)

@@ -232,6 +232,9 @@ struct JobResult {
   // a compiler's warnings), cut at kCheckOutputBytes. A failing one's is
   // the result's stdout and stderr, as before.
   std::string check_output;
+  // Version 6: a judge0 submission's runs of each test case (its
+  // number_of_runs: `cases` hold them in a row); 0 for other jobs.
+  std::uint32_t api_runs = 0;
 
   bool operator==(const JobResult&) const = default;
   template <class Archive>
@@ -240,7 +243,7 @@ struct JobResult {
            stdout_truncated, stderr_truncated, start_ms, end_ms, cpu_ms, peak_kb, verdict, cases,
            passed, is_run, sandbox);
     if (ar.version() >= 5) fields(ar, final_ms);
-    if (ar.version() >= 6) fields(ar, check_output);
+    if (ar.version() >= 6) fields(ar, check_output, api_runs);
   }
   // When the job counts as ended for RESULT_TTL: final_ms, or for a result
   // from before version 5 (or one the proxy has not accepted yet) its end.

@@ -121,6 +121,7 @@ bool check_failed(const Observation& check, const protocol::Limits& limits) {
 JobJudge::JobJudge(const protocol::JobSpec& spec, std::string sandbox) : spec_(spec) {
   result_.is_run = true;
   result_.sandbox = std::move(sandbox);
+  if (spec.is_api) result_.api_runs = std::max<std::uint32_t>(1, spec.api.number_of_runs);
 }
 
 bool JobJudge::judge_check(Observation check) {

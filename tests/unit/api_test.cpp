@@ -113,7 +113,7 @@ TEST_CASE("api languages: a node has those whose files exist, named with their v
   CHECK(have[1].full_name == "Python (3.11.2)");
 }
 
-TEST_CASE("api languages: LANGUAGES_FILE adds and replaces by id; a bad one says what is wrong") {
+TEST_CASE("api languages: LANGUAGES_FILE adds and replaces by id, and a bad one says what is wrong") {
   std::vector<Language> base = table(), extra;
   REQUIRE(parse_languages(R"({"languages": [
       {"id": 71, "name": "Python", "source_file": "main.py", "run_cmd": "/opt/py/bin/python3 main.py {args}",
@@ -330,6 +330,7 @@ TEST_CASE("api response: the request's attributes as judge0 stores them, and ave
   a.cpu_ms = 10;
   b.cpu_ms = 30;
   protocol::JobReport r = finished({a, b}, "1\n");
+  r.result.api_runs = 2;
   auto out = render_submission(
       r, &s.spec,
       parse_fields("time,language,language_id,stdin,expected_output,cpu_time_limit,number_of_runs,"

@@ -1,0 +1,609 @@
+#include "api/router.h"
+
+#include <sys/sysinfo.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fmt/format.h>
+#include <map>
+#include <thread>
+
+#include "api/statuses.h"
+#include "common/log.h"
+#include "protocol/client_tokens.h"
+
+namespace jc::api {
+
+using nlohmann::json;
+
+namespace {
+
+// judge0's version this API follows (GET /version, /about).
+constexpr const char* kJudge0Version = "1.13.1";
+
+std::string url_decode(std::string_view s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out.push_back(' ');
+    } else if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+               std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out.push_back(static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+std::map<std::string, std::string> query_of(std::string_view q) {
+  std::map<std::string, std::string> out;
+  while (!q.empty()) {
+    auto amp = q.find('&');
+    std::string_view pair = q.substr(0, amp);
+    auto eq = pair.find('=');
+    std::string key = url_decode(pair.substr(0, eq));
+    std::string value = eq == std::string_view::npos ? "" : url_decode(pair.substr(eq + 1));
+    if (!key.empty()) out[key] = value;
+    if (amp == std::string_view::npos) break;
+    q.remove_prefix(amp + 1);
+  }
+  return out;
+}
+
+bool loopback(const std::string& peer) {
+  return peer.rfind("127.", 0) == 0 || peer.rfind("::1", 0) == 0 || peer.rfind("[::1]", 0) == 0 ||
+         peer.rfind("::ffff:127.", 0) == 0;
+}
+
+HttpResponse json_response(int status, const Json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = body.dump();
+  return r;
+}
+
+HttpResponse error_response(int status, const std::string& message) {
+  return json_response(status, Json{{"error", message}});
+}
+
+HttpResponse empty_response(int status) {
+  HttpResponse r;
+  r.status = status;
+  r.content_type = "text/plain; charset=utf-8";
+  return r;
+}
+
+std::string compile_cmd_shown(const Language& l) {
+  // judge0 writes where the options go as %s.
+  std::string c = *l.compile_cmd;
+  auto at = c.find("{compiler_options}");
+  if (at != std::string::npos) c.replace(at, 18, "%s");
+  return c;
+}
+
+std::string run_cmd_shown(const Language& l) {
+  std::string c = l.run_cmd;
+  auto at = c.find(" {args}");
+  if (at != std::string::npos) c.erase(at, 7);
+  return c;
+}
+
+}  // namespace
+
+struct Router::Call {
+  HttpRequest request;
+  Respond respond;
+  std::string path;
+  std::map<std::string, std::string> query;
+  std::optional<std::string> name;  // CLIENT_TOKENS: who asks
+  bool admin = false;
+  bool base64 = false;
+  Fields fields;
+  bool answered = false;
+  std::vector<std::pair<std::string, std::string>> cors;
+
+  void answer(HttpResponse r) {
+    if (answered) return;
+    answered = true;
+    for (auto& h : cors) r.headers.push_back(h);
+    respond(std::move(r));
+  }
+  bool flag(const char* key) const {
+    auto it = query.find(key);
+    return it != query.end() && it->second == "true";
+  }
+};
+
+Router::Router(client::Backend& backend, ApiContext context)
+    : backend_(backend), context_(std::move(context)) {}
+
+bool Router::visible(const Call& call, const protocol::JobReport& report) const {
+  return report.state == protocol::JobState::kExpired ||
+         protocol::may_access(backend_.tokens(), call.name, report.owner);
+}
+
+void Router::handle(const HttpRequest& request, Respond respond) {
+  auto call = std::make_shared<Call>();
+  call->request = request;
+  call->respond = std::move(respond);
+  std::string_view target = call->request.target;
+  auto q = target.find('?');
+  call->path = std::string(target.substr(0, q));
+  if (q != std::string_view::npos) call->query = query_of(target.substr(q + 1));
+  while (call->path.size() > 1 && call->path.back() == '/') call->path.pop_back();
+
+  // CORS: a browser front end on an allowed origin may call the API.
+  const std::string& origin = call->request.origin;
+  if (!origin.empty()) {
+    bool allowed = context_.cors_origins == "*";
+    std::string_view list = context_.cors_origins;
+    while (!allowed && !list.empty()) {
+      auto comma = list.find(',');
+      allowed = list.substr(0, comma) == origin;
+      list.remove_prefix(comma == std::string_view::npos ? list.size() : comma + 1);
+    }
+    if (allowed) {
+      call->cors.push_back({"Access-Control-Allow-Origin", context_.cors_origins == "*" ? "*" : origin});
+      if (context_.cors_origins != "*") call->cors.push_back({"Vary", "Origin"});
+    }
+  }
+  const std::string& method = call->request.method;
+  if (method == "OPTIONS") {
+    HttpResponse r = empty_response(204);
+    r.headers = {{"Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS"},
+                 {"Access-Control-Allow-Headers",
+                  "Content-Type, X-Auth-Token, X-Auth-User, Authorization"},
+                 {"Access-Control-Max-Age", "600"}};
+    call->answer(std::move(r));
+    return;
+  }
+  if (method == "GET" && call->path == "/") {
+    HttpResponse r;
+    r.content_type = "text/html; charset=utf-8";
+    r.body = context_.playground;
+    call->answer(std::move(r));
+    return;
+  }
+
+  // Who asks: judge0's X-Auth-Token (or a Bearer token), X-Auth-User for admins.
+  const auto& tokens = backend_.tokens();
+  if (tokens.enabled()) {
+    std::string token = call->request.auth_token;
+    const std::string& auth = call->request.authorization;
+    if (token.empty() && auth.rfind("Bearer ", 0) == 0) token = auth.substr(7);
+    call->name = tokens.authenticate(token);
+    if (!call->name) {
+      call->answer(empty_response(401));
+      return;
+    }
+    auto admin = tokens.authenticate(call->request.auth_user);
+    call->admin = admin && tokens.is_admin(*admin);
+  } else {
+    call->admin = loopback(call->request.peer);
+  }
+  call->base64 = call->flag("base64_encoded");
+
+  const std::string& path = call->path;
+  auto starts = [&](std::string_view prefix) { return path.rfind(prefix, 0) == 0; };
+  bool submissions = path == "/submissions" || starts("/submissions/");
+  if (submissions && method != "DELETE" && !(method == "POST" && path == "/submissions/batch")) {
+    // judge0 checks `fields` everywhere but in a batch create.
+    call->fields = parse_fields(call->query.count("fields") ? call->query["fields"] : "");
+    if (!call->fields.invalid.empty()) {
+      std::string names;
+      for (const auto& f : call->fields.invalid) names += (names.empty() ? "" : ", ") + f;
+      call->answer(error_response(400, "invalid fields: [" + names + "]"));
+      return;
+    }
+  } else {
+    call->fields = parse_fields("");
+  }
+
+  if (method == "POST" && path == "/submissions") return submit(call);
+  if (method == "POST" && path == "/submissions/batch") return submit_batch(call);
+  if (method == "GET" && path == "/submissions/batch") return show_batch(call);
+  if (method == "GET" && path == "/submissions") return list(call);
+  if (method == "GET" && starts("/submissions/")) return show(call, path.substr(13));
+  if (method == "DELETE" && starts("/submissions/")) return cancel(call, path.substr(13));
+  if (method == "GET" && (path == "/languages" || starts("/languages/"))) {
+    return languages(call, path.size() > 10 ? path.substr(11) : "");
+  }
+  if (method == "GET" && path == "/statuses") {
+    Json out = Json::array();
+    for (Status s : all_statuses()) {
+      out.push_back({{"id", static_cast<int>(s)}, {"description", description(s)}});
+    }
+    return call->answer(json_response(200, out));
+  }
+  if (method == "GET" && path == "/config_info") return call->answer(json_response(200, config_info()));
+  if (method == "GET" && path == "/about") {
+    return call->answer(json_response(
+        200, Json{{"version", kJudge0Version},
+                  {"homepage", "https://github.com/jobcluster"},
+                  {"source_code", "https://github.com/jobcluster"},
+                  {"maintainer", "jobcluster"},
+                  {"jobcluster", JOBCLUSTER_VERSION}}));
+  }
+  if (method == "GET" && path == "/version") {
+    HttpResponse r;
+    r.content_type = "text/plain; charset=utf-8";
+    r.body = kJudge0Version;
+    return call->answer(std::move(r));
+  }
+  if (method == "GET" && path == "/system_info") {
+    struct sysinfo si {};
+    ::sysinfo(&si);
+    return call->answer(json_response(
+        200, Json{{"CPU(s)", std::to_string(std::max(1u, std::thread::hardware_concurrency()))},
+                  {"Mem", fmt::format("{}Mi", si.totalram * si.mem_unit >> 20)},
+                  {"node", context_.node_id}}));
+  }
+  if (method == "GET" && path == "/workers") return workers(call);
+  if (method == "GET" && path == "/statistics") return statistics(call);
+  if (method == "POST" && path == "/authenticate") return call->answer(empty_response(200));
+  if (method == "POST" && path == "/authorize") {
+    return call->answer(empty_response(call->admin ? 200 : 403));
+  }
+  bool known = submissions || path == "/languages" || starts("/languages/") ||
+               path == "/statuses" || path == "/config_info" || path == "/about" ||
+               path == "/version" || path == "/system_info" || path == "/workers" ||
+               path == "/statistics";
+  call->answer(error_response(known ? 405 : 404,
+                              known ? "method not allowed" : "no such endpoint: " + path));
+}
+
+Json Router::config_info() const {
+  const Settings& s = context_.settings;
+  auto secs = [](std::uint32_t ms) { return ms / 1000.0; };
+  return Json{{"maintenance_mode", false},
+              {"enable_wait_result", true},
+              {"enable_compiler_options", true},
+              {"allowed_languages_for_compile_options", Json::array()},
+              {"enable_command_line_arguments", true},
+              {"enable_submission_delete", true},
+              {"enable_callbacks", false},
+              {"callbacks_max_tries", 0},
+              {"callbacks_timeout", 0},
+              {"enable_additional_files", false},
+              {"max_queue_size", s.max_queue_size},
+              {"cpu_time_limit", secs(s.cpu_time_limit_ms)},
+              {"max_cpu_time_limit", secs(s.max_cpu_time_limit_ms)},
+              {"cpu_extra_time", secs(s.cpu_extra_time_ms)},
+              {"max_cpu_extra_time", secs(s.max_cpu_extra_time_ms)},
+              {"wall_time_limit", secs(s.wall_time_limit_ms)},
+              {"max_wall_time_limit", secs(s.max_wall_time_limit_ms)},
+              {"memory_limit", s.memory_limit_kb},
+              {"max_memory_limit", s.max_memory_limit_kb},
+              {"stack_limit", s.stack_limit_kb},
+              {"max_stack_limit", s.max_stack_limit_kb},
+              {"max_processes_and_or_threads", s.max_processes_and_or_threads},
+              {"max_max_processes_and_or_threads", s.max_max_processes_and_or_threads},
+              {"enable_per_process_and_thread_time_limit", false},
+              {"allow_enable_per_process_and_thread_time_limit", false},
+              {"enable_per_process_and_thread_memory_limit", false},
+              {"allow_enable_per_process_and_thread_memory_limit", false},
+              {"max_file_size", s.max_file_size_kb},
+              {"max_max_file_size", s.max_max_file_size_kb},
+              {"number_of_runs", s.number_of_runs},
+              {"max_number_of_runs", s.max_number_of_runs},
+              {"redirect_stderr_to_stdout", false},
+              {"max_extract_size", 0},
+              {"enable_batched_submissions", true},
+              {"max_submission_batch_size", s.max_batch},
+              {"submission_cache_duration", 0},
+              {"use_docs_as_homepage", false},
+              {"allow_enable_network", s.allow_network},
+              {"enable_network", false},
+              // jobcluster's own.
+              {"max_test_cases", s.max_test_cases},
+              {"max_wait_seconds", s.max_wait_s}};
+}
+
+void Router::submit(const std::shared_ptr<Call>& call) {
+  json body = json::parse(call->request.body, nullptr, false);
+  if (body.is_discarded()) return call->answer(error_response(400, "the body is not valid JSON"));
+  Submission sub = parse_submission(body, call->base64, context_.settings, context_.languages);
+  if (!sub.errors.empty()) return call->answer(json_response(422, errors_json(sub.errors)));
+  if (backend_.storage_full()) return call->answer(error_response(503, "storage full, try again later"));
+  sub.spec.owner = call->name.value_or("");
+  sub.spec.submitted_ms = backend_.now();
+  const bool wait = call->flag("wait");
+  auto spec = std::make_shared<protocol::JobSpec>(sub.spec);
+  backend_.submit(std::move(sub.spec), [this, call, wait, spec](const std::string& ticket) {
+    if (!wait) return call->answer(json_response(201, Json{{"token", ticket}}));
+    client::LookupRequest req{ticket, true, static_cast<double>(context_.settings.max_wait_s), false};
+    backend_.lookup(req, [this, call, spec](const protocol::JobReport& r, bool) {
+      auto out = render_submission(r, spec.get(), call->fields, call->base64, context_.languages);
+      if (!out) {
+        return call->answer(json_response(
+            201, Json{{"token", r.ticket},
+                      {"error",
+                       "some attributes for this submission cannot be converted to UTF-8, use "
+                       "base64_encoded=true query parameter"}}));
+      }
+      call->answer(json_response(201, *out));
+    });
+  });
+}
+
+void Router::submit_batch(const std::shared_ptr<Call>& call) {
+  json body = json::parse(call->request.body, nullptr, false);
+  if (body.is_discarded()) return call->answer(error_response(400, "the body is not valid JSON"));
+  const json* items = body.is_object() && body.contains("submissions") ? &body["submissions"] : nullptr;
+  std::size_t n = items != nullptr && items->is_array() ? items->size() : 0;
+  if (n > context_.settings.max_batch) {
+    return call->answer(error_response(
+        400, fmt::format("number of submissions in a batch should be less than or equal to {}",
+                         context_.settings.max_batch)));
+  }
+  if (n == 0) return call->answer(error_response(400, "there should be at least one submission in a batch"));
+  if (backend_.storage_full()) return call->answer(error_response(503, "storage full, try again later"));
+  // Every valid item is submitted in this turn: one group commit, one
+  // durable write, and the answer lists the items in order.
+  struct Batch {
+    std::vector<Json> answers;
+    std::size_t pending = 0;
+    bool any_valid = false;
+  };
+  auto batch = std::make_shared<Batch>();
+  batch->answers.resize(n);
+  std::vector<std::pair<std::size_t, protocol::JobSpec>> jobs;
+  for (std::size_t i = 0; i < n; ++i) {
+    Submission sub = parse_submission((*items)[i], call->base64, context_.settings, context_.languages);
+    if (!sub.errors.empty()) {
+      batch->answers[i] = errors_json(sub.errors);
+      continue;
+    }
+    sub.spec.owner = call->name.value_or("");
+    sub.spec.submitted_ms = backend_.now();
+    jobs.emplace_back(i, std::move(sub.spec));
+  }
+  batch->pending = jobs.size();
+  batch->any_valid = !jobs.empty();
+  auto finish = [call, batch] {
+    call->answer(json_response(batch->any_valid ? 201 : 422, Json(batch->answers)));
+  };
+  if (jobs.empty()) return finish();
+  for (auto& [i, spec] : jobs) {
+    backend_.submit(std::move(spec), [batch, i = i, finish](const std::string& ticket) {
+      batch->answers[i] = Json{{"token", ticket}};
+      if (--batch->pending == 0) finish();
+    });
+  }
+}
+
+void Router::show(const std::shared_ptr<Call>& call, const std::string& token) {
+  if (!protocol::is_valid_ticket(token)) {
+    return call->answer(error_response(404, "no submission with token " + token));
+  }
+  backend_.lookup({token, false, std::nullopt, false}, [this, call](const protocol::JobReport& r,
+                                                                     bool unreachable) {
+    if (r.state == protocol::JobState::kExpired) {
+      return call->answer(error_response(404, "submission " + r.ticket + " expired (RESULT_TTL)"));
+    }
+    if (r.state == protocol::JobState::kUnknown || !visible(*call, r)) {
+      if (unreachable) return call->answer(error_response(503, "the cluster cannot be reached now"));
+      return call->answer(error_response(404, "no submission with token " + r.ticket));
+    }
+    std::optional<protocol::JobSpec> spec = context_.spec_of ? context_.spec_of(r.ticket) : std::nullopt;
+    auto out = render_submission(r, spec ? &*spec : nullptr, call->fields, call->base64,
+                                 context_.languages);
+    if (!out) {
+      return call->answer(error_response(
+          400, "some attributes for this submission cannot be converted to UTF-8, use "
+               "base64_encoded=true query parameter"));
+    }
+    call->answer(json_response(200, *out));
+  });
+}
+
+void Router::show_batch(const std::shared_ptr<Call>& call) {
+  std::vector<std::string> tokens;
+  const std::string param = call->query.count("tokens") ? call->query["tokens"] : "";
+  std::string_view list = param;
+  while (!list.empty()) {
+    auto comma = list.find(',');
+    std::string t(list.substr(0, comma));
+    if (!t.empty()) tokens.push_back(t);
+    list.remove_prefix(comma == std::string_view::npos ? list.size() : comma + 1);
+  }
+  if (tokens.size() > context_.settings.max_batch) {
+    return call->answer(error_response(
+        400, fmt::format("number of submissions in a batch should be less than or equal to {}",
+                         context_.settings.max_batch)));
+  }
+  if (tokens.empty()) return call->answer(error_response(400, "there should be at least one submission in a batch"));
+  struct Batch {
+    std::vector<Json> items;
+    std::size_t pending = 0;
+    bool unconvertible = false;
+  };
+  auto batch = std::make_shared<Batch>();
+  batch->items.resize(tokens.size(), nullptr);
+  batch->pending = tokens.size();
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    auto done = [this, call, batch, i](const protocol::JobReport& r, bool) {
+      if (r.state != protocol::JobState::kUnknown && r.state != protocol::JobState::kExpired &&
+          visible(*call, r)) {
+        auto spec = context_.spec_of ? context_.spec_of(r.ticket) : std::nullopt;
+        auto out = render_submission(r, spec ? &*spec : nullptr, call->fields, call->base64,
+                                     context_.languages);
+        if (out) {
+          batch->items[i] = std::move(*out);
+        } else {
+          batch->unconvertible = true;
+        }
+      }
+      if (--batch->pending > 0) return;
+      if (batch->unconvertible) {
+        return call->answer(error_response(
+            400, "some attributes for one or more submissions cannot be converted to UTF-8, use "
+                 "base64_encoded=true query parameter"));
+      }
+      call->answer(json_response(200, Json{{"submissions", batch->items}}));
+    };
+    if (!protocol::is_valid_ticket(tokens[i])) {
+      protocol::JobReport unknown;
+      unknown.ticket = tokens[i];
+      done(unknown, false);
+      continue;
+    }
+    backend_.lookup({tokens[i], false, std::nullopt, false}, done);
+  }
+}
+
+void Router::list(const std::shared_ptr<Call>& call) {
+  if (!call->admin) return call->answer(empty_response(403));
+  long page = 1, per_page = 20;
+  try {
+    if (call->query.count("page")) page = std::stol(call->query["page"]);
+    if (call->query.count("per_page")) per_page = std::stol(call->query["per_page"]);
+  } catch (...) {
+    return call->answer(error_response(400, "page and per_page must be whole numbers"));
+  }
+  if (page <= 0) return call->answer(error_response(400, fmt::format("invalid page: {}", page)));
+  if (per_page < 0) return call->answer(error_response(400, fmt::format("invalid per_page: {}", per_page)));
+  per_page = std::min<long>(per_page, 100);
+  backend_.getall([this, call, page, per_page](const std::vector<protocol::GetAllEntry>& entries) {
+    // Newest first, as judge0 orders them; tickets of a node count up.
+    std::vector<std::string> tickets;
+    for (auto it = entries.rbegin(); it != entries.rend(); ++it) tickets.push_back(it->ticket);
+    std::size_t total = tickets.size();
+    std::size_t pages = per_page == 0 ? 0 : (total + per_page - 1) / per_page;
+    std::size_t from = std::min(total, static_cast<std::size_t>((page - 1) * per_page));
+    std::size_t to = std::min(total, from + static_cast<std::size_t>(per_page));
+    Json meta{{"current_page", page},
+              {"next_page", static_cast<std::size_t>(page) < pages ? Json(page + 1) : Json(nullptr)},
+              {"prev_page", page > 1 ? Json(page - 1) : Json(nullptr)},
+              {"total_pages", pages},
+              {"total_count", total}};
+    struct List {
+      std::vector<Json> items;
+      std::size_t pending = 0;
+    };
+    auto l = std::make_shared<List>();
+    l->items.resize(to - from, nullptr);
+    l->pending = to - from;
+    if (l->pending == 0) {
+      return call->answer(json_response(200, Json{{"submissions", Json::array()}, {"meta", meta}}));
+    }
+    for (std::size_t i = from; i < to; ++i) {
+      backend_.lookup({tickets[i], false, std::nullopt, false},
+                      [this, call, l, meta, k = i - from](const protocol::JobReport& r, bool) {
+                        auto spec = context_.spec_of ? context_.spec_of(r.ticket) : std::nullopt;
+                        auto out = render_submission(r, spec ? &*spec : nullptr, call->fields,
+                                                     true, context_.languages);
+                        if (out) l->items[k] = std::move(*out);
+                        if (--l->pending == 0) {
+                          call->answer(json_response(200, Json{{"submissions", l->items}, {"meta", meta}}));
+                        }
+                      });
+    }
+  });
+}
+
+void Router::cancel(const std::shared_ptr<Call>& call, const std::string& token) {
+  if (!protocol::is_valid_ticket(token)) {
+    return call->answer(error_response(404, "no submission with token " + token));
+  }
+  // Only its owner (or an admin) may; another name's is unknown to it.
+  std::string requester = backend_.tokens().enabled() && !call->admin ? call->name.value_or("") : "";
+  backend_.cancel(token, requester, [this, call](const protocol::JobReport& r, bool unreachable) {
+    if (r.state == protocol::JobState::kUnknown || !visible(*call, r)) {
+      if (unreachable) return call->answer(error_response(503, "the cluster cannot be reached now"));
+      return call->answer(error_response(404, "no submission with token " + r.ticket));
+    }
+    auto spec = context_.spec_of ? context_.spec_of(r.ticket) : std::nullopt;
+    // judge0's DELETE answers with base64_encoded=true forced.
+    auto out = render_submission(r, spec ? &*spec : nullptr, call->fields, true, context_.languages);
+    call->answer(json_response(200, out.value_or(Json::object())));
+  });
+}
+
+void Router::languages(const std::shared_ptr<Call>& call, const std::string& rest) {
+  const auto& have = context_.languages;
+  auto has = [&](int id) {
+    return std::any_of(have.begin(), have.end(), [&](const Language& l) { return l.id == id; });
+  };
+  if (rest.empty()) {
+    Json out = Json::array();
+    for (const auto& l : have) out.push_back({{"id", l.id}, {"name", l.full_name}});
+    return call->answer(json_response(200, out));
+  }
+  if (rest == "all") {
+    // Every language of the table; what this node cannot run is archived.
+    std::vector<const Language*> all;
+    for (const auto& l : context_.table) all.push_back(&l);
+    std::sort(all.begin(), all.end(), [](const Language* a, const Language* b) { return a->name < b->name; });
+    Json out = Json::array();
+    for (const Language* l : all) {
+      std::string name = l->name;
+      for (const auto& h : have) {
+        if (h.id == l->id) name = h.full_name;
+      }
+      out.push_back({{"id", l->id}, {"name", name}, {"is_archived", !has(l->id)}});
+    }
+    return call->answer(json_response(200, out));
+  }
+  int id = 0;
+  try {
+    std::size_t used = 0;
+    id = std::stoi(rest, &used);
+    if (used != rest.size()) id = 0;
+  } catch (...) {
+  }
+  const Language* found = nullptr;
+  for (const auto& l : have) {
+    if (l.id == id) found = &l;
+  }
+  if (found == nullptr) {
+    for (const auto& l : context_.table) {
+      if (l.id == id) found = &l;
+    }
+  }
+  if (found == nullptr) return call->answer(error_response(404, "no language with id " + rest));
+  call->answer(json_response(
+      200, Json{{"id", found->id},
+                {"name", found->full_name},
+                {"is_archived", !has(found->id)},
+                {"source_file", found->is_project ? Json(nullptr) : Json(found->source_file)},
+                {"compile_cmd", found->compile_cmd ? Json(compile_cmd_shown(*found)) : Json(nullptr)},
+                {"run_cmd", run_cmd_shown(*found)}}));
+}
+
+void Router::workers(const std::shared_ptr<Call>& call) {
+  backend_.stats([call](const protocol::ClusterStats& s, bool) {
+    // judge0 lists its worker queues; here a node is one.
+    Json out = Json::array();
+    for (const auto& n : s.nodes) {
+      out.push_back({{"queue", n.node_id},
+                     {"size", n.queued},
+                     {"available", n.slots},
+                     {"idle", n.slots > n.running ? n.slots - n.running : 0},
+                     {"working", n.running},
+                     {"paused", n.state == "draining" ? n.slots : 0},
+                     {"failed", 0},
+                     {"state", n.state.empty() ? (n.connected ? "up" : "down") : n.state}});
+    }
+    call->answer(json_response(200, out));
+  });
+}
+
+void Router::statistics(const std::shared_ptr<Call>& call) {
+  backend_.stats([this, call](const protocol::ClusterStats& s, bool) {
+    std::string now = iso8601(backend_.now());
+    call->answer(json_response(
+        200, Json{{"created_at", now},
+                  {"cached_until", now},
+                  {"submissions",
+                   {{"total", s.submitted_total}, {"finished", s.finished_total},
+                    {"queued", s.queue_length}, {"running", s.running}}},
+                  {"languages", Json::array()},
+                  {"statuses", Json::array()},
+                  {"database", {{"size_pretty", nullptr}, {"size_in_bytes", nullptr}}}}));
+  });
+}
+
+}  // namespace jc::api

@@ -1,0 +1,333 @@
+// The judge0-compatible HTTP API on a real node (API_PORT): judge0's
+// documented requests and answers, a job submitted through the API and
+// read through nc and the other way round, statuses from real programs,
+// test cases, batches, tokens and ownership, CORS, and bad input of every
+// kind that leaves the node serving.
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include "tests/support/cluster.h"
+#include "tests/support/http_client.h"
+#include "tests/support/run_jobs.h"
+
+using namespace jc::test;
+using nlohmann::json;
+
+namespace {
+
+// One node with the API on, and its port.
+struct ApiNode {
+  explicit ApiNode(std::map<std::string, std::string> env = {}, int nodes = 1, bool wait_up = true)
+      : cluster([&] {
+          ClusterOptions o;
+          o.nodes = nodes;
+          o.slots = 2;
+          o.node_env = std::move(env);
+          o.node_env["API_PORT"] = "0";
+          return o;
+        }()) {
+    if (wait_up) REQUIRE(cluster.wait_nodes_up(cluster.size()));
+    port = cluster.node(0).wait_listening("judge0-compatible API");
+    REQUIRE(port != 0);
+  }
+  Cluster cluster;
+  std::uint16_t port = 0;
+};
+
+json body_of(const HttpAnswer& a) {
+  json j = json::parse(a.body, nullptr, false);
+  INFO(a.status << " " << a.body);
+  REQUIRE_FALSE(j.is_discarded());
+  return j;
+}
+
+// POSTs a submission with wait=true and returns the answer's JSON.
+json run_waiting(HttpClient& http, const json& submission, const std::string& query = "") {
+  auto a = http.post("/submissions?wait=true" + query, submission.dump());
+  INFO(a.body);
+  REQUIRE(a.status == 201);
+  return body_of(a);
+}
+
+const char* kHelloC =
+    "#include <stdio.h>\n\nint main(void) {\n  char name[10];\n  scanf(\"%s\", name);\n"
+    "  printf(\"hello, %s\\n\", name);\n  return 0;\n}";
+
+}  // namespace
+
+TEST_CASE("api: judge0's documented C request is created, judged, and read by its token") {
+  ApiNode node;
+  HttpClient http(node.port);
+  json req = {{"source_code", kHelloC}, {"language_id", 50}, {"stdin", "Judge0"},
+              {"expected_output", "hello, Judge0"}};
+  auto created = http.post("/submissions", req.dump());
+  REQUIRE(created.status == 201);
+  json token = body_of(created);
+  REQUIRE(token.size() == 1);
+  std::string t = token["token"];
+  json got;
+  REQUIRE(eventually(
+      [&] {
+        got = body_of(http.get("/submissions/" + t));
+        return got["status"]["id"] >= 3;
+      },
+      60s, 100ms));
+  // judge0's default eight attributes, in its order and types.
+  std::vector<std::string> keys;
+  for (auto it = got.begin(); it != got.end(); ++it) keys.push_back(it.key());
+  CHECK(keys == std::vector<std::string>{"compile_output", "memory", "message", "status", "stderr",
+                                         "stdout", "time", "token"});  // nlohmann sorts keys
+  CHECK(got["status"] == json{{"id", 3}, {"description", "Accepted"}});
+  CHECK(got["stdout"] == "hello, Judge0\n");
+  CHECK(got["token"] == t);
+  CHECK(got["time"].is_string());
+  CHECK(got["memory"].is_number_integer());
+  CHECK(got["stderr"].is_null());
+  // Base64, as judge0 writes it.
+  json b64 = body_of(http.get("/submissions/" + t + "?base64_encoded=true&fields=stdout,status_id"));
+  CHECK(b64 == json{{"stdout", "aGVsbG8sIEp1ZGdlMAo=\n"}, {"status_id", 3}});
+  // The token is the ticket: nc shows the same job.
+  Client nc(node.cluster.node_port(0));
+  nc.send("wait " + t + " 60\n");
+  RunResult r = read_run_result(nc);
+  REQUIRE(r.ok);
+  CHECK(r.state == "DONE");
+  CHECK(r.fact("verdict") == "ACCEPTED");
+  CHECK(r.out == "hello, Judge0\n");
+}
+
+TEST_CASE("api: a job submitted through nc is read through the API, through another node too") {
+  ApiNode node({}, 2);
+  Client nc(node.cluster.node_port(1));
+  RunResult r = run_and_wait(nc, "run --expect 3 echo 3");
+  std::string t = r.header.substr(8, r.header.find(' ', 8) - 8);
+  HttpClient http(node.port);
+  json got = body_of(http.get("/submissions/" + t + "?fields=token,status,stdout,verdict,node"));
+  CHECK(got["status"]["description"] == "Accepted");
+  CHECK(got["stdout"] == "3\n");
+  CHECK(got["verdict"] == "ACCEPTED");
+  CHECK(got["node"].is_string());
+  CHECK(http.get("/submissions/nosuchticket-1").status == 404);
+}
+
+TEST_CASE("api: statuses from real programs: WA, TLE, NZEC with its exit code, SIGSEGV, CE") {
+  ApiNode node;
+  HttpClient http(node.port);
+  json wa = run_waiting(http, {{"source_code", "print(41)"}, {"language_id", 71},
+                               {"expected_output", "42"}});
+  CHECK(wa["status"]["id"] == 4);
+  json tle = run_waiting(http, {{"source_code", "while True: pass"}, {"language_id", 71},
+                                {"cpu_time_limit", 0.5}, {"wall_time_limit", 2}});
+  CHECK(tle["status"]["id"] == 5);
+  CHECK(tle["message"] == "Time limit exceeded");
+  json nzec = run_waiting(http, {{"source_code", "import sys; sys.exit(3)"}, {"language_id", 71}},
+                          "&fields=status,exit_code,message");
+  CHECK(nzec["status"]["id"] == 11);
+  CHECK(nzec["exit_code"] == 3);
+  CHECK(nzec["message"] == "Exited with error status 3");
+  json segv = run_waiting(http, {{"source_code", "int main(){volatile int*p=0;return *p;}"},
+                                 {"language_id", 54}},
+                          "&fields=status,exit_signal");
+  CHECK(segv["status"]["id"] == 7);
+  CHECK(segv["exit_signal"] == 11);
+  json ce = run_waiting(http, {{"source_code", "int main(){return 3}"}, {"language_id", 54}});
+  CHECK(ce["status"]["id"] == 6);
+  CHECK(ce["compile_output"].get<std::string>().find("error") != std::string::npos);
+  CHECK(ce["time"].is_null());
+  // compiler options and arguments reach the compiler and the program as words.
+  json args = run_waiting(http, {{"source_code",
+                                  "#include <cstdio>\nint main(int c,char**v){for(int i=1;i<c;++i)"
+                                  "printf(\"[%s]\",v[i]);printf(\"%d\\n\",X);}"},
+                                 {"language_id", 54},
+                                 {"compiler_options", "-DX=7 -O2"},
+                                 {"command_line_arguments", "a 'b c' ;rm"}});
+  CHECK(args["stdout"] == "[a][b c][;rm]7\n");
+}
+
+TEST_CASE("api: test cases run behind one compile, each with its status, the first failure shown") {
+  ApiNode node;
+  HttpClient http(node.port);
+  json r = run_waiting(
+      http,
+      {{"source_code", "#include <iostream>\nint main(){long a,b;std::cin>>a>>b;std::cout<<a+b<<'\\n';}"},
+       {"language_id", 54},
+       {"test_cases", {{{"stdin", "1 2"}, {"expected_output", "3"}},
+                       {{"stdin", "2 2"}, {"expected_output", "5"}},
+                       {{"stdin", "5 5"}, {"expected_output", "10"}}}}},
+      "&fields=status,stdout,test_cases,verdict");
+  CHECK(r["status"]["id"] == 4);
+  CHECK(r["verdict"] == "WRONG_ANSWER");
+  CHECK(r["stdout"] == "4\n");
+  REQUIRE(r["test_cases"].size() == 3);
+  CHECK(r["test_cases"][0]["status"]["id"] == 3);
+  CHECK(r["test_cases"][1]["status"]["id"] == 4);
+  CHECK(r["test_cases"][2]["status"]["id"] == 3);
+}
+
+TEST_CASE("api: judge0's 422s, 400s and 404s, and garbage leaves the node serving") {
+  ApiNode node(std::map<std::string, std::string>{{"API_MAX_BODY_KB", "64"}});
+  HttpClient http(node.port);
+  auto no_language = http.post("/submissions", json{{"source_code", kHelloC}}.dump());
+  CHECK(no_language.status == 422);
+  CHECK(no_language.body == R"({"language_id":["can't be blank"]})");
+  auto unknown = http.post("/submissions", json{{"source_code", kHelloC}, {"language_id", 150000}}.dump());
+  CHECK(unknown.status == 422);
+  CHECK(unknown.body == R"({"language_id":["language with id 150000 doesn't exist"]})");
+  auto over = http.post("/submissions", json{{"source_code", "x"}, {"language_id", 71},
+                                              {"wall_time_limit", 100000}}.dump());
+  CHECK(over.status == 422);
+  CHECK(over.body.find("must be less than or equal to") != std::string::npos);
+  CHECK(http.post("/submissions", "{\"source_code\": ").status == 400);
+  CHECK(http.post("/submissions", std::string(20000, '[') + std::string(20000, ']')).status == 422);
+  CHECK(http.get("/submissions/x?fields=stdout,nope").body == R"({"error":"invalid fields: [nope]"})");
+  CHECK(http.get("/nothing").status == 404);
+  // Over the body limit: 413, and that connection closes.
+  HttpClient big(node.port);
+  CHECK(big.post("/submissions", std::string(100 * 1024, ' ')).status == 413);
+  // Cut off and garbage.
+  {
+    HttpClient cut(node.port);
+    cut.raw().send("POST /submissions HTTP/1.1\r\nContent-Length: 1000\r\n\r\n{\"source");
+  }
+  HttpClient junk(node.port);
+  junk.raw().send(std::string("\x16\x03\x01\x00\xff garbage\r\n\r\n", 17));
+  CHECK(junk.read(10s).status == 400);
+  // Nothing was queued by any of it, and the node still serves.
+  json ok = run_waiting(http, {{"source_code", "print(1)"}, {"language_id", 71}});
+  CHECK(ok["stdout"] == "1\n");
+  Client nc(node.cluster.node_port(0));
+  CHECK(nc.multi("getall")[0] == "Jobs: 1");
+}
+
+TEST_CASE("api: a batch is answered in order, and read back by its tokens") {
+  ApiNode node;
+  HttpClient http(node.port);
+  json batch = {{"submissions",
+                 {{{"source_code", "print(1)"}, {"language_id", 71}},
+                  {{"source_code", "x"}},
+                  {{"source_code", "print(2)"}, {"language_id", 71}}}}};
+  auto a = http.post("/submissions/batch", batch.dump());
+  REQUIRE(a.status == 201);
+  json items = body_of(a);
+  REQUIRE(items.size() == 3);
+  CHECK(items[0].contains("token"));
+  CHECK(items[1] == json{{"language_id", {"can't be blank"}}});
+  std::string tokens = items[0]["token"].get<std::string>() + "," + "unknown-1," +
+                       items[2]["token"].get<std::string>();
+  json got;
+  REQUIRE(eventually(
+      [&] {
+        got = body_of(http.get("/submissions/batch?tokens=" + tokens + "&fields=stdout,status_id"));
+        return got["submissions"][0]["status_id"] == 3 && got["submissions"][2]["status_id"] == 3;
+      },
+      60s, 100ms));
+  CHECK(got["submissions"][0]["stdout"] == "1\n");
+  CHECK(got["submissions"][1].is_null());
+  CHECK(got["submissions"][2]["stdout"] == "2\n");
+  CHECK(http.post("/submissions/batch", R"({"submissions": []})").body ==
+        R"({"error":"there should be at least one submission in a batch"})");
+}
+
+TEST_CASE("api: tokens: X-Auth-Token required, another owner's job is not found, admins list") {
+  std::string dir = std::filesystem::temp_directory_path() / ("jc-api-tokens-" + unique_marker());
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/tokens") << "alice:alice-token-0123456789\nbob:bob-token-0123456789\n"
+                                    "root:root-token-0123456789\n";
+  ApiNode node(std::map<std::string, std::string>{{"CLIENT_TOKENS", dir + "/tokens"}, {"ADMIN_NAMES", "root"}},
+               1, false);
+  HttpClient http(node.port);
+  REQUIRE(eventually(
+      [&] {
+        auto w = http.get("/workers", {{"X-Auth-Token", "alice-token-0123456789"}});
+        return w.status == 200 && w.body.find("\"up\"") != std::string::npos;
+      },
+      15s, 100ms));
+  json req = {{"source_code", "print(1)"}, {"language_id", 71}};
+  CHECK(http.post("/submissions", req.dump()).status == 401);
+  CHECK(http.get("/languages").status == 401);
+  CHECK(http.get("/languages", {{"X-Auth-Token", "wrong-token-0123456789"}}).status == 401);
+  auto created = http.post("/submissions", req.dump(), {{"X-Auth-Token", "alice-token-0123456789"}});
+  REQUIRE(created.status == 201);
+  std::string t = body_of(created)["token"];
+  CHECK(http.get("/submissions/" + t, {{"X-Auth-Token", "bob-token-0123456789"}}).status == 404);
+  CHECK(http.get("/submissions/" + t, {{"Authorization", "Bearer alice-token-0123456789"}}).status == 200);
+  CHECK(http.get("/submissions", {{"X-Auth-Token", "alice-token-0123456789"}}).status == 403);
+  auto list = http.get("/submissions?per_page=5",
+                       {{"X-Auth-Token", "alice-token-0123456789"}, {"X-Auth-User", "root-token-0123456789"}});
+  REQUIRE(list.status == 200);
+  json l = body_of(list);
+  CHECK(l["meta"]["total_count"] == 1);
+  CHECK(l["submissions"].size() == 1);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("api: languages, statuses, config and the rest of judge0's information endpoints") {
+  ApiNode node;
+  HttpClient http(node.port);
+  json langs = body_of(http.get("/languages"));
+  bool python = false;
+  for (const auto& l : langs) {
+    if (l["id"] == 71) python = l["name"].get<std::string>().rfind("Python (3.", 0) == 0;
+  }
+  CHECK(python);
+  json one = body_of(http.get("/languages/54"));
+  CHECK(one["source_file"] == "main.cpp");
+  CHECK(one["compile_cmd"].get<std::string>().find("%s") != std::string::npos);
+  CHECK(http.get("/languages/99999").status == 404);
+  json all = body_of(http.get("/languages/all"));
+  CHECK(all.size() >= langs.size());
+  json statuses = body_of(http.get("/statuses"));
+  REQUIRE(statuses.size() == 14);
+  CHECK(statuses[13] == json{{"id", 14}, {"description", "Exec Format Error"}});
+  json config = body_of(http.get("/config_info"));
+  CHECK(config["wall_time_limit"] == 10.0);
+  CHECK(config["max_memory_limit"] == 4096 * 1024);
+  CHECK(http.get("/version").body == "1.13.1");
+  CHECK(body_of(http.get("/about"))["version"] == "1.13.1");
+  json workers = body_of(http.get("/workers"));
+  REQUIRE(workers.size() == 1);
+  CHECK(workers[0]["queue"] == "n1");
+  CHECK(workers[0]["available"] == 2);
+  CHECK(http.get("/").body.find("jobcluster playground") != std::string::npos);
+}
+
+TEST_CASE("api: CORS for browser front ends with preflight answered, and keep-alive on one connection") {
+  ApiNode node(std::map<std::string, std::string>{{"API_CORS_ORIGINS", "https://judge.example"}});
+  HttpClient http(node.port);
+  auto pre = http.request("OPTIONS", "/submissions", "",
+                          {{"Origin", "https://judge.example"},
+                           {"Access-Control-Request-Method", "POST"}});
+  CHECK(pre.status == 204);
+  CHECK(pre.header("access-control-allow-origin") == "https://judge.example");
+  CHECK(pre.header("access-control-allow-methods").find("POST") != std::string::npos);
+  auto other = http.get("/statuses", {{"Origin", "https://evil.example"}});
+  CHECK(other.status == 200);
+  CHECK(other.header("access-control-allow-origin").empty());
+  for (int i = 0; i < 5; ++i) CHECK(http.get("/statuses").status == 200);  // same connection
+}
+
+TEST_CASE("api: DELETE cancels a running submission") {
+  ApiNode node;
+  HttpClient http(node.port);
+  auto created = http.post("/submissions", json{{"source_code", "sleep 30"}, {"language_id", 46},
+                                                 {"wall_time_limit", 60}, {"cpu_time_limit", 60}}
+                                                .dump());
+  REQUIRE(created.status == 201);
+  std::string t = body_of(created)["token"];
+  REQUIRE(eventually([&] { return body_of(http.get("/submissions/" + t))["status"]["id"] == 2; }, 30s,
+                     100ms));
+  auto del = http.request("DELETE", "/submissions/" + t);
+  CHECK(del.status == 200);
+  json got;
+  REQUIRE(eventually(
+      [&] {
+        got = body_of(http.get("/submissions/" + t + "?fields=status,verdict,message"));
+        return got["status"]["id"] >= 3;
+      },
+      30s, 100ms));
+  CHECK(got["verdict"] == "CANCELLED");
+  CHECK(got["message"] == "Cancelled");
+}
