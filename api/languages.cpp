@@ -128,7 +128,8 @@ void name_with_version(Language& l, std::string_view output) {
                     : fmt::format("{} ({} {})", l.name, l.version_label, version);
 }
 
-std::vector<Language> detect_languages(const std::vector<Language>& table, const Probe& probe) {
+std::vector<Language> detect_languages(const std::vector<Language>& table, const Probe& probe,
+                                       bool versions) {
   std::vector<Language> out;
   for (const Language& l : table) {
     bool present = std::all_of(l.required.begin(), l.required.end(),
@@ -136,7 +137,7 @@ std::vector<Language> detect_languages(const std::vector<Language>& table, const
     if (!present) continue;
     Language found = l;
     found.full_name = found.name;
-    if (!found.version_cmd.empty()) {
+    if (versions && !found.version_cmd.empty()) {
       if (auto output = probe.run(found.version_cmd)) name_with_version(found, *output);
     }
     out.push_back(std::move(found));

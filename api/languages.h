@@ -52,8 +52,9 @@ struct Probe {
 // seconds (a wedged toolchain does not hold the node's start).
 Probe system_probe();
 
-// The languages of `table` whose required binaries are all here, each named
-// with the version it reports, in id order.
-std::vector<Language> detect_languages(const std::vector<Language>& table, const Probe& probe);
+// The languages of `table` whose required files are all here, in id order;
+// `versions`: each named with the version it reports (a command run each).
+std::vector<Language> detect_languages(const std::vector<Language>& table, const Probe& probe,
+                                       bool versions = true);
 
 }  // namespace jc::api

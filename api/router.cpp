@@ -117,7 +117,15 @@ struct Router::Call {
 };
 
 Router::Router(client::Backend& backend, ApiContext context)
-    : backend_(backend), context_(std::move(context)) {}
+    : backend_(backend), context_(std::move(context)) {
+  // The table names each language as this node's toolchain reports it.
+  for (auto& l : context_.table) {
+    l.full_name = l.name;
+    for (const auto& mine : context_.languages) {
+      if (mine.id == l.id) l.full_name = mine.full_name;
+    }
+  }
+}
 
 bool Router::visible(const Call& call, const protocol::JobReport& report) const {
   return report.state == protocol::JobState::kExpired ||
@@ -304,7 +312,8 @@ Json Router::config_info() const {
 void Router::submit(const std::shared_ptr<Call>& call) {
   json body = json::parse(call->request.body, nullptr, false);
   if (body.is_discarded()) return call->answer(error_response(400, "the body is not valid JSON"));
-  Submission sub = parse_submission(body, call->base64, context_.settings, context_.languages);
+  Submission sub = parse_submission(body, call->base64, context_.settings, context_.table,
+                                    [this](const std::string& n) { return backend_.offered(n); });
   if (!sub.errors.empty()) return call->answer(json_response(422, errors_json(sub.errors)));
   if (backend_.storage_full()) return call->answer(error_response(503, "storage full, try again later"));
   sub.spec.owner = call->name.value_or("");
@@ -315,7 +324,7 @@ void Router::submit(const std::shared_ptr<Call>& call) {
     if (!wait) return call->answer(json_response(201, Json{{"token", ticket}}));
     client::LookupRequest req{ticket, true, static_cast<double>(context_.settings.max_wait_s), false};
     backend_.lookup(req, [this, call, spec](const protocol::JobReport& r, bool) {
-      auto out = render_submission(r, spec.get(), call->fields, call->base64, context_.languages);
+      auto out = render_submission(r, spec.get(), call->fields, call->base64, context_.table);
       if (!out) {
         return call->answer(json_response(
             201, Json{{"token", r.ticket},
@@ -351,7 +360,8 @@ void Router::submit_batch(const std::shared_ptr<Call>& call) {
   batch->answers.resize(n);
   std::vector<std::pair<std::size_t, protocol::JobSpec>> jobs;
   for (std::size_t i = 0; i < n; ++i) {
-    Submission sub = parse_submission((*items)[i], call->base64, context_.settings, context_.languages);
+    Submission sub = parse_submission((*items)[i], call->base64, context_.settings, context_.table,
+                                      [this](const std::string& n) { return backend_.offered(n); });
     if (!sub.errors.empty()) {
       batch->answers[i] = errors_json(sub.errors);
       continue;
@@ -389,7 +399,7 @@ void Router::show(const std::shared_ptr<Call>& call, const std::string& token) {
     }
     std::optional<protocol::JobSpec> spec = context_.spec_of ? context_.spec_of(r.ticket) : std::nullopt;
     auto out = render_submission(r, spec ? &*spec : nullptr, call->fields, call->base64,
-                                 context_.languages);
+                                 context_.table);
     if (!out) {
       return call->answer(error_response(
           400, "some attributes for this submission cannot be converted to UTF-8, use "
@@ -429,7 +439,7 @@ void Router::show_batch(const std::shared_ptr<Call>& call) {
           visible(*call, r)) {
         auto spec = context_.spec_of ? context_.spec_of(r.ticket) : std::nullopt;
         auto out = render_submission(r, spec ? &*spec : nullptr, call->fields, call->base64,
-                                     context_.languages);
+                                     context_.table);
         if (out) {
           batch->items[i] = std::move(*out);
         } else {
@@ -494,7 +504,7 @@ void Router::list(const std::shared_ptr<Call>& call) {
                       [this, call, l, meta, k = i - from](const protocol::JobReport& r, bool) {
                         auto spec = context_.spec_of ? context_.spec_of(r.ticket) : std::nullopt;
                         auto out = render_submission(r, spec ? &*spec : nullptr, call->fields,
-                                                     true, context_.languages);
+                                                     true, context_.table);
                         if (out) l->items[k] = std::move(*out);
                         if (--l->pending == 0) {
                           call->answer(json_response(200, Json{{"submissions", l->items}, {"meta", meta}}));
@@ -517,19 +527,19 @@ void Router::cancel(const std::shared_ptr<Call>& call, const std::string& token)
     }
     auto spec = context_.spec_of ? context_.spec_of(r.ticket) : std::nullopt;
     // judge0's DELETE answers with base64_encoded=true forced.
-    auto out = render_submission(r, spec ? &*spec : nullptr, call->fields, true, context_.languages);
+    auto out = render_submission(r, spec ? &*spec : nullptr, call->fields, true, context_.table);
     call->answer(json_response(200, out.value_or(Json::object())));
   });
 }
 
 void Router::languages(const std::shared_ptr<Call>& call, const std::string& rest) {
-  const auto& have = context_.languages;
-  auto has = [&](int id) {
-    return std::any_of(have.begin(), have.end(), [&](const Language& l) { return l.id == id; });
-  };
+  // What some node of the cluster runs now.
+  auto has = [&](int id) { return backend_.available(fmt::format("lang:{}", id)); };
   if (rest.empty()) {
     Json out = Json::array();
-    for (const auto& l : have) out.push_back({{"id", l.id}, {"name", l.full_name}});
+    for (const auto& l : context_.table) {
+      if (has(l.id)) out.push_back({{"id", l.id}, {"name", l.full_name}});
+    }
     return call->answer(json_response(200, out));
   }
   if (rest == "all") {
@@ -539,11 +549,7 @@ void Router::languages(const std::shared_ptr<Call>& call, const std::string& res
     std::sort(all.begin(), all.end(), [](const Language* a, const Language* b) { return a->name < b->name; });
     Json out = Json::array();
     for (const Language* l : all) {
-      std::string name = l->name;
-      for (const auto& h : have) {
-        if (h.id == l->id) name = h.full_name;
-      }
-      out.push_back({{"id", l->id}, {"name", name}, {"is_archived", !has(l->id)}});
+      out.push_back({{"id", l->id}, {"name", l->full_name}, {"is_archived", !has(l->id)}});
     }
     return call->answer(json_response(200, out));
   }
@@ -555,13 +561,8 @@ void Router::languages(const std::shared_ptr<Call>& call, const std::string& res
   } catch (...) {
   }
   const Language* found = nullptr;
-  for (const auto& l : have) {
+  for (const auto& l : context_.table) {
     if (l.id == id) found = &l;
-  }
-  if (found == nullptr) {
-    for (const auto& l : context_.table) {
-      if (l.id == id) found = &l;
-    }
   }
   if (found == nullptr) return call->answer(error_response(404, "no language with id " + rest));
   call->answer(json_response(

@@ -147,7 +147,8 @@ Json errors_json(const Errors& errors) {
 }
 
 Submission parse_submission(const nlohmann::json& body, bool base64, const Settings& s,
-                            const std::vector<Language>& languages) {
+                            const std::vector<Language>& languages,
+                            const std::function<bool(const std::string&)>& offered) {
   Submission out;
   if (!body.is_object()) {
     out.errors.push_back({"submission", {"must be a JSON object"}});
@@ -221,11 +222,15 @@ Submission parse_submission(const nlohmann::json& body, bool base64, const Setti
   a.enable_network = c.boolean("enable_network").value_or(false);
   if (language_id && language == nullptr) {
     c.add("language_id", fmt::format("language with id {} doesn't exist", number_text(*language_id)));
+  } else if (language != nullptr && offered && !offered(fmt::format("lang:{}", language->id))) {
+    c.add("language_id", fmt::format("no node of this cluster runs the language with id {}",
+                                     language->id));
   }
   if (options && !options->empty() && language != nullptr && !language->compile_cmd) {
     c.add("compiler_options", "setting compiler options is only allowed for compiled languages");
   }
-  if (a.enable_network && !s.allow_network) c.add("enable_network", "enabling network is not allowed");
+  bool network_offered = offered ? offered("network") : s.allow_network;
+  if (a.enable_network && !network_offered) c.add("enable_network", "enabling network is not allowed");
   std::optional<std::string> callback = c.text("callback_url");
 
   // jobcluster's own: test cases behind one compile.

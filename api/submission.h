@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -62,9 +63,12 @@ struct Submission {
 
 // One submission of a request body (a JSON value; not an object is an
 // error of its own). `base64`: source_code, stdin and expected_output (and
-// test cases') come Base64-encoded.
+// test cases') come Base64-encoded. `languages`: the table; `offered`:
+// whether some node of the cluster offers a need ("lang:71", "network"):
+// a language no node runs is refused, as one that does not exist.
 Submission parse_submission(const nlohmann::json& body, bool base64, const Settings& settings,
-                            const std::vector<Language>& languages);
+                            const std::vector<Language>& languages,
+                            const std::function<bool(const std::string&)>& offered = {});
 
 // The `fields` query parameter: the attributes asked for ("" gives judge0's
 // default eight, "*" all), or the unknown names (a 400 in judge0's words).

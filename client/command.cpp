@@ -91,8 +91,8 @@ Command parse_wait(std::string_view rest) {
 
 constexpr std::string_view kRunUsage =
     "usage: run [--timeout MS] [--cpu MS] [--memory MB] [--output KB] [--disk MB] [--stdin TEXT] "
-    "[--expect TEXT] [--priority N] [--delay MS] <command>, or run [OPTIONS] <<END then lines "
-    "then END";
+    "[--expect TEXT] [--needs LABEL] [--priority N] [--delay MS] <command>, or run [OPTIONS] "
+    "<<END then lines then END";
 constexpr const char* kSleepUsage = "usage: sleep [--priority N] [--delay MS] <ms>";
 
 // One option value: up to the next space, or quoted with '...' or "...";
@@ -237,6 +237,18 @@ Command parse_run(std::string_view rest) {
       run.options.stdin_data = *value;
     else if (name == "expect")
       run.options.expected = *value;
+    else if (name == "needs") {
+      bool ok = !value->empty() && value->size() <= 64 &&
+                std::all_of(value->begin(), value->end(), [](char c) {
+                  return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
+                         c == '-';
+                });
+      if (!ok) {
+        return CmdError{fmt::format("--needs takes a label of letters, digits, . _ -, got {}",
+                                    quote(*value))};
+      }
+      run.options.needs.push_back("label:" + *value);
+    }
     else if (auto handled = schedule_option(name, *value, run.options.schedule))
       err = *handled;
     else
@@ -397,6 +409,7 @@ std::string build_run_spec_parts(const CmdRun& run, std::string_view body,
   spec.limits.memory_mb = run.options.memory_mb.value_or(0);
   spec.limits.output_kb = run.options.output_kb.value_or(0);
   spec.limits.disk_mb = run.options.disk_mb.value_or(0);
+  spec.needs = run.options.needs;
   if (run.heredoc.empty()) return "";
   // Without "@@" section lines the whole body is the script.
   bool sectioned = body.substr(0, 3) == "@@ " || body.find("\n@@ ") != std::string_view::npos;
@@ -510,6 +523,7 @@ const std::vector<std::string>& help_lines() {
       "                        same as <ms>; priority -100..100 (higher first), not before MS",
       "run [OPTIONS] <command> run a shell command on some node under limits (see below)",
       "  options: --timeout MS --cpu MS --memory MB --output KB --disk MB --stdin TEXT --expect TEXT",
+      "           --needs LABEL (a node with that NODE_LABELS word; repeatable)",
       "           --priority N --delay MS (as for sleep)",
       "  run [OPTIONS] <<END   then lines, then END: the script, or sections @@ file NAME,",
       "                        @@ check, @@ command, @@ case [NAME], @@ stdin, @@ expect",

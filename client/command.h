@@ -38,6 +38,7 @@ struct CmdSleep {
 struct RunOptions {
   std::optional<std::uint32_t> timeout_ms, cpu_ms, memory_mb, output_kb, disk_mb;
   std::optional<std::string> stdin_data, expected;
+  std::vector<std::string> needs;  // --needs LABEL (repeatable): a node with NODE_LABELS LABEL
   Schedule schedule;
 };
 struct CmdRun {

@@ -377,6 +377,13 @@ void Conversation::submit_run(const CmdRun& run, const InputReader::Heredoc* doc
   spec.owner = name_.value_or("");
   schedule(spec, run.options.schedule);
   if (err.empty()) err = apply_limits(backend_.limits(), spec);
+  for (const auto& need : spec.needs) {
+    if (!err.empty()) break;
+    if (!backend_.offered(need)) {
+      err = fmt::format("no node of this cluster offers {} (NODE_LABELS): the job could never run",
+                        need.substr(need.find(':') + 1));
+    }
+  }
   if (err.empty() && backend_.storage_full()) err = kStorageFull;
   if (!err.empty()) {
     fill(slot, replies::error(err, json));

@@ -73,6 +73,11 @@ class Backend {
   virtual const protocol::ClientTokens& tokens() const = 0;
   virtual const JobLimits& limits() const = 0;
   virtual TimeMs now() const = 0;
+  // Whether some node of the cluster offers `need` ("label:gpu",
+  // "lang:71", "network"): ever (a job needing what none offers is refused
+  // at submission), or up now.
+  virtual bool offered(const std::string& need) const = 0;
+  virtual bool available(const std::string& need) const = 0;
 };
 
 class Conversation {

@@ -83,6 +83,7 @@ Environment (defaults in brackets):
   API_MAX_BATCH          most submissions in one batch [20]
   LANGUAGES_FILE         a language table (JSON) over the built-in one [none]
   JOB_ALLOW_NETWORK      1: jobs may ask for the node's network (enable_network) [0]
+  NODE_LABELS            comma-separated labels this node offers, for `run --needs` [none]
   BIND_ADDRESS           address to listen on [0.0.0.0]
   LOG_LEVEL              error, warn, info, debug [info]; VERBOSE=true means debug
 )";
@@ -244,6 +245,25 @@ jc::node::NodeConfig load_config(int argc, char** argv) {
   c.bind_address = jc::net::env_bind_address();
   c.work_dir = env_string("JOB_WORK_DIR", "");
   c.allow_network = env_int("JOB_ALLOW_NETWORK", 0, 0, 1, "0 or 1") == 1;
+  std::string labels = env_string("NODE_LABELS", "");
+  for (std::size_t at = 0; at < labels.size();) {
+    std::size_t comma = std::min(labels.find(',', at), labels.size());
+    std::string label = labels.substr(at, comma - at);
+    at = comma + 1;
+    bool ok = !label.empty() && label.size() <= 64 &&
+              std::all_of(label.begin(), label.end(), [](char ch) {
+                return std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' ||
+                       ch == '-';
+              });
+    if (!ok) {
+      throw ConfigError(fmt::format(
+          "NODE_LABELS must be comma-separated words of A-Z a-z 0-9 . _ - (at most 64 "
+          "characters each), got '{}'",
+          labels));
+    }
+    c.core.offers.push_back("label:" + label);
+  }
+  if (c.allow_network) c.core.offers.push_back("network");
   c.api_port = env_port("API_PORT");
   c.api_cors_origins = env_string("API_CORS_ORIGINS", "*");
   c.api_max_body_bytes = static_cast<std::size_t>(
@@ -313,10 +333,14 @@ void prepare(jc::node::NodeConfig& config, jc::storage::Store& store) {
     config.job_uid_base = 200'000 + (h % 30'000) * 1024;
     if (config.core.slots > 1024) config.job_uid_base = 0;
   }
-  if (config.api_port) {
-    // What this machine runs, named with the versions installed; the paths
-    // its toolchains read join the jobs' read-only view.
-    config.languages = jc::api::detect_languages(config.language_table, jc::api::system_probe());
+  {
+    // What this machine runs (offered to the proxy, which gives a job only
+    // to a node that runs its language), named with the versions installed
+    // where the API shows them; the paths its toolchains read join the
+    // jobs' read-only view.
+    config.languages = jc::api::detect_languages(config.language_table, jc::api::system_probe(),
+                                                 config.api_port.has_value());
+    for (const auto& l : config.languages) config.core.offers.push_back(fmt::format("lang:{}", l.id));
     for (const auto& l : config.languages) {
       for (const auto& p : l.readonly_paths) {
         if (std::filesystem::exists(p) &&

@@ -370,6 +370,7 @@ protocol::Hello NodeCore::hello() const {
   h.client_address = options_.client_address;
   h.sandbox = options_.sandbox;
   h.cpus = options_.cpus;
+  h.offers = options_.offers;
   // Jobs run here while the proxy was away are introduced by SUBMIT instead.
   for (const auto& [t, a] : exec_jobs_) {
     if (!local_claimed_.count(t)) h.held.push_back(t);
@@ -409,11 +410,26 @@ void NodeCore::on_message(protocol::Message m) {
           on_requests(msg.requests);
         } else if constexpr (std::is_same_v<T, protocol::RequestOfRes>) {
           on_requests(msg.tickets);
+        } else if constexpr (std::is_same_v<T, protocol::Offers>) {
+          cluster_offered_ = {msg.offered.begin(), msg.offered.end()};
+          cluster_available_ = {msg.available.begin(), msg.available.end()};
         } else {
           log_->warn("unexpected message from proxy type={}", protocol::message_name(m));
         }
       },
       m);
+}
+
+bool NodeCore::offered(const std::string& need) const {
+  // Its own offers count before the proxy has said anything.
+  const auto& own = options_.offers;
+  return cluster_offered_.count(need) > 0 || std::find(own.begin(), own.end(), need) != own.end();
+}
+
+bool NodeCore::available(const std::string& need) const {
+  const auto& own = options_.offers;
+  return cluster_available_.count(need) > 0 ||
+         (connected() && std::find(own.begin(), own.end(), need) != own.end());
 }
 
 std::vector<protocol::Message> NodeCore::take_outbox() {

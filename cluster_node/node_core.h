@@ -42,6 +42,7 @@ struct NodeOptions {
   std::string client_address;
   std::string sandbox;  // the protections run jobs get here, told to the proxy in HELLO
   std::string cpus;     // "pinned" (a CPU per slot) or "shared", likewise
+  std::vector<std::string> offers;  // what it runs ("lang:71", "label:gpu", "network"), likewise
   // The unguessable part of each ticket (protocol::random_ticket_part);
   // tests give their own.
   std::function<std::string()> random_part;
@@ -101,6 +102,10 @@ class NodeCore {
   // RESULT_TTL: this node's, or the proxy's once it said another.
   const protocol::Retention& retention() const { return options_.retention; }
   void set_client_address(std::string a) { options_.client_address = std::move(a); }
+  // Whether some node of the cluster (this one included) offers `need`,
+  // as the proxy last said (OFFERS); `now`: one that is up now.
+  bool offered(const std::string& need) const;
+  bool available(const std::string& need) const;
   void set_sandbox(std::string sandbox, std::string cpus) {
     options_.sandbox = std::move(sandbox);
     options_.cpus = std::move(cpus);
@@ -201,6 +206,7 @@ class NodeCore {
   std::deque<std::string> exec_queue_;
   std::unordered_map<std::string, protocol::Assignment> exec_jobs_;  // queued or running
   std::unordered_set<std::string> running_;
+  std::set<std::string> cluster_offered_, cluster_available_;  // the proxy's OFFERS
   std::set<std::string> undelivered_;  // finished, result not yet acknowledged
   // Rounds of resend_undelivered() before a result sent on this connection
   // is offered again: TCP delivers it, and the proxy acknowledges what it

@@ -80,6 +80,8 @@ class NodeServer : public client::Backend {
 
   // client::Backend, for the client connections' conversations.
   void submit(protocol::JobSpec spec, std::function<void(const std::string&)> done) override;
+  bool offered(const std::string& need) const override { return core_.offered(need); }
+  bool available(const std::string& need) const override { return core_.available(need); }
   void lookup(client::LookupRequest request, client::LookupDone done) override;
   void cancel(const std::string& ticket, const std::string& requester,
               client::LookupDone done) override;

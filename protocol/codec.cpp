@@ -49,7 +49,7 @@ std::string_view message_name(const Message& m) {
   static constexpr std::string_view kNames[] = {
       "HELLO",  "WELCOME", "SUBMIT",        "ACK",         "JOB",    "INFO",      "REQUEST_OF_RES",
       "RESULT", "RES_REQ", "STATS_REQUEST", "STATS_REPLY", "CANCEL", "CHALLENGE", "LEAVE",
-      "PEER_HELLO", "PEER_DATA", "HEARTBEAT"};
+      "PEER_HELLO", "PEER_DATA", "HEARTBEAT", "OFFERS"};
   static_assert(std::size(kNames) == std::variant_size_v<Message>);
   return kNames[m.index()];
 }

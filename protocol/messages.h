@@ -32,7 +32,9 @@ namespace jc::protocol {
 // 5: JobResult::final_ms and the EXPIRED report (RESULT_TTL), SUBMIT's
 // local_finished, WELCOME's result_ttl_ms; 6: replicated proxies (WELCOME's
 // leader, proxies and heartbeat_ms, PEER_HELLO, PEER_DATA, HEARTBEAT, the
-// proxies in stats); 7: HELLO's and node stats' cpus (a CPU per slot or shared).
+// proxies in stats); 7: HELLO's and node stats' cpus (a CPU per slot or
+// shared) and offers (what a node runs: "lang:71", "label:gpu", "network"),
+// OFFERS.
 constexpr std::uint8_t kProtocolVersion = 7;
 
 struct Hello {
@@ -45,10 +47,13 @@ struct Hello {
   std::string auth;                   // proof of CLUSTER_SECRET (protocol/auth.h), or empty
   std::string sandbox;                // protections its run jobs get ("full", or the list)
   std::string cpus;                   // "pinned": each slot on a CPU of its own; "shared"
+  // What it runs: "lang:<judge0 id>", "label:<NODE_LABELS word>", "network".
+  std::vector<std::string> offers;
 
   template <class A>
   void serialize(A& ar, unsigned) {
-    fields(ar, version, node_id, slots, client_address, held, finished, auth, sandbox, cpus);
+    fields(ar, version, node_id, slots, client_address, held, finished, auth, sandbox, cpus,
+           offers);
   }
 };
 
@@ -175,11 +180,12 @@ struct NodeStats {
   std::string state;  // up, suspect (quiet past half NODE_TIMEOUT), draining, dead, left
   std::string sandbox;  // protections its run jobs get, from its HELLO
   std::string cpus;     // "pinned" or "shared", from its HELLO
+  std::vector<std::string> offers;  // from its HELLO
 
   template <class A>
   void serialize(A& ar, unsigned) {
     fields(ar, node_id, address, connected, slots, assigned, running, queued, finished,
-           last_heard_ms, state, sandbox, cpus);
+           last_heard_ms, state, sandbox, cpus, offers);
   }
 };
 
@@ -301,10 +307,23 @@ struct Heartbeat {
   }
 };
 
+// Proxy -> node, on joining and whenever it changes: what the nodes of the
+// cluster offer (HELLO's offers). `offered`: every node's the proxy knows,
+// up or not (a job needing something outside it can never run: refused at
+// submission); `available`: the nodes' up now (GET /languages).
+struct Offers {
+  std::vector<std::string> offered;
+  std::vector<std::string> available;
+  template <class A>
+  void serialize(A& ar, unsigned) {
+    fields(ar, offered, available);
+  }
+};
+
 // The type byte of a frame is the index in this variant: append only.
 using Message = std::variant<Hello, Welcome, Submit, Ack, Job, Info, RequestOfRes, Result, ResReq,
                              StatsRequest, StatsReply, Cancel, Challenge, Leave, PeerHello,
-                             PeerData, Heartbeat>;
+                             PeerData, Heartbeat, Offers>;
 
 std::string_view message_name(const Message& m);
 

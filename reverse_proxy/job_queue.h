@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <ext/pb_ds/assoc_container.hpp>
 #include <ext/pb_ds/tree_policy.hpp>
+#include <map>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -44,6 +45,12 @@ class JobQueue {
   }
   std::size_t size() const { return tree_.size(); }
   bool empty() const { return tree_.empty(); }
+  // The key of the next job, without taking it.
+  std::optional<QueueKey> head() const {
+    if (tree_.empty()) return std::nullopt;
+    const Key& k = tree_.begin()->first;
+    return QueueKey{static_cast<std::int32_t>(-k.first), k.second};
+  }
 
  private:
   // Negated priority so that the default ascending order puts the highest
@@ -53,6 +60,56 @@ class JobQueue {
   __gnu_pbds::tree<Key, const std::string*, std::less<Key>, __gnu_pbds::rb_tree_tag,
                    __gnu_pbds::tree_order_statistics_node_update>
       tree_;
+};
+
+// The queue by what jobs need of a node (JobSpec::needs, interned as one
+// id per distinct set; 0: nothing): a queue each, so that a node takes the
+// next job it can run without the others being scanned, and the order
+// across them is still priority, then submission (a merge of their heads:
+// as many steps as distinct needs, whatever the queue's length).
+class NeedsQueue {
+ public:
+  void push(const std::string& ticket, QueueKey key, std::uint32_t needs) {
+    queues_[needs].push(ticket, key);
+    ++size_;
+  }
+  bool erase(QueueKey key, std::uint32_t needs) {
+    auto it = queues_.find(needs);
+    if (it == queues_.end() || !it->second.erase(key)) return false;
+    --size_;
+    if (it->second.empty()) queues_.erase(it);
+    return true;
+  }
+  // The next job a node may run (`can_run(needs)`), removed.
+  template <class CanRun>
+  std::optional<std::string> pop_for(CanRun&& can_run) {
+    JobQueue* best = nullptr;
+    std::optional<QueueKey> best_key;
+    for (auto& [needs, q] : queues_) {
+      auto key = q.head();
+      if (!key || (needs != 0 && !can_run(needs))) continue;
+      if (!best_key || key->priority > best_key->priority ||
+          (key->priority == best_key->priority && key->seq < best_key->seq)) {
+        best = &q;
+        best_key = key;
+      }
+    }
+    if (best == nullptr) return std::nullopt;
+    auto t = best->pop();
+    --size_;
+    return t;
+  }
+  // 0-based position among the jobs of the same needs, or -1.
+  std::int64_t position(QueueKey key, std::uint32_t needs) const {
+    auto it = queues_.find(needs);
+    return it == queues_.end() ? -1 : it->second.position(key);
+  }
+  std::size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+
+ private:
+  std::map<std::uint32_t, JobQueue> queues_;
+  std::size_t size_ = 0;
 };
 
 }  // namespace jc::proxy

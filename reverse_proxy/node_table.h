@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <unordered_set>
 
@@ -21,6 +22,7 @@ struct NodeEntry {
   std::string address;
   std::string sandbox;  // protections of its run jobs, from HELLO
   std::string cpus;     // "pinned" or "shared", from HELLO
+  std::set<std::string> offers;  // what it runs, from HELLO ("lang:71", "label:gpu")
   std::unordered_set<std::string> held;
   protocol::Info info;
   TimeMs last_heard = 0;

@@ -42,6 +42,7 @@ Status ProxyCore::recover(TimeMs now) {
     QueueKey qkey{rec.spec.priority, rec.seq};
     auto [entry, inserted] = active_.insert_or_assign(
         std::string(key.substr(2)), ActiveJob{rec.state, intern(rec.node), rec.attempts, qkey, intern(rec.spec.owner)});
+    entry->second.needs = needs_id(rec.spec.needs);
     const std::string& ticket = entry->first;
     entry->second.pinned = rec.pinned;
     next_seq_ = std::max(next_seq_, rec.seq + 1);
@@ -205,6 +206,17 @@ protocol::Welcome ProxyCore::on_hello(const protocol::Hello& hello, const std::s
                            [](char c) { return (c >= 'a' && c <= 'z') || c == ','; });
   node.sandbox = plain ? hello.sandbox : "?";
   node.cpus = hello.cpus == "pinned" || hello.cpus == "shared" ? hello.cpus : "?";
+  // What it runs: short words of a plain alphabet (they reach every node's
+  // stats and the API), at most a few thousand.
+  node.offers.clear();
+  for (const auto& o : hello.offers) {
+    bool plain = !o.empty() && o.size() <= 100 &&
+                 std::all_of(o.begin(), o.end(), [](char c) {
+                   return std::isalnum(static_cast<unsigned char>(c)) || c == ':' || c == '.' ||
+                          c == '_' || c == '-' || c == '+';
+                 });
+    if (plain && node.offers.size() < 4096) node.offers.insert(o);
+  }
   node.last_heard = now;
   w.accepted = true;
   w.result_ttl_ms = options_.retention.ttl_ms;
@@ -215,6 +227,7 @@ protocol::Welcome ProxyCore::on_hello(const protocol::Hello& hello, const std::s
   log_->info("node joined node={} peer={} slots={} held={} finished={} dropped={}", hello.node_id,
              peer, hello.slots, hello.held.size(), hello.finished.size(), w.drop.size());
   send(hello.node_id, w);
+  send_offers(hello.node_id);
   // Results its clients have not acknowledged yet.
   if (auto it = unnotified_.find(hello.node_id); it != unnotified_.end()) {
     protocol::Result r;
@@ -249,7 +262,7 @@ void ProxyCore::reconcile(const std::string& node_id, const protocol::Hello& hel
       // to anyone else: it stays where it is.
       JobRecord rec;
       if (!load_record(active_key(t), rec)) return;
-      queue_.erase(it->second.key);
+      queue_.erase(it->second.key, it->second.needs);
       to_node(it, rec, node_id);
     }
     node.held.insert(t);
@@ -275,6 +288,7 @@ void ProxyCore::on_disconnect(const std::string& node_id, TimeMs now) {
   note(fmt::format("node {} lost, holding {} jobs", node_id, it->second.held.size()));
   log_->info("node left node={} held={}", node_id, it->second.held.size());
   release_node_jobs(node_id, "node " + node_id + " was lost");
+  send_offers();
 }
 
 void ProxyCore::release_node_jobs(const std::string& node_id, const std::string& reason) {
@@ -320,7 +334,7 @@ void ProxyCore::enqueue(ActiveMap::iterator it, TimeMs now) {
   if (it->second.not_before > now) {
     delayed_.emplace(std::make_pair(it->second.not_before, it->second.key.seq), &it->first);
   } else {
-    queue_.push(it->first, it->second.key);
+    queue_.push(it->first, it->second.key, it->second.needs);
   }
 }
 
@@ -330,7 +344,7 @@ void ProxyCore::promote_due(TimeMs now) {
     delayed_.erase(delayed_.begin());
     auto it = active_.find(ticket);
     if (it != active_.end() && it->second.state == JobState::kQueued) {
-      queue_.push(it->first, it->second.key);
+      queue_.push(it->first, it->second.key, it->second.needs);
     }
   }
 }
@@ -353,7 +367,7 @@ void ProxyCore::to_queue(ActiveMap::iterator it, JobRecord& rec) {
   it->second.state = JobState::kQueued;
   it->second.node = 0;
   it->second.attempts = rec.attempts;
-  queue_.push(it->first, it->second.key);
+  queue_.push(it->first, it->second.key, it->second.needs);
 }
 
 bool ProxyCore::to_node(ActiveMap::iterator it, JobRecord& rec, const std::string& node) {
@@ -438,6 +452,7 @@ void ProxyCore::on_submit(const std::string& node, protocol::Submit& m, TimeMs n
       entry->second.key = key;
       entry->second.owner = intern(rec.spec.owner);
       entry->second.pinned = rec.pinned;
+      entry->second.needs = needs_id(rec.spec.needs);
       to_node(entry, rec, node);
       log_->info("adopted ticket={} run locally by={}{}", ticket, node,
                  rec.pinned ? " (its result shown there already)" : "");
@@ -446,6 +461,7 @@ void ProxyCore::on_submit(const std::string& node, protocol::Submit& m, TimeMs n
     store_active(ticket, rec);
     entry->second = ActiveJob{JobState::kQueued, 0, 0, key, intern(rec.spec.owner),
                               rec.spec.not_before_ms};
+    entry->second.needs = needs_id(rec.spec.needs);
     enqueue(entry, now);
     if (log_->should_log(spdlog::level::debug)) {  // describe() formats: only when it shows
       log_->debug("queued ticket={} origin={} job=\"{}\"", ticket, rec.spec.origin,
@@ -532,7 +548,7 @@ void ProxyCore::finish_job(const std::string& ticket, JobRecord rec, protocol::J
   if (from == JobState::kRunning) {
     nodes_[rec.node].held.erase(ticket);
   } else {
-    queue_.erase(QueueKey{rec.spec.priority, rec.seq});
+    queue_.erase(QueueKey{rec.spec.priority, rec.seq}, needs_id(rec.spec.needs));
     delayed_.erase({rec.spec.not_before_ms, rec.seq});
   }
   rec.result = std::move(result);
@@ -620,6 +636,7 @@ void ProxyCore::on_leave(const std::string& node_id, const protocol::Leave& m) {
     log_->info("node draining node={} handed_back={}", node_id, m.handed_back.size());
   }
   node.draining = true;
+  send_offers();
   for (const auto& t : m.handed_back) {
     auto it = active_.find(t);
     if (it == active_.end() || it->second.state != JobState::kRunning ||
@@ -667,7 +684,7 @@ JobReport ProxyCore::report_of(const std::string& ticket) const {
     r.priority = it->second.key.priority;
     if (r.state == JobState::kQueued) r.not_before_ms = it->second.not_before;
     if (r.state == JobState::kQueued) {
-      r.queue_position = queue_.position(it->second.key);
+      r.queue_position = queue_.position(it->second.key, it->second.needs);
       if (stats_.finish_rate.per_second > 0) {
         r.estimated_wait_ms =
             static_cast<std::int64_t>((r.queue_position + 1) * 1000.0 / stats_.finish_rate.per_second);
@@ -728,7 +745,7 @@ bool ProxyCore::dispatch(TimeMs now) {
     const std::size_t base_cap = node.slots + options_.prefetch;
     protocol::Job job;
     while (job.jobs.size() < plan[i]) {
-      auto next = queue_.pop();
+      auto next = queue_.pop_for([&](std::uint32_t needs) { return can_run(node, needs); });
       if (!next) break;
       const std::string& t = *next;
       auto it = active_.find(t);
@@ -740,13 +757,13 @@ bool ProxyCore::dispatch(TimeMs now) {
           !fits_adaptive_prefetch(static_cast<std::uint32_t>(held_after - base_cap),
                                   rec.spec.kind == protocol::JobKind::kSleep, rec.spec.sleep_ms,
                                   node.slots, options_.prefetch_ms)) {
-        queue_.push(it->first, it->second.key);  // back at its place, for a node with room
+        queue_.push(it->first, it->second.key, it->second.needs);  // back, for a node with room
         break;
       }
       rec.attempts++;
       rec.nodes_tried.push_back(ids[i]);
       if (!to_node(it, rec, ids[i])) {
-        queue_.push(it->first, it->second.key);  // refused and logged: left where it was
+        queue_.push(it->first, it->second.key, it->second.needs);  // refused and logged: left where it was
         break;
       }
       job.jobs.push_back({std::move(rec.spec), rec.attempts});
@@ -803,6 +820,7 @@ protocol::ClusterStats ProxyCore::stats(TimeMs now) const {
     n.address = node.address;
     n.sandbox = node.sandbox;
     n.cpus = node.cpus;
+    n.offers.assign(node.offers.begin(), node.offers.end());
     n.connected = node.connected;
     n.slots = node.slots;
     n.assigned = static_cast<std::uint32_t>(node.held.size());
@@ -848,6 +866,42 @@ void ProxyCore::store_active(const std::string& ticket, const JobRecord& rec) {
 }
 
 void ProxyCore::note(std::string event) { stats_.note(clock_, std::move(event)); }
+
+std::uint32_t ProxyCore::needs_id(const std::vector<std::string>& needs) {
+  if (needs.empty()) return 0;
+  std::vector<std::string> sorted = needs;
+  std::sort(sorted.begin(), sorted.end());
+  std::string joined;
+  for (const auto& n : sorted) joined += (joined.empty() ? "" : ",") + n;
+  return intern("needs:" + joined);
+}
+
+bool ProxyCore::can_run(const NodeEntry& entry, std::uint32_t needs) const {
+  if (needs == 0) return true;
+  std::string_view list = name_of(needs);
+  list.remove_prefix(6);  // "needs:"
+  while (!list.empty()) {
+    auto comma = list.find(',');
+    if (!entry.offers.count(std::string(list.substr(0, comma)))) return false;
+    list.remove_prefix(comma == std::string_view::npos ? list.size() : comma + 1);
+  }
+  return true;
+}
+
+void ProxyCore::send_offers(const std::string& to) {
+  std::set<std::string> offered, available;
+  for (const auto& [id, node] : nodes_) {
+    offered.insert(node.offers.begin(), node.offers.end());
+    if (node.connected && !node.draining) available.insert(node.offers.begin(), node.offers.end());
+  }
+  std::vector<std::string> o(offered.begin(), offered.end()), a(available.begin(), available.end());
+  bool changed = o != offered_ || a != available_;
+  offered_ = std::move(o);
+  available_ = std::move(a);
+  for (const auto& [id, node] : nodes_) {
+    if (node.connected && (changed || id == to)) send(id, protocol::Offers{offered_, available_});
+  }
+}
 
 std::uint32_t ProxyCore::intern(const std::string& name) {
   if (name.empty()) return 0;

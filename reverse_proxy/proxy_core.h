@@ -151,6 +151,7 @@ class ProxyCore {
     std::uint32_t owner = 0;  // interned client name (JobSpec::owner); 0 = none
     TimeMs not_before = 0;    // JobSpec::not_before_ms (--delay)
     bool pinned = false;      // JobRecord::pinned
+    std::uint32_t needs = 0;  // interned JobSpec::needs (needs_id()); 0 = nothing
   };
 
   // The handlers take the message's parts by reference to move from them.
@@ -193,6 +194,13 @@ class ProxyCore {
   void store_active(const std::string& ticket, const JobRecord& rec);
   void send(const std::string& node, protocol::Message m);
   std::uint32_t intern(const std::string& name);
+  // A job's needs as one interned id (their sorted, comma-joined list).
+  std::uint32_t needs_id(const std::vector<std::string>& needs);
+  // Whether node `entry` offers every need of the interned set `needs`.
+  bool can_run(const NodeEntry& entry, std::uint32_t needs) const;
+  // Tells every node what the cluster offers, when that changed (or
+  // `to` only, a node that just joined).
+  void send_offers(const std::string& to = "");
   const std::string& name_of(std::uint32_t id) const { return names_[id]; }
   void notify_result(const std::string& ticket, const std::string& origin,
                      const protocol::JobReport& report);
@@ -203,7 +211,8 @@ class ProxyCore {
   ActiveMap active_;
   std::vector<std::string> names_{""};  // interned node names; 0 is "none"
   std::unordered_map<std::string, std::uint32_t> name_ids_{{"", 0}};
-  JobQueue queue_;
+  std::vector<std::string> offered_, available_;  // as last sent in OFFERS
+  NeedsQueue queue_;
   // Queued jobs whose --delay runs, by (not before, sequence).
   std::map<std::pair<TimeMs, std::uint64_t>, const std::string*> delayed_;
   NodeTable nodes_;  // membership

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "tests/support/cluster.h"
 #include "tests/support/http_client.h"
@@ -330,4 +331,55 @@ TEST_CASE("api: DELETE cancels a running submission") {
       30s, 100ms));
   CHECK(got["verdict"] == "CANCELLED");
   CHECK(got["message"] == "Cancelled");
+}
+
+TEST_CASE("dispatch: run --needs goes to a node with that label, waits while none is up, refuses what none offers") {
+  Cluster cluster({.nodes = 1, .slots = 1});
+  cluster.add_node({{"NODE_LABELS", "gpu,big-memory"}});
+  REQUIRE(cluster.wait_nodes_up(2));
+  Client c(cluster.node_port(0));
+  for (int i = 0; i < 4; ++i) {
+    RunResult r = run_and_wait(c, "run --needs gpu echo hi");
+    CHECK(r.state == "DONE");
+    CHECK(r.fact("node") == "n2");
+  }
+  CHECK(c.command("run --needs tpu true") ==
+        "ERR no node of this cluster offers tpu (NODE_LABELS): the job could never run");
+  CHECK(c.command("run --needs 'a b' true").rfind("ERR --needs takes a label", 0) == 0);
+  // Its only node away, the job waits in the queue, and runs on its return.
+  cluster.node(1).kill_hard();
+  std::string t = submit_run(c, "run --needs big-memory echo back");
+  CHECK(eventually([&] { return c.command("status " + t).find(" QUEUED") != std::string::npos; }, 10s));
+  // Through ten dispatch rounds (DISPATCH_PERIOD is at most 100 ms), n1
+  // never takes it: each look finds it queued.
+  for (auto until = Clock::now() + 1s; Clock::now() < until;) {
+    CHECK(c.command("status " + t).find(" QUEUED") != std::string::npos);
+    std::this_thread::sleep_for(50ms);
+  }
+  cluster.restart_node(1, false);
+  c.send("wait " + t + " 60\n");
+  RunResult r = read_run_result(c);
+  REQUIRE(r.ok);
+  CHECK(r.fact("node") == "n2");
+  CHECK(r.out == "back\n");
+}
+
+TEST_CASE("api: a language of the table that no node runs is a 422, and /languages lists what runs") {
+  std::string dir = std::filesystem::temp_directory_path() / ("jc-api-langs-" + unique_marker());
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/languages.json")
+      << R"({"languages": [{"id": 1001, "name": "Nowhere", "source_file": "main.x",)"
+      << R"( "run_cmd": "/nonexistent/x main.x {args}", "requires": ["/nonexistent/x"]}]})";
+  ApiNode node(std::map<std::string, std::string>{{"LANGUAGES_FILE", dir + "/languages.json"}});
+  HttpClient http(node.port);
+  auto a = http.post("/submissions", json{{"source_code", "x"}, {"language_id", 1001}}.dump());
+  CHECK(a.status == 422);
+  CHECK(a.body == R"({"language_id":["no node of this cluster runs the language with id 1001"]})");
+  json langs = body_of(http.get("/languages"));
+  bool listed = false;
+  for (const auto& l : langs) listed = listed || l["id"] == 1001;
+  CHECK_FALSE(listed);
+  json one = body_of(http.get("/languages/1001"));
+  CHECK(one["is_archived"] == true);
+  std::filesystem::remove_all(dir);
 }

@@ -5,6 +5,7 @@
 
 #include <deque>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,9 @@ struct FakeNode : Backend {
   const protocol::ClientTokens& tokens() const override { return tokens_; }
   const JobLimits& limits() const override { return limits_; }
   TimeMs now() const override { return kNow; }
+  std::set<std::string> offers{"label:gpu"};
+  bool offered(const std::string& need) const override { return offers.count(need) > 0; }
+  bool available(const std::string& need) const override { return offers.count(need) > 0; }
 
   // Answers the oldest lookup still open.
   void answer(const JobReport& r, bool unreachable = false) {

@@ -1089,4 +1089,67 @@ TEST_CASE("proxy core: a job run by its origin while away is adopted, and one sh
   CHECK(again.core.find_job("shown")->result.text == "mine");
 }
 
+// ---- what a job needs of a node ------------------------------------------
+
+TEST_CASE("proxy core: a job goes only to a node that offers what it needs, in queue order") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  p.join("n1", 2);
+  protocol::Hello gpu = hello("n2", 2);
+  gpu.offers = {"lang:71", "label:gpu"};
+  p.core.on_hello(gpu, "peer-n2", 0);
+  p.flush();
+  protocol::Submit s = submit_of({"plain-1", "needs-1", "plain-2", "needs-2"}, "n1");
+  s.jobs[1].needs = {"label:gpu"};
+  s.jobs[3].needs = {"lang:71", "label:gpu"};
+  p.message("n1", s);
+  auto out = p.dispatch();
+  std::set<std::string> to_n1 = tickets_of(sent_to<protocol::Job>(out, "n1"));
+  std::set<std::string> to_n2 = tickets_of(sent_to<protocol::Job>(out, "n2"));
+  CHECK(to_n1.count("needs-1") == 0);
+  CHECK(to_n1.count("needs-2") == 0);
+  CHECK(to_n2.count("needs-1") == 1);
+  CHECK(to_n2.count("needs-2") == 1);
+  CHECK(to_n1.size() + to_n2.size() == 4);
+}
+
+TEST_CASE("proxy core: a job whose capable nodes are all away waits, and runs when one joins") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  p.join("n1", 2);
+  protocol::Submit s = submit_of({"wants-gpu"}, "n1");
+  s.jobs[0].needs = {"label:gpu"};
+  p.message("n1", s);
+  CHECK(count_jobs(sent_to<protocol::Job>(p.dispatch(), "n1")) == 0);
+  CHECK(p.state_of("wants-gpu") == JobState::kQueued);
+  protocol::Hello gpu = hello("n2", 1);
+  gpu.offers = {"label:gpu"};
+  p.core.on_hello(gpu, "peer-n2", 0);
+  auto joined = p.flush();
+  // Every node learns what the cluster offers now.
+  auto offers = sent_to<protocol::Offers>(joined, "n1");
+  REQUIRE(!offers.empty());
+  CHECK(offers.back().offered == std::vector<std::string>{"label:gpu"});
+  CHECK(offers.back().available == std::vector<std::string>{"label:gpu"});
+  CHECK(tickets_of(sent_to<protocol::Job>(p.dispatch(), "n2")) == std::set<std::string>{"wants-gpu"});
+  // Gone, it is no longer available, though still offered.
+  p.core.on_disconnect("n2", 10);
+  auto after = sent_to<protocol::Offers>(p.flush(), "n1");
+  REQUIRE(!after.empty());
+  CHECK(after.back().offered == std::vector<std::string>{"label:gpu"});
+  CHECK(after.back().available.empty());
+}
+
+TEST_CASE("proxy core: a node's offers are kept only as plain words") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  protocol::Hello h = hello("n1", 1);
+  h.offers = {"lang:71", "<script>", "", std::string(200, 'x'), "label:ok"};
+  p.core.on_hello(h, "peer-n1", 0);
+  p.flush();
+  const auto* n = node_stats(p.core.stats(0), "n1");
+  REQUIRE(n != nullptr);
+  CHECK(n->offers == std::vector<std::string>{"label:ok", "lang:71"});
+}
+
 }  // namespace jc::proxy
