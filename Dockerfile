@@ -2,6 +2,10 @@
 #   docker run ... jobcluster reverse_proxy 8080
 #   docker run ... jobcluster cluster_node reverse-proxy 8080
 # State lives under /data (mount a volume there, one per process).
+# The runtime image ships the toolchains of C, C++, Python 3 and Java from
+# Debian's packages: the languages a node offers (judge0's ids 50, 54, 71,
+# 62) are those it finds at start. Add packages here (api/languages.json
+# names them) to offer more.
 
 FROM debian:bookworm AS build
 RUN apt-get update \
@@ -20,12 +24,13 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libleveldb1d libfmt9 libspdlog1.10 libssl3 zlib1g libseccomp2 libjemalloc2 libraft2 libuv1 libzstd1 \
       liblz4-1 netcat-openbsd \
+      gcc g++ libc6-dev python3 openjdk-17-jdk-headless \
  && rm -rf /var/lib/apt/lists/* \
  && mkdir -p /data
 COPY --from=build /build/bin/reverse_proxy /build/bin/cluster_node /usr/local/bin/
 COPY docker/entrypoint.sh /usr/local/bin/entrypoint.sh
 ENV DATA_DIR=/data
 VOLUME /data
-EXPOSE 8080 9000
+EXPOSE 8080 9000 2358
 ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]
 CMD ["reverse_proxy", "8080"]

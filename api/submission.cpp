@@ -231,6 +231,9 @@ Submission parse_submission(const nlohmann::json& body, bool base64, const Setti
   }
   bool network_offered = offered ? offered("network") : s.allow_network;
   if (a.enable_network && !network_offered) c.add("enable_network", "enabling network is not allowed");
+  // Extracting a zip into /box is not built yet: refused as judge0 refuses
+  // it where an admin turned it off (ENABLE_ADDITIONAL_FILES=false).
+  if (zip && !zip->empty()) c.add("additional_files", "setting additional files is not allowed");
   std::optional<std::string> callback = c.text("callback_url");
 
   // jobcluster's own: test cases behind one compile.
