@@ -7,6 +7,7 @@
 #include <ctime>
 #include <fmt/format.h>
 
+#include "api/archive.h"
 #include "api/statuses.h"
 
 namespace jc::api {
@@ -231,9 +232,14 @@ Submission parse_submission(const nlohmann::json& body, bool base64, const Setti
   }
   bool network_offered = offered ? offered("network") : s.allow_network;
   if (a.enable_network && !network_offered) c.add("enable_network", "enabling network is not allowed");
-  // Extracting a zip into /box is not built yet: refused as judge0 refuses
-  // it where an admin turned it off (ENABLE_ADDITIONAL_FILES=false).
-  if (zip && !zip->empty()) c.add("additional_files", "setting additional files is not allowed");
+  // The zip goes into /box beside the source; what cannot is refused now.
+  Extracted extracted;
+  if (zip && !zip->empty()) {
+    std::uint64_t room = static_cast<std::uint64_t>(s.disk_mb) << 20;
+    std::uint64_t used = source ? source->size() : 0;
+    extracted = extract_zip(*zip, room > used ? room - used : 0, s.max_archive_entries);
+    if (!extracted.error.empty()) c.add("additional_files", extracted.error);
+  }
   std::optional<std::string> callback = c.text("callback_url");
 
   // jobcluster's own: test cases behind one compile.
@@ -281,6 +287,11 @@ Submission parse_submission(const nlohmann::json& body, bool base64, const Setti
   a.has_expected = expected.has_value();
   a.test_cases = static_cast<std::uint32_t>(tests.size());
   if (!project) spec.files.push_back({language->source_file, a.source_code});
+  for (auto& f : extracted.files) {
+    // As judge0's `unzip -n`: the source file wins over an entry of its name.
+    if (!project && f.name == language->source_file) continue;
+    spec.files.push_back(std::move(f));
+  }
   if (project) {
     spec.check = "[ ! -f compile ] || exec /bin/bash compile\n";
   } else if (language->compile_cmd) {

@@ -43,6 +43,7 @@ struct Settings {
   std::uint32_t max_file_size_kb = 1024, max_max_file_size_kb = 4096;
   std::uint32_t number_of_runs = 1, max_number_of_runs = 20;
   std::uint32_t max_test_cases = 200;
+  std::uint32_t max_archive_entries = 1000;  // entries of additional_files
   std::uint32_t max_batch = 20;        // MAX_SUBMISSION_BATCH_SIZE
   std::uint32_t max_queue_size = 0;    // 0: none (503 "queue is full" past it)
   std::uint32_t max_wait_s = 60;       // how long wait=true may block

@@ -315,6 +315,23 @@ bool write_files(const char* box_dir, const std::vector<protocol::FileSpec>& fil
   int box = ::open(box_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (box < 0) return false;
   for (const auto& f : files) {
+    // A name may be a path ("src/main.c", from a zip): its directories are
+    // made first, the job's too. (The child may not allocate: a stack buffer.)
+    char dir[256];
+    const char* name = f.name.c_str();
+    for (std::size_t i = 0; name[i] != '\0' && i < sizeof dir - 1; ++i) {
+      if (name[i] != '/') continue;
+      std::memcpy(dir, name, i);
+      dir[i] = '\0';
+      if (::mkdirat(box, dir, 0755) != 0 && errno != EEXIST) {
+        ::close(box);
+        return false;
+      }
+      if (::fchownat(box, dir, uid, gid, AT_SYMLINK_NOFOLLOW) != 0) {
+        ::close(box);
+        return false;
+      }
+    }
     int fd = ::openat(box, f.name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                       0644);
     if (fd < 0) {
@@ -805,6 +822,10 @@ std::string Isolation::make_workspace(const WorkspaceSpec& spec, std::size_t run
     if (spec.files != nullptr) {
       for (const auto& f : *spec.files) {
         std::string path = out->dir_ + "/" + f.name;
+        if (auto slash = f.name.rfind('/'); slash != std::string::npos) {
+          std::error_code dir_ec;
+          fs::create_directories(out->dir_ + "/" + f.name.substr(0, slash), dir_ec);
+        }
         std::ofstream file(path, std::ios::binary);
         file.write(f.content.data(), static_cast<std::streamsize>(f.content.size()));
         if (!file || (protections_.user && ::chown(path.c_str(), spec.uid, spec.gid) != 0))

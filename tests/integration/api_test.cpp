@@ -383,3 +383,34 @@ TEST_CASE("api: a language of the table that no node runs is a 422, and /languag
   CHECK(one["is_archived"] == true);
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("api: a multi-file program (89) is compiled and run by its own scripts, from its zip") {
+  ApiNode node;
+  HttpClient http(node.port);
+  // compile, run, src/main.cpp, src/greet.h, src/greet.cpp (made with Python's zipfile).
+  const std::string project =
+      "UEsDBBQAAAAIAC8GhV1/uvDaLAAAADAAAAAHAAAAY29tcGlsZdMvLS7ST8rM00/X1lbQzVcoKMpPVyguStbPTczM00suKABz0otSU0t"
+      "APC4AUEsDBBQAAAAIAC8GhV3qeHdUDgAAAAwAAAADAAAAcnVu09MvKMpPV1BScVDiAgBQSwMEFAAAAAgALwaFXcVlQGVWAAAAaAAA"
+      "AAwAAABzcmMvbWFpbi5jcHBTzsxLzilNSVWwycwvLilKTcy141KGiSmlF6WmluhlKHFl5pUo5CZm5mloVheXpFhZAZVm5qUr5FmDec"
+      "mZeXZ2MHZ+aYmNDVijRp6mjY1STJ6SdS0XAFBLAwQUAAAACAAvBoVdSqvSvS8AAAA7AAAACwAAAHNyYy9ncmVldC5oU87MS84pTUlV"
+      "sCkuKcrMS7fjKi5JsbKCcBTSi1JTSzSS8/OKSxSQxNUU8jStuQBQSwMEFAAAAAgALwaFXVIOvjpGAAAAUAAAAA0AAABzcmMvZ3JlZX"
+      "QuY3BwU87MS84pTUlVUEovSk0t0ctQ4iouSbGyKi4pysxLVwALaiTn5xWXKCCJqynkaVYXpZaUFuUpKGWk5uTk6ygoaedZ13IBAFBL"
+      "AQIUAxQAAAAIAC8GhV1/uvDaLAAAADAAAAAHAAAAAAAAAAAAAACAAQAAAABjb21waWxlUEsBAhQDFAAAAAgALwaFXep4d1QOAAAADA"
+      "AAAAMAAAAAAAAAAAAAAIABUQAAAHJ1blBLAQIUAxQAAAAIAC8GhV3FZUBlVgAAAGgAAAAMAAAAAAAAAAAAAACAAYAAAABzcmMvbWFp"
+      "bi5jcHBQSwECFAMUAAAACAAvBoVdSqvSvS8AAAA7AAAACwAAAAAAAAAAAAAAgAEAAQAAc3JjL2dyZWV0LmhQSwECFAMUAAAACAAvBo"
+      "VdUg6+OkYAAABQAAAADQAAAAAAAAAAAAAAgAFYAQAAc3JjL2dyZWV0LmNwcFBLBQYAAAAABQAFABQBAADJAQAAAAA=";
+  json r = run_waiting(http, {{"language_id", 89}, {"additional_files", project}, {"stdin", "zip"}},
+                       "&fields=status,stdout,compile_output");
+  CHECK(r["status"]["id"] == 3);
+  CHECK(r["stdout"] == "hello, zip\n");
+  // An entry that would land outside /box is refused before anything is queued.
+  auto bad = http.post("/submissions",
+                       json{{"language_id", 71}, {"source_code", "print(1)"},
+                            {"additional_files",
+                             "UEsDBBQAAAAAAC8GhV2DFtyMAQAAAAEAAAAJAAAALi4vZXNjYXBleFBLAQIUAxQAAAAAAC8GhV2DFtyMAQAAAAEA"
+                             "AAAJAAAAAAAAAAAAAACAAQAAAAAuLi9lc2NhcGVQSwUGAAAAAAEAAQA3AAAAKAAAAAAA"}}
+                           .dump());
+  CHECK(bad.status == 422);
+  CHECK(bad.body.find("additional_files") != std::string::npos);
+  CHECK(bad.body.find("'../escape'") != std::string::npos);
+}

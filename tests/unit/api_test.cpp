@@ -253,9 +253,9 @@ TEST_CASE("api submission: each limit checked against this node's maxima, in jud
 TEST_CASE("api submission: a multi-file program takes no source and needs its files") {
   CHECK(errors_of(R"({"language_id": 89, "source_code": "x"})") ==
         R"({"source_code":["must be blank"],"additional_files":["can't be blank"]})");
-  // Extracting them is not built yet: refused in judge0's words.
-  CHECK(errors_of(R"({"language_id": 71, "source_code": "x", "additional_files": "UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA=="})") ==
-        R"({"additional_files":["setting additional files is not allowed"]})");
+  // What is not a zip is refused before anything is queued.
+  CHECK(errors_of(R"({"language_id": 71, "source_code": "x", "additional_files": "bm90IGEgemlw"})") ==
+        R"({"additional_files":["is not a zip archive"]})");
 }
 
 TEST_CASE("api submission: test cases run behind one compile, each number_of_runs times") {
