@@ -271,9 +271,11 @@ Json Router::config_info() const {
               {"allowed_languages_for_compile_options", Json::array()},
               {"enable_command_line_arguments", true},
               {"enable_submission_delete", true},
-              {"enable_callbacks", false},
+              {"enable_callbacks", true},
+              // Retried until answered 2xx or callbacks_retry_seconds pass.
               {"callbacks_max_tries", 0},
-              {"callbacks_timeout", 0},
+              {"callbacks_timeout", 10},
+              {"callbacks_retry_seconds", s.callback_retry_s},
               {"enable_additional_files", true},
               {"max_queue_size", s.max_queue_size},
               {"cpu_time_limit", secs(s.cpu_time_limit_ms)},

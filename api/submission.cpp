@@ -241,6 +241,11 @@ Submission parse_submission(const nlohmann::json& body, bool base64, const Setti
     if (!extracted.error.empty()) c.add("additional_files", extracted.error);
   }
   std::optional<std::string> callback = c.text("callback_url");
+  if (callback && !callback->empty()) {
+    if (std::string why = check_callback_url(*callback, s.callback_allow); !why.empty()) {
+      c.add("callback_url", why);
+    }
+  }
 
   // jobcluster's own: test cases behind one compile.
   std::vector<std::pair<std::optional<std::string>, std::optional<std::string>>> tests;

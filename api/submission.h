@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "api/callbacks.h"
 #include "api/languages.h"
 #include "protocol/job.h"
 
@@ -44,6 +45,8 @@ struct Settings {
   std::uint32_t number_of_runs = 1, max_number_of_runs = 20;
   std::uint32_t max_test_cases = 200;
   std::uint32_t max_archive_entries = 1000;  // entries of additional_files
+  std::vector<Cidr> callback_allow;          // CALLBACK_ALLOW
+  std::uint32_t callback_retry_s = 3600;     // CALLBACK_RETRY_S
   std::uint32_t max_batch = 20;        // MAX_SUBMISSION_BATCH_SIZE
   std::uint32_t max_queue_size = 0;    // 0: none (503 "queue is full" past it)
   std::uint32_t max_wait_s = 60;       // how long wait=true may block

@@ -83,6 +83,9 @@ Environment (defaults in brackets):
   API_MAX_BATCH          most submissions in one batch [20]
   LANGUAGES_FILE         a language table (JSON) over the built-in one [none]
   JOB_ALLOW_NETWORK      1: jobs may ask for the node's network (enable_network) [0]
+  CALLBACK_ALLOW         CIDR ranges callbacks may reach although they are loopback,
+                         link-local or private, comma-separated [none]
+  CALLBACK_RETRY_S       seconds a callback is retried until answered 2xx [3600]
   NODE_LABELS            comma-separated labels this node offers, for `run --needs` [none]
   BIND_ADDRESS           address to listen on [0.0.0.0]
   LOG_LEVEL              error, warn, info, debug [info]; VERBOSE=true means debug
@@ -286,6 +289,15 @@ jc::node::NodeConfig load_config(int argc, char** argv) {
   a.allow_network = c.allow_network;
   a.max_wait_s = static_cast<std::uint32_t>(env_int("API_MAX_WAIT", 60, 0, 3600, "seconds"));
   a.max_batch = static_cast<std::uint32_t>(env_int("API_MAX_BATCH", 20, 1, 10'000, "submissions"));
+  a.callback_retry_s = static_cast<std::uint32_t>(
+      env_int("CALLBACK_RETRY_S", 3600, 1, 30 * 86'400, "seconds"));
+  std::string allow = env_string("CALLBACK_ALLOW", "");
+  auto ranges = jc::api::parse_cidrs(allow);
+  if (!ranges) {
+    throw ConfigError(fmt::format(
+        "CALLBACK_ALLOW must be comma-separated CIDR ranges (10.0.0.0/8,fd00::/8), got '{}'", allow));
+  }
+  a.callback_allow = std::move(*ranges);
   // The language table: built in, LANGUAGES_FILE's entries over it.
   if (std::string err = jc::api::parse_languages(jc::api::builtin_languages_json(), c.language_table);
       !err.empty()) {

@@ -86,6 +86,7 @@ std::string NodeCore::data_identity(storage::Store& store) {
 }
 
 Status NodeCore::recover() {
+  if (Status cs = callbacks_.recover(); !cs.ok()) return cs;
   std::string value;
   if (staged_.get("m/prefix", &value).ok()) {
     prefix_ = value;
@@ -239,6 +240,7 @@ protocol::SweepOutcome NodeCore::sweep(TimeMs now) {
                                      now)) {
           staged_.del(record_key);
           gone.push_back(record_key);
+          callbacks_.forget(ticket);
           if (auto parts = protocol::parse_ticket(ticket); parts && parts->prefix == prefix_) {
             expired_upto_ = std::max(expired_upto_, parts->counter);
           }
@@ -683,6 +685,7 @@ void NodeCore::on_reports(std::vector<JobReport>& reports) {
           rec.result = r.result;
           rec.attempts = r.attempts;
           store_origin(r.ticket, rec);
+          if (rec.spec.is_api && !rec.spec.api.callback_url.empty()) callbacks_.owe(r.ticket);
           staged_.require_sync();
         }
         ack.tickets.push_back(r.ticket);
@@ -780,6 +783,7 @@ void NodeCore::job_finished(const std::string& ticket, protocol::JobResult resul
       origin.result = rec.result;
       origin.attempts = rec.attempt;
       store_origin(ticket, origin);
+      if (origin.spec.is_api && !origin.spec.api.callback_url.empty()) callbacks_.owe(ticket);
     }
   }
   log_->debug("finished ticket={} state={}", ticket, protocol::to_string(rec.state));

@@ -19,6 +19,7 @@
 //   m/expiry_index        "1" once records written before the index have entries in it
 #pragma once
 
+#include "cluster_node/callback_book.h"
 #include <deque>
 #include <functional>
 #include <set>
@@ -118,6 +119,9 @@ class NodeCore {
   protocol::JobReport lookup(const std::string& ticket, TimeMs now) const;
   // The spec of a job submitted through this node, while it is kept.
   std::optional<protocol::JobSpec> origin_spec(const std::string& ticket) const;
+  // The callbacks this node owes (judge0's callback_url of jobs submitted
+  // through it): the shell sends them and reports here how it went.
+  CallbackBook& callbacks() { return callbacks_; }
   std::vector<GetAllEntry> getall(TimeMs now) const;
   // Removes what expired (RESULT_TTL): records of jobs submitted or run
   // here, and cached results of others; at most kSweepBatch records a call.
@@ -206,6 +210,7 @@ class NodeCore {
   std::deque<std::string> exec_queue_;
   std::unordered_map<std::string, protocol::Assignment> exec_jobs_;  // queued or running
   std::unordered_set<std::string> running_;
+  CallbackBook callbacks_{staged_};
   std::set<std::string> cluster_offered_, cluster_available_;  // the proxy's OFFERS
   std::set<std::string> undelivered_;  // finished, result not yet acknowledged
   // Rounds of resend_undelivered() before a result sent on this connection

@@ -66,7 +66,8 @@ NodeServer::NodeServer(asio::io_context& io, NodeConfig config, storage::Store& 
                 [this](const std::string& t, protocol::JobResult r) {
                   on_job_done(t, std::move(r));
                 }),
-      storage_retry_(io, log_, [this] { schedule_flush(); }) {
+      storage_retry_(io, log_, [this] { schedule_flush(); }),
+      callback_timer_(io) {
   core_.set_sandbox(executor_.sandbox_description(), executor_.cpus_description());
 }
 
@@ -113,6 +114,15 @@ Status NodeServer::start() {
     log_->info("judge0-compatible API on http://{}:{}/ languages={}", config_.advertise_host,
                api_port_, config_.languages.size());
   }
+  if (config_.api_port || core_.callbacks().size() > 0) {
+    // Never to this node's own ports on its own host.
+    callback_sender_ = std::make_unique<api::CallbackSender>(
+        io_, config_.api_settings.callback_allow, std::set<std::uint16_t>{port_, api_port_});
+    if (core_.callbacks().size() > 0) {
+      log_->info("callbacks owed from before the restart count={}", core_.callbacks().size());
+    }
+    schedule_callbacks();
+  }
   core_.set_client_address(config_.core.client_address);
   link_.start();
   schedule_info();
@@ -147,9 +157,59 @@ void NodeServer::schedule_sweep(TimeMs after_ms) {
   });
 }
 
+void NodeServer::schedule_callbacks() {
+  callback_timer_.expires_after(milliseconds(200));
+  callback_timer_.async_wait([this](const error_code& ec) {
+    if (ec || stopping_) return;
+    send_callbacks();
+    schedule_callbacks();
+  });
+}
+
+void NodeServer::send_callbacks() {
+  auto& book = core_.callbacks();
+  if (book.size() == 0 || callbacks_in_flight_.size() >= kCallbacksAtOnce) return;
+  TimeMs now = now_ms();
+  for (const auto& t : book.due(now, kCallbacksAtOnce - callbacks_in_flight_.size(),
+                                callbacks_in_flight_)) {
+    auto spec = core_.origin_spec(t);
+    protocol::JobReport report = core_.lookup(t, now);
+    if (!spec || !spec->is_api || !report.has_result) {
+      book.forget(t);  // its job is gone (RESULT_TTL)
+      continue;
+    }
+    // As judge0 sends it: the default attributes, Base64-encoded.
+    auto body = api::render_submission(report, &*spec, api::parse_fields(""), true,
+                                       api_router_ ? api_router_->context().table
+                                                   : config_.language_table);
+    callbacks_in_flight_.insert(t);
+    log_->debug("callback ticket={} url={}", t, spec->api.callback_url);
+    callback_sender_->put(
+        spec->api.callback_url, body ? body->dump() : "{}", [this, t](const std::string& failure) {
+          callbacks_in_flight_.erase(t);
+          if (stopping_) return;
+          auto& b = core_.callbacks();
+          if (failure.empty()) {
+            b.answered(t);
+            log_->info("callback delivered ticket={}", t);
+          } else if (b.failed(t, now_ms(),
+                              static_cast<TimeMs>(config_.api_settings.callback_retry_s) * 1000)) {
+            log_->info("callback failed ticket={} reason=\"{}\" attempts={} (tried again later)", t,
+                       failure, b.entry(t) ? b.entry(t)->attempts : 0);
+          } else {
+            log_->warn("callback given up ticket={} reason=\"{}\" (CALLBACK_RETRY_S passed)", t,
+                       failure);
+          }
+          schedule_flush();
+        });
+  }
+  schedule_flush();
+}
+
 void NodeServer::stop() {
   if (stopping_) return;
   stopping_ = true;
+  callback_timer_.cancel();
   log_->info("shutting down node={}", core_.node_id());
   listener_.close();
   if (api_server_) api_server_->close();

@@ -4,8 +4,10 @@
 // Everything runs on one io_context thread.
 #pragma once
 
+#include "api/callbacks.h"
 #include "api/http_server.h"
 #include "api/router.h"
+#include <set>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -114,6 +116,8 @@ class NodeServer : public client::Backend {
   void schedule_sweep(TimeMs after_ms);
   void schedule_flush();
   void flush();
+  void schedule_callbacks();
+  void send_callbacks();
 
   boost::asio::io_context& io_;
   NodeConfig config_;
@@ -147,6 +151,12 @@ class NodeServer : public client::Backend {
   std::uint16_t api_port_ = 0;
   std::unique_ptr<api::Router> api_router_;
   std::unique_ptr<api::HttpServer> api_server_;
+  // Callbacks owed (NodeCore::callbacks()): sent a few at once, looked at
+  // every kCallbackPeriod.
+  std::unique_ptr<api::CallbackSender> callback_sender_;
+  boost::asio::steady_timer callback_timer_;
+  std::set<std::string> callbacks_in_flight_;
+  static constexpr std::size_t kCallbacksAtOnce = 16;
   TimeMs proxy_lost_at_ = 0;
   std::unique_ptr<boost::asio::steady_timer>
       drain_timer_;  // since when the proxy is away (or since start)

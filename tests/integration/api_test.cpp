@@ -9,6 +9,13 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <atomic>
+#include <mutex>
+#include <algorithm>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "tests/support/cluster.h"
 #include "tests/support/http_client.h"
@@ -52,6 +59,83 @@ json run_waiting(HttpClient& http, const json& submission, const std::string& qu
   REQUIRE(a.status == 201);
   return body_of(a);
 }
+
+
+// A callback receiver on loopback: records every request, answers each
+// with `status` (500 makes the node try again later).
+class Receiver {
+ public:
+  Receiver() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(fd_, 16) == 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port = ntohs(a.sin_port);
+    thread_ = std::thread([this] { loop(); });
+  }
+  ~Receiver() {
+    stop_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+    ::close(fd_);
+    thread_.join();
+  }
+  struct Request {
+    std::string method, target, body;
+    int answered = 0;
+  };
+  std::vector<Request> requests() {
+    std::lock_guard lock(mutex_);
+    return requests_;
+  }
+  std::atomic<int> status{200};
+  std::uint16_t port = 0;
+
+ private:
+  void loop() {
+    while (!stop_) {
+      int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) return;
+      timeval tv{5, 0};
+      ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      std::string data;
+      char buf[4096];
+      std::size_t body_at = std::string::npos, length = 0;
+      while (true) {
+        ssize_t n = ::recv(c, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        data.append(buf, static_cast<std::size_t>(n));
+        if (body_at == std::string::npos && (body_at = data.find("\r\n\r\n")) != std::string::npos) {
+          body_at += 4;
+          std::string lower = data.substr(0, body_at);
+          std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+          auto cl = lower.find("content-length:");
+          if (cl != std::string::npos) length = std::stoul(lower.substr(cl + 15));
+        }
+        if (body_at != std::string::npos && data.size() >= body_at + length) break;
+      }
+      Request r;
+      auto sp = data.find(' ');
+      r.method = data.substr(0, sp);
+      r.target = data.substr(sp + 1, data.find(' ', sp + 1) - sp - 1);
+      if (body_at != std::string::npos) r.body = data.substr(body_at);
+      r.answered = status;
+      std::string answer = "HTTP/1.1 " + std::to_string(r.answered) + " X\r\nContent-Length: 0\r\n\r\n";
+      ::send(c, answer.data(), answer.size(), MSG_NOSIGNAL);
+      ::close(c);
+      std::lock_guard lock(mutex_);
+      requests_.push_back(std::move(r));
+    }
+  }
+  int fd_ = -1;
+  std::atomic<bool> stop_{false};
+  std::mutex mutex_;
+  std::vector<Request> requests_;
+  std::thread thread_;
+};
 
 const char* kHelloC =
     "#include <stdio.h>\n\nint main(void) {\n  char name[10];\n  scanf(\"%s\", name);\n"
@@ -413,4 +497,50 @@ TEST_CASE("api: a multi-file program (89) is compiled and run by its own scripts
   CHECK(bad.status == 422);
   CHECK(bad.body.find("additional_files") != std::string::npos);
   CHECK(bad.body.find("'../escape'") != std::string::npos);
+}
+
+TEST_CASE("api: a callback is PUT as judge0 sends it, retried, and survives a kill -9 of its node") {
+  Receiver receiver;
+  ApiNode node(std::map<std::string, std::string>{{"CALLBACK_ALLOW", "127.0.0.0/8"}});
+  HttpClient http(node.port);
+  std::string url = "http://127.0.0.1:" + std::to_string(receiver.port) + "/done";
+  // Private addresses are refused unless CALLBACK_ALLOW names them.
+  CHECK(http.post("/submissions", json{{"source_code", "print(1)"}, {"language_id", 71},
+                                       {"callback_url", "http://10.0.0.1/x"}}.dump())
+            .status == 422);
+  auto created = http.post("/submissions", json{{"source_code", "print(42)"}, {"language_id", 71},
+                                                {"callback_url", url}}.dump());
+  REQUIRE(created.status == 201);
+  std::string t = body_of(created)["token"];
+  REQUIRE(eventually([&] { return !receiver.requests().empty(); }, 30s, 50ms));
+  auto first = receiver.requests().front();
+  CHECK(first.method == "PUT");
+  CHECK(first.target == "/done");
+  json cb = json::parse(first.body);
+  CHECK(cb["token"] == t);
+  CHECK(cb["status"]["id"] == 3);
+  CHECK(cb["stdout"] == "NDIK\n");  // "42\n", Base64 as judge0 sends it
+
+  // A receiver that fails: tried again, and owed across a kill -9.
+  receiver.status = 500;
+  auto second = http.post("/submissions", json{{"source_code", "print(7)"}, {"language_id", 71},
+                                               {"callback_url", url}}.dump());
+  std::string t2 = body_of(second)["token"];
+  auto tries = [&] {
+    int n = 0;
+    for (const auto& r : receiver.requests()) n += json::parse(r.body)["token"] == t2;
+    return n;
+  };
+  REQUIRE(eventually([&] { return tries() >= 2; }, 30s, 50ms));  // 1 s backoff between
+  node.cluster.restart_node(0);  // kill -9, and back on the same data
+  receiver.status = 200;
+  REQUIRE(eventually(
+      [&] {
+        for (const auto& r : receiver.requests()) {
+          if (r.answered == 200 && json::parse(r.body)["token"] == t2) return true;
+        }
+        return false;
+      },
+      60s, 50ms));
+  CHECK(node.cluster.node(0).log_count("callbacks owed from before the restart") == 1);
 }

@@ -390,4 +390,43 @@ TEST_CASE("api records: a job with its judge0 request round-trips, and version 5
   CHECK(old.limits.processes == 0);
 }
 
+// ---- callbacks -------------------------------------------------------------
+
+TEST_CASE("api callbacks: URLs, ranges, and which addresses a callback may reach") {
+  auto u = parse_url("https://judge.example:8443/hooks/done?x=1#frag");
+  REQUIRE(u);
+  CHECK(u->tls);
+  CHECK(u->host == "judge.example");
+  CHECK(u->port == "8443");
+  CHECK(u->target == "/hooks/done?x=1");
+  CHECK(parse_url("http://[::1]:9/")->host == "::1");
+  CHECK(parse_url("http://h")->target == "/");
+  for (const char* bad : {"ftp://x/", "http://", "http://user:pw@x/", "http://x:0/", "http://x:99999/",
+                          "http://x y/", "javascript:alert(1)"}) {
+    CHECK_MESSAGE(!parse_url(bad), bad);
+  }
+  auto allow = parse_cidrs("127.0.0.0/8, fd00::/8");
+  REQUIRE(allow);
+  CHECK_FALSE(parse_cidrs("10.0.0.0/33"));
+  CHECK_FALSE(parse_cidrs("nope"));
+  using boost::asio::ip::make_address;
+  for (const char* inner : {"127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254",
+                            "100.64.0.1", "0.0.0.0", "::1", "fe80::1", "fd12::1", "::ffff:10.0.0.1",
+                            "224.0.0.1"}) {
+    CHECK_MESSAGE(!reachable(make_address(inner), {}), inner);
+  }
+  CHECK(reachable(make_address("93.184.216.34"), {}));
+  CHECK(reachable(make_address("2606:2800:220:1::1"), {}));
+  CHECK(reachable(make_address("127.0.0.1"), *allow));
+  CHECK(reachable(make_address("fd12::1"), *allow));
+  CHECK_FALSE(reachable(make_address("10.1.2.3"), *allow));
+  CHECK(check_callback_url("http://169.254.169.254/latest/meta-data", {}).find("may not reach") == 0);
+  CHECK(check_callback_url("http://localhost:9000/", {}).find("may not reach") == 0);
+  CHECK(check_callback_url("http://localhost:9000/", *allow) == "");
+  CHECK(check_callback_url("https://judge.example/cb", {}) == "");
+  CHECK(check_callback_url("gopher://x", {}).find("must be an http") == 0);
+  CHECK(errors_of(R"({"source_code": "x", "language_id": 71, "callback_url": "http://10.0.0.5/cb"})") ==
+        R"j({"callback_url":["may not reach a loopback, link-local or private address (unless CALLBACK_ALLOW names it)"]})j");
+}
+
 }  // namespace jc::api
