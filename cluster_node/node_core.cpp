@@ -373,6 +373,7 @@ protocol::Hello NodeCore::hello() const {
   h.sandbox = options_.sandbox;
   h.cpus = options_.cpus;
   h.offers = options_.offers;
+  h.api_address = options_.api_address;
   // Jobs run here while the proxy was away are introduced by SUBMIT instead.
   for (const auto& [t, a] : exec_jobs_) {
     if (!local_claimed_.count(t)) h.held.push_back(t);

@@ -44,6 +44,7 @@ struct NodeOptions {
   std::string sandbox;  // the protections run jobs get here, told to the proxy in HELLO
   std::string cpus;     // "pinned" (a CPU per slot) or "shared", likewise
   std::vector<std::string> offers;  // what it runs ("lang:71", "label:gpu", "network"), likewise
+  std::string api_address;          // its judge0-compatible API ("host:port"), likewise
   // The unguessable part of each ticket (protocol::random_ticket_part);
   // tests give their own.
   std::function<std::string()> random_part;
@@ -107,6 +108,7 @@ class NodeCore {
   // as the proxy last said (OFFERS); `now`: one that is up now.
   bool offered(const std::string& need) const;
   bool available(const std::string& need) const;
+  void set_api_address(std::string a) { options_.api_address = std::move(a); }
   void set_sandbox(std::string sandbox, std::string cpus) {
     options_.sandbox = std::move(sandbox);
     options_.cpus = std::move(cpus);

@@ -111,6 +111,7 @@ Status NodeServer::start() {
     api_router_ = std::make_unique<api::Router>(*this, std::move(context));
     api_server_ = std::make_unique<api::HttpServer>(io_, *api_router_, config_.api_max_body_bytes);
     api_port_ = api_server_->listen(config_.bind_address, *config_.api_port);
+    core_.set_api_address(fmt::format("{}:{}", config_.advertise_host, api_port_));
     log_->info("judge0-compatible API on http://{}:{}/ languages={}", config_.advertise_host,
                api_port_, config_.languages.size());
   }

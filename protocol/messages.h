@@ -49,11 +49,12 @@ struct Hello {
   std::string cpus;                   // "pinned": each slot on a CPU of its own; "shared"
   // What it runs: "lang:<judge0 id>", "label:<NODE_LABELS word>", "network".
   std::vector<std::string> offers;
+  std::string api_address;  // where its judge0-compatible API is ("host:port"), "" without one
 
   template <class A>
   void serialize(A& ar, unsigned) {
     fields(ar, version, node_id, slots, client_address, held, finished, auth, sandbox, cpus,
-           offers);
+           offers, api_address);
   }
 };
 
@@ -181,11 +182,12 @@ struct NodeStats {
   std::string sandbox;  // protections its run jobs get, from its HELLO
   std::string cpus;     // "pinned" or "shared", from its HELLO
   std::vector<std::string> offers;  // from its HELLO
+  std::string api_address;          // likewise
 
   template <class A>
   void serialize(A& ar, unsigned) {
     fields(ar, node_id, address, connected, slots, assigned, running, queued, finished,
-           last_heard_ms, state, sandbox, cpus, offers);
+           last_heard_ms, state, sandbox, cpus, offers, api_address);
   }
 };
 
@@ -205,7 +207,8 @@ struct ProxyStatus {
 struct ClusterStats {
   std::vector<NodeStats> nodes;
   std::uint64_t queue_length = 0;
-  std::uint64_t running = 0;
+  std::uint64_t running = 0;  // runs now (the nodes' INFO)
+  std::uint64_t held = 0;     // given to nodes and not finished: running or queued there
   std::uint64_t submitted_total = 0;
   std::uint64_t finished_total = 0;
   std::uint64_t redispatched_total = 0;
@@ -214,7 +217,7 @@ struct ClusterStats {
   template <class A>
   void serialize(A& ar, unsigned) {
     fields(ar, nodes, queue_length, running, submitted_total, finished_total, redispatched_total,
-           recent_events, proxies, leader, term);
+           recent_events, proxies, leader, term, held);
   }
   // Replicated proxies (empty, "" and 0 with one proxy).
   std::vector<ProxyStatus> proxies;

@@ -22,6 +22,7 @@ nlohmann::json cluster_state_json(const ClusterStats& s, std::int64_t time_ms) {
                      {"finished", n.finished},
                      {"sandbox", n.sandbox.empty() ? "-" : n.sandbox},
                      {"cpus", n.cpus.empty() ? "-" : n.cpus},
+                     {"api", n.api_address},
                      {"last_heard_ms", n.last_heard_ms}});
   }
   nlohmann::json proxies = nlohmann::json::array();
@@ -34,6 +35,7 @@ nlohmann::json cluster_state_json(const ClusterStats& s, std::int64_t time_ms) {
           {"leader", s.leader},
           {"term", s.term},
           {"running", s.running},
+          {"held", s.held},
           {"submitted", s.submitted_total},
           {"finished", s.finished_total},
           {"redispatched", s.redispatched_total},

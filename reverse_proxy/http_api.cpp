@@ -171,7 +171,7 @@ json job_json(const JobRecord& rec) {
   return j;
 }
 
-constexpr const char* kPage = R"(<!doctype html>
+constexpr const char* kPage = R"page(<!doctype html>
 <html><head><meta charset="utf-8"><title>jobcluster</title>
 <style>
 body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}
@@ -191,16 +191,23 @@ svg{border:1px solid #ddd;border-radius:6px;background:#fcfcfc}
 <div class="card">nodes up<b id="nodes_up">-</b></div>
 <div class="card">queue<b id="queue">-</b></div>
 <div class="card">running<b id="running">-</b></div>
+<div class="card">held<b id="held">-</b></div>
 <div class="card">finished<b id="finished">-</b></div>
 <div class="card">re-dispatched<b id="redispatched">-</b></div>
 </div>
 <div id="replication"></div>
 <table><thead><tr><th>node</th><th>address</th><th>state</th><th>slots</th><th>running</th>
-<th>queued</th><th>held</th><th>done</th><th>sandbox</th><th>cpus</th><th>last heard</th></tr></thead><tbody id="nodes"></tbody></table>
+<th>queued</th><th>held</th><th>done</th><th>sandbox</th><th>cpus</th><th>API</th><th>last heard</th></tr></thead><tbody id="nodes"></tbody></table>
 <div>throughput (jobs/s, last 5 min) <span id="rate"></span></div>
 <svg id="chart" width="600" height="90"></svg>
 <div>queue length</div>
 <svg id="qchart" width="600" height="60"></svg>
+<h3>recent jobs</h3>
+<table><thead><tr><th>ticket</th><th>state</th><th>verdict</th><th>language</th><th>node</th><th>time</th><th>memory</th></tr></thead><tbody id="jobs"></tbody></table>
+<div id="jobs_note"></div>
+<div id="token_form" style="display:none">admin token <input id="token" type="password" size="30">
+<button id="token_use">show jobs</button></div>
+<pre id="job"></pre>
 <h3>recent events</h3><div id="events"></div>
 <script>
 function spark(id, values, color) {
@@ -214,23 +221,50 @@ function spark(id, values, color) {
 function esc(v) {
   return String(v).replace(/[&<>"']/g, c => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'})[c]);
 }
+// With CLIENT_TOKENS the jobs are an admin's to see: the token typed here
+// stays in this tab (sessionStorage) and goes as a Bearer header.
+function auth() {
+  const t = sessionStorage.getItem('jc_token');
+  return t ? {headers: {Authorization: `Bearer ${t}`}} : {};
+}
+document.getElementById('token_use').onclick = () => {
+  sessionStorage.setItem('jc_token', document.getElementById('token').value); refresh();
+};
+async function openJob(ev, ticket) {
+  if (!sessionStorage.getItem('jc_token')) return true;  // the plain link
+  ev.preventDefault();
+  const r = await fetch(`/api/jobs/${encodeURIComponent(ticket)}`, auth());
+  document.getElementById('job').textContent = await r.text();
+  return false;
+}
 async function refresh() {
   try {
-    const s = await (await fetch('/api/state')).json();
+    const s = await (await fetch('/api/state', auth())).json();
     const up = s.nodes.filter(n => n.state === 'up' || n.state === 'suspect').length;
     document.getElementById('nodes_up').textContent = `${up}/${s.nodes.length}`;
-    for (const k of ['queue_length', 'running', 'finished', 'redispatched'])
+    for (const k of ['queue_length', 'running', 'held', 'finished', 'redispatched'])
       document.getElementById(k === 'queue_length' ? 'queue' : k).textContent = s[k];
     document.getElementById('nodes').innerHTML = s.nodes.map(n =>
       `<tr><td>${esc(n.id)}</td><td>${esc(n.address)}</td><td class="${esc(n.state)}">${esc(n.state)}</td>` +
       `<td>${n.slots}</td><td>${n.running}</td><td>${n.queued}</td><td>${n.held}</td>` +
       `<td>${n.finished}</td><td>${esc(n.sandbox)}</td><td>${esc(n.cpus)}</td>` +
+      `<td>${n.api ? `<a href="http://${esc(n.api)}/">playground</a>` : '-'}</td>` +
       `<td>${((s.time_ms - n.last_heard_ms) / 1000).toFixed(1)} s ago</td></tr>`).join('');
     const rates = s.history.map(x => x.finished_per_s);
     spark('chart', rates, '#2a7');
     spark('qchart', s.history.map(x => x.queue), '#27c');
     document.getElementById('rate').textContent = rates.length ? `now ${rates[rates.length - 1].toFixed(0)}` : '';
     document.getElementById('events').textContent = s.recent_events.slice().reverse().join('\n');
+    // Newest first; each opens the job's record.
+    const jobs = s.recent_jobs || [];
+    document.getElementById('jobs').innerHTML = jobs.slice().reverse().map(j =>
+      `<tr><td><a href="/api/jobs/${encodeURIComponent(j.ticket)}" ` +
+      `onclick="return openJob(event, '${esc(j.ticket)}')">${esc(j.ticket)}</a></td>` +
+      `<td>${esc(j.state)}</td><td>${esc(j.verdict || '-')}</td><td>${j.language_id || '-'}</td>` +
+      `<td>${esc(j.node || '-')}</td><td>${j.cpu_ms} ms</td><td>${j.peak_kb} KB</td></tr>`).join('');
+    document.getElementById('jobs_note').textContent = s.recent_jobs ? '' :
+      'recent jobs are shown to admins: give the token of a name in ADMIN_NAMES';
+    document.getElementById('token_form').style.display = s.recent_jobs ? 'none' : 'block';
     // Replicated proxies: who leads, in which term, and how far each is behind.
     const rep = document.getElementById('replication');
     rep.innerHTML = s.proxies && s.proxies.length ?
@@ -242,7 +276,7 @@ async function refresh() {
 }
 refresh(); setInterval(refresh, 1000);
 </script></body></html>
-)";
+)page";
 
 }  // namespace
 
@@ -265,11 +299,27 @@ HttpReply handle_http(const std::string& method, const std::string& target,
     if (replication != nullptr) body += replication_metrics(*replication);
     return {200, "text/plain; version=0.0.4; charset=utf-8", body};
   }
-  if (path == "/api/state")
+  if (path == "/api/state") {
+    json state = state_json(core, history, now, replication);
+    // The recent jobs name tickets and owners: with CLIENT_TOKENS, for admins only.
+    bool admin = !tokens.enabled();
+    if (!admin && authorization.rfind("Bearer ", 0) == 0) {
+      auto name = tokens.authenticate(authorization.substr(7));
+      admin = name && tokens.is_admin(*name);
+    }
+    if (admin && core != nullptr) {
+      json jobs = json::array();
+      for (const auto& j : core->recent_jobs()) {
+        jobs.push_back({{"ticket", j.ticket}, {"state", j.state}, {"verdict", j.verdict},
+                        {"language_id", j.language_id}, {"node", j.node}, {"owner", j.owner},
+                        {"cpu_ms", j.cpu_ms}, {"peak_kb", j.peak_kb}, {"wall_ms", j.wall_ms},
+                        {"finished_ms", j.finished_ms}});
+      }
+      state["recent_jobs"] = std::move(jobs);
+    }
     return {200, "application/json",
-            state_json(core, history, now, replication)
-                    .dump(-1, ' ', false, json::error_handler_t::replace) +
-                "\n"};
+            state.dump(-1, ' ', false, json::error_handler_t::replace) + "\n"};
+  }
   constexpr std::string_view kJobs = "/api/jobs/";
   if (path.rfind(kJobs, 0) == 0) {
     std::string ticket = path.substr(kJobs.size());

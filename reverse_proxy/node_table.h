@@ -20,6 +20,7 @@ struct NodeEntry {
   bool connected = false;
   std::uint32_t slots = 0;
   std::string address;
+  std::string api_address;  // its judge0-compatible API, "" without one
   std::string sandbox;  // protections of its run jobs, from HELLO
   std::string cpus;     // "pinned" or "shared", from HELLO
   std::set<std::string> offers;  // what it runs, from HELLO ("lang:71", "label:gpu")

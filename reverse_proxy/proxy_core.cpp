@@ -199,6 +199,7 @@ protocol::Welcome ProxyCore::on_hello(const protocol::Hello& hello, const std::s
   node.draining = false;
   node.slots = hello.slots;
   node.address = hello.client_address;
+  node.api_address = hello.api_address.size() <= 300 ? hello.api_address : "";
   // Shown on the dashboard and in every node's `stats`: only the words a
   // node writes ("full", "user,cgroup", ...).
   bool plain = hello.sandbox.size() <= 64 &&
@@ -564,6 +565,11 @@ void ProxyCore::finish_job(const std::string& ticket, JobRecord rec, protocol::J
   active_.erase(ticket);
   ++stats_.finished;
   ++stats_.finished_by_state[rec.state];
+  stats_.finished_job({ticket, std::string(protocol::to_string(rec.state)), rec.result.verdict,
+                       rec.result.node, rec.spec.owner,
+                       rec.spec.is_api ? rec.spec.api.language_id : 0, rec.result.cpu_ms,
+                       rec.result.peak_kb, rec.result.end_ms - rec.result.start_ms,
+                       rec.result.final_ms});
   log_->debug("finished ticket={} state={} node={} attempt={}", ticket,
               protocol::to_string(rec.state), rec.result.node, rec.result.attempt);
   unnotified_[rec.spec.origin].insert(ticket);
@@ -820,6 +826,7 @@ protocol::ClusterStats ProxyCore::stats(TimeMs now) const {
     n.address = node.address;
     n.sandbox = node.sandbox;
     n.cpus = node.cpus;
+    n.api_address = node.api_address;
     n.offers.assign(node.offers.begin(), node.offers.end());
     n.connected = node.connected;
     n.slots = node.slots;
@@ -829,7 +836,9 @@ protocol::ClusterStats ProxyCore::stats(TimeMs now) const {
     n.finished = node.finished;
     n.last_heard_ms = node.last_heard;
     n.state = node.state(now, options_.node_timeout_ms);
-    s.running += node.connected ? node.held.size() : 0;
+    // What runs, apart from what a node holds queued (its prefetch).
+    s.running += node.connected ? node.info.running : 0;
+    s.held += node.connected ? node.held.size() : 0;
     s.nodes.push_back(std::move(n));
   }
   s.queue_length = queue_length();

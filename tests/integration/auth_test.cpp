@@ -107,6 +107,13 @@ TEST_CASE("tokens: a job is its owner's through every node and on the HTTP API")
   CHECK(mine.find("HTTP/1.0 200") == 0);
   CHECK(mine.find(done) != std::string::npos);
   CHECK(http_get(http, path, kRoot).find("HTTP/1.0 200") == 0);
+  // The dashboard's recent jobs name tickets and owners: an admin's only.
+  CHECK(http_get(http, "/api/state", "").find("\"recent_jobs\"") == std::string::npos);
+  CHECK(http_get(http, "/api/state", kAlice).find("\"recent_jobs\"") == std::string::npos);
+  std::string state = http_get(http, "/api/state", kRoot);
+  CHECK(state.find("\"recent_jobs\"") != std::string::npos);
+  CHECK(state.find("\"ticket\":\"" + done + "\"") != std::string::npos);
+  CHECK(state.find("\"owner\":\"alice\"") != std::string::npos);
 
   // An admin reads and cancels anyone's job.
   Client root(cluster.node_port(1));

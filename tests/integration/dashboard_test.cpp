@@ -65,9 +65,32 @@ TEST_CASE("dashboard: headless Chromium shows the live node count and moving num
   CHECK(text_of(after, "nodes_up") == "2/2");
   CHECK(text_of(after, "finished") == "20");
   CHECK(after.find("node n1 joined") != std::string::npos);
+  // The recent jobs, each opening its record.
+  for (const auto& t : tickets) CHECK(after.find("href=\"/api/jobs/" + t + "\"") != std::string::npos);
   std::string shot = std::string(JC_BIN_DIR) + "/../dashboard.png";
   std::filesystem::remove(shot);
   browser("--window-size=1000,640 --screenshot=" + shot, url);
   CHECK(std::filesystem::exists(shot));
   CHECK(std::filesystem::file_size(shot) > 1000);
+}
+
+TEST_CASE("playground: headless Chromium runs the page's C++ program on a node to Accepted") {
+  if (!std::filesystem::exists(kChromium)) {
+    JC_SKIP("no Chromium at /usr/bin/chromium (scripts/install-deps --test installs it)");
+  }
+  if (!std::filesystem::exists("/usr/bin/g++")) JC_SKIP("no g++ on this machine");
+  Cluster cluster({.nodes = 1, .slots = 2, .node_env = {{"API_PORT", "0"}}});
+  std::uint16_t api = cluster.node(0).wait_listening("judge0-compatible API");
+  REQUIRE(api != 0);
+  REQUIRE(cluster.wait_nodes_up(1));
+  std::string url = "'http://127.0.0.1:" + std::to_string(api) + "/?autorun=1'";
+  // Virtual time runs the page's polling on; the compile and run take real
+  // time, during which the browser's fetches are pending.
+  std::string dom = run_capture(std::string("timeout 120 ") + kChromium +
+                                " --headless --no-sandbox --disable-gpu --virtual-time-budget=600000"
+                                " --dump-dom " + url + " 2>/dev/null");
+  CHECK(text_of(dom, "status") == "Accepted");
+  CHECK(text_of(dom, "stdout") == "hello, world\n");
+  CHECK(text_of(dom, "verdict") == "ACCEPTED");
+  CHECK(text_of(dom, "node") == "n1");
 }

@@ -97,11 +97,12 @@ TEST_CASE("codec: a crafted element count with a valid CRC is refused without al
 TEST_CASE("codec: many empty strings, a byte each on the wire, are refused by the memory budget") {
   // HELLO: version, node_id, slots, client_address, then `held` with 4 Mi
   // empty strings (one zero byte each, 128 MiB as std::strings), finished,
-  // auth, sandbox, cpus, offers. Every length fits in the payload; the memory would not.
+  // auth, sandbox, cpus, offers, api_address. Every length fits in the payload; the memory
+  // would not.
   const std::uint64_t n = 4u << 20;
   std::string payload = varint(kProtocolVersion) + varint(2) + "n1" + varint(1) + varint(0);
   payload += varint(n) + std::string(n, '\0') + varint(0) + varint(0) + varint(0) + varint(0) +
-             varint(0);
+             varint(0) + varint(0);
   std::string frame(kFrameHeaderBytes, '\0');
   auto len = static_cast<std::uint32_t>(payload.size());
   for (int i = 0; i < 4; ++i) frame[i] = static_cast<char>(len >> (24 - 8 * i));
@@ -119,7 +120,7 @@ TEST_CASE("codec: many empty strings, a byte each on the wire, are refused by th
   SUBCASE("the same HELLO with a thousand of them decodes") {
     std::string small = varint(kProtocolVersion) + varint(2) + "n1" + varint(1) + varint(0) +
                         varint(1000) + std::string(1000, '\0') + varint(0) + varint(0) +
-                        varint(0) + varint(0) + varint(0);
+                        varint(0) + varint(0) + varint(0) + varint(0);
     Hello h;
     REQUIRE(from_bytes(small, h));
     CHECK(h.held.size() == 1000);
