@@ -277,7 +277,7 @@ Json Router::config_info() const {
               {"callbacks_timeout", 10},
               {"callbacks_retry_seconds", s.callback_retry_s},
               {"enable_additional_files", true},
-              {"max_queue_size", s.max_queue_size},
+              {"max_queue_size", backend_.max_queue()},  // the proxy's MAX_QUEUE (0: none)
               {"cpu_time_limit", secs(s.cpu_time_limit_ms)},
               {"max_cpu_time_limit", secs(s.max_cpu_time_limit_ms)},
               {"cpu_extra_time", secs(s.cpu_extra_time_ms)},
@@ -314,6 +314,8 @@ Json Router::config_info() const {
 void Router::submit(const std::shared_ptr<Call>& call) {
   json body = json::parse(call->request.body, nullptr, false);
   if (body.is_discarded()) return call->answer(error_response(400, "the body is not valid JSON"));
+  // As judge0 checks its queue: before the attributes.
+  if (backend_.queue_full(1)) return call->answer(error_response(503, "queue is full"));
   Submission sub = parse_submission(body, call->base64, context_.settings, context_.table,
                                     [this](const std::string& n) { return backend_.offered(n); });
   if (!sub.errors.empty()) return call->answer(json_response(422, errors_json(sub.errors)));
@@ -344,6 +346,9 @@ void Router::submit_batch(const std::shared_ptr<Call>& call) {
   if (body.is_discarded()) return call->answer(error_response(400, "the body is not valid JSON"));
   const json* items = body.is_object() && body.contains("submissions") ? &body["submissions"] : nullptr;
   std::size_t n = items != nullptr && items->is_array() ? items->size() : 0;
+  if (backend_.queue_full(std::max<std::size_t>(n, 1))) {
+    return call->answer(error_response(503, "queue is full"));
+  }
   if (n > context_.settings.max_batch) {
     return call->answer(error_response(
         400, fmt::format("number of submissions in a batch should be less than or equal to {}",

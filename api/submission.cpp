@@ -363,7 +363,7 @@ const std::vector<std::string>& all_fields() {
       "command_line_arguments", "redirect_stderr_to_stdout", "callback_url", "additional_files",
       "enable_network", "status", "language",
       // jobcluster's additions.
-      "verdict", "node", "sandbox", "test_cases"};
+      "verdict", "node", "sandbox", "test_cases", "waiting_for"};
   return kAll;
 }
 
@@ -648,6 +648,8 @@ std::optional<Json> render_submission(const protocol::JobReport& report,
       out[name] = r != nullptr && !r->verdict.empty() ? Json(r->verdict) : Json(nullptr);
     } else if (name == "node") {
       out[name] = report.node.empty() ? Json(nullptr) : Json(report.node);
+    } else if (name == "waiting_for") {
+      out[name] = report.waiting_for.empty() ? Json(nullptr) : Json(report.waiting_for);
     } else if (name == "sandbox") {
       out[name] = r != nullptr && !r->sandbox.empty() ? Json(r->sandbox) : Json(nullptr);
     } else if (name == "test_cases") {

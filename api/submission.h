@@ -48,7 +48,6 @@ struct Settings {
   std::vector<Cidr> callback_allow;          // CALLBACK_ALLOW
   std::uint32_t callback_retry_s = 3600;     // CALLBACK_RETRY_S
   std::uint32_t max_batch = 20;        // MAX_SUBMISSION_BATCH_SIZE
-  std::uint32_t max_queue_size = 0;    // 0: none (503 "queue is full" past it)
   std::uint32_t max_wait_s = 60;       // how long wait=true may block
   bool allow_network = false;          // some node offers it (JOB_ALLOW_NETWORK)
   // What every submission's runs get besides (JOB_OUTPUT_KB, JOB_DISK_MB).

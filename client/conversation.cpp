@@ -10,6 +10,7 @@ namespace jc::client {
 namespace {
 // The reply to a submit while the node's storage refuses writes.
 constexpr const char* kStorageFull = "storage full, try again later";
+constexpr const char* kQueueFull = "queue is full, try again later";
 
 bool loopback(const std::string& peer) {
   return peer.rfind("127.", 0) == 0 || peer.rfind("::1", 0) == 0 || peer.rfind("[::1]", 0) == 0;
@@ -261,8 +262,8 @@ void Conversation::handle_line(std::string_view line, const InputReader::Heredoc
       [&](auto& c) {
         using T = std::decay_t<decltype(c)>;
         if constexpr (std::is_same_v<T, CmdSleep>) {
-          if (backend_.storage_full()) {
-            fill(slot, replies::error(kStorageFull, json));
+          if (backend_.storage_full() || backend_.queue_full(1)) {
+            fill(slot, replies::error(backend_.storage_full() ? kStorageFull : kQueueFull, json));
             return;
           }
           protocol::JobSpec spec;
@@ -385,6 +386,7 @@ void Conversation::submit_run(const CmdRun& run, const InputReader::Heredoc* doc
     }
   }
   if (err.empty() && backend_.storage_full()) err = kStorageFull;
+  if (err.empty() && backend_.queue_full(1)) err = kQueueFull;
   if (!err.empty()) {
     fill(slot, replies::error(err, json));
     return;

@@ -70,6 +70,10 @@ class Backend {
   virtual bool proxy_connected() const = 0;
   // The storage refuses writes: submits get "ERR storage full".
   virtual bool storage_full() const = 0;
+  // The cluster takes no more jobs now (MAX_QUEUE): `adding` more would be
+  // past it. Submits get "ERR queue is full, try again later" (the API 503).
+  virtual bool queue_full(std::size_t adding) const = 0;
+  virtual std::uint64_t max_queue() const = 0;  // the cluster's MAX_QUEUE as last told (0: none)
   virtual const protocol::ClientTokens& tokens() const = 0;
   virtual const JobLimits& limits() const = 0;
   virtual TimeMs now() const = 0;

@@ -97,6 +97,7 @@ std::string status(const protocol::JobReport& r, bool unreachable, bool json_mod
   if (r.state == JobState::kQueued) {
     out += fmt::format(" priority={}", r.priority);
     if (r.not_before_ms > 0) out += " not_before=" + protocol::iso_time(r.not_before_ms);
+    if (!r.waiting_for.empty()) out += " waiting_for=" + r.waiting_for;
   }
   if (unreachable && !protocol::is_final(r.state)) out += " proxy=unreachable";
   return out + "\n";

@@ -416,6 +416,13 @@ void NodeCore::on_message(protocol::Message m) {
         } else if constexpr (std::is_same_v<T, protocol::Offers>) {
           cluster_offered_ = {msg.offered.begin(), msg.offered.end()};
           cluster_available_ = {msg.available.begin(), msg.available.end()};
+          if (msg.queue_full && !cluster_queue_full_) {
+            log_->warn("the cluster's queue is full (MAX_QUEUE {}): refusing new jobs", msg.max_queue);
+          } else if (!msg.queue_full && cluster_queue_full_) {
+            log_->info("the cluster's queue has room again (MAX_QUEUE {})", msg.max_queue);
+          }
+          max_queue_ = msg.max_queue;
+          cluster_queue_full_ = msg.queue_full;
         } else {
           log_->warn("unexpected message from proxy type={}", protocol::message_name(m));
         }

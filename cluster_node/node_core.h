@@ -107,6 +107,12 @@ class NodeCore {
   // Whether some node of the cluster (this one included) offers `need`,
   // as the proxy last said (OFFERS); `now`: one that is up now.
   bool offered(const std::string& need) const;
+  // Whether `adding` more jobs would pass MAX_QUEUE, as the proxy last said
+  // (its queue is full) or counting what waits here unforwarded.
+  bool queue_full(std::size_t adding) const {
+    return cluster_queue_full_ || (max_queue_ > 0 && unforwarded_.size() + adding > max_queue_);
+  }
+  std::uint64_t max_queue() const { return max_queue_; }
   bool available(const std::string& need) const;
   void set_api_address(std::string a) { options_.api_address = std::move(a); }
   void set_sandbox(std::string sandbox, std::string cpus) {
@@ -214,6 +220,8 @@ class NodeCore {
   std::unordered_set<std::string> running_;
   CallbackBook callbacks_{staged_};
   std::set<std::string> cluster_offered_, cluster_available_;  // the proxy's OFFERS
+  std::uint64_t max_queue_ = 0;      // likewise (0: no limit)
+  bool cluster_queue_full_ = false;  // likewise
   std::set<std::string> undelivered_;  // finished, result not yet acknowledged
   // Rounds of resend_undelivered() before a result sent on this connection
   // is offered again: TCP delivers it, and the proxy acknowledges what it

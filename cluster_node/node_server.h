@@ -94,6 +94,8 @@ class NodeServer : public client::Backend {
   }
   bool proxy_connected() const override { return core_.connected(); }
   bool storage_full() const override { return storage_retry_.failing(); }
+  bool queue_full(std::size_t adding) const override { return core_.queue_full(adding); }
+  std::uint64_t max_queue() const override { return core_.max_queue(); }
   const protocol::ClientTokens& tokens() const override { return config_.tokens; }
   const JobLimits& limits() const override { return config_.job_limits; }
   TimeMs now() const override;

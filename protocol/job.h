@@ -264,12 +264,15 @@ struct JobReport {
   std::string owner;  // JobSpec::owner, so any node can answer only its owner
   std::int32_t priority = 0;       // JobSpec::priority
   std::int64_t not_before_ms = 0;  // JobSpec::not_before_ms, while queued
+  // While queued and no node up can run it: what it waits for, the needs no
+  // up node has ("label:gpu,lang:71"), or "node" when no node is up at all.
+  std::string waiting_for;
 
   bool operator==(const JobReport&) const = default;
   template <class Archive>
   void serialize(Archive& ar, unsigned) {
     fields(ar, ticket, state, node, attempts, queue_position, estimated_wait_ms, has_result,
-           result, owner, priority, not_before_ms);
+           result, owner, priority, not_before_ms, waiting_for);
   }
 };
 

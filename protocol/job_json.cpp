@@ -23,6 +23,7 @@ json job_json(const JobReport& r) {
   if (r.state == JobState::kQueued) {
     j["priority"] = r.priority;
     if (r.not_before_ms > 0) j["not_before"] = iso_time(r.not_before_ms);
+    if (!r.waiting_for.empty()) j["waiting_for"] = r.waiting_for;
   }
   if (r.has_result) {
     const auto& res = r.result;

@@ -34,8 +34,9 @@ namespace jc::protocol {
 // leader, proxies and heartbeat_ms, PEER_HELLO, PEER_DATA, HEARTBEAT, the
 // proxies in stats); 7: HELLO's and node stats' cpus (a CPU per slot or
 // shared) and offers (what a node runs: "lang:71", "label:gpu", "network"),
-// OFFERS.
-constexpr std::uint8_t kProtocolVersion = 7;
+// OFFERS; 8: HELLO's and node stats' api_address, cluster stats' held,
+// OFFERS' max_queue and queue_full (MAX_QUEUE).
+constexpr std::uint8_t kProtocolVersion = 8;
 
 struct Hello {
   std::uint32_t version = kProtocolVersion;
@@ -314,12 +315,18 @@ struct Heartbeat {
 // cluster offer (HELLO's offers). `offered`: every node's the proxy knows,
 // up or not (a job needing something outside it can never run: refused at
 // submission); `available`: the nodes' up now (GET /languages).
+//
+// It also says whether the cluster takes new jobs: `queue_full` while the
+// proxy's queue holds MAX_QUEUE jobs (until it is back under nine tenths of
+// it), and `max_queue` (0: no limit) bounds what a node holds unforwarded.
 struct Offers {
   std::vector<std::string> offered;
   std::vector<std::string> available;
+  std::uint64_t max_queue = 0;
+  bool queue_full = false;
   template <class A>
   void serialize(A& ar, unsigned) {
-    fields(ar, offered, available);
+    fields(ar, offered, available, max_queue, queue_full);
   }
 };
 

@@ -28,6 +28,9 @@ Environment (defaults in brackets):
   MAX_NUM_NODES          most nodes connected at once [64]
   NODE_TIMEOUT           ms of silence before a node is presumed dead [5000]
   MAX_ATTEMPTS           most runs of one job before it ends FAILED [5]
+  MAX_QUEUE              queued jobs past which nodes refuse new ones ("queue is
+                         full", judge0's 503) until it is under nine tenths of
+                         it; 0 = no limit [1000000]
   DATA_DIR               LevelDB directory [./data/reverse_proxy]
   CLUSTER_SECRET         nodes must prove they know it to join; without it the proxy
                          admits nodes from loopback addresses only [none]
@@ -147,6 +150,7 @@ jc::proxy::ProxyConfig load_config(int argc, char** argv) {
   c.core.prefetch_ms = env_int("DISPATCH_PREFETCH_MS", 20, 0, 60'000, "milliseconds");
   c.request_result_period_ms = env_int("REQUEST_RESULT_PERIOD", 1000, 1, 3'600'000, "milliseconds");
   c.core.max_nodes = static_cast<std::uint32_t>(env_int("MAX_NUM_NODES", 64, 1, 100'000, "nodes"));
+  c.core.max_queue = static_cast<std::uint64_t>(env_int("MAX_QUEUE", 1'000'000, 0, 1'000'000'000, "jobs"));
   c.core.node_timeout_ms = env_int("NODE_TIMEOUT", 5000, 1, 86'400'000, "milliseconds");
   c.core.max_attempts = static_cast<std::uint32_t>(env_int("MAX_ATTEMPTS", 5, 1, 1000, "attempts"));
   c.core.retention.ttl_ms = jc::net::env_result_ttl();

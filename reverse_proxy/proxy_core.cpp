@@ -471,6 +471,7 @@ void ProxyCore::on_submit(const std::string& node, protocol::Submit& m, TimeMs n
   }
   staged_.require_sync();
   send(node, std::move(ack));
+  update_admission();
 }
 
 void ProxyCore::on_ack(const std::string& node, const protocol::Ack& m) {
@@ -691,6 +692,7 @@ JobReport ProxyCore::report_of(const std::string& ticket) const {
     if (r.state == JobState::kQueued) r.not_before_ms = it->second.not_before;
     if (r.state == JobState::kQueued) {
       r.queue_position = queue_.position(it->second.key, it->second.needs);
+      r.waiting_for = waiting_for(it->second.needs);
       if (stats_.finish_rate.per_second > 0) {
         r.estimated_wait_ms =
             static_cast<std::int64_t>((r.queue_position + 1) * 1000.0 / stats_.finish_rate.per_second);
@@ -734,7 +736,10 @@ bool ProxyCore::has_dispatchable() const {
 bool ProxyCore::dispatch(TimeMs now) {
   clock_ = now;
   promote_due(now);
-  if (queue_.empty()) return false;
+  if (queue_.empty()) {
+    update_admission();
+    return false;
+  }
   std::vector<std::string> ids;
   std::vector<NodeLoad> loads;
   for (auto& [id, node] : nodes_) {
@@ -781,6 +786,7 @@ bool ProxyCore::dispatch(TimeMs now) {
     send(ids[i], std::move(job));
   }
   if (total > 0) log_->debug("dispatch round jobs={} queued={}", total, queue_.size());
+  update_admission();
   return total >= options_.max_dispatch && has_dispatchable();
 }
 
@@ -897,6 +903,16 @@ bool ProxyCore::can_run(const NodeEntry& entry, std::uint32_t needs) const {
   return true;
 }
 
+std::string ProxyCore::waiting_for(std::uint32_t needs) const {
+  for (const auto& [id, node] : nodes_) {
+    if (node.connected && !node.draining && can_run(node, needs)) return "";
+  }
+  if (needs == 0) return "node";
+  std::string_view list = name_of(needs);
+  list.remove_prefix(6);  // "needs:"
+  return std::string(list);
+}
+
 void ProxyCore::send_offers(const std::string& to) {
   std::set<std::string> offered, available;
   for (const auto& [id, node] : nodes_) {
@@ -908,7 +924,25 @@ void ProxyCore::send_offers(const std::string& to) {
   offered_ = std::move(o);
   available_ = std::move(a);
   for (const auto& [id, node] : nodes_) {
-    if (node.connected && (changed || id == to)) send(id, protocol::Offers{offered_, available_});
+    if (node.connected && (changed || id == to)) {
+      send(id, protocol::Offers{offered_, available_, options_.max_queue, queue_full_});
+    }
+  }
+}
+
+void ProxyCore::update_admission() {
+  if (options_.max_queue == 0) return;
+  const std::uint64_t queued = queue_length();
+  const std::uint64_t low = options_.max_queue - options_.max_queue / 10;
+  const bool full = queue_full_ ? queued >= low : queued >= options_.max_queue;
+  if (full == queue_full_) return;
+  queue_full_ = full;
+  std::string event = full ? fmt::format("queue is full ({} jobs, MAX_QUEUE): nodes refuse new ones", queued)
+                           : fmt::format("queue has room again ({} jobs)", queued);
+  log_->warn("{}", event);
+  note(std::move(event));
+  for (const auto& [id, node] : nodes_) {
+    if (node.connected) send(id, protocol::Offers{offered_, available_, options_.max_queue, queue_full_});
   }
 }
 

@@ -59,6 +59,9 @@ struct ProxyOptions {
   // often the leader sends HEARTBEAT (0: never).
   std::vector<std::string> proxies;
   TimeMs heartbeat_ms = 0;
+  // MAX_QUEUE: queued jobs past which nodes refuse new ones (judge0's
+  // MAX_QUEUE_SIZE, its 503 "queue is full"); 0: no limit.
+  std::uint64_t max_queue = 1'000'000;
 };
 
 using protocol::SweepOutcome;
@@ -202,6 +205,11 @@ class ProxyCore {
   // Tells every node what the cluster offers, when that changed (or
   // `to` only, a node that just joined).
   void send_offers(const std::string& to = "");
+  // What a queued job with these needs waits for (JobReport::waiting_for).
+  std::string waiting_for(std::uint32_t needs) const;
+  // Turns queue_full_ on at MAX_QUEUE queued and off under nine tenths of
+  // it, and tells the nodes when it turns.
+  void update_admission();
   const std::string& name_of(std::uint32_t id) const { return names_[id]; }
   void notify_result(const std::string& ticket, const std::string& origin,
                      const protocol::JobReport& report);
@@ -213,6 +221,7 @@ class ProxyCore {
   std::vector<std::string> names_{""};  // interned node names; 0 is "none"
   std::unordered_map<std::string, std::uint32_t> name_ids_{{"", 0}};
   std::vector<std::string> offered_, available_;  // as last sent in OFFERS
+  bool queue_full_ = false;                       // likewise (MAX_QUEUE)
   NeedsQueue queue_;
   // Queued jobs whose --delay runs, by (not before, sequence).
   std::map<std::pair<TimeMs, std::uint64_t>, const std::string*> delayed_;

@@ -417,6 +417,45 @@ TEST_CASE("api: DELETE cancels a running submission") {
   CHECK(got["message"] == "Cancelled");
 }
 
+TEST_CASE("api: past MAX_QUEUE a submission is judge0's 503 queue is full, nc's ERR, until there is room") {
+  Cluster cluster({.nodes = 1,
+                   .slots = 1,
+                   .proxy_env = {{"MAX_QUEUE", "3"}, {"DISPATCH_PREFETCH", "0"}, {"DISPATCH_PREFETCH_MS", "0"}},
+                   .node_env = {{"API_PORT", "0"}}});
+  REQUIRE(cluster.wait_nodes_up(1));
+  std::uint16_t port = cluster.node(0).wait_listening("judge0-compatible API");
+  HttpClient http(port);
+  REQUIRE(eventually([&] { return body_of(http.get("/config_info"))["max_queue_size"] == 3; }, 10s));
+  Client c(cluster.node_port(0));
+  std::vector<std::string> tickets;
+  // One runs on the node's one slot; what follows waits at the proxy.
+  const json sleeper{{"source_code", "sleep 60"}, {"language_id", 46}, {"wall_time_limit", 90},
+                     {"cpu_time_limit", 90}};
+  HttpAnswer refused;
+  REQUIRE(eventually(
+      [&] {
+        refused = http.post("/submissions", sleeper.dump());
+        if (refused.status == 201) tickets.push_back(body_of(refused)["token"]);
+        return refused.status == 503;
+      },
+      20s, 50ms));
+  CHECK(refused.body == R"({"error":"queue is full"})");
+  CHECK(tickets.size() >= 4);
+  CHECK(cluster.proxy().log_count("queue is full (3 jobs, MAX_QUEUE)") == 1);
+  CHECK(c.command("10") == "ERR queue is full, try again later");
+  CHECK(c.command("run true") == "ERR queue is full, try again later");
+  auto batch = http.post("/submissions/batch",
+                         json{{"submissions", json::array({sleeper, sleeper})}}.dump());
+  CHECK(batch.status == 503);
+  CHECK(batch.body == R"({"error":"queue is full"})");
+  // Reads still work, and a queued job says where it is.
+  CHECK(c.command("status " + tickets.back()).find(" QUEUED") != std::string::npos);
+  // Cancelled, the queue empties and nodes take jobs again.
+  for (const auto& t : tickets) c.command("cancel " + t);
+  CHECK(eventually([&] { return c.command("10").rfind("Ticket ID: ", 0) == 0; }, 10s, 100ms));
+  CHECK(cluster.proxy().log_count("queue has room again") == 1);
+}
+
 TEST_CASE("dispatch: run --needs goes to a node with that label, waits while none is up, refuses what none offers") {
   Cluster cluster({.nodes = 1, .slots = 1});
   cluster.add_node({{"NODE_LABELS", "gpu,big-memory"}});
@@ -434,6 +473,10 @@ TEST_CASE("dispatch: run --needs goes to a node with that label, waits while non
   cluster.node(1).kill_hard();
   std::string t = submit_run(c, "run --needs big-memory echo back");
   CHECK(eventually([&] { return c.command("status " + t).find(" QUEUED") != std::string::npos; }, 10s));
+  // It says what it waits for, as soon as the proxy has seen n2 go.
+  CHECK(eventually(
+      [&] { return c.command("status " + t).find(" waiting_for=label:big-memory") != std::string::npos; },
+      10s));
   // Through ten dispatch rounds (DISPATCH_PERIOD is at most 100 ms), n1
   // never takes it: each look finds it queued.
   for (auto until = Clock::now() + 1s; Clock::now() < until;) {

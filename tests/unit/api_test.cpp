@@ -295,6 +295,10 @@ TEST_CASE("api response: queued, compile errors, signals, and what judge0 cannot
   q.state = protocol::JobState::kQueued;
   auto queued = render_submission(q, nullptr, parse_fields("status,time,finished_at"), false, table());
   CHECK(queued->dump() == R"({"status":{"id":1,"description":"In Queue"},"time":null,"finished_at":null})");
+  // What a queued job waits for, beside judge0's attributes.
+  q.waiting_for = "network";
+  auto waiting = render_submission(q, nullptr, parse_fields("status,waiting_for"), false, table());
+  CHECK(waiting->dump() == R"({"status":{"id":1,"description":"In Queue"},"waiting_for":"network"})");
 
   protocol::JobReport ce = finished({run_case("COMPILE_ERROR", 1)}, "main.c:1: error\n");
   ce.result.cases[0].name = "check";

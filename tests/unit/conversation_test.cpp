@@ -29,6 +29,7 @@ struct FakeNode : Backend {
   std::vector<std::pair<std::string, std::string>> cancels;  // ticket, requester
   bool connected = true;
   bool full = false;
+  std::size_t queued = 0, queue_limit = 1000;  // queue_full() past queue_limit
   bool drained = false;
   protocol::ClientTokens tokens_;
   JobLimits limits_;
@@ -54,6 +55,8 @@ struct FakeNode : Backend {
   void drain() override { drained = true; }
   bool proxy_connected() const override { return connected; }
   bool storage_full() const override { return full; }
+  bool queue_full(std::size_t adding) const override { return queued + adding > queue_limit; }
+  std::uint64_t max_queue() const override { return queue_limit; }
   const protocol::ClientTokens& tokens() const override { return tokens_; }
   const JobLimits& limits() const override { return limits_; }
   TimeMs now() const override { return kNow; }
@@ -167,6 +170,21 @@ TEST_CASE("conversation: a full disk refuses submits and answers reads") {
   CHECK(c.read() ==
         "ERR storage full, try again later\nERR storage full, try again later\n"
         "Result: Executed Job[X] for 50 milliseconds\n");
+}
+
+TEST_CASE("conversation: a full queue (MAX_QUEUE) refuses submits and answers reads") {
+  FakeNode node;
+  node.queued = node.queue_limit;
+  Client c(node);
+  c.say("10\nrun echo hi\nrX\n");
+  CHECK(node.submitted.empty());
+  node.answer(done_report("X"));
+  CHECK(c.read() ==
+        "ERR queue is full, try again later\nERR queue is full, try again later\n"
+        "Result: Executed Job[X] for 50 milliseconds\n");
+  node.queued = node.queue_limit - 1;  // room again
+  c.say("10\n");
+  CHECK(node.submitted.size() == 1);
 }
 
 TEST_CASE("conversation: run jobs get the node's limits, and asking above one is an error") {

@@ -1125,6 +1125,11 @@ TEST_CASE("proxy core: a job whose capable nodes are all away waits, and runs wh
   p.message("n1", s);
   CHECK(count_jobs(sent_to<protocol::Job>(p.dispatch(), "n1")) == 0);
   CHECK(p.state_of("wants-gpu") == JobState::kQueued);
+  // Asked, it says what it waits for.
+  auto told = sent_to<protocol::Result>(p.message("n1", protocol::RequestOfRes{{"wants-gpu"}}), "n1");
+  REQUIRE(told.size() == 1);
+  REQUIRE(told[0].reports.size() == 1);
+  CHECK(told[0].reports[0].waiting_for == "label:gpu");
   protocol::Hello gpu = hello("n2", 1);
   gpu.offers = {"label:gpu"};
   p.core.on_hello(gpu, "peer-n2", 0);
@@ -1141,6 +1146,38 @@ TEST_CASE("proxy core: a job whose capable nodes are all away waits, and runs wh
   REQUIRE(!after.empty());
   CHECK(after.back().offered == std::vector<std::string>{"label:gpu"});
   CHECK(after.back().available.empty());
+}
+
+TEST_CASE("proxy core: MAX_QUEUE tells the nodes the queue is full, and when it has room again") {
+  storage::MemoryStore store;
+  ProxyOptions o = options();
+  o.max_queue = 10;
+  Proxy p(store, o);
+  p.join("n1", 1);
+  auto first = sent_to<protocol::Offers>(p.last, "n1");
+  REQUIRE(!first.empty());
+  CHECK(first.back().max_queue == 10);
+  CHECK_FALSE(first.back().queue_full);
+  std::vector<std::string> nine, tenth{"t-10"};
+  for (int i = 1; i <= 9; ++i) nine.push_back("t-" + std::to_string(i));
+  CHECK(sent_to<protocol::Offers>(p.message("n1", submit_of(nine, "n1")), "n1").empty());
+  auto full = sent_to<protocol::Offers>(p.message("n1", submit_of(tenth, "n1")), "n1");
+  REQUIRE(full.size() == 1);
+  CHECK(full[0].queue_full);
+  CHECK(p.core.stats(0).recent_events.back().find("queue is full (10 jobs, MAX_QUEUE)") != std::string::npos);
+  // One job leaves for the node (1 slot): 9 queued, still within the
+  // tenth below the limit, so nodes are not told twice while it hovers.
+  auto out = p.dispatch();
+  CHECK(count_jobs(sent_to<protocol::Job>(out, "n1")) == 1);
+  CHECK(sent_to<protocol::Offers>(out, "n1").empty());
+  CHECK(p.core.queue_length() == 9);
+  // Under nine tenths: room again.
+  p.message("n1", protocol::Result{{final_report(*tickets_of(sent_to<protocol::Job>(out, "n1")).begin(), "n1", 1)}});
+  out = p.dispatch();
+  CHECK(p.core.queue_length() == 8);
+  auto room = sent_to<protocol::Offers>(out, "n1");
+  REQUIRE(room.size() == 1);
+  CHECK_FALSE(room[0].queue_full);
 }
 
 TEST_CASE("proxy core: a node's offers are kept only as plain words") {
