@@ -78,6 +78,16 @@ Status ProxyCore::recover(TimeMs now) {
     return true;
   });
   if (!s.ok()) return s;
+  s = staged_.store().scan("o/", [&](std::string_view key, std::string_view value) {
+    auto& offers = known_offers_[std::string(key.substr(2))];
+    while (!value.empty()) {
+      auto comma = value.find(',');
+      offers.emplace(value.substr(0, comma));
+      value.remove_prefix(comma == std::string_view::npos ? value.size() : comma + 1);
+    }
+    return true;
+  });
+  if (!s.ok()) return s;
   if (s = index_finished_records(now); !s.ok()) return s;
   log_->info("recovered queued={} held={} nodes={} unacknowledged_results={}{}", queue_.size(),
              held, nodes_.size(), pending, corrupt ? " (some records unreadable)" : "");
@@ -217,6 +227,12 @@ protocol::Welcome ProxyCore::on_hello(const protocol::Hello& hello, const std::s
                           c == '_' || c == '-' || c == '+';
                  });
     if (plain && node.offers.size() < 4096) node.offers.insert(o);
+  }
+  if (auto& known = known_offers_[hello.node_id]; known != node.offers) {
+    known = node.offers;
+    std::string list;
+    for (const auto& o : known) list += (list.empty() ? "" : ",") + o;
+    staged_.put("o/" + hello.node_id, list);
   }
   node.last_heard = now;
   w.accepted = true;
@@ -915,8 +931,8 @@ std::string ProxyCore::waiting_for(std::uint32_t needs) const {
 
 void ProxyCore::send_offers(const std::string& to) {
   std::set<std::string> offered, available;
+  for (const auto& [id, offers] : known_offers_) offered.insert(offers.begin(), offers.end());
   for (const auto& [id, node] : nodes_) {
-    offered.insert(node.offers.begin(), node.offers.end());
     if (node.connected && !node.draining) available.insert(node.offers.begin(), node.offers.end());
   }
   std::vector<std::string> o(offered.begin(), offered.end()), a(available.begin(), available.end());

@@ -17,6 +17,9 @@
 //   e/<final ms>/<ticket> origin node: the expiry index of f/ (protocol/retention.h)
 //   w/<prefix>            the highest counter of that ticket prefix removed by expiry
 //   m/expiry_index        "1" once f/ records written before the index have entries in it
+//   o/<node>              what the node offered in its last HELLO, comma-separated: a
+//                         label or language stays "offered" (a job needing it is taken
+//                         and waits) while its node is away, across restarts and leaders
 #pragma once
 
 #include <deque>
@@ -222,6 +225,7 @@ class ProxyCore {
   std::unordered_map<std::string, std::uint32_t> name_ids_{{"", 0}};
   std::vector<std::string> offered_, available_;  // as last sent in OFFERS
   bool queue_full_ = false;                       // likewise (MAX_QUEUE)
+  std::map<std::string, std::set<std::string>> known_offers_;  // o/: every node's, up or not
   NeedsQueue queue_;
   // Queued jobs whose --delay runs, by (not before, sequence).
   std::map<std::pair<TimeMs, std::uint64_t>, const std::string*> delayed_;

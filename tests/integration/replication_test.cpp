@@ -12,6 +12,7 @@
 #include "protocol/auth.h"
 #include "tests/support/cluster.h"
 #include "tests/support/rogue_node.h"
+#include "tests/support/run_jobs.h"
 #include "tests/support/skip.h"
 #include "tests/support/small_disk.h"
 
@@ -343,5 +344,51 @@ TEST_CASE("a burst of submits holds node links back while the log catches up, an
   cluster.start_proxy(static_cast<std::size_t>(leader));
   check_all_finished_once(cluster, tickets);
   CHECK(std::set<std::string>(tickets.begin(), tickets.end()).size() == tickets.size());
+  check_stores_equal(cluster);
+}
+
+TEST_CASE("dispatch by capability with three proxies: a job waits for its label through a leader's "
+          "kill -9, is still taken, and runs when its node is back") {
+  Cluster cluster(three_proxies(1));
+  cluster.add_node({{"NODE_LABELS", "gpu"}});
+  REQUIRE(cluster.wait_nodes_up(2));
+  int leader = cluster.leader();
+  REQUIRE(leader >= 0);
+  Client c(cluster.node_port(0));
+  RunResult warm = run_and_wait(c, "run --needs gpu echo warm");
+  CHECK(warm.fact("node") == "n2");
+  // Its only node away, jobs that need it wait and say so.
+  cluster.node(1).kill_hard();
+  std::vector<std::string> tickets;
+  for (int i = 0; i < 4; ++i) tickets.push_back(submit_run(c, "run --needs gpu echo " + std::to_string(i)));
+  CHECK(eventually(
+      [&] { return c.command("status " + tickets[0]).find(" waiting_for=label:gpu") != std::string::npos; },
+      10s));
+  // A new leader knows the label was offered (it is in the replicated
+  // store), so it still takes such jobs, and keeps them waiting.
+  cluster.kill_proxy(static_cast<std::size_t>(leader));
+  REQUIRE(eventually([&] { int l = cluster.leader(1s); return l >= 0 && l != leader; }, 20s));
+  std::string after;
+  REQUIRE(eventually(
+      [&] {
+        std::string reply = c.command("run --needs gpu echo after");
+        if (reply.rfind("Ticket ID: ", 0) == 0) after = reply.substr(11);
+        return !after.empty();
+      },
+      20s, 100ms));
+  tickets.push_back(after);
+  CHECK(eventually(
+      [&] { return c.command("status " + after).find(" waiting_for=label:gpu") != std::string::npos; },
+      10s));
+  CHECK(c.command("run --needs tpu true") ==
+        "ERR no node of this cluster offers tpu (NODE_LABELS): the job could never run");
+  cluster.start_proxy(static_cast<std::size_t>(leader));
+  cluster.restart_node(1, false);
+  for (const auto& t : tickets) {
+    c.send("wait " + t + " 60\n");
+    RunResult r = read_run_result(c);
+    REQUIRE(r.ok);
+    CHECK(r.fact("node") == "n2");
+  }
   check_stores_equal(cluster);
 }

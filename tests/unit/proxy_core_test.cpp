@@ -1180,6 +1180,24 @@ TEST_CASE("proxy core: MAX_QUEUE tells the nodes the queue is full, and when it 
   CHECK_FALSE(room[0].queue_full);
 }
 
+TEST_CASE("proxy core: what a node offered stays offered across a restart while it is away") {
+  storage::MemoryStore store;
+  {
+    Proxy p(store);
+    protocol::Hello gpu = hello("n2", 1);
+    gpu.offers = {"label:gpu", "lang:71"};
+    p.core.on_hello(gpu, "peer-n2", 0);
+    p.flush();
+  }
+  Proxy again(store);
+  REQUIRE(again.core.recover(0).ok());
+  again.join("n1", 1);
+  auto offers = sent_to<protocol::Offers>(again.last, "n1");
+  REQUIRE(!offers.empty());
+  CHECK(offers.back().offered == std::vector<std::string>{"label:gpu", "lang:71"});
+  CHECK(offers.back().available.empty());
+}
+
 TEST_CASE("proxy core: a node's offers are kept only as plain words") {
   storage::MemoryStore store;
   Proxy p(store);
