@@ -1,6 +1,7 @@
 // Serves the judge0-compatible API (api/router.h) with Boost.Beast on
-// API_PORT: HTTP/1.1 with keep-alive, one request at a time per connection
-// (its answer may come later: a durable submit, a wait), answers in order.
+// API_PORT: HTTP/1.1 with keep-alive and pipelining (requests are read
+// ahead of their answers, which may come later: a durable submit, a wait;
+// the answers go out in the order of the requests).
 //
 // Limits, so that nobody can starve the others: a request's headers at most
 // kMaxHeaderBytes, its body at most the body limit (413 above, and the
@@ -28,6 +29,10 @@ class HttpServer {
   static constexpr std::size_t kMaxPerAddress = 64;
   static constexpr std::size_t kMaxHeaderBytes = 16 * 1024;
   static constexpr std::chrono::seconds kRequestTimeout{30};
+  // Requests of one connection read ahead of their answers, and the bytes
+  // of their bodies: past either, the next is read once answers go out.
+  static constexpr std::size_t kMaxPipelined = 256;
+  static constexpr std::size_t kMaxPipelinedBytes = 1 << 20;
   using AddressCounts = std::unordered_map<std::string, std::size_t>;
 
   HttpServer(boost::asio::io_context& io, Router& router, std::size_t max_body_bytes);

@@ -394,6 +394,39 @@ TEST_CASE("api: CORS for browser front ends with preflight answered, and keep-al
   for (int i = 0; i < 5; ++i) CHECK(http.get("/statuses").status == 200);  // same connection
 }
 
+TEST_CASE("api: pipelined requests are answered in their order, a waited run holding the quicker answers behind it") {
+  ApiNode node;
+  HttpClient http(node.port);
+  auto post = [](const std::string& target, const std::string& body) {
+    return "POST " + target + " HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+           "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  };
+  // A waited run (slow), a plain submit, an instant GET and a 404, sent in
+  // one write; then the client closes its side, and still gets every answer.
+  std::string slow = json{{"source_code", "echo first"}, {"language_id", 46}}.dump();
+  std::string quick = json{{"source_code", "echo second"}, {"language_id", 46}}.dump();
+  http.raw().send(post("/submissions?wait=true", slow) + post("/submissions", quick) +
+                  "GET /statuses HTTP/1.1\r\nHost: t\r\n\r\n" +
+                  "GET /nothing HTTP/1.1\r\nHost: t\r\n\r\n");
+  http.raw().shutdown_write();
+  auto a1 = http.read(), a2 = http.read(), a3 = http.read(), a4 = http.read();
+  REQUIRE(a1.status == 201);
+  CHECK(body_of(a1)["stdout"] == "first\n");
+  REQUIRE(a2.status == 201);
+  CHECK(body_of(a2).contains("token"));
+  CHECK(a3.status == 200);
+  CHECK(body_of(a3).size() == 14);
+  CHECK(a4.status == 404);
+  CHECK(http.raw().closed_by_peer(5s));
+  // Garbage after good requests: the good are answered, then a 400 closes.
+  HttpClient g(node.port);
+  g.raw().send("GET /statuses HTTP/1.1\r\nHost: t\r\n\r\nNOT HTTP AT ALL\r\n\r\n");
+  CHECK(g.read().status == 200);
+  CHECK(g.read().status == 400);
+  CHECK(g.raw().closed_by_peer(5s));
+  CHECK(HttpClient(node.port).get("/statuses").status == 200);
+}
+
 TEST_CASE("api: DELETE cancels a running submission") {
   ApiNode node;
   HttpClient http(node.port);
