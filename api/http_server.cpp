@@ -43,7 +43,13 @@ class Session : public std::enable_shared_from_this<Session> {
     if (it != open_->end() && --it->second == 0) open_->erase(it);
   }
 
-  void start() { do_read(); }
+  void start() {
+    // Beast reads at most the buffer's free capacity (512 bytes at first):
+    // room for a pipelined burst lets one read, and one durable write of
+    // the node, take many requests.
+    buffer_.reserve(HttpServer::kReadBytes);
+    do_read();
+  }
 
  private:
   struct Slot {
@@ -53,16 +59,22 @@ class Session : public std::enable_shared_from_this<Session> {
     std::size_t bytes = 0;  // the request's body, held until answered
   };
 
-  void do_read() {
-    if (reading_ || closed_ || stop_reading_) return;
-    if (!slots_.empty() && (slots_.size() >= HttpServer::kMaxPipelined ||
-                            pending_bytes_ >= HttpServer::kMaxPipelinedBytes)) {
-      return;  // resumed as answers go out
-    }
-    reading_ = true;
+  bool room() const {
+    return slots_.empty() || (slots_.size() < HttpServer::kMaxPipelined &&
+                              pending_bytes_ < HttpServer::kMaxPipelinedBytes);
+  }
+
+  void new_parser() {
     parser_.emplace();
     parser_->header_limit(HttpServer::kMaxHeaderBytes);
     parser_->body_limit(max_body_);
+    parser_->eager(true);
+  }
+
+  void do_read() {
+    if (reading_ || closed_ || stop_reading_ || !room()) return;  // resumed as answers go out
+    if (!parser_) new_parser();  // else one begun from the buffer goes on
+    reading_ = true;
     http::async_read(socket_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
                        self->on_read(ec);
@@ -73,18 +85,46 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_read(beast::error_code ec) {
     reading_ = false;
     if (closed_) return;
+    if (ec) return on_error(ec);
+    take();
+    // Requests already in the buffer are taken in this same turn, so that
+    // a pipelined burst of submits shares the node's next durable write
+    // instead of one write each.
+    while (!stop_reading_ && !closed_ && room() && buffer_.size() > 0) {
+      new_parser();
+      // put() stops after the header, and after each piece of a body.
+      std::size_t used = 0;
+      beast::error_code pec;
+      do {
+        used = parser_->put(buffer_.data(), pec);
+        buffer_.consume(used);
+      } while (!pec && !parser_->is_done() && used > 0);
+      if (pec && pec != http::error::need_more) return on_error(pec);
+      if (!parser_->is_done()) break;  // the rest comes by async_read
+      take();
+    }
+    do_read();
+    update_timer();
+  }
+
+  void on_error(beast::error_code ec) {
+    parser_.reset();
     if (ec == http::error::end_of_stream || ec == asio::error::operation_aborted ||
         ec == asio::error::eof || ec == asio::error::connection_reset) {
       // The client is done sending: answer what it asked, then close.
       stop_reading_ = true;
-      if (slots_.empty()) return close();
+      if (slots_.empty() && !writing_) return close();
       return update_timer();
     }
     if (ec == http::error::body_limit) {
       return answer_error(413, fmt::format("the body is over the limit of {} bytes", max_body_));
     }
     if (ec == http::error::header_limit) return answer_error(431, "the headers are too large");
-    if (ec) return answer_error(400, "malformed HTTP request");
+    answer_error(400, "malformed HTTP request");
+  }
+
+  // The parser's whole request, to the router.
+  void take() {
     auto& req = parser_->get();
     HttpRequest request;
     request.method = std::string(req.method_string());
@@ -99,6 +139,7 @@ class Session : public std::enable_shared_from_this<Session> {
     slot.keep_alive = req.keep_alive();
     slot.version = req.version();
     slot.bytes = request.body.size();
+    parser_.reset();
     if (!slot.keep_alive) stop_reading_ = true;
     pending_bytes_ += slot.bytes;
     slots_.push_back(std::move(slot));
@@ -108,8 +149,6 @@ class Session : public std::enable_shared_from_this<Session> {
     router_.handle(request, [self = shared_from_this(), seq](HttpResponse r) {
       self->answered(seq, std::move(r));
     });
-    do_read();
-    update_timer();
   }
 
   // A request that cannot be read: its answer, after those before it, ends
@@ -131,34 +170,62 @@ class Session : public std::enable_shared_from_this<Session> {
     flush();
   }
 
-  // Writes the oldest answer once it is there.
+  // One answer as bytes on the wire.
+  static void serialize(const Slot& slot, HttpResponse& r, std::string& out) {
+    http::response<http::string_body> res{static_cast<http::status>(r.status), slot.version};
+    res.set(http::field::server, "jobcluster");
+    if (!r.body.empty() || r.status != 204) res.set(http::field::content_type, r.content_type);
+    res.set(http::field::cache_control, "no-store");
+    for (const auto& [name, value] : r.headers) res.set(name, value);
+    res.keep_alive(slot.keep_alive);
+    res.body() = std::move(r.body);
+    res.prepare_payload();
+    http::response_serializer<http::string_body> sr{res};
+    beast::error_code ec;
+    do {
+      sr.next(ec, [&](beast::error_code&, const auto& buffers) {
+        for (auto b : beast::buffers_range_ref(buffers)) {
+          out.append(static_cast<const char*>(b.data()), b.size());
+        }
+        sr.consume(beast::buffer_bytes(buffers));
+      });
+    } while (!ec && !sr.is_done());
+  }
+
+  // Writes the answers that are there, oldest first, up to the first that
+  // is not: one write for a burst answered by one durable commit.
   void flush() {
-    if (writing_ || closed_ || slots_.empty() || !slots_.front().answer) return;
-    Slot& front = slots_.front();
-    HttpResponse& r = *front.answer;
-    auto res = std::make_shared<http::response<http::string_body>>(
-        static_cast<http::status>(r.status), front.version);
-    res->set(http::field::server, "jobcluster");
-    if (!r.body.empty() || r.status != 204) res->set(http::field::content_type, r.content_type);
-    res->set(http::field::cache_control, "no-store");
-    for (const auto& [name, value] : r.headers) res->set(name, value);
-    res->keep_alive(front.keep_alive);
-    res->body() = std::move(r.body);
-    res->prepare_payload();
+    if (writing_ || closed_) return;
+    auto out = std::make_shared<std::string>();
+    std::size_t count = 0;
+    bool last = false;
+    for (auto& slot : slots_) {
+      if (!slot.answer || out->size() >= HttpServer::kReadBytes * 4) break;
+      serialize(slot, *slot.answer, *out);
+      ++count;
+      if (!slot.keep_alive) {
+        last = true;
+        break;
+      }
+    }
+    if (count == 0) return;
     writing_ = true;
-    http::async_write(socket_, *res, [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
-      self->on_written(ec, res->keep_alive());
-    });
+    asio::async_write(socket_, asio::buffer(*out),
+                      [self = shared_from_this(), out, count, last](beast::error_code ec, std::size_t) {
+                        self->on_written(ec, count, last);
+                      });
     update_timer();
   }
 
-  void on_written(beast::error_code ec, bool keep_alive) {
+  void on_written(beast::error_code ec, std::size_t count, bool last) {
     writing_ = false;
     if (closed_) return;
-    if (ec || !keep_alive) return close();
-    pending_bytes_ -= slots_.front().bytes;
-    slots_.pop_front();
-    ++first_seq_;
+    if (ec || last) return close();
+    for (std::size_t i = 0; i < count; ++i) {
+      pending_bytes_ -= slots_.front().bytes;
+      slots_.pop_front();
+      ++first_seq_;
+    }
     if (slots_.empty() && stop_reading_ && !reading_) return close();
     flush();
     do_read();

@@ -33,6 +33,7 @@ class HttpServer {
   // of their bodies: past either, the next is read once answers go out.
   static constexpr std::size_t kMaxPipelined = 256;
   static constexpr std::size_t kMaxPipelinedBytes = 1 << 20;
+  static constexpr std::size_t kReadBytes = 16 * 1024;  // read at once, at most
   using AddressCounts = std::unordered_map<std::string, std::size_t>;
 
   HttpServer(boost::asio::io_context& io, Router& router, std::size_t max_body_bytes);

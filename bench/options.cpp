@@ -39,7 +39,7 @@ const std::vector<std::string>& suite_names() {
                                                "latency",  "latency10", "balance",
                                                "run-true", "queued",    "nodes100",
                                                "tls",      "submit-3p", "e2e-3p",
-                                               "latency-3p"};
+                                               "latency-3p", "api"};
   return kNames;
 }
 
@@ -168,6 +168,10 @@ Suite (every measure of the issue's table, each on a fresh cluster):
                plaintext, alternated in one run
     submit-3p, e2e-3p, latency-3p
                submit, e2e and latency with three replicated proxies
+    api        the judge0-compatible API beside the line protocol: pipelined POST
+               /submissions over keep-alive vs `run` submits, Python print(1) end
+               to end (wait=true) vs `run python3`, a C++ hello compiled per
+               submission, and the latency of wait=true
   Only when named (--only):
     failover   kill -9 of the leader of three proxies, 10 times under load: the
                time until a job submitted after the kill has its result
