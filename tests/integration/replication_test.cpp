@@ -44,20 +44,23 @@ std::map<std::string, std::string> store_of(const std::string& dir) {
   return out;
 }
 
-// Waits until every running proxy applied the same index, then stops them
-// all (SIGTERM) and compares their stores: replicated, they are the same.
+// Stops the nodes (a node still talking, acknowledging a result, makes the
+// leader write after a follower is stopped), waits until every running
+// proxy applied the same index and it stays put, then stops them all
+// (SIGTERM) and compares their stores: replicated, they are the same.
 void check_stores_equal(Cluster& cluster) {
-  long long applied = -1;
+  for (std::size_t i = 0; i < cluster.size(); ++i) cluster.node(i).kill_hard();
+  long long applied = -1, before = -2;
   bool same = eventually(
       [&] {
         std::set<long long> seen;
         for (std::size_t k = 0; k < cluster.proxy_count(); ++k) {
           seen.insert(cluster.proxy_applied(k));
         }
-        applied = *seen.begin();
-        return seen.size() == 1 && applied > 0;
+        before = std::exchange(applied, *seen.begin());
+        return seen.size() == 1 && applied > 0 && applied == before;
       },
-      20s, 100ms);
+      20s, 300ms);
   REQUIRE_MESSAGE(same, "the proxies did not reach the same applied index");
   for (std::size_t k = 0; k < cluster.proxy_count(); ++k) {
     cluster.proxy(k).signal(SIGTERM);
@@ -67,9 +70,23 @@ void check_stores_equal(Cluster& cluster) {
   CHECK(first.size() > 2);
   for (std::size_t k = 1; k < cluster.proxy_count(); ++k) {
     auto other = store_of(cluster.proxy_data_dir(k));
+    // The first key where they differ, to say what diverged.
+    std::string differs;
+    for (auto a = first.begin(), b = other.begin(); differs.empty();) {
+      if (a == first.end() && b == other.end()) break;
+      if (b == other.end() || (a != first.end() && a->first < b->first)) {
+        differs = "only proxy 1 has " + a->first;
+      } else if (a == first.end() || b->first < a->first) {
+        differs = "only proxy " + std::to_string(k + 1) + " has " + b->first;
+      } else if (a->second != b->second) {
+        differs = "different values of " + a->first;
+      } else {
+        ++a, ++b;
+      }
+    }
     CHECK_MESSAGE(other == first, "proxy " << k + 1 << "'s store differs from proxy 1's ("
                                            << other.size() << " keys against " << first.size()
-                                           << ")");
+                                           << "): " << differs);
   }
 }
 
