@@ -55,13 +55,21 @@ class Session : public std::enable_shared_from_this<Session> {
   struct Slot {
     std::optional<HttpResponse> answer;
     bool keep_alive = false;
+    bool head = false;   // a HEAD request: its answer has no body
+    bool heavy = false;  // its answer may be large (a GET, a wait=true)
     unsigned version = 11;
-    std::size_t bytes = 0;  // the request's body, held until answered
+    std::size_t bytes = 0;         // the request's body, held until answered
+    std::size_t answer_bytes = 0;  // its answer's body, held until written
   };
 
+  // Whether another request may be taken before earlier ones are answered
+  // and written: bounded in number, in the bodies and answers held, and in
+  // requests whose answers may be large.
   bool room() const {
     return slots_.empty() || (slots_.size() < HttpServer::kMaxPipelined &&
-                              pending_bytes_ < HttpServer::kMaxPipelinedBytes);
+                              pending_bytes_ < HttpServer::kMaxPipelinedBytes &&
+                              answer_bytes_ < HttpServer::kMaxHeldAnswerBytes &&
+                              heavy_ < HttpServer::kMaxPipelinedHeavy);
   }
 
   void new_parser() {
@@ -139,6 +147,9 @@ class Session : public std::enable_shared_from_this<Session> {
     slot.keep_alive = req.keep_alive();
     slot.version = req.version();
     slot.bytes = request.body.size();
+    slot.head = req.method() == http::verb::head;
+    slot.heavy = req.method() != http::verb::post || request.target.find("wait=true") != std::string::npos;
+    heavy_ += slot.heavy ? 1 : 0;
     parser_.reset();
     if (!slot.keep_alive) stop_reading_ = true;
     pending_bytes_ += slot.bytes;
@@ -166,7 +177,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void answered(std::uint64_t seq, HttpResponse r) {
     if (closed_ || seq < first_seq_ || seq - first_seq_ >= slots_.size()) return;
-    slots_[seq - first_seq_].answer = std::move(r);
+    Slot& slot = slots_[seq - first_seq_];
+    slot.answer_bytes = r.body.size();
+    answer_bytes_ += slot.answer_bytes;
+    slot.answer = std::move(r);
     flush();
   }
 
@@ -179,7 +193,10 @@ class Session : public std::enable_shared_from_this<Session> {
     for (const auto& [name, value] : r.headers) res.set(name, value);
     res.keep_alive(slot.keep_alive);
     res.body() = std::move(r.body);
-    res.prepare_payload();
+    // No Content-Length on a 204 or 304 (RFC 9110); a HEAD answer says the
+    // length and sends no body.
+    if (r.status != 204 && r.status != 304) res.prepare_payload();
+    if (slot.head) res.body().clear();
     http::response_serializer<http::string_body> sr{res};
     beast::error_code ec;
     do {
@@ -223,23 +240,32 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec || last) return close();
     for (std::size_t i = 0; i < count; ++i) {
       pending_bytes_ -= slots_.front().bytes;
+      answer_bytes_ -= slots_.front().answer_bytes;
+      heavy_ -= slots_.front().heavy ? 1 : 0;
       slots_.pop_front();
       ++first_seq_;
     }
+    write_timed_ = false;  // the next write gets its own deadline
     if (slots_.empty() && stop_reading_ && !reading_) return close();
     flush();
     do_read();
     update_timer();
   }
 
-  // Timed while waiting for a request with nothing pending, and while
-  // writing (each answer afresh).
+  // Timed while waiting for a request with nothing pending (from when it
+  // began to wait), and while writing (each write from its start: requests
+  // read meanwhile do not extend it).
   void update_timer() {
     if (closed_) return;
-    if (!writing_ && !(reading_ && slots_.empty())) {
+    const bool idle = !writing_ && reading_ && slots_.empty();
+    if (!writing_ && !idle) {
       timer_.cancel();
+      write_timed_ = idle_timed_ = false;
       return;
     }
+    if (writing_ ? write_timed_ : idle_timed_) return;  // the deadline running holds
+    write_timed_ = writing_;
+    idle_timed_ = idle;
     timer_.expires_after(HttpServer::kRequestTimeout);  // cancels the wait before
     timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
       if (ec) return;  // re-armed or cancelled
@@ -267,7 +293,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string peer_;
   std::deque<Slot> slots_;  // the unanswered requests, oldest first
   std::uint64_t first_seq_ = 0;
-  std::size_t pending_bytes_ = 0;
+  std::size_t pending_bytes_ = 0, answer_bytes_ = 0, heavy_ = 0;
+  bool write_timed_ = false, idle_timed_ = false;
   bool reading_ = false, writing_ = false, stop_reading_ = false, closed_ = false;
 };
 

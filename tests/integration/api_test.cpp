@@ -427,6 +427,67 @@ TEST_CASE("api: pipelined requests are answered in their order, a waited run hol
   CHECK(HttpClient(node.port).get("/statuses").status == 200);
 }
 
+// The node's resident memory in KB (VmRSS), 0 when unreadable.
+long rss_kb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+  }
+  return 0;
+}
+
+TEST_CASE("api: a client that pipelines reads of a large result and never reads the answers holds a few MiB of them") {
+  ApiNode node;
+  HttpClient http(node.port);
+  // A result of 1 MB of output, read once to see it whole.
+  json made = run_waiting(http, json{{"source_code", "head -c 1000000 /dev/zero | tr '\\0' a"},
+                                     {"language_id", 46}});
+  REQUIRE(made["status"]["id"] == 3);
+  std::string token = made["token"];
+  long before = rss_kb(node.cluster.node(0).pid());
+  REQUIRE(before > 0);
+  // 256 GETs of it in one write, and nothing read: without a bound the
+  // node would render and hold 256 MB of answers for this one client.
+  HttpClient greedy(node.port);
+  std::string get = "GET /submissions/" + token + " HTTP/1.1\r\nHost: t\r\n\r\n";
+  std::string burst;
+  for (int i = 0; i < 256; ++i) burst += get;
+  greedy.raw().send(burst);
+  // Others are served meanwhile, and the node holds little for it.
+  for (int i = 0; i < 5; ++i) {
+    CHECK(HttpClient(node.port).get("/statuses").status == 200);
+    std::this_thread::sleep_for(200ms);
+  }
+  long after = rss_kb(node.cluster.node(0).pid());
+  INFO("VmRSS before " << before << " KB, after " << after << " KB");
+  CHECK(after - before < 64 * 1024);
+  // Read, every answer comes, whole and in order.
+  for (int i = 0; i < 256; ++i) {
+    auto a = greedy.read();
+    REQUIRE(a.status == 200);
+    REQUIRE(a.body.size() > 1'000'000);
+  }
+}
+
+TEST_CASE("api: a HEAD answer has no body, and the next answer on the connection is framed right") {
+  ApiNode node;
+  HttpClient http(node.port);
+  http.raw().send("HEAD /statuses HTTP/1.1\r\nHost: t\r\n\r\n"
+                  "GET /statuses HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+  std::string all = http.raw().until_close().value_or("");
+  auto first_end = all.find("\r\n\r\n");
+  REQUIRE(first_end != std::string::npos);
+  CHECK(all.rfind("HTTP/1.1 405", 0) == 0);
+  // The second answer follows the first one's header at once.
+  CHECK(all.compare(first_end + 4, 15, "HTTP/1.1 200 OK") == 0);
+  // A 204 says no length.
+  HttpClient pre(node.port);
+  auto options = pre.request("OPTIONS", "/submissions", "", {{"Origin", "https://a.example"}});
+  CHECK(options.status == 204);
+  CHECK(options.headers.count("content-length") == 0);
+}
+
 TEST_CASE("api: DELETE cancels a running submission") {
   ApiNode node;
   HttpClient http(node.port);
