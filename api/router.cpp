@@ -68,6 +68,17 @@ HttpResponse error_response(int status, const std::string& message) {
   return json_response(status, Json{{"error", message}});
 }
 
+// judge0's 400 for a batch of `n` items that is empty or over the limit.
+std::optional<HttpResponse> batch_size_error(std::size_t n, std::size_t max_batch) {
+  if (n > max_batch) {
+    return error_response(
+        400, fmt::format("number of submissions in a batch should be less than or equal to {}",
+                         max_batch));
+  }
+  if (n == 0) return error_response(400, "there should be at least one submission in a batch");
+  return std::nullopt;
+}
+
 HttpResponse empty_response(int status) {
   HttpResponse r;
   r.status = status;
@@ -349,12 +360,7 @@ void Router::submit_batch(const std::shared_ptr<Call>& call) {
   if (backend_.queue_full(std::max<std::size_t>(n, 1))) {
     return call->answer(error_response(503, "queue is full"));
   }
-  if (n > context_.settings.max_batch) {
-    return call->answer(error_response(
-        400, fmt::format("number of submissions in a batch should be less than or equal to {}",
-                         context_.settings.max_batch)));
-  }
-  if (n == 0) return call->answer(error_response(400, "there should be at least one submission in a batch"));
+  if (auto e = batch_size_error(n, context_.settings.max_batch)) return call->answer(std::move(*e));
   if (backend_.storage_full()) return call->answer(error_response(503, "storage full, try again later"));
   // Every valid item is submitted in this turn: one group commit, one
   // durable write, and the answer lists the items in order.
@@ -426,12 +432,9 @@ void Router::show_batch(const std::shared_ptr<Call>& call) {
     if (!t.empty()) tokens.push_back(t);
     list.remove_prefix(comma == std::string_view::npos ? list.size() : comma + 1);
   }
-  if (tokens.size() > context_.settings.max_batch) {
-    return call->answer(error_response(
-        400, fmt::format("number of submissions in a batch should be less than or equal to {}",
-                         context_.settings.max_batch)));
+  if (auto e = batch_size_error(tokens.size(), context_.settings.max_batch)) {
+    return call->answer(std::move(*e));
   }
-  if (tokens.empty()) return call->answer(error_response(400, "there should be at least one submission in a batch"));
   struct Batch {
     std::vector<Json> items;
     std::size_t pending = 0;

@@ -58,82 +58,73 @@ std::string post_request(const std::string& target, const std::string& body) {
       target, body.size(), body);
 }
 
-// `clients` connections, client i to node i % nodes, each POSTing its share
-// of `count` copies of `body` to `target`, pipelined; check() says what is
-// wrong with an answer ("" when right). Seconds until the last answer.
 struct HttpRun {
   double seconds = 0;
   std::string error;
 };
+
+// Runs work(i, share) for clients i = 0..clients-1 at once, each on a thread
+// of its own with its share of `count`; the seconds until the last is done,
+// and the first client's error.
+HttpRun run_clients(int clients, int count,
+                    const std::function<std::string(std::size_t, std::size_t)>& work) {
+  HttpRun run;
+  const auto n = static_cast<std::size_t>(clients);
+  std::vector<std::string> errors(n);
+  auto t0 = Clock::now();
+  {
+    std::vector<std::thread> threads;
+    for (std::size_t i = 0; i < n; ++i) {
+      std::size_t share = static_cast<std::size_t>(count) / n + (i < static_cast<std::size_t>(count) % n ? 1 : 0);
+      threads.emplace_back([&, i, share] { errors[i] = work(i, share); });
+    }
+    for (auto& t : threads) t.join();
+  }
+  run.seconds = seconds_since(t0);
+  for (std::size_t i = 0; i < n && run.error.empty(); ++i) {
+    if (!errors[i].empty()) run.error = fmt::format("client {}: {}", i + 1, errors[i]);
+  }
+  return run;
+}
+
+// `clients` connections, client i to node i % nodes, each POSTing its share
+// of `count` copies of `body` to `target`, pipelined; check() says what is
+// wrong with an answer ("" when right).
 HttpRun http_posts(const std::vector<std::uint16_t>& ports, int clients, int count,
                    const std::string& target, const std::string& body, std::size_t window,
                    std::chrono::seconds timeout,
                    const std::function<std::string(const HttpAnswer&)>& check) {
-  HttpRun run;
   std::vector<std::unique_ptr<HttpClient>> conns;
   for (int i = 0; i < clients; ++i) {
     conns.push_back(std::make_unique<HttpClient>(ports[static_cast<std::size_t>(i) % ports.size()]));
   }
   const std::string request = post_request(target, body);
-  std::vector<std::string> errors(static_cast<std::size_t>(clients));
-  auto t0 = Clock::now();
-  Deadline deadline = t0 + timeout;
-  {
-    std::vector<std::thread> threads;
-    for (int i = 0; i < clients; ++i) {
-      std::size_t share = static_cast<std::size_t>(count / clients + (i < count % clients ? 1 : 0));
-      threads.emplace_back([&, i, share] {
-        HttpClient& http = *conns[static_cast<std::size_t>(i)];
-        errors[static_cast<std::size_t>(i)] = pipeline(
-            http.raw(), share, window, deadline, [&](std::size_t) { return request; },
-            [&](std::size_t k) -> std::string {
-              HttpAnswer a = http.read(left(deadline));
-              if (a.status == 0) return fmt::format("no answer to request {}", k + 1);
-              return check(a);
-            });
-      });
-    }
-    for (auto& t : threads) t.join();
-  }
-  run.seconds = seconds_since(t0);
-  for (int i = 0; i < clients && run.error.empty(); ++i) {
-    if (!errors[static_cast<std::size_t>(i)].empty()) {
-      run.error = fmt::format("client {}: {}", i + 1, errors[static_cast<std::size_t>(i)]);
-    }
-  }
-  return run;
+  Deadline deadline = Clock::now() + timeout;
+  return run_clients(clients, count, [&](std::size_t i, std::size_t share) {
+    HttpClient& http = *conns[i];
+    return pipeline(
+        http.raw(), share, window, deadline, [&](std::size_t) { return request; },
+        [&](std::size_t k) -> std::string {
+          HttpAnswer a = http.read(left(deadline));
+          if (a.status == 0) return fmt::format("no answer to request {}", k + 1);
+          return check(a);
+        });
+  });
 }
 
 // `clients` nc connections, one per node, submitting their share of
 // `count` copies of `line` pipelined; seconds until the last ticket.
 HttpRun line_submits(Cluster& cluster, int clients, int count, const std::string& line,
                      std::size_t window, std::chrono::seconds timeout) {
-  HttpRun run;
   std::vector<std::unique_ptr<Client>> conns;
   for (int i = 0; i < clients; ++i) {
     conns.push_back(std::make_unique<Client>(cluster.node_port(static_cast<std::size_t>(i) % cluster.size())));
   }
-  std::vector<std::string> errors(static_cast<std::size_t>(clients));
-  auto t0 = Clock::now();
-  {
-    std::vector<std::thread> threads;
-    for (int i = 0; i < clients; ++i) {
-      std::size_t share = static_cast<std::size_t>(count / clients + (i < count % clients ? 1 : 0));
-      threads.emplace_back([&, i, share] {
-        std::vector<std::string> tickets;
-        errors[static_cast<std::size_t>(i)] =
-            submit_jobs(*conns[static_cast<std::size_t>(i)], share, line, window, t0 + timeout, tickets);
-      });
-    }
-    for (auto& t : threads) t.join();
-  }
-  run.seconds = seconds_since(t0);
-  for (int i = 0; i < clients && run.error.empty(); ++i) {
-    if (!errors[static_cast<std::size_t>(i)].empty()) {
-      run.error = fmt::format("client {}: {}", i + 1, errors[static_cast<std::size_t>(i)]);
-    }
-  }
-  return run;
+  Deadline deadline = Clock::now() + timeout;
+  return run_clients(clients, count, [&](std::size_t i, std::size_t share) {
+    std::vector<std::string> tickets;
+    return submit_jobs(*conns[i], share, line, window, deadline, tickets);
+  });
 }
 
 std::string created(const HttpAnswer& a) {

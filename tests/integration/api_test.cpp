@@ -454,14 +454,16 @@ TEST_CASE("api: a client that pipelines reads of a large result and never reads 
   std::string burst;
   for (int i = 0; i < 256; ++i) burst += get;
   greedy.raw().send(burst);
-  // Others are served meanwhile, and the node holds little for it.
+  // Others are served meanwhile, and the node holds little for it at any
+  // of these moments (sampled over a second, while it would be rendering).
+  long peak = 0;
   for (int i = 0; i < 5; ++i) {
     CHECK(HttpClient(node.port).get("/statuses").status == 200);
+    peak = std::max(peak, rss_kb(node.cluster.node(0).pid()));
     std::this_thread::sleep_for(200ms);
   }
-  long after = rss_kb(node.cluster.node(0).pid());
-  INFO("VmRSS before " << before << " KB, after " << after << " KB");
-  CHECK(after - before < 64 * 1024);
+  INFO("VmRSS before " << before << " KB, peak after " << peak << " KB");
+  CHECK(peak - before < 64 * 1024);
   // Read, every answer comes, whole and in order.
   for (int i = 0; i < 256; ++i) {
     auto a = greedy.read();
