@@ -44,7 +44,7 @@ const std::vector<std::string>& suite_names() {
 }
 
 const std::vector<std::string>& on_request_names() {
-  static const std::vector<std::string> kNames{"failover", "tls-3p", "soak"};
+  static const std::vector<std::string> kNames{"failover", "tls-3p", "soak", "api-submit"};
   return kNames;
 }
 
@@ -176,6 +176,7 @@ Suite (every measure of the issue's table, each on a fresh cluster):
     failover   kill -9 of the leader of three proxies, 10 times under load: the
                time until a job submitted after the kill has its result
     tls-3p     tls with three replicated proxies (their own links TLS too)
+    api-submit api's first measure alone: POST /submissions against `run` submits
   Timelines go to DIR (default build/bench): e2e-timeline.csv, e2e-2ms-timeline.csv,
   balance-timeline.csv.
   --compare: also measures beanstalkd (when on PATH) in the same run: durable puts

@@ -149,6 +149,7 @@ ScenarioReport run_measure(const std::string& name, const BenchContext& ctx) {
       {"tls", tls_scenario},
       {"soak", soak_scenario},
       {"api", api_scenario},
+      {"api-submit", api_submit_scenario},
       // The same three with replicated proxies, for the side-by-side figures.
       {"submit-3p", replicated(submit_scenario)},
       {"e2e-3p", replicated(e2e_scenario)},

@@ -76,6 +76,8 @@ void tls_scenario(const BenchContext& ctx, ScenarioReport& r);
 void soak_scenario(const BenchContext& ctx, ScenarioReport& r);
 // The judge0-compatible API beside the line protocol (suite_api.cpp).
 void api_scenario(const BenchContext& ctx, ScenarioReport& r);
+// Its first measure alone: durable POST /submissions against `run` submits.
+void api_submit_scenario(const BenchContext& ctx, ScenarioReport& r);
 // Replicated proxies: kill -9 of the leader, ten times; from the kill to a
 // job submitted after it finished and visible through two nodes.
 void failover_scenario(const BenchContext& ctx, ScenarioReport& r);

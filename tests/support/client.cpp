@@ -96,6 +96,10 @@ bool Client::fill(std::chrono::steady_clock::time_point deadline) {
   char buf[65536];
   ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
   if (n <= 0) return false;
+  if (read_ > 0 && read_ >= buffer_.size() / 2) {  // drop what was read, now and then
+    buffer_.erase(0, read_);
+    read_ = 0;
+  }
   buffer_.append(buf, static_cast<std::size_t>(n));
   return true;
 }
@@ -103,10 +107,10 @@ bool Client::fill(std::chrono::steady_clock::time_point deadline) {
 std::optional<std::string> Client::line(std::chrono::milliseconds timeout) {
   auto deadline = Clock::now() + timeout;
   while (true) {
-    auto nl = buffer_.find('\n');
+    auto nl = buffer_.find('\n', read_);
     if (nl != std::string::npos) {
-      std::string l = buffer_.substr(0, nl);
-      buffer_.erase(0, nl + 1);
+      std::string l = buffer_.substr(read_, nl - read_);
+      read_ = nl + 1;
       if (!l.empty() && l.back() == '\r') l.pop_back();
       return l;
     }
@@ -139,16 +143,17 @@ std::vector<std::string> Client::multi(const std::string& cmd, std::chrono::mill
 
 std::optional<std::string> Client::bytes(std::size_t n, std::chrono::milliseconds timeout) {
   auto deadline = Clock::now() + timeout;
-  while (buffer_.size() < n) {
+  while (buffer_.size() - read_ < n) {
     if (!fill(deadline)) return std::nullopt;
   }
-  std::string out = buffer_.substr(0, n);
-  buffer_.erase(0, n);
+  std::string out = buffer_.substr(read_, n);
+  read_ += n;
   return out;
 }
 
 std::optional<std::string> Client::until_close(std::chrono::milliseconds timeout) {
   if (!closed_by_peer(timeout)) return std::nullopt;
+  buffer_.erase(0, std::exchange(read_, 0));
   return std::exchange(buffer_, {});
 }
 

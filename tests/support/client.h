@@ -49,6 +49,7 @@ class Client {
   bool fill(std::chrono::steady_clock::time_point deadline);
   int fd_ = -1;
   std::string buffer_;
+  std::size_t read_ = 0;  // buffer_'s bytes before this were handed out
 };
 
 }  // namespace jc::test
