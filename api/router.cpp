@@ -143,9 +143,9 @@ bool Router::visible(const Call& call, const protocol::JobReport& report) const 
          protocol::may_access(backend_.tokens(), call.name, report.owner);
 }
 
-void Router::handle(const HttpRequest& request, Respond respond) {
+void Router::handle(HttpRequest request, Respond respond) {
   auto call = std::make_shared<Call>();
-  call->request = request;
+  call->request = std::move(request);
   call->respond = std::move(respond);
   std::string_view target = call->request.target;
   auto q = target.find('?');
@@ -209,7 +209,9 @@ void Router::handle(const HttpRequest& request, Respond respond) {
   bool submissions = path == "/submissions" || starts("/submissions/");
   if (submissions && method != "DELETE" && !(method == "POST" && path == "/submissions/batch")) {
     // judge0 checks `fields` everywhere but in a batch create.
-    call->fields = parse_fields(call->query.count("fields") ? call->query["fields"] : "");
+    static const Fields kDefault = parse_fields("");
+    auto asked = call->query.find("fields");
+    call->fields = asked == call->query.end() ? kDefault : parse_fields(asked->second);
     if (!call->fields.invalid.empty()) {
       std::string names;
       for (const auto& f : call->fields.invalid) names += (names.empty() ? "" : ", ") + f;
@@ -217,7 +219,8 @@ void Router::handle(const HttpRequest& request, Respond respond) {
       return;
     }
   } else {
-    call->fields = parse_fields("");
+    static const Fields kDefault = parse_fields("");
+    call->fields = kDefault;
   }
 
   if (method == "POST" && path == "/submissions") return submit(call);
@@ -334,9 +337,16 @@ void Router::submit(const std::shared_ptr<Call>& call) {
   sub.spec.owner = call->name.value_or("");
   sub.spec.submitted_ms = backend_.now();
   const bool wait = call->flag("wait");
-  auto spec = std::make_shared<protocol::JobSpec>(sub.spec);
+  // The spec is kept for the answer only when the answer is the result.
+  auto spec = wait ? std::make_shared<protocol::JobSpec>(sub.spec) : nullptr;
   backend_.submit(std::move(sub.spec), [this, call, wait, spec](const std::string& ticket) {
-    if (!wait) return call->answer(json_response(201, Json{{"token", ticket}}));
+    if (!wait) {
+      // A ticket is letters, digits and dashes: nothing to escape.
+      HttpResponse r;
+      r.status = 201;
+      r.body = fmt::format(R"({{"token":"{}"}})", ticket);
+      return call->answer(std::move(r));
+    }
     client::LookupRequest req{ticket, true, static_cast<double>(context_.settings.max_wait_s), false};
     backend_.lookup(req, [this, call, spec](const protocol::JobReport& r, bool) {
       auto out = render_submission(r, spec.get(), call->fields, call->base64, context_.table);

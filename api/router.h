@@ -64,7 +64,7 @@ std::string_view playground_page();
 class Router {
  public:
   Router(client::Backend& backend, ApiContext context);
-  void handle(const HttpRequest& request, Respond respond);
+  void handle(HttpRequest request, Respond respond);
   const ApiContext& context() const { return context_; }
 
  private:

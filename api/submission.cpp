@@ -39,13 +39,14 @@ class Checker {
     errors_.push_back({attribute, {std::move(message)}});
   }
 
-  bool has(const char* key) const { return body_.contains(key) && !body_[key].is_null(); }
+  bool has(const char* key) const { return at(key) != nullptr; }
 
   // A number given as a JSON number or a numeric string (Rails casts both);
   // nullopt when absent or null; an error when it is not a number.
   std::optional<double> number(const char* key) {
-    if (!has(key)) return std::nullopt;
-    const json& v = body_[key];
+    const json* found = at(key);
+    if (found == nullptr) return std::nullopt;
+    const json& v = *found;
     if (v.is_number()) return v.get<double>();
     if (v.is_string()) {
       const std::string& s = v.get_ref<const std::string&>();
@@ -62,11 +63,8 @@ class Checker {
 
   // judge0's numericality validations, on the value or its default.
   double bounded(const char* key, double fallback, double low, bool low_inclusive, double high) {
-    auto v = number(key);
-    if (!v) {
-      if (has(key)) return fallback;  // not a number: said already
-      v = fallback;
-    }
+    std::optional<double> v = at(key) != nullptr ? number(key) : fallback;
+    if (!v) return fallback;  // not a number: said already
     if (low_inclusive ? *v < low : *v <= low) {
       add(key, fmt::format("must be greater than {}{}", low_inclusive ? "or equal to " : "",
                            number_text(low)));
@@ -78,8 +76,9 @@ class Checker {
 
   // A boolean as Rails casts one: true/false, "true"/"false", 1/0.
   std::optional<bool> boolean(const char* key) {
-    if (!has(key)) return std::nullopt;
-    const json& v = body_[key];
+    const json* found = at(key);
+    if (found == nullptr) return std::nullopt;
+    const json& v = *found;
     if (v.is_boolean()) return v.get<bool>();
     if (v.is_number_integer()) return v.get<long long>() != 0;
     if (v.is_string()) {
@@ -94,8 +93,9 @@ class Checker {
   // A string attribute (a number is taken as its text, as Rails does);
   // nullopt when absent or null.
   std::optional<std::string> text(const char* key) {
-    if (!has(key)) return std::nullopt;
-    const json& v = body_[key];
+    const json* found = at(key);
+    if (found == nullptr) return std::nullopt;
+    const json& v = *found;
     if (v.is_string()) return v.get<std::string>();
     if (v.is_number()) return v.dump();
     add(key, "must be a string");
@@ -103,6 +103,12 @@ class Checker {
   }
 
  private:
+  // The attribute's value; nullptr when absent or null.
+  const json* at(const char* key) const {
+    auto it = body_.find(key);
+    return it == body_.end() || it->is_null() ? nullptr : &*it;
+  }
+
   const json& body_;
   Errors& errors_;
 };
@@ -138,6 +144,9 @@ std::string quoted_words(std::string_view text) {
 bool simple_command(std::string_view cmd) {
   return cmd.find_first_of(";&|\n`$()<>=") == std::string_view::npos;
 }
+
+// What a job of the language needs of a node (the label its nodes offer).
+std::string need_of(const Language& language) { return "lang:" + std::to_string(language.id); }
 
 }  // namespace
 
@@ -223,15 +232,16 @@ Submission parse_submission(const nlohmann::json& body, bool base64, const Setti
   a.enable_network = c.boolean("enable_network").value_or(false);
   if (language_id && language == nullptr) {
     c.add("language_id", fmt::format("language with id {} doesn't exist", number_text(*language_id)));
-  } else if (language != nullptr && offered && !offered(fmt::format("lang:{}", language->id))) {
+  } else if (language != nullptr && offered && !offered(need_of(*language))) {
     c.add("language_id", fmt::format("no node of this cluster runs the language with id {}",
                                      language->id));
   }
   if (options && !options->empty() && language != nullptr && !language->compile_cmd) {
     c.add("compiler_options", "setting compiler options is only allowed for compiled languages");
   }
-  bool network_offered = offered ? offered("network") : s.allow_network;
-  if (a.enable_network && !network_offered) c.add("enable_network", "enabling network is not allowed");
+  if (a.enable_network && !(offered ? offered("network") : s.allow_network)) {
+    c.add("enable_network", "enabling network is not allowed");
+  }
   // The zip goes into /box beside the source; what cannot is refused now.
   Extracted extracted;
   if (zip && !zip->empty()) {
@@ -343,7 +353,7 @@ Submission parse_submission(const nlohmann::json& body, bool base64, const Setti
     cl.processes = s.max_max_processes_and_or_threads;
     cl.network = false;
   }
-  spec.needs.push_back(fmt::format("lang:{}", language->id));
+  spec.needs.push_back(need_of(*language));
   if (a.enable_network) spec.needs.push_back("network");
   spec.is_api = true;
   spec.api = std::move(a);

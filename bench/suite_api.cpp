@@ -176,23 +176,57 @@ void submit_rates(const BenchContext& ctx, ScenarioReport& r, bool quick) {
       ">= 0.7 x the line protocol's tickets/s");
   const std::string sleeper_line = "run --timeout 300000 bash -c 'sleep 300'";
   std::vector<double> api_rates, line_rates;
+  // CPU microseconds per job of the proxy, of the nodes together and of the
+  // clients, over the submits alone: where each side's time goes.
+  struct Cost {
+    std::vector<double> proxy, nodes, clients;
+  } api_cost, line_cost;
+  auto timed = [&](Cluster& cluster, Cost& cost, const std::function<HttpRun()>& run) {
+    auto cpu = [&] {
+      std::vector<double> out{0, 0, self_usage().cpu_s};
+      for (const auto& u : cluster_usage(cluster)) out[u.name.rfind("node", 0) == 0 ? 1 : 0] += u.cpu_s;
+      return out;
+    };
+    auto before = cpu();
+    HttpRun result = run();
+    // The tickets come before the proxy has every job: the work counts
+    // until it has them all.
+    poll_stats(cluster.node_port(0), [&](const ClusterSnapshot& s) { return s.submitted >= submits; },
+               std::chrono::seconds(60), std::chrono::milliseconds(20));
+    auto after = cpu();
+    auto per_job = [&](int i) { return (after[i] - before[i]) * 1e6 / submits; };
+    cost.proxy.push_back(per_job(0));
+    cost.nodes.push_back(per_job(1));
+    cost.clients.push_back(per_job(2));
+    return result;
+  };
   for (int round = 0; round < rounds; ++round) {
     {
       auto cluster = api_cluster(ctx);
-      HttpRun line = line_submits(*cluster, 3, submits, sleeper_line, ctx.window, ctx.sizes.timeout);
+      HttpRun line = timed(*cluster, line_cost, [&] {
+        return line_submits(*cluster, 3, submits, sleeper_line, ctx.window, ctx.sizes.timeout);
+      });
       if (!line.error.empty()) throw std::runtime_error("line-protocol submits: " + line.error);
       line_rates.push_back(safe_rate(submits, line.seconds));
     }
     {
       auto cluster = api_cluster(ctx);
       auto ports = api_ports(*cluster);
-      HttpRun api = http_posts(ports, 3, submits, "/submissions", sleeper_body(), ctx.window,
-                               ctx.sizes.timeout, created);
+      HttpRun api = timed(*cluster, api_cost, [&] {
+        return http_posts(ports, 3, submits, "/submissions", sleeper_body(), ctx.window,
+                          ctx.sizes.timeout, created);
+      });
       if (!api.error.empty()) throw std::runtime_error("API submits: " + api.error);
       api_rates.push_back(safe_rate(submits, api.seconds));
       if (round == rounds - 1) r.usage = cluster_usage(*cluster);
     }
   }
+  auto cost_text = [](const Cost& c) {
+    return fmt::format("proxy {:.1f}, nodes {:.1f}, clients {:.1f}", median_of(c.proxy),
+                       median_of(c.nodes), median_of(c.clients));
+  };
+  r.details.push_back(fmt::format("CPU µs per submit (medians): API {}; `run` {}",
+                                  cost_text(api_cost), cost_text(line_cost)));
   double api_rate = median_of(api_rates), line_rate = median_of(line_rates);
   double ratio = line_rate > 0 ? api_rate / line_rate : 0;
   set_measure(r, m_submit,

@@ -490,6 +490,54 @@ TEST_CASE("api: a HEAD answer has no body, and the next answer on the connection
   CHECK(options.headers.count("content-length") == 0);
 }
 
+TEST_CASE("api: answers are framed as HTTP/1.0 and 1.1 clients expect") {
+  ApiNode node;
+  {  // 1.0 without keep-alive: a 1.0 answer with its length, then a close.
+    HttpClient http(node.port);
+    http.raw().send("GET /version HTTP/1.0\r\n\r\n");
+    std::string all = http.raw().until_close().value_or("");
+    CHECK(all.rfind("HTTP/1.0 200 OK\r\n", 0) == 0);
+    CHECK(all.find("\r\nContent-Length: 6\r\n") != std::string::npos);
+    CHECK(all.find("keep-alive") == std::string::npos);
+    CHECK(all.size() >= 6);
+    CHECK(all.substr(all.size() - 6) == "1.13.1");
+  }
+  {  // 1.0 asking for keep-alive: it says so, and the connection serves another.
+    HttpClient http(node.port);
+    http.raw().send("GET /version HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    auto head = http.raw().until("\r\n\r\n");
+    REQUIRE(head);
+    CHECK(head->rfind("HTTP/1.0 200 OK\r\n", 0) == 0);
+    CHECK(head->find("\r\nConnection: keep-alive\r\n") != std::string::npos);
+    CHECK(http.raw().bytes(6) == std::optional<std::string>("1.13.1"));
+    http.raw().send("GET /version HTTP/1.0\r\n\r\n");
+    auto again = http.raw().until_close().value_or("");
+    CHECK(again.rfind("HTTP/1.0 200 OK\r\n", 0) == 0);
+  }
+  // 1.1: the reason phrases, a close only when asked, and what every answer says.
+  HttpClient http(node.port);
+  http.raw().send(
+      "POST /submissions HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\n{"
+      "GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n"
+      "POST /submissions HTTP/1.1\r\nHost: t\r\nContent-Length: 36\r\nConnection: close\r\n\r\n"
+      "{\"source_code\":\"x\",\"language_id\":46}");
+  std::string all = http.raw().until_close().value_or("");
+  auto bad = all.find("HTTP/1.1 400 Bad Request\r\n");
+  auto missing = all.find("HTTP/1.1 404 Not Found\r\n");
+  auto created = all.find("HTTP/1.1 201 Created\r\n");
+  CHECK(bad == 0);
+  CHECK(missing != std::string::npos);
+  CHECK(created != std::string::npos);
+  CHECK(bad < missing);
+  CHECK(missing < created);
+  CHECK(all.find("Connection: close") > created);
+  CHECK(all.find("Connection: close") != std::string::npos);
+  CHECK(all.find("\r\nServer: jobcluster\r\n") != std::string::npos);
+  CHECK(all.find("\r\nCache-Control: no-store\r\n") != std::string::npos);
+  CHECK(all.find("\r\nContent-Type: application/json; charset=utf-8\r\n") != std::string::npos);
+  CHECK(all.find("{\"token\":\"") != std::string::npos);
+}
+
 TEST_CASE("api: DELETE cancels a running submission") {
   ApiNode node;
   HttpClient http(node.port);

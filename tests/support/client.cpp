@@ -118,6 +118,23 @@ std::optional<std::string> Client::line(std::chrono::milliseconds timeout) {
   }
 }
 
+std::optional<std::string> Client::until(std::string_view end, std::chrono::milliseconds timeout) {
+  auto deadline = Clock::now() + timeout;
+  std::size_t from = read_;
+  while (true) {
+    auto at = buffer_.find(end, from);
+    if (at != std::string::npos) {
+      std::string out = buffer_.substr(read_, at + end.size() - read_);
+      read_ = at + end.size();
+      return out;
+    }
+    from = buffer_.size() - std::min(buffer_.size() - read_, end.size());
+    std::size_t before = read_;
+    if (!fill(deadline)) return std::nullopt;
+    from -= before - read_;  // fill() may have dropped what was read
+  }
+}
+
 std::string Client::command(const std::string& cmd, std::chrono::milliseconds timeout) {
   if (!send(cmd + "\n")) return "";
   return line(timeout).value_or("");

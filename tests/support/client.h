@@ -36,6 +36,10 @@ class Client {
   // A reply whose first line is "Word: N" followed by N lines.
   std::vector<std::string> multi(const std::string& cmd,
                                  std::chrono::milliseconds timeout = std::chrono::seconds(15));
+  // Everything up to and including `end` (an HTTP head and its blank line);
+  // nullopt on timeout or close.
+  std::optional<std::string> until(std::string_view end,
+                                   std::chrono::milliseconds timeout = std::chrono::seconds(15));
   // Exactly n bytes (a framed block); nullopt on timeout or close.
   std::optional<std::string> bytes(std::size_t n,
                                    std::chrono::milliseconds timeout = std::chrono::seconds(15));

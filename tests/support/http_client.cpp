@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 
 namespace jc::test {
 
@@ -21,30 +22,38 @@ HttpAnswer HttpClient::request(const std::string& method, const std::string& pat
 
 HttpAnswer HttpClient::read(std::chrono::milliseconds timeout) {
   HttpAnswer a;
-  auto status = client_.line(timeout);
-  if (!status || status->rfind("HTTP/1.", 0) != 0 || status->size() < 12) return a;
-  a.status = std::stoi(status->substr(9, 3));
-  while (true) {
-    auto h = client_.line(timeout);
-    if (!h) return HttpAnswer{};
-    std::string line = *h;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty()) break;
+  auto head = client_.until("\r\n\r\n", timeout);
+  if (!head || head->rfind("HTTP/1.", 0) != 0 || head->size() < 12) return a;
+  std::string_view rest(*head);
+  auto line_end = rest.find("\r\n");
+  std::string_view status = rest.substr(0, line_end);
+  int code = 0;
+  std::from_chars(status.data() + 9, status.data() + std::min<std::size_t>(12, status.size()), code);
+  if (code == 0) return a;
+  rest.remove_prefix(line_end + 2);
+  while (!rest.empty()) {
+    line_end = rest.find("\r\n");
+    std::string_view line = rest.substr(0, line_end);
+    rest.remove_prefix(line_end == std::string_view::npos ? rest.size() : line_end + 2);
     auto colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    std::string name = line.substr(0, colon);
+    if (colon == std::string_view::npos) continue;
+    std::string name(line.substr(0, colon));
     std::transform(name.begin(), name.end(), name.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    std::string value = line.substr(colon + 1);
-    while (!value.empty() && value.front() == ' ') value.erase(0, 1);
-    a.headers[name] = value;
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    a.headers[std::move(name)] = std::string(value);
   }
-  std::size_t length = a.headers.count("content-length") ? std::stoul(a.headers["content-length"]) : 0;
+  std::size_t length = 0;
+  if (auto it = a.headers.find("content-length"); it != a.headers.end()) {
+    std::from_chars(it->second.data(), it->second.data() + it->second.size(), length);
+  }
   if (length > 0) {
     auto body = client_.bytes(length, timeout);
     if (!body) return HttpAnswer{};
-    a.body = *body;
+    a.body = std::move(*body);
   }
+  a.status = code;
   return a;
 }
 
