@@ -4,7 +4,8 @@
 // a node reports it, rendered as judge0's response attributes (its names,
 // types and units: `time` a decimal string in seconds, `memory` an integer
 // in KB, `status` {id, description}, dates in ISO 8601), only the `fields`
-// asked for, Base64 where asked. Pure: no sockets, no clock, no node.
+// asked for, Base64 where asked (api/response.cpp). Pure: no sockets, no
+// clock, no node.
 //
 // How a submission runs: the source goes into /box under its language's
 // file name, the zip of `additional_files` beside it; the language's

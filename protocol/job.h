@@ -85,6 +85,8 @@ struct Limits {
 // memory in KB); the job's Limits are what the sandbox applies.
 struct ApiRequest {
   std::int32_t language_id = 0;
+  // Only in records of earlier builds: the source is now kept once, as its
+  // file in JobSpec::files.
   std::string source_code;
   std::string compiler_options;
   std::string command_line_arguments;

@@ -350,6 +350,27 @@ TEST_CASE("api response: the request's attributes as judge0 stores them, and ave
                        R"j("source_code":"print(1)"})j");
 }
 
+TEST_CASE("api records: the source is kept once, and an earlier build's copy still answers") {
+  Submission s = parsed(R"j({"source_code": "print(42)", "language_id": 71})j");
+  REQUIRE(s.errors.empty());
+  CHECK(s.spec.api.source_code.empty());
+  REQUIRE(s.spec.files.size() == 1);
+  CHECK(s.spec.files[0].name == "script.py");
+  CHECK(s.spec.files[0].content == "print(42)");
+  protocol::JobReport r;
+  r.ticket = "t1";
+  r.state = protocol::JobState::kQueued;
+  auto out = render_submission(r, &s.spec, parse_fields("source_code"), false, table());
+  REQUIRE(out);
+  CHECK(out->dump() == R"j({"source_code":"print(42)"})j");
+  // A record of an earlier build has it in the request as well.
+  s.spec.api.source_code = "print(42)";
+  s.spec.files[0].content = "print(42)";
+  auto old = render_submission(r, &s.spec, parse_fields("source_code"), true, table());
+  REQUIRE(old);
+  CHECK(old->dump() == R"({"source_code":"cHJpbnQoNDIp\n"})");
+}
+
 TEST_CASE("api fields: judge0's default, all with *, and unknown names reported") {
   CHECK(parse_fields("").names ==
         std::vector<std::string>{"token", "time", "memory", "stdout", "stderr", "compile_output",
