@@ -105,7 +105,7 @@ HttpRun http_posts(const std::vector<std::uint16_t>& ports, int clients, int cou
     return pipeline(
         http.raw(), share, window, deadline, [&](std::size_t) { return request; },
         [&](std::size_t k) -> std::string {
-          HttpAnswer a = http.read(left(deadline));
+          HttpAnswer a = http.read(left(deadline), false);
           if (a.status == 0) return fmt::format("no answer to request {}", k + 1);
           return check(a);
         });

@@ -20,7 +20,7 @@ HttpAnswer HttpClient::request(const std::string& method, const std::string& pat
   return read(timeout);
 }
 
-HttpAnswer HttpClient::read(std::chrono::milliseconds timeout) {
+HttpAnswer HttpClient::read(std::chrono::milliseconds timeout, bool headers) {
   HttpAnswer a;
   auto head = client_.until("\r\n\r\n", timeout);
   if (!head || head->rfind("HTTP/1.", 0) != 0 || head->size() < 12) return a;
@@ -31,22 +31,27 @@ HttpAnswer HttpClient::read(std::chrono::milliseconds timeout) {
   std::from_chars(status.data() + 9, status.data() + std::min<std::size_t>(12, status.size()), code);
   if (code == 0) return a;
   rest.remove_prefix(line_end + 2);
+  std::size_t length = 0;
   while (!rest.empty()) {
     line_end = rest.find("\r\n");
     std::string_view line = rest.substr(0, line_end);
     rest.remove_prefix(line_end == std::string_view::npos ? rest.size() : line_end + 2);
     auto colon = line.find(':');
     if (colon == std::string_view::npos) continue;
-    std::string name(line.substr(0, colon));
-    std::transform(name.begin(), name.end(), name.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    std::string_view name = line.substr(0, colon);
     std::string_view value = line.substr(colon + 1);
     while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
-    a.headers[std::move(name)] = std::string(value);
-  }
-  std::size_t length = 0;
-  if (auto it = a.headers.find("content-length"); it != a.headers.end()) {
-    std::from_chars(it->second.data(), it->second.data() + it->second.size(), length);
+    constexpr std::string_view kLength = "content-length";
+    if (std::equal(name.begin(), name.end(), kLength.begin(), kLength.end(),
+                   [](char x, char y) { return std::tolower(static_cast<unsigned char>(x)) == y; })) {
+      std::from_chars(value.data(), value.data() + value.size(), length);
+    }
+    if (headers) {
+      std::string lower(name);
+      std::transform(lower.begin(), lower.end(), lower.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      a.headers[std::move(lower)] = std::string(value);
+    }
   }
   if (length > 0) {
     auto body = client_.bytes(length, timeout);

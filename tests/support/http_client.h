@@ -36,8 +36,9 @@ class HttpClient {
                   const std::map<std::string, std::string>& headers = {}) {
     return request("POST", path, body, headers);
   }
-  // Reads one answer to bytes sent by hand.
-  HttpAnswer read(std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  // Reads one answer to bytes sent by hand; `headers` false keeps only the
+  // status and body (a benchmark's client, which shares the machine).
+  HttpAnswer read(std::chrono::milliseconds timeout = std::chrono::seconds(60), bool headers = true);
   Client& raw() { return client_; }
 
  private:
