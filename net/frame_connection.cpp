@@ -101,6 +101,13 @@ void FrameConnection::arm_deadline() {
   deadline_.async_wait([self = shared_from_this()](const error_code& ec) {
     if (ec || self->closed_) return;
     if (self->paused_) self->last_heard_ = std::chrono::steady_clock::now();
+    // Bytes waiting in the socket were sent while this process could not
+    // read them (it was stopped, or starved of CPU, and this wait ended
+    // first on resuming): the peer spoke, whatever the clock says.
+    boost::system::error_code waiting_ec;
+    if (self->ready_ && self->socket().available(waiting_ec) > 0 && !waiting_ec) {
+      self->last_heard_ = std::chrono::steady_clock::now();
+    }
     if (std::chrono::steady_clock::now() - self->last_heard_ >= self->idle_timeout_) {
       std::string ms = std::to_string(self->idle_timeout_.count());
       self->close(self->ready_ ? "no message within " + ms + " ms"
