@@ -17,6 +17,7 @@
 #include <filesystem>
 
 #include "bench/beanstalk.h"
+#include "bench/redis.h"
 #include "bench/figures.h"
 #include "bench/options.h"
 #include "bench/probe.h"
@@ -185,6 +186,24 @@ int run_suite(const Options& o) {
     }
   }
 
+  std::optional<RedisRun> redis;
+  if (o.compare) {
+    say("running redis comparison ...\n");
+    redis = run_redis({.pushes = ctx.sizes.submit_jobs,
+                       .jobs = ctx.sizes.e2e_jobs,
+                       .latency_jobs = ctx.sizes.latency_jobs,
+                       .window = ctx.window,
+                       .timeout = ctx.sizes.timeout});
+    if (redis->skipped) {
+      say("  comparison skipped: " + redis->why_skipped + "\n");
+    } else if (!redis->report.error.empty()) {
+      say("  FAILED: " + redis->report.error + "\n");
+      ++failed;
+    } else {
+      say(fmt::format("  done in {:.1f} s\n", redis->report.seconds));
+    }
+  }
+
   say("\n## Results\n\n" + summary_table(reports));
   if (beanstalk && !beanstalk->skipped) {
     std::map<std::string, double> ours;
@@ -195,9 +214,18 @@ int run_suite(const Options& o) {
   } else if (beanstalk) {
     say("\nbeanstalkd comparison skipped: " + beanstalk->why_skipped + "\n");
   }
+  if (redis && !redis->skipped) {
+    std::map<std::string, double> ours;
+    for (const auto& r : reports) ours.insert(r.figures.begin(), r.figures.end());
+    say("\n## jobcluster / redis (same machine, same run)\n\n" +
+        redis_table(ours, redis->report.figures, ctx.sizes.submit_jobs, ctx.sizes.e2e_jobs));
+  } else if (redis) {
+    say("\nredis comparison skipped: " + redis->why_skipped + "\n");
+  }
   say("\n## Details\n\n");
   for (const auto& r : reports) say(scenario_details(r));
   if (beanstalk && !beanstalk->skipped) say(scenario_details(beanstalk->report));
+  if (redis && !redis->skipped) say(scenario_details(redis->report));
   if (ran(reports, "chart")) {
     say(fmt::format(
         "\nchart: scripts/bench-chart {}/e2e-2ms-timeline.csv docs/benchmarks-e2e.png\n",
@@ -227,7 +255,7 @@ int main(int argc, char** argv) {
   // --compare alone: the two measures it compares.
   if (o.compare && !o.suite) {
     o.suite = true;
-    o.only = {"submit", "e2e"};
+    o.only = {"submit", "e2e", "latency"};
   }
   return o.suite ? run_suite(o) : run_single(o);
 }

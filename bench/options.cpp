@@ -179,9 +179,12 @@ Suite (every measure of the issue's table, each on a fresh cluster):
     api-submit api's first measure alone: POST /submissions against `run` submits
   Timelines go to DIR (default build/bench): e2e-timeline.csv, e2e-2ms-timeline.csv,
   balance-timeline.csv.
-  --compare: also measures beanstalkd (when on PATH) in the same run: durable puts
-  and put-reserve-delete end to end, and prints jobcluster / beanstalkd. Alone
-  (without --suite/--quick/--only) it runs the measures submit and e2e.
+  --compare: also measures beanstalkd and redis (each when on PATH) in the same
+  run: beanstalkd's durable puts and put-reserve-delete end to end; redis with
+  appendfsync always: LPUSH, LPUSH with BLMOVE + LREM workers end to end, idle
+  latency and memory. Prints jobcluster / beanstalkd and jobcluster / redis.
+  Alone (without --suite/--quick/--only) it runs the measures submit, e2e and
+  latency.
 
 Soak (only when named: jc_bench --only soak, alone or with other names):
   jc_bench --only soak [--soak-seconds N] [--soak-rate R] [--soak-ttl MS]

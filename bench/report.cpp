@@ -84,6 +84,35 @@ std::string comparison_table(const std::map<std::string, double>& jobcluster,
            "e2e_rate", "e2e_rate", "/s")});
 }
 
+std::string redis_table(const std::map<std::string, double>& jobcluster,
+                        const std::map<std::string, double>& redis, int pushes, int jobs) {
+  auto figure = [](const std::map<std::string, double>& m, const std::string& key) {
+    auto it = m.find(key);
+    return it == m.end() ? std::optional<double>() : std::optional<double>(it->second);
+  };
+  auto row = [&](std::string name, const std::string& key, const std::string& unit, int digits) {
+    auto a = figure(jobcluster, key);
+    auto b = figure(redis, key == "submit_rate" ? "push_rate" : key);
+    auto text = [&](double v) {
+      return digits == 0 ? grouped(v) + unit : fmt::format("{:.{}f}{}", v, digits, unit);
+    };
+    std::string ratio = a && b && *b > 0 ? fmt::format("{:.2f}", *a / *b) : "-";
+    return std::vector<std::string>{std::move(name), a ? text(*a) : "-", b ? text(*b) : "-", ratio};
+  };
+  return markdown_table(
+      {"measure", "jobcluster", "redis", "jobcluster / redis"},
+      {row(fmt::format("durable submits, {}, 1 client pipelining (LPUSH, appendfsync always)",
+                       grouped(pushes)),
+           "submit_rate", "/s", 0),
+       row(fmt::format("end to end, {} jobs: 3 clients submit+wait / 3 producers LPUSH + 3 "
+                       "workers BLMOVE+LREM",
+                       grouped(jobs)),
+           "e2e_rate", "/s", 0),
+       row("idle latency p50, one job at a time", "latency_p50_ms", " ms", 2),
+       row("idle latency p99", "latency_p99_ms", " ms", 2),
+       row("peak RSS during end to end (jobcluster: proxy and 3 nodes)", "e2e_rss_mb", " MB", 1)});
+}
+
 std::vector<std::string> usage_lines(const std::vector<ProcessUsage>& usage) {
   std::vector<std::string> lines;
   // Up to a handful of processes, one line each; beyond that (100 nodes) a

@@ -53,6 +53,10 @@ std::string summary_table(const std::vector<ScenarioReport>& reports);
 // "put_rate") and end to end ("e2e_rate" in both); "-" where a figure is missing.
 std::string comparison_table(const std::map<std::string, double>& jobcluster,
                              const std::map<std::string, double>& beanstalkd, int puts, int jobs);
+// The same against redis (issue 21's table): submits, end to end, idle
+// latency and the memory of the end-to-end run, each with its ratio.
+std::string redis_table(const std::map<std::string, double>& jobcluster,
+                        const std::map<std::string, double>& redis, int pushes, int jobs);
 // Indented lines about the processes: one per process, or several per line
 // when there are many (the 100-node scenario).
 std::vector<std::string> usage_lines(const std::vector<ProcessUsage>& usage);

@@ -233,6 +233,9 @@ void e2e_scenario(const BenchContext& ctx, ScenarioReport& r) {
   double rate = run.jobs_per_s(n);
   set_measure(r, m, grouped(rate) + " jobs/s", rate >= (ctx.proxies > 1 ? 10'000 : 20'000));
   r.figures["e2e_rate"] = rate;
+  double rss = 0;
+  for (const auto& u : r.usage) rss += u.peak_mb;
+  r.figures["e2e_rss_mb"] = rss;  // the proxy's and the nodes' peaks
   r.details.push_back(e2e_detail(run, n));
   r.details.push_back(timeline_detail(run.samples));
   r.details.push_back("jobs per node: " + outcome_text(run.outcomes));
@@ -277,6 +280,10 @@ void latency_scenario(const BenchContext& ctx, ScenarioReport& r, int dispatch_p
   }
   double p50 = percentile(run.ms, 0.5);
   set_measure(r, m, fmt::format("{:.2f} ms", p50), p50 < limit);
+  if (dispatch_period != 10) {  // the default's, for --compare
+    r.figures["latency_p50_ms"] = p50;
+    r.figures["latency_p99_ms"] = percentile(run.ms, 0.99);
+  }
   r.details.push_back("submit to result (submit, then `wait`, same node): " + latency_text(run.ms));
 }
 
