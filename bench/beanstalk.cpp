@@ -11,65 +11,29 @@
 #include "bench/figures.h"
 #include "bench/pipeline.h"
 #include "bench/probe.h"
-#include "tests/support/process.h"
+#include "bench/peer_server.h"
 
 namespace jc::bench {
 
 namespace {
 
-namespace fs = std::filesystem;
 using jc::test::Client;
-using jc::test::Process;
 
 // A tiny body, as a jobcluster sleep job "0" is one byte.
 constexpr std::string_view kPut = "put 0 0 60 1\r\n0\r\n";
 
-// One beanstalkd with its binlog in a fresh directory, removed at the end.
-class Server {
- public:
-  explicit Server(const std::string& binary) {
-    std::string tmpl = (fs::temp_directory_path() / "jc-bench-beanstalkd-XXXXXX").string();
-    if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    dir_ = tmpl;
-    // The free port may be taken between the probe and the bind: try again.
-    for (int attempt = 0; attempt < 3 && port_ == 0; ++attempt) {
-      std::uint16_t port = free_loopback_port();
-      process_ = std::make_unique<Process>(
-          binary,
-          std::vector<std::string>{"-l", "127.0.0.1", "-p", std::to_string(port), "-b",
-                                   dir_ + "/binlog", "-f", "0"},
-          std::map<std::string, std::string>{}, dir_ + "/beanstalkd.log");
-      fs::create_directories(dir_ + "/binlog");
-      process_->start();
-      // beanstalkd logs nothing when it listens: poll until it accepts.
-      bool up = jc::test::eventually(
-          [&] {
-            return Client(port, std::chrono::milliseconds(100)).connected() || !process_->running();
-          },
-          std::chrono::seconds(5), std::chrono::milliseconds(20));
-      if (up && process_->running()) port_ = port;
-    }
-    if (port_ == 0) {
-      std::string log = process_->log_since_start();
-      process_.reset();
-      std::error_code ec;
-      fs::remove_all(dir_, ec);
-      throw std::runtime_error("beanstalkd did not start: " + log);
-    }
-  }
-  ~Server() {
-    process_.reset();  // kill -9 by PID
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::uint16_t port() const { return port_; }
-  ProcessUsage usage(const std::string& name) const { return usage_of(name, process_->pid()); }
-
- private:
-  std::string dir_;
-  std::unique_ptr<Process> process_;
-  std::uint16_t port_ = 0;
-};
+// One beanstalkd with its binlog (an fsync on every write) in a fresh
+// directory; it logs nothing when it listens, so it is up once it accepts.
+PeerServer start_server(const std::string& binary) {
+  return PeerServer(
+      binary, "beanstalkd",
+      [](std::uint16_t port, const std::string& dir) {
+        std::filesystem::create_directories(dir + "/binlog");
+        return std::vector<std::string>{"-l", "127.0.0.1", "-p", std::to_string(port),
+                                        "-b", dir + "/binlog", "-f", "0"};
+      },
+      [](std::uint16_t port) { return Client(port, std::chrono::milliseconds(100)).connected(); });
+}
 
 std::string put_many(Client& client, std::size_t count, std::size_t window, Deadline deadline) {
   return pipeline(
@@ -111,7 +75,7 @@ std::string work(Client& client, int total, std::atomic<int>& deleted,
 }
 
 void measure_puts(const std::string& binary, const BeanstalkSpec& spec, ScenarioReport& r) {
-  Server server(binary);
+  PeerServer server = start_server(binary);
   Client client(server.port());
   auto t0 = Clock::now();
   std::string error =
@@ -127,7 +91,7 @@ void measure_puts(const std::string& binary, const BeanstalkSpec& spec, Scenario
 }
 
 void measure_e2e(const std::string& binary, const BeanstalkSpec& spec, ScenarioReport& r) {
-  Server server(binary);
+  PeerServer server = start_server(binary);
   std::vector<std::unique_ptr<Client>> workers, producers;
   for (int i = 0; i < spec.workers; ++i) workers.push_back(std::make_unique<Client>(server.port()));
   for (int i = 0; i < spec.producers; ++i) {

@@ -11,13 +11,11 @@
 #include "bench/figures.h"
 #include "bench/pipeline.h"
 #include "bench/probe.h"
-#include "tests/support/process.h"
+#include "bench/peer_server.h"
 
 namespace jc::bench {
 
-namespace fs = std::filesystem;
 using jc::test::Client;
-using jc::test::Process;
 
 std::string resp_command(const std::vector<std::string>& words) {
   std::string out = fmt::format("*{}\r\n", words.size());
@@ -33,55 +31,23 @@ const std::string& push_command() {
   return c;
 }
 
-// One redis-server with its append-only file in a fresh directory, removed
-// at the end.
-class Server {
- public:
-  explicit Server(const std::string& binary) {
-    std::string tmpl = (fs::temp_directory_path() / "jc-bench-redis-XXXXXX").string();
-    if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    dir_ = tmpl;
-    // The free port may be taken between the probe and the bind: try again.
-    for (int attempt = 0; attempt < 3 && port_ == 0; ++attempt) {
-      std::uint16_t port = free_loopback_port();
-      process_ = std::make_unique<Process>(
-          binary,
-          std::vector<std::string>{"--bind", "127.0.0.1", "--port", std::to_string(port), "--dir",
-                                   dir_, "--appendonly", "yes", "--appendfsync", "always",
-                                   "--save", "", "--daemonize", "no", "--protected-mode", "no"},
-          std::map<std::string, std::string>{}, dir_ + "/redis.log");
-      process_->start();
-      bool up = jc::test::eventually(
-          [&] {
-            if (!process_->running()) return true;
-            Client c(port, std::chrono::milliseconds(100));
-            return c.connected() && c.send(resp_command({"PING"})) &&
-                   c.line(std::chrono::milliseconds(500)) == std::optional<std::string>("+PONG");
-          },
-          std::chrono::seconds(10), std::chrono::milliseconds(20));
-      if (up && process_->running()) port_ = port;
-    }
-    if (port_ == 0) {
-      std::string log = process_->log_since_start();
-      process_.reset();
-      std::error_code ec;
-      fs::remove_all(dir_, ec);
-      throw std::runtime_error("redis-server did not start: " + log);
-    }
-  }
-  ~Server() {
-    process_.reset();  // kill -9 by PID
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::uint16_t port() const { return port_; }
-  ProcessUsage usage(const std::string& name) const { return usage_of(name, process_->pid()); }
-
- private:
-  std::string dir_;
-  std::unique_ptr<Process> process_;
-  std::uint16_t port_ = 0;
-};
+// One redis-server with its append-only file (synced on every write) in a
+// fresh directory, up once it answers PING.
+PeerServer start_server(const std::string& binary) {
+  return PeerServer(
+      binary, "redis",
+      [](std::uint16_t port, const std::string& dir) {
+        return std::vector<std::string>{"--bind", "127.0.0.1", "--port", std::to_string(port),
+                                        "--dir", dir, "--appendonly", "yes", "--appendfsync",
+                                        "always", "--save", "", "--daemonize", "no",
+                                        "--protected-mode", "no"};
+      },
+      [](std::uint16_t port) {
+        Client c(port, std::chrono::milliseconds(100));
+        return c.connected() && c.send(resp_command({"PING"})) &&
+               c.line(std::chrono::milliseconds(500)) == std::optional<std::string>("+PONG");
+      });
+}
 
 std::string push_many(Client& client, std::size_t count, std::size_t window, Deadline deadline) {
   return pipeline(
@@ -150,7 +116,7 @@ std::string work(Client& client, int index, std::size_t share, std::size_t batch
 }
 
 void measure_pushes(const std::string& binary, const RedisSpec& spec, ScenarioReport& r) {
-  Server server(binary);
+  PeerServer server = start_server(binary);
   Client client(server.port());
   auto t0 = Clock::now();
   std::string error =
@@ -166,7 +132,7 @@ void measure_pushes(const std::string& binary, const RedisSpec& spec, ScenarioRe
 }
 
 void measure_e2e(const std::string& binary, const RedisSpec& spec, ScenarioReport& r) {
-  Server server(binary);
+  PeerServer server = start_server(binary);
   std::vector<std::unique_ptr<Client>> workers, producers;
   for (int i = 0; i < spec.workers; ++i) workers.push_back(std::make_unique<Client>(server.port()));
   for (int i = 0; i < spec.producers; ++i) {
@@ -215,7 +181,7 @@ void measure_e2e(const std::string& binary, const RedisSpec& spec, ScenarioRepor
 }
 
 void measure_latency(const std::string& binary, const RedisSpec& spec, ScenarioReport& r) {
-  Server server(binary);
+  PeerServer server = start_server(binary);
   Client worker(server.port()), producer(server.port());
   const std::string move = resp_command({"BLMOVE", "jobs", "processing", "RIGHT", "LEFT", "5"});
   const std::string remove = resp_command({"LREM", "processing", "1", "0"});
