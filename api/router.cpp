@@ -1,5 +1,7 @@
 #include "api/router.h"
 
+#include <simdjson.h>
+
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
@@ -326,11 +328,11 @@ Json Router::config_info() const {
 }
 
 void Router::submit(const std::shared_ptr<Call>& call) {
-  json body = json::parse(call->request.body, nullptr, false);
-  if (body.is_discarded()) return call->answer(error_response(400, "the body is not valid JSON"));
+  const simdjson::dom::element* body = body_parser_.parse(call->request.body);
+  if (body == nullptr) return call->answer(error_response(400, "the body is not valid JSON"));
   // As judge0 checks its queue: before the attributes.
   if (backend_.queue_full(1)) return call->answer(error_response(503, "queue is full"));
-  Submission sub = parse_submission(body, call->base64, context_.settings, context_.table,
+  Submission sub = parse_submission(*body, call->base64, context_.settings, context_.table,
                                     [this](const std::string& n) { return backend_.offered(n); });
   if (!sub.errors.empty()) return call->answer(json_response(422, errors_json(sub.errors)));
   if (backend_.storage_full()) return call->answer(error_response(503, "storage full, try again later"));
@@ -363,10 +365,11 @@ void Router::submit(const std::shared_ptr<Call>& call) {
 }
 
 void Router::submit_batch(const std::shared_ptr<Call>& call) {
-  json body = json::parse(call->request.body, nullptr, false);
-  if (body.is_discarded()) return call->answer(error_response(400, "the body is not valid JSON"));
-  const json* items = body.is_object() && body.contains("submissions") ? &body["submissions"] : nullptr;
-  std::size_t n = items != nullptr && items->is_array() ? items->size() : 0;
+  const simdjson::dom::element* body = body_parser_.parse(call->request.body);
+  if (body == nullptr) return call->answer(error_response(400, "the body is not valid JSON"));
+  simdjson::dom::array list;
+  const bool listed = body->is_object() && (*body)["submissions"].get(list) == simdjson::SUCCESS;
+  std::size_t n = listed ? list.size() : 0;
   if (backend_.queue_full(std::max<std::size_t>(n, 1))) {
     return call->answer(error_response(503, "queue is full"));
   }
@@ -382,8 +385,9 @@ void Router::submit_batch(const std::shared_ptr<Call>& call) {
   auto batch = std::make_shared<Batch>();
   batch->answers.resize(n);
   std::vector<std::pair<std::size_t, protocol::JobSpec>> jobs;
-  for (std::size_t i = 0; i < n; ++i) {
-    Submission sub = parse_submission((*items)[i], call->base64, context_.settings, context_.table,
+  auto item = list.begin();
+  for (std::size_t i = 0; i < n; ++i, ++item) {
+    Submission sub = parse_submission(*item, call->base64, context_.settings, context_.table,
                                       [this](const std::string& n) { return backend_.offered(n); });
     if (!sub.errors.empty()) {
       batch->answers[i] = errors_json(sub.errors);

@@ -84,6 +84,7 @@ class Router {
 
   client::Backend& backend_;
   ApiContext context_;
+  BodyParser body_parser_;  // request bodies, one at a time
 };
 
 }  // namespace jc::api

@@ -1,6 +1,7 @@
 #include "api/submission.h"
 
 #include <openssl/evp.h>
+#include <simdjson.h>
 
 #include <algorithm>
 #include <cmath>
@@ -11,8 +12,6 @@
 #include "api/statuses.h"
 
 namespace jc::api {
-
-using nlohmann::json;
 
 namespace {
 
@@ -25,9 +24,25 @@ std::string number_text(double v) {
   return fmt::format("{}", v);
 }
 
+using simdjson::dom::element;
+using simdjson::dom::element_type;
+
+// A JSON number as its text, as Rails casts one to a string: an integer
+// as its digits, a decimal in its shortest form ("2.5", "2.0").
+std::string number_as_text(const element& v) {
+  switch (v.type()) {
+    case element_type::INT64: return std::to_string(int64_t(v));
+    case element_type::UINT64: return std::to_string(uint64_t(v));
+    default: break;
+  }
+  std::string out = fmt::format("{}", double(v));
+  if (out.find_first_of(".eEn") == std::string::npos) out += ".0";
+  return out;
+}
+
 class Checker {
  public:
-  Checker(const json& body, Errors& errors) : body_(body), errors_(errors) {}
+  Checker(simdjson::dom::object body, Errors& errors) : body_(body), errors_(errors) {}
 
   void add(const std::string& attribute, std::string message) {
     for (auto& [name, messages] : errors_) {
@@ -39,17 +54,30 @@ class Checker {
     errors_.push_back({attribute, {std::move(message)}});
   }
 
-  bool has(const char* key) const { return at(key) != nullptr; }
+  bool has(const char* key) const { return at(key).has_value(); }
+
+  // The attribute's value; nullopt when absent or null. A name given twice
+  // counts as its last, as Rails reads JSON.
+  std::optional<element> at(std::string_view key) const {
+    std::optional<element> found;
+    for (auto field : body_) {
+      if (field.key == key) found = field.value;
+    }
+    if (found && found->is_null()) return std::nullopt;
+    return found;
+  }
 
   // A number given as a JSON number or a numeric string (Rails casts both);
   // nullopt when absent or null; an error when it is not a number.
   std::optional<double> number(const char* key) {
-    const json* found = at(key);
-    if (found == nullptr) return std::nullopt;
-    const json& v = *found;
-    if (v.is_number()) return v.get<double>();
-    if (v.is_string()) {
-      const std::string& s = v.get_ref<const std::string&>();
+    std::optional<element> found = at(key);
+    if (!found) return std::nullopt;
+    const element& v = *found;
+    if (v.is_number()) {
+      double d = double(v);
+      if (std::isfinite(d)) return d;
+    } else if (v.is_string()) {
+      const std::string s{std::string_view(v)};
       try {
         std::size_t used = 0;
         double d = std::stod(s, &used);
@@ -63,7 +91,7 @@ class Checker {
 
   // judge0's numericality validations, on the value or its default.
   double bounded(const char* key, double fallback, double low, bool low_inclusive, double high) {
-    std::optional<double> v = at(key) != nullptr ? number(key) : fallback;
+    std::optional<double> v = has(key) ? number(key) : fallback;
     if (!v) return fallback;  // not a number: said already
     if (low_inclusive ? *v < low : *v <= low) {
       add(key, fmt::format("must be greater than {}{}", low_inclusive ? "or equal to " : "",
@@ -76,15 +104,20 @@ class Checker {
 
   // A boolean as Rails casts one: true/false, "true"/"false", 1/0.
   std::optional<bool> boolean(const char* key) {
-    const json* found = at(key);
-    if (found == nullptr) return std::nullopt;
-    const json& v = *found;
-    if (v.is_boolean()) return v.get<bool>();
-    if (v.is_number_integer()) return v.get<long long>() != 0;
-    if (v.is_string()) {
-      std::string s = v.get<std::string>();
-      if (s == "true" || s == "1" || s == "t" || s == "on" || s == "yes") return true;
-      if (s == "false" || s == "0" || s == "f" || s == "off" || s == "no" || s.empty()) return false;
+    std::optional<element> found = at(key);
+    if (!found) return std::nullopt;
+    const element& v = *found;
+    switch (v.type()) {
+      case element_type::BOOL: return bool(v);
+      case element_type::INT64: return int64_t(v) != 0;
+      case element_type::UINT64: return uint64_t(v) != 0;
+      case element_type::STRING: {
+        std::string_view s(v);
+        if (s == "true" || s == "1" || s == "t" || s == "on" || s == "yes") return true;
+        if (s == "false" || s == "0" || s == "f" || s == "off" || s == "no" || s.empty()) return false;
+        break;
+      }
+      default: break;
     }
     add(key, "is not a boolean");
     return std::nullopt;
@@ -93,36 +126,17 @@ class Checker {
   // A string attribute (a number is taken as its text, as Rails does);
   // nullopt when absent or null.
   std::optional<std::string> text(const char* key) {
-    const json* found = at(key);
-    if (found == nullptr) return std::nullopt;
-    const json& v = *found;
-    if (v.is_string()) return v.get<std::string>();
-    if (v.is_number()) return v.dump();
+    std::optional<element> found = at(key);
+    if (!found) return std::nullopt;
+    const element& v = *found;
+    if (v.is_string()) return std::string(std::string_view(v));
+    if (v.is_number()) return number_as_text(v);
     add(key, "must be a string");
     return std::nullopt;
   }
 
  private:
-  // The attribute's value; nullptr when absent or null.
-  const json* at(const char* key) const {
-    // A request names a few of the twenty-odd attributes: a walk through
-    // them, comparing lengths first, beats a search of the map for each.
-    auto it = body_.end();
-    if (body_.size() <= 16) {
-      const std::string_view k(key);
-      for (auto i = body_.begin(); i != body_.end(); ++i) {
-        if (i.key() == k) {
-          it = i;
-          break;
-        }
-      }
-    } else {
-      it = body_.find(key);
-    }
-    return it == body_.end() || it->is_null() ? nullptr : &*it;
-  }
-
-  const json& body_;
+  simdjson::dom::object body_;
   Errors& errors_;
 };
 
@@ -169,7 +183,19 @@ Json errors_json(const Errors& errors) {
   return out;
 }
 
-Submission parse_submission(const nlohmann::json& body, bool base64, const Settings& s,
+BodyParser::BodyParser()
+    : parser_(std::make_unique<simdjson::dom::parser>()),
+      root_(std::make_unique<simdjson::dom::element>()) {}
+BodyParser::~BodyParser() = default;
+
+const simdjson::dom::element* BodyParser::parse(std::string_view text) {
+  // Copied into the parser's padded buffer: the body's string has no
+  // padding of its own.
+  if (parser_->parse(text.data(), text.size(), true).get(*root_) != simdjson::SUCCESS) return nullptr;
+  return root_.get();
+}
+
+Submission parse_submission(const simdjson::dom::element& body, bool base64, const Settings& s,
                             const std::vector<Language>& languages,
                             const std::function<bool(const std::string&)>& offered) {
   Submission out;
@@ -177,7 +203,7 @@ Submission parse_submission(const nlohmann::json& body, bool base64, const Setti
     out.errors.push_back({"submission", {"must be a JSON object"}});
     return out;
   }
-  Checker c(body, out.errors);
+  Checker c(simdjson::dom::object(body), out.errors);
   auto decoded = [&](const char* key) -> std::optional<std::string> {
     auto v = c.text(key);
     if (v && base64) *v = base64_decode(*v);
@@ -273,21 +299,21 @@ Submission parse_submission(const nlohmann::json& body, bool base64, const Setti
   // jobcluster's own: test cases behind one compile.
   std::vector<std::pair<std::optional<std::string>, std::optional<std::string>>> tests;
   if (c.has("test_cases")) {
-    const json& t = body["test_cases"];
+    const element t = *c.at("test_cases");
     if (!t.is_array()) {
       c.add("test_cases", "must be an array of {stdin, expected_output} objects");
-    } else if (t.size() > s.max_test_cases) {
+    } else if (simdjson::dom::array(t).size() > s.max_test_cases) {
       c.add("test_cases", fmt::format("must have at most {} test cases", s.max_test_cases));
     } else if (stdin_text || expected) {
       c.add("test_cases", "give stdin and expected_output in the test cases, not beside them");
     } else {
-      for (const json& item : t) {
+      for (const element item : simdjson::dom::array(t)) {
         if (!item.is_object()) {
           c.add("test_cases", "must be an array of {stdin, expected_output} objects");
           break;
         }
         Errors inner;
-        Checker ic(item, inner);
+        Checker ic(simdjson::dom::object(item), inner);
         auto in = ic.text("stdin");
         auto exp = ic.text("expected_output");
         if (!inner.empty()) {

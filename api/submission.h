@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -28,6 +29,11 @@
 #include "api/callbacks.h"
 #include "api/languages.h"
 #include "protocol/job.h"
+
+namespace simdjson::dom {
+class element;
+class parser;
+}  // namespace simdjson::dom
 
 namespace jc::api {
 
@@ -65,12 +71,29 @@ struct Submission {
   Errors errors;           // non-empty: refused (422), `spec` meaningless
 };
 
+// Reads request bodies as JSON (simdjson's DOM: strict JSON, UTF-8
+// checked), reusing its buffers from one body to the next.
+class BodyParser {
+ public:
+  BodyParser();
+  ~BodyParser();
+  BodyParser(const BodyParser&) = delete;
+  BodyParser& operator=(const BodyParser&) = delete;
+  // The body's root value; nullptr when it is not JSON. Valid until the
+  // next parse.
+  const simdjson::dom::element* parse(std::string_view text);
+
+ private:
+  std::unique_ptr<simdjson::dom::parser> parser_;
+  std::unique_ptr<simdjson::dom::element> root_;
+};
+
 // One submission of a request body (a JSON value; not an object is an
 // error of its own). `base64`: source_code, stdin and expected_output (and
 // test cases') come Base64-encoded. `languages`: the table; `offered`:
 // whether some node of the cluster offers a need ("lang:71", "network"):
 // a language no node runs is refused, as one that does not exist.
-Submission parse_submission(const nlohmann::json& body, bool base64, const Settings& settings,
+Submission parse_submission(const simdjson::dom::element& body, bool base64, const Settings& settings,
                             const std::vector<Language>& languages,
                             const std::function<bool(const std::string&)>& offered = {});
 

@@ -39,7 +39,10 @@ Settings judge0_settings() {
 }
 
 Submission parsed(const std::string& body, bool base64 = false, Settings s = judge0_settings()) {
-  return parse_submission(json::parse(body), base64, s, table());
+  static BodyParser parser;
+  const auto* root = parser.parse(body);
+  REQUIRE(root != nullptr);
+  return parse_submission(*root, base64, s, table());
 }
 
 std::string errors_of(const std::string& body, Settings s = judge0_settings()) {
