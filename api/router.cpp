@@ -103,6 +103,12 @@ std::string run_cmd_shown(const Language& l) {
   return c;
 }
 
+// judge0's default eight attributes: one copy for every call that names none.
+const Fields& default_fields() {
+  static const Fields fields = parse_fields("");
+  return fields;
+}
+
 }  // namespace
 
 struct Router::Call {
@@ -113,7 +119,8 @@ struct Router::Call {
   std::optional<std::string> name;  // CLIENT_TOKENS: who asks
   bool admin = false;
   bool base64 = false;
-  Fields fields;
+  Fields asked_fields;                         // `fields` when the query names some
+  const Fields* fields = &default_fields();  // what the answer shows
   bool answered = false;
   std::vector<std::pair<std::string, std::string>> cors;
 
@@ -211,18 +218,16 @@ void Router::handle(HttpRequest request, Respond respond) {
   bool submissions = path == "/submissions" || starts("/submissions/");
   if (submissions && method != "DELETE" && !(method == "POST" && path == "/submissions/batch")) {
     // judge0 checks `fields` everywhere but in a batch create.
-    static const Fields kDefault = parse_fields("");
-    auto asked = call->query.find("fields");
-    call->fields = asked == call->query.end() ? kDefault : parse_fields(asked->second);
-    if (!call->fields.invalid.empty()) {
+    if (auto asked = call->query.find("fields"); asked != call->query.end()) {
+      call->asked_fields = parse_fields(asked->second);
+      call->fields = &call->asked_fields;
+    }
+    if (!call->fields->invalid.empty()) {
       std::string names;
-      for (const auto& f : call->fields.invalid) names += (names.empty() ? "" : ", ") + f;
+      for (const auto& f : call->fields->invalid) names += (names.empty() ? "" : ", ") + f;
       call->answer(error_response(400, "invalid fields: [" + names + "]"));
       return;
     }
-  } else {
-    static const Fields kDefault = parse_fields("");
-    call->fields = kDefault;
   }
 
   if (method == "POST" && path == "/submissions") return submit(call);
@@ -351,7 +356,7 @@ void Router::submit(const std::shared_ptr<Call>& call) {
     }
     client::LookupRequest req{ticket, true, static_cast<double>(context_.settings.max_wait_s), false};
     backend_.lookup(req, [this, call, spec](const protocol::JobReport& r, bool) {
-      auto out = render_submission(r, spec.get(), call->fields, call->base64, context_.table);
+      auto out = render_submission(r, spec.get(), *call->fields, call->base64, context_.table);
       if (!out) {
         return call->answer(json_response(
             201, Json{{"token", r.ticket},
@@ -425,7 +430,7 @@ void Router::show(const std::shared_ptr<Call>& call, const std::string& token) {
       return call->answer(error_response(404, "no submission with token " + r.ticket));
     }
     std::optional<protocol::JobSpec> spec = context_.spec_of ? context_.spec_of(r.ticket) : std::nullopt;
-    auto out = render_submission(r, spec ? &*spec : nullptr, call->fields, call->base64,
+    auto out = render_submission(r, spec ? &*spec : nullptr, *call->fields, call->base64,
                                  context_.table);
     if (!out) {
       return call->answer(error_response(
@@ -462,7 +467,7 @@ void Router::show_batch(const std::shared_ptr<Call>& call) {
       if (r.state != protocol::JobState::kUnknown && r.state != protocol::JobState::kExpired &&
           visible(*call, r)) {
         auto spec = context_.spec_of ? context_.spec_of(r.ticket) : std::nullopt;
-        auto out = render_submission(r, spec ? &*spec : nullptr, call->fields, call->base64,
+        auto out = render_submission(r, spec ? &*spec : nullptr, *call->fields, call->base64,
                                      context_.table);
         if (out) {
           batch->items[i] = std::move(*out);
@@ -527,7 +532,7 @@ void Router::list(const std::shared_ptr<Call>& call) {
       backend_.lookup({tickets[i], false, std::nullopt, false},
                       [this, call, l, meta, k = i - from](const protocol::JobReport& r, bool) {
                         auto spec = context_.spec_of ? context_.spec_of(r.ticket) : std::nullopt;
-                        auto out = render_submission(r, spec ? &*spec : nullptr, call->fields,
+                        auto out = render_submission(r, spec ? &*spec : nullptr, *call->fields,
                                                      true, context_.table);
                         if (out) l->items[k] = std::move(*out);
                         if (--l->pending == 0) {
@@ -551,7 +556,7 @@ void Router::cancel(const std::shared_ptr<Call>& call, const std::string& token)
     }
     auto spec = context_.spec_of ? context_.spec_of(r.ticket) : std::nullopt;
     // judge0's DELETE answers with base64_encoded=true forced.
-    auto out = render_submission(r, spec ? &*spec : nullptr, call->fields, true, context_.table);
+    auto out = render_submission(r, spec ? &*spec : nullptr, *call->fields, true, context_.table);
     call->answer(json_response(200, out.value_or(Json::object())));
   });
 }

@@ -101,7 +101,7 @@ Status NodeCore::recover() {
     OriginRecord rec;
     if (load(origin_key(t), rec)) {
       unforwarded_order_.push_back(t);
-      unforwarded_[t] = rec.spec;
+      unforwarded_.insert(t);
       if (value == kUnsent) unsent_.insert(t);
     }
     return true;
@@ -163,8 +163,8 @@ std::string NodeCore::submit(protocol::JobSpec spec, TimeMs now) {
     log_->debug("accepted ticket={} job=\"{}\"", ticket, rec.spec.describe());
   }
   unforwarded_order_.push_back(ticket);
-  if (connected_) pending_submit_.jobs.push_back(rec.spec);
-  unforwarded_.emplace(ticket, std::move(rec.spec));
+  unforwarded_.insert(ticket);
+  if (connected_) pending_submit_.jobs.push_back(std::move(rec.spec));
   if (local_mode_) claim_local(ticket);
   return ticket;
 }
@@ -552,8 +552,13 @@ void NodeCore::finish_drain() {
 }
 
 void NodeCore::claim_local(const std::string& t) {
+  OriginRecord origin;
+  if (!load(origin_key(t), origin)) {
+    log_->error("unreadable origin record ticket={}: not run here", protocol::escape_sample(t));
+    return;
+  }
   ExecRecord rec;
-  rec.spec = unforwarded_.at(t);
+  rec.spec = std::move(origin.spec);
   rec.attempt = 1;
   rec.local = true;
   store_exec(t, rec);
@@ -566,9 +571,15 @@ void NodeCore::claim_local(const std::string& t) {
 void NodeCore::forward_all() {
   protocol::Submit batch;
   for (const auto& t : unforwarded_order_) {
-    auto it = unforwarded_.find(t);
-    if (it == unforwarded_.end()) continue;
-    batch.jobs.push_back(it->second);
+    // The spec is read back from its record: only the tickets of jobs the
+    // proxy has not acknowledged are held in memory.
+    OriginRecord rec;
+    if (!unforwarded_.count(t)) continue;
+    if (!load(origin_key(t), rec)) {
+      log_->error("unreadable origin record ticket={}: not forwarded", protocol::escape_sample(t));
+      continue;
+    }
+    batch.jobs.push_back(std::move(rec.spec));
     if (local_claimed_.count(t)) {
       batch.local.push_back(t);
       // Its result shows here already: the proxy must take no other run.

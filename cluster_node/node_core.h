@@ -213,7 +213,7 @@ class NodeCore {
   std::unordered_set<std::string> unsent_;
   // Submitted here and not yet acknowledged by the proxy, in submission order.
   std::deque<std::string> unforwarded_order_;
-  std::unordered_map<std::string, protocol::JobSpec> unforwarded_;
+  std::unordered_set<std::string> unforwarded_;  // tickets the proxy has not acknowledged
   // Given to this node by the proxy.
   std::deque<std::string> exec_queue_;
   std::unordered_map<std::string, protocol::Assignment> exec_jobs_;  // queued or running
