@@ -37,6 +37,9 @@ bool from_bytes(std::string_view bytes, T& value) {
 template <class T>
 std::string to_record(const T& value) {
   std::string out;
+  // Most records (a job's, with a short command or source) fit: one
+  // allocation instead of the string's four doublings from 15 bytes.
+  out.reserve(256);
   out.push_back(kRecordMarker);
   out.push_back(static_cast<char>(kRecordVersion));
   OutArchive ar(out);

@@ -900,6 +900,7 @@ void ProxyCore::note(std::string event) { stats_.note(clock_, std::move(event));
 
 std::uint32_t ProxyCore::needs_id(const std::vector<std::string>& needs) {
   if (needs.empty()) return 0;
+  if (needs.size() == 1) return intern("needs:" + needs[0]);  // an API job's language
   std::vector<std::string> sorted = needs;
   std::sort(sorted.begin(), sorted.end());
   std::string joined;
