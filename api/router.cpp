@@ -2,14 +2,11 @@
 
 #include <simdjson.h>
 
-#include <sys/sysinfo.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <fmt/format.h>
 #include <map>
-#include <thread>
 
+#include "api/call.h"
 #include "api/statuses.h"
 #include "common/log.h"
 #include "protocol/client_tokens.h"
@@ -19,9 +16,6 @@ namespace jc::api {
 using nlohmann::json;
 
 namespace {
-
-// judge0's version this API follows (GET /version, /about).
-constexpr const char* kJudge0Version = "1.13.1";
 
 std::string url_decode(std::string_view s) {
   std::string out;
@@ -59,17 +53,6 @@ bool loopback(const std::string& peer) {
          peer.rfind("::ffff:127.", 0) == 0;
 }
 
-HttpResponse json_response(int status, const Json& body) {
-  HttpResponse r;
-  r.status = status;
-  r.body = body.dump();
-  return r;
-}
-
-HttpResponse error_response(int status, const std::string& message) {
-  return json_response(status, Json{{"error", message}});
-}
-
 // judge0's 400 for a batch of `n` items that is empty or over the limit.
 std::optional<HttpResponse> batch_size_error(std::size_t n, std::size_t max_batch) {
   if (n > max_batch) {
@@ -81,6 +64,19 @@ std::optional<HttpResponse> batch_size_error(std::size_t n, std::size_t max_batc
   return std::nullopt;
 }
 
+}  // namespace
+
+HttpResponse json_response(int status, const Json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = body.dump();
+  return r;
+}
+
+HttpResponse error_response(int status, const std::string& message) {
+  return json_response(status, Json{{"error", message}});
+}
+
 HttpResponse empty_response(int status) {
   HttpResponse r;
   r.status = status;
@@ -88,53 +84,10 @@ HttpResponse empty_response(int status) {
   return r;
 }
 
-std::string compile_cmd_shown(const Language& l) {
-  // judge0 writes where the options go as %s.
-  std::string c = *l.compile_cmd;
-  auto at = c.find("{compiler_options}");
-  if (at != std::string::npos) c.replace(at, 18, "%s");
-  return c;
-}
-
-std::string run_cmd_shown(const Language& l) {
-  std::string c = l.run_cmd;
-  auto at = c.find(" {args}");
-  if (at != std::string::npos) c.erase(at, 7);
-  return c;
-}
-
-// judge0's default eight attributes: one copy for every call that names none.
 const Fields& default_fields() {
   static const Fields fields = parse_fields("");
   return fields;
 }
-
-}  // namespace
-
-struct Router::Call {
-  HttpRequest request;
-  Respond respond;
-  std::string path;
-  std::map<std::string, std::string> query;
-  std::optional<std::string> name;  // CLIENT_TOKENS: who asks
-  bool admin = false;
-  bool base64 = false;
-  Fields asked_fields;                         // `fields` when the query names some
-  const Fields* fields = &default_fields();  // what the answer shows
-  bool answered = false;
-  std::vector<std::pair<std::string, std::string>> cors;
-
-  void answer(HttpResponse r) {
-    if (answered) return;
-    answered = true;
-    for (auto& h : cors) r.headers.push_back(h);
-    respond(std::move(r));
-  }
-  bool flag(const char* key) const {
-    auto it = query.find(key);
-    return it != query.end() && it->second == "true";
-  }
-};
 
 Router::Router(client::Backend& backend, ApiContext context)
     : backend_(backend), context_(std::move(context)) {
@@ -236,41 +189,7 @@ void Router::handle(HttpRequest request, Respond respond) {
   if (method == "GET" && path == "/submissions") return list(call);
   if (method == "GET" && starts("/submissions/")) return show(call, path.substr(13));
   if (method == "DELETE" && starts("/submissions/")) return cancel(call, path.substr(13));
-  if (method == "GET" && (path == "/languages" || starts("/languages/"))) {
-    return languages(call, path.size() > 10 ? path.substr(11) : "");
-  }
-  if (method == "GET" && path == "/statuses") {
-    Json out = Json::array();
-    for (Status s : all_statuses()) {
-      out.push_back({{"id", static_cast<int>(s)}, {"description", description(s)}});
-    }
-    return call->answer(json_response(200, out));
-  }
-  if (method == "GET" && path == "/config_info") return call->answer(json_response(200, config_info()));
-  if (method == "GET" && path == "/about") {
-    return call->answer(json_response(
-        200, Json{{"version", kJudge0Version},
-                  {"homepage", "https://github.com/jobcluster"},
-                  {"source_code", "https://github.com/jobcluster"},
-                  {"maintainer", "jobcluster"},
-                  {"jobcluster", JOBCLUSTER_VERSION}}));
-  }
-  if (method == "GET" && path == "/version") {
-    HttpResponse r;
-    r.content_type = "text/plain; charset=utf-8";
-    r.body = kJudge0Version;
-    return call->answer(std::move(r));
-  }
-  if (method == "GET" && path == "/system_info") {
-    struct sysinfo si {};
-    ::sysinfo(&si);
-    return call->answer(json_response(
-        200, Json{{"CPU(s)", std::to_string(std::max(1u, std::thread::hardware_concurrency()))},
-                  {"Mem", fmt::format("{}Mi", si.totalram * si.mem_unit >> 20)},
-                  {"node", context_.node_id}}));
-  }
-  if (method == "GET" && path == "/workers") return workers(call);
-  if (method == "GET" && path == "/statistics") return statistics(call);
+  if (method == "GET" && info(call)) return;
   if (method == "POST" && path == "/authenticate") return call->answer(empty_response(200));
   if (method == "POST" && path == "/authorize") {
     return call->answer(empty_response(call->admin ? 200 : 403));
@@ -281,55 +200,6 @@ void Router::handle(HttpRequest request, Respond respond) {
                path == "/statistics";
   call->answer(error_response(known ? 405 : 404,
                               known ? "method not allowed" : "no such endpoint: " + path));
-}
-
-Json Router::config_info() const {
-  const Settings& s = context_.settings;
-  auto secs = [](std::uint32_t ms) { return ms / 1000.0; };
-  return Json{{"maintenance_mode", false},
-              {"enable_wait_result", true},
-              {"enable_compiler_options", true},
-              {"allowed_languages_for_compile_options", Json::array()},
-              {"enable_command_line_arguments", true},
-              {"enable_submission_delete", true},
-              {"enable_callbacks", true},
-              // Retried until answered 2xx or callbacks_retry_seconds pass.
-              {"callbacks_max_tries", 0},
-              {"callbacks_timeout", 10},
-              {"callbacks_retry_seconds", s.callback_retry_s},
-              {"enable_additional_files", true},
-              {"max_queue_size", backend_.max_queue()},  // the proxy's MAX_QUEUE (0: none)
-              {"cpu_time_limit", secs(s.cpu_time_limit_ms)},
-              {"max_cpu_time_limit", secs(s.max_cpu_time_limit_ms)},
-              {"cpu_extra_time", secs(s.cpu_extra_time_ms)},
-              {"max_cpu_extra_time", secs(s.max_cpu_extra_time_ms)},
-              {"wall_time_limit", secs(s.wall_time_limit_ms)},
-              {"max_wall_time_limit", secs(s.max_wall_time_limit_ms)},
-              {"memory_limit", s.memory_limit_kb},
-              {"max_memory_limit", s.max_memory_limit_kb},
-              {"stack_limit", s.stack_limit_kb},
-              {"max_stack_limit", s.max_stack_limit_kb},
-              {"max_processes_and_or_threads", s.max_processes_and_or_threads},
-              {"max_max_processes_and_or_threads", s.max_max_processes_and_or_threads},
-              {"enable_per_process_and_thread_time_limit", false},
-              {"allow_enable_per_process_and_thread_time_limit", false},
-              {"enable_per_process_and_thread_memory_limit", false},
-              {"allow_enable_per_process_and_thread_memory_limit", false},
-              {"max_file_size", s.max_file_size_kb},
-              {"max_max_file_size", s.max_max_file_size_kb},
-              {"number_of_runs", s.number_of_runs},
-              {"max_number_of_runs", s.max_number_of_runs},
-              {"redirect_stderr_to_stdout", false},
-              {"max_extract_size", s.disk_mb * 1024},
-              {"enable_batched_submissions", true},
-              {"max_submission_batch_size", s.max_batch},
-              {"submission_cache_duration", 0},
-              {"use_docs_as_homepage", false},
-              {"allow_enable_network", s.allow_network},
-              {"enable_network", false},
-              // jobcluster's own.
-              {"max_test_cases", s.max_test_cases},
-              {"max_wait_seconds", s.max_wait_s}};
 }
 
 void Router::submit(const std::shared_ptr<Call>& call) {
@@ -558,81 +428,6 @@ void Router::cancel(const std::shared_ptr<Call>& call, const std::string& token)
     // judge0's DELETE answers with base64_encoded=true forced.
     auto out = render_submission(r, spec ? &*spec : nullptr, *call->fields, true, context_.table);
     call->answer(json_response(200, out.value_or(Json::object())));
-  });
-}
-
-void Router::languages(const std::shared_ptr<Call>& call, const std::string& rest) {
-  // What some node of the cluster runs now.
-  auto has = [&](int id) { return backend_.available(fmt::format("lang:{}", id)); };
-  if (rest.empty()) {
-    Json out = Json::array();
-    for (const auto& l : context_.table) {
-      if (has(l.id)) out.push_back({{"id", l.id}, {"name", l.full_name}});
-    }
-    return call->answer(json_response(200, out));
-  }
-  if (rest == "all") {
-    // Every language of the table; what this node cannot run is archived.
-    std::vector<const Language*> all;
-    for (const auto& l : context_.table) all.push_back(&l);
-    std::sort(all.begin(), all.end(), [](const Language* a, const Language* b) { return a->name < b->name; });
-    Json out = Json::array();
-    for (const Language* l : all) {
-      out.push_back({{"id", l->id}, {"name", l->full_name}, {"is_archived", !has(l->id)}});
-    }
-    return call->answer(json_response(200, out));
-  }
-  int id = 0;
-  try {
-    std::size_t used = 0;
-    id = std::stoi(rest, &used);
-    if (used != rest.size()) id = 0;
-  } catch (...) {
-  }
-  const Language* found = nullptr;
-  for (const auto& l : context_.table) {
-    if (l.id == id) found = &l;
-  }
-  if (found == nullptr) return call->answer(error_response(404, "no language with id " + rest));
-  call->answer(json_response(
-      200, Json{{"id", found->id},
-                {"name", found->full_name},
-                {"is_archived", !has(found->id)},
-                {"source_file", found->is_project ? Json(nullptr) : Json(found->source_file)},
-                {"compile_cmd", found->compile_cmd ? Json(compile_cmd_shown(*found)) : Json(nullptr)},
-                {"run_cmd", run_cmd_shown(*found)}}));
-}
-
-void Router::workers(const std::shared_ptr<Call>& call) {
-  backend_.stats([call](const protocol::ClusterStats& s, bool) {
-    // judge0 lists its worker queues; here a node is one.
-    Json out = Json::array();
-    for (const auto& n : s.nodes) {
-      out.push_back({{"queue", n.node_id},
-                     {"size", n.queued},
-                     {"available", n.slots},
-                     {"idle", n.slots > n.running ? n.slots - n.running : 0},
-                     {"working", n.running},
-                     {"paused", n.state == "draining" ? n.slots : 0},
-                     {"failed", 0},
-                     {"state", n.state.empty() ? (n.connected ? "up" : "down") : n.state}});
-    }
-    call->answer(json_response(200, out));
-  });
-}
-
-void Router::statistics(const std::shared_ptr<Call>& call) {
-  backend_.stats([this, call](const protocol::ClusterStats& s, bool) {
-    std::string now = iso8601(backend_.now());
-    call->answer(json_response(
-        200, Json{{"created_at", now},
-                  {"cached_until", now},
-                  {"submissions",
-                   {{"total", s.submitted_total}, {"finished", s.finished_total},
-                    {"queued", s.queue_length}, {"running", s.running}}},
-                  {"languages", Json::array()},
-                  {"statuses", Json::array()},
-                  {"database", {{"size_pretty", nullptr}, {"size_in_bytes", nullptr}}}}));
   });
 }
 

@@ -75,6 +75,8 @@ class Router {
   void show_batch(const std::shared_ptr<Call>& call);
   void list(const std::shared_ptr<Call>& call);
   void cancel(const std::shared_ptr<Call>& call, const std::string& token);
+  // The read-only endpoints (api/info.cpp): false when the path is none.
+  bool info(const std::shared_ptr<Call>& call);
   void languages(const std::shared_ptr<Call>& call, const std::string& rest);
   void workers(const std::shared_ptr<Call>& call);
   void statistics(const std::shared_ptr<Call>& call);
