@@ -109,6 +109,10 @@ class OutArchive {
     }
   }
   void save_varint(std::uint64_t v) {
+    if (v < 0x80) {  // most fields of a record: zero or small
+      out_.push_back(static_cast<char>(v));
+      return;
+    }
     char buf[10];
     std::size_t n = 0;
     do {
