@@ -42,7 +42,17 @@ std::string number_as_text(const element& v) {
 
 class Checker {
  public:
-  Checker(simdjson::dom::object body, Errors& errors) : body_(body), errors_(errors) {}
+  // The object's members are read once: a request names a few of the
+  // twenty-odd attributes, each looked up here.
+  Checker(simdjson::dom::object body, Errors& errors) : errors_(errors) {
+    for (auto field : body) {
+      if (!field.value.is_null()) {
+        given_.emplace_back(field.key, field.value);
+      } else {
+        given_.emplace_back(field.key, std::nullopt);  // null: as absent
+      }
+    }
+  }
 
   void add(const std::string& attribute, std::string message) {
     for (auto& [name, messages] : errors_) {
@@ -59,12 +69,10 @@ class Checker {
   // The attribute's value; nullopt when absent or null. A name given twice
   // counts as its last, as Rails reads JSON.
   std::optional<element> at(std::string_view key) const {
-    std::optional<element> found;
-    for (auto field : body_) {
-      if (field.key == key) found = field.value;
+    for (auto it = given_.rbegin(); it != given_.rend(); ++it) {
+      if (it->first == key) return it->second;
     }
-    if (found && found->is_null()) return std::nullopt;
-    return found;
+    return std::nullopt;
   }
 
   // A number given as a JSON number or a numeric string (Rails casts both);
@@ -136,7 +144,7 @@ class Checker {
   }
 
  private:
-  simdjson::dom::object body_;
+  std::vector<std::pair<std::string_view, std::optional<element>>> given_;
   Errors& errors_;
 };
 

@@ -225,6 +225,18 @@ TEST_CASE("api submission: numbers as strings, Base64 bodies, and unknown attrib
   CHECK(s.spec.command == "exec /usr/bin/python3 script.py\n");
 }
 
+TEST_CASE("api submission: a name given twice counts as its last, null as absent, numbers as text") {
+  Submission s = parsed(R"({"source_code": "a", "language_id": 71, "source_code": "b",
+                            "stdin": 12, "expected_output": 2.5})");
+  REQUIRE(s.errors.empty());
+  CHECK(s.spec.files[0].content == "b");
+  CHECK(s.spec.cases[0].stdin_data == "12");
+  CHECK(s.spec.cases[0].expected == "2.5");
+  CHECK(errors_of(R"({"source_code": "a", "language_id": 71, "source_code": null})") ==
+        R"({"source_code":["can't be blank"]})");
+  CHECK(errors_of(R"({"source_code": null, "language_id": 71, "source_code": "a"})") == "{}");
+}
+
 TEST_CASE("api submission: options and arguments reach the program as words, never as shell text") {
   Submission s = parsed(R"j({"source_code": "int main(){}", "language_id": 54,
       "compiler_options": "-O2 -DNAME='a b' $(reboot)", "command_line_arguments": "x; rm -rf / \"y z\""})j");
