@@ -351,9 +351,9 @@ HttpReply handle_http(const std::string& method, const std::string& target,
                       .dump() +
                   "\n"};
     }
-    auto rec = core->find_job(ticket);
+    auto rec = core->find_job(ticket, now);
     if (rec && !protocol::may_access(tokens, name, rec->spec.owner)) rec.reset();
-    if (!rec && core->expired(ticket)) {
+    if (!rec && core->expired(ticket, now)) {
       return {410, "application/json",
               json{{"error", "ticket '" + ticket + "' expired: its job ended more than RESULT_TTL ago"}}
                       .dump() +

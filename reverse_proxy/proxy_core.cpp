@@ -696,7 +696,8 @@ void ProxyCore::on_requests(const std::string& node, const std::vector<std::stri
   send(node, std::move(reply));
 }
 
-JobReport ProxyCore::report_of(const std::string& ticket) const {
+JobReport ProxyCore::report_of(const std::string& ticket, TimeMs now) const {
+  TimeMs at = std::max(clock_, now);
   JobReport r;
   r.ticket = ticket;
   if (auto it = active_.find(ticket); it != active_.end()) {
@@ -719,7 +720,7 @@ JobReport ProxyCore::report_of(const std::string& ticket) const {
   JobRecord rec;
   if (load_record(finished_key(ticket), rec)) {
     // Expired, though not yet swept: as every process answers from now on.
-    if (options_.retention.expired(rec.result.final_time(), clock_)) return protocol::expired_report(ticket);
+    if (options_.retention.expired(rec.result.final_time(), at)) return protocol::expired_report(ticket);
     return final_report(ticket, std::move(rec));
   }
   if (expired_ticket(ticket)) return protocol::expired_report(ticket);
@@ -872,18 +873,18 @@ protocol::ClusterStats ProxyCore::stats(TimeMs now) const {
   return s;
 }
 
-std::optional<JobRecord> ProxyCore::find_job(const std::string& ticket) const {
+std::optional<JobRecord> ProxyCore::find_job(const std::string& ticket, TimeMs now) const {
   JobRecord rec;
   if (load_record(active_key(ticket), rec)) return rec;
   if (load_record(finished_key(ticket), rec) &&
-      !options_.retention.expired(rec.result.final_time(), clock_)) {
+      !options_.retention.expired(rec.result.final_time(), std::max(clock_, now))) {
     return rec;
   }
   return std::nullopt;
 }
 
-bool ProxyCore::expired(const std::string& ticket) const {
-  return report_of(ticket).state == JobState::kExpired;
+bool ProxyCore::expired(const std::string& ticket, TimeMs now) const {
+  return report_of(ticket, now).state == JobState::kExpired;
 }
 
 bool ProxyCore::load_record(const std::string& key, JobRecord& rec) const {

@@ -139,9 +139,11 @@ class ProxyCore {
   std::uint64_t queue_length() const { return queue_.size() + delayed_.size(); }
   // When the next delayed job may be dispatched (nullopt: none waits).
   std::optional<TimeMs> next_delayed() const;
-  // Its record; nullopt when unknown or expired (RESULT_TTL).
-  std::optional<JobRecord> find_job(const std::string& ticket) const;
-  bool expired(const std::string& ticket) const;
+  // Its record; nullopt when unknown or expired (RESULT_TTL) at `now`, or at
+  // the latest call's time when that is later: a read from outside (HTTP)
+  // passes its clock, so it never shows a job a node already calls expired.
+  std::optional<JobRecord> find_job(const std::string& ticket, TimeMs now = 0) const;
+  bool expired(const std::string& ticket, TimeMs now = 0) const;
   bool has_dispatchable() const;
 
   storage::Staged& staged() { return staged_; }
@@ -191,7 +193,7 @@ class ProxyCore {
                  protocol::Welcome& welcome);
   void release_node_jobs(const std::string& node_id, const std::string& reason);
 
-  protocol::JobReport report_of(const std::string& ticket) const;
+  protocol::JobReport report_of(const std::string& ticket, TimeMs now = 0) const;
   // The report of a finished job, from its record.
   static protocol::JobReport final_report(const std::string& ticket, JobRecord&& rec);
   bool load_record(const std::string& key, JobRecord& rec) const;

@@ -30,8 +30,8 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
       if (proxy_ports_[0] == 0)
         throw std::runtime_error("proxy did not start: " + proxies_[0]->log_since_start());
     } else {
+      proxy_ports_ = free_ports(static_cast<std::size_t>(options_.proxies));
       for (int k = 0; k < options_.proxies; ++k) {
-        proxy_ports_.push_back(free_port());
         peers_ += (k ? "," : "") + std::string("127.0.0.1:") + std::to_string(proxy_ports_[k]);
       }
       for (int k = 0; k < options_.proxies; ++k) {
@@ -189,21 +189,29 @@ int Cluster::leader(std::chrono::milliseconds timeout) {
   return found;
 }
 
-std::uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof addr;
-  std::uint16_t port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
+std::vector<std::uint16_t> free_ports(std::size_t n) {
+  std::vector<int> fds;
+  std::vector<std::uint16_t> ports;
+  auto close_all = [&] {
+    for (int fd : fds) ::close(fd);
+  };
+  for (std::size_t i = 0; i < n; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) break;
+    fds.push_back(fd);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    socklen_t len = sizeof addr;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+      break;
+    ports.push_back(ntohs(addr.sin_port));
   }
-  ::close(fd);
-  if (port == 0) throw std::runtime_error("no free port");
-  return port;
+  close_all();
+  if (ports.size() != n) throw std::runtime_error("no free port");
+  return ports;
 }
 
 bool Cluster::wait_nodes_up(std::size_t n, std::chrono::milliseconds timeout) {

@@ -78,9 +78,10 @@ class Cluster {
   std::vector<std::uint16_t> node_ports_;
 };
 
-// A port free on loopback now (bound, read and closed): for processes that
-// must know each other's ports before they start.
-std::uint16_t free_port();
+// `n` distinct ports free on loopback now: for processes that must know each
+// other's ports before they start. Every socket stays bound until all `n` are
+// read, so the kernel cannot hand the same port out twice.
+std::vector<std::uint16_t> free_ports(std::size_t n);
 
 // Submits a sleep job through `client`; returns the ticket ("" on failure).
 std::string submit(Client& client, int ms);

@@ -255,6 +255,21 @@ TEST_CASE("proxy retention: a result is kept RESULT_TTL after it is final, then 
   REQUIRE(keys_with(store, "e/") == 1);
 }
 
+TEST_CASE("proxy retention: a read with its own clock sees expiry though no call brought that time") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  p.join("a", kT0);
+  p.run({kA1}, kT0);
+  // The last call brought kT0; the HTTP status page reads at its own, later time,
+  // as a node that already answered "expired" did.
+  CHECK(p.core.find_job(kA1, kT0 + kTtl - 1));
+  CHECK_FALSE(p.core.find_job(kA1, kT0 + kTtl));
+  CHECK(p.core.expired(kA1, kT0 + kTtl));
+  // An earlier clock never takes a read back before the latest call's time.
+  p.ask("a", kA1, kT0 + kTtl);
+  CHECK_FALSE(p.core.find_job(kA1, kT0));
+}
+
 TEST_CASE("proxy retention: the sweep removes records and index, and remembers") {
   storage::MemoryStore store;
   Proxy p(store);
