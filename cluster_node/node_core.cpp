@@ -164,8 +164,9 @@ std::string NodeCore::submit(protocol::JobSpec spec, TimeMs now) {
   }
   unforwarded_order_.push_back(ticket);
   unforwarded_.insert(ticket);
+  // Run here at once without a proxy, from the spec in hand.
+  if (local_mode_) claim_local(ticket, rec.spec);
   if (connected_) pending_submit_.jobs.push_back(std::move(rec.spec));
-  if (local_mode_) claim_local(ticket);
   return ticket;
 }
 
@@ -557,8 +558,12 @@ void NodeCore::claim_local(const std::string& t) {
     log_->error("unreadable origin record ticket={}: not run here", protocol::escape_sample(t));
     return;
   }
+  claim_local(t, std::move(origin.spec));
+}
+
+void NodeCore::claim_local(const std::string& t, protocol::JobSpec spec) {
   ExecRecord rec;
-  rec.spec = std::move(origin.spec);
+  rec.spec = std::move(spec);
   rec.attempt = 1;
   rec.local = true;
   store_exec(t, rec);

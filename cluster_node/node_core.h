@@ -181,7 +181,10 @@ class NodeCore {
   void on_reports(std::vector<protocol::JobReport>& reports);
   void on_requests(const std::vector<std::string>& tickets);
   void forward_all();
+  // Runs a job of this node's clients here, no proxy being there: its spec
+  // read back from the origin record, or the one just accepted.
   void claim_local(const std::string& ticket);
+  void claim_local(const std::string& ticket, protocol::JobSpec spec);
   void drop_exec(const std::string& ticket);
   // Moves a job's state through protocol::next_state(); a refused
   // transition is logged as an error and returns false.

@@ -75,7 +75,7 @@ std::uintmax_t dir_bytes(const std::string& dir) {
 
 TEST_CASE("retention: an expired ticket answers ERR at once from r, status, wait, cancel and every node") {
   auto proxy_env = ttl_env();
-  proxy_env["STATUS_PORT"] = "0";
+  proxy_env.emplace("STATUS_PORT", "0");
   Cluster cluster({.nodes = 2, .slots = 2, .proxy_env = proxy_env, .node_env = ttl_env()});
   std::uint16_t http = cluster.proxy().wait_listening("for status");
   REQUIRE(http != 0);
