@@ -8,12 +8,10 @@
 # names them) to offer more.
 
 FROM debian:bookworm AS build
-RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      g++ gcc libc6-dev cmake make libboost-dev libleveldb-dev libfmt-dev \
-      libspdlog-dev nlohmann-json3-dev doctest-dev libssl-dev zlib1g-dev libseccomp-dev \
-      libjemalloc-dev pkg-config libraft-dev libuv1-dev libzstd-dev libzip-dev \
- && rm -rf /var/lib/apt/lists/*
+# The build's packages come from the one list the project keeps
+# (scripts/install-deps), so the image never misses one a build needs.
+COPY scripts/install-deps /tmp/install-deps
+RUN /tmp/install-deps && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release \
@@ -23,7 +21,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libleveldb1d libfmt9 libspdlog1.10 libssl3 zlib1g libseccomp2 libjemalloc2 libraft2 libuv1 libzstd1 \
-      libzip4 \
+      libzip4 libsimdjson14 \
       liblz4-1 netcat-openbsd \
       gcc g++ libc6-dev python3 openjdk-17-jdk-headless \
  && rm -rf /var/lib/apt/lists/* \
