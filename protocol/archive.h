@@ -51,8 +51,11 @@ struct DecodeFailure : std::runtime_error {
 // JobResult::final_ms (the proxy's time of the job's one result, which
 // RESULT_TTL counts from); 6 adds a job's needs, its judge0 request
 // (ApiRequest), the limits judge0 sets per job (Limits), and a passing
-// check step's output (JobResult::check_output).
-constexpr unsigned kRecordVersion = 6;
+// check step's output (JobResult::check_output); 7 keeps a job's spec once
+// at the proxy, in a record of its own, and its job record only the spec's
+// head (reverse_proxy/proxy_core.h). Frames of versions 6 and 7 are the
+// same bytes: only the proxy's job record differs.
+constexpr unsigned kRecordVersion = 7;
 // Stored records of version 5 on start with this byte, then their version
 // (one byte). A version-4 record starts with its ticket's length (a
 // varint below 33), so the two never meet.

@@ -19,6 +19,7 @@ using protocol::JobState;
 namespace {
 std::string active_key(const std::string& t) { return "a/" + t; }
 std::string finished_key(const std::string& t) { return "f/" + t; }
+std::string spec_key(const std::string& t) { return "s/" + t; }
 std::string notify_key(const std::string& origin, const std::string& t) {
   return "n/" + origin + "/" + t;
 }
@@ -136,6 +137,7 @@ SweepOutcome ProxyCore::sweep(TimeMs now) {
     staged_.del(std::string(key));
     if (!ticket.empty()) {
       staged_.del(finished_key(ticket));
+      staged_.del(spec_key(ticket));
       // An origin that has not acknowledged the result yet (it was away)
       // keeps its notice: it is told the job expired, forgets its record and
       // acknowledges that, which removes the notice (on_ack).
@@ -158,6 +160,7 @@ SweepOutcome ProxyCore::sweep(TimeMs now) {
   auto [lo, hi] = std::minmax_element(gone.begin(), gone.end(),
                                       [](const auto& a, const auto& b) { return a.second < b.second; });
   out.compact.emplace_back(finished_key(lo->second), finished_key(hi->second));
+  out.compact.emplace_back(spec_key(lo->second), spec_key(hi->second));
   log_->debug("swept expired jobs count={} more={}", out.removed, out.more);
   return out;
 }
@@ -392,6 +395,7 @@ bool ProxyCore::to_node(ActiveMap::iterator it, JobRecord& rec, const std::strin
     log_->error("{} ticket={} node={}", *refused, it->first, node);
     return false;
   }
+  drop_cached_spec(it->second);
   rec.node = node;
   store_active(it->first, rec);
   it->second.state = JobState::kRunning;
@@ -456,6 +460,14 @@ void ProxyCore::on_submit(const std::string& node, protocol::Submit& m, TimeMs n
       continue;
     }
     const std::string& ticket = entry->first;
+    // The spec's one write: from now on the job's records hold its head.
+    std::string spec_bytes = protocol::to_record(spec);
+    std::unique_ptr<std::string> cached;
+    if (!local.count(ticket) && cached_spec_bytes_ + spec_bytes.size() <= kSpecCacheBytes) {
+      cached_spec_bytes_ += spec_bytes.size();
+      cached = std::make_unique<std::string>(spec_bytes);
+    }
+    staged_.put(spec_key(ticket), std::move(spec_bytes));
     JobRecord rec;
     rec.spec = std::move(spec);
     rec.seq = next_seq_++;
@@ -479,6 +491,7 @@ void ProxyCore::on_submit(const std::string& node, protocol::Submit& m, TimeMs n
     entry->second = ActiveJob{JobState::kQueued, 0, 0, key, intern(rec.spec.owner),
                               rec.spec.not_before_ms};
     entry->second.needs = needs_id(rec.spec.needs);
+    entry->second.spec = std::move(cached);
     enqueue(entry, now);
     if (log_->should_log(spdlog::level::debug)) {  // describe() formats: only when it shows
       log_->debug("queued ticket={} origin={} job=\"{}\"", ticket, rec.spec.origin,
@@ -576,9 +589,11 @@ void ProxyCore::finish_job(const std::string& ticket, JobRecord rec, protocol::J
   rec.result.final_ms = rec.pinned ? rec.result.end_ms : clock_;
   if (!rec.result.node.empty()) rec.node = rec.result.node;
   staged_.del(active_key(ticket));
+  if (rec.spec_inline) staged_.put(spec_key(ticket), protocol::to_record(rec.spec));
   staged_.put(finished_key(ticket), protocol::to_record(rec));
   staged_.put(protocol::expiry_key(rec.result.final_ms, ticket), rec.spec.origin);
   staged_.put(notify_key(rec.spec.origin, ticket), "");
+  if (auto it = active_.find(ticket); it != active_.end()) drop_cached_spec(it->second);
   active_.erase(ticket);
   ++stats_.finished;
   ++stats_.finished_by_state[rec.state];
@@ -779,7 +794,7 @@ bool ProxyCore::dispatch(TimeMs now) {
       auto it = active_.find(t);
       if (it == active_.end()) continue;
       JobRecord rec;
-      if (!load_record(active_key(t), rec)) continue;
+      if (!load_queued(it, rec)) continue;
       std::size_t held_after = node.held.size() + 1;
       if (held_after > base_cap &&
           !fits_adaptive_prefetch(static_cast<std::uint32_t>(held_after - base_cap),
@@ -875,12 +890,12 @@ protocol::ClusterStats ProxyCore::stats(TimeMs now) const {
 
 std::optional<JobRecord> ProxyCore::find_job(const std::string& ticket, TimeMs now) const {
   JobRecord rec;
-  if (load_record(active_key(ticket), rec)) return rec;
-  if (load_record(finished_key(ticket), rec) &&
-      !options_.retention.expired(rec.result.final_time(), std::max(clock_, now))) {
-    return rec;
-  }
-  return std::nullopt;
+  bool found = load_record(active_key(ticket), rec) ||
+               (load_record(finished_key(ticket), rec) &&
+                !options_.retention.expired(rec.result.final_time(), std::max(clock_, now)));
+  if (!found) return std::nullopt;
+  if (!load_spec(ticket, rec)) log_->error("no spec record ticket={}", ticket);
+  return rec;
 }
 
 bool ProxyCore::expired(const std::string& ticket, TimeMs now) const {
@@ -893,7 +908,46 @@ bool ProxyCore::load_record(const std::string& key, JobRecord& rec) const {
   return protocol::from_record(value, rec);
 }
 
-void ProxyCore::store_active(const std::string& ticket, const JobRecord& rec) {
+bool ProxyCore::load_queued(ActiveMap::iterator it, JobRecord& rec) {
+  ActiveJob& job = it->second;
+  if (job.spec) {
+    // Never dispatched since it came: its a/ record says nothing that
+    // memory does not (no attempt, no node tried, no result).
+    bool whole = protocol::from_record(*job.spec, rec.spec);
+    drop_cached_spec(job);
+    if (whole && job.attempts == 0) {
+      rec.state = job.state;
+      rec.seq = job.key.seq;
+      rec.pinned = job.pinned;
+      return true;
+    }
+    rec = JobRecord{};
+  }
+  if (!load_record(active_key(it->first), rec)) return false;
+  if (load_spec(it->first, rec)) return true;
+  log_->error("no spec record ticket={}: left out of the queue", it->first);
+  return false;
+}
+
+void ProxyCore::drop_cached_spec(ActiveJob& job) {
+  if (!job.spec) return;
+  cached_spec_bytes_ -= job.spec->size();
+  job.spec.reset();
+}
+
+bool ProxyCore::load_spec(const std::string& ticket, JobRecord& rec) const {
+  if (rec.spec_inline) return true;
+  std::string value;
+  if (!staged_.get(spec_key(ticket), &value).ok()) return false;
+  return protocol::from_record(value, rec.spec);
+}
+
+void ProxyCore::store_active(const std::string& ticket, JobRecord& rec) {
+  if (rec.spec_inline) {
+    // A record of an earlier version: its spec moves to a record of its own.
+    staged_.put(spec_key(ticket), protocol::to_record(rec.spec));
+    rec.spec_inline = false;
+  }
   staged_.put(active_key(ticket), protocol::to_record(rec));
 }
 

@@ -11,7 +11,9 @@
 // in as an argument. One thread (the proxy's event loop) calls it.
 //
 // Storage layout (values are Boost.Serialization archives):
-//   a/<ticket>            JobRecord of a job not finished (queued or held by a node)
+//   s/<ticket>            JobSpec: the job as submitted, written once (version 7 on)
+//   a/<ticket>            JobRecord of a job not finished (queued or held by a node):
+//                         its state and the spec's head
 //   f/<ticket>            JobRecord of a finished job, with its result
 //   n/<origin>/<ticket>   "" : a result its origin node has not acknowledged yet
 //   e/<final ms>/<ticket> origin node: the expiry index of f/ (protocol/retention.h)
@@ -25,6 +27,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -70,6 +73,11 @@ struct ProxyOptions {
 using protocol::SweepOutcome;
 
 struct JobRecord {
+  // The job as submitted. From record version 7 on the whole of it is
+  // written once, as s/<ticket>; a/ and f/ keep only its head, the fields
+  // the proxy decides and reports by. So dispatch, requeue and finish
+  // rewrite a small record, and only dispatch (which sends the job) and a
+  // read of its details decode the spec with its files and test cases.
   protocol::JobSpec spec;
   protocol::JobState state = protocol::JobState::kQueued;
   std::string node;
@@ -81,11 +89,21 @@ struct JobRecord {
   // here before, and its result already shown to that node's clients: no
   // other node may run it, even when its node is lost (it holds the result).
   bool pinned = false;
+  // In memory only: read from a record of version 6 or earlier, which holds
+  // the whole spec and has no s/ record yet; the next store writes one.
+  bool spec_inline = false;
 
   template <class A>
   void serialize(A& ar, unsigned) {
-    protocol::fields(ar, spec, state, node, attempts, seq, nodes_tried, result);
-    if (ar.version() >= 5) protocol::fields(ar, pinned);
+    if (ar.version() < 7) {
+      protocol::fields(ar, spec, state, node, attempts, seq, nodes_tried, result);
+      if (ar.version() >= 5) protocol::fields(ar, pinned);
+      if constexpr (A::is_loading::value) spec_inline = true;
+      return;
+    }
+    protocol::fields(ar, spec.origin, spec.owner, spec.priority, spec.not_before_ms, spec.needs,
+                     spec.kind, spec.sleep_ms, spec.is_api, spec.api.language_id);
+    protocol::fields(ar, state, node, attempts, seq, nodes_tried, result, pinned);
   }
 };
 
@@ -161,7 +179,12 @@ class ProxyCore {
     TimeMs not_before = 0;    // JobSpec::not_before_ms (--delay)
     bool pinned = false;      // JobRecord::pinned
     std::uint32_t needs = 0;  // interned JobSpec::needs (needs_id()); 0 = nothing
+    // Its s/ record's bytes, from its submit until its first dispatch,
+    // within kSpecCacheBytes: then dispatch reads nothing from LevelDB (a
+    // burst's queue is past the memtable by the time it is dispatched).
+    std::unique_ptr<std::string> spec;
   };
+  static constexpr std::size_t kSpecCacheBytes = 64 << 20;
 
   // The handlers take the message's parts by reference to move from them.
   void on_submit(const std::string& node, protocol::Submit& m, TimeMs now);
@@ -197,10 +220,16 @@ class ProxyCore {
   // The report of a finished job, from its record.
   static protocol::JobReport final_report(const std::string& ticket, JobRecord&& rec);
   bool load_record(const std::string& key, JobRecord& rec) const;
+  // The whole spec into `rec` (a record of version 7 holds its head only).
+  bool load_spec(const std::string& ticket, JobRecord& rec) const;
+  // A queued job's record with its whole spec, to dispatch it.
+  bool load_queued(ActiveMap::iterator it, JobRecord& rec);
+  void drop_cached_spec(ActiveJob& job);
   // Gone by RESULT_TTL: not found, and below its prefix's removed counter.
   bool expired_ticket(const std::string& ticket) const;
   Status index_finished_records(TimeMs now);
-  void store_active(const std::string& ticket, const JobRecord& rec);
+  // Writes a/ (and s/, for a record read in a version before 7).
+  void store_active(const std::string& ticket, JobRecord& rec);
   void send(const std::string& node, protocol::Message m);
   std::uint32_t intern(const std::string& name);
   // A job's needs as one interned id (their sorted, comma-joined list).
@@ -243,6 +272,7 @@ class ProxyCore {
   // The highest counter removed by expiry, per ticket prefix (w/ keys).
   std::unordered_map<std::string, std::uint64_t> expired_upto_;
   std::uint64_t next_seq_ = 1;
+  std::size_t cached_spec_bytes_ = 0;  // ActiveJob::spec, all together
   std::size_t rotation_ = 0;
   ProxyStats stats_;  // counters since start, for stats and estimates
   TimeMs clock_ = 0;  // the latest time a call brought

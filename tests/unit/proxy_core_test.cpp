@@ -5,12 +5,14 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "protocol/auth.h"
+#include "protocol/codec.h"
 #include "protocol/messages.h"
 #include "storage/store.h"
 
@@ -1208,6 +1210,146 @@ TEST_CASE("proxy core: a node's offers are kept only as plain words") {
   const auto* n = node_stats(p.core.stats(0), "n1");
   REQUIRE(n != nullptr);
   CHECK(n->offers == std::vector<std::string>{"label:ok", "lang:71"});
+}
+
+// ---- the spec, written once ------------------------------------------------
+
+// A MemoryStore that counts the writes of each key.
+class CountingStore : public storage::MemoryStore {
+ public:
+  Status write(const storage::WriteBatch& batch, bool sync) override {
+    for (const auto& [key, value] : batch.ops()) ++writes[key];
+    return MemoryStore::write(batch, sync);
+  }
+  std::map<std::string, int> writes;
+};
+
+protocol::JobSpec judged_spec(const std::string& ticket, const std::string& source) {
+  protocol::JobSpec s;
+  s.ticket = ticket;
+  s.kind = protocol::JobKind::kRun;
+  s.command = "exec python3 main.py\n";
+  s.origin = "origin";
+  s.owner = "alice";
+  s.priority = 7;
+  s.files = {{"main.py", source}};
+  s.cases = {{"1", "stdin of case 1", true, "expected of case 1"}};
+  s.needs = {"lang:71"};
+  s.is_api = true;
+  s.api.language_id = 71;
+  return s;
+}
+
+TEST_CASE("proxy core: a job's spec is written once, its other records keep only the head") {
+  CountingStore store;
+  Proxy p(store);
+  protocol::Hello h = hello("origin", 1);
+  h.offers = {"lang:71"};
+  REQUIRE(p.core.on_hello(h, "peer", 0).accepted);
+  p.flush();
+  const std::string source(3000, 's');
+  protocol::Submit sub;
+  sub.jobs.push_back(judged_spec("t1", source));
+  sub.first = true;
+  p.message("origin", sub);
+
+  std::string bytes;
+  REQUIRE(store.get("s/t1", &bytes).ok());
+  protocol::JobSpec stored;
+  REQUIRE(protocol::from_record(bytes, stored));
+  CHECK(stored == judged_spec("t1", source));
+  REQUIRE(store.get("a/t1", &bytes).ok());
+  CHECK(bytes.size() < 100);
+  CHECK(bytes.find("stdin of case 1") == std::string::npos);
+
+  // Dispatched with the whole spec, though its record holds the head only.
+  auto out = p.dispatch(10);
+  auto jobs = sent_to<protocol::Job>(out, "origin");
+  REQUIRE(count_jobs(jobs) == 1);
+  CHECK(jobs[0].jobs[0].spec == judged_spec("t1", source));
+  CHECK(jobs[0].jobs[0].attempt == 1);
+
+  p.message("origin", protocol::Result{{final_report("t1", "origin", 1, "ran")}}, 20);
+  REQUIRE(store.get("f/t1", &bytes).ok());
+  CHECK(bytes.size() < 150);
+  CHECK(bytes.find(source) == std::string::npos);
+  CHECK(store.get("a/t1", &bytes).is_not_found());
+
+  // The head answers for the finished job (its owner), the details read the spec.
+  auto rec = p.core.find_job("t1");
+  REQUIRE(rec);
+  CHECK(rec->state == JobState::kDone);
+  CHECK(rec->spec == judged_spec("t1", source));
+  CHECK(rec->result.text == "ran");
+  CHECK(rec->nodes_tried == std::vector<std::string>{"origin"});
+  CHECK(store.writes["s/t1"] == 1);
+  CHECK(store.writes["a/t1"] == 3);  // queued, dispatched, deleted
+
+  // And after a restart.
+  Proxy again(store);
+  REQUIRE(again.core.recover(30).ok());
+  auto back = again.core.find_job("t1");
+  REQUIRE(back);
+  CHECK(back->spec == judged_spec("t1", source));
+  CHECK(back->spec.owner == "alice");
+}
+
+TEST_CASE("proxy core: a job record of version 6 keeps working, its spec moved out at its next write") {
+  CountingStore store;
+  const std::string source(2000, 'v');
+  {
+    JobRecord rec;
+    rec.spec = judged_spec("t1", source);
+    rec.seq = 1;
+    storage::WriteBatch b;
+    b.put("a/t1", std::string{protocol::kRecordMarker, 6} + protocol::to_bytes_at(rec, 6));
+    JobRecord done;
+    done.spec = judged_spec("t2", source);
+    done.state = JobState::kDone;
+    done.node = "elsewhere";
+    done.attempts = 1;
+    done.seq = 2;
+    done.nodes_tried = {"elsewhere"};
+    done.result.text = "old result";
+    done.result.final_ms = 5;
+    b.put("f/t2", std::string{protocol::kRecordMarker, 6} + protocol::to_bytes_at(done, 6));
+    REQUIRE(store.write(b, true).ok());
+  }
+  Proxy p(store);
+  REQUIRE(p.core.recover(0).ok());
+  p.flush();
+  auto queued = p.core.find_job("t1");
+  REQUIRE(queued);
+  CHECK(queued->state == JobState::kQueued);
+  CHECK(queued->spec == judged_spec("t1", source));
+  auto finished = p.core.find_job("t2");
+  REQUIRE(finished);
+  CHECK(finished->spec == judged_spec("t2", source));
+  CHECK(finished->result.text == "old result");
+
+  protocol::Hello h = hello("n1", 1);
+  h.offers = {"lang:71"};
+  REQUIRE(p.core.on_hello(h, "peer", 0).accepted);
+  p.flush();
+  auto jobs = sent_to<protocol::Job>(p.dispatch(10), "n1");
+  REQUIRE(count_jobs(jobs) == 1);
+  CHECK(jobs[0].jobs[0].spec == judged_spec("t1", source));
+  // Its first write in version 7 moved the spec to s/.
+  std::string bytes;
+  REQUIRE(store.get("s/t1", &bytes).ok());
+  protocol::JobSpec moved;
+  REQUIRE(protocol::from_record(bytes, moved));
+  CHECK(moved == judged_spec("t1", source));
+  REQUIRE(store.get("a/t1", &bytes).ok());
+  CHECK(static_cast<unsigned char>(bytes[1]) == protocol::kRecordVersion);
+  CHECK(bytes.find(source) == std::string::npos);
+
+  p.message("n1", protocol::Result{{final_report("t1", "n1", 1, "new result")}}, 20);
+  auto done = p.core.find_job("t1");
+  REQUIRE(done);
+  CHECK(done->result.text == "new result");
+  CHECK(done->spec == judged_spec("t1", source));
+  CHECK(store.writes["s/t1"] == 1);
 }
 
 }  // namespace jc::proxy

@@ -286,8 +286,9 @@ TEST_CASE("proxy retention: the sweep removes records and index, and remembers")
   p.flush();
   CHECK(swept.removed == 2);
   CHECK_FALSE(swept.more);
-  CHECK(swept.compact.size() == 2);  // the index's range and the records'
+  CHECK(swept.compact.size() == 3);  // the index's range, the records' and the specs'
   CHECK(keys_with(store, "f/") == 1);
+  CHECK(keys_with(store, "s/") == 1);
   CHECK(keys_with(store, "e/") == 1);
   // Node "a" has not acknowledged them: it will be told they expired.
   CHECK(keys_with(store, "n/") == 3);
@@ -389,7 +390,7 @@ TEST_CASE("proxy retention: finished records from before the index enter it at s
   proxy::JobRecord rec = finished_record();
   rec.spec.ticket = kA1;
   storage::WriteBatch b;
-  std::string v5 = protocol::to_bytes(rec);
+  std::string v5 = protocol::to_bytes_at(rec, 5);
   b.put("f/" + kA1, v5.substr(0, v5.size() - 2));  // version 4 (see above)
   REQUIRE(store.write(b, true).ok());
   Proxy p(store);
