@@ -59,6 +59,15 @@ void NodeCore::store_origin(const std::string& ticket, const OriginRecord& rec) 
 // An x/ record lives until the proxy has its result (then on_ack deletes
 // it), so it needs no expiry; only records of earlier builds, kept after
 // delivery, are in the index (index_final_records).
+ExecRecord NodeCore::exec_record(const ExecJob& job) const {
+  ExecRecord rec;
+  rec.spec = job.assignment.spec;
+  rec.attempt = job.assignment.attempt;
+  rec.state = job.state;
+  rec.local = job.local;
+  return rec;
+}
+
 void NodeCore::store_exec(const std::string& ticket, const ExecRecord& rec) {
   staged_.put(exec_key(ticket), protocol::to_record(rec));
 }
@@ -130,7 +139,7 @@ Status NodeCore::recover() {
     } else {
       exec_queue_.push_back(t);
     }
-    exec_jobs_[t] = protocol::Assignment{rec.spec, rec.attempt};
+    exec_jobs_[t] = ExecJob{{std::move(rec.spec), rec.attempt}, rec.state, rec.local};
     return true;
   });
   if (!s.ok()) return s;
@@ -567,7 +576,7 @@ void NodeCore::claim_local(const std::string& t, protocol::JobSpec spec) {
   rec.attempt = 1;
   rec.local = true;
   store_exec(t, rec);
-  exec_jobs_[t] = protocol::Assignment{rec.spec, 1};
+  exec_jobs_[t] = ExecJob{{std::move(rec.spec), 1}, JobState::kQueued, true};
   exec_queue_.push_back(t);
   local_claimed_.insert(t);
   events_.work = true;
@@ -671,7 +680,7 @@ void NodeCore::on_jobs(protocol::Job& j) {
     rec.attempt = a.attempt;
     store_exec(t, rec);
     log_->debug("assigned ticket={} attempt={}", t, a.attempt);
-    exec_jobs_[t] = std::move(a);
+    exec_jobs_[t] = ExecJob{std::move(a), JobState::kQueued, false};
     exec_queue_.push_back(t);
   }
   events_.work = events_.work || !exec_queue_.empty();
@@ -763,12 +772,11 @@ std::optional<protocol::Assignment> NodeCore::next_job() {
     exec_queue_.pop_front();
     auto it = exec_jobs_.find(t);
     if (it == exec_jobs_.end()) continue;
-    ExecRecord rec;
-    if (!load(exec_key(t), rec)) continue;
-    if (!advance(t, rec.state, protocol::JobEvent::kDispatch)) continue;
-    store_exec(t, rec);
+    ExecJob& job = it->second;
+    if (!advance(t, job.state, protocol::JobEvent::kDispatch)) continue;
+    store_exec(t, exec_record(job));
     running_.insert(t);
-    return it->second;
+    return job.assignment;
   }
   return std::nullopt;
 }
@@ -777,7 +785,7 @@ void NodeCore::cancel_queued(const std::string& ticket, TimeMs now) {
   auto it = exec_jobs_.find(ticket);
   if (it == exec_jobs_.end() || running_.count(ticket)) return;
   exec_queue_.erase(std::remove(exec_queue_.begin(), exec_queue_.end(), ticket), exec_queue_.end());
-  protocol::JobResult r = protocol::cancelled_before_run(it->second.spec.kind);
+  protocol::JobResult r = protocol::cancelled_before_run(it->second.assignment.spec.kind);
   r.start_ms = r.end_ms = now;
   running_.insert(ticket);  // job_finished() takes it from the running set
   job_finished(ticket, std::move(r));
@@ -786,8 +794,12 @@ void NodeCore::cancel_queued(const std::string& ticket, TimeMs now) {
 void NodeCore::job_finished(const std::string& ticket, protocol::JobResult result) {
   if (!running_.erase(ticket)) return;  // dropped while it ran
   auto it = exec_jobs_.find(ticket);
+  if (it == exec_jobs_.end()) return;
   ExecRecord rec;
-  if (it == exec_jobs_.end() || !load(exec_key(ticket), rec)) return;
+  rec.spec = std::move(it->second.assignment.spec);
+  rec.attempt = it->second.assignment.attempt;
+  rec.state = it->second.state;
+  rec.local = it->second.local;
   exec_jobs_.erase(it);
   if (!advance(ticket, rec.state, protocol::JobEvent::kFinish, result.state)) return;
   result.node = options_.node_id;

@@ -219,7 +219,17 @@ class NodeCore {
   std::unordered_set<std::string> unforwarded_;  // tickets the proxy has not acknowledged
   // Given to this node by the proxy.
   std::deque<std::string> exec_queue_;
-  std::unordered_map<std::string, protocol::Assignment> exec_jobs_;  // queued or running
+  // A job given to this node (or taken from its own clients while the
+  // proxy was away), queued or running: all its x/ record holds but a
+  // result, so that its start and its finish write the record without
+  // reading it back.
+  struct ExecJob {
+    protocol::Assignment assignment;
+    protocol::JobState state = protocol::JobState::kQueued;
+    bool local = false;  // ExecRecord::local
+  };
+  ExecRecord exec_record(const ExecJob& job) const;
+  std::unordered_map<std::string, ExecJob> exec_jobs_;
   std::unordered_set<std::string> running_;
   CallbackBook callbacks_{staged_};
   std::set<std::string> cluster_offered_, cluster_available_;  // the proxy's OFFERS

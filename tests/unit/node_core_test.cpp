@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -408,6 +409,46 @@ TEST_CASE("node core: job_finished sends a RESULT with the node id and attempt")
   CHECK(r.result.text == "slept 10");
   CHECK(n.core.running() == 0);
   CHECK(n.core.info().finished_total == 1);
+}
+
+// A MemoryStore that counts the reads of each key.
+class ReadCountingStore : public storage::MemoryStore {
+ public:
+  Status get(std::string_view key, std::string* value) override {
+    ++reads[std::string(key)];
+    return MemoryStore::get(key, value);
+  }
+  std::map<std::string, int> reads;
+};
+
+TEST_CASE("node core: a job's start and finish write its x/ record without reading it back") {
+  ReadCountingStore store;
+  Node n(store);
+  n.connect();
+  n.receive(protocol::Job{{assignment("j1", 2)}});
+  const int after_assignment = store.reads["x/j1"];  // is it held already? (no)
+  n.start();
+  std::string bytes;
+  ExecRecord rec;
+  REQUIRE(store.get("x/j1", &bytes).ok());
+  REQUIRE(protocol::from_record(bytes, rec));
+  CHECK(rec.state == JobState::kRunning);
+  CHECK(rec.attempt == 2);
+  CHECK(rec.spec == assignment("j1", 2).spec);
+  n.core.job_finished("j1", done_result("slept 10"));
+  n.flush();
+  REQUIRE(store.get("x/j1", &bytes).ok());
+  REQUIRE(protocol::from_record(bytes, rec));
+  CHECK(rec.state == JobState::kDone);
+  CHECK(rec.result.text == "slept 10");
+  CHECK(rec.result.attempt == 2);
+  CHECK(rec.spec == assignment("j1", 2).spec);
+  CHECK_FALSE(rec.local);
+  CHECK(store.reads["x/j1"] == after_assignment + 2);  // the two reads of this test
+
+  // After a restart its result is still owed to the proxy.
+  Node again(store);
+  CHECK(again.core.hello().finished == std::vector<std::string>{"j1"});
 }
 
 TEST_CASE("node core: a result finished while disconnected is sent after the welcome") {
