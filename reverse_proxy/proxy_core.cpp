@@ -463,7 +463,10 @@ void ProxyCore::on_submit(const std::string& node, protocol::Submit& m, TimeMs n
     // The spec's one write: from now on the job's records hold its head.
     std::string spec_bytes = protocol::to_record(spec);
     std::unique_ptr<std::string> cached;
-    if (!local.count(ticket) && cached_spec_bytes_ + spec_bytes.size() <= kSpecCacheBytes) {
+    // Kept for its dispatch when that comes soon: not for a job run by its
+    // origin (adopted below) or waiting out a --delay.
+    if (!local.count(ticket) && spec.not_before_ms <= now &&
+        cached_spec_bytes_ + spec_bytes.size() <= kSpecCacheBytes) {
       cached_spec_bytes_ += spec_bytes.size();
       cached = std::make_unique<std::string>(spec_bytes);
     }
