@@ -44,7 +44,8 @@ const std::vector<std::string>& suite_names() {
 }
 
 const std::vector<std::string>& on_request_names() {
-  static const std::vector<std::string> kNames{"failover", "tls-3p", "soak", "api-submit"};
+  static const std::vector<std::string> kNames{"failover", "tls-3p", "soak", "api-submit",
+                                               "burst"};
   return kNames;
 }
 
@@ -177,6 +178,9 @@ Suite (every measure of the issue's table, each on a fresh cluster):
                time until a job submitted after the kill has its result
     tls-3p     tls with three replicated proxies (their own links TLS too)
     api-submit api's first measure alone: POST /submissions against `run` submits
+    burst      e2e's jobs all at once (every ticket in about a second, then the
+               results) against the same jobs as a steady stream (each client
+               keeps 2 chunks of 1,000 in the cluster), each on a fresh cluster
   Timelines go to DIR (default build/bench): e2e-timeline.csv, e2e-2ms-timeline.csv,
   balance-timeline.csv.
   --compare: also measures beanstalkd and redis (each when on PATH) in the same

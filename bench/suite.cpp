@@ -134,6 +134,7 @@ ScenarioReport run_measure(const std::string& name, const BenchContext& ctx) {
   static const std::map<std::string, Scenario> kScenarios{
       {"submit", submit_scenario},
       {"e2e", e2e_scenario},
+      {"burst", burst_scenario},
       {"chart", chart_scenario},
       {"latency",
        [](const BenchContext& c, ScenarioReport& rep) {
@@ -239,6 +240,46 @@ void e2e_scenario(const BenchContext& ctx, ScenarioReport& r) {
   r.details.push_back(e2e_detail(run, n));
   r.details.push_back(timeline_detail(run.samples));
   r.details.push_back("jobs per node: " + outcome_text(run.outcomes));
+}
+
+void burst_scenario(const BenchContext& ctx, ScenarioReport& r) {
+  int n = ctx.sizes.e2e_jobs;
+  constexpr std::size_t kChunk = 1000;
+  auto m = add_measure(
+      r,
+      fmt::format("a burst: {} 0-ms jobs submitted at once by 3 clients to 3 nodes, then their "
+                  "results, against the same jobs as a steady stream (each client keeps 2 chunks "
+                  "of {} in the cluster){}",
+                  grouped(n), grouped(kChunk), proxies_text(ctx)),
+      ">= 0.8 x the steady rate");
+  auto once = [&](std::size_t chunk, std::vector<ProcessUsage>& usage) {
+    auto cluster = start_cluster(cluster_spec(ctx, 3, 2), kUpTimeout);
+    E2eRun run = run_e2e(*cluster, {.jobs = n,
+                                    .clients = 3,
+                                    .job_line = sleep_line(0),
+                                    .window = ctx.window,
+                                    .timeout = ctx.sizes.timeout,
+                                    .chunk = chunk});
+    usage = cluster_usage(*cluster);
+    return run;
+  };
+  std::vector<ProcessUsage> steady_usage;
+  E2eRun steady = once(kChunk, steady_usage);
+  if (r.error = outcome_error(steady, n); !r.error.empty()) return;
+  E2eRun burst = once(0, r.usage);
+  if (r.error = outcome_error(burst, n); !r.error.empty()) return;
+  double s = steady.jobs_per_s(n);
+  double b = burst.jobs_per_s(n);
+  double ratio = s > 0 ? b / s : 0;
+  set_measure(r, m, fmt::format("{:.2f} x ({} vs {} jobs/s)", ratio, grouped(b), grouped(s)),
+              ratio >= 0.8);
+  r.figures["burst_rate"] = b;
+  r.figures["steady_rate"] = s;
+  r.details.push_back("burst: " + e2e_detail(burst, n));
+  r.details.push_back("steady: " + e2e_detail(steady, n));
+  std::string cpu;
+  for (const auto& u : steady_usage) cpu += fmt::format(" {} {:.2f}s", u.name, u.cpu_s);
+  r.details.push_back("steady run's CPU:" + cpu + " (the burst's is below)");
 }
 
 // Not a row of the table: the run scripts/bench-chart draws. 0-ms jobs end

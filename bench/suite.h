@@ -66,6 +66,9 @@ ScenarioReport run_measure(const std::string& name, const BenchContext& ctx);
 // failure still shows which rows it leaves unmeasured).
 void submit_scenario(const BenchContext& ctx, ScenarioReport& r);
 void e2e_scenario(const BenchContext& ctx, ScenarioReport& r);
+// A burst (every job submitted at once, as e2e) against the same jobs as a
+// steady stream, each on a fresh cluster: issue 21's 0.8 x.
+void burst_scenario(const BenchContext& ctx, ScenarioReport& r);
 void chart_scenario(const BenchContext& ctx, ScenarioReport& r);
 void latency_scenario(const BenchContext& ctx, ScenarioReport& r, int dispatch_period);
 void balance_scenario(const BenchContext& ctx, ScenarioReport& r);

@@ -65,10 +65,31 @@ E2eRun run_e2e(Cluster& cluster, const E2eSpec& spec) {
                           (i < static_cast<std::size_t>(spec.jobs) % clients ? 1 : 0);
       threads.emplace_back([&, i, share] {
         PerClient& p = per[i];
-        p.error = submit_jobs(*conns[i], share, spec.job_line, spec.window, deadline, p.tickets);
-        p.submitted_at = seconds_since(t0);
-        if (p.error.empty()) {
-          p.error = await_jobs(*conns[i], p.tickets, spec.window, deadline, p.outcomes);
+        if (spec.chunk == 0) {
+          p.error = submit_jobs(*conns[i], share, spec.job_line, spec.window, deadline, p.tickets);
+          p.submitted_at = seconds_since(t0);
+          if (p.error.empty()) {
+            p.error = await_jobs(*conns[i], p.tickets, spec.window, deadline, p.outcomes);
+          }
+        } else {
+          // Two chunks at most in the cluster: the one waited for, and the next.
+          std::size_t unsent = share;
+          std::vector<std::string> waited, next;
+          auto submit_chunk = [&](std::vector<std::string>& into) {
+            std::size_t n = std::min(spec.chunk, unsent);
+            unsent -= n;
+            into.clear();
+            std::string error =
+                n == 0 ? "" : submit_jobs(*conns[i], n, spec.job_line, spec.window, deadline, into);
+            if (unsent == 0 && p.submitted_at == 0) p.submitted_at = seconds_since(t0);
+            return error;
+          };
+          p.error = submit_chunk(waited);
+          while (p.error.empty() && !waited.empty()) {
+            if (p.error = submit_chunk(next); !p.error.empty()) break;
+            p.error = await_jobs(*conns[i], waited, spec.window, deadline, p.outcomes);
+            std::swap(waited, next);
+          }
         }
         p.done_at = seconds_since(t0);
       });

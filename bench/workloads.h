@@ -41,6 +41,10 @@ struct E2eSpec {
   std::size_t window = 10000;
   std::chrono::seconds timeout{600};
   bool sample = false;  // take `stats` every 100 ms during the run
+  // 0: each client submits all its jobs, then waits for them (a burst).
+  // Otherwise a steady stream: each client submits `chunk` jobs, and keeps
+  // the next chunk in the cluster while it waits for the results of one.
+  std::size_t chunk = 0;
 };
 
 struct E2eRun {
