@@ -56,18 +56,18 @@ void NodeCore::store_origin(const std::string& ticket, const OriginRecord& rec) 
   if (rec.has_result) staged_.put(protocol::expiry_key(rec.result.final_time(), "o/" + ticket), "");
 }
 
-// An x/ record lives until the proxy has its result (then on_ack deletes
-// it), so it needs no expiry; only records of earlier builds, kept after
-// delivery, are in the index (index_final_records).
-ExecRecord NodeCore::exec_record(const ExecJob& job) const {
+ExecRecord NodeCore::exec_record(ExecJob job) {
   ExecRecord rec;
-  rec.spec = job.assignment.spec;
+  rec.spec = std::move(job.assignment.spec);
   rec.attempt = job.assignment.attempt;
   rec.state = job.state;
   rec.local = job.local;
   return rec;
 }
 
+// An x/ record lives until the proxy has its result (then on_ack deletes
+// it), so it needs no expiry; only records of earlier builds, kept after
+// delivery, are in the index (index_final_records).
 void NodeCore::store_exec(const std::string& ticket, const ExecRecord& rec) {
   staged_.put(exec_key(ticket), protocol::to_record(rec));
 }
@@ -795,11 +795,7 @@ void NodeCore::job_finished(const std::string& ticket, protocol::JobResult resul
   if (!running_.erase(ticket)) return;  // dropped while it ran
   auto it = exec_jobs_.find(ticket);
   if (it == exec_jobs_.end()) return;
-  ExecRecord rec;
-  rec.spec = std::move(it->second.assignment.spec);
-  rec.attempt = it->second.assignment.attempt;
-  rec.state = it->second.state;
-  rec.local = it->second.local;
+  ExecRecord rec = exec_record(std::move(it->second));
   exec_jobs_.erase(it);
   if (!advance(ticket, rec.state, protocol::JobEvent::kFinish, result.state)) return;
   result.node = options_.node_id;

@@ -228,7 +228,8 @@ class NodeCore {
     protocol::JobState state = protocol::JobState::kQueued;
     bool local = false;  // ExecRecord::local
   };
-  ExecRecord exec_record(const ExecJob& job) const;
+  // Its x/ record (without a result); a copy of the job when it stays held.
+  static ExecRecord exec_record(ExecJob job);
   std::unordered_map<std::string, ExecJob> exec_jobs_;
   std::unordered_set<std::string> running_;
   CallbackBook callbacks_{staged_};
