@@ -3,6 +3,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <charconv>
 #include <deque>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -14,8 +15,18 @@ namespace jc::api {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+using namespace std::string_view_literals;
 
 namespace {
+
+// Decimal digits, without fmt's parsing of a format string: an answer's
+// head is written for every request.
+template <class T>
+void append_number(std::string& out, T value) {
+  char digits[24];
+  auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
+  out.append(digits, end);
+}
 
 // One connection. Requests are read ahead of their answers (HTTP/1.1
 // pipelining: a client may send many before reading one), at most
@@ -138,13 +149,30 @@ class Session : public std::enable_shared_from_this<Session> {
     request.method = std::string(req.method_string());
     request.target = std::string(req.target());
     request.body = std::move(req.body());
-    request.auth_token = std::string(req["X-Auth-Token"]);
-    request.auth_user = std::string(req["X-Auth-User"]);
-    request.authorization = std::string(req[http::field::authorization]);
-    request.origin = std::string(req[http::field::origin]);
+    // The four headers the router reads, in one pass (the first of each,
+    // as req[name] gives).
+    bool token = false, user = false, authorization = false, origin = false;
+    auto first = [](bool& seen, std::string& to, beast::string_view value) {
+      if (seen) return;
+      seen = true;
+      to.assign(value.data(), value.size());
+    };
+    for (const auto& field : req) {
+      switch (field.name()) {
+        case http::field::authorization: first(authorization, request.authorization, field.value()); break;
+        case http::field::origin: first(origin, request.origin, field.value()); break;
+        default:
+          if (beast::iequals(field.name_string(), "X-Auth-Token")) {
+            first(token, request.auth_token, field.value());
+          } else if (beast::iequals(field.name_string(), "X-Auth-User")) {
+            first(user, request.auth_user, field.value());
+          }
+          break;
+      }
+    }
     request.peer = peer_;
     Slot slot;
-    slot.keep_alive = req.keep_alive();
+    slot.keep_alive = parser_->keep_alive();  // from the parse, not another look-up
     slot.version = req.version();
     slot.bytes = request.body.size();
     slot.head = req.method() == http::verb::head;
@@ -188,17 +216,19 @@ class Session : public std::enable_shared_from_this<Session> {
   // by Beast's serializer (a third of the cost of a pipelined submit's
   // answer); the reason phrases are Beast's.
   static void serialize(const Slot& slot, HttpResponse& r, std::string& out) {
-    auto status = static_cast<http::status>(r.status);
-    fmt::format_to(std::back_inserter(out), "HTTP/1.{} {} {}\r\nServer: jobcluster\r\n",
-                   slot.version == 10 ? 0 : 1, r.status, [&] {
-                     auto reason = http::obsolete_reason(status);
-                     return std::string_view(reason.data(), reason.size());
-                   }());
+    auto reason = http::obsolete_reason(static_cast<http::status>(r.status));
+    out.append(slot.version == 10 ? "HTTP/1.0 "sv : "HTTP/1.1 "sv);
+    append_number(out, r.status);
+    out.push_back(' ');
+    out.append(reason.data(), reason.size());
+    out.append("\r\nServer: jobcluster\r\n"sv);
     auto header = [&out](std::string_view name, std::string_view value) {
       // Values come from the router (an Origin echoed back at most, which
       // the parser has checked): a line break would end the head.
-      if (value.find_first_of("\r\n") != std::string_view::npos) return;
-      out.append(name).append(": ").append(value).append("\r\n");
+      for (char c : value) {
+        if (c == '\r' || c == '\n') return;
+      }
+      out.append(name).append(": "sv).append(value).append("\r\n"sv);
     };
     if (!r.body.empty() || r.status != 204) header("Content-Type", r.content_type);
     header("Cache-Control", "no-store");
@@ -209,9 +239,11 @@ class Session : public std::enable_shared_from_this<Session> {
     // No Content-Length on a 204 or 304 (RFC 9110); a HEAD answer says the
     // length and sends no body.
     if (r.status != 204 && r.status != 304) {
-      fmt::format_to(std::back_inserter(out), "Content-Length: {}\r\n", r.body.size());
+      out.append("Content-Length: "sv);
+      append_number(out, r.body.size());
+      out.append("\r\n"sv);
     }
-    out.append("\r\n");
+    out.append("\r\n"sv);
     if (!slot.head) out.append(r.body);
   }
 

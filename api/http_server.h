@@ -31,14 +31,14 @@ class HttpServer {
   static constexpr std::chrono::seconds kRequestTimeout{30};
   // Requests of one connection read ahead of their answers, and the bytes
   // of their bodies: past either, the next is read once answers go out.
-  static constexpr std::size_t kMaxPipelined = 256;
+  static constexpr std::size_t kMaxPipelined = 4096;
   static constexpr std::size_t kMaxPipelinedBytes = 1 << 20;
   // Answers held for a client that has not read them yet, past which no
   // further request is read; and requests whose answer may be large (a GET,
   // a wait=true) unanswered at once.
   static constexpr std::size_t kMaxHeldAnswerBytes = 4 << 20;
   static constexpr std::size_t kMaxPipelinedHeavy = 16;
-  static constexpr std::size_t kReadBytes = 16 * 1024;  // read at once, at most
+  static constexpr std::size_t kReadBytes = 64 * 1024;  // read at once, at most
   using AddressCounts = std::unordered_map<std::string, std::size_t>;
 
   HttpServer(boost::asio::io_context& io, Router& router, std::size_t max_body_bytes);

@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <fmt/format.h>
 
@@ -53,17 +54,17 @@ class Checker {
     }
   }
 
-  void add(const std::string& attribute, std::string message) {
+  void add(std::string_view attribute, std::string message) {
     for (auto& [name, messages] : errors_) {
       if (name == attribute) {
         messages.push_back(std::move(message));
         return;
       }
     }
-    errors_.push_back({attribute, {std::move(message)}});
+    errors_.push_back({std::string(attribute), {std::move(message)}});
   }
 
-  bool has(const char* key) const { return at(key).has_value(); }
+  bool has(std::string_view key) const { return at(key).has_value(); }
 
   // The attribute's value; nullopt when absent or null. A name given twice
   // counts as its last, as Rails reads JSON.
@@ -76,7 +77,7 @@ class Checker {
 
   // A number given as a JSON number or a numeric string (Rails casts both);
   // nullopt when absent or null; an error when it is not a number.
-  std::optional<double> number(const char* key) {
+  std::optional<double> number(std::string_view key) {
     std::optional<element> found = at(key);
     if (!found) return std::nullopt;
     const element& v = *found;
@@ -97,7 +98,7 @@ class Checker {
   }
 
   // judge0's numericality validations, on the value or its default.
-  double bounded(const char* key, double fallback, double low, bool low_inclusive, double high) {
+  double bounded(std::string_view key, double fallback, double low, bool low_inclusive, double high) {
     std::optional<double> v = has(key) ? number(key) : fallback;
     if (!v) return fallback;  // not a number: said already
     if (low_inclusive ? *v < low : *v <= low) {
@@ -110,7 +111,7 @@ class Checker {
   }
 
   // A boolean as Rails casts one: true/false, "true"/"false", 1/0.
-  std::optional<bool> boolean(const char* key) {
+  std::optional<bool> boolean(std::string_view key) {
     std::optional<element> found = at(key);
     if (!found) return std::nullopt;
     const element& v = *found;
@@ -132,7 +133,7 @@ class Checker {
 
   // A string attribute (a number is taken as its text, as Rails does);
   // nullopt when absent or null.
-  std::optional<std::string> text(const char* key) {
+  std::optional<std::string> text(std::string_view key) {
     std::optional<element> found = at(key);
     if (!found) return std::nullopt;
     const element& v = *found;
@@ -176,7 +177,15 @@ std::string quoted_words(std::string_view text) {
 // executes in the shell's place: its signal is then the run's (a shell
 // would report it as an exit code of 128 + N).
 bool simple_command(std::string_view cmd) {
-  return cmd.find_first_of(";&|\n`$()<>=") == std::string_view::npos;
+  static constexpr auto kShell = [] {
+    std::array<bool, 256> marks{};
+    for (unsigned char c : std::string_view(";&|\n`$()<>=")) marks[c] = true;
+    return marks;
+  }();
+  for (unsigned char c : cmd) {
+    if (kShell[c]) return false;
+  }
+  return true;
 }
 
 // What a job of the language needs of a node (the label its nodes offer).
@@ -211,7 +220,7 @@ Submission parse_submission(const simdjson::dom::element& body, bool base64, con
     return out;
   }
   Checker c(simdjson::dom::object(body), out.errors);
-  auto decoded = [&](const char* key) -> std::optional<std::string> {
+  auto decoded = [&](std::string_view key) -> std::optional<std::string> {
     auto v = c.text(key);
     if (v && base64) *v = base64_decode(*v);
     return v;
@@ -226,11 +235,16 @@ Submission parse_submission(const simdjson::dom::element& body, bool base64, con
   const Language* language = nullptr;
   std::optional<double> language_id = c.number("language_id");
   if (language_id) {
+    // Ids are unique in the table (merge_languages replaces an entry).
     for (const auto& l : languages) {
-      if (l.id == *language_id) language = &l;
+      if (l.id == *language_id) {
+        language = &l;
+        break;
+      }
     }
   }
   bool project = language != nullptr && language->is_project;
+  const std::string language_need = language != nullptr ? need_of(*language) : std::string();
   if (project) {
     if (source && !source->empty()) c.add("source_code", "must be blank");
     if (!zip || zip->empty()) c.add("additional_files", "can't be blank");
@@ -278,7 +292,7 @@ Submission parse_submission(const simdjson::dom::element& body, bool base64, con
   a.enable_network = c.boolean("enable_network").value_or(false);
   if (language_id && language == nullptr) {
     c.add("language_id", fmt::format("language with id {} doesn't exist", number_text(*language_id)));
-  } else if (language != nullptr && offered && !offered(need_of(*language))) {
+  } else if (language != nullptr && offered && !offered(language_need)) {
     c.add("language_id", fmt::format("no node of this cluster runs the language with id {}",
                                      language->id));
   }
@@ -366,9 +380,12 @@ Submission parse_submission(const simdjson::dom::element& body, bool base64, con
                             : replace_token(language->run_cmd, "{args}",
                                             quoted_words(a.command_line_arguments));
   // Judged on the language's own command: the arguments are quoted words.
-  spec.command = (a.redirect_stderr_to_stdout ? "exec 2>&1\n" : "") +
-                 std::string(simple_command(language->run_cmd) ? "exec " : "") + run + "\n";
-  if (tests.empty()) tests.emplace_back(stdin_text, expected);
+  spec.command.reserve(run.size() + 16);
+  if (a.redirect_stderr_to_stdout) spec.command += "exec 2>&1\n";
+  if (simple_command(language->run_cmd)) spec.command += "exec ";
+  spec.command.append(run).push_back('\n');
+  if (tests.empty()) tests.emplace_back(std::move(stdin_text), std::move(expected));
+  spec.cases.reserve(tests.size() * a.number_of_runs);
   for (std::size_t i = 0; i < tests.size(); ++i) {
     for (std::uint32_t r = 0; r < a.number_of_runs; ++r) {
       protocol::TestCase tc;
@@ -401,7 +418,7 @@ Submission parse_submission(const simdjson::dom::element& body, bool base64, con
     cl.processes = s.max_max_processes_and_or_threads;
     cl.network = false;
   }
-  spec.needs.push_back(need_of(*language));
+  spec.needs.push_back(language_need);
   if (a.enable_network) spec.needs.push_back("network");
   spec.is_api = true;
   spec.api = std::move(a);

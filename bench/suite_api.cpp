@@ -167,7 +167,9 @@ const std::string& sleeper_body() {
 // ahead on a connection, 20,000 lines).
 void submit_rates(const BenchContext& ctx, ScenarioReport& r, bool quick) {
   const int submits = quick ? 5'000 : 20'000;
-  const int rounds = quick ? 1 : 3;
+  // A round takes about a third of a second, and this shared machine moves
+  // one by ±15%: five of each side give a steadier median than three.
+  const int rounds = quick ? 1 : 5;
   auto m_submit = add_measure(
       r,
       fmt::format("durable POST /submissions: {} Bash `sleep 300` submissions, 3 keep-alive "

@@ -70,7 +70,20 @@ class OutArchive {
   // old records make them so).
   explicit OutArchive(std::string& out, unsigned version = kRecordVersion)
       : out_(out), version_(version) {}
+  ~OutArchive() { flush(); }
+  OutArchive(const OutArchive&) = delete;
+  OutArchive& operator=(const OutArchive&) = delete;
   unsigned version() const { return version_; }
+  // Small fields are staged in the archive and appended to the string a
+  // buffer at a time (a job's record has dozens of one-byte fields: one
+  // append each cost a call and a capacity check apiece). The string holds
+  // everything written once flush() has run, or the archive is gone.
+  void flush() {
+    if (staged_ > 0) {
+      out_.append(buffer_, staged_);
+      staged_ = 0;
+    }
+  }
 
   template <class T>
   OutArchive& operator&(const T& value) {
@@ -82,7 +95,13 @@ class OutArchive {
     save(value);
     return *this;
   }
-  void save_binary(const void* data, std::size_t n) {
+  [[gnu::always_inline]] void save_binary(const void* data, std::size_t n) {
+    if (n <= kBufferBytes - staged_) {
+      std::memcpy(buffer_ + staged_, data, n);
+      staged_ += n;
+      return;
+    }
+    flush();
     out_.append(static_cast<const char*>(data), n);
   }
   static constexpr unsigned get_library_version() { return 1; }
@@ -91,7 +110,7 @@ class OutArchive {
   template <class T>
   void save(const T& value) {
     if constexpr (std::is_same_v<T, bool>) {
-      out_.push_back(value ? '\1' : '\0');
+      put(value ? '\1' : '\0');
     } else if constexpr (std::is_integral_v<T> && sizeof(T) > 1) {
       save_varint(zigzag(value));
     } else if constexpr (std::is_arithmetic_v<T> || std::is_enum_v<T>) {
@@ -111,24 +130,24 @@ class OutArchive {
       return static_cast<std::uint64_t>(v);
     }
   }
-  void save_varint(std::uint64_t v) {
-    if (v < 0x80) {  // most fields of a record: zero or small
-      out_.push_back(static_cast<char>(v));
-      return;
-    }
-    char buf[10];
-    std::size_t n = 0;
-    do {
-      auto byte = static_cast<unsigned char>(v & 0x7f);
+  [[gnu::always_inline]] void put(char c) {
+    if (staged_ == kBufferBytes) flush();
+    buffer_[staged_++] = c;
+  }
+  [[gnu::always_inline]] void save_varint(std::uint64_t v) {
+    if (kBufferBytes - staged_ < 10) flush();  // room for the longest
+    while (v >= 0x80) {
+      buffer_[staged_++] = static_cast<char>((v & 0x7f) | 0x80);
       v >>= 7;
-      if (v != 0) byte |= 0x80;
-      buf[n++] = static_cast<char>(byte);
-    } while (v != 0);
-    out_.append(buf, n);
+    }
+    buffer_[staged_++] = static_cast<char>(v);  // most fields of a record: zero or small
   }
 
+  static constexpr std::size_t kBufferBytes = 512;
   std::string& out_;
   unsigned version_;
+  std::size_t staged_ = 0;
+  char buffer_[kBufferBytes];
 };
 
 class InArchive {
@@ -203,7 +222,18 @@ class InArchive {
     }
   }
 
-  std::uint64_t load_varint() {
+  [[gnu::always_inline]] std::uint64_t load_varint() {
+    // Most fields are one byte: that case inline, the rest out of line.
+    if (pos_ < in_.size()) {
+      auto byte = static_cast<unsigned char>(in_[pos_]);
+      if (byte < 0x80) {
+        ++pos_;
+        return byte;
+      }
+    }
+    return load_long_varint();
+  }
+  [[gnu::noinline]] std::uint64_t load_long_varint() {
     std::uint64_t v = 0;
     for (int shift = 0; shift < 64; shift += 7) {
       if (pos_ == in_.size()) throw DecodeFailure("payload ends inside a varint");

@@ -59,6 +59,7 @@ void encode(const Message& m, std::string& out) {
   out.resize(start + kFrameHeaderBytes);
   OutArchive ar(out);
   std::visit([&](const auto& value) { ar << value; }, m);
+  ar.flush();
   std::size_t length = out.size() - start - kFrameHeaderBytes;
   put_u32(out, start, static_cast<std::uint32_t>(length));
   out[start + 4] = static_cast<char>(kProtocolVersion);

@@ -11,6 +11,7 @@ std::string to_bytes(const T& value) {
   std::string out;
   OutArchive ar(out);
   ar << value;
+  ar.flush();
   return out;
 }
 
@@ -20,6 +21,7 @@ std::string to_bytes_at(const T& value, unsigned version) {
   std::string out;
   OutArchive ar(out, version);
   ar << value;
+  ar.flush();
   return out;
 }
 
@@ -44,6 +46,7 @@ std::string to_record(const T& value) {
   out.push_back(static_cast<char>(kRecordVersion));
   OutArchive ar(out);
   ar << value;
+  ar.flush();
   return out;
 }
 

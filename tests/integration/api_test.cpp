@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 #include <atomic>
 #include <mutex>
@@ -17,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "api/http_server.h"
 #include "tests/support/cluster.h"
 #include "tests/support/http_client.h"
 #include "tests/support/run_jobs.h"
@@ -428,6 +430,49 @@ TEST_CASE("api: pipelined requests are answered in their order, a waited run hol
   CHECK(g.read().status == 400);
   CHECK(g.raw().closed_by_peer(5s));
   CHECK(HttpClient(node.port).get("/statuses").status == 200);
+}
+
+TEST_CASE("api: more pipelined submissions than a node reads ahead are each answered once, in order") {
+  ApiNode node;
+  HttpClient http(node.port);
+  // Two sleepers hold the node's two slots, so the burst's jobs stay queued.
+  for (int i = 0; i < 2; ++i) {
+    auto a = http.post("/submissions", json{{"source_code", "sleep 300"}, {"language_id", 46},
+                                            {"wall_time_limit", 20}}.dump());
+    REQUIRE(a.status == 201);
+  }
+  // Past the read-ahead limit: the node stops reading at the limit, answers,
+  // and reads on. Sent from a thread, as a client that writes while it reads.
+  const int count = static_cast<int>(jc::api::HttpServer::kMaxPipelined) + 904;
+  std::string burst;
+  for (int i = 0; i < count; ++i) {
+    std::string body = json{{"source_code", "true # " + std::to_string(i)}, {"language_id", 46}}.dump();
+    burst += "POST /submissions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+             "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  }
+  std::atomic<bool> sent{false};
+  std::thread sender([&] { sent = http.raw().send_within(burst, 60s); });
+  std::vector<std::string> tokens;
+  std::set<std::string> distinct;
+  for (int i = 0; i < count; ++i) {
+    auto a = http.read(30s);
+    if (a.status != 201) {
+      FAIL_CHECK("answer " << i << ": " << a.status << " " << a.body);
+      break;
+    }
+    tokens.push_back(body_of(a)["token"]);
+    distinct.insert(tokens.back());
+  }
+  sender.join();
+  CHECK(sent);
+  REQUIRE(tokens.size() == static_cast<std::size_t>(count));
+  CHECK(distinct.size() == tokens.size());
+  // Each token is its own request's job, in the order sent.
+  for (int i = 0; i < count; i += 613) {
+    auto g = http.get("/submissions/" + tokens[static_cast<std::size_t>(i)] + "?fields=source_code");
+    REQUIRE(g.status == 200);
+    CHECK(body_of(g)["source_code"] == "true # " + std::to_string(i));
+  }
 }
 
 // The node's resident memory in KB (VmRSS), 0 when unreadable.
