@@ -194,6 +194,10 @@ class InArchive {
     if (n > remaining()) throw DecodeFailure("length field exceeds the payload");
   }
   std::size_t remaining() const { return in_.size() - pos_; }
+  // Where the next field starts, and the bytes read since an earlier such
+  // position (a field's encoding, as it came).
+  std::size_t position() const { return pos_; }
+  std::string_view consumed_since(std::size_t start) const { return in_.substr(start, pos_ - start); }
   // Counts memory a field is about to take (a string's bytes, a vector's
   // elements): an empty string costs one byte on the wire and 32 in memory,
   // so lengths checked against the payload alone would let a 64 MiB frame

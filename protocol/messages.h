@@ -17,12 +17,15 @@
 //   CANCEL            a client's cancel, and the proxy's order to kill a job
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <variant>
 #include <vector>
 
+#include "protocol/archive.h"
+#include "protocol/fields.h"
 #include "protocol/job.h"
 
 namespace jc::protocol {
@@ -95,9 +98,48 @@ struct Submit {
   // node's clients have seen (the proxy had never been sent them): the
   // proxy takes no other run of them (their RESULT follows).
   std::vector<std::string> local_finished;
+  // Filled when loaded, never written: each job's spec as the record the
+  // proxy stores for it (s/<ticket>), made of the bytes it came in. The
+  // frame and the record are of one archive version, so the proxy does not
+  // encode again what it has just decoded.
+  std::vector<std::string> spec_records;
+
   template <class A>
   void serialize(A& ar, unsigned) {
-    fields(ar, jobs, local, first, local_finished);
+    if constexpr (A::is_loading::value) {
+      load_jobs(ar);
+      fields(ar, local, first, local_finished);
+    } else {
+      fields(ar, jobs, local, first, local_finished);
+    }
+  }
+
+ private:
+  // As a vector field is loaded (protocol/fields.h), keeping each spec's bytes.
+  template <class A>
+  void load_jobs(A& ar) {
+    std::uint64_t n = 0;
+    ar& n;
+    ar.check_length(n);
+    ar.charge(n * (sizeof(JobSpec) + sizeof(std::string)));
+    jobs.clear();
+    spec_records.clear();
+    jobs.reserve(std::min<std::uint64_t>(n, 1024));
+    spec_records.reserve(std::min<std::uint64_t>(n, 1024));
+    for (std::uint64_t i = 0; i < n; ++i) {
+      const std::size_t start = ar.position();
+      JobSpec spec{};
+      detail::field(ar, spec);
+      std::string_view bytes = ar.consumed_since(start);
+      ar.charge(bytes.size() + 2);
+      std::string record;
+      record.reserve(bytes.size() + 2);
+      record.push_back(kRecordMarker);
+      record.push_back(static_cast<char>(ar.version()));
+      record.append(bytes);
+      spec_records.push_back(std::move(record));
+      jobs.push_back(std::move(spec));
+    }
   }
 };
 

@@ -444,7 +444,8 @@ void ProxyCore::on_submit(const std::string& node, protocol::Submit& m, TimeMs n
   std::string ignored;
   std::unordered_set<std::string> local(m.local.begin(), m.local.end());
   std::unordered_set<std::string> shown(m.local_finished.begin(), m.local_finished.end());
-  for (auto& spec : m.jobs) {
+  for (std::size_t i = 0; i < m.jobs.size(); ++i) {
+    protocol::JobSpec& spec = m.jobs[i];
     if (!protocol::is_valid_ticket(spec.ticket)) {
       log_->warn("bad ticket in submit node={} ticket={}", node,
                  protocol::escape_sample(spec.ticket));
@@ -461,7 +462,9 @@ void ProxyCore::on_submit(const std::string& node, protocol::Submit& m, TimeMs n
     }
     const std::string& ticket = entry->first;
     // The spec's one write: from now on the job's records hold its head.
-    std::string spec_bytes = protocol::to_record(spec);
+    // Its record is the bytes it came in, when it came in a frame.
+    std::string spec_bytes = i < m.spec_records.size() ? std::move(m.spec_records[i])
+                                                        : protocol::to_record(spec);
     std::unique_ptr<std::string> cached;
     // Kept for its dispatch when that comes soon: not for a job run by its
     // origin (adopted below) or waiting out a --delay.

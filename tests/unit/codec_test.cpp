@@ -243,6 +243,25 @@ TEST_CASE("codec: Submit round-trips its job specs") {
   check_same_list(d.jobs, s.jobs);
 }
 
+TEST_CASE("codec: a Submit that came in a frame keeps each spec's bytes as its record") {
+  Submit s;
+  s.jobs = {sample_spec("t-1"), sample_spec("t-2")};
+  s.jobs[1].kind = JobKind::kSleep;
+  s.jobs[1].sleep_ms = 5;
+  CHECK(s.spec_records.empty());  // made here: nothing received
+  Submit d = round_trip(s);
+  REQUIRE(d.spec_records.size() == 2);
+  for (std::size_t i = 0; i < 2; ++i) {
+    // The same bytes as encoding the spec anew, and they read back as it.
+    CHECK(d.spec_records[i] == to_record(s.jobs[i]));
+    JobSpec back;
+    REQUIRE(from_record(d.spec_records[i], back));
+    CHECK(back == s.jobs[i]);
+  }
+  // Never written: a decoded Submit encodes as the one it came from.
+  CHECK(encode(Message{d}) == encode(Message{s}));
+}
+
 TEST_CASE("codec: Ack round-trips kind, tickets and superseded") {
   Ack a;
   a.kind = AckKind::kResults;

@@ -1253,6 +1253,30 @@ protocol::JobSpec stored_spec(storage::MemoryStore& store, const std::string& ti
   return spec;
 }
 
+TEST_CASE("proxy core: a spec that came in a frame is stored as the bytes it came in") {
+  CountingStore store;
+  Proxy p(store);
+  protocol::Hello h = hello("origin", 1);
+  h.offers = {"lang:71"};
+  REQUIRE(p.core.on_hello(h, "peer", 0).accepted);
+  p.flush();
+  protocol::Submit sub;
+  sub.jobs.push_back(judged_spec("t1", std::string(500, 's')));
+  sub.first = true;
+  auto decoded = protocol::decode(protocol::encode(protocol::Message{sub}));
+  auto* done = std::get_if<protocol::Complete>(&decoded);
+  REQUIRE(done != nullptr);
+  REQUIRE(std::get<protocol::Submit>(done->message).spec_records.size() == 1);
+  p.message("origin", std::move(done->message));
+  std::string bytes;
+  REQUIRE(store.get("s/t1", &bytes).ok());
+  CHECK(bytes == protocol::to_record(sub.jobs[0]));
+  CHECK(stored_spec(store, "t1") == sub.jobs[0]);
+  auto jobs = sent_to<protocol::Job>(p.dispatch(10), "origin");
+  REQUIRE(count_jobs(jobs) == 1);
+  CHECK(jobs[0].jobs[0].spec == sub.jobs[0]);
+}
+
 TEST_CASE("proxy core: a job's spec is written once, its other records keep only the head") {
   CountingStore store;
   Proxy p(store);
