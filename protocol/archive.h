@@ -75,8 +75,8 @@ class OutArchive {
   OutArchive& operator=(const OutArchive&) = delete;
   unsigned version() const { return version_; }
   // Small fields are staged in the archive and appended to the string a
-  // buffer at a time (a job's record has dozens of one-byte fields: one
-  // append each cost a call and a capacity check apiece). The string holds
+  // buffer at a time: a job's record has dozens of one-byte fields, and an
+  // append for each cost a call and a capacity check. The string holds
   // everything written once flush() has run, or the archive is gone.
   void flush() {
     if (staged_ > 0) {
