@@ -1253,13 +1253,18 @@ protocol::JobSpec stored_spec(storage::MemoryStore& store, const std::string& ti
   return spec;
 }
 
-TEST_CASE("proxy core: a spec that came in a frame is stored as the bytes it came in") {
-  CountingStore store;
-  Proxy p(store);
+// A node "origin" that runs Python (lang:71) joined to `p`.
+void join_python_origin(Proxy& p) {
   protocol::Hello h = hello("origin", 1);
   h.offers = {"lang:71"};
   REQUIRE(p.core.on_hello(h, "peer", 0).accepted);
   p.flush();
+}
+
+TEST_CASE("proxy core: a spec that came in a frame is stored as the bytes it came in") {
+  CountingStore store;
+  Proxy p(store);
+  join_python_origin(p);
   protocol::Submit sub;
   sub.jobs.push_back(judged_spec("t1", std::string(500, 's')));
   sub.first = true;
@@ -1280,10 +1285,7 @@ TEST_CASE("proxy core: a spec that came in a frame is stored as the bytes it cam
 TEST_CASE("proxy core: a job's spec is written once, its other records keep only the head") {
   CountingStore store;
   Proxy p(store);
-  protocol::Hello h = hello("origin", 1);
-  h.offers = {"lang:71"};
-  REQUIRE(p.core.on_hello(h, "peer", 0).accepted);
-  p.flush();
+  join_python_origin(p);
   const std::string source(3000, 's');
   protocol::Submit sub;
   sub.jobs.push_back(judged_spec("t1", source));
