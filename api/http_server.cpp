@@ -28,6 +28,65 @@ void append_number(std::string& out, T value) {
   out.append(digits, end);
 }
 
+// A request parser that keeps only what the router reads: the request
+// line, four headers and the body. Beast's request_parser would keep every
+// field in a list allocated per request; this is Beast's own extension
+// point for that (a basic_parser that implements its callbacks).
+class RequestParser : public http::basic_parser<true> {
+ public:
+  HttpRequest request;  // all but the peer
+  http::verb verb = http::verb::unknown;
+  unsigned version = 11;
+
+ private:
+  void on_request_impl(http::verb method, beast::string_view method_str, beast::string_view target,
+                       int v, beast::error_code&) override {
+    verb = method;
+    request.method.assign(method_str.data(), method_str.size());
+    request.target.assign(target.data(), target.size());
+    version = static_cast<unsigned>(v);
+  }
+  void on_response_impl(int, beast::string_view, int, beast::error_code&) override {}
+  // The first of each header counts, as a look-up in Beast's fields gives.
+  void on_field_impl(http::field name, beast::string_view name_string, beast::string_view value,
+                     beast::error_code&) override {
+    auto first = [&value](bool& seen, std::string& to) {
+      if (seen) return;
+      seen = true;
+      to.assign(value.data(), value.size());
+    };
+    switch (name) {
+      case http::field::authorization: first(authorization_, request.authorization); break;
+      case http::field::origin: first(origin_, request.origin); break;
+      case http::field::unknown:
+        if (beast::iequals(name_string, "X-Auth-Token")) {
+          first(token_, request.auth_token);
+        } else if (beast::iequals(name_string, "X-Auth-User")) {
+          first(user_, request.auth_user);
+        }
+        break;
+      default: break;
+    }
+  }
+  void on_header_impl(beast::error_code&) override {}
+  // The base has checked the length against the body limit.
+  void on_body_init_impl(const boost::optional<std::uint64_t>& length, beast::error_code&) override {
+    if (length) request.body.reserve(static_cast<std::size_t>(*length));
+  }
+  std::size_t on_body_impl(beast::string_view body, beast::error_code&) override {
+    request.body.append(body.data(), body.size());
+    return body.size();
+  }
+  void on_chunk_header_impl(std::uint64_t, beast::string_view, beast::error_code&) override {}
+  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, beast::error_code&) override {
+    request.body.append(body.data(), body.size());
+    return body.size();
+  }
+  void on_finish_impl(beast::error_code&) override {}
+
+  bool token_ = false, user_ = false, authorization_ = false, origin_ = false;
+};
+
 // One connection. Requests are read ahead of their answers (HTTP/1.1
 // pipelining: a client may send many before reading one), at most
 // HttpServer::kMaxPipelined of them or kMaxPipelinedBytes of bodies
@@ -144,39 +203,14 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // The parser's whole request, to the router.
   void take() {
-    auto& req = parser_->get();
-    HttpRequest request;
-    request.method = std::string(req.method_string());
-    request.target = std::string(req.target());
-    request.body = std::move(req.body());
-    // The four headers the router reads, in one pass (the first of each,
-    // as req[name] gives).
-    bool token = false, user = false, authorization = false, origin = false;
-    auto first = [](bool& seen, std::string& to, beast::string_view value) {
-      if (seen) return;
-      seen = true;
-      to.assign(value.data(), value.size());
-    };
-    for (const auto& field : req) {
-      switch (field.name()) {
-        case http::field::authorization: first(authorization, request.authorization, field.value()); break;
-        case http::field::origin: first(origin, request.origin, field.value()); break;
-        default:
-          if (beast::iequals(field.name_string(), "X-Auth-Token")) {
-            first(token, request.auth_token, field.value());
-          } else if (beast::iequals(field.name_string(), "X-Auth-User")) {
-            first(user, request.auth_user, field.value());
-          }
-          break;
-      }
-    }
+    HttpRequest request = std::move(parser_->request);
     request.peer = peer_;
     Slot slot;
     slot.keep_alive = parser_->keep_alive();  // from the parse, not another look-up
-    slot.version = req.version();
+    slot.version = parser_->version;
     slot.bytes = request.body.size();
-    slot.head = req.method() == http::verb::head;
-    slot.heavy = req.method() != http::verb::post || request.target.find("wait=true") != std::string::npos;
+    slot.head = parser_->verb == http::verb::head;
+    slot.heavy = parser_->verb != http::verb::post || request.target.find("wait=true") != std::string::npos;
     heavy_ += slot.heavy ? 1 : 0;
     parser_.reset();
     if (!slot.keep_alive) stop_reading_ = true;
@@ -222,16 +256,17 @@ class Session : public std::enable_shared_from_this<Session> {
     out.push_back(' ');
     out.append(reason.data(), reason.size());
     out.append("\r\nServer: jobcluster\r\n"sv);
+    // The content type is a literal (a line break cannot be in it); the
+    // router's headers echo what a client sent at most (an Origin, which
+    // the parser has checked), and a line break would end the head.
+    if (!r.body.empty() || r.status != 204) {
+      out.append("Content-Type: "sv).append(r.content_type).append("\r\n"sv);
+    }
+    out.append("Cache-Control: no-store\r\n"sv);
     auto header = [&out](std::string_view name, std::string_view value) {
-      // Values come from the router (an Origin echoed back at most, which
-      // the parser has checked): a line break would end the head.
-      for (char c : value) {
-        if (c == '\r' || c == '\n') return;
-      }
+      if (value.find_first_of("\r\n"sv) != std::string_view::npos) return;
       out.append(name).append(": "sv).append(value).append("\r\n"sv);
     };
-    if (!r.body.empty() || r.status != 204) header("Content-Type", r.content_type);
-    header("Cache-Control", "no-store");
     for (const auto& [name, value] : r.headers) header(name, value);
     // As Beast's keep_alive(): HTTP/1.1 says only a close, 1.0 only a keep-alive.
     if (slot.version == 10 && slot.keep_alive) header("Connection", "keep-alive");
@@ -251,12 +286,12 @@ class Session : public std::enable_shared_from_this<Session> {
   // is not: one write for a burst answered by one durable commit.
   void flush() {
     if (writing_ || closed_) return;
-    auto out = std::make_shared<std::string>();
+    std::string& out = out_;  // empty: kept between writes for its room
     std::size_t count = 0;
     bool last = false;
     for (auto& slot : slots_) {
-      if (!slot.answer || out->size() >= HttpServer::kReadBytes * 4) break;
-      serialize(slot, *slot.answer, *out);
+      if (!slot.answer || out.size() >= HttpServer::kReadBytes * 4) break;
+      serialize(slot, *slot.answer, out);
       ++count;
       if (!slot.keep_alive) {
         last = true;
@@ -265,8 +300,8 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (count == 0) return;
     writing_ = true;
-    asio::async_write(socket_, asio::buffer(*out),
-                      [self = shared_from_this(), out, count, last](beast::error_code ec, std::size_t) {
+    asio::async_write(socket_, asio::buffer(out),
+                      [self = shared_from_this(), count, last](beast::error_code ec, std::size_t) {
                         self->on_written(ec, count, last);
                       });
     update_timer();
@@ -274,6 +309,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void on_written(beast::error_code ec, std::size_t count, bool last) {
     writing_ = false;
+    out_.clear();
+    // A burst's room is kept for the next; a connection that goes quiet
+    // does not hold it.
+    if (out_.capacity() > HttpServer::kReadBytes && slots_.size() <= count) std::string().swap(out_);
     if (closed_) return;
     if (ec || last) return close();
     for (std::size_t i = 0; i < count; ++i) {
@@ -323,13 +362,14 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::ip::tcp::socket socket_;
   asio::steady_timer timer_;
   beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<RequestParser> parser_;
   Router& router_;
   std::size_t max_body_;
   std::shared_ptr<HttpServer::AddressCounts> open_;
   std::string address_;
   std::string peer_;
   std::deque<Slot> slots_;  // the unanswered requests, oldest first
+  std::string out_;         // the answers being written
   std::uint64_t first_seq_ = 0;
   std::size_t pending_bytes_ = 0, answer_bytes_ = 0, heavy_ = 0;
   bool write_timed_ = false, idle_timed_ = false;

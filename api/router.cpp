@@ -214,18 +214,22 @@ void Router::submit(const std::shared_ptr<Call>& call) {
   if (backend_.storage_full()) return call->answer(error_response(503, "storage full, try again later"));
   sub.spec.owner = call->name.value_or("");
   sub.spec.submitted_ms = backend_.now();
-  const bool wait = call->flag("wait");
-  // The spec is kept for the answer only when the answer is the result.
-  auto spec = wait ? std::make_shared<protocol::JobSpec>(sub.spec) : nullptr;
-  backend_.submit(std::move(sub.spec), [this, call, wait, spec](const std::string& ticket) {
-    if (!wait) {
-      // A ticket is letters, digits and dashes: nothing to escape.
+  if (!call->flag("wait")) {
+    // The answer is the token. A ticket is letters, digits and dashes:
+    // nothing to escape. (The call alone is captured: the callback then
+    // needs no allocation of its own.)
+    backend_.submit(std::move(sub.spec), [call](const std::string& ticket) {
       HttpResponse r;
       r.status = 201;
       r.body.reserve(ticket.size() + 12);
       r.body.append(R"({"token":")").append(ticket).append("\"}");
-      return call->answer(std::move(r));
-    }
+      call->answer(std::move(r));
+    });
+    return;
+  }
+  // The answer is the result: the spec is kept for it.
+  auto spec = std::make_shared<protocol::JobSpec>(sub.spec);
+  backend_.submit(std::move(sub.spec), [this, call, spec](const std::string& ticket) {
     client::LookupRequest req{ticket, true, static_cast<double>(context_.settings.max_wait_s), false};
     backend_.lookup(req, [this, call, spec](const protocol::JobReport& r, bool) {
       auto out = render_submission(r, spec.get(), *call->fields, call->base64, context_.table);

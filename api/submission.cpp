@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <cmath>
 #include <fmt/format.h>
 
@@ -155,13 +156,20 @@ std::uint32_t whole(double v) {
   return static_cast<std::uint32_t>(std::max(0.0, std::min(4e9, std::floor(v))));
 }
 
-std::string replace_token(std::string text, std::string_view token, const std::string& with) {
+// `text` with `token` replaced by `with` (or `with` after it, where it has
+// no token), appended to `out`: "cmd {args}" with no arguments leaves no
+// trailing blank.
+void append_replaced(std::string& out, std::string_view text, std::string_view token,
+                     std::string_view with) {
+  const std::size_t start = out.size();
   auto at = text.find(token);
-  if (at == std::string::npos) return with.empty() ? text : text + " " + with;
-  text.replace(at, token.size(), with);
-  // "cmd {args}" with no arguments leaves no trailing blank.
-  while (!text.empty() && text.back() == ' ') text.pop_back();
-  return text;
+  if (at == std::string_view::npos) {
+    out.append(text);
+    if (!with.empty()) out.append(" ").append(with);
+    return;
+  }
+  out.append(text.substr(0, at)).append(with).append(text.substr(at + token.size()));
+  while (out.size() > start && out.back() == ' ') out.pop_back();
 }
 
 std::string quoted_words(std::string_view text) {
@@ -189,7 +197,12 @@ bool simple_command(std::string_view cmd) {
 }
 
 // What a job of the language needs of a node (the label its nodes offer).
-std::string need_of(const Language& language) { return "lang:" + std::to_string(language.id); }
+std::string need_of(const Language& language) {
+  std::string need = "lang:";
+  char digits[12];
+  need.append(digits, std::to_chars(digits, digits + sizeof digits, language.id).ptr);
+  return need;
+}
 
 }  // namespace
 
@@ -372,18 +385,22 @@ Submission parse_submission(const simdjson::dom::element& body, bool base64, con
   if (project) {
     spec.check = "[ ! -f compile ] || exec /bin/bash compile\n";
   } else if (language->compile_cmd) {
-    spec.check = replace_token(*language->compile_cmd, "{compiler_options}",
-                               quoted_words(a.compiler_options)) +
-                 "\n";
+    append_replaced(spec.check, *language->compile_cmd, "{compiler_options}",
+                    a.compiler_options.empty() ? std::string() : quoted_words(a.compiler_options));
+    spec.check.push_back('\n');
   }
-  std::string run = project ? language->run_cmd
-                            : replace_token(language->run_cmd, "{args}",
-                                            quoted_words(a.command_line_arguments));
   // Judged on the language's own command: the arguments are quoted words.
-  spec.command.reserve(run.size() + 16);
+  spec.command.reserve(language->run_cmd.size() + 16);
   if (a.redirect_stderr_to_stdout) spec.command += "exec 2>&1\n";
   if (simple_command(language->run_cmd)) spec.command += "exec ";
-  spec.command.append(run).push_back('\n');
+  if (project) {
+    spec.command.append(language->run_cmd);
+  } else {
+    append_replaced(spec.command, language->run_cmd, "{args}",
+                    a.command_line_arguments.empty() ? std::string()
+                                                     : quoted_words(a.command_line_arguments));
+  }
+  spec.command.push_back('\n');
   if (tests.empty()) tests.emplace_back(std::move(stdin_text), std::move(expected));
   spec.cases.reserve(tests.size() * a.number_of_runs);
   for (std::size_t i = 0; i < tests.size(); ++i) {
