@@ -51,6 +51,22 @@ bool NodeCore::load(const std::string& key, T& value) const {
 // A record written with a final result enters the expiry index at its
 // final time; the sweep checks the record again, so an entry left behind
 // by a later change of the record removes nothing before its time.
+std::string fresh_origin_record(std::string_view spec_bytes) {
+  // What follows the spec in every fresh record.
+  static const std::string tail = [] {
+    OriginRecord fresh;
+    const std::string whole = protocol::to_record(fresh);
+    const std::size_t head = 2 + protocol::to_bytes(fresh.spec).size();
+    return whole.substr(head);
+  }();
+  std::string out;
+  out.reserve(2 + spec_bytes.size() + tail.size());
+  out.push_back(protocol::kRecordMarker);
+  out.push_back(static_cast<char>(protocol::kRecordVersion));
+  out.append(spec_bytes).append(tail);
+  return out;
+}
+
 void NodeCore::store_origin(const std::string& ticket, const OriginRecord& rec) {
   staged_.put(origin_key(ticket), protocol::to_record(rec));
   if (rec.has_result) staged_.put(protocol::expiry_key(rec.result.final_time(), "o/" + ticket), "");
@@ -160,22 +176,31 @@ std::string NodeCore::submit(protocol::JobSpec spec, TimeMs now) {
   spec.origin = options_.node_id;
   spec.submitted_ms = now;
   std::string ticket = spec.ticket;
-  OriginRecord rec;
-  rec.spec = std::move(spec);
-  store_origin(ticket, rec);
+  // Encoded once: the bytes begin the job's record and are what the proxy
+  // is sent.
+  std::string spec_bytes;
+  spec_bytes.reserve(256);
+  {
+    protocol::OutArchive ar(spec_bytes);
+    ar << spec;
+  }
+  staged_.put(origin_key(ticket), fresh_origin_record(spec_bytes));
   // Sent once committed while connected; otherwise at the next welcome.
   staged_.put(unforwarded_key(ticket), connected_ ? "" : std::string(kUnsent));
   if (!connected_) unsent_.insert(ticket);
   staged_.put("m/counter", std::to_string(counter_));
   staged_.require_sync();
   if (log_->should_log(spdlog::level::debug)) {  // describe() formats: only when it shows
-    log_->debug("accepted ticket={} job=\"{}\"", ticket, rec.spec.describe());
+    log_->debug("accepted ticket={} job=\"{}\"", ticket, spec.describe());
   }
   unforwarded_order_.push_back(ticket);
   unforwarded_.insert(ticket);
   // Run here at once without a proxy, from the spec in hand.
-  if (local_mode_) claim_local(ticket, rec.spec);
-  if (connected_) pending_submit_.jobs.push_back(std::move(rec.spec));
+  if (local_mode_) claim_local(ticket, spec);
+  if (connected_) {
+    pending_submit_.jobs.push_back(std::move(spec));
+    pending_submit_.spec_bytes.push_back(std::move(spec_bytes));
+  }
   return ticket;
 }
 
@@ -475,6 +500,7 @@ void NodeCore::on_disconnected() {
   connected_ = false;
   resend_wait_.clear();
   pending_submit_.jobs.clear();
+  pending_submit_.spec_bytes.clear();
   pending_results_.reports.clear();
   outbox_.clear();
 }

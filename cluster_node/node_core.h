@@ -64,6 +64,11 @@ struct OriginRecord {
   }
 };
 
+// The record of a job just accepted (queued, no result, no attempt) whose
+// spec is `spec_bytes` as to_bytes gives them: to_record of that
+// OriginRecord, without encoding the spec again (the spec is its first field).
+std::string fresh_origin_record(std::string_view spec_bytes);
+
 struct ExecRecord {
   protocol::JobSpec spec;
   std::uint32_t attempt = 1;

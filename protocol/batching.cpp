@@ -119,12 +119,16 @@ std::vector<Message> split_batch(Message m, std::size_t budget) {
           std::unordered_set<std::string> local(msg.local.begin(), msg.local.end());
           std::unordered_set<std::string> finished(msg.local_finished.begin(),
                                                    msg.local_finished.end());
+          std::size_t next = 0;  // msg's index of the job at hand
           for (auto& part : parts) {
             Submit piece;
             piece.first = msg.first;
             for (const auto& spec : part) {
               if (local.count(spec.ticket)) piece.local.push_back(spec.ticket);
               if (finished.count(spec.ticket)) piece.local_finished.push_back(spec.ticket);
+              // Each job keeps the bytes it was given (Submit::spec_bytes).
+              if (next < msg.spec_bytes.size()) piece.spec_bytes.push_back(std::move(msg.spec_bytes[next]));
+              ++next;
             }
             piece.jobs = std::move(part);
             out.push_back(std::move(piece));

@@ -103,18 +103,37 @@ struct Submit {
   // frame and the record are of one archive version, so the proxy does not
   // encode again what it has just decoded.
   std::vector<std::string> spec_records;
+  // Written, never loaded: where given (the same index as the job, not
+  // empty), a job's bytes as to_bytes(jobs[i]) makes them, written in place
+  // of encoding it again. A node encodes a spec it accepts once, for its own
+  // record and for this frame.
+  std::vector<std::string> spec_bytes;
 
   template <class A>
   void serialize(A& ar, unsigned) {
     if constexpr (A::is_loading::value) {
       load_jobs(ar);
-      fields(ar, local, first, local_finished);
     } else {
-      fields(ar, jobs, local, first, local_finished);
+      save_jobs(ar);
     }
+    fields(ar, local, first, local_finished);
   }
 
  private:
+  // As a vector field is saved (protocol/fields.h), with the bytes given.
+  template <class A>
+  void save_jobs(A& ar) {
+    std::uint64_t n = jobs.size();
+    ar& n;
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      if (i < spec_bytes.size() && !spec_bytes[i].empty()) {
+        ar.save_binary(spec_bytes[i].data(), spec_bytes[i].size());
+      } else {
+        detail::field(ar, jobs[i]);
+      }
+    }
+  }
+
   // As a vector field is loaded (protocol/fields.h), keeping each spec's bytes.
   template <class A>
   void load_jobs(A& ar) {

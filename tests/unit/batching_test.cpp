@@ -96,6 +96,32 @@ TEST_CASE("batching: SUBMIT pieces keep `first` and the local tickets of their o
   CHECK(locals == std::vector<std::string>{"j3", "j39"});
 }
 
+TEST_CASE("batching: SUBMIT pieces carry each job's given bytes with it") {
+  Submit m;
+  for (int i = 0; i < 40; ++i) m.jobs.push_back(spec_of("j" + std::to_string(i), 1 << 20));
+  // Bytes for the first 30 jobs, but for the 5th: pieces write what they were given.
+  for (int i = 0; i < 30; ++i) m.spec_bytes.push_back(i == 5 ? "" : to_bytes(m.jobs[i]));
+  Submit whole = m;
+  whole.spec_bytes.clear();
+  std::vector<std::string> plain;
+  for (const auto& p : split_batch(Message(whole))) plain.push_back(encode(p));
+  auto pieces = split_batch(Message(std::move(m)));
+  REQUIRE(pieces.size() == plain.size());
+  std::size_t given = 0;
+  for (std::size_t i = 0; i < pieces.size(); ++i) {
+    const auto& s = std::get<Submit>(pieces[i]);
+    CHECK(s.spec_bytes.size() <= s.jobs.size());
+    for (std::size_t k = 0; k < s.spec_bytes.size(); ++k) {
+      if (!s.spec_bytes[k].empty()) {
+        CHECK(s.spec_bytes[k] == to_bytes(s.jobs[k]));  // its own job's, in place
+        ++given;
+      }
+    }
+    CHECK(encode(pieces[i]) == plain[i]);
+  }
+  CHECK(given == 29);
+}
+
 TEST_CASE("batching: JOB batches split, other messages pass unchanged") {
   Job m;
   for (int i = 0; i < 20; ++i) m.jobs.push_back({spec_of("j" + std::to_string(i), 1 << 20), 1});

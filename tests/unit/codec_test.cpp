@@ -262,6 +262,31 @@ TEST_CASE("codec: a Submit that came in a frame keeps each spec's bytes as its r
   CHECK(encode(Message{d}) == encode(Message{s}));
 }
 
+TEST_CASE("codec: a Submit given its jobs' bytes writes them, the frame it would be without them") {
+  Submit s;
+  s.jobs = {sample_spec("t-1"), sample_spec("t-2"), sample_spec("t-3")};
+  s.jobs[1].kind = JobKind::kSleep;
+  s.jobs[1].sleep_ms = 5;
+  s.local = {"t-2"};
+  s.first = true;
+  const std::string plain = encode(Message{s});
+  Submit given = s;
+  // The second's bytes are not given: it is encoded, the others copied.
+  given.spec_bytes = {to_bytes(s.jobs[0]), "", to_bytes(s.jobs[2])};
+  CHECK(encode(Message{given}) == plain);
+  // Bytes that differ from the job are what goes out: they are not encoded anew.
+  JobSpec other = sample_spec("t-9");
+  given.spec_bytes[0] = to_bytes(other);
+  Submit d = round_trip(given);
+  REQUIRE(d.jobs.size() == 3);
+  CHECK(d.jobs[0] == other);
+  CHECK(d.jobs[1] == s.jobs[1]);
+  CHECK(d.jobs[2] == s.jobs[2]);
+  CHECK(d.local == s.local);
+  CHECK(d.first);
+  CHECK(d.spec_bytes.empty());  // never loaded
+}
+
 TEST_CASE("codec: Ack round-trips kind, tickets and superseded") {
   Ack a;
   a.kind = AckKind::kResults;

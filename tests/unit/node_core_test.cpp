@@ -223,6 +223,43 @@ TEST_CASE("node core: submit stages a synced write with the job") {
   CHECK(store.get("u/" + t, &v).ok());
 }
 
+TEST_CASE("node core: a job's record and what the proxy is sent share one encoding of its spec") {
+  // The record made from the spec's bytes is the one encoding it whole
+  // makes, for a plain job and for one with every part set.
+  protocol::JobSpec api = sleep_spec();
+  api.kind = protocol::JobKind::kRun;
+  api.command = "exec /bin/bash script.sh\n";
+  api.files = {{"script.sh", "echo hi"}};
+  api.cases = {{}};
+  api.needs = {"lang:46"};
+  api.is_api = true;
+  api.api.language_id = 46;
+  api.api.callback_url = "http://example.com/cb";
+  for (const protocol::JobSpec& spec : {sleep_spec(), api}) {
+    OriginRecord rec;
+    rec.spec = spec;
+    CHECK(fresh_origin_record(protocol::to_bytes(spec)) == protocol::to_record(rec));
+  }
+  storage::MemoryStore store;
+  Node n(store);
+  n.connect();
+  std::string t = n.core.submit(api, 1234);
+  auto subs = of_type<protocol::Submit>(n.flush());
+  REQUIRE(subs.size() == 1);
+  REQUIRE(subs[0].jobs.size() == 1);
+  REQUIRE(subs[0].spec_bytes.size() == 1);
+  // The bytes sent are the spec as stored, which is the job as accepted.
+  CHECK(subs[0].spec_bytes[0] == protocol::to_bytes(subs[0].jobs[0]));
+  std::string stored;
+  REQUIRE(store.get("o/" + t, &stored).ok());
+  OriginRecord back;
+  REQUIRE(protocol::from_record(stored, back));
+  CHECK(back.spec == subs[0].jobs[0]);
+  CHECK(back.spec.ticket == t);
+  CHECK(back.state == JobState::kQueued);
+  CHECK_FALSE(back.has_result);
+}
+
 TEST_CASE("node core: a submitted job is QUEUED in lookups and getall") {
   storage::MemoryStore store;
   Node n(store);
