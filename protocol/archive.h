@@ -239,6 +239,20 @@ class InArchive {
   }
   [[gnu::noinline]] std::uint64_t load_long_varint() {
     std::uint64_t v = 0;
+    if (in_.size() - pos_ >= 10) {
+      // Room for the longest: no bounds check per byte.
+      const auto* p = reinterpret_cast<const unsigned char*>(in_.data()) + pos_;
+      for (int i = 0; i < 10; ++i) {
+        const unsigned byte = p[i];
+        if (i == 9 && byte > 1) throw DecodeFailure("varint exceeds 64 bits");
+        v |= static_cast<std::uint64_t>(byte & 0x7f) << (7 * i);
+        if ((byte & 0x80) == 0) {
+          pos_ += static_cast<std::size_t>(i) + 1;
+          return v;
+        }
+      }
+      throw DecodeFailure("varint longer than 10 bytes");
+    }
     for (int shift = 0; shift < 64; shift += 7) {
       if (pos_ == in_.size()) throw DecodeFailure("payload ends inside a varint");
       auto byte = static_cast<unsigned char>(in_[pos_++]);

@@ -26,6 +26,10 @@ void field(Archive& ar, std::string& s) {
   std::uint64_t n = s.size();
   ar& n;
   if constexpr (Archive::is_loading::value) {
+    if (n == 0) {  // many are (a job's unused options): no call to assign
+      s.clear();
+      return;
+    }
     ar.check_length(n);
     ar.charge(n);
     std::string_view bytes = ar.take(n);

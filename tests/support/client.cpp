@@ -118,13 +118,14 @@ std::optional<std::string> Client::line(std::chrono::milliseconds timeout) {
   }
 }
 
-std::optional<std::string> Client::until(std::string_view end, std::chrono::milliseconds timeout) {
+std::optional<std::string_view> Client::until_view(std::string_view end,
+                                                   std::chrono::milliseconds timeout) {
   auto deadline = Clock::now() + timeout;
   std::size_t from = read_;
   while (true) {
     auto at = buffer_.find(end, from);
     if (at != std::string::npos) {
-      std::string out = buffer_.substr(read_, at + end.size() - read_);
+      std::string_view out = std::string_view(buffer_).substr(read_, at + end.size() - read_);
       read_ = at + end.size();
       return out;
     }
@@ -133,6 +134,12 @@ std::optional<std::string> Client::until(std::string_view end, std::chrono::mill
     if (!fill(deadline)) return std::nullopt;
     from -= before - read_;  // fill() may have dropped what was read
   }
+}
+
+std::optional<std::string> Client::until(std::string_view end, std::chrono::milliseconds timeout) {
+  auto view = until_view(end, timeout);
+  if (!view) return std::nullopt;
+  return std::string(*view);
 }
 
 std::string Client::command(const std::string& cmd, std::chrono::milliseconds timeout) {
@@ -158,14 +165,20 @@ std::vector<std::string> Client::multi(const std::string& cmd, std::chrono::mill
   return out;
 }
 
-std::optional<std::string> Client::bytes(std::size_t n, std::chrono::milliseconds timeout) {
+std::optional<std::string_view> Client::bytes_view(std::size_t n, std::chrono::milliseconds timeout) {
   auto deadline = Clock::now() + timeout;
   while (buffer_.size() - read_ < n) {
     if (!fill(deadline)) return std::nullopt;
   }
-  std::string out = buffer_.substr(read_, n);
+  std::string_view out = std::string_view(buffer_).substr(read_, n);
   read_ += n;
   return out;
+}
+
+std::optional<std::string> Client::bytes(std::size_t n, std::chrono::milliseconds timeout) {
+  auto view = bytes_view(n, timeout);
+  if (!view) return std::nullopt;
+  return std::string(*view);
 }
 
 std::optional<std::string> Client::until_close(std::chrono::milliseconds timeout) {

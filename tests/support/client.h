@@ -43,6 +43,10 @@ class Client {
   // Exactly n bytes (a framed block); nullopt on timeout or close.
   std::optional<std::string> bytes(std::size_t n,
                                    std::chrono::milliseconds timeout = std::chrono::seconds(15));
+  // As until() and bytes(), as views into the client's buffer, valid until
+  // its next read (a benchmark's client, which shares the machine, copies nothing).
+  std::optional<std::string_view> until_view(std::string_view end, std::chrono::milliseconds timeout);
+  std::optional<std::string_view> bytes_view(std::size_t n, std::chrono::milliseconds timeout);
   // Everything until the peer closes (an HTTP/1.0 response); nullopt on timeout.
   std::optional<std::string> until_close(std::chrono::milliseconds timeout = std::chrono::seconds(15));
   void shutdown_write();

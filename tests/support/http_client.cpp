@@ -20,18 +20,25 @@ HttpAnswer HttpClient::request(const std::string& method, const std::string& pat
   return read(timeout);
 }
 
-HttpAnswer HttpClient::read(std::chrono::milliseconds timeout, bool headers) {
-  HttpAnswer a;
-  auto head = client_.until("\r\n\r\n", timeout);
-  if (!head || head->rfind("HTTP/1.", 0) != 0 || head->size() < 12) return a;
-  std::string_view rest(*head);
+namespace {
+
+struct Head {
+  int status = 0;  // 0: not an HTTP answer's head
+  std::size_t length = 0;
+};
+
+// The status line and Content-Length of `head`; field(name, value) for
+// every header line.
+template <class Field>
+Head parse_head(std::string_view head, Field&& field) {
+  Head h;
+  if (head.rfind("HTTP/1.", 0) != 0 || head.size() < 12) return h;
+  std::string_view rest = head;
   auto line_end = rest.find("\r\n");
   std::string_view status = rest.substr(0, line_end);
-  int code = 0;
-  std::from_chars(status.data() + 9, status.data() + std::min<std::size_t>(12, status.size()), code);
-  if (code == 0) return a;
+  std::from_chars(status.data() + 9, status.data() + std::min<std::size_t>(12, status.size()), h.status);
+  if (h.status == 0) return h;
   rest.remove_prefix(line_end + 2);
-  std::size_t length = 0;
   while (!rest.empty()) {
     line_end = rest.find("\r\n");
     std::string_view line = rest.substr(0, line_end);
@@ -44,22 +51,49 @@ HttpAnswer HttpClient::read(std::chrono::milliseconds timeout, bool headers) {
     constexpr std::string_view kLength = "content-length";
     if (std::equal(name.begin(), name.end(), kLength.begin(), kLength.end(),
                    [](char x, char y) { return std::tolower(static_cast<unsigned char>(x)) == y; })) {
-      std::from_chars(value.data(), value.data() + value.size(), length);
+      std::from_chars(value.data(), value.data() + value.size(), h.length);
     }
-    if (headers) {
-      std::string lower(name);
-      std::transform(lower.begin(), lower.end(), lower.begin(),
-                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-      a.headers[std::move(lower)] = std::string(value);
-    }
+    field(name, value);
   }
-  if (length > 0) {
-    auto body = client_.bytes(length, timeout);
+  return h;
+}
+
+}  // namespace
+
+HttpAnswer HttpClient::read(std::chrono::milliseconds timeout, bool headers) {
+  HttpAnswer a;
+  auto head = client_.until_view("\r\n\r\n", timeout);
+  if (!head) return a;
+  Head h = parse_head(*head, [&](std::string_view name, std::string_view value) {
+    if (!headers) return;
+    std::string lower(name);
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    a.headers[std::move(lower)] = std::string(value);
+  });
+  if (h.status == 0) return HttpAnswer{};
+  if (h.length > 0) {
+    auto body = client_.bytes_view(h.length, timeout);
     if (!body) return HttpAnswer{};
-    a.body = std::move(*body);
+    a.body = std::string(*body);
   }
-  a.status = code;
+  a.status = h.status;
   return a;
+}
+
+HttpBrief HttpClient::read_brief(std::chrono::milliseconds timeout) {
+  auto head = client_.until_view("\r\n\r\n", timeout);
+  if (!head) return {};
+  Head h = parse_head(*head, [](std::string_view, std::string_view) {});
+  if (h.status == 0) return {};
+  HttpBrief b;
+  if (h.length > 0) {
+    auto body = client_.bytes_view(h.length, timeout);
+    if (!body) return {};
+    b.body = *body;
+  }
+  b.status = h.status;
+  return b;
 }
 
 }  // namespace jc::test

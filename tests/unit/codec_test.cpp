@@ -670,6 +670,24 @@ TEST_CASE("codec: a varint too large for its field, or too long, is refused") {
   CHECK_FALSE(from_bytes(std::string(11, '\x80') + std::string(5, '\0'), back));
   // Ends inside a varint.
   CHECK_FALSE(from_bytes(std::string("\x80", 1), back));
+  // Ten bytes whose last carries more than the 64th bit: refused, whether
+  // the payload has room after it or ends there (two ways of reading).
+  const std::string over = std::string(9, '\xff') + '\x02';
+  const std::string max = std::string(9, '\xff') + '\x01';
+  for (const std::string& after : {std::string(), std::string(5, '\0')}) {
+    std::uint64_t v = 0;
+    const std::string refused_bytes = over + after, max_bytes = max + after,
+                      two_bytes = std::string("\xac\x02", 2) + after;  // 300
+    InArchive refused(refused_bytes);
+    CHECK_THROWS_AS(refused >> v, DecodeFailure);
+    InArchive largest(max_bytes);
+    largest >> v;
+    CHECK(v == std::numeric_limits<std::uint64_t>::max());
+    CHECK(largest.remaining() == after.size());
+    InArchive two(two_bytes);
+    two >> v;
+    CHECK(v == 300);
+  }
 }
 
 TEST_CASE("codec: escape_sample escapes non-printable bytes") {
