@@ -174,6 +174,7 @@ void append_replaced(std::string& out, std::string_view text, std::string_view t
 
 std::string quoted_words(std::string_view text) {
   std::string out;
+  if (text.empty()) return out;  // most submissions: no options, no arguments
   for (const auto& w : split_words(text)) {
     if (!out.empty()) out += ' ';
     out += shell_quote(w);
@@ -386,7 +387,7 @@ Submission parse_submission(const simdjson::dom::element& body, bool base64, con
     spec.check = "[ ! -f compile ] || exec /bin/bash compile\n";
   } else if (language->compile_cmd) {
     append_replaced(spec.check, *language->compile_cmd, "{compiler_options}",
-                    a.compiler_options.empty() ? std::string() : quoted_words(a.compiler_options));
+                    quoted_words(a.compiler_options));
     spec.check.push_back('\n');
   }
   // Judged on the language's own command: the arguments are quoted words.
@@ -396,9 +397,7 @@ Submission parse_submission(const simdjson::dom::element& body, bool base64, con
   if (project) {
     spec.command.append(language->run_cmd);
   } else {
-    append_replaced(spec.command, language->run_cmd, "{args}",
-                    a.command_line_arguments.empty() ? std::string()
-                                                     : quoted_words(a.command_line_arguments));
+    append_replaced(spec.command, language->run_cmd, "{args}", quoted_words(a.command_line_arguments));
   }
   spec.command.push_back('\n');
   if (tests.empty()) tests.emplace_back(std::move(stdin_text), std::move(expected));

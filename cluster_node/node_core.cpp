@@ -51,22 +51,6 @@ bool NodeCore::load(const std::string& key, T& value) const {
 // A record written with a final result enters the expiry index at its
 // final time; the sweep checks the record again, so an entry left behind
 // by a later change of the record removes nothing before its time.
-std::string fresh_origin_record(std::string_view spec_bytes) {
-  // What follows the spec in every fresh record.
-  static const std::string tail = [] {
-    OriginRecord fresh;
-    const std::string whole = protocol::to_record(fresh);
-    const std::size_t head = 2 + protocol::to_bytes(fresh.spec).size();
-    return whole.substr(head);
-  }();
-  std::string out;
-  out.reserve(2 + spec_bytes.size() + tail.size());
-  out.push_back(protocol::kRecordMarker);
-  out.push_back(static_cast<char>(protocol::kRecordVersion));
-  out.append(spec_bytes).append(tail);
-  return out;
-}
-
 void NodeCore::store_origin(const std::string& ticket, const OriginRecord& rec) {
   staged_.put(origin_key(ticket), protocol::to_record(rec));
   if (rec.has_result) staged_.put(protocol::expiry_key(rec.result.final_time(), "o/" + ticket), "");
@@ -178,12 +162,7 @@ std::string NodeCore::submit(protocol::JobSpec spec, TimeMs now) {
   std::string ticket = spec.ticket;
   // Encoded once: the bytes begin the job's record and are what the proxy
   // is sent.
-  std::string spec_bytes;
-  spec_bytes.reserve(256);
-  {
-    protocol::OutArchive ar(spec_bytes);
-    ar << spec;
-  }
+  std::string spec_bytes = protocol::to_bytes(spec);
   staged_.put(origin_key(ticket), fresh_origin_record(spec_bytes));
   // Sent once committed while connected; otherwise at the next welcome.
   staged_.put(unforwarded_key(ticket), connected_ ? "" : std::string(kUnsent));

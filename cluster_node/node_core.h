@@ -7,7 +7,7 @@
 //
 // Storage layout:
 //   m/prefix, m/counter   ticket prefix (random, made once) and next number
-//   o/<ticket>            OriginRecord: a job a client submitted here
+//   o/<ticket>            OriginRecord (node_records.h): a job a client submitted here
 //   u/<ticket>            "" : submitted here, not yet acknowledged by the proxy;
 //                         "unsent" : and never sent to it (accepted while it was away)
 //   x/<ticket>            ExecRecord: a job the proxy gave this node, until the
@@ -20,6 +20,7 @@
 #pragma once
 
 #include "cluster_node/callback_book.h"
+#include "cluster_node/node_records.h"
 #include <deque>
 #include <functional>
 #include <set>
@@ -49,40 +50,6 @@ struct NodeOptions {
   // tests give their own.
   std::function<std::string()> random_part;
   protocol::Retention retention;  // RESULT_TTL
-};
-
-struct OriginRecord {
-  protocol::JobSpec spec;
-  protocol::JobState state = protocol::JobState::kQueued;
-  bool has_result = false;
-  protocol::JobResult result;
-  std::uint32_t attempts = 0;
-
-  template <class A>
-  void serialize(A& ar, unsigned) {
-    protocol::fields(ar, spec, state, has_result, result, attempts);
-  }
-};
-
-// The record of a job just accepted (queued, no result, no attempt) whose
-// spec is `spec_bytes` as to_bytes gives them: to_record of that
-// OriginRecord, without encoding the spec again (the spec is its first field).
-std::string fresh_origin_record(std::string_view spec_bytes);
-
-struct ExecRecord {
-  protocol::JobSpec spec;
-  std::uint32_t attempt = 1;
-  protocol::JobState state = protocol::JobState::kQueued;
-  protocol::JobResult result;
-  // The proxy accepted this result as the job's one result: only in
-  // records of earlier builds, which kept them after that (now deleted then).
-  bool delivered = false;
-  bool local = false;      // taken from this node's own clients while the proxy was away
-
-  template <class A>
-  void serialize(A& ar, unsigned) {
-    protocol::fields(ar, spec, attempt, state, result, delivered, local);
-  }
 };
 
 // Things the shell reacts to after a call into the core.

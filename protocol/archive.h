@@ -60,6 +60,12 @@ constexpr unsigned kRecordVersion = 7;
 // (one byte). A version-4 record starts with its ticket's length (a
 // varint below 33), so the two never meet.
 constexpr char kRecordMarker = '\xF5';
+constexpr std::size_t kRecordHeaderBytes = 2;  // the marker, the version
+// A record's header, at the end of `out`.
+inline void append_record_header(std::string& out, unsigned version = kRecordVersion) {
+  out.push_back(kRecordMarker);
+  out.push_back(static_cast<char>(version));
+}
 
 class OutArchive {
  public:

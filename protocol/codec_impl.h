@@ -9,6 +9,7 @@ namespace jc::protocol {
 template <class T>
 std::string to_bytes(const T& value) {
   std::string out;
+  out.reserve(256);  // as to_record: a job's spec fits
   OutArchive ar(out);
   ar << value;
   ar.flush();
@@ -42,8 +43,7 @@ std::string to_record(const T& value) {
   // Most records (a job's, with a short command or source) fit: one
   // allocation instead of the string's four doublings from 15 bytes.
   out.reserve(256);
-  out.push_back(kRecordMarker);
-  out.push_back(static_cast<char>(kRecordVersion));
+  append_record_header(out);
   OutArchive ar(out);
   ar << value;
   ar.flush();
@@ -54,11 +54,11 @@ template <class T>
 bool from_record(std::string_view bytes, T& value) {
   unsigned version = 4;  // no marker: written before records had versions
   if (!bytes.empty() && bytes[0] == kRecordMarker) {
-    if (bytes.size() < 2) return false;
+    if (bytes.size() < kRecordHeaderBytes) return false;
     version = static_cast<unsigned char>(bytes[1]);
     // A record of a later build: its fields cannot be known here.
     if (version < 5 || version > kRecordVersion) return false;
-    bytes.remove_prefix(2);
+    bytes.remove_prefix(kRecordHeaderBytes);
   }
   try {
     InArchive ar(bytes, version);

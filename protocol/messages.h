@@ -150,11 +150,10 @@ struct Submit {
       JobSpec spec{};
       detail::field(ar, spec);
       std::string_view bytes = ar.consumed_since(start);
-      ar.charge(bytes.size() + 2);
+      ar.charge(bytes.size() + kRecordHeaderBytes);
       std::string record;
-      record.reserve(bytes.size() + 2);
-      record.push_back(kRecordMarker);
-      record.push_back(static_cast<char>(ar.version()));
+      record.reserve(bytes.size() + kRecordHeaderBytes);
+      append_record_header(record, ar.version());
       record.append(bytes);
       spec_records.push_back(std::move(record));
       jobs.push_back(std::move(spec));

@@ -586,6 +586,38 @@ TEST_CASE("api: answers are framed as HTTP/1.0 and 1.1 clients expect") {
   CHECK(all.find("{\"token\":\"") != std::string::npos);
 }
 
+TEST_CASE("api: a chunked body is read whole, and the first of a repeated header counts") {
+  ApiNode node(std::map<std::string, std::string>{{"API_CORS_ORIGINS", "http://first.example"}});
+  HttpClient http(node.port);
+  // The body in three chunks, cut inside a key and inside a value.
+  http.raw().send(
+      "POST /submissions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n"
+      "c\r\n{\"source_cod\r\n"
+      "14\r\ne\":\"echo chunked\",\"l\r\n"
+      "f\r\nanguage_id\":46}\r\n"
+      "0\r\n\r\n");
+  HttpAnswer a = http.read();
+  REQUIRE(a.status == 201);
+  auto token = json::parse(a.body)["token"].get<std::string>();
+  HttpAnswer shown = http.get("/submissions/" + token + "?fields=source_code,language_id");
+  REQUIRE(shown.status == 200);
+  CHECK(json::parse(shown.body) == json{{"source_code", "echo chunked"}, {"language_id", 46}});
+  // Origin given twice: the first counts (as a look-up in the request's
+  // headers gives), so the allowed one is echoed back.
+  http.raw().send("GET /version HTTP/1.1\r\nHost: t\r\nOrigin: http://first.example\r\n"
+                  "Origin: http://second.example\r\n\r\n");
+  HttpAnswer twice = http.read();
+  REQUIRE(twice.status == 200);
+  CHECK(twice.header("access-control-allow-origin") == "http://first.example");
+  // And the other way round, the second would have been refused.
+  http.raw().send("GET /version HTTP/1.1\r\nHost: t\r\nOrigin: http://second.example\r\n"
+                  "Origin: http://first.example\r\n\r\n");
+  HttpAnswer reversed = http.read();
+  REQUIRE(reversed.status == 200);
+  CHECK(reversed.header("access-control-allow-origin").empty());
+}
+
 TEST_CASE("api: DELETE cancels a running submission") {
   ApiNode node;
   HttpClient http(node.port);

@@ -1,0 +1,49 @@
+// What a node stores of a job (cluster_node/node_core.h has where): the
+// job a client submitted through it (o/), and the job the proxy gave it to
+// run (x/). Records of the archive (protocol/codec.h: to_record).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "protocol/fields.h"
+#include "protocol/job.h"
+
+namespace jc::node {
+
+struct OriginRecord {
+  protocol::JobSpec spec;
+  protocol::JobState state = protocol::JobState::kQueued;
+  bool has_result = false;
+  protocol::JobResult result;
+  std::uint32_t attempts = 0;
+
+  template <class A>
+  void serialize(A& ar, unsigned) {
+    protocol::fields(ar, spec, state, has_result, result, attempts);
+  }
+};
+
+// The record of a job just accepted (queued, no result, no attempt) whose
+// spec is `spec_bytes` as to_bytes gives them: to_record of that
+// OriginRecord, without encoding the spec again (the spec is its first field).
+std::string fresh_origin_record(std::string_view spec_bytes);
+
+struct ExecRecord {
+  protocol::JobSpec spec;
+  std::uint32_t attempt = 1;
+  protocol::JobState state = protocol::JobState::kQueued;
+  protocol::JobResult result;
+  // The proxy accepted this result as the job's one result: only in
+  // records of earlier builds, which kept them after that (now deleted then).
+  bool delivered = false;
+  bool local = false;      // taken from this node's own clients while the proxy was away
+
+  template <class A>
+  void serialize(A& ar, unsigned) {
+    protocol::fields(ar, spec, attempt, state, result, delivered, local);
+  }
+};
+
+}  // namespace jc::node
