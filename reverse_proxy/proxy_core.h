@@ -10,18 +10,12 @@
 // stage and only then sends, so every acknowledgement is durable. Time comes
 // in as an argument. One thread (the proxy's event loop) calls it.
 //
-// Storage layout (values are Boost.Serialization archives):
-//   s/<ticket>            JobSpec: the job as submitted, written once (version 7 on)
-//   a/<ticket>            JobRecord of a job not finished (queued or held by a node):
-//                         its state and the spec's head
-//   f/<ticket>            JobRecord of a finished job, with its result
-//   n/<origin>/<ticket>   "" : a result its origin node has not acknowledged yet
-//   e/<final ms>/<ticket> origin node: the expiry index of f/ (protocol/retention.h)
-//   w/<prefix>            the highest counter of that ticket prefix removed by expiry
-//   m/expiry_index        "1" once f/ records written before the index have entries in it
-//   o/<node>              what the node offered in its last HELLO, comma-separated: a
-//                         label or language stays "offered" (a job needing it is taken
-//                         and waits) while its node is away, across restarts and leaders
+// Its state is in parts, each the one owner of its records and of what
+// memory holds of them: the job book (job_book.h: s/, a/, f/ and the
+// queue), the results owed to nodes (result_notices.h: n/), retention
+// (proxy_expiry.h: e/, w/) and membership (membership.h: o/ and the nodes).
+// ProxyCore is the one place that handles every message: it decides a
+// job's moves (protocol::advance) and has each part record them.
 #pragma once
 
 #include <deque>
@@ -39,9 +33,11 @@
 #include "common/time.h"
 #include "protocol/messages.h"
 #include "protocol/retention.h"
-#include "reverse_proxy/job_queue.h"
+#include "reverse_proxy/job_book.h"
+#include "reverse_proxy/membership.h"
 #include "reverse_proxy/node_rates.h"
-#include "reverse_proxy/node_table.h"
+#include "reverse_proxy/proxy_expiry.h"
+#include "reverse_proxy/result_notices.h"
 #include "reverse_proxy/proxy_stats.h"
 #include "storage/staged.h"
 
@@ -71,41 +67,6 @@ struct ProxyOptions {
 };
 
 using protocol::SweepOutcome;
-
-struct JobRecord {
-  // The job as submitted. From record version 7 on the whole of it is
-  // written once, as s/<ticket>; a/ and f/ keep only its head, the fields
-  // the proxy decides and reports by. So dispatch, requeue and finish
-  // rewrite a small record, and only dispatch (which sends the job) and a
-  // read of its details decode the spec with its files and test cases.
-  protocol::JobSpec spec;
-  protocol::JobState state = protocol::JobState::kQueued;
-  std::string node;
-  std::uint32_t attempts = 0;
-  std::uint64_t seq = 0;
-  std::vector<std::string> nodes_tried;
-  protocol::JobResult result;
-  // Version 5: run by its origin node while the proxy was away, never sent
-  // here before, and its result already shown to that node's clients: no
-  // other node may run it, even when its node is lost (it holds the result).
-  bool pinned = false;
-  // In memory only: read from a record of version 6 or earlier, which holds
-  // the whole spec and has no s/ record yet; the next store writes one.
-  bool spec_inline = false;
-
-  template <class A>
-  void serialize(A& ar, unsigned) {
-    if (ar.version() < 7) {
-      protocol::fields(ar, spec, state, node, attempts, seq, nodes_tried, result);
-      if (ar.version() >= 5) protocol::fields(ar, pinned);
-      if constexpr (A::is_loading::value) spec_inline = true;
-      return;
-    }
-    protocol::fields(ar, spec.origin, spec.owner, spec.priority, spec.not_before_ms, spec.needs,
-                     spec.kind, spec.sleep_ms, spec.is_api, spec.api.language_id);
-    protocol::fields(ar, state, node, attempts, seq, nodes_tried, result, pinned);
-  }
-};
 
 struct Outgoing {
   std::string node_id;
@@ -154,7 +115,7 @@ class ProxyCore {
   std::uint64_t finished_total() const { return stats_.finished; }
   std::uint64_t expired_total() const { return stats_.expired; }
   // Queued jobs, delayed ones included.
-  std::uint64_t queue_length() const { return queue_.size() + delayed_.size(); }
+  std::uint64_t queue_length() const { return book_.queued(); }
   // When the next delayed job may be dispatched (nullopt: none waits).
   std::optional<TimeMs> next_delayed() const;
   // Its record; nullopt when unknown or expired (RESULT_TTL) at `now`, or at
@@ -168,23 +129,8 @@ class ProxyCore {
   std::vector<Outgoing> take_outbox() { return std::exchange(outbox_, {}); }
 
  private:
-  // Kept in memory for every job not finished (a million may be queued):
-  // small, with node names interned; the rest is in LevelDB.
-  struct ActiveJob {
-    protocol::JobState state = protocol::JobState::kQueued;
-    std::uint32_t node = 0;  // interned name of the node holding it; 0 = none
-    std::uint32_t attempts = 0;
-    QueueKey key;  // its place in the queue while queued
-    std::uint32_t owner = 0;  // interned client name (JobSpec::owner); 0 = none
-    TimeMs not_before = 0;    // JobSpec::not_before_ms (--delay)
-    bool pinned = false;      // JobRecord::pinned
-    std::uint32_t needs = 0;  // interned JobSpec::needs (needs_id()); 0 = nothing
-    // Its s/ record's bytes, from its submit until its first dispatch,
-    // within kSpecCacheBytes: then dispatch reads nothing from LevelDB (a
-    // burst's queue is past the memtable by the time it is dispatched).
-    std::unique_ptr<std::string> spec;
-  };
-  static constexpr std::size_t kSpecCacheBytes = 64 << 20;
+  using Active = JobBook::Active;
+  using ActiveIt = JobBook::iterator;
 
   // The handlers take the message's parts by reference to move from them.
   void on_submit(const std::string& node, protocol::Submit& m, TimeMs now);
@@ -199,19 +145,14 @@ class ProxyCore {
   void finish_job(const std::string& ticket, JobRecord rec, protocol::JobResult result,
                   protocol::JobEvent event = protocol::JobEvent::kFinish);
   void requeue(const std::string& ticket, const std::string& reason);
-  using ActiveMap = std::unordered_map<std::string, ActiveJob>;
   // The two moves of a job not finished, applied to its record (stored) and
   // to the in-memory index alike. to_queue takes it from the node holding
   // it (rec.node) and puts it back at its place in the queue; to_node gives
-  // it to `node` (the caller takes it out of the queue first).
-  void to_queue(ActiveMap::iterator it, JobRecord& rec);
-  // A queued job into the queue, or, while its --delay runs, among the
-  // delayed ones; promote_due() moves those whose time has come.
-  void enqueue(ActiveMap::iterator it, TimeMs now);
-  void promote_due(TimeMs now);
-  // Both move a job through protocol::next_state(); a refused transition
-  // is logged and changes nothing (to_node then returns false).
-  bool to_node(ActiveMap::iterator it, JobRecord& rec, const std::string& node);
+  // it to `node` (the caller takes it out of the queue first). Both move a
+  // job through protocol::next_state(); a refused transition is logged and
+  // changes nothing (to_node then returns false).
+  void to_queue(ActiveIt it, JobRecord& rec);
+  bool to_node(ActiveIt it, JobRecord& rec, const std::string& node);
   void reconcile(const std::string& node_id, const protocol::Hello& hello,
                  protocol::Welcome& welcome);
   void release_node_jobs(const std::string& node_id, const std::string& reason);
@@ -219,64 +160,37 @@ class ProxyCore {
   protocol::JobReport report_of(const std::string& ticket, TimeMs now = 0) const;
   // The report of a finished job, from its record.
   static protocol::JobReport final_report(const std::string& ticket, JobRecord&& rec);
-  bool load_record(const std::string& key, JobRecord& rec) const;
-  // The whole spec into `rec` (a record of version 7 holds its head only).
-  bool load_spec(const std::string& ticket, JobRecord& rec) const;
-  // A queued job's record with its whole spec, to dispatch it.
-  bool load_queued(ActiveMap::iterator it, JobRecord& rec);
-  void drop_cached_spec(ActiveJob& job);
   // Gone by RESULT_TTL: not found, and below its prefix's removed counter.
-  bool expired_ticket(const std::string& ticket) const;
-  Status index_finished_records(TimeMs now);
-  // Writes a/ (and s/, for a record read in a version before 7).
-  void store_active(const std::string& ticket, JobRecord& rec);
+  bool expired_ticket(const std::string& ticket) const { return expiry_.gone(ticket); }
   void send(const std::string& node, protocol::Message m);
-  std::uint32_t intern(const std::string& name);
-  // A job's needs as one interned id (their sorted, comma-joined list).
-  std::uint32_t needs_id(const std::vector<std::string>& needs);
   // Whether node `entry` offers every need of the interned set `needs`.
-  bool can_run(const NodeEntry& entry, std::uint32_t needs) const;
+  bool can_run(const NodeEntry& entry, std::uint32_t needs) const {
+    return needs == 0 || Membership::can_run(entry, names_.needs_list(needs));
+  }
   // Tells every node what the cluster offers, when that changed (or
   // `to` only, a node that just joined).
   void send_offers(const std::string& to = "");
-  // What a queued job with these needs waits for (JobReport::waiting_for).
-  std::string waiting_for(std::uint32_t needs) const;
-  // Turns queue_full_ on at MAX_QUEUE queued and off under nine tenths of
+  // Turns the queue full at MAX_QUEUE queued and not under nine tenths of
   // it, and tells the nodes when it turns.
   void update_admission();
   const std::string& name_of(std::uint32_t id) const { return names_[id]; }
   void notify_result(const std::string& ticket, const std::string& origin,
                      const protocol::JobReport& report);
+  void note(std::string event);
 
   storage::Staged staged_;
   ProxyOptions options_;
   std::shared_ptr<spdlog::logger> log_;
-  ActiveMap active_;
-  std::vector<std::string> names_{""};  // interned node names; 0 is "none"
-  std::unordered_map<std::string, std::uint32_t> name_ids_{{"", 0}};
-  std::vector<std::string> offered_, available_;  // as last sent in OFFERS
-  bool queue_full_ = false;                       // likewise (MAX_QUEUE)
-  std::map<std::string, std::set<std::string>> known_offers_;  // o/: every node's, up or not
-  NeedsQueue queue_;
-  // Queued jobs whose --delay runs, by (not before, sequence).
-  std::map<std::pair<TimeMs, std::uint64_t>, const std::string*> delayed_;
-  NodeTable nodes_;  // membership
-  std::unordered_map<std::string, std::set<std::string>> watchers_;
-  std::map<std::string, std::set<std::string>> unnotified_;  // origin -> tickets
-  // Exchanges before a result pushed to its origin on this connection is
-  // pushed again: the node acknowledges what it reads, and a result of
-  // megabytes pushed every REQUEST_RESULT_PERIOD only queues copies.
-  std::unordered_map<std::string, int> notify_wait_;
-  static constexpr int kRenotifyRounds = 30;
+  Names names_;  // node names, owners and needs, interned
+  JobBook book_;
+  ResultNotices notices_;
+  ProxyExpiry expiry_;
+  Membership members_;
+  NodeTable& nodes_ = members_.nodes();
   std::vector<Outgoing> outbox_;
-  // The highest counter removed by expiry, per ticket prefix (w/ keys).
-  std::unordered_map<std::string, std::uint64_t> expired_upto_;
-  std::uint64_t next_seq_ = 1;
-  std::size_t cached_spec_bytes_ = 0;  // ActiveJob::spec, all together
   std::size_t rotation_ = 0;
   ProxyStats stats_;  // counters since start, for stats and estimates
   TimeMs clock_ = 0;  // the latest time a call brought
-  void note(std::string event);
 };
 
 }  // namespace jc::proxy

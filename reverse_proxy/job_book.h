@@ -1,0 +1,180 @@
+// The proxy's job book: every job's records, and where each job not
+// finished stands. The one owner of these keys (values are archives,
+// protocol/codec.h):
+//   s/<ticket>   JobSpec: the job as submitted, written once (version 7 on)
+//   a/<ticket>   JobRecord of a job not finished (queued or held by a node):
+//                its state and the spec's head
+//   f/<ticket>   JobRecord of a finished job, with its result
+// In memory it keeps a small entry per job not finished (a million may be
+// queued), the queue by priority and needs, the jobs waiting out a --delay,
+// and the spec's bytes of jobs not yet dispatched, so that a dispatch reads
+// nothing from LevelDB. Moves between states are ProxyCore's to decide
+// (through protocol::advance); the book applies them to records and memory.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/log.h"
+#include "common/status.h"
+#include "common/time.h"
+#include "protocol/job.h"
+#include "reverse_proxy/job_queue.h"
+#include "storage/staged.h"
+
+namespace jc::proxy {
+
+struct JobRecord {
+  // The job as submitted. From record version 7 on the whole of it is
+  // written once, as s/<ticket>; a/ and f/ keep only its head, the fields
+  // the proxy decides and reports by. So dispatch, requeue and finish
+  // rewrite a small record, and only dispatch (which sends the job) and a
+  // read of its details decode the spec with its files and test cases.
+  protocol::JobSpec spec;
+  protocol::JobState state = protocol::JobState::kQueued;
+  std::string node;
+  std::uint32_t attempts = 0;
+  std::uint64_t seq = 0;
+  std::vector<std::string> nodes_tried;
+  protocol::JobResult result;
+  // Version 5: run by its origin node while the proxy was away, never sent
+  // here before, and its result already shown to that node's clients: no
+  // other node may run it, even when its node is lost (it holds the result).
+  bool pinned = false;
+  // In memory only: read from a record of version 6 or earlier, which holds
+  // the whole spec and has no s/ record yet; the next store writes one.
+  bool spec_inline = false;
+
+  template <class A>
+  void serialize(A& ar, unsigned) {
+    if (ar.version() < 7) {
+      protocol::fields(ar, spec, state, node, attempts, seq, nodes_tried, result);
+      if (ar.version() >= 5) protocol::fields(ar, pinned);
+      if constexpr (A::is_loading::value) spec_inline = true;
+      return;
+    }
+    protocol::fields(ar, spec.origin, spec.owner, spec.priority, spec.not_before_ms, spec.needs,
+                     spec.kind, spec.sleep_ms, spec.is_api, spec.api.language_id);
+    protocol::fields(ar, state, node, attempts, seq, nodes_tried, result, pinned);
+  }
+};
+
+// Names kept as small numbers (node names, owners, sets of needs): 0 is "".
+class Names {
+ public:
+  std::uint32_t intern(const std::string& name);
+  const std::string& operator[](std::uint32_t id) const { return names_[id]; }
+  // A job's needs as one id (their sorted, comma-joined list after "needs:").
+  std::uint32_t needs_id(const std::vector<std::string>& needs);
+  // The list of an id from needs_id(), without its "needs:".
+  std::string_view needs_list(std::uint32_t id) const;
+
+ private:
+  std::vector<std::string> names_{""};
+  std::unordered_map<std::string, std::uint32_t> ids_{{"", 0}};
+};
+
+class JobBook {
+ public:
+  // What memory holds of a job not finished; the rest is in LevelDB.
+  struct Active {
+    protocol::JobState state = protocol::JobState::kQueued;
+    std::uint32_t node = 0;  // interned name of the node holding it; 0 = none
+    std::uint32_t attempts = 0;
+    QueueKey key;             // its place in the queue while queued
+    std::uint32_t owner = 0;  // interned client name (JobSpec::owner); 0 = none
+    TimeMs not_before = 0;    // JobSpec::not_before_ms (--delay)
+    bool pinned = false;      // JobRecord::pinned
+    std::uint32_t needs = 0;  // interned JobSpec::needs (Names::needs_id); 0 = nothing
+    // Its s/ record's bytes, from its submit until its first dispatch,
+    // within kSpecCacheBytes: then dispatch reads nothing from LevelDB (a
+    // burst's queue is past the memtable by the time it is dispatched).
+    std::unique_ptr<std::string> spec;
+  };
+  using Map = std::unordered_map<std::string, Active>;
+  using iterator = Map::iterator;
+  static constexpr std::size_t kSpecCacheBytes = 64 << 20;
+
+  static std::string active_key(const std::string& t) { return "a/" + t; }
+  static std::string finished_key(const std::string& t) { return "f/" + t; }
+  static std::string spec_key(const std::string& t) { return "s/" + t; }
+
+  JobBook(storage::Staged& staged, Names& names, std::shared_ptr<spdlog::logger> log);
+
+  // Reads every a/ record: queued jobs enter the queue, and held(node,
+  // ticket) is called for each job a node holds. Unreadable records are
+  // logged and counted in `corrupt`.
+  Status recover(TimeMs now, const std::function<void(const std::string&, const std::string&)>& held,
+                 bool& corrupt);
+
+  iterator find(const std::string& t) { return active_.find(t); }
+  Map::const_iterator find(const std::string& t) const { return active_.find(t); }
+  iterator end() { return active_.end(); }
+  Map::const_iterator end() const { return active_.end(); }
+  bool has_finished(const std::string& t) const;
+
+  // A job just submitted: its entry, or {_, false} when the ticket is known
+  // (a node re-sends what it had not seen acknowledged: the first copy stays).
+  std::pair<iterator, bool> add(const std::string& ticket) { return active_.try_emplace(ticket); }
+  void erase_new(iterator it) { active_.erase(it); }
+  // The spec's one write; `keep`: also held in memory until dispatch, when
+  // the cache has room.
+  void write_spec(const std::string& ticket, std::string bytes, Active& job, bool keep);
+  std::uint64_t next_seq() { return next_seq_++; }
+
+  // Records. load_* read a/ or f/ with the spec's head only; load_spec adds
+  // the whole spec; load_queued reads a queued job to dispatch it, from
+  // memory when it can.
+  bool load_active(const std::string& t, JobRecord& rec) const { return load(active_key(t), rec); }
+  bool load_finished(const std::string& t, JobRecord& rec) const { return load(finished_key(t), rec); }
+  bool load_spec(const std::string& ticket, JobRecord& rec) const;
+  bool load_queued(iterator it, JobRecord& rec);
+  // Writes a/ (and s/, for a record read in a version before 7).
+  void store_active(const std::string& ticket, JobRecord& rec);
+  // The job is final: a/ goes, f/ holds it with its result, memory forgets it.
+  void store_finished(const std::string& ticket, const JobRecord& rec);
+  // Expiry removes a finished job's records.
+  void erase_finished(const std::string& ticket);
+  // Every f/ record, for the expiry index of records written before it.
+  Status scan_finished(const std::function<void(const std::string&, const JobRecord*)>& each) const;
+
+  // The queue. enqueue: into it, or among the delayed ones while its
+  // --delay runs; promote_due() moves those whose time has come.
+  void enqueue(iterator it, TimeMs now);
+  void requeue(iterator it) { queue_.push(it->first, it->second.key, it->second.needs); }
+  void promote_due(TimeMs now);
+  // A job taken out of the queue, or out of the delayed ones (by its record).
+  void unqueue(iterator it) { queue_.erase(it->second.key, it->second.needs); }
+  void unqueue(const JobRecord& rec);
+  template <class CanRun>
+  std::optional<std::string> pop_for(CanRun&& can_run) {
+    return queue_.pop_for(std::forward<CanRun>(can_run));
+  }
+  std::optional<TimeMs> next_delayed() const;
+  std::size_t ready() const { return queue_.size(); }
+  // Queued jobs, delayed ones included.
+  std::uint64_t queued() const { return queue_.size() + delayed_.size(); }
+  std::int64_t position(const Active& job) const { return queue_.position(job.key, job.needs); }
+  void drop_cached_spec(Active& job);
+
+ private:
+  bool load(const std::string& key, JobRecord& rec) const;
+
+  storage::Staged& staged_;
+  Names& names_;
+  std::shared_ptr<spdlog::logger> log_;
+  Map active_;
+  NeedsQueue queue_;
+  // Queued jobs whose --delay runs, by (not before, sequence).
+  std::map<std::pair<TimeMs, std::uint64_t>, const std::string*> delayed_;
+  std::uint64_t next_seq_ = 1;
+  std::size_t cached_spec_bytes_ = 0;  // Active::spec, all together
+};
+
+}  // namespace jc::proxy
