@@ -22,6 +22,12 @@
 
 namespace jc::proxy {
 
+namespace detail {
+// Whether `address` (an IP, v4-mapped or not) is a loopback one: nodes and
+// peer proxies in protected mode (proxy_server.cpp, proxy_replication.cpp).
+bool is_loopback(const std::string& address);
+}  // namespace detail
+
 struct ProxyConfig {
   std::string bind_address = "0.0.0.0";
   std::uint16_t port = 8080;

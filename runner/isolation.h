@@ -44,7 +44,7 @@
 namespace jc::runner {
 
 namespace detail {
-struct ChildPlan;  // isolation.cpp: what a child made by clone() does
+struct ChildPlan;  // isolation_internal.h: what a child made by clone() does
 }
 
 struct IsolationConfig {

@@ -1,6 +1,6 @@
 /* job_init: the first process of every run of a run job.
  *
- * The node starts it (runner/isolation.cpp) already inside the job's
+ * The node starts it (runner/isolation_child.cpp) already inside the job's
  * namespaces, cgroup and user id, with:
  *   fd 0, 1, 2  the job's stdin, stdout and stderr
  *   fd 3        the job's script, a sealed memfd the shell reads as /dev/fd/3

@@ -1,0 +1,350 @@
+// Replicated proxies: following the log's leadership (taking over, stepping
+// down, handing over), heartbeats to nodes, the links to peer proxies
+// (their PEER_HELLO, dialling them) and what the status pages show of the
+// replication.
+#include "reverse_proxy/proxy_server.h"
+
+#include <fmt/format.h>
+
+#include "protocol/auth.h"
+#include "protocol/codec.h"
+#include "replication/peer_transport.h"
+
+namespace jc::proxy {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using std::chrono::milliseconds;
+
+namespace {
+
+using detail::is_loopback;
+
+}  // namespace
+
+void ProxyServer::on_log_status(const replication::LogStatus& st) {
+  if (stopping_) return;
+  log_->info("raft role={} term={} leader={}", replication::role_name(st.role), st.term,
+             st.leader.empty() ? "-" : st.leader);
+  if (st.role == replication::Role::leader) {
+    if (term_ == st.term && (core_ || taking_over_)) return;
+    if (core_ || taking_over_) step_down("a new term began", false);
+    take_over(st.term);
+  } else if (core_ || taking_over_) {
+    step_down(st.leader.empty() ? "no longer the leader"
+                                : "no longer the leader (the leader is " + st.leader + ")");
+  }
+}
+
+void ProxyServer::take_over(std::uint64_t term) {
+  // The core is loaded from the store once every entry of earlier terms is
+  // applied here: a barrier commits an entry of this term after them.
+  taking_over_ = true;
+  term_ = term;
+  std::uint64_t generation = ++generation_;
+  auto started = std::chrono::steady_clock::now();
+  bool ok = raft_->barrier([this, generation, term, started](bool ok) {
+    if (generation != generation_) return;
+    taking_over_ = false;
+    if (!ok) {
+      term_ = 0;
+      log_->info("lost leadership before taking over term={}", term);
+      return;
+    }
+    if (machine_->behind()) {
+      term_ = 0;
+      raft_->hand_over("this proxy's store refuses writes (a full disk?)");
+      return;
+    }
+    ProxyOptions options = config_.core;
+    // A new id for every leadership: nodes then send again what the
+    // previous leader did not acknowledge, and ask again what they wait for.
+    options.proxy_id = fmt::format("{}#{}", config_.peers[config_.self - 1], term);
+    options.proxies = config_.peers;
+    options.heartbeat_ms = config_.node_heartbeat_ms;
+    core_ = std::make_unique<ProxyCore>(store_, options);
+    core_->replication_stats = [this](protocol::ClusterStats& s) { fill_replication_stats(s); };
+    if (Status s = core_->recover(now_ms()); !s.ok()) {
+      log_->error("cannot load the job book to lead: {}", s.to_string());
+      core_.reset();
+      term_ = 0;
+      return;
+    }
+    ++elections_won_;
+    auto ms = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - started);
+    log_->info("leading term={} (took over in {} ms, applied index {})", term, ms.count(),
+               machine_->applied());
+    core_->staged().landed();
+    start_leading_timers();
+    kick_dispatch();
+    schedule_flush();
+  });
+  if (!ok) {
+    taking_over_ = false;
+    term_ = 0;
+  }
+}
+
+void ProxyServer::step_down(const std::string& why, bool hand_over) {
+  ++generation_;
+  bool was_leading = core_ != nullptr;
+  taking_over_ = false;
+  term_ = 0;
+  in_flight_.clear();
+  held_back_ = false;
+  machine_->forget_expected();
+  core_.reset();
+  dispatch_timer_.cancel();
+  exchange_timer_.cancel();
+  delay_timer_.cancel();
+  delay_timer_at_ = 0;
+  sweep_timer_.cancel();
+  heartbeat_timer_.cancel();
+  compactions_ = {};
+  // Nodes go to the new leader; what they sent here and was not
+  // acknowledged they send there.
+  std::vector<std::shared_ptr<net::FrameConnection>> closing;
+  for (auto& [id, session] : sessions_) closing.push_back(session.conn);
+  sessions_.clear();
+  by_node_.clear();
+  for (auto& conn : closing) conn->close(why);
+  if (was_leading) log_->warn("stepped down: {}", why);
+  // Still the leader as far as the log goes (a local write failed, the log
+  // refused an entry): another proxy must serve, or no one would.
+  if (hand_over) raft_->hand_over(why.c_str());
+}
+
+// Replicated proxies, every 500 ms: write what the store refused before,
+// and hand leadership over if this proxy leads without serving (its core
+// could not be loaded) for more than a second.
+void ProxyServer::upkeep() {
+  if (stopping_ || !raft_) return;
+  if (machine_->behind()) machine_->retry();
+  auto st = raft_->status();
+  bool idle_leader = st.role == replication::Role::leader && !core_ && !taking_over_;
+  TimeMs now = now_ms();
+  if (!idle_leader) {
+    idle_leader_since_ = 0;
+  } else if (idle_leader_since_ == 0) {
+    idle_leader_since_ = now;
+  } else if (now - idle_leader_since_ > 1000) {
+    raft_->hand_over("this proxy leads the log but cannot serve");
+    idle_leader_since_ = now;
+  }
+  upkeep_timer_.expires_after(milliseconds(500));
+  upkeep_timer_.async_wait([this](const error_code& ec) {
+    if (!ec) upkeep();
+  });
+}
+
+void ProxyServer::send_heartbeats() {
+  if (!core_ || stopping_) return;
+  protocol::Heartbeat beat{term_};
+  for (auto& [id, session] : sessions_) {
+    if (!session.node_id.empty()) session.conn->send(beat);
+  }
+  heartbeat_timer_.expires_after(milliseconds(config_.node_heartbeat_ms));
+  heartbeat_timer_.async_wait([this](const error_code& ec) {
+    if (!ec) send_heartbeats();
+  });
+}
+
+std::string ProxyServer::leader_hint() const {
+  if (!raft_) return "";
+  auto st = raft_->status();
+  return st.leader;
+}
+
+void ProxyServer::on_peer_hello(std::uint64_t id, protocol::PeerHello& hello) {
+  auto it = sessions_.find(id);
+  Session& s = it->second;
+  std::string why;
+  if (hello.version != protocol::kProtocolVersion) {
+    why = fmt::format("peer proxy speaks protocol {} (this one {})", hello.version,
+                      protocol::kProtocolVersion);
+  } else if (loopback_only() && !is_loopback(s.address)) {
+    why = "protected mode: peer proxies from loopback addresses only; set the same CLUSTER_SECRET "
+          "on every proxy";
+  } else if (hello.id == 0 || hello.id > config_.peers.size() ||
+             config_.peers[hello.id - 1] != hello.address || hello.id == config_.self) {
+    why = fmt::format("peer proxy {} '{}' is not another entry of PROXY_PEERS", hello.id,
+                      protocol::escape_sample(hello.address));
+  } else if (!config_.core.secret.empty() &&
+             !protocol::verify_join_proof(config_.core.secret, s.nonce, "proxy:" + hello.address,
+                                          hello.auth)) {
+    why = "peer proxy failed to prove CLUSTER_SECRET";
+  } else if (!peer_address_matches(hello.id - 1, s.address)) {
+    // A node knows the secret (or holds a certificate of the same CA) too:
+    // a proxy must also come from the address its PROXY_PEERS entry names.
+    why = fmt::format("peer proxy {} connects from {}, not from its PROXY_PEERS address {}",
+                      hello.id, s.address, config_.peers[hello.id - 1]);
+  }
+  if (!why.empty()) {
+    log_->warn("refused peer proxy peer={} reason=\"{}\"", s.conn->peer(), why);
+    s.conn->close(why);
+    return;
+  }
+  auto conn = s.conn;
+  sessions_.erase(it);
+  conn->set_max_frame(protocol::kMaxFrameBytes);
+  conn->set_idle_timeout(milliseconds(std::max<TimeMs>(5000, 20 * config_.election_timeout_ms)));
+  conn->count_partial_frames();
+  log_->debug("peer proxy link from {} ({})", hello.address, conn->peer());
+  raft_->transport().accept(hello.id, hello.address, std::move(conn));
+}
+
+bool ProxyServer::peer_address_matches(std::size_t k, const std::string& ip) {
+  auto normal = [](const asio::ip::address& a) {
+    if (a.is_v6() && a.to_v6().is_v4_mapped()) {
+      return asio::ip::address(asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()));
+    }
+    return a;
+  };
+  error_code ec;
+  auto from = asio::ip::make_address(ip, ec);
+  if (ec) return false;
+  from = normal(from);
+  std::string host = config_.peers[k].substr(0, config_.peers[k].rfind(':'));
+  if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
+  auto literal = asio::ip::make_address(host, ec);
+  if (!ec) return normal(literal) == from || (literal.is_loopback() && from.is_loopback());
+  // A name: resolved at most every 10 s (a stranger's PEER_HELLOs must not
+  // make the event loop wait on DNS each time).
+  auto& cached = peer_ips_[k];
+  TimeMs now = now_ms();
+  if (cached.first == 0 || now - cached.first > 10'000) {
+    cached.first = now;
+    cached.second.clear();
+    asio::ip::tcp::resolver resolver(io_);
+    auto results = resolver.resolve(host, "", ec);
+    if (!ec) {
+      for (const auto& entry : results) cached.second.push_back(normal(entry.endpoint().address()));
+    }
+  }
+  for (const auto& a : cached.second) {
+    if (a == from || (a.is_loopback() && from.is_loopback())) return true;
+  }
+  return false;
+}
+
+// Runs on the peer links' thread (replication::PeerTransport): it reads
+// only what does not change after start (config_, the TLS context), and
+// creates everything on `io`.
+void ProxyServer::dial_peer(
+    const std::string& address, asio::io_context& io,
+    std::function<void(std::shared_ptr<net::FrameConnection>, const std::string&)> done) {
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos) {
+    done(nullptr, "bad peer address " + address);
+    return;
+  }
+  std::string host = address.substr(0, colon);
+  std::string port = address.substr(colon + 1);
+  auto resolver = std::make_shared<asio::ip::tcp::resolver>(io);
+  auto shared_done = std::make_shared<decltype(done)>(std::move(done));
+  resolver->async_resolve(host, port, [this, &io, resolver, host, shared_done](
+                                          const error_code& ec,
+                                          asio::ip::tcp::resolver::results_type results) {
+    if (ec) {
+      (*shared_done)(nullptr, "cannot resolve: " + ec.message());
+      return;
+    }
+    auto socket = std::make_shared<asio::ip::tcp::socket>(io);
+    // A peer cut off by the network answers no SYN, and the library does
+    // not dial again while a connect is pending: give up after a second.
+    auto deadline = std::make_shared<asio::steady_timer>(io);
+    deadline->expires_after(milliseconds(std::max<unsigned>(1000, config_.election_timeout_ms)));
+    deadline->async_wait([socket](const error_code& ec) {
+      if (ec) return;
+      error_code ignored;
+      socket->close(ignored);
+    });
+    asio::async_connect(*socket, results, [this, socket, deadline, host, shared_done](
+                                              const error_code& ec2,
+                                              const asio::ip::tcp::endpoint& ep) {
+      deadline->cancel();
+      if (ec2) {
+        (*shared_done)(nullptr, ec2.message());
+        return;
+      }
+      std::string peer = fmt::format("{}:{}", ep.address().to_string(), ep.port());
+      error_code ignored;  // no exception on the links' thread
+      socket->set_option(asio::ip::tcp::no_delay(true), ignored);
+      auto timeout = milliseconds(config_.handshake_timeout_ms);
+      auto conn = peer_tls_context_
+                      ? std::make_shared<net::FrameConnection>(
+                            std::move(*socket), peer, timeout,
+                            net::TlsLink{peer_tls_context_, net::TlsRole::client, config_.tls.mode,
+                                         host})
+                      : std::make_shared<net::FrameConnection>(std::move(*socket), peer, timeout);
+      auto answered = std::make_shared<bool>(false);
+      std::weak_ptr<net::FrameConnection> weak = conn;
+      conn->start(
+          [this, weak, shared_done, answered](protocol::Message&& m) {
+            auto conn = weak.lock();
+            if (!conn || *answered) return;
+            auto* challenge = std::get_if<protocol::Challenge>(&m);
+            if (challenge == nullptr) {
+              conn->close("a peer proxy's first frame was not CHALLENGE");
+              return;
+            }
+            *answered = true;
+            protocol::PeerHello hello;
+            hello.id = config_.self;
+            hello.address = config_.peers[config_.self - 1];
+            if (!config_.core.secret.empty()) {
+              hello.auth =
+                  protocol::join_proof(config_.core.secret, challenge->nonce, "proxy:" + hello.address);
+            }
+            conn->send(hello);
+            conn->set_max_frame(protocol::kMaxFrameBytes);
+            conn->set_idle_timeout(
+                milliseconds(std::max<TimeMs>(5000, 20 * config_.election_timeout_ms)));
+            conn->count_partial_frames();
+            (*shared_done)(conn, "");
+          },
+          [shared_done, answered](const std::string& reason) {
+            if (*answered) return;
+            *answered = true;
+            (*shared_done)(nullptr, reason);
+          });
+    });
+  });
+}
+
+void ProxyServer::fill_replication_stats(protocol::ClusterStats& s) const {
+  auto info = replication_info();
+  s.proxies = info.proxies;
+  s.leader = info.leader;
+  s.term = info.term;
+}
+
+ReplicationInfo ProxyServer::replication_info() const {
+  ReplicationInfo info;
+  if (!raft_) return info;
+  auto st = raft_->status();
+  info.self = config_.peers[config_.self - 1];
+  info.role = std::string(replication::role_name(st.role));
+  info.leader = st.leader;
+  info.term = st.term;
+  info.last = st.last;
+  info.applied = st.applied;
+  info.elections_won = elections_won_;
+  for (const auto& p : st.peers) {
+    protocol::ProxyStatus ps;
+    ps.address = p.address;
+    if (p.id == config_.self) {
+      ps.role = info.role;
+    } else if (st.role == replication::Role::leader) {
+      ps.role = p.recent ? "follower" : "unreachable";
+    } else {
+      ps.role = p.address == st.leader ? "leader" : "-";
+    }
+    ps.match = p.match;
+    ps.lag = st.role == replication::Role::leader && st.last > p.match ? st.last - p.match : 0;
+    info.proxies.push_back(std::move(ps));
+  }
+  return info;
+}
+
+}  // namespace jc::proxy

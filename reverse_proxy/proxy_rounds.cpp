@@ -1,0 +1,196 @@
+// The leader's rounds: dispatch rounds and the timers that start them, the
+// periodic result exchange and sweep, and the group commit with the sends
+// that wait for it.
+#include "reverse_proxy/proxy_server.h"
+
+namespace jc::proxy {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using std::chrono::milliseconds;
+
+void ProxyServer::start_leading_timers() {
+  schedule_periodic();
+  arm_delay_timer();
+  if (config_.core.retention.enabled()) schedule_sweep(0);
+  if (raft_) send_heartbeats();
+}
+
+// Rounds run as soon as queued jobs meet free slots (coalesced into one round
+// per turn of the event loop), and at least every DISPATCH_PERIOD.
+void ProxyServer::kick_dispatch() {
+  if (dispatch_posted_ || stopping_ || !core_) return;
+  dispatch_posted_ = true;
+  asio::post(io_, [this] {
+    dispatch_posted_ = false;
+    run_dispatch();
+  });
+}
+
+void ProxyServer::run_dispatch() {
+  if (stopping_ || !core_) return;
+  auto started = std::chrono::steady_clock::now();
+  bool more = core_->dispatch(now_ms());
+  rounds_.observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  schedule_flush();
+  arm_delay_timer();
+  if (more) {
+    // Cut by MAX_NUM_JOBS_DISPATCH: the next round waits one period.
+    dispatch_timer_.expires_after(milliseconds(config_.dispatch_period_ms));
+    dispatch_timer_.async_wait([this](const error_code& ec) {
+      if (!ec) run_dispatch();
+    });
+  }
+}
+
+void ProxyServer::arm_delay_timer() {
+  if (!core_) return;
+  auto next = core_->next_delayed();
+  if (!next || (delay_timer_at_ != 0 && delay_timer_at_ <= *next)) return;
+  delay_timer_at_ = *next;
+  delay_timer_.expires_after(milliseconds(std::max<TimeMs>(0, *next - now_ms())));
+  delay_timer_.async_wait([this](const error_code& ec) {
+    if (ec) return;
+    delay_timer_at_ = 0;
+    kick_dispatch();  // the round promotes the job and arms the timer again
+  });
+}
+
+void ProxyServer::record_history() {
+  if (core_) history_.record(now_ms(), core_->finished_total(), core_->queue_length());
+  history_timer_.expires_after(std::chrono::seconds(1));
+  history_timer_.async_wait([this](const error_code& ec) {
+    if (!ec && !stopping_) record_history();
+  });
+}
+
+void ProxyServer::schedule_periodic() {
+  exchange_timer_.expires_after(milliseconds(config_.request_result_period_ms));
+  exchange_timer_.async_wait([this](const error_code& ec) {
+    if (ec || stopping_ || !core_) return;
+    TimeMs now = now_ms();
+    core_->expire_absent_nodes(now);
+    core_->exchange_results(now);
+    if (core_->has_dispatchable()) kick_dispatch();
+    schedule_flush();
+    schedule_periodic();
+  });
+}
+
+void ProxyServer::schedule_sweep(TimeMs after_ms) {
+  sweep_timer_.expires_after(milliseconds(after_ms));
+  sweep_timer_.async_wait([this](const error_code& ec) {
+    if (ec || stopping_ || !core_) return;
+    if (storage_retry_.failing()) {
+      // Its removals could not be written: sweep again once they can.
+      schedule_sweep(config_.core.retention.sweep_period_ms());
+      return;
+    }
+    SweepOutcome swept = core_->sweep(now_ms());
+    if (swept.removed > 0) {
+      log_->info("removed expired jobs count={}{}", swept.removed, swept.more ? " (more follow)" : "");
+      compactions_.add(std::move(swept.compact));
+    }
+    schedule_flush();  // commits the removal, then compacts what is due
+    // A large backlog goes in batches, with the event loop free between them.
+    schedule_sweep(swept.more ? 10 : config_.core.retention.sweep_period_ms());
+  });
+}
+
+void ProxyServer::schedule_flush() {
+  if (flush_scheduled_) return;
+  flush_scheduled_ = true;
+  asio::post(io_, [this] { flush(); });
+}
+
+void ProxyServer::flush() {
+  flush_scheduled_ = false;
+  if (!core_) return;
+  if (raft_) {
+    // A few entries in flight at once, so that the leader's disk, the
+    // followers' and the links overlap; what is staged while they all are
+    // goes in the next one (group commit), proposed as the oldest lands.
+    if (in_flight_.size() >= kMaxEntriesInFlight) return;
+    Change change;
+    change.time_ms = now_ms();
+    core_->staged().lift(change.writes);
+    auto outbox = core_->take_outbox();
+    if (change.writes.empty()) {
+      // Nothing new to make durable: what these messages say is durable
+      // once the entries in flight are, or already is when none is.
+      if (in_flight_.empty()) {
+        send_outbox(std::move(outbox));
+      } else {
+        auto& last = in_flight_.back();
+        last.insert(last.end(), std::make_move_iterator(outbox.begin()),
+                    std::make_move_iterator(outbox.end()));
+      }
+      return;
+    }
+    std::string entry = encode_change(change);
+    in_flight_.push_back(std::move(outbox));
+    std::uint64_t generation = generation_;
+    auto index = raft_->propose(entry, [this, generation](bool ok) {
+      // Called in log order, once each entry is applied here.
+      if (generation != generation_ || !core_) return;
+      if (!ok) {
+        // It may still be committed by the next leader; nothing of it was
+        // acknowledged, and nodes send again what is not.
+        step_down("leadership lost with a log entry in flight");
+        return;
+      }
+      if (machine_->behind()) {
+        // Committed, but this proxy's store refused it: another proxy
+        // serves from a complete store.
+        step_down("this proxy's store refuses writes (a full disk?)");
+        return;
+      }
+      core_->staged().landed();
+      auto landed = std::move(in_flight_.front());
+      in_flight_.pop_front();
+      for (const auto& [first, last] :
+           compactions_.due(now_ms(), config_.core.retention.compact_period_ms())) {
+        store_.compact(first, last);
+      }
+      send_outbox(std::move(landed));
+      flush();
+    });
+    if (!index) {
+      in_flight_.pop_back();
+      step_down("the log refused an entry: this proxy no longer leads");
+      return;
+    }
+    // This proxy applies its own entry from these writes, not from the bytes.
+    machine_->expect(*index, std::move(entry), std::move(change.writes));
+    if (held_back_) {
+      held_back_ = false;
+      for (auto& [sid, session] : sessions_) session.conn->resume();
+    }
+    return;
+  }
+  if (!storage_retry_.should_try()) return;
+  if (Status s = core_->staged().commit(); !s.ok()) {
+    // Nothing staged may be acknowledged: every message waits for the
+    // write, which is retried (StorageRetry).
+    storage_retry_.failed(s);
+    return;
+  }
+  storage_retry_.succeeded();
+  for (const auto& [first, last] :
+       compactions_.due(now_ms(), config_.core.retention.compact_period_ms())) {
+    store_.compact(first, last);
+  }
+  send_outbox(core_->take_outbox());
+}
+
+void ProxyServer::send_outbox(std::vector<Outgoing> outbox) {
+  for (auto& out : outbox) {
+    auto it = by_node_.find(out.node_id);
+    if (it == by_node_.end()) continue;
+    auto session = sessions_.find(it->second);
+    if (session != sessions_.end()) session->second.conn->send(out.message);
+  }
+}
+
+}  // namespace jc::proxy
