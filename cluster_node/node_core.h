@@ -5,24 +5,25 @@
 // queue messages for the proxy (take_outbox()) and note what the shell must
 // act on (take_events()). The shell commits, then sends. One thread.
 //
-// Storage layout:
-//   m/prefix, m/counter   ticket prefix (random, made once) and next number
-//   o/<ticket>            OriginRecord (node_records.h): a job a client submitted here
-//   u/<ticket>            "" : submitted here, not yet acknowledged by the proxy;
-//                         "unsent" : and never sent to it (accepted while it was away)
-//   x/<ticket>            ExecRecord: a job the proxy gave this node, until the
-//                         proxy has its result
+// Its state is in parts, each the one owner of its records: the origin
+// book (origin_book.h: the jobs its clients submitted, o/ and u/), the
+// execution book (exec_book.h: the jobs it runs, x/) and the callbacks it
+// owes (callback_book.h). Retention (node_expiry.cpp) removes what expired
+// from both books:
 //   e/<final ms>/o/<ticket>
 //                         "" : the expiry index of o/ (protocol/retention.h); x/
 //                         entries only for records of earlier builds
-//   m/expired             the highest counter of this node's tickets removed by expiry
 //   m/expiry_index        "1" once records written before the index have entries in it
+// NodeCore is the one place that handles every message from the proxy.
 #pragma once
 
 #include "cluster_node/callback_book.h"
+#include "cluster_node/exec_book.h"
 #include "cluster_node/node_records.h"
+#include "cluster_node/origin_book.h"
 #include <deque>
 #include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -50,6 +51,7 @@ struct NodeOptions {
   // tests give their own.
   std::function<std::string()> random_part;
   protocol::Retention retention;  // RESULT_TTL
+  std::string secret;             // CLUSTER_SECRET: the proof of the HELLO that answers a CHALLENGE
 };
 
 // Things the shell reacts to after a call into the core.
@@ -57,6 +59,16 @@ struct NodeEvents {
   std::vector<protocol::JobReport> reports;  // new knowledge of tickets (for lookups, waits)
   std::vector<std::string> stop;             // running jobs to stop: they belong elsewhere now
   bool work = false;                         // jobs are waiting for a free slot
+};
+
+// What the shell must do about a message from the proxy besides committing
+// and sending the outbox: none of it waits for a write.
+struct LinkActions {
+  std::optional<protocol::Hello> hello;      // the answer to a CHALLENGE: send it now
+  std::optional<protocol::Welcome> welcome;  // joined (accepted), or refused: follow the
+                                             // leader it names, or back off
+  std::vector<std::string> cancel;           // running jobs the proxy cancels: end them CANCELLED
+  std::optional<protocol::StatsReply> stats;  // the answer to a `stats` request
 };
 
 using protocol::GetAllEntry;
@@ -82,7 +94,7 @@ class NodeCore {
   // Whether `adding` more jobs would pass MAX_QUEUE, as the proxy last said
   // (its queue is full) or counting what waits here unforwarded.
   bool queue_full(std::size_t adding) const {
-    return cluster_queue_full_ || (max_queue_ > 0 && unforwarded_.size() + adding > max_queue_);
+    return cluster_queue_full_ || (max_queue_ > 0 && origin_.unforwarded_count() + adding > max_queue_);
   }
   std::uint64_t max_queue() const { return max_queue_; }
   bool available(const std::string& need) const;
@@ -110,7 +122,9 @@ class NodeCore {
 
   // Proxy side.
   protocol::Hello hello() const;
-  void on_message(protocol::Message m);
+  // The one switch for what the proxy sends. `now`: for a job cancelled
+  // before it started.
+  LinkActions on_message(protocol::Message m, TimeMs now = 0);
   protocol::Info info() const;
   // Offers again the results the proxy has not acknowledged (REQUEST_RESULT_PERIOD).
   void resend_undelivered();
@@ -119,7 +133,7 @@ class NodeCore {
   static bool issued_shape(const std::string& ticket);
   // A job its client submitted here that the proxy has not acknowledged:
   // nobody else can have run it.
-  bool unforwarded(const std::string& ticket) const { return unforwarded_.count(ticket) > 0; }
+  bool unforwarded(const std::string& ticket) const { return origin_.unforwarded(ticket); }
   // Everything not acknowledged is sent again after the next WELCOME.
   void on_disconnected();
   // The proxy has been away longer than the grace period: this node runs its
@@ -138,7 +152,7 @@ class NodeCore {
   void job_finished(const std::string& ticket, protocol::JobResult result);
   // The proxy cancels a job held here and not started: it ends CANCELLED.
   void cancel_queued(const std::string& ticket, TimeMs now);
-  std::size_t running() const { return running_.size(); }
+  std::size_t running() const { return exec_.running(); }
   std::uint32_t slots() const { return options_.slots; }
 
   storage::Staged& staged() { return staged_; }
@@ -148,6 +162,7 @@ class NodeCore {
  private:
   void on_welcome(const protocol::Welcome& w);
   void on_ack(const protocol::Ack& a);
+  void on_offers(const protocol::Offers& o);
   // These take the message's parts by reference to move from them.
   void on_jobs(protocol::Job& j);
   void on_reports(std::vector<protocol::JobReport>& reports);
@@ -158,16 +173,7 @@ class NodeCore {
   void claim_local(const std::string& ticket);
   void claim_local(const std::string& ticket, protocol::JobSpec spec);
   void drop_exec(const std::string& ticket);
-  // Moves a job's state through protocol::next_state(); a refused
-  // transition is logged as an error and returns false.
-  bool advance(const std::string& ticket, protocol::JobState& state, protocol::JobEvent event,
-               protocol::JobState outcome = protocol::JobState::kDone);
-  protocol::JobReport exec_report(const std::string& ticket, const ExecRecord& rec) const;
-  void store_origin(const std::string& ticket, const OriginRecord& rec);
-  void store_exec(const std::string& ticket, const ExecRecord& rec);
   Status index_final_records();
-  template <class T>
-  bool load(const std::string& key, T& value) const;
   void send(protocol::Message m) {
     if (connected_) outbox_.push_back(std::move(m));
   }
@@ -175,47 +181,15 @@ class NodeCore {
   storage::Staged staged_;
   NodeOptions options_;
   std::shared_ptr<spdlog::logger> log_;
-  std::string prefix_;
-  std::uint64_t counter_ = 1;
-  std::uint64_t expired_upto_ = 0;  // m/expired
+  OriginBook origin_{staged_, log_};
+  ExecBook exec_{staged_, log_};
+  CallbackBook callbacks_{staged_};
   bool connected_ = false;
   bool local_mode_ = false;
   bool draining_ = false;
-  // Run here while the proxy was away, and not yet acknowledged by it.
-  std::unordered_set<std::string> local_claimed_;
-  // Of the unforwarded jobs, those never sent to the proxy: nobody else can
-  // run them, so their local run's result shows at once (u/ says "unsent").
-  std::unordered_set<std::string> unsent_;
-  // Submitted here and not yet acknowledged by the proxy, in submission order.
-  std::deque<std::string> unforwarded_order_;
-  std::unordered_set<std::string> unforwarded_;  // tickets the proxy has not acknowledged
-  // Given to this node by the proxy.
-  std::deque<std::string> exec_queue_;
-  // A job given to this node (or taken from its own clients while the
-  // proxy was away), queued or running: all its x/ record holds but a
-  // result, so that its start and its finish write the record without
-  // reading it back.
-  struct ExecJob {
-    protocol::Assignment assignment;
-    protocol::JobState state = protocol::JobState::kQueued;
-    bool local = false;  // ExecRecord::local
-  };
-  // Its x/ record (without a result); a copy of the job when it stays held.
-  static ExecRecord exec_record(ExecJob job);
-  std::unordered_map<std::string, ExecJob> exec_jobs_;
-  std::unordered_set<std::string> running_;
-  CallbackBook callbacks_{staged_};
   std::set<std::string> cluster_offered_, cluster_available_;  // the proxy's OFFERS
   std::uint64_t max_queue_ = 0;      // likewise (0: no limit)
   bool cluster_queue_full_ = false;  // likewise
-  std::set<std::string> undelivered_;  // finished, result not yet acknowledged
-  // Rounds of resend_undelivered() before a result sent on this connection
-  // is offered again: TCP delivers it, and the proxy acknowledges what it
-  // reads, so offering megabytes again every REQUEST_RESULT_PERIOD only
-  // queues copies ahead of the node's INFO (a slow proxy then took the node
-  // for silent). Cleared on every new connection, which offers all again.
-  std::unordered_map<std::string, int> resend_wait_;
-  static constexpr int kResendRounds = 30;
   // Final results of other nodes' tickets, fetched for clients (bounded).
   std::unordered_map<std::string, protocol::JobReport> remote_;
   std::deque<std::string> remote_order_;
@@ -223,7 +197,6 @@ class NodeCore {
   protocol::Submit pending_submit_;
   protocol::Result pending_results_;
   NodeEvents events_;
-  std::uint64_t finished_total_ = 0;
 };
 
 }  // namespace jc::node

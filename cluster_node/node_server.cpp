@@ -47,7 +47,12 @@ std::optional<net::TlsLink> link_tls(const net::TlsSettings& tls) {
 NodeServer::NodeServer(asio::io_context& io, NodeConfig config, storage::Store& store)
     : io_(io),
       config_(std::move(config)),
-      core_(store, config_.core),
+      core_(store,
+            [this] {
+              NodeOptions o = config_.core;
+              o.secret = config_.secret;
+              return o;
+            }()),
       log_(log::get("node")),
       listener_(io, log_),
       info_timer_(io),
@@ -245,20 +250,35 @@ void NodeServer::on_accept(asio::ip::tcp::socket socket, const std::string& addr
 }
 
 void NodeServer::on_proxy_message(protocol::Message&& m) {
-  if (auto* w = std::get_if<protocol::Welcome>(&m)) {
-    if (!w->accepted) {
-      if (!w->proxies.empty()) {
-        // A replicated proxy that does not lead: on to the leader.
-        log_->info("proxy {} does not lead; {}", link_.current(),
-                   w->leader.empty() ? std::string("no leader yet, trying the next one")
-                                     : "going to the leader " + w->leader);
-        link_.follow(w->leader);
-        return;
-      }
-      log_->error("proxy refused this node reason=\"{}\"", w->reason);
-      link_.refused();
+  // The core's switch reads every message; the shell carries out what it says.
+  LinkActions act = core_.on_message(std::move(m), now_ms());
+  if (act.hello) {
+    link_.send(*act.hello);
+    return;
+  }
+  if (act.stats) {
+    auto it = stats_waiters_.find(act.stats->id);
+    if (it != stats_waiters_.end()) {
+      auto cb = std::move(it->second.first);
+      it->second.second->cancel();
+      stats_waiters_.erase(it);
+      cb(act.stats->stats, true);
+    }
+    return;
+  }
+  if (const auto& w = act.welcome; w && !w->accepted) {
+    if (!w->proxies.empty()) {
+      // A replicated proxy that does not lead: on to the leader.
+      log_->info("proxy {} does not lead; {}", link_.current(),
+                 w->leader.empty() ? std::string("no leader yet, trying the next one")
+                                   : "going to the leader " + w->leader);
+      link_.follow(w->leader);
       return;
     }
+    log_->error("proxy refused this node reason=\"{}\"", w->reason);
+    link_.refused();
+    return;
+  } else if (w) {
     log_->info("joined proxy={} dropped={}", w->proxy_id, w->drop.size());
     ever_joined_ = true;
     link_.reset_backoff();
@@ -267,33 +287,11 @@ void NodeServer::on_proxy_message(protocol::Message&& m) {
       // and the node looks for the new one.
       link_.set_idle_timeout(std::chrono::milliseconds(std::max<std::int64_t>(1000, 4 * w->heartbeat_ms)));
     }
-    core_.on_message(std::move(m));
     // Lookups made while the proxy was away ask again.
     for (auto& t : lookups_.tickets()) to_request_.push_back(std::move(t));
-  } else if (auto* ch = std::get_if<protocol::Challenge>(&m)) {
-    protocol::Hello hello = core_.hello();
-    if (!config_.secret.empty()) {
-      hello.auth = protocol::join_proof(config_.secret, ch->nonce, hello.node_id);
-    }
-    link_.send(hello);
-    return;
-  } else if (auto* c = std::get_if<protocol::Cancel>(&m)) {
-    for (const auto& t : c->tickets) {
-      if (!executor_.cancel(t)) core_.cancel_queued(t, now_ms());
-    }
-  } else if (std::holds_alternative<protocol::Heartbeat>(m)) {
-    return;  // the link's idle deadline moved; nothing else to do
-  } else if (auto* reply = std::get_if<protocol::StatsReply>(&m)) {
-    auto it = stats_waiters_.find(reply->id);
-    if (it != stats_waiters_.end()) {
-      auto cb = std::move(it->second.first);
-      it->second.second->cancel();
-      stats_waiters_.erase(it);
-      cb(reply->stats, true);
-    }
-    return;
-  } else {
-    core_.on_message(std::move(m));
+  }
+  for (const auto& t : act.cancel) {
+    if (!executor_.cancel(t)) core_.cancel_queued(t, now_ms());
   }
   schedule_flush();
 }

@@ -110,9 +110,9 @@ bool ProxyCore::to_node(ActiveIt it, JobRecord& rec, const std::string& node) {
   return true;
 }
 
-void ProxyCore::on_message(const std::string& node_id, protocol::Message m, TimeMs now) {
+bool ProxyCore::on_message(const std::string& node_id, protocol::Message m, TimeMs now) {
   auto node = nodes_.find(node_id);
-  if (node == nodes_.end() || !node->second.connected) return;
+  if (node == nodes_.end() || !node->second.connected) return false;
   node->second.last_heard = now;
   clock_ = now;
   std::visit(
@@ -142,6 +142,8 @@ void ProxyCore::on_message(const std::string& node_id, protocol::Message m, Time
         }
       },
       m);
+  return std::holds_alternative<protocol::Submit>(m) || std::holds_alternative<protocol::Result>(m) ||
+         std::holds_alternative<protocol::ResReq>(m) || std::holds_alternative<protocol::Leave>(m);
 }
 
 void ProxyCore::on_submit(const std::string& node, protocol::Submit& m, TimeMs now) {

@@ -86,7 +86,10 @@ class ProxyCore {
                              const std::string& nonce = "");
   // The node's connection ended: it is presumed dead and its jobs go elsewhere.
   void on_disconnect(const std::string& node_id, TimeMs now);
-  void on_message(const std::string& node_id, protocol::Message m, TimeMs now);
+  // The one switch for what a joined node sends. Returns true when a
+  // dispatch round is due in this turn (new jobs, freed slots, jobs handed
+  // back by a draining node).
+  bool on_message(const std::string& node_id, protocol::Message m, TimeMs now);
 
   // One dispatch round. Returns true when queued jobs are left and a node has
   // room for them (the round was cut by max_dispatch).

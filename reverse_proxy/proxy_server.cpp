@@ -276,13 +276,7 @@ void ProxyServer::on_frame(std::uint64_t id, protocol::Message&& m) {
     schedule_flush();
     return;
   }
-  // New jobs, freed slots or jobs handed back by a draining node: a
-  // dispatch round in this turn.
-  bool kick =
-      std::holds_alternative<protocol::Submit>(m) || std::holds_alternative<protocol::Result>(m) ||
-      std::holds_alternative<protocol::ResReq>(m) || std::holds_alternative<protocol::Leave>(m);
-  core_->on_message(s.node_id, std::move(m), now);
-  if (kick) kick_dispatch();
+  if (core_->on_message(s.node_id, std::move(m), now)) kick_dispatch();
   schedule_flush();
   // Replicated: while every entry slot is taken and the next entry is
   // already large, this node waits (its link is paused, and TCP pushes back

@@ -1,0 +1,206 @@
+#include "cluster_node/exec_book.h"
+
+#include <algorithm>
+
+namespace jc::node {
+
+using protocol::JobState;
+
+ExecRecord ExecBook::record_of(Job job) {
+  ExecRecord rec;
+  rec.spec = std::move(job.assignment.spec);
+  rec.attempt = job.assignment.attempt;
+  rec.state = job.state;
+  rec.local = job.local;
+  return rec;
+}
+
+bool ExecBook::advance(const std::string& t, JobState& state, protocol::JobEvent event,
+                       JobState outcome) {
+  if (auto refused = protocol::advance(state, event, outcome)) {
+    log_->error("{} ticket={}", *refused, t);
+    return false;
+  }
+  return true;
+}
+
+Status ExecBook::recover(const std::unordered_set<std::string>& origin_unforwarded,
+                         std::size_t& rerun) {
+  return staged_.store().scan("x/", [&](std::string_view k, std::string_view bytes) {
+    std::string t(k.substr(2));
+    ExecRecord rec;
+    if (!protocol::from_record(bytes, rec)) {
+      log_->error("unreadable exec record ticket={}", protocol::escape_sample(t));
+      return true;
+    }
+    if (rec.local && origin_unforwarded.count(t)) local_claimed_.insert(t);
+    if (protocol::is_final(rec.state)) {
+      if (!rec.delivered) undelivered_.insert(t);
+      return true;
+    }
+    // A job that was running when the node stopped runs again from the
+    // start: it lost its run as if its node had been lost, and is queued here.
+    if (rec.state == JobState::kRunning) {
+      if (!advance(t, rec.state, protocol::JobEvent::kNodeLost)) return true;
+      store(t, rec);
+      ++rerun;
+      queue_.push_front(t);
+    } else {
+      queue_.push_back(t);
+    }
+    jobs_[t] = Job{{std::move(rec.spec), rec.attempt}, rec.state, rec.local};
+    return true;
+  });
+}
+
+bool ExecBook::assign(protocol::Assignment& a) {
+  const std::string t = a.spec.ticket;
+  // Already here (held, or finished with its result not yet acknowledged):
+  // the proxy asks again after a reconnect; keep what we have.
+  ExecRecord rec;
+  if (!protocol::is_valid_ticket(t) || jobs_.count(t) || undelivered_.count(t) || load(t, rec)) {
+    return false;
+  }
+  rec.spec = a.spec;
+  rec.attempt = a.attempt;
+  store(t, rec);
+  log_->debug("assigned ticket={} attempt={}", t, a.attempt);
+  jobs_[t] = Job{std::move(a), JobState::kQueued, false};
+  queue_.push_back(t);
+  return true;
+}
+
+void ExecBook::claim_local(const std::string& t, protocol::JobSpec spec) {
+  ExecRecord rec;
+  rec.spec = std::move(spec);
+  rec.attempt = 1;
+  rec.local = true;
+  store(t, rec);
+  jobs_[t] = Job{{std::move(rec.spec), 1}, JobState::kQueued, true};
+  queue_.push_back(t);
+  local_claimed_.insert(t);
+}
+
+std::optional<protocol::Assignment> ExecBook::next(std::uint32_t slots) {
+  while (!queue_.empty() && running_.size() < slots) {
+    std::string t = std::move(queue_.front());
+    queue_.pop_front();
+    auto it = jobs_.find(t);
+    if (it == jobs_.end()) continue;
+    Job& job = it->second;
+    if (!advance(t, job.state, protocol::JobEvent::kDispatch)) continue;
+    store(t, record_of(job));
+    running_.insert(t);
+    return job.assignment;
+  }
+  return std::nullopt;
+}
+
+bool ExecBook::start_cancelled(const std::string& t, protocol::JobKind& kind) {
+  auto it = jobs_.find(t);
+  if (it == jobs_.end() || running_.count(t)) return false;
+  queue_.erase(std::remove(queue_.begin(), queue_.end(), t), queue_.end());
+  kind = it->second.assignment.spec.kind;
+  running_.insert(t);
+  return true;
+}
+
+std::optional<ExecRecord> ExecBook::finish(const std::string& t, protocol::JobResult result,
+                                           const std::string& node_id) {
+  if (!running_.erase(t)) return std::nullopt;  // dropped while it ran
+  auto it = jobs_.find(t);
+  if (it == jobs_.end()) return std::nullopt;
+  ExecRecord rec = record_of(std::move(it->second));
+  jobs_.erase(it);
+  if (!advance(t, rec.state, protocol::JobEvent::kFinish, result.state)) return std::nullopt;
+  result.node = node_id;
+  result.attempt = rec.attempt;
+  rec.result = std::move(result);
+  store(t, rec);
+  undelivered_.insert(t);
+  ++finished_total_;
+  return rec;
+}
+
+bool ExecBook::drop(const std::string& t) {
+  if (jobs_.erase(t) == 0 && !undelivered_.count(t)) return false;
+  queue_.erase(std::remove(queue_.begin(), queue_.end(), t), queue_.end());
+  bool was_running = running_.erase(t) > 0;
+  undelivered_.erase(t);
+  staged_.del(key(t));
+  log_->debug("dropped ticket={}", t);
+  return was_running;
+}
+
+void ExecBook::delivered(const std::string& t) {
+  if (undelivered_.erase(t)) staged_.del(key(t));
+}
+
+void ExecBook::superseded(const std::string& t) {
+  undelivered_.erase(t);
+  staged_.del(key(t));
+}
+
+std::vector<std::string> ExecBook::hand_back() {
+  std::vector<std::string> back;
+  for (const auto& t : queue_) {
+    if (running_.count(t) || local_claimed_.count(t) || !jobs_.count(t)) continue;
+    back.push_back(t);
+  }
+  for (const auto& t : back) {
+    jobs_.erase(t);
+    staged_.del(key(t));
+  }
+  queue_.clear();
+  return back;
+}
+
+bool ExecBook::load(const std::string& t, ExecRecord& rec) const {
+  std::string bytes;
+  return staged_.get(key(t), &bytes).ok() && protocol::from_record(bytes, rec);
+}
+
+protocol::JobReport ExecBook::report(const std::string& t, const ExecRecord& rec,
+                                     const std::string& node_id) const {
+  protocol::JobReport r;
+  r.ticket = t;
+  r.state = running_.count(t) ? JobState::kRunning : rec.state;
+  r.node = node_id;
+  r.attempts = rec.attempt;
+  r.owner = rec.spec.owner;
+  if (protocol::is_final(rec.state)) {
+    r.has_result = true;
+    r.result = rec.result;
+  }
+  return r;
+}
+
+void ExecBook::fill_hello(protocol::Hello& h) const {
+  // Jobs run here while the proxy was away are introduced by SUBMIT instead.
+  for (const auto& [t, job] : jobs_) {
+    if (!local_claimed_.count(t)) h.held.push_back(t);
+  }
+  for (const auto& t : undelivered_) {
+    if (!local_claimed_.count(t)) h.finished.push_back(t);
+  }
+}
+
+std::vector<protocol::JobReport> ExecBook::due(std::size_t max,
+                                               const std::unordered_set<std::string>& fresh,
+                                               const std::string& node_id) {
+  std::vector<protocol::JobReport> out;
+  for (const auto& t : undelivered_) {
+    if (out.size() >= max) break;
+    if (fresh.count(t)) continue;
+    auto wait = resend_wait_.find(t);
+    if (wait != resend_wait_.end() && --wait->second > 0) continue;  // sent lately
+    ExecRecord rec;
+    if (!load(t, rec)) continue;
+    out.push_back(report(t, rec, node_id));
+    resend_wait_[t] = kResendRounds;
+  }
+  std::erase_if(resend_wait_, [&](const auto& kv) { return !undelivered_.count(kv.first); });
+  return out;
+}
+
+}  // namespace jc::node

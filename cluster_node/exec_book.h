@@ -1,0 +1,121 @@
+// The node's execution book: the jobs the proxy gave this node (or that it
+// took from its own clients while the proxy was away), from their arrival
+// until the proxy has their result. The one owner of
+//   x/<ticket>   ExecRecord (node_records.h): the job, its attempt, state and result
+// and, in memory, of each held job's spec and state (so that its start and
+// its finish write the record without reading it back), the order they
+// start in, which run, and which results the proxy has not acknowledged.
+#pragma once
+
+#include <deque>
+#include <set>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "cluster_node/node_records.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "protocol/codec.h"
+#include "protocol/messages.h"
+#include "storage/staged.h"
+
+namespace jc::node {
+
+class ExecBook {
+ public:
+  ExecBook(storage::Staged& staged, std::shared_ptr<spdlog::logger> log)
+      : staged_(staged), log_(std::move(log)) {}
+
+  static std::string key(const std::string& t) { return "x/" + t; }
+
+  // Reads every x/ record: a job that was running runs again from the
+  // start; `origin_unforwarded` says which of this node's own jobs the
+  // proxy never acknowledged (a local run of one of them is a claim).
+  // Returns how many run again.
+  Status recover(const std::unordered_set<std::string>& origin_unforwarded, std::size_t& rerun);
+
+  // A job the proxy gives: false when it is here already (held, or its
+  // result not acknowledged yet), or its ticket is not one.
+  bool assign(protocol::Assignment& a);
+  // A job of this node's own clients, run here while the proxy is away.
+  void claim_local(const std::string& ticket, protocol::JobSpec spec);
+  bool claimed(const std::string& t) const { return local_claimed_.count(t) > 0; }
+  // The proxy acknowledged the submit of a job claimed here.
+  void unclaim(const std::string& t) { local_claimed_.erase(t); }
+
+  // The next job to start (marked running, its record written), while
+  // slots are free.
+  std::optional<protocol::Assignment> next(std::uint32_t slots);
+  // A held job not started, cancelled: out of the queue and counted as
+  // running, so that finish() ends it. False when it is not such a job.
+  bool start_cancelled(const std::string& t, protocol::JobKind& kind);
+  // A run ended: its record with the result, undelivered. nullopt when it
+  // was dropped meanwhile, or the transition is refused.
+  std::optional<ExecRecord> finish(const std::string& t, protocol::JobResult result,
+                                   const std::string& node_id);
+  // The proxy gave the job to another node: it leaves the book. Returns
+  // true when it was running (the shell must stop it).
+  bool drop(const std::string& t);
+  // The proxy holds the result durably: the record goes.
+  void delivered(const std::string& t);
+  // The proxy took another run's result: this one's record goes.
+  void superseded(const std::string& t);
+  // A drain: the queued jobs not started (nor claimed) leave the book.
+  std::vector<std::string> hand_back();
+
+  bool load(const std::string& t, ExecRecord& rec) const;
+  protocol::JobReport report(const std::string& t, const ExecRecord& rec,
+                             const std::string& node_id) const;
+  // HELLO: jobs held, and finished ones whose result is on its way
+  // (claimed ones excluded: they are introduced by SUBMIT).
+  void fill_hello(protocol::Hello& h) const;
+  // Results to offer the proxy again in this round, at most `max`: what
+  // was not sent in the last kResendRounds rounds, apart from `fresh`.
+  std::vector<protocol::JobReport> due(std::size_t max, const std::unordered_set<std::string>& fresh,
+                                       const std::string& node_id);
+  void sent(const std::string& t) { resend_wait_[t] = kResendRounds; }
+  void new_connection() { resend_wait_.clear(); }
+
+  bool holds(const std::string& t) const { return jobs_.count(t) > 0; }
+  bool is_running(const std::string& t) const { return running_.count(t) > 0; }
+  bool undelivered(const std::string& t) const { return undelivered_.count(t) > 0; }
+  std::size_t undelivered_count() const { return undelivered_.size(); }
+  std::size_t running() const { return running_.size(); }
+  std::size_t queued() const { return queue_.size(); }
+  bool has_queued() const { return !queue_.empty(); }
+  std::uint64_t finished_total() const { return finished_total_; }
+
+ private:
+  struct Job {
+    protocol::Assignment assignment;
+    protocol::JobState state = protocol::JobState::kQueued;
+    bool local = false;  // ExecRecord::local
+  };
+  // Its x/ record (without a result); a copy of the job when it stays held.
+  static ExecRecord record_of(Job job);
+  void store(const std::string& t, const ExecRecord& rec) { staged_.put(key(t), protocol::to_record(rec)); }
+  bool advance(const std::string& t, protocol::JobState& state, protocol::JobEvent event,
+               protocol::JobState outcome = protocol::JobState::kDone);
+
+  storage::Staged& staged_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::deque<std::string> queue_;  // held, not started, in start order
+  std::unordered_map<std::string, Job> jobs_;
+  std::unordered_set<std::string> running_;
+  std::set<std::string> undelivered_;  // finished, result not yet acknowledged
+  // Run here while the proxy was away, and not yet acknowledged by it.
+  std::unordered_set<std::string> local_claimed_;
+  // Rounds of resending before a result sent on this connection is offered
+  // again: TCP delivers it, and the proxy acknowledges what it reads, so
+  // offering megabytes again every REQUEST_RESULT_PERIOD only queues copies
+  // ahead of the node's INFO (a slow proxy then took the node for silent).
+  // Cleared on every new connection, which offers all again.
+  std::unordered_map<std::string, int> resend_wait_;
+  static constexpr int kResendRounds = 30;
+  std::uint64_t finished_total_ = 0;
+};
+
+}  // namespace jc::node

@@ -1,0 +1,137 @@
+#include "cluster_node/origin_book.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <random>
+
+#include "protocol/codec.h"
+#include "protocol/retention.h"
+
+namespace jc::node {
+
+namespace {
+std::string unforwarded_key(const std::string& t) { return "u/" + t; }
+constexpr std::string_view kUnsent = "unsent";
+}  // namespace
+
+std::string random_prefix() {
+  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  std::random_device rd;
+  std::mt19937_64 gen((static_cast<std::uint64_t>(rd()) << 32) ^ rd());
+  std::string p;
+  for (int i = 0; i < 6; ++i) p.push_back(kAlphabet[gen() % 36]);
+  return p;
+}
+
+Status OriginBook::recover() {
+  std::string value;
+  if (staged_.get("m/prefix", &value).ok()) {
+    prefix_ = value;
+  } else {
+    prefix_ = random_prefix();
+    staged_.put("m/prefix", prefix_);
+  }
+  if (staged_.get("m/counter", &value).ok()) counter_ = std::stoull(value);
+  if (staged_.get("m/expired", &value).ok()) expired_upto_ = std::stoull(value);
+  return staged_.store().scan("u/", [&](std::string_view k, std::string_view v) {
+    std::string t(k.substr(2));
+    OriginRecord rec;
+    if (load(t, rec)) {
+      order_.push_back(t);
+      unforwarded_.insert(t);
+      if (v == kUnsent) unsent_.insert(t);
+    }
+    return true;
+  });
+}
+
+std::string OriginBook::accept(protocol::JobSpec& spec, TimeMs now, const std::string& node_id,
+                               const std::string& random_part, bool connected,
+                               std::string& spec_bytes) {
+  // <node prefix>-<counter>-<66 random bits>: unique by the first two
+  // (the counter is stored with the job), unguessable by the third, at most
+  // 6 + 1 + 13 + 1 + 11 = 32 characters below 10^13 jobs of one node.
+  spec.ticket = fmt::format("{}-{}-{}", prefix_, counter_++, random_part);
+  spec.origin = node_id;
+  spec.submitted_ms = now;
+  const std::string& ticket = spec.ticket;
+  // Encoded once: the bytes begin the job's record and are what the proxy
+  // is sent.
+  spec_bytes = protocol::to_bytes(spec);
+  staged_.put(key(ticket), fresh_origin_record(spec_bytes));
+  staged_.put(unforwarded_key(ticket), connected ? "" : std::string(kUnsent));
+  if (!connected) unsent_.insert(ticket);
+  staged_.put("m/counter", std::to_string(counter_));
+  order_.push_back(ticket);
+  unforwarded_.insert(ticket);
+  return ticket;
+}
+
+bool OriginBook::load(const std::string& t, OriginRecord& rec) const {
+  std::string bytes;
+  return staged_.get(key(t), &bytes).ok() && protocol::from_record(bytes, rec);
+}
+
+void OriginBook::store(const std::string& t, const OriginRecord& rec) {
+  staged_.put(key(t), protocol::to_record(rec));
+  if (rec.has_result) staged_.put(protocol::expiry_key(rec.result.final_time(), "o/" + t), "");
+}
+
+bool OriginBook::has(const std::string& t) const {
+  std::string bytes;
+  return staged_.get(key(t), &bytes).ok();
+}
+
+bool OriginBook::raise_mark(const std::string& t) {
+  auto parts = protocol::parse_ticket(t);
+  if (!parts || parts->prefix != prefix_ || parts->counter <= expired_upto_) return false;
+  expired_upto_ = parts->counter;
+  return true;
+}
+
+bool OriginBook::expired_here(const std::string& t) const {
+  auto parts = protocol::parse_ticket(t);
+  return parts && parts->prefix == prefix_ && parts->counter <= expired_upto_;
+}
+
+void OriginBook::mark_sent(const std::string& t) {
+  if (unsent_.erase(t)) staged_.put(unforwarded_key(t), "");
+}
+
+void OriginBook::acknowledged(const std::vector<std::string>& tickets) {
+  for (const auto& t : tickets) {
+    if (unforwarded_.erase(t)) staged_.del(unforwarded_key(t));
+    unsent_.erase(t);
+  }
+  while (!order_.empty() && !unforwarded_.count(order_.front())) order_.pop_front();
+}
+
+std::vector<protocol::GetAllEntry> OriginBook::getall(
+    const std::function<bool(const OriginRecord&)>& shown) const {
+  std::vector<protocol::GetAllEntry> out;
+  staged_.store().scan("o/", [&](std::string_view, std::string_view bytes) {
+    OriginRecord rec;
+    if (protocol::from_record(bytes, rec) && shown(rec)) {
+      out.push_back({rec.spec.ticket, rec.state, rec.spec.describe(), rec.spec.owner});
+    }
+    return true;
+  });
+  // Tickets of one node share a prefix: order by their counter, i.e. by
+  // submission.
+  auto counter = [](const std::string& t) -> std::uint64_t {
+    auto first = t.find('-');
+    if (first == std::string::npos) return 0;
+    try {
+      return std::stoull(t.substr(first + 1));
+    } catch (...) {
+      return 0;
+    }
+  };
+  std::sort(out.begin(), out.end(), [&](const protocol::GetAllEntry& a, const protocol::GetAllEntry& b) {
+    return counter(a.ticket) < counter(b.ticket);
+  });
+  return out;
+}
+
+}  // namespace jc::node

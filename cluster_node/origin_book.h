@@ -1,0 +1,87 @@
+// The node's origin book: the jobs its clients submitted here, from the
+// ticket it gives until they expire. The one owner of
+//   m/prefix, m/counter   the ticket prefix (random, made once) and next number
+//   m/expired             the highest counter of its tickets removed by expiry
+//   o/<ticket>            OriginRecord (node_records.h): the job, its state and result
+//   u/<ticket>            "" : not yet acknowledged by the proxy;
+//                         "unsent" : and never sent to it (accepted while it was away)
+// and, in memory, of which jobs the proxy has not acknowledged, in order.
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "cluster_node/node_records.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "common/time.h"
+#include "protocol/messages.h"
+#include "storage/staged.h"
+
+namespace jc::node {
+
+class OriginBook {
+ public:
+  OriginBook(storage::Staged& staged, std::shared_ptr<spdlog::logger> log)
+      : staged_(staged), log_(std::move(log)) {}
+
+  static std::string key(const std::string& t) { return "o/" + t; }
+
+  Status recover();
+
+  // A job accepted: its ticket (`<prefix>-<counter>-<random_part()>`), its
+  // record, and its spec's bytes (encoded once, for the proxy too) in
+  // `spec_bytes`. `connected`: it is sent once committed; else at the next
+  // WELCOME.
+  std::string accept(protocol::JobSpec& spec, TimeMs now, const std::string& node_id,
+                     const std::string& random_part, bool connected, std::string& spec_bytes);
+
+  bool load(const std::string& t, OriginRecord& rec) const;
+  // A record with a final result enters the expiry index at its final time;
+  // the sweep checks the record again, so an entry left behind by a later
+  // change of the record removes nothing before its time.
+  void store(const std::string& t, const OriginRecord& rec);
+  bool has(const std::string& t) const;
+  // Expiry removes the record; raise_mark() notes its counter (m/expired,
+  // written by write_mark()).
+  void erase(const std::string& t) { staged_.del(key(t)); }
+  bool raise_mark(const std::string& t);
+  void write_mark() { staged_.put("m/expired", std::to_string(expired_upto_)); }
+  // One of this node's tickets removed by expiry.
+  bool expired_here(const std::string& t) const;
+
+  // Forwarding to the proxy.
+  bool unforwarded(const std::string& t) const { return unforwarded_.count(t) > 0; }
+  std::size_t unforwarded_count() const { return unforwarded_.size(); }
+  const std::unordered_set<std::string>& unforwarded_set() const { return unforwarded_; }
+  // Those not acknowledged, in the order they came.
+  const std::deque<std::string>& order() const { return order_; }
+  // Never sent to the proxy: nobody else can have run it.
+  bool unsent(const std::string& t) const { return unsent_.count(t) > 0; }
+  // Sent from now on (its u/ says so).
+  void mark_sent(const std::string& t);
+  // The proxy holds these durably.
+  void acknowledged(const std::vector<std::string>& tickets);
+
+  std::vector<protocol::GetAllEntry> getall(const std::function<bool(const OriginRecord&)>& shown) const;
+
+ private:
+  storage::Staged& staged_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::string prefix_;
+  std::uint64_t counter_ = 1;
+  std::uint64_t expired_upto_ = 0;  // m/expired
+  std::deque<std::string> order_;   // unforwarded_, in submission order (with acknowledged ones)
+  std::unordered_set<std::string> unforwarded_;
+  // Of the unforwarded jobs, those never sent to the proxy: nobody else can
+  // run them, so their local run's result shows at once (u/ says "unsent").
+  std::unordered_set<std::string> unsent_;
+};
+
+// A random prefix of six lowercase letters and digits.
+std::string random_prefix();
+
+}  // namespace jc::node
