@@ -818,7 +818,6 @@ TEST_CASE("node core: a job running at a restart goes back to QUEUED there, then
   CHECK(again.start() == "j1");
 }
 
-}  // namespace jc::node
 
 TEST_CASE("node core: the shape of an issued ticket") {
   CHECK(jc::node::NodeCore::issued_shape("47bxam-1-t5NJX4HV2e-"));
@@ -829,3 +828,66 @@ TEST_CASE("node core: the shape of an issued ticket") {
   CHECK_FALSE(jc::node::NodeCore::issued_shape("abc-1-short"));
   CHECK_FALSE(jc::node::NodeCore::issued_shape("-1-Vd0Q2bN_x7e"));
 }
+
+// ---- the one switch: what the shell is told to do ---------------------------
+
+TEST_CASE("node core: a CHALLENGE is answered with a HELLO that proves CLUSTER_SECRET") {
+  storage::MemoryStore store;
+  NodeOptions o = options();
+  o.secret = "s3cret";
+  Node n(store, o);
+  LinkActions act = n.core.on_message(protocol::Challenge{"nonce-1"});
+  REQUIRE(act.hello.has_value());
+  CHECK(act.hello->node_id == "node-a");
+  CHECK(protocol::verify_join_proof("s3cret", "nonce-1", "node-a", act.hello->auth));
+  CHECK_FALSE(protocol::verify_join_proof("other", "nonce-1", "node-a", act.hello->auth));
+  CHECK(n.flush().empty());  // it waits for no write and goes by no outbox
+}
+
+TEST_CASE("node core: WELCOME and stats replies reach the shell as they came") {
+  storage::MemoryStore store;
+  Node n(store);
+  protocol::Welcome refused;
+  refused.reason = "this proxy does not lead";
+  refused.leader = "127.0.0.1:1";
+  refused.proxies = {"127.0.0.1:1", "127.0.0.1:2"};
+  LinkActions act = n.core.on_message(refused);
+  REQUIRE(act.welcome.has_value());
+  CHECK_FALSE(act.welcome->accepted);
+  CHECK(act.welcome->leader == "127.0.0.1:1");
+  CHECK_FALSE(n.core.connected());
+  protocol::Welcome w = welcome();
+  w.heartbeat_ms = 250;
+  act = n.core.on_message(w);
+  REQUIRE(act.welcome.has_value());
+  CHECK(act.welcome->accepted);
+  CHECK(act.welcome->heartbeat_ms == 250);
+  CHECK(n.core.connected());
+  protocol::StatsReply reply;
+  reply.id = 7;
+  act = n.core.on_message(reply);
+  REQUIRE(act.stats.has_value());
+  CHECK(act.stats->id == 7);
+}
+
+TEST_CASE("node core: CANCEL ends a queued job here and hands a running one to the shell") {
+  storage::MemoryStore store;
+  Node n(store, options(1));
+  n.connect();
+  n.receive(protocol::Job{{assignment("p-1-aaaaaaaaaaa"), assignment("p-2-aaaaaaaaaaa")}});
+  CHECK(n.start() == "p-1-aaaaaaaaaaa");
+  LinkActions act =
+      n.core.on_message(protocol::Cancel{{"p-1-aaaaaaaaaaa", "p-2-aaaaaaaaaaa"}, ""}, kNow);
+  // The running one is the executor's to kill; the queued one is CANCELLED now.
+  CHECK(act.cancel == std::vector<std::string>{"p-1-aaaaaaaaaaa"});
+  auto out = n.flush();
+  auto results = of_type<protocol::Result>(out);
+  REQUIRE(results.size() == 1);
+  REQUIRE(results[0].reports.size() == 1);
+  CHECK(results[0].reports[0].ticket == "p-2-aaaaaaaaaaa");
+  CHECK(results[0].reports[0].state == JobState::kCancelled);
+  CHECK(results[0].reports[0].result.end_ms == kNow);
+  CHECK(n.core.running() == 1);
+}
+
+}  // namespace jc::node
