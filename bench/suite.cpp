@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "bench/figures.h"
+#include "bench/per_job.h"
 #include "bench/probe.h"
 
 namespace jc::bench {
@@ -211,6 +212,7 @@ E2eRun sampled_e2e(const BenchContext& ctx, ScenarioReport& r, int jobs, int ms,
   ClusterSpec spec = cluster_spec(ctx, 3, 2);
   if (fresh_info) spec.node_env = kFreshInfo;
   auto cluster = start_cluster(spec, kUpTimeout);
+  auto before = snapshot_counters(*cluster);
   E2eRun run = run_e2e(*cluster, {.jobs = jobs,
                                   .clients = 3,
                                   .job_line = sleep_line(ms),
@@ -218,6 +220,9 @@ E2eRun sampled_e2e(const BenchContext& ctx, ScenarioReport& r, int jobs, int ms,
                                   .timeout = ctx.sizes.timeout,
                                   .sample = true});
   r.usage = cluster_usage(*cluster);
+  for (auto& line : per_job_lines(before, snapshot_counters(*cluster), jobs)) {
+    r.details.push_back(std::move(line));
+  }
   r.details.push_back(save_timeline(ctx, timeline, run.samples));
   return run;
 }

@@ -39,7 +39,8 @@ Status ExecBook::recover(const std::unordered_set<std::string>& origin_unforward
       return true;
     }
     // A job that was running when the node stopped runs again from the
-    // start: it lost its run as if its node had been lost, and is queued here.
+    // start: it lost its run as if its node had been lost, and is queued
+    // here (records of earlier builds say RUNNING; later ones stay QUEUED).
     if (rec.state == JobState::kRunning) {
       if (!advance(t, rec.state, protocol::JobEvent::kNodeLost)) return true;
       store(t, rec);
@@ -61,11 +62,13 @@ bool ExecBook::assign(protocol::Assignment& a) {
   if (!protocol::is_valid_ticket(t) || jobs_.count(t) || undelivered_.count(t) || load(t, rec)) {
     return false;
   }
-  rec.spec = a.spec;
   rec.attempt = a.attempt;
-  store(t, rec);
+  std::string bytes = std::move(a.spec_bytes);
+  a.spec_bytes.clear();
+  if (bytes.empty()) rec.spec = a.spec;  // else the record is made of the bytes
+  store(t, rec, bytes);
   log_->debug("assigned ticket={} attempt={}", t, a.attempt);
-  jobs_[t] = Job{std::move(a), JobState::kQueued, false};
+  jobs_[t] = Job{std::move(a), JobState::kQueued, false, std::move(bytes)};
   queue_.push_back(t);
   return true;
 }
@@ -89,7 +92,9 @@ std::optional<protocol::Assignment> ExecBook::next(std::uint32_t slots) {
     if (it == jobs_.end()) continue;
     Job& job = it->second;
     if (!advance(t, job.state, protocol::JobEvent::kDispatch)) continue;
-    store(t, record_of(job));
+    // The start is not written: a job running when the node stops runs
+    // again from the start after a restart, as a queued one does, so its
+    // x/ record stays QUEUED until the run's result is written.
     running_.insert(t);
     return job.assignment;
   }
@@ -110,13 +115,14 @@ std::optional<ExecRecord> ExecBook::finish(const std::string& t, protocol::JobRe
   if (!running_.erase(t)) return std::nullopt;  // dropped while it ran
   auto it = jobs_.find(t);
   if (it == jobs_.end()) return std::nullopt;
+  const std::string bytes = std::move(it->second.spec_bytes);
   ExecRecord rec = record_of(std::move(it->second));
   jobs_.erase(it);
   if (!advance(t, rec.state, protocol::JobEvent::kFinish, result.state)) return std::nullopt;
   result.node = node_id;
   result.attempt = rec.attempt;
   rec.result = std::move(result);
-  store(t, rec);
+  store(t, rec, bytes);
   undelivered_.insert(t);
   ++finished_total_;
   return rec;

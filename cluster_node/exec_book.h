@@ -46,8 +46,8 @@ class ExecBook {
   // The proxy acknowledged the submit of a job claimed here.
   void unclaim(const std::string& t) { local_claimed_.erase(t); }
 
-  // The next job to start (marked running, its record written), while
-  // slots are free.
+  // The next job to start (marked running in memory only), while slots
+  // are free.
   std::optional<protocol::Assignment> next(std::uint32_t slots);
   // A held job not started, cancelled: out of the queue and counted as
   // running, so that finish() ends it. False when it is not such a job.
@@ -90,13 +90,20 @@ class ExecBook {
 
  private:
   struct Job {
-    protocol::Assignment assignment;
+    protocol::Assignment assignment;  // its spec_bytes moved to the field below
     protocol::JobState state = protocol::JobState::kQueued;
     bool local = false;  // ExecRecord::local
+    // The spec's bytes as they came (empty: encode it): the finish writes
+    // the x/ record without encoding the spec again.
+    std::string spec_bytes;
   };
   // Its x/ record (without a result); a copy of the job when it stays held.
   static ExecRecord record_of(Job job);
-  void store(const std::string& t, const ExecRecord& rec) { staged_.put(key(t), protocol::to_record(rec)); }
+  // Its x/ record, made of the spec's bytes when they are known.
+  void store(const std::string& t, const ExecRecord& rec, std::string_view spec_bytes = {}) {
+    staged_.put(key(t), spec_bytes.empty() ? protocol::to_record(rec)
+                                           : exec_record_from(spec_bytes, rec));
+  }
   bool advance(const std::string& t, protocol::JobState& state, protocol::JobEvent event,
                protocol::JobState outcome = protocol::JobState::kDone);
 

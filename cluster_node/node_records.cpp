@@ -18,4 +18,17 @@ std::string fresh_origin_record(std::string_view spec_bytes) {
   return out;
 }
 
+std::string exec_record_from(std::string_view spec_bytes, const ExecRecord& rec) {
+  std::string out;
+  out.reserve(protocol::kRecordHeaderBytes + spec_bytes.size() + 64);
+  protocol::append_record_header(out);
+  out.append(spec_bytes);
+  {
+    protocol::OutArchive ar(out);
+    // The fields after the spec, as ExecRecord::serialize writes them.
+    protocol::fields(ar, rec.attempt, rec.state, rec.result, rec.delivered, rec.local);
+  }
+  return out;
+}
+
 }  // namespace jc::node

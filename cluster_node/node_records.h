@@ -46,4 +46,8 @@ struct ExecRecord {
   }
 };
 
+// The x/ record of `rec` whose spec is `spec_bytes` as to_bytes gives them:
+// to_record(rec), without encoding the spec again (it is the first field).
+std::string exec_record_from(std::string_view spec_bytes, const ExecRecord& rec);
+
 }  // namespace jc::node

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/counters.h"
 #include "common/log.h"
 
 namespace jc::net {
@@ -173,6 +174,7 @@ void FrameConnection::on_read(const error_code& ec, std::size_t n) {
   // A read that filled the buffer: the next ones may be larger.
   if (n > 0 && inbox_used_ + n == inbox_.size() && read_chunk_ < kMaxReadChunk) read_chunk_ *= 2;
   inbox_used_ += n;
+  counters::add(counters::get().link_bytes_in, n);
   if (partial_frames_count_ && n > 0) last_heard_ = std::chrono::steady_clock::now();
   std::size_t offset = 0;
   bool yielded = false;
@@ -192,6 +194,7 @@ void FrameConnection::on_read(const error_code& ec, std::size_t n) {
     }
     auto& done = std::get<protocol::Complete>(result);
     offset += done.consumed;
+    counters::add(counters::get().frames_in);
     last_heard_ = std::chrono::steady_clock::now();
     in_handler_ = true;
     on_message_(std::move(done.message));
@@ -243,7 +246,10 @@ void FrameConnection::post_turn() {
 
 void FrameConnection::send(const protocol::Message& m) {
   if (closed_) return;
+  const std::size_t before = outgoing_.size();
   protocol::encode(m, outgoing_);
+  counters::add(counters::get().frames_out);
+  counters::add(counters::get().link_bytes_out, outgoing_.size() - before);
   if (writing_.empty()) do_write();
 }
 

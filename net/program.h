@@ -17,6 +17,7 @@
 #include <type_traits>
 
 #include "common/config.h"
+#include "common/counters.h"
 #include "common/log.h"
 #include "net/asio.h"
 #include "protocol/client_tokens.h"
@@ -156,14 +157,27 @@ int run_server(
       });
     };
     wait_signal();
+    // SIGUSR1: one line with what this process has done since it started
+    // (common/counters.h), for operators and the benchmarks' per-job figures.
+    boost::asio::signal_set report(io, SIGUSR1);
+    std::function<void()> wait_report = [&] {
+      report.async_wait([&](const boost::system::error_code& ec, int) {
+        if (ec) return;
+        log->info("counters {}", counters::summary());
+        wait_report();
+      });
+    };
+    wait_report();
     io.run();
     // The stop is done: a second signal (Ctrl-C reaches the whole process
     // group, and a supervisor may send SIGTERM too) must not cut the
     // teardown short, as the default action would once the set is gone.
     boost::system::error_code ignored;
     signals.clear(ignored);
+    report.clear(ignored);
     std::signal(SIGINT, SIG_IGN);
     std::signal(SIGTERM, SIG_IGN);
+    std::signal(SIGUSR1, SIG_IGN);
   } catch (const std::exception& e) {
     log->critical("fatal: {}", e.what());
     return 1;

@@ -177,9 +177,26 @@ struct Ack {
 struct Assignment {
   JobSpec spec;
   std::uint32_t attempt = 1;
+  // The spec's bytes as to_bytes(spec) makes them. Written in place of
+  // encoding the spec again when not empty (the proxy sends the bytes it
+  // stored at the submit); filled when loaded (the running node's x/ record
+  // is made of them). A spec is encoded once, by its origin node.
+  std::string spec_bytes;
+
   template <class A>
   void serialize(A& ar, unsigned) {
-    fields(ar, spec, attempt);
+    if constexpr (A::is_loading::value) {
+      const std::size_t start = ar.position();
+      fields(ar, spec);
+      std::string_view bytes = ar.consumed_since(start);
+      ar.charge(bytes.size());
+      spec_bytes.assign(bytes.data(), bytes.size());
+    } else if (!spec_bytes.empty()) {
+      ar.save_binary(spec_bytes.data(), spec_bytes.size());
+    } else {
+      fields(ar, spec);
+    }
+    fields(ar, attempt);
   }
 };
 

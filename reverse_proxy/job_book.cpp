@@ -80,30 +80,48 @@ bool JobBook::load(const std::string& key, JobRecord& rec) const {
   return protocol::from_record(value, rec);
 }
 
-bool JobBook::load_spec(const std::string& ticket, JobRecord& rec) const {
+namespace {
+// The spec's bytes of an s/ record written in this record version; empty
+// for an earlier one, whose bytes a frame of this version cannot carry.
+std::string bytes_of_record(std::string&& record) {
+  if (record.size() < protocol::kRecordHeaderBytes || record[0] != protocol::kRecordMarker ||
+      static_cast<unsigned char>(record[1]) != protocol::kRecordVersion) {
+    return {};
+  }
+  record.erase(0, protocol::kRecordHeaderBytes);
+  return std::move(record);
+}
+}  // namespace
+
+bool JobBook::load_spec(const std::string& ticket, JobRecord& rec, std::string* spec_bytes) const {
   if (rec.spec_inline) return true;
   std::string value;
   if (!staged_.get(spec_key(ticket), &value).ok()) return false;
-  return protocol::from_record(value, rec.spec);
+  if (!protocol::from_record(value, rec.spec)) return false;
+  if (spec_bytes != nullptr) *spec_bytes = bytes_of_record(std::move(value));
+  return true;
 }
 
-bool JobBook::load_queued(iterator it, JobRecord& rec) {
+bool JobBook::load_queued(iterator it, JobRecord& rec, std::string& spec_bytes) {
   Active& job = it->second;
   if (job.spec) {
     // Never dispatched since it came: its a/ record says nothing that
     // memory does not (no attempt, no node tried, no result).
-    bool whole = protocol::from_record(*job.spec, rec.spec);
-    drop_cached_spec(job);
+    cached_spec_bytes_ -= job.spec->size();
+    std::string record = std::move(*job.spec);
+    job.spec.reset();
+    bool whole = protocol::from_record(record, rec.spec);
     if (whole && job.attempts == 0) {
       rec.state = job.state;
       rec.seq = job.key.seq;
       rec.pinned = job.pinned;
+      spec_bytes = bytes_of_record(std::move(record));
       return true;
     }
     rec = JobRecord{};
   }
   if (!load_active(it->first, rec)) return false;
-  if (load_spec(it->first, rec)) return true;
+  if (load_spec(it->first, rec, &spec_bytes)) return true;
   log_->error("no spec record ticket={}: left out of the queue", it->first);
   return false;
 }

@@ -133,8 +133,10 @@ class JobBook {
   // memory when it can.
   bool load_active(const std::string& t, JobRecord& rec) const { return load(active_key(t), rec); }
   bool load_finished(const std::string& t, JobRecord& rec) const { return load(finished_key(t), rec); }
-  bool load_spec(const std::string& ticket, JobRecord& rec) const;
-  bool load_queued(iterator it, JobRecord& rec);
+  bool load_spec(const std::string& ticket, JobRecord& rec, std::string* spec_bytes = nullptr) const;
+  // `spec_bytes`: the spec's bytes as stored (s/ without its header), to be
+  // sent as they are; empty when its record is of an earlier version.
+  bool load_queued(iterator it, JobRecord& rec, std::string& spec_bytes);
   // Writes a/ (and s/, for a record read in a version before 7).
   void store_active(const std::string& ticket, JobRecord& rec);
   // The job is final: a/ goes, f/ holds it with its result, memory forgets it.

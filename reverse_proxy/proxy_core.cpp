@@ -311,7 +311,7 @@ void ProxyCore::notify_result(const std::string& ticket, const std::string& orig
                               const JobReport& report) {
   for (const auto& n : notices_.recipients(ticket, origin)) {
     auto node = nodes_.find(n);
-    if (node != nodes_.end() && node->second.connected) send(n, protocol::Result{{report}});
+    if (node != nodes_.end() && node->second.connected) push_result(n, report);
   }
 }
 
@@ -433,7 +433,25 @@ bool ProxyCore::expired(const std::string& ticket, TimeMs now) const {
 void ProxyCore::note(std::string event) { stats_.note(clock_, std::move(event)); }
 
 void ProxyCore::send(const std::string& node, protocol::Message m) {
+  flush_results(node);
   for (auto& piece : protocol::split_batch(std::move(m))) outbox_.push_back({node, std::move(piece)});
+}
+
+void ProxyCore::push_result(const std::string& node, JobReport report) {
+  pending_results_[node].reports.push_back(std::move(report));
+}
+
+void ProxyCore::flush_results(const std::string& node) {
+  auto it = pending_results_.find(node);
+  if (it == pending_results_.end()) return;
+  protocol::Message m = std::move(it->second);
+  pending_results_.erase(it);
+  for (auto& piece : protocol::split_batch(std::move(m))) outbox_.push_back({node, std::move(piece)});
+}
+
+std::vector<Outgoing> ProxyCore::take_outbox() {
+  while (!pending_results_.empty()) flush_results(pending_results_.begin()->first);
+  return std::exchange(outbox_, {});
 }
 
 }  // namespace jc::proxy

@@ -129,7 +129,7 @@ class ProxyCore {
   bool has_dispatchable() const;
 
   storage::Staged& staged() { return staged_; }
-  std::vector<Outgoing> take_outbox() { return std::exchange(outbox_, {}); }
+  std::vector<Outgoing> take_outbox();
 
  private:
   using Active = JobBook::Active;
@@ -165,7 +165,13 @@ class ProxyCore {
   static protocol::JobReport final_report(const std::string& ticket, JobRecord&& rec);
   // Gone by RESULT_TTL: not found, and below its prefix's removed counter.
   bool expired_ticket(const std::string& ticket) const { return expiry_.gone(ticket); }
+  // Queues `m` for `node`, after the results gathered for it (push_result).
   void send(const std::string& node, protocol::Message m);
+  // Results pushed to a node travel together: one RESULT of the reports of
+  // a call (a node's frame of 256 results finishes jobs of a few origins),
+  // queued before the next other message to that node, or at take_outbox().
+  void push_result(const std::string& node, protocol::JobReport report);
+  void flush_results(const std::string& node);
   // Whether node `entry` offers every need of the interned set `needs`.
   bool can_run(const NodeEntry& entry, std::uint32_t needs) const {
     return needs == 0 || Membership::can_run(entry, names_.needs_list(needs));
@@ -191,6 +197,7 @@ class ProxyCore {
   Membership members_;
   NodeTable& nodes_ = members_.nodes();
   std::vector<Outgoing> outbox_;
+  std::map<std::string, protocol::Result> pending_results_;  // by node (push_result)
   std::size_t rotation_ = 0;
   ProxyStats stats_;  // counters since start, for stats and estimates
   TimeMs clock_ = 0;  // the latest time a call brought

@@ -46,7 +46,8 @@ bool ProxyCore::dispatch(TimeMs now) {
       auto it = book_.find(t);
       if (it == book_.end()) continue;
       JobRecord rec;
-      if (!book_.load_queued(it, rec)) continue;
+      std::string spec_bytes;  // sent as stored, not encoded again
+      if (!book_.load_queued(it, rec, spec_bytes)) continue;
       std::size_t held_after = node.held.size() + 1;
       if (held_after > base_cap &&
           !fits_adaptive_prefetch(static_cast<std::uint32_t>(held_after - base_cap),
@@ -61,7 +62,7 @@ bool ProxyCore::dispatch(TimeMs now) {
         book_.requeue(it);  // refused and logged: left where it was
         break;
       }
-      job.jobs.push_back({std::move(rec.spec), rec.attempts});
+      job.jobs.push_back({std::move(rec.spec), rec.attempts, std::move(spec_bytes)});
     }
     if (job.jobs.empty()) continue;
     total += job.jobs.size();

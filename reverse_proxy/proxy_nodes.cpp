@@ -94,6 +94,9 @@ void ProxyCore::on_disconnect(const std::string& node_id, TimeMs now) {
   it->second.connected = false;
   it->second.lost_since = now;
   clock_ = now;
+  // Results gathered for it go nowhere: a node that comes back is sent
+  // every result it is owed (on_hello).
+  pending_results_.erase(node_id);
   note(fmt::format("node {} lost, holding {} jobs", node_id, it->second.held.size()));
   log_->info("node left node={} held={}", node_id, it->second.held.size());
   release_node_jobs(node_id, "node " + node_id + " was lost");

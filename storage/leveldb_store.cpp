@@ -12,6 +12,7 @@
 #include <tuple>
 #include <thread>
 
+#include "common/counters.h"
 #include "storage/store.h"
 
 namespace jc::storage {
@@ -109,6 +110,10 @@ class LevelDbStore : public Store {
     leveldb::WriteOptions options;
     options.sync = sync;
     leveldb::Status s = db_->Write(options, &wb);
+    auto& c = counters::get();
+    counters::add(c.store_writes);
+    if (sync) counters::add(c.store_synced_writes);
+    counters::add(c.store_bytes, wb.ApproximateSize());
     if (!s.ok()) {
       broken_ = true;
       why_ = s.ToString();

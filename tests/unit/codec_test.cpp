@@ -309,6 +309,23 @@ TEST_CASE("codec: Job round-trips assignments with attempts") {
   CHECK(d.jobs[1].attempt == 2);
 }
 
+TEST_CASE("codec: an assignment sent as its spec's bytes is the same frame, and comes with them") {
+  Job plain;
+  plain.jobs = {Assignment{sample_spec("t-1"), 3}};
+  Job given = plain;
+  given.jobs[0].spec_bytes = to_bytes(plain.jobs[0].spec);
+  CHECK(encode(Message{given}) == encode(Message{plain}));
+  // Bytes given are written as they are, whatever the spec says.
+  Job other = plain;
+  other.jobs[0].spec_bytes = to_bytes(sample_spec("t-2"));
+  Job d = round_trip(other);
+  REQUIRE(d.jobs.size() == 1);
+  CHECK(d.jobs[0].spec.ticket == "t-2");
+  CHECK(d.jobs[0].attempt == 3);
+  // Loaded, the bytes are kept: the running node's record is made of them.
+  CHECK(round_trip(plain).jobs[0].spec_bytes == to_bytes(plain.jobs[0].spec));
+}
+
 TEST_CASE("codec: Info round-trips every counter") {
   Info i;
   i.queued = 3;

@@ -240,6 +240,17 @@ TEST_CASE("node core: a job's record and what the proxy is sent share one encodi
     rec.spec = spec;
     CHECK(fresh_origin_record(protocol::to_bytes(spec)) == protocol::to_record(rec));
   }
+  // Likewise the running node's x/ record, from the bytes its JOB brought.
+  for (const protocol::JobSpec& spec : {sleep_spec(), api}) {
+    ExecRecord rec;
+    rec.spec = spec;
+    rec.attempt = 3;
+    rec.local = true;
+    CHECK(exec_record_from(protocol::to_bytes(spec), rec) == protocol::to_record(rec));
+    rec.state = JobState::kDone;
+    rec.result = done_result("finished");
+    CHECK(exec_record_from(protocol::to_bytes(spec), rec) == protocol::to_record(rec));
+  }
   storage::MemoryStore store;
   Node n(store);
   n.connect();
@@ -458,18 +469,21 @@ class ReadCountingStore : public storage::MemoryStore {
   std::map<std::string, int> reads;
 };
 
-TEST_CASE("node core: a job's start and finish write its x/ record without reading it back") {
+TEST_CASE("node core: a job's start writes nothing and its finish writes x/ without reading it") {
   ReadCountingStore store;
   Node n(store);
   n.connect();
   n.receive(protocol::Job{{assignment("j1", 2)}});
   const int after_assignment = store.reads["x/j1"];  // is it held already? (no)
-  n.start();
   std::string bytes;
+  REQUIRE(store.get("x/j1", &bytes).ok());
+  const std::string assigned = bytes;
+  n.start();
   ExecRecord rec;
   REQUIRE(store.get("x/j1", &bytes).ok());
+  CHECK(bytes == assigned);  // a run lost to a restart runs again, as a queued job
   REQUIRE(protocol::from_record(bytes, rec));
-  CHECK(rec.state == JobState::kRunning);
+  CHECK(rec.state == JobState::kQueued);
   CHECK(rec.attempt == 2);
   CHECK(rec.spec == assignment("j1", 2).spec);
   n.core.job_finished("j1", done_result("slept 10"));
@@ -481,7 +495,7 @@ TEST_CASE("node core: a job's start and finish write its x/ record without readi
   CHECK(rec.result.attempt == 2);
   CHECK(rec.spec == assignment("j1", 2).spec);
   CHECK_FALSE(rec.local);
-  CHECK(store.reads["x/j1"] == after_assignment + 2);  // the two reads of this test
+  CHECK(store.reads["x/j1"] == after_assignment + 3);  // the three reads of this test
 
   // After a restart its result is still owed to the proxy.
   Node again(store);
@@ -815,6 +829,29 @@ TEST_CASE("node core: a job running at a restart goes back to QUEUED there, then
   ExecRecord rec;
   REQUIRE(protocol::from_record(bytes, rec));
   CHECK(rec.state == JobState::kQueued);
+  CHECK(again.start() == "j1");
+}
+
+TEST_CASE("node core: an x/ record of an earlier build that says RUNNING runs again") {
+  storage::MemoryStore store;
+  ExecRecord running;
+  running.spec = assignment("j0").spec;
+  running.state = JobState::kRunning;
+  storage::WriteBatch b;
+  b.put("x/j0", protocol::to_record(running));
+  REQUIRE(store.write(b, true).ok());
+  {
+    Node n(store);
+    n.connect();
+    n.receive(protocol::Job{{assignment("j1")}});
+  }
+  Node again(store);
+  std::string bytes;
+  ExecRecord rec;
+  REQUIRE(store.get("x/j0", &bytes).ok());
+  REQUIRE(protocol::from_record(bytes, rec));
+  CHECK(rec.state == JobState::kQueued);  // written back as queued at the restart
+  CHECK(again.start() == "j0");
   CHECK(again.start() == "j1");
 }
 

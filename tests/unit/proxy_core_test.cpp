@@ -1390,3 +1390,85 @@ TEST_CASE("proxy core: a job record of version 6 keeps working, its spec moved o
 }
 
 }  // namespace jc::proxy
+
+
+// ---- results in batches, specs as stored -----------------------------------
+
+namespace jc::proxy {
+
+TEST_CASE("proxy core: the results of one frame go to each origin in one RESULT, in order with the runner's ACK") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  p.join("node-a", 4);
+  p.join("node-b", 4);
+  p.message("node-a", submit_of({"a1", "a2"}, "node-a"));
+  p.message("node-b", submit_of({"b1", "b2"}, "node-b"));
+  auto out = p.dispatch();
+  // Every job's runner reports it; the results come in one frame per runner.
+  std::map<std::string, std::vector<protocol::JobReport>> by_runner;
+  for (const auto& o : out) {
+    if (auto* job = std::get_if<protocol::Job>(&o.message)) {
+      for (const auto& a : job->jobs) {
+        by_runner[o.node_id].push_back(final_report(a.spec.ticket, o.node_id, a.attempt));
+      }
+    }
+  }
+  REQUIRE(by_runner.size() == 2);
+  for (auto& [runner, reports] : by_runner) {
+    auto sent = p.message(runner, protocol::Result{reports});
+    for (const std::string origin : {"node-a", "node-b"}) {
+      auto results = sent_to<protocol::Result>(sent, origin);
+      std::set<std::string> got, of_origin;
+      for (const auto& res : results) {
+        for (const auto& r : res.reports) got.insert(r.ticket);
+      }
+      for (const auto& r : reports) {
+        if (r.ticket[0] == origin.back()) of_origin.insert(r.ticket);
+      }
+      CHECK(got == of_origin);
+      CHECK(results.size() == (of_origin.empty() ? 0u : 1u));  // together, not one per job
+    }
+    // A runner that is an origin too gets its RESULT before the ACK, as each
+    // message to one node keeps its order.
+    std::vector<std::size_t> ack_at, result_at;
+    for (std::size_t i = 0; i < sent.size(); ++i) {
+      if (sent[i].node_id != runner) continue;
+      if (std::holds_alternative<protocol::Ack>(sent[i].message)) ack_at.push_back(i);
+      if (std::holds_alternative<protocol::Result>(sent[i].message)) result_at.push_back(i);
+    }
+    REQUIRE(ack_at.size() == 1);
+    for (auto i : result_at) CHECK(i < ack_at[0]);
+  }
+}
+
+TEST_CASE("proxy core: a dispatched job carries its spec as stored, from memory or from s/") {
+  storage::MemoryStore store;
+  ProxyOptions o = options();
+  Proxy p(store, o);
+  p.join("node-a", 1);
+  // The submit comes as a frame, as from a node: its spec records are kept.
+  protocol::Submit sub = submit_of({"j1", "j2"}, "node-a");
+  sub.first = true;
+  std::string frame = protocol::encode(protocol::Message{sub});
+  auto decoded = std::get<protocol::Complete>(protocol::decode(frame));
+  p.message("node-a", std::move(decoded.message));
+  auto check_sent = [&](const std::vector<Outgoing>& out, const std::string& t) {
+    auto jobs = sent_to<protocol::Job>(out, "node-a");
+    REQUIRE(jobs.size() == 1);
+    REQUIRE(jobs[0].jobs.size() == 1);
+    const auto& a = jobs[0].jobs[0];
+    CHECK(a.spec.ticket == t);
+    std::string stored;
+    REQUIRE(store.get("s/" + t, &stored).ok());
+    CHECK(a.spec_bytes == stored.substr(protocol::kRecordHeaderBytes));
+    CHECK(a.spec_bytes == protocol::to_bytes(a.spec));
+  };
+  check_sent(p.dispatch(), "j1");  // from memory
+  // After a restart nothing is in memory: j2's bytes come from s/.
+  Proxy again(store, o);
+  REQUIRE(again.core.recover(0).ok());
+  again.join("node-a", 2, 0, {"j1"});
+  check_sent(again.dispatch(), "j2");
+}
+
+}  // namespace jc::proxy
