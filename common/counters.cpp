@@ -24,9 +24,9 @@ bool heap_allocations(std::uint64_t& out) {
   // Every arena's (MALLCTL_ARENAS_ALL is 4096) small and large allocations.
   std::uint64_t small = 0, large = 0;
   size = sizeof(small);
-  if (mallctl("stats.arenas.4096.small.nmalloc", &small, &size, nullptr, 0) != 0) return false;
+  if (mallctl("stats.arenas.4096.small.nrequests", &small, &size, nullptr, 0) != 0) return false;
   size = sizeof(large);
-  if (mallctl("stats.arenas.4096.large.nmalloc", &large, &size, nullptr, 0) != 0) return false;
+  if (mallctl("stats.arenas.4096.large.nrequests", &large, &size, nullptr, 0) != 0) return false;
   out = small + large;
   return true;
 }
