@@ -25,7 +25,7 @@ bool ExecBook::advance(const std::string& t, JobState& state, protocol::JobEvent
 }
 
 Status ExecBook::recover(const std::unordered_set<std::string>& origin_unforwarded,
-                         std::size_t& rerun) {
+                         std::size_t& was_running) {
   return staged_.store().scan("x/", [&](std::string_view k, std::string_view bytes) {
     std::string t(k.substr(2));
     ExecRecord rec;
@@ -44,7 +44,7 @@ Status ExecBook::recover(const std::unordered_set<std::string>& origin_unforward
     if (rec.state == JobState::kRunning) {
       if (!advance(t, rec.state, protocol::JobEvent::kNodeLost)) return true;
       store(t, rec);
-      ++rerun;
+      ++was_running;
       queue_.push_front(t);
     } else {
       queue_.push_back(t);

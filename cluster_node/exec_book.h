@@ -31,11 +31,13 @@ class ExecBook {
 
   static std::string key(const std::string& t) { return "x/" + t; }
 
-  // Reads every x/ record: a job that was running runs again from the
-  // start; `origin_unforwarded` says which of this node's own jobs the
-  // proxy never acknowledged (a local run of one of them is a claim).
-  // Returns how many run again.
-  Status recover(const std::unordered_set<std::string>& origin_unforwarded, std::size_t& rerun);
+  // Reads every x/ record: every held job runs from the start, in ticket
+  // order (one a record of an earlier build says was running goes first);
+  // `origin_unforwarded` says which of this node's own jobs the proxy never
+  // acknowledged (a local run of one of them is a claim). `was_running`:
+  // how many records of earlier builds said RUNNING.
+  Status recover(const std::unordered_set<std::string>& origin_unforwarded,
+                 std::size_t& was_running);
 
   // A job the proxy gives: false when it is here already (held, or its
   // result not acknowledged yet), or its ticket is not one.

@@ -52,11 +52,14 @@ std::string NodeCore::data_identity(storage::Store& store) {
 Status NodeCore::recover() {
   if (Status cs = callbacks_.recover(); !cs.ok()) return cs;
   if (Status s = origin_.recover(); !s.ok()) return s;
-  std::size_t rerun = 0;
-  if (Status s = exec_.recover(origin_.unforwarded_set(), rerun); !s.ok()) return s;
+  std::size_t was_running = 0;  // records of earlier builds that said so
+  if (Status s = exec_.recover(origin_.unforwarded_set(), was_running); !s.ok()) return s;
   if (Status s = index_final_records(); !s.ok()) return s;
-  log_->info("recovered node={} unforwarded={} held={} rerun={} undelivered={}", options_.node_id,
-             origin_.unforwarded_count(), exec_.queued(), rerun, exec_.undelivered_count());
+  // Every held job runs from the start: one that ran when the node stopped
+  // is not told apart from one that waited (its start is not written).
+  log_->info("recovered node={} unforwarded={} held={} undelivered={}", options_.node_id,
+             origin_.unforwarded_count(), exec_.queued(), exec_.undelivered_count());
+  if (was_running > 0) log_->info("jobs of an earlier build that were running run again count={}", was_running);
   events_.work = exec_.has_queued();
   return Status::Ok();
 }
@@ -147,7 +150,7 @@ LinkActions NodeCore::on_message(protocol::Message m, TimeMs now) {
         } else if constexpr (std::is_same_v<T, protocol::StatsReply>) {
           act.stats = std::move(msg);
         } else if constexpr (std::is_same_v<T, protocol::Heartbeat>) {
-          // The link's idle deadline moved; nothing else to do.
+          act.idle = true;  // the link's idle deadline moved; nothing else to do
         } else {
           log_->warn("unexpected message from proxy type={}", protocol::message_name(m));
         }

@@ -69,6 +69,7 @@ struct LinkActions {
                                              // leader it names, or back off
   std::vector<std::string> cancel;           // running jobs the proxy cancels: end them CANCELLED
   std::optional<protocol::StatsReply> stats;  // the answer to a `stats` request
+  bool idle = false;                          // a HEARTBEAT: nothing to commit or send
 };
 
 using protocol::GetAllEntry;
@@ -76,6 +77,9 @@ using protocol::GetAllEntry;
 class NodeCore {
  public:
   NodeCore(storage::Store& store, NodeOptions options);
+  // Its parts hold references to its stage: it stays where it was made.
+  NodeCore(const NodeCore&) = delete;
+  NodeCore& operator=(const NodeCore&) = delete;
 
   // NODE_ID when given, else the id made on first start and kept in the store.
   static std::string stable_node_id(storage::Store& store, const std::string& configured);

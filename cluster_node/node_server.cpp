@@ -252,6 +252,7 @@ void NodeServer::on_accept(asio::ip::tcp::socket socket, const std::string& addr
 void NodeServer::on_proxy_message(protocol::Message&& m) {
   // The core's switch reads every message; the shell carries out what it says.
   LinkActions act = core_.on_message(std::move(m), now_ms());
+  if (act.idle) return;
   if (act.hello) {
     link_.send(*act.hello);
     return;

@@ -97,6 +97,11 @@ int run_server(
     Config config, const std::string& component,
     const std::type_identity_t<std::function<void(Config&, storage::Store&)>>& prepare = {}) {
   auto log = log::get(component);
+  // SIGUSR1 logs the counters once the server runs (below); until then,
+  // and through recovery, it must not stop the process, as its default
+  // action would. Jobs start with every signal at its default
+  // (runner/isolation_child.cpp).
+  std::signal(SIGUSR1, SIG_IGN);
   const std::string data_dir = config.data_dir;
   config::raise_fd_limit();
   std::unique_ptr<storage::Store> store;
@@ -174,7 +179,7 @@ int run_server(
     // teardown short, as the default action would once the set is gone.
     boost::system::error_code ignored;
     signals.clear(ignored);
-    report.clear(ignored);
+    report.clear(ignored);  // SIGUSR1 back to its default, ignored again below
     std::signal(SIGINT, SIG_IGN);
     std::signal(SIGTERM, SIG_IGN);
     std::signal(SIGUSR1, SIG_IGN);

@@ -76,6 +76,10 @@ struct Outgoing {
 class ProxyCore {
  public:
   ProxyCore(storage::Store& store, ProxyOptions options);
+  // Its parts hold references to its stage, names and options: it stays
+  // where it was made.
+  ProxyCore(const ProxyCore&) = delete;
+  ProxyCore& operator=(const ProxyCore&) = delete;
 
   // Reloads jobs, assignments and pending notifications from the store.
   Status recover(TimeMs now);

@@ -40,6 +40,10 @@ protocol::Welcome ProxyCore::on_hello(const protocol::Hello& hello, const std::s
   note(fmt::format("node {} joined from {} with {} slots", hello.node_id, peer, hello.slots));
   log_->info("node joined node={} peer={} slots={} held={} finished={} dropped={}", hello.node_id,
              peer, hello.slots, hello.held.size(), hello.finished.size(), w.drop.size());
+  // WELCOME is the first message on the new connection: a result the
+  // reconciliation just gathered for this node goes with the rest it is
+  // owed, after it (all_owed below; owe() has recorded it).
+  pending_results_.erase(hello.node_id);
   send(hello.node_id, w);
   send_offers(hello.node_id);
   // Results its clients have not acknowledged yet.
@@ -145,6 +149,7 @@ void ProxyCore::on_leave(const std::string& node_id, const protocol::Leave& m) {
     note(fmt::format("node {} left after draining", node_id));
     log_->info("node left after draining node={} held={}", node_id, node.held.size());
     node.connected = false;
+    pending_results_.erase(node_id);  // as on a lost connection (on_disconnect)
     if (!node.held.empty()) release_node_jobs(node_id, "node " + node_id + " left holding jobs");
   }
 }

@@ -1471,4 +1471,35 @@ TEST_CASE("proxy core: a dispatched job carries its spec as stored, from memory 
   check_sent(again.dispatch(), "j2");
 }
 
+
+TEST_CASE("proxy core: WELCOME comes first even when the node's return ends a job of its clients") {
+  storage::MemoryStore store;
+  ProxyOptions o = options();
+  o.max_attempts = 1;
+  {
+    Proxy p(store, o);
+    p.join("node-a", 1);
+    p.message("node-a", submit_of({"j1"}, "node-a"));
+    REQUIRE(sent_to<protocol::Job>(p.dispatch(), "node-a").size() == 1);
+  }
+  // A restarted proxy; node-a comes back without j1, which had its one attempt.
+  Proxy again(store, o);
+  REQUIRE(again.core.recover(0).ok());
+  protocol::Welcome w = again.core.on_hello(hello("node-a", 1), "peer-node-a", 0);
+  REQUIRE(w.accepted);
+  auto out = again.flush();
+  std::vector<const protocol::Message*> to_a;
+  for (const auto& m : out) {
+    if (m.node_id == "node-a") to_a.push_back(&m.message);
+  }
+  REQUIRE_FALSE(to_a.empty());
+  CHECK(std::holds_alternative<protocol::Welcome>(*to_a.front()));
+  // Its clients still learn the job's end, after the WELCOME.
+  bool told = false;
+  for (const auto& r : sent_to<protocol::Result>(out, "node-a")) {
+    for (const auto& rep : r.reports) told = told || (rep.ticket == "j1" && rep.state == JobState::kFailed);
+  }
+  CHECK(told);
+}
+
 }  // namespace jc::proxy
