@@ -35,8 +35,15 @@ class WriteBatch {
   void clear() { ops_.clear(); }
   const auto& ops() const { return ops_; }
 
+  // A batch of these operations, in this order, and back (Staged hands
+  // its stage over without moving each key and value).
+  using Ops = std::vector<std::pair<std::string, std::optional<std::string>>>;
+  WriteBatch() = default;
+  explicit WriteBatch(Ops ops) : ops_(std::move(ops)) {}
+  Ops take() { return std::exchange(ops_, {}); }
+
  private:
-  std::vector<std::pair<std::string, std::optional<std::string>>> ops_;
+  Ops ops_;
 };
 
 // Every key of a store as it was at one moment, readable from another thread

@@ -488,4 +488,38 @@ TEST_CASE("storage: leveldb counts its write batches, the synced ones and their 
   }
 }
 
+TEST_CASE("staged: thousands of keys, each staged several times, commit once each with its last value") {
+  MemoryStore s;
+  Staged st(s);
+  for (int round = 0; round < 3; ++round) {
+    for (int k = 0; k < 5000; ++k) {
+      std::string key = "k/" + std::to_string(k);
+      if (k % 7 == 0 && round == 2) {
+        st.del(key);
+      } else {
+        st.put(key, std::to_string(round) + ":" + std::to_string(k));
+      }
+    }
+    CHECK(st.size() == 5000);
+  }
+  std::string v;
+  REQUIRE(st.get("k/4999", &v).ok());
+  CHECK(v == "2:4999");
+  CHECK(st.get("k/0", &v).is_not_found());
+  CHECK(st.get("k/5000", &v).is_not_found());
+  REQUIRE(st.commit().ok());
+  CHECK(st.empty());
+  CHECK(s.size() == 5000 - 715);  // 0, 7, ..., 4998 deleted
+  CHECK(get_or(s, "k/1") == "2:1");
+  CHECK(get_or(s, "k/7") == "<absent>");
+  // The next stage starts empty and reads through to the store.
+  st.put("k/1", "again");
+  REQUIRE(st.get("k/1", &v).ok());
+  CHECK(v == "again");
+  REQUIRE(st.get("k/2", &v).ok());
+  CHECK(v == "2:2");
+  REQUIRE(st.commit().ok());
+  CHECK(get_or(s, "k/1") == "again");
+}
+
 }  // namespace jc::storage
