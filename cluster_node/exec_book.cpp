@@ -33,6 +33,12 @@ Status ExecBook::recover(const std::unordered_set<std::string>& origin_unforward
       log_->error("unreadable exec record ticket={}", protocol::escape_sample(t));
       return true;
     }
+    std::string done;
+    ExecOutcome outcome;
+    if (staged_.get(outcome_key(t), &done).ok() && protocol::from_record(done, outcome)) {
+      rec.state = outcome.state;
+      rec.result = std::move(outcome.result);
+    }
     if (rec.local && origin_unforwarded.count(t)) local_claimed_.insert(t);
     if (protocol::is_final(rec.state)) {
       if (!rec.delivered) undelivered_.insert(t);
@@ -68,7 +74,7 @@ bool ExecBook::assign(protocol::Assignment& a) {
   if (bytes.empty()) rec.spec = a.spec;  // else the record is made of the bytes
   store(t, rec, bytes);
   log_->debug("assigned ticket={} attempt={}", t, a.attempt);
-  jobs_[t] = Job{std::move(a), JobState::kQueued, false, std::move(bytes)};
+  jobs_[t] = Job{std::move(a), JobState::kQueued, false};
   queue_.push_back(t);
   return true;
 }
@@ -115,14 +121,13 @@ std::optional<ExecRecord> ExecBook::finish(const std::string& t, protocol::JobRe
   if (!running_.erase(t)) return std::nullopt;  // dropped while it ran
   auto it = jobs_.find(t);
   if (it == jobs_.end()) return std::nullopt;
-  const std::string bytes = std::move(it->second.spec_bytes);
   ExecRecord rec = record_of(std::move(it->second));
   jobs_.erase(it);
   if (!advance(t, rec.state, protocol::JobEvent::kFinish, result.state)) return std::nullopt;
   result.node = node_id;
   result.attempt = rec.attempt;
   rec.result = std::move(result);
-  store(t, rec, bytes);
+  store_outcome(t, rec);  // x/ stays as it was given
   undelivered_.insert(t);
   ++finished_total_;
   return rec;
@@ -133,18 +138,18 @@ bool ExecBook::drop(const std::string& t) {
   queue_.erase(std::remove(queue_.begin(), queue_.end(), t), queue_.end());
   bool was_running = running_.erase(t) > 0;
   undelivered_.erase(t);
-  staged_.del(key(t));
+  erase(t);
   log_->debug("dropped ticket={}", t);
   return was_running;
 }
 
 void ExecBook::delivered(const std::string& t) {
-  if (undelivered_.erase(t)) staged_.del(key(t));
+  if (undelivered_.erase(t)) erase(t);
 }
 
 void ExecBook::superseded(const std::string& t) {
   undelivered_.erase(t);
-  staged_.del(key(t));
+  erase(t);
 }
 
 std::vector<std::string> ExecBook::hand_back() {
@@ -155,7 +160,7 @@ std::vector<std::string> ExecBook::hand_back() {
   }
   for (const auto& t : back) {
     jobs_.erase(t);
-    staged_.del(key(t));
+    erase(t);
   }
   queue_.clear();
   return back;
@@ -163,7 +168,13 @@ std::vector<std::string> ExecBook::hand_back() {
 
 bool ExecBook::load(const std::string& t, ExecRecord& rec) const {
   std::string bytes;
-  return staged_.get(key(t), &bytes).ok() && protocol::from_record(bytes, rec);
+  if (!staged_.get(key(t), &bytes).ok() || !protocol::from_record(bytes, rec)) return false;
+  ExecOutcome outcome;
+  if (staged_.get(outcome_key(t), &bytes).ok() && protocol::from_record(bytes, outcome)) {
+    rec.state = outcome.state;
+    rec.result = std::move(outcome.result);
+  }
+  return true;
 }
 
 protocol::JobReport ExecBook::report(const std::string& t, const ExecRecord& rec,

@@ -1,7 +1,9 @@
 // The node's execution book: the jobs the proxy gave this node (or that it
 // took from its own clients while the proxy was away), from their arrival
 // until the proxy has their result. The one owner of
-//   x/<ticket>   ExecRecord (node_records.h): the job, its attempt, state and result
+//   x/<ticket>   ExecRecord (node_records.h): the job as given and its attempt,
+//                written once (records of earlier builds also hold a result)
+//   d/<ticket>   ExecOutcome: the run's state and result, once it ended
 // and, in memory, of each held job's spec and state (so that its start and
 // its finish write the record without reading it back), the order they
 // start in, which run, and which results the proxy has not acknowledged.
@@ -30,6 +32,7 @@ class ExecBook {
       : staged_(staged), log_(std::move(log)) {}
 
   static std::string key(const std::string& t) { return "x/" + t; }
+  static std::string outcome_key(const std::string& t) { return "d/" + t; }
 
   // Reads every x/ record: every held job runs from the start, in ticket
   // order (one a record of an earlier build says was running goes first);
@@ -68,7 +71,10 @@ class ExecBook {
   // A drain: the queued jobs not started (nor claimed) leave the book.
   std::vector<std::string> hand_back();
 
+  // The job with what came of its run (its d/ record over its x/ record).
   bool load(const std::string& t, ExecRecord& rec) const;
+  // Expiry of a record of an earlier build: x/ and d/ go.
+  void forget(const std::string& t) { erase(t); }
   protocol::JobReport report(const std::string& t, const ExecRecord& rec,
                              const std::string& node_id) const;
   // HELLO: jobs held, and finished ones whose result is on its way
@@ -92,15 +98,20 @@ class ExecBook {
 
  private:
   struct Job {
-    protocol::Assignment assignment;  // its spec_bytes moved to the field below
+    protocol::Assignment assignment;  // without its spec_bytes (x/ is made of them)
     protocol::JobState state = protocol::JobState::kQueued;
     bool local = false;  // ExecRecord::local
-    // The spec's bytes as they came (empty: encode it): the finish writes
-    // the x/ record without encoding the spec again.
-    std::string spec_bytes;
   };
   // Its x/ record (without a result); a copy of the job when it stays held.
   static ExecRecord record_of(Job job);
+  void erase(const std::string& t) {
+    staged_.del(key(t));
+    staged_.del(outcome_key(t));
+  }
+  // What came of the run: its d/ record.
+  void store_outcome(const std::string& t, const ExecRecord& rec) {
+    staged_.put(outcome_key(t), protocol::to_record(ExecOutcome{rec.state, rec.result}));
+  }
   // Its x/ record, made of the spec's bytes when they are known.
   void store(const std::string& t, const ExecRecord& rec, std::string_view spec_bytes = {}) {
     staged_.put(key(t), spec_bytes.empty() ? protocol::to_record(rec)

@@ -6,8 +6,8 @@
 // act on (take_events()). The shell commits, then sends. One thread.
 //
 // Its state is in parts, each the one owner of its records: the origin
-// book (origin_book.h: the jobs its clients submitted, o/ and u/), the
-// execution book (exec_book.h: the jobs it runs, x/) and the callbacks it
+// book (origin_book.h: the jobs its clients submitted, o/ r/ and u/), the
+// execution book (exec_book.h: the jobs it runs, x/ and d/) and the callbacks it
 // owes (callback_book.h). Retention (node_expiry.cpp) removes what expired
 // from both books:
 //   e/<final ms>/o/<ticket>

@@ -78,7 +78,7 @@ protocol::SweepOutcome NodeCore::sweep(TimeMs now) {
                    retention.expired(rec.result.final_time() != 0 ? rec.result.final_time()
                                                                   : parsed->first,
                                      now)) {
-          staged_.del(record_key);
+          origin_.erase(ticket);  // o/ and r/
           gone.push_back(record_key);
           callbacks_.forget(ticket);
           origin_.raise_mark(ticket);
@@ -93,7 +93,7 @@ protocol::SweepOutcome NodeCore::sweep(TimeMs now) {
                    retention.expired(rec.result.final_time() != 0 ? rec.result.final_time()
                                                                   : parsed->first,
                                      now)) {
-          staged_.del(record_key);
+          exec_.forget(ticket);  // x/ and d/
           gone.push_back(record_key);
         }
       }
@@ -121,7 +121,11 @@ protocol::SweepOutcome NodeCore::sweep(TimeMs now) {
     std::sort(gone.begin(), gone.end());
     // o/ and x/ keys, each range apart.
     auto x = std::lower_bound(gone.begin(), gone.end(), std::string("x/"));
-    if (x != gone.begin()) out.compact.emplace_back(gone.front(), *(x - 1));
+    if (x != gone.begin()) {
+      out.compact.emplace_back(gone.front(), *(x - 1));
+      // The r/ records of those o/ ones.
+      out.compact.emplace_back("r/" + gone.front().substr(2), "r/" + (x - 1)->substr(2));
+    }
     if (x != gone.end()) out.compact.emplace_back(*x, gone.back());
   }
   if (out.removed > 0) log_->debug("swept expired jobs count={} more={}", out.removed, out.more);

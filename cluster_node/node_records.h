@@ -25,6 +25,22 @@ struct OriginRecord {
   }
 };
 
+// What becomes of a job submitted here: its r/ record, written when its
+// result comes, beside its o/ record, which keeps the job as accepted and
+// is never rewritten (a judge's submission carries its test data). Records
+// of earlier builds hold these fields in o/ itself; an r/ record wins.
+struct OriginOutcome {
+  protocol::JobState state = protocol::JobState::kQueued;
+  bool has_result = false;
+  protocol::JobResult result;
+  std::uint32_t attempts = 0;
+
+  template <class A>
+  void serialize(A& ar, unsigned) {
+    protocol::fields(ar, state, has_result, result, attempts);
+  }
+};
+
 // The record of a job just accepted (queued, no result, no attempt) whose
 // spec is `spec_bytes` as to_bytes gives them: to_record of that
 // OriginRecord, without encoding the spec again (the spec is its first field).
@@ -43,6 +59,19 @@ struct ExecRecord {
   template <class A>
   void serialize(A& ar, unsigned) {
     protocol::fields(ar, spec, attempt, state, result, delivered, local);
+  }
+};
+
+// What came of a run: its d/ record, written when the run ends, beside the
+// job's x/ record, which keeps the job as given and is never rewritten.
+// Records of earlier builds hold these fields in x/ itself; a d/ record wins.
+struct ExecOutcome {
+  protocol::JobState state = protocol::JobState::kDone;
+  protocol::JobResult result;
+
+  template <class A>
+  void serialize(A& ar, unsigned) {
+    protocol::fields(ar, state, result);
   }
 };
 

@@ -70,11 +70,24 @@ std::string OriginBook::accept(protocol::JobSpec& spec, TimeMs now, const std::s
 
 bool OriginBook::load(const std::string& t, OriginRecord& rec) const {
   std::string bytes;
-  return staged_.get(key(t), &bytes).ok() && protocol::from_record(bytes, rec);
+  if (!staged_.get(key(t), &bytes).ok() || !protocol::from_record(bytes, rec)) return false;
+  OriginOutcome outcome;
+  if (staged_.get(outcome_key(t), &bytes).ok() && protocol::from_record(bytes, outcome)) {
+    rec.state = outcome.state;
+    rec.has_result = outcome.has_result;
+    rec.result = std::move(outcome.result);
+    rec.attempts = outcome.attempts;
+  }
+  return true;
 }
 
 void OriginBook::store(const std::string& t, const OriginRecord& rec) {
-  staged_.put(key(t), protocol::to_record(rec));
+  OriginOutcome outcome;
+  outcome.state = rec.state;
+  outcome.has_result = rec.has_result;
+  outcome.result = rec.result;
+  outcome.attempts = rec.attempts;
+  staged_.put(outcome_key(t), protocol::to_record(outcome));
   if (rec.has_result) staged_.put(protocol::expiry_key(rec.result.final_time(), "o/" + t), "");
 }
 
@@ -110,9 +123,18 @@ void OriginBook::acknowledged(const std::vector<std::string>& tickets) {
 std::vector<protocol::GetAllEntry> OriginBook::getall(
     const std::function<bool(const OriginRecord&)>& shown) const {
   std::vector<protocol::GetAllEntry> out;
-  staged_.store().scan("o/", [&](std::string_view, std::string_view bytes) {
+  staged_.store().scan("o/", [&](std::string_view k, std::string_view bytes) {
     OriginRecord rec;
-    if (protocol::from_record(bytes, rec) && shown(rec)) {
+    if (!protocol::from_record(bytes, rec)) return true;
+    std::string outcome_bytes;
+    OriginOutcome outcome;
+    if (staged_.get(outcome_key(std::string(k.substr(2))), &outcome_bytes).ok() &&
+        protocol::from_record(outcome_bytes, outcome)) {
+      rec.state = outcome.state;
+      rec.has_result = outcome.has_result;
+      rec.result = std::move(outcome.result);
+    }
+    if (shown(rec)) {
       out.push_back({rec.spec.ticket, rec.state, rec.spec.describe(), rec.spec.owner});
     }
     return true;

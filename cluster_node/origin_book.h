@@ -2,7 +2,9 @@
 // ticket it gives until they expire. The one owner of
 //   m/prefix, m/counter   the ticket prefix (random, made once) and next number
 //   m/expired             the highest counter of its tickets removed by expiry
-//   o/<ticket>            OriginRecord (node_records.h): the job, its state and result
+//   o/<ticket>            OriginRecord (node_records.h): the job as accepted, written
+//                         once (records of earlier builds also hold its result)
+//   r/<ticket>            OriginOutcome: its state and result, once the result came
 //   u/<ticket>            "" : not yet acknowledged by the proxy;
 //                         "unsent" : and never sent to it (accepted while it was away)
 // and, in memory, of which jobs the proxy has not acknowledged, in order.
@@ -39,15 +41,21 @@ class OriginBook {
   std::string accept(protocol::JobSpec& spec, TimeMs now, const std::string& node_id,
                      const std::string& random_part, bool connected, std::string& spec_bytes);
 
+  // The job with what became of it (its r/ record over its o/ record).
   bool load(const std::string& t, OriginRecord& rec) const;
-  // A record with a final result enters the expiry index at its final time;
-  // the sweep checks the record again, so an entry left behind by a later
-  // change of the record removes nothing before its time.
+  // What became of the job: its r/ record only (o/ is never rewritten). A
+  // final result enters the expiry index at its final time; the sweep checks
+  // the record again, so an entry left behind by a later change of the
+  // record removes nothing before its time.
   void store(const std::string& t, const OriginRecord& rec);
   bool has(const std::string& t) const;
-  // Expiry removes the record; raise_mark() notes its counter (m/expired,
+  // Expiry removes the records; raise_mark() notes its counter (m/expired,
   // written by write_mark()).
-  void erase(const std::string& t) { staged_.del(key(t)); }
+  void erase(const std::string& t) {
+    staged_.del(key(t));
+    staged_.del(outcome_key(t));
+  }
+  static std::string outcome_key(const std::string& t) { return "r/" + t; }
   bool raise_mark(const std::string& t);
   void write_mark() { staged_.put("m/expired", std::to_string(expired_upto_)); }
   // One of this node's tickets removed by expiry.

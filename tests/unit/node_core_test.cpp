@@ -469,7 +469,7 @@ class ReadCountingStore : public storage::MemoryStore {
   std::map<std::string, int> reads;
 };
 
-TEST_CASE("node core: a job's start writes nothing and its finish writes x/ without reading it") {
+TEST_CASE("node core: a job's x/ is written once: its start writes nothing, its end writes d/") {
   ReadCountingStore store;
   Node n(store);
   n.connect();
@@ -489,13 +489,15 @@ TEST_CASE("node core: a job's start writes nothing and its finish writes x/ with
   n.core.job_finished("j1", done_result("slept 10"));
   n.flush();
   REQUIRE(store.get("x/j1", &bytes).ok());
-  REQUIRE(protocol::from_record(bytes, rec));
-  CHECK(rec.state == JobState::kDone);
-  CHECK(rec.result.text == "slept 10");
-  CHECK(rec.result.attempt == 2);
-  CHECK(rec.spec == assignment("j1", 2).spec);
-  CHECK_FALSE(rec.local);
+  CHECK(bytes == assigned);  // the job as given, never rewritten
+  REQUIRE(store.get("d/j1", &bytes).ok());
+  ExecOutcome outcome;
+  REQUIRE(protocol::from_record(bytes, outcome));
+  CHECK(outcome.state == JobState::kDone);
+  CHECK(outcome.result.text == "slept 10");
+  CHECK(outcome.result.attempt == 2);
   CHECK(store.reads["x/j1"] == after_assignment + 3);  // the three reads of this test
+  CHECK(store.reads["d/j1"] == 1);                     // and that one
 
   // After a restart its result is still owed to the proxy.
   Node again(store);
@@ -533,6 +535,7 @@ TEST_CASE("node core: once the proxy acknowledges a result, the node forgets its
   n.receive(protocol::Ack{AckKind::kResults, {"j1"}, {}});
   // The proxy holds it now, and answers for it: nothing is kept here.
   CHECK(store.get("x/j1", &v).is_not_found());
+  CHECK(store.get("d/j1", &v).is_not_found());
   CHECK(n.core.lookup("j1", kNow).state == JobState::kUnknown);
   // Delivered: not listed as finished-undelivered, nor resent.
   CHECK(n.core.hello().finished.empty());
@@ -557,6 +560,7 @@ TEST_CASE("node core: a superseded result is forgotten") {
   CHECK(n.core.hello().held.empty());
   std::string v;
   CHECK(store.get("x/j1", &v).is_not_found());
+  CHECK(store.get("d/j1", &v).is_not_found());
   CHECK(of_type<protocol::Result>(n.reconnect()).empty());
 }
 

@@ -466,6 +466,7 @@ TEST_CASE("node retention: its clients' jobs expire with the proxy's final time"
   n.flush();
   CHECK(swept.removed == 1);
   CHECK(keys_with(store, "o/") == 1);
+  CHECK(keys_with(store, "r/") == 1);  // what became of t2; t1's went with it
   CHECK(keys_with(store, "e/") == 1);
   // Gone, and still answered as expired, after a restart too; t2 stays.
   CHECK(n.core.lookup(t1, kT0 + 10 + kTtl).state == JobState::kExpired);
@@ -478,6 +479,57 @@ TEST_CASE("node retention: its clients' jobs expire with the proxy's final time"
   REQUIRE(p3);
   CHECK(p3->counter == 3);
   CHECK(again.core.lookup(t3, kT0 + 10 + kTtl).state == JobState::kQueued);
+}
+
+TEST_CASE("node retention: a result leaves the job's o/ record as accepted and is its r/ record") {
+  storage::MemoryStore store;
+  Node n(store);
+  n.connect();
+  protocol::JobSpec spec;
+  spec.kind = protocol::JobKind::kRun;
+  spec.command = "cat data";
+  spec.files = {{"data", std::string(10000, 'x')}};  // a judge's test data
+  std::string t = n.core.submit(spec, kT0);
+  n.flush();
+  std::string accepted;
+  REQUIRE(store.get("o/" + t, &accepted).ok());
+  n.receive(protocol::Ack{protocol::AckKind::kSubmitted, {t}, {}});
+  n.receive(protocol::Result{{proxy_result(t, kT0 + 10)}});
+  std::string after;
+  REQUIRE(store.get("o/" + t, &after).ok());
+  CHECK(after == accepted);  // never rewritten
+  std::string outcome;
+  REQUIRE(store.get("r/" + t, &outcome).ok());
+  CHECK(outcome.size() < 200);
+  CHECK(n.core.lookup(t, kT0 + 20).result.text == "slept");
+  Node again(store);
+  CHECK(again.core.lookup(t, kT0 + 20).state == JobState::kDone);
+  CHECK(again.core.getall(kT0 + 20).at(0).state == JobState::kDone);
+  // The same result again (the proxy resends until acknowledged) writes nothing.
+  again.connect();
+  again.receive(protocol::Result{{proxy_result(t, kT0 + 10)}});
+  std::string outcome_again;
+  REQUIRE(store.get("r/" + t, &outcome_again).ok());
+  CHECK(outcome_again == outcome);
+}
+
+TEST_CASE("node retention: an o/ record of an earlier build that holds its result still reads") {
+  storage::MemoryStore store;
+  node::OriginRecord old;
+  old.spec.ticket = "abcdef-1-AAAAAAAAAAA";
+  old.spec.origin = "node-a";
+  old.state = JobState::kDone;
+  old.has_result = true;
+  old.result = proxy_result(old.spec.ticket, kT0 + 10).result;
+  old.attempts = 1;
+  storage::WriteBatch b;
+  b.put("o/" + old.spec.ticket, protocol::to_record(old));
+  REQUIRE(store.write(b, true).ok());
+  Node n(store);
+  auto r = n.core.lookup(old.spec.ticket, kT0 + 20);
+  CHECK(r.state == JobState::kDone);
+  CHECK(r.result.text == "slept");
+  CHECK(n.core.getall(kT0 + 20).at(0).state == JobState::kDone);
 }
 
 TEST_CASE("node retention: a job run here is kept until delivered however old, then dropped") {
