@@ -33,12 +33,7 @@ Status ExecBook::recover(const std::unordered_set<std::string>& origin_unforward
       log_->error("unreadable exec record ticket={}", protocol::escape_sample(t));
       return true;
     }
-    std::string done;
-    ExecOutcome outcome;
-    if (staged_.get(outcome_key(t), &done).ok() && protocol::from_record(done, outcome)) {
-      rec.state = outcome.state;
-      rec.result = std::move(outcome.result);
-    }
+    apply_outcome(t, rec);
     if (rec.local && origin_unforwarded.count(t)) local_claimed_.insert(t);
     if (protocol::is_final(rec.state)) {
       if (!rec.delivered) undelivered_.insert(t);
@@ -166,14 +161,19 @@ std::vector<std::string> ExecBook::hand_back() {
   return back;
 }
 
-bool ExecBook::load(const std::string& t, ExecRecord& rec) const {
+void ExecBook::apply_outcome(const std::string& t, ExecRecord& rec) const {
   std::string bytes;
-  if (!staged_.get(key(t), &bytes).ok() || !protocol::from_record(bytes, rec)) return false;
   ExecOutcome outcome;
   if (staged_.get(outcome_key(t), &bytes).ok() && protocol::from_record(bytes, outcome)) {
     rec.state = outcome.state;
     rec.result = std::move(outcome.result);
   }
+}
+
+bool ExecBook::load(const std::string& t, ExecRecord& rec) const {
+  std::string bytes;
+  if (!staged_.get(key(t), &bytes).ok() || !protocol::from_record(bytes, rec)) return false;
+  apply_outcome(t, rec);
   return true;
 }
 

@@ -104,6 +104,8 @@ class ExecBook {
   };
   // Its x/ record (without a result); a copy of the job when it stays held.
   static ExecRecord record_of(Job job);
+  // What came of the run (its d/ record), over `rec` read from x/.
+  void apply_outcome(const std::string& t, ExecRecord& rec) const;
   void erase(const std::string& t) {
     staged_.del(key(t));
     staged_.del(outcome_key(t));

@@ -68,9 +68,8 @@ std::string OriginBook::accept(protocol::JobSpec& spec, TimeMs now, const std::s
   return ticket;
 }
 
-bool OriginBook::load(const std::string& t, OriginRecord& rec) const {
+void OriginBook::apply_outcome(const std::string& t, OriginRecord& rec) const {
   std::string bytes;
-  if (!staged_.get(key(t), &bytes).ok() || !protocol::from_record(bytes, rec)) return false;
   OriginOutcome outcome;
   if (staged_.get(outcome_key(t), &bytes).ok() && protocol::from_record(bytes, outcome)) {
     rec.state = outcome.state;
@@ -78,6 +77,12 @@ bool OriginBook::load(const std::string& t, OriginRecord& rec) const {
     rec.result = std::move(outcome.result);
     rec.attempts = outcome.attempts;
   }
+}
+
+bool OriginBook::load(const std::string& t, OriginRecord& rec) const {
+  std::string bytes;
+  if (!staged_.get(key(t), &bytes).ok() || !protocol::from_record(bytes, rec)) return false;
+  apply_outcome(t, rec);
   return true;
 }
 
@@ -126,14 +131,7 @@ std::vector<protocol::GetAllEntry> OriginBook::getall(
   staged_.store().scan("o/", [&](std::string_view k, std::string_view bytes) {
     OriginRecord rec;
     if (!protocol::from_record(bytes, rec)) return true;
-    std::string outcome_bytes;
-    OriginOutcome outcome;
-    if (staged_.get(outcome_key(std::string(k.substr(2))), &outcome_bytes).ok() &&
-        protocol::from_record(outcome_bytes, outcome)) {
-      rec.state = outcome.state;
-      rec.has_result = outcome.has_result;
-      rec.result = std::move(outcome.result);
-    }
+    apply_outcome(std::string(k.substr(2)), rec);
     if (shown(rec)) {
       out.push_back({rec.spec.ticket, rec.state, rec.spec.describe(), rec.spec.owner});
     }

@@ -77,6 +77,9 @@ class OriginBook {
   std::vector<protocol::GetAllEntry> getall(const std::function<bool(const OriginRecord&)>& shown) const;
 
  private:
+  // What became of the job (its r/ record), over `rec` read from o/.
+  void apply_outcome(const std::string& t, OriginRecord& rec) const;
+
   storage::Staged& staged_;
   std::shared_ptr<spdlog::logger> log_;
   std::string prefix_;
