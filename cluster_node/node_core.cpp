@@ -250,11 +250,9 @@ void NodeCore::set_local_mode(bool on) {
   if (!on) return;
   log_->warn("proxy away past the grace period: running this node's own queued jobs here count={}",
              origin_.unforwarded_count());
-  std::vector<std::string> claim;
   for (const auto& t : origin_.order()) {
-    if (origin_.unforwarded(t) && !exec_.claimed(t)) claim.push_back(t);
+    if (origin_.unforwarded(t) && !exec_.claimed(t)) claim_local(t);  // leaves order() as it is
   }
-  for (const auto& t : claim) claim_local(t);
 }
 
 void NodeCore::start_drain() {

@@ -149,7 +149,7 @@ class JobBook {
   // The queue. enqueue: into it, or among the delayed ones while its
   // --delay runs; promote_due() moves those whose time has come.
   void enqueue(iterator it, TimeMs now);
-  void requeue(iterator it) { queue_.push(it->first, it->second.key, it->second.needs); }
+  void put_back(iterator it) { queue_.push(it->first, it->second.key, it->second.needs); }
   void promote_due(TimeMs now);
   // A job taken out of the queue, or out of the delayed ones (by its record).
   void unqueue(iterator it) { queue_.erase(it->second.key, it->second.needs); }

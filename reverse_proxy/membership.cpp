@@ -52,11 +52,11 @@ bool Membership::can_run(const NodeEntry& entry, std::string_view list) {
   return true;
 }
 
-std::string Membership::waiting_for(std::string_view needs, bool no_needs) const {
+std::string Membership::waiting_for(std::string_view needs) const {
   for (const auto& [id, node] : nodes_) {
     if (node.connected && !node.draining && can_run(node, needs)) return "";
   }
-  return no_needs ? "node" : std::string(needs);
+  return needs.empty() ? "node" : std::string(needs);
 }
 
 bool Membership::update_offers() {

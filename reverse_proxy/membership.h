@@ -41,8 +41,8 @@ class Membership {
   // Whether `entry` offers every need of `needs` (a comma-joined list).
   static bool can_run(const NodeEntry& entry, std::string_view needs);
   // What a queued job with these needs waits for (JobReport::waiting_for):
-  // "" when a node up runs it.
-  std::string waiting_for(std::string_view needs, bool no_needs) const;
+  // "" when a node up runs it, "node" when it needs nothing but a node.
+  std::string waiting_for(std::string_view needs) const;
 
   // Recomputes what the cluster offers; true when that changed since the
   // last call (every node is told then).

@@ -92,7 +92,7 @@ void ProxyCore::to_queue(ActiveIt it, JobRecord& rec) {
   it->second.state = JobState::kQueued;
   it->second.node = 0;
   it->second.attempts = rec.attempts;
-  book_.requeue(it);
+  book_.put_back(it);
 }
 
 bool ProxyCore::to_node(ActiveIt it, JobRecord& rec, const std::string& node) {
@@ -385,8 +385,7 @@ JobReport ProxyCore::report_of(const std::string& ticket, TimeMs now) const {
     if (r.state == JobState::kQueued) r.not_before_ms = it->second.not_before;
     if (r.state == JobState::kQueued) {
       r.queue_position = book_.position(it->second);
-      r.waiting_for = members_.waiting_for(names_.needs_list(it->second.needs),
-                                           it->second.needs == 0);
+      r.waiting_for = members_.waiting_for(names_.needs_list(it->second.needs));
       if (stats_.finish_rate.per_second > 0) {
         r.estimated_wait_ms =
             static_cast<std::int64_t>((r.queue_position + 1) * 1000.0 / stats_.finish_rate.per_second);

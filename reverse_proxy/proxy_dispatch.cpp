@@ -53,13 +53,13 @@ bool ProxyCore::dispatch(TimeMs now) {
           !fits_adaptive_prefetch(static_cast<std::uint32_t>(held_after - base_cap),
                                   rec.spec.kind == protocol::JobKind::kSleep, rec.spec.sleep_ms,
                                   node.slots, options_.prefetch_ms)) {
-        book_.requeue(it);  // back, for a node with room
+        book_.put_back(it);  // back, for a node with room
         break;
       }
       rec.attempts++;
       rec.nodes_tried.push_back(ids[i]);
       if (!to_node(it, rec, ids[i])) {
-        book_.requeue(it);  // refused and logged: left where it was
+        book_.put_back(it);  // refused and logged: left where it was
         break;
       }
       job.jobs.push_back({std::move(rec.spec), rec.attempts, std::move(spec_bytes)});
