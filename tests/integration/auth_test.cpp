@@ -64,7 +64,15 @@ TEST_CASE("tokens: a job is its owner's through every node and on the HTTP API")
   CHECK(alice.command("stats") == "ERR auth required: send auth <token> first");
   CHECK(alice.command("auth not-a-token-at-all-0000") == "ERR auth failed: wrong token");
   CHECK(alice.command("auth " + kAlice) == "OK auth alice");
-  REQUIRE(eventually([&] { return alice.multi("stats").size() >= 3; }, 15s));
+  // Both nodes up before the first job: the short job below must find the
+  // second node's free slot, not wait behind the long one as node 0's prefetch.
+  REQUIRE(eventually(
+      [&] {
+        auto lines = alice.multi("stats");
+        return lines.size() >= 3 && lines[1].find("nodes_up=2") != std::string::npos &&
+               lines[1].find("proxy=up") != std::string::npos;
+      },
+      15s));
   std::string running = alice.command("run --timeout 60000 sleep 30");
   REQUIRE(running.rfind("Ticket ID: ", 0) == 0);
   running = running.substr(11);
