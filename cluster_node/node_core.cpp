@@ -183,6 +183,20 @@ bool NodeCore::available(const std::string& need) const {
          (connected() && std::find(own.begin(), own.end(), need) != own.end());
 }
 
+std::vector<protocol::Message> NodeCore::take_early() {
+  // Jobs go to the proxy in the order they came: not ahead of older ones
+  // this turn sends again (after a WELCOME).
+  bool older_queued = std::any_of(outbox_.begin(), outbox_.end(), [](const protocol::Message& m) {
+    return std::holds_alternative<protocol::Submit>(m);
+  });
+  if (pending_submit_.jobs.empty() || !connected_ || older_queued ||
+      !origin_.issued_below_durable_mark()) {
+    return {};
+  }
+  pending_submit_.first = true;  // accepted on this connection, never sent before
+  return protocol::split_batch(std::exchange(pending_submit_, {}));
+}
+
 std::vector<protocol::Message> NodeCore::take_outbox() {
   // New submissions and results of one turn of the event loop travel together.
   if (!pending_submit_.jobs.empty()) {
@@ -388,6 +402,12 @@ void NodeCore::on_reports(std::vector<JobReport>& reports) {
           }
         }
         ack.tickets.push_back(r.ticket);
+      } else if (origin_.issued_here(r.ticket)) {
+        // Submitted here, sent to the proxy, and lost with a commit that a
+        // crash cut short (take_early): no client holds its ticket.
+        log_->info("result for a ticket this node never committed ticket={}", r.ticket);
+        ack.tickets.push_back(r.ticket);
+        continue;
       } else if (!remote_.count(r.ticket)) {
         remote_[r.ticket] = r;
         remote_order_.push_back(r.ticket);

@@ -161,6 +161,16 @@ class NodeCore {
 
   storage::Staged& staged() { return staged_; }
   std::vector<protocol::Message> take_outbox();
+  // What may leave before this turn's writes are durable: the jobs just
+  // submitted (SUBMIT), so that they run while this node's fsync does. No
+  // client has their tickets before the commit; should the node die first,
+  // the proxy runs jobs nobody asks for, and their results, for tickets
+  // this node does not know, are acknowledged and dropped (on_reports).
+  // Their counters are below the committed m/counter, so they are never
+  // issued again. The shell sends these, commits, calls committed(), then
+  // sends take_outbox().
+  std::vector<protocol::Message> take_early();
+  void committed() { origin_.committed(); }
   NodeEvents take_events() { return std::exchange(events_, {}); }
 
  private:

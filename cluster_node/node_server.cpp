@@ -91,7 +91,11 @@ Status NodeServer::start() {
         "full until it does, reads go on",
         config_.data_dir, core_.staged().store().unwritable_reason());
   }
-  if (Status s = core_.staged().commit(); !s.ok()) storage_retry_.failed(s);
+  if (Status s = core_.staged().commit(); !s.ok()) {
+    storage_retry_.failed(s);
+  } else {
+    core_.committed();
+  }
   port_ =
       listener_.listen(config_.bind_address, config_.client_port,
                        fmt::format("for clients node={} slots={}", core_.node_id(), core_.slots()),
@@ -367,6 +371,11 @@ void NodeServer::flush() {
   NodeEvents events = core_.take_events();
   for (const auto& t : events.stop) executor_.stop(t);
   if (events.work) start_jobs();
+  // New submissions first: their runs overlap this commit's fsync
+  // (NodeCore::take_early). Not while the store refuses writes.
+  if (storage_retry_.should_try() && core_.staged().store().writable()) {
+    for (auto& m : core_.take_early()) link_.send(m);
+  }
   Status s = storage_retry_.should_try() ? core_.staged().commit()
                                          : Status::IoError("waiting for the next retry");
   if (!s.ok()) {
@@ -383,6 +392,7 @@ void NodeServer::flush() {
     return;
   }
   storage_retry_.succeeded();
+  core_.committed();
   for (const auto& [first, last] :
        compactions_.due(now_ms(), core_.retention().compact_period_ms())) {
     core_.staged().store().compact(first, last);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <random>
 
 #include "protocol/codec.h"
@@ -32,8 +33,15 @@ Status OriginBook::recover() {
     prefix_ = random_prefix();
     staged_.put("m/prefix", prefix_);
   }
-  if (staged_.get("m/counter", &value).ok()) counter_ = std::stoull(value);
-  if (staged_.get("m/expired", &value).ok()) expired_upto_ = std::stoull(value);
+  auto number = [&](const char* key, std::uint64_t& out) {
+    if (!staged_.get(key, &value).ok()) return true;
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), out);
+    return ec == std::errc() && end == value.data() + value.size();
+  };
+  if (!number("m/counter", counter_) || !number("m/expired", expired_upto_)) {
+    return Status::Corruption("m/counter or m/expired is not a number: DATA_DIR is damaged");
+  }
+  reserved_ = durable_reserved_ = counter_;
   return staged_.store().scan("u/", [&](std::string_view k, std::string_view v) {
     std::string t(k.substr(2));
     OriginRecord rec;
@@ -50,8 +58,12 @@ std::string OriginBook::accept(protocol::JobSpec& spec, TimeMs now, const std::s
                                const std::string& random_part, bool connected,
                                std::string& spec_bytes) {
   // <node prefix>-<counter>-<66 random bits>: unique by the first two
-  // (the counter is stored with the job), unguessable by the third, at most
+  // (m/counter is above every counter issued), unguessable by the third, at most
   // 6 + 1 + 13 + 1 + 11 = 32 characters below 10^13 jobs of one node.
+  if (counter_ + kCounterBlock / 2 >= reserved_) {
+    reserved_ = counter_ + kCounterBlock;
+    staged_.put("m/counter", std::to_string(reserved_));
+  }
   spec.ticket = fmt::format("{}-{}-{}", prefix_, counter_++, random_part);
   spec.origin = node_id;
   spec.submitted_ms = now;
@@ -62,10 +74,14 @@ std::string OriginBook::accept(protocol::JobSpec& spec, TimeMs now, const std::s
   staged_.put(key(ticket), fresh_origin_record(spec_bytes));
   staged_.put(unforwarded_key(ticket), connected ? "" : std::string(kUnsent));
   if (!connected) unsent_.insert(ticket);
-  staged_.put("m/counter", std::to_string(counter_));
   order_.push_back(ticket);
   unforwarded_.insert(ticket);
   return ticket;
+}
+
+bool OriginBook::issued_here(const std::string& t) const {
+  auto parts = protocol::parse_ticket(t);
+  return parts && parts->prefix == prefix_ && parts->counter < counter_;
 }
 
 void OriginBook::apply_outcome(const std::string& t, OriginRecord& rec) const {

@@ -1,6 +1,9 @@
 // The node's origin book: the jobs its clients submitted here, from the
 // ticket it gives until they expire. The one owner of
-//   m/prefix, m/counter   the ticket prefix (random, made once) and next number
+//   m/prefix, m/counter   the ticket prefix (random, made once), and a number
+//                         above every ticket's counter issued (reserved a
+//                         block ahead, so a job may leave before its commit
+//                         without a restart issuing its counter again)
 //   m/expired             the highest counter of its tickets removed by expiry
 //   o/<ticket>            OriginRecord (node_records.h): the job as accepted, written
 //                         once (records of earlier builds also hold its result)
@@ -61,6 +64,15 @@ class OriginBook {
   // One of this node's tickets removed by expiry.
   bool expired_here(const std::string& t) const;
 
+  // Whether this node issued `t` (its prefix, a counter already given),
+  // whether or not a record of it survives.
+  bool issued_here(const std::string& t) const;
+  // The stage this book wrote to has been committed (and synced).
+  void committed() { durable_reserved_ = reserved_; }
+  // Whether every counter issued is below the committed m/counter: a
+  // restart, whatever this turn's commit becomes, never issues them again.
+  bool issued_below_durable_mark() const { return counter_ <= durable_reserved_; }
+
   // Forwarding to the proxy.
   bool unforwarded(const std::string& t) const { return unforwarded_.count(t) > 0; }
   std::size_t unforwarded_count() const { return unforwarded_.size(); }
@@ -83,7 +95,10 @@ class OriginBook {
   storage::Staged& staged_;
   std::shared_ptr<spdlog::logger> log_;
   std::string prefix_;
-  std::uint64_t counter_ = 1;
+  static constexpr std::uint64_t kCounterBlock = 1 << 16;
+  std::uint64_t counter_ = 1;           // the next ticket's
+  std::uint64_t reserved_ = 1;          // m/counter as staged
+  std::uint64_t durable_reserved_ = 1;  // m/counter as last committed
   std::uint64_t expired_upto_ = 0;  // m/expired
   std::deque<std::string> order_;   // unforwarded_, in submission order (with acknowledged ones)
   std::unordered_set<std::string> unforwarded_;

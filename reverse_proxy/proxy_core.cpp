@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <unordered_set>
 
 #include "protocol/batching.h"
 #include "protocol/codec.h"
@@ -446,6 +447,23 @@ void ProxyCore::flush_results(const std::string& node) {
   protocol::Message m = std::move(it->second);
   pending_results_.erase(it);
   for (auto& piece : protocol::split_batch(std::move(m))) outbox_.push_back({node, std::move(piece)});
+}
+
+std::vector<Outgoing> ProxyCore::take_early() {
+  std::vector<Outgoing> early;
+  std::unordered_set<std::string> welcomed;  // few: a HELLO per connection
+  std::size_t kept = 0;
+  for (auto& out : outbox_) {
+    if (std::holds_alternative<protocol::Welcome>(out.message)) welcomed.insert(out.node_id);
+    if (std::holds_alternative<protocol::Job>(out.message) && !welcomed.count(out.node_id)) {
+      early.push_back(std::move(out));
+    } else {
+      if (&outbox_[kept] != &out) outbox_[kept] = std::move(out);
+      ++kept;
+    }
+  }
+  outbox_.resize(kept);
+  return early;
 }
 
 std::vector<Outgoing> ProxyCore::take_outbox() {

@@ -134,6 +134,14 @@ class ProxyCore {
 
   storage::Staged& staged() { return staged_; }
   std::vector<Outgoing> take_outbox();
+  // What may leave before this turn's writes are durable: JOB, to a node
+  // not welcomed in this turn (WELCOME goes first on a connection). Running
+  // a job acknowledges nothing: should the proxy die before the commit, the
+  // origin still holds the job as unacknowledged and submits it again, and
+  // the node's copy, unknown to the proxy, is dropped at its HELLO (or its
+  // result refused). The shell sends these, then commits, then sends the
+  // rest (take_outbox()), so the run overlaps the proxy's fsync.
+  std::vector<Outgoing> take_early();
 
  private:
   using Active = JobBook::Active;

@@ -170,6 +170,9 @@ void ProxyServer::flush() {
     return;
   }
   if (!storage_retry_.should_try()) return;
+  // JOB first: the run overlaps the fsync (ProxyCore::take_early). Not
+  // while the store refuses writes: then nothing moves until it takes them.
+  if (core_->staged().store().writable()) send_outbox(core_->take_early());
   if (Status s = core_->staged().commit(); !s.ok()) {
     // Nothing staged may be acknowledged: every message waits for the
     // write, which is retried (StorageRetry).

@@ -473,11 +473,12 @@ TEST_CASE("node retention: its clients' jobs expire with the proxy's final time"
   Node again(store);
   CHECK(again.core.lookup(t1, kT0 + 10 + kTtl).state == JobState::kExpired);
   CHECK(again.core.lookup(t2, kT0 + 10 + kTtl).state == JobState::kDone);
-  // Counters go on: no ticket is handed out twice.
+  // Counters go on: no ticket is handed out twice (after a restart they
+  // go on from m/counter, reserved ahead of those handed out).
   std::string t3 = again.core.submit(spec, kT0 + kTtl);
   auto p3 = protocol::parse_ticket(t3);
   REQUIRE(p3);
-  CHECK(p3->counter == 3);
+  CHECK(p3->counter > 2);
   CHECK(again.core.lookup(t3, kT0 + 10 + kTtl).state == JobState::kQueued);
 }
 

@@ -1,0 +1,261 @@
+// What may leave before a commit (ProxyCore::take_early, NodeCore::take_early):
+// only messages that acknowledge nothing, and only such that a crash before
+// the commit loses nothing anyone was told.
+#include <doctest/doctest.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cluster_node/node_core.h"
+#include "protocol/messages.h"
+#include "protocol/retention.h"
+#include "reverse_proxy/proxy_core.h"
+#include "storage/store.h"
+
+namespace jc {
+namespace {
+
+using protocol::JobState;
+
+protocol::JobSpec sleep_spec(const std::string& ticket = "", const std::string& origin = "") {
+  protocol::JobSpec s;
+  s.kind = protocol::JobKind::kSleep;
+  s.sleep_ms = 10;
+  s.ticket = ticket;
+  s.origin = origin;
+  return s;
+}
+
+protocol::Hello hello(const std::string& id, std::uint32_t slots) {
+  protocol::Hello h;
+  h.node_id = id;
+  h.slots = slots;
+  h.client_address = "127.0.0.1:7000";
+  return h;
+}
+
+proxy::ProxyOptions proxy_options() {
+  proxy::ProxyOptions o;
+  o.proxy_id = "proxy-test";
+  o.prefetch = 0;
+  o.node_timeout_ms = 5000;
+  return o;
+}
+
+node::NodeOptions node_options() {
+  node::NodeOptions o;
+  o.node_id = "node-a";
+  o.slots = 2;
+  o.client_address = "127.0.0.1:9000";
+  return o;
+}
+
+protocol::Welcome welcome() {
+  protocol::Welcome w;
+  w.accepted = true;
+  w.proxy_id = "proxy";
+  return w;
+}
+
+template <class T, class Out>
+std::size_t count_of(const std::vector<Out>& out) {
+  std::size_t n = 0;
+  for (const auto& o : out) {
+    if constexpr (std::is_same_v<Out, proxy::Outgoing>) {
+      n += std::holds_alternative<T>(o.message);
+    } else {
+      n += std::holds_alternative<T>(o);
+    }
+  }
+  return n;
+}
+
+std::set<std::string> submitted(const std::vector<protocol::Message>& out) {
+  std::set<std::string> t;
+  for (const auto& m : out) {
+    if (const auto* s = std::get_if<protocol::Submit>(&m)) {
+      for (const auto& j : s->jobs) t.insert(j.ticket);
+    }
+  }
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("early sends: the proxy's JOB leaves before the commit, its ACK after") {
+  storage::MemoryStore store;
+  proxy::ProxyCore core(store, proxy_options());
+  REQUIRE(core.on_hello(hello("node-a", 2), "peer-a", 0).accepted);
+  REQUIRE(core.on_hello(hello("node-b", 2), "peer-b", 0).accepted);
+  REQUIRE(core.staged().commit().ok());
+  core.take_outbox();
+
+  protocol::Submit s;
+  s.jobs = {sleep_spec("t1", "node-a"), sleep_spec("t2", "node-a")};
+  core.on_message("node-a", s, 0);
+  core.dispatch(0);
+  auto early = core.take_early();
+  CHECK(count_of<protocol::Job>(early) >= 1);
+  CHECK(count_of<protocol::Job>(early) == early.size());  // nothing else
+  REQUIRE(core.staged().commit().ok());
+  auto rest = core.take_outbox();
+  CHECK(count_of<protocol::Job>(rest) == 0);
+  CHECK(count_of<protocol::Ack>(rest) == 1);  // the origin's, once durable
+
+  SUBCASE("a node welcomed in this turn gets its JOB after the WELCOME") {
+    core.on_disconnect("node-b", 1);
+    REQUIRE(core.staged().commit().ok());
+    core.take_outbox();
+    REQUIRE(core.on_hello(hello("node-b", 2), "peer-b", 2).accepted);
+    protocol::Submit more;
+    more.jobs = {sleep_spec("t3", "node-a"), sleep_spec("t4", "node-a")};
+    core.on_message("node-a", more, 2);
+    core.dispatch(2);
+    for (const auto& o : core.take_early()) CHECK(o.node_id != "node-b");
+    REQUIRE(core.staged().commit().ok());
+    bool welcomed = false;
+    for (const auto& o : core.take_outbox()) {
+      if (o.node_id != "node-b") continue;
+      if (std::holds_alternative<protocol::Welcome>(o.message)) welcomed = true;
+      if (std::holds_alternative<protocol::Job>(o.message)) CHECK(welcomed);
+    }
+  }
+}
+
+TEST_CASE("early sends: a proxy that died before its commit has its jobs submitted again") {
+  storage::MemoryStore store;
+  {
+    proxy::ProxyCore core(store, proxy_options());
+    REQUIRE(core.on_hello(hello("node-a", 2), "peer-a", 0).accepted);
+    REQUIRE(core.staged().commit().ok());
+    core.take_outbox();
+    protocol::Submit s;
+    s.jobs = {sleep_spec("t1", "node-a")};
+    core.on_message("node-a", s, 0);
+    core.dispatch(0);
+    REQUIRE(count_of<protocol::Job>(core.take_early()) == 1);
+    // Killed here: the stage never reaches the store.
+  }
+  proxy::ProxyCore core(store, proxy_options());
+  REQUIRE(core.recover(0).ok());
+  CHECK_FALSE(core.find_job("t1").has_value());
+  // The node comes back holding the job the proxy never stored: dropped.
+  auto h = hello("node-a", 2);
+  h.held = {"t1"};
+  protocol::Welcome w = core.on_hello(h, "peer-a", 1);
+  REQUIRE(w.accepted);
+  CHECK(w.drop == std::vector<std::string>{"t1"});
+  // The origin, never acknowledged, submits it again: it runs once more.
+  protocol::Submit again;
+  again.jobs = {sleep_spec("t1", "node-a")};
+  again.first = false;
+  core.on_message("node-a", again, 1);
+  core.dispatch(1);
+  REQUIRE(core.staged().commit().ok());
+  auto out = core.take_outbox();
+  CHECK(count_of<protocol::Job>(out) == 1);
+  REQUIRE(core.find_job("t1").has_value());
+  CHECK(core.find_job("t1")->state == JobState::kRunning);
+}
+
+TEST_CASE("early sends: a node's new submissions leave before its commit") {
+  storage::MemoryStore store;
+  node::NodeCore core(store, node_options());
+  REQUIRE(core.recover().ok());
+  REQUIRE(core.staged().commit().ok());
+  core.committed();
+
+  SUBCASE("not before the node is welcomed") {
+    core.submit(sleep_spec(), 0);
+    CHECK(core.take_early().empty());
+  }
+  SUBCASE("once welcomed, SUBMIT goes first and the rest after the commit") {
+    core.on_message(welcome(), 0);
+    REQUIRE(core.staged().commit().ok());
+    core.committed();
+    core.take_outbox();
+    core.submit(sleep_spec(), 0);  // reserves counters (last test case)
+    REQUIRE(core.staged().commit().ok());
+    core.committed();
+    core.take_outbox();
+    std::string t = core.submit(sleep_spec(), 0);
+    auto early = core.take_early();
+    CHECK(submitted(early) == std::set<std::string>{t});
+    REQUIRE(core.staged().commit().ok());
+    core.committed();
+    CHECK(submitted(core.take_outbox()).empty());  // not twice
+  }
+}
+
+TEST_CASE("early sends: a node that died before its commit never issues those tickets again") {
+  storage::MemoryStore store;
+  std::set<std::string> lost;
+  {
+    node::NodeCore core(store, node_options());
+    REQUIRE(core.recover().ok());
+    core.on_message(welcome(), 0);
+    REQUIRE(core.staged().commit().ok());
+    core.committed();
+    core.take_outbox();
+    // The first tickets reserve counters ahead; that reservation is durable.
+    core.submit(sleep_spec(), 0);
+    REQUIRE(core.staged().commit().ok());
+    core.committed();
+    core.take_outbox();
+    for (int i = 0; i < 3; ++i) lost.insert(core.submit(sleep_spec(), 0));
+    CHECK(submitted(core.take_early()) == lost);  // sent, then killed: never committed
+  }
+  node::NodeCore core(store, node_options());
+  REQUIRE(core.recover().ok());
+  core.on_message(welcome(), 1);
+  REQUIRE(core.staged().commit().ok());
+  core.committed();
+  std::uint64_t highest_lost = 0;
+  for (const auto& t : lost) highest_lost = std::max(highest_lost, protocol::parse_ticket(t)->counter);
+  for (int i = 0; i < 5; ++i) {
+    auto parts = protocol::parse_ticket(core.submit(sleep_spec(), 1));
+    REQUIRE(parts);
+    CHECK(parts->counter > highest_lost);
+  }
+  REQUIRE(core.staged().commit().ok());
+  core.take_outbox();
+
+  // The proxy ran the lost jobs: their results are acknowledged and dropped.
+  protocol::Result r;
+  for (const auto& t : lost) {
+    protocol::JobReport rep;
+    rep.ticket = t;
+    rep.state = JobState::kDone;
+    rep.has_result = true;
+    rep.result.state = JobState::kDone;
+    rep.result.node = "node-b";
+    rep.result.attempt = 1;
+    r.reports.push_back(rep);
+  }
+  core.on_message(r, 2);
+  REQUIRE(core.staged().commit().ok());
+  std::set<std::string> acked;
+  for (const auto& m : core.take_outbox()) {
+    if (const auto* a = std::get_if<protocol::Ack>(&m)) acked.insert(a->tickets.begin(), a->tickets.end());
+  }
+  CHECK(acked == lost);
+  for (const auto& t : lost) CHECK(core.lookup(t, 2).state != JobState::kDone);
+}
+
+TEST_CASE("early sends: a node whose counter reservation is not committed sends after the commit") {
+  storage::MemoryStore store;
+  node::NodeCore core(store, node_options());
+  REQUIRE(core.recover().ok());
+  core.on_message(welcome(), 0);
+  REQUIRE(core.staged().commit().ok());
+  core.take_outbox();
+  // committed() not called since the first ticket reserved counters.
+  std::string t = core.submit(sleep_spec(), 0);
+  CHECK(core.take_early().empty());
+  REQUIRE(core.staged().commit().ok());
+  core.committed();
+  CHECK(submitted(core.take_outbox()) == std::set<std::string>{t});
+}
+
+}  // namespace jc
