@@ -90,9 +90,7 @@ void ProxyServer::step_down(const std::string& why, bool hand_over) {
   bool was_leading = core_ != nullptr;
   taking_over_ = false;
   term_ = 0;
-  in_flight_.clear();
-  held_back_ = false;
-  machine_->forget_expected();
+  commit_->abandon();
   core_.reset();
   dispatch_timer_.cancel();
   exchange_timer_.cancel();
@@ -100,7 +98,6 @@ void ProxyServer::step_down(const std::string& why, bool hand_over) {
   delay_timer_at_ = 0;
   sweep_timer_.cancel();
   heartbeat_timer_.cancel();
-  compactions_ = {};
   // Nodes go to the new leader; what they sent here and was not
   // acknowledged they send there.
   std::vector<std::shared_ptr<net::FrameConnection>> closing;

@@ -1,6 +1,6 @@
 // The leader's rounds: dispatch rounds and the timers that start them, the
-// periodic result exchange and sweep, and the group commit with the sends
-// that wait for it.
+// periodic result exchange and sweep, and the group commit (commit_path.h)
+// with the sends that wait for it.
 #include "reverse_proxy/proxy_server.h"
 
 namespace jc::proxy {
@@ -82,7 +82,7 @@ void ProxyServer::schedule_sweep(TimeMs after_ms) {
   sweep_timer_.expires_after(milliseconds(after_ms));
   sweep_timer_.async_wait([this](const error_code& ec) {
     if (ec || stopping_ || !core_) return;
-    if (storage_retry_.failing()) {
+    if (commit_->failing()) {
       // Its removals could not be written: sweep again once they can.
       schedule_sweep(config_.core.retention.sweep_period_ms());
       return;
@@ -90,7 +90,7 @@ void ProxyServer::schedule_sweep(TimeMs after_ms) {
     SweepOutcome swept = core_->sweep(now_ms());
     if (swept.removed > 0) {
       log_->info("removed expired jobs count={}{}", swept.removed, swept.more ? " (more follow)" : "");
-      compactions_.add(std::move(swept.compact));
+      commit_->compact_later(std::move(swept.compact));
     }
     schedule_flush();  // commits the removal, then compacts what is due
     // A large backlog goes in batches, with the event loop free between them.
@@ -106,85 +106,7 @@ void ProxyServer::schedule_flush() {
 
 void ProxyServer::flush() {
   flush_scheduled_ = false;
-  if (!core_) return;
-  if (raft_) {
-    // A few entries in flight at once, so that the leader's disk, the
-    // followers' and the links overlap; what is staged while they all are
-    // goes in the next one (group commit), proposed as the oldest lands.
-    if (in_flight_.size() >= kMaxEntriesInFlight) return;
-    Change change;
-    change.time_ms = now_ms();
-    core_->staged().lift(change.writes);
-    auto outbox = core_->take_outbox();
-    if (change.writes.empty()) {
-      // Nothing new to make durable: what these messages say is durable
-      // once the entries in flight are, or already is when none is.
-      if (in_flight_.empty()) {
-        send_outbox(std::move(outbox));
-      } else {
-        auto& last = in_flight_.back();
-        last.insert(last.end(), std::make_move_iterator(outbox.begin()),
-                    std::make_move_iterator(outbox.end()));
-      }
-      return;
-    }
-    std::string entry = encode_change(change);
-    in_flight_.push_back(std::move(outbox));
-    std::uint64_t generation = generation_;
-    auto index = raft_->propose(entry, [this, generation](bool ok) {
-      // Called in log order, once each entry is applied here.
-      if (generation != generation_ || !core_) return;
-      if (!ok) {
-        // It may still be committed by the next leader; nothing of it was
-        // acknowledged, and nodes send again what is not.
-        step_down("leadership lost with a log entry in flight");
-        return;
-      }
-      if (machine_->behind()) {
-        // Committed, but this proxy's store refused it: another proxy
-        // serves from a complete store.
-        step_down("this proxy's store refuses writes (a full disk?)");
-        return;
-      }
-      core_->staged().landed();
-      auto landed = std::move(in_flight_.front());
-      in_flight_.pop_front();
-      for (const auto& [first, last] :
-           compactions_.due(now_ms(), config_.core.retention.compact_period_ms())) {
-        store_.compact(first, last);
-      }
-      send_outbox(std::move(landed));
-      flush();
-    });
-    if (!index) {
-      in_flight_.pop_back();
-      step_down("the log refused an entry: this proxy no longer leads");
-      return;
-    }
-    // This proxy applies its own entry from these writes, not from the bytes.
-    machine_->expect(*index, std::move(entry), std::move(change.writes));
-    if (held_back_) {
-      held_back_ = false;
-      for (auto& [sid, session] : sessions_) session.conn->resume();
-    }
-    return;
-  }
-  if (!storage_retry_.should_try()) return;
-  // JOB first: the run overlaps the fsync (ProxyCore::take_early). Not
-  // while the store refuses writes: then nothing moves until it takes them.
-  if (core_->staged().store().writable()) send_outbox(core_->take_early());
-  if (Status s = core_->staged().commit(); !s.ok()) {
-    // Nothing staged may be acknowledged: every message waits for the
-    // write, which is retried (StorageRetry).
-    storage_retry_.failed(s);
-    return;
-  }
-  storage_retry_.succeeded();
-  for (const auto& [first, last] :
-       compactions_.due(now_ms(), config_.core.retention.compact_period_ms())) {
-    store_.compact(first, last);
-  }
-  send_outbox(core_->take_outbox());
+  if (core_ && commit_) commit_->flush(*core_);
 }
 
 void ProxyServer::send_outbox(std::vector<Outgoing> outbox) {

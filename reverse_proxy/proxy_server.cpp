@@ -105,12 +105,22 @@ Status ProxyServer::start() {
     rc.snapshot_trailing = config_.snapshot_trailing;
     raft_ = std::make_unique<replication::RaftLog>(io_, rc, *machine_);
     raft_->on_status = [this](const replication::LogStatus& st) { on_log_status(st); };
+    LogCommit::Hooks hooks;
+    hooks.lost = [this](const std::string& why) { step_down(why); };
+    hooks.flush_again = [this] { flush(); };
+    hooks.resume = [this] {
+      for (auto& [sid, session] : sessions_) session.conn->resume();
+    };
+    commit_ = std::make_unique<LogCommit>(store_, send_outbox_fn(), compact_period(), *raft_,
+                                          *machine_, config_.entry_writes, std::move(hooks), log_);
     raft_->transport().set_dial(
         [this](const std::string& address, asio::io_context& io,
                std::function<void(std::shared_ptr<net::FrameConnection>, const std::string&)> done) {
           dial_peer(address, io, std::move(done));
         });
   } else {
+    commit_ = std::make_unique<DiskCommit>(store_, send_outbox_fn(), compact_period(),
+                                           storage_retry_);
     if (Status s = core_->recover(now_ms()); !s.ok()) return s;
   }
   if (!store_.writable()) {
@@ -180,8 +190,9 @@ void ProxyServer::stop() {
   for (auto& [id, s] : sessions_) s.conn->close("proxy shutting down");
   sessions_.clear();
   by_node_.clear();
+  // What was proposed and not committed is not acknowledged: nodes send it again.
+  if (commit_) commit_->abandon();
   if (raft_) {
-    // What was proposed and not committed is not acknowledged: nodes send it again.
     ++generation_;
     raft_->stop();
   }
@@ -278,20 +289,9 @@ void ProxyServer::on_frame(std::uint64_t id, protocol::Message&& m) {
   }
   if (core_->on_message(s.node_id, std::move(m), now)) kick_dispatch();
   schedule_flush();
-  // Replicated: while every entry slot is taken and the next entry is
-  // already large, this node waits (its link is paused, and TCP pushes back
-  // on it) rather than the entry growing: every proxy applies an entry in
-  // one go, and one that takes longer than an election timeout looks like
-  // a dead proxy. The node keeps what it sent durably meanwhile.
-  if (raft_ && in_flight_.size() >= kMaxEntriesInFlight &&
-      core_->staged().size() >= config_.entry_writes) {
-    if (!held_back_) {
-      log_->debug("holding node links back: {} log entries in flight, {} writes staged",
-                  in_flight_.size(), core_->staged().size());
-    }
-    s.conn->pause();
-    held_back_ = true;
-  }
+  // Replicated, with every log entry slot taken: this node waits
+  // (LogCommit::hold_back).
+  if (commit_->hold_back(*core_)) s.conn->pause();
   // Last: the library's callbacks may run in it (`s` is not used after).
   if (raft_) raft_->pump_if_late();
 }

@@ -16,6 +16,7 @@
 #include "net/listener.h"
 #include "net/storage_retry.h"
 #include "replication/raft_log.h"
+#include "reverse_proxy/commit_path.h"
 #include "reverse_proxy/http_server.h"
 #include "reverse_proxy/proxy_core.h"
 #include "reverse_proxy/replicated_store.h"
@@ -63,8 +64,9 @@ struct ProxyConfig {
 // sends. With replicated proxies (PROXY_PEERS), the stage of each group
 // commit becomes a log entry instead (reverse_proxy/replicated_store.h):
 // only the leader has a core, and it sends what depends on an entry once
-// the entry is on a majority's disk and applied here. Followers apply
-// entries to their stores and refuse nodes, naming the leader.
+// the entry is on a majority's disk and applied here. Both are a
+// CommitPath (commit_path.h), chosen at start. Followers apply entries to
+// their stores and refuse nodes, naming the leader.
 class ProxyServer {
  public:
   ProxyServer(boost::asio::io_context& io, ProxyConfig config, storage::Store& store);
@@ -95,6 +97,11 @@ class ProxyServer {
   void schedule_flush();
   void flush();
   void send_outbox(std::vector<Outgoing> outbox);
+  CommitPath::Send send_outbox_fn() {
+    return [this](std::vector<Outgoing> out) { send_outbox(std::move(out)); };
+  }
+  // Emptied key ranges are compacted at most this often (RESULT_TTL-bound).
+  TimeMs compact_period() const { return config_.core.retention.compact_period_ms(); }
 
   // Replicated proxies.
   void on_log_status(const replication::LogStatus& status);
@@ -126,11 +133,8 @@ class ProxyServer {
   std::shared_ptr<boost::asio::ssl::context> peer_tls_context_;
   std::unique_ptr<replication::RaftLog> raft_;
   bool taking_over_ = false;
-  // Log entries proposed and not applied yet, oldest first: each holds the
-  // messages that go out once it is applied. Later changes gather meanwhile.
-  std::deque<std::vector<Outgoing>> in_flight_;
-  static constexpr std::size_t kMaxEntriesInFlight = 4;
-  bool held_back_ = false;  // some node links are paused
+  // How staged writes become durable: LevelDB, or the log (commit_path.h).
+  std::unique_ptr<CommitPath> commit_;
   static constexpr std::chrono::microseconds kNodeTurnBudget{2000};
   std::uint64_t generation_ = 0;  // a new one at every take-over and step-down
   std::uint64_t elections_won_ = 0;
@@ -149,8 +153,6 @@ class ProxyServer {
   boost::asio::steady_timer delay_timer_;
   // Removes expired jobs (RESULT_TTL) every retention.sweep_period_ms().
   boost::asio::steady_timer sweep_timer_;
-  // Ranges a sweep emptied, compacted once its removal is committed.
-  protocol::CompactionPlan compactions_;
   TimeMs delay_timer_at_ = 0;  // 0: not armed
   void arm_delay_timer();
   std::unordered_map<std::uint64_t, Session> sessions_;

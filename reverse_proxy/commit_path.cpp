@@ -1,0 +1,113 @@
+#include "reverse_proxy/commit_path.h"
+
+#include "common/time.h"
+
+namespace jc::proxy {
+
+void CommitPath::compact_due() {
+  for (const auto& [first, last] : compactions_.due(now_ms(), compact_period_ms_)) {
+    store_.compact(first, last);
+  }
+}
+
+void DiskCommit::flush(ProxyCore& core) {
+  if (!retry_.should_try()) return;
+  // JOB first: the run overlaps the fsync (ProxyCore::take_early). Not
+  // while the store refuses writes: then nothing moves until it takes them.
+  if (core.staged().store().writable()) send_(core.take_early());
+  if (Status s = core.staged().commit(); !s.ok()) {
+    // Nothing staged may be acknowledged: every message waits for the
+    // write, which is retried (StorageRetry).
+    retry_.failed(s);
+    return;
+  }
+  retry_.succeeded();
+  compact_due();
+  send_(core.take_outbox());
+}
+
+void LogCommit::flush(ProxyCore& core) {
+  // What is staged while every slot is taken goes in the next entry
+  // (group commit), proposed as the oldest lands.
+  if (in_flight_.size() >= kMaxEntriesInFlight) return;
+  Change change;
+  change.time_ms = now_ms();
+  core.staged().lift(change.writes);
+  auto outbox = core.take_outbox();
+  if (change.writes.empty()) {
+    // Nothing new to make durable: what these messages say is durable
+    // once the entries in flight are, or already is when none is.
+    if (in_flight_.empty()) {
+      send_(std::move(outbox));
+    } else {
+      auto& last = in_flight_.back();
+      last.insert(last.end(), std::make_move_iterator(outbox.begin()),
+                  std::make_move_iterator(outbox.end()));
+    }
+    return;
+  }
+  std::string entry = encode_change(change);
+  in_flight_.push_back(std::move(outbox));
+  std::uint64_t generation = generation_;
+  ProxyCore* staged_by = &core;  // alive until abandon(), which comes first
+  auto index = raft_.propose(entry, [this, generation, staged_by](bool ok) {
+    // Called in log order, once each entry is applied here.
+    if (generation != generation_) return;
+    if (!ok) {
+      // It may still be committed by the next leader; nothing of it was
+      // acknowledged, and nodes send again what is not.
+      hooks_.lost("leadership lost with a log entry in flight");
+      return;
+    }
+    if (machine_.behind()) {
+      // Committed, but this proxy's store refused it: another proxy
+      // serves from a complete store.
+      hooks_.lost("this proxy's store refuses writes (a full disk?)");
+      return;
+    }
+    staged_by->staged().landed();
+    auto landed = std::move(in_flight_.front());
+    in_flight_.pop_front();
+    compact_due();
+    send_(std::move(landed));
+    hooks_.flush_again();
+  });
+  if (!index) {
+    in_flight_.pop_back();
+    hooks_.lost("the log refused an entry: this proxy no longer leads");
+    return;
+  }
+  // This proxy applies its own entry from these writes, not from the bytes.
+  machine_.expect(*index, std::move(entry), std::move(change.writes));
+  if (held_back_) {
+    held_back_ = false;
+    hooks_.resume();
+  }
+}
+
+bool LogCommit::hold_back(ProxyCore& core) {
+  // While every entry slot is taken and the next entry is already large,
+  // the node waits (its link is paused, and TCP pushes back on it) rather
+  // than the entry growing: every proxy applies an entry in one go, and
+  // one that takes longer than an election timeout looks like a dead
+  // proxy. The node keeps what it sent durably meanwhile.
+  if (in_flight_.size() < kMaxEntriesInFlight || core.staged().size() < entry_writes_) {
+    return false;
+  }
+  if (!held_back_) {
+    log_->debug("holding node links back: {} log entries in flight, {} writes staged",
+                in_flight_.size(), core.staged().size());
+  }
+  held_back_ = true;
+  return true;
+}
+
+void LogCommit::abandon() {
+  ++generation_;
+  in_flight_.clear();
+  held_back_ = false;
+  machine_.forget_expected();
+  CommitPath::abandon();
+}
+
+}  // namespace jc::proxy
