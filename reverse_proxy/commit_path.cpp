@@ -30,6 +30,10 @@ void LogCommit::flush(ProxyCore& core) {
   // What is staged while every slot is taken goes in the next entry
   // (group commit), proposed as the oldest lands.
   if (in_flight_.size() >= kMaxEntriesInFlight) return;
+  // JOB before its entry is on a majority's disk, as with one proxy: a
+  // leader that loses the entry never acknowledged the job, and the next
+  // one drops the node's copy at its HELLO (ProxyCore::take_early).
+  send_(core.take_early());
   Change change;
   change.time_ms = now_ms();
   core.staged().lift(change.writes);

@@ -5,8 +5,8 @@
 //               retried while the store refuses writes (StorageRetry). JOB
 //               leaves before it (ProxyCore::take_early), the rest after.
 //   LogCommit   replicated proxies: the stage becomes a log entry
-//               (replicated_store.h), a few in flight at once; what the
-//               core sent meanwhile leaves once its entry is applied here.
+//               (replicated_store.h), a few in flight at once; JOB leaves
+//               at once, the rest once its entry is applied here.
 //
 // ProxyServer calls flush() after each turn that staged or queued anything
 // and knows nothing else of how it is done.
