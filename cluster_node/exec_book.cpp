@@ -36,7 +36,11 @@ Status ExecBook::recover(const std::unordered_set<std::string>& origin_unforward
     apply_outcome(t, rec);
     if (rec.local && origin_unforwarded.count(t)) local_claimed_.insert(t);
     if (protocol::is_final(rec.state)) {
-      if (!rec.delivered) undelivered_.insert(t);
+      if (rec.delivered) {
+        delivered_records_.insert(t);
+      } else {
+        undelivered_.insert(t);
+      }
       return true;
     }
     // A job that was running when the node stopped runs again from the
@@ -59,10 +63,11 @@ bool ExecBook::assign(protocol::Assignment& a) {
   const std::string t = a.spec.ticket;
   // Already here (held, or finished with its result not yet acknowledged):
   // the proxy asks again after a reconnect; keep what we have.
-  ExecRecord rec;
-  if (!protocol::is_valid_ticket(t) || jobs_.count(t) || undelivered_.count(t) || load(t, rec)) {
+  if (!protocol::is_valid_ticket(t) || jobs_.count(t) || undelivered_.count(t) ||
+      delivered_records_.count(t)) {
     return false;
   }
+  ExecRecord rec;
   rec.attempt = a.attempt;
   std::string bytes = std::move(a.spec_bytes);
   a.spec_bytes.clear();

@@ -109,6 +109,7 @@ class ExecBook {
   void erase(const std::string& t) {
     staged_.del(key(t));
     staged_.del(outcome_key(t));
+    delivered_records_.erase(t);
   }
   // What came of the run: its d/ record.
   void store_outcome(const std::string& t, const ExecRecord& rec) {
@@ -128,6 +129,10 @@ class ExecBook {
   std::unordered_map<std::string, Job> jobs_;
   std::unordered_set<std::string> running_;
   std::set<std::string> undelivered_;  // finished, result not yet acknowledged
+  // x/ records of results delivered (earlier builds kept them): with jobs_
+  // and undelivered_, every readable x/ record, so that an assignment is
+  // checked against memory, never read from the store.
+  std::unordered_set<std::string> delivered_records_;
   // Run here while the proxy was away, and not yet acknowledged by it.
   std::unordered_set<std::string> local_claimed_;
   // Rounds of resending before a result sent on this connection is offered

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace jc {
 
@@ -12,5 +13,14 @@ using TimeMs = std::int64_t;
 TimeMs now_ms();
 // "YYYY-MM-DD HH:MM:SS.mmm" in UTC, the format of results.
 std::string format_time(TimeMs t);
+
+// The same text without a heap allocation, for the result of every sleep
+// job: the calendar part is computed once per second (per thread).
+struct TimeText {
+  char text[32];
+  std::size_t size = 0;
+  std::string_view view() const { return {text, size}; }
+};
+TimeText time_text(TimeMs t);
 
 }  // namespace jc

@@ -72,7 +72,7 @@ void Executor::finish_sleep(const std::string& ticket, bool cancelled) {
   } else {
     r.state = protocol::JobState::kDone;
     r.text = fmt::format("Executed Job[{}] for {} milliseconds from {} to {} on node {}", ticket,
-                         s.ms, format_time(r.start_ms), format_time(r.end_ms), node_id_);
+                         s.ms, time_text(r.start_ms).view(), time_text(r.end_ms).view(), node_id_);
   }
   done_(ticket, std::move(r));
 }
