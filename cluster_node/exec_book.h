@@ -90,6 +90,10 @@ class ExecBook {
   bool holds(const std::string& t) const { return jobs_.count(t) > 0; }
   bool is_running(const std::string& t) const { return running_.count(t) > 0; }
   bool undelivered(const std::string& t) const { return undelivered_.count(t) > 0; }
+  // Whether `t` has an x/ record (memory knows every readable one).
+  bool has_record(const std::string& t) const {
+    return jobs_.count(t) > 0 || undelivered_.count(t) > 0 || delivered_records_.count(t) > 0;
+  }
   std::size_t undelivered_count() const { return undelivered_.size(); }
   std::size_t running() const { return running_.size(); }
   std::size_t queued() const { return queue_.size(); }

@@ -379,8 +379,17 @@ void NodeCore::on_reports(std::vector<JobReport>& reports) {
       remote_.erase(r.ticket);
       ack.tickets.push_back(r.ticket);
     } else if (protocol::is_final(r.state) && r.has_result) {
-      OriginRecord rec;
-      if (origin_.load(r.ticket, rec)) {
+      OriginRecord rec;  // fresh, as a pending job's is
+      bool callback = false;
+      bool known = false;
+      if (const auto* p = origin_.pending(r.ticket)) {
+        known = true;
+        callback = p->callback;
+      } else if (origin_.load(r.ticket, rec)) {
+        known = true;
+        callback = rec.spec.is_api && !rec.spec.api.callback_url.empty();
+      }
+      if (known) {
         // The proxy's result is the one result. A result shown here first
         // (a local run the proxy had never been sent) is that same result.
         bool same = rec.has_result && rec.result.node == r.result.node &&
@@ -397,7 +406,7 @@ void NodeCore::on_reports(std::vector<JobReport>& reports) {
             rec.result = r.result;
             rec.attempts = r.attempts;
             origin_.store(r.ticket, rec);
-            if (rec.spec.is_api && !rec.spec.api.callback_url.empty()) callbacks_.owe(r.ticket);
+            if (callback) callbacks_.owe(r.ticket);
             staged_.require_sync();
           }
         }

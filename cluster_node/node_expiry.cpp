@@ -143,7 +143,10 @@ JobReport NodeCore::lookup(const std::string& ticket, TimeMs now) const {
   JobReport r;
   r.ticket = ticket;
   OriginRecord origin;
-  if (origin_.load(ticket, origin)) {
+  if (const auto* p = origin_.pending(ticket)) {
+    r.state = JobState::kQueued;  // as its fresh o/ record says
+    r.owner = p->owner;
+  } else if (origin_.load(ticket, origin)) {
     if (origin.has_result && retention.expired(origin.result.final_time(), now)) {
       return protocol::expired_report(ticket);
     }
@@ -158,7 +161,8 @@ JobReport NodeCore::lookup(const std::string& ticket, TimeMs now) const {
     }
   }
   ExecRecord exec;
-  if (exec_.load(ticket, exec) && (exec.delivered || !protocol::is_final(exec.state))) {
+  if (exec_.has_record(ticket) && exec_.load(ticket, exec) &&
+      (exec.delivered || !protocol::is_final(exec.state))) {
     if (exec.delivered && retention.expired(exec.result.final_time(), now)) {
       return protocol::expired_report(ticket);
     }

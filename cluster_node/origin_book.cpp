@@ -72,6 +72,7 @@ std::string OriginBook::accept(protocol::JobSpec& spec, TimeMs now, const std::s
   // is sent.
   spec_bytes = protocol::to_bytes(spec);
   staged_.put(key(ticket), fresh_origin_record(spec_bytes));
+  pending_[ticket] = Pending{spec.owner, spec.is_api && !spec.api.callback_url.empty()};
   staged_.put(unforwarded_key(ticket), connected ? "" : std::string(kUnsent));
   if (!connected) unsent_.insert(ticket);
   order_.push_back(ticket);
@@ -103,6 +104,7 @@ bool OriginBook::load(const std::string& t, OriginRecord& rec) const {
 }
 
 void OriginBook::store(const std::string& t, const OriginRecord& rec) {
+  pending_.erase(t);  // its r/ record says from now on
   OriginOutcome outcome;
   outcome.state = rec.state;
   outcome.has_result = rec.has_result;

@@ -46,6 +46,18 @@ class OriginBook {
 
   // The job with what became of it (its r/ record over its o/ record).
   bool load(const std::string& t, OriginRecord& rec) const;
+  // What a job accepted by this process and without an r/ record yet is,
+  // besides a fresh record (QUEUED, no result): in memory, so that neither
+  // its result nor a client's wait reads its o/ record (which holds its
+  // files). Jobs accepted before a restart are read from the store.
+  struct Pending {
+    std::string owner;
+    bool callback = false;  // judge0's callback_url is set
+  };
+  const Pending* pending(const std::string& t) const {
+    auto it = pending_.find(t);
+    return it == pending_.end() ? nullptr : &it->second;
+  }
   // What became of the job: its r/ record only (o/ is never rewritten). A
   // final result enters the expiry index at its final time; the sweep checks
   // the record again, so an entry left behind by a later change of the
@@ -57,6 +69,7 @@ class OriginBook {
   void erase(const std::string& t) {
     staged_.del(key(t));
     staged_.del(outcome_key(t));
+    pending_.erase(t);
   }
   static std::string outcome_key(const std::string& t) { return "r/" + t; }
   bool raise_mark(const std::string& t);
@@ -105,6 +118,7 @@ class OriginBook {
   // Of the unforwarded jobs, those never sent to the proxy: nobody else can
   // run them, so their local run's result shows at once (u/ says "unsent").
   std::unordered_set<std::string> unsent_;
+  std::unordered_map<std::string, Pending> pending_;
 };
 
 // A random prefix of six lowercase letters and digits.
