@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -40,9 +41,20 @@ void Process::start() {
   std::vector<char*> envp;
   for (auto& e : env_strings) envp.push_back(e.data());
   envp.push_back(nullptr);
+  // A process started from the main thread dies with the test binary, even
+  // when that is killed from outside (ctest's timeout): no cluster process
+  // outlives its test on a shared machine. The signal comes when the forking
+  // *thread* ends, so processes started from other threads (the chaos
+  // test's) are left without it, and the destructor ends them as before.
+  const pid_t parent = ::getpid();
+  const bool main_thread = ::gettid() == parent;
   pid_ = fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
+    if (main_thread) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) _exit(127);  // the parent died before the prctl
+    }
     int fd = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
       dup2(fd, 1);
