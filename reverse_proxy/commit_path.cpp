@@ -1,5 +1,7 @@
 #include "reverse_proxy/commit_path.h"
 
+#include <unordered_set>
+
 #include "common/time.h"
 
 namespace jc::proxy {
@@ -32,8 +34,16 @@ void LogCommit::flush(ProxyCore& core) {
   if (in_flight_.size() >= kMaxEntriesInFlight) return;
   // JOB before its entry is on a majority's disk, as with one proxy: a
   // leader that loses the entry never acknowledged the job, and the next
-  // one drops the node's copy at its HELLO (ProxyCore::take_early).
-  send_(core.take_early());
+  // one drops the node's copy at its HELLO (ProxyCore::take_early). Not to
+  // a node whose WELCOME waits in an entry in flight: JOB would overtake
+  // it, and the WELCOME's drop list would then remove the job just given.
+  std::unordered_set<std::string> unwelcomed;
+  for (const auto& batch : in_flight_) {
+    for (const auto& out : batch) {
+      if (std::holds_alternative<protocol::Welcome>(out.message)) unwelcomed.insert(out.node_id);
+    }
+  }
+  send_(core.take_early(unwelcomed));
   Change change;
   change.time_ms = now_ms();
   core.staged().lift(change.writes);

@@ -449,9 +449,9 @@ void ProxyCore::flush_results(const std::string& node) {
   for (auto& piece : protocol::split_batch(std::move(m))) outbox_.push_back({node, std::move(piece)});
 }
 
-std::vector<Outgoing> ProxyCore::take_early() {
+std::vector<Outgoing> ProxyCore::take_early(const std::unordered_set<std::string>& unwelcomed) {
   std::vector<Outgoing> early;
-  std::unordered_set<std::string> welcomed;  // few: a HELLO per connection
+  std::unordered_set<std::string> welcomed = unwelcomed;  // few: a HELLO per connection
   std::size_t kept = 0;
   for (auto& out : outbox_) {
     if (std::holds_alternative<protocol::Welcome>(out.message)) welcomed.insert(out.node_id);

@@ -141,7 +141,9 @@ class ProxyCore {
   // the node's copy, unknown to the proxy, is dropped at its HELLO (or its
   // result refused). The shell sends these, then commits, then sends the
   // rest (take_outbox()), so the run overlaps the proxy's fsync.
-  std::vector<Outgoing> take_early();
+  // `unwelcomed`: nodes whose WELCOME was taken earlier and has not left
+  // yet (a log entry in flight holds it); their JOB waits too.
+  std::vector<Outgoing> take_early(const std::unordered_set<std::string>& unwelcomed = {});
 
  private:
   using Active = JobBook::Active;

@@ -123,6 +123,28 @@ TEST_CASE("early sends: the proxy's JOB leaves before the commit, its ACK after"
   }
 }
 
+TEST_CASE("early sends: no JOB overtakes a WELCOME still waiting in a log entry in flight") {
+  storage::MemoryStore store;
+  proxy::ProxyCore core(store, proxy_options());
+  REQUIRE(core.on_hello(hello("node-a", 2), "peer-a", 0).accepted);
+  REQUIRE(core.on_hello(hello("node-b", 2), "peer-b", 0).accepted);
+  REQUIRE(core.staged().commit().ok());
+  core.take_outbox();  // node-b's WELCOME: taken, not sent yet (an entry in flight)
+  protocol::Submit s;
+  s.jobs = {sleep_spec("t1", "node-a"), sleep_spec("t2", "node-a"), sleep_spec("t3", "node-a"),
+            sleep_spec("t4", "node-a")};
+  core.on_message("node-a", s, 0);
+  core.dispatch(0);
+  auto early = core.take_early({"node-b"});
+  REQUIRE_FALSE(early.empty());
+  for (const auto& o : early) CHECK(o.node_id == "node-a");
+  bool job_for_b = false;
+  for (const auto& o : core.take_outbox()) {
+    job_for_b |= o.node_id == "node-b" && std::holds_alternative<protocol::Job>(o.message);
+  }
+  CHECK(job_for_b);  // with the rest, after its entry
+}
+
 TEST_CASE("early sends: a proxy that died before its commit has its jobs submitted again") {
   storage::MemoryStore store;
   {
