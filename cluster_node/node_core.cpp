@@ -193,16 +193,17 @@ std::vector<protocol::Message> NodeCore::take_early() {
       !origin_.issued_below_durable_mark()) {
     return {};
   }
+  return protocol::split_batch(take_new_submissions());
+}
+
+protocol::Submit NodeCore::take_new_submissions() {
   pending_submit_.first = true;  // accepted on this connection, never sent before
-  return protocol::split_batch(std::exchange(pending_submit_, {}));
+  return std::exchange(pending_submit_, {});
 }
 
 std::vector<protocol::Message> NodeCore::take_outbox() {
   // New submissions and results of one turn of the event loop travel together.
-  if (!pending_submit_.jobs.empty()) {
-    pending_submit_.first = true;  // accepted on this connection, never sent before
-    outbox_.push_back(std::exchange(pending_submit_, {}));
-  }
+  if (!pending_submit_.jobs.empty()) outbox_.push_back(take_new_submissions());
   if (!pending_results_.reports.empty()) outbox_.push_back(std::exchange(pending_results_, {}));
   // Every frame within the limit, however large the batch (protocol/batching.h).
   std::vector<protocol::Message> out = std::exchange(outbox_, {});

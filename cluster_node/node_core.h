@@ -209,6 +209,8 @@ class NodeCore {
   std::deque<std::string> remote_order_;
   std::vector<protocol::Message> outbox_;
   protocol::Submit pending_submit_;
+  // The turn's new submissions as one SUBMIT (marked `first`), emptied.
+  protocol::Submit take_new_submissions();
   protocol::Result pending_results_;
   NodeEvents events_;
 };

@@ -81,15 +81,20 @@ std::set<std::string> submitted(const std::vector<protocol::Message>& out) {
   return t;
 }
 
+// node-a and node-b join; their WELCOMEs are taken (committed, sent).
+void join_two(proxy::ProxyCore& core) {
+  REQUIRE(core.on_hello(hello("node-a", 2), "peer-a", 0).accepted);
+  REQUIRE(core.on_hello(hello("node-b", 2), "peer-b", 0).accepted);
+  REQUIRE(core.staged().commit().ok());
+  core.take_outbox();
+}
+
 }  // namespace
 
 TEST_CASE("early sends: the proxy's JOB leaves before the commit, its ACK after") {
   storage::MemoryStore store;
   proxy::ProxyCore core(store, proxy_options());
-  REQUIRE(core.on_hello(hello("node-a", 2), "peer-a", 0).accepted);
-  REQUIRE(core.on_hello(hello("node-b", 2), "peer-b", 0).accepted);
-  REQUIRE(core.staged().commit().ok());
-  core.take_outbox();
+  join_two(core);
 
   protocol::Submit s;
   s.jobs = {sleep_spec("t1", "node-a"), sleep_spec("t2", "node-a")};
@@ -126,10 +131,7 @@ TEST_CASE("early sends: the proxy's JOB leaves before the commit, its ACK after"
 TEST_CASE("early sends: no JOB overtakes a WELCOME still waiting in a log entry in flight") {
   storage::MemoryStore store;
   proxy::ProxyCore core(store, proxy_options());
-  REQUIRE(core.on_hello(hello("node-a", 2), "peer-a", 0).accepted);
-  REQUIRE(core.on_hello(hello("node-b", 2), "peer-b", 0).accepted);
-  REQUIRE(core.staged().commit().ok());
-  core.take_outbox();  // node-b's WELCOME: taken, not sent yet (an entry in flight)
+  join_two(core);  // node-b's WELCOME here stands for one taken, not yet sent (an entry in flight)
   protocol::Submit s;
   s.jobs = {sleep_spec("t1", "node-a"), sleep_spec("t2", "node-a"), sleep_spec("t3", "node-a"),
             sleep_spec("t4", "node-a")};
