@@ -283,3 +283,55 @@ TEST_CASE("early sends: a node whose counter reservation is not committed sends 
 }
 
 }  // namespace jc
+
+namespace jc {
+
+// Whatever put the proxy and a node out of step (here: a JOB that overtook
+// the WELCOME whose drop list then removed it, the bug fixed in take_early),
+// the periodic exchange heals it: the node answers UNKNOWN for a job the
+// proxy believes it holds, and the proxy queues the job again.
+TEST_CASE("early sends: a job its node does not hold is queued again by the periodic exchange") {
+  storage::MemoryStore proxy_store;
+  proxy::ProxyCore proxy(proxy_store, proxy_options());
+  join_two(proxy);
+  protocol::Submit s;
+  s.jobs = {sleep_spec("t1", "node-a"), sleep_spec("t2", "node-a"), sleep_spec("t3", "node-a"),
+            sleep_spec("t4", "node-a")};
+  proxy.on_message("node-a", s, 0);
+  proxy.dispatch(0);
+  REQUIRE(proxy.staged().commit().ok());
+  std::optional<protocol::Job> job;
+  for (auto& o : proxy.take_outbox()) {
+    if (o.node_id == "node-b" && std::holds_alternative<protocol::Job>(o.message)) {
+      job = std::get<protocol::Job>(std::move(o.message));
+    }
+  }
+  REQUIRE(job.has_value());
+  REQUIRE_FALSE(job->jobs.empty());
+  const std::string t = job->jobs.front().spec.ticket;
+  REQUIRE(proxy.find_job(t)->state == JobState::kRunning);
+
+  storage::MemoryStore node_store;
+  node::NodeOptions opts = node_options();
+  opts.node_id = "node-b";
+  node::NodeCore node(node_store, opts);
+  REQUIRE(node.recover().ok());
+  node.on_message(std::move(*job), 1);  // the JOB first ...
+  protocol::Welcome w = welcome();
+  w.drop = {t};
+  node.on_message(w, 1);  // ... then the WELCOME that drops it
+  REQUIRE(node.staged().commit().ok());
+  node.committed();
+  node.take_outbox();
+
+  proxy.exchange_results(2);
+  for (auto& o : proxy.take_outbox()) {
+    if (o.node_id == "node-b") node.on_message(std::move(o.message), 2);
+  }
+  REQUIRE(node.staged().commit().ok());
+  node.committed();
+  for (auto& m : node.take_outbox()) proxy.on_message("node-b", std::move(m), 3);
+  CHECK(proxy.find_job(t)->state == JobState::kQueued);
+}
+
+}  // namespace jc
