@@ -1,10 +1,22 @@
 // Results owed to nodes. The one owner of
-//   n/<origin>/<ticket>   "" : a result its origin node has not acknowledged yet
+//   n/<origin>/<ticket>   results its origin node has not acknowledged yet, a
+//                         batch per origin and commit: the tickets, each
+//                         followed by a newline, the first of them in the
+//                         key (a ticket is owed once, so keys never repeat).
+//                         The record goes once every ticket in it has been
+//                         acknowledged. Records of earlier builds hold "":
+//                         the one ticket of the key.
 // and, in memory, of who waits for a job's result besides its origin (a
 // node whose client asked for a job not final yet), and of when a result
 // pushed on the current connection is pushed again.
+//
+// A batch written once and deleted once costs two record writes per
+// commit instead of two per job. A restart offers again the acknowledged
+// results of a batch not wholly acknowledged: the origin acknowledges a
+// result it holds again, as it does any repeated result.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <set>
 #include <string>
@@ -42,15 +54,27 @@ class ResultNotices {
   static std::string key(const std::string& origin, const std::string& t) {
     return "n/" + origin + "/" + t;
   }
+  struct Batch {
+    std::string key;
+    std::size_t left = 0;  // its tickets not acknowledged yet
+  };
+  struct Owed {
+    std::uint64_t batch = 0;
+    // Exchanges before a result pushed to its origin on this connection is
+    // pushed again: the node acknowledges what it reads, and a result of
+    // megabytes pushed every REQUEST_RESULT_PERIOD only queues copies.
+    int wait = 0;
+  };
+  static constexpr int kRenotifyRounds = 30;
+  // Enters `ticket` as owed to `origin` from the batch `id`.
+  Owed& enter(const std::string& origin, const std::string& ticket, std::uint64_t id);
 
   storage::Staged& staged_;
-  std::map<std::string, std::set<std::string>> unnotified_;  // origin -> tickets
+  std::map<std::string, std::unordered_map<std::string, Owed>> unnotified_;  // origin -> ticket
+  std::unordered_map<std::uint64_t, Batch> batches_;
+  std::unordered_map<std::string, std::uint64_t> open_;  // origin -> its batch staged last
+  std::uint64_t next_batch_ = 1;
   std::unordered_map<std::string, std::set<std::string>> watchers_;
-  // Exchanges before a result pushed to its origin on this connection is
-  // pushed again: the node acknowledges what it reads, and a result of
-  // megabytes pushed every REQUEST_RESULT_PERIOD only queues copies.
-  std::unordered_map<std::string, int> wait_;
-  static constexpr int kRenotifyRounds = 30;
 };
 
 }  // namespace jc::proxy

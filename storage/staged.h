@@ -9,7 +9,11 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <initializer_list>
+#include <optional>
+#include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "storage/store.h"
@@ -26,6 +30,9 @@ class Stage {
   void set(std::string key, std::optional<std::string> value);
   // nullptr: not staged here; else the staged value (nullopt: deleted).
   const std::optional<std::string>* find(std::string_view key) const;
+  std::optional<std::string>* find(std::string_view key) {
+    return const_cast<std::optional<std::string>*>(std::as_const(*this).find(key));
+  }
   bool empty() const { return ops_.empty(); }
   std::size_t size() const { return ops_.size(); }
   WriteBatch::Ops take();
@@ -54,6 +61,16 @@ class Staged {
   Status get(std::string_view key, std::string* value) const;
   void put(std::string key, std::string value) { pending_.set(std::move(key), std::move(value)); }
   void del(std::string key) { pending_.set(std::move(key), std::nullopt); }
+  // Appends `pieces` to the value staged for `key` in this stage and returns
+  // true; false when this stage holds no value for it (not staged, deleted,
+  // or committed already). For records written whole within one stage, such
+  // as a batch that gathers a turn's entries under one key.
+  bool append_staged(std::string_view key, std::initializer_list<std::string_view> pieces) {
+    std::optional<std::string>* staged = pending_.find(key);
+    if (staged == nullptr || !*staged) return false;
+    for (std::string_view piece : pieces) (*staged)->append(piece);
+    return true;
+  }
   // The commit must reach the disk before anything is acknowledged.
   void require_sync() { sync_ = true; }
   bool empty() const { return pending_.empty(); }
