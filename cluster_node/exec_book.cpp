@@ -24,7 +24,7 @@ bool ExecBook::advance(const std::string& t, JobState& state, protocol::JobEvent
   return true;
 }
 
-Status ExecBook::recover(const std::unordered_set<std::string>& origin_unforwarded,
+Status ExecBook::recover(const std::function<bool(const std::string&)>& origin_unforwarded,
                          std::size_t& was_running) {
   return staged_.store().scan("x/", [&](std::string_view k, std::string_view bytes) {
     std::string t(k.substr(2));
@@ -34,7 +34,7 @@ Status ExecBook::recover(const std::unordered_set<std::string>& origin_unforward
       return true;
     }
     apply_outcome(t, rec);
-    if (rec.local && origin_unforwarded.count(t)) local_claimed_.insert(t);
+    if (rec.local && origin_unforwarded(t)) local_claimed_.insert(t);
     if (protocol::is_final(rec.state)) {
       if (rec.delivered) {
         delivered_records_.insert(t);

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <set>
 #include <optional>
 #include <string>
@@ -39,7 +40,7 @@ class ExecBook {
   // `origin_unforwarded` says which of this node's own jobs the proxy never
   // acknowledged (a local run of one of them is a claim). `was_running`:
   // how many records of earlier builds said RUNNING.
-  Status recover(const std::unordered_set<std::string>& origin_unforwarded,
+  Status recover(const std::function<bool(const std::string&)>& origin_unforwarded,
                  std::size_t& was_running);
 
   // A job the proxy gives: false when it is here already (held, or its

@@ -53,7 +53,7 @@ Status NodeCore::recover() {
   if (Status cs = callbacks_.recover(); !cs.ok()) return cs;
   if (Status s = origin_.recover(); !s.ok()) return s;
   std::size_t was_running = 0;  // records of earlier builds that said so
-  if (Status s = exec_.recover(origin_.unforwarded_set(), was_running); !s.ok()) return s;
+  if (Status s = exec_.recover([this](const std::string& t) { return origin_.unforwarded(t); }, was_running); !s.ok()) return s;
   if (Status s = index_final_records(); !s.ok()) return s;
   // Every held job runs from the start: one that ran when the node stopped
   // is not told apart from one that waited (its start is not written).

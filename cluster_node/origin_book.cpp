@@ -45,13 +45,36 @@ Status OriginBook::recover() {
   return staged_.store().scan("u/", [&](std::string_view k, std::string_view v) {
     std::string t(k.substr(2));
     OriginRecord rec;
-    if (load(t, rec)) {
-      order_.push_back(t);
-      unforwarded_.insert(t);
-      if (v == kUnsent) unsent_.insert(t);
+    if (v.empty() || v == kUnsent) {  // a job's record of its own
+      if (load(t, rec)) {
+        enter(t, 0);
+        if (v == kUnsent) unsent_.insert(t);
+      }
+      return true;
+    }
+    const std::uint64_t id = next_batch_++;
+    batches_[id].key = std::string(k);
+    for (std::size_t at = 0; at < v.size();) {
+      std::size_t end = v.find('\n', at);
+      if (end == std::string_view::npos) end = v.size();
+      // One with its result came back from the proxy, which had it: the
+      // acknowledgement of the rest of the batch was still to come.
+      std::string job(v.substr(at, end - at));
+      if (!job.empty() && load(job, rec) && !rec.has_result) enter(job, id);
+      at = end + 1;
+    }
+    if (batches_[id].left == 0) {  // all of it acknowledged, or expired
+      staged_.del(std::string(k));
+      batches_.erase(id);
     }
     return true;
   });
+}
+
+void OriginBook::enter(const std::string& t, std::uint64_t id) {
+  if (!unforwarded_.try_emplace(t, id).second) return;
+  order_.push_back(t);
+  if (id != 0) ++batches_[id].left;
 }
 
 std::string OriginBook::accept(protocol::JobSpec& spec, TimeMs now, const std::string& node_id,
@@ -73,10 +96,23 @@ std::string OriginBook::accept(protocol::JobSpec& spec, TimeMs now, const std::s
   spec_bytes = protocol::to_bytes(spec);
   staged_.put(key(ticket), fresh_origin_record(spec_bytes));
   pending_[ticket] = Pending{spec.owner, spec.is_api && !spec.api.callback_url.empty()};
-  staged_.put(unforwarded_key(ticket), connected ? "" : std::string(kUnsent));
-  if (!connected) unsent_.insert(ticket);
-  order_.push_back(ticket);
-  unforwarded_.insert(ticket);
+  if (!connected) {
+    staged_.put(unforwarded_key(ticket), std::string(kUnsent));
+    unsent_.insert(ticket);
+    enter(ticket, 0);
+    return ticket;
+  }
+  // Into the batch of this commit, or a new one.
+  auto open = batches_.find(open_batch_);
+  if (open == batches_.end() || !staged_.append_staged(open->second.key, {ticket, "\n"})) {
+    open_batch_ = next_batch_++;
+    open = batches_.try_emplace(open_batch_, Batch{unforwarded_key(ticket), 0}).first;
+    std::string line;
+    line.reserve(ticket.size() * 8);  // room for a few more
+    line.append(ticket).push_back('\n');
+    staged_.put(open->second.key, std::move(line));
+  }
+  enter(ticket, open_batch_);
   return ticket;
 }
 
@@ -132,13 +168,25 @@ bool OriginBook::expired_here(const std::string& t) const {
 }
 
 void OriginBook::mark_sent(const std::string& t) {
+  // Its record of its own says so (it is never in a batch).
   if (unsent_.erase(t)) staged_.put(unforwarded_key(t), "");
 }
 
 void OriginBook::acknowledged(const std::vector<std::string>& tickets) {
   for (const auto& t : tickets) {
-    if (unforwarded_.erase(t)) staged_.del(unforwarded_key(t));
     unsent_.erase(t);
+    auto it = unforwarded_.find(t);
+    if (it == unforwarded_.end()) continue;
+    const std::uint64_t id = it->second;
+    unforwarded_.erase(it);
+    if (id == 0) {
+      staged_.del(unforwarded_key(t));
+      continue;
+    }
+    auto batch = batches_.find(id);
+    if (batch == batches_.end() || --batch->second.left > 0) continue;
+    staged_.del(batch->second.key);
+    batches_.erase(batch);
   }
   while (!order_.empty() && !unforwarded_.count(order_.front())) order_.pop_front();
 }

@@ -8,14 +8,20 @@
 //   o/<ticket>            OriginRecord (node_records.h): the job as accepted, written
 //                         once (records of earlier builds also hold its result)
 //   r/<ticket>            OriginOutcome: its state and result, once the result came
-//   u/<ticket>            "" : not yet acknowledged by the proxy;
-//                         "unsent" : and never sent to it (accepted while it was away)
+//   u/<ticket>            jobs not yet acknowledged by the proxy: a batch per
+//                         commit, its tickets each followed by a newline, the
+//                         first of them in the key; gone once the proxy has
+//                         acknowledged all of it. "unsent" : the key's one job,
+//                         never sent to the proxy (accepted while it was
+//                         away); "" : the key's one job, sent since, or
+//                         a record of an earlier build
 // and, in memory, of which jobs the proxy has not acknowledged, in order.
 #pragma once
 
 #include <deque>
 #include <functional>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -89,7 +95,6 @@ class OriginBook {
   // Forwarding to the proxy.
   bool unforwarded(const std::string& t) const { return unforwarded_.count(t) > 0; }
   std::size_t unforwarded_count() const { return unforwarded_.size(); }
-  const std::unordered_set<std::string>& unforwarded_set() const { return unforwarded_; }
   // Those not acknowledged, in the order they came.
   const std::deque<std::string>& order() const { return order_; }
   // Never sent to the proxy: nobody else can have run it.
@@ -114,7 +119,18 @@ class OriginBook {
   std::uint64_t durable_reserved_ = 1;  // m/counter as last committed
   std::uint64_t expired_upto_ = 0;  // m/expired
   std::deque<std::string> order_;   // unforwarded_, in submission order (with acknowledged ones)
-  std::unordered_set<std::string> unforwarded_;
+  // Each unforwarded job's u/ record: a batch's number, or 0 for a record
+  // of its own ("unsent", or sent since).
+  std::unordered_map<std::string, std::uint64_t> unforwarded_;
+  struct Batch {
+    std::string key;
+    std::size_t left = 0;  // its jobs not acknowledged yet
+  };
+  std::unordered_map<std::uint64_t, Batch> batches_;
+  std::uint64_t open_batch_ = 0;  // the batch staged last
+  std::uint64_t next_batch_ = 1;
+  // Enters `t` as unforwarded, from batch `id` (0: a record of its own).
+  void enter(const std::string& t, std::uint64_t id);
   // Of the unforwarded jobs, those never sent to the proxy: nobody else can
   // run them, so their local run's result shows at once (u/ says "unsent").
   std::unordered_set<std::string> unsent_;
