@@ -53,30 +53,17 @@ protocol::SweepOutcome NodeCore::sweep(TimeMs now) {
   std::vector<std::string> gone;  // keys of removed records
   std::string first_index, last_index;
   std::size_t visited = 0;
-  staged_.store().scan(protocol::kExpiryPrefix, [&](std::string_view key, std::string_view) {
-    auto parsed = protocol::parse_expiry_key(key);
-    if (parsed && parsed->first == 0) {
-      // No final time known (a record of an earlier build): it counts from now.
-      staged_.del(std::string(key));
-      staged_.put(protocol::expiry_key(now, parsed->second), "");
-      return true;
-    }
-    if (parsed && !retention.expired(parsed->first, now)) return false;
-    if (gone.size() >= kSweepBatch || ++visited > 4 * kSweepBatch) {
-      out.more = true;
-      return false;
-    }
-    std::string record_key = parsed ? std::string(parsed->second) : std::string();
+  // Looks at one record an index entry names; false when the entry must
+  // stay (the record is not done with), true when it may go.
+  auto visit = [&](const std::string& record_key, std::int64_t at) {
     std::string ticket = record_key.size() > 2 ? record_key.substr(2) : std::string();
-    bool remove_index = true;
     if (record_key.rfind("o/", 0) == 0) {
       OriginRecord rec;
       if (origin_.load(ticket, rec)) {
         if (origin_.unforwarded(ticket)) {
-          remove_index = false;  // the proxy has not even got it: kept, looked at again
+          return false;  // the proxy has not even got it: kept, looked at again
         } else if (rec.has_result &&
-                   retention.expired(rec.result.final_time() != 0 ? rec.result.final_time()
-                                                                  : parsed->first,
+                   retention.expired(rec.result.final_time() != 0 ? rec.result.final_time() : at,
                                      now)) {
           origin_.erase(ticket);  // o/ and r/
           gone.push_back(record_key);
@@ -88,16 +75,47 @@ protocol::SweepOutcome NodeCore::sweep(TimeMs now) {
       ExecRecord rec;
       if (exec_.load(ticket, rec)) {
         if (exec_.undelivered(ticket) || exec_.holds(ticket)) {
-          remove_index = false;  // its result is still on its way to the proxy
+          return false;  // its result is still on its way to the proxy
         } else if (protocol::is_final(rec.state) &&
-                   retention.expired(rec.result.final_time() != 0 ? rec.result.final_time()
-                                                                  : parsed->first,
+                   retention.expired(rec.result.final_time() != 0 ? rec.result.final_time() : at,
                                      now)) {
           exec_.forget(ticket);  // x/ and d/
           gone.push_back(record_key);
         }
       }
     }
+    return true;
+  };
+  staged_.store().scan(protocol::kExpiryPrefix, [&](std::string_view key, std::string_view value) {
+    auto parsed = protocol::parse_expiry_key(key);
+    if (parsed && parsed->first == 0) {
+      // No final time known (a record of an earlier build): it counts from now.
+      staged_.del(std::string(key));
+      staged_.put(protocol::expiry_key(now, parsed->second), std::string(value));
+      return true;
+    }
+    if (parsed && !retention.expired(parsed->first, now)) return false;
+    if (gone.size() >= kSweepBatch || ++visited > 4 * kSweepBatch) {
+      out.more = true;
+      return false;
+    }
+    const std::int64_t at = parsed ? parsed->first : 0;
+    std::string record_key = parsed ? std::string(parsed->second) : std::string();
+    bool remove_index = visit(record_key, at);
+    // A batch (OriginBook::index_result): more origin records of the same
+    // final time, each after a newline. One that must stay gets an entry
+    // of its own.
+    const bool batch = !value.empty();
+    for (std::size_t pos = 0; pos < value.size();) {
+      std::size_t end = value.find('\n', pos + 1);
+      if (end == std::string_view::npos) end = value.size();
+      std::string member = "o/" + std::string(value.substr(pos + 1, end - pos - 1));
+      if (member.size() > 2 && !visit(member, at)) {
+        staged_.put(protocol::expiry_key(at, member), "");
+      }
+      pos = end;
+    }
+    if (!remove_index && batch) staged_.put(std::string(key), "");  // its members are done with
     if (remove_index) {
       staged_.del(std::string(key));
       if (first_index.empty()) first_index = key;

@@ -147,7 +147,16 @@ void OriginBook::store(const std::string& t, const OriginRecord& rec) {
   outcome.result = rec.result;
   outcome.attempts = rec.attempts;
   staged_.put(outcome_key(t), protocol::to_record(outcome));
-  if (rec.has_result) staged_.put(protocol::expiry_key(rec.result.final_time(), "o/" + t), "");
+  if (rec.has_result) index_result(t, rec.result.final_time());
+}
+
+void OriginBook::index_result(const std::string& t, std::int64_t final_ms) {
+  // Results of one commit with the same final time share an entry: the
+  // first in its key, the others after it, each after a newline.
+  if (open_index_final_ == final_ms && staged_.append_staged(open_index_, {"\n", t})) return;
+  open_index_ = protocol::expiry_key(final_ms, "o/" + t);
+  open_index_final_ = final_ms;
+  staged_.put(open_index_, "");
 }
 
 bool OriginBook::has(const std::string& t) const {

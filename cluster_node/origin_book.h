@@ -131,6 +131,12 @@ class OriginBook {
   std::uint64_t next_batch_ = 1;
   // Enters `t` as unforwarded, from batch `id` (0: a record of its own).
   void enter(const std::string& t, std::uint64_t id);
+  // Its entry in the expiry index, e/<final ms>/o/<ticket>: of its own, or
+  // in the entry this commit opened for results of that final time (its
+  // value lists them, each after a newline).
+  void index_result(const std::string& t, std::int64_t final_ms);
+  std::string open_index_;
+  std::int64_t open_index_final_ = -1;
   // Of the unforwarded jobs, those never sent to the proxy: nobody else can
   // run them, so their local run's result shows at once (u/ says "unsent").
   std::unordered_set<std::string> unsent_;

@@ -54,19 +54,27 @@ protocol::SweepOutcome ProxyExpiry::sweep(TimeMs now, std::size_t batch) {
       out.more = true;
       return false;
     }
-    std::string ticket = parsed ? std::string(parsed->second) : std::string();
     staged_.del(std::string(key));
-    if (!ticket.empty()) {
-      book_.erase_finished(ticket);
-      if (auto parts = protocol::parse_ticket(ticket)) {
-        auto& upto = expired_upto_[std::string(parts->prefix)];
-        if (parts->counter > upto) {
-          upto = parts->counter;
-          staged_.put(watermark_key(parts->prefix), std::to_string(upto));
+    // The key's ticket, and the others of the entry after its origin.
+    std::vector<std::string> tickets{parsed ? std::string(parsed->second) : std::string()};
+    for (std::size_t at = value.find('\n'); at != std::string_view::npos;) {
+      std::size_t end = value.find('\n', at + 1);
+      tickets.emplace_back(value.substr(at + 1, (end == std::string_view::npos ? value.size() : end) - at - 1));
+      at = end;
+    }
+    for (auto& ticket : tickets) {
+      if (!ticket.empty()) {
+        book_.erase_finished(ticket);
+        if (auto parts = protocol::parse_ticket(ticket)) {
+          auto& upto = expired_upto_[std::string(parts->prefix)];
+          if (parts->counter > upto) {
+            upto = parts->counter;
+            staged_.put(watermark_key(parts->prefix), std::to_string(upto));
+          }
         }
       }
+      gone.emplace_back(std::string(key), std::move(ticket));
     }
-    gone.emplace_back(std::string(key), std::move(ticket));
     return true;
   });
   if (gone.empty()) return out;

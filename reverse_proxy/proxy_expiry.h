@@ -1,6 +1,9 @@
 // Retention on the proxy (RESULT_TTL): which finished jobs expire when, and
 // which tickets are gone. The one owner of
-//   e/<final ms>/<ticket>  origin node: the expiry index of f/ (protocol/retention.h)
+//   e/<final ms>/<ticket>  the expiry index of f/ (protocol/retention.h): the
+//                          origin node, then the other tickets of this
+//                          commit with the same final time, each after a
+//                          newline (records of earlier builds: one ticket)
 //   w/<prefix>             the highest counter of that ticket prefix removed by expiry
 //   m/expiry_index         "1" once f/ records written before the index have entries in it
 // A sweep removes a job's f/ and s/ through the job book; a result its
@@ -31,7 +34,10 @@ class ProxyExpiry {
   Status recover(TimeMs now);
   // A job final at `final_ms`: its entry in the index.
   void index(const std::string& ticket, TimeMs final_ms, const std::string& origin) {
-    staged_.put(protocol::expiry_key(final_ms, ticket), origin);
+    if (open_final_ == final_ms && staged_.append_staged(open_key_, {"\n", ticket})) return;
+    open_key_ = protocol::expiry_key(final_ms, ticket);
+    open_final_ = final_ms;
+    staged_.put(open_key_, origin);
   }
   // Removes at most `batch` jobs final for longer than RESULT_TTL.
   protocol::SweepOutcome sweep(TimeMs now, std::size_t batch);
@@ -48,6 +54,9 @@ class ProxyExpiry {
   std::shared_ptr<spdlog::logger> log_;
   // The highest counter removed by expiry, per ticket prefix (w/ keys).
   std::unordered_map<std::string, std::uint64_t> expired_upto_;
+  // The entry this commit opened, which later jobs of the same final time join.
+  std::string open_key_;
+  TimeMs open_final_ = -1;
 };
 
 }  // namespace jc::proxy

@@ -290,6 +290,8 @@ TEST_CASE("proxy retention: the sweep removes records and index, and remembers")
   p.run({kA3}, kT0 + 1000);
   // Node "a" never acknowledged the results: their notices wait too.
   REQUIRE(notices_in(store) == 3);
+  // The two finished together share an index entry.
+  REQUIRE(keys_with(store, "e/") == 2);
 
   auto early = p.core.sweep(kT0 + kTtl - 1);
   p.flush();
@@ -492,6 +494,44 @@ TEST_CASE("node retention: its clients' jobs expire with the proxy's final time"
   REQUIRE(p3);
   CHECK(p3->counter > 2);
   CHECK(again.core.lookup(t3, kT0 + 10 + kTtl).state == JobState::kQueued);
+}
+
+TEST_CASE("node retention: results of one commit and final time share an index entry") {
+  storage::MemoryStore store;
+  Node n(store);
+  n.connect();
+  protocol::JobSpec spec;
+  std::string t1 = n.core.submit(spec, kT0);
+  std::string t2 = n.core.submit(spec, kT0);
+  std::string t3 = n.core.submit(spec, kT0);
+  n.flush();
+  bool t2_first = false;
+  SUBCASE("the entry's own job is done with first") {}
+  SUBCASE("the entry's own job must stay") { t2_first = true; }
+  // t2's acknowledgement is still to come: it stays past its time.
+  n.receive(protocol::Ack{protocol::AckKind::kSubmitted, {t1, t3}, {}});
+  protocol::Result r;
+  if (t2_first) r.reports.push_back(proxy_result(t2, kT0 + 10));
+  r.reports.push_back(proxy_result(t1, kT0 + 10));
+  if (!t2_first) r.reports.push_back(proxy_result(t2, kT0 + 10));
+  r.reports.push_back(proxy_result(t3, kT0 + 20));
+  n.receive(r);
+  CHECK(keys_with(store, "e/") == 2);
+
+  auto swept = n.core.sweep(kT0 + 20 + kTtl);
+  n.flush();
+  CHECK(swept.removed == 2);  // t1 and t3
+  CHECK(keys_with(store, "o/") == 1);
+  CHECK(keys_with(store, "e/") == 1);  // t2's, looked at again
+  CHECK(n.core.lookup(t2, kT0 + 20 + kTtl).state == JobState::kExpired);
+
+  n.receive(protocol::Ack{protocol::AckKind::kSubmitted, {t2}, {}});
+  swept = n.core.sweep(kT0 + 20 + kTtl);
+  n.flush();
+  CHECK(swept.removed == 1);
+  CHECK(keys_with(store, "o/") == 0);
+  CHECK(keys_with(store, "r/") == 0);
+  CHECK(keys_with(store, "e/") == 0);
 }
 
 TEST_CASE("node retention: a result leaves the job's o/ record as accepted and is its r/ record") {
