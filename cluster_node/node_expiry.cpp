@@ -190,7 +190,8 @@ JobReport NodeCore::lookup(const std::string& ticket, TimeMs now) const {
     return r;
   }
   if (auto it = remote_.find(ticket); it != remote_.end()) {
-    if (retention.expired(it->second.result.final_time(), now)) return protocol::expired_report(ticket);
+    if (retention.expired(it->second.result.final_time(), now))
+      return protocol::expired_report(ticket);
     return it->second;
   }
   if (r.state == JobState::kUnknown && retention.enabled()) {

@@ -223,9 +223,10 @@ std::vector<protocol::GetAllEntry> OriginBook::getall(
       return 0;
     }
   };
-  std::sort(out.begin(), out.end(), [&](const protocol::GetAllEntry& a, const protocol::GetAllEntry& b) {
-    return counter(a.ticket) < counter(b.ticket);
-  });
+  std::sort(out.begin(), out.end(),
+            [&](const protocol::GetAllEntry& a, const protocol::GetAllEntry& b) {
+              return counter(a.ticket) < counter(b.ticket);
+            });
   return out;
 }
 

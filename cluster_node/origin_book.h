@@ -104,7 +104,8 @@ class OriginBook {
   // The proxy holds these durably.
   void acknowledged(const std::vector<std::string>& tickets);
 
-  std::vector<protocol::GetAllEntry> getall(const std::function<bool(const OriginRecord&)>& shown) const;
+  std::vector<protocol::GetAllEntry> getall(
+      const std::function<bool(const OriginRecord&)>& shown) const;
 
  private:
   // What became of the job (its r/ record), over `rec` read from o/.
@@ -117,8 +118,8 @@ class OriginBook {
   std::uint64_t counter_ = 1;           // the next ticket's
   std::uint64_t reserved_ = 1;          // m/counter as staged
   std::uint64_t durable_reserved_ = 1;  // m/counter as last committed
-  std::uint64_t expired_upto_ = 0;  // m/expired
-  std::deque<std::string> order_;   // unforwarded_, in submission order (with acknowledged ones)
+  std::uint64_t expired_upto_ = 0;      // m/expired
+  std::deque<std::string> order_;  // unforwarded_, in submission order (with acknowledged ones)
   // Each unforwarded job's u/ record: a batch's number, or 0 for a record
   // of its own ("unsent", or sent since).
   std::unordered_map<std::string, std::uint64_t> unforwarded_;

@@ -59,7 +59,8 @@ protocol::SweepOutcome ProxyExpiry::sweep(TimeMs now, std::size_t batch) {
     std::vector<std::string> tickets{parsed ? std::string(parsed->second) : std::string()};
     for (std::size_t at = value.find('\n'); at != std::string_view::npos;) {
       std::size_t end = value.find('\n', at + 1);
-      tickets.emplace_back(value.substr(at + 1, (end == std::string_view::npos ? value.size() : end) - at - 1));
+      tickets.emplace_back(
+          value.substr(at + 1, (end == std::string_view::npos ? value.size() : end) - at - 1));
       at = end;
     }
     for (auto& ticket : tickets) {
@@ -81,8 +82,8 @@ protocol::SweepOutcome ProxyExpiry::sweep(TimeMs now, std::size_t batch) {
   out.removed = gone.size();
   // The index's range, and the finished records' (tickets scatter over it).
   out.compact.emplace_back(gone.front().first, gone.back().first);
-  auto [lo, hi] = std::minmax_element(gone.begin(), gone.end(),
-                                      [](const auto& a, const auto& b) { return a.second < b.second; });
+  auto [lo, hi] = std::minmax_element(
+      gone.begin(), gone.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
   out.compact.emplace_back(JobBook::finished_key(lo->second), JobBook::finished_key(hi->second));
   out.compact.emplace_back(JobBook::spec_key(lo->second), JobBook::spec_key(hi->second));
   log_->debug("swept expired jobs count={} more={}", out.removed, out.more);

@@ -96,7 +96,8 @@ std::vector<std::string> ResultNotices::due(const std::string& origin, std::size
   return out;
 }
 
-std::set<std::string> ResultNotices::recipients(const std::string& ticket, const std::string& origin) {
+std::set<std::string> ResultNotices::recipients(const std::string& ticket,
+                                                const std::string& origin) {
   std::set<std::string> targets;
   if (auto it = watchers_.find(ticket); it != watchers_.end()) {
     targets = std::move(it->second);
