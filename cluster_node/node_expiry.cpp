@@ -7,6 +7,7 @@
 
 #include "cluster_node/node_core.h"
 #include "protocol/codec.h"
+#include "storage/ticket_batches.h"
 
 namespace jc::node {
 
@@ -106,15 +107,10 @@ protocol::SweepOutcome NodeCore::sweep(TimeMs now) {
     // final time, each after a newline. One that must stay gets an entry
     // of its own.
     const bool batch = !value.empty();
-    for (std::size_t pos = 0; pos < value.size();) {
-      std::size_t end = value.find('\n', pos + 1);
-      if (end == std::string_view::npos) end = value.size();
-      std::string member = "o/" + std::string(value.substr(pos + 1, end - pos - 1));
-      if (member.size() > 2 && !visit(member, at)) {
-        staged_.put(protocol::expiry_key(at, member), "");
-      }
-      pos = end;
-    }
+    storage::for_each_line(value, [&](std::string_view ticket) {
+      std::string member = "o/" + std::string(ticket);
+      if (!visit(member, at)) staged_.put(protocol::expiry_key(at, member), "");
+    });
     if (!remove_index && batch) staged_.put(std::string(key), "");  // its members are done with
     if (remove_index) {
       staged_.del(std::string(key));

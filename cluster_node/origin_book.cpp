@@ -52,21 +52,14 @@ Status OriginBook::recover() {
       }
       return true;
     }
-    const std::uint64_t id = next_batch_++;
-    batches_[id].key = std::string(k);
-    for (std::size_t at = 0; at < v.size();) {
-      std::size_t end = v.find('\n', at);
-      if (end == std::string_view::npos) end = v.size();
+    const std::uint64_t id = batches_.read(std::string(k));
+    storage::for_each_line(v, [&](std::string_view line) {
       // One with its result came back from the proxy, which had it: the
       // acknowledgement of the rest of the batch was still to come.
-      std::string job(v.substr(at, end - at));
-      if (!job.empty() && load(job, rec) && !rec.has_result) enter(job, id);
-      at = end + 1;
-    }
-    if (batches_[id].left == 0) {  // all of it acknowledged, or expired
-      staged_.del(std::string(k));
-      batches_.erase(id);
-    }
+      std::string job(line);
+      if (load(job, rec) && !rec.has_result) enter(job, id);
+    });
+    batches_.settle(id);  // gone if all of it was acknowledged, or expired
     return true;
   });
 }
@@ -74,7 +67,7 @@ Status OriginBook::recover() {
 void OriginBook::enter(const std::string& t, std::uint64_t id) {
   if (!unforwarded_.try_emplace(t, id).second) return;
   order_.push_back(t);
-  if (id != 0) ++batches_[id].left;
+  if (id != 0) batches_.hold(id);
 }
 
 std::string OriginBook::accept(protocol::JobSpec& spec, TimeMs now, const std::string& node_id,
@@ -103,16 +96,8 @@ std::string OriginBook::accept(protocol::JobSpec& spec, TimeMs now, const std::s
     return ticket;
   }
   // Into the batch of this commit, or a new one.
-  auto open = batches_.find(open_batch_);
-  if (open == batches_.end() || !staged_.append_staged(open->second.key, {ticket, "\n"})) {
-    open_batch_ = next_batch_++;
-    open = batches_.try_emplace(open_batch_, Batch{unforwarded_key(ticket), 0}).first;
-    std::string line;
-    line.reserve(ticket.size() * 8);  // room for a few more
-    line.append(ticket).push_back('\n');
-    staged_.put(open->second.key, std::move(line));
-  }
-  enter(ticket, open_batch_);
+  static const std::string kOneScope;
+  enter(ticket, batches_.add(kOneScope, ticket, [&] { return unforwarded_key(ticket); }));
   return ticket;
 }
 
@@ -192,10 +177,7 @@ void OriginBook::acknowledged(const std::vector<std::string>& tickets) {
       staged_.del(unforwarded_key(t));
       continue;
     }
-    auto batch = batches_.find(id);
-    if (batch == batches_.end() || --batch->second.left > 0) continue;
-    staged_.del(batch->second.key);
-    batches_.erase(batch);
+    batches_.release(id);
   }
   while (!order_.empty() && !unforwarded_.count(order_.front())) order_.pop_front();
 }

@@ -31,6 +31,7 @@
 #include "common/time.h"
 #include "protocol/messages.h"
 #include "storage/staged.h"
+#include "storage/ticket_batches.h"
 
 namespace jc::node {
 
@@ -123,13 +124,7 @@ class OriginBook {
   // Each unforwarded job's u/ record: a batch's number, or 0 for a record
   // of its own ("unsent", or sent since).
   std::unordered_map<std::string, std::uint64_t> unforwarded_;
-  struct Batch {
-    std::string key;
-    std::size_t left = 0;  // its jobs not acknowledged yet
-  };
-  std::unordered_map<std::uint64_t, Batch> batches_;
-  std::uint64_t open_batch_ = 0;  // the batch staged last
-  std::uint64_t next_batch_ = 1;
+  storage::TicketBatches batches_{staged_};
   // Enters `t` as unforwarded, from batch `id` (0: a record of its own).
   void enter(const std::string& t, std::uint64_t id);
   // Its entry in the expiry index, e/<final ms>/o/<ticket>: of its own, or

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "protocol/codec.h"
+#include "storage/ticket_batches.h"
 
 namespace jc::proxy {
 
@@ -57,11 +58,9 @@ protocol::SweepOutcome ProxyExpiry::sweep(TimeMs now, std::size_t batch) {
     staged_.del(std::string(key));
     // The key's ticket, and the others of the entry after its origin.
     std::vector<std::string> tickets{parsed ? std::string(parsed->second) : std::string()};
-    for (std::size_t at = value.find('\n'); at != std::string_view::npos;) {
-      std::size_t end = value.find('\n', at + 1);
-      tickets.emplace_back(
-          value.substr(at + 1, (end == std::string_view::npos ? value.size() : end) - at - 1));
-      at = end;
+    if (auto origin_end = value.find('\n'); origin_end != std::string_view::npos) {
+      storage::for_each_line(value.substr(origin_end),
+                             [&](std::string_view t) { tickets.emplace_back(t); });
     }
     for (auto& ticket : tickets) {
       if (!ticket.empty()) {

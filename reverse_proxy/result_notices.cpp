@@ -8,26 +8,17 @@ Status ResultNotices::recover(std::size_t& pending) {
     auto slash = rest.find('/');
     if (slash == std::string_view::npos) return true;
     std::string origin(rest.substr(0, slash));
-    const std::uint64_t id = next_batch_++;
-    batches_[id].key = std::string(key);
-    if (value.empty()) {  // an earlier build's record: the ticket of its key
-      enter(origin, std::string(rest.substr(slash + 1)), id);
+    const std::uint64_t id = batches_.read(std::string(key));
+    auto owe_again = [&](std::string_view t) {
+      enter(origin, std::string(t), id);
       ++pending;
-      return true;
+    };
+    if (value.empty()) {
+      owe_again(rest.substr(slash + 1));  // an earlier build's record: its key's ticket
+    } else {
+      storage::for_each_line(value, owe_again);
     }
-    for (std::size_t at = 0; at < value.size();) {
-      std::size_t end = value.find('\n', at);
-      if (end == std::string_view::npos) end = value.size();
-      if (end > at) {
-        enter(origin, std::string(value.substr(at, end - at)), id);
-        ++pending;
-      }
-      at = end + 1;
-    }
-    if (batches_[id].left == 0) {
-      staged_.del(std::string(key));
-      batches_.erase(id);
-    }
+    batches_.settle(id);
     return true;
   });
 }
@@ -35,24 +26,14 @@ Status ResultNotices::recover(std::size_t& pending) {
 ResultNotices::Owed& ResultNotices::enter(const std::string& origin, const std::string& ticket,
                                           std::uint64_t id) {
   auto [it, added] = unnotified_[origin].try_emplace(ticket, Owed{id, 0});
-  if (added) ++batches_[id].left;
+  if (added) batches_.hold(id);
   return it->second;
 }
 
 void ResultNotices::owe(const std::string& origin, const std::string& ticket) {
   // Into the batch this stage holds for the origin, or a new one.
-  auto open = open_.find(origin);
-  auto batch = open == open_.end() ? batches_.end() : batches_.find(open->second);
-  if (batch == batches_.end() || !staged_.append_staged(batch->second.key, {ticket, "\n"})) {
-    const std::uint64_t id = next_batch_++;
-    batch = batches_.try_emplace(id, Batch{key(origin, ticket), 0}).first;
-    std::string line;
-    line.reserve(ticket.size() * 8);  // room for a few more
-    line.append(ticket).push_back('\n');
-    staged_.put(batch->second.key, std::move(line));
-    open_.insert_or_assign(origin, id);
-  }
-  enter(origin, ticket, batch->first).wait = kRenotifyRounds;
+  const std::uint64_t id = batches_.add(origin, ticket, [&] { return key(origin, ticket); });
+  enter(origin, ticket, id).wait = kRenotifyRounds;
 }
 
 void ResultNotices::acknowledged(const std::string& node, const std::vector<std::string>& tickets) {
@@ -61,14 +42,8 @@ void ResultNotices::acknowledged(const std::string& node, const std::vector<std:
   for (const auto& t : tickets) {
     auto it = owed->second.find(t);
     if (it == owed->second.end()) continue;
-    auto batch = batches_.find(it->second.batch);
+    batches_.release(it->second.batch);
     owed->second.erase(it);
-    if (batch == batches_.end() || --batch->second.left > 0) continue;
-    staged_.del(batch->second.key);
-    if (auto open = open_.find(node); open != open_.end() && open->second == batch->first) {
-      open_.erase(open);
-    }
-    batches_.erase(batch);
   }
 }
 

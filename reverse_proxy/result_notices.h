@@ -25,6 +25,7 @@
 
 #include "common/status.h"
 #include "storage/staged.h"
+#include "storage/ticket_batches.h"
 
 namespace jc::proxy {
 
@@ -54,10 +55,6 @@ class ResultNotices {
   static std::string key(const std::string& origin, const std::string& t) {
     return "n/" + origin + "/" + t;
   }
-  struct Batch {
-    std::string key;
-    std::size_t left = 0;  // its tickets not acknowledged yet
-  };
   struct Owed {
     std::uint64_t batch = 0;
     // Exchanges before a result pushed to its origin on this connection is
@@ -71,9 +68,7 @@ class ResultNotices {
 
   storage::Staged& staged_;
   std::map<std::string, std::unordered_map<std::string, Owed>> unnotified_;  // origin -> ticket
-  std::unordered_map<std::uint64_t, Batch> batches_;
-  std::unordered_map<std::string, std::uint64_t> open_;  // origin -> its batch staged last
-  std::uint64_t next_batch_ = 1;
+  storage::TicketBatches batches_{staged_};  // n/ records, scoped by origin
   std::unordered_map<std::string, std::set<std::string>> watchers_;
 };
 
