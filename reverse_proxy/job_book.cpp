@@ -1,6 +1,9 @@
 #include "reverse_proxy/job_book.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <charconv>
 
 #include "protocol/codec.h"
 
@@ -32,12 +35,16 @@ std::string_view Names::needs_list(std::uint32_t id) const {
 }
 
 JobBook::JobBook(storage::Staged& staged, Names& names, std::shared_ptr<spdlog::logger> log)
-    : staged_(staged), names_(names), log_(std::move(log)) {}
+    : staged_(staged), names_(names), log_(std::move(log)), queued_(staged) {}
+
+std::string JobBook::queued_key(std::uint64_t first_seq) {
+  return fmt::format("q/{:016x}", first_seq);
+}
 
 Status JobBook::recover(TimeMs now,
                         const std::function<void(const std::string&, const std::string&)>& held,
                         bool& corrupt) {
-  return staged_.store().scan("a/", [&](std::string_view key, std::string_view value) {
+  Status s = staged_.store().scan("a/", [&](std::string_view key, std::string_view value) {
     JobRecord rec;
     if (!protocol::from_record(value, rec)) {
       log_->error("unreadable job record key={}", protocol::escape_sample(key));
@@ -46,8 +53,8 @@ Status JobBook::recover(TimeMs now,
     }
     QueueKey qkey{rec.spec.priority, rec.seq};
     auto [entry, inserted] = active_.insert_or_assign(
-        std::string(key.substr(2)),
-        Active{rec.state, names_.intern(rec.node), rec.attempts, qkey, names_.intern(rec.spec.owner)});
+        std::string(key.substr(2)), Active{rec.state, names_.intern(rec.node), rec.attempts, qkey,
+                                           names_.intern(rec.spec.owner)});
     entry->second.needs = names_.needs_id(rec.spec.needs);
     entry->second.pinned = rec.pinned;
     next_seq_ = std::max(next_seq_, rec.seq + 1);
@@ -57,6 +64,51 @@ Status JobBook::recover(TimeMs now,
       entry->second.not_before = rec.spec.not_before_ms;
       enqueue(entry, now);
     }
+    return true;
+  });
+  if (!s.ok()) return s;
+  return recover_queued(now, corrupt);
+}
+
+Status JobBook::recover_queued(TimeMs now, bool& corrupt) {
+  // A q/ record lists every job of its commit until the last has an a/
+  // record or is gone: the others are skipped (an a/ record, read above,
+  // wins; a finished job may have expired since, its s/ record with it).
+  return staged_.store().scan("q/", [&](std::string_view key, std::string_view value) {
+    const std::uint64_t id = queued_.read(std::string(key));
+    storage::for_each_line(value, [&](std::string_view line) {
+      const std::size_t space = line.rfind(' ');
+      std::uint64_t seq = 0;
+      if (space == std::string_view::npos ||
+          std::from_chars(line.data() + space + 1, line.data() + line.size(), seq).ec !=
+              std::errc()) {
+        log_->error("unreadable queued line key={} line={}", protocol::escape_sample(key),
+                    protocol::escape_sample(line));
+        corrupt = true;
+        return;
+      }
+      std::string ticket(line.substr(0, space));
+      if (active_.count(ticket) > 0 || has_finished(ticket)) return;
+      JobRecord rec;
+      std::string bytes;
+      if (!staged_.get(spec_key(ticket), &bytes).ok()) return;  // expired
+      if (!protocol::from_record(bytes, rec.spec)) {
+        log_->error("unreadable spec record ticket={}", protocol::escape_sample(ticket));
+        corrupt = true;
+        return;
+      }
+      auto [entry, added] = active_.try_emplace(std::move(ticket));
+      Active& job = entry->second;
+      job.key = QueueKey{rec.spec.priority, seq};
+      job.owner = names_.intern(rec.spec.owner);
+      job.not_before = rec.spec.not_before_ms;
+      job.needs = names_.needs_id(rec.spec.needs);
+      job.queued_batch = id;
+      queued_.hold(id);
+      next_seq_ = std::max(next_seq_, seq + 1);
+      enqueue(entry, now);
+    });
+    queued_.settle(id);
     return true;
   });
 }
@@ -72,6 +124,24 @@ void JobBook::write_spec(const std::string& ticket, std::string bytes, Active& j
     job.spec = std::make_unique<std::string>(bytes);
   }
   staged_.put(spec_key(ticket), std::move(bytes));
+}
+
+bool JobBook::load_active(const std::string& t, JobRecord& rec) const {
+  auto it = active_.find(t);
+  if (it == active_.end() || it->second.queued_batch == 0) return load(active_key(t), rec);
+  // Never dispatched: queued since its submit, no attempt, no node tried.
+  const Active& job = it->second;
+  rec = JobRecord{};
+  std::string bytes;
+  if (job.spec) {
+    if (!protocol::from_record(*job.spec, rec.spec)) return false;
+  } else if (!staged_.get(spec_key(t), &bytes).ok() || !protocol::from_record(bytes, rec.spec)) {
+    return false;
+  }
+  rec.state = job.state;
+  rec.seq = job.key.seq;
+  rec.pinned = job.pinned;
+  return true;
 }
 
 bool JobBook::load(const std::string& key, JobRecord& rec) const {
@@ -104,13 +174,18 @@ bool JobBook::load_spec(const std::string& ticket, JobRecord& rec, std::string* 
 
 bool JobBook::load_queued(iterator it, JobRecord& rec, std::string& spec_bytes) {
   Active& job = it->second;
-  if (job.spec) {
-    // Never dispatched since it came: its a/ record says nothing that
-    // memory does not (no attempt, no node tried, no result).
-    cached_spec_bytes_ -= job.spec->size();
-    std::string record = std::move(*job.spec);
-    job.spec.reset();
-    bool whole = protocol::from_record(record, rec.spec);
+  if (job.spec || job.queued_batch != 0) {
+    // Never dispatched since it came: memory says all but the spec (no
+    // attempt, no node tried, no result), which is read once.
+    std::string record;
+    if (job.spec) {
+      cached_spec_bytes_ -= job.spec->size();
+      record = std::move(*job.spec);
+      job.spec.reset();
+    } else if (!staged_.get(spec_key(it->first), &record).ok()) {
+      record.clear();
+    }
+    bool whole = !record.empty() && protocol::from_record(record, rec.spec);
     if (whole && job.attempts == 0) {
       rec.state = job.state;
       rec.seq = job.key.seq;
@@ -126,7 +201,19 @@ bool JobBook::load_queued(iterator it, JobRecord& rec, std::string& spec_bytes) 
   return false;
 }
 
-void JobBook::store_active(const std::string& ticket, JobRecord& rec) {
+void JobBook::note_queued(iterator it) {
+  char digits[24];
+  auto end = std::to_chars(digits, digits + sizeof digits, it->second.key.seq).ptr;
+  const std::uint64_t id =
+      queued_.add_line({}, {it->first, " ", std::string_view(digits, end - digits), "\n"},
+                       [&] { return queued_key(it->second.key.seq); });
+  queued_.hold(id);
+  it->second.queued_batch = id;
+}
+
+void JobBook::store_active(iterator it, JobRecord& rec) {
+  const std::string& ticket = it->first;
+  leave_queued(it->second);
   if (rec.spec_inline) {
     // A record of an earlier version: its spec moves to a record of its own.
     staged_.put(spec_key(ticket), protocol::to_record(rec.spec));
@@ -136,10 +223,15 @@ void JobBook::store_active(const std::string& ticket, JobRecord& rec) {
 }
 
 void JobBook::store_finished(const std::string& ticket, const JobRecord& rec) {
-  staged_.del(active_key(ticket));
+  auto it = active_.find(ticket);
+  if (it != active_.end() && it->second.queued_batch != 0) {
+    leave_queued(it->second);  // it has no a/ record
+  } else {
+    staged_.del(active_key(ticket));
+  }
   if (rec.spec_inline) staged_.put(spec_key(ticket), protocol::to_record(rec.spec));
   staged_.put(finished_key(ticket), protocol::to_record(rec));
-  if (auto it = active_.find(ticket); it != active_.end()) {
+  if (it != active_.end()) {
     drop_cached_spec(it->second);
     active_.erase(it);
   }

@@ -2,8 +2,14 @@
 // finished stands. The one owner of these keys (values are archives,
 // protocol/codec.h):
 //   s/<ticket>   JobSpec: the job as submitted, written once (version 7 on)
-//   a/<ticket>   JobRecord of a job not finished (queued or held by a node):
-//                its state and the spec's head
+//   a/<ticket>   JobRecord of a job dispatched and not finished (held by a
+//                node, or queued again): its state and the spec's head;
+//                written at its first dispatch, not at its submit
+//   q/<seq>      the jobs of one commit queued at their submit, one line
+//                each ("<ticket> <seq>"), <seq> the first line's in 16 hex
+//                digits: until a job's a/ record is written, this and its
+//                s/ record are all its records (its first dispatch writes
+//                one record, not two); deleted once none of them is left
 //   f/<ticket>   JobRecord of a finished job, with its result
 // In memory it keeps a small entry per job not finished (a million may be
 // queued), the queue by priority and needs, the jobs waiting out a --delay,
@@ -27,6 +33,7 @@
 #include "protocol/job.h"
 #include "reverse_proxy/job_queue.h"
 #include "storage/staged.h"
+#include "storage/ticket_batches.h"
 
 namespace jc::proxy {
 
@@ -96,6 +103,8 @@ class JobBook {
     // within kSpecCacheBytes: then dispatch reads nothing from LevelDB (a
     // burst's queue is past the memtable by the time it is dispatched).
     std::unique_ptr<std::string> spec;
+    // Its q/ batch (TicketBatches id) while it has no a/ record; 0: none.
+    std::uint64_t queued_batch = 0;
   };
   using Map = std::unordered_map<std::string, Active>;
   using iterator = Map::iterator;
@@ -104,13 +113,15 @@ class JobBook {
   static std::string active_key(const std::string& t) { return "a/" + t; }
   static std::string finished_key(const std::string& t) { return "f/" + t; }
   static std::string spec_key(const std::string& t) { return "s/" + t; }
+  static std::string queued_key(std::uint64_t first_seq);
 
   JobBook(storage::Staged& staged, Names& names, std::shared_ptr<spdlog::logger> log);
 
   // Reads every a/ record: queued jobs enter the queue, and held(node,
   // ticket) is called for each job a node holds. Unreadable records are
   // logged and counted in `corrupt`.
-  Status recover(TimeMs now, const std::function<void(const std::string&, const std::string&)>& held,
+  Status recover(TimeMs now,
+                 const std::function<void(const std::string&, const std::string&)>& held,
                  bool& corrupt);
 
   iterator find(const std::string& t) { return active_.find(t); }
@@ -131,14 +142,22 @@ class JobBook {
   // Records. load_* read a/ or f/ with the spec's head only; load_spec adds
   // the whole spec; load_queued reads a queued job to dispatch it, from
   // memory when it can.
-  bool load_active(const std::string& t, JobRecord& rec) const { return load(active_key(t), rec); }
-  bool load_finished(const std::string& t, JobRecord& rec) const { return load(finished_key(t), rec); }
-  bool load_spec(const std::string& ticket, JobRecord& rec, std::string* spec_bytes = nullptr) const;
+  // A job never dispatched has no a/ record: load_active makes its record
+  // from memory and its s/ record.
+  bool load_active(const std::string& t, JobRecord& rec) const;
+  bool load_finished(const std::string& t, JobRecord& rec) const {
+    return load(finished_key(t), rec);
+  }
+  bool load_spec(const std::string& ticket, JobRecord& rec,
+                 std::string* spec_bytes = nullptr) const;
   // `spec_bytes`: the spec's bytes as stored (s/ without its header), to be
   // sent as they are; empty when its record is of an earlier version.
   bool load_queued(iterator it, JobRecord& rec, std::string& spec_bytes);
+  // A job just submitted, queued: into this commit's q/ batch (its
+  // Active::key set), instead of an a/ record.
+  void note_queued(iterator it);
   // Writes a/ (and s/, for a record read in a version before 7).
-  void store_active(const std::string& ticket, JobRecord& rec);
+  void store_active(iterator it, JobRecord& rec);
   // The job is final: a/ goes, f/ holds it with its result, memory forgets it.
   void store_finished(const std::string& ticket, const JobRecord& rec);
   // Expiry removes a finished job's records.
@@ -167,6 +186,13 @@ class JobBook {
 
  private:
   bool load(const std::string& key, JobRecord& rec) const;
+  // The job has an a/ record (or is gone): it leaves its q/ batch.
+  void leave_queued(Active& job) {
+    if (job.queued_batch == 0) return;
+    queued_.release(job.queued_batch);
+    job.queued_batch = 0;
+  }
+  Status recover_queued(TimeMs now, bool& corrupt);
 
   storage::Staged& staged_;
   Names& names_;
@@ -177,6 +203,7 @@ class JobBook {
   std::map<std::pair<TimeMs, std::uint64_t>, const std::string*> delayed_;
   std::uint64_t next_seq_ = 1;
   std::size_t cached_spec_bytes_ = 0;  // Active::spec, all together
+  storage::TicketBatches queued_;      // q/ records
 };
 
 }  // namespace jc::proxy

@@ -89,7 +89,7 @@ void ProxyCore::to_queue(ActiveIt it, JobRecord& rec) {
   }
   if (!held_by.empty()) nodes_[held_by].held.erase(it->first);
   rec.node.clear();
-  book_.store_active(it->first, rec);
+  book_.store_active(it, rec);
   it->second.state = JobState::kQueued;
   it->second.node = 0;
   it->second.attempts = rec.attempts;
@@ -103,7 +103,7 @@ bool ProxyCore::to_node(ActiveIt it, JobRecord& rec, const std::string& node) {
   }
   book_.drop_cached_spec(it->second);
   rec.node = node;
-  book_.store_active(it->first, rec);
+  book_.store_active(it, rec);
   it->second.state = JobState::kRunning;
   it->second.node = names_.intern(node);
   it->second.attempts = rec.attempts;
@@ -196,12 +196,12 @@ void ProxyCore::on_submit(const std::string& node, protocol::Submit& m, TimeMs n
                  rec.pinned ? " (its result shown there already)" : "");
       continue;
     }
-    book_.store_active(ticket, rec);
     Active& job = entry->second;
     job.key = key;
     job.owner = names_.intern(rec.spec.owner);
     job.not_before = rec.spec.not_before_ms;
     job.needs = names_.needs_id(rec.spec.needs);
+    book_.note_queued(entry);
     book_.enqueue(entry, now);
     if (log_->should_log(spdlog::level::debug)) {  // describe() formats: only when it shows
       log_->debug("queued ticket={} origin={} job=\"{}\"", ticket, rec.spec.origin,

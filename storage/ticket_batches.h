@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -38,17 +39,26 @@ class TicketBatches {
   // has already).
   template <class MakeKey>
   std::uint64_t add(const std::string& scope, const std::string& ticket, MakeKey&& new_key) {
+    return add_line(scope, {ticket, "\n"}, std::forward<MakeKey>(new_key));
+  }
+  // The same with a line of the owner's making (its pieces, ending in a
+  // newline; the ticket first): for a set whose tickets carry a fact.
+  template <class MakeKey>
+  std::uint64_t add_line(const std::string& scope, std::initializer_list<std::string_view> line,
+                         MakeKey&& new_key) {
     auto open = open_.find(scope);
     auto batch = open == open_.end() ? batches_.end() : batches_.find(open->second);
-    if (batch != batches_.end() && staged_.append_staged(batch->second.key, {ticket, "\n"})) {
+    if (batch != batches_.end() && staged_.append_staged(batch->second.key, line)) {
       return batch->first;
     }
     const std::uint64_t id = next_++;
-    std::string line;
-    line.reserve(ticket.size() * 8);  // room for a few more
-    line.append(ticket).push_back('\n');
+    std::string value;
+    std::size_t bytes = 0;
+    for (std::string_view piece : line) bytes += piece.size();
+    value.reserve(bytes * 8);  // room for a few more
+    for (std::string_view piece : line) value.append(piece);
     std::string key = new_key();
-    staged_.put(key, std::move(line));
+    staged_.put(key, std::move(value));
     batches_.try_emplace(id, Batch{std::move(key), scope, 0});
     open_.insert_or_assign(scope, id);
     return id;

@@ -1293,13 +1293,14 @@ TEST_CASE("proxy core: a job's spec is written once, its other records keep only
   p.message("origin", sub);
 
   CHECK(stored_spec(store, "t1") == judged_spec("t1", source));
+  // Queued: no a/ record yet, a line in its commit's q/ batch.
   std::string bytes;
-  REQUIRE(store.get("a/t1", &bytes).ok());
-  CHECK(bytes.size() < 100);
-  CHECK(bytes.find("stdin of case 1") == std::string::npos);
+  CHECK(store.get("a/t1", &bytes).is_not_found());
+  REQUIRE(store.get(JobBook::queued_key(1), &bytes).ok());
+  CHECK(bytes == "t1 1\n");
 
-  // Dispatched with the whole spec, though its record holds the head only,
-  // and from memory: neither of its records is read back.
+  // Dispatched with the whole spec, and from memory: its s/ record is not
+  // read back. Its a/ record, written now, holds the head only.
   store.reads.clear();
   auto out = p.dispatch(10);
   CHECK(store.reads["s/t1"] == 0);
@@ -1308,6 +1309,10 @@ TEST_CASE("proxy core: a job's spec is written once, its other records keep only
   REQUIRE(count_jobs(jobs) == 1);
   CHECK(jobs[0].jobs[0].spec == judged_spec("t1", source));
   CHECK(jobs[0].jobs[0].attempt == 1);
+  REQUIRE(store.get("a/t1", &bytes).ok());
+  CHECK(bytes.size() < 100);
+  CHECK(bytes.find("stdin of case 1") == std::string::npos);
+  CHECK(store.get(JobBook::queued_key(1), &bytes).is_not_found());
 
   p.message("origin", protocol::Result{{final_report("t1", "origin", 1, "ran")}}, 20);
   REQUIRE(store.get("f/t1", &bytes).ok());
@@ -1323,7 +1328,7 @@ TEST_CASE("proxy core: a job's spec is written once, its other records keep only
   CHECK(rec->result.text == "ran");
   CHECK(rec->nodes_tried == std::vector<std::string>{"origin"});
   CHECK(store.writes["s/t1"] == 1);
-  CHECK(store.writes["a/t1"] == 3);  // queued, dispatched, deleted
+  CHECK(store.writes["a/t1"] == 2);  // dispatched, deleted
 
   // And after a restart.
   Proxy again(store);

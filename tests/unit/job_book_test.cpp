@@ -1,0 +1,251 @@
+// The proxy's job book (reverse_proxy/job_book.h): a job queued at its
+// submit has no a/ record, only a line in its commit's q/ record; its first
+// dispatch writes a/; the q/ record goes with the last of its jobs; and a
+// restart queues again, in their order, exactly the jobs still queued.
+#include "reverse_proxy/job_book.h"
+
+#include <doctest/doctest.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/log.h"
+#include "protocol/codec.h"
+#include "storage/staged.h"
+#include "storage/store.h"
+
+namespace jc::proxy {
+namespace {
+
+using protocol::JobState;
+
+std::vector<std::string> keys(storage::MemoryStore& store, std::string_view prefix) {
+  std::vector<std::string> out;
+  store.scan(prefix, [&](std::string_view k, std::string_view) {
+    out.emplace_back(k);
+    return true;
+  });
+  return out;
+}
+
+// A job book on `store`, with what the proxy's core does around it.
+struct Book {
+  explicit Book(storage::MemoryStore& store)
+      : staged(store), book(staged, names, log::get("test")) {}
+
+  // Submitted in this commit, priority `priority`.
+  void submit(const std::string& t, std::int32_t priority = 0) {
+    auto [it, added] = book.add(t);
+    REQUIRE(added);
+    protocol::JobSpec spec;
+    spec.ticket = t;
+    spec.kind = protocol::JobKind::kSleep;
+    spec.sleep_ms = 5;
+    spec.priority = priority;
+    book.write_spec(t, protocol::to_record(spec), it->second, true);
+    it->second.key = QueueKey{priority, book.next_seq()};
+    book.note_queued(it);
+    book.enqueue(it, 0);
+  }
+  // The next job out of the queue, given to a node (its a/ record written).
+  std::string dispatch() {
+    auto t = book.pop_for([](std::uint32_t) { return true; });
+    REQUIRE(t);
+    auto it = book.find(*t);
+    REQUIRE(it != book.end());
+    JobRecord rec;
+    std::string spec_bytes;
+    REQUIRE(book.load_queued(it, rec, spec_bytes));
+    CHECK(rec.spec.ticket == *t);
+    CHECK(!spec_bytes.empty());
+    rec.state = JobState::kRunning;
+    rec.node = "n1";
+    rec.attempts = 1;
+    book.store_active(it, rec);
+    it->second.state = JobState::kRunning;
+    return *t;
+  }
+  // Given back to the queue after its node was lost (its sequence kept).
+  void requeue(const std::string& t) {
+    auto it = book.find(t);
+    REQUIRE(it != book.end());
+    JobRecord rec;
+    REQUIRE(book.load_active(t, rec));
+    rec.state = JobState::kQueued;
+    rec.node.clear();
+    book.store_active(it, rec);
+    it->second.state = JobState::kQueued;
+    book.put_back(it);
+  }
+  void finish(const std::string& t) {
+    JobRecord rec;
+    REQUIRE(book.load_active(t, rec));
+    rec.state = JobState::kDone;
+    book.store_finished(t, rec);
+  }
+  void commit() { REQUIRE(staged.commit().ok()); }
+  // The order the queue gives its jobs out in (emptying it).
+  std::vector<std::string> drain() {
+    std::vector<std::string> out;
+    while (auto t = book.pop_for([](std::uint32_t) { return true; })) out.push_back(*t);
+    return out;
+  }
+
+  storage::Staged staged;
+  Names names;
+  JobBook book;
+};
+
+}  // namespace
+
+TEST_CASE("job book: a commit's queued jobs share one q/ record, which goes with the last") {
+  storage::MemoryStore store;
+  Book b(store);
+  b.submit("t1");
+  b.submit("t2");
+  b.commit();
+  b.submit("t3");
+  b.commit();
+  CHECK(keys(store, "a/").empty());
+  CHECK(keys(store, "q/") ==
+        std::vector<std::string>{JobBook::queued_key(1), JobBook::queued_key(3)});
+  std::string value;
+  REQUIRE(store.get(JobBook::queued_key(1), &value).ok());
+  CHECK(value == "t1 1\nt2 2\n");
+
+  // A queued job reads as one: state, sequence and spec from memory and s/.
+  JobRecord rec;
+  REQUIRE(b.book.load_active("t2", rec));
+  CHECK(rec.state == JobState::kQueued);
+  CHECK(rec.seq == 2);
+  CHECK(rec.attempts == 0);
+  CHECK(rec.spec.ticket == "t2");
+
+  CHECK(b.dispatch() == "t1");
+  b.commit();
+  CHECK(keys(store, "a/") == std::vector<std::string>{"a/t1"});
+  CHECK(store.get(JobBook::queued_key(1), &value).ok());  // t2 is still queued
+  CHECK(b.dispatch() == "t2");
+  b.commit();
+  CHECK(keys(store, "q/") == std::vector<std::string>{JobBook::queued_key(3)});
+
+  // A job finished (cancelled) while queued: f/, no a/ ever, and its batch goes.
+  b.finish("t3");
+  b.commit();
+  CHECK(keys(store, "q/").empty());
+  CHECK(keys(store, "a/") == std::vector<std::string>{"a/t1", "a/t2"});
+  CHECK(b.book.has_finished("t3"));
+}
+
+TEST_CASE("job book: a restart queues again exactly the jobs still queued, in their order") {
+  storage::MemoryStore store;
+  {
+    Book b(store);
+    b.submit("t1");
+    b.submit("t2");
+    b.submit("t3");
+    b.submit("t4");
+    b.commit();
+    b.submit("t5");
+    b.submit("t6", 5);  // goes first
+    b.commit();
+    CHECK(b.dispatch() == "t6");
+    CHECK(b.dispatch() == "t1");
+    CHECK(b.dispatch() == "t2");
+    b.commit();
+    b.requeue("t2");  // back with its sequence: ahead of t3
+    b.finish("t1");
+    b.finish("t4");  // cancelled while queued
+    b.commit();
+  }
+  Book b(store);
+  bool corrupt = false;
+  std::vector<std::pair<std::string, std::string>> held;
+  REQUIRE(
+      b.book
+          .recover(
+              0, [&](const std::string& node, const std::string& t) { held.emplace_back(node, t); },
+              corrupt)
+          .ok());
+  CHECK_FALSE(corrupt);
+  CHECK(held == std::vector<std::pair<std::string, std::string>>{{"n1", "t6"}});
+  CHECK(b.book.queued() == 3);
+  CHECK(b.drain() == std::vector<std::string>{"t2", "t3", "t5"});
+  CHECK(b.book.next_seq() == 7);
+
+  // Both q/ records still list a job that is queued; each goes with its last.
+  CHECK(keys(store, "q/").size() == 2);
+  for (const std::string t : {"t3", "t5"}) {
+    auto it = b.book.find(t);
+    REQUIRE(it != b.book.end());
+    JobRecord rec;
+    std::string spec_bytes;
+    REQUIRE(b.book.load_queued(it, rec, spec_bytes));
+    CHECK(rec.seq == (t == "t3" ? 3u : 5u));
+    b.book.store_active(it, rec);
+  }
+  b.commit();
+  CHECK(keys(store, "q/").empty());
+}
+
+TEST_CASE("job book: a q/ record whose jobs all left is deleted at the restart") {
+  storage::MemoryStore store;
+  {
+    Book b(store);
+    b.submit("t1");
+    b.submit("t2");
+    b.commit();
+    b.dispatch();
+    b.commit();
+    // t2 expired after it finished: its s/ and f/ records are gone, the
+    // q/ record still lists it (t1 holds it).
+    b.finish("t2");
+    b.commit();
+    b.book.erase_finished("t2");
+    b.commit();
+    b.finish("t1");
+    b.commit();
+    CHECK(keys(store, "q/").empty());
+  }
+  {
+    // The same, but the record kept (as after a crash before t1's finish).
+    storage::WriteBatch w;
+    w.put(JobBook::queued_key(1), "t1 1\nt2 2\n");
+    REQUIRE(store.write(w, true).ok());
+  }
+  Book b(store);
+  bool corrupt = false;
+  REQUIRE(b.book
+              .recover(
+                  0, [](const std::string&, const std::string&) {}, corrupt)
+              .ok());
+  CHECK_FALSE(corrupt);
+  CHECK(b.book.queued() == 0);
+  b.commit();
+  CHECK(keys(store, "q/").empty());
+}
+
+TEST_CASE("job book: an unreadable q/ line is reported, and the rest of the record recovered") {
+  storage::MemoryStore store;
+  {
+    Book b(store);
+    b.submit("t1");
+    b.commit();
+  }
+  {
+    storage::WriteBatch w;
+    w.put(JobBook::queued_key(1), "t1 1\nno-sequence\nt9 x\n");
+    REQUIRE(store.write(w, true).ok());
+  }
+  Book b(store);
+  bool corrupt = false;
+  REQUIRE(b.book
+              .recover(
+                  0, [](const std::string&, const std::string&) {}, corrupt)
+              .ok());
+  CHECK(corrupt);
+  CHECK(b.drain() == std::vector<std::string>{"t1"});
+}
+
+}  // namespace jc::proxy
