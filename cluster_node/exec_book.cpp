@@ -91,7 +91,7 @@ void ExecBook::claim_local(const std::string& t, protocol::JobSpec spec) {
 }
 
 std::optional<protocol::Assignment> ExecBook::next(std::uint32_t slots) {
-  while (!queue_.empty() && running_.size() < slots) {
+  while (!queue_.empty() && running_count_ < slots) {
     std::string t = std::move(queue_.front());
     queue_.pop_front();
     auto it = jobs_.find(t);
@@ -101,7 +101,8 @@ std::optional<protocol::Assignment> ExecBook::next(std::uint32_t slots) {
     // The start is not written: a job running when the node stops runs
     // again from the start after a restart, as a queued one does, so its
     // x/ record stays QUEUED until the run's result is written.
-    running_.insert(t);
+    job.running = true;
+    ++running_count_;
     return job.assignment;
   }
   return std::nullopt;
@@ -109,18 +110,19 @@ std::optional<protocol::Assignment> ExecBook::next(std::uint32_t slots) {
 
 bool ExecBook::start_cancelled(const std::string& t, protocol::JobKind& kind) {
   auto it = jobs_.find(t);
-  if (it == jobs_.end() || running_.count(t)) return false;
+  if (it == jobs_.end() || it->second.running) return false;
   queue_.erase(std::remove(queue_.begin(), queue_.end(), t), queue_.end());
   kind = it->second.assignment.spec.kind;
-  running_.insert(t);
+  it->second.running = true;
+  ++running_count_;
   return true;
 }
 
 std::optional<ExecRecord> ExecBook::finish(const std::string& t, protocol::JobResult result,
                                            const std::string& node_id) {
-  if (!running_.erase(t)) return std::nullopt;  // dropped while it ran
   auto it = jobs_.find(t);
-  if (it == jobs_.end()) return std::nullopt;
+  if (it == jobs_.end() || !it->second.running) return std::nullopt;  // dropped while it ran
+  --running_count_;
   ExecRecord rec = record_of(std::move(it->second));
   jobs_.erase(it);
   if (!advance(t, rec.state, protocol::JobEvent::kFinish, result.state)) return std::nullopt;
@@ -134,9 +136,15 @@ std::optional<ExecRecord> ExecBook::finish(const std::string& t, protocol::JobRe
 }
 
 bool ExecBook::drop(const std::string& t) {
-  if (jobs_.erase(t) == 0 && !undelivered_.count(t)) return false;
+  auto it = jobs_.find(t);
+  const bool was_running = it != jobs_.end() && it->second.running;
+  if (it != jobs_.end()) {
+    jobs_.erase(it);
+  } else if (!undelivered_.count(t)) {
+    return false;
+  }
+  if (was_running) --running_count_;
   queue_.erase(std::remove(queue_.begin(), queue_.end(), t), queue_.end());
-  bool was_running = running_.erase(t) > 0;
   undelivered_.erase(t);
   erase(t);
   log_->debug("dropped ticket={}", t);
@@ -155,7 +163,8 @@ void ExecBook::superseded(const std::string& t) {
 std::vector<std::string> ExecBook::hand_back() {
   std::vector<std::string> back;
   for (const auto& t : queue_) {
-    if (running_.count(t) || local_claimed_.count(t) || !jobs_.count(t)) continue;
+    auto it = jobs_.find(t);
+    if (it == jobs_.end() || it->second.running || local_claimed_.count(t)) continue;
     back.push_back(t);
   }
   for (const auto& t : back) {
@@ -186,7 +195,7 @@ protocol::JobReport ExecBook::report(const std::string& t, const ExecRecord& rec
                                      const std::string& node_id) const {
   protocol::JobReport r;
   r.ticket = t;
-  r.state = running_.count(t) ? JobState::kRunning : rec.state;
+  r.state = is_running(t) ? JobState::kRunning : rec.state;
   r.node = node_id;
   r.attempts = rec.attempt;
   r.owner = rec.spec.owner;

@@ -11,8 +11,8 @@
 
 #include <deque>
 #include <functional>
-#include <set>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -83,20 +83,24 @@ class ExecBook {
   void fill_hello(protocol::Hello& h) const;
   // Results to offer the proxy again in this round, at most `max`: what
   // was not sent in the last kResendRounds rounds, apart from `fresh`.
-  std::vector<protocol::JobReport> due(std::size_t max, const std::unordered_set<std::string>& fresh,
+  std::vector<protocol::JobReport> due(std::size_t max,
+                                       const std::unordered_set<std::string>& fresh,
                                        const std::string& node_id);
   void sent(const std::string& t) { resend_wait_[t] = kResendRounds; }
   void new_connection() { resend_wait_.clear(); }
 
   bool holds(const std::string& t) const { return jobs_.count(t) > 0; }
-  bool is_running(const std::string& t) const { return running_.count(t) > 0; }
+  bool is_running(const std::string& t) const {
+    auto it = jobs_.find(t);
+    return it != jobs_.end() && it->second.running;
+  }
   bool undelivered(const std::string& t) const { return undelivered_.count(t) > 0; }
   // Whether `t` has an x/ record (memory knows every readable one).
   bool has_record(const std::string& t) const {
     return jobs_.count(t) > 0 || undelivered_.count(t) > 0 || delivered_records_.count(t) > 0;
   }
   std::size_t undelivered_count() const { return undelivered_.size(); }
-  std::size_t running() const { return running_.size(); }
+  std::size_t running() const { return running_count_; }
   std::size_t queued() const { return queue_.size(); }
   bool has_queued() const { return !queue_.empty(); }
   std::uint64_t finished_total() const { return finished_total_; }
@@ -106,6 +110,8 @@ class ExecBook {
     protocol::Assignment assignment;  // without its spec_bytes (x/ is made of them)
     protocol::JobState state = protocol::JobState::kQueued;
     bool local = false;  // ExecRecord::local
+    // Started (by next(), or start_cancelled() to end it): its run is on.
+    bool running = false;
   };
   // Its x/ record (without a result); a copy of the job when it stays held.
   static ExecRecord record_of(Job job);
@@ -122,8 +128,8 @@ class ExecBook {
   }
   // Its x/ record, made of the spec's bytes when they are known.
   void store(const std::string& t, const ExecRecord& rec, std::string_view spec_bytes = {}) {
-    staged_.put(key(t), spec_bytes.empty() ? protocol::to_record(rec)
-                                           : exec_record_from(spec_bytes, rec));
+    staged_.put(key(t),
+                spec_bytes.empty() ? protocol::to_record(rec) : exec_record_from(spec_bytes, rec));
   }
   bool advance(const std::string& t, protocol::JobState& state, protocol::JobEvent event,
                protocol::JobState outcome = protocol::JobState::kDone);
@@ -132,7 +138,7 @@ class ExecBook {
   std::shared_ptr<spdlog::logger> log_;
   std::deque<std::string> queue_;  // held, not started, in start order
   std::unordered_map<std::string, Job> jobs_;
-  std::unordered_set<std::string> running_;
+  std::size_t running_count_ = 0;      // jobs_ with `running` set
   std::set<std::string> undelivered_;  // finished, result not yet acknowledged
   // x/ records of results delivered (earlier builds kept them): with jobs_
   // and undelivered_, every readable x/ record, so that an assignment is
