@@ -157,9 +157,24 @@ JobReport NodeCore::lookup(const std::string& ticket, TimeMs now) const {
   JobReport r;
   r.ticket = ticket;
   OriginRecord origin;
+  OriginOutcome outcome;
   if (const auto* p = origin_.pending(ticket)) {
     r.state = JobState::kQueued;  // as its fresh o/ record says
     r.owner = p->owner;
+  } else if (origin_.load_outcome(ticket, outcome) && outcome.owner_known) {
+    // What became of it, and its owner: its o/ record is not read.
+    if (outcome.has_result && retention.expired(outcome.result.final_time(), now)) {
+      return protocol::expired_report(ticket);
+    }
+    r.state = outcome.state;
+    r.attempts = outcome.attempts;
+    r.owner = std::move(outcome.owner);
+    if (outcome.has_result) {
+      r.node = outcome.result.node;
+      r.has_result = true;
+      r.result = std::move(outcome.result);
+      return r;
+    }
   } else if (origin_.load(ticket, origin)) {
     if (origin.has_result && retention.expired(origin.result.final_time(), now)) {
       return protocol::expired_report(ticket);

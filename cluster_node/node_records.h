@@ -34,10 +34,19 @@ struct OriginOutcome {
   bool has_result = false;
   protocol::JobResult result;
   std::uint32_t attempts = 0;
+  // The job's owner (JobSpec::owner), from version 8 on: with it, a read of
+  // the job needs this record only, not its o/ record and the files in it.
+  std::string owner;
+  // In memory only: read from a record that has `owner`.
+  bool owner_known = false;
 
   template <class A>
   void serialize(A& ar, unsigned) {
     protocol::fields(ar, state, has_result, result, attempts);
+    if (ar.version() >= 8) {
+      protocol::fields(ar, owner);
+      if constexpr (A::is_loading::value) owner_known = true;
+    }
   }
 };
 
@@ -54,7 +63,7 @@ struct ExecRecord {
   // The proxy accepted this result as the job's one result: only in
   // records of earlier builds, which kept them after that (now deleted then).
   bool delivered = false;
-  bool local = false;      // taken from this node's own clients while the proxy was away
+  bool local = false;  // taken from this node's own clients while the proxy was away
 
   template <class A>
   void serialize(A& ar, unsigned) {

@@ -106,10 +106,14 @@ bool OriginBook::issued_here(const std::string& t) const {
   return parts && parts->prefix == prefix_ && parts->counter < counter_;
 }
 
-void OriginBook::apply_outcome(const std::string& t, OriginRecord& rec) const {
+bool OriginBook::load_outcome(const std::string& t, OriginOutcome& outcome) const {
   std::string bytes;
+  return staged_.get(outcome_key(t), &bytes).ok() && protocol::from_record(bytes, outcome);
+}
+
+void OriginBook::apply_outcome(const std::string& t, OriginRecord& rec) const {
   OriginOutcome outcome;
-  if (staged_.get(outcome_key(t), &bytes).ok() && protocol::from_record(bytes, outcome)) {
+  if (load_outcome(t, outcome)) {
     rec.state = outcome.state;
     rec.has_result = outcome.has_result;
     rec.result = std::move(outcome.result);
@@ -125,12 +129,18 @@ bool OriginBook::load(const std::string& t, OriginRecord& rec) const {
 }
 
 void OriginBook::store(const std::string& t, const OriginRecord& rec) {
-  pending_.erase(t);  // its r/ record says from now on
   OriginOutcome outcome;
   outcome.state = rec.state;
   outcome.has_result = rec.has_result;
   outcome.result = rec.result;
   outcome.attempts = rec.attempts;
+  // A pending job's record is a fresh one: memory knows its owner.
+  if (auto it = pending_.find(t); it != pending_.end()) {
+    outcome.owner = std::move(it->second.owner);
+    pending_.erase(it);  // its r/ record says from now on
+  } else {
+    outcome.owner = rec.spec.owner;
+  }
   staged_.put(outcome_key(t), protocol::to_record(outcome));
   if (rec.has_result) index_result(t, rec.result.final_time());
 }

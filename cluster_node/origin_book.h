@@ -53,6 +53,8 @@ class OriginBook {
 
   // The job with what became of it (its r/ record over its o/ record).
   bool load(const std::string& t, OriginRecord& rec) const;
+  // Its r/ record alone (false: none yet, or unreadable).
+  bool load_outcome(const std::string& t, OriginOutcome& outcome) const;
   // What a job accepted by this process and without an r/ record yet is,
   // besides a fresh record (QUEUED, no result): in memory, so that neither
   // its result nor a client's wait reads its o/ record (which holds its

@@ -53,9 +53,11 @@ struct DecodeFailure : std::runtime_error {
 // (ApiRequest), the limits judge0 sets per job (Limits), and a passing
 // check step's output (JobResult::check_output); 7 keeps a job's spec once
 // at the proxy, in a record of its own, and its job record only the spec's
-// head (reverse_proxy/proxy_core.h). Frames of versions 6 and 7 are the
-// same bytes: only the proxy's job record differs.
-constexpr unsigned kRecordVersion = 7;
+// head (reverse_proxy/proxy_core.h); 8 keeps a job's owner in its origin
+// node's r/ record (cluster_node/node_records.h), so that a read of a
+// finished job needs that record alone. Frames of versions 6 to 8 are the
+// same bytes: only stored records differ.
+constexpr unsigned kRecordVersion = 8;
 // Stored records of version 5 on start with this byte, then their version
 // (one byte). A version-4 record starts with its ticket's length (a
 // varint below 33), so the two never meet.

@@ -151,11 +151,13 @@ bool JobBook::load(const std::string& key, JobRecord& rec) const {
 }
 
 namespace {
-// The spec's bytes of an s/ record written in this record version; empty
-// for an earlier one, whose bytes a frame of this version cannot carry.
+// The spec's bytes of an s/ record written in version 7 or later (a spec
+// is the same bytes in each, and in a frame); empty for an earlier one,
+// whose bytes a frame of this version cannot carry.
 std::string bytes_of_record(std::string&& record) {
   if (record.size() < protocol::kRecordHeaderBytes || record[0] != protocol::kRecordMarker ||
-      static_cast<unsigned char>(record[1]) != protocol::kRecordVersion) {
+      static_cast<unsigned char>(record[1]) < 7 ||
+      static_cast<unsigned char>(record[1]) > protocol::kRecordVersion) {
     return {};
   }
   record.erase(0, protocol::kRecordHeaderBytes);

@@ -600,6 +600,60 @@ TEST_CASE("node core: a RESULT for an origin ticket is stored and acknowledged")
   CHECK(n.core.lookup(t, kNow).result.text == "slept 10 on b");
 }
 
+TEST_CASE("node core: a finished job reads from its r/ record alone, owner included") {
+  storage::MemoryStore store;
+  std::string t;
+  {
+    Node n(store);
+    protocol::JobSpec spec = sleep_spec();
+    spec.owner = "alice";
+    t = n.core.submit(spec, 0);
+    n.flush();
+    n.connect();
+    n.receive(protocol::Ack{AckKind::kSubmitted, {t}, {}});
+    n.receive(protocol::Result{{proxy_report(t, "node-b", 1, "slept on b")}});
+  }
+  std::string r_bytes;
+  REQUIRE(store.get("r/" + t, &r_bytes).ok());
+  OriginOutcome outcome;
+  REQUIRE(protocol::from_record(r_bytes, outcome));
+  CHECK(outcome.owner_known);
+  CHECK(outcome.owner == "alice");
+
+  // Without its o/ record (which holds the files), after a restart too.
+  std::string o_bytes;
+  REQUIRE(store.get("o/" + t, &o_bytes).ok());
+  {
+    storage::WriteBatch w;
+    w.del("o/" + t);
+    REQUIRE(store.write(w, true).ok());
+  }
+  {
+    Node n(store);
+    auto r = n.core.lookup(t, kNow);
+    CHECK(r.state == JobState::kDone);
+    CHECK(r.owner == "alice");
+    REQUIRE(r.has_result);
+    CHECK(r.result.text == "slept on b");
+  }
+
+  // An r/ record of version 7 has no owner: the o/ record says it.
+  {
+    storage::WriteBatch w;
+    w.put("o/" + t, o_bytes);
+    w.put("r/" + t, std::string{protocol::kRecordMarker, 7} + protocol::to_bytes_at(outcome, 7));
+    REQUIRE(store.write(w, true).ok());
+  }
+  Node n(store);
+  OriginOutcome old;
+  REQUIRE(store.get("r/" + t, &r_bytes).ok());
+  REQUIRE(protocol::from_record(r_bytes, old));
+  CHECK_FALSE(old.owner_known);
+  auto r = n.core.lookup(t, kNow);
+  CHECK(r.owner == "alice");
+  CHECK(r.result.text == "slept on b");
+}
+
 TEST_CASE("node core: a RESULT for another node's ticket is kept for lookups, not acked") {
   storage::MemoryStore store;
   Node n(store);
