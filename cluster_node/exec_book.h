@@ -32,8 +32,9 @@ class ExecBook {
   ExecBook(storage::Staged& staged, std::shared_ptr<spdlog::logger> log)
       : staged_(staged), log_(std::move(log)) {}
 
-  static std::string key(const std::string& t) { return "x/" + t; }
-  static std::string outcome_key(const std::string& t) { return "d/" + t; }
+  static constexpr std::string_view kExec = "x/", kOutcome = "d/";
+  static std::string key(const std::string& t) { return std::string(kExec) + t; }
+  static std::string outcome_key(const std::string& t) { return std::string(kOutcome) + t; }
 
   // Reads every x/ record: every held job runs from the start, in ticket
   // order (one a record of an earlier build says was running goes first);

@@ -40,7 +40,8 @@ class OriginBook {
   OriginBook(storage::Staged& staged, std::shared_ptr<spdlog::logger> log)
       : staged_(staged), log_(std::move(log)) {}
 
-  static std::string key(const std::string& t) { return "o/" + t; }
+  static constexpr std::string_view kOrigin = "o/", kOutcome = "r/";
+  static std::string key(const std::string& t) { return std::string(kOrigin) + t; }
 
   Status recover();
 
@@ -80,7 +81,7 @@ class OriginBook {
     staged_.del(outcome_key(t));
     pending_.erase(t);
   }
-  static std::string outcome_key(const std::string& t) { return "r/" + t; }
+  static std::string outcome_key(const std::string& t) { return std::string(kOutcome) + t; }
   bool raise_mark(const std::string& t);
   void write_mark() { staged_.put("m/expired", std::to_string(expired_upto_)); }
   // One of this node's tickets removed by expiry.

@@ -91,7 +91,7 @@ Status JobBook::recover_queued(TimeMs now, bool& corrupt) {
       if (active_.count(ticket) > 0 || has_finished(ticket)) return;
       JobRecord rec;
       std::string bytes;
-      if (!staged_.get(spec_key(ticket), &bytes).ok()) return;  // expired
+      if (!staged_.get(storage::ReadKey(kSpec, ticket), &bytes).ok()) return;  // expired
       if (!protocol::from_record(bytes, rec.spec)) {
         log_->error("unreadable spec record ticket={}", protocol::escape_sample(ticket));
         corrupt = true;
@@ -115,7 +115,7 @@ Status JobBook::recover_queued(TimeMs now, bool& corrupt) {
 
 bool JobBook::has_finished(const std::string& t) const {
   std::string ignored;
-  return staged_.get(finished_key(t), &ignored).ok();
+  return staged_.get(storage::ReadKey(kFinished, t), &ignored).ok();
 }
 
 void JobBook::write_spec(const std::string& ticket, std::string bytes, Active& job, bool keep) {
@@ -128,14 +128,14 @@ void JobBook::write_spec(const std::string& ticket, std::string bytes, Active& j
 
 bool JobBook::load_active(const std::string& t, JobRecord& rec) const {
   auto it = active_.find(t);
-  if (it == active_.end() || it->second.queued_batch == 0) return load(active_key(t), rec);
+  if (it == active_.end() || it->second.queued_batch == 0) return load(storage::ReadKey(kActive, t), rec);
   // Never dispatched: queued since its submit, no attempt, no node tried.
   const Active& job = it->second;
   rec = JobRecord{};
   std::string bytes;
   if (job.spec) {
     if (!protocol::from_record(*job.spec, rec.spec)) return false;
-  } else if (!staged_.get(spec_key(t), &bytes).ok() || !protocol::from_record(bytes, rec.spec)) {
+  } else if (!staged_.get(storage::ReadKey(kSpec, t), &bytes).ok() || !protocol::from_record(bytes, rec.spec)) {
     return false;
   }
   rec.state = job.state;
@@ -144,7 +144,7 @@ bool JobBook::load_active(const std::string& t, JobRecord& rec) const {
   return true;
 }
 
-bool JobBook::load(const std::string& key, JobRecord& rec) const {
+bool JobBook::load(std::string_view key, JobRecord& rec) const {
   std::string value;
   if (!staged_.get(key, &value).ok()) return false;
   return protocol::from_record(value, rec);
@@ -168,7 +168,7 @@ std::string bytes_of_record(std::string&& record) {
 bool JobBook::load_spec(const std::string& ticket, JobRecord& rec, std::string* spec_bytes) const {
   if (rec.spec_inline) return true;
   std::string value;
-  if (!staged_.get(spec_key(ticket), &value).ok()) return false;
+  if (!staged_.get(storage::ReadKey(kSpec, ticket), &value).ok()) return false;
   if (!protocol::from_record(value, rec.spec)) return false;
   if (spec_bytes != nullptr) *spec_bytes = bytes_of_record(std::move(value));
   return true;
@@ -184,7 +184,7 @@ bool JobBook::load_queued(iterator it, JobRecord& rec, std::string& spec_bytes) 
       cached_spec_bytes_ -= job.spec->size();
       record = std::move(*job.spec);
       job.spec.reset();
-    } else if (!staged_.get(spec_key(it->first), &record).ok()) {
+    } else if (!staged_.get(storage::ReadKey(kSpec, it->first), &record).ok()) {
       record.clear();
     }
     bool whole = !record.empty() && protocol::from_record(record, rec.spec);

@@ -110,9 +110,10 @@ class JobBook {
   using iterator = Map::iterator;
   static constexpr std::size_t kSpecCacheBytes = 64 << 20;
 
-  static std::string active_key(const std::string& t) { return "a/" + t; }
-  static std::string finished_key(const std::string& t) { return "f/" + t; }
-  static std::string spec_key(const std::string& t) { return "s/" + t; }
+  static constexpr std::string_view kActive = "a/", kFinished = "f/", kSpec = "s/";
+  static std::string active_key(const std::string& t) { return std::string(kActive) + t; }
+  static std::string finished_key(const std::string& t) { return std::string(kFinished) + t; }
+  static std::string spec_key(const std::string& t) { return std::string(kSpec) + t; }
   static std::string queued_key(std::uint64_t first_seq);
 
   JobBook(storage::Staged& staged, Names& names, std::shared_ptr<spdlog::logger> log);
@@ -146,7 +147,7 @@ class JobBook {
   // from memory and its s/ record.
   bool load_active(const std::string& t, JobRecord& rec) const;
   bool load_finished(const std::string& t, JobRecord& rec) const {
-    return load(finished_key(t), rec);
+    return load(storage::ReadKey(kFinished, t), rec);
   }
   bool load_spec(const std::string& ticket, JobRecord& rec,
                  std::string* spec_bytes = nullptr) const;
@@ -185,7 +186,7 @@ class JobBook {
   void drop_cached_spec(Active& job);
 
  private:
-  bool load(const std::string& key, JobRecord& rec) const;
+  bool load(std::string_view key, JobRecord& rec) const;
   // The job has an a/ record (or is gone): it leaves its q/ batch.
   void leave_queued(Active& job) {
     if (job.queued_batch == 0) return;

@@ -297,11 +297,17 @@ void ProxyCore::finish_job(const std::string& ticket, JobRecord rec, protocol::J
   notices_.owe(rec.spec.origin, ticket);
   ++stats_.finished;
   ++stats_.finished_by_state[rec.state];
-  stats_.finished_job({ticket, std::string(protocol::to_string(rec.state)), rec.result.verdict,
-                       rec.result.node, rec.spec.owner,
-                       rec.spec.is_api ? rec.spec.api.language_id : 0, rec.result.cpu_ms,
-                       rec.result.peak_kb, rec.result.end_ms - rec.result.start_ms,
-                       rec.result.final_ms});
+  ProxyStats::RecentJob& recent = stats_.next_recent_job();
+  recent.ticket.assign(ticket);
+  recent.state.assign(protocol::to_string(rec.state));
+  recent.verdict.assign(rec.result.verdict);
+  recent.node.assign(rec.result.node);
+  recent.owner.assign(rec.spec.owner);
+  recent.language_id = rec.spec.is_api ? rec.spec.api.language_id : 0;
+  recent.cpu_ms = rec.result.cpu_ms;
+  recent.peak_kb = rec.result.peak_kb;
+  recent.wall_ms = rec.result.end_ms - rec.result.start_ms;
+  recent.finished_ms = rec.result.final_ms;
   log_->debug("finished ticket={} state={} node={} attempt={}", ticket,
               protocol::to_string(rec.state), rec.result.node, rec.result.attempt);
   std::string origin = rec.spec.origin;

@@ -118,7 +118,7 @@ class ProxyCore {
     return stats_.finished_by_state;
   }
   std::uint64_t dispatched_total() const { return stats_.dispatched; }
-  const std::deque<ProxyStats::RecentJob>& recent_jobs() const { return stats_.recent_jobs; }
+  std::vector<ProxyStats::RecentJob> recent_jobs() const { return stats_.recent_jobs(); }
   std::uint64_t finished_total() const { return stats_.finished; }
   std::uint64_t expired_total() const { return stats_.expired; }
   // Queued jobs, delayed ones included.

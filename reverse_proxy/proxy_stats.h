@@ -8,6 +8,7 @@
 #include <deque>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "common/time.h"
 #include "protocol/job.h"
@@ -24,24 +25,41 @@ struct ProxyStats {
   std::map<protocol::JobState, std::uint64_t> finished_by_state;
   FinishRate finish_rate;
   std::deque<std::string> events;  // the last kMaxEvents, oldest first
-  // The last kMaxRecentJobs finished, oldest first (the dashboard's list).
   struct RecentJob {
     std::string ticket, state, verdict, node, owner;
     std::int32_t language_id = 0;  // a judge0 submission's; 0 for others
     std::int64_t cpu_ms = 0, peak_kb = 0, wall_ms = 0, finished_ms = 0;
   };
-  std::deque<RecentJob> recent_jobs;
 
   static constexpr std::size_t kMaxEvents = 20;
   static constexpr std::size_t kMaxRecentJobs = 50;
-  void finished_job(RecentJob job) {
-    recent_jobs.push_back(std::move(job));
-    if (recent_jobs.size() > kMaxRecentJobs) recent_jobs.pop_front();
+  // The slot of the next finished job, to fill in place: a ring of
+  // kMaxRecentJobs whose strings keep their room, so that recording a job
+  // (every job, for the last 50 shown) allocates nothing once warm.
+  RecentJob& next_recent_job() {
+    if (recent_.size() < kMaxRecentJobs) return recent_.emplace_back();
+    RecentJob& slot = recent_[recent_next_];
+    recent_next_ = (recent_next_ + 1) % kMaxRecentJobs;
+    return slot;
   }
+  // The last kMaxRecentJobs finished, oldest first (the dashboard's list).
+  std::vector<RecentJob> recent_jobs() const {
+    std::vector<RecentJob> out;
+    out.reserve(recent_.size());
+    for (std::size_t i = 0; i < recent_.size(); ++i) {
+      out.push_back(recent_[(recent_next_ + i) % recent_.size()]);
+    }
+    return out;
+  }
+
   void note(TimeMs now, std::string event) {
     events.push_back(format_time(now) + " " + std::move(event));
     if (events.size() > kMaxEvents) events.pop_front();
   }
+
+ private:
+  std::vector<RecentJob> recent_;
+  std::size_t recent_next_ = 0;  // the oldest, once full
 };
 
 }  // namespace jc::proxy

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <initializer_list>
@@ -52,6 +53,29 @@ class Stage {
 
   WriteBatch::Ops ops_;
   std::vector<std::uint32_t> slots_;  // index into ops_ + 1; 0 = empty; a power of two long
+};
+
+// A key for a read, made of a prefix and a ticket on the stack: a lookup
+// needs no heap string (a ticket is at most 32 characters).
+class ReadKey {
+ public:
+  ReadKey(std::string_view prefix, std::string_view rest) : n_(prefix.size() + rest.size()) {
+    if (n_ <= sizeof buf_) {
+      std::memcpy(buf_, prefix.data(), prefix.size());
+      std::memcpy(buf_ + prefix.size(), rest.data(), rest.size());
+    } else {
+      big_.reserve(n_);
+      big_.append(prefix).append(rest);
+    }
+  }
+  operator std::string_view() const {
+    return n_ <= sizeof buf_ ? std::string_view(buf_, n_) : std::string_view(big_);
+  }
+
+ private:
+  std::size_t n_;
+  char buf_[48];
+  std::string big_;
 };
 
 class Staged {
