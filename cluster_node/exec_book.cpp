@@ -178,7 +178,8 @@ std::vector<std::string> ExecBook::hand_back() {
 void ExecBook::apply_outcome(const std::string& t, ExecRecord& rec) const {
   std::string bytes;
   ExecOutcome outcome;
-  if (staged_.get(outcome_key(t), &bytes).ok() && protocol::from_record(bytes, outcome)) {
+  if (staged_.get(storage::ReadKey(kOutcome, t), &bytes).ok() &&
+      protocol::from_record(bytes, outcome)) {
     rec.state = outcome.state;
     rec.result = std::move(outcome.result);
   }
@@ -186,7 +187,8 @@ void ExecBook::apply_outcome(const std::string& t, ExecRecord& rec) const {
 
 bool ExecBook::load(const std::string& t, ExecRecord& rec) const {
   std::string bytes;
-  if (!staged_.get(key(t), &bytes).ok() || !protocol::from_record(bytes, rec)) return false;
+  if (!staged_.get(storage::ReadKey(kExec, t), &bytes).ok() || !protocol::from_record(bytes, rec))
+    return false;
   apply_outcome(t, rec);
   return true;
 }

@@ -108,7 +108,8 @@ bool OriginBook::issued_here(const std::string& t) const {
 
 bool OriginBook::load_outcome(const std::string& t, OriginOutcome& outcome) const {
   std::string bytes;
-  return staged_.get(outcome_key(t), &bytes).ok() && protocol::from_record(bytes, outcome);
+  return staged_.get(storage::ReadKey(kOutcome, t), &bytes).ok() &&
+         protocol::from_record(bytes, outcome);
 }
 
 void OriginBook::apply_outcome(const std::string& t, OriginRecord& rec) const {
@@ -123,7 +124,8 @@ void OriginBook::apply_outcome(const std::string& t, OriginRecord& rec) const {
 
 bool OriginBook::load(const std::string& t, OriginRecord& rec) const {
   std::string bytes;
-  if (!staged_.get(key(t), &bytes).ok() || !protocol::from_record(bytes, rec)) return false;
+  if (!staged_.get(storage::ReadKey(kOrigin, t), &bytes).ok() || !protocol::from_record(bytes, rec))
+    return false;
   apply_outcome(t, rec);
   return true;
 }
@@ -156,7 +158,7 @@ void OriginBook::index_result(const std::string& t, std::int64_t final_ms) {
 
 bool OriginBook::has(const std::string& t) const {
   std::string bytes;
-  return staged_.get(key(t), &bytes).ok();
+  return staged_.get(storage::ReadKey(kOrigin, t), &bytes).ok();
 }
 
 bool OriginBook::raise_mark(const std::string& t) {
