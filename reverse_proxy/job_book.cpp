@@ -128,14 +128,16 @@ void JobBook::write_spec(const std::string& ticket, std::string bytes, Active& j
 
 bool JobBook::load_active(const std::string& t, JobRecord& rec) const {
   auto it = active_.find(t);
-  if (it == active_.end() || it->second.queued_batch == 0) return load(storage::ReadKey(kActive, t), rec);
+  if (it == active_.end() || it->second.queued_batch == 0)
+    return load(storage::ReadKey(kActive, t), rec);
   // Never dispatched: queued since its submit, no attempt, no node tried.
   const Active& job = it->second;
   rec = JobRecord{};
   std::string bytes;
   if (job.spec) {
     if (!protocol::from_record(*job.spec, rec.spec)) return false;
-  } else if (!staged_.get(storage::ReadKey(kSpec, t), &bytes).ok() || !protocol::from_record(bytes, rec.spec)) {
+  } else if (!staged_.get(storage::ReadKey(kSpec, t), &bytes).ok() ||
+             !protocol::from_record(bytes, rec.spec)) {
     return false;
   }
   rec.state = job.state;
