@@ -80,6 +80,23 @@ bool ExecBook::assign(protocol::Assignment& a) {
 }
 
 void ExecBook::claim_local(const std::string& t, protocol::JobSpec spec) {
+  if (auto it = jobs_.find(t); it != jobs_.end()) {
+    // Given here already (the proxy sent it before its commit, then went
+    // away): it stays as it is, queued or running, and becomes this
+    // node's claim. A second entry would run it twice and lose a count
+    // of the running ones.
+    it->second.local = true;
+    ExecRecord rec = record_of(it->second);
+    rec.state = JobState::kQueued;  // a start is never written
+    store(t, rec);
+    local_claimed_.insert(t);
+    return;
+  }
+  if (undelivered_.count(t) > 0) {
+    // Run here already: its result waits for the proxy, as a claim's does.
+    local_claimed_.insert(t);
+    return;
+  }
   ExecRecord rec;
   rec.spec = std::move(spec);
   rec.attempt = 1;

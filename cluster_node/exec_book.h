@@ -47,7 +47,8 @@ class ExecBook {
   // A job the proxy gives: false when it is here already (held, or its
   // result not acknowledged yet), or its ticket is not one.
   bool assign(protocol::Assignment& a);
-  // A job of this node's own clients, run here while the proxy is away.
+  // A job of this node's own clients, run here while the proxy is away
+  // (one held here already stays as it is, now claimed).
   void claim_local(const std::string& ticket, protocol::JobSpec spec);
   bool claimed(const std::string& t) const { return local_claimed_.count(t) > 0; }
   // The proxy acknowledged the submit of a job claimed here.

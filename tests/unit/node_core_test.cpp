@@ -835,6 +835,28 @@ TEST_CASE("node core: a local run of a job never sent to the proxy shows at once
   CHECK(mark.empty());
 }
 
+TEST_CASE("node core: a job the proxy gave its own origin, then went away, runs there once") {
+  storage::MemoryStore store;
+  Node n(store);
+  n.connect();
+  std::string t = n.submit();  // sent, not acknowledged
+  protocol::Assignment a = assignment(t, 1, "node-a");
+  n.receive(protocol::Job{{a}});  // sent before the proxy's commit
+  REQUIRE(n.start() == t);
+  CHECK(n.core.running() == 1);
+  n.core.on_disconnected();
+  n.core.set_local_mode(true);  // claims the node's unacknowledged jobs
+  CHECK(n.core.running() == 1);
+  CHECK_FALSE(n.core.next_job().has_value());  // not queued a second time
+  n.core.job_finished(t, done_result("once"));
+  n.flush();
+  CHECK(n.core.running() == 0);
+  // Back: the proxy is told it ran here.
+  auto submits = of_type<protocol::Submit>(n.connect());
+  REQUIRE(submits.size() == 1);
+  CHECK(submits[0].local == std::vector<std::string>{t});
+}
+
 TEST_CASE("node core: a local run of a job the proxy may have shows only with the proxy's result") {
   storage::MemoryStore store;
   Node n(store);
