@@ -74,8 +74,11 @@ Status JobBook::recover_queued(TimeMs now, bool& corrupt) {
   // A q/ record lists every job of its commit until the last has an a/
   // record or is gone: the others are skipped (an a/ record, read above,
   // wins; a finished job may have expired since, its s/ record with it).
+  // A record with a line that cannot be read is kept, as an unreadable a/
+  // record is: deleting it could lose the job that line stands for.
   return staged_.store().scan("q/", [&](std::string_view key, std::string_view value) {
     const std::uint64_t id = queued_.read(std::string(key));
+    bool keep = false;
     storage::for_each_line(value, [&](std::string_view line) {
       const std::size_t space = line.rfind(' ');
       std::uint64_t seq = 0;
@@ -84,17 +87,19 @@ Status JobBook::recover_queued(TimeMs now, bool& corrupt) {
               std::errc()) {
         log_->error("unreadable queued line key={} line={}", protocol::escape_sample(key),
                     protocol::escape_sample(line));
-        corrupt = true;
+        corrupt = keep = true;
         return;
       }
       std::string ticket(line.substr(0, space));
       if (active_.count(ticket) > 0 || has_finished(ticket)) return;
       JobRecord rec;
       std::string bytes;
-      if (!staged_.get(storage::ReadKey(kSpec, ticket), &bytes).ok()) return;  // expired
-      if (!protocol::from_record(bytes, rec.spec)) {
-        log_->error("unreadable spec record ticket={}", protocol::escape_sample(ticket));
-        corrupt = true;
+      Status got = staged_.get(storage::ReadKey(kSpec, ticket), &bytes);
+      if (got.is_not_found()) return;  // expired
+      if (!got.ok() || !protocol::from_record(bytes, rec.spec)) {
+        log_->error("unreadable spec record ticket={} {}", protocol::escape_sample(ticket),
+                    got.to_string());
+        corrupt = keep = true;
         return;
       }
       auto [entry, added] = active_.try_emplace(std::move(ticket));
@@ -108,6 +113,7 @@ Status JobBook::recover_queued(TimeMs now, bool& corrupt) {
       next_seq_ = std::max(next_seq_, seq + 1);
       enqueue(entry, now);
     });
+    if (keep) queued_.hold(id);  // never released
     queued_.settle(id);
     return true;
   });
