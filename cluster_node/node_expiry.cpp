@@ -156,13 +156,11 @@ JobReport NodeCore::lookup(const std::string& ticket, TimeMs now) const {
   const auto& retention = options_.retention;
   JobReport r;
   r.ticket = ticket;
-  OriginRecord origin;
   OriginOutcome outcome;
   if (const auto* p = origin_.pending(ticket)) {
     r.state = JobState::kQueued;  // as its fresh o/ record says
     r.owner = p->owner;
-  } else if (origin_.load_outcome(ticket, outcome) && outcome.owner_known) {
-    // What became of it, and its owner: its o/ record is not read.
+  } else if (origin_.load_outcome(ticket, outcome)) {
     if (outcome.has_result && retention.expired(outcome.result.final_time(), now)) {
       return protocol::expired_report(ticket);
     }
@@ -173,19 +171,6 @@ JobReport NodeCore::lookup(const std::string& ticket, TimeMs now) const {
       r.node = outcome.result.node;
       r.has_result = true;
       r.result = std::move(outcome.result);
-      return r;
-    }
-  } else if (origin_.load(ticket, origin)) {
-    if (origin.has_result && retention.expired(origin.result.final_time(), now)) {
-      return protocol::expired_report(ticket);
-    }
-    r.state = origin.state;
-    r.attempts = origin.attempts;
-    r.owner = origin.spec.owner;
-    if (origin.has_result) {
-      r.node = origin.result.node;
-      r.has_result = true;
-      r.result = origin.result;
       return r;
     }
   }

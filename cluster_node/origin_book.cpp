@@ -106,15 +106,28 @@ bool OriginBook::issued_here(const std::string& t) const {
   return parts && parts->prefix == prefix_ && parts->counter < counter_;
 }
 
-bool OriginBook::load_outcome(const std::string& t, OriginOutcome& outcome) const {
+bool OriginBook::read_outcome(const std::string& t, OriginOutcome& outcome) const {
   std::string bytes;
   return staged_.get(storage::ReadKey(kOutcome, t), &bytes).ok() &&
          protocol::from_record(bytes, outcome);
 }
 
+bool OriginBook::load_outcome(const std::string& t, OriginOutcome& outcome) const {
+  if (read_outcome(t, outcome) && outcome.owner_known) return true;
+  OriginRecord rec;  // no r/ record yet, or one of version 7
+  if (!load(t, rec)) return false;
+  outcome.state = rec.state;
+  outcome.has_result = rec.has_result;
+  outcome.result = std::move(rec.result);
+  outcome.attempts = rec.attempts;
+  outcome.owner = std::move(rec.spec.owner);
+  outcome.owner_known = true;
+  return true;
+}
+
 void OriginBook::apply_outcome(const std::string& t, OriginRecord& rec) const {
   OriginOutcome outcome;
-  if (load_outcome(t, outcome)) {
+  if (read_outcome(t, outcome)) {
     rec.state = outcome.state;
     rec.has_result = outcome.has_result;
     rec.result = std::move(outcome.result);

@@ -54,7 +54,9 @@ class OriginBook {
 
   // The job with what became of it (its r/ record over its o/ record).
   bool load(const std::string& t, OriginRecord& rec) const;
-  // Its r/ record alone (false: none yet, or unreadable).
+  // What became of the job, with its owner (`owner_known` set): its r/
+  // record alone when that holds the owner (version 8 on), else its o/
+  // record with r/ over it. False when neither reads.
   bool load_outcome(const std::string& t, OriginOutcome& outcome) const;
   // What a job accepted by this process and without an r/ record yet is,
   // besides a fresh record (QUEUED, no result): in memory, so that neither
@@ -112,6 +114,8 @@ class OriginBook {
       const std::function<bool(const OriginRecord&)>& shown) const;
 
  private:
+  // Its r/ record alone (false: none yet, or unreadable).
+  bool read_outcome(const std::string& t, OriginOutcome& outcome) const;
   // What became of the job (its r/ record), over `rec` read from o/.
   void apply_outcome(const std::string& t, OriginRecord& rec) const;
 

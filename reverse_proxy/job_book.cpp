@@ -51,17 +51,14 @@ Status JobBook::recover(TimeMs now,
       corrupt = true;
       return true;
     }
-    QueueKey qkey{rec.spec.priority, rec.seq};
     auto [entry, inserted] = active_.insert_or_assign(
-        std::string(key.substr(2)), Active{rec.state, names_.intern(rec.node), rec.attempts, qkey,
-                                           names_.intern(rec.spec.owner)});
-    entry->second.needs = names_.needs_id(rec.spec.needs);
+        std::string(key.substr(2)), Active{rec.state, names_.intern(rec.node), rec.attempts});
+    describe(entry->second, rec.spec, rec.seq);
     entry->second.pinned = rec.pinned;
     next_seq_ = std::max(next_seq_, rec.seq + 1);
     if (rec.state == JobState::kRunning) {
       held(rec.node, entry->first);
     } else {
-      entry->second.not_before = rec.spec.not_before_ms;
       enqueue(entry, now);
     }
     return true;
@@ -104,10 +101,7 @@ Status JobBook::recover_queued(TimeMs now, bool& corrupt) {
       }
       auto [entry, added] = active_.try_emplace(std::move(ticket));
       Active& job = entry->second;
-      job.key = QueueKey{rec.spec.priority, seq};
-      job.owner = names_.intern(rec.spec.owner);
-      job.not_before = rec.spec.not_before_ms;
-      job.needs = names_.needs_id(rec.spec.needs);
+      describe(job, rec.spec, seq);
       job.queued_batch = id;
       queued_.hold(id);
       next_seq_ = std::max(next_seq_, seq + 1);
@@ -117,6 +111,13 @@ Status JobBook::recover_queued(TimeMs now, bool& corrupt) {
     queued_.settle(id);
     return true;
   });
+}
+
+void JobBook::describe(Active& job, const protocol::JobSpec& spec, std::uint64_t seq) {
+  job.key = QueueKey{spec.priority, seq};
+  job.owner = names_.intern(spec.owner);
+  job.not_before = spec.not_before_ms;
+  job.needs = names_.needs_id(spec.needs);
 }
 
 bool JobBook::has_finished(const std::string& t) const {
@@ -136,16 +137,16 @@ bool JobBook::load_active(const std::string& t, JobRecord& rec) const {
   auto it = active_.find(t);
   if (it == active_.end() || it->second.queued_batch == 0)
     return load(storage::ReadKey(kActive, t), rec);
-  // Never dispatched: queued since its submit, no attempt, no node tried.
   const Active& job = it->second;
-  rec = JobRecord{};
+  if (job.spec) return fresh_record(job, *job.spec, rec);
   std::string bytes;
-  if (job.spec) {
-    if (!protocol::from_record(*job.spec, rec.spec)) return false;
-  } else if (!staged_.get(storage::ReadKey(kSpec, t), &bytes).ok() ||
-             !protocol::from_record(bytes, rec.spec)) {
-    return false;
-  }
+  return staged_.get(storage::ReadKey(kSpec, t), &bytes).ok() && fresh_record(job, bytes, rec);
+}
+
+bool JobBook::fresh_record(const Active& job, std::string_view spec_record, JobRecord& rec) {
+  // Queued since its submit: no attempt, no node tried, no result.
+  rec = JobRecord{};
+  if (!protocol::from_record(spec_record, rec.spec)) return false;
   rec.state = job.state;
   rec.seq = job.key.seq;
   rec.pinned = job.pinned;
@@ -195,11 +196,7 @@ bool JobBook::load_queued(iterator it, JobRecord& rec, std::string& spec_bytes) 
     } else if (!staged_.get(storage::ReadKey(kSpec, it->first), &record).ok()) {
       record.clear();
     }
-    bool whole = !record.empty() && protocol::from_record(record, rec.spec);
-    if (whole && job.attempts == 0) {
-      rec.state = job.state;
-      rec.seq = job.key.seq;
-      rec.pinned = job.pinned;
+    if (job.attempts == 0 && !record.empty() && fresh_record(job, record, rec)) {
       spec_bytes = bytes_of_record(std::move(record));
       return true;
     }

@@ -135,6 +135,9 @@ class JobBook {
   // (a node re-sends what it had not seen acknowledged: the first copy stays).
   std::pair<iterator, bool> add(const std::string& ticket) { return active_.try_emplace(ticket); }
   void erase_new(iterator it) { active_.erase(it); }
+  // What the entry keeps of its spec: its place in the queue (with its
+  // sequence number `seq`), owner, --delay and needs.
+  void describe(Active& job, const protocol::JobSpec& spec, std::uint64_t seq);
   // The spec's one write; `keep`: also held in memory until dispatch, when
   // the cache has room.
   void write_spec(const std::string& ticket, std::string bytes, Active& job, bool keep);
@@ -187,6 +190,9 @@ class JobBook {
 
  private:
   bool load(std::string_view key, JobRecord& rec) const;
+  // The record of a job never dispatched: its spec from `spec_record` (its
+  // s/ record's bytes), the rest from memory.
+  static bool fresh_record(const Active& job, std::string_view spec_record, JobRecord& rec);
   // The job has an a/ record (or is gone): it leaves its q/ batch.
   void leave_queued(Active& job) {
     if (job.queued_batch == 0) return;

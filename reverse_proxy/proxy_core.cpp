@@ -180,27 +180,19 @@ void ProxyCore::on_submit(const std::string& node, protocol::Submit& m, TimeMs n
     JobRecord rec;
     rec.spec = std::move(spec);
     rec.seq = book_.next_seq();
-    QueueKey key{rec.spec.priority, rec.seq};
+    book_.describe(entry->second, rec.spec, rec.seq);
     ++stats_.submitted;
     if (adopted) {
       // Run by its origin node while the proxy was away: it holds the job.
       rec.attempts = 1;
       rec.nodes_tried.push_back(node);
       rec.pinned = shown.count(ticket) > 0;
-      entry->second.key = key;
-      entry->second.owner = names_.intern(rec.spec.owner);
       entry->second.pinned = rec.pinned;
-      entry->second.needs = names_.needs_id(rec.spec.needs);
       to_node(entry, rec, node);
       log_->info("adopted ticket={} run locally by={}{}", ticket, node,
                  rec.pinned ? " (its result shown there already)" : "");
       continue;
     }
-    Active& job = entry->second;
-    job.key = key;
-    job.owner = names_.intern(rec.spec.owner);
-    job.not_before = rec.spec.not_before_ms;
-    job.needs = names_.needs_id(rec.spec.needs);
     book_.note_queued(entry);
     book_.enqueue(entry, now);
     if (log_->should_log(spdlog::level::debug)) {  // describe() formats: only when it shows

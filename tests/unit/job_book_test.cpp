@@ -29,6 +29,13 @@ std::vector<std::string> keys(storage::MemoryStore& store, std::string_view pref
   return out;
 }
 
+// A record written to the store as it is.
+void put(storage::MemoryStore& store, const std::string& key, const std::string& value) {
+  storage::WriteBatch w;
+  w.put(key, value);
+  REQUIRE(store.write(w, true).ok());
+}
+
 // A job book on `store`, with what the proxy's core does around it.
 struct Book {
   explicit Book(storage::MemoryStore& store)
@@ -85,6 +92,16 @@ struct Book {
     book.store_finished(t, rec);
   }
   void commit() { REQUIRE(staged.commit().ok()); }
+  // Reads the book back from its store; true when a record was unreadable.
+  // `held` gets the (node, ticket) of each job a node holds.
+  bool recover(std::vector<std::pair<std::string, std::string>>* held = nullptr) {
+    bool corrupt = false;
+    auto hold = [&](const std::string& node, const std::string& t) {
+      if (held != nullptr) held->emplace_back(node, t);
+    };
+    REQUIRE(book.recover(0, hold, corrupt).ok());
+    return corrupt;
+  }
   // The order the queue gives its jobs out in (emptying it).
   std::vector<std::string> drain() {
     std::vector<std::string> out;
@@ -160,15 +177,8 @@ TEST_CASE("job book: a restart queues again exactly the jobs still queued, in th
     b.commit();
   }
   Book b(store);
-  bool corrupt = false;
   std::vector<std::pair<std::string, std::string>> held;
-  REQUIRE(
-      b.book
-          .recover(
-              0, [&](const std::string& node, const std::string& t) { held.emplace_back(node, t); },
-              corrupt)
-          .ok());
-  CHECK_FALSE(corrupt);
+  CHECK_FALSE(b.recover(&held));
   CHECK(held == std::vector<std::pair<std::string, std::string>>{{"n1", "t6"}});
   CHECK(b.book.queued() == 3);
   CHECK(b.drain() == std::vector<std::string>{"t2", "t3", "t5"});
@@ -208,19 +218,10 @@ TEST_CASE("job book: a q/ record whose jobs all left is deleted at the restart")
     b.commit();
     CHECK(keys(store, "q/").empty());
   }
-  {
-    // The same, but the record kept (as after a crash before t1's finish).
-    storage::WriteBatch w;
-    w.put(JobBook::queued_key(1), "t1 1\nt2 2\n");
-    REQUIRE(store.write(w, true).ok());
-  }
+  // The same, but the record kept (as after a crash before t1's finish).
+  put(store, JobBook::queued_key(1), "t1 1\nt2 2\n");
   Book b(store);
-  bool corrupt = false;
-  REQUIRE(b.book
-              .recover(
-                  0, [](const std::string&, const std::string&) {}, corrupt)
-              .ok());
-  CHECK_FALSE(corrupt);
+  CHECK_FALSE(b.recover());
   CHECK(b.book.queued() == 0);
   b.commit();
   CHECK(keys(store, "q/").empty());
@@ -233,18 +234,9 @@ TEST_CASE("job book: an unreadable q/ line is reported, and the rest of the reco
     b.submit("t1");
     b.commit();
   }
-  {
-    storage::WriteBatch w;
-    w.put(JobBook::queued_key(1), "t1 1\nno-sequence\nt9 x\n");
-    REQUIRE(store.write(w, true).ok());
-  }
+  put(store, JobBook::queued_key(1), "t1 1\nno-sequence\nt9 x\n");
   Book b(store);
-  bool corrupt = false;
-  REQUIRE(b.book
-              .recover(
-                  0, [](const std::string&, const std::string&) {}, corrupt)
-              .ok());
-  CHECK(corrupt);
+  CHECK(b.recover());
   // The readable job is queued again; the record stays once it leaves,
   // for the lines that could not be read.
   CHECK(b.dispatch() == "t1");
