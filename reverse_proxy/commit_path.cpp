@@ -16,7 +16,22 @@ void DiskCommit::flush(ProxyCore& core) {
   if (!retry_.should_try()) return;
   // JOB first: the run overlaps the fsync (ProxyCore::take_early). Not
   // while the store refuses writes: then nothing moves until it takes them.
-  if (core.staged().store().writable()) send_(core.take_early());
+  bool sent_jobs = false;
+  if (core.staged().store().writable()) {
+    auto early = core.take_early();
+    sent_jobs = !early.empty();
+    send_(std::move(early));
+  }
+  switch (hold_.decide(sent_jobs, core.staged().sync_required(), core.only_acks_out(),
+                       CommitHold::Clock::now())) {
+    case CommitHold::Decision::kStartHold:
+      flush_later_(hold_.hold());
+      return;
+    case CommitHold::Decision::kHold:
+      return;  // the flush that flush_later_ arranged commits
+    case CommitHold::Decision::kCommit:
+      break;
+  }
   if (Status s = core.staged().commit(); !s.ok()) {
     // Nothing staged may be acknowledged: every message waits for the
     // write, which is retried (StorageRetry).

@@ -3,7 +3,9 @@
 //
 //   DiskCommit  one proxy: a LevelDB write, synced when the stage asks,
 //               retried while the store refuses writes (StorageRetry). JOB
-//               leaves before it (ProxyCore::take_early), the rest after.
+//               leaves before it (ProxyCore::take_early), the rest after;
+//               a turn with only ACKs to send waits a moment for the
+//               results of the JOBs it sent (CommitHold).
 //   LogCommit   replicated proxies: the stage becomes a log entry
 //               (replicated_store.h), a few in flight at once; JOB leaves
 //               at once, the rest once its entry is applied here.
@@ -12,17 +14,18 @@
 // and knows nothing else of how it is done.
 #pragma once
 
+#include <spdlog/spdlog.h>
+
 #include <deque>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include <spdlog/spdlog.h>
-
 #include "net/storage_retry.h"
 #include "protocol/retention.h"
 #include "replication/raft_log.h"
+#include "reverse_proxy/commit_hold.h"
 #include "reverse_proxy/proxy_core.h"
 #include "reverse_proxy/replicated_store.h"
 
@@ -51,6 +54,8 @@ class CommitPath {
   virtual void abandon() { compactions_ = {}; }
   // Whether the store refuses writes (a sweep then waits).
   virtual bool failing() const { return false; }
+  // The proxy stops: what is staged is committed now, and from now on.
+  virtual void flush_at_stop(ProxyCore& core) { flush(core); }
 
   // Key ranges a sweep emptied: compacted once their removal is committed.
   void compact_later(std::vector<std::pair<std::string, std::string>> ranges) {
@@ -69,13 +74,25 @@ class CommitPath {
 
 class DiskCommit final : public CommitPath {
  public:
-  DiskCommit(storage::Store& store, Send send, TimeMs compact_period_ms, net::StorageRetry& retry)
-      : CommitPath(store, std::move(send), compact_period_ms), retry_(retry) {}
+  // Calls the proxy's flush() again after a delay (CommitHold).
+  using FlushLater = std::function<void(CommitHold::Clock::duration)>;
+  DiskCommit(storage::Store& store, Send send, TimeMs compact_period_ms, net::StorageRetry& retry,
+             CommitHold::Clock::duration hold = {}, FlushLater flush_later = {})
+      : CommitPath(store, std::move(send), compact_period_ms),
+        retry_(retry),
+        hold_(flush_later ? hold : CommitHold::Clock::duration{}),
+        flush_later_(std::move(flush_later)) {}
   void flush(ProxyCore& core) override;
   bool failing() const override { return retry_.failing(); }
+  void flush_at_stop(ProxyCore& core) override {
+    hold_.stop();
+    flush(core);
+  }
 
  private:
   net::StorageRetry& retry_;
+  CommitHold hold_;
+  FlushLater flush_later_;
 };
 
 class LogCommit final : public CommitPath {

@@ -464,6 +464,14 @@ std::vector<Outgoing> ProxyCore::take_early(const std::unordered_set<std::string
   return early;
 }
 
+bool ProxyCore::only_acks_out() const {
+  if (!pending_results_.empty()) return false;
+  for (const auto& out : outbox_) {
+    if (!std::holds_alternative<protocol::Ack>(out.message)) return false;
+  }
+  return true;
+}
+
 std::vector<Outgoing> ProxyCore::take_outbox() {
   while (!pending_results_.empty()) flush_results(pending_results_.begin()->first);
   return std::exchange(outbox_, {});

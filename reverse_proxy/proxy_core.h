@@ -133,6 +133,9 @@ class ProxyCore {
   bool has_dispatchable() const;
 
   storage::Staged& staged() { return staged_; }
+  // Whether every message waiting for the commit is an ACK: nothing a
+  // client waits for (no RESULT, WELCOME, OFFERS, CANCEL or RES_REQ).
+  bool only_acks_out() const;
   std::vector<Outgoing> take_outbox();
   // What may leave before this turn's writes are durable: JOB, to a node
   // not welcomed in this turn (WELCOME goes first on a connection). Running

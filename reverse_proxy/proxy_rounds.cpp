@@ -17,14 +17,19 @@ void ProxyServer::start_leading_timers() {
 }
 
 // Rounds run as soon as queued jobs meet free slots (coalesced into one round
-// per turn of the event loop), and at least every DISPATCH_PERIOD.
+// per turn of the event loop), and at least every DISPATCH_PERIOD. A round
+// due when the turn's commit starts runs first (flush()), whichever was
+// posted first.
 void ProxyServer::kick_dispatch() {
   if (dispatch_posted_ || stopping_ || !core_) return;
   dispatch_posted_ = true;
-  asio::post(io_, [this] {
-    dispatch_posted_ = false;
-    run_dispatch();
-  });
+  asio::post(io_, [this] { run_posted_dispatch(); });
+}
+
+void ProxyServer::run_posted_dispatch() {
+  if (!dispatch_posted_) return;  // flush() ran it
+  dispatch_posted_ = false;
+  run_dispatch();
 }
 
 void ProxyServer::run_dispatch() {
@@ -105,6 +110,11 @@ void ProxyServer::schedule_flush() {
 }
 
 void ProxyServer::flush() {
+  // The round first, in the same commit: its JOBs leave before the fsync
+  // (ProxyCore::take_early), so a job submitted in this turn runs while the
+  // submit is made durable, not after. A round posted after this flush
+  // would otherwise wait for it.
+  run_posted_dispatch();
   flush_scheduled_ = false;
   if (core_ && commit_) commit_->flush(*core_);
 }

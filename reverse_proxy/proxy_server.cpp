@@ -41,6 +41,10 @@ constexpr std::size_t kMaxPendingHandshakesPerAddress = 16;
 // A HELLO lists the jobs a node holds or finished while away, about 20 bytes
 // each, so this still lets a node back with most of a million of them.
 constexpr std::size_t kMaxHandshakeFrameBytes = 16 * 1024 * 1024;
+// How long a submission's commit may wait for the results of the jobs it
+// dispatched (CommitHold): about two fsyncs here, and longer than the round
+// trip of a 0-ms job through a node.
+constexpr auto kCommitHold = std::chrono::microseconds(500);
 }  // namespace
 
 ProxyServer::ProxyServer(asio::io_context& io, ProxyConfig config, storage::Store& store)
@@ -62,6 +66,7 @@ ProxyServer::ProxyServer(asio::io_context& io, ProxyConfig config, storage::Stor
       exchange_timer_(io),
       delay_timer_(io),
       sweep_timer_(io),
+      commit_hold_timer_(io),
       storage_retry_(io, log_, [this] { schedule_flush(); }),
       heartbeat_timer_(io),
       upkeep_timer_(io) {
@@ -119,8 +124,14 @@ Status ProxyServer::start() {
           dial_peer(address, io, std::move(done));
         });
   } else {
-    commit_ = std::make_unique<DiskCommit>(store_, send_outbox_fn(), compact_period(),
-                                           storage_retry_);
+    commit_ = std::make_unique<DiskCommit>(
+        store_, send_outbox_fn(), compact_period(), storage_retry_, kCommitHold,
+        [this](CommitHold::Clock::duration after) {
+          commit_hold_timer_.expires_after(after);
+          commit_hold_timer_.async_wait([this](const error_code& ec) {
+            if (!ec && !stopping_) schedule_flush();
+          });
+        });
     if (Status s = core_->recover(now_ms()); !s.ok()) return s;
   }
   if (!store_.writable()) {
@@ -183,9 +194,11 @@ void ProxyServer::stop() {
   exchange_timer_.cancel();
   delay_timer_.cancel();
   sweep_timer_.cancel();
+  commit_hold_timer_.cancel();
   heartbeat_timer_.cancel();
   upkeep_timer_.cancel();
-  flush();
+  flush_scheduled_ = false;
+  if (core_ && commit_) commit_->flush_at_stop(*core_);
   storage_retry_.cancel();
   for (auto& [id, s] : sessions_) s.conn->close("proxy shutting down");
   sessions_.clear();

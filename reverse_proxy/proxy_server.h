@@ -91,6 +91,7 @@ class ProxyServer {
   void on_frame(std::uint64_t id, protocol::Message&& m);
   void on_session_closed(std::uint64_t id, const std::string& reason);
   void kick_dispatch();
+  void run_posted_dispatch();
   void run_dispatch();
   void schedule_periodic();
   void schedule_sweep(TimeMs after_ms);
@@ -153,6 +154,8 @@ class ProxyServer {
   boost::asio::steady_timer delay_timer_;
   // Removes expired jobs (RESULT_TTL) every retention.sweep_period_ms().
   boost::asio::steady_timer sweep_timer_;
+  // Ends a hold of the commit (CommitHold).
+  boost::asio::steady_timer commit_hold_timer_;
   TimeMs delay_timer_at_ = 0;  // 0: not armed
   void arm_delay_timer();
   std::unordered_map<std::uint64_t, Session> sessions_;

@@ -97,6 +97,7 @@ class Staged {
   }
   // The commit must reach the disk before anything is acknowledged.
   void require_sync() { sync_ = true; }
+  bool sync_required() const { return sync_ && !pending_.empty(); }
   bool empty() const { return pending_.empty(); }
   std::size_t size() const { return pending_.size(); }
 
