@@ -77,6 +77,11 @@ std::string NodeCore::submit(protocol::JobSpec spec, TimeMs now) {
   // Run here at once without a proxy, from the spec in hand.
   if (local_mode_) claim_local(ticket, spec);
   if (connected_) {
+    if (pending_submit_.jobs.empty()) {
+      constexpr std::size_t kMaxRoom = 1024;
+      pending_submit_.jobs.reserve(std::min(last_submit_size_, kMaxRoom));
+      pending_submit_.spec_bytes.reserve(std::min(last_submit_size_, kMaxRoom));
+    }
     pending_submit_.jobs.push_back(std::move(spec));
     pending_submit_.spec_bytes.push_back(std::move(spec_bytes));
   }
@@ -198,6 +203,7 @@ std::vector<protocol::Message> NodeCore::take_early() {
 
 protocol::Submit NodeCore::take_new_submissions() {
   pending_submit_.first = true;  // accepted on this connection, never sent before
+  last_submit_size_ = pending_submit_.jobs.size();
   return std::exchange(pending_submit_, {});
 }
 

@@ -209,6 +209,10 @@ class NodeCore {
   std::deque<std::string> remote_order_;
   std::vector<protocol::Message> outbox_;
   protocol::Submit pending_submit_;
+  // Jobs in the last SUBMIT this node made: room for as many (up to 1,024)
+  // is made at the next turn's first job, so that a spec (648 bytes) is not
+  // moved again each time the vector grows.
+  std::size_t last_submit_size_ = 0;
   // The turn's new submissions as one SUBMIT (marked `first`), emptied.
   protocol::Submit take_new_submissions();
   protocol::Result pending_results_;
