@@ -162,4 +162,36 @@ TEST_CASE("commit hold: a 0-ms job's submit and result share one synced write") 
   }
 }
 
+TEST_CASE("commit hold: without it, the submission's commit is synced at once") {
+  boost::asio::io_context io;
+  storage::MemoryStore store;
+  proxy::ProxyOptions options;
+  options.proxy_id = "proxy-test";
+  options.prefetch = 0;
+  proxy::ProxyCore core(store, options);
+  REQUIRE(core.recover(0).ok());
+  REQUIRE(core.on_hello(hello("origin"), "peer-o", 0).accepted);
+  REQUIRE(core.staged().commit().ok());
+  core.take_outbox();
+  net::StorageRetry retry(io, log::get("test"), [] {});
+  std::vector<proxy::Outgoing> sent;
+  proxy::DiskCommit commit(
+      store,
+      [&](std::vector<proxy::Outgoing> out) {
+        for (auto& o : out) sent.push_back(std::move(o));
+      },
+      0, retry);
+  const int synced_before = store.synced_writes();
+  protocol::Submit s;
+  s.jobs = {sleep_spec("t1", "origin")};
+  core.on_message("origin", s, 1);
+  core.dispatch(1);
+  commit.flush(core);
+  CHECK(store.synced_writes() == synced_before + 1);
+  CHECK(count_to<protocol::Ack>(sent, "origin") == 1);
+  core.on_message("origin", protocol::Result{{done("t1", "origin")}}, 2);
+  commit.flush(core);
+  CHECK(store.synced_writes() == synced_before + 2);  // two fsyncs in a row
+}
+
 }  // namespace jc
