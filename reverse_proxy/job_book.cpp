@@ -116,6 +116,7 @@ Status JobBook::recover_queued(TimeMs now, bool& corrupt) {
 void JobBook::describe(Active& job, const protocol::JobSpec& spec, std::uint64_t seq) {
   job.key = QueueKey{spec.priority, seq};
   job.owner = names_.intern(spec.owner);
+  job.origin = names_.intern(spec.origin);
   job.not_before = spec.not_before_ms;
   job.needs = names_.needs_id(spec.needs);
 }

@@ -96,6 +96,7 @@ class JobBook {
     std::uint32_t attempts = 0;
     QueueKey key;             // its place in the queue while queued
     std::uint32_t owner = 0;  // interned client name (JobSpec::owner); 0 = none
+    std::uint32_t origin = 0;  // interned name of the node it was submitted to (JobSpec::origin)
     TimeMs not_before = 0;    // JobSpec::not_before_ms (--delay)
     bool pinned = false;      // JobRecord::pinned
     std::uint32_t needs = 0;  // interned JobSpec::needs (Names::needs_id); 0 = nothing

@@ -363,12 +363,17 @@ void ProxyCore::on_requests(const std::string& node, const std::vector<std::stri
   for (const auto& t : tickets) {
     JobReport r = report_of(t);
     if (!protocol::is_final(r.state) && r.state != JobState::kUnknown &&
-        r.state != JobState::kExpired) {
+        r.state != JobState::kExpired && !is_origin(t, node)) {
       notices_.watch(t, node);
     }
     reply.reports.push_back(std::move(r));
   }
   send(node, std::move(reply));
+}
+
+bool ProxyCore::is_origin(const std::string& ticket, const std::string& node) const {
+  auto it = book_.find(ticket);
+  return it != book_.end() && it->second.origin != 0 && name_of(it->second.origin) == node;
 }
 
 JobReport ProxyCore::report_of(const std::string& ticket, TimeMs now) const {

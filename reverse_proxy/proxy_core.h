@@ -131,6 +131,9 @@ class ProxyCore {
   std::optional<JobRecord> find_job(const std::string& ticket, TimeMs now = 0) const;
   bool expired(const std::string& ticket, TimeMs now = 0) const;
   bool has_dispatchable() const;
+  // Unfinished jobs a node other than their origin asked about (their
+  // result goes to it too).
+  std::size_t watched_jobs() const { return notices_.watched(); }
 
   storage::Staged& staged() { return staged_; }
   // Whether every message waiting for the commit is an ACK: nothing a
@@ -200,6 +203,10 @@ class ProxyCore {
   // it, and tells the nodes when it turns.
   void update_admission();
   const std::string& name_of(std::uint32_t id) const { return names_[id]; }
+  // Whether `node` is where the unfinished job `ticket` was submitted: it
+  // is told of the result anyway (ResultNotices::recipients), so it need not
+  // watch for it.
+  bool is_origin(const std::string& ticket, const std::string& node) const;
   void notify_result(const std::string& ticket, const std::string& origin,
                      const protocol::JobReport& report);
   void note(std::string event);

@@ -50,6 +50,8 @@ class ResultNotices {
   void watch(const std::string& ticket, const std::string& node) { watchers_[ticket].insert(node); }
   // Who gets the result of `ticket`: its origin and every watcher.
   std::set<std::string> recipients(const std::string& ticket, const std::string& origin);
+  // Tickets some node watches.
+  std::size_t watched() const { return watchers_.size(); }
 
  private:
   static std::string key(const std::string& origin, const std::string& t) {
