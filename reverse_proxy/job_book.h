@@ -94,12 +94,12 @@ class JobBook {
     protocol::JobState state = protocol::JobState::kQueued;
     std::uint32_t node = 0;  // interned name of the node holding it; 0 = none
     std::uint32_t attempts = 0;
-    QueueKey key;             // its place in the queue while queued
-    std::uint32_t owner = 0;  // interned client name (JobSpec::owner); 0 = none
-    std::uint32_t origin = 0;  // interned name of the node it was submitted to (JobSpec::origin)
-    TimeMs not_before = 0;    // JobSpec::not_before_ms (--delay)
-    bool pinned = false;      // JobRecord::pinned
-    std::uint32_t needs = 0;  // interned JobSpec::needs (Names::needs_id); 0 = nothing
+    QueueKey key;              // its place in the queue while queued
+    std::uint32_t owner = 0;   // interned client name (JobSpec::owner); 0 = none
+    std::uint32_t origin = 0;  // interned node it came in by (JobSpec::origin)
+    TimeMs not_before = 0;     // JobSpec::not_before_ms (--delay)
+    bool pinned = false;       // JobRecord::pinned
+    std::uint32_t needs = 0;   // interned JobSpec::needs (Names::needs_id); 0 = nothing
     // Its s/ record's bytes, from its submit until its first dispatch,
     // within kSpecCacheBytes: then dispatch reads nothing from LevelDB (a
     // burst's queue is past the memtable by the time it is dispatched).
@@ -137,7 +137,7 @@ class JobBook {
   std::pair<iterator, bool> add(const std::string& ticket) { return active_.try_emplace(ticket); }
   void erase_new(iterator it) { active_.erase(it); }
   // What the entry keeps of its spec: its place in the queue (with its
-  // sequence number `seq`), owner, --delay and needs.
+  // sequence number `seq`), owner, origin, --delay and needs.
   void describe(Active& job, const protocol::JobSpec& spec, std::uint64_t seq);
   // The spec's one write; `keep`: also held in memory until dispatch, when
   // the cache has room.

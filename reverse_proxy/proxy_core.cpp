@@ -373,7 +373,7 @@ void ProxyCore::on_requests(const std::string& node, const std::vector<std::stri
 
 bool ProxyCore::is_origin(const std::string& ticket, const std::string& node) const {
   auto it = book_.find(ticket);
-  return it != book_.end() && it->second.origin != 0 && name_of(it->second.origin) == node;
+  return it != book_.end() && name_of(it->second.origin) == node;
 }
 
 JobReport ProxyCore::report_of(const std::string& ticket, TimeMs now) const {

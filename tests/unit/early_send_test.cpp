@@ -1,15 +1,23 @@
 // What may leave before a commit (ProxyCore::take_early, NodeCore::take_early):
 // only messages that acknowledge nothing, and only such that a crash before
-// the commit loses nothing anyone was told.
+// the commit loses nothing anyone was told. And the other side of it: a single
+// proxy's commit with only ACKs to send waits a moment for the results of the
+// JOBs that left (CommitHold, DiskCommit).
 #include <doctest/doctest.h>
 
+#include <boost/asio/io_context.hpp>
+#include <chrono>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cluster_node/node_core.h"
+#include "common/log.h"
+#include "net/storage_retry.h"
 #include "protocol/messages.h"
 #include "protocol/retention.h"
+#include "reverse_proxy/commit_path.h"
 #include "reverse_proxy/proxy_core.h"
 #include "storage/store.h"
 
@@ -236,7 +244,8 @@ TEST_CASE("early sends: a node that died before its commit never issues those ti
   REQUIRE(core.staged().commit().ok());
   core.committed();
   std::uint64_t highest_lost = 0;
-  for (const auto& t : lost) highest_lost = std::max(highest_lost, protocol::parse_ticket(t)->counter);
+  for (const auto& t : lost)
+    highest_lost = std::max(highest_lost, protocol::parse_ticket(t)->counter);
   for (int i = 0; i < 5; ++i) {
     auto parts = protocol::parse_ticket(core.submit(sleep_spec(), 1));
     REQUIRE(parts);
@@ -261,7 +270,8 @@ TEST_CASE("early sends: a node that died before its commit never issues those ti
   REQUIRE(core.staged().commit().ok());
   std::set<std::string> acked;
   for (const auto& m : core.take_outbox()) {
-    if (const auto* a = std::get_if<protocol::Ack>(&m)) acked.insert(a->tickets.begin(), a->tickets.end());
+    if (const auto* a = std::get_if<protocol::Ack>(&m))
+      acked.insert(a->tickets.begin(), a->tickets.end());
   }
   CHECK(acked == lost);
   for (const auto& t : lost) CHECK(core.lookup(t, 2).state != JobState::kDone);
@@ -332,6 +342,159 @@ TEST_CASE("early sends: a job its node does not hold is queued again by the peri
   node.committed();
   for (auto& m : node.take_outbox()) proxy.on_message("node-b", std::move(m), 3);
   CHECK(proxy.find_job(t)->state == JobState::kQueued);
+}
+
+namespace {
+
+using proxy::CommitHold;
+using Decision = CommitHold::Decision;
+using namespace std::chrono_literals;
+
+protocol::JobReport done_report(const std::string& ticket, const std::string& node) {
+  protocol::JobReport r;
+  r.ticket = ticket;
+  r.state = JobState::kDone;
+  r.node = node;
+  r.attempts = 1;
+  r.has_result = true;
+  r.result.state = JobState::kDone;
+  r.result.node = node;
+  r.result.attempt = 1;
+  r.result.text = "slept";
+  return r;
+}
+
+// A proxy core with node-a joined, whose turns are committed by DiskCommit
+// with a hold of `hold` (none when zero), as the shell does; what leaves
+// goes to `sent`, and each flush it arranges for later to `later`.
+struct DiskProxy {
+  explicit DiskProxy(CommitHold::Clock::duration hold)
+      : core(store, proxy_options()),
+        retry(io, log::get("test"), [] {}),
+        commit(
+            store,
+            [this](std::vector<proxy::Outgoing> out) {
+              for (auto& o : out) sent.push_back(std::move(o));
+            },
+            0, retry, hold,
+            hold > CommitHold::Clock::duration::zero()
+                ? proxy::DiskCommit::FlushLater(
+                      [this](CommitHold::Clock::duration d) { later.push_back(d); })
+                : proxy::DiskCommit::FlushLater{}) {
+    REQUIRE(core.recover(0).ok());
+    REQUIRE(core.on_hello(hello("node-a", 2), "peer-a", 0).accepted);
+    REQUIRE(core.staged().commit().ok());
+    core.take_outbox();
+    synced_before = store.synced_writes();
+  }
+  // node-a submits t1, one dispatch round runs, then the turn's flush.
+  void submit() {
+    protocol::Submit s;
+    s.jobs = {sleep_spec("t1", "node-a")};
+    core.on_message("node-a", s, 1);
+    core.dispatch(1);
+    commit.flush(core);
+  }
+  void result() {
+    core.on_message("node-a", protocol::Result{{done_report("t1", "node-a")}}, 2);
+    commit.flush(core);
+  }
+  int synced() const { return store.synced_writes() - synced_before; }
+  bool stored(const std::string& key) {
+    std::string value;
+    return store.get(key, &value).ok();
+  }
+
+  boost::asio::io_context io;
+  storage::MemoryStore store;
+  proxy::ProxyCore core;
+  net::StorageRetry retry;
+  std::vector<proxy::Outgoing> sent;
+  std::vector<CommitHold::Clock::duration> later;
+  proxy::DiskCommit commit;
+  int synced_before = 0;
+};
+
+}  // namespace
+
+TEST_CASE("commit hold: only a turn that sent jobs and has only ACKs to send waits") {
+  CommitHold hold(500us);
+  auto t0 = CommitHold::Clock::now();
+  CHECK(hold.decide(false, true, true, t0) == Decision::kCommit);  // sent no job
+  CHECK(hold.decide(true, false, true, t0) == Decision::kCommit);  // nothing to sync
+  CHECK(hold.decide(true, true, false, t0) == Decision::kCommit);  // a RESULT waits
+  CHECK(hold.decide(true, true, true, t0) == Decision::kStartHold);
+  CHECK(hold.decide(false, true, true, t0 + 100us) == Decision::kHold);
+  CHECK(hold.decide(true, true, true, t0 + 200us) == Decision::kHold);  // not extended
+
+  SUBCASE("a turn with something else to send ends the hold") {
+    CHECK(hold.decide(false, true, false, t0 + 300us) == Decision::kCommit);
+    // The next one may start again.
+    CHECK(hold.decide(true, true, true, t0 + 400us) == Decision::kStartHold);
+  }
+  SUBCASE("the hold runs out") {
+    CHECK(hold.decide(false, true, true, t0 + 500us) == Decision::kCommit);
+    CHECK(hold.decide(false, true, true, t0 + 600us) == Decision::kCommit);
+  }
+  SUBCASE("stopping commits at once, from then on") {
+    hold.stop();
+    CHECK(hold.decide(false, true, true, t0 + 300us) == Decision::kCommit);
+    CHECK(hold.decide(true, true, true, t0 + 400us) == Decision::kCommit);
+  }
+  SUBCASE("no hold configured") {
+    CommitHold none(0us);
+    CHECK(none.decide(true, true, true, t0) == Decision::kCommit);
+  }
+}
+
+TEST_CASE("commit hold: a job's submit and its result within the hold share one synced write") {
+  DiskProxy p(500ms);
+  p.submit();
+  // JOB left; the ACK waits with the stage, and a flush is arranged.
+  CHECK(count_of<protocol::Job>(p.sent) == 1);
+  CHECK(count_of<protocol::Ack>(p.sent) == 0);
+  CHECK(p.later.size() == 1);
+  CHECK(p.synced() == 0);
+  CHECK_FALSE(p.stored("s/t1"));
+
+  SUBCASE("the result comes within the hold: one synced write for both") {
+    p.result();
+    CHECK(p.synced() == 1);
+    CHECK(p.stored("s/t1"));
+    CHECK(p.stored("f/t1"));
+    CHECK(count_of<protocol::Ack>(p.sent) == 2);  // the submission's, the result's
+    CHECK(count_of<protocol::Result>(p.sent) == 1);
+    REQUIRE(p.core.find_job("t1").has_value());
+    CHECK(p.core.find_job("t1")->state == JobState::kDone);
+  }
+  SUBCASE("the job outlasts the hold: the arranged flush commits the submission") {
+    // The hold is 500 ms: the flush that flush_later arranges comes after it.
+    auto deadline = CommitHold::Clock::now() + 10s;
+    while (p.synced() == 0 && CommitHold::Clock::now() < deadline) {
+      std::this_thread::sleep_for(20ms);
+      p.commit.flush(p.core);
+    }
+    CHECK(p.synced() == 1);
+    CHECK(p.stored("s/t1"));
+    CHECK(count_of<protocol::Ack>(p.sent) == 1);
+    CHECK(count_of<protocol::Result>(p.sent) == 0);
+  }
+  SUBCASE("the proxy stops during the hold: the stage is committed") {
+    p.commit.flush_at_stop(p.core);
+    CHECK(p.synced() == 1);
+    CHECK(p.stored("s/t1"));
+    CHECK(count_of<protocol::Ack>(p.sent) == 1);
+  }
+}
+
+TEST_CASE("commit hold: without it, the submission's commit is synced at once") {
+  DiskProxy p(0us);
+  p.submit();
+  CHECK(p.synced() == 1);
+  CHECK(count_of<protocol::Ack>(p.sent) == 1);
+  CHECK(p.later.empty());
+  p.result();
+  CHECK(p.synced() == 2);  // two fsyncs in a row
 }
 
 }  // namespace jc
