@@ -31,6 +31,8 @@
 // thread; nothing here blocks for long (a few small reads and writes per run).
 #pragma once
 
+#include <atomic>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -106,7 +108,8 @@ class JobGroup {
   JobGroup(const JobGroup&) = delete;
   JobGroup& operator=(const JobGroup&) = delete;
 
-  // A fresh group for the next run; nullptr and `err` on failure.
+  // A fresh group for the next run; nullptr and `err` on failure. Called on
+  // the launcher's threads (runner/launcher.h) while the job lives.
   std::unique_ptr<RunGroup> make_run(const RunLimits& limits, std::string* err);
   // Whether the job has a group of its own (several runs).
   bool own() const { return own_; }
@@ -183,9 +186,11 @@ class Cgroups : public std::enable_shared_from_this<Cgroups> {
   std::vector<GroupDirs> slots_;  // pinned: slot i's group
   std::string subtree_;     // v2: the controllers a job's group hands to its runs
   std::string cpuset_why_;  // why runs cannot be pinned; "" when they can
-  std::uint64_t next_ = 1;  // names job-N and run-N
-  std::uint64_t runs_ = 0;
-  bool drop_cache_ = false;
+  // Atomic: runs' groups are made on the launcher's threads (runner/launcher.h),
+  // jobs' on the event loop.
+  std::atomic<std::uint64_t> next_{1};  // names job-N and run-N
+  std::atomic<std::uint64_t> runs_{0};
+  std::atomic<bool> drop_cache_{false};
 };
 
 // The node's group name: "jobcluster-<node_id>-<identity>".

@@ -50,10 +50,8 @@ using Plan = detail::ChildPlan;
 std::unique_ptr<Isolation> Isolation::create(const IsolationConfig& config) {
   std::unique_ptr<Isolation> iso(new Isolation());
   iso->config_ = config;
-  iso->stack_size_ = kStackSize;
-  iso->stack_ = ::mmap(nullptr, kStackSize, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  if (iso->stack_ == MAP_FAILED) throw std::runtime_error("cannot map a stack for job children");
+  if (detail::child_stack_top() == nullptr)
+    throw std::runtime_error("cannot map a stack for job children");
   iso->proc_fd_ = ::open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
   iso->probe(config);
   return iso;
@@ -64,7 +62,22 @@ Isolation::~Isolation() {
     if (fd >= 0) ::close(fd);
   }
   for (int fd : net_fds_) ::close(fd);
-  if (stack_ != nullptr && stack_ != MAP_FAILED) ::munmap(stack_, stack_size_);
+}
+
+char* detail::child_stack_top() {
+  struct Stack {
+    void* base = MAP_FAILED;
+    ~Stack() {
+      if (base != MAP_FAILED) ::munmap(base, kStackSize);
+    }
+  };
+  thread_local Stack stack;
+  if (stack.base == MAP_FAILED) {
+    stack.base = ::mmap(nullptr, kStackSize, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack.base == MAP_FAILED) return nullptr;
+  }
+  return static_cast<char*>(stack.base) + kStackSize;
 }
 
 namespace {
@@ -181,7 +194,7 @@ int setuid_child(void* arg) {
 void Isolation::probe(const IsolationConfig& config) {
   auto log = log::get("sandbox");
   std::vector<std::string> missing;
-  char* stack_top = static_cast<char*>(stack_) + stack_size_;
+  char* stack_top = detail::child_stack_top();  // mapped by create()
   std::string why;
   init_fd_ = make_init_memfd(why);
   if (init_fd_ < 0) throw std::runtime_error("cannot prepare the job init program: " + why);

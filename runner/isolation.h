@@ -150,8 +150,6 @@ class Isolation {
   int proc_fd_ = -1;     // the node's /proc
   std::vector<sock_filter> filter_;  // runner/syscall_filter.h
   sock_fprog filter_program_{};
-  void* stack_ = nullptr;
-  std::size_t stack_size_ = 0;
 };
 
 }  // namespace jc::runner

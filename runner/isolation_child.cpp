@@ -277,10 +277,14 @@ int child_main(void* arg) {
 }  // namespace
 
 pid_t Isolation::clone_child(Plan& plan, int extra_flags, std::string& error) {
+  char* top = detail::child_stack_top();
+  if (top == nullptr) {
+    error = fmt::format("cannot map a stack for the child: {}", std::strerror(errno));
+    return -1;
+  }
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  char* top = static_cast<char*>(stack_) + stack_size_;
   pid_t pid = ::clone(child_main, top, CLONE_VM | CLONE_VFORK | SIGCHLD | extra_flags, &plan);
   int clone_errno = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);

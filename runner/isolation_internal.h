@@ -71,6 +71,14 @@ struct ChildPlan {
   int error = 0;
 };
 
+// The top of this thread's stack for vfork-style children (clone with
+// CLONE_VM | CLONE_VFORK), mapped at its first use: runs are spawned on the
+// launcher's threads (runner/launcher.h) while the node's event loop makes
+// workspaces and probes, so each thread has its own. The calling thread is
+// suspended while its child runs on it, so one per thread is enough.
+// nullptr (errno set) when it cannot be mapped.
+char* child_stack_top();
+
 // isolation_mounts.cpp: the steps of the minimal root, and of a job's tmpfs.
 std::vector<Op> root_ops(const IsolationConfig& c, uid_t job_uid, gid_t job_gid);
 std::vector<Op> workspace_ops(const WorkspaceSpec& s);

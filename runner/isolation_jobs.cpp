@@ -166,7 +166,8 @@ void Isolation::kill_user(uid_t uid) {
     if (::syscall(SYS_setresuid, u, u, u) == 0) ::kill(-1, SIGKILL);
     _exit(0);
   };
-  char* top = static_cast<char*>(stack_) + stack_size_;
+  char* top = detail::child_stack_top();
+  if (top == nullptr) return;
   pid_t pid = ::clone(body, top, CLONE_VM | CLONE_VFORK | SIGCHLD, &k);
   if (pid > 0) ::waitpid(pid, nullptr, __WALL);
 }

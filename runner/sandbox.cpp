@@ -13,9 +13,11 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 #include "common/log.h"
 #include "runner/init/init_report.h"
+#include "runner/janitor.h"
 
 namespace jc::runner {
 
@@ -90,6 +92,7 @@ std::unique_ptr<Sandbox> Sandbox::create(const SandboxConfig& config) {
                         : "",
             s->protections_.fs ? "" : fmt::format(" work_root={}", config.isolation.work_root));
   s->plan_cpus();
+  s->launcher_ = std::make_unique<Launcher>(config.isolation.slots);
   return s;
 }
 
@@ -141,7 +144,14 @@ SandboxRun::SandboxRun(asio::io_context& io, Sandbox& sandbox, RunRequest reques
       grace_(io),
       escalate_(io) {}
 
-SandboxRun::~SandboxRun() = default;
+SandboxRun::~SandboxRun() {
+  // A run whose spawn never happened (the launcher stopped first).
+  for (int fd : child_fds_) ::close(fd);
+  for (int fd : spawn_spec_.cgroup_fds) ::close(fd);
+  for (int fd : {stdin_w_, stdout_r_, stderr_r_, report_r_}) {
+    if (fd >= 0) ::close(fd);
+  }
+}
 
 std::shared_ptr<SandboxRun> SandboxRun::start(asio::io_context& io, ChildReaper& reaper,
                                               Sandbox& sandbox, RunRequest request, Done done) {
@@ -168,41 +178,16 @@ void SandboxRun::launch(ChildReaper& reaper) {
   // The CPU time at which the run is ended: --cpu, or judge0's extra time
   // past it (the verdict is still at --cpu).
   const std::uint64_t cpu_end_ms = static_cast<std::uint64_t>(lim.cpu_ms) + lim.cpu_extra_ms;
-  std::vector<int> cgroup_fds;
-  auto close_all = [](std::vector<int>& fds) {
-    for (int fd : fds) {
-      if (fd >= 0) ::close(fd);
-    }
-    fds.clear();
-  };
-  if (JobGroup* job = request_.job_group) {
-    std::string err;
-    group_ = job->make_run({memory, processes}, &err);
-    if (!group_) {
-      fail(err);
-      return;
-    }
-    for (const auto& path : group_->procs_files()) {
-      int fd = CgroupFs::system().open_for_write(path);
-      if (fd < 0) {
-        close_all(cgroup_fds);
-        fail(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
-        return;
-      }
-      cgroup_fds.push_back(fd);
-    }
-  }
   int in[2], out[2], err[2], rep[2];
   if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 ||
       ::pipe2(err, O_CLOEXEC) != 0 || ::pipe2(rep, O_CLOEXEC) != 0) {
-    close_all(cgroup_fds);
     fail(std::string("pipe: ") + std::strerror(errno));
     return;
   }
   // Room for a megabyte of output while the node is busy elsewhere, so a
   // job is not held up (its wall clock running) by a node that reads late.
   for (int fd : {out[0], err[0]}) ::fcntl(fd, F_SETPIPE_SZ, kPipeBytes);
-  SpawnSpec spec;
+  SpawnSpec& spec = spawn_spec_;
   spec.workspace = request_.workspace;
   spec.slot = request_.slot;
   spec.uid = request_.uid;
@@ -212,14 +197,15 @@ void SandboxRun::launch(ChildReaper& reaper) {
   spec.stderr_fd = err[1];
   spec.script_fd = request_.script_fd;
   spec.status_fd = rep[1];
-  spec.cgroup_fds = cgroup_fds;
+  // The run's group is made on the launcher's thread (see below).
+  const bool grouped = request_.job_group != nullptr;
   // Without a cgroup, memory can only be bounded by address space, per
   // process (what reserves much and touches little then fails).
-  spec.address_space_bytes = group_ ? 0 : memory;
+  spec.address_space_bytes = grouped ? 0 : memory;
   // The cgroup check ends the tree at --cpu; the rlimit is a second line
   // per process, a second later. Without a cgroup it is the only line.
   std::uint64_t cpu_s = (cpu_end_ms + 999) / 1000;
-  spec.cpu_seconds = group_ ? cpu_s + 1 : cpu_s;
+  spec.cpu_seconds = grouped ? cpu_s + 1 : cpu_s;
   // With its own tmpfs a job's files are bounded by --disk, and a write
   // past it fails with ENOSPC as a full disk does. Without, each file is.
   if (!sandbox_.protections().fs) spec.file_size_bytes = static_cast<std::uint64_t>(lim.disk_mb) << 20;
@@ -234,29 +220,69 @@ void SandboxRun::launch(ChildReaper& reaper) {
   // the memory (deep recursion, as judges allow). With address-space limits
   // every thread's stack would be reserved at that size and count: the
   // node's own stack limit stays.
-  if (group_) spec.stack_bytes = memory;
+  if (grouped) spec.stack_bytes = memory;
   if (lim.stack_kb > 0) spec.stack_bytes = static_cast<std::uint64_t>(lim.stack_kb) << 10;
   spec.network = lim.network;
   spec.open_files = config.open_files;
-  std::string error;
-  auto spawn_start = std::chrono::steady_clock::now();
-  pid_t pid = sandbox_.isolation().spawn(spec, error);
-  // The event loop waits this long: until the child has entered its
-  // namespaces and executed job_init.
-  log::get("sandbox")->debug(
-      "spawned pid={} in {} us", pid,
-      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
-                                                            spawn_start)
-          .count());
-  ::close(in[0]);
-  ::close(out[1]);
-  ::close(err[1]);
-  ::close(rep[1]);
-  close_all(cgroup_fds);
-  in_.assign(in[1]);
-  out_.assign(out[0]);
-  err_.assign(err[0]);
-  report_.assign(rep[0]);
+  stdin_w_ = in[1];
+  stdout_r_ = out[0];
+  stderr_r_ = err[0];
+  report_r_ = rep[0];
+  child_fds_ = {in[0], out[1], err[1], rep[1]};
+  // The launcher's thread makes the run's group (mkdir in each hierarchy)
+  // and spawns: both wait on the kernel. Until it posts the result back
+  // here it alone touches spawn_spec_ (and the run's JobGroup and
+  // workspace, which outlive the run).
+  launching_ = true;
+  auto self = shared_from_this();
+  sandbox_.launcher().post([self, reaper = &reaper, memory, processes] {
+    auto spawn_start = std::chrono::steady_clock::now();
+    std::string error;
+    std::unique_ptr<RunGroup> group;
+    pid_t pid = -1;
+    if (self->make_group(memory, processes, group, error)) {
+      pid = self->sandbox_.isolation().spawn(self->spawn_spec_, error);
+    }
+    auto spawn_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                        std::chrono::steady_clock::now() - spawn_start)
+                        .count();
+    asio::post(self->io_, [self, reaper, pid, error = std::move(error), spawn_us,
+                           group = std::move(group)]() mutable {
+      self->group_ = std::move(group);
+      self->spawned(*reaper, pid, error, spawn_us);
+    });
+  });
+}
+
+bool SandboxRun::make_group(std::uint64_t memory, std::uint32_t processes,
+                            std::unique_ptr<RunGroup>& group, std::string& error) {
+  JobGroup* job = request_.job_group;
+  if (job == nullptr) return true;
+  group = job->make_run({memory, processes}, &error);
+  if (!group) return false;
+  for (const auto& path : group->procs_files()) {
+    int fd = CgroupFs::system().open_for_write(path);
+    if (fd < 0) {
+      error = fmt::format("cannot open {}: {}", path, std::strerror(errno));
+      return false;
+    }
+    spawn_spec_.cgroup_fds.push_back(fd);
+  }
+  return true;
+}
+
+void SandboxRun::spawned(ChildReaper& reaper, pid_t pid, const std::string& error,
+                         std::int64_t spawn_us) {
+  launching_ = false;
+  log::get("sandbox")->debug("spawned pid={} in {} us (off the event loop)", pid, spawn_us);
+  for (int fd : child_fds_) ::close(fd);
+  child_fds_.clear();
+  for (int fd : spawn_spec_.cgroup_fds) ::close(fd);
+  spawn_spec_.cgroup_fds.clear();
+  in_.assign(std::exchange(stdin_w_, -1));
+  out_.assign(std::exchange(stdout_r_, -1));
+  err_.assign(std::exchange(stderr_r_, -1));
+  report_.assign(std::exchange(report_r_, -1));
   if (pid < 0) {
     error_code ignored;
     in_.close(ignored);
@@ -278,6 +304,7 @@ void SandboxRun::launch(ChildReaper& reaper) {
   read_stream(out_, observed_.stdout_data, observed_.stdout_truncated, out_open_, buffer_out_);
   read_stream(err_, observed_.stderr_data, observed_.stderr_truncated, err_open_, buffer_err_);
   read_report();
+  const auto& lim = request_.limits;
   deadline_.expires_after(milliseconds(lim.timeout_ms));
   deadline_.async_wait([self](const error_code& ec) {
     if (ec || self->exited_) return;
@@ -285,6 +312,7 @@ void SandboxRun::launch(ChildReaper& reaper) {
     self->end_processes();
   });
   if (group_ && lim.cpu_ms > 0) check_cpu(0);
+  if (kill_pending_) end_processes();
 }
 
 void SandboxRun::check_cpu(std::int64_t used_ns) {
@@ -364,6 +392,10 @@ void SandboxRun::read_report() {
 
 void SandboxRun::kill(bool cancelled) {
   if (cancelled) observed_.cancelled = true;
+  if (launching_) {
+    kill_pending_ = true;  // ended as soon as it is there (spawned())
+    return;
+  }
   end_processes();
 }
 
@@ -402,8 +434,10 @@ void SandboxRun::on_exit(int status) {
   }
   if (group_) {
     usage_ = group_->usage();
-    group_->remove();
-    group_.reset();
+    // Its removal (rmdir in each hierarchy, 1 to 30 ms on a busy host)
+    // need not hold up the event loop: the janitor's thread does it.
+    std::shared_ptr<RunGroup> gone(std::move(group_));
+    Janitor::instance().defer([gone] { gone->remove(); });
   }
   pid_ = -1;
   if (!prot.pid) {

@@ -23,6 +23,7 @@
 #include "runner/cgroup.h"
 #include "runner/child_reaper.h"
 #include "runner/isolation.h"
+#include "runner/launcher.h"
 #include "runner/observation.h"
 #include "runner/protections.h"
 
@@ -60,6 +61,8 @@ class Sandbox {
   const SandboxConfig& config() const { return config_; }
   Isolation& isolation() { return *isolation_; }
   Cgroups* cgroups() { return cgroups_.get(); }
+  // Where runs are started (off the event loop).
+  Launcher& launcher() { return *launcher_; }
   // "pinned" (each slot on a CPU of its own) or "shared", for stats.
   const std::string& cpus_description() const { return cpus_description_; }
 
@@ -73,6 +76,9 @@ class Sandbox {
   std::string description_;
   std::vector<unsigned> slot_cpus_;  // slot i runs on slot_cpus_[i]; empty: not pinned
   std::string cpus_description_ = "shared";
+  // Last: its threads end (finishing a spawn in progress) before the
+  // isolation they spawn with goes.
+  std::unique_ptr<Launcher> launcher_;
 };
 
 struct RunRequest {
@@ -99,6 +105,13 @@ class SandboxRun : public std::enable_shared_from_this<SandboxRun> {
 
  private:
   void launch(ChildReaper& reaper);
+  // Back on the event loop once the launcher has spawned job_init (`pid`,
+  // or -1 and `error`) in `spawn_us`.
+  void spawned(ChildReaper& reaper, pid_t pid, const std::string& error, std::int64_t spawn_us);
+  // On the launcher's thread: the run's cgroup, when the job has one, and
+  // its cgroup.procs files opened into spawn_spec_.
+  bool make_group(std::uint64_t memory, std::uint32_t processes, std::unique_ptr<RunGroup>& group,
+                  std::string& error);
   void read_stream(boost::asio::posix::stream_descriptor& d, std::string& into, bool& truncated,
                    bool& open, std::array<char, 16384>& buffer);
   void read_report();
@@ -118,6 +131,13 @@ class SandboxRun : public std::enable_shared_from_this<SandboxRun> {
   Done done_;
   pid_t pid_ = -1;
   int init_status_ = 0;
+  // While the launcher spawns: what it spawns with, the pipes' two ends
+  // (the child's are closed once it has them) and the cgroup files it joins.
+  SpawnSpec spawn_spec_;
+  int stdin_w_ = -1, stdout_r_ = -1, stderr_r_ = -1, report_r_ = -1;
+  std::vector<int> child_fds_;
+  bool launching_ = false;
+  bool kill_pending_ = false;  // kill() came while launching
   std::unique_ptr<RunGroup> group_;
   RunUsage usage_;
   boost::asio::posix::stream_descriptor in_, out_, err_, report_;

@@ -1,0 +1,77 @@
+// Runs are started on the launcher's threads (runner/launcher.h), off the
+// node's event loop: the runner's Executor in this process, with real
+// children. A cancel that comes while a run's spawn is still on its way
+// must end the run as soon as it exists, not be lost.
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "net/asio.h"
+#include "protocol/messages.h"
+#include "runner/executor.h"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+jc::protocol::Assignment run_job(const std::string& ticket, const std::string& command) {
+  jc::protocol::Assignment a;
+  a.spec.ticket = ticket;
+  a.spec.kind = jc::protocol::JobKind::kRun;
+  a.spec.command = command;
+  // The node fills every limit before a job reaches the executor.
+  a.spec.limits.timeout_ms = 120'000;
+  a.spec.limits.cpu_ms = 120'000;
+  a.spec.limits.memory_mb = 256;
+  a.spec.limits.output_kb = 64;
+  a.spec.limits.disk_mb = 16;
+  a.attempt = 1;
+  return a;
+}
+
+}  // namespace
+
+TEST_CASE("launcher: a run cancelled while its spawn is on its way ends CANCELLED at once") {
+  namespace fs = std::filesystem;
+  const std::string id = "launcher-" + std::to_string(::getpid());
+  const fs::path work = fs::temp_directory_path() / id;
+  fs::create_directories(work);
+  boost::asio::io_context io;
+  jc::runner::SandboxConfig config;
+  config.node_id = id;
+  config.identity = id;
+  config.isolation.slots = 2;
+  config.isolation.work_root = work.string();
+  config.slot_cpus.pin = false;
+  std::map<std::string, jc::protocol::JobResult> results;
+  {
+    jc::runner::Executor executor(
+        io, id, config, 2,
+        [&](const std::string& t, jc::protocol::JobResult r) { results[t] = std::move(r); });
+    executor.start(run_job("t-cancelled", "sleep 300"));
+    executor.start(run_job("t-runs", "echo done"));
+    // Nothing of either run has come back to the event loop yet: its
+    // spawn is the launcher's, so this cancel finds it still launching.
+    CHECK(executor.cancel("t-cancelled"));
+    auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (results.size() < 2 && std::chrono::steady_clock::now() < deadline) {
+      io.run_for(50ms);
+    }
+    executor.stop_all();
+  }
+  REQUIRE(results.count("t-cancelled") == 1);
+  REQUIRE(results.count("t-runs") == 1);
+  const auto& cancelled = results["t-cancelled"];
+  CHECK(cancelled.state == jc::protocol::JobState::kCancelled);
+  CHECK(cancelled.end_ms - cancelled.start_ms < 60'000);  // not the sleep's 300 s
+  const auto& ran = results["t-runs"];
+  CHECK(ran.state == jc::protocol::JobState::kDone);
+  CHECK(ran.stdout_data == "done\n");
+  std::error_code ec;
+  fs::remove_all(work, ec);
+}
