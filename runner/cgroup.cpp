@@ -244,7 +244,8 @@ std::vector<std::string> RunGroup::procs_files() const {
   // v1: the child joins through `tasks` with "0", moving only itself (it has
   // one thread): the kernel then skips the lock for whole thread groups that
   // a write to cgroup.procs takes, and its RCU grace period, milliseconds
-  // per write on a busy machine, on the node's event loop.
+  // per write on a busy machine (on the launcher's thread, which waits for
+  // the child).
   std::vector<std::string> out;
   for (const auto& d : dirs_.distinct()) {
     out.push_back(d + (version_ == kV2 ? "/cgroup.procs" : "/tasks"));

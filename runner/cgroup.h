@@ -27,8 +27,10 @@
 // node may hold the same number), a data directory is one node's.
 //
 // Every file access goes through CgroupFs (runner/cgroup_fs.h), so tests
-// drive this code on a fake file system. Runs on the node's event-loop
-// thread; nothing here blocks for long (a few small reads and writes per run).
+// drive this code on a fake file system. A job's group is made on the
+// node's event-loop thread; a run's group on the launcher's threads
+// (runner/launcher.h), and both are removed on the janitor's (runner/janitor.h):
+// on a busy host each mkdir or rmdir can wait milliseconds for the kernel.
 #pragma once
 
 #include <atomic>

@@ -17,6 +17,8 @@ Executor::Executor(boost::asio::io_context& io, std::string node_id, const Sandb
       reaper_(io),
       slot_in_use_(slots, false) {}
 
+Executor::~Executor() { sandbox_->launcher().stop(); }
+
 void Executor::start(protocol::Assignment job) {
   const std::string ticket = job.spec.ticket;
   if (job.spec.kind == protocol::JobKind::kRun) {

@@ -25,6 +25,12 @@ class Executor {
 
   Executor(boost::asio::io_context& io, std::string node_id, const SandboxConfig& sandbox,
            std::uint32_t slots, Done done);
+  // Stops the sandbox's launcher first: a spawn in progress finishes, and
+  // its completion, should the event loop run again, touches nothing of
+  // this executor (Launcher::alive).
+  ~Executor();
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
   void start(protocol::Assignment job);
   // Stops a running job without a result (it belongs to another node now).
   void stop(const std::string& ticket);

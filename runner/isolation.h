@@ -19,12 +19,14 @@
 //   namespace; a user id of its own, no capabilities, no_new_privs, a
 //   seccomp filter.
 //
-// Threads: called on the node's event-loop thread only. Children are made
-// with clone(CLONE_VM | CLONE_VFORK), as posix_spawn does: the node's memory
-// is not copied (on a large node, copying its page tables is what costs),
-// and the event loop waits only while the child enters its namespaces and
-// executes job_init (a median of 1.9 ms, 90% under 4.3 ms, on this
-// project's VM, where process work is slow; the node logs each at debug).
+// Threads: spawn() is called on the launcher's threads (runner/launcher.h),
+// everything else on the node's event-loop thread; nothing here changes
+// after create(). Children are made with clone(CLONE_VM | CLONE_VFORK), as
+// posix_spawn does: the node's memory is not copied (on a large node,
+// copying its page tables is what costs), and the calling thread waits
+// while the child joins its cgroups, enters its namespaces and executes
+// job_init (1 to 3 ms on an idle host, 5 to 60 ms on a busy one; the node
+// logs each at debug). Each thread has a stack of its own for its children.
 // The child runs in the node's memory, so it only
 // makes system calls: no allocation, no locks, and no glibc set*id (those
 // signal every thread of the process).

@@ -12,14 +12,23 @@ Launcher::Launcher(std::size_t threads) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  for (std::size_t i = 0; i < std::max<std::size_t>(threads, 1); ++i) {
-    threads_.emplace_back([this] { loop(); });
-    pthread_setname_np(threads_.back().native_handle(), "jc-launcher");
+  try {
+    for (std::size_t i = 0; i < std::max<std::size_t>(threads, 1); ++i) {
+      threads_.emplace_back([this] { loop(); });
+      pthread_setname_np(threads_.back().native_handle(), "jc-launcher");
+    }
+  } catch (...) {
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    stop();
+    throw;
   }
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
-Launcher::~Launcher() {
+Launcher::~Launcher() { stop(); }
+
+void Launcher::stop() {
+  alive_.reset();
   std::deque<std::function<void()>> dropped;
   {
     std::lock_guard lock(mutex_);
@@ -27,7 +36,9 @@ Launcher::~Launcher() {
     dropped.swap(work_);
   }
   wake_.notify_all();
-  for (auto& t : threads_) t.join();
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
 }
 
 void Launcher::post(std::function<void()> work) {
@@ -47,6 +58,7 @@ void Launcher::loop() {
     work_.pop_front();
     lock.unlock();
     work();
+    work = nullptr;  // what it held goes here, not under the lock
     lock.lock();
   }
 }

@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -25,13 +26,22 @@ namespace jc::runner {
 class Launcher {
  public:
   explicit Launcher(std::size_t threads);
-  // Finishes the work in progress; work not started is dropped.
+  // stop().
   ~Launcher();
   Launcher(const Launcher&) = delete;
   Launcher& operator=(const Launcher&) = delete;
 
-  // Runs `work` on one of the threads, in the order posted.
+  // Runs `work` on one of the threads, in the order posted. `work` must not
+  // throw.
   void post(std::function<void()> work);
+  // Finishes the work in progress and ends the threads (their children get
+  // their PR_SET_PDEATHSIG); work not started is dropped. Called on the
+  // thread that posts, as the destructor is.
+  void stop();
+  // Expires once stop() has begun: a completion posted back to the event
+  // loop checks it before it touches what the launcher's owner owns (both
+  // run on that one thread, so it cannot expire during the completion).
+  std::weak_ptr<void> alive() const { return alive_; }
 
  private:
   void loop();
@@ -40,6 +50,7 @@ class Launcher {
   std::deque<std::function<void()>> work_;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
+  std::shared_ptr<void> alive_ = std::make_shared<int>(0);
 };
 
 }  // namespace jc::runner

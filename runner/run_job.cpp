@@ -1,5 +1,7 @@
 #include "runner/run_job.h"
 
+#include "runner/janitor.h"
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/mman.h>
@@ -167,7 +169,12 @@ void RunJob::cancel() {
 void RunJob::finish() {
   if (!done_) return;
   if (workspace_) workspace_->release();
-  job_group_.reset();
+  if (job_group_) {
+    // Removed on the janitor's thread, after its runs' groups (queued there
+    // before): an rmdir of a group that still has one fails.
+    std::shared_ptr<JobGroup> gone(std::move(job_group_));
+    Janitor::instance().defer([gone = std::move(gone)]() mutable { gone.reset(); });
+  }
   protocol::JobResult r = judge_.finish();
   if (cancelled_) {
     r.state = protocol::JobState::kCancelled;

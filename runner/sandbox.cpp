@@ -235,23 +235,42 @@ void SandboxRun::launch(ChildReaper& reaper) {
   // workspace, which outlive the run).
   launching_ = true;
   auto self = shared_from_this();
-  sandbox_.launcher().post([self, reaper = &reaper, memory, processes] {
+  Launcher& launcher = sandbox_.launcher();
+  launcher.post([self, reaper = &reaper, memory, processes, alive = launcher.alive()] {
     auto spawn_start = std::chrono::steady_clock::now();
     std::string error;
     std::unique_ptr<RunGroup> group;
     pid_t pid = -1;
-    if (self->make_group(memory, processes, group, error)) {
-      pid = self->sandbox_.isolation().spawn(self->spawn_spec_, error);
+    try {
+      if (self->make_group(memory, processes, group, error)) {
+        pid = self->sandbox_.isolation().spawn(self->spawn_spec_, error);
+      }
+    } catch (const std::exception& e) {
+      error = e.what();
     }
     auto spawn_us = std::chrono::duration_cast<std::chrono::microseconds>(
                         std::chrono::steady_clock::now() - spawn_start)
                         .count();
-    asio::post(self->io_, [self, reaper, pid, error = std::move(error), spawn_us,
+    asio::post(self->io_, [self, reaper, pid, error = std::move(error), spawn_us, alive,
                            group = std::move(group)]() mutable {
+      if (alive.expired()) {
+        // The node's executor is going: its reaper and sandbox may be gone.
+        // The child has had its PR_SET_PDEATHSIG from the launcher's end.
+        if (pid > 0) ::kill(pid, SIGKILL);
+        return;
+      }
       self->group_ = std::move(group);
       self->spawned(*reaper, pid, error, spawn_us);
     });
   });
+}
+
+void SandboxRun::remove_group() {
+  if (!group_) return;
+  // rmdir in each hierarchy, 1 to 30 ms on a busy host: the janitor's
+  // thread does it, in order, so before its job's group (RunJob::finish).
+  std::shared_ptr<RunGroup> gone(std::move(group_));
+  Janitor::instance().defer([gone = std::move(gone)] { gone->remove(); });
 }
 
 bool SandboxRun::make_group(std::uint64_t memory, std::uint32_t processes,
@@ -289,6 +308,7 @@ void SandboxRun::spawned(ChildReaper& reaper, pid_t pid, const std::string& erro
     out_.close(ignored);
     err_.close(ignored);
     report_.close(ignored);
+    remove_group();
     fail(error);
     return;
   }
@@ -434,10 +454,7 @@ void SandboxRun::on_exit(int status) {
   }
   if (group_) {
     usage_ = group_->usage();
-    // Its removal (rmdir in each hierarchy, 1 to 30 ms on a busy host)
-    // need not hold up the event loop: the janitor's thread does it.
-    std::shared_ptr<RunGroup> gone(std::move(group_));
-    Janitor::instance().defer([gone] { gone->remove(); });
+    remove_group();
   }
   pid_ = -1;
   if (!prot.pid) {

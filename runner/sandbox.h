@@ -8,8 +8,9 @@
 // checked as it accrues), and reports what it observed. The judge, not the
 // sandbox, turns that into a verdict.
 //
-// Runs on the node's io_context thread and never blocks it longer than
-// starting a child takes.
+// Runs on the node's io_context thread, which it never blocks on the kernel:
+// the run's cgroup and its child are made on the launcher's threads
+// (runner/launcher.h), and its cgroup removed on the janitor's.
 #pragma once
 
 #include <array>
@@ -108,6 +109,8 @@ class SandboxRun : public std::enable_shared_from_this<SandboxRun> {
   // Back on the event loop once the launcher has spawned job_init (`pid`,
   // or -1 and `error`) in `spawn_us`.
   void spawned(ChildReaper& reaper, pid_t pid, const std::string& error, std::int64_t spawn_us);
+  // Hands the run's cgroup to the janitor's thread for removal.
+  void remove_group();
   // On the launcher's thread: the run's cgroup, when the job has one, and
   // its cgroup.procs files opened into spawn_spec_.
   bool make_group(std::uint64_t memory, std::uint32_t processes, std::unique_ptr<RunGroup>& group,

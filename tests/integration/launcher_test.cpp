@@ -10,10 +10,13 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "net/asio.h"
 #include "protocol/messages.h"
+#include "runner/cgroup.h"
 #include "runner/executor.h"
+#include "runner/janitor.h"
 
 using namespace std::chrono_literals;
 
@@ -32,6 +35,25 @@ jc::protocol::Assignment run_job(const std::string& ticket, const std::string& c
   a.spec.limits.disk_mb = 16;
   a.attempt = 1;
   return a;
+}
+
+// The node's cgroup directories (every hierarchy), found by name; none
+// where the sandbox has no cgroups.
+std::vector<std::filesystem::path> node_groups(const std::string& name) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> out;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator
+           it("/sys/fs/cgroup", fs::directory_options::skip_permission_denied, ec),
+       end;
+       it != end; it.increment(ec)) {
+    if (ec) break;
+    if (it->is_directory(ec) && it->path().filename() == name) {
+      out.push_back(it->path());
+      it.disable_recursion_pending();
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -55,12 +77,34 @@ TEST_CASE("launcher: a run cancelled while its spawn is on its way ends CANCELLE
         [&](const std::string& t, jc::protocol::JobResult r) { results[t] = std::move(r); });
     executor.start(run_job("t-cancelled", "sleep 300"));
     executor.start(run_job("t-runs", "echo done"));
+    // Two cases: a job of two runs, whose cgroup holds theirs.
+    auto cases = run_job("t-cases", "cat");
+    cases.spec.cases = {{"1", "a", false, ""}, {"2", "b", false, ""}};
     // Nothing of either run has come back to the event loop yet: its
     // spawn is the launcher's, so this cancel finds it still launching.
     CHECK(executor.cancel("t-cancelled"));
     auto deadline = std::chrono::steady_clock::now() + 60s;
     while (results.size() < 2 && std::chrono::steady_clock::now() < deadline) {
       io.run_for(50ms);
+    }
+    executor.start(std::move(cases));  // in the slot the cancelled one left
+    while (results.size() < 3 && std::chrono::steady_clock::now() < deadline) {
+      io.run_for(50ms);
+    }
+    // Every group of a run or a job is removed once it ended (on the
+    // janitor's thread, the runs' before their job's): only the node's own
+    // groups are left, with nothing in them.
+    jc::runner::Janitor::instance().drain();
+    const auto groups = node_groups(jc::runner::cgroup_group_name(id, id));
+    const std::string& has = executor.sandbox_description();
+    if (has == "full" || has.find("cgroup") != std::string::npos) CHECK(!groups.empty());
+    for (const auto& group : groups) {
+      std::error_code ec;
+      for (const auto& entry : fs::directory_iterator(group, ec)) {
+        if (!entry.is_directory()) continue;
+        INFO("left behind: " << entry.path().string());
+        CHECK(entry.path().filename().string().rfind("slot-", 0) == 0);
+      }
     }
     executor.stop_all();
   }
@@ -72,6 +116,8 @@ TEST_CASE("launcher: a run cancelled while its spawn is on its way ends CANCELLE
   const auto& ran = results["t-runs"];
   CHECK(ran.state == jc::protocol::JobState::kDone);
   CHECK(ran.stdout_data == "done\n");
+  REQUIRE(results.count("t-cases") == 1);
+  CHECK(results["t-cases"].state == jc::protocol::JobState::kDone);
   std::error_code ec;
   fs::remove_all(work, ec);
 }
