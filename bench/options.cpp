@@ -161,7 +161,8 @@ Suite (every measure of the issue's table, each on a fresh cluster):
     latency    one job at a time on an idle cluster, default DISPATCH_PERIOD
     latency10  the same with DISPATCH_PERIOD=10
     balance    20-ms jobs under saturating load, running per node every 100 ms
-    run-true   `run true` jobs through 3 nodes against `xargs -P 2 -n 1 true`,
+    run-true   `run true` jobs through 3 nodes against `xargs -P 2 -n 1 true`
+               (and a client's `status` on node 1 every 5 ms meanwhile),
                and pinned slots (the default) against SLOT_CPUS=off
     queued     1,000,000 1-hour jobs queued at the proxy: its memory, submit rate
     nodes100   100 nodes of 1 slot: memory per node connection, throughput, balance

@@ -102,6 +102,49 @@ std::optional<ClusterSnapshot> poll_stats(std::uint16_t port,
   return ok ? last : std::nullopt;
 }
 
+StatusProbe::StatusProbe(std::uint16_t port, std::chrono::milliseconds period)
+    : period_(period), thread_([this, port] { run(port); }) {}
+
+StatusProbe::~StatusProbe() {
+  std::string ignored;
+  stop(ignored);
+}
+
+std::vector<double> StatusProbe::stop(std::string& error) {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+  error = error_;
+  if (error.empty() && ms_.empty()) error = "no answer to status";
+  return ms_;
+}
+
+void StatusProbe::run(std::uint16_t port) {
+  jc::test::Client client(port, std::chrono::seconds(2));
+  const std::string reply = client.command("sleep 0");
+  const std::string prefix = "Ticket ID: ";
+  if (reply.rfind(prefix, 0) != 0) {
+    error_ = "no ticket: " + reply;
+    return;
+  }
+  const std::string ticket = reply.substr(prefix.size());
+  if (client.command("wait " + ticket).rfind("Result: ", 0) != 0) {
+    error_ = "its job did not finish";
+    return;
+  }
+  const std::string ask = "status " + ticket;
+  while (!stop_) {
+    auto start = Clock::now();
+    std::string answer = client.command(ask, std::chrono::seconds(5));
+    if (answer.empty()) {
+      error_ = "a status went unanswered for 5 s";
+      return;
+    }
+    ms_.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+    // A periodic tick, not a wait for something to happen.
+    std::this_thread::sleep_for(period_);
+  }
+}
+
 Sampler::Sampler(std::uint16_t port, Clock::time_point t0, std::chrono::milliseconds period)
     : t0_(t0), period_(period), thread_([this, port] { run(port); }) {}
 

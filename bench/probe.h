@@ -67,6 +67,28 @@ class Sampler {
   std::thread thread_;
 };
 
+// How long a node keeps a client waiting while other work runs on it: a
+// thread that asks `status` of a finished job of its own (which the node
+// answers alone, from memory) every period, and times each answer.
+class StatusProbe {
+ public:
+  StatusProbe(std::uint16_t port, std::chrono::milliseconds period = std::chrono::milliseconds(5));
+  ~StatusProbe();
+  StatusProbe(const StatusProbe&) = delete;
+  StatusProbe& operator=(const StatusProbe&) = delete;
+  // Stops the thread and returns each answer's time in ms; `error` says
+  // why there are none (no ticket, or no answers).
+  std::vector<double> stop(std::string& error);
+
+ private:
+  void run(std::uint16_t port);
+  std::chrono::milliseconds period_;
+  std::atomic<bool> stop_{false};
+  std::vector<double> ms_;
+  std::string error_;
+  std::thread thread_;
+};
+
 // The absolute path of `name` on PATH, "" when absent.
 std::string find_on_path(const std::string& name);
 // A loopback port that was free a moment ago (bound to port 0, then closed).

@@ -376,17 +376,25 @@ void run_true_scenario(const BenchContext& ctx, ScenarioReport& r) {
                         ">= 1.5 x bwrap rate");
   auto mp = add_measure(r, "what a CPU per slot costs: the same with SLOT_CPUS=off (shared)",
                         "pinned >= 0.9 x shared rate");
+  auto ms = add_measure(r,
+                        "a client's `status` on a node starting and running those jobs, every "
+                        "5 ms: p99 (runs are started off the event loop)",
+                        "-");
   const bool have_bwrap = std::filesystem::exists("/usr/bin/bwrap");
+  std::vector<double> status_ms;
+  std::string status_error;
   XargsRun before = run_xargs(n, ctx.sizes.timeout);
   XargsRun bwrap_before = have_bwrap ? run_xargs(n, ctx.sizes.timeout, kBwrapTrue) : XargsRun{};
   E2eRun run;
   {
     auto cluster = start_cluster(cluster_spec(ctx, 3, 2), kUpTimeout);
+    StatusProbe probe(cluster->node_port(0));
     run = run_e2e(*cluster, {.jobs = n,
                              .clients = 3,
                              .job_line = "run true",
                              .window = ctx.window,
                              .timeout = ctx.sizes.timeout});
+    status_ms = probe.stop(status_error);
     r.usage = cluster_usage(*cluster);
   }
   // The same with every slot on all the CPUs (the rate pinning is measured
@@ -407,6 +415,12 @@ void run_true_scenario(const BenchContext& ctx, ScenarioReport& r) {
   if (r.error = outcome_error(run, n); !r.error.empty()) return;
   r.details.push_back(e2e_detail(run, n));
   r.details.push_back("jobs per node: " + outcome_text(run.outcomes));
+  if (status_error.empty()) {
+    r.details.push_back("`status` on node 1 during the run: " + latency_text(status_ms));
+    set_measure(r, ms, fmt::format("{:.1f} ms", percentiles(status_ms).p99), true);
+  } else {
+    set_measure(r, ms, "not measured: " + status_error, false);
+  }
   if (r.error = before.error.empty() ? after.error : before.error; !r.error.empty()) return;
   r.details.push_back(fmt::format("`{}`: {:.3f} s before the cluster, {:.3f} s after it",
                                   before.command, before.seconds, after.seconds));
