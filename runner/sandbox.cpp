@@ -178,10 +178,15 @@ void SandboxRun::launch(ChildReaper& reaper) {
   // The CPU time at which the run is ended: --cpu, or judge0's extra time
   // past it (the verdict is still at --cpu).
   const std::uint64_t cpu_end_ms = static_cast<std::uint64_t>(lim.cpu_ms) + lim.cpu_extra_ms;
-  int in[2], out[2], err[2], rep[2];
+  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, rep[2] = {-1, -1};
   if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 ||
       ::pipe2(err, O_CLOEXEC) != 0 || ::pipe2(rep, O_CLOEXEC) != 0) {
-    fail(std::string("pipe: ") + std::strerror(errno));
+    const int e = errno;
+    // Out of descriptors, say: the pipes made before the one that failed go.
+    for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1], rep[0], rep[1]}) {
+      if (fd >= 0) ::close(fd);
+    }
+    fail(std::string("pipe: ") + std::strerror(e));
     return;
   }
   // Room for a megabyte of output while the node is busy elsewhere, so a
