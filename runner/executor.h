@@ -27,7 +27,7 @@ class Executor {
            std::uint32_t slots, Done done);
   // Stops the sandbox's launcher first: a spawn in progress finishes, and
   // its completion, should the event loop run again, touches nothing of
-  // this executor (Launcher::alive).
+  // this executor (WorkThreads::alive).
   ~Executor();
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;

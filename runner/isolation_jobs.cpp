@@ -41,7 +41,7 @@ void Workspace::release() {
   ns_fd_ = -1;
   dir_.clear();
   if (fd < 0 && dir.empty()) return;
-  Janitor::instance().defer([fd, dir] {
+  Janitor::instance().post([fd, dir] {
     if (fd >= 0) ::close(fd);
     if (!dir.empty()) {
       std::error_code ec;

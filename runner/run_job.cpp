@@ -169,12 +169,9 @@ void RunJob::cancel() {
 void RunJob::finish() {
   if (!done_) return;
   if (workspace_) workspace_->release();
-  if (job_group_) {
-    // Removed on the janitor's thread, after its runs' groups (queued there
-    // before): an rmdir of a group that still has one fails.
-    std::shared_ptr<JobGroup> gone(std::move(job_group_));
-    Janitor::instance().defer([gone = std::move(gone)]() mutable { gone.reset(); });
-  }
+  // Removed on the janitor's thread, after its runs' groups (given to it
+  // before): an rmdir of a group that still has one fails.
+  Janitor::instance().dispose(std::move(job_group_));
   protocol::JobResult r = judge_.finish();
   if (cancelled_) {
     r.state = protocol::JobState::kCancelled;

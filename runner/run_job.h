@@ -12,7 +12,7 @@
 
 #include "protocol/messages.h"
 #include "runner/judge.h"
-#include "runner/sandbox.h"
+#include "runner/sandbox_run.h"
 
 namespace jc::runner {
 

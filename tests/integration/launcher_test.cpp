@@ -1,6 +1,6 @@
-// Runs are started on the launcher's threads (runner/launcher.h), off the
-// node's event loop: the runner's Executor in this process, with real
-// children. A cancel that comes while a run's spawn is still on its way
+// Runs are started on the sandbox's launcher threads (runner/work_threads.h),
+// off the node's event loop: the runner's Executor in this process, with
+// real children. A cancel that comes while a run's spawn is still on its way
 // must end the run as soon as it exists, not be lost.
 #include <doctest/doctest.h>
 #include <unistd.h>
