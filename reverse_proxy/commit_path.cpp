@@ -12,6 +12,32 @@ void CommitPath::compact_due() {
   }
 }
 
+namespace {
+void append(std::vector<Outgoing>& to, std::vector<Outgoing> from) {
+  if (to.empty()) {
+    to = std::move(from);
+  } else {
+    to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
+  }
+}
+}  // namespace
+
+DiskCommit::DiskCommit(storage::Store& store, Send send, TimeMs compact_period_ms,
+                       net::StorageRetry& retry, CommitHold::Clock::duration hold,
+                       FlushLater flush_later, Background background)
+    : CommitPath(store, std::move(send), compact_period_ms),
+      retry_(retry),
+      hold_(flush_later ? hold : CommitHold::Clock::duration{}),
+      flush_later_(std::move(flush_later)),
+      background_(std::move(background)) {
+  if (background_.post && background_.flush_again) {
+    writer_ = std::make_unique<WorkThreads>(1, WorkThreads::AtStop::kFinish, "jc-commit");
+  }
+}
+
+// The writer first: a write it makes uses the stage's operations.
+DiskCommit::~DiskCommit() { writer_.reset(); }
+
 void DiskCommit::flush(ProxyCore& core) {
   if (!retry_.should_try()) return;
   // JOB first: the run overlaps the fsync (ProxyCore::take_early). Not
@@ -21,6 +47,13 @@ void DiskCommit::flush(ProxyCore& core) {
     auto early = core.take_early();
     sent_jobs = !early.empty();
     send_(std::move(early));
+  }
+  if (writing_) {
+    // What a turn that staged nothing sends may rest on what is being
+    // written (a result a RES_REQ is answered with): it leaves with that.
+    // Anything staged goes in the next write, when this one lands.
+    if (core.staged().empty()) append(flight_out_, core.take_outbox());
+    return;
   }
   switch (hold_.decide(sent_jobs, core.staged().sync_required(), core.only_acks_out(),
                        CommitHold::Clock::now())) {
@@ -32,6 +65,20 @@ void DiskCommit::flush(ProxyCore& core) {
     case CommitHold::Decision::kCommit:
       break;
   }
+  // In place: a small write (an idle proxy's: handing it over and back
+  // costs its job more than the loop would wait), nothing to write (a store
+  // that refuses writes is still asked: the write is what makes it writable
+  // again), and while the store refuses writes (the retry reopens it, which
+  // no read may meet).
+  if (writer_ && !in_place_ && core.staged().size() >= kInPlaceBelow &&
+      core.staged().store().writable()) {
+    start_write(core);
+  } else {
+    commit_in_place(core);
+  }
+}
+
+void DiskCommit::commit_in_place(ProxyCore& core) {
   if (Status s = core.staged().commit(); !s.ok()) {
     // Nothing staged may be acknowledged: every message waits for the
     // write, which is retried (StorageRetry).
@@ -40,7 +87,56 @@ void DiskCommit::flush(ProxyCore& core) {
   }
   retry_.succeeded();
   compact_due();
+  send_(std::exchange(waiting_, {}));
   send_(core.take_outbox());
+}
+
+void DiskCommit::start_write(ProxyCore& core) {
+  storage::Staged& staged = core.staged();
+  flight_sync_ = staged.sync_required();
+  // Reads see the stage as a flight until it lands; the writer reads its
+  // operations in place meanwhile (nothing changes them until then).
+  const storage::WriteBatch::Ops& ops = staged.lift_in_place();
+  flight_out_ = std::exchange(waiting_, {});
+  append(flight_out_, core.take_outbox());
+  writing_ = true;
+  writer_->post([this, &ops, &core, sync = flight_sync_, store = &staged.store(),
+                 alive = writer_->alive()] {
+    landing_ = store->write_ops(ops, sync);
+    background_.post([this, &core, alive] {
+      if (!alive.expired()) land(core);
+    });
+  });
+}
+
+void DiskCommit::land(ProxyCore& core) {
+  if (!landing_) return;  // taken already (flush_at_stop)
+  Status s = *std::exchange(landing_, std::nullopt);
+  writing_ = false;
+  auto out = std::exchange(flight_out_, {});
+  if (!s.ok()) {
+    // Staged again under what came since, and retried in place: nothing
+    // of it was acknowledged, and its messages go first after the retry.
+    core.staged().unlift(flight_sync_);
+    waiting_ = std::move(out);
+    retry_.failed(s);
+    return;
+  }
+  core.staged().landed();
+  retry_.succeeded();
+  compact_due();
+  send_(std::move(out));
+  if (!in_place_) background_.flush_again();  // what was staged meanwhile
+}
+
+void DiskCommit::flush_at_stop(ProxyCore& core) {
+  hold_.stop();
+  in_place_ = true;
+  if (writer_) {
+    writer_->drain();
+    land(core);
+  }
+  flush(core);
 }
 
 void LogCommit::flush(ProxyCore& core) {

@@ -2,10 +2,12 @@
 // staged durable before anything that depends on it leaves.
 //
 //   DiskCommit  one proxy: a LevelDB write, synced when the stage asks,
-//               retried while the store refuses writes (StorageRetry). JOB
-//               leaves before it (ProxyCore::take_early), the rest after;
-//               a turn with only ACKs to send waits a moment for the
-//               results of the JOBs it sent (CommitHold).
+//               made on a thread of its own while the event loop goes on
+//               (one at a time: what is staged meanwhile goes in the next),
+//               retried in place while the store refuses writes
+//               (StorageRetry). JOB leaves before it (ProxyCore::take_early),
+//               the rest after; a turn with only ACKs to send waits a
+//               moment for the results of the JOBs it sent (CommitHold).
 //   LogCommit   replicated proxies: the stage becomes a log entry
 //               (replicated_store.h), a few in flight at once; JOB leaves
 //               at once, the rest once its entry is applied here.
@@ -19,9 +21,11 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "common/work_threads.h"
 #include "net/storage_retry.h"
 #include "protocol/retention.h"
 #include "replication/raft_log.h"
@@ -76,23 +80,47 @@ class DiskCommit final : public CommitPath {
  public:
   // Calls the proxy's flush() again after a delay (CommitHold).
   using FlushLater = std::function<void(CommitHold::Clock::duration)>;
+  // Where a write made on the writer thread comes back to: `post` runs a
+  // function on the event loop, `flush_again` is the proxy's flush() (what
+  // was staged while the write was made). Without them every write is made
+  // in place, on the caller's thread.
+  struct Background {
+    std::function<void(std::function<void()>)> post;
+    std::function<void()> flush_again;
+  };
   DiskCommit(storage::Store& store, Send send, TimeMs compact_period_ms, net::StorageRetry& retry,
-             CommitHold::Clock::duration hold = {}, FlushLater flush_later = {})
-      : CommitPath(store, std::move(send), compact_period_ms),
-        retry_(retry),
-        hold_(flush_later ? hold : CommitHold::Clock::duration{}),
-        flush_later_(std::move(flush_later)) {}
+             CommitHold::Clock::duration hold = {}, FlushLater flush_later = {},
+             Background background = {});
+  ~DiskCommit() override;
   void flush(ProxyCore& core) override;
   bool failing() const override { return retry_.failing(); }
-  void flush_at_stop(ProxyCore& core) override {
-    hold_.stop();
-    flush(core);
-  }
+  // Waits for the write in flight, then commits the rest in place.
+  void flush_at_stop(ProxyCore& core) override;
+  // Whether a write is being made on the writer thread.
+  bool writing() const { return writing_; }
 
  private:
+  // Writes of fewer operations than this are made in place: a turn or two
+  // of an idle proxy (a job's submit and result stage about four), where
+  // waking the writer and the loop again would add to the job's latency
+  // more than the loop gains.
+  static constexpr std::size_t kInPlaceBelow = 64;
+  void commit_in_place(ProxyCore& core);
+  void start_write(ProxyCore& core);
+  // On the event loop, once the writer thread has made the write.
+  void land(ProxyCore& core);
+
   net::StorageRetry& retry_;
   CommitHold hold_;
   FlushLater flush_later_;
+  Background background_;
+  std::unique_ptr<WorkThreads> writer_;  // none: writes made in place
+  bool in_place_ = false;                // stopping: every write in place
+  bool writing_ = false;
+  bool flight_sync_ = false;
+  std::optional<Status> landing_;  // the writer's answer, not yet taken by land()
+  std::vector<Outgoing> flight_out_;  // what leaves once the write in flight lands
+  std::vector<Outgoing> waiting_;     // what a failed write held: leaves first after the next
 };
 
 class LogCommit final : public CommitPath {

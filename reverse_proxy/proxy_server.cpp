@@ -131,7 +131,10 @@ Status ProxyServer::start() {
           commit_hold_timer_.async_wait([this](const error_code& ec) {
             if (!ec && !stopping_) schedule_flush();
           });
-        });
+        },
+        DiskCommit::Background{
+            [this](std::function<void()> f) { asio::post(io_, std::move(f)); },
+            [this] { flush(); }});
     if (Status s = core_->recover(now_ms()); !s.ok()) return s;
   }
   if (!store_.writable()) {

@@ -29,7 +29,7 @@
 // Every file access goes through CgroupFs (runner/cgroup_fs.h), so tests
 // drive this code on a fake file system. A job's group is made on the
 // node's event-loop thread; a run's group on the sandbox's launcher threads
-// (runner/work_threads.h), and both are removed on the janitor's (runner/janitor.h):
+// (common/work_threads.h), and both are removed on the janitor's (runner/janitor.h):
 // on a busy host each mkdir or rmdir can wait milliseconds for the kernel.
 #pragma once
 
@@ -111,7 +111,7 @@ class JobGroup {
   JobGroup& operator=(const JobGroup&) = delete;
 
   // A fresh group for the next run; nullptr and `err` on failure. Called on
-  // the sandbox's launcher threads (runner/work_threads.h) while the job lives.
+  // the sandbox's launcher threads (common/work_threads.h) while the job lives.
   std::unique_ptr<RunGroup> make_run(const RunLimits& limits, std::string* err);
   // Whether the job has a group of its own (several runs).
   bool own() const { return own_; }
@@ -188,7 +188,7 @@ class Cgroups : public std::enable_shared_from_this<Cgroups> {
   std::vector<GroupDirs> slots_;  // pinned: slot i's group
   std::string subtree_;     // v2: the controllers a job's group hands to its runs
   std::string cpuset_why_;  // why runs cannot be pinned; "" when they can
-  // Atomic: runs' groups are made on the sandbox's launcher threads (runner/work_threads.h),
+  // Atomic: runs' groups are made on the sandbox's launcher threads (common/work_threads.h),
   // jobs' on the event loop.
   std::atomic<std::uint64_t> next_{1};  // names job-N and run-N
   std::atomic<std::uint64_t> runs_{0};

@@ -19,7 +19,7 @@
 //   namespace; a user id of its own, no capabilities, no_new_privs, a
 //   seccomp filter.
 //
-// Threads: spawn() is called on the sandbox's launcher threads (runner/work_threads.h),
+// Threads: spawn() is called on the sandbox's launcher threads (common/work_threads.h),
 // everything else on the node's event-loop thread; nothing here changes
 // after create(). Children are made with clone(CLONE_VM | CLONE_VFORK), as
 // posix_spawn does: the node's memory is not copied (on a large node,

@@ -73,7 +73,7 @@ struct ChildPlan {
 
 // The top of this thread's stack for vfork-style children (clone with
 // CLONE_VM | CLONE_VFORK), mapped at its first use: runs are spawned on the
-// launcher threads (runner/work_threads.h) while the node's event loop makes
+// launcher threads (common/work_threads.h) while the node's event loop makes
 // workspaces and probes, so each thread has its own. The calling thread is
 // suspended while its child runs on it, so one per thread is enough.
 // nullptr (errno set) when it cannot be mapped.

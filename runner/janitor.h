@@ -6,7 +6,7 @@
 // cgroup goes before its job's; at exit what is left is still done.
 #pragma once
 
-#include "runner/work_threads.h"
+#include "common/work_threads.h"
 
 namespace jc::runner {
 

@@ -1,7 +1,7 @@
 // The sandbox of run jobs, the node's part: which protections apply
 // (decided once at start and logged), the isolation and the cgroups every
 // run shares, which CPU each slot's jobs run on, and the launcher's threads
-// that start runs (runner/work_threads.h). One run is a SandboxRun
+// that start runs (common/work_threads.h). One run is a SandboxRun
 // (runner/sandbox_run.h).
 #pragma once
 
@@ -11,7 +11,7 @@
 
 #include "runner/cgroup.h"
 #include "runner/isolation.h"
-#include "runner/work_threads.h"
+#include "common/work_threads.h"
 #include "runner/protections.h"
 
 namespace jc::runner {

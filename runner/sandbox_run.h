@@ -7,7 +7,7 @@
 //
 // Runs on the node's io_context thread, which it never blocks on the kernel:
 // the run's cgroup and its child are made on the sandbox's launcher threads
-// (runner/work_threads.h), and its cgroup removed on the janitor's.
+// (common/work_threads.h), and its cgroup removed on the janitor's.
 #pragma once
 
 #include <array>

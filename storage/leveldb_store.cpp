@@ -82,12 +82,12 @@ class LevelDbStore : public Store {
     leveldb::Status r = leveldb::DB::Open(leveldb_options(filter_.get(), true), dir_, &db);
     if (!r.ok()) return from_leveldb(s);
     db_.reset(db);
-    broken_ = true;
     why_ = s.ToString();
+    broken_ = true;
     return Status::Ok();
   }
 
-  bool writable() const override { return !broken_; }
+  bool writable() const override { return !broken_.load(std::memory_order_acquire); }
   std::string unwritable_reason() const override { return why_; }
 
   Status get(std::string_view key, std::string* value) override {
@@ -95,12 +95,14 @@ class LevelDbStore : public Store {
     return from_leveldb(db_->Get(leveldb::ReadOptions(), slice(key), value));
   }
 
-  Status write(const WriteBatch& batch, bool sync) override {
-    if (broken_) {
-      if (Status s = reopen(batch); !s.ok()) return s;
+  // From the event loop, or from one other thread while the store is
+  // writable (a reopen, below, runs only where reads cannot meet it).
+  Status write_ops(const WriteBatch::Ops& ops, bool sync) override {
+    if (broken_.load(std::memory_order_acquire)) {
+      if (Status s = reopen(ops); !s.ok()) return s;
     }
     leveldb::WriteBatch wb;
-    for (const auto& [key, value] : batch.ops()) {
+    for (const auto& [key, value] : ops) {
       if (value) {
         wb.Put(key, *value);
       } else {
@@ -115,8 +117,8 @@ class LevelDbStore : public Store {
     if (sync) counters::add(c.store_synced_writes);
     counters::add(c.store_bytes, wb.ApproximateSize());
     if (!s.ok()) {
-      broken_ = true;
-      why_ = s.ToString();
+      why_ = s.ToString();  // before broken_: whoever sees broken_ may read it
+      broken_.store(true, std::memory_order_release);
     }
     return from_leveldb(s);
   }
@@ -220,9 +222,11 @@ class LevelDbStore : public Store {
     compacting_ = false;
   }
 
-  Status reopen(const WriteBatch& batch) {
+  Status reopen(const WriteBatch::Ops& ops) {
     // Closing gives up reads until the open: only when it can succeed.
-    std::uint64_t need = log_bytes(dir_) + 2 * batch.bytes() + (1 << 20);
+    std::uint64_t bytes = 0;
+    for (const auto& [k, v] : ops) bytes += k.size() + (v ? v->size() : 0);
+    std::uint64_t need = log_bytes(dir_) + 2 * bytes + (1 << 20);
     std::uint64_t have = free_bytes(dir_);
     if (have < need) {
       return Status::IoError("storage full: " + std::to_string(have) + " bytes free of the " +
@@ -241,7 +245,8 @@ class LevelDbStore : public Store {
   // Declared before the database: it uses the filter until it is closed.
   std::unique_ptr<const leveldb::FilterPolicy> filter_;
   std::unique_ptr<leveldb::DB> db_;
-  bool broken_ = false;
+  // Set by a failed write (on whichever thread wrote), cleared by an open.
+  std::atomic<bool> broken_{false};
   std::string why_;
   // The compaction thread and what it is asked to do next.
   std::mutex compact_mu_;

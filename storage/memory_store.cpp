@@ -16,9 +16,9 @@ Status MemoryStore::get(std::string_view key, std::string* value) {
   return Status::Ok();
 }
 
-Status MemoryStore::write(const WriteBatch& batch, bool sync) {
+Status MemoryStore::write_ops(const WriteBatch::Ops& ops, bool sync) {
   if (fail_writes_) return Status::IoError("injected write failure");
-  for (const auto& [key, value] : batch.ops()) {
+  for (const auto& [key, value] : ops) {
     auto it = find(key);
     bool present = it != data_.end() && it->first == key;
     if (value) {

@@ -6,6 +6,7 @@
 // to send, so nothing another process learns is lost by a crash.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <deque>
@@ -44,6 +45,11 @@ class Stage {
     if (ops_.empty()) ops_ = std::move(ops);
   }
   const WriteBatch::Ops& ops() const { return ops_; }
+  // Empty, its room kept for the next stage.
+  void clear() {
+    ops_.clear();
+    std::fill(slots_.begin(), slots_.end(), 0);
+  }
 
  private:
   static std::size_t hash(std::string_view key) { return std::hash<std::string_view>{}(key); }
@@ -111,10 +117,23 @@ class Staged {
   // forgets the oldest once it is applied to the store; forget_flights()
   // forgets them all when leadership was lost (they may never be applied).
   void lift(WriteBatch& out);
+  // The same for a write made elsewhere (a single proxy's, on a thread of
+  // its own): the stage becomes a flight as it is, and its operations are
+  // returned, unchanged and in place until the flight lands or is unlifted.
+  const WriteBatch::Ops& lift_in_place();
   void landed() {
-    if (!flights_.empty()) flights_.pop_front();
+    if (flights_.empty()) return;
+    // Its room serves a later stage (a flight's index and vector are as
+    // large as a busy turn's, grown again otherwise at every commit).
+    spare_ = std::move(flights_.front());
+    spare_.clear();
+    flights_.pop_front();
   }
   void forget_flights() { flights_.clear(); }
+  // The oldest flight was not made durable (its write failed): its writes
+  // are staged again, under what was staged since (the newer value of a
+  // key wins), to be committed with it. `sync`: whether it had to be synced.
+  void unlift(bool sync);
   std::size_t in_flight() const { return flights_.size(); }
 
   Store& store() const { return store_; }
@@ -123,6 +142,7 @@ class Staged {
   Store& store_;
   Stage pending_;
   std::deque<Stage> flights_;  // lifted into log entries not applied yet, oldest first
+  Stage spare_;                // the last landed flight's room, empty
   bool sync_ = false;
 };
 
@@ -194,7 +214,23 @@ inline void Staged::lift(WriteBatch& out) {
   }
   // The stage becomes the flight's as it is: no key is copied again.
   flights_.push_back(std::move(pending_));
-  pending_ = Stage();
+  pending_ = std::exchange(spare_, Stage());
+}
+
+inline const WriteBatch::Ops& Staged::lift_in_place() {
+  sync_ = false;  // the writer syncs when asked
+  flights_.push_back(std::move(pending_));
+  pending_ = std::exchange(spare_, Stage());
+  return flights_.back().ops();
+}
+
+inline void Staged::unlift(bool sync) {
+  if (flights_.empty()) return;
+  Stage back = std::move(flights_.front());
+  flights_.pop_front();
+  for (auto& [key, value] : pending_.take()) back.set(std::move(key), std::move(value));
+  pending_ = std::move(back);
+  sync_ = sync_ || sync;
 }
 
 inline Status Staged::commit() {

@@ -3,7 +3,8 @@
 // Only this folder includes LevelDB. The cores see this small interface, so
 // tests can run them on MemoryStore, and can make writes fail on demand.
 // Keys are ordered bytewise; scan() visits a prefix in key order.
-// A Store is used from one thread (the process's event loop).
+// A Store is used from one thread (the process's event loop), but for
+// write_ops() (below).
 #pragma once
 
 #include <functional>
@@ -61,7 +62,12 @@ class Store {
   // NotFound when the key is absent.
   virtual Status get(std::string_view key, std::string* value) = 0;
   // sync=true returns only once the batch is on disk (fsync).
-  virtual Status write(const WriteBatch& batch, bool sync) = 0;
+  Status write(const WriteBatch& batch, bool sync) { return write_ops(batch.ops(), sync); }
+  // The same for operations held elsewhere (a stage's, written in place).
+  // LevelDbStore takes it from one other thread while reads go on (a
+  // single proxy's commit: proxy/commit_path.h); a failure it meets shows
+  // in writable() once it has returned.
+  virtual Status write_ops(const WriteBatch::Ops& ops, bool sync) = 0;
   // Calls fn for every key starting with prefix, in order, until it returns false.
   virtual Status scan(std::string_view prefix,
                       const std::function<bool(std::string_view, std::string_view)>& fn) = 0;
@@ -108,7 +114,7 @@ Status check_format(Store& store, std::string* found = nullptr);
 class MemoryStore : public Store {
  public:
   Status get(std::string_view key, std::string* value) override;
-  Status write(const WriteBatch& batch, bool sync) override;
+  Status write_ops(const WriteBatch::Ops& ops, bool sync) override;
   Status scan(std::string_view prefix,
               const std::function<bool(std::string_view, std::string_view)>& fn) override;
   std::unique_ptr<ReadView> read_view() override;

@@ -1,4 +1,4 @@
-// Runs are started on the sandbox's launcher threads (runner/work_threads.h),
+// Runs are started on the sandbox's launcher threads (common/work_threads.h),
 // off the node's event loop: the runner's Executor in this process, with
 // real children. A cancel that comes while a run's spawn is still on its way
 // must end the run as soon as it exists, not be lost.

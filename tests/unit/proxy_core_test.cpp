@@ -1232,9 +1232,9 @@ class CountingStore : public storage::MemoryStore {
     ++reads[std::string(key)];
     return MemoryStore::get(key, value);
   }
-  Status write(const storage::WriteBatch& batch, bool sync) override {
-    for (const auto& [key, value] : batch.ops()) ++writes[key];
-    return MemoryStore::write(batch, sync);
+  Status write_ops(const storage::WriteBatch::Ops& ops, bool sync) override {
+    for (const auto& [key, value] : ops) ++writes[key];
+    return MemoryStore::write_ops(ops, sync);
   }
   std::map<std::string, int> reads, writes;
 };

@@ -523,3 +523,46 @@ TEST_CASE("staged: thousands of keys, each staged several times, commit once eac
 }
 
 }  // namespace jc::storage
+
+TEST_CASE("staged: a stage lifted in place and unlifted goes back under what came since") {
+  jc::storage::MemoryStore store;
+  jc::storage::Staged staged(store);
+  staged.put("a", "1");
+  staged.put("b", "1");
+  staged.require_sync();
+  const jc::storage::WriteBatch::Ops& ops = staged.lift_in_place();
+  CHECK(ops.size() == 2);
+  CHECK(staged.empty());
+  CHECK(staged.in_flight() == 1);
+  staged.put("a", "2");
+  staged.put("c", "2");
+  std::string v;
+  REQUIRE(staged.get("b", &v).ok());  // from the flight
+  CHECK(v == "1");
+  // Its write failed: staged again, the newer value of "a" kept, and the
+  // sync it asked for still owed.
+  staged.unlift(true);
+  CHECK(staged.in_flight() == 0);
+  CHECK(staged.size() == 3);
+  CHECK(staged.sync_required());
+  REQUIRE(staged.commit().ok());
+  CHECK(store.synced_writes() == 1);
+  REQUIRE(store.get("a", &v).ok());
+  CHECK(v == "2");
+  REQUIRE(store.get("b", &v).ok());
+  CHECK(v == "1");
+  REQUIRE(store.get("c", &v).ok());
+
+  // A landed flight's room serves the next stage, empty.
+  staged.put("d", "3");
+  const jc::storage::WriteBatch::Ops& next = staged.lift_in_place();
+  REQUIRE(store.write_ops(next, false).ok());
+  staged.landed();
+  CHECK(staged.empty());
+  CHECK(staged.get("a", &v).ok());
+  staged.put("e", "4");
+  CHECK(staged.size() == 1);
+  REQUIRE(staged.get("e", &v).ok());
+  CHECK(v == "4");
+  CHECK(staged.get("d", &v).ok());
+}

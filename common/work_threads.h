@@ -1,5 +1,6 @@
 // Threads that run posted work in the order posted: kernel work that must
-// never hold up the node's event loop. The sandbox has two sets:
+// never hold up an event loop. A single proxy writes its busy commits on
+// one (reverse_proxy/commit_path.h). The node's sandbox has two sets:
 // - its launcher (one thread per slot) starts runs: a run's spawn waits
 //   until its child has joined its cgroups, entered its namespaces and
 //   executed job_init, 5 to 60 ms of kernel waits per run on a busy host
@@ -22,7 +23,7 @@
 #include <thread>
 #include <vector>
 
-namespace jc::runner {
+namespace jc {
 
 class WorkThreads {
  public:
@@ -67,4 +68,4 @@ class WorkThreads {
   std::shared_ptr<void> alive_ = std::make_shared<int>(0);
 };
 
-}  // namespace jc::runner
+}  // namespace jc

@@ -1,11 +1,11 @@
-#include "runner/work_threads.h"
+#include "common/work_threads.h"
 
 #include <pthread.h>
 #include <signal.h>
 
 #include <algorithm>
 
-namespace jc::runner {
+namespace jc {
 
 WorkThreads::WorkThreads(std::size_t threads, AtStop at_stop, const char* name)
     : at_stop_(at_stop) {
@@ -72,4 +72,4 @@ void WorkThreads::loop() {
   }
 }
 
-}  // namespace jc::runner
+}  // namespace jc
