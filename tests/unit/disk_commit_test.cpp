@@ -89,7 +89,8 @@ struct Proxy {
       : core(store, options()),
         retry(io, log::get("test"), [this] { retried = true; }),
         commit(
-            store, [this](std::vector<proxy::Outgoing> out) {
+            store,
+            [this](std::vector<proxy::Outgoing> out) {
               for (auto& o : out) sent.push_back(std::move(o));
             },
             0, retry, {}, {},
