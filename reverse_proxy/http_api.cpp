@@ -353,6 +353,13 @@ HttpReply handle_http(const std::string& method, const std::string& target,
     }
     auto rec = core->find_job(ticket, now);
     if (rec && !protocol::may_access(tokens, name, rec->spec.owner)) rec.reset();
+    if (rec && protocol::is_final(rec->state) && !core->result_durable(ticket)) {
+      // Its result is still being written. Shown once durable: a proxy that
+      // died first would run the job again, and a read may never show a
+      // result that a later one does not (INTERFACE section 4).
+      rec->state = protocol::JobState::kRunning;
+      rec->result = {};
+    }
     if (!rec && core->expired(ticket, now)) {
       return {410, "application/json",
               json{{"error", "ticket '" + ticket + "' expired: its job ended more than RESULT_TTL ago"}}

@@ -64,7 +64,8 @@ struct ReplicationInfo {
 // `Authorization: Bearer <token>` (`authorization` is its value, "" when
 // absent) of the job's owner or of a name in ADMIN_NAMES; another name's job
 // is answered as an unknown ticket. /metrics, /api/state and / show no
-// job's content and stay open. A replicated proxy that does not lead
+// job's content and stay open. A job whose result is not durable yet is
+// shown running. A replicated proxy that does not lead
 // (`core` null) shows the proxies and the leader, and sends job questions
 // to the leader (503 naming it).
 HttpReply handle_http(const std::string& method, const std::string& target,

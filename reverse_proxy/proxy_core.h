@@ -130,6 +130,12 @@ class ProxyCore {
   // passes its clock, so it never shows a job a node already calls expired.
   std::optional<JobRecord> find_job(const std::string& ticket, TimeMs now = 0) const;
   bool expired(const std::string& ticket, TimeMs now = 0) const;
+  // Whether a finished job's result is durable: its f/ record is neither
+  // staged nor being written (a single proxy's write on its own thread, a
+  // replicated proxy's log entry in flight).
+  bool result_durable(const std::string& ticket) const {
+    return staged_.settled(storage::ReadKey(JobBook::kFinished, ticket));
+  }
   bool has_dispatchable() const;
   // Unfinished jobs a node other than their origin asked about (their
   // result goes to it too).

@@ -135,6 +135,15 @@ class Staged {
   // key wins), to be committed with it. `sync`: whether it had to be synced.
   void unlift(bool sync);
   std::size_t in_flight() const { return flights_.size(); }
+  // Whether what the store holds for `key` is all there is: neither this
+  // stage nor a flight has a write of it not yet durable.
+  bool settled(std::string_view key) const {
+    if (pending_.find(key) != nullptr) return false;
+    for (const Stage& flight : flights_) {
+      if (flight.find(key) != nullptr) return false;
+    }
+    return true;
+  }
 
   Store& store() const { return store_; }
 

@@ -18,6 +18,7 @@
 #include "net/storage_retry.h"
 #include "protocol/messages.h"
 #include "reverse_proxy/commit_path.h"
+#include "reverse_proxy/http_api.h"
 #include "reverse_proxy/proxy_core.h"
 #include "storage/store.h"
 
@@ -203,6 +204,51 @@ TEST_CASE("disk commit: stopping waits for the write in flight and commits the r
   p.io.restart();
   p.io.poll();
   CHECK(acked(p.sent).size() == 200);
+}
+
+TEST_CASE("disk commit: the proxy's HTTP shows a result only once it is durable") {
+  FlakyStore store;
+  proxy::ProxyCore core(store, options());
+  REQUIRE(core.recover(0).ok());
+  protocol::Hello h;
+  h.node_id = "node-a";
+  h.slots = 2;
+  h.client_address = "127.0.0.1:7000";
+  REQUIRE(core.on_hello(h, "peer-a", 0).accepted);
+  core.on_message("node-a", submit_of("t", 1), 1);
+  core.dispatch(1);
+  REQUIRE(core.staged().commit().ok());
+  protocol::JobReport r;
+  r.ticket = "t0";
+  r.state = protocol::JobState::kDone;
+  r.node = "node-a";
+  r.attempts = 1;
+  r.has_result = true;
+  r.result.state = protocol::JobState::kDone;
+  r.result.node = "node-a";
+  r.result.attempt = 1;
+  r.result.text = "slept";
+  core.on_message("node-a", protocol::Result{{r}}, 2);
+
+  protocol::ClientTokens tokens;
+  proxy::RoundHistogram rounds;
+  proxy::History history;
+  auto job = [&] {
+    auto reply = proxy::handle_http("GET", "/api/jobs/t0", "", tokens, &core, rounds, history, 3);
+    REQUIRE(reply.status == 200);
+    return reply.body;
+  };
+  // Staged, then being written: running, no result.
+  CHECK(job().find("\"RUNNING\"") != std::string::npos);
+  CHECK(job().find("slept") == std::string::npos);
+  const storage::WriteBatch::Ops& ops = core.staged().lift_in_place();
+  CHECK(job().find("\"RUNNING\"") != std::string::npos);
+  CHECK(job().find("slept") == std::string::npos);
+  // Durable: the result.
+  REQUIRE(store.write_ops(ops, true).ok());
+  core.staged().landed();
+  CHECK(job().find("\"DONE\"") != std::string::npos);
+  CHECK(job().find("slept") != std::string::npos);
 }
 
 }  // namespace
