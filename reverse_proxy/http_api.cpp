@@ -310,6 +310,7 @@ HttpReply handle_http(const std::string& method, const std::string& target,
     if (admin && core != nullptr) {
       json jobs = json::array();
       for (const auto& j : core->recent_jobs()) {
+        if (!core->result_durable(j.ticket)) continue;  // listed once durable (as above)
         jobs.push_back({{"ticket", j.ticket}, {"state", j.state}, {"verdict", j.verdict},
                         {"language_id", j.language_id}, {"node", j.node}, {"owner", j.owner},
                         {"cpu_ms", j.cpu_ms}, {"peak_kb", j.peak_kb}, {"wall_ms", j.wall_ms},

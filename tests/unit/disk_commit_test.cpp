@@ -238,17 +238,26 @@ TEST_CASE("disk commit: the proxy's HTTP shows a result only once it is durable"
     REQUIRE(reply.status == 200);
     return reply.body;
   };
-  // Staged, then being written: running, no result.
+  // The dashboard's list of recent jobs (the cluster's state).
+  auto listed = [&] {
+    auto reply = proxy::handle_http("GET", "/api/state", "", tokens, &core, rounds, history, 3);
+    REQUIRE(reply.status == 200);
+    return reply.body.find("\"t0\"") != std::string::npos;
+  };
+  // Staged, then being written: running, no result, not listed.
   CHECK(job().find("\"RUNNING\"") != std::string::npos);
   CHECK(job().find("slept") == std::string::npos);
+  CHECK_FALSE(listed());
   const storage::WriteBatch::Ops& ops = core.staged().lift_in_place();
   CHECK(job().find("\"RUNNING\"") != std::string::npos);
   CHECK(job().find("slept") == std::string::npos);
+  CHECK_FALSE(listed());
   // Durable: the result.
   REQUIRE(store.write_ops(ops, true).ok());
   core.staged().landed();
   CHECK(job().find("\"DONE\"") != std::string::npos);
   CHECK(job().find("slept") != std::string::npos);
+  CHECK(listed());
 }
 
 }  // namespace
