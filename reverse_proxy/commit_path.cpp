@@ -44,7 +44,16 @@ void DiskCommit::flush(ProxyCore& core) {
   // while the store refuses writes: then nothing moves until it takes them.
   bool sent_jobs = false;
   if (core.staged().store().writable()) {
-    auto early = core.take_early();
+    // Not to a node whose WELCOME waits for the write in flight (or for a
+    // failed one's retry): JOB would overtake it, and the WELCOME's drop
+    // list would then remove the job just given (as in LogCommit).
+    std::unordered_set<std::string> unwelcomed;
+    for (const auto* held : {&flight_out_, &waiting_}) {
+      for (const auto& out : *held) {
+        if (std::holds_alternative<protocol::Welcome>(out.message)) unwelcomed.insert(out.node_id);
+      }
+    }
+    auto early = core.take_early(unwelcomed);
     sent_jobs = !early.empty();
     send_(std::move(early));
   }

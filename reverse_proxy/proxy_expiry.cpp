@@ -43,6 +43,9 @@ protocol::SweepOutcome ProxyExpiry::sweep(TimeMs now, std::size_t batch) {
   if (!retention_.enabled()) return out;
   std::vector<std::pair<std::string, std::string>> gone;  // expiry key, ticket
   staged_.store().scan(protocol::kExpiryPrefix, [&](std::string_view key, std::string_view value) {
+    // Removed (or moved) by a sweep whose writes are not in the store yet
+    // (a write in flight, a log entry not applied): done already.
+    if (!staged_.settled(key)) return true;
     auto parsed = protocol::parse_expiry_key(key);
     if (parsed && parsed->first == 0) {
       // No final time known (a record of an earlier build): it counts from now.

@@ -88,7 +88,10 @@ class LevelDbStore : public Store {
   }
 
   bool writable() const override { return !broken_.load(std::memory_order_acquire); }
-  std::string unwritable_reason() const override { return why_; }
+  // why_ is written before broken_ is set (release): read after it.
+  std::string unwritable_reason() const override {
+    return broken_.load(std::memory_order_acquire) ? why_ : std::string();
+  }
 
   Status get(std::string_view key, std::string* value) override {
     if (!db_) return Status::IoError("storage unavailable: " + why_);

@@ -206,6 +206,40 @@ TEST_CASE("disk commit: stopping waits for the write in flight and commits the r
   CHECK(acked(p.sent).size() == 200);
 }
 
+TEST_CASE("disk commit: no JOB overtakes a WELCOME that waits for the write in flight") {
+  Proxy p;
+  // node-b joins in the turn of a large submission: its WELCOME leaves
+  // once that write lands.
+  p.core.on_message("node-a", submit_of("a", 100), 1);
+  protocol::Hello h;
+  h.node_id = "node-b";
+  h.slots = 2;
+  h.client_address = "127.0.0.1:7001";
+  REQUIRE(p.core.on_hello(h, "peer-b", 1).accepted);
+  p.commit.flush(p.core);
+  REQUIRE(p.commit.writing());
+  // A dispatch round while it is written gives node-b jobs too.
+  p.core.dispatch(2);
+  p.commit.flush(p.core);
+  auto first = [&](auto is) {
+    for (std::size_t i = 0; i < p.sent.size(); ++i) {
+      if (p.sent[i].node_id == "node-b" && is(p.sent[i].message)) return i;
+    }
+    return p.sent.size();
+  };
+  auto first_job = [&] {
+    return first(
+        [](const protocol::Message& m) { return std::holds_alternative<protocol::Job>(m); });
+  };
+  auto first_welcome = [&] {
+    return first(
+        [](const protocol::Message& m) { return std::holds_alternative<protocol::Welcome>(m); });
+  };
+  CHECK(first_job() == p.sent.size());  // held back, while node-a's went
+  REQUIRE(p.run_until([&] { return first_job() < p.sent.size(); }));
+  CHECK(first_welcome() < first_job());
+}
+
 TEST_CASE("disk commit: the proxy's HTTP shows a result only once it is durable") {
   FlakyStore store;
   proxy::ProxyCore core(store, options());

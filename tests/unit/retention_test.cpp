@@ -282,6 +282,26 @@ TEST_CASE("proxy retention: a read with its own clock sees expiry though no call
   CHECK_FALSE(p.core.find_job(kA1, kT0));
 }
 
+TEST_CASE("proxy retention: a sweep skips what an earlier sweep's write in flight removes") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  p.join("a", kT0);
+  p.run({kA1, kA2}, kT0);
+  p.run({kA3}, kT0 + 1000);
+  auto swept = p.core.sweep(kT0 + kTtl);
+  CHECK(swept.removed == 2);
+  // Its removals are being written (a single proxy's writer thread, a
+  // replicated proxy's log entry): the store still has them.
+  const storage::WriteBatch::Ops& ops = p.core.staged().lift_in_place();
+  REQUIRE(keys_with(store, "e/") == 2);
+  CHECK(p.core.sweep(kT0 + kTtl).removed == 0);
+  REQUIRE(store.write_ops(ops, true).ok());
+  p.core.staged().landed();
+  CHECK(keys_with(store, "e/") == 1);
+  CHECK(p.core.sweep(kT0 + kTtl).removed == 0);
+  CHECK(p.core.sweep(kT0 + 1000 + kTtl).removed == 1);
+}
+
 TEST_CASE("proxy retention: the sweep removes records and index, and remembers") {
   storage::MemoryStore store;
   Proxy p(store);
