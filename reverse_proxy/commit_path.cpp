@@ -13,6 +13,14 @@ void CommitPath::compact_due() {
 }
 
 namespace {
+// Adds the nodes whose WELCOME is among messages held for a write: no JOB
+// may overtake it, or the WELCOME's drop list would remove the job just given.
+void add_unwelcomed(const std::vector<Outgoing>& held, std::unordered_set<std::string>& nodes) {
+  for (const auto& out : held) {
+    if (std::holds_alternative<protocol::Welcome>(out.message)) nodes.insert(out.node_id);
+  }
+}
+
 void append(std::vector<Outgoing>& to, std::vector<Outgoing> from) {
   if (to.empty()) {
     to = std::move(from);
@@ -44,15 +52,11 @@ void DiskCommit::flush(ProxyCore& core) {
   // while the store refuses writes: then nothing moves until it takes them.
   bool sent_jobs = false;
   if (core.staged().store().writable()) {
-    // Not to a node whose WELCOME waits for the write in flight (or for a
-    // failed one's retry): JOB would overtake it, and the WELCOME's drop
-    // list would then remove the job just given (as in LogCommit).
+    // Not to a node whose WELCOME waits for the write in flight or for a
+    // failed one's retry.
     std::unordered_set<std::string> unwelcomed;
-    for (const auto* held : {&flight_out_, &waiting_}) {
-      for (const auto& out : *held) {
-        if (std::holds_alternative<protocol::Welcome>(out.message)) unwelcomed.insert(out.node_id);
-      }
-    }
+    add_unwelcomed(flight_out_, unwelcomed);
+    add_unwelcomed(waiting_, unwelcomed);
     auto early = core.take_early(unwelcomed);
     sent_jobs = !early.empty();
     send_(std::move(early));
@@ -158,11 +162,7 @@ void LogCommit::flush(ProxyCore& core) {
   // a node whose WELCOME waits in an entry in flight: JOB would overtake
   // it, and the WELCOME's drop list would then remove the job just given.
   std::unordered_set<std::string> unwelcomed;
-  for (const auto& batch : in_flight_) {
-    for (const auto& out : batch) {
-      if (std::holds_alternative<protocol::Welcome>(out.message)) unwelcomed.insert(out.node_id);
-    }
-  }
+  for (const auto& batch : in_flight_) add_unwelcomed(batch, unwelcomed);
   send_(core.take_early(unwelcomed));
   Change change;
   change.time_ms = now_ms();

@@ -75,6 +75,14 @@ std::vector<std::string> acked(const std::vector<proxy::Outgoing>& sent) {
   return out;
 }
 
+protocol::Hello hello(const std::string& node) {
+  protocol::Hello h;
+  h.node_id = node;
+  h.slots = 2;
+  h.client_address = "127.0.0.1:7000";
+  return h;
+}
+
 proxy::ProxyOptions options() {
   proxy::ProxyOptions o;
   o.proxy_id = "proxy-test";
@@ -99,11 +107,7 @@ struct Proxy {
                 [this](std::function<void()> f) { boost::asio::post(io, std::move(f)); },
                 [this] { commit.flush(core); }}) {
     REQUIRE(core.recover(0).ok());
-    protocol::Hello h;
-    h.node_id = "node-a";
-    h.slots = 2;
-    h.client_address = "127.0.0.1:7000";
-    REQUIRE(core.on_hello(h, "peer-a", 0).accepted);
+    REQUIRE(core.on_hello(hello("node-a"), "peer-a", 0).accepted);
     REQUIRE(core.staged().commit().ok());
     core.take_outbox();
     store.writes = 0;  // from here on
@@ -211,11 +215,7 @@ TEST_CASE("disk commit: no JOB overtakes a WELCOME that waits for the write in f
   // node-b joins in the turn of a large submission: its WELCOME leaves
   // once that write lands.
   p.core.on_message("node-a", submit_of("a", 100), 1);
-  protocol::Hello h;
-  h.node_id = "node-b";
-  h.slots = 2;
-  h.client_address = "127.0.0.1:7001";
-  REQUIRE(p.core.on_hello(h, "peer-b", 1).accepted);
+  REQUIRE(p.core.on_hello(hello("node-b"), "peer-b", 1).accepted);
   p.commit.flush(p.core);
   REQUIRE(p.commit.writing());
   // A dispatch round while it is written gives node-b jobs too.
@@ -244,11 +244,7 @@ TEST_CASE("disk commit: the proxy's HTTP shows a result only once it is durable"
   FlakyStore store;
   proxy::ProxyCore core(store, options());
   REQUIRE(core.recover(0).ok());
-  protocol::Hello h;
-  h.node_id = "node-a";
-  h.slots = 2;
-  h.client_address = "127.0.0.1:7000";
-  REQUIRE(core.on_hello(h, "peer-a", 0).accepted);
+  REQUIRE(core.on_hello(hello("node-a"), "peer-a", 0).accepted);
   core.on_message("node-a", submit_of("t", 1), 1);
   core.dispatch(1);
   REQUIRE(core.staged().commit().ok());
