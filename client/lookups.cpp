@@ -56,7 +56,8 @@ LookupBook::Effects LookupBook::start(LookupRequest request, LookupDone done, co
   }
   auto& list = by_ticket_[ticket];
   bool first = list.empty();
-  ticket_of_[p.id] = ticket;
+  if (p.timed) ticket_of_[p.id] = ticket;
+  ++size_;
   list.push_back(std::move(p));
   // A cancel's question went with the CANCEL; others ask once per ticket.
   if (first && node.connected && !request.cancelling) fx.ask.push_back(ticket);
@@ -76,7 +77,7 @@ LookupBook::Effects LookupBook::on_timeout(std::uint64_t id, const NodeView& nod
     Pending pending = std::move(*p);
     list.erase(p);
     if (list.empty()) by_ticket_.erase(it);
-    forget(id);
+    forget(pending);
     JobReport local = node.local(ticket);
     std::vector<Ready> ready;
     if (local.state == JobState::kUnknown && pending.last_known) {
@@ -127,7 +128,13 @@ LookupBook::Effects LookupBook::on_report(const JobReport& report, const NodeVie
       done.push_back(std::move(*p));
       p = list.erase(p);
     } else {
-      if (report.state != JobState::kUnknown) p->last_known = report;
+      if (report.state != JobState::kUnknown) {
+        if (p->last_known) {
+          *p->last_known = report;
+        } else {
+          p->last_known = std::make_unique<JobReport>(report);
+        }
+      }
       p->proxy_answered = true;
       ++p;
     }
@@ -137,7 +144,7 @@ LookupBook::Effects LookupBook::on_report(const JobReport& report, const NodeVie
   std::vector<Ready> ready;
   for (auto& p : done) {
     if (p.timed) fx.disarm.push_back(p.id);
-    forget(p.id);
+    forget(p);
     ready.push_back({std::move(p.done), best, false});
   }
   answer(ready);
@@ -158,12 +165,16 @@ LookupBook::Effects LookupBook::on_proxy_lost(const NodeView& node) {
       lost.emplace_back(it->first, std::move(*p));
       p = list.erase(p);
     }
-    it = list.empty() ? by_ticket_.erase(it) : std::next(it);
+    if (list.empty()) {
+      by_ticket_.erase(it++);
+    } else {
+      ++it;
+    }
   }
   std::vector<Ready> ready;
   for (auto& [ticket, p] : lost) {
     if (p.timed) fx.disarm.push_back(p.id);
-    forget(p.id);
+    forget(p);
     ready.push_back(
         {std::move(p.done), without_proxy(node.local(ticket), node.unforwarded(ticket)), true});
   }

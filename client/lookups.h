@@ -18,11 +18,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "common/hash_maps.h"
 #include "common/time.h"
 #include "protocol/job.h"
 
@@ -72,11 +74,12 @@ class LookupBook {
   std::vector<std::string> asking_again() const;
   // Every ticket a lookup waits for (asked again after a join).
   std::vector<std::string> tickets() const;
-  std::size_t size() const { return ticket_of_.size(); }
+  std::size_t size() const { return size_; }
   // Drops every lookup unanswered (the node stops).
   void clear() {
     by_ticket_.clear();
     ticket_of_.clear();
+    size_ = 0;
   }
 
   // What a node may say of a ticket without the proxy: its final result, or
@@ -96,7 +99,8 @@ class LookupBook {
     bool timed = false;
     TimeMs unknown_since = 0;  // since when the proxy says it does not know it
     // What the proxy last said of it (not final): a timed-out `wait`'s answer.
-    std::optional<protocol::JobReport> last_known;
+    // On the heap: most lookups never need it, and a report is 500 bytes.
+    std::unique_ptr<protocol::JobReport> last_known;
     bool proxy_answered = false;  // the proxy said something of it, "unknown" included
   };
   struct Ready {
@@ -107,10 +111,15 @@ class LookupBook {
   // Calls the answers once the book is consistent (an answer may start
   // another lookup).
   static void answer(std::vector<Ready>& ready);
-  void forget(std::uint64_t id) { ticket_of_.erase(id); }
+  void forget(const Pending& p) {
+    --size_;
+    if (p.timed) ticket_of_.erase(p.id);
+  }
 
-  std::unordered_map<std::string, std::vector<Pending>> by_ticket_;
-  std::unordered_map<std::uint64_t, std::string> ticket_of_;
+  NodeMap<std::string, std::vector<Pending>> by_ticket_;
+  // The ticket of each lookup with a timer, for its timeout.
+  FlatMap<std::uint64_t, std::string> ticket_of_;
+  std::size_t size_ = 0;  // lookups unanswered
   std::uint64_t next_id_ = 1;
 };
 

@@ -249,7 +249,7 @@ std::vector<protocol::JobReport> ExecBook::due(std::size_t max,
     out.push_back(report(t, rec, node_id));
     resend_wait_[t] = kResendRounds;
   }
-  std::erase_if(resend_wait_, [&](const auto& kv) { return !undelivered_.count(kv.first); });
+  absl::erase_if(resend_wait_, [&](const auto& kv) { return !undelivered_.count(kv.first); });
   return out;
 }
 

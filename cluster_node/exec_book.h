@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "cluster_node/node_records.h"
+#include "common/hash_maps.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "protocol/codec.h"
@@ -139,21 +140,21 @@ class ExecBook {
   storage::Staged& staged_;
   std::shared_ptr<spdlog::logger> log_;
   std::deque<std::string> queue_;  // held, not started, in start order
-  std::unordered_map<std::string, Job> jobs_;
+  FlatMap<std::string, Job> jobs_;
   std::size_t running_count_ = 0;      // jobs_ with `running` set
   std::set<std::string> undelivered_;  // finished, result not yet acknowledged
   // x/ records of results delivered (earlier builds kept them): with jobs_
   // and undelivered_, every readable x/ record, so that an assignment is
   // checked against memory, never read from the store.
-  std::unordered_set<std::string> delivered_records_;
+  FlatSet<std::string> delivered_records_;
   // Run here while the proxy was away, and not yet acknowledged by it.
-  std::unordered_set<std::string> local_claimed_;
+  FlatSet<std::string> local_claimed_;
   // Rounds of resending before a result sent on this connection is offered
   // again: TCP delivers it, and the proxy acknowledges what it reads, so
   // offering megabytes again every REQUEST_RESULT_PERIOD only queues copies
   // ahead of the node's INFO (a slow proxy then took the node for silent).
   // Cleared on every new connection, which offers all again.
-  std::unordered_map<std::string, int> resend_wait_;
+  FlatMap<std::string, int> resend_wait_;
   static constexpr int kResendRounds = 30;
   std::uint64_t finished_total_ = 0;
 };

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "cluster_node/node_records.h"
+#include "common/hash_maps.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "common/time.h"
@@ -130,7 +131,7 @@ class OriginBook {
   std::deque<std::string> order_;  // unforwarded_, in submission order (with acknowledged ones)
   // Each unforwarded job's u/ record: a batch's number, or 0 for a record
   // of its own ("unsent", or sent since).
-  std::unordered_map<std::string, std::uint64_t> unforwarded_;
+  FlatMap<std::string, std::uint64_t> unforwarded_;
   storage::TicketBatches batches_{staged_};
   // Enters `t` as unforwarded, from batch `id` (0: a record of its own).
   void enter(const std::string& t, std::uint64_t id);
@@ -142,8 +143,8 @@ class OriginBook {
   std::int64_t open_index_final_ = -1;
   // Of the unforwarded jobs, those never sent to the proxy: nobody else can
   // run them, so their local run's result shows at once (u/ says "unsent").
-  std::unordered_set<std::string> unsent_;
-  std::unordered_map<std::string, Pending> pending_;
+  FlatSet<std::string> unsent_;
+  NodeMap<std::string, Pending> pending_;
 };
 
 // A random prefix of six lowercase letters and digits.

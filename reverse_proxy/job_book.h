@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "common/hash_maps.h"
 #include "common/status.h"
 #include "common/time.h"
 #include "protocol/job.h"
@@ -107,7 +108,8 @@ class JobBook {
     // Its q/ batch (TicketBatches id) while it has no a/ record; 0: none.
     std::uint64_t queued_batch = 0;
   };
-  using Map = std::unordered_map<std::string, Active>;
+  // Node-based: delayed_ and the queue point at its keys.
+  using Map = NodeMap<std::string, Active>;
   using iterator = Map::iterator;
   static constexpr std::size_t kSpecCacheBytes = 64 << 20;
 

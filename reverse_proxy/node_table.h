@@ -10,6 +10,7 @@
 #include <string>
 #include <unordered_set>
 
+#include "common/hash_maps.h"
 #include "common/time.h"
 #include "protocol/messages.h"
 #include "reverse_proxy/node_rates.h"
@@ -24,7 +25,7 @@ struct NodeEntry {
   std::string sandbox;  // protections of its run jobs, from HELLO
   std::string cpus;     // "pinned" or "shared", from HELLO
   std::set<std::string> offers;  // what it runs, from HELLO ("lang:71", "label:gpu")
-  std::unordered_set<std::string> held;
+  FlatSet<std::string> held;
   protocol::Info info;
   TimeMs last_heard = 0;
   TimeMs lost_since = 0;  // when it disconnected (or the proxy started)

@@ -23,6 +23,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/hash_maps.h"
 #include "common/status.h"
 #include "storage/staged.h"
 #include "storage/ticket_batches.h"
@@ -69,9 +70,9 @@ class ResultNotices {
   Owed& enter(const std::string& origin, const std::string& ticket, std::uint64_t id);
 
   storage::Staged& staged_;
-  std::map<std::string, std::unordered_map<std::string, Owed>> unnotified_;  // origin -> ticket
+  std::map<std::string, FlatMap<std::string, Owed>> unnotified_;  // origin -> ticket
   storage::TicketBatches batches_{staged_};  // n/ records, scoped by origin
-  std::unordered_map<std::string, std::set<std::string>> watchers_;
+  FlatMap<std::string, std::set<std::string>> watchers_;
 };
 
 }  // namespace jc::proxy
