@@ -47,12 +47,10 @@ void field(Archive& ar, std::vector<T>& v) {
     ar.check_length(n);
     ar.charge(n * sizeof(T));
     v.clear();
-    v.reserve(std::min<std::uint64_t>(n, 1024));
-    for (std::uint64_t i = 0; i < n; ++i) {
-      T item{};
-      field(ar, item);
-      v.push_back(std::move(item));
-    }
+    // All at once (the charge bounds it): growing a vector of 500-byte
+    // reports moved each of them again, 3 % of the proxy's CPU in a burst.
+    v.reserve(n);
+    for (std::uint64_t i = 0; i < n; ++i) field(ar, v.emplace_back());
   } else {
     for (auto& item : v) field(ar, item);
   }

@@ -143,20 +143,17 @@ struct Submit {
     ar.charge(n * (sizeof(JobSpec) + sizeof(std::string)));
     jobs.clear();
     spec_records.clear();
-    jobs.reserve(std::min<std::uint64_t>(n, 1024));
-    spec_records.reserve(std::min<std::uint64_t>(n, 1024));
+    jobs.reserve(n);  // the charge above bounds it
+    spec_records.reserve(n);
     for (std::uint64_t i = 0; i < n; ++i) {
       const std::size_t start = ar.position();
-      JobSpec spec{};
-      detail::field(ar, spec);
+      detail::field(ar, jobs.emplace_back());  // decoded in place, not moved in
       std::string_view bytes = ar.consumed_since(start);
       ar.charge(bytes.size() + kRecordHeaderBytes);
-      std::string record;
+      std::string& record = spec_records.emplace_back();
       record.reserve(bytes.size() + kRecordHeaderBytes);
       append_record_header(record, ar.version());
       record.append(bytes);
-      spec_records.push_back(std::move(record));
-      jobs.push_back(std::move(spec));
     }
   }
 };
