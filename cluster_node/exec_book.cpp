@@ -39,7 +39,7 @@ Status ExecBook::recover(const std::function<bool(const std::string&)>& origin_u
       if (rec.delivered) {
         delivered_records_.insert(t);
       } else {
-        undelivered_.insert(t);
+        undelivered_.try_emplace(t, 0);
       }
       return true;
     }
@@ -147,7 +147,7 @@ std::optional<ExecRecord> ExecBook::finish(const std::string& t, protocol::JobRe
   result.attempt = rec.attempt;
   rec.result = std::move(result);
   store_outcome(t, rec);  // x/ stays as it was given
-  undelivered_.insert(t);
+  undelivered_.insert_or_assign(t, 0);
   ++finished_total_;
   return rec;
 }
@@ -230,7 +230,7 @@ void ExecBook::fill_hello(protocol::Hello& h) const {
   for (const auto& [t, job] : jobs_) {
     if (!local_claimed_.count(t)) h.held.push_back(t);
   }
-  for (const auto& t : undelivered_) {
+  for (const auto& [t, wait] : undelivered_) {
     if (!local_claimed_.count(t)) h.finished.push_back(t);
   }
 }
@@ -239,17 +239,15 @@ std::vector<protocol::JobReport> ExecBook::due(std::size_t max,
                                                const std::unordered_set<std::string>& fresh,
                                                const std::string& node_id) {
   std::vector<protocol::JobReport> out;
-  for (const auto& t : undelivered_) {
+  for (auto& [t, wait] : undelivered_) {
     if (out.size() >= max) break;
     if (fresh.count(t)) continue;
-    auto wait = resend_wait_.find(t);
-    if (wait != resend_wait_.end() && --wait->second > 0) continue;  // sent lately
+    if (wait > 0 && --wait > 0) continue;  // sent lately
     ExecRecord rec;
     if (!load(t, rec)) continue;
     out.push_back(report(t, rec, node_id));
-    resend_wait_[t] = kResendRounds;
+    wait = kResendRounds;
   }
-  absl::erase_if(resend_wait_, [&](const auto& kv) { return !undelivered_.count(kv.first); });
   return out;
 }
 

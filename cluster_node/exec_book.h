@@ -89,8 +89,12 @@ class ExecBook {
   std::vector<protocol::JobReport> due(std::size_t max,
                                        const std::unordered_set<std::string>& fresh,
                                        const std::string& node_id);
-  void sent(const std::string& t) { resend_wait_[t] = kResendRounds; }
-  void new_connection() { resend_wait_.clear(); }
+  void sent(const std::string& t) {
+    if (auto it = undelivered_.find(t); it != undelivered_.end()) it->second = kResendRounds;
+  }
+  void new_connection() {
+    for (auto& [t, wait] : undelivered_) wait = 0;
+  }
 
   bool holds(const std::string& t) const { return jobs_.count(t) > 0; }
   bool is_running(const std::string& t) const {
@@ -142,7 +146,9 @@ class ExecBook {
   std::deque<std::string> queue_;  // held, not started, in start order
   FlatMap<std::string, Job> jobs_;
   std::size_t running_count_ = 0;      // jobs_ with `running` set
-  std::set<std::string> undelivered_;  // finished, result not yet acknowledged
+  // Finished, result not yet acknowledged: with the rounds of resending
+  // before it is offered again (0: offered in the next).
+  FlatMap<std::string, int> undelivered_;
   // x/ records of results delivered (earlier builds kept them): with jobs_
   // and undelivered_, every readable x/ record, so that an assignment is
   // checked against memory, never read from the store.
@@ -150,11 +156,11 @@ class ExecBook {
   // Run here while the proxy was away, and not yet acknowledged by it.
   FlatSet<std::string> local_claimed_;
   // Rounds of resending before a result sent on this connection is offered
-  // again: TCP delivers it, and the proxy acknowledges what it reads, so
-  // offering megabytes again every REQUEST_RESULT_PERIOD only queues copies
-  // ahead of the node's INFO (a slow proxy then took the node for silent).
-  // Cleared on every new connection, which offers all again.
-  FlatMap<std::string, int> resend_wait_;
+  // again (undelivered_'s values): TCP delivers it, and the proxy
+  // acknowledges what it reads, so offering megabytes again every
+  // REQUEST_RESULT_PERIOD only queues copies ahead of the node's INFO (a slow
+  // proxy then took the node for silent). Cleared on every new connection,
+  // which offers all again.
   static constexpr int kResendRounds = 30;
   std::uint64_t finished_total_ = 0;
 };

@@ -47,18 +47,26 @@ class Stage {
   const WriteBatch::Ops& ops() const { return ops_; }
   // Empty, its room kept for the next stage.
   void clear() {
+    empty_slots();
     ops_.clear();
-    std::fill(slots_.begin(), slots_.end(), 0);
   }
 
  private:
-  static std::size_t hash(std::string_view key) { return std::hash<std::string_view>{}(key); }
+  static std::uint64_t hash(std::string_view key) { return std::hash<std::string_view>{}(key); }
+  // A slot: the high half of its key's hash (compared before the key) over
+  // its index into ops_ + 1; 0 = empty.
+  static std::uint64_t slot(std::uint64_t h, std::size_t at) { return (h & ~kIndex) | at; }
+  static constexpr std::uint64_t kIndex = 0xffffffff;
   // The slot of `key`: where it is, or the empty one where it would go.
-  std::size_t slot_of(std::string_view key, std::size_t h) const;
+  std::size_t slot_of(std::string_view key, std::uint64_t h) const;
   void grow();
+  // Empties the slots ops_ holds: one by one when they are few (a table
+  // grown by one large stage is not cleared whole for every small one after
+  // it), else all at once.
+  void empty_slots();
 
   WriteBatch::Ops ops_;
-  std::vector<std::uint32_t> slots_;  // index into ops_ + 1; 0 = empty; a power of two long
+  std::vector<std::uint64_t> slots_;  // a power of two long
 };
 
 // A key for a read, made of a prefix and a ticket on the stack: a lookup
@@ -155,42 +163,61 @@ class Staged {
   bool sync_ = false;
 };
 
-inline std::size_t Stage::slot_of(std::string_view key, std::size_t h) const {
+inline std::size_t Stage::slot_of(std::string_view key, std::uint64_t h) const {
   const std::size_t mask = slots_.size() - 1;
   for (std::size_t i = h & mask;; i = (i + 1) & mask) {
-    const std::uint32_t at = slots_[i];
-    if (at == 0 || ops_[at - 1].first == key) return i;
+    const std::uint64_t s = slots_[i];
+    if (s == 0) return i;
+    if ((s & ~kIndex) == (h & ~kIndex) && ops_[(s & kIndex) - 1].first == key) return i;
   }
 }
 
 inline void Stage::grow() {
-  std::vector<std::uint32_t> old = std::move(slots_);
+  std::vector<std::uint64_t> old = std::move(slots_);
   slots_.assign(old.empty() ? 64 : old.size() * 2, 0);
-  for (std::uint32_t at : old) {
-    if (at != 0) slots_[slot_of(ops_[at - 1].first, hash(ops_[at - 1].first))] = at;
+  for (std::uint64_t s : old) {
+    if (s == 0) continue;
+    const std::uint64_t h = hash(ops_[(s & kIndex) - 1].first);
+    slots_[slot_of(ops_[(s & kIndex) - 1].first, h)] = s;
   }
 }
 
 inline void Stage::set(std::string key, std::optional<std::string> value) {
   // At most half full: probes stay short.
   if (2 * (ops_.size() + 1) > slots_.size()) grow();
-  const std::size_t i = slot_of(key, hash(key));
+  const std::uint64_t h = hash(key);
+  const std::size_t i = slot_of(key, h);
   if (slots_[i] != 0) {
-    ops_[slots_[i] - 1].second = std::move(value);
+    ops_[(slots_[i] & kIndex) - 1].second = std::move(value);
     return;
   }
   ops_.emplace_back(std::move(key), std::move(value));
-  slots_[i] = static_cast<std::uint32_t>(ops_.size());
+  slots_[i] = slot(h, ops_.size());
 }
 
 inline const std::optional<std::string>* Stage::find(std::string_view key) const {
   if (ops_.empty()) return nullptr;
-  const std::uint32_t at = slots_[slot_of(key, hash(key))];
-  return at == 0 ? nullptr : &ops_[at - 1].second;
+  const std::uint64_t s = slots_[slot_of(key, hash(key))];
+  return s == 0 ? nullptr : &ops_[(s & kIndex) - 1].second;
+}
+
+inline void Stage::empty_slots() {
+  if (ops_.size() * 16 >= slots_.size()) {
+    std::fill(slots_.begin(), slots_.end(), 0);
+    return;
+  }
+  // Each op's slot is at its home or after it in the run of full slots
+  // that follows; it is found by its index, whatever was emptied before.
+  const std::size_t mask = slots_.size() - 1;
+  for (std::size_t at = 1; at <= ops_.size(); ++at) {
+    std::size_t i = hash(ops_[at - 1].first) & mask;
+    while ((slots_[i] & kIndex) != at) i = (i + 1) & mask;
+    slots_[i] = 0;
+  }
 }
 
 inline WriteBatch::Ops Stage::take() {
-  std::fill(slots_.begin(), slots_.end(), 0);
+  empty_slots();
   return std::exchange(ops_, {});
 }
 
