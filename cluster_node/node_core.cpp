@@ -78,7 +78,12 @@ std::string NodeCore::submit(protocol::JobSpec spec, TimeMs now) {
   if (local_mode_) claim_local(ticket, spec);
   if (connected_) {
     if (pending_submit_.jobs.empty()) {
-      constexpr std::size_t kMaxRoom = 1024;
+      // Room for as many as the last turn took: a turn reads up to 512 KiB
+      // of lines, thousands of jobs, and growing a vector of 650-byte specs
+      // by doubling moved each again (9 % of a node's CPU while one client
+      // pipelines submits, when the room stopped at 1,024). Room not used
+      // is address space only.
+      constexpr std::size_t kMaxRoom = 1 << 16;
       pending_submit_.jobs.reserve(std::min(last_submit_size_, kMaxRoom));
       pending_submit_.spec_bytes.reserve(std::min(last_submit_size_, kMaxRoom));
     }
