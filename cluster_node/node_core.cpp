@@ -77,17 +77,15 @@ std::string NodeCore::submit(protocol::JobSpec spec, TimeMs now) {
   // Run here at once without a proxy, from the spec in hand.
   if (local_mode_) claim_local(ticket, spec);
   if (connected_) {
-    if (pending_submit_.jobs.empty()) {
-      // Room for as many as the last turn took: a turn reads up to 512 KiB
-      // of lines, thousands of jobs, and growing a vector of 650-byte specs
-      // by doubling moved each again (9 % of a node's CPU while one client
-      // pipelines submits, when the room stopped at 1,024). Room not used
-      // is address space only.
+    // The job goes as the bytes it was encoded into (Submit::spec_bytes),
+    // not as a spec: a turn reads up to 512 KiB of lines, thousands of
+    // jobs, and a vector of their 650-byte specs cost 9 % of a node's CPU
+    // in moves while one client pipelined submits. Room for as many as the
+    // last turn took.
+    if (pending_submit_.spec_bytes.empty()) {
       constexpr std::size_t kMaxRoom = 1 << 16;
-      pending_submit_.jobs.reserve(std::min(last_submit_size_, kMaxRoom));
       pending_submit_.spec_bytes.reserve(std::min(last_submit_size_, kMaxRoom));
     }
-    pending_submit_.jobs.push_back(std::move(spec));
     pending_submit_.spec_bytes.push_back(std::move(spec_bytes));
   }
   return ticket;
@@ -199,7 +197,7 @@ std::vector<protocol::Message> NodeCore::take_early() {
   bool older_queued = std::any_of(outbox_.begin(), outbox_.end(), [](const protocol::Message& m) {
     return std::holds_alternative<protocol::Submit>(m);
   });
-  if (pending_submit_.jobs.empty() || !connected_ || older_queued ||
+  if (pending_submit_.spec_bytes.empty() || !connected_ || older_queued ||
       !origin_.issued_below_durable_mark()) {
     return {};
   }
@@ -208,13 +206,13 @@ std::vector<protocol::Message> NodeCore::take_early() {
 
 protocol::Submit NodeCore::take_new_submissions() {
   pending_submit_.first = true;  // accepted on this connection, never sent before
-  last_submit_size_ = pending_submit_.jobs.size();
+  last_submit_size_ = pending_submit_.spec_bytes.size();
   return std::exchange(pending_submit_, {});
 }
 
 std::vector<protocol::Message> NodeCore::take_outbox() {
   // New submissions and results of one turn of the event loop travel together.
-  if (!pending_submit_.jobs.empty()) outbox_.push_back(take_new_submissions());
+  if (!pending_submit_.spec_bytes.empty()) outbox_.push_back(take_new_submissions());
   if (!pending_results_.reports.empty()) outbox_.push_back(std::exchange(pending_results_, {}));
   // Every frame within the limit, however large the batch (protocol/batching.h).
   std::vector<protocol::Message> out = std::exchange(outbox_, {});

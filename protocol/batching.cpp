@@ -13,6 +13,8 @@ constexpr std::size_t kPerField = 16;  // lengths and small fields, generously
 std::size_t strings(const std::string& s) { return s.size() + kPerField; }
 
 std::size_t approx_size(const Assignment& a) { return approx_size(a.spec) + kPerField; }
+// A job as its encoded bytes (Submit::spec_bytes).
+std::size_t approx_size(const std::string& bytes) { return bytes.size() + kPerField; }
 
 // Splits `items` into runs whose approx_size adds up to at most `budget`
 // (at least one item each).
@@ -75,8 +77,11 @@ bool over_budget(const Message& m, std::size_t budget) {
         using T = std::decay_t<decltype(msg)>;
         if constexpr (std::is_same_v<T, Result> || std::is_same_v<T, ResReq>) {
           return total_size(msg.reports, budget) > budget;
-        } else if constexpr (std::is_same_v<T, Job> || std::is_same_v<T, Submit>) {
+        } else if constexpr (std::is_same_v<T, Job>) {
           return total_size(msg.jobs, budget) > budget;
+        } else if constexpr (std::is_same_v<T, Submit>) {
+          return (msg.jobs.empty() ? total_size(msg.spec_bytes, budget)
+                                   : total_size(msg.jobs, budget)) > budget;
         } else {
           return false;
         }
@@ -110,6 +115,15 @@ std::vector<Message> split_batch(Message m, std::size_t budget) {
         } else if constexpr (std::is_same_v<T, Job>) {
           for (auto& part : chunks(std::move(msg.jobs), budget)) out.push_back(Job{std::move(part)});
         } else if constexpr (std::is_same_v<T, Submit>) {
+          if (msg.jobs.empty()) {  // jobs as bytes alone: a node's new submissions
+            for (auto& part : chunks(std::move(msg.spec_bytes), budget)) {
+              Submit piece;
+              piece.first = msg.first;
+              piece.spec_bytes = std::move(part);
+              out.push_back(std::move(piece));
+            }
+            return;
+          }
           auto parts = chunks(std::move(msg.jobs), budget);
           if (parts.size() == 1) {
             msg.jobs = std::move(parts[0]);

@@ -106,8 +106,11 @@ struct Submit {
   // Written, never loaded: where given (the same index as the job, not
   // empty), a job's bytes as to_bytes(jobs[i]) makes them, written in place
   // of encoding it again. A node encodes a spec it accepts once, for its own
-  // record and for this frame.
+  // record and for this frame. Past the end of `jobs`, the bytes are the job
+  // (not empty): a node's new submissions travel as bytes alone, without a
+  // decoded spec held and moved for each (with no `local` among them).
   std::vector<std::string> spec_bytes;
+  std::size_t size() const { return std::max(jobs.size(), spec_bytes.size()); }
 
   template <class A>
   void serialize(A& ar, unsigned) {
@@ -123,9 +126,9 @@ struct Submit {
   // As a vector field is saved (protocol/fields.h), with the bytes given.
   template <class A>
   void save_jobs(A& ar) {
-    std::uint64_t n = jobs.size();
+    std::uint64_t n = size();
     ar& n;
-    for (std::size_t i = 0; i < jobs.size(); ++i) {
+    for (std::size_t i = 0; i < n; ++i) {
       if (i < spec_bytes.size() && !spec_bytes[i].empty()) {
         ar.save_binary(spec_bytes[i].data(), spec_bytes[i].size());
       } else {

@@ -122,6 +122,43 @@ TEST_CASE("batching: SUBMIT pieces carry each job's given bytes with it") {
   CHECK(given == 29);
 }
 
+TEST_CASE("batching: a SUBMIT of jobs as bytes alone splits into frames the proxy reads as those jobs") {
+  // A node's new submissions: no decoded specs, only their bytes.
+  Submit m;
+  m.first = true;
+  std::vector<JobSpec> specs;
+  for (int i = 0; i < 40; ++i) {
+    specs.push_back(spec_of("j" + std::to_string(i), 1 << 20));
+    m.spec_bytes.push_back(to_bytes(specs.back()));
+  }
+  auto pieces = split_batch(Message(std::move(m)));
+  REQUIRE(pieces.size() == 3);
+  std::vector<JobSpec> read;
+  for (const auto& p : pieces) {
+    CHECK(std::get<Submit>(p).first);
+    std::string frame = encode(p);
+    CHECK(frame.size() < kMaxFrameBytes);
+    auto got = decode(frame);
+    REQUIRE(std::holds_alternative<Complete>(got));
+    const auto& s = std::get<Submit>(std::get<Complete>(got).message);
+    CHECK(s.first);
+    CHECK(s.spec_records.size() == s.jobs.size());
+    read.insert(read.end(), s.jobs.begin(), s.jobs.end());
+  }
+  CHECK(read == specs);  // every job, once, in order
+  // Under the budget it stays one message, read the same.
+  Submit small;
+  small.spec_bytes = {to_bytes(spec_of("a", 10)), to_bytes(spec_of("b", 10))};
+  auto one = split_batch(Message(small));
+  REQUIRE(one.size() == 1);
+  auto got = decode(encode(one[0]));
+  REQUIRE(std::holds_alternative<Complete>(got));
+  const auto& s = std::get<Submit>(std::get<Complete>(got).message);
+  REQUIRE(s.jobs.size() == 2);
+  CHECK(s.jobs[0].ticket == "a");
+  CHECK(s.jobs[1].ticket == "b");
+}
+
 TEST_CASE("batching: JOB batches split, other messages pass unchanged") {
   Job m;
   for (int i = 0; i < 20; ++i) m.jobs.push_back({spec_of("j" + std::to_string(i), 1 << 20), 1});

@@ -28,11 +28,17 @@ using protocol::JobState;
 // The time of lookups: within the default RESULT_TTL of every result here.
 constexpr TimeMs kNow = 1'000'000;
 
+// The messages of type T, as the proxy reads them: a node's new
+// submissions leave as bytes alone (Submit::spec_bytes), which the frame
+// turns into jobs.
 template <class T>
 std::vector<T> of_type(const std::vector<protocol::Message>& out) {
   std::vector<T> found;
   for (const auto& m : out) {
-    if (std::holds_alternative<T>(m)) found.push_back(std::get<T>(m));
+    if (!std::holds_alternative<T>(m)) continue;
+    auto read = protocol::decode(protocol::encode(m));
+    REQUIRE(std::holds_alternative<protocol::Complete>(read));
+    found.push_back(std::get<T>(std::get<protocol::Complete>(read).message));
   }
   return found;
 }
@@ -255,12 +261,19 @@ TEST_CASE("node core: a job's record and what the proxy is sent share one encodi
   Node n(store);
   n.connect();
   std::string t = n.core.submit(api, 1234);
-  auto subs = of_type<protocol::Submit>(n.flush());
+  auto out = n.flush();
+  // The job leaves as the bytes it was encoded into, without a spec.
+  auto sent = std::find_if(out.begin(), out.end(), [](const protocol::Message& m) {
+    return std::holds_alternative<protocol::Submit>(m);
+  });
+  REQUIRE(sent != out.end());
+  CHECK(std::get<protocol::Submit>(*sent).jobs.empty());
+  REQUIRE(std::get<protocol::Submit>(*sent).spec_bytes.size() == 1);
+  auto subs = of_type<protocol::Submit>(out);
   REQUIRE(subs.size() == 1);
   REQUIRE(subs[0].jobs.size() == 1);
-  REQUIRE(subs[0].spec_bytes.size() == 1);
   // The bytes sent are the spec as stored, which is the job as accepted.
-  CHECK(subs[0].spec_bytes[0] == protocol::to_bytes(subs[0].jobs[0]));
+  CHECK(std::get<protocol::Submit>(*sent).spec_bytes[0] == protocol::to_bytes(subs[0].jobs[0]));
   std::string stored;
   REQUIRE(store.get("o/" + t, &stored).ok());
   OriginRecord back;
