@@ -57,7 +57,6 @@ LookupBook::Effects LookupBook::start(LookupRequest request, LookupDone done, co
   auto& list = by_ticket_[ticket];
   bool first = list.empty();
   if (p.timed) ticket_of_[p.id] = ticket;
-  ++size_;
   list.push_back(std::move(p));
   // A cancel's question went with the CANCEL; others ask once per ticket.
   if (first && node.connected && !request.cancelling) fx.ask.push_back(ticket);

@@ -21,7 +21,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "common/hash_maps.h"
@@ -74,12 +73,17 @@ class LookupBook {
   std::vector<std::string> asking_again() const;
   // Every ticket a lookup waits for (asked again after a join).
   std::vector<std::string> tickets() const;
-  std::size_t size() const { return size_; }
+  // Lookups unanswered, counted one by one (tests).
+  std::size_t size() const {
+    std::size_t n = 0;
+    for (const auto& [t, list] : by_ticket_) n += list.size();
+    return n;
+  }
+  bool empty() const { return by_ticket_.empty(); }
   // Drops every lookup unanswered (the node stops).
   void clear() {
     by_ticket_.clear();
     ticket_of_.clear();
-    size_ = 0;
   }
 
   // What a node may say of a ticket without the proxy: its final result, or
@@ -112,14 +116,12 @@ class LookupBook {
   // another lookup).
   static void answer(std::vector<Ready>& ready);
   void forget(const Pending& p) {
-    --size_;
     if (p.timed) ticket_of_.erase(p.id);
   }
 
   NodeMap<std::string, std::vector<Pending>> by_ticket_;
   // The ticket of each lookup with a timer, for its timeout.
   FlatMap<std::uint64_t, std::string> ticket_of_;
-  std::size_t size_ = 0;  // lookups unanswered
   std::uint64_t next_id_ = 1;
 };
 

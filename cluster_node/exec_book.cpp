@@ -136,7 +136,7 @@ bool ExecBook::start_cancelled(const std::string& t, protocol::JobKind& kind) {
 }
 
 std::optional<ExecRecord> ExecBook::finish(const std::string& t, protocol::JobResult result,
-                                           const std::string& node_id) {
+                                           const std::string& node_id, bool sending) {
   auto it = jobs_.find(t);
   if (it == jobs_.end() || !it->second.running) return std::nullopt;  // dropped while it ran
   --running_count_;
@@ -147,7 +147,7 @@ std::optional<ExecRecord> ExecBook::finish(const std::string& t, protocol::JobRe
   result.attempt = rec.attempt;
   rec.result = std::move(result);
   store_outcome(t, rec);  // x/ stays as it was given
-  undelivered_.insert_or_assign(t, 0);
+  undelivered_.insert_or_assign(t, sending ? kResendRounds : 0);
   ++finished_total_;
   return rec;
 }

@@ -12,9 +12,7 @@
 #include <deque>
 #include <functional>
 #include <optional>
-#include <set>
 #include <string>
-#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -62,9 +60,10 @@ class ExecBook {
   // running, so that finish() ends it. False when it is not such a job.
   bool start_cancelled(const std::string& t, protocol::JobKind& kind);
   // A run ended: its record with the result, undelivered. nullopt when it
-  // was dropped meanwhile, or the transition is refused.
+  // was dropped meanwhile, or the transition is refused. `sending`: its
+  // result goes to the proxy now (not offered again for kResendRounds).
   std::optional<ExecRecord> finish(const std::string& t, protocol::JobResult result,
-                                   const std::string& node_id);
+                                   const std::string& node_id, bool sending);
   // The proxy gave the job to another node: it leaves the book. Returns
   // true when it was running (the shell must stop it).
   bool drop(const std::string& t);
@@ -89,9 +88,6 @@ class ExecBook {
   std::vector<protocol::JobReport> due(std::size_t max,
                                        const std::unordered_set<std::string>& fresh,
                                        const std::string& node_id);
-  void sent(const std::string& t) {
-    if (auto it = undelivered_.find(t); it != undelivered_.end()) it->second = kResendRounds;
-  }
   void new_connection() {
     for (auto& [t, wait] : undelivered_) wait = 0;
   }

@@ -59,7 +59,7 @@ void NodeServer::apply(const client::LookupBook::Effects& fx) {
 
 void NodeServer::answer_lookups(const std::vector<protocol::JobReport>& reports) {
   // Most reports are results nobody waits for: no view is built for them.
-  if (lookups_.size() == 0) return;
+  if (lookups_.empty()) return;
   client::NodeView v = view();
   TimeMs now = now_ms();
   for (const auto& r : reports) apply(lookups_.on_report(r, v, now));

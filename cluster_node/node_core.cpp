@@ -77,11 +77,9 @@ std::string NodeCore::submit(protocol::JobSpec spec, TimeMs now) {
   // Run here at once without a proxy, from the spec in hand.
   if (local_mode_) claim_local(ticket, spec);
   if (connected_) {
-    // The job goes as the bytes it was encoded into (Submit::spec_bytes),
-    // not as a spec: a turn reads up to 512 KiB of lines, thousands of
-    // jobs, and a vector of their 650-byte specs cost 9 % of a node's CPU
-    // in moves while one client pipelined submits. Room for as many as the
-    // last turn took.
+    // As the bytes it was encoded into (Submit::spec_bytes): a turn's
+    // thousands of 650-byte specs cost 9 % of a node's CPU in moves. Room
+    // for as many as the last turn took.
     if (pending_submit_.spec_bytes.empty()) {
       constexpr std::size_t kMaxRoom = 1 << 16;
       pending_submit_.spec_bytes.reserve(std::min(last_submit_size_, kMaxRoom));
@@ -471,7 +469,7 @@ void NodeCore::cancel_queued(const std::string& ticket, TimeMs now) {
 }
 
 void NodeCore::job_finished(const std::string& ticket, protocol::JobResult result) {
-  auto rec = exec_.finish(ticket, std::move(result), options_.node_id);
+  auto rec = exec_.finish(ticket, std::move(result), options_.node_id, connected_);
   if (!rec) return;
   if (exec_.claimed(ticket) && origin_.unsent(ticket)) {
     // Never sent to the proxy: its only run, so the origin (this node)
@@ -493,7 +491,6 @@ void NodeCore::job_finished(const std::string& ticket, protocol::JobResult resul
   log_->debug("finished ticket={} state={}", ticket, protocol::to_string(rec->state));
   if (connected_) {
     pending_results_.reports.push_back(exec_.report(ticket, *rec, options_.node_id));
-    exec_.sent(ticket);
   }
   events_.work = events_.work || exec_.has_queued();
 }

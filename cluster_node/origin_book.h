@@ -21,8 +21,6 @@
 #include <deque>
 #include <functional>
 #include <string>
-#include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "cluster_node/node_records.h"

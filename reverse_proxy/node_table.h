@@ -8,7 +8,6 @@
 #include <map>
 #include <set>
 #include <string>
-#include <unordered_set>
 
 #include "common/hash_maps.h"
 #include "common/time.h"

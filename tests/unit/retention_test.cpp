@@ -282,12 +282,17 @@ TEST_CASE("proxy retention: a read with its own clock sees expiry though no call
   CHECK_FALSE(p.core.find_job(kA1, kT0));
 }
 
-TEST_CASE("proxy retention: a sweep skips what an earlier sweep's write in flight removes") {
-  storage::MemoryStore store;
-  Proxy p(store);
+// Node "a" joins and runs kA1 and kA2, finished at kT0, then kA3, 1 s later.
+void finish_three(Proxy& p) {
   p.join("a", kT0);
   p.run({kA1, kA2}, kT0);
   p.run({kA3}, kT0 + 1000);
+}
+
+TEST_CASE("proxy retention: a sweep skips what an earlier sweep's write in flight removes") {
+  storage::MemoryStore store;
+  Proxy p(store);
+  finish_three(p);
   auto swept = p.core.sweep(kT0 + kTtl);
   CHECK(swept.removed == 2);
   // Its removals are being written (a single proxy's writer thread, a
@@ -305,9 +310,7 @@ TEST_CASE("proxy retention: a sweep skips what an earlier sweep's write in fligh
 TEST_CASE("proxy retention: the sweep removes records and index, and remembers") {
   storage::MemoryStore store;
   Proxy p(store);
-  p.join("a", kT0);
-  p.run({kA1, kA2}, kT0);
-  p.run({kA3}, kT0 + 1000);
+  finish_three(p);
   // Node "a" never acknowledged the results: their notices wait too.
   REQUIRE(notices_in(store) == 3);
   // The two finished together share an index entry.
