@@ -15,16 +15,18 @@ RUN /tmp/install-deps && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release \
- && cmake --build /build -j"$(nproc)" --target reverse_proxy cluster_node
+ && cmake --build /build -j"$(nproc)" --target reverse_proxy cluster_node \
+ && docker/runtime-packages /build/bin/reverse_proxy /build/bin/cluster_node > /build/runtime-packages
 
 FROM debian:bookworm-slim
+# The libraries are the packages that hold what the binaries load, found in
+# the build stage (docker/runtime-packages), so none is ever left out.
+COPY --from=build /build/runtime-packages /tmp/runtime-packages
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libleveldb1d libfmt9 libspdlog1.10 libssl3 zlib1g libseccomp2 libjemalloc2 libraft2 libuv1 libzstd1 \
-      libzip4 libsimdjson14 \
-      liblz4-1 netcat-openbsd \
+      $(cat /tmp/runtime-packages) netcat-openbsd \
       gcc g++ libc6-dev python3 openjdk-17-jdk-headless \
- && rm -rf /var/lib/apt/lists/* \
+ && rm -rf /var/lib/apt/lists/* /tmp/runtime-packages \
  && mkdir -p /data
 COPY --from=build /build/bin/reverse_proxy /build/bin/cluster_node /usr/local/bin/
 COPY docker/entrypoint.sh /usr/local/bin/entrypoint.sh
