@@ -24,7 +24,7 @@ constexpr std::string_view kPut = "put 0 0 60 1\r\n0\r\n";
 
 // One beanstalkd with its binlog (an fsync on every write) in a fresh
 // directory; it logs nothing when it listens, so it is up once it accepts.
-PeerServer start_server(const std::string& binary) {
+PeerServer start_beanstalkd(const std::string& binary) {
   return PeerServer(
       binary, "beanstalkd",
       [](std::uint16_t port, const std::string& dir) {
@@ -75,7 +75,7 @@ std::string work(Client& client, int total, std::atomic<int>& deleted,
 }
 
 void measure_puts(const std::string& binary, const BeanstalkSpec& spec, ScenarioReport& r) {
-  PeerServer server = start_server(binary);
+  PeerServer server = start_beanstalkd(binary);
   Client client(server.port());
   auto t0 = Clock::now();
   std::string error =
@@ -91,7 +91,7 @@ void measure_puts(const std::string& binary, const BeanstalkSpec& spec, Scenario
 }
 
 void measure_e2e(const std::string& binary, const BeanstalkSpec& spec, ScenarioReport& r) {
-  PeerServer server = start_server(binary);
+  PeerServer server = start_beanstalkd(binary);
   std::vector<std::unique_ptr<Client>> workers, producers;
   for (int i = 0; i < spec.workers; ++i) workers.push_back(std::make_unique<Client>(server.port()));
   for (int i = 0; i < spec.producers; ++i) {

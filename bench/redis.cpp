@@ -33,7 +33,7 @@ const std::string& push_command() {
 
 // One redis-server with its append-only file (synced on every write) in a
 // fresh directory, up once it answers PING.
-PeerServer start_server(const std::string& binary) {
+PeerServer start_redis(const std::string& binary) {
   return PeerServer(
       binary, "redis",
       [](std::uint16_t port, const std::string& dir) {
@@ -116,7 +116,7 @@ std::string work(Client& client, int index, std::size_t share, std::size_t batch
 }
 
 void measure_pushes(const std::string& binary, const RedisSpec& spec, ScenarioReport& r) {
-  PeerServer server = start_server(binary);
+  PeerServer server = start_redis(binary);
   Client client(server.port());
   auto t0 = Clock::now();
   std::string error =
@@ -132,7 +132,7 @@ void measure_pushes(const std::string& binary, const RedisSpec& spec, ScenarioRe
 }
 
 void measure_e2e(const std::string& binary, const RedisSpec& spec, ScenarioReport& r) {
-  PeerServer server = start_server(binary);
+  PeerServer server = start_redis(binary);
   std::vector<std::unique_ptr<Client>> workers, producers;
   for (int i = 0; i < spec.workers; ++i) workers.push_back(std::make_unique<Client>(server.port()));
   for (int i = 0; i < spec.producers; ++i) {
@@ -181,7 +181,7 @@ void measure_e2e(const std::string& binary, const RedisSpec& spec, ScenarioRepor
 }
 
 void measure_latency(const std::string& binary, const RedisSpec& spec, ScenarioReport& r) {
-  PeerServer server = start_server(binary);
+  PeerServer server = start_redis(binary);
   Client worker(server.port()), producer(server.port());
   const std::string move = resp_command({"BLMOVE", "jobs", "processing", "RIGHT", "LEFT", "5"});
   const std::string remove = resp_command({"LREM", "processing", "1", "0"});

@@ -19,8 +19,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr auto kUpTimeout = 30s;
-
 // Nodes report their load every 50 ms instead of 500, so that `stats`
 // samples taken every 100 ms show fresh running counts.
 const EnvMap kFreshInfo{{"INFO_PERIOD", "50"}};

@@ -12,6 +12,9 @@
 
 namespace jc::bench {
 
+// How long a scenario's cluster may take to come up.
+inline constexpr std::chrono::seconds kUpTimeout{30};
+
 struct SuiteSizes {
   int submit_jobs = 100'000;
   int e2e_jobs = 100'000;

@@ -33,7 +33,6 @@ using nlohmann::json;
 
 namespace {
 
-constexpr auto kUpTimeout = 30s;
 constexpr std::size_t kHttpWindow = 256;  // wait=true requests pipelined per connection
 
 std::vector<std::uint16_t> api_ports(Cluster& cluster) {

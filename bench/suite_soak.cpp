@@ -28,7 +28,6 @@ using jc::test::Client;
 
 namespace {
 
-constexpr auto kUpTimeout = 30s;
 constexpr auto kTick = 100ms;
 // One job in this many is read back with `r<ticket>` on the next tick, so
 // reads of results (and of expired ones, were the TTL short) are exercised.

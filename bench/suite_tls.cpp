@@ -13,7 +13,7 @@ namespace jc::bench {
 
 namespace {
 
-constexpr std::chrono::seconds kUpTimeout{60};
+constexpr std::chrono::seconds kTlsUpTimeout{60};
 
 ClusterSpec spec_for(const BenchContext& ctx, bool tls) {
   ClusterSpec spec = cluster_spec(ctx, 3, 2);
@@ -51,7 +51,7 @@ void tls_scenario(const BenchContext& ctx, ScenarioReport& r) {
   std::vector<double> latencies[2];
   for (int round = 0; round < rounds; ++round) {
     for (int tls = 0; tls < 2; ++tls) {
-      auto cluster = start_cluster(spec_for(ctx, tls == 1), kUpTimeout);
+      auto cluster = start_cluster(spec_for(ctx, tls == 1), kTlsUpTimeout);
       E2eRun run = run_e2e(*cluster, {.jobs = n,
                                       .clients = 3,
                                       .job_line = "0",
