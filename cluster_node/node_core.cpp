@@ -272,8 +272,8 @@ void NodeCore::set_local_mode(bool on) {
   if (!on) return;
   log_->warn("proxy away past the grace period: running this node's own queued jobs here count={}",
              origin_.unforwarded_count());
-  for (const auto& t : origin_.order()) {
-    if (origin_.unforwarded(t) && !exec_.claimed(t)) claim_local(t);  // leaves order() as it is
+  for (const auto& t : origin_.unforwarded_in_order()) {
+    if (!exec_.claimed(t)) claim_local(t);
   }
 }
 
@@ -314,11 +314,10 @@ void NodeCore::claim_local(const std::string& t, protocol::JobSpec spec) {
 
 void NodeCore::forward_all() {
   protocol::Submit batch;
-  for (const auto& t : origin_.order()) {
+  for (const auto& t : origin_.unforwarded_in_order()) {
     // The spec is read back from its record: only the tickets of jobs the
     // proxy has not acknowledged are held in memory.
     OriginRecord rec;
-    if (!origin_.unforwarded(t)) continue;
     if (!origin_.load(t, rec)) {
       log_->error("unreadable origin record ticket={}: not forwarded", protocol::escape_sample(t));
       continue;
@@ -390,7 +389,7 @@ void NodeCore::on_reports(std::vector<JobReport>& reports) {
       OriginRecord rec;  // fresh, as a pending job's is
       bool callback = false;
       bool known = false;
-      if (const auto* p = origin_.pending(r.ticket)) {
+      if (auto p = origin_.pending(r.ticket)) {
         known = true;
         callback = p->callback;
       } else if (origin_.load(r.ticket, rec)) {

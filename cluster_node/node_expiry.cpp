@@ -157,9 +157,9 @@ JobReport NodeCore::lookup(const std::string& ticket, TimeMs now) const {
   JobReport r;
   r.ticket = ticket;
   OriginOutcome outcome;
-  if (const auto* p = origin_.pending(ticket)) {
+  if (auto p = origin_.pending(ticket)) {
     r.state = JobState::kQueued;  // as its fresh o/ record says
-    r.owner = p->owner;
+    r.owner = *p->owner;
   } else if (origin_.load_outcome(ticket, outcome)) {
     if (outcome.has_result && retention.expired(outcome.result.final_time(), now)) {
       return protocol::expired_report(ticket);

@@ -47,8 +47,7 @@ Status OriginBook::recover() {
     OriginRecord rec;
     if (v.empty() || v == kUnsent) {  // a job's record of its own
       if (load(t, rec)) {
-        enter(t, 0);
-        if (v == kUnsent) unsent_.insert(t);
+        if (Entry* e = enter_recovered(t, 0)) e->unsent = v == kUnsent;
       }
       return true;
     }
@@ -57,17 +56,92 @@ Status OriginBook::recover() {
       // One with its result came back from the proxy, which had it: the
       // acknowledgement of the rest of the batch was still to come.
       std::string job(line);
-      if (load(job, rec) && !rec.has_result) enter(job, id);
+      if (load(job, rec) && !rec.has_result) enter_recovered(job, id);
     });
     batches_.settle(id);  // gone if all of it was acknowledged, or expired
     return true;
   });
 }
 
-void OriginBook::enter(const std::string& t, std::uint64_t id) {
-  if (!unforwarded_.try_emplace(t, id).second) return;
-  order_.push_back(t);
+std::optional<std::uint64_t> OriginBook::own_counter(std::string_view t) const {
+  // <prefix_>-<counter>-<11 characters>, the counter as fmt writes it: the
+  // one spelling of each ticket, so that no other string finds its entry.
+  if (t.size() < prefix_.size() + 3 + kRandomChars || t.substr(0, prefix_.size()) != prefix_ ||
+      t[prefix_.size()] != '-' || t[t.size() - kRandomChars - 1] != '-') {
+    return std::nullopt;
+  }
+  std::string_view digits =
+      t.substr(prefix_.size() + 1, t.size() - prefix_.size() - kRandomChars - 2);
+  if (digits.empty() || digits.size() > 19 || digits[0] == '0') return std::nullopt;
+  std::uint64_t c = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), c);
+  if (ec != std::errc() || end != digits.data() + digits.size()) return std::nullopt;
+  return c;
+}
+
+const OriginBook::Entry* OriginBook::find(std::string_view t) const {
+  auto c = own_counter(t);
+  if (!c) return nullptr;
+  auto it = own_.find(*c);
+  if (it == own_.end() || t.substr(t.size() - kRandomChars) !=
+                              std::string_view(it->second.random.data(), kRandomChars)) {
+    return nullptr;
+  }
+  return &it->second;
+}
+
+std::string OriginBook::ticket_of(std::uint64_t counter, const Entry& e) const {
+  return fmt::format("{}-{}-{}", prefix_, counter, std::string_view(e.random.data(), kRandomChars));
+}
+
+std::uint32_t OriginBook::owner_id(const std::string& owner) {
+  if (owner.empty()) return 0;
+  auto [it, added] = owner_ids_.try_emplace(owner, static_cast<std::uint32_t>(owners_.size()));
+  if (added) owners_.push_back(owner);
+  return it->second;
+}
+
+void OriginBook::enter(std::uint64_t c, Entry& e, std::uint64_t id) {
+  if (e.unforwarded) return;
+  e.unforwarded = true;
+  e.batch = id;
+  ++unforwarded_count_;
+  order_.push_back(c);
   if (id != 0) batches_.hold(id);
+}
+
+OriginBook::Entry* OriginBook::enter_recovered(const std::string& t, std::uint64_t id) {
+  auto c = own_counter(t);
+  if (!c) {
+    // u/ names only tickets accept() made with this node's m/prefix.
+    log_->error("u/ names a ticket this node did not issue ticket={}: not forwarded",
+                protocol::escape_sample(t));
+    return nullptr;
+  }
+  auto [it, added] = own_.try_emplace(*c);
+  Entry& e = it->second;
+  if (added) std::copy_n(t.end() - kRandomChars, kRandomChars, e.random.begin());
+  enter(*c, e, id);
+  return &e;
+}
+
+void OriginBook::settle_pending(std::string_view t) {
+  auto c = own_counter(t);
+  if (!c) return;
+  auto it = own_.find(*c);
+  if (it == own_.end() || !it->second.pending) return;
+  it->second.pending = false;
+  if (!it->second.unforwarded) own_.erase(it);
+}
+
+std::vector<std::string> OriginBook::unforwarded_in_order() const {
+  std::vector<std::string> out;
+  out.reserve(unforwarded_count_);
+  for (std::uint64_t c : order_) {
+    auto it = own_.find(c);
+    if (it != own_.end() && it->second.unforwarded) out.push_back(ticket_of(c, it->second));
+  }
+  return out;
 }
 
 std::string OriginBook::accept(protocol::JobSpec& spec, TimeMs now, const std::string& node_id,
@@ -80,7 +154,8 @@ std::string OriginBook::accept(protocol::JobSpec& spec, TimeMs now, const std::s
     reserved_ = counter_ + kCounterBlock;
     staged_.put("m/counter", std::to_string(reserved_));
   }
-  spec.ticket = fmt::format("{}-{}-{}", prefix_, counter_++, random_part);
+  const std::uint64_t c = counter_++;
+  spec.ticket = fmt::format("{}-{}-{}", prefix_, c, random_part);
   spec.origin = node_id;
   spec.submitted_ms = now;
   const std::string& ticket = spec.ticket;
@@ -88,16 +163,20 @@ std::string OriginBook::accept(protocol::JobSpec& spec, TimeMs now, const std::s
   // is sent.
   spec_bytes = protocol::to_bytes(spec);
   staged_.put(key(ticket), fresh_origin_record(spec_bytes));
-  pending_[ticket] = Pending{spec.owner, spec.is_api && !spec.api.callback_url.empty()};
+  Entry& e = own_[c];
+  std::copy_n(ticket.end() - kRandomChars, kRandomChars, e.random.begin());
+  e.pending = true;
+  e.callback = spec.is_api && !spec.api.callback_url.empty();
+  e.owner = owner_id(spec.owner);
   if (!connected) {
     staged_.put(unforwarded_key(ticket), std::string(kUnsent));
-    unsent_.insert(ticket);
-    enter(ticket, 0);
+    e.unsent = true;
+    enter(c, e, 0);
     return ticket;
   }
   // Into the batch of this commit, or a new one.
   static const std::string kOneScope;
-  enter(ticket, batches_.add(kOneScope, ticket, [&] { return unforwarded_key(ticket); }));
+  enter(c, e, batches_.add(kOneScope, ticket, [&] { return unforwarded_key(ticket); }));
   return ticket;
 }
 
@@ -150,9 +229,9 @@ void OriginBook::store(const std::string& t, const OriginRecord& rec) {
   outcome.result = rec.result;
   outcome.attempts = rec.attempts;
   // A pending job's record is a fresh one: memory knows its owner.
-  if (auto it = pending_.find(t); it != pending_.end()) {
-    outcome.owner = std::move(it->second.owner);
-    pending_.erase(it);  // its r/ record says from now on
+  if (auto p = pending(t)) {
+    outcome.owner = *p->owner;
+    settle_pending(t);  // its r/ record says from now on
   } else {
     outcome.owner = rec.spec.owner;
   }
@@ -188,23 +267,37 @@ bool OriginBook::expired_here(const std::string& t) const {
 
 void OriginBook::mark_sent(const std::string& t) {
   // Its record of its own says so (it is never in a batch).
-  if (unsent_.erase(t)) staged_.put(unforwarded_key(t), "");
+  Entry* e = find(t);
+  if (e == nullptr || !e->unsent) return;
+  e->unsent = false;
+  staged_.put(unforwarded_key(t), "");
 }
 
 void OriginBook::acknowledged(const std::vector<std::string>& tickets) {
   for (const auto& t : tickets) {
-    unsent_.erase(t);
-    auto it = unforwarded_.find(t);
-    if (it == unforwarded_.end()) continue;
-    const std::uint64_t id = it->second;
-    unforwarded_.erase(it);
+    auto c = own_counter(t);
+    if (!c) continue;
+    auto it = own_.find(*c);
+    if (it == own_.end() || !it->second.unforwarded ||
+        t.compare(t.size() - kRandomChars, kRandomChars, it->second.random.data(), kRandomChars) != 0) {
+      continue;
+    }
+    Entry& e = it->second;
+    const std::uint64_t id = e.batch;
+    e.unforwarded = e.unsent = false;
+    --unforwarded_count_;
+    if (!e.pending) own_.erase(it);
     if (id == 0) {
       staged_.del(unforwarded_key(t));
       continue;
     }
     batches_.release(id);
   }
-  while (!order_.empty() && !unforwarded_.count(order_.front())) order_.pop_front();
+  auto settled = [&](std::uint64_t c) {
+    auto it = own_.find(c);
+    return it == own_.end() || !it->second.unforwarded;
+  };
+  while (!order_.empty() && settled(order_.front())) order_.pop_front();
 }
 
 std::vector<protocol::GetAllEntry> OriginBook::getall(

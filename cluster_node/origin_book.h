@@ -18,9 +18,13 @@
 // and, in memory, of which jobs the proxy has not acknowledged, in order.
 #pragma once
 
+#include <array>
 #include <deque>
 #include <functional>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "cluster_node/node_records.h"
@@ -62,12 +66,13 @@ class OriginBook {
   // its result nor a client's wait reads its o/ record (which holds its
   // files). Jobs accepted before a restart are read from the store.
   struct Pending {
-    std::string owner;
-    bool callback = false;  // judge0's callback_url is set
+    const std::string* owner = nullptr;  // the client name ("" without tokens)
+    bool callback = false;               // judge0's callback_url is set
   };
-  const Pending* pending(const std::string& t) const {
-    auto it = pending_.find(t);
-    return it == pending_.end() ? nullptr : &it->second;
+  std::optional<Pending> pending(std::string_view t) const {
+    const Entry* e = find(t);
+    if (e == nullptr || !e->pending) return std::nullopt;
+    return Pending{&owners_[e->owner], e->callback};
   }
   // What became of the job: its r/ record only (o/ is never rewritten). A
   // final result enters the expiry index at its final time; the sweep checks
@@ -80,7 +85,7 @@ class OriginBook {
   void erase(const std::string& t) {
     staged_.del(key(t));
     staged_.del(outcome_key(t));
-    pending_.erase(t);
+    settle_pending(t);
   }
   static std::string outcome_key(const std::string& t) { return std::string(kOutcome) + t; }
   bool raise_mark(const std::string& t);
@@ -98,12 +103,18 @@ class OriginBook {
   bool issued_below_durable_mark() const { return counter_ <= durable_reserved_; }
 
   // Forwarding to the proxy.
-  bool unforwarded(const std::string& t) const { return unforwarded_.count(t) > 0; }
-  std::size_t unforwarded_count() const { return unforwarded_.size(); }
+  bool unforwarded(std::string_view t) const {
+    const Entry* e = find(t);
+    return e != nullptr && e->unforwarded;
+  }
+  std::size_t unforwarded_count() const { return unforwarded_count_; }
   // Those not acknowledged, in the order they came.
-  const std::deque<std::string>& order() const { return order_; }
+  std::vector<std::string> unforwarded_in_order() const;
   // Never sent to the proxy: nobody else can have run it.
-  bool unsent(const std::string& t) const { return unsent_.count(t) > 0; }
+  bool unsent(std::string_view t) const {
+    const Entry* e = find(t);
+    return e != nullptr && e->unsent;
+  }
   // Sent from now on (its u/ says so).
   void mark_sent(const std::string& t);
   // The proxy holds these durably.
@@ -126,23 +137,49 @@ class OriginBook {
   std::uint64_t reserved_ = 1;          // m/counter as staged
   std::uint64_t durable_reserved_ = 1;  // m/counter as last committed
   std::uint64_t expired_upto_ = 0;      // m/expired
-  std::deque<std::string> order_;  // unforwarded_, in submission order (with acknowledged ones)
-  // Each unforwarded job's u/ record: a batch's number, or 0 for a record
-  // of its own ("unsent", or sent since).
-  FlatMap<std::string, std::uint64_t> unforwarded_;
+  // This process's jobs that are pending or unforwarded (or both), by
+  // their ticket's counter: every ticket this node issues is
+  // <prefix_>-<counter>-<11 random characters>, so the counter and the
+  // random part tell it from any other, and the book holds no copy of it
+  // (32 bytes a job, hashed as a number).
+  static constexpr std::size_t kRandomChars = 11;
+  struct Entry {
+    std::uint64_t batch = 0;  // its u/ record: a batch's number, 0 a record of its own
+    std::uint32_t owner = 0;  // in owners_
+    std::array<char, kRandomChars> random{};
+    bool pending : 1 = false;      // accepted by this process, no r/ record yet
+    bool callback : 1 = false;     // judge0's callback_url is set
+    bool unforwarded : 1 = false;  // not acknowledged by the proxy
+    bool unsent : 1 = false;       // never sent to it (u/ says "unsent")
+  };
+  FlatMap<std::uint64_t, Entry> own_;
+  std::size_t unforwarded_count_ = 0;
+  std::deque<std::uint64_t> order_;  // unforwarded ones, in submission order (with acknowledged ones)
+  // Owners by number: the client names of CLIENT_TOKENS, a handful.
+  std::vector<std::string> owners_{std::string()};
+  FlatMap<std::string, std::uint32_t> owner_ids_;
   storage::TicketBatches batches_{staged_};
-  // Enters `t` as unforwarded, from batch `id` (0: a record of its own).
-  void enter(const std::string& t, std::uint64_t id);
+  // The counter of `t` when it is a ticket this node issued in that form
+  // (its prefix, a counter without leading zeros); nullopt for any other.
+  std::optional<std::uint64_t> own_counter(std::string_view t) const;
+  const Entry* find(std::string_view t) const;
+  Entry* find(std::string_view t) { return const_cast<Entry*>(std::as_const(*this).find(t)); }
+  std::string ticket_of(std::uint64_t counter, const Entry& e) const;
+  std::uint32_t owner_id(const std::string& owner);
+  // `t` has its r/ record, or is gone: the entry stays while unforwarded.
+  void settle_pending(std::string_view t);
+  // Enters the job of counter `c` as unforwarded, from batch `id` (0: a
+  // record of its own).
+  void enter(std::uint64_t c, Entry& e, std::uint64_t id);
+  // The same for `t`, read from u/ at recovery; null if it is not a ticket
+  // this node issued.
+  Entry* enter_recovered(const std::string& t, std::uint64_t id);
   // Its entry in the expiry index, e/<final ms>/o/<ticket>: of its own, or
   // in the entry this commit opened for results of that final time (its
   // value lists them, each after a newline).
   void index_result(const std::string& t, std::int64_t final_ms);
   std::string open_index_;
   std::int64_t open_index_final_ = -1;
-  // Of the unforwarded jobs, those never sent to the proxy: nobody else can
-  // run them, so their local run's result shows at once (u/ says "unsent").
-  FlatSet<std::string> unsent_;
-  NodeMap<std::string, Pending> pending_;
 };
 
 // A random prefix of six lowercase letters and digits.

@@ -64,7 +64,7 @@ TEST_CASE("origin book: the jobs of one commit share a u/ record, gone once all 
   o.book.acknowledged({t2});
   REQUIRE(o.staged.commit().ok());
   CHECK(u_keys(store).empty());
-  CHECK(o.book.order().empty());
+  CHECK(o.book.unforwarded_in_order().empty());
 }
 
 TEST_CASE("origin book: a restart forwards again what a u/ record still holds, in order") {
@@ -84,7 +84,7 @@ TEST_CASE("origin book: a restart forwards again what a u/ record still holds, i
   Origin o(store);
   // t2 was acknowledged but its batch was not: sent again, and the proxy
   // acknowledges a job it holds again.
-  CHECK(o.book.order() == std::deque<std::string>{t1, t2, t3, unsent});
+  CHECK(o.book.unforwarded_in_order() == std::vector<std::string>{t1, t2, t3, unsent});
   CHECK(o.book.unsent(unsent));
   CHECK_FALSE(o.book.unsent(t1));
   o.book.mark_sent(unsent);
@@ -116,7 +116,7 @@ TEST_CASE("origin book: a job whose result came back is not forwarded again afte
     REQUIRE(o.staged.commit().ok());
   }
   Origin o(store);
-  CHECK(o.book.order() == std::deque<std::string>{t2});
+  CHECK(o.book.unforwarded_in_order() == std::vector<std::string>{t2});
 }
 
 TEST_CASE("origin book: u/ records of earlier builds, one job each, still read") {
@@ -139,6 +139,51 @@ TEST_CASE("origin book: u/ records of earlier builds, one job each, still read")
   o.book.acknowledged({t1, t2});
   REQUIRE(o.staged.commit().ok());
   CHECK(u_keys(store).empty());
+}
+
+TEST_CASE("origin book: only a ticket's own spelling finds its job, pending or unforwarded") {
+  storage::MemoryStore store;
+  Origin o(store);
+  protocol::JobSpec spec;
+  spec.owner = "alice";
+  std::string bytes;
+  const std::string t = o.book.accept(spec, 0, "node-a", "Ab-_9Ab-_9A", false, bytes);
+  REQUIRE(o.book.pending(t));
+  CHECK(*o.book.pending(t)->owner == "alice");
+  CHECK(o.book.unforwarded(t));
+  CHECK(o.book.unsent(t));
+  auto dash = t.find('-');
+  const std::string prefix = t.substr(0, dash), counter = t.substr(dash + 1, t.find('-', dash + 1) - dash - 1);
+  for (const std::string& other : std::vector<std::string>{
+           prefix + "-0" + counter + "-Ab-_9Ab-_9A",   // a leading zero: the same number
+           prefix + "-" + counter + "-Ab-_9Ab-_9B",    // another random part
+           prefix + "-" + counter + "-Ab-_9Ab-_9",     // a character short
+           prefix + "x-" + counter + "-Ab-_9Ab-_9A",   // another prefix
+           "zzzzzz-" + counter + "-Ab-_9Ab-_9A",
+           prefix + "--Ab-_9Ab-_9A", prefix + "-" + counter, "", "-"}) {
+    CAPTURE(other);
+    CHECK_FALSE(o.book.pending(other));
+    CHECK_FALSE(o.book.unforwarded(other));
+    CHECK_FALSE(o.book.unsent(other));
+    o.book.acknowledged({other});
+    CHECK(o.book.unforwarded_count() == 1);
+  }
+  CHECK(o.book.unforwarded_in_order() == std::vector<std::string>{t});
+  o.book.mark_sent(t);
+  CHECK_FALSE(o.book.unsent(t));
+  o.book.acknowledged({t});
+  CHECK(o.book.unforwarded_count() == 0);
+  CHECK(o.book.pending(t));  // still without its r/ record
+  OriginRecord rec;
+  REQUIRE(o.book.load(t, rec));
+  rec.state = protocol::JobState::kDone;
+  rec.has_result = true;
+  rec.result.state = protocol::JobState::kDone;
+  o.book.store(t, rec);
+  CHECK_FALSE(o.book.pending(t));
+  OriginOutcome outcome;
+  REQUIRE(o.book.load_outcome(t, outcome));
+  CHECK(outcome.owner == "alice");
 }
 
 }  // namespace jc::node
