@@ -63,31 +63,26 @@ Status OriginBook::recover() {
   });
 }
 
-std::optional<std::uint64_t> OriginBook::own_counter(std::string_view t) const {
-  // <prefix_>-<counter>-<11 characters>, the counter as fmt writes it: the
-  // one spelling of each ticket, so that no other string finds its entry.
-  if (t.size() < prefix_.size() + 3 + kRandomChars || t.substr(0, prefix_.size()) != prefix_ ||
-      t[prefix_.size()] != '-' || t[t.size() - kRandomChars - 1] != '-') {
-    return std::nullopt;
+std::optional<protocol::TicketParts> OriginBook::own_parts(std::string_view t) const {
+  auto parts = protocol::parse_ticket(t);
+  if (!parts || parts->prefix != prefix_) return std::nullopt;
+  return parts;
+}
+
+template <class Own>
+auto OriginBook::locate(Own& own, std::string_view t) const {
+  auto parts = own_parts(t);
+  if (!parts) return own.end();
+  auto it = own.find(parts->counter);
+  if (it == own.end() || parts->random != std::string_view(it->second.random.data(), kRandomChars)) {
+    return own.end();
   }
-  std::string_view digits =
-      t.substr(prefix_.size() + 1, t.size() - prefix_.size() - kRandomChars - 2);
-  if (digits.empty() || digits.size() > 19 || digits[0] == '0') return std::nullopt;
-  std::uint64_t c = 0;
-  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), c);
-  if (ec != std::errc() || end != digits.data() + digits.size()) return std::nullopt;
-  return c;
+  return it;
 }
 
 const OriginBook::Entry* OriginBook::find(std::string_view t) const {
-  auto c = own_counter(t);
-  if (!c) return nullptr;
-  auto it = own_.find(*c);
-  if (it == own_.end() || t.substr(t.size() - kRandomChars) !=
-                              std::string_view(it->second.random.data(), kRandomChars)) {
-    return nullptr;
-  }
-  return &it->second;
+  auto it = locate(own_, t);
+  return it == own_.end() ? nullptr : &it->second;
 }
 
 std::string OriginBook::ticket_of(std::uint64_t counter, const Entry& e) const {
@@ -111,24 +106,22 @@ void OriginBook::enter(std::uint64_t c, Entry& e, std::uint64_t id) {
 }
 
 OriginBook::Entry* OriginBook::enter_recovered(const std::string& t, std::uint64_t id) {
-  auto c = own_counter(t);
-  if (!c) {
+  auto parts = own_parts(t);
+  if (!parts) {
     // u/ names only tickets accept() made with this node's m/prefix.
     log_->error("u/ names a ticket this node did not issue ticket={}: not forwarded",
                 protocol::escape_sample(t));
     return nullptr;
   }
-  auto [it, added] = own_.try_emplace(*c);
+  auto [it, added] = own_.try_emplace(parts->counter);
   Entry& e = it->second;
-  if (added) std::copy_n(t.end() - kRandomChars, kRandomChars, e.random.begin());
-  enter(*c, e, id);
+  if (added) std::copy_n(parts->random.begin(), kRandomChars, e.random.begin());
+  enter(parts->counter, e, id);
   return &e;
 }
 
 void OriginBook::settle_pending(std::string_view t) {
-  auto c = own_counter(t);
-  if (!c) return;
-  auto it = own_.find(*c);
+  auto it = locate(own_, t);
   if (it == own_.end() || !it->second.pending) return;
   it->second.pending = false;
   if (!it->second.unforwarded) own_.erase(it);
@@ -181,8 +174,8 @@ std::string OriginBook::accept(protocol::JobSpec& spec, TimeMs now, const std::s
 }
 
 bool OriginBook::issued_here(const std::string& t) const {
-  auto parts = protocol::parse_ticket(t);
-  return parts && parts->prefix == prefix_ && parts->counter < counter_;
+  auto parts = own_parts(t);
+  return parts && parts->counter < counter_;
 }
 
 bool OriginBook::read_outcome(const std::string& t, OriginOutcome& outcome) const {
@@ -254,34 +247,29 @@ bool OriginBook::has(const std::string& t) const {
 }
 
 bool OriginBook::raise_mark(const std::string& t) {
-  auto parts = protocol::parse_ticket(t);
-  if (!parts || parts->prefix != prefix_ || parts->counter <= expired_upto_) return false;
+  auto parts = own_parts(t);
+  if (!parts || parts->counter <= expired_upto_) return false;
   expired_upto_ = parts->counter;
   return true;
 }
 
 bool OriginBook::expired_here(const std::string& t) const {
-  auto parts = protocol::parse_ticket(t);
-  return parts && parts->prefix == prefix_ && parts->counter <= expired_upto_;
+  auto parts = own_parts(t);
+  return parts && parts->counter <= expired_upto_;
 }
 
 void OriginBook::mark_sent(const std::string& t) {
   // Its record of its own says so (it is never in a batch).
-  Entry* e = find(t);
-  if (e == nullptr || !e->unsent) return;
-  e->unsent = false;
+  auto it = locate(own_, t);
+  if (it == own_.end() || !it->second.unsent) return;
+  it->second.unsent = false;
   staged_.put(unforwarded_key(t), "");
 }
 
 void OriginBook::acknowledged(const std::vector<std::string>& tickets) {
   for (const auto& t : tickets) {
-    auto c = own_counter(t);
-    if (!c) continue;
-    auto it = own_.find(*c);
-    if (it == own_.end() || !it->second.unforwarded ||
-        t.compare(t.size() - kRandomChars, kRandomChars, it->second.random.data(), kRandomChars) != 0) {
-      continue;
-    }
+    auto it = locate(own_, t);
+    if (it == own_.end() || !it->second.unforwarded) continue;
     Entry& e = it->second;
     const std::uint64_t id = e.batch;
     e.unforwarded = e.unsent = false;

@@ -33,6 +33,7 @@
 #include "common/status.h"
 #include "common/time.h"
 #include "protocol/messages.h"
+#include "protocol/retention.h"
 #include "storage/staged.h"
 #include "storage/ticket_batches.h"
 
@@ -142,7 +143,7 @@ class OriginBook {
   // <prefix_>-<counter>-<11 random characters>, so the counter and the
   // random part tell it from any other, and the book holds no copy of it
   // (32 bytes a job, hashed as a number).
-  static constexpr std::size_t kRandomChars = 11;
+  static constexpr std::size_t kRandomChars = protocol::kTicketRandomChars;
   struct Entry {
     std::uint64_t batch = 0;  // its u/ record: a batch's number, 0 a record of its own
     std::uint32_t owner = 0;  // in owners_
@@ -159,11 +160,14 @@ class OriginBook {
   std::vector<std::string> owners_{std::string()};
   FlatMap<std::string, std::uint32_t> owner_ids_;
   storage::TicketBatches batches_{staged_};
-  // The counter of `t` when it is a ticket this node issued in that form
-  // (its prefix, a counter without leading zeros); nullopt for any other.
-  std::optional<std::uint64_t> own_counter(std::string_view t) const;
+  // The parts of `t` when it is a ticket this node issued (its prefix, in
+  // the one spelling tickets have); nullopt for any other.
+  std::optional<protocol::TicketParts> own_parts(std::string_view t) const;
+  // The entry of `t` in `own` (own_, const or not), or its end(): only the
+  // ticket exactly as issued finds it.
+  template <class Own>
+  auto locate(Own& own, std::string_view t) const;
   const Entry* find(std::string_view t) const;
-  Entry* find(std::string_view t) { return const_cast<Entry*>(std::as_const(*this).find(t)); }
   std::string ticket_of(std::uint64_t counter, const Entry& e) const;
   std::uint32_t owner_id(const std::string& owner);
   // `t` has its r/ record, or is gone: the entry stays while unforwarded.

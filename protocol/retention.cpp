@@ -8,7 +8,6 @@
 namespace jc::protocol {
 
 namespace {
-constexpr std::size_t kRandomChars = 11;
 constexpr std::size_t kTimeDigits = 16;
 
 bool digits(std::string_view s, std::uint64_t& out) {
@@ -42,10 +41,12 @@ std::optional<TicketParts> parse_ticket(std::string_view ticket) {
   if (first == std::string_view::npos || first == 0) return std::nullopt;
   auto second = ticket.find('-', first + 1);
   if (second == std::string_view::npos) return std::nullopt;
-  if (ticket.size() - second - 1 != kRandomChars) return std::nullopt;
+  if (ticket.size() - second - 1 != kTicketRandomChars) return std::nullopt;
   TicketParts parts;
   parts.prefix = ticket.substr(0, first);
-  if (!digits(ticket.substr(first + 1, second - first - 1), parts.counter)) return std::nullopt;
+  std::string_view counter = ticket.substr(first + 1, second - first - 1);
+  if (counter.starts_with('0') || !digits(counter, parts.counter)) return std::nullopt;
+  parts.random = ticket.substr(second + 1);
   return parts;
 }
 

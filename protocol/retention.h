@@ -85,11 +85,14 @@ class CompactionPlan {
   TimeMs last_ = 0;
 };
 
-// The prefix and counter of a ticket as nodes issue them
-// (<prefix>-<counter>-<11 random characters>); nullopt for any other.
+// The parts of a ticket as nodes issue them
+// (<prefix>-<counter>-<11 random characters>, the counter without leading
+// zeros: each ticket has one spelling); nullopt for any other.
+constexpr std::size_t kTicketRandomChars = 11;
 struct TicketParts {
   std::string_view prefix;
   std::uint64_t counter = 0;
+  std::string_view random;
 };
 std::optional<TicketParts> parse_ticket(std::string_view ticket);
 

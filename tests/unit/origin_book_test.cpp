@@ -30,11 +30,22 @@ struct Origin {
     REQUIRE(book.recover().ok());
     REQUIRE(staged.commit().ok());
   }
-  std::string accept(bool connected) {
+  std::string accept(bool connected, const std::string& owner = "",
+                     const std::string& random_part = "AAAAAAAAAAA") {
     protocol::JobSpec spec;
     spec.kind = protocol::JobKind::kSleep;
+    spec.owner = owner;
     std::string bytes;
-    return book.accept(spec, 0, "node-a", "AAAAAAAAAAA", connected, bytes);
+    return book.accept(spec, 0, "node-a", random_part, connected, bytes);
+  }
+  // Its result came: DONE.
+  void finish(const std::string& t) {
+    OriginRecord rec;
+    REQUIRE(book.load(t, rec));
+    rec.state = protocol::JobState::kDone;
+    rec.has_result = true;
+    rec.result.state = protocol::JobState::kDone;
+    book.store(t, rec);
   }
   storage::Staged staged;
   OriginBook book;
@@ -107,12 +118,7 @@ TEST_CASE("origin book: a job whose result came back is not forwarded again afte
     t1 = o.accept(true);
     t2 = o.accept(true);
     REQUIRE(o.staged.commit().ok());
-    OriginRecord rec;
-    REQUIRE(o.book.load(t1, rec));
-    rec.state = protocol::JobState::kDone;
-    rec.has_result = true;
-    rec.result.state = protocol::JobState::kDone;
-    o.book.store(t1, rec);
+    o.finish(t1);
     REQUIRE(o.staged.commit().ok());
   }
   Origin o(store);
@@ -144,10 +150,7 @@ TEST_CASE("origin book: u/ records of earlier builds, one job each, still read")
 TEST_CASE("origin book: only a ticket's own spelling finds its job, pending or unforwarded") {
   storage::MemoryStore store;
   Origin o(store);
-  protocol::JobSpec spec;
-  spec.owner = "alice";
-  std::string bytes;
-  const std::string t = o.book.accept(spec, 0, "node-a", "Ab-_9Ab-_9A", false, bytes);
+  const std::string t = o.accept(false, "alice", "Ab-_9Ab-_9A");
   REQUIRE(o.book.pending(t));
   CHECK(*o.book.pending(t)->owner == "alice");
   CHECK(o.book.unforwarded(t));
@@ -174,12 +177,7 @@ TEST_CASE("origin book: only a ticket's own spelling finds its job, pending or u
   o.book.acknowledged({t});
   CHECK(o.book.unforwarded_count() == 0);
   CHECK(o.book.pending(t));  // still without its r/ record
-  OriginRecord rec;
-  REQUIRE(o.book.load(t, rec));
-  rec.state = protocol::JobState::kDone;
-  rec.has_result = true;
-  rec.result.state = protocol::JobState::kDone;
-  o.book.store(t, rec);
+  o.finish(t);
   CHECK_FALSE(o.book.pending(t));
   OriginOutcome outcome;
   REQUIRE(o.book.load_outcome(t, outcome));

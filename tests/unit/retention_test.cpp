@@ -64,6 +64,8 @@ TEST_CASE("retention: tickets as nodes issue them give prefix and counter") {
   REQUIRE(p);
   CHECK(p->prefix == "ab12cd");
   CHECK(p->counter == 42);
+  CHECK(p->random == "AAAAAAAAAAA");
+  CHECK_FALSE(protocol::parse_ticket("ab12cd-042-AAAAAAAAAAA"));  // another spelling of 42
   CHECK_FALSE(protocol::parse_ticket("ab12cd-42-AAAA"));         // random part too short
   CHECK_FALSE(protocol::parse_ticket("ab12cd-4x-AAAAAAAAAAA"));  // counter not digits
   CHECK_FALSE(protocol::parse_ticket("-42-AAAAAAAAAAA"));
