@@ -158,6 +158,10 @@ LookupBook::Effects LookupBook::on_proxy_lost(const NodeView& node) {
     auto& list = it->second;
     for (auto p = list.begin(); p != list.end();) {
       if (p->wait) {
+        // Its grace counts again from the next proxy's first "unknown":
+        // while this node was away, the node that gave the ticket may have
+        // been away too.
+        p->unknown_since = 0;
         ++p;
         continue;
       }

@@ -286,12 +286,7 @@ void NodeServer::on_proxy_message(protocol::Message&& m) {
   } else if (w) {
     log_->info("joined proxy={} dropped={}", w->proxy_id, w->drop.size());
     ever_joined_ = true;
-    link_.reset_backoff();
-    if (w->heartbeat_ms > 0) {
-      // A leader cut off by the network is silent: a few missed heartbeats
-      // and the node looks for the new one.
-      link_.set_idle_timeout(std::chrono::milliseconds(std::max<std::int64_t>(1000, 4 * w->heartbeat_ms)));
-    }
+    link_.joined(w->heartbeat_ms);
     // Lookups made while the proxy was away ask again.
     for (auto& t : lookups_.tickets()) to_request_.push_back(std::move(t));
   }

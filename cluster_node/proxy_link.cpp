@@ -1,5 +1,7 @@
 #include "cluster_node/proxy_link.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace jc::node {
@@ -11,6 +13,11 @@ namespace {
 // The proxy sends RES_REQ every REQUEST_RESULT_PERIOD at most; silence much
 // longer than that means a dead link that TCP did not report.
 constexpr std::chrono::milliseconds kProxyIdleTimeout{60'000};
+// Replicated proxies, until the WELCOME: a healthy proxy challenges at once
+// and answers a HELLO at once (welcome, refusal, or the leader's name).
+// Silence this long is a proxy stalled or cut off, and another one may lead:
+// the node tries the next rather than wait a minute on this one.
+constexpr std::chrono::milliseconds kReplicatedHandshakeTimeout{5'000};
 }  // namespace
 
 ProxyLink::ProxyLink(asio::io_context& io, std::vector<Address> addresses, Handlers handlers,
@@ -46,8 +53,12 @@ void ProxyLink::follow(const std::string& leader) {
   hint_ = Address{leader.substr(0, colon), leader.substr(colon + 1)};
 }
 
-void ProxyLink::set_idle_timeout(std::chrono::milliseconds t) {
-  if (conn_) conn_->set_idle_timeout(t);
+void ProxyLink::joined(std::int64_t heartbeat_ms) {
+  backoff_ms_ = kMinBackoffMs;
+  if (!conn_) return;
+  conn_->set_idle_timeout(heartbeat_ms > 0
+                              ? std::chrono::milliseconds(std::max<std::int64_t>(1000, 4 * heartbeat_ms))
+                              : kProxyIdleTimeout);
 }
 
 void ProxyLink::connect() {
@@ -102,14 +113,15 @@ void ProxyLink::connect() {
               logged_unreachable_ = false;
               std::string peer = fmt::format("{}:{}", ep.address().to_string(), ep.port());
               log_->info("connected to proxy peer={}", peer);
+              // Until the WELCOME sets the leader's heartbeat-based timeout.
+              auto idle = replicated() ? kReplicatedHandshakeTimeout : kProxyIdleTimeout;
               if (tls_) {
                 net::TlsLink tls = *tls_;
                 if (tls.verify_host.empty()) tls.verify_host = host_;
                 conn_ = std::make_shared<net::FrameConnection>(std::move(*socket), peer,
-                                                               kProxyIdleTimeout, std::move(tls));
+                                                               idle, std::move(tls));
               } else {
-                conn_ = std::make_shared<net::FrameConnection>(std::move(*socket), peer,
-                                                               kProxyIdleTimeout);
+                conn_ = std::make_shared<net::FrameConnection>(std::move(*socket), peer, idle);
               }
               heard_ = false;
               // The proxy the node chose: a large result still arriving from

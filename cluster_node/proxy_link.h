@@ -42,15 +42,16 @@ class ProxyLink {
   void stop();
   void send(const protocol::Message& m);
   bool connected() const { return conn_ && conn_->open(); }
-  // Called once the proxy accepted the handshake: the next loss retries fast.
-  void reset_backoff() { backoff_ms_ = kMinBackoffMs; }
+  // The proxy accepted the handshake: the next loss retries fast, and the
+  // link's silence timeout becomes a few missed heartbeats (a replicated
+  // leader's `heartbeat_ms`: one cut off by the network is silent, and the
+  // node looks for the new one), or a minute without heartbeats.
+  void joined(std::int64_t heartbeat_ms);
   // A refused handshake: wait the longest backoff before trying again.
   void refused() { backoff_ms_ = kMaxBackoffMs; }
   // A proxy that does not lead named the leader ("" while an election runs):
   // the next attempt goes there (or to the next address), soon.
   void follow(const std::string& leader);
-  // The leader sends heartbeats: silence this long means a cut link.
-  void set_idle_timeout(std::chrono::milliseconds t);
   const std::string& current() const { return current_text_; }
   bool replicated() const { return addresses_.size() > 1; }
 

@@ -170,11 +170,25 @@ void ProxyServer::on_peer_hello(std::uint64_t id, protocol::PeerHello& hello) {
              !protocol::verify_join_proof(config_.core.secret, s.nonce, "proxy:" + hello.address,
                                           hello.auth)) {
     why = "peer proxy failed to prove CLUSTER_SECRET";
-  } else if (!peer_address_matches(hello.id - 1, s.address)) {
+  } else {
     // A node knows the secret (or holds a certificate of the same CA) too:
     // a proxy must also come from the address its PROXY_PEERS entry names.
-    why = fmt::format("peer proxy {} connects from {}, not from its PROXY_PEERS address {}",
-                      hello.id, s.address, config_.peers[hello.id - 1]);
+    switch (peer_address_check(hello.id - 1, s.address)) {
+      case PeerAddresses::Verdict::kMatches:
+        break;
+      case PeerAddresses::Verdict::kDiffers:
+        why = fmt::format("peer proxy {} connects from {}, not from its PROXY_PEERS address {}",
+                          hello.id, s.address, config_.peers[hello.id - 1]);
+        break;
+      case PeerAddresses::Verdict::kResolve:
+        // The peer sends the library's bytes right behind its PEER_HELLO:
+        // they wait, unread, for the answer.
+        std::size_t k = hello.id - 1;
+        s.conn->pause();
+        parked_hellos_[k].emplace_back(id, std::move(hello));
+        resolve_peer(k);
+        return;
+    }
   }
   if (!why.empty()) {
     log_->warn("refused peer proxy peer={} reason=\"{}\"", s.conn->peer(), why);
@@ -187,41 +201,62 @@ void ProxyServer::on_peer_hello(std::uint64_t id, protocol::PeerHello& hello) {
   conn->set_idle_timeout(milliseconds(std::max<TimeMs>(5000, 20 * config_.election_timeout_ms)));
   conn->count_partial_frames();
   log_->debug("peer proxy link from {} ({})", hello.address, conn->peer());
+  // The relay resumes a connection paused for a look-up: the frames behind
+  // the PEER_HELLO go to the library's link.
   raft_->transport().accept(hello.id, hello.address, std::move(conn));
 }
 
-bool ProxyServer::peer_address_matches(std::size_t k, const std::string& ip) {
-  auto normal = [](const asio::ip::address& a) {
-    if (a.is_v6() && a.to_v6().is_v4_mapped()) {
-      return asio::ip::address(asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()));
-    }
-    return a;
-  };
+namespace {
+// The form PeerAddresses keeps IPs in: v4-mapped IPv6 as IPv4, and every
+// loopback address as one word (a name may resolve to ::1 and the peer come
+// from 127.0.0.1).
+std::string normal_ip(asio::ip::address a) {
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) {
+    a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+  }
+  return a.is_loopback() ? std::string("loopback") : a.to_string();
+}
+
+std::string peer_host(const std::string& entry) {
+  std::string host = entry.substr(0, entry.rfind(':'));
+  if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
+  return host;
+}
+}  // namespace
+
+PeerAddresses::Verdict ProxyServer::peer_address_check(std::size_t k, const std::string& ip) {
   error_code ec;
   auto from = asio::ip::make_address(ip, ec);
-  if (ec) return false;
-  from = normal(from);
-  std::string host = config_.peers[k].substr(0, config_.peers[k].rfind(':'));
-  if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
-  auto literal = asio::ip::make_address(host, ec);
-  if (!ec) return normal(literal) == from || (literal.is_loopback() && from.is_loopback());
-  // A name: resolved at most every 10 s (a stranger's PEER_HELLOs must not
-  // make the event loop wait on DNS each time).
-  auto& cached = peer_ips_[k];
-  TimeMs now = now_ms();
-  if (cached.first == 0 || now - cached.first > 10'000) {
-    cached.first = now;
-    cached.second.clear();
-    asio::ip::tcp::resolver resolver(io_);
-    auto results = resolver.resolve(host, "", ec);
-    if (!ec) {
-      for (const auto& entry : results) cached.second.push_back(normal(entry.endpoint().address()));
-    }
+  if (ec) return PeerAddresses::Verdict::kDiffers;
+  auto literal = asio::ip::make_address(peer_host(config_.peers[k]), ec);
+  if (!ec) {
+    return normal_ip(literal) == normal_ip(from) ? PeerAddresses::Verdict::kMatches
+                                                 : PeerAddresses::Verdict::kDiffers;
   }
-  for (const auto& a : cached.second) {
-    if (a == from || (a.is_loopback() && from.is_loopback())) return true;
-  }
-  return false;
+  return peer_ips_.check(k, normal_ip(from), now_ms());
+}
+
+void ProxyServer::resolve_peer(std::size_t k) {
+  if (!peer_ips_.start_resolving(k)) return;  // one look-up at a time; its answer serves all
+  auto resolver = std::make_shared<asio::ip::tcp::resolver>(io_);
+  resolver->async_resolve(
+      peer_host(config_.peers[k]), "",
+      [this, k, resolver](const error_code& ec, asio::ip::tcp::resolver::results_type results) {
+        if (stopping_) return;
+        std::vector<std::string> ips;
+        if (!ec) {
+          for (const auto& entry : results) ips.push_back(normal_ip(entry.endpoint().address()));
+        } else {
+          log_->warn("cannot resolve peer proxy {}: {}", config_.peers[k], ec.message());
+        }
+        peer_ips_.resolved(k, std::move(ips), now_ms());
+        auto parked = std::move(parked_hellos_[k]);
+        parked_hellos_.erase(k);
+        for (auto& [id, hello] : parked) {
+          // Sessions closed meanwhile (their handshake timed out) are gone.
+          if (sessions_.count(id) != 0) on_peer_hello(id, hello);
+        }
+      });
 }
 
 // Runs on the peer links' thread (replication::PeerTransport): it reads

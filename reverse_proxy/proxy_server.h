@@ -18,6 +18,7 @@
 #include "replication/raft_log.h"
 #include "reverse_proxy/commit_path.h"
 #include "reverse_proxy/http_server.h"
+#include "reverse_proxy/peer_addresses.h"
 #include "reverse_proxy/proxy_core.h"
 #include "reverse_proxy/replicated_store.h"
 
@@ -113,9 +114,16 @@ class ProxyServer {
   void send_heartbeats();
   void upkeep();
   void on_peer_hello(std::uint64_t id, protocol::PeerHello& hello);
-  // The peer's IP is one of those of PROXY_PEERS entry k's host.
-  bool peer_address_matches(std::size_t k, const std::string& ip);
-  std::map<std::size_t, std::pair<TimeMs, std::vector<boost::asio::ip::address>>> peer_ips_;
+  // Whether the peer's IP is one of those of PROXY_PEERS entry k's host;
+  // kResolve: the session waits for a look-up, done asynchronously (DNS
+  // must never hold the event loop: a peer's container that just died can
+  // leave its name unanswered for many seconds), and its PEER_HELLO is
+  // taken again when the answer is in.
+  PeerAddresses::Verdict peer_address_check(std::size_t k, const std::string& ip);
+  void resolve_peer(std::size_t k);
+  PeerAddresses peer_ips_;
+  // PEER_HELLOs waiting for their entry's look-up, by entry.
+  std::map<std::size_t, std::vector<std::pair<std::uint64_t, protocol::PeerHello>>> parked_hellos_;
   void dial_peer(const std::string& address, boost::asio::io_context& io,
                  std::function<void(std::shared_ptr<net::FrameConnection>, const std::string&)> done);
   ReplicationInfo replication_info() const;

@@ -2,7 +2,10 @@
 // follow it, and whatever proxy dies, no acknowledged job is lost and none
 // shows two results. The stores of the proxies end identical.
 #include <doctest/doctest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <map>
 #include <set>
@@ -159,6 +162,87 @@ TEST_CASE("kill -9 of the leader under load: every job finishes once, and servic
   check_all_finished_once(cluster, tickets);
   CHECK(std::set<std::string>(tickets.begin(), tickets.end()).size() == tickets.size());
   check_stores_equal(cluster);
+}
+
+TEST_CASE("after kill -9 and restart of the leader, a job submitted through one node is at once "
+          "answered through another") {
+  // As the containers' test does it: nodes with the default
+  // PROXY_GRACE_PERIOD, a `wait` on another node right after the submit.
+  ClusterOptions o = three_proxies(3);
+  o.node_env.erase("PROXY_GRACE_PERIOD");
+  const std::string secret(64, 'a');
+  o.proxy_env["CLUSTER_SECRET"] = secret;
+  o.node_env["CLUSTER_SECRET"] = secret;
+  Cluster cluster(o);
+  REQUIRE(cluster.wait_nodes_up(3));
+  Client first(cluster.node_port(0)), third(cluster.node_port(2));
+  for (int round = 0; round < 3; ++round) {
+    int leader = cluster.leader();
+    REQUIRE(leader >= 0);
+    auto tickets = submit_many(first, 20, 300);
+    REQUIRE(tickets.size() == 20);
+    cluster.kill_proxy(static_cast<std::size_t>(leader));
+    cluster.start_proxy(static_cast<std::size_t>(leader));
+    for (const auto& t : tickets) CHECK_MESSAGE(!wait_result(third, t).empty(), t);
+    std::string t = submit(first, 0);
+    REQUIRE(!t.empty());
+    std::string r = third.command("wait " + t + " 60", 65s);
+    CHECK_MESSAGE(r.rfind("Result: ", 0) == 0, "round " << round << ": " << r);
+  }
+}
+
+TEST_CASE("proxies named by a host name find each other through its look-up, and the library's "
+          "bytes behind a PEER_HELLO wait for it") {
+  // `localhost`: looked up (asynchronously) as a container's name is, and
+  // a peer sends the library's bytes right behind its PEER_HELLO.
+  ClusterOptions o = three_proxies(2);
+  o.peer_host = "localhost";
+  Cluster cluster(o);
+  REQUIRE(cluster.wait_nodes_up(2));
+  int leader = cluster.leader();
+  REQUIRE(leader >= 0);
+  Client a(cluster.node_port(0));
+  auto tickets = submit_many(a, 20, 10);
+  REQUIRE(tickets.size() == 20);
+  check_all_finished_once(cluster, tickets);
+  for (std::size_t k = 0; k < cluster.proxy_count(); ++k) {
+    CHECK(cluster.proxy(k).log_count("handshake expected") == 0);
+    CHECK(cluster.proxy(k).log_count("refused peer proxy") == 0);
+  }
+  // A leader killed and back: elected again through the names.
+  cluster.kill_proxy(static_cast<std::size_t>(leader));
+  cluster.start_proxy(static_cast<std::size_t>(leader));
+  std::string after = submit(a, 0);
+  REQUIRE(!after.empty());
+  Client b(cluster.node_port(1));
+  CHECK(!wait_result(b, after, 30s).empty());
+  check_stores_equal(cluster);
+}
+
+TEST_CASE("a proxy address that accepts and then says nothing holds a node a few seconds, not a "
+          "minute: it joins through the next one") {
+  // A listening socket that never accepts: the kernel completes the TCP
+  // handshake, and then nothing comes, as from a stalled proxy.
+  int silent = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(silent >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(silent, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(::listen(silent, 16) == 0);
+  socklen_t len = sizeof addr;
+  REQUIRE(::getsockname(silent, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  ClusterOptions o;
+  o.nodes = 1;
+  // The silent address first, then the real proxy (the arguments).
+  o.node_env["PROXY_ADDRESSES"] = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  Cluster cluster(o);
+  // Before the WELCOME a replicated link gives up after 5 s of silence; the
+  // old minute-long wait would fail this.
+  CHECK(cluster.wait_nodes_up(1, 30s));
+  CHECK(cluster.node(0).log_count("connected to proxy peer=127.0.0.1:" +
+                                  std::to_string(ntohs(addr.sin_port))) >= 1);
+  ::close(silent);
 }
 
 TEST_CASE("a follower killed and back catches up, and with two proxies down nothing is served, "

@@ -32,7 +32,7 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
     } else {
       proxy_ports_ = free_ports(static_cast<std::size_t>(options_.proxies));
       for (int k = 0; k < options_.proxies; ++k) {
-        peers_ += (k ? "," : "") + std::string("127.0.0.1:") + std::to_string(proxy_ports_[k]);
+        peers_ += (k ? "," : "") + options_.peer_host + ":" + std::to_string(proxy_ports_[k]);
       }
       for (int k = 0; k < options_.proxies; ++k) {
         std::map<std::string, std::string> env = options_.proxy_env;
@@ -176,7 +176,7 @@ int Cluster::leader(std::chrono::milliseconds timeout) {
           std::string line = stats_line(i);
           if (line.find("proxy=up") == std::string::npos) continue;
           for (std::size_t k = 0; k < proxy_ports_.size(); ++k) {
-            std::string mark = "leader=127.0.0.1:" + std::to_string(proxy_ports_[k]) + " ";
+            std::string mark = "leader=" + options_.peer_host + ":" + std::to_string(proxy_ports_[k]) + " ";
             if (line.find(mark) != std::string::npos) {
               found = static_cast<int>(k);
               return true;

@@ -24,6 +24,9 @@ struct ClusterOptions {
   std::map<std::string, std::string> node_env;
   // Replicated proxies: settings of proxy k only (over proxy_env), e.g. its DATA_DIR.
   std::vector<std::map<std::string, std::string>> proxy_env_each;
+  // Replicated proxies: the host their PROXY_PEERS entries name (a name is
+  // looked up, as in containers; an IP is taken as it is).
+  std::string peer_host = "127.0.0.1";
 };
 
 class Cluster {

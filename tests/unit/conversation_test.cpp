@@ -366,6 +366,27 @@ TEST_CASE("lookups: a ticket shaped as nodes issue them is asked again before it
   CHECK(a.got.size() == 2);
 }
 
+TEST_CASE("lookups: a wait's grace for a ticket nobody knows yet counts again after the proxy is lost") {
+  LookupBook book;
+  View view;
+  Answers a;
+  book.start({kIssued, true, std::nullopt, false}, a.done(), view.get());
+  JobReport unknown;
+  unknown.ticket = kIssued;
+  book.on_report(unknown, view.get(), kNow);
+  // The node loses the proxy (a failover: the node that gave the ticket may
+  // be looking for the new leader too) and is back much later.
+  view.connected = false;
+  book.on_proxy_lost(view.get());
+  view.connected = true;
+  CHECK(book.tickets() == std::vector<std::string>{kIssued});  // asked again on the join
+  book.on_report(unknown, view.get(), kNow + 3 * LookupBook::kUnknownGraceMs);
+  CHECK(a.got.empty());
+  book.on_report(unknown, view.get(), kNow + 4 * LookupBook::kUnknownGraceMs);
+  REQUIRE(a.got.size() == 1);
+  CHECK(a.got[0].first.state == JobState::kUnknown);
+}
+
 TEST_CASE("lookups: a wait whose seconds run out answers what the proxy last said") {
   LookupBook book;
   View view;
