@@ -83,8 +83,10 @@ LookupBook::Effects LookupBook::on_timeout(std::uint64_t id, const NodeView& nod
       // A wait whose seconds ran out: as `r` would answer now.
       ready.push_back({std::move(pending.done), *pending.last_known, false});
     } else {
-      // Unknown here and no answer from the proxy: say it could not be checked.
-      bool unchecked = local.state == JobState::kUnknown && !pending.proxy_answered;
+      // Unknown here, and no answer from the proxy, or one that said the job
+      // may still be on its way: say it could not be checked.
+      bool unchecked =
+          local.state == JobState::kUnknown && (!pending.proxy_answered || pending.origin_away);
       bool unreachable = unchecked || !node.connected;
       JobReport report =
           node.connected ? std::move(local)
@@ -111,12 +113,21 @@ LookupBook::Effects LookupBook::on_report(const JobReport& report, const NodeVie
   // way to the proxy, so a patient lookup asks again and answers "unknown"
   // only when that lasts kUnknownGraceMs; it never hangs.
   bool unknown = local && local->state == JobState::kUnknown;
-  std::vector<Pending> done;
+  // The proxy has not received it, and names the node whose tickets look
+  // like it: that node is away, so the job may be on its way from there. A
+  // wait goes on waiting (its grace does not run); `r`, `status` and
+  // `cancel` say it cannot be checked now, never that it is unknown.
+  bool origin_away = unknown && !report.node.empty();
+  std::vector<std::pair<Pending, bool>> done;  // with whether it could not be checked
   auto& list = it->second;
   for (auto p = list.begin(); p != list.end();) {
     bool give_up = false;
     bool asking_again = false;
-    if (unknown && p->patient) {
+    p->origin_away = origin_away;
+    if (origin_away) {
+      p->unknown_since = 0;
+      asking_again = p->wait;
+    } else if (unknown && p->patient) {
       if (p->unknown_since == 0) p->unknown_since = now;
       give_up = now - p->unknown_since >= kUnknownGraceMs;
       asking_again = !give_up;
@@ -124,7 +135,7 @@ LookupBook::Effects LookupBook::on_report(const JobReport& report, const NodeVie
       p->unknown_since = 0;
     }
     if (!asking_again && (!p->wait || final || give_up)) {
-      done.push_back(std::move(*p));
+      done.emplace_back(std::move(*p), origin_away);
       p = list.erase(p);
     } else {
       if (report.state != JobState::kUnknown) {
@@ -139,12 +150,14 @@ LookupBook::Effects LookupBook::on_report(const JobReport& report, const NodeVie
     }
   }
   if (list.empty()) by_ticket_.erase(it);
-  const JobReport& best = local && !unknown ? *local : report;
+  JobReport plain_unknown;  // without the node named above
+  plain_unknown.ticket = report.ticket;
+  const JobReport& best = local && !unknown ? *local : unknown ? plain_unknown : report;
   std::vector<Ready> ready;
-  for (auto& p : done) {
+  for (auto& [p, unchecked] : done) {
     if (p.timed) fx.disarm.push_back(p.id);
     forget(p);
-    ready.push_back({std::move(p.done), best, false});
+    ready.push_back({std::move(p.done), best, unchecked});
   }
   answer(ready);
   return fx;
@@ -196,7 +209,7 @@ std::vector<std::string> LookupBook::asking_again() const {
   std::vector<std::string> out;
   for (const auto& [t, list] : by_ticket_) {
     for (const auto& p : list) {
-      if (p.unknown_since != 0) {
+      if (p.unknown_since != 0 || p.origin_away) {
         out.push_back(t);
         break;
       }

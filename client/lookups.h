@@ -12,6 +12,8 @@
 // - a ticket nobody knows yet, shaped as nodes issue them, may still be on
 //   its way from the node that gave it: it is asked again every
 //   REQUEST_RESULT_PERIOD for kUnknownGraceMs before it is answered unknown;
+//   while the proxy says that node is away, a `wait` waits on and the others
+//   answer "cannot check now";
 // - without the proxy, a node says only what it alone can know
 //   (without_proxy()); a `wait` whose seconds run out answers as `r` would.
 #pragma once
@@ -106,6 +108,9 @@ class LookupBook {
     // On the heap: most lookups never need it, and a report is 500 bytes.
     std::unique_ptr<protocol::JobReport> last_known;
     bool proxy_answered = false;  // the proxy said something of it, "unknown" included
+    // The proxy last said it has not received it and the node whose tickets
+    // look like it is away: it may be on its way (asked again meanwhile).
+    bool origin_away = false;
   };
   struct Ready {
     LookupDone done;

@@ -24,7 +24,10 @@ std::string line(const json& j) {
 
 std::string unknown_message(const std::string& t, bool unreachable) {
   if (unreachable) {
-    return fmt::format("cannot check ticket '{}' now: the proxy is unreachable; try again", t);
+    return fmt::format(
+        "cannot check ticket '{}' now: the proxy, or the node it was submitted to, is "
+        "unreachable; try again",
+        t);
   }
   return fmt::format("unknown ticket '{}'", t);
 }

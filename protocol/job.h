@@ -257,6 +257,9 @@ struct JobResult {
 struct JobReport {
   std::string ticket;
   JobState state = JobState::kUnknown;
+  // The node that holds or ran it. In the proxy's kUnknown report: the node
+  // whose tickets carry its prefix, when that node is away (the job may be
+  // on its way from there); empty otherwise.
   std::string node;
   std::uint32_t attempts = 0;
   std::int64_t queue_position = -1;     // 0-based, while queued at the proxy

@@ -130,6 +130,7 @@ class JobBook {
 
   iterator find(const std::string& t) { return active_.find(t); }
   Map::const_iterator find(const std::string& t) const { return active_.find(t); }
+  Map::const_iterator begin() const { return active_.begin(); }
   iterator end() { return active_.end(); }
   Map::const_iterator end() const { return active_.end(); }
   bool has_finished(const std::string& t) const;

@@ -37,6 +37,9 @@ Status ProxyCore::recover(TimeMs now) {
       },
       corrupt);
   if (!s.ok()) return s;
+  for (const auto& [ticket, job] : book_) {
+    if (job.origin != 0) note_origin(ticket, job.origin);
+  }
   if (s = notices_.recover(pending); !s.ok()) return s;
   if (s = members_.recover(); !s.ok()) return s;
   if (s = expiry_.recover(now); !s.ok()) return s;
@@ -151,6 +154,8 @@ void ProxyCore::on_submit(const std::string& node, protocol::Submit& m, TimeMs n
   protocol::Ack ack{protocol::AckKind::kSubmitted, {}, {}};
   std::unordered_set<std::string> local(m.local.begin(), m.local.end());
   std::unordered_set<std::string> shown(m.local_finished.begin(), m.local_finished.end());
+  // A SUBMIT carries the tickets its node issued: their prefix is its.
+  if (!m.jobs.empty()) note_origin(m.jobs.front().ticket, names_.intern(node));
   for (std::size_t i = 0; i < m.jobs.size(); ++i) {
     protocol::JobSpec& spec = m.jobs[i];
     if (!protocol::is_valid_ticket(spec.ticket)) {
@@ -404,7 +409,21 @@ JobReport ProxyCore::report_of(const std::string& ticket, TimeMs now) const {
     return final_report(ticket, std::move(rec));
   }
   if (expired_ticket(ticket)) return protocol::expired_report(ticket);
+  if (auto parts = protocol::parse_ticket(ticket)) {
+    auto origin = prefix_origin_.find(std::string(parts->prefix));
+    if (origin != prefix_origin_.end()) {
+      const std::string& name = name_of(origin->second);
+      auto node = nodes_.find(name);
+      if (node == nodes_.end() || !node->second.connected) r.node = name;
+    }
+  }
   return r;
+}
+
+void ProxyCore::note_origin(std::string_view ticket, std::uint32_t origin) {
+  auto parts = protocol::parse_ticket(ticket);
+  if (!parts) return;
+  prefix_origin_.insert_or_assign(std::string(parts->prefix), origin);  // short: no allocation
 }
 
 JobReport ProxyCore::final_report(const std::string& ticket, JobRecord&& rec) {

@@ -186,7 +186,15 @@ class ProxyCore {
                  protocol::Welcome& welcome);
   void release_node_jobs(const std::string& node_id, const std::string& reason);
 
+  // What the proxy knows of a ticket. One it has never received, shaped as
+  // nodes issue them, whose prefix belongs to a node that is not connected
+  // now, names that node (state still kUnknown): the job may be on its way
+  // from there, and the nodes asking do not call it unknown yet.
   protocol::JobReport report_of(const std::string& ticket, TimeMs now = 0) const;
+  // The node whose tickets carry `ticket`'s prefix (from its SUBMITs, and
+  // the jobs recovered): for report_of.
+  void note_origin(std::string_view ticket, std::uint32_t origin);
+  FlatMap<std::string, std::uint32_t> prefix_origin_;
   // The report of a finished job, from its record.
   static protocol::JobReport final_report(const std::string& ticket, JobRecord&& rec);
   // Gone by RESULT_TTL: not found, and below its prefix's removed counter.

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "tests/support/cluster.h"
+#include "tests/support/relay.h"
 
 using namespace jc::test;
 
@@ -251,4 +252,44 @@ TEST_CASE("a proxy that was itself stalled reads what its nodes sent before it t
   CHECK(cluster.proxy().log_count("node lost") == 0);
   Client c(cluster.node_port(0));
   CHECK(!wait_result(c, submit(c, 5), 30s).empty());
+}
+
+TEST_CASE("a ticket whose node cannot reach the proxy is never called unknown by another node: "
+          "r cannot check it, and a wait gets its result once the node is back") {
+  Cluster cluster({.nodes = 1, .node_env = {{"PROXY_GRACE_PERIOD", "600000"}}});
+  Relay relay(cluster.proxy_port());
+  cluster.set_node_proxy_port(relay.port());
+  std::size_t cut_off = cluster.add_node();
+  REQUIRE(cluster.wait_nodes_up(2));
+  Client a(cluster.node_port(cut_off)), b(cluster.node_port(0));
+  // The proxy learns the node's ticket prefix from its first job.
+  std::string first = submit(a, 0);
+  REQUIRE(!wait_result(b, first, 30s).empty());
+  relay.cut(true);
+  REQUIRE(eventually([&] { return cluster.node(cut_off).log_count("lost the proxy") >= 1; }, 10s));
+  REQUIRE(eventually(
+      [&] {
+        return cluster.proxy().log_count("connection closed peer=127.0.0.1") >= 1 &&
+               cluster.proxy().log_count("node=" + cluster.node_id(cut_off) + " reason=") >= 1;
+      },
+      10s));
+  // Accepted durably, and on its way to the proxy once the link is back.
+  std::string t = submit(a, 0);
+  REQUIRE(!t.empty());
+  // Asked elsewhere past the grace kept for submits in flight: not unknown.
+  std::string r;
+  for (auto until = Clock::now() + 7s; Clock::now() < until;) {
+    r = b.command("r " + t);
+    CHECK_MESSAGE(r.find("unknown ticket") == std::string::npos, r);
+    std::this_thread::sleep_for(500ms);
+  }
+  CHECK(r.rfind("ERR cannot check ticket '" + t + "' now", 0) == 0);
+  Client waiting(cluster.node_port(0));
+  REQUIRE(waiting.send("wait " + t + " 60\n"));
+  // The wait outlasts the grace while the node is away: no answer.
+  CHECK_FALSE(waiting.line(7s).has_value());
+  relay.cut(false);
+  auto line = waiting.line(60s);
+  REQUIRE(line.has_value());
+  CHECK_MESSAGE(line->rfind("Result: Executed Job[" + t + "]", 0) == 0, *line);
 }

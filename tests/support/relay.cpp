@@ -66,6 +66,10 @@ void Relay::accept_loop() {
     if (::poll(&p, 1, 100) <= 0) continue;
     int client = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (client < 0) continue;
+    if (cut_) {
+      ::close(client);
+      continue;
+    }
     int target = connect_loopback(target_port_);
     if (target < 0) {
       ::close(client);
@@ -79,7 +83,7 @@ void Relay::accept_loop() {
 // Copies both ways until either side closes; then closes both.
 void Relay::pump(int client, int target) {
   char buf[65536];
-  while (!stop_) {
+  while (!stop_ && !cut_) {
     pollfd p[2] = {{client, POLLIN, 0}, {target, POLLIN, 0}};
     if (::poll(p, 2, 100) <= 0) continue;
     bool done = false;

@@ -30,6 +30,9 @@ class Relay {
   void tamper_next(std::size_t min_bytes);
   bool tampered() const { return tampered_.load(); }
   int connections() const { return connections_.load(); }
+  // Cut: every connection ends and new ones are closed at once, as a
+  // partition between the two ends would; cut(false) carries them again.
+  void cut(bool on) { cut_ = on; }
 
  private:
   void accept_loop();
@@ -39,6 +42,7 @@ class Relay {
   std::uint16_t port_ = 0;
   int listen_fd_ = -1;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> cut_{false};
   std::atomic<std::size_t> tamper_min_{0};  // 0: off
   std::atomic<bool> tampered_{false};
   std::atomic<int> connections_{0};

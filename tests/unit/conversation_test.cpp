@@ -387,6 +387,47 @@ TEST_CASE("lookups: a wait's grace for a ticket nobody knows yet counts again af
   CHECK(a.got[0].first.state == JobState::kUnknown);
 }
 
+TEST_CASE("lookups: while the proxy says the ticket's node is away, a wait waits on and r cannot "
+          "check it") {
+  LookupBook book;
+  View view;
+  Answers w, r;
+  book.start({kIssued, true, std::nullopt, false}, w.done(), view.get());
+  book.start({kIssued, false, std::nullopt, false}, r.done(), view.get());
+  JobReport away;
+  away.ticket = kIssued;
+  away.node = "n1";  // the proxy has not received it, and n1, whose tickets look like it, is away
+  book.on_report(away, view.get(), kNow);
+  REQUIRE(r.got.size() == 1);
+  CHECK(r.got[0].first.state == JobState::kUnknown);
+  CHECK(r.got[0].first.node.empty());
+  CHECK(r.got[0].second);  // "cannot check now", not "unknown ticket"
+  // The wait asks again for as long as that lasts: its grace does not run.
+  book.on_report(away, view.get(), kNow + 10 * LookupBook::kUnknownGraceMs);
+  CHECK(w.got.empty());
+  CHECK(book.asking_again() == std::vector<std::string>{kIssued});
+  // n1 is back and has sent it.
+  book.on_report(done_report(kIssued), view.get(), kNow + 11 * LookupBook::kUnknownGraceMs);
+  REQUIRE(w.got.size() == 1);
+  CHECK(w.got[0].first.state == JobState::kDone);
+}
+
+TEST_CASE("lookups: a wait with seconds for a ticket whose node is away says it cannot be checked") {
+  LookupBook book;
+  View view;
+  Answers w;
+  auto fx = book.start({kIssued, true, 2.0, false}, w.done(), view.get());
+  REQUIRE(fx.arm.size() == 1);
+  JobReport away;
+  away.ticket = kIssued;
+  away.node = "n1";
+  book.on_report(away, view.get(), kNow);
+  book.on_timeout(fx.arm[0].first, view.get());
+  REQUIRE(w.got.size() == 1);
+  CHECK(w.got[0].first.state == JobState::kUnknown);
+  CHECK(w.got[0].second);
+}
+
 TEST_CASE("lookups: a wait whose seconds run out answers what the proxy last said") {
   LookupBook book;
   View view;

@@ -26,7 +26,8 @@ TEST_CASE("history: reads that stay final, or claim nothing, pass") {
       at(10, 20, "n1", kResult),
       at(15, 25, "n2", "Status: t1 RUNNING node=n1 attempt=1"),  // sent before the final was seen
       at(30, 31, "n2", "Status: t1 DONE node=n1 attempt=1"),
-      at(40, 41, "n3", "ERR cannot check ticket 't1' now: the proxy is unreachable; try again"),
+      at(40, 41, "n3", "ERR cannot check ticket 't1' now: the proxy, or the node it was submitted to, is "
+                          "unreachable; try again"),
       at(50, 51, "n3", kResult)};
   CHECK(backwards_reads(reads).empty());
 }

@@ -707,6 +707,53 @@ TEST_CASE("proxy core: an UNKNOWN report from the holder requeues the job") {
   CHECK(p.state_of("t1") == JobState::kQueued);
 }
 
+namespace {
+// What the proxy answers `asker` about `ticket` (RES_REQ's question).
+protocol::JobReport ask(Proxy& p, const std::string& asker, const std::string& ticket) {
+  auto out = p.message(asker, protocol::RequestOfRes{{ticket}});
+  auto results = sent_to<protocol::Result>(out, asker);
+  REQUIRE(results.size() == 1);
+  REQUIRE(results[0].reports.size() == 1);
+  return results[0].reports[0];
+}
+}  // namespace
+
+TEST_CASE("proxy core: a ticket never received whose prefix's node is away names that node, "
+          "also after a restart") {
+  storage::MemoryStore store;
+  const std::string next = "pa-2-BBBBBBBBBBB";  // what node-a would issue next
+  {
+    Proxy p(store);
+    p.join("node-a", 1);
+    p.join("node-b", 1);
+    p.message("node-a", submit_of({"pa-1-AAAAAAAAAAA"}, "node-a"));
+    // node-a connected: what it has not sent is not on its way (the asking
+    // node's short grace covers a submit in flight).
+    auto r = ask(p, "node-b", next);
+    CHECK(r.state == JobState::kUnknown);
+    CHECK(r.node.empty());
+    p.core.on_disconnect("node-a", 10);
+    p.flush();
+    r = ask(p, "node-b", next);
+    CHECK(r.state == JobState::kUnknown);
+    CHECK(r.node == "node-a");
+    // Another prefix, or a ticket not shaped as nodes issue them: unknown.
+    CHECK(ask(p, "node-b", "pz-2-BBBBBBBBBBB").node.empty());
+    CHECK(ask(p, "node-b", "plain").node.empty());
+    // A ticket it has: its own report, whoever is away.
+    CHECK(ask(p, "node-b", "pa-1-AAAAAAAAAAA").state == JobState::kQueued);
+    p.join("node-a", 1, 20);
+    CHECK(ask(p, "node-b", next).node.empty());
+  }
+  // A restarted proxy knows the prefix from the jobs it recovers.
+  Proxy p(store);
+  REQUIRE(p.core.recover(100).ok());
+  p.join("node-b", 1, 100);
+  auto r = ask(p, "node-b", next);
+  CHECK(r.state == JobState::kUnknown);
+  CHECK(r.node == "node-a");
+}
+
 // ---- recovery and reconciliation ----------------------------------------------
 
 TEST_CASE("proxy core: a restarted core recovers queued and held jobs") {
