@@ -129,7 +129,10 @@ void ProxyLink::connect() {
               conn_->count_partial_frames();
               auto conn = conn_;
               conn_->start(
-                  [this](protocol::Message&& m) {
+                  [this, conn](protocol::Message&& m) {
+                    // A proxy that challenged is alive: its WELCOME may wait
+                    // for a log entry to commit, so the minute applies again.
+                    if (!heard_ && replicated()) conn->set_idle_timeout(kProxyIdleTimeout);
                     heard_ = true;
                     handlers_.on_message(std::move(m));
                   },

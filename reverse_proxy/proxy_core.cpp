@@ -328,10 +328,12 @@ void ProxyCore::on_cancel(const std::string& node, const std::vector<std::string
       // Another client's job: not cancelled, and answered as unknown.
       JobReport seen = report_of(t);
       if (seen.owner != requester && seen.state != JobState::kExpired) {
-        if (seen.state != JobState::kUnknown) {
-          log_->warn("refused cancel ticket={} by={} for={}: not the job's owner", t, node,
-                     requester);
+        if (seen.state == JobState::kUnknown) {
+          reply.reports.push_back(std::move(seen));  // it may name its node, away
+          continue;
         }
+        log_->warn("refused cancel ticket={} by={} for={}: not the job's owner", t, node,
+                   requester);
         JobReport unknown;
         unknown.ticket = t;
         reply.reports.push_back(std::move(unknown));
@@ -423,7 +425,9 @@ JobReport ProxyCore::report_of(const std::string& ticket, TimeMs now) const {
 void ProxyCore::note_origin(std::string_view ticket, std::uint32_t origin) {
   auto parts = protocol::parse_ticket(ticket);
   if (!parts) return;
-  prefix_origin_.insert_or_assign(std::string(parts->prefix), origin);  // short: no allocation
+  // The first node seen with a prefix keeps it: another node's SUBMIT
+  // cannot claim it. (A node whose DATA_DIR is new has a new prefix.)
+  prefix_origin_.try_emplace(std::string(parts->prefix), origin);
 }
 
 JobReport ProxyCore::final_report(const std::string& ticket, JobRecord&& rec) {

@@ -4,6 +4,8 @@
 // replication.
 #include "reverse_proxy/proxy_server.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "protocol/auth.h"
@@ -186,6 +188,20 @@ void ProxyServer::on_peer_hello(std::uint64_t id, protocol::PeerHello& hello) {
         std::size_t k = hello.id - 1;
         s.conn->pause();
         parked_hellos_[k].emplace_back(id, std::move(hello));
+        // A paused connection keeps no deadline: the park has its own.
+        auto deadline = std::make_shared<asio::steady_timer>(
+            io_, milliseconds(config_.handshake_timeout_ms));
+        deadline->async_wait([this, k, id, deadline](const error_code& ec) {
+          if (ec || stopping_) return;
+          auto& parked = parked_hellos_[k];
+          auto it = std::find_if(parked.begin(), parked.end(),
+                                 [id](const auto& p) { return p.first == id; });
+          if (it == parked.end()) return;
+          parked.erase(it);
+          if (auto s = sessions_.find(id); s != sessions_.end()) {
+            s->second.conn->close("no answer in time for the peer proxy's name");
+          }
+        });
         resolve_peer(k);
         return;
     }
@@ -253,8 +269,9 @@ void ProxyServer::resolve_peer(std::size_t k) {
         auto parked = std::move(parked_hellos_[k]);
         parked_hellos_.erase(k);
         for (auto& [id, hello] : parked) {
-          // Sessions closed meanwhile (their handshake timed out) are gone.
-          if (sessions_.count(id) != 0) on_peer_hello(id, hello);
+          // Sessions closed meanwhile (their park timed out) are gone.
+          auto s = sessions_.find(id);
+          if (s != sessions_.end() && s->second.node_id.empty()) on_peer_hello(id, hello);
         }
       });
 }

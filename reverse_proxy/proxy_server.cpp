@@ -114,7 +114,11 @@ Status ProxyServer::start() {
     hooks.lost = [this](const std::string& why) { step_down(why); };
     hooks.flush_again = [this] { flush(); };
     hooks.resume = [this] {
-      for (auto& [sid, session] : sessions_) session.conn->resume();
+      // Node links held back; a peer's link paused for its name's look-up
+      // stays paused (resolve_peer).
+      for (auto& [sid, session] : sessions_) {
+        if (!session.node_id.empty()) session.conn->resume();
+      }
     };
     commit_ = std::make_unique<LogCommit>(store_, send_outbox_fn(), compact_period(), *raft_,
                                           *machine_, config_.entry_writes, std::move(hooks), log_);

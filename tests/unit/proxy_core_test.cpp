@@ -742,6 +742,16 @@ TEST_CASE("proxy core: a ticket never received whose prefix's node is away names
     CHECK(ask(p, "node-b", "plain").node.empty());
     // A ticket it has: its own report, whoever is away.
     CHECK(ask(p, "node-b", "pa-1-AAAAAAAAAAA").state == JobState::kQueued);
+    // A cancel on another client's behalf (CLIENT_TOKENS) says the same.
+    auto out = p.message("node-b", protocol::Cancel{{next}, "alice"});
+    auto results = sent_to<protocol::Result>(out, "node-b");
+    REQUIRE(results.size() == 1);
+    REQUIRE(results[0].reports.size() == 1);
+    CHECK(results[0].reports[0].state == JobState::kUnknown);
+    CHECK(results[0].reports[0].node == "node-a");
+    // Another node's SUBMIT cannot claim the prefix.
+    p.message("node-b", submit_of({"pa-9-CCCCCCCCCCC"}, "node-b"));
+    CHECK(ask(p, "node-b", next).node == "node-a");
     p.join("node-a", 1, 20);
     CHECK(ask(p, "node-b", next).node.empty());
   }
@@ -752,6 +762,12 @@ TEST_CASE("proxy core: a ticket never received whose prefix's node is away names
   auto r = ask(p, "node-b", next);
   CHECK(r.state == JobState::kUnknown);
   CHECK(r.node == "node-a");
+  // A node that drained and left has nothing on its way: unknown is unknown.
+  p.join("node-a", 1, 110);
+  p.message("node-a", protocol::Leave{{}, true});
+  p.core.on_disconnect("node-a", 120);
+  p.flush();
+  CHECK(ask(p, "node-b", next).node.empty());
 }
 
 // ---- recovery and reconciliation ----------------------------------------------
