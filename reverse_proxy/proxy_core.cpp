@@ -37,9 +37,16 @@ Status ProxyCore::recover(TimeMs now) {
       },
       corrupt);
   if (!s.ok()) return s;
+  // Each prefix to the node of its lowest counter among the jobs recovered
+  // (as if they came in order: the first node seen with a prefix keeps it).
+  FlatMap<std::string, std::pair<std::uint64_t, std::uint32_t>> first_seen;
   for (const auto& [ticket, job] : book_) {
-    if (job.origin != 0) note_origin(ticket, job.origin);
+    auto parts = protocol::parse_ticket(ticket);
+    if (!parts || job.origin == 0) continue;
+    auto [it, added] = first_seen.try_emplace(std::string(parts->prefix), parts->counter, job.origin);
+    if (!added && parts->counter < it->second.first) it->second = {parts->counter, job.origin};
   }
+  for (auto& [prefix, seen] : first_seen) prefix_origin_.try_emplace(prefix, seen.second);
   if (s = notices_.recover(pending); !s.ok()) return s;
   if (s = members_.recover(); !s.ok()) return s;
   if (s = expiry_.recover(now); !s.ok()) return s;

@@ -178,6 +178,9 @@ void ProxyServer::on_peer_hello(std::uint64_t id, protocol::PeerHello& hello) {
     switch (peer_address_check(hello.id - 1, s.address)) {
       case PeerAddresses::Verdict::kMatches:
         break;
+      case PeerAddresses::Verdict::kRefresh:
+        resolve_peer(hello.id - 1);  // in the background
+        break;
       case PeerAddresses::Verdict::kDiffers:
         why = fmt::format("peer proxy {} connects from {}, not from its PROXY_PEERS address {}",
                           hello.id, s.address, config_.peers[hello.id - 1]);
@@ -254,10 +257,9 @@ PeerAddresses::Verdict ProxyServer::peer_address_check(std::size_t k, const std:
 
 void ProxyServer::resolve_peer(std::size_t k) {
   if (!peer_ips_.start_resolving(k)) return;  // one look-up at a time; its answer serves all
-  auto resolver = std::make_shared<asio::ip::tcp::resolver>(io_);
-  resolver->async_resolve(
-      peer_host(config_.peers[k]), "",
-      [this, k, resolver](const error_code& ec, asio::ip::tcp::resolver::results_type results) {
+  resolvers_->resolve(
+      k, peer_host(config_.peers[k]), "", io_,
+      [this, k](const error_code& ec, asio::ip::tcp::resolver::results_type results) {
         if (stopping_) return;
         std::vector<std::string> ips;
         if (!ec) {
@@ -265,7 +267,7 @@ void ProxyServer::resolve_peer(std::size_t k) {
         } else {
           log_->warn("cannot resolve peer proxy {}: {}", config_.peers[k], ec.message());
         }
-        peer_ips_.resolved(k, std::move(ips), now_ms());
+        peer_ips_.resolved(k, std::move(ips), now_ms(), static_cast<bool>(ec));
         auto parked = std::move(parked_hellos_[k]);
         parked_hellos_.erase(k);
         for (auto& [id, hello] : parked) {
@@ -289,11 +291,14 @@ void ProxyServer::dial_peer(
   }
   std::string host = address.substr(0, colon);
   std::string port = address.substr(colon + 1);
-  auto resolver = std::make_shared<asio::ip::tcp::resolver>(io);
+  auto entry = static_cast<std::size_t>(
+      std::find(config_.peers.begin(), config_.peers.end(), address) - config_.peers.begin());
   auto shared_done = std::make_shared<decltype(done)>(std::move(done));
-  resolver->async_resolve(host, port, [this, &io, resolver, host, shared_done](
-                                          const error_code& ec,
-                                          asio::ip::tcp::resolver::results_type results) {
+  // On the entry's own thread: a dead peer's name never holds up a dial to
+  // a live one.
+  resolvers_->resolve(entry, host, port, io, [this, &io, host, shared_done](
+                                               const error_code& ec,
+                                               asio::ip::tcp::resolver::results_type results) {
     if (ec) {
       (*shared_done)(nullptr, "cannot resolve: " + ec.message());
       return;

@@ -19,6 +19,7 @@
 #include "reverse_proxy/commit_path.h"
 #include "reverse_proxy/http_server.h"
 #include "reverse_proxy/peer_addresses.h"
+#include "reverse_proxy/peer_resolvers.h"
 #include "reverse_proxy/proxy_core.h"
 #include "reverse_proxy/replicated_store.h"
 
@@ -71,6 +72,9 @@ struct ProxyConfig {
 class ProxyServer {
  public:
   ProxyServer(boost::asio::io_context& io, ProxyConfig config, storage::Store& store);
+  ~ProxyServer();
+  ProxyServer(const ProxyServer&) = delete;
+  ProxyServer& operator=(const ProxyServer&) = delete;
   // Recovers state and starts listening. Throws on a bind failure.
   Status start();
   // Stops accepting, commits what is staged and closes every connection.
@@ -140,6 +144,9 @@ class ProxyServer {
   // Dialling other proxies; declared before raft_, whose peer links' thread
   // reads it until raft_ is destroyed.
   std::shared_ptr<boost::asio::ssl::context> peer_tls_context_;
+  // Look-ups of the peers' names, one thread each (stopped by ~ProxyServer
+  // before raft_'s links' thread ends, destroyed after it).
+  std::unique_ptr<PeerResolvers> resolvers_;
   std::unique_ptr<replication::RaftLog> raft_;
   bool taking_over_ = false;
   // How staged writes become durable: LevelDB, or the log (commit_path.h).
