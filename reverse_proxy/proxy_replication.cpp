@@ -5,6 +5,8 @@
 #include "reverse_proxy/proxy_server.h"
 
 #include <algorithm>
+#include <charconv>
+#include <mutex>
 
 #include <fmt/format.h>
 
@@ -122,6 +124,16 @@ void ProxyServer::upkeep() {
   auto st = raft_->status();
   bool idle_leader = st.role == replication::Role::leader && !core_ && !taking_over_;
   TimeMs now = now_ms();
+  // Every peer's name is kept looked up while DNS answers: when a proxy
+  // dies, the survivors dial each other and check each other's PEER_HELLO
+  // from these answers, not from a DNS that may then not answer for tens
+  // of seconds (seen with podman's, after a container is killed).
+  if (now - peer_names_refreshed_ >= PeerAddresses::kFreshMs / 2) {
+    peer_names_refreshed_ = now;
+    for (std::size_t k = 0; k < config_.peers.size(); ++k) {
+      if (k + 1 != config_.self) resolve_peer(k);
+    }
+  }
   if (!idle_leader) {
     idle_leader_since_ = 0;
   } else if (idle_leader_since_ == 0) {
@@ -191,9 +203,12 @@ void ProxyServer::on_peer_hello(std::uint64_t id, protocol::PeerHello& hello) {
         std::size_t k = hello.id - 1;
         s.conn->pause();
         parked_hellos_[k].emplace_back(id, std::move(hello));
-        // A paused connection keeps no deadline: the park has its own.
+        // A paused connection keeps no deadline: the park has its own, past
+        // what a DNS server that does not answer costs (glibc: 5 s a query,
+        // tried again): closed earlier, a link would be redialled only to
+        // wait for the same answer.
         auto deadline = std::make_shared<asio::steady_timer>(
-            io_, milliseconds(config_.handshake_timeout_ms));
+            io_, std::max(milliseconds(config_.handshake_timeout_ms), kPeerLookupPatience));
         deadline->async_wait([this, k, id, deadline](const error_code& ec) {
           if (ec || stopping_) return;
           auto& parked = parked_hellos_[k];
@@ -256,6 +271,9 @@ PeerAddresses::Verdict ProxyServer::peer_address_check(std::size_t k, const std:
 }
 
 void ProxyServer::resolve_peer(std::size_t k) {
+  error_code literal;
+  asio::ip::make_address(peer_host(config_.peers[k]), literal);
+  if (!literal) return;  // an IP: nothing to look up
   if (!peer_ips_.start_resolving(k)) return;  // one look-up at a time; its answer serves all
   resolvers_->resolve(
       k, peer_host(config_.peers[k]), "", io_,
@@ -263,7 +281,13 @@ void ProxyServer::resolve_peer(std::size_t k) {
         if (stopping_) return;
         std::vector<std::string> ips;
         if (!ec) {
-          for (const auto& entry : results) ips.push_back(normal_ip(entry.endpoint().address()));
+          std::vector<asio::ip::address> addresses;
+          for (const auto& entry : results) {
+            ips.push_back(normal_ip(entry.endpoint().address()));
+            addresses.push_back(entry.endpoint().address());
+          }
+          std::lock_guard lock(dial_ips_mu_);
+          dial_ips_[k] = std::move(addresses);
         } else {
           log_->warn("cannot resolve peer proxy {}: {}", config_.peers[k], ec.message());
         }
@@ -294,11 +318,8 @@ void ProxyServer::dial_peer(
   auto entry = static_cast<std::size_t>(
       std::find(config_.peers.begin(), config_.peers.end(), address) - config_.peers.begin());
   auto shared_done = std::make_shared<decltype(done)>(std::move(done));
-  // On the entry's own thread: a dead peer's name never holds up a dial to
-  // a live one.
-  resolvers_->resolve(entry, host, port, io, [this, &io, host, shared_done](
-                                               const error_code& ec,
-                                               asio::ip::tcp::resolver::results_type results) {
+  auto dial = [this, &io, host, entry, shared_done](const error_code& ec,
+                                                    asio::ip::tcp::resolver::results_type results) {
     if (ec) {
       (*shared_done)(nullptr, "cannot resolve: " + ec.message());
       return;
@@ -313,11 +334,15 @@ void ProxyServer::dial_peer(
       error_code ignored;
       socket->close(ignored);
     });
-    asio::async_connect(*socket, results, [this, socket, deadline, host, shared_done](
+    asio::async_connect(*socket, results, [this, socket, deadline, host, entry, shared_done](
                                               const error_code& ec2,
                                               const asio::ip::tcp::endpoint& ep) {
       deadline->cancel();
       if (ec2) {
+        // The IPs kept for it may be old (a peer restarted elsewhere): the
+        // next dial looks the name up.
+        std::lock_guard lock(dial_ips_mu_);
+        dial_ips_.erase(entry);
         (*shared_done)(nullptr, ec2.message());
         return;
       }
@@ -363,7 +388,28 @@ void ProxyServer::dial_peer(
             (*shared_done)(nullptr, reason);
           });
     });
-  });
+  };
+  // The peer's IPs as last looked up (upkeep keeps them): no DNS at the
+  // moment a proxy died, when it may not answer.
+  std::vector<asio::ip::tcp::endpoint> known;
+  if (entry < config_.peers.size()) {
+    std::lock_guard lock(dial_ips_mu_);
+    if (auto it = dial_ips_.find(entry); it != dial_ips_.end()) {
+      unsigned short number = 0;
+      std::from_chars(port.data(), port.data() + port.size(), number);
+      for (const auto& a : it->second) known.emplace_back(a, number);
+    }
+  }
+  if (!known.empty()) {
+    asio::post(io, [dial, results = asio::ip::tcp::resolver::results_type::create(
+                                known.begin(), known.end(), host, port)] {
+      dial(error_code(), results);
+    });
+    return;
+  }
+  // On the entry's own thread: a dead peer's name never holds up a dial to
+  // a live one.
+  resolvers_->resolve(entry, host, port, io, dial);
 }
 
 void ProxyServer::fill_replication_stats(protocol::ClusterStats& s) const {

@@ -7,6 +7,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -126,6 +127,11 @@ class ProxyServer {
   PeerAddresses::Verdict peer_address_check(std::size_t k, const std::string& ip);
   void resolve_peer(std::size_t k);
   PeerAddresses peer_ips_;
+  static constexpr std::chrono::milliseconds kPeerLookupPatience{30'000};
+  TimeMs peer_names_refreshed_ = 0;
+  // The IPs of each peer's last look-up, for dials on the links' thread.
+  std::mutex dial_ips_mu_;
+  std::map<std::size_t, std::vector<boost::asio::ip::address>> dial_ips_;
   // PEER_HELLOs waiting for their entry's look-up, by entry.
   std::map<std::size_t, std::vector<std::pair<std::uint64_t, protocol::PeerHello>>> parked_hellos_;
   void dial_peer(const std::string& address, boost::asio::io_context& io,
