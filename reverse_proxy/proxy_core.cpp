@@ -37,16 +37,8 @@ Status ProxyCore::recover(TimeMs now) {
       },
       corrupt);
   if (!s.ok()) return s;
-  // Each prefix to the node of its lowest counter among the jobs recovered
-  // (as if they came in order: the first node seen with a prefix keeps it).
-  FlatMap<std::string, std::pair<std::uint64_t, std::uint32_t>> first_seen;
-  for (const auto& [ticket, job] : book_) {
-    auto parts = protocol::parse_ticket(ticket);
-    if (!parts || job.origin == 0) continue;
-    auto [it, added] = first_seen.try_emplace(std::string(parts->prefix), parts->counter, job.origin);
-    if (!added && parts->counter < it->second.first) it->second = {parts->counter, job.origin};
-  }
-  for (auto& [prefix, seen] : first_seen) prefix_origin_.try_emplace(prefix, seen.second);
+  for (const auto& [ticket, job] : book_) origins_.recovered(ticket, job.origin);
+  origins_.finish_recovery();
   if (s = notices_.recover(pending); !s.ok()) return s;
   if (s = members_.recover(); !s.ok()) return s;
   if (s = expiry_.recover(now); !s.ok()) return s;
@@ -162,7 +154,7 @@ void ProxyCore::on_submit(const std::string& node, protocol::Submit& m, TimeMs n
   std::unordered_set<std::string> local(m.local.begin(), m.local.end());
   std::unordered_set<std::string> shown(m.local_finished.begin(), m.local_finished.end());
   // A SUBMIT carries the tickets its node issued: their prefix is its.
-  if (!m.jobs.empty()) note_origin(m.jobs.front().ticket, names_.intern(node));
+  if (!m.jobs.empty()) origins_.note(m.jobs.front().ticket, names_.intern(node));
   for (std::size_t i = 0; i < m.jobs.size(); ++i) {
     protocol::JobSpec& spec = m.jobs[i];
     if (!protocol::is_valid_ticket(spec.ticket)) {
@@ -418,23 +410,12 @@ JobReport ProxyCore::report_of(const std::string& ticket, TimeMs now) const {
     return final_report(ticket, std::move(rec));
   }
   if (expired_ticket(ticket)) return protocol::expired_report(ticket);
-  if (auto parts = protocol::parse_ticket(ticket)) {
-    auto origin = prefix_origin_.find(std::string(parts->prefix));
-    if (origin != prefix_origin_.end()) {
-      const std::string& name = name_of(origin->second);
-      auto node = nodes_.find(name);
-      if (node == nodes_.end() || !node->second.connected) r.node = name;
-    }
+  if (auto origin = origins_.origin_of(ticket)) {
+    const std::string& name = name_of(*origin);
+    auto node = nodes_.find(name);
+    if (node == nodes_.end() || !node->second.connected) r.node = name;
   }
   return r;
-}
-
-void ProxyCore::note_origin(std::string_view ticket, std::uint32_t origin) {
-  auto parts = protocol::parse_ticket(ticket);
-  if (!parts) return;
-  // The first node seen with a prefix keeps it: another node's SUBMIT
-  // cannot claim it. (A node whose DATA_DIR is new has a new prefix.)
-  prefix_origin_.try_emplace(std::string(parts->prefix), origin);
 }
 
 JobReport ProxyCore::final_report(const std::string& ticket, JobRecord&& rec) {

@@ -38,6 +38,7 @@
 #include "reverse_proxy/node_rates.h"
 #include "reverse_proxy/proxy_expiry.h"
 #include "reverse_proxy/result_notices.h"
+#include "reverse_proxy/ticket_origins.h"
 #include "reverse_proxy/proxy_stats.h"
 #include "storage/staged.h"
 
@@ -191,10 +192,8 @@ class ProxyCore {
   // now, names that node (state still kUnknown): the job may be on its way
   // from there, and the nodes asking do not call it unknown yet.
   protocol::JobReport report_of(const std::string& ticket, TimeMs now = 0) const;
-  // The node whose tickets carry `ticket`'s prefix (from its SUBMITs, and
-  // the jobs recovered): for report_of.
-  void note_origin(std::string_view ticket, std::uint32_t origin);
-  FlatMap<std::string, std::uint32_t> prefix_origin_;
+  // The node whose tickets carry each prefix: for report_of.
+  TicketOrigins origins_;
   // The report of a finished job, from its record.
   static protocol::JobReport final_report(const std::string& ticket, JobRecord&& rec);
   // Gone by RESULT_TTL: not found, and below its prefix's removed counter.

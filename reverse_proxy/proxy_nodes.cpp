@@ -148,8 +148,7 @@ void ProxyCore::on_leave(const std::string& node_id, const protocol::Leave& m) {
   if (m.done) {
     // Drained, it holds nothing on its way: its prefix names it no more
     // (its next SUBMIT names it again).
-    absl::erase_if(prefix_origin_,
-                   [id = names_.intern(node_id)](const auto& entry) { return entry.second == id; });
+    origins_.forget(names_.intern(node_id));
     note(fmt::format("node {} left after draining", node_id));
     log_->info("node left after draining node={} held={}", node_id, node.held.size());
     node.connected = false;
