@@ -20,21 +20,51 @@ constexpr std::chrono::milliseconds kProxyIdleTimeout{60'000};
 constexpr std::chrono::milliseconds kReplicatedHandshakeTimeout{5'000};
 }  // namespace
 
+namespace {
+TimeMs steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
 ProxyLink::ProxyLink(asio::io_context& io, std::vector<Address> addresses, Handlers handlers,
-                     std::optional<net::TlsLink> tls)
+                     std::optional<net::TlsLink> tls, Lookup lookup)
     : io_(io),
       addresses_(std::move(addresses)),
       handlers_(std::move(handlers)),
       tls_(std::move(tls)),
       log_(log::get("link")),
       resolver_(io),
-      retry_timer_(io) {}
+      retry_timer_(io),
+      lookup_(std::move(lookup)),
+      ips_(addresses_.size()),
+      refresh_timer_(io),
+      patience_timer_(io) {
+  if (replicated() && !lookup_) {
+    // One more entry for a leader named by a host not among the addresses.
+    resolvers_ = std::make_unique<net::NameResolvers>(addresses_.size() + 1);
+    lookup_ = [this](std::size_t k, const std::string& host, const std::string& port,
+                     net::NameResolvers::Done done) {
+      resolvers_->resolve(k, host, port, io_, std::move(done));
+    };
+  }
+}
 
-void ProxyLink::start() { connect(); }
+ProxyLink::~ProxyLink() {
+  if (resolvers_) resolvers_->stop();
+}
+
+void ProxyLink::start() {
+  if (replicated()) refresh_names();
+  connect();
+}
 
 void ProxyLink::stop() {
   stopped_ = true;
   retry_timer_.cancel();
+  refresh_timer_.cancel();
+  patience_timer_.cancel();
   resolver_.cancel();
   if (conn_) conn_->close("node shutting down");
 }
@@ -64,14 +94,23 @@ void ProxyLink::joined(std::int64_t heartbeat_ms) {
 void ProxyLink::connect() {
   if (stopped_) return;
   Address target;
+  std::size_t k = addresses_.size();  // a named leader not among the addresses
   if (hint_) {
     target = *hint_;
     hint_.reset();
+    for (std::size_t i = 0; i < addresses_.size(); ++i) {
+      if (addresses_[i].host == target.host && addresses_[i].port == target.port) k = i;
+    }
   } else {
-    target = addresses_[next_ % addresses_.size()];
+    k = next_ % addresses_.size();
+    target = addresses_[k];
     next_ = (next_ + 1) % addresses_.size();
   }
   current_text_ = target.text();
+  if (replicated()) {
+    connect_replicated(target, k);
+    return;
+  }
   const std::string host_ = target.host;
   const std::string port_ = target.port;
   resolver_.async_resolve(
@@ -84,83 +123,158 @@ void ProxyLink::connect() {
           retry_later();
           return;
         }
-        auto socket = std::make_shared<asio::ip::tcp::socket>(io_);
-        // A host cut off by the network answers no SYN: without a deadline
-        // the connect waits for the kernel's (minutes), while another proxy
-        // may lead already.
-        auto deadline = std::make_shared<asio::steady_timer>(io_);
-        deadline->expires_after(replicated() ? kReplicatedConnectTimeout : kConnectTimeout);
-        deadline->async_wait([socket](const error_code& ec) {
-          if (ec) return;
-          error_code ignored;
-          socket->close(ignored);
-        });
-        asio::async_connect(
-            *socket, results,
-            [this, socket, deadline, host_, port_](const error_code& ec2,
-                                                   const asio::ip::tcp::endpoint& ep) {
-              deadline->cancel();
+        dial(Address{host_, port_}, std::nullopt, results);
+      });
+}
+
+void ProxyLink::connect_replicated(const Address& target, std::size_t k) {
+  if (k < addresses_.size() && !ips_.dial(k).empty()) {
+    const auto& known = ips_.dial(k);
+    dial(target, k,
+         asio::ip::tcp::resolver::results_type::create(known.begin(), known.end(), target.host,
+                                                       target.port));
+    return;
+  }
+  waiting_ = Waiting{k, target};
+  if (k >= addresses_.size() || ips_.start_lookup(k, steady_ms(), true)) lookup(k, target);
+  patience_timer_.expires_after(std::chrono::milliseconds(ProxyIps::kLookupPatienceMs));
+  patience_timer_.async_wait([this](const error_code& ec) {
+    if (ec || stopped_ || !waiting_) return;
+    if (!logged_unreachable_) {
+      log_->warn("no answer for proxy {} within {} ms: trying the next address",
+                 waiting_->target.text(), ProxyIps::kLookupPatienceMs);
+    }
+    logged_unreachable_ = true;
+    waiting_.reset();
+    retry_later();
+  });
+}
+
+void ProxyLink::lookup(std::size_t k, const Address& target) {
+  lookup_(k, target.host, target.port,
+          [this, k, target](const error_code& ec, asio::ip::tcp::resolver::results_type results) {
+            if (!stopped_) looked_up(k, target, ec, results);
+          });
+}
+
+void ProxyLink::looked_up(std::size_t k, const Address& target, const error_code& ec,
+                          const asio::ip::tcp::resolver::results_type& results) {
+  ProxyIps::Endpoints endpoints;
+  if (!ec) {
+    for (const auto& entry : results) endpoints.push_back(entry.endpoint());
+  }
+  if (k < addresses_.size()) ips_.resolved(k, endpoints, steady_ms(), ec || endpoints.empty());
+  if (ec && !logged_unreachable_) {
+    log_->warn("cannot resolve proxy {}: {}", target.text(), ec.message());
+  }
+  if (!waiting_ || waiting_->k != k || waiting_->target.text() != target.text()) return;
+  waiting_.reset();
+  patience_timer_.cancel();
+  const ProxyIps::Endpoints& known = k < addresses_.size() ? ips_.dial(k) : endpoints;
+  if (known.empty()) {
+    logged_unreachable_ = true;
+    retry_later();
+    return;
+  }
+  dial(target, k,
+       asio::ip::tcp::resolver::results_type::create(known.begin(), known.end(), target.host,
+                                                     target.port));
+}
+
+void ProxyLink::refresh_names() {
+  if (stopped_) return;
+  const TimeMs now = steady_ms();
+  for (std::size_t k = 0; k < addresses_.size(); ++k) {
+    if (ips_.start_lookup(k, now)) lookup(k, addresses_[k]);
+  }
+  refresh_timer_.expires_after(std::chrono::seconds(1));
+  refresh_timer_.async_wait([this](const error_code& ec) {
+    if (!ec) refresh_names();
+  });
+}
+
+void ProxyLink::dial(const Address& target, std::optional<std::size_t> k,
+                     const asio::ip::tcp::resolver::results_type& results) {
+  const std::string host_ = target.host;
+  const std::string port_ = target.port;
+  auto socket = std::make_shared<asio::ip::tcp::socket>(io_);
+  // A host cut off by the network answers no SYN: without a deadline
+  // the connect waits for the kernel's (minutes), while another proxy
+  // may lead already.
+  auto deadline = std::make_shared<asio::steady_timer>(io_);
+  deadline->expires_after(replicated() ? kReplicatedConnectTimeout : kConnectTimeout);
+  deadline->async_wait([socket](const error_code& ec) {
+    if (ec) return;
+    error_code ignored;
+    socket->close(ignored);
+  });
+  asio::async_connect(
+      *socket, results,
+      [this, socket, deadline, host_, port_, k](const error_code& ec2,
+                                                const asio::ip::tcp::endpoint& ep) {
+        deadline->cancel();
+        if (stopped_) return;
+        if (ec2) {
+          if (!logged_unreachable_) {
+            log_->warn("proxy unreachable at {}:{}: {} (retrying with backoff)", host_, port_,
+                       ec2.message());
+          }
+          logged_unreachable_ = true;
+          // The IPs kept for its name may be old (a proxy back elsewhere).
+          if (k && *k < addresses_.size()) ips_.connect_failed(*k);
+          retry_later();
+          return;
+        }
+        logged_unreachable_ = false;
+        std::string peer = fmt::format("{}:{}", ep.address().to_string(), ep.port());
+        log_->info("connected to proxy peer={}", peer);
+        // Until the WELCOME sets the leader's heartbeat-based timeout.
+        auto idle = replicated() ? kReplicatedHandshakeTimeout : kProxyIdleTimeout;
+        if (tls_) {
+          net::TlsLink tls = *tls_;
+          if (tls.verify_host.empty()) tls.verify_host = host_;
+          conn_ = std::make_shared<net::FrameConnection>(std::move(*socket), peer, idle,
+                                                         std::move(tls));
+        } else {
+          conn_ = std::make_shared<net::FrameConnection>(std::move(*socket), peer, idle);
+        }
+        heard_ = false;
+        // The proxy the node chose: a large result still arriving from
+        // it is a sign of life.
+        conn_->count_partial_frames();
+        auto conn = conn_;
+        conn_->start(
+            [this, conn](protocol::Message&& m) {
+              // A proxy that challenged is alive: its WELCOME may wait
+              // for a log entry to commit, so the minute applies again.
+              if (!heard_ && replicated()) conn->set_idle_timeout(kProxyIdleTimeout);
+              heard_ = true;
+              handlers_.on_message(std::move(m));
+            },
+            [this, conn](const std::string& reason) {
               if (stopped_) return;
-              if (ec2) {
-                if (!logged_unreachable_) {
-                  log_->warn("proxy unreachable at {}:{}: {} (retrying with backoff)", host_, port_,
-                             ec2.message());
-                }
-                logged_unreachable_ = true;
-                retry_later();
+              if (following_) {
+                // Sent on by a proxy that does not lead: not a loss.
+                following_ = false;
+                if (conn_ == conn) conn_.reset();
+                handlers_.on_closed();
+                retry_soon();
                 return;
               }
-              logged_unreachable_ = false;
-              std::string peer = fmt::format("{}:{}", ep.address().to_string(), ep.port());
-              log_->info("connected to proxy peer={}", peer);
-              // Until the WELCOME sets the leader's heartbeat-based timeout.
-              auto idle = replicated() ? kReplicatedHandshakeTimeout : kProxyIdleTimeout;
-              if (tls_) {
-                net::TlsLink tls = *tls_;
-                if (tls.verify_host.empty()) tls.verify_host = host_;
-                conn_ = std::make_shared<net::FrameConnection>(std::move(*socket), peer,
-                                                               idle, std::move(tls));
+              if (!heard_ && !tls_) {
+                log_->warn(
+                    "lost the proxy before its first frame reason=\"{}\" (a proxy "
+                    "with CLUSTER_SECRET or TLS_* speaks TLS only: set the same on "
+                    "this node)",
+                    reason);
               } else {
-                conn_ = std::make_shared<net::FrameConnection>(std::move(*socket), peer, idle);
+                log_->warn("lost the proxy reason=\"{}\"", reason);
               }
-              heard_ = false;
-              // The proxy the node chose: a large result still arriving from
-              // it is a sign of life.
-              conn_->count_partial_frames();
-              auto conn = conn_;
-              conn_->start(
-                  [this, conn](protocol::Message&& m) {
-                    // A proxy that challenged is alive: its WELCOME may wait
-                    // for a log entry to commit, so the minute applies again.
-                    if (!heard_ && replicated()) conn->set_idle_timeout(kProxyIdleTimeout);
-                    heard_ = true;
-                    handlers_.on_message(std::move(m));
-                  },
-                           [this, conn](const std::string& reason) {
-                             if (stopped_) return;
-                             if (following_) {
-                               // Sent on by a proxy that does not lead: not a loss.
-                               following_ = false;
-                               if (conn_ == conn) conn_.reset();
-                               handlers_.on_closed();
-                               retry_soon();
-                               return;
-                             }
-                             if (!heard_ && !tls_) {
-                               log_->warn(
-                                   "lost the proxy before its first frame reason=\"{}\" (a proxy "
-                                   "with CLUSTER_SECRET or TLS_* speaks TLS only: set the same on "
-                                   "this node)",
-                                   reason);
-                             } else {
-                               log_->warn("lost the proxy reason=\"{}\"", reason);
-                             }
-                             if (conn_ == conn) conn_.reset();
-                             handlers_.on_closed();
-                             retry_later();
-                           });
-              handlers_.on_connected();
+              if (conn_ == conn) conn_.reset();
+              handlers_.on_closed();
+              retry_later();
             });
+        handlers_.on_connected();
       });
 }
 

@@ -5,7 +5,10 @@
 //
 // With replicated proxies (PROXY_ADDRESSES) it holds every address: a lost
 // link tries the next one, and a proxy that does not lead names the leader
-// (follow()), which is dialled at once.
+// (follow()), which is dialled at once. It keeps every address's name
+// looked up and dials from the last answer (proxy_ips.h), so a DNS that
+// stops answering when a proxy dies does not keep the node from the new
+// leader; a name without an answer gets a second before the next address.
 // Runs on the node's io_context thread.
 #pragma once
 
@@ -16,9 +19,11 @@
 #include <string>
 #include <vector>
 
+#include "cluster_node/proxy_ips.h"
 #include "common/log.h"
 #include "net/asio.h"
 #include "net/frame_connection.h"
+#include "net/name_resolvers.h"
 
 namespace jc::node {
 
@@ -36,8 +41,15 @@ class ProxyLink {
     std::string port;
     std::string text() const { return host + ":" + port; }
   };
+  // Replicated proxies: looks `host` up for address k (its index in
+  // `addresses`; addresses.size() for a leader's name not among them),
+  // calling `done` on the link's io_context. The default looks each k up
+  // on a thread of its own (net::NameResolvers); tests give their own.
+  using Lookup = std::function<void(std::size_t k, const std::string& host,
+                                    const std::string& port, net::NameResolvers::Done done)>;
   ProxyLink(boost::asio::io_context& io, std::vector<Address> addresses, Handlers handlers,
-            std::optional<net::TlsLink> tls = std::nullopt);
+            std::optional<net::TlsLink> tls = std::nullopt, Lookup lookup = {});
+  ~ProxyLink();
   void start();
   void stop();
   void send(const protocol::Message& m);
@@ -60,6 +72,16 @@ class ProxyLink {
   static constexpr int kMaxBackoffMs = 5000;
 
   void connect();
+  // Replicated proxies: dials `target` (address k) from its last answer,
+  // or looks it up first and waits for at most ProxyIps::kLookupPatienceMs.
+  void connect_replicated(const Address& target, std::size_t k);
+  void lookup(std::size_t k, const Address& target);
+  void looked_up(std::size_t k, const Address& target, const boost::system::error_code& ec,
+                 const boost::asio::ip::tcp::resolver::results_type& results);
+  // Every second: the names whose answer is old are looked up again.
+  void refresh_names();
+  void dial(const Address& target, std::optional<std::size_t> k,
+            const boost::asio::ip::tcp::resolver::results_type& results);
   void retry_later();
   void retry_soon();
   static constexpr int kMaxReplicatedBackoffMs = 400;
@@ -76,8 +98,19 @@ class ProxyLink {
   std::optional<net::TlsLink> tls_;
   bool heard_ = false;  // a frame came on the current connection
   std::shared_ptr<spdlog::logger> log_;
-  boost::asio::ip::tcp::resolver resolver_;
+  boost::asio::ip::tcp::resolver resolver_;  // one proxy: looked up at every dial
   boost::asio::steady_timer retry_timer_;
+  // Replicated proxies.
+  std::unique_ptr<net::NameResolvers> resolvers_;  // the default lookup_
+  Lookup lookup_;
+  ProxyIps ips_;
+  boost::asio::steady_timer refresh_timer_;
+  boost::asio::steady_timer patience_timer_;
+  struct Waiting {
+    std::size_t k;
+    Address target;
+  };
+  std::optional<Waiting> waiting_;  // a dial waiting for a name's answer
   std::shared_ptr<net::FrameConnection> conn_;
   int backoff_ms_ = kMinBackoffMs;
   std::mt19937 jitter_{std::random_device{}()};

@@ -108,7 +108,7 @@ Status ProxyServer::start() {
     rc.heartbeat_ms = std::max(10u, config_.election_timeout_ms / 6);
     rc.snapshot_threshold = config_.snapshot_threshold;
     rc.snapshot_trailing = config_.snapshot_trailing;
-    resolvers_ = std::make_unique<PeerResolvers>(config_.peers.size());
+    resolvers_ = std::make_unique<net::NameResolvers>(config_.peers.size());
     raft_ = std::make_unique<replication::RaftLog>(io_, rc, *machine_);
     raft_->on_status = [this](const replication::LogStatus& st) { on_log_status(st); };
     LogCommit::Hooks hooks;

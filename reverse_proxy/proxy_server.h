@@ -20,7 +20,7 @@
 #include "reverse_proxy/commit_path.h"
 #include "reverse_proxy/http_server.h"
 #include "reverse_proxy/peer_addresses.h"
-#include "reverse_proxy/peer_resolvers.h"
+#include "net/name_resolvers.h"
 #include "reverse_proxy/proxy_core.h"
 #include "reverse_proxy/replicated_store.h"
 
@@ -152,7 +152,7 @@ class ProxyServer {
   std::shared_ptr<boost::asio::ssl::context> peer_tls_context_;
   // Look-ups of the peers' names, one thread each (stopped by ~ProxyServer
   // before raft_'s links' thread ends, destroyed after it).
-  std::unique_ptr<PeerResolvers> resolvers_;
+  std::unique_ptr<net::NameResolvers> resolvers_;
   std::unique_ptr<replication::RaftLog> raft_;
   bool taking_over_ = false;
   // How staged writes become durable: LevelDB, or the log (commit_path.h).

@@ -1,11 +1,12 @@
-// Name look-ups of the PROXY_PEERS entries, each on a thread of its own.
+// Name look-ups of a list of addresses (a proxy's PROXY_PEERS, a node's
+// PROXY_ADDRESSES), each entry on a thread of its own.
 //
 // asio resolves on one background thread per io_context, one name after
-// another: a name nobody answers (a peer's container just killed leaves its
-// name unanswered for seconds, again and again) would hold up every other
-// look-up behind it, and with them the links between the proxies that are
-// alive, and so the election. Here each entry's look-ups wait only for each
-// other.
+// another: a name nobody answers (a proxy's container just killed leaves
+// its name unanswered for seconds, again and again) would hold up every
+// other look-up behind it: on a proxy the links between the proxies that
+// are alive, and so the election; on a node its way to the new leader.
+// Here each entry's look-ups wait only for each other.
 //
 // resolve() may be called from any thread; `done` runs on `home`. stop()
 // (the owner's destructor, before its peer links' thread ends) joins the
@@ -21,17 +22,17 @@
 
 #include "net/asio.h"
 
-namespace jc::proxy {
+namespace jc::net {
 
-class PeerResolvers {
+class NameResolvers {
  public:
   using Done = std::function<void(const boost::system::error_code&,
                                   boost::asio::ip::tcp::resolver::results_type)>;
 
-  explicit PeerResolvers(std::size_t entries);
-  ~PeerResolvers();
-  PeerResolvers(const PeerResolvers&) = delete;
-  PeerResolvers& operator=(const PeerResolvers&) = delete;
+  explicit NameResolvers(std::size_t entries);
+  ~NameResolvers();
+  NameResolvers(const NameResolvers&) = delete;
+  NameResolvers& operator=(const NameResolvers&) = delete;
 
   // Looks `host` up (with `port`, "" for none) on entry k's thread.
   void resolve(std::size_t k, const std::string& host, const std::string& port,
@@ -48,4 +49,4 @@ class PeerResolvers {
   std::vector<std::unique_ptr<Entry>> entries_;
 };
 
-}  // namespace jc::proxy
+}  // namespace jc::net

@@ -1,10 +1,10 @@
-#include "reverse_proxy/peer_resolvers.h"
+#include "net/name_resolvers.h"
 
-namespace jc::proxy {
+namespace jc::net {
 
 namespace asio = boost::asio;
 
-PeerResolvers::PeerResolvers(std::size_t entries) {
+NameResolvers::NameResolvers(std::size_t entries) {
   for (std::size_t k = 0; k < entries; ++k) {
     auto e = std::make_unique<Entry>();
     e->work.emplace(e->io.get_executor());
@@ -13,9 +13,9 @@ PeerResolvers::PeerResolvers(std::size_t entries) {
   }
 }
 
-PeerResolvers::~PeerResolvers() { stop(); }
+NameResolvers::~NameResolvers() { stop(); }
 
-void PeerResolvers::resolve(std::size_t k, const std::string& host, const std::string& port,
+void NameResolvers::resolve(std::size_t k, const std::string& host, const std::string& port,
                             asio::io_context& home, Done done) {
   if (k >= entries_.size()) {
     asio::post(home, [done = std::move(done)] {
@@ -37,7 +37,7 @@ void PeerResolvers::resolve(std::size_t k, const std::string& host, const std::s
   });
 }
 
-void PeerResolvers::stop() {
+void NameResolvers::stop() {
   for (auto& e : entries_) {
     if (!e->thread.joinable()) continue;
     e->work.reset();
@@ -46,4 +46,4 @@ void PeerResolvers::stop() {
   }
 }
 
-}  // namespace jc::proxy
+}  // namespace jc::net

@@ -1,0 +1,23 @@
+#include "cluster_node/proxy_ips.h"
+
+namespace jc::node {
+
+bool ProxyIps::start_lookup(std::size_t k, TimeMs now, bool dialling) {
+  Known& known = known_.at(k);
+  if (known.looking_up) return false;
+  const TimeMs age = now - known.at;
+  if (known.endpoints.empty() ? !dialling && age < kLookupPatienceMs : age < kRefreshMs) {
+    return false;
+  }
+  known.looking_up = true;
+  return true;
+}
+
+void ProxyIps::resolved(std::size_t k, Endpoints endpoints, TimeMs now, bool failed) {
+  Known& known = known_.at(k);
+  known.looking_up = false;
+  known.at = now;
+  if (!failed && !endpoints.empty()) known.endpoints = std::move(endpoints);
+}
+
+}  // namespace jc::node

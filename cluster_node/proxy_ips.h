@@ -1,0 +1,59 @@
+// What a node with several proxy addresses (PROXY_ADDRESSES) knows of the
+// IPs behind each one's name, so that it can go to a new leader at once.
+//
+// When a proxy's container dies, the DNS of its network may leave names
+// unanswered for seconds (podman's did, for the dead proxy's name and for
+// the live ones'), while the other proxies elect a leader in well under a
+// second. A node that looked each name up when it dialled waited that long
+// before it reached the new leader. So every name is kept looked up (every
+// kRefreshMs, each on a thread of its own: net::NameResolvers) and the node
+// dials from the last answer; a failed look-up keeps it. A connect that
+// fails drops it (the proxy may have come back elsewhere, with a new IP):
+// the next dial of that name waits for a fresh answer, at most
+// kLookupPatienceMs, and then the node tries the next address.
+//
+// Pure: the shell (ProxyLink) looks names up and dials when told to.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "common/time.h"
+#include "net/asio.h"
+
+namespace jc::node {
+
+class ProxyIps {
+ public:
+  using Endpoints = std::vector<boost::asio::ip::tcp::endpoint>;
+  static constexpr TimeMs kRefreshMs = 5'000;
+  static constexpr TimeMs kLookupPatienceMs = 1'000;
+
+  explicit ProxyIps(std::size_t addresses) : known_(addresses) {}
+
+  // Where to dial address k: its last answer; empty when there is none
+  // (never answered, or dropped after a failed connect): look it up first.
+  const Endpoints& dial(std::size_t k) const { return known_.at(k).endpoints; }
+  // Whether to look address k up now, and if so marks the look-up as
+  // running (one at a time per name: its answer serves every dial). Due
+  // when its answer is kRefreshMs old, or when it has no endpoints and its
+  // last look-up is kLookupPatienceMs old or `dialling` (a dial waits).
+  bool start_lookup(std::size_t k, TimeMs now, bool dialling = false);
+  bool looking_up(std::size_t k) const { return known_.at(k).looking_up; }
+  // A look-up's answer. `failed` (no answer, or no such name): the last
+  // endpoints stay, since the proxy most likely still has them.
+  void resolved(std::size_t k, Endpoints endpoints, TimeMs now, bool failed);
+  // Dialling what dial(k) gave failed: dropped, so the next dial waits for
+  // a fresh answer.
+  void connect_failed(std::size_t k) { known_.at(k).endpoints.clear(); }
+
+ private:
+  struct Known {
+    Endpoints endpoints;
+    TimeMs at = 0;  // of the last answer (a failed look-up counts too)
+    bool looking_up = false;
+  };
+  std::vector<Known> known_;
+};
+
+}  // namespace jc::node

@@ -1,0 +1,70 @@
+// What a node keeps of its proxies' IPs (PROXY_ADDRESSES): when a name is
+// looked up, what a failed look-up or a failed connect leaves to dial.
+#include <doctest/doctest.h>
+
+#include "cluster_node/proxy_ips.h"
+
+using jc::node::ProxyIps;
+
+namespace {
+ProxyIps::Endpoints at(const char* ip, unsigned short port = 8080) {
+  return {{boost::asio::ip::make_address(ip), port}};
+}
+}  // namespace
+
+TEST_CASE("proxy ips: every name is looked up at once, one look-up at a time each") {
+  ProxyIps ips(3);
+  CHECK(ips.dial(0).empty());
+  CHECK(ips.start_lookup(0, 1000));
+  CHECK(ips.looking_up(0));
+  CHECK_FALSE(ips.start_lookup(0, 1000));        // its answer serves every dial
+  CHECK_FALSE(ips.start_lookup(0, 1000, true));  // even a waiting one
+  CHECK(ips.start_lookup(1, 1000));              // another name looks up on its own
+  ips.resolved(0, at("10.0.0.2"), 1010, false);
+  CHECK_FALSE(ips.looking_up(0));
+  CHECK(ips.dial(0) == at("10.0.0.2"));
+  CHECK(ips.dial(1).empty());
+}
+
+TEST_CASE("proxy ips: an answer is looked up again after kRefreshMs, and a failed look-up keeps "
+          "the last one") {
+  ProxyIps ips(2);
+  REQUIRE(ips.start_lookup(0, 1000));
+  ips.resolved(0, at("10.0.0.2"), 1000, false);
+  CHECK_FALSE(ips.start_lookup(0, 1000 + ProxyIps::kRefreshMs - 1));
+  CHECK_FALSE(ips.start_lookup(0, 1000 + ProxyIps::kRefreshMs - 1, true));  // it has an answer
+  REQUIRE(ips.start_lookup(0, 1000 + ProxyIps::kRefreshMs));
+  // The DNS does not answer (a proxy's container was just killed): the
+  // node still dials the last IPs.
+  ips.resolved(0, {}, 1000 + ProxyIps::kRefreshMs + 5000, true);
+  CHECK(ips.dial(0) == at("10.0.0.2"));
+  // An empty answer is no answer either.
+  REQUIRE(ips.start_lookup(0, 20'000));
+  ips.resolved(0, {}, 20'000, false);
+  CHECK(ips.dial(0) == at("10.0.0.2"));
+  // A new IP replaces the old.
+  REQUIRE(ips.start_lookup(0, 30'000));
+  ips.resolved(0, at("10.0.0.7"), 30'000, false);
+  CHECK(ips.dial(0) == at("10.0.0.7"));
+}
+
+TEST_CASE("proxy ips: a failed connect drops the IPs, a dial looks the name up again at once, and "
+          "a name without an answer is retried after kLookupPatienceMs") {
+  ProxyIps ips(2);
+  REQUIRE(ips.start_lookup(1, 1000));
+  ips.resolved(1, at("10.0.0.3"), 1000, false);
+  // The proxy came back elsewhere: its old IP refuses.
+  ips.connect_failed(1);
+  CHECK(ips.dial(1).empty());
+  CHECK(ips.start_lookup(1, 1001, true));  // the next dial waits for a fresh answer
+  ips.resolved(1, {}, 1100, true);         // none came
+  CHECK(ips.dial(1).empty());
+  // The background refresh tries again, not at every tick ...
+  CHECK_FALSE(ips.start_lookup(1, 1100 + ProxyIps::kLookupPatienceMs - 1));
+  CHECK(ips.start_lookup(1, 1100 + ProxyIps::kLookupPatienceMs));
+  ips.resolved(1, at("10.0.0.9"), 2200, false);
+  CHECK(ips.dial(1) == at("10.0.0.9"));
+  // ... while a dial waiting for it looks at once.
+  ips.connect_failed(1);
+  CHECK(ips.start_lookup(1, 2201, true));
+}
