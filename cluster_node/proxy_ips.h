@@ -26,8 +26,11 @@ namespace jc::node {
 class ProxyIps {
  public:
   using Endpoints = std::vector<boost::asio::ip::tcp::endpoint>;
-  static constexpr TimeMs kRefreshMs = 5'000;
-  static constexpr TimeMs kLookupPatienceMs = 1'000;
+  // A second: a proxy's container restarted after a kill has a new IP,
+  // and the old one answers no SYN (each dial of it costs the connect's
+  // limit); a few queries a second are nothing to a DNS server.
+  static constexpr TimeMs kRefreshMs = 1'000;
+  static constexpr TimeMs kLookupPatienceMs = 500;
 
   explicit ProxyIps(std::size_t addresses) : known_(addresses) {}
 

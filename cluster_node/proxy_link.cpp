@@ -187,7 +187,7 @@ void ProxyLink::refresh_names() {
   for (std::size_t k = 0; k < addresses_.size(); ++k) {
     if (ips_.start_lookup(k, now)) lookup(k, addresses_[k]);
   }
-  refresh_timer_.expires_after(std::chrono::seconds(1));
+  refresh_timer_.expires_after(std::chrono::milliseconds(ProxyIps::kLookupPatienceMs));
   refresh_timer_.async_wait([this](const error_code& ec) {
     if (!ec) refresh_names();
   });

@@ -8,7 +8,8 @@
 // (follow()), which is dialled at once. It keeps every address's name
 // looked up and dials from the last answer (proxy_ips.h), so a DNS that
 // stops answering when a proxy dies does not keep the node from the new
-// leader; a name without an answer gets a second before the next address.
+// leader; a name without an answer gets half a second before the next
+// address.
 // Runs on the node's io_context thread.
 #pragma once
 
@@ -78,7 +79,8 @@ class ProxyLink {
   void lookup(std::size_t k, const Address& target);
   void looked_up(std::size_t k, const Address& target, const boost::system::error_code& ec,
                  const boost::asio::ip::tcp::resolver::results_type& results);
-  // Every second: the names whose answer is old are looked up again.
+  // Every ProxyIps::kLookupPatienceMs: the names whose answer is old are
+  // looked up again.
   void refresh_names();
   void dial(const Address& target, std::optional<std::size_t> k,
             const boost::asio::ip::tcp::resolver::results_type& results);
