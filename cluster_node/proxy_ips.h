@@ -46,6 +46,13 @@ class ProxyIps {
   // A look-up's answer. `failed` (no answer, or no such name): the last
   // endpoints stay, since the proxy most likely still has them.
   void resolved(std::size_t k, Endpoints endpoints, TimeMs now, bool failed);
+  // The DNS says there is no such name now (a proxy's container killed and
+  // not back yet): its IPs are dropped too, since dialling the old ones
+  // would cost the connect's limit for nothing.
+  void gone(std::size_t k, TimeMs now) {
+    resolved(k, {}, now, true);
+    known_.at(k).endpoints.clear();
+  }
   // Dialling what dial(k) gave failed: dropped, so the next dial waits for
   // a fresh answer.
   void connect_failed(std::size_t k) { known_.at(k).endpoints.clear(); }

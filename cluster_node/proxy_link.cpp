@@ -163,7 +163,13 @@ void ProxyLink::looked_up(std::size_t k, const Address& target, const error_code
   if (!ec) {
     for (const auto& entry : results) endpoints.push_back(entry.endpoint());
   }
-  if (k < addresses_.size()) ips_.resolved(k, endpoints, steady_ms(), ec || endpoints.empty());
+  if (k < addresses_.size()) {
+    if (ec == asio::error::host_not_found) {
+      ips_.gone(k, steady_ms());
+    } else {
+      ips_.resolved(k, endpoints, steady_ms(), ec || endpoints.empty());
+    }
+  }
   if (ec && !logged_unreachable_) {
     log_->warn("cannot resolve proxy {}: {}", target.text(), ec.message());
   }

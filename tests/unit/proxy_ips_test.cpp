@@ -68,3 +68,19 @@ TEST_CASE("proxy ips: a failed connect drops the IPs, a dial looks the name up a
   ips.connect_failed(1);
   CHECK(ips.start_lookup(1, 2201, true));
 }
+
+TEST_CASE("proxy ips: a name the DNS says is gone drops its IPs, and it is looked up again") {
+  ProxyIps ips(2);
+  REQUIRE(ips.start_lookup(0, 1000));
+  ips.resolved(0, at("10.0.0.2"), 1000, false);
+  // The proxy's container was killed: its name is gone, and its old IP
+  // would answer no SYN.
+  REQUIRE(ips.start_lookup(0, 1000 + ProxyIps::kRefreshMs));
+  ips.gone(0, 1000 + ProxyIps::kRefreshMs);
+  CHECK_FALSE(ips.looking_up(0));
+  CHECK(ips.dial(0).empty());
+  CHECK_FALSE(ips.start_lookup(0, 1000 + ProxyIps::kRefreshMs + 1));
+  CHECK(ips.start_lookup(0, 1000 + ProxyIps::kRefreshMs + ProxyIps::kLookupPatienceMs));
+  ips.resolved(0, at("10.0.0.8"), 3000, false);  // back, elsewhere
+  CHECK(ips.dial(0) == at("10.0.0.8"));
+}
