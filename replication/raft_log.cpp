@@ -129,6 +129,11 @@ struct RaftLog::Impl {
     switch (raft_state(r)) {
       case RAFT_FOLLOWER:
         s.role = Role::follower;
+        // The election timer restarts at every contact with the leader.
+        if (raft.io != nullptr) {
+          const raft_time now = raft.io->time(raft.io);
+          if (now > raft.election_timer_start) s.leader_silent_ms = now - raft.election_timer_start;
+        }
         break;
       case RAFT_CANDIDATE:
         s.role = Role::candidate;

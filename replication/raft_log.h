@@ -43,6 +43,8 @@ struct LogStatus {
   std::uint64_t term = 0;
   std::uint64_t leader_id = 0;  // 0: none known
   std::string leader;           // its PROXY_PEERS entry, "" when none is known
+  // A follower: how long ago it last heard from the leader (0 otherwise).
+  std::uint64_t leader_silent_ms = 0;
   Index last = 0;               // the last index in this log
   Index applied = 0;            // the last index applied here
   std::vector<PeerStatus> peers;

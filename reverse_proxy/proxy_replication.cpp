@@ -163,6 +163,13 @@ void ProxyServer::send_heartbeats() {
 std::string ProxyServer::leader_hint() const {
   if (!raft_) return "";
   auto st = raft_->status();
+  // A follower that has not heard its leader for a few heartbeats names
+  // none: the leader may have just died, and a node sent there would spend
+  // its connect's limit on it while the others elect (seen in the compose
+  // loop: followers named the killed leader for about 0.3 s).
+  if (st.role == replication::Role::follower && st.leader_silent_ms > 3 * raft_heartbeat_ms()) {
+    return "";
+  }
   return st.leader;
 }
 

@@ -105,7 +105,7 @@ Status ProxyServer::start() {
     rc.peers = config_.peers;
     rc.dir = raft_dir;
     rc.election_timeout_ms = config_.election_timeout_ms;
-    rc.heartbeat_ms = std::max(10u, config_.election_timeout_ms / 6);
+    rc.heartbeat_ms = raft_heartbeat_ms();
     rc.snapshot_threshold = config_.snapshot_threshold;
     rc.snapshot_trailing = config_.snapshot_trailing;
     resolvers_ = std::make_unique<net::NameResolvers>(config_.peers.size());

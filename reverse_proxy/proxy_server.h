@@ -4,6 +4,7 @@
 // Everything runs on one io_context thread.
 #pragma once
 
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <memory>
@@ -139,6 +140,8 @@ class ProxyServer {
   ReplicationInfo replication_info() const;
   void fill_replication_stats(protocol::ClusterStats& s) const;
   std::string leader_hint() const;
+  // How often a replicated leader's Raft heartbeats go out.
+  unsigned raft_heartbeat_ms() const { return std::max(10u, config_.election_timeout_ms / 6); }
 
   boost::asio::io_context& io_;
   ProxyConfig config_;
