@@ -1,6 +1,7 @@
 #include "cluster_node/proxy_link.h"
 
 #include <algorithm>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -40,7 +41,8 @@ ProxyLink::ProxyLink(asio::io_context& io, std::vector<Address> addresses, Handl
       lookup_(std::move(lookup)),
       ips_(addresses_.size()),
       refresh_timer_(io),
-      patience_timer_(io) {
+      patience_timer_(io),
+      lost_at_(addresses_.size(), std::numeric_limits<std::int64_t>::min() / 2) {
   if (replicated() && !lookup_) {
     // One more entry for a leader named by a host not among the addresses.
     resolvers_ = std::make_unique<net::NameResolvers>(addresses_.size() + 1);
@@ -208,7 +210,10 @@ void ProxyLink::dial(const Address& target, std::optional<std::size_t> k,
   // the connect waits for the kernel's (minutes), while another proxy
   // may lead already.
   auto deadline = std::make_shared<asio::steady_timer>(io_);
-  deadline->expires_after(replicated() ? kReplicatedConnectTimeout : kConnectTimeout);
+  const bool suspect = k && *k < lost_at_.size() && steady_ms() - lost_at_[*k] < kSuspectMs;
+  deadline->expires_after(!replicated() ? kConnectTimeout
+                          : suspect     ? kSuspectConnectTimeout
+                                        : kReplicatedConnectTimeout);
   deadline->async_wait([socket](const error_code& ec) {
     if (ec) return;
     error_code ignored;
@@ -257,7 +262,7 @@ void ProxyLink::dial(const Address& target, std::optional<std::size_t> k,
               heard_ = true;
               handlers_.on_message(std::move(m));
             },
-            [this, conn](const std::string& reason) {
+            [this, conn, k](const std::string& reason) {
               if (stopped_) return;
               if (following_) {
                 // Sent on by a proxy that does not lead: not a loss.
@@ -267,6 +272,7 @@ void ProxyLink::dial(const Address& target, std::optional<std::size_t> k,
                 retry_soon();
                 return;
               }
+              if (k && *k < lost_at_.size()) lost_at_[*k] = steady_ms();
               if (!heard_ && !tls_) {
                 log_->warn(
                     "lost the proxy before its first frame reason=\"{}\" (a proxy "

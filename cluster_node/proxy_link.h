@@ -89,6 +89,12 @@ class ProxyLink {
   static constexpr int kMaxReplicatedBackoffMs = 400;
   static constexpr std::chrono::milliseconds kConnectTimeout{10'000};
   static constexpr std::chrono::milliseconds kReplicatedConnectTimeout{1'000};
+  // A proxy this node lost less than kSuspectMs ago may be dead: its old IP
+  // answers no SYN. A live one on the cluster's network accepts in far less
+  // than kSuspectConnectTimeout, so a dial to it, sent there by a follower
+  // that has not noticed the death yet, costs that at most.
+  static constexpr std::int64_t kSuspectMs = 3'000;
+  static constexpr std::chrono::milliseconds kSuspectConnectTimeout{250};
 
   boost::asio::io_context& io_;
   std::vector<Address> addresses_;
@@ -113,6 +119,7 @@ class ProxyLink {
     Address target;
   };
   std::optional<Waiting> waiting_;  // a dial waiting for a name's answer
+  std::vector<std::int64_t> lost_at_;  // per address: when its link last ended (steady ms)
   std::shared_ptr<net::FrameConnection> conn_;
   int backoff_ms_ = kMinBackoffMs;
   std::mt19937 jitter_{std::random_device{}()};
