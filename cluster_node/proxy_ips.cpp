@@ -17,7 +17,10 @@ void ProxyIps::resolved(std::size_t k, Endpoints endpoints, TimeMs now, bool fai
   Known& known = known_.at(k);
   known.looking_up = false;
   known.at = now;
-  if (!failed && !endpoints.empty()) known.endpoints = std::move(endpoints);
+  if (!failed && !endpoints.empty()) {
+    known.endpoints = std::move(endpoints);
+    known.doubtful = false;
+  }
 }
 
 }  // namespace jc::node

@@ -46,13 +46,16 @@ class ProxyIps {
   // A look-up's answer. `failed` (no answer, or no such name): the last
   // endpoints stay, since the proxy most likely still has them.
   void resolved(std::size_t k, Endpoints endpoints, TimeMs now, bool failed);
-  // The DNS says there is no such name now (a proxy's container killed and
-  // not back yet): its IPs are dropped too, since dialling the old ones
-  // would cost the connect's limit for nothing.
+  // The DNS says there is no such name now: most likely a proxy's container
+  // killed and not back yet, whose old IP answers no SYN; but podman's DNS
+  // has said so of live proxies too, just after another was killed. So the
+  // IPs stay, doubtful: the shell dials them with a short connect limit,
+  // which a live proxy meets, until an answer comes.
   void gone(std::size_t k, TimeMs now) {
     resolved(k, {}, now, true);
-    known_.at(k).endpoints.clear();
+    known_.at(k).doubtful = true;
   }
+  bool doubtful(std::size_t k) const { return known_.at(k).doubtful; }
   // Dialling what dial(k) gave failed: dropped, so the next dial waits for
   // a fresh answer.
   void connect_failed(std::size_t k) { known_.at(k).endpoints.clear(); }
@@ -62,6 +65,7 @@ class ProxyIps {
     Endpoints endpoints;
     TimeMs at = 0;  // of the last answer (a failed look-up counts too)
     bool looking_up = false;
+    bool doubtful = false;  // the DNS said the name is gone since they came
   };
   std::vector<Known> known_;
 };

@@ -210,7 +210,8 @@ void ProxyLink::dial(const Address& target, std::optional<std::size_t> k,
   // the connect waits for the kernel's (minutes), while another proxy
   // may lead already.
   auto deadline = std::make_shared<asio::steady_timer>(io_);
-  const bool suspect = k && *k < lost_at_.size() && steady_ms() - lost_at_[*k] < kSuspectMs;
+  const bool suspect = k && *k < lost_at_.size() &&
+                       (steady_ms() - lost_at_[*k] < kSuspectMs || ips_.doubtful(*k));
   deadline->expires_after(!replicated() ? kConnectTimeout
                           : suspect     ? kSuspectConnectTimeout
                                         : kReplicatedConnectTimeout);

@@ -92,7 +92,8 @@ class ProxyLink {
   // A proxy this node lost less than kSuspectMs ago may be dead: its old IP
   // answers no SYN. A live one on the cluster's network accepts in far less
   // than kSuspectConnectTimeout, so a dial to it, sent there by a follower
-  // that has not noticed the death yet, costs that at most.
+  // that has not noticed the death yet, costs that at most. The same holds
+  // for IPs of a name the DNS last said is gone (ProxyIps::gone).
   static constexpr std::int64_t kSuspectMs = 3'000;
   static constexpr std::chrono::milliseconds kSuspectConnectTimeout{250};
 

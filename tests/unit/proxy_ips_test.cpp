@@ -69,18 +69,22 @@ TEST_CASE("proxy ips: a failed connect drops the IPs, a dial looks the name up a
   CHECK(ips.start_lookup(1, 2201, true));
 }
 
-TEST_CASE("proxy ips: a name the DNS says is gone drops its IPs, and it is looked up again") {
+TEST_CASE("proxy ips: a name the DNS says is gone keeps its IPs as doubtful until an answer comes") {
   ProxyIps ips(2);
   REQUIRE(ips.start_lookup(0, 1000));
   ips.resolved(0, at("10.0.0.2"), 1000, false);
-  // The proxy's container was killed: its name is gone, and its old IP
-  // would answer no SYN.
+  CHECK_FALSE(ips.doubtful(0));
+  // The proxy's container was killed (or the DNS errs about a live one).
   REQUIRE(ips.start_lookup(0, 1000 + ProxyIps::kRefreshMs));
   ips.gone(0, 1000 + ProxyIps::kRefreshMs);
   CHECK_FALSE(ips.looking_up(0));
-  CHECK(ips.dial(0).empty());
-  CHECK_FALSE(ips.start_lookup(0, 1000 + ProxyIps::kRefreshMs + 1));
-  CHECK(ips.start_lookup(0, 1000 + ProxyIps::kRefreshMs + ProxyIps::kLookupPatienceMs));
-  ips.resolved(0, at("10.0.0.8"), 3000, false);  // back, elsewhere
+  CHECK(ips.dial(0) == at("10.0.0.2"));
+  CHECK(ips.doubtful(0));
+  CHECK(ips.start_lookup(0, 1000 + 2 * ProxyIps::kRefreshMs));
+  ips.resolved(0, {}, 3000, true);  // no answer: still doubtful
+  CHECK(ips.doubtful(0));
+  REQUIRE(ips.start_lookup(0, 3000 + ProxyIps::kRefreshMs));
+  ips.resolved(0, at("10.0.0.8"), 4000, false);  // back, elsewhere
   CHECK(ips.dial(0) == at("10.0.0.8"));
+  CHECK_FALSE(ips.doubtful(0));
 }
