@@ -38,11 +38,13 @@ class ProxyIps {
   // (never answered, or dropped after a failed connect): look it up first.
   const Endpoints& dial(std::size_t k) const { return known_.at(k).endpoints; }
   // Whether to look address k up now, and if so marks the look-up as
-  // running (one at a time per name: its answer serves every dial). Due
-  // when its answer is kRefreshMs old, or when it has no endpoints and its
-  // last look-up is kLookupPatienceMs old or `dialling` (a dial waits).
+  // running (its answer serves every dial). Due when its answer is
+  // kRefreshMs old, or when it has no endpoints and its last look-up is
+  // kLookupPatienceMs old or `dialling` (a dial waits). While one runs, a
+  // second is due once the first has gone kLookupPatienceMs unanswered (a
+  // DNS server that dropped a query answers the next); never a third.
   bool start_lookup(std::size_t k, TimeMs now, bool dialling = false);
-  bool looking_up(std::size_t k) const { return known_.at(k).looking_up; }
+  bool looking_up(std::size_t k) const { return known_.at(k).in_flight > 0; }
   // A look-up's answer. `failed` (no answer, or no such name): the last
   // endpoints stay, since the proxy most likely still has them.
   void resolved(std::size_t k, Endpoints endpoints, TimeMs now, bool failed);
@@ -64,7 +66,8 @@ class ProxyIps {
   struct Known {
     Endpoints endpoints;
     TimeMs at = 0;  // of the last answer (a failed look-up counts too)
-    bool looking_up = false;
+    int in_flight = 0;          // look-ups running
+    TimeMs lookup_started = 0;  // the last one's start
     bool doubtful = false;  // the DNS said the name is gone since they came
   };
   std::vector<Known> known_;

@@ -44,18 +44,15 @@ ProxyLink::ProxyLink(asio::io_context& io, std::vector<Address> addresses, Handl
       patience_timer_(io),
       lost_at_(addresses_.size(), std::numeric_limits<std::int64_t>::min() / 2) {
   if (replicated() && !lookup_) {
-    // One more entry for a leader named by a host not among the addresses.
-    resolvers_ = std::make_unique<net::NameResolvers>(addresses_.size() + 1);
-    lookup_ = [this](std::size_t k, const std::string& host, const std::string& port,
+    lookups_ = std::make_unique<net::DetachedLookups>(io_);
+    lookup_ = [this](std::size_t, const std::string& host, const std::string& port,
                      net::NameResolvers::Done done) {
-      resolvers_->resolve(k, host, port, io_, std::move(done));
+      lookups_->resolve(host, port, std::move(done));
     };
   }
 }
 
-ProxyLink::~ProxyLink() {
-  if (resolvers_) resolvers_->stop();
-}
+ProxyLink::~ProxyLink() = default;
 
 void ProxyLink::start() {
   if (replicated()) refresh_names();

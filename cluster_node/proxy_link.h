@@ -44,8 +44,8 @@ class ProxyLink {
   };
   // Replicated proxies: looks `host` up for address k (its index in
   // `addresses`; addresses.size() for a leader's name not among them),
-  // calling `done` on the link's io_context. The default looks each k up
-  // on a thread of its own (net::NameResolvers); tests give their own.
+  // calling `done` on the link's io_context. The default looks each name
+  // up on a thread of its own (net::DetachedLookups); tests give their own.
   using Lookup = std::function<void(std::size_t k, const std::string& host,
                                     const std::string& port, net::NameResolvers::Done done)>;
   ProxyLink(boost::asio::io_context& io, std::vector<Address> addresses, Handlers handlers,
@@ -110,7 +110,7 @@ class ProxyLink {
   boost::asio::ip::tcp::resolver resolver_;  // one proxy: looked up at every dial
   boost::asio::steady_timer retry_timer_;
   // Replicated proxies.
-  std::unique_ptr<net::NameResolvers> resolvers_;  // the default lookup_
+  std::unique_ptr<net::DetachedLookups> lookups_;  // the default lookup_
   Lookup lookup_;
   ProxyIps ips_;
   boost::asio::steady_timer refresh_timer_;

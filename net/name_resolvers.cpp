@@ -46,4 +46,32 @@ void NameResolvers::stop() {
   }
 }
 
+DetachedLookups::~DetachedLookups() {
+  std::lock_guard lock(shared_->mu);
+  shared_->alive = false;
+}
+
+void DetachedLookups::resolve(const std::string& host, const std::string& port,
+                              NameResolvers::Done done) {
+  auto work = [shared = shared_, host, port, done]() mutable {
+    asio::io_context io;
+    asio::ip::tcp::resolver resolver(io);
+    boost::system::error_code ec;
+    auto results = resolver.resolve(host, port, ec);  // getaddrinfo, on this thread
+    std::lock_guard lock(shared->mu);
+    if (!shared->alive) return;
+    asio::post(shared->home, [shared, ec, results = std::move(results), done = std::move(done)] {
+      if (shared->alive) done(ec, results);  // on home's thread, as the destructor
+    });
+  };
+  try {
+    std::thread(std::move(work)).detach();
+  } catch (const std::system_error&) {
+    // No thread to be had: the look-up fails now, and is tried again later.
+    asio::post(shared_->home, [shared = shared_, done = std::move(done)] {
+      if (shared->alive) done(asio::error::no_memory, {});
+    });
+  }
+}
+
 }  // namespace jc::net

@@ -15,6 +15,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -47,6 +48,32 @@ class NameResolvers {
     std::thread thread;
   };
   std::vector<std::unique_ptr<Entry>> entries_;
+};
+
+// Look-ups each on a thread of its own, started and left to finish: a
+// query a DNS server drops holds only its own thread (getaddrinfo waits out
+// its timeouts, 5 s and more), and the caller may ask again meanwhile; a
+// second query often gets through where podman's DNS dropped the first.
+// `done` runs on `home`, and never once the owner is gone: its destructor
+// (on `home`'s thread) cuts the look-ups still running off.
+class DetachedLookups {
+ public:
+  explicit DetachedLookups(boost::asio::io_context& home)
+      : shared_(std::make_shared<Shared>(home)) {}
+  ~DetachedLookups();
+  DetachedLookups(const DetachedLookups&) = delete;
+  DetachedLookups& operator=(const DetachedLookups&) = delete;
+
+  void resolve(const std::string& host, const std::string& port, NameResolvers::Done done);
+
+ private:
+  struct Shared {
+    explicit Shared(boost::asio::io_context& io) : home(io) {}
+    std::mutex mu;
+    boost::asio::io_context& home;
+    bool alive = true;
+  };
+  std::shared_ptr<Shared> shared_;
 };
 
 }  // namespace jc::net

@@ -145,13 +145,11 @@ TEST_CASE("proxy link: when its proxy dies and the DNS answers nothing, the node
   // Every name is looked up at the start, not only the one dialled.
   REQUIRE(poll_until(io, [&] { return a.accepted() == 1 && dns.lookups >= 3; }, 10s));
   for (auto& [name, answer] : dns.answers) answer.reset();  // the DNS goes silent
-  const int lookups = dns.lookups;
   a.die();
   REQUIRE(poll_until(io, [&] { return counts.closed == 1; }, 10s));
   // A node that looked the name up at each dial would wait here for good.
   CHECK(poll_until(io, [&] { return b.accepted() + c.accepted() == 1; }, 10s));
   CHECK(counts.connected == 2);
-  CHECK(dns.lookups == lookups);  // dialled from the kept answers
   link.stop();
 }
 

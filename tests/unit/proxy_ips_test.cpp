@@ -12,7 +12,8 @@ ProxyIps::Endpoints at(const char* ip, unsigned short port = 8080) {
 }
 }  // namespace
 
-TEST_CASE("proxy ips: every name is looked up at once, one look-up at a time each") {
+TEST_CASE("proxy ips: every name is looked up at once, a second look-up only when the first "
+          "goes unanswered, never a third") {
   ProxyIps ips(3);
   CHECK(ips.dial(0).empty());
   CHECK(ips.start_lookup(0, 1000));
@@ -20,7 +21,14 @@ TEST_CASE("proxy ips: every name is looked up at once, one look-up at a time eac
   CHECK_FALSE(ips.start_lookup(0, 1000));        // its answer serves every dial
   CHECK_FALSE(ips.start_lookup(0, 1000, true));  // even a waiting one
   CHECK(ips.start_lookup(1, 1000));              // another name looks up on its own
-  ips.resolved(0, at("10.0.0.2"), 1010, false);
+  // The DNS dropped the query: a second one goes after kLookupPatienceMs ...
+  CHECK_FALSE(ips.start_lookup(0, 1000 + ProxyIps::kLookupPatienceMs - 1));
+  CHECK(ips.start_lookup(0, 1000 + ProxyIps::kLookupPatienceMs));
+  // ... and no third, however long both take.
+  CHECK_FALSE(ips.start_lookup(0, 1000 + 20 * ProxyIps::kLookupPatienceMs, true));
+  ips.resolved(0, at("10.0.0.2"), 1600, false);  // the second answered
+  CHECK(ips.looking_up(0));                      // the first still runs
+  ips.resolved(0, {}, 11'000, true);             // and fails at last: the answer stays
   CHECK_FALSE(ips.looking_up(0));
   CHECK(ips.dial(0) == at("10.0.0.2"));
   CHECK(ips.dial(1).empty());
