@@ -5,7 +5,9 @@ namespace jc::node {
 bool ProxyIps::start_lookup(std::size_t k, TimeMs now, bool dialling) {
   Known& known = known_.at(k);
   if (known.in_flight > 0) {
-    if (known.in_flight > 1 || now - known.lookup_started < kLookupPatienceMs) return false;
+    if (known.in_flight >= kMaxLookups || now - known.lookup_started < kLookupPatienceMs) {
+      return false;
+    }
   } else {
     const TimeMs age = now - known.at;
     if (known.endpoints.empty() ? !dialling && age < kLookupPatienceMs : age < kRefreshMs) {

@@ -31,6 +31,7 @@ class ProxyIps {
   // limit); a few queries a second are nothing to a DNS server.
   static constexpr TimeMs kRefreshMs = 1'000;
   static constexpr TimeMs kLookupPatienceMs = 500;
+  static constexpr int kMaxLookups = 4;
 
   explicit ProxyIps(std::size_t addresses) : known_(addresses) {}
 
@@ -40,9 +41,10 @@ class ProxyIps {
   // Whether to look address k up now, and if so marks the look-up as
   // running (its answer serves every dial). Due when its answer is
   // kRefreshMs old, or when it has no endpoints and its last look-up is
-  // kLookupPatienceMs old or `dialling` (a dial waits). While one runs, a
-  // second is due once the first has gone kLookupPatienceMs unanswered (a
-  // DNS server that dropped a query answers the next); never a third.
+  // kLookupPatienceMs old or `dialling` (a dial waits). While look-ups
+  // run, another is due once the last has gone kLookupPatienceMs
+  // unanswered (a DNS server that dropped a query may answer the next),
+  // up to kMaxLookups at once (getaddrinfo may wait 10 s on a dropped one).
   bool start_lookup(std::size_t k, TimeMs now, bool dialling = false);
   bool looking_up(std::size_t k) const { return known_.at(k).in_flight > 0; }
   // A look-up's answer. `failed` (no answer, or no such name): the last

@@ -4,6 +4,7 @@
 
 #include "cluster_node/proxy_ips.h"
 
+using jc::TimeMs;
 using jc::node::ProxyIps;
 
 namespace {
@@ -12,8 +13,8 @@ ProxyIps::Endpoints at(const char* ip, unsigned short port = 8080) {
 }
 }  // namespace
 
-TEST_CASE("proxy ips: every name is looked up at once, a second look-up only when the first "
-          "goes unanswered, never a third") {
+TEST_CASE("proxy ips: every name is looked up at once, another look-up only when the last goes "
+          "unanswered, and at most kMaxLookups at once") {
   ProxyIps ips(3);
   CHECK(ips.dial(0).empty());
   CHECK(ips.start_lookup(0, 1000));
@@ -21,14 +22,21 @@ TEST_CASE("proxy ips: every name is looked up at once, a second look-up only whe
   CHECK_FALSE(ips.start_lookup(0, 1000));        // its answer serves every dial
   CHECK_FALSE(ips.start_lookup(0, 1000, true));  // even a waiting one
   CHECK(ips.start_lookup(1, 1000));              // another name looks up on its own
-  // The DNS dropped the query: a second one goes after kLookupPatienceMs ...
+  // The DNS dropped the query: another goes after kLookupPatienceMs ...
   CHECK_FALSE(ips.start_lookup(0, 1000 + ProxyIps::kLookupPatienceMs - 1));
-  CHECK(ips.start_lookup(0, 1000 + ProxyIps::kLookupPatienceMs));
-  // ... and no third, however long both take.
-  CHECK_FALSE(ips.start_lookup(0, 1000 + 20 * ProxyIps::kLookupPatienceMs, true));
-  ips.resolved(0, at("10.0.0.2"), 1600, false);  // the second answered
-  CHECK(ips.looking_up(0));                      // the first still runs
-  ips.resolved(0, {}, 11'000, true);             // and fails at last: the answer stays
+  TimeMs t = 1000;
+  for (int running = 1; running < ProxyIps::kMaxLookups; ++running) {
+    t += ProxyIps::kLookupPatienceMs;
+    CHECK(ips.start_lookup(0, t));
+    CHECK_FALSE(ips.start_lookup(0, t));
+  }
+  // ... up to kMaxLookups, however long they take.
+  CHECK_FALSE(ips.start_lookup(0, t + 20 * ProxyIps::kLookupPatienceMs, true));
+  ips.resolved(0, at("10.0.0.2"), t + 10, false);  // one answered
+  CHECK(ips.looking_up(0));                        // the others still run
+  for (int left = ProxyIps::kMaxLookups - 1; left > 0; --left) {
+    ips.resolved(0, {}, 11'000, true);  // and fail at last: the answer stays
+  }
   CHECK_FALSE(ips.looking_up(0));
   CHECK(ips.dial(0) == at("10.0.0.2"));
   CHECK(ips.dial(1).empty());
