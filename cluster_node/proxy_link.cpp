@@ -1,6 +1,7 @@
 #include "cluster_node/proxy_link.h"
 
 #include <algorithm>
+#include <charconv>
 #include <limits>
 
 #include <fmt/format.h>
@@ -43,6 +44,16 @@ ProxyLink::ProxyLink(asio::io_context& io, std::vector<Address> addresses, Handl
       refresh_timer_(io),
       patience_timer_(io),
       lost_at_(addresses_.size(), std::numeric_limits<std::int64_t>::min() / 2) {
+  // An address given as an IP needs no look-up, now or later.
+  for (std::size_t k = 0; k < addresses_.size(); ++k) {
+    error_code ec;
+    auto ip = asio::ip::make_address(addresses_[k].host, ec);
+    unsigned short port = 0;
+    const auto& p = addresses_[k].port;
+    if (ec || std::from_chars(p.data(), p.data() + p.size(), port).ec != std::errc()) continue;
+    literal_.push_back(k);
+    ips_.resolved(k, {asio::ip::tcp::endpoint(ip, port)}, steady_ms(), false);
+  }
   if (replicated() && !lookup_) {
     lookups_ = std::make_unique<net::DetachedLookups>(io_);
     lookup_ = [this](std::size_t, const std::string& host, const std::string& port,
@@ -190,6 +201,8 @@ void ProxyLink::refresh_names() {
   if (stopped_) return;
   const TimeMs now = steady_ms();
   for (std::size_t k = 0; k < addresses_.size(); ++k) {
+    const bool literal = std::find(literal_.begin(), literal_.end(), k) != literal_.end();
+    if (literal && !ips_.dial(k).empty()) continue;
     if (ips_.start_lookup(k, now)) lookup(k, addresses_[k]);
   }
   refresh_timer_.expires_after(std::chrono::milliseconds(ProxyIps::kLookupPatienceMs));
