@@ -57,6 +57,9 @@ struct NodeOptions {
 // Things the shell reacts to after a call into the core.
 struct NodeEvents {
   std::vector<protocol::JobReport> reports;  // new knowledge of tickets (for lookups, waits)
+  // Results of this node's own runs that only it has (its jobs run while
+  // the proxy was away, never sent there): shown to lookups once committed.
+  std::vector<protocol::JobReport> settled_here;
   std::vector<std::string> stop;             // running jobs to stop: they belong elsewhere now
   bool work = false;                         // jobs are waiting for a free slot
 };

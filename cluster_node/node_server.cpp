@@ -384,6 +384,8 @@ void NodeServer::flush() {
     to_request_.clear();
     for (auto& m : std::exchange(shell_outbox_, {})) link_.send(m);
     answer_lookups(events.reports);
+    // Only this node has these results: shown once they are on its disk.
+    for (auto& r : events.settled_here) settled_unshown_.push_back(std::move(r));
     return;
   }
   storage_retry_.succeeded();
@@ -402,6 +404,8 @@ void NodeServer::flush() {
   to_request_.clear();
   for (auto& m : std::exchange(shell_outbox_, {})) link_.send(m);
   answer_lookups(events.reports);
+  answer_lookups(std::exchange(settled_unshown_, {}));
+  answer_lookups(events.settled_here);
 }
 
 }  // namespace jc::node

@@ -143,6 +143,8 @@ class NodeServer : public client::Backend {
   std::unordered_map<std::uint64_t, std::unique_ptr<boost::asio::steady_timer>> lookup_timers_;
   std::vector<std::string> to_request_;
   std::vector<protocol::Message> shell_outbox_;  // sent after the core's
+  // NodeEvents::settled_here of a commit that failed: shown after the next.
+  std::vector<protocol::JobReport> settled_unshown_;
   std::unordered_map<std::uint64_t,
                      std::pair<StatsDone, std::unique_ptr<boost::asio::steady_timer>>>
       stats_waiters_;

@@ -4,14 +4,9 @@
 
 namespace jc::storage {
 
-std::vector<std::pair<std::string, std::string>>::iterator MemoryStore::find(std::string_view key) {
-  return std::lower_bound(data_.begin(), data_.end(), key,
-                          [](const auto& kv, std::string_view k) { return kv.first < k; });
-}
-
 Status MemoryStore::get(std::string_view key, std::string* value) {
-  auto it = find(key);
-  if (it == data_.end() || it->first != key) return Status::NotFound(std::string(key));
+  auto it = data_.find(key);
+  if (it == data_.end()) return Status::NotFound(std::string(key));
   *value = it->second;
   return Status::Ok();
 }
@@ -19,15 +14,9 @@ Status MemoryStore::get(std::string_view key, std::string* value) {
 Status MemoryStore::write_ops(const WriteBatch::Ops& ops, bool sync) {
   if (fail_writes_) return Status::IoError("injected write failure");
   for (const auto& [key, value] : ops) {
-    auto it = find(key);
-    bool present = it != data_.end() && it->first == key;
     if (value) {
-      if (present) {
-        it->second = *value;
-      } else {
-        data_.insert(it, {key, *value});
-      }
-    } else if (present) {
+      data_.insert_or_assign(std::string(key), *value);
+    } else if (auto it = data_.find(key); it != data_.end()) {
       data_.erase(it);
     }
   }
@@ -37,7 +26,7 @@ Status MemoryStore::write_ops(const WriteBatch::Ops& ops, bool sync) {
 
 Status MemoryStore::scan(std::string_view prefix,
                          const std::function<bool(std::string_view, std::string_view)>& fn) {
-  for (auto it = find(prefix); it != data_.end(); ++it) {
+  for (auto it = data_.lower_bound(prefix); it != data_.end(); ++it) {
     if (std::string_view(it->first).substr(0, prefix.size()) != prefix) break;
     if (!fn(it->first, it->second)) break;
   }
@@ -65,6 +54,9 @@ class MemoryView : public ReadView {
 };
 }  // namespace
 
-std::unique_ptr<ReadView> MemoryStore::read_view() { return std::make_unique<MemoryView>(data_); }
+std::unique_ptr<ReadView> MemoryStore::read_view() {
+  return std::make_unique<MemoryView>(
+      std::vector<std::pair<std::string, std::string>>(data_.begin(), data_.end()));
+}
 
 }  // namespace jc::storage

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -125,8 +126,10 @@ class MemoryStore : public Store {
   int synced_writes() const { return synced_writes_; }
 
  private:
-  std::vector<std::pair<std::string, std::string>>::iterator find(std::string_view key);
-  std::vector<std::pair<std::string, std::string>> data_;  // sorted by key
+  // Ordered, as LevelDB's keys: a write costs O(log n) (a sorted vector
+  // moved every later record at each insert, which made a test of 20,000
+  // queued jobs take 30 s).
+  std::map<std::string, std::string, std::less<>> data_;
   bool fail_writes_ = false;
   int synced_writes_ = 0;
 };
