@@ -486,15 +486,7 @@ void NodeCore::job_finished(const std::string& ticket, protocol::JobResult resul
         if (origin.spec.is_api && !origin.spec.api.callback_url.empty()) callbacks_.owe(ticket);
         // Waits on it are answered now, not when their seconds run out.
         staged_.require_sync();
-        protocol::JobReport shown;
-        shown.ticket = ticket;
-        shown.state = origin.state;
-        shown.attempts = origin.attempts;
-        shown.owner = origin.spec.owner;
-        shown.node = origin.result.node;
-        shown.has_result = true;
-        shown.result = origin.result;
-        events_.settled_here.push_back(std::move(shown));
+        events_.settled_here.push_back(lookup(ticket, origin.result.end_ms));
       }
     }
   }

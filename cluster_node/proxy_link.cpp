@@ -43,7 +43,8 @@ ProxyLink::ProxyLink(asio::io_context& io, std::vector<Address> addresses, Handl
       ips_(addresses_.size()),
       refresh_timer_(io),
       patience_timer_(io),
-      lost_at_(addresses_.size(), std::numeric_limits<std::int64_t>::min() / 2) {
+      lost_at_(addresses_.size(), std::numeric_limits<std::int64_t>::min() / 2),
+      literal_(addresses_.size(), false) {
   // An address given as an IP needs no look-up, now or later.
   for (std::size_t k = 0; k < addresses_.size(); ++k) {
     error_code ec;
@@ -51,7 +52,7 @@ ProxyLink::ProxyLink(asio::io_context& io, std::vector<Address> addresses, Handl
     unsigned short port = 0;
     const auto& p = addresses_[k].port;
     if (ec || std::from_chars(p.data(), p.data() + p.size(), port).ec != std::errc()) continue;
-    literal_.push_back(k);
+    literal_[k] = true;
     ips_.resolved(k, {asio::ip::tcp::endpoint(ip, port)}, steady_ms(), false);
   }
   if (replicated() && !lookup_) {
@@ -201,8 +202,7 @@ void ProxyLink::refresh_names() {
   if (stopped_) return;
   const TimeMs now = steady_ms();
   for (std::size_t k = 0; k < addresses_.size(); ++k) {
-    const bool literal = std::find(literal_.begin(), literal_.end(), k) != literal_.end();
-    if (literal && !ips_.dial(k).empty()) continue;
+    if (literal_[k] && !ips_.dial(k).empty()) continue;
     if (ips_.start_lookup(k, now)) lookup(k, addresses_[k]);
   }
   refresh_timer_.expires_after(std::chrono::milliseconds(ProxyIps::kLookupPatienceMs));

@@ -121,7 +121,7 @@ class ProxyLink {
   };
   std::optional<Waiting> waiting_;  // a dial waiting for a name's answer
   std::vector<std::int64_t> lost_at_;  // per address: when its link last ended (steady ms)
-  std::vector<std::size_t> literal_;   // the addresses given as IPs
+  std::vector<bool> literal_;          // per address: given as an IP
   std::shared_ptr<net::FrameConnection> conn_;
   int backoff_ms_ = kMinBackoffMs;
   std::mt19937 jitter_{std::random_device{}()};

@@ -13,6 +13,7 @@
 
 #include "net/asio.h"
 #include "net/frame_connection.h"
+#include "tests/support/io_poll.h"
 #include "net/tls.h"
 #include "protocol/codec.h"
 #include "protocol/messages.h"
@@ -23,17 +24,7 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using jc::net::FrameConnection;
 
-// Runs the io_context until `done` holds or the deadline passes.
-template <class Pred>
-bool run_until(asio::io_context& io, Pred done, std::chrono::milliseconds limit) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    io.restart();
-    io.run_for(10ms);
-  }
-  return true;
-}
+using jc::test::run_io_until;
 
 // Runs every handler that is ready, and those they make ready, until none
 // is: bytes already written on loopback are read and handed over by then,
@@ -89,7 +80,7 @@ struct Plain {
   void write(const std::string& wire) { asio::write(client, asio::buffer(wire)); }
   void send(const std::string& text) { write(frames(text, 1)); }
   bool wait_for(std::size_t count) {
-    return run_until(io, [&] { return got.size() == count; }, 5s);
+    return run_io_until(io, [&] { return got.size() == count; }, 5s);
   }
 };
 
@@ -110,7 +101,7 @@ TEST_CASE("connection: a paused connection holds its frames and stays open, and 
   CHECK(p.conn->paused());
   // Four idle deadlines pass (the point of this wait): nothing more is
   // handed over, nothing closes.
-  run_until(p.io, [] { return false; }, 400ms);
+  run_io_until(p.io, [] { return false; }, 400ms);
   CHECK(p.got.size() == 1);
   CHECK(p.closed.empty());
   CHECK(p.conn->open());
@@ -121,7 +112,7 @@ TEST_CASE("connection: a paused connection holds its frames and stays open, and 
   CHECK(p.closed.empty());
 
   // Resumed, the idle deadline applies again.
-  REQUIRE(run_until(p.io, [&] { return !p.closed.empty(); }, 5s));
+  REQUIRE(run_io_until(p.io, [&] { return !p.closed.empty(); }, 5s));
   CHECK(p.closed.find("no message within") != std::string::npos);
 }
 
@@ -229,10 +220,10 @@ TEST_CASE("connection: over TLS too, the turn budget counts every record read in
   // server's socket takes (the client's TLS writes stall part-way while the
   // server reads nothing, so there is no "all written" to wait for): a
   // fixed time, which only decides how much the first turn can read at once.
-  run_until(io, [] { return false; }, 500ms);
+  run_io_until(io, [] { return false; }, 500ms);
   CHECK(sizes.empty());
   server->resume();
-  REQUIRE(run_until(io, [&] { return sizes.size() == kFrames && seen_by_other > 0; }, 10s));
+  REQUIRE(run_io_until(io, [&] { return sizes.size() == kFrames && seen_by_other > 0; }, 10s));
   // The other handler ran after about four frames, not after all of them.
   CHECK(seen_by_other < kFrames / 2);
 }

@@ -17,6 +17,7 @@
 
 #include "cluster_node/proxy_link.h"
 #include "net/asio.h"
+#include "tests/support/io_poll.h"
 
 namespace proxy_link_test {
 
@@ -24,17 +25,6 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using asio::ip::tcp;
 using jc::node::ProxyLink;
-
-template <class Pred>
-bool poll_until(asio::io_context& io, Pred done, std::chrono::milliseconds limit) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    io.restart();
-    io.run_for(10ms);
-  }
-  return true;
-}
 
 // A proxy that accepts connections and keeps them.
 class SilentProxy {
@@ -126,7 +116,7 @@ TEST_CASE("proxy link: a proxy name the DNS never answers holds the node up for 
   auto link = make_link(io, {"proxy-a", "proxy-b"}, dns, counts);
   link.start();
   // Without a limit on the wait the link would wait for proxy-a forever.
-  CHECK(poll_until(io, [&] { return b.accepted() == 1 && counts.connected == 1; }, 10s));
+  CHECK(jc::test::run_io_until(io, [&] { return b.accepted() == 1 && counts.connected == 1; }, 10s));
   CHECK(link.current() == "proxy-b:8080");
   link.stop();
 }
@@ -143,12 +133,12 @@ TEST_CASE("proxy link: when its proxy dies and the DNS answers nothing, the node
   auto link = make_link(io, {"proxy-a", "proxy-b", "proxy-c"}, dns, counts);
   link.start();
   // Every name is looked up at the start, not only the one dialled.
-  REQUIRE(poll_until(io, [&] { return a.accepted() == 1 && dns.lookups >= 3; }, 10s));
+  REQUIRE(jc::test::run_io_until(io, [&] { return a.accepted() == 1 && dns.lookups >= 3; }, 10s));
   for (auto& [name, answer] : dns.answers) answer.reset();  // the DNS goes silent
   a.die();
-  REQUIRE(poll_until(io, [&] { return counts.closed == 1; }, 10s));
+  REQUIRE(jc::test::run_io_until(io, [&] { return counts.closed == 1; }, 10s));
   // A node that looked the name up at each dial would wait here for good.
-  CHECK(poll_until(io, [&] { return b.accepted() + c.accepted() == 1; }, 10s));
+  CHECK(jc::test::run_io_until(io, [&] { return b.accepted() + c.accepted() == 1; }, 10s));
   CHECK(counts.connected == 2);
   link.stop();
 }
@@ -162,11 +152,11 @@ TEST_CASE("proxy link: a kept IP that refuses is dropped, and the name is looked
   LinkCounts counts;
   auto link = make_link(io, {"proxy-a", "proxy-b"}, dns, counts);
   link.start();
-  REQUIRE(poll_until(io, [&] { return old_a.accepted() == 1; }, 10s));
+  REQUIRE(jc::test::run_io_until(io, [&] { return old_a.accepted() == 1; }, 10s));
   // proxy-a restarts with a new IP (here: a new port); the DNS knows it.
   dns.answers["proxy-a"] = new_a.endpoint();
   old_a.die();
-  CHECK(poll_until(io, [&] { return new_a.accepted() >= 1; }, 15s));
+  CHECK(jc::test::run_io_until(io, [&] { return new_a.accepted() >= 1; }, 15s));
   CHECK(link.current() == "proxy-a:8080");
   link.stop();
 }
