@@ -149,7 +149,7 @@ std::optional<Json> render_submission(const protocol::JobReport& report,
       // A sleep job: done is accepted, its sentence is its output.
       outcome.status = r->state == protocol::JobState::kDone ? Status::kAccepted
                                                                : Status::kInternalError;
-      stdout_text = r->text;
+      stdout_text = protocol::shown_text(*r, report.ticket);
     } else if (r->cases.empty() || r->cases.front().name != "check") {
       // A run job without test cases (the line protocol's) is one run: its
       // result is that run's.

@@ -79,7 +79,7 @@ std::string result(const protocol::JobReport& r, bool unreachable, bool json_mod
   if (json_mode) return line(protocol::job_json(r));
   if (!r.has_result) return "Result has not been executed yet, come back later.\n";
   if (r.result.is_run) return framed_run_result(r);
-  std::string text = r.result.text;
+  std::string text = protocol::shown_text(r.result, r.ticket);
   for (char& c : text) {
     if (c == '\n' || c == '\r') c = ' ';
   }

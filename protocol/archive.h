@@ -55,9 +55,10 @@ struct DecodeFailure : std::runtime_error {
 // at the proxy, in a record of its own, and its job record only the spec's
 // head (reverse_proxy/proxy_core.h); 8 keeps a job's owner in its origin
 // node's r/ record (cluster_node/node_records.h), so that a read of a
-// finished job needs that record alone. Frames of versions 6 to 8 are the
-// same bytes: only stored records differ.
-constexpr unsigned kRecordVersion = 8;
+// finished job needs that record alone; 9 gives a finished sleep's result
+// its milliseconds instead of its sentence (JobResult::sleep_ms). Frames of
+// versions 6 to 8 are the same bytes: only stored records differ.
+constexpr unsigned kRecordVersion = 9;
 // Stored records of version 5 on start with this byte, then their version
 // (one byte). A version-4 record starts with its ticket's length (a
 // varint below 33), so the two never meet.

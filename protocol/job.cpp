@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "common/time.h"
+
 namespace jc::protocol {
 
 std::string_view to_string(JobState s) {
@@ -95,6 +97,12 @@ JobResult cancelled_before_run(JobKind kind) {
   r.text = "cancelled before it ran";
   r.is_run = kind == JobKind::kRun;
   return r;
+}
+
+std::string shown_text(const JobResult& r, std::string_view ticket) {
+  if (r.sleep_ms < 0 || !r.text.empty()) return r.text;
+  return fmt::format("Executed Job[{}] for {} milliseconds from {} to {} on node {}", ticket,
+                     r.sleep_ms, time_text(r.start_ms).view(), time_text(r.end_ms).view(), r.node);
 }
 
 bool is_valid_node_id(std::string_view id) {

@@ -237,6 +237,12 @@ struct JobResult {
   // Version 6: a judge0 submission's runs of each test case (its
   // number_of_runs: `cases` hold them in a row); 0 for other jobs.
   std::uint32_t api_runs = 0;
+  // Version 9: a finished sleep's milliseconds as asked (-1 for any other
+  // result). Such a result carries no text: its sentence is made where it
+  // is shown (shown_text), from this, the ticket, its times and its node,
+  // the same on every node (the times in UTC). It was the largest field of
+  // the three records and two messages that carry a result.
+  std::int64_t sleep_ms = -1;
 
   bool operator==(const JobResult&) const = default;
   template <class Archive>
@@ -246,11 +252,18 @@ struct JobResult {
            passed, is_run, sandbox);
     if (ar.version() >= 5) fields(ar, final_ms);
     if (ar.version() >= 6) fields(ar, check_output, api_runs);
+    if (ar.version() >= 9) fields(ar, sleep_ms);
   }
   // When the job counts as ended for RESULT_TTL: final_ms, or for a result
   // from before version 5 (or one the proxy has not accepted yet) its end.
   std::int64_t final_time() const { return final_ms != 0 ? final_ms : end_ms; }
 };
+
+// The sentence a result shows for the job `ticket`: its text, or for a
+// finished sleep (JobResult::sleep_ms) the original system's sentence,
+// "Executed Job[<ticket>] for <ms> milliseconds from <start> to <end> on
+// node <node>".
+std::string shown_text(const JobResult& r, std::string_view ticket);
 
 // What one side knows of a ticket: sent in RESULT messages. A report with a
 // final state carries the result.

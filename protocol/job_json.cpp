@@ -27,7 +27,7 @@ json job_json(const JobReport& r) {
   }
   if (r.has_result) {
     const auto& res = r.result;
-    j["result"] = res.text;
+    j["result"] = shown_text(res, r.ticket);
     if (res.start_ms > 0) j["wall_ms"] = res.end_ms - res.start_ms;
     if (res.is_run) {
       j["exit_code"] = res.exit_code;

@@ -38,8 +38,9 @@ namespace jc::protocol {
 // proxies in stats); 7: HELLO's and node stats' cpus (a CPU per slot or
 // shared) and offers (what a node runs: "lang:71", "label:gpu", "network"),
 // OFFERS; 8: HELLO's and node stats' api_address, cluster stats' held,
-// OFFERS' max_queue and queue_full (MAX_QUEUE).
-constexpr std::uint8_t kProtocolVersion = 8;
+// OFFERS' max_queue and queue_full (MAX_QUEUE); 9: a finished sleep's result
+// carries its milliseconds, not its sentence (JobResult::sleep_ms).
+constexpr std::uint8_t kProtocolVersion = 9;
 
 struct Hello {
   std::uint32_t version = kProtocolVersion;

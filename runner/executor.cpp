@@ -73,8 +73,7 @@ void Executor::finish_sleep(const std::string& ticket, bool cancelled) {
     r.text = fmt::format("cancelled after {} of {} milliseconds", r.end_ms - r.start_ms, s.ms);
   } else {
     r.state = protocol::JobState::kDone;
-    r.text = fmt::format("Executed Job[{}] for {} milliseconds from {} to {} on node {}", ticket,
-                         s.ms, time_text(r.start_ms).view(), time_text(r.end_ms).view(), node_id_);
+    r.sleep_ms = s.ms;  // its sentence is made where it is shown (protocol::shown_text)
   }
   done_(ticket, std::move(r));
 }

@@ -1,10 +1,14 @@
 // Unit tests of protocol/job.h and protocol/job_json.h: the one job state
-// machine, row by row, and the one JSON shape of a job.
+// machine, row by row, the one JSON shape of a job, and the sentence a
+// finished sleep shows.
 #include <doctest/doctest.h>
 
 #include <optional>
+#include <string>
 #include <vector>
 
+#include "protocol/archive.h"
+#include "protocol/codec.h"
 #include "protocol/job.h"
 #include "protocol/job_json.h"
 
@@ -104,4 +108,84 @@ TEST_CASE("job states: advance moves a state or says which row refused it") {
   REQUIRE(refused);
   CHECK(*refused == "refused transition from=TIMEOUT event=finish outcome=DONE");
   CHECK(s == JobState::kTimeout);
+}
+
+namespace {
+
+// A finished 20-ms sleep as a node's executor reports it (version 9).
+jc::protocol::JobResult finished_sleep() {
+  jc::protocol::JobResult r;
+  r.state = jc::protocol::JobState::kDone;
+  r.node = "n1";
+  r.sleep_ms = 20;
+  r.start_ms = 1796640000000;  // 2026-12-07 10:40:00.000 UTC
+  r.end_ms = 1796640000021;
+  return r;
+}
+
+// `r` as a version-8 record: what an earlier build stored.
+std::string version8_record(const jc::protocol::JobResult& r) {
+  std::string out;
+  jc::protocol::append_record_header(out, 8);
+  jc::protocol::OutArchive ar(out, 8);
+  ar << r;
+  ar.flush();
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("shown text: a finished sleep's sentence is made where it is shown, from its fields") {
+  using namespace jc::protocol;
+  const std::string ticket = "p1-7-AbCdEfGhIjK";
+  const std::string sentence = "Executed Job[p1-7-AbCdEfGhIjK] for 20 milliseconds from "
+                               "2026-12-07 10:40:00.000 to 2026-12-07 10:40:00.021 on node n1";
+  JobResult r = finished_sleep();
+  CHECK(r.text.empty());
+  CHECK(shown_text(r, ticket) == sentence);
+
+  // Stored and sent without it: the record holds no sentence, and the
+  // copy read back shows the same one (the times are UTC on every node).
+  std::string record = to_record(r);
+  CHECK(record.find("Executed") == std::string::npos);
+  JobResult back;
+  REQUIRE(from_record(record, back));
+  CHECK(back == r);
+  CHECK(shown_text(back, ticket) == sentence);
+
+  // Through a frame, as RESULT carries it.
+  JobReport report;
+  report.ticket = ticket;
+  report.state = JobState::kDone;
+  report.has_result = true;
+  report.result = r;
+  JobReport sent;
+  REQUIRE(from_bytes(to_bytes(report), sent));
+  CHECK(shown_text(sent.result, sent.ticket) == sentence);
+  CHECK(job_json(sent)["result"] == sentence);
+}
+
+TEST_CASE("shown text: results with a text of their own show it, records of version 8 included") {
+  using namespace jc::protocol;
+  // An earlier build stored the sentence itself; it reads as it was.
+  JobResult old;
+  old.state = JobState::kDone;
+  old.node = "n2";
+  old.text = "Executed Job[p1-3-AbCdEfGhIjK] for 5 milliseconds from x to y on node n2";
+  JobResult back;
+  REQUIRE(from_record(version8_record(old), back));
+  CHECK(back.sleep_ms == -1);
+  CHECK(shown_text(back, "p1-3-AbCdEfGhIjK") == old.text);
+
+  // A cancelled sleep, a proxy's "gave up", a run job: their text as given.
+  JobResult cancelled = finished_sleep();
+  cancelled.state = JobState::kCancelled;
+  cancelled.sleep_ms = -1;
+  cancelled.text = "cancelled after 3 of 20 milliseconds";
+  CHECK(shown_text(cancelled, "t") == cancelled.text);
+  JobResult run;
+  run.is_run = true;
+  run.text = "exit 0";
+  CHECK(shown_text(run, "t") == "exit 0");
+  CHECK(shown_text(JobResult{}, "t").empty());
 }
