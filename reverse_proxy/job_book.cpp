@@ -35,7 +35,7 @@ std::string_view Names::needs_list(std::uint32_t id) const {
 }
 
 JobBook::JobBook(storage::Staged& staged, Names& names, std::shared_ptr<spdlog::logger> log)
-    : staged_(staged), names_(names), log_(std::move(log)), queued_(staged) {}
+    : staged_(staged), names_(names), log_(std::move(log)), queued_(staged), held_(staged) {}
 
 std::string JobBook::queued_key(std::uint64_t first_seq) {
   return fmt::format("q/{:016x}", first_seq);
@@ -64,7 +64,80 @@ Status JobBook::recover(TimeMs now,
     return true;
   });
   if (!s.ok()) return s;
+  // An a/ record, read above, wins over an h/ line, which wins over a q/
+  // line: each is written only while the one before it is not.
+  if (Status h = recover_held(held, corrupt); !h.ok()) return h;
   return recover_queued(now, corrupt);
+}
+
+namespace {
+// The sequence number at the end of a batch line ("<...> <seq>"), and the
+// line before it; nullopt for a line without one.
+std::optional<std::pair<std::string_view, std::uint64_t>> split_seq(std::string_view line) {
+  const std::size_t space = line.rfind(' ');
+  std::uint64_t seq = 0;
+  if (space == std::string_view::npos ||
+      std::from_chars(line.data() + space + 1, line.data() + line.size(), seq).ec !=
+          std::errc()) {
+    return std::nullopt;
+  }
+  return std::make_pair(line.substr(0, space), seq);
+}
+}  // namespace
+
+bool JobBook::recover_spec(const std::string& ticket, JobRecord& rec, bool& corrupt) {
+  std::string bytes;
+  Status got = staged_.get(storage::ReadKey(kSpec, ticket), &bytes);
+  if (got.is_not_found()) return false;  // expired
+  if (!got.ok() || !protocol::from_record(bytes, rec.spec)) {
+    log_->error("unreadable spec record ticket={} {}", protocol::escape_sample(ticket),
+                got.to_string());
+    corrupt = true;
+    return false;
+  }
+  return true;
+}
+
+Status JobBook::recover_held(
+    const std::function<void(const std::string&, const std::string&)>& held, bool& corrupt) {
+  // An h/ record lists the jobs first dispatched in its commit, until the
+  // last has an a/ record or is gone: the others are skipped, as in q/.
+  return staged_.store().scan(kHeld, [&](std::string_view key, std::string_view value) {
+    const std::uint64_t id = held_.read(std::string(key));
+    bool keep = false;
+    storage::for_each_line(value, [&](std::string_view line) {
+      auto head = split_seq(line);
+      const std::size_t space = head ? head->first.rfind(' ') : std::string_view::npos;
+      if (space == std::string_view::npos) {
+        log_->error("unreadable held line key={} line={}", protocol::escape_sample(key),
+                    protocol::escape_sample(line));
+        corrupt = keep = true;
+        return;
+      }
+      std::string ticket(head->first.substr(0, space));
+      std::string node(head->first.substr(space + 1));
+      if (active_.count(ticket) > 0 || has_finished(ticket)) return;
+      JobRecord rec;
+      if (!recover_spec(ticket, rec, keep)) {
+        corrupt = corrupt || keep;
+        return;
+      }
+      auto [entry, added] = active_.try_emplace(std::move(ticket));
+      Active& job = entry->second;
+      describe(job, rec.spec, head->second);
+      job.state = JobState::kRunning;
+      job.node = names_.intern(node);
+      job.attempts = 1;
+      job.line = Active::Line::kHeld;
+      job.line_batch = id;
+      held_.hold(id);
+      next_seq_ = std::max(next_seq_, head->second + 1);
+      held(node, entry->first);
+    });
+    if (keep) held_.hold(id);  // never released
+    held_.settle(id);
+    return true;
+  });
 }
 
 Status JobBook::recover_queued(TimeMs now, bool& corrupt) {
@@ -77,32 +150,26 @@ Status JobBook::recover_queued(TimeMs now, bool& corrupt) {
     const std::uint64_t id = queued_.read(std::string(key));
     bool keep = false;
     storage::for_each_line(value, [&](std::string_view line) {
-      const std::size_t space = line.rfind(' ');
-      std::uint64_t seq = 0;
-      if (space == std::string_view::npos ||
-          std::from_chars(line.data() + space + 1, line.data() + line.size(), seq).ec !=
-              std::errc()) {
+      auto parts = split_seq(line);
+      if (!parts) {
         log_->error("unreadable queued line key={} line={}", protocol::escape_sample(key),
                     protocol::escape_sample(line));
         corrupt = keep = true;
         return;
       }
-      std::string ticket(line.substr(0, space));
+      auto [ticket_view, seq] = *parts;
+      std::string ticket(ticket_view);
       if (active_.count(ticket) > 0 || has_finished(ticket)) return;
       JobRecord rec;
-      std::string bytes;
-      Status got = staged_.get(storage::ReadKey(kSpec, ticket), &bytes);
-      if (got.is_not_found()) return;  // expired
-      if (!got.ok() || !protocol::from_record(bytes, rec.spec)) {
-        log_->error("unreadable spec record ticket={} {}", protocol::escape_sample(ticket),
-                    got.to_string());
-        corrupt = keep = true;
+      if (!recover_spec(ticket, rec, keep)) {
+        corrupt = corrupt || keep;
         return;
       }
       auto [entry, added] = active_.try_emplace(std::move(ticket));
       Active& job = entry->second;
       describe(job, rec.spec, seq);
-      job.queued_batch = id;
+      job.line = Active::Line::kQueued;
+      job.line_batch = id;
       queued_.hold(id);
       next_seq_ = std::max(next_seq_, seq + 1);
       enqueue(entry, now);
@@ -136,7 +203,7 @@ void JobBook::write_spec(const std::string& ticket, std::string bytes, Active& j
 
 bool JobBook::load_active(const std::string& t, JobRecord& rec) const {
   auto it = active_.find(t);
-  if (it == active_.end() || it->second.queued_batch == 0)
+  if (it == active_.end() || it->second.line == Active::Line::kNone)
     return load(storage::ReadKey(kActive, t), rec);
   const Active& job = it->second;
   if (job.spec) return fresh_record(job, *job.spec, rec);
@@ -144,13 +211,19 @@ bool JobBook::load_active(const std::string& t, JobRecord& rec) const {
   return staged_.get(storage::ReadKey(kSpec, t), &bytes).ok() && fresh_record(job, bytes, rec);
 }
 
-bool JobBook::fresh_record(const Active& job, std::string_view spec_record, JobRecord& rec) {
-  // Queued since its submit: no attempt, no node tried, no result.
+bool JobBook::fresh_record(const Active& job, std::string_view spec_record, JobRecord& rec) const {
+  // Queued since its submit: no attempt, no node tried, no result. Held
+  // since its first dispatch: that attempt, on that node.
   rec = JobRecord{};
   if (!protocol::from_record(spec_record, rec.spec)) return false;
   rec.state = job.state;
   rec.seq = job.key.seq;
   rec.pinned = job.pinned;
+  if (job.line == Active::Line::kHeld) {
+    rec.node = names_[job.node];
+    rec.attempts = job.attempts;
+    rec.nodes_tried.push_back(rec.node);
+  }
   return true;
 }
 
@@ -186,7 +259,7 @@ bool JobBook::load_spec(const std::string& ticket, JobRecord& rec, std::string* 
 
 bool JobBook::load_queued(iterator it, JobRecord& rec, std::string& spec_bytes) {
   Active& job = it->second;
-  if (job.spec || job.queued_batch != 0) {
+  if (job.spec || job.line == Active::Line::kQueued) {
     // Never dispatched since it came: memory says all but the spec (no
     // attempt, no node tried, no result), which is read once.
     std::string record;
@@ -216,12 +289,33 @@ void JobBook::note_queued(iterator it) {
       queued_.add_line({}, {it->first, " ", std::string_view(digits, end - digits), "\n"},
                        [&] { return queued_key(it->second.key.seq); });
   queued_.hold(id);
-  it->second.queued_batch = id;
+  it->second.line = Active::Line::kQueued;
+  it->second.line_batch = id;
+}
+
+void JobBook::store_dispatched(iterator it, JobRecord& rec) {
+  Active& job = it->second;
+  const bool first = job.line == Active::Line::kQueued && rec.attempts == 1 &&
+                     rec.nodes_tried.size() == 1 && rec.nodes_tried[0] == rec.node &&
+                     !rec.pinned && !rec.spec_inline;
+  if (!first) {
+    store_active(it, rec);
+    return;
+  }
+  leave_line(job);
+  char digits[24];
+  auto end = std::to_chars(digits, digits + sizeof digits, rec.seq).ptr;
+  const std::uint64_t id = held_.add_line(
+      {}, {it->first, " ", rec.node, " ", std::string_view(digits, end - digits), "\n"},
+      [&] { return std::string(kHeld) + it->first; });
+  held_.hold(id);
+  job.line = Active::Line::kHeld;
+  job.line_batch = id;
 }
 
 void JobBook::store_active(iterator it, JobRecord& rec) {
   const std::string& ticket = it->first;
-  leave_queued(it->second);
+  leave_line(it->second);
   if (rec.spec_inline) {
     // A record of an earlier version: its spec moves to a record of its own.
     staged_.put(spec_key(ticket), protocol::to_record(rec.spec));
@@ -232,8 +326,8 @@ void JobBook::store_active(iterator it, JobRecord& rec) {
 
 void JobBook::store_finished(const std::string& ticket, const JobRecord& rec) {
   auto it = active_.find(ticket);
-  if (it != active_.end() && it->second.queued_batch != 0) {
-    leave_queued(it->second);  // it has no a/ record
+  if (it != active_.end() && it->second.line != Active::Line::kNone) {
+    leave_line(it->second);  // it has no a/ record
   } else {
     staged_.del(active_key(ticket));
   }

@@ -2,15 +2,21 @@
 // finished stands. The one owner of these keys (values are archives,
 // protocol/codec.h):
 //   s/<ticket>   JobSpec: the job as submitted, written once (version 7 on)
-//   a/<ticket>   JobRecord of a job dispatched and not finished (held by a
-//                node, or queued again): its state and the spec's head;
-//                written at its first dispatch, not at its submit
 //   q/<seq>      the jobs of one commit queued at their submit, one line
 //                each ("<ticket> <seq>"), <seq> the first line's in 16 hex
-//                digits: until a job's a/ record is written, this and its
-//                s/ record are all its records (its first dispatch writes
-//                one record, not two); deleted once none of them is left
+//                digits; deleted once none of them is left
+//   h/<ticket>   the jobs of one commit given to a node for the first time
+//                since their submit, one line each ("<ticket> <node>
+//                <seq>"), <ticket> the first line's; deleted likewise
+//   a/<ticket>   JobRecord of a job not finished whose record changed
+//                since (queued again, dispatched again): its state and the
+//                spec's head. Until then its q/ or h/ line and its s/
+//                record are all its records: a job that runs once where it
+//                is first sent writes no record of its own but s/ and f/
 //   f/<ticket>   JobRecord of a finished job, with its result
+// At start an a/ record wins over an h/ line, which wins over a q/ line
+// (each is written only once the one before no longer stands), and an f/
+// record over all three.
 // In memory it keeps a small entry per job not finished (a million may be
 // queued), the queue by priority and needs, the jobs waiting out a --delay,
 // and the spec's bytes of jobs not yet dispatched, so that a dispatch reads
@@ -105,15 +111,19 @@ class JobBook {
     // within kSpecCacheBytes: then dispatch reads nothing from LevelDB (a
     // burst's queue is past the memtable by the time it is dispatched).
     std::unique_ptr<std::string> spec;
-    // Its q/ batch (TicketBatches id) while it has no a/ record; 0: none.
-    std::uint64_t queued_batch = 0;
+    // While it has no a/ record, the batch record whose line stands for it
+    // (a TicketBatches id; 0: none): a q/ line from its submit until its
+    // first dispatch, then an h/ line until anything else changes.
+    std::uint64_t line_batch = 0;
+    enum class Line : std::uint8_t { kNone, kQueued, kHeld };
+    Line line = Line::kNone;
   };
   // Node-based: delayed_ and the queue point at its keys.
   using Map = NodeMap<std::string, Active>;
   using iterator = Map::iterator;
   static constexpr std::size_t kSpecCacheBytes = 64 << 20;
 
-  static constexpr std::string_view kActive = "a/", kFinished = "f/", kSpec = "s/";
+  static constexpr std::string_view kActive = "a/", kFinished = "f/", kSpec = "s/", kHeld = "h/";
   static std::string active_key(const std::string& t) { return std::string(kActive) + t; }
   static std::string finished_key(const std::string& t) { return std::string(kFinished) + t; }
   static std::string spec_key(const std::string& t) { return std::string(kSpec) + t; }
@@ -164,6 +174,12 @@ class JobBook {
   // A job just submitted, queued: into this commit's q/ batch (its
   // Active::key set), instead of an a/ record.
   void note_queued(iterator it);
+  // A job given to rec.node: on its first dispatch since its submit, a line
+  // "<ticket> <node> <seq>" in this commit's h/ batch instead of an a/
+  // record (its attempt is the first, the node its only one tried);
+  // otherwise store_active(). The caller sets the entry's state, node and
+  // attempts, which load_active() reads such a job's record from.
+  void store_dispatched(iterator it, JobRecord& rec);
   // Writes a/ (and s/, for a record read in a version before 7).
   void store_active(iterator it, JobRecord& rec);
   // The job is final: a/ goes, f/ holds it with its result, memory forgets it.
@@ -196,14 +212,20 @@ class JobBook {
   bool load(std::string_view key, JobRecord& rec) const;
   // The record of a job never dispatched: its spec from `spec_record` (its
   // s/ record's bytes), the rest from memory.
-  static bool fresh_record(const Active& job, std::string_view spec_record, JobRecord& rec);
-  // The job has an a/ record (or is gone): it leaves its q/ batch.
-  void leave_queued(Active& job) {
-    if (job.queued_batch == 0) return;
-    queued_.release(job.queued_batch);
-    job.queued_batch = 0;
+  bool fresh_record(const Active& job, std::string_view spec_record, JobRecord& rec) const;
+  // The job has an a/ record (or is gone): it leaves its q/ or h/ batch.
+  void leave_line(Active& job) {
+    if (job.line == Active::Line::kQueued) queued_.release(job.line_batch);
+    if (job.line == Active::Line::kHeld) held_.release(job.line_batch);
+    job.line = Active::Line::kNone;
+    job.line_batch = 0;
   }
+  Status recover_held(
+      const std::function<void(const std::string&, const std::string&)>& held, bool& corrupt);
   Status recover_queued(TimeMs now, bool& corrupt);
+  // The s/ record of a ticket read at start from a q/ or h/ line into
+  // `rec`; false when it expired (or, with `corrupt` set, is unreadable).
+  bool recover_spec(const std::string& ticket, JobRecord& rec, bool& corrupt);
 
   storage::Staged& staged_;
   Names& names_;
@@ -215,6 +237,7 @@ class JobBook {
   std::uint64_t next_seq_ = 1;
   std::size_t cached_spec_bytes_ = 0;  // Active::spec, all together
   storage::TicketBatches queued_;      // q/ records
+  storage::TicketBatches held_;        // h/ records
 };
 
 }  // namespace jc::proxy

@@ -105,7 +105,7 @@ bool ProxyCore::to_node(ActiveIt it, JobRecord& rec, const std::string& node) {
   }
   book_.drop_cached_spec(it->second);
   rec.node = node;
-  book_.store_active(it, rec);
+  book_.store_dispatched(it, rec);
   it->second.state = JobState::kRunning;
   it->second.node = names_.intern(node);
   it->second.attempts = rec.attempts;

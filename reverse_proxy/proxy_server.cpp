@@ -86,7 +86,7 @@ Status ProxyServer::start() {
     std::string raft_dir = config_.data_dir + "/raft";
     bool has_log = std::filesystem::exists(raft_dir);
     bool has_jobs = false;
-    for (std::string_view prefix : {"a/", "q/", "f/"}) {
+    for (std::string_view prefix : {"a/", "q/", "h/", "f/"}) {
       store_.scan(prefix, [&](std::string_view, std::string_view) {
         has_jobs = true;
         return false;

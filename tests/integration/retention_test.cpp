@@ -177,6 +177,7 @@ TEST_CASE("retention: expired jobs leave LevelDB on the proxy and the nodes, and
   CHECK(count_keys(proxy_dir, "f/") == 0);
   CHECK(count_keys(proxy_dir, "a/") == 0);
   CHECK(count_keys(proxy_dir, "q/") == 0);
+  CHECK(count_keys(proxy_dir, "h/") == 0);
   CHECK(count_keys(proxy_dir, "n/") == 0);
   CHECK(count_keys(proxy_dir, "e/") == 0);
   CHECK(count_keys(node_dir, "o/") == 0);

@@ -100,6 +100,15 @@ const protocol::NodeStats* node_stats(const protocol::ClusterStats& s, const std
   return nullptr;
 }
 
+std::vector<std::string> store_keys(storage::MemoryStore& store, std::string_view prefix) {
+  std::vector<std::string> out;
+  store.scan(prefix, [&](std::string_view k, std::string_view) {
+    out.emplace_back(k);
+    return true;
+  });
+  return out;
+}
+
 ProxyOptions options(std::uint32_t prefetch = 0) {
   ProxyOptions o;
   o.proxy_id = "proxy-test";
@@ -848,6 +857,64 @@ TEST_CASE("proxy core: reconciliation keeps, drops and requeues held tickets") {
   CHECK(node_stats(p.core.stats(1), "node-a")->assigned == 1);
 }
 
+TEST_CASE("proxy core: first dispatches are lines of one h/ record a commit, read back after a restart") {
+  storage::MemoryStore store;
+  const std::vector<std::string> rest{"t2", "t3", "t4"};
+  {
+    Proxy p(store);
+    p.join("node-a", 2);
+    p.join("node-b", 2);
+    p.submit_and_dispatch("node-a", {"t1", "t2", "t3", "t4"});
+    // No a/ record: one h/ record for the commit, a line for each job.
+    CHECK(store_keys(store, "a/").empty());
+    CHECK(store_keys(store, "q/").empty());
+    auto h = store_keys(store, "h/");
+    REQUIRE(h.size() == 1);
+    std::string value;
+    REQUIRE(store.get(h[0], &value).ok());
+    CHECK(std::count(value.begin(), value.end(), '\n') == 4);
+    // One finishes: the record stays while the others are held.
+    auto t1 = p.core.find_job("t1");
+    REQUIRE(t1);
+    p.message(t1->node, protocol::Result{{final_report("t1", t1->node, 1)}}, 1);
+    CHECK(p.state_of("t1") == JobState::kDone);
+    CHECK(store_keys(store, "h/") == h);
+  }
+  {
+    // After a restart each job is where its line says, and the finished
+    // one, whose line is still there, stays finished.
+    Proxy p(store);
+    REQUIRE(p.core.recover(2).ok());
+    CHECK(p.state_of("t1") == JobState::kDone);
+    for (const auto& t : rest) {
+      auto rec = p.core.find_job(t);
+      REQUIRE(rec);
+      CHECK(rec->state == JobState::kRunning);
+      CHECK(rec->attempts == 1);
+      CHECK(rec->nodes_tried == std::vector<std::string>{rec->node});
+    }
+    CHECK(node_stats(p.core.stats(2), "node-a")->assigned +
+              node_stats(p.core.stats(2), "node-b")->assigned ==
+          3);
+    // The nodes come back without them: each is queued again, now with an
+    // a/ record (a second attempt to come), and the h/ record goes.
+    p.join("node-a", 2, 3);
+    p.join("node-b", 2, 3);
+    for (const auto& t : rest) CHECK(p.state_of(t) == JobState::kQueued);
+    CHECK(store_keys(store, "h/").empty());
+    CHECK(store_keys(store, "a/").size() == 3);
+  }
+  Proxy p(store);
+  REQUIRE(p.core.recover(4).ok());
+  for (const auto& t : rest) {
+    auto rec = p.core.find_job(t);
+    REQUIRE(rec);
+    CHECK(rec->state == JobState::kQueued);
+    CHECK(rec->attempts == 1);
+  }
+  CHECK(p.core.stats(4).queue_length == 3);
+}
+
 TEST_CASE("proxy core: a finished-but-unacknowledged ticket in hello is not requeued") {
   storage::MemoryStore store;
   {
@@ -1374,7 +1441,8 @@ TEST_CASE("proxy core: a job's spec is written once, its other records keep only
   CHECK(bytes == "t1 1\n");
 
   // Dispatched with the whole spec, and from memory: its s/ record is not
-  // read back. Its a/ record, written now, holds the head only.
+  // read back. Its first dispatch is a line in its commit's h/ batch, not
+  // an a/ record: ticket, node, sequence.
   store.reads.clear();
   auto out = p.dispatch(10);
   CHECK(store.reads["s/t1"] == 0);
@@ -1383,16 +1451,24 @@ TEST_CASE("proxy core: a job's spec is written once, its other records keep only
   REQUIRE(count_jobs(jobs) == 1);
   CHECK(jobs[0].jobs[0].spec == judged_spec("t1", source));
   CHECK(jobs[0].jobs[0].attempt == 1);
-  REQUIRE(store.get("a/t1", &bytes).ok());
-  CHECK(bytes.size() < 100);
-  CHECK(bytes.find("stdin of case 1") == std::string::npos);
+  CHECK(store.get("a/t1", &bytes).is_not_found());
+  REQUIRE(store.get("h/t1", &bytes).ok());
+  CHECK(bytes == "t1 origin 1\n");
   CHECK(store.get(JobBook::queued_key(1), &bytes).is_not_found());
+  // It reads as held: that node, that attempt.
+  auto held = p.core.find_job("t1");
+  REQUIRE(held);
+  CHECK(held->state == JobState::kRunning);
+  CHECK(held->node == "origin");
+  CHECK(held->attempts == 1);
+  CHECK(held->nodes_tried == std::vector<std::string>{"origin"});
 
   p.message("origin", protocol::Result{{final_report("t1", "origin", 1, "ran")}}, 20);
   REQUIRE(store.get("f/t1", &bytes).ok());
   CHECK(bytes.size() < 150);
   CHECK(bytes.find(source) == std::string::npos);
   CHECK(store.get("a/t1", &bytes).is_not_found());
+  CHECK(store.get("h/t1", &bytes).is_not_found());
 
   // The head answers for the finished job (its owner), the details read the spec.
   auto rec = p.core.find_job("t1");
@@ -1402,7 +1478,7 @@ TEST_CASE("proxy core: a job's spec is written once, its other records keep only
   CHECK(rec->result.text == "ran");
   CHECK(rec->nodes_tried == std::vector<std::string>{"origin"});
   CHECK(store.writes["s/t1"] == 1);
-  CHECK(store.writes["a/t1"] == 2);  // dispatched, deleted
+  CHECK(store.writes["a/t1"] == 0);  // never: an h/ line, then f/
 
   // And after a restart.
   Proxy again(store);
