@@ -57,7 +57,8 @@ struct DecodeFailure : std::runtime_error {
 // node's r/ record (cluster_node/node_records.h), so that a read of a
 // finished job needs that record alone; 9 gives a finished sleep's result
 // its milliseconds instead of its sentence (JobResult::sleep_ms). Frames of
-// versions 6 to 8 are the same bytes: only stored records differ.
+// versions 6 to 8 are the same bytes (only stored records differ); those of
+// 9 carry sleep_ms too.
 constexpr unsigned kRecordVersion = 9;
 // Stored records of version 5 on start with this byte, then their version
 // (one byte). A version-4 record starts with its ticket's length (a

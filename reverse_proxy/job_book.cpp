@@ -130,6 +130,12 @@ Status JobBook::recover_held(
       job.attempts = 1;
       job.line = Active::Line::kHeld;
       job.line_batch = id;
+      rec.state = JobState::kRunning;
+      rec.node = node;
+      rec.attempts = 1;
+      rec.seq = head->second;
+      rec.nodes_tried.push_back(node);
+      job.record = std::make_unique<std::string>(protocol::to_record(rec));  // the head only
       held_.hold(id);
       next_seq_ = std::max(next_seq_, head->second + 1);
       held(node, entry->first);
@@ -206,24 +212,19 @@ bool JobBook::load_active(const std::string& t, JobRecord& rec) const {
   if (it == active_.end() || it->second.line == Active::Line::kNone)
     return load(storage::ReadKey(kActive, t), rec);
   const Active& job = it->second;
+  if (job.line == Active::Line::kHeld) return job.record && protocol::from_record(*job.record, rec);
   if (job.spec) return fresh_record(job, *job.spec, rec);
   std::string bytes;
   return staged_.get(storage::ReadKey(kSpec, t), &bytes).ok() && fresh_record(job, bytes, rec);
 }
 
-bool JobBook::fresh_record(const Active& job, std::string_view spec_record, JobRecord& rec) const {
-  // Queued since its submit: no attempt, no node tried, no result. Held
-  // since its first dispatch: that attempt, on that node.
+bool JobBook::fresh_record(const Active& job, std::string_view spec_record, JobRecord& rec) {
+  // Queued since its submit: no attempt, no node tried, no result.
   rec = JobRecord{};
   if (!protocol::from_record(spec_record, rec.spec)) return false;
   rec.state = job.state;
   rec.seq = job.key.seq;
   rec.pinned = job.pinned;
-  if (job.line == Active::Line::kHeld) {
-    rec.node = names_[job.node];
-    rec.attempts = job.attempts;
-    rec.nodes_tried.push_back(rec.node);
-  }
   return true;
 }
 
@@ -311,6 +312,7 @@ void JobBook::store_dispatched(iterator it, JobRecord& rec) {
   held_.hold(id);
   job.line = Active::Line::kHeld;
   job.line_batch = id;
+  job.record = std::make_unique<std::string>(protocol::to_record(rec));  // the head only
 }
 
 void JobBook::store_active(iterator it, JobRecord& rec) {

@@ -117,6 +117,10 @@ class JobBook {
     std::uint64_t line_batch = 0;
     enum class Line : std::uint8_t { kNone, kQueued, kHeld };
     Line line = Line::kNone;
+    // Held through an h/ line: its record as an a/ record would hold it
+    // (the spec's head), so that its result, a requeue or a read decode
+    // neither its s/ record nor the files in it.
+    std::unique_ptr<std::string> record;
   };
   // Node-based: delayed_ and the queue point at its keys.
   using Map = NodeMap<std::string, Active>;
@@ -131,9 +135,10 @@ class JobBook {
 
   JobBook(storage::Staged& staged, Names& names, std::shared_ptr<spdlog::logger> log);
 
-  // Reads every a/ record: queued jobs enter the queue, and held(node,
-  // ticket) is called for each job a node holds. Unreadable records are
-  // logged and counted in `corrupt`.
+  // Reads every a/ record, then the h/ and q/ lines of jobs without one:
+  // queued jobs enter the queue, and held(node, ticket) is called for each
+  // job a node holds. Unreadable records are logged and counted in
+  // `corrupt`.
   Status recover(TimeMs now,
                  const std::function<void(const std::string&, const std::string&)>& held,
                  bool& corrupt);
@@ -212,13 +217,14 @@ class JobBook {
   bool load(std::string_view key, JobRecord& rec) const;
   // The record of a job never dispatched: its spec from `spec_record` (its
   // s/ record's bytes), the rest from memory.
-  bool fresh_record(const Active& job, std::string_view spec_record, JobRecord& rec) const;
+  static bool fresh_record(const Active& job, std::string_view spec_record, JobRecord& rec);
   // The job has an a/ record (or is gone): it leaves its q/ or h/ batch.
   void leave_line(Active& job) {
     if (job.line == Active::Line::kQueued) queued_.release(job.line_batch);
     if (job.line == Active::Line::kHeld) held_.release(job.line_batch);
     job.line = Active::Line::kNone;
     job.line_batch = 0;
+    job.record.reset();
   }
   Status recover_held(
       const std::function<void(const std::string&, const std::string&)>& held, bool& corrupt);

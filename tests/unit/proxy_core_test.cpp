@@ -1463,7 +1463,12 @@ TEST_CASE("proxy core: a job's spec is written once, its other records keep only
   CHECK(held->attempts == 1);
   CHECK(held->nodes_tried == std::vector<std::string>{"origin"});
 
+  // Its result decodes neither s/ nor a record of its own: memory holds
+  // its record's head.
+  store.reads.clear();
   p.message("origin", protocol::Result{{final_report("t1", "origin", 1, "ran")}}, 20);
+  CHECK(store.reads["s/t1"] == 0);
+  CHECK(store.reads["a/t1"] == 0);
   REQUIRE(store.get("f/t1", &bytes).ok());
   CHECK(bytes.size() < 150);
   CHECK(bytes.find(source) == std::string::npos);
