@@ -76,6 +76,13 @@ void ProxyCore::reconcile(const std::string& node_id, const protocol::Hello& hel
       JobRecord rec;
       if (!book_.load_active(t, rec)) return;
       book_.unqueue(it);
+      if (rec.nodes_tried.empty() || rec.nodes_tried.back() != node_id) {
+        // Its JOB went out ahead of a commit that never landed (this
+        // proxy restarted without it): the node runs the attempt that
+        // JOB counted, which the record does not know yet.
+        rec.attempts++;
+        rec.nodes_tried.push_back(node_id);
+      }
       to_node(it, rec, node_id);
     }
     node.held.insert(t);

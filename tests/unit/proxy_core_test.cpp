@@ -915,6 +915,37 @@ TEST_CASE("proxy core: first dispatches are lines of one h/ record a commit, rea
   CHECK(p.core.stats(4).queue_length == 3);
 }
 
+TEST_CASE("proxy core: a JOB sent ahead of a commit lost in a crash: the node that claims it finishes it") {
+  storage::MemoryStore store;
+  {
+    Proxy p(store);
+    p.join("node-a", 1);
+    p.message("node-a", submit_of({"t1"}, "node-a"));
+    // The dispatch round's JOB goes out before its commit (take_early);
+    // the proxy dies before that commit lands.
+    p.core.dispatch(1);
+    REQUIRE(count_jobs(sent_to<protocol::Job>(p.core.take_outbox(), "node-a")) +
+                count_jobs(sent_to<protocol::Job>(p.core.take_early(), "node-a")) ==
+            1);
+  }
+  Proxy p(store);
+  REQUIRE(p.core.recover(2).ok());
+  CHECK(p.state_of("t1") == JobState::kQueued);
+  // node-a ran attempt 1, which the proxy never recorded, and claims it.
+  REQUIRE(p.join("node-a", 1, 3, {"t1"}).accepted);
+  CHECK(p.state_of("t1") == JobState::kRunning);
+  auto out = p.message("node-a", protocol::Result{{final_report("t1", "node-a", 1, "ran")}}, 4);
+  auto acks = sent_to<protocol::Ack>(out, "node-a");
+  REQUIRE(acks.size() == 1);
+  CHECK(acks[0].tickets == std::vector<std::string>{"t1"});
+  CHECK(acks[0].superseded.empty());
+  auto rec = p.core.find_job("t1");
+  REQUIRE(rec);
+  CHECK(rec->state == JobState::kDone);
+  CHECK(rec->result.text == "ran");
+  CHECK(rec->result.attempt == 1);
+}
+
 TEST_CASE("proxy core: a finished-but-unacknowledged ticket in hello is not requeued") {
   storage::MemoryStore store;
   {
