@@ -66,122 +66,91 @@ Status JobBook::recover(TimeMs now,
   if (!s.ok()) return s;
   // An a/ record, read above, wins over an h/ line, which wins over a q/
   // line: each is written only while the one before it is not.
-  if (Status h = recover_held(held, corrupt); !h.ok()) return h;
-  return recover_queued(now, corrupt);
+  s = recover_lines(kHeld, held_, corrupt, [&](iterator entry, JobRecord& rec,
+                                               const std::string& node) {
+    Active& job = entry->second;
+    job.state = rec.state = JobState::kRunning;
+    job.node = names_.intern(node);
+    job.attempts = rec.attempts = 1;
+    rec.node = node;
+    rec.nodes_tried.push_back(node);
+    job.record = std::make_unique<std::string>(protocol::to_record(rec));  // the head only
+    held(node, entry->first);
+  });
+  if (!s.ok()) return s;
+  return recover_lines(kQueued, queued_, corrupt,
+                       [&](iterator entry, JobRecord&, const std::string&) { enqueue(entry, now); });
 }
 
 namespace {
-// The sequence number at the end of a batch line ("<...> <seq>"), and the
-// line before it; nullopt for a line without one.
-std::optional<std::pair<std::string_view, std::uint64_t>> split_seq(std::string_view line) {
-  const std::size_t space = line.rfind(' ');
+// What a q/ or h/ line says: "<ticket> <seq>", or "<ticket> <node> <seq>"
+// (`with_node`); nullopt for a line that says neither.
+struct BatchLine {
+  std::string_view ticket, node;
   std::uint64_t seq = 0;
+};
+std::optional<BatchLine> parse_line(std::string_view line, bool with_node) {
+  BatchLine out;
+  std::size_t space = line.rfind(' ');
   if (space == std::string_view::npos ||
-      std::from_chars(line.data() + space + 1, line.data() + line.size(), seq).ec !=
+      std::from_chars(line.data() + space + 1, line.data() + line.size(), out.seq).ec !=
           std::errc()) {
     return std::nullopt;
   }
-  return std::make_pair(line.substr(0, space), seq);
+  out.ticket = line.substr(0, space);
+  if (with_node) {
+    space = out.ticket.rfind(' ');
+    if (space == std::string_view::npos) return std::nullopt;
+    out.node = out.ticket.substr(space + 1);
+    out.ticket = out.ticket.substr(0, space);
+  }
+  return out;
 }
 }  // namespace
 
-bool JobBook::recover_spec(const std::string& ticket, JobRecord& rec, bool& corrupt) {
-  std::string bytes;
-  Status got = staged_.get(storage::ReadKey(kSpec, ticket), &bytes);
-  if (got.is_not_found()) return false;  // expired
-  if (!got.ok() || !protocol::from_record(bytes, rec.spec)) {
-    log_->error("unreadable spec record ticket={} {}", protocol::escape_sample(ticket),
-                got.to_string());
-    corrupt = true;
-    return false;
-  }
-  return true;
-}
-
-Status JobBook::recover_held(
-    const std::function<void(const std::string&, const std::string&)>& held, bool& corrupt) {
-  // An h/ record lists the jobs first dispatched in its commit, until the
-  // last has an a/ record or is gone: the others are skipped, as in q/.
-  return staged_.store().scan(kHeld, [&](std::string_view key, std::string_view value) {
-    const std::uint64_t id = held_.read(std::string(key));
+Status JobBook::recover_lines(std::string_view prefix, storage::TicketBatches& batches,
+                              bool& corrupt, const EnterLine& enter) {
+  // A batch record lists every job of its commit until the last has a
+  // later record or is gone: the others are skipped (a finished job may
+  // have expired since, its s/ record with it). A record with a line or a
+  // spec that cannot be read is kept, as an unreadable a/ record is:
+  // deleting it could lose the job that line stands for.
+  const bool with_node = prefix == kHeld;
+  const auto line_kind = with_node ? Active::Line::kHeld : Active::Line::kQueued;
+  return staged_.store().scan(prefix, [&](std::string_view key, std::string_view value) {
+    const std::uint64_t id = batches.read(std::string(key));
     bool keep = false;
-    storage::for_each_line(value, [&](std::string_view line) {
-      auto head = split_seq(line);
-      const std::size_t space = head ? head->first.rfind(' ') : std::string_view::npos;
-      if (space == std::string_view::npos) {
-        log_->error("unreadable held line key={} line={}", protocol::escape_sample(key),
-                    protocol::escape_sample(line));
+    storage::for_each_line(value, [&](std::string_view text) {
+      auto line = parse_line(text, with_node);
+      if (!line) {
+        log_->error("unreadable batch line key={} line={}", protocol::escape_sample(key),
+                    protocol::escape_sample(text));
         corrupt = keep = true;
         return;
       }
-      std::string ticket(head->first.substr(0, space));
-      std::string node(head->first.substr(space + 1));
+      std::string ticket(line->ticket);
       if (active_.count(ticket) > 0 || has_finished(ticket)) return;
       JobRecord rec;
-      if (!recover_spec(ticket, rec, keep)) {
-        corrupt = corrupt || keep;
-        return;
-      }
-      auto [entry, added] = active_.try_emplace(std::move(ticket));
-      Active& job = entry->second;
-      describe(job, rec.spec, head->second);
-      job.state = JobState::kRunning;
-      job.node = names_.intern(node);
-      job.attempts = 1;
-      job.line = Active::Line::kHeld;
-      job.line_batch = id;
-      rec.state = JobState::kRunning;
-      rec.node = node;
-      rec.attempts = 1;
-      rec.seq = head->second;
-      rec.nodes_tried.push_back(node);
-      job.record = std::make_unique<std::string>(protocol::to_record(rec));  // the head only
-      held_.hold(id);
-      next_seq_ = std::max(next_seq_, head->second + 1);
-      held(node, entry->first);
-    });
-    if (keep) held_.hold(id);  // never released
-    held_.settle(id);
-    return true;
-  });
-}
-
-Status JobBook::recover_queued(TimeMs now, bool& corrupt) {
-  // A q/ record lists every job of its commit until the last has an a/
-  // record or is gone: the others are skipped (an a/ record, read above,
-  // wins; a finished job may have expired since, its s/ record with it).
-  // A record with a line that cannot be read is kept, as an unreadable a/
-  // record is: deleting it could lose the job that line stands for.
-  return staged_.store().scan("q/", [&](std::string_view key, std::string_view value) {
-    const std::uint64_t id = queued_.read(std::string(key));
-    bool keep = false;
-    storage::for_each_line(value, [&](std::string_view line) {
-      auto parts = split_seq(line);
-      if (!parts) {
-        log_->error("unreadable queued line key={} line={}", protocol::escape_sample(key),
-                    protocol::escape_sample(line));
+      std::string bytes;
+      Status got = staged_.get(storage::ReadKey(kSpec, ticket), &bytes);
+      if (got.is_not_found()) return;  // expired
+      if (!got.ok() || !protocol::from_record(bytes, rec.spec)) {
+        log_->error("unreadable spec record ticket={} {}", protocol::escape_sample(ticket),
+                    got.to_string());
         corrupt = keep = true;
         return;
       }
-      auto [ticket_view, seq] = *parts;
-      std::string ticket(ticket_view);
-      if (active_.count(ticket) > 0 || has_finished(ticket)) return;
-      JobRecord rec;
-      if (!recover_spec(ticket, rec, keep)) {
-        corrupt = corrupt || keep;
-        return;
-      }
       auto [entry, added] = active_.try_emplace(std::move(ticket));
-      Active& job = entry->second;
-      describe(job, rec.spec, seq);
-      job.line = Active::Line::kQueued;
-      job.line_batch = id;
-      queued_.hold(id);
-      next_seq_ = std::max(next_seq_, seq + 1);
-      enqueue(entry, now);
+      describe(entry->second, rec.spec, line->seq);
+      entry->second.line = line_kind;
+      entry->second.line_batch = id;
+      batches.hold(id);
+      next_seq_ = std::max(next_seq_, line->seq + 1);
+      rec.seq = line->seq;
+      enter(entry, rec, std::string(line->node));
     });
-    if (keep) queued_.hold(id);  // never released
-    queued_.settle(id);
+    if (keep) batches.hold(id);  // never released
+    batches.settle(id);
     return true;
   });
 }

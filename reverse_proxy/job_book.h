@@ -127,7 +127,8 @@ class JobBook {
   using iterator = Map::iterator;
   static constexpr std::size_t kSpecCacheBytes = 64 << 20;
 
-  static constexpr std::string_view kActive = "a/", kFinished = "f/", kSpec = "s/", kHeld = "h/";
+  static constexpr std::string_view kActive = "a/", kFinished = "f/", kSpec = "s/", kQueued = "q/",
+                                    kHeld = "h/";
   static std::string active_key(const std::string& t) { return std::string(kActive) + t; }
   static std::string finished_key(const std::string& t) { return std::string(kFinished) + t; }
   static std::string spec_key(const std::string& t) { return std::string(kSpec) + t; }
@@ -181,9 +182,10 @@ class JobBook {
   void note_queued(iterator it);
   // A job given to rec.node: on its first dispatch since its submit, a line
   // "<ticket> <node> <seq>" in this commit's h/ batch instead of an a/
-  // record (its attempt is the first, the node its only one tried);
+  // record (its attempt is the first, the node its only one tried), and
+  // memory keeps the record's head (Active::record) for load_active();
   // otherwise store_active(). The caller sets the entry's state, node and
-  // attempts, which load_active() reads such a job's record from.
+  // attempts.
   void store_dispatched(iterator it, JobRecord& rec);
   // Writes a/ (and s/, for a record read in a version before 7).
   void store_active(iterator it, JobRecord& rec);
@@ -226,12 +228,13 @@ class JobBook {
     job.line_batch = 0;
     job.record.reset();
   }
-  Status recover_held(
-      const std::function<void(const std::string&, const std::string&)>& held, bool& corrupt);
-  Status recover_queued(TimeMs now, bool& corrupt);
-  // The s/ record of a ticket read at start from a q/ or h/ line into
-  // `rec`; false when it expired (or, with `corrupt` set, is unreadable).
-  bool recover_spec(const std::string& ticket, JobRecord& rec, bool& corrupt);
+  // Reads the q/ or h/ records (`prefix`, into `batches`): each line of a
+  // job with no a/ record (nor an earlier line), neither finished nor
+  // expired, enters memory standing for that job; `enter` completes the
+  // entry with its record so far (spec and sequence) and the line's node.
+  using EnterLine = std::function<void(iterator, JobRecord&, const std::string& node)>;
+  Status recover_lines(std::string_view prefix, storage::TicketBatches& batches, bool& corrupt,
+                       const EnterLine& enter);
 
   storage::Staged& staged_;
   Names& names_;

@@ -304,6 +304,23 @@ TEST_CASE("api response: judge0's default eight attributes of an accepted run") 
   CHECK((*b64)["stdout"] == "aGVsbG8sIEp1ZGdlMAo=\n");
 }
 
+TEST_CASE("api response: a sleep job's sentence is its stdout, made from its result") {
+  protocol::JobReport r;
+  r.ticket = "p1-7-AbCdEfGhIjK";
+  r.state = protocol::JobState::kDone;
+  r.has_result = true;
+  r.result.state = protocol::JobState::kDone;
+  r.result.node = "n1";
+  r.result.sleep_ms = 20;  // no text: it is made where it is shown
+  r.result.start_ms = 1796640000000;
+  r.result.end_ms = 1796640000021;
+  auto out = render_submission(r, nullptr, parse_fields("status,stdout"), false, table());
+  REQUIRE(out);
+  CHECK(out->dump() ==
+        R"({"status":{"id":3,"description":"Accepted"},"stdout":"Executed Job[p1-7-AbCdEfGhIjK] )"
+        R"(for 20 milliseconds from 2026-12-07 10:40:00.000 to 2026-12-07 10:40:00.021 on node n1"})");
+}
+
 TEST_CASE("api response: queued, compile errors, signals, and what judge0 cannot say") {
   protocol::JobReport q;
   q.ticket = "t";

@@ -1,7 +1,9 @@
 // The proxy's job book (reverse_proxy/job_book.h): a job queued at its
 // submit has no a/ record, only a line in its commit's q/ record; its first
-// dispatch writes a/; the q/ record goes with the last of its jobs; and a
-// restart queues again, in their order, exactly the jobs still queued.
+// dispatch is a line in an h/ record, a/ is written whole when its record
+// changes later; batch records go with the last of their jobs; and a
+// restart queues again, in their order, exactly the jobs still queued, and
+// holds again those held.
 #include "reverse_proxy/job_book.h"
 
 #include <doctest/doctest.h>
@@ -14,20 +16,14 @@
 #include "protocol/codec.h"
 #include "storage/staged.h"
 #include "storage/store.h"
+#include "tests/support/store_keys.h"
 
 namespace jc::proxy {
 namespace {
 
 using protocol::JobState;
 
-std::vector<std::string> keys(storage::MemoryStore& store, std::string_view prefix) {
-  std::vector<std::string> out;
-  store.scan(prefix, [&](std::string_view k, std::string_view) {
-    out.emplace_back(k);
-    return true;
-  });
-  return out;
-}
+using test::store_keys;
 
 // A record written to the store as it is.
 void put(storage::MemoryStore& store, const std::string& key, const std::string& value) {
@@ -71,6 +67,26 @@ struct Book {
     rec.attempts = 1;
     book.store_active(it, rec);
     it->second.state = JobState::kRunning;
+    return *t;
+  }
+  // The next job out of the queue, given to `node` as the core gives it
+  // (JobBook::store_dispatched): at its first dispatch, an h/ line.
+  std::string dispatch_to(const std::string& node) {
+    auto t = book.pop_for([](std::uint32_t) { return true; });
+    REQUIRE(t);
+    auto it = book.find(*t);
+    REQUIRE(it != book.end());
+    JobRecord rec;
+    std::string spec_bytes;
+    REQUIRE(book.load_queued(it, rec, spec_bytes));
+    rec.state = JobState::kRunning;
+    rec.node = node;
+    rec.attempts = 1;
+    rec.nodes_tried.push_back(node);
+    book.store_dispatched(it, rec);
+    it->second.state = JobState::kRunning;
+    it->second.node = names.intern(node);
+    it->second.attempts = 1;
     return *t;
   }
   // Given back to the queue after its node was lost (its sequence kept).
@@ -124,8 +140,8 @@ TEST_CASE("job book: a commit's queued jobs share one q/ record, which goes with
   b.commit();
   b.submit("t3");
   b.commit();
-  CHECK(keys(store, "a/").empty());
-  CHECK(keys(store, "q/") ==
+  CHECK(store_keys(store, "a/").empty());
+  CHECK(store_keys(store, "q/") ==
         std::vector<std::string>{JobBook::queued_key(1), JobBook::queued_key(3)});
   std::string value;
   REQUIRE(store.get(JobBook::queued_key(1), &value).ok());
@@ -141,17 +157,17 @@ TEST_CASE("job book: a commit's queued jobs share one q/ record, which goes with
 
   CHECK(b.dispatch() == "t1");
   b.commit();
-  CHECK(keys(store, "a/") == std::vector<std::string>{"a/t1"});
+  CHECK(store_keys(store, "a/") == std::vector<std::string>{"a/t1"});
   CHECK(store.get(JobBook::queued_key(1), &value).ok());  // t2 is still queued
   CHECK(b.dispatch() == "t2");
   b.commit();
-  CHECK(keys(store, "q/") == std::vector<std::string>{JobBook::queued_key(3)});
+  CHECK(store_keys(store, "q/") == std::vector<std::string>{JobBook::queued_key(3)});
 
   // A job finished (cancelled) while queued: f/, no a/ ever, and its batch goes.
   b.finish("t3");
   b.commit();
-  CHECK(keys(store, "q/").empty());
-  CHECK(keys(store, "a/") == std::vector<std::string>{"a/t1", "a/t2"});
+  CHECK(store_keys(store, "q/").empty());
+  CHECK(store_keys(store, "a/") == std::vector<std::string>{"a/t1", "a/t2"});
   CHECK(b.book.has_finished("t3"));
 }
 
@@ -185,7 +201,7 @@ TEST_CASE("job book: a restart queues again exactly the jobs still queued, in th
   CHECK(b.book.next_seq() == 7);
 
   // Both q/ records still list a job that is queued; each goes with its last.
-  CHECK(keys(store, "q/").size() == 2);
+  CHECK(store_keys(store, "q/").size() == 2);
   for (const std::string t : {"t3", "t5"}) {
     auto it = b.book.find(t);
     REQUIRE(it != b.book.end());
@@ -196,7 +212,7 @@ TEST_CASE("job book: a restart queues again exactly the jobs still queued, in th
     b.book.store_active(it, rec);
   }
   b.commit();
-  CHECK(keys(store, "q/").empty());
+  CHECK(store_keys(store, "q/").empty());
 }
 
 TEST_CASE("job book: a q/ record whose jobs all left is deleted at the restart") {
@@ -216,7 +232,7 @@ TEST_CASE("job book: a q/ record whose jobs all left is deleted at the restart")
     b.commit();
     b.finish("t1");
     b.commit();
-    CHECK(keys(store, "q/").empty());
+    CHECK(store_keys(store, "q/").empty());
   }
   // The same, but the record kept (as after a crash before t1's finish).
   put(store, JobBook::queued_key(1), "t1 1\nt2 2\n");
@@ -224,7 +240,7 @@ TEST_CASE("job book: a q/ record whose jobs all left is deleted at the restart")
   CHECK_FALSE(b.recover());
   CHECK(b.book.queued() == 0);
   b.commit();
-  CHECK(keys(store, "q/").empty());
+  CHECK(store_keys(store, "q/").empty());
 }
 
 TEST_CASE("job book: an unreadable q/ line is reported, and the rest of the record recovered") {
@@ -241,7 +257,46 @@ TEST_CASE("job book: an unreadable q/ line is reported, and the rest of the reco
   // for the lines that could not be read.
   CHECK(b.dispatch() == "t1");
   b.commit();
-  CHECK(keys(store, "q/") == std::vector<std::string>{JobBook::queued_key(1)});
+  CHECK(store_keys(store, "q/") == std::vector<std::string>{JobBook::queued_key(1)});
+}
+
+TEST_CASE("job book: a first dispatch is an h/ line, read back at a restart, and an unreadable one is reported") {
+  storage::MemoryStore store;
+  {
+    Book b(store);
+    b.submit("t1");
+    b.submit("t2");
+    b.commit();
+    CHECK(b.dispatch_to("n1") == "t1");
+    b.commit();
+    CHECK(store_keys(store, "a/").empty());
+    CHECK(store_keys(store, "h/") == std::vector<std::string>{"h/t1"});
+    std::string value;
+    REQUIRE(store.get("h/t1", &value).ok());
+    CHECK(value == "t1 n1 1\n");
+  }
+  {
+    // t1 is held by n1 again, t2 queued: each from its line.
+    Book b(store);
+    std::vector<std::pair<std::string, std::string>> held;
+    CHECK_FALSE(b.recover(&held));
+    CHECK(held == std::vector<std::pair<std::string, std::string>>{{"n1", "t1"}});
+    JobRecord rec;
+    REQUIRE(b.book.load_active("t1", rec));
+    CHECK(rec.state == JobState::kRunning);
+    CHECK(rec.node == "n1");
+    CHECK(rec.attempts == 1);
+    CHECK(rec.seq == 1);
+    CHECK(b.drain() == std::vector<std::string>{"t2"});
+  }
+  // A line without its node or sequence is reported; the record stays
+  // once the readable job leaves it.
+  put(store, "h/t1", "t1 n1 1\nno-node 3\nt9 n1 x\n");
+  Book b(store);
+  CHECK(b.recover());
+  b.finish("t1");
+  b.commit();
+  CHECK(store_keys(store, "h/") == std::vector<std::string>{"h/t1"});
 }
 
 }  // namespace jc::proxy

@@ -15,6 +15,7 @@
 #include "protocol/codec.h"
 #include "protocol/messages.h"
 #include "storage/store.h"
+#include "tests/support/store_keys.h"
 
 namespace jc::proxy {
 namespace {
@@ -100,14 +101,7 @@ const protocol::NodeStats* node_stats(const protocol::ClusterStats& s, const std
   return nullptr;
 }
 
-std::vector<std::string> store_keys(storage::MemoryStore& store, std::string_view prefix) {
-  std::vector<std::string> out;
-  store.scan(prefix, [&](std::string_view k, std::string_view) {
-    out.emplace_back(k);
-    return true;
-  });
-  return out;
-}
+using jc::test::store_keys;
 
 ProxyOptions options(std::uint32_t prefetch = 0) {
   ProxyOptions o;
