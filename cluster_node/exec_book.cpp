@@ -72,7 +72,7 @@ bool ExecBook::assign(protocol::Assignment& a) {
   std::string bytes = std::move(a.spec_bytes);
   a.spec_bytes.clear();
   if (bytes.empty()) rec.spec = a.spec;  // else the record is made of the bytes
-  store(t, rec, bytes);
+  store(t, rec, bytes, deferring_);
   log_->debug("assigned ticket={} attempt={}", t, a.attempt);
   jobs_[t] = Job{std::move(a), JobState::kQueued, false};
   queue_.push_back(t);
@@ -195,7 +195,7 @@ std::vector<std::string> ExecBook::hand_back() {
 void ExecBook::apply_outcome(const std::string& t, ExecRecord& rec) const {
   std::string bytes;
   ExecOutcome outcome;
-  if (staged_.get(storage::ReadKey(kOutcome, t), &bytes).ok() &&
+  if (records_.get(storage::ReadKey(kOutcome, t), &bytes).ok() &&
       protocol::from_record(bytes, outcome)) {
     rec.state = outcome.state;
     rec.result = std::move(outcome.result);
@@ -204,7 +204,7 @@ void ExecBook::apply_outcome(const std::string& t, ExecRecord& rec) const {
 
 bool ExecBook::load(const std::string& t, ExecRecord& rec) const {
   std::string bytes;
-  if (!staged_.get(storage::ReadKey(kExec, t), &bytes).ok() || !protocol::from_record(bytes, rec))
+  if (!records_.get(storage::ReadKey(kExec, t), &bytes).ok() || !protocol::from_record(bytes, rec))
     return false;
   apply_outcome(t, rec);
   return true;

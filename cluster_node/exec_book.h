@@ -7,6 +7,16 @@
 // and, in memory, of each held job's spec and state (so that its start and
 // its finish write the record without reading it back), the order they
 // start in, which run, and which results the proxy has not acknowledged.
+//
+// While the proxy is connected (set_deferring), the x/ and d/ records of
+// the jobs it gives wait in memory (storage/deferred.h) and are written
+// only once they outlive a whole round of age() (REQUEST_RESULT_PERIOD):
+// the proxy holds those jobs durably and re-dispatches what a restarted
+// node does not name in its HELLO, so a record lost to a kill -9 costs a
+// rerun, never a job; and most jobs are delivered, their records deleted,
+// long before. Everything waiting is written when the proxy goes away
+// (the node then keeps running what it has, alone) and when the node
+// stops. Jobs run while the proxy is away are written at once.
 #pragma once
 
 #include <deque>
@@ -22,6 +32,7 @@
 #include "common/status.h"
 #include "protocol/codec.h"
 #include "protocol/messages.h"
+#include "storage/deferred.h"
 #include "storage/staged.h"
 
 namespace jc::node {
@@ -29,7 +40,7 @@ namespace jc::node {
 class ExecBook {
  public:
   ExecBook(storage::Staged& staged, std::shared_ptr<spdlog::logger> log)
-      : staged_(staged), log_(std::move(log)) {}
+      : staged_(staged), records_(staged), log_(std::move(log)) {}
 
   static constexpr std::string_view kExec = "x/", kOutcome = "d/";
   static std::string key(const std::string& t) { return std::string(kExec) + t; }
@@ -91,6 +102,16 @@ class ExecBook {
   void new_connection() {
     for (auto& [t, wait] : undelivered_) wait = 0;
   }
+  // On while a proxy is connected: the records of the jobs it gives wait
+  // in memory. Off: everything waiting is staged now.
+  void set_deferring(bool on) {
+    deferring_ = on;
+    if (!on) records_.write_all();
+  }
+  // A round (REQUEST_RESULT_PERIOD) passed: records that waited all of it
+  // are staged.
+  void age() { records_.age(); }
+  std::size_t unwritten() const { return records_.waiting(); }
 
   bool holds(const std::string& t) const { return jobs_.count(t) > 0; }
   bool is_running(const std::string& t) const {
@@ -121,23 +142,30 @@ class ExecBook {
   // What came of the run (its d/ record), over `rec` read from x/.
   void apply_outcome(const std::string& t, ExecRecord& rec) const;
   void erase(const std::string& t) {
-    staged_.del(key(t));
-    staged_.del(outcome_key(t));
+    records_.del(key(t));
+    records_.del(outcome_key(t));
     delivered_records_.erase(t);
   }
-  // What came of the run: its d/ record.
+  // What came of the run: its d/ record (waiting, for a job the proxy gave
+  // while it is connected).
   void store_outcome(const std::string& t, const ExecRecord& rec) {
-    staged_.put(outcome_key(t), protocol::to_record(ExecOutcome{rec.state, rec.result}));
+    records_.put(outcome_key(t), protocol::to_record(ExecOutcome{rec.state, rec.result}),
+                 deferring_ && !rec.local);
   }
-  // Its x/ record, made of the spec's bytes when they are known.
-  void store(const std::string& t, const ExecRecord& rec, std::string_view spec_bytes = {}) {
-    staged_.put(key(t),
-                spec_bytes.empty() ? protocol::to_record(rec) : exec_record_from(spec_bytes, rec));
+  // Its x/ record, made of the spec's bytes when they are known. `later`:
+  // it waits (storage::Deferred), the first write of a job just given.
+  void store(const std::string& t, const ExecRecord& rec, std::string_view spec_bytes = {},
+             bool later = false) {
+    records_.put(key(t),
+                 spec_bytes.empty() ? protocol::to_record(rec) : exec_record_from(spec_bytes, rec),
+                 later);
   }
   bool advance(const std::string& t, protocol::JobState& state, protocol::JobEvent event,
                protocol::JobState outcome = protocol::JobState::kDone);
 
   storage::Staged& staged_;
+  storage::Deferred records_;  // every x/ and d/ write and read goes through it
+  bool deferring_ = false;
   std::shared_ptr<spdlog::logger> log_;
   std::deque<std::string> queue_;  // held, not started, in start order
   FlatMap<std::string, Job> jobs_;

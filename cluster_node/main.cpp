@@ -43,7 +43,8 @@ Environment (defaults in brackets):
                          e.g. 1,2,3: slot i on the i-th CPU named [auto]
   DATA_DIR               LevelDB directory [./data/cluster_node-<CLIENT_PORT>]
   INFO_PERIOD            ms between INFO messages to the proxy [500]
-  REQUEST_RESULT_PERIOD  ms between re-asking the proxy for awaited results [1000]
+  REQUEST_RESULT_PERIOD  ms between re-asking the proxy for awaited results, and
+                         the round after which a held job is written [1000]
   MAX_CLIENTS            most client connections at once [10000]
   JOB_TIMEOUT            wall-clock limit of a run job, ms [10000]; CPU time defaults to it
   JOB_MEMORY_MB          memory of a run job's whole process tree, tmpfs included [256]

@@ -1,7 +1,6 @@
 #include "cluster_node/node_core.h"
 
 #include <fmt/format.h>
-
 #include <algorithm>
 
 #include "protocol/auth.h"
@@ -87,10 +86,6 @@ std::string NodeCore::submit(protocol::JobSpec spec, TimeMs now) {
     pending_submit_.spec_bytes.push_back(std::move(spec_bytes));
   }
   return ticket;
-}
-
-bool NodeCore::issued_shape(const std::string& ticket) {
-  return protocol::parse_ticket(ticket).has_value();
 }
 
 protocol::Hello NodeCore::hello() const {
@@ -226,6 +221,7 @@ std::vector<protocol::Message> NodeCore::take_outbox() {
 
 void NodeCore::on_disconnected() {
   connected_ = false;
+  exec_.set_deferring(false);  // without the proxy's copy, what is held goes to disk
   exec_.new_connection();
   pending_submit_.jobs.clear();
   pending_submit_.spec_bytes.clear();
@@ -236,6 +232,7 @@ void NodeCore::on_disconnected() {
 void NodeCore::on_welcome(const protocol::Welcome& w) {
   if (!w.accepted) return;
   connected_ = true;
+  exec_.set_deferring(true);
   if (w.result_ttl_ms != options_.retention.ttl_ms) {
     // Reads must agree with the proxy's: a longer TTL here would show
     // results the proxy already calls expired.

@@ -135,9 +135,16 @@ class NodeCore {
   protocol::Info info() const;
   // Offers again the results the proxy has not acknowledged (REQUEST_RESULT_PERIOD).
   void resend_undelivered();
+  // A REQUEST_RESULT_PERIOD passed: the records of jobs the proxy gave that
+  // waited in memory all of it are staged (ExecBook::set_deferring).
+  void age_records() { exec_.age(); }
+  // The node stops: every record waiting in memory is staged for its last commit.
+  void on_stop() { exec_.set_deferring(false); }
   bool connected() const { return connected_; }
   // `<prefix>-<counter>-<11 random characters>`, as submit() makes them.
-  static bool issued_shape(const std::string& ticket);
+  static bool issued_shape(const std::string& ticket) {
+    return protocol::parse_ticket(ticket).has_value();
+  }
   // A job its client submitted here that the proxy has not acknowledged:
   // nobody else can have run it.
   bool unforwarded(const std::string& ticket) const { return origin_.unforwarded(ticket); }

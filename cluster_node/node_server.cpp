@@ -175,6 +175,7 @@ void NodeServer::stop() {
   sweep_timer_.cancel();
   storage_retry_.cancel();
   executor_.stop_all();
+  core_.on_stop();
   flush();
   link_.stop();
   for (auto& w : sessions_) {
@@ -348,6 +349,7 @@ void NodeServer::schedule_requests() {
   request_timer_.async_wait([this](const error_code& ec) {
     if (ec || stopping_) return;
     core_.resend_undelivered();
+    core_.age_records();
     // Lookups of tickets the proxy did not know yet ask again.
     for (auto& t : lookups_.asking_again()) to_request_.push_back(std::move(t));
     schedule_flush();

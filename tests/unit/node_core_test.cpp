@@ -139,6 +139,13 @@ struct Node {
     flush();
     return a->spec.ticket;
   }
+  // Two REQUEST_RESULT_PERIOD ticks: every x/ and d/ record that waited in
+  // memory has outlived a whole round, and is written.
+  void rounds_pass() {
+    core.age_records();
+    core.age_records();
+    flush();
+  }
 
   NodeCore core;
 };
@@ -482,14 +489,20 @@ class ReadCountingStore : public storage::MemoryStore {
   std::map<std::string, int> reads;
 };
 
-TEST_CASE("node core: a job's x/ is written once: its start writes nothing, its end writes d/") {
+TEST_CASE("node core: a job's x/ is written once, a round after it came: its start writes nothing, its end writes d/") {
   ReadCountingStore store;
   Node n(store);
   n.connect();
   n.receive(protocol::Job{{assignment("j1", 2)}});
-  const int after_assignment = store.reads["x/j1"];  // is it held already? (no)
   std::string bytes;
-  REQUIRE(store.get("x/j1", &bytes).ok());
+  // The proxy holds it durably: its record waits in memory for a round.
+  CHECK(store.get("x/j1", &bytes).is_not_found());
+  n.core.age_records();
+  n.flush();
+  CHECK(store.get("x/j1", &bytes).is_not_found());  // came during that round
+  n.core.age_records();
+  n.flush();
+  REQUIRE(store.get("x/j1", &bytes).ok());  // outlived a whole one
   const std::string assigned = bytes;
   n.start();
   ExecRecord rec;
@@ -501,6 +514,8 @@ TEST_CASE("node core: a job's x/ is written once: its start writes nothing, its 
   CHECK(rec.spec == assignment("j1", 2).spec);
   n.core.job_finished("j1", done_result("slept 10"));
   n.flush();
+  CHECK(store.get("d/j1", &bytes).is_not_found());  // it waits a round too
+  n.rounds_pass();
   REQUIRE(store.get("x/j1", &bytes).ok());
   CHECK(bytes == assigned);  // the job as given, never rewritten
   REQUIRE(store.get("d/j1", &bytes).ok());
@@ -509,12 +524,111 @@ TEST_CASE("node core: a job's x/ is written once: its start writes nothing, its 
   CHECK(outcome.state == JobState::kDone);
   CHECK(outcome.result.text == "slept 10");
   CHECK(outcome.result.attempt == 2);
-  CHECK(store.reads["x/j1"] == after_assignment + 3);  // the three reads of this test
-  CHECK(store.reads["d/j1"] == 1);                     // and that one
+  // Every read of them was this test's: the node works from memory.
+  CHECK(store.reads["x/j1"] == 5);
+  CHECK(store.reads["d/j1"] == 2);
 
   // After a restart its result is still owed to the proxy.
   Node again(store);
   CHECK(again.core.hello().finished == std::vector<std::string>{"j1"});
+}
+
+TEST_CASE("node core: a job given and delivered within a round writes nothing at all") {
+  storage::MemoryStore store;
+  Node n(store);
+  n.connect();
+  const std::size_t before = store.size();
+  n.receive(protocol::Job{{assignment("j1"), assignment("j2")}});
+  n.start();
+  n.core.job_finished("j1", done_result("slept 10"));
+  n.flush();
+  n.core.age_records();  // one tick: what came since waits on
+  n.flush();
+  CHECK(n.core.hello().finished == std::vector<std::string>{"j1"});
+  CHECK(n.core.hello().held == std::vector<std::string>{"j2"});
+  n.receive(protocol::Ack{AckKind::kResults, {"j1"}, {}});
+  CHECK(store.size() == before);
+  std::string v;
+  for (const char* k : {"x/j1", "d/j1", "x/j2"}) CHECK(store.get(k, &v).is_not_found());
+  // j2 is still held; a round later it is on disk.
+  n.rounds_pass();
+  CHECK(store.get("x/j2", &v).ok());
+}
+
+TEST_CASE("node core: a kill -9 within a round loses its waiting records, and the proxy's copy stands") {
+  storage::MemoryStore store;
+  {
+    Node n(store, options(1));
+    n.connect();
+    n.receive(protocol::Job{{assignment("j1", 3), assignment("j2")}});
+    n.start();
+    n.core.job_finished("j1", done_result());
+    n.flush();
+  }
+  // Back without them: its HELLO names neither, so the proxy gives both
+  // again (a result it never accepted was never shown).
+  Node again(store, options(1));
+  CHECK(again.core.hello().held.empty());
+  CHECK(again.core.hello().finished.empty());
+  again.connect();
+  again.receive(protocol::Job{{assignment("j1", 4)}});
+  auto a = again.core.next_job();
+  REQUIRE(a);
+  CHECK(a->spec.ticket == "j1");
+  CHECK(a->attempt == 4);
+}
+
+TEST_CASE("node core: records waiting in memory are written when the proxy goes away, and when the node stops") {
+  storage::MemoryStore store;
+  {
+    Node n(store, options(1));
+    n.connect();
+    n.receive(protocol::Job{{assignment("j1"), assignment("j2")}});
+    n.start();
+    n.core.job_finished("j1", done_result("slept 10"));
+    n.flush();
+    n.core.on_disconnected();  // the node goes on alone: it must hold them itself
+    n.flush();
+  }
+  {
+    Node n(store, options(1));
+    CHECK(n.core.hello().finished == std::vector<std::string>{"j1"});
+    CHECK(n.core.hello().held == std::vector<std::string>{"j2"});
+    auto results = of_type<protocol::Result>(n.connect());
+    REQUIRE(results.size() == 1);
+    CHECK(results[0].reports.at(0).result.text == "slept 10");
+    n.receive(protocol::Job{{assignment("j3")}});
+    n.core.on_stop();  // SIGTERM: the last commit writes what waits
+    n.flush();
+  }
+  Node n(store, options(1));
+  protocol::Hello h = n.core.hello();
+  CHECK(std::set<std::string>(h.held.begin(), h.held.end()) == std::set<std::string>{"j2", "j3"});
+}
+
+TEST_CASE("node core: a job given here and then claimed while the proxy is away is written as the claim") {
+  storage::MemoryStore store;
+  Node n(store, options(1));
+  std::string t = n.submit();
+  n.connect();
+  // The proxy gives this node its own job before it acknowledges the submit.
+  protocol::Assignment a = assignment(t, 1, "node-a");
+  n.receive(protocol::Job{{a}});
+  std::string v;
+  CHECK(store.get("x/" + t, &v).is_not_found());
+  n.core.on_disconnected();
+  n.core.set_local_mode(true);
+  n.flush();
+  REQUIRE(store.get("x/" + t, &v).ok());
+  ExecRecord rec;
+  REQUIRE(protocol::from_record(v, rec));
+  CHECK(rec.local);
+  // Rounds later nothing older is written over it.
+  n.connect();
+  n.rounds_pass();
+  REQUIRE(store.get("x/" + t, &v).ok());
+  REQUIRE(protocol::from_record(v, rec));
+  CHECK(rec.local);
 }
 
 TEST_CASE("node core: a result finished while disconnected is sent after the welcome") {
@@ -541,10 +655,12 @@ TEST_CASE("node core: once the proxy acknowledges a result, the node forgets its
   n.start();
   n.core.job_finished("j1", done_result("slept 10"));
   n.flush();
+  n.rounds_pass();  // its records are on disk
   // Not the job's result until the proxy accepted it.
   CHECK_FALSE(n.core.lookup("j1", kNow).has_result);
   std::string v;
   REQUIRE(store.get("x/j1", &v).ok());
+  REQUIRE(store.get("d/j1", &v).ok());
   n.receive(protocol::Ack{AckKind::kResults, {"j1"}, {}});
   // The proxy holds it now, and answers for it: nothing is kept here.
   CHECK(store.get("x/j1", &v).is_not_found());
@@ -563,6 +679,7 @@ TEST_CASE("node core: a superseded result is forgotten") {
   n.start();
   n.core.job_finished("j1", done_result("mine"));
   n.flush();
+  n.rounds_pass();
   std::string stored;
   REQUIRE(store.get("x/j1", &stored).ok());
   n.receive(protocol::Ack{AckKind::kResults, {}, {"j1"}});
@@ -691,9 +808,10 @@ TEST_CASE("node core: WELCOME drop stops a running job and forgets it") {
   n.start();  // j1 runs, j2 too
   n.start();
   n.core.take_events();
-  std::string stored;
-  REQUIRE(store.get("x/j1", &stored).ok());
   n.core.on_disconnected();
+  n.flush();
+  std::string stored;
+  REQUIRE(store.get("x/j1", &stored).ok());  // written as the proxy went away
   n.connect({"j1"});
   auto ev = n.core.take_events();
   CHECK(ev.stop == std::vector<std::string>{"j1"});
@@ -726,6 +844,7 @@ TEST_CASE("node core: recovery puts RUNNING jobs back for a re-run") {
     n.connect();
     n.receive(protocol::Job{{assignment("j1", 4), assignment("j2", 1)}});
     CHECK(n.start() == "j1");
+    n.rounds_pass();
   }
   Node n(store, options(1));
   CHECK(n.core.running() == 0);
@@ -749,6 +868,7 @@ TEST_CASE("node core: recovery keeps undelivered results and resends them") {
     n.start();
     n.core.job_finished("j1", done_result());
     n.flush();
+    n.rounds_pass();
   }
   Node n(store, options(1));
   CHECK(n.core.hello().finished == std::vector<std::string>{"j1"});
@@ -915,6 +1035,7 @@ TEST_CASE("node core: a job running at a restart goes back to QUEUED there, then
     n.connect();
     n.receive(protocol::Job{{assignment("j1")}});
     REQUIRE(n.start() == "j1");
+    n.rounds_pass();
   }
   Node again(store);
   std::string bytes;
@@ -937,6 +1058,7 @@ TEST_CASE("node core: an x/ record of an earlier build that says RUNNING runs ag
     Node n(store);
     n.connect();
     n.receive(protocol::Job{{assignment("j1")}});
+    n.rounds_pass();
   }
   Node again(store);
   std::string bytes;

@@ -625,6 +625,9 @@ TEST_CASE("node retention: a job run here is kept until delivered however old, t
   r.end_ms = kT0;
   n.core.job_finished(kA1, r);
   n.flush();
+  n.core.age_records();  // a whole round later its records are written
+  n.core.age_records();
+  n.flush();
   // Not yet acknowledged by the proxy: kept however old.
   CHECK(n.core.sweep(kT0 + 10 * kTtl).removed == 0);
   n.flush();

@@ -1,4 +1,5 @@
-// Unit tests of storage/store.h (LevelDB and MemoryStore) and storage/staged.h.
+// Unit tests of storage/store.h (LevelDB and MemoryStore), storage/staged.h
+// and storage/deferred.h.
 #include <doctest/doctest.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "common/counters.h"
+#include "storage/deferred.h"
 #include "storage/staged.h"
 #include "storage/store.h"
 
@@ -574,6 +576,78 @@ TEST_CASE("staged: small stages after a large one read and commit exactly what t
   }
   CHECK(s.size() == model.size());
   for (const auto& [key, value] : model) CHECK(get_or(s, key) == value);
+}
+
+
+TEST_CASE("deferred: a put made later and deleted before a whole round passed writes nothing") {
+  MemoryStore store;
+  Staged staged(store);
+  Deferred d(staged);
+  d.put("x/a", "A", true);
+  d.age();  // a round ends: "x/a" came during it
+  d.put("x/b", "B", true);
+  std::string v;
+  REQUIRE(d.get("x/a", &v).ok());
+  CHECK(v == "A");
+  d.del("x/a");
+  d.del("x/b");
+  CHECK(d.waiting() == 0);
+  CHECK(staged.empty());  // no put, and no delete of what was never written
+  d.age();
+  d.age();
+  CHECK(staged.empty());
+  CHECK(d.get("x/a", &v).is_not_found());
+}
+
+TEST_CASE("deferred: what outlives a whole round is staged, and its delete is then written") {
+  MemoryStore store;
+  Staged staged(store);
+  Deferred d(staged);
+  d.put("x/a", "A", true);
+  d.age();
+  CHECK(staged.empty());
+  d.put("x/b", "B", true);
+  d.age();  // "x/a" waited through all of the second round
+  REQUIRE(staged.commit().ok());
+  std::string v;
+  REQUIRE(store.get("x/a", &v).ok());
+  CHECK(v == "A");
+  CHECK(store.get("x/b", &v).is_not_found());
+  CHECK(d.waiting() == 1);
+  d.del("x/a");
+  REQUIRE(staged.commit().ok());
+  CHECK(store.get("x/a", &v).is_not_found());
+  d.write_all();
+  REQUIRE(staged.commit().ok());
+  REQUIRE(store.get("x/b", &v).ok());
+  CHECK(v == "B");
+  CHECK(d.waiting() == 0);
+}
+
+TEST_CASE("deferred: a put made now replaces a waiting one, which is never written over it") {
+  MemoryStore store;
+  Staged staged(store);
+  Deferred d(staged);
+  d.put("x/a", "old", true);
+  d.age();
+  d.put("x/a", "now", false);
+  CHECK(d.waiting() == 0);
+  d.age();
+  d.age();
+  REQUIRE(staged.commit().ok());
+  std::string v;
+  REQUIRE(store.get("x/a", &v).ok());
+  CHECK(v == "now");
+  // And a later put of the same key goes back to waiting a whole round.
+  d.put("x/a", "again", true);
+  d.age();
+  d.put("x/a", "again 2", true);  // moved back to the young ones
+  d.age();
+  REQUIRE(d.get("x/a", &v).ok());
+  CHECK(v == "again 2");
+  REQUIRE(staged.commit().ok());
+  REQUIRE(store.get("x/a", &v).ok());
+  CHECK(v == "now");
 }
 
 }  // namespace jc::storage
