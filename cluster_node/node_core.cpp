@@ -26,28 +26,6 @@ constexpr std::size_t kRemoteCacheEntries = 10000;
 NodeCore::NodeCore(storage::Store& store, NodeOptions options)
     : staged_(store), options_(std::move(options)), log_(log::get("node")) {}
 
-std::string NodeCore::stable_node_id(storage::Store& store, const std::string& configured) {
-  std::string stored;
-  bool have = store.get("m/node_id", &stored).ok();
-  if (!configured.empty()) return configured;
-  if (have) return stored;
-  std::string id = "node-" + random_prefix();
-  storage::WriteBatch b;
-  b.put("m/node_id", id);
-  store.write(b, true);
-  return id;
-}
-
-std::string NodeCore::data_identity(storage::Store& store) {
-  std::string stored;
-  if (store.get("m/identity", &stored).ok() && !stored.empty()) return stored;
-  std::string id = protocol::random_nonce().substr(0, 16);  // 64 random bits, hex
-  storage::WriteBatch b;
-  b.put("m/identity", id);
-  store.write(b, true);
-  return id;
-}
-
 Status NodeCore::recover() {
   if (Status cs = callbacks_.recover(); !cs.ok()) return cs;
   if (Status s = origin_.recover(); !s.ok()) return s;
@@ -226,7 +204,18 @@ void NodeCore::on_disconnected() {
   pending_submit_.jobs.clear();
   pending_submit_.spec_bytes.clear();
   pending_results_.reports.clear();
+  acks_staged_.clear();  // the proxy offers them again after the WELCOME
+  acks_written_.clear();
   outbox_.clear();
+}
+
+void NodeCore::committed(bool synced) {
+  origin_.committed();
+  acks_written_.insert(acks_written_.end(), acks_staged_.begin(), acks_staged_.end());
+  acks_staged_.clear();
+  if (synced && !acks_written_.empty()) {
+    send(protocol::Ack{protocol::AckKind::kResults, std::exchange(acks_written_, {}), {}});
+  }
 }
 
 void NodeCore::on_welcome(const protocol::Welcome& w) {
@@ -374,6 +363,7 @@ void NodeCore::on_jobs(protocol::Job& j) {
 
 void NodeCore::on_reports(std::vector<JobReport>& reports) {
   protocol::Ack ack{protocol::AckKind::kResults, {}, {}};
+  bool stored = false;  // a result written here: the ACK waits for a synced commit (wants_sync)
   for (auto& r : reports) {
     if (r.state == JobState::kExpired && !origin_.unforwarded(r.ticket) && origin_.has(r.ticket)) {
       // The job ended and expired while this node was away: its record goes
@@ -411,7 +401,7 @@ void NodeCore::on_reports(std::vector<JobReport>& reports) {
             rec.attempts = r.attempts;
             origin_.store(r.ticket, rec);
             if (callback) callbacks_.owe(r.ticket);
-            staged_.require_sync();
+            stored = true;
           }
         }
         ack.tickets.push_back(r.ticket);
@@ -432,7 +422,13 @@ void NodeCore::on_reports(std::vector<JobReport>& reports) {
     }
     events_.reports.push_back(std::move(r));
   }
-  if (!ack.tickets.empty()) send(std::move(ack));
+  // Nor does any acknowledgement overtake one that waits: the proxy would
+  // forget a result this node holds only unsynced.
+  if (connected_ && (stored || !acks_staged_.empty() || !acks_written_.empty())) {
+    acks_staged_.insert(acks_staged_.end(), ack.tickets.begin(), ack.tickets.end());
+  } else if (!ack.tickets.empty()) {
+    send(std::move(ack));
+  }
 }
 
 void NodeCore::on_requests(const std::vector<std::string>& tickets) {

@@ -180,7 +180,24 @@ class NodeCore {
   // issued again. The shell sends these, commits, calls committed(), then
   // sends take_outbox().
   std::vector<protocol::Message> take_early();
-  void committed() { origin_.committed(); }
+  // `synced`: the commit was a synced write (Staged::commit_syncs), so the
+  // acknowledgements that wait for one leave now.
+  void committed(bool synced);
+  // Results from the proxy are acknowledged only once a synced commit holds
+  // them. Their own turn's commit is not synced for them: the clients that
+  // wait are answered after it. The ACK leaves after the next synced commit:
+  // a submission's, or one the shell makes for it alone
+  // (Staged::require_barrier) when none came within kAckSyncDelayMs. A
+  // result is never lost meanwhile: the proxy holds it durably and offers
+  // it again until it is acknowledged, and a read of a ticket whose result
+  // is not here asks the proxy.
+  bool wants_sync() const { return !acks_written_.empty(); }
+  // A synced commit of the node's own blocks its loop for an fsync: one
+  // that came at once after each answer would hold up the next submission
+  // by as much, so it waits for one to ride, this long at most (under load
+  // one comes within a turn; far below REQUEST_RESULT_PERIOD, after which
+  // the proxy offers an unacknowledged result again).
+  static constexpr TimeMs kAckSyncDelayMs = 10;
   NodeEvents take_events() { return std::exchange(events_, {}); }
 
  private:
@@ -226,6 +243,9 @@ class NodeCore {
   // The turn's new submissions as one SUBMIT (marked `first`), emptied.
   protocol::Submit take_new_submissions();
   protocol::Result pending_results_;
+  // Results to acknowledge once synced: stored in this turn's stage, and
+  // written by an unsynced commit.
+  std::vector<std::string> acks_staged_, acks_written_;
   NodeEvents events_;
 };
 

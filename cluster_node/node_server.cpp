@@ -57,6 +57,7 @@ NodeServer::NodeServer(asio::io_context& io, NodeConfig config, storage::Store& 
       listener_(io, log_),
       info_timer_(io),
       request_timer_(io),
+      ack_sync_timer_(io),
       sweep_timer_(io),
       link_(io, proxy_addresses(config_.proxies),
             ProxyLink::Handlers{[] {},  // the proxy speaks first: HELLO answers its CHALLENGE
@@ -91,10 +92,11 @@ Status NodeServer::start() {
         "full until it does, reads go on",
         config_.data_dir, core_.staged().store().unwritable_reason());
   }
+  const bool synced = core_.staged().commit_syncs();
   if (Status s = core_.staged().commit(); !s.ok()) {
     storage_retry_.failed(s);
   } else {
-    core_.committed();
+    core_.committed(synced);
   }
   port_ =
       listener_.listen(config_.bind_address, config_.client_port,
@@ -172,6 +174,7 @@ void NodeServer::stop() {
   if (api_server_) api_server_->close();
   info_timer_.cancel();
   request_timer_.cancel();
+  ack_sync_timer_.cancel();
   sweep_timer_.cancel();
   storage_retry_.cancel();
   executor_.stop_all();
@@ -373,6 +376,12 @@ void NodeServer::flush() {
   if (storage_retry_.should_try() && core_.staged().store().writable()) {
     for (auto& m : core_.take_early()) link_.send(m);
   }
+  // Acknowledgements of results stored by an earlier turn's unsynced write
+  // wait for a synced commit: this one is, when the timer below asks.
+  if (std::exchange(ack_sync_due_, false) && core_.wants_sync()) {
+    core_.staged().require_barrier();
+  }
+  const bool synced = core_.staged().commit_syncs();
   Status s = storage_retry_.should_try() ? core_.staged().commit()
                                          : Status::IoError("waiting for the next retry");
   if (!s.ok()) {
@@ -391,7 +400,7 @@ void NodeServer::flush() {
     return;
   }
   storage_retry_.succeeded();
-  core_.committed();
+  core_.committed(synced);
   for (const auto& [first, last] :
        compactions_.due(now_ms(), core_.retention().compact_period_ms())) {
     core_.staged().store().compact(first, last);
@@ -408,6 +417,18 @@ void NodeServer::flush() {
   answer_lookups(events.reports);
   answer_lookups(std::exchange(settled_unshown_, {}));
   answer_lookups(events.settled_here);
+  // Results were stored by an unsynced write: a synced commit within
+  // kAckSyncDelayMs makes them durable, then acknowledges them.
+  if (core_.wants_sync() && !ack_sync_armed_) {
+    ack_sync_armed_ = true;
+    ack_sync_timer_.expires_after(milliseconds(NodeCore::kAckSyncDelayMs));
+    ack_sync_timer_.async_wait([this](const error_code& ec) {
+      ack_sync_armed_ = false;
+      if (ec || stopping_ || !core_.wants_sync()) return;
+      ack_sync_due_ = true;
+      schedule_flush();
+    });
+  }
 }
 
 }  // namespace jc::node

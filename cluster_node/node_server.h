@@ -128,6 +128,9 @@ class NodeServer : public client::Backend {
   net::Listener listener_;
   boost::asio::steady_timer info_timer_;
   boost::asio::steady_timer request_timer_;
+  // A synced commit for acknowledgements that wait for one (NodeCore::wants_sync).
+  boost::asio::steady_timer ack_sync_timer_;
+  bool ack_sync_armed_ = false, ack_sync_due_ = false;
   // Removes expired jobs (RESULT_TTL); the ranges they held are compacted
   // once the removal is committed.
   boost::asio::steady_timer sweep_timer_;

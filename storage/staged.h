@@ -116,6 +116,12 @@ class Staged {
   // The commit must reach the disk before anything is acknowledged.
   void require_sync() { sync_ = true; }
   bool sync_required() const { return sync_ && !pending_.empty(); }
+  // The next commit is synced even with nothing staged: it makes the
+  // unsynced writes before it durable (they are in the store's log, which
+  // the sync flushes), for an acknowledgement that needs them to be.
+  void require_barrier() { sync_ = barrier_ = true; }
+  // Whether the next commit is a synced write.
+  bool commit_syncs() const { return sync_ && (barrier_ || !pending_.empty()); }
   bool empty() const { return pending_.empty(); }
   std::size_t size() const { return pending_.size(); }
 
@@ -165,6 +171,7 @@ class Staged {
   std::deque<Stage> flights_;  // lifted into log entries not applied yet, oldest first
   Stage spare_;                // the last landed flight's room, empty
   bool sync_ = false;
+  bool barrier_ = false;  // require_barrier(): synced even when empty
 };
 
 inline std::size_t Stage::slot_of(std::string_view key, std::uint64_t h) const {
@@ -276,15 +283,17 @@ inline void Staged::unlift(bool sync) {
 inline Status Staged::commit() {
   // With nothing staged, a store that refuses writes is still asked: the
   // write is what makes it writable again.
-  if (pending_.empty() && store_.writable()) return Status::Ok();
+  if (pending_.empty() && !barrier_ && store_.writable()) return Status::Ok();
   WriteBatch batch(pending_.take());
   bool sync = sync_;
-  sync_ = false;
+  const bool barrier = barrier_;
+  sync_ = barrier_ = false;
   Status s = store_.write(batch, sync);
   if (!s.ok()) {
     // Kept staged, for the retry: nothing of it was acknowledged.
     pending_.restore(batch.take());
     sync_ = sync;
+    barrier_ = barrier;
     return s;
   }
   pending_.recycle(batch.take());

@@ -202,7 +202,7 @@ TEST_CASE("early sends: a node's new submissions leave before its commit") {
   node::NodeCore core(store, node_options());
   REQUIRE(core.recover().ok());
   REQUIRE(core.staged().commit().ok());
-  core.committed();
+  core.committed(true);
 
   SUBCASE("not before the node is welcomed") {
     core.submit(sleep_spec(), 0);
@@ -211,17 +211,17 @@ TEST_CASE("early sends: a node's new submissions leave before its commit") {
   SUBCASE("once welcomed, SUBMIT goes first and the rest after the commit") {
     core.on_message(welcome(), 0);
     REQUIRE(core.staged().commit().ok());
-    core.committed();
+    core.committed(true);
     core.take_outbox();
     core.submit(sleep_spec(), 0);  // reserves counters (last test case)
     REQUIRE(core.staged().commit().ok());
-    core.committed();
+    core.committed(true);
     core.take_outbox();
     std::string t = core.submit(sleep_spec(), 0);
     auto early = core.take_early();
     CHECK(submitted(early) == std::set<std::string>{t});
     REQUIRE(core.staged().commit().ok());
-    core.committed();
+    core.committed(true);
     CHECK(submitted(core.take_outbox()).empty());  // not twice
   }
 }
@@ -234,12 +234,12 @@ TEST_CASE("early sends: a node that died before its commit never issues those ti
     REQUIRE(core.recover().ok());
     core.on_message(welcome(), 0);
     REQUIRE(core.staged().commit().ok());
-    core.committed();
+    core.committed(true);
     core.take_outbox();
     // The first tickets reserve counters ahead; that reservation is durable.
     core.submit(sleep_spec(), 0);
     REQUIRE(core.staged().commit().ok());
-    core.committed();
+    core.committed(true);
     core.take_outbox();
     for (int i = 0; i < 3; ++i) lost.insert(core.submit(sleep_spec(), 0));
     CHECK(submitted(core.take_early()) == lost);  // sent, then killed: never committed
@@ -248,7 +248,7 @@ TEST_CASE("early sends: a node that died before its commit never issues those ti
   REQUIRE(core.recover().ok());
   core.on_message(welcome(), 1);
   REQUIRE(core.staged().commit().ok());
-  core.committed();
+  core.committed(true);
   std::uint64_t highest_lost = 0;
   for (const auto& t : lost)
     highest_lost = std::max(highest_lost, protocol::parse_ticket(t)->counter);
@@ -294,7 +294,7 @@ TEST_CASE("early sends: a node whose counter reservation is not committed sends 
   std::string t = core.submit(sleep_spec(), 0);
   CHECK(core.take_early().empty());
   REQUIRE(core.staged().commit().ok());
-  core.committed();
+  core.committed(true);
   CHECK(submitted(core.take_outbox()) == std::set<std::string>{t});
 }
 
@@ -337,7 +337,7 @@ TEST_CASE("early sends: a job its node does not hold is queued again by the peri
   w.drop = {t};
   node.on_message(w, 1);  // ... then the WELCOME that drops it
   REQUIRE(node.staged().commit().ok());
-  node.committed();
+  node.committed(true);
   node.take_outbox();
 
   proxy.exchange_results(2);
@@ -345,7 +345,7 @@ TEST_CASE("early sends: a job its node does not hold is queued again by the peri
     if (o.node_id == "node-b") node.on_message(std::move(o.message), 2);
   }
   REQUIRE(node.staged().commit().ok());
-  node.committed();
+  node.committed(true);
   for (auto& m : node.take_outbox()) proxy.on_message("node-b", std::move(m), 3);
   CHECK(proxy.find_job(t)->state == JobState::kQueued);
 }

@@ -18,6 +18,7 @@
 #include "protocol/job.h"
 #include "protocol/messages.h"
 #include "storage/store.h"
+#include "tests/support/node_turn.h"
 
 namespace jc::node {
 namespace {
@@ -113,10 +114,7 @@ struct Node {
     REQUIRE(core.recover().ok());
     flush();
   }
-  std::vector<protocol::Message> flush() {
-    REQUIRE(core.staged().commit().ok());
-    return core.take_outbox();
-  }
+  std::vector<protocol::Message> flush() { return test::node_turn(core); }
   std::vector<protocol::Message> receive(protocol::Message m) {
     core.on_message(m);
     return flush();
@@ -728,6 +726,87 @@ TEST_CASE("node core: a RESULT for an origin ticket is stored and acknowledged")
   out = n.receive(protocol::Result{{rep}});
   REQUIRE(of_type<protocol::Ack>(out).size() == 1);
   CHECK(n.core.lookup(t, kNow).result.text == "slept 10 on b");
+}
+
+TEST_CASE("node core: a proxy's result is shown after an unsynced write, and acknowledged after a synced one") {
+  storage::MemoryStore store;
+  Node n(store);
+  std::string t = n.submit();
+  std::string t2 = n.submit();
+  n.connect();
+  n.receive(protocol::Ack{AckKind::kSubmitted, {t, t2}, {}});
+  n.core.take_events();
+  const int before = store.synced_writes();
+  // The shell's first turn: r/ written, not synced; the waiting clients are
+  // answered from the reports; no ACK yet.
+  n.core.on_message(protocol::Result{{proxy_report(t, "node-b", 1, "slept")}});
+  CHECK_FALSE(n.core.wants_sync());  // not for this turn's commit
+  REQUIRE_FALSE(n.core.staged().commit_syncs());
+  REQUIRE(n.core.staged().commit().ok());
+  n.core.committed(false);
+  CHECK(n.core.wants_sync());  // for the next one
+  CHECK(of_type<protocol::Ack>(n.core.take_outbox()).empty());
+  CHECK(store.synced_writes() == before);
+  CHECK(n.core.take_events().reports.at(0).ticket == t);
+  CHECK(n.core.lookup(t, kNow).result.text == "slept");
+  // A synced commit of the shell's (a submission's) would release it too;
+  // here the next turn brings only another result.
+  // More results of the next turn ride the same synced commit.
+  const int second = store.synced_writes();
+  n.core.on_message(protocol::Result{{proxy_report(t2, "node-b", 1, "slept")}});
+  // The second turn: a synced commit (a barrier, even with nothing staged),
+  // then the ACK of both.
+  n.core.staged().require_barrier();
+  REQUIRE(n.core.staged().commit_syncs());
+  REQUIRE(n.core.staged().commit().ok());
+  n.core.committed(true);
+  CHECK(store.synced_writes() == second + 1);
+  auto acks = of_type<protocol::Ack>(n.core.take_outbox());
+  REQUIRE(acks.size() == 1);
+  CHECK(acks[0].tickets == std::vector<std::string>{t, t2});
+  CHECK_FALSE(n.core.wants_sync());
+}
+
+TEST_CASE("node core: the same result again (the answer to a question) is not acknowledged before the first is synced") {
+  storage::MemoryStore store;
+  Node n(store);
+  std::string t = n.submit();
+  n.connect();
+  n.receive(protocol::Ack{AckKind::kSubmitted, {t}, {}});
+  n.core.on_message(protocol::Result{{proxy_report(t, "node-b", 1, "slept")}});
+  REQUIRE(n.core.staged().commit().ok());
+  n.core.committed(false);
+  n.core.on_message(protocol::Result{{proxy_report(t, "node-b", 1, "slept")}});
+  REQUIRE_FALSE(n.core.staged().commit_syncs());
+  REQUIRE(n.core.staged().commit().ok());
+  n.core.committed(false);
+  CHECK(of_type<protocol::Ack>(n.core.take_outbox()).empty());
+  n.core.staged().require_barrier();
+  REQUIRE(n.core.staged().commit().ok());
+  n.core.committed(true);
+  auto acks = of_type<protocol::Ack>(n.core.take_outbox());
+  REQUIRE(acks.size() == 1);
+  CHECK(acks[0].tickets == std::vector<std::string>{t, t});
+}
+
+TEST_CASE("node core: results not yet acknowledged when the link drops are acknowledged when the proxy offers them again") {
+  storage::MemoryStore store;
+  Node n(store);
+  std::string t = n.submit();
+  n.connect();
+  n.receive(protocol::Ack{AckKind::kSubmitted, {t}, {}});
+  n.core.on_message(protocol::Result{{proxy_report(t, "node-b", 1, "slept")}});
+  REQUIRE(n.core.staged().commit().ok());
+  n.core.committed(false);
+  n.core.on_disconnected();
+  CHECK_FALSE(n.core.wants_sync());  // nothing to acknowledge on a closed link
+  n.connect();
+  // The proxy offers what was never acknowledged: the same result, kept.
+  auto out = n.receive(protocol::Result{{proxy_report(t, "node-b", 1, "slept")}});
+  auto acks = of_type<protocol::Ack>(out);
+  REQUIRE(acks.size() == 1);
+  CHECK(acks[0].tickets == std::vector<std::string>{t});
+  CHECK(n.core.lookup(t, kNow).result.text == "slept");
 }
 
 TEST_CASE("node core: a finished job reads from its r/ record alone, owner included") {

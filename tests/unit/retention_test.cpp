@@ -11,6 +11,7 @@
 #include "protocol/retention.h"
 #include "reverse_proxy/proxy_core.h"
 #include "storage/store.h"
+#include "tests/support/node_turn.h"
 
 namespace jc {
 namespace {
@@ -454,10 +455,7 @@ struct Node {
     o.retention = retention();
     return o;
   }
-  std::vector<protocol::Message> flush() {
-    REQUIRE(core.staged().commit().ok());
-    return core.take_outbox();
-  }
+  std::vector<protocol::Message> flush() { return test::node_turn(core); }
   void receive(protocol::Message m) {
     core.on_message(std::move(m));
     flush();

@@ -579,6 +579,29 @@ TEST_CASE("staged: small stages after a large one read and commit exactly what t
 }
 
 
+TEST_CASE("staged: require_barrier makes even an empty commit a synced write, once") {
+  MemoryStore store;
+  Staged staged(store);
+  CHECK_FALSE(staged.commit_syncs());
+  staged.require_sync();
+  CHECK_FALSE(staged.commit_syncs());  // nothing staged: nothing to sync
+  staged.require_barrier();
+  CHECK(staged.commit_syncs());
+  REQUIRE(staged.commit().ok());
+  CHECK(store.synced_writes() == 1);
+  CHECK_FALSE(staged.commit_syncs());
+  REQUIRE(staged.commit().ok());
+  CHECK(store.synced_writes() == 1);
+  // A failed barrier stays for the retry.
+  staged.require_barrier();
+  store.set_fail_writes(true);
+  CHECK_FALSE(staged.commit().ok());
+  store.set_fail_writes(false);
+  CHECK(staged.commit_syncs());
+  REQUIRE(staged.commit().ok());
+  CHECK(store.synced_writes() == 2);
+}
+
 TEST_CASE("deferred: a put made later and deleted before a whole round passed writes nothing") {
   MemoryStore store;
   Staged staged(store);
