@@ -31,6 +31,7 @@ Status ExecBook::recover(const std::function<bool(const std::string&)>& origin_u
     ExecRecord rec;
     if (!protocol::from_record(bytes, rec)) {
       log_->error("unreadable exec record ticket={}", protocol::escape_sample(t));
+      unreadable_.insert(t);  // a new assignment writes over it at once, not later
       return true;
     }
     apply_outcome(t, rec);
@@ -72,7 +73,7 @@ bool ExecBook::assign(protocol::Assignment& a) {
   std::string bytes = std::move(a.spec_bytes);
   a.spec_bytes.clear();
   if (bytes.empty()) rec.spec = a.spec;  // else the record is made of the bytes
-  store(t, rec, bytes, deferring_);
+  store(t, rec, bytes, deferring_ && unreadable_.erase(t) == 0);
   log_->debug("assigned ticket={} attempt={}", t, a.attempt);
   jobs_[t] = Job{std::move(a), JobState::kQueued, false};
   queue_.push_back(t);

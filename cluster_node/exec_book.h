@@ -179,6 +179,10 @@ class ExecBook {
   FlatSet<std::string> delivered_records_;
   // Run here while the proxy was away, and not yet acknowledged by it.
   FlatSet<std::string> local_claimed_;
+  // x/ records found unreadable at the start (kept, reported): a job given
+  // again under such a ticket is not deferred, since its key has a record
+  // (storage::Deferred).
+  FlatSet<std::string> unreadable_;
   // Rounds of resending before a result sent on this connection is offered
   // again (undelivered_'s values): TCP delivers it, and the proxy
   // acknowledges what it reads, so offering megabytes again every

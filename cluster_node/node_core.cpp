@@ -204,7 +204,11 @@ void NodeCore::on_disconnected() {
   pending_submit_.jobs.clear();
   pending_submit_.spec_bytes.clear();
   pending_results_.reports.clear();
-  acks_staged_.clear();  // the proxy offers them again after the WELCOME
+  // The proxy offers them again after the WELCOME, and this node then
+  // acknowledges them at once (the same result, stored): the next commit
+  // makes what was written for them durable first.
+  if (!acks_staged_.empty() || !acks_written_.empty()) staged_.require_barrier();
+  acks_staged_.clear();
   acks_written_.clear();
   outbox_.clear();
 }

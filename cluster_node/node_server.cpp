@@ -179,6 +179,8 @@ void NodeServer::stop() {
   storage_retry_.cancel();
   executor_.stop_all();
   core_.on_stop();
+  // A synced last commit: results stored unsynced are acknowledged in it.
+  core_.staged().require_barrier();
   flush();
   link_.stop();
   for (auto& w : sessions_) {
@@ -302,6 +304,7 @@ void NodeServer::on_proxy_message(protocol::Message&& m) {
 
 void NodeServer::on_proxy_closed() {
   core_.on_disconnected();
+  schedule_flush();  // what it wrote for the node to go on alone (ExecBook), and its barrier
   proxy_lost_at_ = now_ms();
   // `r` and `status` waiting for the proxy's answer will not get it from
   // this connection: they answer from what this node knows, saying so.

@@ -553,7 +553,7 @@ TEST_CASE("node core: a job given and delivered within a round writes nothing at
   CHECK(store.get("x/j2", &v).ok());
 }
 
-TEST_CASE("node core: a kill -9 within a round loses its waiting records, and the proxy's copy stands") {
+TEST_CASE("node core: a kill -9 within a round loses its waiting records: the node names none of them, and takes them when given again") {
   storage::MemoryStore store;
   {
     Node n(store, options(1));
@@ -602,6 +602,25 @@ TEST_CASE("node core: records waiting in memory are written when the proxy goes 
   Node n(store, options(1));
   protocol::Hello h = n.core.hello();
   CHECK(std::set<std::string>(h.held.begin(), h.held.end()) == std::set<std::string>{"j2", "j3"});
+}
+
+TEST_CASE("node core: a job given under the ticket of an unreadable x/ record is written over it at once") {
+  storage::MemoryStore store;
+  storage::WriteBatch b;
+  b.put("x/j1", "not a record");
+  REQUIRE(store.write(b, true).ok());
+  Node n(store);
+  n.connect();
+  n.receive(protocol::Job{{assignment("j1")}});
+  std::string v;
+  REQUIRE(store.get("x/j1", &v).ok());
+  ExecRecord rec;
+  CHECK(protocol::from_record(v, rec));
+  n.start();
+  n.core.job_finished("j1", done_result());
+  n.flush();
+  n.receive(protocol::Ack{AckKind::kResults, {"j1"}, {}});
+  CHECK(store.get("x/j1", &v).is_not_found());
 }
 
 TEST_CASE("node core: a job given here and then claimed while the proxy is away is written as the claim") {
@@ -767,7 +786,7 @@ TEST_CASE("node core: a proxy's result is shown after an unsynced write, and ack
   CHECK_FALSE(n.core.wants_sync());
 }
 
-TEST_CASE("node core: the same result again (the answer to a question) is not acknowledged before the first is synced") {
+TEST_CASE("node core: the same result again is not acknowledged before the first is synced") {
   storage::MemoryStore store;
   Node n(store);
   std::string t = n.submit();
@@ -800,6 +819,12 @@ TEST_CASE("node core: results not yet acknowledged when the link drops are ackno
   n.core.committed(false);
   n.core.on_disconnected();
   CHECK_FALSE(n.core.wants_sync());  // nothing to acknowledge on a closed link
+  // But the next commit syncs what was written for it: the ACK of the same
+  // result, offered again, leaves at once.
+  const int before = store.synced_writes();
+  CHECK(n.core.staged().commit_syncs());
+  n.flush();
+  CHECK(store.synced_writes() == before + 1);
   n.connect();
   // The proxy offers what was never acknowledged: the same result, kept.
   auto out = n.receive(protocol::Result{{proxy_report(t, "node-b", 1, "slept")}});

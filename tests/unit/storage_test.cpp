@@ -661,16 +661,24 @@ TEST_CASE("deferred: a put made now replaces a waiting one, which is never writt
   std::string v;
   REQUIRE(store.get("x/a", &v).ok());
   CHECK(v == "now");
-  // And a later put of the same key goes back to waiting a whole round.
-  d.put("x/a", "again", true);
+}
+
+TEST_CASE("deferred: a waiting key put again waits a whole round from then") {
+  MemoryStore store;
+  Staged staged(store);
+  Deferred d(staged);
+  d.put("x/a", "first", true);
   d.age();
-  d.put("x/a", "again 2", true);  // moved back to the young ones
+  d.put("x/a", "second", true);  // back with the young ones
   d.age();
+  std::string v;
   REQUIRE(d.get("x/a", &v).ok());
-  CHECK(v == "again 2");
+  CHECK(v == "second");
+  CHECK(staged.empty());
+  d.age();
   REQUIRE(staged.commit().ok());
   REQUIRE(store.get("x/a", &v).ok());
-  CHECK(v == "now");
+  CHECK(v == "second");
 }
 
 }  // namespace jc::storage
