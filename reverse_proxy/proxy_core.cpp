@@ -311,10 +311,17 @@ void ProxyCore::finish_job(const std::string& ticket, JobRecord rec, protocol::J
 }
 
 void ProxyCore::notify_result(const std::string& ticket, const std::string& origin,
-                              const JobReport& report) {
-  for (const auto& n : notices_.recipients(ticket, origin)) {
+                              JobReport report) {
+  auto connected = [&](const std::string& n) {
     auto node = nodes_.find(n);
-    if (node != nodes_.end() && node->second.connected) push_result(n, report);
+    return node != nodes_.end() && node->second.connected;
+  };
+  if (!notices_.watched(ticket)) {
+    if (connected(origin)) push_result(origin, std::move(report));
+    return;
+  }
+  for (const auto& n : notices_.recipients(ticket, origin)) {
+    if (connected(n)) push_result(n, report);
   }
 }
 
@@ -445,52 +452,5 @@ bool ProxyCore::expired(const std::string& ticket, TimeMs now) const {
 }
 
 void ProxyCore::note(std::string event) { stats_.note(clock_, std::move(event)); }
-
-void ProxyCore::send(const std::string& node, protocol::Message m) {
-  flush_results(node);
-  for (auto& piece : protocol::split_batch(std::move(m))) outbox_.push_back({node, std::move(piece)});
-}
-
-void ProxyCore::push_result(const std::string& node, JobReport report) {
-  pending_results_[node].reports.push_back(std::move(report));
-}
-
-void ProxyCore::flush_results(const std::string& node) {
-  auto it = pending_results_.find(node);
-  if (it == pending_results_.end()) return;
-  protocol::Message m = std::move(it->second);
-  pending_results_.erase(it);
-  for (auto& piece : protocol::split_batch(std::move(m))) outbox_.push_back({node, std::move(piece)});
-}
-
-std::vector<Outgoing> ProxyCore::take_early(const std::unordered_set<std::string>& unwelcomed) {
-  std::vector<Outgoing> early;
-  std::unordered_set<std::string> welcomed = unwelcomed;  // few: a HELLO per connection
-  std::size_t kept = 0;
-  for (auto& out : outbox_) {
-    if (std::holds_alternative<protocol::Welcome>(out.message)) welcomed.insert(out.node_id);
-    if (std::holds_alternative<protocol::Job>(out.message) && !welcomed.count(out.node_id)) {
-      early.push_back(std::move(out));
-    } else {
-      if (&outbox_[kept] != &out) outbox_[kept] = std::move(out);
-      ++kept;
-    }
-  }
-  outbox_.resize(kept);
-  return early;
-}
-
-bool ProxyCore::only_acks_out() const {
-  if (!pending_results_.empty()) return false;
-  for (const auto& out : outbox_) {
-    if (!std::holds_alternative<protocol::Ack>(out.message)) return false;
-  }
-  return true;
-}
-
-std::vector<Outgoing> ProxyCore::take_outbox() {
-  while (!pending_results_.empty()) flush_results(pending_results_.begin()->first);
-  return std::exchange(outbox_, {});
-}
 
 }  // namespace jc::proxy

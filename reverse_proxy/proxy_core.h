@@ -220,8 +220,10 @@ class ProxyCore {
   // is told of the result anyway (ResultNotices::recipients), so it need not
   // watch for it.
   bool is_origin(const std::string& ticket, const std::string& node) const;
+  // Pushes `report` to its origin and every watcher: moved to the origin
+  // when nobody else watches (the usual case), copied otherwise.
   void notify_result(const std::string& ticket, const std::string& origin,
-                     const protocol::JobReport& report);
+                     protocol::JobReport report);
   void note(std::string event);
 
   storage::Staged staged_;
@@ -235,6 +237,10 @@ class ProxyCore {
   NodeTable& nodes_ = members_.nodes();
   std::vector<Outgoing> outbox_;
   std::map<std::string, protocol::Result> pending_results_;  // by node (push_result)
+  // Reports in the last batch flushed: room made for as many in the next,
+  // so that a turn's reports (650 bytes each) are not moved again each time
+  // the vector grows.
+  std::size_t last_result_batch_ = 0;
   std::size_t rotation_ = 0;
   ProxyStats stats_;  // counters since start, for stats and estimates
   TimeMs clock_ = 0;  // the latest time a call brought

@@ -39,6 +39,7 @@ bool ProxyCore::dispatch(TimeMs now) {
     NodeEntry& node = nodes_[ids[i]];
     const std::size_t base_cap = node.slots + options_.prefetch;
     protocol::Job job;
+    job.jobs.reserve(plan[i]);  // an Assignment is a spec: not moved again as the vector grows
     while (job.jobs.size() < plan[i]) {
       auto next = book_.pop_for([&](std::uint32_t needs) { return can_run(node, needs); });
       if (!next) break;

@@ -52,6 +52,7 @@ class ResultNotices {
   std::set<std::string> recipients(const std::string& ticket, const std::string& origin);
   // Tickets some node watches.
   std::size_t watched() const { return watchers_.size(); }
+  bool watched(const std::string& ticket) const { return watchers_.count(ticket) > 0; }
 
  private:
   static std::string key(const std::string& origin, const std::string& t) {
