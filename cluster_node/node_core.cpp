@@ -218,6 +218,7 @@ void NodeCore::committed(bool synced) {
   acks_written_.insert(acks_written_.end(), acks_staged_.begin(), acks_staged_.end());
   acks_staged_.clear();
   if (synced && !acks_written_.empty()) {
+    log_->debug("results acknowledged after a synced commit count={}", acks_written_.size());
     send(protocol::Ack{protocol::AckKind::kResults, std::exchange(acks_written_, {}), {}});
   }
 }

@@ -296,3 +296,33 @@ TEST_CASE("a ticket whose node cannot reach the proxy is never called unknown by
   REQUIRE(line.has_value());
   CHECK_MESSAGE(line->rfind("Result: Executed Job[" + t + "]", 0) == 0, *line);
 }
+
+TEST_CASE("the origin answers a wait before its fsync: an idle node acknowledges on its own, and a kill -9 right after the answer changes no result") {
+  Cluster cluster({.nodes = 1, .slots = 1});
+  REQUIRE(cluster.wait_nodes_up(1));
+  std::map<std::string, std::string> shown;
+  {
+    Client c(cluster.node_port(0));
+    std::string first = submit(c, 0);
+    REQUIRE(!first.empty());
+    shown[first] = wait_result(c, first, 10s);
+    REQUIRE(!shown[first].empty());
+    // Nothing else comes to ride on: the node syncs for the ACK by itself.
+    CHECK(eventually(
+        [&] { return cluster.node(0).log_count("results acknowledged after a synced commit") >= 1; },
+        10s));
+    // Three more; the node is killed right after the last answer, before
+    // or after its ACK: every answer stands, from r/ or from the proxy.
+    for (int i = 0; i < 3; ++i) {
+      std::string t = submit(c, 0);
+      REQUIRE(!t.empty());
+      shown[t] = wait_result(c, t, 10s);
+      REQUIRE(!shown[t].empty());
+    }
+  }
+  cluster.node(0).kill_hard();
+  cluster.restart_node(0, false);
+  REQUIRE(cluster.wait_nodes_up(1));
+  Client again(cluster.node_port(0));
+  for (const auto& [t, r] : shown) CHECK(again.command("r" + t) == r);
+}
