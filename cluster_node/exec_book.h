@@ -111,7 +111,6 @@ class ExecBook {
   // A round (REQUEST_RESULT_PERIOD) passed: records that waited all of it
   // are staged.
   void age() { records_.age(); }
-  std::size_t unwritten() const { return records_.waiting(); }
 
   bool holds(const std::string& t) const { return jobs_.count(t) > 0; }
   bool is_running(const std::string& t) const {

@@ -379,11 +379,6 @@ void NodeServer::flush() {
   if (storage_retry_.should_try() && core_.staged().store().writable()) {
     for (auto& m : core_.take_early()) link_.send(m);
   }
-  // Acknowledgements of results stored by an earlier turn's unsynced write
-  // wait for a synced commit: this one is, when the timer below asks.
-  if (std::exchange(ack_sync_due_, false) && core_.wants_sync()) {
-    core_.staged().require_barrier();
-  }
   const bool synced = core_.staged().commit_syncs();
   Status s = storage_retry_.should_try() ? core_.staged().commit()
                                          : Status::IoError("waiting for the next retry");
@@ -420,15 +415,16 @@ void NodeServer::flush() {
   answer_lookups(events.reports);
   answer_lookups(std::exchange(settled_unshown_, {}));
   answer_lookups(events.settled_here);
-  // Results were stored by an unsynced write: a synced commit within
-  // kAckSyncDelayMs makes them durable, then acknowledges them.
+  // Results were stored by an unsynced write: unless a submission's
+  // synced commit comes first, one of their own within kAckSyncDelayMs
+  // makes them durable, then acknowledges them.
   if (core_.wants_sync() && !ack_sync_armed_) {
     ack_sync_armed_ = true;
     ack_sync_timer_.expires_after(milliseconds(NodeCore::kAckSyncDelayMs));
     ack_sync_timer_.async_wait([this](const error_code& ec) {
       ack_sync_armed_ = false;
       if (ec || stopping_ || !core_.wants_sync()) return;
-      ack_sync_due_ = true;
+      core_.staged().require_barrier();
       schedule_flush();
     });
   }

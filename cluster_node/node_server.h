@@ -130,7 +130,7 @@ class NodeServer : public client::Backend {
   boost::asio::steady_timer request_timer_;
   // A synced commit for acknowledgements that wait for one (NodeCore::wants_sync).
   boost::asio::steady_timer ack_sync_timer_;
-  bool ack_sync_armed_ = false, ack_sync_due_ = false;
+  bool ack_sync_armed_ = false;
   // Removes expired jobs (RESULT_TTL); the ranges they held are compacted
   // once the removal is committed.
   boost::asio::steady_timer sweep_timer_;

@@ -317,11 +317,11 @@ void ProxyCore::notify_result(const std::string& ticket, const std::string& orig
     return node != nodes_.end() && node->second.connected;
   };
   if (!notices_.watched(ticket)) {
-    if (connected(origin)) push_result(origin, std::move(report));
+    if (connected(origin)) outbox_.push_result(origin, std::move(report));
     return;
   }
   for (const auto& n : notices_.recipients(ticket, origin)) {
-    if (connected(n)) push_result(n, report);
+    if (connected(n)) outbox_.push_result(n, report);
   }
 }
 

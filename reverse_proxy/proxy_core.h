@@ -35,6 +35,7 @@
 #include "protocol/retention.h"
 #include "reverse_proxy/job_book.h"
 #include "reverse_proxy/membership.h"
+#include "reverse_proxy/outbox.h"
 #include "reverse_proxy/node_rates.h"
 #include "reverse_proxy/proxy_expiry.h"
 #include "reverse_proxy/result_notices.h"
@@ -68,11 +69,6 @@ struct ProxyOptions {
 };
 
 using protocol::SweepOutcome;
-
-struct Outgoing {
-  std::string node_id;
-  protocol::Message message;
-};
 
 class ProxyCore {
  public:
@@ -145,8 +141,8 @@ class ProxyCore {
   storage::Staged& staged() { return staged_; }
   // Whether every message waiting for the commit is an ACK: nothing a
   // client waits for (no RESULT, WELCOME, OFFERS, CANCEL or RES_REQ).
-  bool only_acks_out() const;
-  std::vector<Outgoing> take_outbox();
+  bool only_acks_out() const { return outbox_.only_acks(); }
+  std::vector<Outgoing> take_outbox() { return outbox_.take(); }
   // What may leave before this turn's writes are durable: JOB, to a node
   // not welcomed in this turn (WELCOME goes first on a connection). Running
   // a job acknowledges nothing: should the proxy die before the commit, the
@@ -156,7 +152,9 @@ class ProxyCore {
   // rest (take_outbox()), so the run overlaps the proxy's fsync.
   // `unwelcomed`: nodes whose WELCOME was taken earlier and has not left
   // yet (a log entry in flight holds it); their JOB waits too.
-  std::vector<Outgoing> take_early(const std::unordered_set<std::string>& unwelcomed = {});
+  std::vector<Outgoing> take_early(const std::unordered_set<std::string>& unwelcomed = {}) {
+    return outbox_.take_early(unwelcomed);
+  }
 
  private:
   using Active = JobBook::Active;
@@ -198,13 +196,8 @@ class ProxyCore {
   static protocol::JobReport final_report(const std::string& ticket, JobRecord&& rec);
   // Gone by RESULT_TTL: not found, and below its prefix's removed counter.
   bool expired_ticket(const std::string& ticket) const { return expiry_.gone(ticket); }
-  // Queues `m` for `node`, after the results gathered for it (push_result).
-  void send(const std::string& node, protocol::Message m);
-  // Results pushed to a node travel together: one RESULT of the reports of
-  // a call (a node's frame of 256 results finishes jobs of a few origins),
-  // queued before the next other message to that node, or at take_outbox().
-  void push_result(const std::string& node, protocol::JobReport report);
-  void flush_results(const std::string& node);
+  // Queues `m` for `node`, after the results gathered for it (Outbox).
+  void send(const std::string& node, protocol::Message m) { outbox_.send(node, std::move(m)); }
   // Whether node `entry` offers every need of the interned set `needs`.
   bool can_run(const NodeEntry& entry, std::uint32_t needs) const {
     return needs == 0 || Membership::can_run(entry, names_.needs_list(needs));
@@ -235,12 +228,7 @@ class ProxyCore {
   ProxyExpiry expiry_;
   Membership members_;
   NodeTable& nodes_ = members_.nodes();
-  std::vector<Outgoing> outbox_;
-  std::map<std::string, protocol::Result> pending_results_;  // by node (push_result)
-  // Reports in the last batch flushed: room made for as many in the next,
-  // so that a turn's reports (650 bytes each) are not moved again each time
-  // the vector grows.
-  std::size_t last_result_batch_ = 0;
+  Outbox outbox_;
   std::size_t rotation_ = 0;
   ProxyStats stats_;  // counters since start, for stats and estimates
   TimeMs clock_ = 0;  // the latest time a call brought

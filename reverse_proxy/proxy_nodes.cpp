@@ -43,7 +43,7 @@ protocol::Welcome ProxyCore::on_hello(const protocol::Hello& hello, const std::s
   // WELCOME is the first message on the new connection: a result the
   // reconciliation just gathered for this node goes with the rest it is
   // owed, after it (all_owed below; owe() has recorded it).
-  pending_results_.erase(hello.node_id);
+  outbox_.drop_results(hello.node_id);
   send(hello.node_id, w);
   send_offers(hello.node_id);
   // Results its clients have not acknowledged yet.
@@ -107,7 +107,7 @@ void ProxyCore::on_disconnect(const std::string& node_id, TimeMs now) {
   clock_ = now;
   // Results gathered for it go nowhere: a node that comes back is sent
   // every result it is owed (on_hello).
-  pending_results_.erase(node_id);
+  outbox_.drop_results(node_id);
   note(fmt::format("node {} lost, holding {} jobs", node_id, it->second.held.size()));
   log_->info("node left node={} held={}", node_id, it->second.held.size());
   release_node_jobs(node_id, "node " + node_id + " was lost");
@@ -159,7 +159,7 @@ void ProxyCore::on_leave(const std::string& node_id, const protocol::Leave& m) {
     note(fmt::format("node {} left after draining", node_id));
     log_->info("node left after draining node={} held={}", node_id, node.held.size());
     node.connected = false;
-    pending_results_.erase(node_id);  // as on a lost connection (on_disconnect)
+    outbox_.drop_results(node_id);  // as on a lost connection (on_disconnect)
     if (!node.held.empty()) release_node_jobs(node_id, "node " + node_id + " left holding jobs");
   }
 }

@@ -51,43 +51,40 @@ struct Book {
     book.note_queued(it);
     book.enqueue(it, 0);
   }
-  // The next job out of the queue, given to a node (its a/ record written).
-  std::string dispatch() {
+  // The next job out of the queue, its record read as a dispatch reads it,
+  // running on `node` at its first attempt.
+  JobBook::iterator pop(JobRecord& rec, const std::string& node) {
     auto t = book.pop_for([](std::uint32_t) { return true; });
     REQUIRE(t);
     auto it = book.find(*t);
     REQUIRE(it != book.end());
-    JobRecord rec;
     std::string spec_bytes;
     REQUIRE(book.load_queued(it, rec, spec_bytes));
     CHECK(rec.spec.ticket == *t);
     CHECK(!spec_bytes.empty());
     rec.state = JobState::kRunning;
-    rec.node = "n1";
+    rec.node = node;
     rec.attempts = 1;
-    book.store_active(it, rec);
     it->second.state = JobState::kRunning;
-    return *t;
+    return it;
+  }
+  // The next job out of the queue, given to a node (its a/ record written).
+  std::string dispatch() {
+    JobRecord rec;
+    auto it = pop(rec, "n1");
+    book.store_active(it, rec);
+    return it->first;
   }
   // The next job out of the queue, given to `node` as the core gives it
   // (JobBook::store_dispatched): at its first dispatch, an h/ line.
   std::string dispatch_to(const std::string& node) {
-    auto t = book.pop_for([](std::uint32_t) { return true; });
-    REQUIRE(t);
-    auto it = book.find(*t);
-    REQUIRE(it != book.end());
     JobRecord rec;
-    std::string spec_bytes;
-    REQUIRE(book.load_queued(it, rec, spec_bytes));
-    rec.state = JobState::kRunning;
-    rec.node = node;
-    rec.attempts = 1;
+    auto it = pop(rec, node);
     rec.nodes_tried.push_back(node);
     book.store_dispatched(it, rec);
-    it->second.state = JobState::kRunning;
     it->second.node = names.intern(node);
     it->second.attempts = 1;
-    return *t;
+    return it->first;
   }
   // Given back to the queue after its node was lost (its sequence kept).
   void requeue(const std::string& t) {

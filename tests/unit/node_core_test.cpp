@@ -747,63 +747,76 @@ TEST_CASE("node core: a RESULT for an origin ticket is stored and acknowledged")
   CHECK(n.core.lookup(t, kNow).result.text == "slept 10 on b");
 }
 
-TEST_CASE("node core: a proxy's result is shown after an unsynced write, and acknowledged after a synced one") {
-  storage::MemoryStore store;
-  Node n(store);
-  std::string t = n.submit();
-  std::string t2 = n.submit();
-  n.connect();
-  n.receive(protocol::Ack{AckKind::kSubmitted, {t, t2}, {}});
-  n.core.take_events();
-  const int before = store.synced_writes();
-  // The shell's first turn: r/ written, not synced; the waiting clients are
-  // answered from the reports; no ACK yet.
-  n.core.on_message(protocol::Result{{proxy_report(t, "node-b", 1, "slept")}});
-  CHECK_FALSE(n.core.wants_sync());  // not for this turn's commit
+namespace {
+
+// The shell's turns around a result from the proxy (NodeServer::flush):
+// a commit that is not synced, or one made synced by a barrier (the ACK
+// timer's). Each returns what leaves after it.
+std::vector<protocol::Message> unsynced_turn(Node& n) {
   REQUIRE_FALSE(n.core.staged().commit_syncs());
   REQUIRE(n.core.staged().commit().ok());
   n.core.committed(false);
-  CHECK(n.core.wants_sync());  // for the next one
-  CHECK(of_type<protocol::Ack>(n.core.take_outbox()).empty());
-  CHECK(store.synced_writes() == before);
-  CHECK(n.core.take_events().reports.at(0).ticket == t);
-  CHECK(n.core.lookup(t, kNow).result.text == "slept");
-  // A synced commit of the shell's (a submission's) would release it too;
-  // here the next turn brings only another result.
-  // More results of the next turn ride the same synced commit.
-  const int second = store.synced_writes();
-  n.core.on_message(protocol::Result{{proxy_report(t2, "node-b", 1, "slept")}});
-  // The second turn: a synced commit (a barrier, even with nothing staged),
-  // then the ACK of both.
+  return n.core.take_outbox();
+}
+std::vector<protocol::Message> barrier_turn(Node& n) {
   n.core.staged().require_barrier();
   REQUIRE(n.core.staged().commit_syncs());
   REQUIRE(n.core.staged().commit().ok());
   n.core.committed(true);
+  return n.core.take_outbox();
+}
+// `count` jobs submitted through `n`, which then joins and has them
+// acknowledged by the proxy.
+std::vector<std::string> acknowledged_jobs(Node& n, int count) {
+  std::vector<std::string> t;
+  for (int i = 0; i < count; ++i) t.push_back(n.submit());
+  n.connect();
+  n.receive(protocol::Ack{AckKind::kSubmitted, t, {}});
+  n.core.take_events();
+  return t;
+}
+protocol::Result result_from_b(const std::string& t) {
+  return protocol::Result{{proxy_report(t, "node-b", 1, "slept")}};
+}
+
+}  // namespace
+
+TEST_CASE("node core: a proxy's result is shown after an unsynced write, and acknowledged after a synced one") {
+  storage::MemoryStore store;
+  Node n(store);
+  auto t = acknowledged_jobs(n, 2);
+  const int before = store.synced_writes();
+  // The shell's first turn: r/ written, not synced; the waiting clients are
+  // answered from the reports; no ACK yet.
+  n.core.on_message(result_from_b(t[0]));
+  CHECK_FALSE(n.core.wants_sync());  // not for this turn's commit
+  auto out = unsynced_turn(n);
+  CHECK(n.core.wants_sync());  // for the next one
+  CHECK(of_type<protocol::Ack>(out).empty());
+  CHECK(store.synced_writes() == before);
+  CHECK(n.core.take_events().reports.at(0).ticket == t[0]);
+  CHECK(n.core.lookup(t[0], kNow).result.text == "slept");
+  // The next turn brings another result (a submission's synced commit
+  // would release the ACK too): both ride one synced commit, a barrier even
+  // with nothing else staged, then leave in one ACK.
+  const int second = store.synced_writes();
+  n.core.on_message(result_from_b(t[1]));
+  auto acks = of_type<protocol::Ack>(barrier_turn(n));
   CHECK(store.synced_writes() == second + 1);
-  auto acks = of_type<protocol::Ack>(n.core.take_outbox());
   REQUIRE(acks.size() == 1);
-  CHECK(acks[0].tickets == std::vector<std::string>{t, t2});
+  CHECK(acks[0].tickets == t);
   CHECK_FALSE(n.core.wants_sync());
 }
 
 TEST_CASE("node core: the same result again is not acknowledged before the first is synced") {
   storage::MemoryStore store;
   Node n(store);
-  std::string t = n.submit();
-  n.connect();
-  n.receive(protocol::Ack{AckKind::kSubmitted, {t}, {}});
-  n.core.on_message(protocol::Result{{proxy_report(t, "node-b", 1, "slept")}});
-  REQUIRE(n.core.staged().commit().ok());
-  n.core.committed(false);
-  n.core.on_message(protocol::Result{{proxy_report(t, "node-b", 1, "slept")}});
-  REQUIRE_FALSE(n.core.staged().commit_syncs());
-  REQUIRE(n.core.staged().commit().ok());
-  n.core.committed(false);
-  CHECK(of_type<protocol::Ack>(n.core.take_outbox()).empty());
-  n.core.staged().require_barrier();
-  REQUIRE(n.core.staged().commit().ok());
-  n.core.committed(true);
-  auto acks = of_type<protocol::Ack>(n.core.take_outbox());
+  std::string t = acknowledged_jobs(n, 1).at(0);
+  n.core.on_message(result_from_b(t));
+  unsynced_turn(n);
+  n.core.on_message(result_from_b(t));
+  CHECK(of_type<protocol::Ack>(unsynced_turn(n)).empty());
+  auto acks = of_type<protocol::Ack>(barrier_turn(n));
   REQUIRE(acks.size() == 1);
   CHECK(acks[0].tickets == std::vector<std::string>{t, t});
 }
@@ -811,12 +824,9 @@ TEST_CASE("node core: the same result again is not acknowledged before the first
 TEST_CASE("node core: results not yet acknowledged when the link drops are acknowledged when the proxy offers them again") {
   storage::MemoryStore store;
   Node n(store);
-  std::string t = n.submit();
-  n.connect();
-  n.receive(protocol::Ack{AckKind::kSubmitted, {t}, {}});
-  n.core.on_message(protocol::Result{{proxy_report(t, "node-b", 1, "slept")}});
-  REQUIRE(n.core.staged().commit().ok());
-  n.core.committed(false);
+  std::string t = acknowledged_jobs(n, 1).at(0);
+  n.core.on_message(result_from_b(t));
+  unsynced_turn(n);
   n.core.on_disconnected();
   CHECK_FALSE(n.core.wants_sync());  // nothing to acknowledge on a closed link
   // But the next commit syncs what was written for it: the ACK of the same
@@ -827,8 +837,7 @@ TEST_CASE("node core: results not yet acknowledged when the link drops are ackno
   CHECK(store.synced_writes() == before + 1);
   n.connect();
   // The proxy offers what was never acknowledged: the same result, kept.
-  auto out = n.receive(protocol::Result{{proxy_report(t, "node-b", 1, "slept")}});
-  auto acks = of_type<protocol::Ack>(out);
+  auto acks = of_type<protocol::Ack>(n.receive(result_from_b(t)));
   REQUIRE(acks.size() == 1);
   CHECK(acks[0].tickets == std::vector<std::string>{t});
   CHECK(n.core.lookup(t, kNow).result.text == "slept");

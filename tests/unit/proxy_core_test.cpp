@@ -1687,4 +1687,37 @@ TEST_CASE("proxy core: WELCOME comes first even when the node's return ends a jo
   CHECK(told);
 }
 
+TEST_CASE("outbox: results gathered for a node leave as one RESULT before its next message, and only JOBs leave early") {
+  Outbox box;
+  auto report = [](const std::string& t) {
+    protocol::JobReport r;
+    r.ticket = t;
+    return r;
+  };
+  box.push_result("n1", report("a"));
+  box.push_result("n1", report("b"));
+  CHECK_FALSE(box.only_acks());
+  box.send("n1", protocol::Ack{protocol::AckKind::kResults, {"c"}, {}});
+  box.send("n2", protocol::Job{});
+  box.send("n3", protocol::Welcome{});
+  box.send("n3", protocol::Job{});
+  auto early = box.take_early({});
+  REQUIRE(early.size() == 1);  // n3's JOB waits for its WELCOME
+  CHECK(early[0].node_id == "n2");
+  auto rest = box.take();
+  REQUIRE(rest.size() == 4);
+  CHECK(rest[0].node_id == "n1");
+  REQUIRE(std::holds_alternative<protocol::Result>(rest[0].message));
+  CHECK(std::get<protocol::Result>(rest[0].message).reports.size() == 2);
+  CHECK(std::holds_alternative<protocol::Ack>(rest[1].message));
+  CHECK(std::holds_alternative<protocol::Welcome>(rest[2].message));
+  CHECK(std::holds_alternative<protocol::Job>(rest[3].message));
+  CHECK(box.take().empty());
+  box.send("n1", protocol::Ack{protocol::AckKind::kResults, {"d"}, {}});
+  CHECK(box.only_acks());
+  box.push_result("n4", report("e"));
+  box.drop_results("n4");  // its connection is gone
+  CHECK(box.only_acks());
+}
+
 }  // namespace jc::proxy

@@ -602,83 +602,78 @@ TEST_CASE("staged: require_barrier makes even an empty commit a synced write, on
   CHECK(store.synced_writes() == 2);
 }
 
-TEST_CASE("deferred: a put made later and deleted before a whole round passed writes nothing") {
+// A Deferred over a stage of a MemoryStore.
+struct Deferring {
   MemoryStore store;
-  Staged staged(store);
-  Deferred d(staged);
-  d.put("x/a", "A", true);
-  d.age();  // a round ends: "x/a" came during it
-  d.put("x/b", "B", true);
+  Staged staged{store};
+  Deferred d{staged};
+  // The stage committed, then what the store holds under `key` ("" if nothing).
+  std::string written(const std::string& key) {
+    REQUIRE(staged.commit().ok());
+    std::string v;
+    return store.get(key, &v).ok() ? v : std::string();
+  }
+  std::string read(const std::string& key) {
+    std::string v;
+    return d.get(key, &v).ok() ? v : std::string();
+  }
+};
+
+TEST_CASE("deferred: a put made later and deleted before a whole round passed writes nothing") {
+  Deferring f;
+  f.d.put("x/a", "A", true);
+  f.d.age();  // a round ends: "x/a" came during it
+  f.d.put("x/b", "B", true);
+  CHECK(f.read("x/a") == "A");
+  f.d.del("x/a");
+  f.d.del("x/b");
+  CHECK(f.d.waiting() == 0);
+  CHECK(f.staged.empty());  // no put, and no delete of what was never written
+  f.d.age();
+  f.d.age();
+  CHECK(f.staged.empty());
   std::string v;
-  REQUIRE(d.get("x/a", &v).ok());
-  CHECK(v == "A");
-  d.del("x/a");
-  d.del("x/b");
-  CHECK(d.waiting() == 0);
-  CHECK(staged.empty());  // no put, and no delete of what was never written
-  d.age();
-  d.age();
-  CHECK(staged.empty());
-  CHECK(d.get("x/a", &v).is_not_found());
+  CHECK(f.d.get("x/a", &v).is_not_found());
 }
 
 TEST_CASE("deferred: what outlives a whole round is staged, and its delete is then written") {
-  MemoryStore store;
-  Staged staged(store);
-  Deferred d(staged);
-  d.put("x/a", "A", true);
-  d.age();
-  CHECK(staged.empty());
-  d.put("x/b", "B", true);
-  d.age();  // "x/a" waited through all of the second round
-  REQUIRE(staged.commit().ok());
-  std::string v;
-  REQUIRE(store.get("x/a", &v).ok());
-  CHECK(v == "A");
-  CHECK(store.get("x/b", &v).is_not_found());
-  CHECK(d.waiting() == 1);
-  d.del("x/a");
-  REQUIRE(staged.commit().ok());
-  CHECK(store.get("x/a", &v).is_not_found());
-  d.write_all();
-  REQUIRE(staged.commit().ok());
-  REQUIRE(store.get("x/b", &v).ok());
-  CHECK(v == "B");
-  CHECK(d.waiting() == 0);
+  Deferring f;
+  f.d.put("x/a", "A", true);
+  f.d.age();
+  CHECK(f.staged.empty());
+  f.d.put("x/b", "B", true);
+  f.d.age();  // "x/a" waited through all of the second round
+  CHECK(f.written("x/a") == "A");
+  CHECK(f.written("x/b").empty());
+  CHECK(f.d.waiting() == 1);
+  f.d.del("x/a");
+  CHECK(f.written("x/a").empty());
+  f.d.write_all();
+  CHECK(f.written("x/b") == "B");
+  CHECK(f.d.waiting() == 0);
 }
 
 TEST_CASE("deferred: a put made now replaces a waiting one, which is never written over it") {
-  MemoryStore store;
-  Staged staged(store);
-  Deferred d(staged);
-  d.put("x/a", "old", true);
-  d.age();
-  d.put("x/a", "now", false);
-  CHECK(d.waiting() == 0);
-  d.age();
-  d.age();
-  REQUIRE(staged.commit().ok());
-  std::string v;
-  REQUIRE(store.get("x/a", &v).ok());
-  CHECK(v == "now");
+  Deferring f;
+  f.d.put("x/a", "old", true);
+  f.d.age();
+  f.d.put("x/a", "now", false);
+  CHECK(f.d.waiting() == 0);
+  f.d.age();
+  f.d.age();
+  CHECK(f.written("x/a") == "now");
 }
 
 TEST_CASE("deferred: a waiting key put again waits a whole round from then") {
-  MemoryStore store;
-  Staged staged(store);
-  Deferred d(staged);
-  d.put("x/a", "first", true);
-  d.age();
-  d.put("x/a", "second", true);  // back with the young ones
-  d.age();
-  std::string v;
-  REQUIRE(d.get("x/a", &v).ok());
-  CHECK(v == "second");
-  CHECK(staged.empty());
-  d.age();
-  REQUIRE(staged.commit().ok());
-  REQUIRE(store.get("x/a", &v).ok());
-  CHECK(v == "second");
+  Deferring f;
+  f.d.put("x/a", "first", true);
+  f.d.age();
+  f.d.put("x/a", "second", true);  // back with the young ones
+  f.d.age();
+  CHECK(f.read("x/a") == "second");
+  CHECK(f.staged.empty());
+  f.d.age();
+  CHECK(f.written("x/a") == "second");
 }
 
 }  // namespace jc::storage
