@@ -162,41 +162,6 @@ bool NodeCore::available(const std::string& need) const {
          (connected() && std::find(own.begin(), own.end(), need) != own.end());
 }
 
-std::vector<protocol::Message> NodeCore::take_early() {
-  // Jobs go to the proxy in the order they came: not ahead of older ones
-  // this turn sends again (after a WELCOME).
-  bool older_queued = std::any_of(outbox_.begin(), outbox_.end(), [](const protocol::Message& m) {
-    return std::holds_alternative<protocol::Submit>(m);
-  });
-  if (pending_submit_.spec_bytes.empty() || !connected_ || older_queued ||
-      !origin_.issued_below_durable_mark()) {
-    return {};
-  }
-  return protocol::split_batch(take_new_submissions());
-}
-
-protocol::Submit NodeCore::take_new_submissions() {
-  pending_submit_.first = true;  // accepted on this connection, never sent before
-  last_submit_size_ = pending_submit_.spec_bytes.size();
-  return std::exchange(pending_submit_, {});
-}
-
-std::vector<protocol::Message> NodeCore::take_outbox() {
-  // New submissions and results of one turn of the event loop travel together.
-  if (!pending_submit_.spec_bytes.empty()) outbox_.push_back(take_new_submissions());
-  if (!pending_results_.reports.empty()) outbox_.push_back(std::exchange(pending_results_, {}));
-  // Every frame within the limit, however large the batch (protocol/batching.h).
-  std::vector<protocol::Message> out = std::exchange(outbox_, {});
-  for (std::size_t i = 0; i < out.size(); ++i) {
-    auto pieces = protocol::split_batch(std::move(out[i]));
-    out[i] = std::move(pieces[0]);
-    for (std::size_t p = 1; p < pieces.size(); ++p) {
-      out.insert(out.begin() + static_cast<std::ptrdiff_t>(++i), std::move(pieces[p]));
-    }
-  }
-  return out;
-}
-
 void NodeCore::on_disconnected() {
   connected_ = false;
   exec_.set_deferring(false);  // without the proxy's copy, what is held goes to disk
@@ -207,20 +172,12 @@ void NodeCore::on_disconnected() {
   // The proxy offers them again after the WELCOME, and this node then
   // acknowledges them at once (the same result, stored): the next commit
   // makes what was written for them durable first.
-  if (!acks_staged_.empty() || !acks_written_.empty()) staged_.require_barrier();
+  if (acks_waiting()) staged_.require_barrier();
+  if (flight_) flight_->acks.clear();
   acks_staged_.clear();
   acks_written_.clear();
+  synced_acks_.reset();
   outbox_.clear();
-}
-
-void NodeCore::committed(bool synced) {
-  origin_.committed();
-  acks_written_.insert(acks_written_.end(), acks_staged_.begin(), acks_staged_.end());
-  acks_staged_.clear();
-  if (synced && !acks_written_.empty()) {
-    log_->debug("results acknowledged after a synced commit count={}", acks_written_.size());
-    send(protocol::Ack{protocol::AckKind::kResults, std::exchange(acks_written_, {}), {}});
-  }
 }
 
 void NodeCore::on_welcome(const protocol::Welcome& w) {
@@ -429,7 +386,7 @@ void NodeCore::on_reports(std::vector<JobReport>& reports) {
   }
   // Nor does any acknowledgement overtake one that waits: the proxy would
   // forget a result this node holds only unsynced.
-  if (connected_ && (stored || !acks_staged_.empty() || !acks_written_.empty())) {
+  if (connected_ && (stored || acks_waiting())) {
     acks_staged_.insert(acks_staged_.end(), ack.tickets.begin(), ack.tickets.end());
   } else if (!ack.tickets.empty()) {
     send(std::move(ack));

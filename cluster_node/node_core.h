@@ -180,9 +180,19 @@ class NodeCore {
   // issued again. The shell sends these, commits, calls committed(), then
   // sends take_outbox().
   std::vector<protocol::Message> take_early();
+  // The ACK(results) that a synced commit allowed (committed()), to send
+  // after what that commit held back; take_outbox() includes it too.
+  std::vector<protocol::Message> take_synced_acks();
+  // A write of what is staged now begins (made on a thread of its own
+  // while this core goes on): committed() or commit_failed() ends it. A
+  // commit made in place may call committed() alone.
+  void begin_commit();
   // `synced`: the commit was a synced write (Staged::commit_syncs), so the
   // acknowledgements that wait for one leave now.
   void committed(bool synced);
+  // The write begun failed: what it held is staged again (Staged::unlift),
+  // and so are the acknowledgements that waited for it.
+  void commit_failed();
   // Results from the proxy are acknowledged only once a synced commit holds
   // them. Their own turn's commit is not synced for them: the clients that
   // wait are answered after it. The ACK leaves after the next synced commit:
@@ -246,6 +256,17 @@ class NodeCore {
   // Results to acknowledge once synced: stored in this turn's stage, and
   // written by an unsynced commit.
   std::vector<std::string> acks_staged_, acks_written_;
+  // The write begun (begin_commit) and not ended: the m/counter it holds,
+  // and the results it stores.
+  struct Flight {
+    std::uint64_t reserved = 0;
+    std::vector<std::string> acks;
+  };
+  std::optional<Flight> flight_;
+  std::optional<protocol::Ack> synced_acks_;  // take_synced_acks()
+  bool acks_waiting() const {
+    return !acks_staged_.empty() || !acks_written_.empty() || (flight_ && !flight_->acks.empty());
+  }
   NodeEvents events_;
 };
 

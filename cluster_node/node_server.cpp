@@ -68,6 +68,8 @@ NodeServer::NodeServer(asio::io_context& io, NodeConfig config, storage::Store& 
                 [this](const std::string& t, protocol::JobResult r) {
                   on_job_done(t, std::move(r));
                 }),
+      writer_(std::make_unique<storage::BackgroundWrite>(
+          [&io](std::function<void()> f) { asio::post(io, std::move(f)); })),
       storage_retry_(io, log_, [this] { schedule_flush(); }),
       callback_timer_(io) {
   core_.set_sandbox(executor_.sandbox_description(), executor_.cpus_description());
@@ -179,6 +181,7 @@ void NodeServer::stop() {
   storage_retry_.cancel();
   executor_.stop_all();
   core_.on_stop();
+  writer_->finish();
   // A synced last commit: results stored unsynced are acknowledged in it.
   core_.staged().require_barrier();
   flush();
@@ -304,6 +307,8 @@ void NodeServer::on_proxy_message(protocol::Message&& m) {
 
 void NodeServer::on_proxy_closed() {
   core_.on_disconnected();
+  ++link_epoch_;
+  unsent_.clear();
   schedule_flush();  // what it wrote for the node to go on alone (ExecBook), and its barrier
   proxy_lost_at_ = now_ms();
   // `r` and `status` waiting for the proxy's answer will not get it from
@@ -367,67 +372,6 @@ void NodeServer::schedule_flush() {
   if (flush_scheduled_) return;
   flush_scheduled_ = true;
   asio::post(io_, [this] { flush(); });
-}
-
-void NodeServer::flush() {
-  flush_scheduled_ = false;
-  NodeEvents events = core_.take_events();
-  for (const auto& t : events.stop) executor_.stop(t);
-  if (events.work) start_jobs();
-  // New submissions first: their runs overlap this commit's fsync
-  // (NodeCore::take_early). Not while the store refuses writes.
-  if (storage_retry_.should_try() && core_.staged().store().writable()) {
-    for (auto& m : core_.take_early()) link_.send(m);
-  }
-  const bool synced = core_.staged().commit_syncs();
-  Status s = storage_retry_.should_try() ? core_.staged().commit()
-                                         : Status::IoError("waiting for the next retry");
-  if (!s.ok()) {
-    if (storage_retry_.should_try()) storage_retry_.failed(s);
-    // What depends on the write (tickets, acknowledgements, the core's
-    // messages) waits for it. Reads go on: questions to the proxy, stats,
-    // and answers from what is known.
-    if (!to_request_.empty() && core_.connected()) {
-      link_.send(protocol::RequestOfRes{std::exchange(to_request_, {})});
-    }
-    to_request_.clear();
-    for (auto& m : std::exchange(shell_outbox_, {})) link_.send(m);
-    answer_lookups(events.reports);
-    // Only this node has these results: shown once they are on its disk.
-    for (auto& r : events.settled_here) settled_unshown_.push_back(std::move(r));
-    return;
-  }
-  storage_retry_.succeeded();
-  core_.committed(synced);
-  for (const auto& [first, last] :
-       compactions_.due(now_ms(), core_.retention().compact_period_ms())) {
-    core_.staged().store().compact(first, last);
-  }
-  for (auto& cb : std::exchange(after_commit_, {})) cb();
-  // Submissions first, so that a question about a ticket just submitted
-  // reaches the proxy after the ticket itself.
-  for (auto& m : core_.take_outbox()) link_.send(m);
-  if (!to_request_.empty() && core_.connected()) {
-    link_.send(protocol::RequestOfRes{std::exchange(to_request_, {})});
-  }
-  to_request_.clear();
-  for (auto& m : std::exchange(shell_outbox_, {})) link_.send(m);
-  answer_lookups(events.reports);
-  answer_lookups(std::exchange(settled_unshown_, {}));
-  answer_lookups(events.settled_here);
-  // Results were stored by an unsynced write: unless a submission's
-  // synced commit comes first, one of their own within kAckSyncDelayMs
-  // makes them durable, then acknowledges them.
-  if (core_.wants_sync() && !ack_sync_armed_) {
-    ack_sync_armed_ = true;
-    ack_sync_timer_.expires_after(milliseconds(NodeCore::kAckSyncDelayMs));
-    ack_sync_timer_.async_wait([this](const error_code& ec) {
-      ack_sync_armed_ = false;
-      if (ec || stopping_ || !core_.wants_sync()) return;
-      core_.staged().require_barrier();
-      schedule_flush();
-    });
-  }
 }
 
 }  // namespace jc::node

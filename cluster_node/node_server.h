@@ -24,6 +24,7 @@
 #include "net/listener.h"
 #include "net/storage_retry.h"
 #include "runner/executor.h"
+#include "storage/background_write.h"
 
 namespace jc::node {
 
@@ -117,7 +118,23 @@ class NodeServer : public client::Backend {
   void schedule_requests();
   void schedule_sweep(TimeMs after_ms);
   void schedule_flush();
+  // The group commit (node_commit.cpp).
   void flush();
+  // What a commit holds back until it is written.
+  struct Held {
+    std::vector<std::function<void()>> replies;  // tickets to clients, getall
+    std::vector<protocol::Message> messages;     // the core's, for the proxy
+    std::vector<std::string> requests;           // RequestOfRes: reads, not held by a failure
+    std::vector<protocol::Message> shell;        // CANCEL, STATS: likewise
+    std::vector<protocol::JobReport> reports;    // to the lookups that wait
+    std::vector<protocol::JobReport> settled;    // NodeEvents::settled_here
+    std::uint64_t link_epoch = 0;
+    bool synced = false;
+  };
+  Held hold_turn();
+  void send_reads(Held& turn);
+  void written(Held turn);
+  void not_written(Held turn, const Status& s);
   void schedule_callbacks();
   void send_callbacks();
 
@@ -146,8 +163,22 @@ class NodeServer : public client::Backend {
   std::unordered_map<std::uint64_t, std::unique_ptr<boost::asio::steady_timer>> lookup_timers_;
   std::vector<std::string> to_request_;
   std::vector<protocol::Message> shell_outbox_;  // sent after the core's
-  // NodeEvents::settled_here of a commit that failed: shown after the next.
-  std::vector<protocol::JobReport> settled_unshown_;
+  // Reports and NodeEvents::settled_here of turns not committed yet (and
+  // of a commit that failed): shown after the next.
+  std::vector<protocol::JobReport> reports_, settled_;
+  // The core's messages that a failed write held back: they leave first
+  // after the next.
+  std::vector<protocol::Message> unsent_;
+  // One more each time the proxy link drops: what a write held back for
+  // an earlier connection is not sent on a later one.
+  std::uint64_t link_epoch_ = 0;
+  // Busy turns' synced writes (node_commit.cpp); smaller ones are made in
+  // place: a turn or two of an idle node (a job's submit and result stage
+  // about five writes), where handing the write over and back would add
+  // to the job's latency more than the loop gains.
+  static constexpr std::size_t kInPlaceBelow = 16;
+  Held flight_;  // what the write in flight holds back
+  std::unique_ptr<storage::BackgroundWrite> writer_;
   std::unordered_map<std::uint64_t,
                      std::pair<StatsDone, std::unique_ptr<boost::asio::steady_timer>>>
       stats_waiters_;

@@ -18,6 +18,7 @@
 // and, in memory, of which jobs the proxy has not acknowledged, in order.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <deque>
 #include <functional>
@@ -97,8 +98,12 @@ class OriginBook {
   // Whether this node issued `t` (its prefix, a counter already given),
   // whether or not a record of it survives.
   bool issued_here(const std::string& t) const;
-  // The stage this book wrote to has been committed (and synced).
-  void committed() { durable_reserved_ = reserved_; }
+  // m/counter as staged now: durable once this stage is committed.
+  std::uint64_t reserved() const { return reserved_; }
+  // A stage that held m/counter = `reserved` has been committed (and synced).
+  void committed(std::uint64_t reserved) {
+    durable_reserved_ = std::max(durable_reserved_, reserved);
+  }
   // Whether every counter issued is below the committed m/counter: a
   // restart, whatever this turn's commit becomes, never issues them again.
   bool issued_below_durable_mark() const { return counter_ <= durable_reserved_; }

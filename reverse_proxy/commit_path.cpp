@@ -39,7 +39,7 @@ DiskCommit::DiskCommit(storage::Store& store, Send send, TimeMs compact_period_m
       flush_later_(std::move(flush_later)),
       background_(std::move(background)) {
   if (background_.post && background_.flush_again) {
-    writer_ = std::make_unique<WorkThreads>(1, WorkThreads::AtStop::kFinish, "jc-commit");
+    writer_ = std::make_unique<storage::BackgroundWrite>(background_.post);
   }
 }
 
@@ -61,7 +61,7 @@ void DiskCommit::flush(ProxyCore& core) {
     sent_jobs = !early.empty();
     send_(std::move(early));
   }
-  if (writing_) {
+  if (writing()) {
     // What a turn that staged nothing sends may rest on what is being
     // written (a result a RES_REQ is answered with): it leaves with that.
     // Anything staged goes in the next write, when this one lands.
@@ -105,37 +105,21 @@ void DiskCommit::commit_in_place(ProxyCore& core) {
 }
 
 void DiskCommit::start_write(ProxyCore& core) {
-  storage::Staged& staged = core.staged();
-  flight_sync_ = staged.sync_required();
-  // Reads see the stage as a flight until it lands; the writer reads its
-  // operations in place meanwhile (nothing changes them until then).
-  const storage::WriteBatch::Ops& ops = staged.lift_in_place();
   flight_out_ = std::exchange(waiting_, {});
   append(flight_out_, core.take_outbox());
-  writing_ = true;
-  writer_->post([this, &ops, &core, sync = flight_sync_, store = &staged.store(),
-                 alive = writer_->alive()] {
-    landing_ = store->write_ops(ops, sync);
-    background_.post([this, &core, alive] {
-      if (!alive.expired()) land(core);
-    });
-  });
+  writer_->start(core.staged(), [this](const Status& s) { land(s); });
 }
 
-void DiskCommit::land(ProxyCore& core) {
-  if (!landing_) return;  // taken already (flush_at_stop)
-  Status s = *std::exchange(landing_, std::nullopt);
-  writing_ = false;
+void DiskCommit::land(const Status& s) {
   auto out = std::exchange(flight_out_, {});
   if (!s.ok()) {
-    // Staged again under what came since, and retried in place: nothing
-    // of it was acknowledged, and its messages go first after the retry.
-    core.staged().unlift(flight_sync_);
+    // Staged again under what came since (BackgroundWrite), and retried in
+    // place: nothing of it was acknowledged, and its messages go first
+    // after the retry.
     waiting_ = std::move(out);
     retry_.failed(s);
     return;
   }
-  core.staged().landed();
   retry_.succeeded();
   compact_due();
   send_(std::move(out));
@@ -145,10 +129,7 @@ void DiskCommit::land(ProxyCore& core) {
 void DiskCommit::flush_at_stop(ProxyCore& core) {
   hold_.stop();
   in_place_ = true;
-  if (writer_) {
-    writer_->drain();
-    land(core);
-  }
+  if (writer_) writer_->finish();
   flush(core);
 }
 

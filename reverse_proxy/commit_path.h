@@ -25,10 +25,10 @@
 #include <string>
 #include <vector>
 
-#include "common/work_threads.h"
 #include "net/storage_retry.h"
 #include "protocol/retention.h"
 #include "replication/raft_log.h"
+#include "storage/background_write.h"
 #include "reverse_proxy/commit_hold.h"
 #include "reverse_proxy/proxy_core.h"
 #include "reverse_proxy/replicated_store.h"
@@ -97,7 +97,7 @@ class DiskCommit final : public CommitPath {
   // Waits for the write in flight, then commits the rest in place.
   void flush_at_stop(ProxyCore& core) override;
   // Whether a write is being made on the writer thread.
-  bool writing() const { return writing_; }
+  bool writing() const { return writer_ && writer_->writing(); }
 
  private:
   // Writes of fewer operations than this are made in place: a turn or two
@@ -108,17 +108,14 @@ class DiskCommit final : public CommitPath {
   void commit_in_place(ProxyCore& core);
   void start_write(ProxyCore& core);
   // On the event loop, once the writer thread has made the write.
-  void land(ProxyCore& core);
+  void land(const Status& s);
 
   net::StorageRetry& retry_;
   CommitHold hold_;
   FlushLater flush_later_;
   Background background_;
-  std::unique_ptr<WorkThreads> writer_;  // none: writes made in place
-  bool in_place_ = false;                // stopping: every write in place
-  bool writing_ = false;
-  bool flight_sync_ = false;
-  std::optional<Status> landing_;  // the writer's answer, not yet taken by land()
+  std::unique_ptr<storage::BackgroundWrite> writer_;  // none: writes made in place
+  bool in_place_ = false;                             // stopping: every write in place
   std::vector<Outgoing> flight_out_;  // what leaves once the write in flight lands
   std::vector<Outgoing> waiting_;     // what a failed write held: leaves first after the next
 };

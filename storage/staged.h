@@ -265,7 +265,7 @@ inline void Staged::lift(WriteBatch& out) {
 }
 
 inline const WriteBatch::Ops& Staged::lift_in_place() {
-  sync_ = false;  // the writer syncs when asked
+  sync_ = barrier_ = false;  // the writer syncs when asked (commit_syncs)
   flights_.push_back(std::move(pending_));
   pending_ = std::exchange(spare_, Stage());
   return flights_.back().ops();

@@ -41,6 +41,21 @@ TEST_CASE("kill -9 of a node right after its tickets were given loses nothing") 
   check_all_finished_once(cluster, tickets);
 }
 
+TEST_CASE("kill -9 of a node right after a burst of tickets, their writes made on its writer thread, loses nothing") {
+  Cluster cluster({.nodes = 2, .slots = 2});
+  std::vector<std::string> tickets;
+  {
+    Client a(cluster.node_port(0));
+    tickets = submit_many(a, 1500, 0);
+    REQUIRE(tickets.size() == 1500);
+  }
+  // Busy turns were written while the loop went on (NodeServer::flush).
+  CHECK(cluster.node(0).log_count("commit on the writer thread") >= 1);
+  cluster.node(0).kill_hard();
+  cluster.restart_node(0, false);
+  check_all_finished_once(cluster, tickets);
+}
+
 TEST_CASE("kill -9 of the proxy: nodes keep accepting, and after its restart every job finishes") {
   Cluster cluster({.nodes = 3, .slots = 2});
   REQUIRE(cluster.wait_nodes_up(3));

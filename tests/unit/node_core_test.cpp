@@ -821,6 +821,110 @@ TEST_CASE("node core: the same result again is not acknowledged before the first
   CHECK(acks[0].tickets == std::vector<std::string>{t, t});
 }
 
+namespace {
+// The shell's write made on a thread of its own (NodeServer::flush): begun,
+// lifted as a flight, and later landed or failed. The tests stage more in
+// between, as the event loop does while the write is made.
+struct FlightTurn {
+  Node& n;
+  bool synced;
+  const storage::WriteBatch::Ops* ops = nullptr;
+  explicit FlightTurn(Node& node) : n(node), synced(node.core.staged().commit_syncs()) {
+    n.core.begin_commit();
+    ops = &n.core.staged().lift_in_place();
+  }
+  // What leaves once it lands: the ACK it allowed.
+  std::vector<protocol::Message> land(storage::MemoryStore& store) {
+    REQUIRE(store.write_ops(*ops, synced).ok());
+    n.core.staged().landed();
+    n.core.committed(synced);
+    return n.core.take_synced_acks();
+  }
+  void fail() {
+    n.core.staged().unlift(synced);
+    n.core.commit_failed();
+  }
+};
+}  // namespace
+
+TEST_CASE("node core: a write in flight acknowledges the results it stores, not those stored while it is made") {
+  storage::MemoryStore store;
+  Node n(store);
+  auto t = acknowledged_jobs(n, 2);
+  n.core.on_message(result_from_b(t[0]));
+  n.core.staged().require_barrier();  // a submission's synced commit would do the same
+  FlightTurn flight(n);
+  CHECK(flight.synced);
+  // Meanwhile the next result is stored in the next stage.
+  n.core.on_message(result_from_b(t[1]));
+  auto acks = of_type<protocol::Ack>(flight.land(store));
+  REQUIRE(acks.size() == 1);
+  CHECK(acks[0].tickets == std::vector<std::string>{t[0]});
+  // The second waits for a synced commit of its own.
+  CHECK(of_type<protocol::Ack>(unsynced_turn(n)).empty());
+  CHECK(n.core.wants_sync());
+  acks = of_type<protocol::Ack>(barrier_turn(n));
+  REQUIRE(acks.size() == 1);
+  CHECK(acks[0].tickets == std::vector<std::string>{t[1]});
+}
+
+TEST_CASE("node core: a failed write in flight gives its results back, acknowledged in order after the retry") {
+  storage::MemoryStore store;
+  Node n(store);
+  auto t = acknowledged_jobs(n, 2);
+  n.core.on_message(result_from_b(t[0]));
+  n.core.staged().require_barrier();
+  FlightTurn flight(n);
+  n.core.on_message(result_from_b(t[1]));
+  flight.fail();
+  // Both staged again, the sync still owed: one commit writes and
+  // acknowledges them, the first first.
+  CHECK(n.core.staged().commit_syncs());
+  REQUIRE(n.core.staged().commit().ok());
+  n.core.committed(true);
+  auto acks = of_type<protocol::Ack>(n.core.take_outbox());
+  REQUIRE(acks.size() == 1);
+  CHECK(acks[0].tickets == t);
+  CHECK(n.core.lookup(t[0], kNow).result.text == "slept");
+}
+
+TEST_CASE("node core: a link that drops while a write holding results is made acknowledges none of them, and makes the next commit synced") {
+  storage::MemoryStore store;
+  Node n(store);
+  std::string t = acknowledged_jobs(n, 1).at(0);
+  n.core.on_message(result_from_b(t));
+  FlightTurn flight(n);  // not synced: results alone
+  CHECK_FALSE(flight.synced);
+  n.core.on_disconnected();
+  CHECK(flight.land(store).empty());
+  CHECK_FALSE(n.core.wants_sync());
+  // The same result offered after the WELCOME is acknowledged at once: the
+  // commit before makes what was written for it durable.
+  CHECK(n.core.staged().commit_syncs());
+}
+
+TEST_CASE("node core: tickets issued under a counter mark in flight do not leave early until it lands") {
+  storage::MemoryStore store;
+  Node n(store);
+  n.connect();
+  n.core.submit(sleep_spec(), 0);  // reserves a block of counters: m/counter is staged
+  CHECK(n.core.take_early().empty());
+  n.core.take_outbox();
+  FlightTurn flight(n);
+  // A restart before the flight lands could issue this counter again: the
+  // job waits for the write that makes the mark durable.
+  n.core.submit(sleep_spec(), 0);
+  CHECK(n.core.take_early().empty());
+  flight.land(store);
+  REQUIRE(n.core.staged().commit().ok());
+  n.core.committed(true);
+  auto out = n.core.take_outbox();
+  REQUIRE(of_type<protocol::Submit>(out).size() == 1);
+  // Later tickets, under the mark now durable, leave early again.
+  n.core.submit(sleep_spec(), 0);
+  CHECK(of_type<protocol::Submit>(n.core.take_early()).size() == 1);
+}
+
 TEST_CASE("node core: results not yet acknowledged when the link drops are acknowledged when the proxy offers them again") {
   storage::MemoryStore store;
   Node n(store);

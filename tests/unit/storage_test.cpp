@@ -6,7 +6,10 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
+#include <mutex>
+#include <thread>
 #include <optional>
 #include <memory>
 #include <string>
@@ -14,6 +17,7 @@
 #include <vector>
 
 #include "common/counters.h"
+#include "storage/background_write.h"
 #include "storage/deferred.h"
 #include "storage/staged.h"
 #include "storage/store.h"
@@ -719,4 +723,123 @@ TEST_CASE("staged: a stage lifted in place and unlifted goes back under what cam
   REQUIRE(staged.get("e", &v).ok());
   CHECK(v == "4");
   CHECK(staged.get("d", &v).ok());
+}
+
+namespace {
+// A test's event loop: what the writer thread posts back runs when pumped.
+class PostedLoop {
+ public:
+  void post(std::function<void()> f) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    posted_.push_back(std::move(f));
+  }
+  // Runs what is posted until `done()` holds, for 10 s at most.
+  bool run_until(const std::function<bool()>& done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      run_posted();
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
+  }
+  std::size_t run_posted() {
+    std::vector<std::function<void()>> now;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      now.swap(posted_);
+    }
+    for (auto& f : now) f();
+    return now.size();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::function<void()>> posted_;
+};
+
+jc::storage::BackgroundWrite::Post post_to(PostedLoop& loop) {
+  return [&loop](std::function<void()> f) { loop.post(std::move(f)); };
+}
+}  // namespace
+
+TEST_CASE("background write: the stage is written on another thread while the next one gathers, then lands on the loop") {
+  jc::storage::MemoryStore store;
+  jc::storage::Staged staged(store);
+  PostedLoop loop;
+  jc::storage::BackgroundWrite writer(post_to(loop));
+  staged.put("a", "1");
+  staged.require_barrier();
+  std::optional<jc::Status> landed;
+  writer.start(staged, [&](const jc::Status& s) { landed = s; });
+  CHECK(writer.writing());
+  CHECK_FALSE(staged.commit_syncs());  // the flight took the sync and the barrier
+  std::string v;
+  REQUIRE(staged.get("a", &v).ok());  // from the flight
+  CHECK(v == "1");
+  staged.put("b", "2");
+  REQUIRE(loop.run_until([&] { return landed.has_value(); }));
+  CHECK(landed->ok());
+  CHECK_FALSE(writer.writing());
+  CHECK(staged.in_flight() == 0);
+  CHECK(store.synced_writes() == 1);
+  REQUIRE(store.get("a", &v).ok());
+  CHECK(v == "1");
+  CHECK(store.get("b", &v).is_not_found());  // the next stage's
+  CHECK(staged.size() == 1);
+}
+
+TEST_CASE("background write: a write that fails puts its stage back under what came since, its sync still owed") {
+  jc::storage::MemoryStore store;
+  jc::storage::Staged staged(store);
+  PostedLoop loop;
+  jc::storage::BackgroundWrite writer(post_to(loop));
+  staged.put("a", "1");
+  staged.put("b", "1");
+  staged.require_sync();
+  store.set_fail_writes(true);
+  std::optional<jc::Status> landed;
+  writer.start(staged, [&](const jc::Status& s) { landed = s; });
+  staged.put("a", "2");
+  REQUIRE(loop.run_until([&] { return landed.has_value(); }));
+  CHECK_FALSE(landed->ok());
+  CHECK(staged.in_flight() == 0);
+  CHECK(staged.size() == 2);
+  CHECK(staged.sync_required());
+  store.set_fail_writes(false);
+  REQUIRE(staged.commit().ok());
+  std::string v;
+  REQUIRE(store.get("a", &v).ok());
+  CHECK(v == "2");
+  REQUIRE(store.get("b", &v).ok());
+  CHECK(store.synced_writes() == 1);
+}
+
+TEST_CASE("background write: finish() lands the write in place, once, and a writer destroyed first lands nothing") {
+  jc::storage::MemoryStore store;
+  jc::storage::Staged staged(store);
+  PostedLoop loop;
+  int landings = 0;
+  {
+    jc::storage::BackgroundWrite writer(post_to(loop));
+    staged.put("a", "1");
+    writer.start(staged, [&](const jc::Status& s) {
+      CHECK(s.ok());
+      ++landings;
+    });
+    writer.finish();
+    CHECK(landings == 1);
+    CHECK_FALSE(writer.writing());
+    CHECK(staged.in_flight() == 0);
+    loop.run_posted();  // the writer's own completion: nothing left to land
+    CHECK(landings == 1);
+    staged.put("b", "1");
+    writer.start(staged, [&](const jc::Status&) { ++landings; });
+  }
+  // Destroyed with a write in flight: made, never landed.
+  loop.run_posted();
+  CHECK(landings == 1);
+  std::string v;
+  CHECK(store.get("b", &v).ok());
+  CHECK(staged.in_flight() == 1);
 }

@@ -1,0 +1,89 @@
+// What leaves a node for the proxy, and when (NodeCore): the outbox, the
+// submissions that leave before their commit, and the acknowledgements of
+// results that wait for a synced one. The shell commits between
+// take_early() and take_outbox(), in place or on its writer thread
+// (node_commit.cpp), and reports the end of each write here.
+#include <algorithm>
+
+#include "cluster_node/node_core.h"
+#include "protocol/batching.h"
+
+namespace jc::node {
+
+std::vector<protocol::Message> NodeCore::take_early() {
+  // Jobs go to the proxy in the order they came: not ahead of older ones
+  // this turn sends again (after a WELCOME).
+  bool older_queued = std::any_of(outbox_.begin(), outbox_.end(), [](const protocol::Message& m) {
+    return std::holds_alternative<protocol::Submit>(m);
+  });
+  if (pending_submit_.spec_bytes.empty() || !connected_ || older_queued ||
+      !origin_.issued_below_durable_mark()) {
+    return {};
+  }
+  return protocol::split_batch(take_new_submissions());
+}
+
+protocol::Submit NodeCore::take_new_submissions() {
+  pending_submit_.first = true;  // accepted on this connection, never sent before
+  last_submit_size_ = pending_submit_.spec_bytes.size();
+  return std::exchange(pending_submit_, {});
+}
+
+namespace {
+// Every frame within the limit, however large the batch (protocol/batching.h).
+std::vector<protocol::Message> split_all(std::vector<protocol::Message> out) {
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    auto pieces = protocol::split_batch(std::move(out[i]));
+    out[i] = std::move(pieces[0]);
+    for (std::size_t p = 1; p < pieces.size(); ++p) {
+      out.insert(out.begin() + static_cast<std::ptrdiff_t>(++i), std::move(pieces[p]));
+    }
+  }
+  return out;
+}
+}  // namespace
+
+std::vector<protocol::Message> NodeCore::take_outbox() {
+  // New submissions and results of one turn of the event loop travel together.
+  if (!pending_submit_.spec_bytes.empty()) outbox_.push_back(take_new_submissions());
+  if (!pending_results_.reports.empty()) outbox_.push_back(std::exchange(pending_results_, {}));
+  if (synced_acks_) outbox_.push_back(*std::exchange(synced_acks_, std::nullopt));
+  return split_all(std::exchange(outbox_, {}));
+}
+
+std::vector<protocol::Message> NodeCore::take_synced_acks() {
+  if (!synced_acks_) return {};
+  return split_all({*std::exchange(synced_acks_, std::nullopt)});
+}
+
+void NodeCore::begin_commit() {
+  flight_ = Flight{origin_.reserved(), std::exchange(acks_staged_, {})};
+}
+
+void NodeCore::commit_failed() {
+  if (!flight_) return;
+  // Before those staged since: they are staged again in that order too.
+  auto& acks = flight_->acks;
+  acks.insert(acks.end(), acks_staged_.begin(), acks_staged_.end());
+  acks_staged_ = std::move(acks);
+  flight_.reset();
+}
+
+void NodeCore::committed(bool synced) {
+  if (!flight_) begin_commit();  // made in place: what is staged now
+  origin_.committed(flight_->reserved);
+  acks_written_.insert(acks_written_.end(), flight_->acks.begin(), flight_->acks.end());
+  flight_.reset();
+  if (synced && connected_ && !acks_written_.empty()) {
+    log_->debug("results acknowledged after a synced commit count={}", acks_written_.size());
+    if (!synced_acks_) {
+      synced_acks_ = protocol::Ack{protocol::AckKind::kResults, std::exchange(acks_written_, {}), {}};
+    } else {
+      auto& tickets = synced_acks_->tickets;
+      tickets.insert(tickets.end(), acks_written_.begin(), acks_written_.end());
+      acks_written_.clear();
+    }
+  }
+}
+
+}  // namespace jc::node
