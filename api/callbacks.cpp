@@ -163,21 +163,21 @@ std::string check_callback_url(std::string_view text, const std::vector<Cidr>& a
 struct CallbackSender::Context {
   std::vector<Cidr> allow;
   std::set<std::uint16_t> own_ports;
-  // The system's CA certificates are read at the first https callback, not
-  // at start: reading them costs a node about 0.1 s of CPU.
+  // Made at the first https callback, not at start: reading the system's
+  // CA certificates costs a node about 0.1 s of CPU, and OpenSSL's tables,
+  // once started, about 3 MB of its memory.
   ssl::context& client_tls() {
-    if (!tls_ready) {
+    if (!tls) {
+      tls.emplace(ssl::context::tls_client);
       boost::system::error_code ec;
-      tls.set_default_verify_paths(ec);  // none: every handshake fails, and says so
-      tls.set_verify_mode(ssl::verify_peer);
-      tls_ready = true;
+      tls->set_default_verify_paths(ec);  // none: every handshake fails, and says so
+      tls->set_verify_mode(ssl::verify_peer);
     }
-    return tls;
+    return *tls;
   }
 
  private:
-  ssl::context tls{ssl::context::tls_client};
-  bool tls_ready = false;
+  std::optional<ssl::context> tls;
 };
 
 namespace {

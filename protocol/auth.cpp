@@ -4,7 +4,9 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <sys/random.h>
 
+#include <cerrno>
 #include <cstring>
 #include <random>
 #include <stdexcept>
@@ -44,7 +46,21 @@ bool verify_join_proof(std::string_view secret, std::string_view nonce, std::str
 
 namespace {
 
+// From the kernel's CSPRNG (getrandom(2), which OpenSSL's own generator
+// seeds from), so that a node or proxy without TLS or a CLUSTER_SECRET never
+// starts OpenSSL: its providers and tables are about 3.4 MB of every
+// process's memory once touched. RAND_bytes only where getrandom fails.
 void random_bytes(unsigned char* bytes, std::size_t n) {
+  std::size_t got = 0;
+  while (got < n) {
+    ssize_t r = ::getrandom(bytes + got, n - got, 0);
+    if (r > 0) {
+      got += static_cast<std::size_t>(r);
+    } else if (r < 0 && errno != EINTR) {
+      break;
+    }
+  }
+  if (got == n) return;
   if (RAND_bytes(bytes, static_cast<int>(n)) != 1) {
     std::random_device rd;  // RAND_bytes does not fail on Linux; this is a last resort
     for (std::size_t i = 0; i < n; ++i) bytes[i] = static_cast<unsigned char>(rd());
@@ -64,7 +80,8 @@ std::string random_ticket_part() {
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   // One call to the generator per 455 tickets, not one per ticket: a call
   // to OpenSSL 3's RAND_bytes costs about 10 microseconds here, which was
-  // half the node's time for a durable submit. The bytes are as random read
+  // half the node's time for a durable submit (getrandom, a system call, costs
+  // a few microseconds too). The bytes are as random read
   // ahead as read one by one; each is used once. (Event-loop thread only.)
   static thread_local unsigned char pool[4095];
   static thread_local std::size_t used = sizeof(pool);
