@@ -22,12 +22,6 @@ void append(std::vector<T>& to, std::vector<T>&& from) {
   }
   from.clear();
 }
-
-bool holds_submit(const std::vector<protocol::Message>& messages) {
-  return std::any_of(messages.begin(), messages.end(), [](const protocol::Message& m) {
-    return std::holds_alternative<protocol::Submit>(m);
-  });
-}
 }  // namespace
 
 void NodeServer::flush() {
@@ -40,22 +34,32 @@ void NodeServer::flush() {
   append(settled_, std::move(events.settled_here));
   // New submissions first: their runs overlap this commit's fsync
   // (NodeCore::take_early). Not while the store refuses writes, nor ahead
-  // of older ones that a write in flight holds back.
-  if (storage_retry_.should_try() && core_.staged().store().writable() &&
-      !holds_submit(unsent_) && !(writer_->writing() && holds_submit(flight_.messages))) {
+  // of older ones that the write in flight, or one that failed, holds back.
+  const bool older_held = NodeCore::holds_submit(unsent_) ||
+                          (writer_->writing() && NodeCore::holds_submit(flight_.messages));
+  if (storage_retry_.should_try() && core_.staged().store().writable() && !older_held) {
     for (auto& m : core_.take_early()) link_.send(m);
   }
-  if (writer_->writing()) return;  // flushed again once it lands
+  if (writer_->writing()) {
+    // Questions to the proxy need not wait for it, unless a SUBMIT they
+    // could overtake waits (they follow the tickets they ask about).
+    if (!older_held && !core_.submissions_waiting()) {
+      send_reads_asked();
+    }
+    return;  // flushed again once it lands
+  }
   Held turn = hold_turn();
   if (!storage_retry_.should_try()) {
     not_written(std::move(turn), Status::IoError("waiting for the next retry"));
     return;
   }
-  // On the writer thread: a synced write of a busy turn, unless the store
-  // refuses writes (the retry reopens it, which no read may meet) or the
-  // node stops.
-  if (!stopping_ && turn.synced && core_.staged().size() >= kInPlaceBelow &&
-      core_.staged().store().writable()) {
+  // On the writer thread: a synced write of a busy turn, while the proxy is
+  // there. Not when the store refuses writes (the retry reopens it, which
+  // no read may meet), nor when the node stops, nor while it runs jobs on
+  // its own: a read sees what is staged, and a result only this node has
+  // must not be seen before it is on its disk.
+  if (!stopping_ && turn.synced && core_.connected() &&
+      core_.staged().size() >= kInPlaceBelow && core_.staged().store().writable()) {
     flight_ = std::move(turn);
     log_->debug("commit on the writer thread writes={}", core_.staged().size());
     writer_->start(core_.staged(), [this](const Status& s) {
@@ -95,10 +99,21 @@ NodeServer::Held NodeServer::hold_turn() {
 }
 
 void NodeServer::send_reads(Held& turn) {
-  if (!turn.requests.empty() && core_.connected() && turn.link_epoch == link_epoch_) {
+  // Not on a later connection: lookups ask again after a WELCOME, and
+  // stats questions are asked again when the link drops.
+  if (turn.link_epoch != link_epoch_) return;
+  if (!turn.requests.empty() && core_.connected()) {
     link_.send(protocol::RequestOfRes{std::move(turn.requests)});
   }
   for (auto& m : turn.shell) link_.send(m);
+}
+
+void NodeServer::send_reads_asked() {
+  Held reads;
+  reads.link_epoch = link_epoch_;
+  reads.requests = std::exchange(to_request_, {});
+  reads.shell = std::exchange(shell_outbox_, {});
+  send_reads(reads);
 }
 
 void NodeServer::not_written(Held turn, const Status& s) {
@@ -114,6 +129,7 @@ void NodeServer::not_written(Held turn, const Status& s) {
     unsent_ = std::move(turn.messages);
   }
   send_reads(turn);
+  send_reads_asked();  // and those asked while the write was made
   answer_lookups(turn.reports);
   // Only this node has these results: shown once they are on its disk.
   append(turn.settled, std::move(settled_));

@@ -180,6 +180,10 @@ class NodeCore {
   // issued again. The shell sends these, commits, calls committed(), then
   // sends take_outbox().
   std::vector<protocol::Message> take_early();
+  // Whether submissions wait in the outbox (this turn's, or older ones
+  // queued again): a question about a ticket must not overtake its SUBMIT.
+  bool submissions_waiting() const;
+  static bool holds_submit(const std::vector<protocol::Message>& messages);
   // The ACK(results) that a synced commit allowed (committed()), to send
   // after what that commit held back; take_outbox() includes it too.
   std::vector<protocol::Message> take_synced_acks();

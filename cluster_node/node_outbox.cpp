@@ -10,12 +10,20 @@
 
 namespace jc::node {
 
+bool NodeCore::holds_submit(const std::vector<protocol::Message>& messages) {
+  return std::any_of(messages.begin(), messages.end(), [](const protocol::Message& m) {
+    return std::holds_alternative<protocol::Submit>(m);
+  });
+}
+
+bool NodeCore::submissions_waiting() const {
+  return !pending_submit_.spec_bytes.empty() || holds_submit(outbox_);
+}
+
 std::vector<protocol::Message> NodeCore::take_early() {
   // Jobs go to the proxy in the order they came: not ahead of older ones
   // this turn sends again (after a WELCOME).
-  bool older_queued = std::any_of(outbox_.begin(), outbox_.end(), [](const protocol::Message& m) {
-    return std::holds_alternative<protocol::Submit>(m);
-  });
+  const bool older_queued = holds_submit(outbox_);
   if (pending_submit_.spec_bytes.empty() || !connected_ || older_queued ||
       !origin_.issued_below_durable_mark()) {
     return {};

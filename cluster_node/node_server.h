@@ -124,8 +124,9 @@ class NodeServer : public client::Backend {
   struct Held {
     std::vector<std::function<void()>> replies;  // tickets to clients, getall
     std::vector<protocol::Message> messages;     // the core's, for the proxy
-    std::vector<std::string> requests;           // RequestOfRes: reads, not held by a failure
-    std::vector<protocol::Message> shell;        // CANCEL, STATS: likewise
+    // Reads: they wait for no write, only for the SUBMITs they follow.
+    std::vector<std::string> requests;     // RequestOfRes
+    std::vector<protocol::Message> shell;  // CANCEL, STATS
     std::vector<protocol::JobReport> reports;    // to the lookups that wait
     std::vector<protocol::JobReport> settled;    // NodeEvents::settled_here
     std::uint64_t link_epoch = 0;
@@ -133,6 +134,8 @@ class NodeServer : public client::Backend {
   };
   Held hold_turn();
   void send_reads(Held& turn);
+  // The questions asked since the last commit, at once.
+  void send_reads_asked();
   void written(Held turn);
   void not_written(Held turn, const Status& s);
   void schedule_callbacks();

@@ -18,10 +18,11 @@ void BackgroundWrite::start(Staged& staged, Landed landed) {
   sync_ = staged.commit_syncs();
   const WriteBatch::Ops& ops = staged.lift_in_place();
   writing_ = true;
-  writer_->post([this, &ops, sync = sync_, store = &staged.store(), alive = writer_->alive()] {
+  writer_->post([this, &ops, sync = sync_, store = &staged.store(), alive = writer_->alive(),
+                 generation = generation_] {
     result_ = store->write_ops(ops, sync);
-    post_([this, alive] {
-      if (!alive.expired()) land();
+    post_([this, alive, generation] {
+      if (!alive.expired() && generation == generation_) land();
     });
   });
 }
@@ -33,9 +34,10 @@ void BackgroundWrite::finish() {
 }
 
 void BackgroundWrite::land() {
-  if (!result_) return;  // landed already (finish)
+  if (!result_) return;
   const Status s = *std::exchange(result_, std::nullopt);
   writing_ = false;
+  ++generation_;
   if (s.ok()) {
     staged_->landed();
   } else {

@@ -9,6 +9,7 @@
 // reads its operations in place meanwhile, which nothing changes until then.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -51,6 +52,9 @@ class BackgroundWrite {
   Landed landed_;
   bool writing_ = false;
   bool sync_ = false;
+  // One more at each landing: the writer's completion of a write that
+  // finish() landed already finds another number and leaves result_ alone.
+  std::uint64_t generation_ = 0;
   std::optional<Status> result_;  // the writer's answer, not yet landed
 };
 

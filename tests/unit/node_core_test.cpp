@@ -888,38 +888,60 @@ TEST_CASE("node core: a failed write in flight gives its results back, acknowled
   CHECK(n.core.lookup(t[0], kNow).result.text == "slept");
 }
 
-TEST_CASE("node core: a link that drops while a write holding results is made acknowledges none of them, and makes the next commit synced") {
+TEST_CASE("node core: a link that drops while a write holding results is made acknowledges none of them, not even on the next connection, and makes the next commit synced") {
   storage::MemoryStore store;
   Node n(store);
   std::string t = acknowledged_jobs(n, 1).at(0);
   n.core.on_message(result_from_b(t));
-  FlightTurn flight(n);  // not synced: results alone
-  CHECK_FALSE(flight.synced);
+  n.core.staged().require_barrier();
+  FlightTurn flight(n);
+  REQUIRE(flight.synced);
   n.core.on_disconnected();
+  // The next commit is synced: the same result, offered after the WELCOME,
+  // is acknowledged at once, so what was written for it must be durable.
+  CHECK(n.core.staged().commit_syncs());
+  // The node is welcomed again (that turn's commit is the barrier) before
+  // the write lands: what the write held for the old connection is
+  // acknowledged on neither.
+  const int before = store.synced_writes();
+  CHECK(of_type<protocol::Ack>(n.connect()).empty());
+  CHECK(store.synced_writes() == before + 1);
   CHECK(flight.land(store).empty());
   CHECK_FALSE(n.core.wants_sync());
-  // The same result offered after the WELCOME is acknowledged at once: the
-  // commit before makes what was written for it durable.
-  CHECK(n.core.staged().commit_syncs());
 }
 
-TEST_CASE("node core: tickets issued under a counter mark in flight do not leave early until it lands") {
+TEST_CASE("node core: the same result again while a write holding it is made is acknowledged only after that write") {
+  storage::MemoryStore store;
+  Node n(store);
+  std::string t = acknowledged_jobs(n, 1).at(0);
+  n.core.on_message(result_from_b(t));
+  FlightTurn flight(n);  // not synced: the first result alone
+  // Offered again (its ACK was slow): nothing new to store, but its ACK
+  // must not overtake the one that waits for the write.
+  n.core.on_message(result_from_b(t));
+  CHECK(of_type<protocol::Ack>(n.core.take_outbox()).empty());
+  CHECK(flight.land(store).empty());
+  auto acks = of_type<protocol::Ack>(barrier_turn(n));
+  REQUIRE(acks.size() == 1);
+  CHECK(acks[0].tickets == std::vector<std::string>{t, t});
+}
+
+TEST_CASE("node core: tickets issued under a counter mark staged while a write is made do not leave early when that write lands") {
   storage::MemoryStore store;
   Node n(store);
   n.connect();
-  n.core.submit(sleep_spec(), 0);  // reserves a block of counters: m/counter is staged
-  CHECK(n.core.take_early().empty());
-  n.core.take_outbox();
+  // A write begins before the first submission of this process.
   FlightTurn flight(n);
-  // A restart before the flight lands could issue this counter again: the
-  // job waits for the write that makes the mark durable.
+  // Its counter block is reserved now (m/counter), in the next stage.
   n.core.submit(sleep_spec(), 0);
   CHECK(n.core.take_early().empty());
   flight.land(store);
+  // The mark is still in the stage: a restart now could issue this
+  // counter again, so the job waits for the write that holds the mark.
+  CHECK(n.core.take_early().empty());
   REQUIRE(n.core.staged().commit().ok());
   n.core.committed(true);
-  auto out = n.core.take_outbox();
-  REQUIRE(of_type<protocol::Submit>(out).size() == 1);
+  REQUIRE(of_type<protocol::Submit>(n.core.take_outbox()).size() == 1);
   // Later tickets, under the mark now durable, leave early again.
   n.core.submit(sleep_spec(), 0);
   CHECK(of_type<protocol::Submit>(n.core.take_early()).size() == 1);
