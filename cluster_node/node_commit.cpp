@@ -58,8 +58,13 @@ void NodeServer::flush() {
   // no read may meet), nor when the node stops, nor while it runs jobs on
   // its own: a read sees what is staged, and a result only this node has
   // must not be seen before it is on its disk.
-  if (!stopping_ && turn.synced && core_.connected() &&
-      core_.staged().size() >= kInPlaceBelow && core_.staged().store().writable()) {
+  // A small write is made in place when a client waits for it (an idle
+  // node's submission: handing it over and back would cost that job more
+  // than the loop gains), and on the writer thread when none does (a
+  // barrier for ACKs: its fsync would block a busy loop for nothing).
+  const bool busy = core_.staged().size() >= kInPlaceBelow || turn.replies.empty();
+  if (!stopping_ && turn.synced && busy && core_.connected() &&
+      core_.staged().store().writable()) {
     flight_ = std::move(turn);
     log_->debug("commit on the writer thread writes={}", core_.staged().size());
     writer_->start(core_.staged(), [this](const Status& s) {

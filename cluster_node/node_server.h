@@ -175,10 +175,11 @@ class NodeServer : public client::Backend {
   // One more each time the proxy link drops: what a write held back for
   // an earlier connection is not sent on a later one.
   std::uint64_t link_epoch_ = 0;
-  // Busy turns' synced writes (node_commit.cpp); smaller ones are made in
-  // place: a turn or two of an idle node (a job's submit and result stage
-  // about five writes), where handing the write over and back would add
-  // to the job's latency more than the loop gains.
+  // Busy turns' synced writes (node_commit.cpp), and those that give no
+  // client its ticket; smaller ones that do are made in place: a turn or
+  // two of an idle node (a job's submit and result stage about five
+  // writes), where handing the write over and back would add to the job's
+  // latency more than the loop gains.
   static constexpr std::size_t kInPlaceBelow = 16;
   Held flight_;  // what the write in flight holds back
   std::unique_ptr<storage::BackgroundWrite> writer_;
