@@ -53,15 +53,14 @@ void NodeServer::flush() {
     not_written(std::move(turn), Status::IoError("waiting for the next retry"));
     return;
   }
-  // On the writer thread: a synced write of a busy turn, while the proxy is
-  // there. Not when the store refuses writes (the retry reopens it, which
-  // no read may meet), nor when the node stops, nor while it runs jobs on
-  // its own: a read sees what is staged, and a result only this node has
-  // must not be seen before it is on its disk.
-  // A small write is made in place when a client waits for it (an idle
-  // node's submission: handing it over and back would cost that job more
-  // than the loop gains), and on the writer thread when none does (a
-  // barrier for ACKs: its fsync would block a busy loop for nothing).
+  // On the writer thread: a synced write of a busy turn, or one no client
+  // waits for (a barrier for ACKs, whose fsync would block a busy loop for
+  // nothing). A small one a client waits for is made in place (an idle
+  // node's submission: the handover would cost that job more than the loop
+  // gains). Always in place when the store refuses writes (the retry
+  // reopens it, which no read may meet), when the node stops, and while it
+  // runs jobs on its own: a read sees what is staged, and a result only
+  // this node has must not be seen before it is on its disk.
   const bool busy = core_.staged().size() >= kInPlaceBelow || turn.replies.empty();
   if (!stopping_ && turn.synced && busy && core_.connected() &&
       core_.staged().store().writable()) {

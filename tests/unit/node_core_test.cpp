@@ -778,6 +778,14 @@ std::vector<std::string> acknowledged_jobs(Node& n, int count) {
 protocol::Result result_from_b(const std::string& t) {
   return protocol::Result{{proxy_report(t, "node-b", 1, "slept")}};
 }
+// A job submitted through a joined node, acknowledged by the proxy, whose
+// result from node-b has just come (stored, not yet committed).
+struct OneResultStored {
+  storage::MemoryStore store;
+  Node n{store};
+  std::string t = acknowledged_jobs(n, 1).at(0);
+  OneResultStored() { n.core.on_message(result_from_b(t)); }
+};
 
 }  // namespace
 
@@ -808,11 +816,7 @@ TEST_CASE("node core: a proxy's result is shown after an unsynced write, and ack
   CHECK_FALSE(n.core.wants_sync());
 }
 
-TEST_CASE("node core: the same result again is not acknowledged before the first is synced") {
-  storage::MemoryStore store;
-  Node n(store);
-  std::string t = acknowledged_jobs(n, 1).at(0);
-  n.core.on_message(result_from_b(t));
+TEST_CASE_FIXTURE(OneResultStored, "node core: the same result again is not acknowledged before the first is synced") {
   unsynced_turn(n);
   n.core.on_message(result_from_b(t));
   CHECK(of_type<protocol::Ack>(unsynced_turn(n)).empty());
@@ -888,11 +892,7 @@ TEST_CASE("node core: a failed write in flight gives its results back, acknowled
   CHECK(n.core.lookup(t[0], kNow).result.text == "slept");
 }
 
-TEST_CASE("node core: a link that drops while a write holding results is made acknowledges none of them, not even on the next connection, and makes the next commit synced") {
-  storage::MemoryStore store;
-  Node n(store);
-  std::string t = acknowledged_jobs(n, 1).at(0);
-  n.core.on_message(result_from_b(t));
+TEST_CASE_FIXTURE(OneResultStored, "node core: a link that drops while a write holding results is made acknowledges none of them, not even on the next connection, and makes the next commit synced") {
   n.core.staged().require_barrier();
   FlightTurn flight(n);
   REQUIRE(flight.synced);
@@ -910,11 +910,7 @@ TEST_CASE("node core: a link that drops while a write holding results is made ac
   CHECK_FALSE(n.core.wants_sync());
 }
 
-TEST_CASE("node core: the same result again while a write holding it is made is acknowledged only after that write") {
-  storage::MemoryStore store;
-  Node n(store);
-  std::string t = acknowledged_jobs(n, 1).at(0);
-  n.core.on_message(result_from_b(t));
+TEST_CASE_FIXTURE(OneResultStored, "node core: the same result again while a write holding it is made is acknowledged only after that write") {
   FlightTurn flight(n);  // not synced: the first result alone
   // Offered again (its ACK was slow): nothing new to store, but its ACK
   // must not overtake the one that waits for the write.
@@ -947,11 +943,7 @@ TEST_CASE("node core: tickets issued under a counter mark staged while a write i
   CHECK(of_type<protocol::Submit>(n.core.take_early()).size() == 1);
 }
 
-TEST_CASE("node core: results not yet acknowledged when the link drops are acknowledged when the proxy offers them again") {
-  storage::MemoryStore store;
-  Node n(store);
-  std::string t = acknowledged_jobs(n, 1).at(0);
-  n.core.on_message(result_from_b(t));
+TEST_CASE_FIXTURE(OneResultStored, "node core: results not yet acknowledged when the link drops are acknowledged when the proxy offers them again") {
   unsynced_turn(n);
   n.core.on_disconnected();
   CHECK_FALSE(n.core.wants_sync());  // nothing to acknowledge on a closed link

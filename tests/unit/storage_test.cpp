@@ -761,13 +761,17 @@ class PostedLoop {
 jc::storage::BackgroundWrite::Post post_to(PostedLoop& loop) {
   return [&loop](std::function<void()> f) { loop.post(std::move(f)); };
 }
+
+// A stage over a store in memory, and a writer that posts back to `loop`.
+struct Writing {
+  jc::storage::MemoryStore store;
+  jc::storage::Staged staged{store};
+  PostedLoop loop;
+  jc::storage::BackgroundWrite writer{post_to(loop)};
+};
 }  // namespace
 
-TEST_CASE("background write: the stage is written on another thread while the next one gathers, then lands on the loop") {
-  jc::storage::MemoryStore store;
-  jc::storage::Staged staged(store);
-  PostedLoop loop;
-  jc::storage::BackgroundWrite writer(post_to(loop));
+TEST_CASE_FIXTURE(Writing, "background write: the stage is written on another thread while the next one gathers, then lands on the loop") {
   staged.put("a", "1");
   staged.require_barrier();
   std::optional<jc::Status> landed;
@@ -792,11 +796,7 @@ TEST_CASE("background write: the stage is written on another thread while the ne
   CHECK(staged.size() == 1);
 }
 
-TEST_CASE("background write: a write that fails puts its stage back under what came since, its sync still owed") {
-  jc::storage::MemoryStore store;
-  jc::storage::Staged staged(store);
-  PostedLoop loop;
-  jc::storage::BackgroundWrite writer(post_to(loop));
+TEST_CASE_FIXTURE(Writing, "background write: a write that fails puts its stage back under what came since, its sync still owed") {
   staged.put("a", "1");
   staged.put("b", "1");
   staged.require_sync();
