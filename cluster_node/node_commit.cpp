@@ -94,12 +94,32 @@ NodeServer::Held NodeServer::hold_turn() {
   // reaches the proxy after the ticket itself; what a failed write held
   // back goes before them.
   turn.messages = std::exchange(unsent_, {});
-  append(turn.messages, core_.take_outbox());
+  // Stopping, every result leaves with this commit.
+  append(turn.messages, core_.take_outbox(stopping_ ? std::nullopt : std::optional(steady_ms())));
+  arm_results_timer();
   turn.requests = std::exchange(to_request_, {});
   turn.shell = std::exchange(shell_outbox_, {});
   turn.reports = std::exchange(reports_, {});
   turn.settled = std::exchange(settled_, {});
   return turn;
+}
+
+TimeMs NodeServer::steady_ms() {
+  return std::chrono::duration_cast<milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+void NodeServer::arm_results_timer() {
+  auto due = core_.results_due();
+  if (!due || results_timer_armed_ || stopping_) return;
+  results_timer_armed_ = true;
+  results_timer_.expires_after(milliseconds(std::max<TimeMs>(0, *due - steady_ms())));
+  results_timer_.async_wait([this](const error_code& ec) {
+    results_timer_armed_ = false;
+    if (ec || stopping_) return;
+    schedule_flush();
+  });
 }
 
 void NodeServer::send_reads(Held& turn) {

@@ -169,6 +169,7 @@ void NodeCore::on_disconnected() {
   pending_submit_.jobs.clear();
   pending_submit_.spec_bytes.clear();
   pending_results_.reports.clear();
+  results_held_since_.reset();
   // The proxy offers them again after the WELCOME, and this node then
   // acknowledges them at once (the same result, stored): the next commit
   // makes what was written for them durable first.

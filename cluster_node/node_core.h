@@ -170,7 +170,20 @@ class NodeCore {
   std::uint32_t slots() const { return options_.slots; }
 
   storage::Staged& staged() { return staged_; }
-  std::vector<protocol::Message> take_outbox();
+  // What leaves for the proxy after this turn's commit. Given the time, a
+  // busy node's results may wait to travel together (results_due()); without
+  // it every one leaves.
+  std::vector<protocol::Message> take_outbox(std::optional<TimeMs> now = std::nullopt);
+  // Results of a busy node travel in batches: while fewer than kResultBatch
+  // wait, the node has other jobs to finish, and the first has waited less
+  // than kResultHoldMs. One RESULT per finished job cost each side a frame,
+  // a turn and a commit, and the proxy a dispatch round for one free slot.
+  // A node with nothing else to finish sends its result at once, so an idle
+  // cluster's latency does not change.
+  static constexpr std::size_t kResultBatch = 64;
+  static constexpr TimeMs kResultHoldMs = 2;
+  // When the results held back must leave (the shell arms a timer), if any are.
+  std::optional<TimeMs> results_due() const;
   // What may leave before this turn's writes are durable: the jobs just
   // submitted (SUBMIT), so that they run while this node's fsync does. No
   // client has their tickets before the commit; should the node die first,
@@ -257,6 +270,8 @@ class NodeCore {
   // The turn's new submissions as one SUBMIT (marked `first`), emptied.
   protocol::Submit take_new_submissions();
   protocol::Result pending_results_;
+  std::optional<TimeMs> results_held_since_;  // set while take_outbox() holds them
+  bool hold_results(TimeMs now);
   // Results to acknowledge once synced: stored in this turn's stage, and
   // written by an unsynced commit.
   std::vector<std::string> acks_staged_, acks_written_;

@@ -51,10 +51,26 @@ std::vector<protocol::Message> split_all(std::vector<protocol::Message> out) {
 }
 }  // namespace
 
-std::vector<protocol::Message> NodeCore::take_outbox() {
+bool NodeCore::hold_results(TimeMs now) {
+  if (pending_results_.reports.size() >= kResultBatch || exec_.running() + exec_.queued() == 0) {
+    return false;
+  }
+  if (!results_held_since_) results_held_since_ = now;
+  return now < *results_held_since_ + kResultHoldMs;
+}
+
+std::optional<TimeMs> NodeCore::results_due() const {
+  if (pending_results_.reports.empty() || !results_held_since_) return std::nullopt;
+  return *results_held_since_ + kResultHoldMs;
+}
+
+std::vector<protocol::Message> NodeCore::take_outbox(std::optional<TimeMs> now) {
   // New submissions and results of one turn of the event loop travel together.
   if (!pending_submit_.spec_bytes.empty()) outbox_.push_back(take_new_submissions());
-  if (!pending_results_.reports.empty()) outbox_.push_back(std::exchange(pending_results_, {}));
+  if (!pending_results_.reports.empty() && !(now && hold_results(*now))) {
+    outbox_.push_back(std::exchange(pending_results_, {}));
+    results_held_since_.reset();
+  }
   if (synced_acks_) outbox_.push_back(*std::exchange(synced_acks_, std::nullopt));
   return split_all(std::exchange(outbox_, {}));
 }

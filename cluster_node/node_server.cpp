@@ -58,6 +58,7 @@ NodeServer::NodeServer(asio::io_context& io, NodeConfig config, storage::Store& 
       info_timer_(io),
       request_timer_(io),
       ack_sync_timer_(io),
+      results_timer_(io),
       sweep_timer_(io),
       link_(io, proxy_addresses(config_.proxies),
             ProxyLink::Handlers{[] {},  // the proxy speaks first: HELLO answers its CHALLENGE
@@ -177,6 +178,7 @@ void NodeServer::stop() {
   info_timer_.cancel();
   request_timer_.cancel();
   ack_sync_timer_.cancel();
+  results_timer_.cancel();
   sweep_timer_.cancel();
   storage_retry_.cancel();
   executor_.stop_all();

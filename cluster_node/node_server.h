@@ -133,6 +133,7 @@ class NodeServer : public client::Backend {
     bool synced = false;
   };
   Held hold_turn();
+  static TimeMs steady_ms();
   void send_reads(Held& turn);
   // The questions asked since the last commit, at once.
   void send_reads_asked();
@@ -151,6 +152,11 @@ class NodeServer : public client::Backend {
   // A synced commit for acknowledgements that wait for one (NodeCore::wants_sync).
   boost::asio::steady_timer ack_sync_timer_;
   bool ack_sync_armed_ = false;
+  // Sends the results a busy node held back (NodeCore::results_due), on the
+  // steady clock: a step of the wall clock neither holds them nor hurries them.
+  boost::asio::steady_timer results_timer_;
+  bool results_timer_armed_ = false;
+  void arm_results_timer();
   // Removes expired jobs (RESULT_TTL); the ranges they held are compacted
   // once the removal is committed.
   boost::asio::steady_timer sweep_timer_;

@@ -477,6 +477,83 @@ TEST_CASE("node core: job_finished sends a RESULT with the node id and attempt")
   CHECK(n.core.info().finished_total == 1);
 }
 
+// The shell's step with the time given (NodeServer::hold_turn): a busy
+// node's results may wait to travel together.
+std::vector<protocol::Result> results_at(Node& n, TimeMs now) {
+  REQUIRE(n.core.staged().commit().ok());
+  n.core.committed(false);
+  return of_type<protocol::Result>(n.core.take_outbox(now));
+}
+
+TEST_CASE("node core: a busy node's results wait to travel together, kResultHoldMs at most") {
+  storage::MemoryStore store;
+  Node n(store, options(1));
+  n.connect();
+  n.receive(protocol::Job{{assignment("j1"), assignment("j2"), assignment("j3")}});
+  n.start();
+  n.core.job_finished("j1", done_result());
+  REQUIRE(n.core.next_job());  // j2 runs, j3 waits: more results come soon
+  CHECK(results_at(n, 1000).empty());
+  REQUIRE(n.core.results_due().has_value());
+  CHECK(*n.core.results_due() == 1000 + NodeCore::kResultHoldMs);
+  n.core.job_finished("j2", done_result());
+  REQUIRE(n.core.next_job());
+  // Held since the first was: the second does not push the time back.
+  CHECK(results_at(n, 1000 + NodeCore::kResultHoldMs - 1).empty());
+  CHECK(*n.core.results_due() == 1000 + NodeCore::kResultHoldMs);
+  auto due = results_at(n, 1000 + NodeCore::kResultHoldMs);
+  REQUIRE(due.size() == 1);
+  REQUIRE(due[0].reports.size() == 2);
+  CHECK(due[0].reports[0].ticket == "j1");
+  CHECK(due[0].reports[1].ticket == "j2");
+  CHECK_FALSE(n.core.results_due().has_value());
+  SUBCASE("the last job's result leaves at once: nothing else is to finish") {
+    n.core.job_finished("j3", done_result());
+    auto last = results_at(n, 2000);
+    REQUIRE(last.size() == 1);
+    REQUIRE(last[0].reports.size() == 1);
+    CHECK(last[0].reports[0].ticket == "j3");
+  }
+  SUBCASE("without a time (the node stops, tests) every result leaves") {
+    n.receive(protocol::Job{{assignment("j4")}});
+    n.core.job_finished("j3", done_result());
+    REQUIRE(n.core.next_job());  // j4
+    CHECK(results_at(n, 2000).empty());
+    auto out = of_type<protocol::Result>(n.flush());
+    REQUIRE(out.size() == 1);
+    REQUIRE(out[0].reports.size() == 1);
+    CHECK(out[0].reports[0].ticket == "j3");
+  }
+  SUBCASE("a link that drops forgets the held results and their time") {
+    n.receive(protocol::Job{{assignment("j4")}});
+    n.core.job_finished("j3", done_result());
+    REQUIRE(n.core.next_job());
+    CHECK(results_at(n, 3000).empty());
+    CHECK(n.core.results_due().has_value());
+    n.core.on_disconnected();
+    CHECK_FALSE(n.core.results_due().has_value());
+  }
+}
+
+TEST_CASE("node core: a batch of kResultBatch results leaves without waiting") {
+  storage::MemoryStore store;
+  Node n(store, options(1));
+  n.connect();
+  protocol::Job job;
+  for (std::size_t i = 0; i <= NodeCore::kResultBatch; ++i) {
+    job.jobs.push_back(assignment("j" + std::to_string(i)));
+  }
+  n.receive(job);
+  for (std::size_t i = 0; i < NodeCore::kResultBatch; ++i) {
+    REQUIRE(n.core.next_job());
+    n.core.job_finished("j" + std::to_string(i), done_result());
+    if (i + 1 < NodeCore::kResultBatch) CHECK(results_at(n, 1000).empty());
+  }
+  auto out = results_at(n, 1000);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].reports.size() == NodeCore::kResultBatch);
+}
+
 // A MemoryStore that counts the reads of each key.
 class ReadCountingStore : public storage::MemoryStore {
  public:
