@@ -6,7 +6,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
+#include <random>
 #include <stdexcept>
 
 namespace jc::test {
@@ -189,27 +191,59 @@ int Cluster::leader(std::chrono::milliseconds timeout) {
   return found;
 }
 
+namespace {
+// The kernel's range of ephemeral ports (ip_local_port_range), from which
+// every outgoing connection takes its own port.
+std::pair<int, int> ephemeral_range() {
+  int low = 32768, high = 60999;
+  if (FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) {
+    if (std::fscanf(f, "%d %d", &low, &high) != 2) low = 32768, high = 60999;
+    std::fclose(f);
+  }
+  return {low, high};
+}
+
+// A socket bound to `port` on loopback (port 0: one the kernel picks), or -1.
+int bound_socket(std::uint16_t port, std::uint16_t& got) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  socklen_t len = sizeof addr;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  got = ntohs(addr.sin_port);
+  return fd;
+}
+}  // namespace
+
 std::vector<std::uint16_t> free_ports(std::size_t n) {
+  // Below the ephemeral range when there is room: a port found free and
+  // closed again is then not taken, before its proxy binds it, as the
+  // source port of a connection another test opens meanwhile.
+  auto [low, high] = ephemeral_range();
+  (void)high;
+  const int first = 10000;
   std::vector<int> fds;
   std::vector<std::uint16_t> ports;
-  auto close_all = [&] {
-    for (int fd : fds) ::close(fd);
-  };
-  for (std::size_t i = 0; i < n; ++i) {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) break;
+  std::mt19937 pick(std::random_device{}());
+  for (int tries = 0; ports.size() < n && tries < 1000; ++tries) {
+    std::uint16_t want = 0;
+    if (low - first > 1000) {
+      want = static_cast<std::uint16_t>(std::uniform_int_distribution<int>(first, low - 1)(pick));
+    }
+    std::uint16_t got = 0;
+    int fd = bound_socket(want, got);
+    if (fd < 0) continue;
     fds.push_back(fd);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    socklen_t len = sizeof addr;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-      break;
-    ports.push_back(ntohs(addr.sin_port));
+    ports.push_back(got);
   }
-  close_all();
+  for (int fd : fds) ::close(fd);
   if (ports.size() != n) throw std::runtime_error("no free port");
   return ports;
 }
