@@ -48,11 +48,6 @@ void NodeServer::flush() {
     }
     return;  // flushed again once it lands
   }
-  Held turn = hold_turn();
-  if (!storage_retry_.should_try()) {
-    not_written(std::move(turn), Status::IoError("waiting for the next retry"));
-    return;
-  }
   // On the writer thread: a synced write of a busy turn, or one no client
   // waits for (a barrier for ACKs, whose fsync would block a busy loop for
   // nothing). A small one a client waits for is made in place (an idle
@@ -61,9 +56,15 @@ void NodeServer::flush() {
   // reopens it, which no read may meet), when the node stops, and while it
   // runs jobs on its own: a read sees what is staged, and a result only
   // this node has must not be seen before it is on its disk.
-  const bool busy = core_.staged().size() >= kInPlaceBelow || turn.replies.empty();
-  if (!stopping_ && turn.synced && busy && core_.connected() &&
-      core_.staged().store().writable()) {
+  const bool busy = core_.staged().size() >= kInPlaceBelow || after_commit_.empty();
+  const bool off_loop = !stopping_ && core_.staged().commit_syncs() && busy &&
+                        core_.connected() && core_.staged().store().writable();
+  Held turn = hold_turn(off_loop);
+  if (!storage_retry_.should_try()) {
+    not_written(std::move(turn), Status::IoError("waiting for the next retry"));
+    return;
+  }
+  if (off_loop) {
     flight_ = std::move(turn);
     log_->debug("commit on the writer thread writes={}", core_.staged().size());
     writer_->start(core_.staged(), [this](const Status& s) {
@@ -84,7 +85,7 @@ void NodeServer::flush() {
   written(std::move(turn));
 }
 
-NodeServer::Held NodeServer::hold_turn() {
+NodeServer::Held NodeServer::hold_turn(bool off_loop) {
   Held turn;
   turn.synced = core_.staged().commit_syncs();
   turn.link_epoch = link_epoch_;
@@ -94,8 +95,11 @@ NodeServer::Held NodeServer::hold_turn() {
   // reaches the proxy after the ticket itself; what a failed write held
   // back goes before them.
   turn.messages = std::exchange(unsent_, {});
-  // Stopping, every result leaves with this commit.
-  append(turn.messages, core_.take_outbox(stopping_ ? std::nullopt : std::optional(steady_ms())));
+  // Stopping, every result leaves with this commit. So it does with a write
+  // on the writer thread, which gathers the next results while it is made:
+  // holding these too would only add that write's time.
+  append(turn.messages,
+         core_.take_outbox(stopping_ || off_loop ? std::nullopt : std::optional(steady_ms())));
   arm_results_timer();
   turn.requests = std::exchange(to_request_, {});
   turn.shell = std::exchange(shell_outbox_, {});

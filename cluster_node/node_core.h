@@ -170,19 +170,21 @@ class NodeCore {
   std::uint32_t slots() const { return options_.slots; }
 
   storage::Staged& staged() { return staged_; }
-  // What leaves for the proxy after this turn's commit. Given the time, a
-  // busy node's results may wait to travel together (results_due()); without
-  // it every one leaves.
-  std::vector<protocol::Message> take_outbox(std::optional<TimeMs> now = std::nullopt);
+  // What leaves for the proxy after this turn's commit. Given the time (of
+  // the steady clock, unlike the wall-clock times of the other calls), a
+  // busy node's results may wait to travel together (results_due());
+  // without it every one leaves.
+  std::vector<protocol::Message> take_outbox(std::optional<TimeMs> steady_now = std::nullopt);
   // Results of a busy node travel in batches: while fewer than kResultBatch
-  // wait, the node has other jobs to finish, and the first has waited less
-  // than kResultHoldMs. One RESULT per finished job cost each side a frame,
-  // a turn and a commit, and the proxy a dispatch round for one free slot.
-  // A node with nothing else to finish sends its result at once, so an idle
-  // cluster's latency does not change.
+  // wait, every slot is running a job, and the first has waited less than
+  // kResultHoldMs. One RESULT per finished job cost each side a frame, a
+  // turn and a commit, and the proxy a dispatch round for one free slot. A
+  // node with a slot it cannot fill sends at once: the proxy's next job
+  // waits for that result, and an idle cluster's latency does not change.
   static constexpr std::size_t kResultBatch = 64;
   static constexpr TimeMs kResultHoldMs = 2;
-  // When the results held back must leave (the shell arms a timer), if any are.
+  // When the results held back must leave (the shell arms a timer), if any
+  // are: steady-clock milliseconds, as take_outbox() was given.
   std::optional<TimeMs> results_due() const;
   // What may leave before this turn's writes are durable: the jobs just
   // submitted (SUBMIT), so that they run while this node's fsync does. No
@@ -271,7 +273,7 @@ class NodeCore {
   protocol::Submit take_new_submissions();
   protocol::Result pending_results_;
   std::optional<TimeMs> results_held_since_;  // set while take_outbox() holds them
-  bool hold_results(TimeMs now);
+  bool hold_results(TimeMs steady_now);
   // Results to acknowledge once synced: stored in this turn's stage, and
   // written by an unsynced commit.
   std::vector<std::string> acks_staged_, acks_written_;

@@ -51,12 +51,14 @@ std::vector<protocol::Message> split_all(std::vector<protocol::Message> out) {
 }
 }  // namespace
 
-bool NodeCore::hold_results(TimeMs now) {
-  if (pending_results_.reports.size() >= kResultBatch || exec_.running() + exec_.queued() == 0) {
+bool NodeCore::hold_results(TimeMs steady_now) {
+  // A free slot the node cannot fill itself waits for the proxy's next job,
+  // which waits for these results.
+  if (pending_results_.reports.size() >= kResultBatch || exec_.running() < options_.slots) {
     return false;
   }
-  if (!results_held_since_) results_held_since_ = now;
-  return now < *results_held_since_ + kResultHoldMs;
+  if (!results_held_since_) results_held_since_ = steady_now;
+  return steady_now < *results_held_since_ + kResultHoldMs;
 }
 
 std::optional<TimeMs> NodeCore::results_due() const {
@@ -64,10 +66,10 @@ std::optional<TimeMs> NodeCore::results_due() const {
   return *results_held_since_ + kResultHoldMs;
 }
 
-std::vector<protocol::Message> NodeCore::take_outbox(std::optional<TimeMs> now) {
+std::vector<protocol::Message> NodeCore::take_outbox(std::optional<TimeMs> steady_now) {
   // New submissions and results of one turn of the event loop travel together.
   if (!pending_submit_.spec_bytes.empty()) outbox_.push_back(take_new_submissions());
-  if (!pending_results_.reports.empty() && !(now && hold_results(*now))) {
+  if (!pending_results_.reports.empty() && !(steady_now && hold_results(*steady_now))) {
     outbox_.push_back(std::exchange(pending_results_, {}));
     results_held_since_.reset();
   }

@@ -132,7 +132,8 @@ class NodeServer : public client::Backend {
     std::uint64_t link_epoch = 0;
     bool synced = false;
   };
-  Held hold_turn();
+  // off_loop: this turn's write goes to the writer thread.
+  Held hold_turn(bool off_loop);
   static TimeMs steady_ms();
   void send_reads(Held& turn);
   // The questions asked since the last commit, at once.

@@ -544,14 +544,33 @@ TEST_CASE("node core: a batch of kResultBatch results leaves without waiting") {
     job.jobs.push_back(assignment("j" + std::to_string(i)));
   }
   n.receive(job);
+  REQUIRE(n.core.next_job());
   for (std::size_t i = 0; i < NodeCore::kResultBatch; ++i) {
-    REQUIRE(n.core.next_job());
     n.core.job_finished("j" + std::to_string(i), done_result());
+    REQUIRE(n.core.next_job());  // its slot is busy again at once
     if (i + 1 < NodeCore::kResultBatch) CHECK(results_at(n, 1000).empty());
   }
   auto out = results_at(n, 1000);
   REQUIRE(out.size() == 1);
   CHECK(out[0].reports.size() == NodeCore::kResultBatch);
+}
+
+TEST_CASE("node core: a result that frees a slot nothing here can fill leaves at once") {
+  // Two slots, a long job in one: the other's result tells the proxy it
+  // may send the next job, which a node holding it back would wait for.
+  storage::MemoryStore store;
+  Node n(store, options(2));
+  n.connect();
+  n.receive(protocol::Job{{assignment("long"), assignment("short")}});
+  REQUIRE(n.core.next_job());
+  REQUIRE(n.core.next_job());
+  n.core.job_finished("short", done_result());
+  CHECK_FALSE(n.core.next_job().has_value());
+  auto out = results_at(n, 1000);
+  REQUIRE(out.size() == 1);
+  REQUIRE(out[0].reports.size() == 1);
+  CHECK(out[0].reports[0].ticket == "short");
+  CHECK_FALSE(n.core.results_due().has_value());
 }
 
 // A MemoryStore that counts the reads of each key.
