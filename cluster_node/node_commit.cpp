@@ -108,12 +108,6 @@ NodeServer::Held NodeServer::hold_turn(bool off_loop) {
   return turn;
 }
 
-TimeMs NodeServer::steady_ms() {
-  return std::chrono::duration_cast<milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 void NodeServer::arm_results_timer() {
   auto due = core_.results_due();
   if (!due || results_timer_armed_ || stopping_) return;

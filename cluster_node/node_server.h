@@ -134,7 +134,6 @@ class NodeServer : public client::Backend {
   };
   // off_loop: this turn's write goes to the writer thread.
   Held hold_turn(bool off_loop);
-  static TimeMs steady_ms();
   void send_reads(Held& turn);
   // The questions asked since the last commit, at once.
   void send_reads_asked();

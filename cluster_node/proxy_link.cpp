@@ -22,14 +22,6 @@ constexpr std::chrono::milliseconds kProxyIdleTimeout{60'000};
 constexpr std::chrono::milliseconds kReplicatedHandshakeTimeout{5'000};
 }  // namespace
 
-namespace {
-TimeMs steady_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-}  // namespace
-
 ProxyLink::ProxyLink(asio::io_context& io, std::vector<Address> addresses, Handlers handlers,
                      std::optional<net::TlsLink> tls, Lookup lookup)
     : io_(io),

@@ -13,6 +13,11 @@ TimeMs now_ms() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
+TimeMs steady_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
 TimeText time_text(TimeMs t) {
   // Times before the epoch round towards minus infinity, as gmtime does.
   TimeMs secs = t / 1000, ms = t % 1000;

@@ -1,5 +1,5 @@
-// Wall-clock helpers. The cores take time as an argument (milliseconds since
-// the epoch); only the I/O shells call now_ms().
+// Clock helpers. The cores take time as an argument (milliseconds since
+// the epoch); only the I/O shells call now_ms() and steady_ms().
 #pragma once
 
 #include <cstdint>
@@ -11,6 +11,9 @@ namespace jc {
 using TimeMs = std::int64_t;
 
 TimeMs now_ms();
+// Milliseconds of the monotonic clock, for intervals a step of the wall
+// clock must neither stretch nor cut (its zero means nothing).
+TimeMs steady_ms();
 // "YYYY-MM-DD HH:MM:SS.mmm" in UTC, the format of results.
 std::string format_time(TimeMs t);
 

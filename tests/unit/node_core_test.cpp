@@ -492,7 +492,7 @@ TEST_CASE("node core: a busy node's results wait to travel together, kResultHold
   n.receive(protocol::Job{{assignment("j1"), assignment("j2"), assignment("j3")}});
   n.start();
   n.core.job_finished("j1", done_result());
-  REQUIRE(n.core.next_job());  // j2 runs, j3 waits: more results come soon
+  REQUIRE(n.core.next_job());  // j2 runs in j1's slot: every slot is busy
   CHECK(results_at(n, 1000).empty());
   REQUIRE(n.core.results_due().has_value());
   CHECK(*n.core.results_due() == 1000 + NodeCore::kResultHoldMs);
@@ -507,7 +507,15 @@ TEST_CASE("node core: a busy node's results wait to travel together, kResultHold
   CHECK(due[0].reports[0].ticket == "j1");
   CHECK(due[0].reports[1].ticket == "j2");
   CHECK_FALSE(n.core.results_due().has_value());
-  SUBCASE("the last job's result leaves at once: nothing else is to finish") {
+  // j3 ends with j4 in its slot: its result is held, at 2000.
+  auto hold_j3 = [&] {
+    n.receive(protocol::Job{{assignment("j4")}});
+    n.core.job_finished("j3", done_result());
+    REQUIRE(n.core.next_job());  // j4
+    CHECK(results_at(n, 2000).empty());
+    CHECK(n.core.results_due().has_value());
+  };
+  SUBCASE("the last job's result leaves at once: its slot stays free") {
     n.core.job_finished("j3", done_result());
     auto last = results_at(n, 2000);
     REQUIRE(last.size() == 1);
@@ -515,21 +523,14 @@ TEST_CASE("node core: a busy node's results wait to travel together, kResultHold
     CHECK(last[0].reports[0].ticket == "j3");
   }
   SUBCASE("without a time (the node stops, tests) every result leaves") {
-    n.receive(protocol::Job{{assignment("j4")}});
-    n.core.job_finished("j3", done_result());
-    REQUIRE(n.core.next_job());  // j4
-    CHECK(results_at(n, 2000).empty());
+    hold_j3();
     auto out = of_type<protocol::Result>(n.flush());
     REQUIRE(out.size() == 1);
     REQUIRE(out[0].reports.size() == 1);
     CHECK(out[0].reports[0].ticket == "j3");
   }
   SUBCASE("a link that drops forgets the held results and their time") {
-    n.receive(protocol::Job{{assignment("j4")}});
-    n.core.job_finished("j3", done_result());
-    REQUIRE(n.core.next_job());
-    CHECK(results_at(n, 3000).empty());
-    CHECK(n.core.results_due().has_value());
+    hold_j3();
     n.core.on_disconnected();
     CHECK_FALSE(n.core.results_due().has_value());
   }
