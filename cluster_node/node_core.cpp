@@ -24,7 +24,10 @@ constexpr std::size_t kRemoteCacheEntries = 10000;
 }  // namespace
 
 NodeCore::NodeCore(storage::Store& store, NodeOptions options)
-    : staged_(store), options_(std::move(options)), log_(log::get("node")) {}
+    : staged_(store), options_(std::move(options)), log_(log::get("node")) {
+  // The clients waiting for a result read it right after its commit lands.
+  staged_.keep_recent();
+}
 
 Status NodeCore::recover() {
   if (Status cs = callbacks_.recover(); !cs.ok()) return cs;

@@ -100,6 +100,13 @@ class Staged {
  public:
   explicit Staged(Store& store) : store_(store) {}
 
+  // The writes of the last commit that landed stay readable from memory
+  // until the next one lands: a read that follows its own write just
+  // committed (a node answering the clients that wait for a result it has
+  // just stored) does not ask LevelDB. They are what the store holds, so
+  // nothing else changes; it costs the room of one commit's writes.
+  void keep_recent() { keep_recent_ = true; }
+
   Status get(std::string_view key, std::string* value) const;
   void put(std::string key, std::string value) { pending_.set(std::move(key), std::move(value)); }
   void del(std::string key) { pending_.set(std::move(key), std::nullopt); }
@@ -143,6 +150,7 @@ class Staged {
     if (flights_.empty()) return;
     // Its room serves a later stage (a flight's index and vector are as
     // large as a busy turn's, grown again otherwise at every commit).
+    if (keep_recent_) std::swap(recent_, flights_.front());
     spare_ = std::move(flights_.front());
     spare_.clear();
     flights_.pop_front();
@@ -170,6 +178,8 @@ class Staged {
   Stage pending_;
   std::deque<Stage> flights_;  // lifted into log entries not applied yet, oldest first
   Stage spare_;                // the last landed flight's room, empty
+  Stage recent_;               // keep_recent(): the last commit that landed
+  bool keep_recent_ = false;
   bool sync_ = false;
   bool barrier_ = false;  // require_barrier(): synced even when empty
 };
@@ -243,6 +253,7 @@ inline Status Staged::get(std::string_view key, std::string* value) const {
   for (auto flight = flights_.rbegin(); staged == nullptr && flight != flights_.rend(); ++flight) {
     staged = flight->find(key);  // newest first
   }
+  if (staged == nullptr) staged = recent_.find(key);
   if (staged == nullptr) return store_.get(key, value);
   if (!*staged) return Status::NotFound(std::string(key));
   *value = **staged;
@@ -284,6 +295,15 @@ inline Status Staged::commit() {
   // With nothing staged, a store that refuses writes is still asked: the
   // write is what makes it writable again.
   if (pending_.empty() && !barrier_ && store_.writable()) return Status::Ok();
+  if (keep_recent_ && !pending_.empty()) {
+    // Written in place, the stage with its index becomes the recent one.
+    Status s = store_.write_ops(pending_.ops(), sync_);
+    if (!s.ok()) return s;  // kept staged, for the retry
+    sync_ = barrier_ = false;
+    std::swap(recent_, pending_);
+    pending_.clear();
+    return s;
+  }
   WriteBatch batch(pending_.take());
   bool sync = sync_;
   const bool barrier = barrier_;

@@ -474,6 +474,84 @@ TEST_CASE("staged: several lifted stages stay visible, newest first, until each 
   CHECK(v == "1");
 }
 
+// A MemoryStore that counts the reads of each key.
+class ReadCounting : public MemoryStore {
+ public:
+  Status get(std::string_view key, std::string* value) override {
+    ++reads[std::string(key)];
+    return MemoryStore::get(key, value);
+  }
+  std::map<std::string, int> reads;
+};
+
+TEST_CASE("staged: keep_recent answers reads of the last landed commit from memory, and only of it") {
+  ReadCounting store;
+  Staged staged(store);
+  staged.keep_recent();
+  std::string v;
+  staged.put("a", "1");
+  staged.put("b", "1");
+  REQUIRE(staged.commit().ok());
+  CHECK(get_or(store, "a") == "1");  // written
+  store.reads.clear();
+  REQUIRE(staged.get("a", &v).ok());
+  CHECK(v == "1");
+  CHECK(store.reads.empty());
+  // What is staged wins over it; the next commit replaces it.
+  staged.put("a", "2");
+  REQUIRE(staged.get("a", &v).ok());
+  CHECK(v == "2");
+  REQUIRE(staged.commit().ok());
+  REQUIRE(staged.get("a", &v).ok());
+  CHECK(v == "2");
+  CHECK(store.reads.empty());
+  REQUIRE(staged.get("b", &v).ok());  // of the commit before: from the store
+  CHECK(v == "1");
+  CHECK(store.reads["b"] == 1);
+  // A delete just committed is known too.
+  staged.del("a");
+  REQUIRE(staged.commit().ok());
+  CHECK(staged.get("a", &v).is_not_found());
+  CHECK(store.reads.count("a") == 0);
+  // A commit that fails changes nothing of it, and is staged still.
+  store.set_fail_writes(true);
+  staged.put("c", "3");
+  CHECK_FALSE(staged.commit().ok());
+  CHECK(staged.get("a", &v).is_not_found());
+  CHECK(store.reads.count("a") == 0);
+  REQUIRE(staged.get("c", &v).ok());
+  CHECK(v == "3");
+  store.set_fail_writes(false);
+  REQUIRE(staged.commit().ok());
+  CHECK(get_or(store, "c") == "3");
+  store.reads.clear();
+  REQUIRE(staged.get("c", &v).ok());
+  CHECK(store.reads.empty());
+  // A stage written in place (on a writer thread) is kept once it lands.
+  staged.put("d", "4");
+  REQUIRE(store.write_ops(staged.lift_in_place(), false).ok());
+  staged.landed();
+  REQUIRE(staged.get("d", &v).ok());
+  CHECK(v == "4");
+  REQUIRE(staged.get("c", &v).ok());  // replaced by that one
+  CHECK(store.reads == std::map<std::string, int>{{"c", 1}});
+}
+
+TEST_CASE("staged: without keep_recent a landed commit is read from the store") {
+  ReadCounting store;
+  Staged staged(store);
+  std::string v;
+  staged.put("a", "1");
+  REQUIRE(staged.commit().ok());
+  REQUIRE(staged.get("a", &v).ok());
+  staged.put("b", "2");
+  REQUIRE(store.write_ops(staged.lift_in_place(), false).ok());
+  staged.landed();
+  REQUIRE(staged.get("b", &v).ok());
+  CHECK(v == "2");
+  CHECK(store.reads == std::map<std::string, int>{{"a", 1}, {"b", 1}});
+}
+
 TEST_CASE("storage: leveldb counts its write batches, the synced ones and their bytes") {
   TempDir dir;
   std::unique_ptr<Store> db;
