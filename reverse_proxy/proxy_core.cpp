@@ -181,13 +181,14 @@ void ProxyCore::on_submit(const std::string& node, protocol::Submit& m, TimeMs n
     const bool adopted = local.count(ticket) > 0;
     book_.write_spec(ticket, std::move(spec_bytes), entry->second,
                      !adopted && spec.not_before_ms <= now);
-    JobRecord rec;
-    rec.spec = std::move(spec);
-    rec.seq = book_.next_seq();
-    book_.describe(entry->second, rec.spec, rec.seq);
+    const std::uint64_t seq = book_.next_seq();
+    book_.describe(entry->second, spec, seq);
     ++stats_.submitted;
     if (adopted) {
       // Run by its origin node while the proxy was away: it holds the job.
+      JobRecord rec;
+      rec.spec = std::move(spec);
+      rec.seq = seq;
       rec.attempts = 1;
       rec.nodes_tried.push_back(node);
       rec.pinned = shown.count(ticket) > 0;
@@ -200,8 +201,7 @@ void ProxyCore::on_submit(const std::string& node, protocol::Submit& m, TimeMs n
     book_.note_queued(entry);
     book_.enqueue(entry, now);
     if (log_->should_log(spdlog::level::debug)) {  // describe() formats: only when it shows
-      log_->debug("queued ticket={} origin={} job=\"{}\"", ticket, rec.spec.origin,
-                  rec.spec.describe());
+      log_->debug("queued ticket={} origin={} job=\"{}\"", ticket, spec.origin, spec.describe());
     }
   }
   staged_.require_sync();
