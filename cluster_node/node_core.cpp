@@ -330,6 +330,13 @@ void NodeCore::on_jobs(protocol::Job& j) {
 void NodeCore::on_reports(std::vector<JobReport>& reports) {
   protocol::Ack ack{protocol::AckKind::kResults, {}, {}};
   bool stored = false;  // a result written here: the ACK waits for a synced commit (wants_sync)
+  // Each report moves into events_ below: room for them all at once (a
+  // frame holds up to 256, and moving reports as a vector doubles was
+  // 2.5 % of a node's CPU), growing still by doubling over a turn's frames.
+  auto& to_answer = events_.reports;
+  if (to_answer.capacity() < to_answer.size() + reports.size()) {
+    to_answer.reserve(std::max(to_answer.size() + reports.size(), 2 * to_answer.capacity()));
+  }
   for (auto& r : reports) {
     if (r.state == JobState::kExpired && !origin_.unforwarded(r.ticket) && origin_.has(r.ticket)) {
       // The job ended and expired while this node was away: its record goes
