@@ -537,6 +537,41 @@ TEST_CASE("staged: keep_recent answers reads of the last landed commit from memo
   CHECK(store.reads == std::map<std::string, int>{{"c", 1}});
 }
 
+TEST_CASE("staged: keep_recent: what is in flight wins over the last landed commit, and a failed synced commit still owes its sync") {
+  ReadCounting store;
+  Staged staged(store);
+  staged.keep_recent();
+  std::string v;
+  staged.put("k", "landed");
+  REQUIRE(staged.commit().ok());
+  // A newer value on its way to the store (a writer thread's write).
+  staged.put("k", "flying");
+  const WriteBatch::Ops& ops = staged.lift_in_place();
+  REQUIRE(staged.get("k", &v).ok());
+  CHECK(v == "flying");
+  REQUIRE(store.write_ops(ops, false).ok());
+  staged.landed();
+  REQUIRE(staged.get("k", &v).ok());
+  CHECK(v == "flying");
+  // A synced commit that fails is still owed, synced, with what it held.
+  store.set_fail_writes(true);
+  staged.put("k", "synced");
+  staged.require_sync();
+  CHECK(staged.commit_syncs());
+  CHECK_FALSE(staged.commit().ok());
+  CHECK(staged.commit_syncs());
+  CHECK(staged.sync_required());
+  REQUIRE(staged.get("k", &v).ok());
+  CHECK(v == "synced");
+  store.set_fail_writes(false);
+  const auto synced_before = store.synced_writes();
+  REQUIRE(staged.commit().ok());
+  CHECK(store.synced_writes() == synced_before + 1);
+  CHECK_FALSE(staged.commit_syncs());
+  CHECK(get_or(store, "k") == "synced");
+  CHECK(store.reads == std::map<std::string, int>{{"k", 1}});  // get_or's
+}
+
 TEST_CASE("staged: without keep_recent a landed commit is read from the store") {
   ReadCounting store;
   Staged staged(store);
