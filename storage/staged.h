@@ -40,12 +40,6 @@ class Stage {
   bool empty() const { return ops_.empty(); }
   std::size_t size() const { return ops_.size(); }
   WriteBatch::Ops take();
-  void restore(WriteBatch::Ops ops);
-  // The vector of a committed batch, emptied, back for the next stage.
-  void recycle(WriteBatch::Ops ops) {
-    ops.clear();
-    if (ops_.empty()) ops_ = std::move(ops);
-  }
   const WriteBatch::Ops& ops() const { return ops_; }
   // Empty, its room kept for the next stage.
   void clear() {
@@ -242,12 +236,6 @@ inline WriteBatch::Ops Stage::take() {
   return std::exchange(ops_, {});
 }
 
-inline void Stage::restore(WriteBatch::Ops ops) {
-  // A failed commit's writes, staged again before anything staged since
-  // (there is nothing: the shell retries before the core runs again).
-  for (auto& [key, value] : ops) set(std::move(key), std::move(value));
-}
-
 inline Status Staged::get(std::string_view key, std::string* value) const {
   const std::optional<std::string>* staged = pending_.find(key);
   for (auto flight = flights_.rbegin(); staged == nullptr && flight != flights_.rend(); ++flight) {
@@ -295,28 +283,14 @@ inline Status Staged::commit() {
   // With nothing staged, a store that refuses writes is still asked: the
   // write is what makes it writable again.
   if (pending_.empty() && !barrier_ && store_.writable()) return Status::Ok();
-  if (keep_recent_ && !pending_.empty()) {
-    // Written in place, the stage with its index becomes the recent one.
-    Status s = store_.write_ops(pending_.ops(), sync_);
-    if (!s.ok()) return s;  // kept staged, for the retry
-    sync_ = barrier_ = false;
-    std::swap(recent_, pending_);
-    pending_.clear();
-    return s;
-  }
-  WriteBatch batch(pending_.take());
-  bool sync = sync_;
-  const bool barrier = barrier_;
+  // Written in place: on failure the stage, its sync owed, stays for the
+  // retry (nothing of it was acknowledged).
+  Status s = store_.write_ops(pending_.ops(), sync_);
+  if (!s.ok()) return s;
   sync_ = barrier_ = false;
-  Status s = store_.write(batch, sync);
-  if (!s.ok()) {
-    // Kept staged, for the retry: nothing of it was acknowledged.
-    pending_.restore(batch.take());
-    sync_ = sync;
-    barrier_ = barrier;
-    return s;
-  }
-  pending_.recycle(batch.take());
+  // With keep_recent(), the stage with its index becomes the recent one.
+  if (keep_recent_ && !pending_.empty()) std::swap(recent_, pending_);
+  pending_.clear();  // its room kept for the next stage
   return s;
 }
 

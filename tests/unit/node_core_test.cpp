@@ -19,6 +19,7 @@
 #include "protocol/messages.h"
 #include "storage/store.h"
 #include "tests/support/node_turn.h"
+#include "tests/support/read_counting_store.h"
 
 namespace jc::node {
 namespace {
@@ -574,18 +575,8 @@ TEST_CASE("node core: a result that frees a slot nothing here can fill leaves at
   CHECK_FALSE(n.core.results_due().has_value());
 }
 
-// A MemoryStore that counts the reads of each key.
-class ReadCountingStore : public storage::MemoryStore {
- public:
-  Status get(std::string_view key, std::string* value) override {
-    ++reads[std::string(key)];
-    return MemoryStore::get(key, value);
-  }
-  std::map<std::string, int> reads;
-};
-
 TEST_CASE("node core: a job's x/ is written once, a round after it came: its start writes nothing, its end writes d/") {
-  ReadCountingStore store;
+  test::ReadCountingStore store;
   Node n(store);
   n.connect();
   n.receive(protocol::Job{{assignment("j1", 2)}});

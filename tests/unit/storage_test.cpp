@@ -21,6 +21,7 @@
 #include "storage/deferred.h"
 #include "storage/staged.h"
 #include "storage/store.h"
+#include "tests/support/read_counting_store.h"
 
 namespace jc::storage {
 namespace {
@@ -474,18 +475,8 @@ TEST_CASE("staged: several lifted stages stay visible, newest first, until each 
   CHECK(v == "1");
 }
 
-// A MemoryStore that counts the reads of each key.
-class ReadCounting : public MemoryStore {
- public:
-  Status get(std::string_view key, std::string* value) override {
-    ++reads[std::string(key)];
-    return MemoryStore::get(key, value);
-  }
-  std::map<std::string, int> reads;
-};
-
 TEST_CASE("staged: keep_recent answers reads of the last landed commit from memory, and only of it") {
-  ReadCounting store;
+  test::ReadCountingStore store;
   Staged staged(store);
   staged.keep_recent();
   std::string v;
@@ -538,7 +529,7 @@ TEST_CASE("staged: keep_recent answers reads of the last landed commit from memo
 }
 
 TEST_CASE("staged: keep_recent: what is in flight wins over the last landed commit, and a failed synced commit still owes its sync") {
-  ReadCounting store;
+  test::ReadCountingStore store;
   Staged staged(store);
   staged.keep_recent();
   std::string v;
@@ -573,7 +564,7 @@ TEST_CASE("staged: keep_recent: what is in flight wins over the last landed comm
 }
 
 TEST_CASE("staged: without keep_recent a landed commit is read from the store") {
-  ReadCounting store;
+  test::ReadCountingStore store;
   Staged staged(store);
   std::string v;
   staged.put("a", "1");
