@@ -51,13 +51,16 @@ Status JobBook::recover(TimeMs now,
       corrupt = true;
       return true;
     }
-    auto [entry, inserted] = active_.insert_or_assign(
-        std::string(key.substr(2)), Active{rec.state, names_.intern(rec.node), rec.attempts});
+    auto [entry, inserted] = active_.try_emplace(key.substr(2));
+    entry->second = Active{};
+    entry->second.state = rec.state;
+    entry->second.node = names_.intern(rec.node);
+    entry->second.attempts = rec.attempts;
     describe(entry->second, rec.spec, rec.seq);
     entry->second.pinned = rec.pinned;
     next_seq_ = std::max(next_seq_, rec.seq + 1);
     if (rec.state == JobState::kRunning) {
-      held(rec.node, entry->first);
+      held(rec.node, entry->first.str());
     } else {
       enqueue(entry, now);
     }
@@ -74,8 +77,8 @@ Status JobBook::recover(TimeMs now,
     job.attempts = rec.attempts = 1;
     rec.node = node;
     rec.nodes_tried.push_back(node);
-    job.record = std::make_unique<std::string>(protocol::to_record(rec));  // the head only
-    held(node, entry->first);
+    job.keep(Active::Kept::kRecord, protocol::to_record(rec));  // the head only
+    held(node, entry->first.str());
   });
   if (!s.ok()) return s;
   return recover_lines(kQueued, queued_, corrupt,
@@ -156,33 +159,35 @@ Status JobBook::recover_lines(std::string_view prefix, storage::TicketBatches& b
 }
 
 void JobBook::describe(Active& job, const protocol::JobSpec& spec, std::uint64_t seq) {
-  job.key = QueueKey{spec.priority, seq};
+  job.set_key(QueueKey{spec.priority, seq});
   job.owner = names_.intern(spec.owner);
   job.origin = names_.intern(spec.origin);
   job.not_before = spec.not_before_ms;
   job.needs = names_.needs_id(spec.needs);
 }
 
-bool JobBook::has_finished(const std::string& t) const {
+bool JobBook::has_finished(std::string_view t) const {
   std::string ignored;
   return staged_.get(storage::ReadKey(kFinished, t), &ignored).ok();
 }
 
-void JobBook::write_spec(const std::string& ticket, std::string bytes, Active& job, bool keep) {
+void JobBook::write_spec(std::string_view ticket, std::string bytes, Active& job, bool keep) {
   if (keep && cached_spec_bytes_ + bytes.size() <= kSpecCacheBytes) {
     cached_spec_bytes_ += bytes.size();
-    job.spec = std::make_unique<std::string>(bytes);
+    job.keep(Active::Kept::kSpec, bytes);
   }
   staged_.put(spec_key(ticket), std::move(bytes));
 }
 
-bool JobBook::load_active(const std::string& t, JobRecord& rec) const {
+bool JobBook::load_active(std::string_view t, JobRecord& rec) const {
   auto it = active_.find(t);
   if (it == active_.end() || it->second.line == Active::Line::kNone)
     return load(storage::ReadKey(kActive, t), rec);
   const Active& job = it->second;
-  if (job.line == Active::Line::kHeld) return job.record && protocol::from_record(*job.record, rec);
-  if (job.spec) return fresh_record(job, *job.spec, rec);
+  if (job.line == Active::Line::kHeld) {
+    return job.record() != nullptr && protocol::from_record(job.record()->view(), rec);
+  }
+  if (const OwnedBytes* spec = job.spec()) return fresh_record(job, spec->view(), rec);
   std::string bytes;
   return staged_.get(storage::ReadKey(kSpec, t), &bytes).ok() && fresh_record(job, bytes, rec);
 }
@@ -192,7 +197,7 @@ bool JobBook::fresh_record(const Active& job, std::string_view spec_record, JobR
   rec = JobRecord{};
   if (!protocol::from_record(spec_record, rec.spec)) return false;
   rec.state = job.state;
-  rec.seq = job.key.seq;
+  rec.seq = job.seq;
   rec.pinned = job.pinned;
   return true;
 }
@@ -218,7 +223,7 @@ std::string bytes_of_record(std::string&& record) {
 }
 }  // namespace
 
-bool JobBook::load_spec(const std::string& ticket, JobRecord& rec, std::string* spec_bytes) const {
+bool JobBook::load_spec(std::string_view ticket, JobRecord& rec, std::string* spec_bytes) const {
   if (rec.spec_inline) return true;
   std::string value;
   if (!staged_.get(storage::ReadKey(kSpec, ticket), &value).ok()) return false;
@@ -229,14 +234,14 @@ bool JobBook::load_spec(const std::string& ticket, JobRecord& rec, std::string* 
 
 bool JobBook::load_queued(iterator it, JobRecord& rec, std::string& spec_bytes) {
   Active& job = it->second;
-  if (job.spec || job.line == Active::Line::kQueued) {
+  if (job.spec() != nullptr || job.line == Active::Line::kQueued) {
     // Never dispatched since it came: memory says all but the spec (no
     // attempt, no node tried, no result), which is read once.
     std::string record;
-    if (job.spec) {
-      cached_spec_bytes_ -= job.spec->size();
-      record = std::move(*job.spec);
-      job.spec.reset();
+    if (const OwnedBytes* spec = job.spec()) {
+      cached_spec_bytes_ -= spec->size();
+      record = spec->str();
+      job.forget(Active::Kept::kSpec);
     } else if (!staged_.get(storage::ReadKey(kSpec, it->first), &record).ok()) {
       record.clear();
     }
@@ -254,10 +259,10 @@ bool JobBook::load_queued(iterator it, JobRecord& rec, std::string& spec_bytes) 
 
 void JobBook::note_queued(iterator it) {
   char digits[24];
-  auto end = std::to_chars(digits, digits + sizeof digits, it->second.key.seq).ptr;
+  auto end = std::to_chars(digits, digits + sizeof digits, it->second.seq).ptr;
   const std::uint64_t id =
       queued_.add_line({}, {it->first, " ", std::string_view(digits, end - digits), "\n"},
-                       [&] { return queued_key(it->second.key.seq); });
+                       [&] { return queued_key(it->second.seq); });
   queued_.hold(id);
   it->second.line = Active::Line::kQueued;
   it->second.line_batch = id;
@@ -277,15 +282,15 @@ void JobBook::store_dispatched(iterator it, JobRecord& rec) {
   auto end = std::to_chars(digits, digits + sizeof digits, rec.seq).ptr;
   const std::uint64_t id = held_.add_line(
       {}, {it->first, " ", rec.node, " ", std::string_view(digits, end - digits), "\n"},
-      [&] { return std::string(kHeld) + it->first; });
+      [&] { return std::string(kHeld).append(it->first.view()); });
   held_.hold(id);
   job.line = Active::Line::kHeld;
   job.line_batch = id;
-  job.record = std::make_unique<std::string>(protocol::to_record(rec));  // the head only
+  job.keep(Active::Kept::kRecord, protocol::to_record(rec));  // the head only
 }
 
 void JobBook::store_active(iterator it, JobRecord& rec) {
-  const std::string& ticket = it->first;
+  const std::string_view ticket = it->first;
   leave_line(it->second);
   if (rec.spec_inline) {
     // A record of an earlier version: its spec moves to a record of its own.
@@ -295,7 +300,7 @@ void JobBook::store_active(iterator it, JobRecord& rec) {
   staged_.put(active_key(ticket), protocol::to_record(rec));
 }
 
-void JobBook::store_finished(const std::string& ticket, const JobRecord& rec) {
+void JobBook::store_finished(std::string_view ticket, const JobRecord& rec) {
   auto it = active_.find(ticket);
   if (it != active_.end() && it->second.line != Active::Line::kNone) {
     leave_line(it->second);  // it has no a/ record
@@ -310,7 +315,7 @@ void JobBook::store_finished(const std::string& ticket, const JobRecord& rec) {
   }
 }
 
-void JobBook::erase_finished(const std::string& ticket) {
+void JobBook::erase_finished(std::string_view ticket) {
   staged_.del(finished_key(ticket));
   staged_.del(spec_key(ticket));
 }
@@ -327,19 +332,19 @@ Status JobBook::scan_finished(
 
 void JobBook::enqueue(iterator it, TimeMs now) {
   if (it->second.not_before > now) {
-    delayed_.emplace(std::make_pair(it->second.not_before, it->second.key.seq), &it->first);
+    delayed_.emplace(std::make_pair(it->second.not_before, it->second.seq), &it->first);
   } else {
-    queue_.push(it->first, it->second.key, it->second.needs);
+    queue_.push(it->first, it->second.key(), it->second.needs);
   }
 }
 
 void JobBook::promote_due(TimeMs now) {
   while (!delayed_.empty() && delayed_.begin()->first.first <= now) {
-    const std::string& ticket = *delayed_.begin()->second;
+    const std::string_view ticket = *delayed_.begin()->second;
     delayed_.erase(delayed_.begin());
     auto it = active_.find(ticket);
     if (it != active_.end() && it->second.state == JobState::kQueued) {
-      queue_.push(it->first, it->second.key, it->second.needs);
+      queue_.push(it->first, it->second.key(), it->second.needs);
     }
   }
 }
@@ -355,9 +360,10 @@ std::optional<TimeMs> JobBook::next_delayed() const {
 }
 
 void JobBook::drop_cached_spec(Active& job) {
-  if (!job.spec) return;
-  cached_spec_bytes_ -= job.spec->size();
-  job.spec.reset();
+  const OwnedBytes* spec = job.spec();
+  if (spec == nullptr) return;
+  cached_spec_bytes_ -= spec->size();
+  job.forget(Active::Kept::kSpec);
 }
 
 }  // namespace jc::proxy

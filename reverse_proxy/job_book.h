@@ -33,8 +33,10 @@
 #include <unordered_map>
 #include <vector>
 
-#include "common/log.h"
 #include "common/hash_maps.h"
+#include "common/inline_key.h"
+#include "common/log.h"
+#include "common/owned_bytes.h"
 #include "common/status.h"
 #include "common/time.h"
 #include "protocol/job.h"
@@ -96,42 +98,66 @@ class Names {
 
 class JobBook {
  public:
-  // What memory holds of a job not finished; the rest is in LevelDB.
+  // What memory holds of a job not finished; the rest is in LevelDB. A
+  // burst queues a hundred thousand at once, so it is packed: 64 bytes,
+  // with its ticket (InlineKey) 96, one block of jemalloc's 96-byte class.
   struct Active {
     protocol::JobState state = protocol::JobState::kQueued;
-    std::uint32_t node = 0;  // interned name of the node holding it; 0 = none
-    std::uint32_t attempts = 0;
-    QueueKey key;              // its place in the queue while queued
-    std::uint32_t owner = 0;   // interned client name (JobSpec::owner); 0 = none
-    std::uint32_t origin = 0;  // interned node it came in by (JobSpec::origin)
-    TimeMs not_before = 0;     // JobSpec::not_before_ms (--delay)
-    bool pinned = false;       // JobRecord::pinned
-    std::uint32_t needs = 0;   // interned JobSpec::needs (Names::needs_id); 0 = nothing
-    // Its s/ record's bytes, from its submit until its first dispatch,
-    // within kSpecCacheBytes: then dispatch reads nothing from LevelDB (a
-    // burst's queue is past the memtable by the time it is dispatched).
-    std::unique_ptr<std::string> spec;
     // While it has no a/ record, the batch record whose line stands for it
-    // (a TicketBatches id; 0: none): a q/ line from its submit until its
-    // first dispatch, then an h/ line until anything else changes.
-    std::uint64_t line_batch = 0;
+    // (line_batch, a TicketBatches id; 0: none): a q/ line from its submit
+    // until its first dispatch, then an h/ line until anything else changes.
     enum class Line : std::uint8_t { kNone, kQueued, kHeld };
     Line line = Line::kNone;
-    // Held through an h/ line: its record as an a/ record would hold it
-    // (the spec's head), so that its result, a requeue or a read decode
-    // neither its s/ record nor the files in it.
-    std::unique_ptr<std::string> record;
+    bool pinned = false;  // JobRecord::pinned
+    // What `bytes` holds (see spec() and record()).
+    enum class Kept : std::uint8_t { kNothing, kSpec, kRecord };
+    Kept kept = Kept::kNothing;
+    std::uint32_t node = 0;  // interned name of the node holding it; 0 = none
+    std::uint32_t attempts = 0;
+    std::uint32_t owner = 0;   // interned client name (JobSpec::owner); 0 = none
+    std::uint32_t origin = 0;  // interned node it came in by (JobSpec::origin)
+    std::uint32_t needs = 0;   // interned JobSpec::needs (Names::needs_id); 0 = nothing
+    std::int32_t priority = 0;  // its place in the queue while queued: key()
+    std::uint64_t seq = 0;
+    TimeMs not_before = 0;  // JobSpec::not_before_ms (--delay)
+    std::uint64_t line_batch = 0;
+    // Its s/ record's bytes from its submit until its first dispatch,
+    // within kSpecCacheBytes: then dispatch reads nothing from LevelDB (a
+    // burst's queue is past the memtable by the time it is dispatched).
+    // Or, held through an h/ line, its record as an a/ record would hold
+    // it (the spec's head), so that its result, a requeue or a read decode
+    // neither its s/ record nor the files in it. Never both at once: the
+    // spec goes at the dispatch that makes the h/ line.
+    OwnedBytes bytes;
+
+    QueueKey key() const { return QueueKey{priority, seq}; }
+    void set_key(QueueKey k) {
+      priority = k.priority;
+      seq = k.seq;
+    }
+    const OwnedBytes* spec() const { return kept == Kept::kSpec ? &bytes : nullptr; }
+    const OwnedBytes* record() const { return kept == Kept::kRecord ? &bytes : nullptr; }
+    void keep(Kept what, std::string_view b) {
+      bytes = OwnedBytes(b);
+      kept = what;
+    }
+    void forget(Kept what) {
+      if (kept != what) return;
+      bytes.reset();
+      kept = Kept::kNothing;
+    }
   };
+  static_assert(sizeof(Active) == 64);
   // Node-based: delayed_ and the queue point at its keys.
-  using Map = NodeMap<std::string, Active>;
+  using Map = absl::node_hash_map<InlineKey, Active, InlineKeyHash, InlineKeyEq>;
   using iterator = Map::iterator;
   static constexpr std::size_t kSpecCacheBytes = 64 << 20;
 
   static constexpr std::string_view kActive = "a/", kFinished = "f/", kSpec = "s/", kQueued = "q/",
                                     kHeld = "h/";
-  static std::string active_key(const std::string& t) { return std::string(kActive) + t; }
-  static std::string finished_key(const std::string& t) { return std::string(kFinished) + t; }
-  static std::string spec_key(const std::string& t) { return std::string(kSpec) + t; }
+  static std::string active_key(std::string_view t) { return std::string(kActive).append(t); }
+  static std::string finished_key(std::string_view t) { return std::string(kFinished).append(t); }
+  static std::string spec_key(std::string_view t) { return std::string(kSpec).append(t); }
   static std::string queued_key(std::uint64_t first_seq);
 
   JobBook(storage::Staged& staged, Names& names, std::shared_ptr<spdlog::logger> log);
@@ -144,23 +170,23 @@ class JobBook {
                  const std::function<void(const std::string&, const std::string&)>& held,
                  bool& corrupt);
 
-  iterator find(const std::string& t) { return active_.find(t); }
-  Map::const_iterator find(const std::string& t) const { return active_.find(t); }
+  iterator find(std::string_view t) { return active_.find(t); }
+  Map::const_iterator find(std::string_view t) const { return active_.find(t); }
   Map::const_iterator begin() const { return active_.begin(); }
   iterator end() { return active_.end(); }
   Map::const_iterator end() const { return active_.end(); }
-  bool has_finished(const std::string& t) const;
+  bool has_finished(std::string_view t) const;
 
   // A job just submitted: its entry, or {_, false} when the ticket is known
   // (a node re-sends what it had not seen acknowledged: the first copy stays).
-  std::pair<iterator, bool> add(const std::string& ticket) { return active_.try_emplace(ticket); }
+  std::pair<iterator, bool> add(std::string_view ticket) { return active_.try_emplace(ticket); }
   void erase_new(iterator it) { active_.erase(it); }
   // What the entry keeps of its spec: its place in the queue (with its
   // sequence number `seq`), owner, origin, --delay and needs.
   void describe(Active& job, const protocol::JobSpec& spec, std::uint64_t seq);
   // The spec's one write; `keep`: also held in memory until dispatch, when
   // the cache has room.
-  void write_spec(const std::string& ticket, std::string bytes, Active& job, bool keep);
+  void write_spec(std::string_view ticket, std::string bytes, Active& job, bool keep);
   std::uint64_t next_seq() { return next_seq_++; }
 
   // Records. load_* read a/ or f/ with the spec's head only; load_spec adds
@@ -168,11 +194,11 @@ class JobBook {
   // memory when it can.
   // A job never dispatched has no a/ record: load_active makes its record
   // from memory and its s/ record.
-  bool load_active(const std::string& t, JobRecord& rec) const;
-  bool load_finished(const std::string& t, JobRecord& rec) const {
+  bool load_active(std::string_view t, JobRecord& rec) const;
+  bool load_finished(std::string_view t, JobRecord& rec) const {
     return load(storage::ReadKey(kFinished, t), rec);
   }
-  bool load_spec(const std::string& ticket, JobRecord& rec,
+  bool load_spec(std::string_view ticket, JobRecord& rec,
                  std::string* spec_bytes = nullptr) const;
   // `spec_bytes`: the spec's bytes as stored (s/ without its header), to be
   // sent as they are; empty when its record is of an earlier version.
@@ -190,19 +216,19 @@ class JobBook {
   // Writes a/ (and s/, for a record read in a version before 7).
   void store_active(iterator it, JobRecord& rec);
   // The job is final: a/ goes, f/ holds it with its result, memory forgets it.
-  void store_finished(const std::string& ticket, const JobRecord& rec);
+  void store_finished(std::string_view ticket, const JobRecord& rec);
   // Expiry removes a finished job's records.
-  void erase_finished(const std::string& ticket);
+  void erase_finished(std::string_view ticket);
   // Every f/ record, for the expiry index of records written before it.
   Status scan_finished(const std::function<void(const std::string&, const JobRecord*)>& each) const;
 
   // The queue. enqueue: into it, or among the delayed ones while its
   // --delay runs; promote_due() moves those whose time has come.
   void enqueue(iterator it, TimeMs now);
-  void put_back(iterator it) { queue_.push(it->first, it->second.key, it->second.needs); }
+  void put_back(iterator it) { queue_.push(it->first, it->second.key(), it->second.needs); }
   void promote_due(TimeMs now);
   // A job taken out of the queue, or out of the delayed ones (by its record).
-  void unqueue(iterator it) { queue_.erase(it->second.key, it->second.needs); }
+  void unqueue(iterator it) { queue_.erase(it->second.key(), it->second.needs); }
   void unqueue(const JobRecord& rec);
   template <class CanRun>
   std::optional<std::string> pop_for(CanRun&& can_run) {
@@ -212,7 +238,7 @@ class JobBook {
   std::size_t ready() const { return queue_.size(); }
   // Queued jobs, delayed ones included.
   std::uint64_t queued() const { return queue_.size() + delayed_.size(); }
-  std::int64_t position(const Active& job) const { return queue_.position(job.key, job.needs); }
+  std::int64_t position(const Active& job) const { return queue_.position(job.key(), job.needs); }
   void drop_cached_spec(Active& job);
 
  private:
@@ -226,7 +252,7 @@ class JobBook {
     if (job.line == Active::Line::kHeld) held_.release(job.line_batch);
     job.line = Active::Line::kNone;
     job.line_batch = 0;
-    job.record.reset();
+    job.forget(Active::Kept::kRecord);
   }
   // Reads the q/ or h/ records (`prefix`, into `batches`): each line of a
   // job with no a/ record (nor an earlier line), neither finished nor
@@ -242,7 +268,7 @@ class JobBook {
   Map active_;
   NeedsQueue queue_;
   // Queued jobs whose --delay runs, by (not before, sequence).
-  std::map<std::pair<TimeMs, std::uint64_t>, const std::string*> delayed_;
+  std::map<std::pair<TimeMs, std::uint64_t>, const InlineKey*> delayed_;
   std::uint64_t next_seq_ = 1;
   std::size_t cached_spec_bytes_ = 0;  // Active::spec, all together
   storage::TicketBatches queued_;      // q/ records

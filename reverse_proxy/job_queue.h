@@ -14,6 +14,8 @@
 #include <string>
 #include <tuple>
 
+#include "common/inline_key.h"
+
 namespace jc::proxy {
 
 struct QueueKey {
@@ -27,13 +29,13 @@ struct QueueKey {
 class JobQueue {
  public:
   // `ticket` must outlive its entry (erase or pop it first).
-  void push(const std::string& ticket, QueueKey key) { tree_.insert({entry(key), &ticket}); }
+  void push(const InlineKey& ticket, QueueKey key) { tree_.insert({entry(key), &ticket}); }
   bool erase(QueueKey key) { return tree_.erase(entry(key)) > 0; }
   // The next job to dispatch, removed from the queue.
   std::optional<std::string> pop() {
     if (tree_.empty()) return std::nullopt;
     auto it = tree_.begin();
-    std::string t = *it->second;
+    std::string t = it->second->str();
     tree_.erase(it);
     return t;
   }
@@ -57,7 +59,7 @@ class JobQueue {
   // first; sequence numbers are unique, so the key alone finds an entry.
   using Key = std::pair<std::int64_t, std::uint64_t>;
   static Key entry(QueueKey key) { return {-static_cast<std::int64_t>(key.priority), key.seq}; }
-  __gnu_pbds::tree<Key, const std::string*, std::less<Key>, __gnu_pbds::rb_tree_tag,
+  __gnu_pbds::tree<Key, const InlineKey*, std::less<Key>, __gnu_pbds::rb_tree_tag,
                    __gnu_pbds::tree_order_statistics_node_update>
       tree_;
 };
@@ -69,7 +71,7 @@ class JobQueue {
 // as many steps as distinct needs, whatever the queue's length).
 class NeedsQueue {
  public:
-  void push(const std::string& ticket, QueueKey key, std::uint32_t needs) {
+  void push(const InlineKey& ticket, QueueKey key, std::uint32_t needs) {
     queues_[needs].push(ticket, key);
     ++size_;
   }

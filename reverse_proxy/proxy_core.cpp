@@ -89,7 +89,7 @@ void ProxyCore::to_queue(ActiveIt it, JobRecord& rec) {
     log_->error("{} ticket={}", *refused, it->first);
     return;
   }
-  if (!held_by.empty()) nodes_[held_by].held.erase(it->first);
+  if (!held_by.empty()) nodes_[held_by].held.erase(it->first.str());
   rec.node.clear();
   book_.store_active(it, rec);
   it->second.state = JobState::kQueued;
@@ -109,7 +109,7 @@ bool ProxyCore::to_node(ActiveIt it, JobRecord& rec, const std::string& node) {
   it->second.state = JobState::kRunning;
   it->second.node = names_.intern(node);
   it->second.attempts = rec.attempts;
-  nodes_[node].held.insert(it->first);
+  nodes_[node].held.insert(it->first.str());
   return true;
 }
 
@@ -171,7 +171,7 @@ void ProxyCore::on_submit(const std::string& node, protocol::Submit& m, TimeMs n
       book_.erase_new(entry);
       continue;
     }
-    const std::string& ticket = entry->first;
+    const std::string& ticket = spec.ticket;  // until the spec moves (adopted, below)
     // The spec's one write: from now on the job's records hold its head.
     // Its record is the bytes it came in, when it came in a frame.
     std::string spec_bytes = i < m.spec_records.size() ? std::move(m.spec_records[i])
@@ -187,14 +187,14 @@ void ProxyCore::on_submit(const std::string& node, protocol::Submit& m, TimeMs n
     if (adopted) {
       // Run by its origin node while the proxy was away: it holds the job.
       JobRecord rec;
+      rec.pinned = shown.count(ticket) > 0;  // before the spec, and its ticket, move
       rec.spec = std::move(spec);
       rec.seq = seq;
       rec.attempts = 1;
       rec.nodes_tried.push_back(node);
-      rec.pinned = shown.count(ticket) > 0;
       entry->second.pinned = rec.pinned;
       to_node(entry, rec, node);
-      log_->info("adopted ticket={} run locally by={}{}", ticket, node,
+      log_->info("adopted ticket={} run locally by={}{}", entry->first, node,
                  rec.pinned ? " (its result shown there already)" : "");
       continue;
     }
@@ -398,7 +398,7 @@ JobReport ProxyCore::report_of(const std::string& ticket, TimeMs now) const {
     r.node = name_of(it->second.node);
     r.attempts = it->second.attempts;
     r.owner = name_of(it->second.owner);
-    r.priority = it->second.key.priority;
+    r.priority = it->second.priority;
     if (r.state == JobState::kQueued) r.not_before_ms = it->second.not_before;
     if (r.state == JobState::kQueued) {
       r.queue_position = book_.position(it->second);

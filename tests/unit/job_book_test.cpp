@@ -47,7 +47,7 @@ struct Book {
     spec.sleep_ms = 5;
     spec.priority = priority;
     book.write_spec(t, protocol::to_record(spec), it->second, true);
-    it->second.key = QueueKey{priority, book.next_seq()};
+    it->second.set_key(QueueKey{priority, book.next_seq()});
     book.note_queued(it);
     book.enqueue(it, 0);
   }
@@ -73,7 +73,7 @@ struct Book {
     JobRecord rec;
     auto it = pop(rec, "n1");
     book.store_active(it, rec);
-    return it->first;
+    return it->first.str();
   }
   // The next job out of the queue, given to `node` as the core gives it
   // (JobBook::store_dispatched): at its first dispatch, an h/ line.
@@ -84,7 +84,7 @@ struct Book {
     book.store_dispatched(it, rec);
     it->second.node = names.intern(node);
     it->second.attempts = 1;
-    return it->first;
+    return it->first.str();
   }
   // Given back to the queue after its node was lost (its sequence kept).
   void requeue(const std::string& t) {
