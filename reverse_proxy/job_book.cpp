@@ -212,12 +212,17 @@ namespace {
 // The spec's bytes of an s/ record written in version 7 or later (a spec
 // is the same bytes in each, and in a frame); empty for an earlier one,
 // whose bytes a frame of this version cannot carry.
-std::string bytes_of_record(std::string&& record) {
+std::string_view spec_part(std::string_view record) {
   if (record.size() < protocol::kRecordHeaderBytes || record[0] != protocol::kRecordMarker ||
       static_cast<unsigned char>(record[1]) < 7 ||
       static_cast<unsigned char>(record[1]) > protocol::kRecordVersion) {
     return {};
   }
+  return record.substr(protocol::kRecordHeaderBytes);
+}
+// The same, made of the record in place.
+std::string bytes_of_record(std::string&& record) {
+  if (spec_part(record).empty()) return {};
   record.erase(0, protocol::kRecordHeaderBytes);
   return std::move(record);
 }
@@ -234,18 +239,19 @@ bool JobBook::load_spec(std::string_view ticket, JobRecord& rec, std::string* sp
 
 bool JobBook::load_queued(iterator it, JobRecord& rec, std::string& spec_bytes) {
   Active& job = it->second;
-  if (job.spec() != nullptr || job.line == Active::Line::kQueued) {
-    // Never dispatched since it came: memory says all but the spec (no
-    // attempt, no node tried, no result), which is read once.
+  // Never dispatched since it came: memory says all but the spec (no
+  // attempt, no node tried, no result), which is read once: from the cache
+  // (it leaves the cache whatever comes of it), else from s/.
+  if (const OwnedBytes* spec = job.spec()) {
+    const bool fresh = job.attempts == 0 && spec->size() > 0 && fresh_record(job, spec->view(), rec);
+    if (fresh) spec_bytes = std::string(spec_part(spec->view()));
+    drop_cached_spec(job);
+    if (fresh) return true;
+    rec = JobRecord{};
+  } else if (job.line == Active::Line::kQueued) {
     std::string record;
-    if (const OwnedBytes* spec = job.spec()) {
-      cached_spec_bytes_ -= spec->size();
-      record = spec->str();
-      job.forget(Active::Kept::kSpec);
-    } else if (!staged_.get(storage::ReadKey(kSpec, it->first), &record).ok()) {
-      record.clear();
-    }
-    if (job.attempts == 0 && !record.empty() && fresh_record(job, record, rec)) {
+    if (job.attempts == 0 && staged_.get(storage::ReadKey(kSpec, it->first), &record).ok() &&
+        !record.empty() && fresh_record(job, record, rec)) {
       spec_bytes = bytes_of_record(std::move(record));
       return true;
     }
