@@ -11,16 +11,13 @@
 // (docs/benchmarks.md, step 9). Each thread keeps its own cache of small
 // allocations, so the loop does not contend for the arena's lock.
 //
-// Freed pages go back to the kernel within about 20 ms, from jemalloc's
-// own background thread (one for the arena; it blocks every signal). With
-// its default, 10 s and only when a thread allocates, a burst's freed
-// memtables and batches stayed resident beside what was allocated after
-// them: peak RSS during `jc_bench --only e2e` fell from 193-197 MB to
-// 165-175 MB for the four processes, with 4 MB memtables
-// (storage/leveldb_store.cpp), at the same throughput. Purging on the
-// freeing thread instead (dirty_decay_ms:0) cost a fifth of it
-// (docs/benchmarks.md, step 18).
+// Freed pages stay with the arena for jemalloc's default 10 s. Returning
+// them sooner from jemalloc's background thread (background_thread:true,
+// dirty_decay_ms:100) lowered the four processes' peak RSS during
+// `jc_bench --only e2e` by 7 MB, or by 18 MB with 4 MB memtables, and cost
+// 5 to 7 % more CPU a job, pages freed and touched again faulting anew:
+// not kept (docs/benchmarks.md, step 18).
 extern "C" {
 // NOLINTNEXTLINE: the name and type jemalloc looks for.
-const char* malloc_conf = "narenas:1,background_thread:true,dirty_decay_ms:20";
+const char* malloc_conf = "narenas:1";
 }
