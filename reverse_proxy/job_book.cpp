@@ -173,8 +173,9 @@ bool JobBook::has_finished(std::string_view t) const {
 
 void JobBook::write_spec(std::string_view ticket, std::string bytes, Active& job, bool keep) {
   if (keep && cached_spec_bytes_ + bytes.size() <= kSpecCacheBytes) {
-    cached_spec_bytes_ += bytes.size();
+    drop_cached_spec(job);
     job.keep(Active::Kept::kSpec, bytes);
+    cached_spec_bytes_ += bytes.size();
   }
   staged_.put(spec_key(ticket), std::move(bytes));
 }
@@ -292,6 +293,7 @@ void JobBook::store_dispatched(iterator it, JobRecord& rec) {
   held_.hold(id);
   job.line = Active::Line::kHeld;
   job.line_batch = id;
+  drop_cached_spec(job);  // the core drops it at dispatch; counted here if not
   job.keep(Active::Kept::kRecord, protocol::to_record(rec));  // the head only
 }
 

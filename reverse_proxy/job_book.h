@@ -137,6 +137,9 @@ class JobBook {
     }
     const OwnedBytes* spec() const { return kept == Kept::kSpec ? &bytes : nullptr; }
     const OwnedBytes* record() const { return kept == Kept::kRecord ? &bytes : nullptr; }
+    // Only JobBook calls these, which counts the specs' bytes it keeps: a
+    // spec is forgotten through JobBook::drop_cached_spec() before
+    // anything else is kept in its place.
     void keep(Kept what, std::string_view b) {
       bytes = OwnedBytes(b);
       kept = what;
@@ -204,12 +207,12 @@ class JobBook {
   // sent as they are; empty when its record is of an earlier version.
   bool load_queued(iterator it, JobRecord& rec, std::string& spec_bytes);
   // A job just submitted, queued: into this commit's q/ batch (its
-  // Active::key set), instead of an a/ record.
+  // priority and seq set, Active::set_key), instead of an a/ record.
   void note_queued(iterator it);
   // A job given to rec.node: on its first dispatch since its submit, a line
   // "<ticket> <node> <seq>" in this commit's h/ batch instead of an a/
   // record (its attempt is the first, the node its only one tried), and
-  // memory keeps the record's head (Active::record) for load_active();
+  // memory keeps the record's head (Active::record()) for load_active();
   // otherwise store_active(). The caller sets the entry's state, node and
   // attempts.
   void store_dispatched(iterator it, JobRecord& rec);
@@ -240,6 +243,8 @@ class JobBook {
   std::uint64_t queued() const { return queue_.size() + delayed_.size(); }
   std::int64_t position(const Active& job) const { return queue_.position(job.key(), job.needs); }
   void drop_cached_spec(Active& job);
+  // The specs' bytes kept for their dispatch, all together.
+  std::size_t cached_spec_bytes() const { return cached_spec_bytes_; }
 
  private:
   bool load(std::string_view key, JobRecord& rec) const;
@@ -270,7 +275,7 @@ class JobBook {
   // Queued jobs whose --delay runs, by (not before, sequence).
   std::map<std::pair<TimeMs, std::uint64_t>, const InlineKey*> delayed_;
   std::uint64_t next_seq_ = 1;
-  std::size_t cached_spec_bytes_ = 0;  // Active::spec, all together
+  std::size_t cached_spec_bytes_ = 0;  // the specs kept (Active::spec()), all together
   storage::TicketBatches queued_;      // q/ records
   storage::TicketBatches held_;        // h/ records
 };

@@ -23,8 +23,8 @@ struct QueueKey {
   std::uint64_t seq = 0;
 };
 
-// Entries point at the ticket strings the caller keeps (the proxy's map of
-// active jobs, whose keys never move): a queued job costs one tree node of
+// Entries point at the tickets the caller keeps (the keys of the proxy's
+// map of active jobs, which never move): a queued job costs one tree node of
 // 16 bytes of key and a pointer, not a copy of its ticket.
 class JobQueue {
  public:

@@ -171,14 +171,18 @@ void ProxyCore::on_submit(const std::string& node, protocol::Submit& m, TimeMs n
       book_.erase_new(entry);
       continue;
     }
-    const std::string& ticket = spec.ticket;  // until the spec moves (adopted, below)
+    // Run by its origin node while the proxy was away (and its result shown
+    // there already): asked of the sets by the spec's ticket, which moves
+    // with the spec below; from here on the map's key names the job.
+    const bool adopted = local.count(spec.ticket) > 0;
+    const bool pinned = adopted && shown.count(spec.ticket) > 0;
+    const std::string_view ticket = entry->first;
     // The spec's one write: from now on the job's records hold its head.
     // Its record is the bytes it came in, when it came in a frame.
     std::string spec_bytes = i < m.spec_records.size() ? std::move(m.spec_records[i])
                                                         : protocol::to_record(spec);
     // Kept for its dispatch when that comes soon: not for a job run by its
     // origin (adopted below) or waiting out a --delay.
-    const bool adopted = local.count(ticket) > 0;
     book_.write_spec(ticket, std::move(spec_bytes), entry->second,
                      !adopted && spec.not_before_ms <= now);
     const std::uint64_t seq = book_.next_seq();
@@ -187,14 +191,14 @@ void ProxyCore::on_submit(const std::string& node, protocol::Submit& m, TimeMs n
     if (adopted) {
       // Run by its origin node while the proxy was away: it holds the job.
       JobRecord rec;
-      rec.pinned = shown.count(ticket) > 0;  // before the spec, and its ticket, move
+      rec.pinned = pinned;
       rec.spec = std::move(spec);
       rec.seq = seq;
       rec.attempts = 1;
       rec.nodes_tried.push_back(node);
       entry->second.pinned = rec.pinned;
       to_node(entry, rec, node);
-      log_->info("adopted ticket={} run locally by={}{}", entry->first, node,
+      log_->info("adopted ticket={} run locally by={}{}", ticket, node,
                  rec.pinned ? " (its result shown there already)" : "");
       continue;
     }

@@ -296,4 +296,68 @@ TEST_CASE("job book: a first dispatch is an h/ line, read back at a restart, and
   CHECK(store_keys(store, "h/") == std::vector<std::string>{"h/t1"});
 }
 
+TEST_CASE("job book: the specs kept for dispatch are counted exactly as they come and go") {
+  storage::MemoryStore store;
+  Book b(store);
+  auto spec_size = [](const std::string& t) {
+    protocol::JobSpec spec;
+    spec.ticket = t;
+    spec.kind = protocol::JobKind::kSleep;
+    spec.sleep_ms = 5;
+    return protocol::to_record(spec).size();
+  };
+  const std::size_t one = spec_size("t1");
+  b.submit("t1");
+  b.submit("t2");
+  b.submit("t3");
+  b.commit();
+  CHECK(b.book.cached_spec_bytes() == 3 * one);
+
+  // A first dispatch reads the kept spec once and keeps the record's head
+  // in its place: the job reads as running from memory.
+  CHECK(b.dispatch_to("n1") == "t1");
+  CHECK(b.book.cached_spec_bytes() == 2 * one);
+  JobRecord rec;
+  REQUIRE(b.book.load_active("t1", rec));
+  CHECK(rec.state == JobState::kRunning);
+  CHECK(rec.node == "n1");
+  CHECK(rec.attempts == 1);  // the head: no spec read
+
+  // Given back: an a/ record of its own, the head forgotten.
+  b.requeue("t1");
+  b.commit();
+  CHECK(b.book.cached_spec_bytes() == 2 * one);
+  REQUIRE(b.book.load_active("t1", rec));
+  CHECK(rec.state == JobState::kQueued);
+  CHECK(store_keys(store, "a/") == std::vector<std::string>{"a/t1"});
+
+  // Given to a node without its spec read for the dispatch first: the
+  // spec still kept is dropped, and counted out, before the head is kept.
+  auto it = b.book.find("t2");
+  REQUIRE(it != b.book.end());
+  REQUIRE(b.book.load_active("t2", rec));
+  b.book.unqueue(it);
+  rec.state = JobState::kRunning;
+  rec.node = "n2";
+  rec.attempts = 1;
+  rec.nodes_tried = {"n2"};
+  b.book.store_dispatched(it, rec);
+  it->second.state = JobState::kRunning;
+  CHECK(b.book.cached_spec_bytes() == one);
+  REQUIRE(b.book.load_active("t2", rec));
+  CHECK(rec.state == JobState::kRunning);
+  CHECK(rec.node == "n2");
+
+  // Finished, queued or running: nothing of theirs is kept.
+  b.finish("t3");
+  CHECK(b.book.cached_spec_bytes() == 0);
+  b.finish("t2");
+  b.finish("t1");
+  b.commit();
+  CHECK(b.book.cached_spec_bytes() == 0);
+  CHECK(b.book.find("t1") == b.book.end());
+  CHECK(b.book.has_finished("t1"));
+  CHECK(b.book.has_finished("t2"));
+}
+
 }  // namespace jc::proxy
