@@ -141,8 +141,8 @@ class ExecBook {
   // What came of the run (its d/ record), over `rec` read from x/.
   void apply_outcome(const std::string& t, ExecRecord& rec) const;
   void erase(const std::string& t) {
-    records_.del(key(t));
-    records_.del(outcome_key(t));
+    records_.del(kExec, t);
+    records_.del(kOutcome, t);
     delivered_records_.erase(t);
   }
   // What came of the run: its d/ record (waiting, for a job the proxy gave

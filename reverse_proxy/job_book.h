@@ -158,9 +158,17 @@ class JobBook {
 
   static constexpr std::string_view kActive = "a/", kFinished = "f/", kSpec = "s/", kQueued = "q/",
                                     kHeld = "h/";
-  static std::string active_key(std::string_view t) { return std::string(kActive).append(t); }
-  static std::string finished_key(std::string_view t) { return std::string(kFinished).append(t); }
-  static std::string spec_key(std::string_view t) { return std::string(kSpec).append(t); }
+  // A record's key: its prefix and the ticket, made in one allocation
+  // (append() returns a reference: returning it would copy the key).
+  static std::string key_of(std::string_view prefix, std::string_view t) {
+    std::string key;
+    key.reserve(prefix.size() + t.size());
+    key.append(prefix).append(t);
+    return key;
+  }
+  static std::string active_key(std::string_view t) { return key_of(kActive, t); }
+  static std::string finished_key(std::string_view t) { return key_of(kFinished, t); }
+  static std::string spec_key(std::string_view t) { return key_of(kSpec, t); }
   static std::string queued_key(std::uint64_t first_seq);
 
   JobBook(storage::Staged& staged, Names& names, std::shared_ptr<spdlog::logger> log);
@@ -234,7 +242,7 @@ class JobBook {
   void unqueue(iterator it) { queue_.erase(it->second.key(), it->second.needs); }
   void unqueue(const JobRecord& rec);
   template <class CanRun>
-  std::optional<std::string> pop_for(CanRun&& can_run) {
+  const InlineKey* pop_for(CanRun&& can_run) {
     return queue_.pop_for(std::forward<CanRun>(can_run));
   }
   std::optional<TimeMs> next_delayed() const;

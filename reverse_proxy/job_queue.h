@@ -31,11 +31,12 @@ class JobQueue {
   // `ticket` must outlive its entry (erase or pop it first).
   void push(const InlineKey& ticket, QueueKey key) { tree_.insert({entry(key), &ticket}); }
   bool erase(QueueKey key) { return tree_.erase(entry(key)) > 0; }
-  // The next job to dispatch, removed from the queue.
-  std::optional<std::string> pop() {
-    if (tree_.empty()) return std::nullopt;
+  // The next job to dispatch, removed from the queue: its ticket as the
+  // caller keeps it; null when the queue is empty.
+  const InlineKey* pop() {
+    if (tree_.empty()) return nullptr;
     auto it = tree_.begin();
-    std::string t = it->second->str();
+    const InlineKey* t = it->second;
     tree_.erase(it);
     return t;
   }
@@ -84,7 +85,7 @@ class NeedsQueue {
   }
   // The next job a node may run (`can_run(needs)`), removed.
   template <class CanRun>
-  std::optional<std::string> pop_for(CanRun&& can_run) {
+  const InlineKey* pop_for(CanRun&& can_run) {
     JobQueue* best = nullptr;
     std::optional<QueueKey> best_key;
     for (auto& [needs, q] : queues_) {
@@ -96,8 +97,8 @@ class NeedsQueue {
         best_key = key;
       }
     }
-    if (best == nullptr) return std::nullopt;
-    auto t = best->pop();
+    if (best == nullptr) return nullptr;
+    const InlineKey* t = best->pop();
     --size_;
     return t;
   }

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/hash_maps.h"
+#include "common/inline_key.h"
 #include "common/time.h"
 #include "protocol/messages.h"
 #include "reverse_proxy/node_rates.h"
@@ -24,7 +25,8 @@ struct NodeEntry {
   std::string sandbox;  // protections of its run jobs, from HELLO
   std::string cpus;     // "pinned" or "shared", from HELLO
   std::set<std::string> offers;  // what it runs, from HELLO ("lang:71", "label:gpu")
-  FlatSet<std::string> held;
+  // The tickets of the jobs it holds, kept inline (no heap block a job).
+  absl::flat_hash_set<InlineKey, InlineKeyHash, InlineKeyEq> held;
   protocol::Info info;
   TimeMs last_heard = 0;
   TimeMs lost_since = 0;  // when it disconnected (or the proxy started)

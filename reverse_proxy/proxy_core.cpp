@@ -31,7 +31,7 @@ Status ProxyCore::recover(TimeMs now) {
       now,
       [&](const std::string& node_id, const std::string& ticket) {
         auto& node = nodes_[node_id];
-        node.held.insert(ticket);
+        node.held.emplace(ticket);
         node.lost_since = now;
         ++held;
       },
@@ -89,7 +89,7 @@ void ProxyCore::to_queue(ActiveIt it, JobRecord& rec) {
     log_->error("{} ticket={}", *refused, it->first);
     return;
   }
-  if (!held_by.empty()) nodes_[held_by].held.erase(it->first.str());
+  if (!held_by.empty()) nodes_[held_by].held.erase(it->first.view());
   rec.node.clear();
   book_.store_active(it, rec);
   it->second.state = JobState::kQueued;
@@ -109,7 +109,7 @@ bool ProxyCore::to_node(ActiveIt it, JobRecord& rec, const std::string& node) {
   it->second.state = JobState::kRunning;
   it->second.node = names_.intern(node);
   it->second.attempts = rec.attempts;
-  nodes_[node].held.insert(it->first.str());
+  nodes_[node].held.insert(it->first);
   return true;
 }
 
@@ -264,7 +264,7 @@ void ProxyCore::accept_result(const std::string& node, JobReport& report, protoc
     entry.finished++;
     entry.rate.last_result = clock_;
     finish_job(t, std::move(rec), std::move(report.result));
-    ack.tickets.push_back(t);
+    ack.tickets.push_back(std::move(report.ticket));  // `t` is not read after this
     return;
   }
   // Already final: the same result again is acknowledged, another run's is not.

@@ -41,10 +41,10 @@ bool ProxyCore::dispatch(TimeMs now) {
     protocol::Job job;
     job.jobs.reserve(plan[i]);  // an Assignment is a spec: not moved again as the vector grows
     while (job.jobs.size() < plan[i]) {
-      auto next = book_.pop_for([&](std::uint32_t needs) { return can_run(node, needs); });
-      if (!next) break;
-      const std::string& t = *next;
-      auto it = book_.find(t);
+      const InlineKey* next =
+          book_.pop_for([&](std::uint32_t needs) { return can_run(node, needs); });
+      if (next == nullptr) break;
+      auto it = book_.find(*next);
       if (it == book_.end()) continue;
       JobRecord rec;
       std::string spec_bytes;  // sent as stored, not encoded again
@@ -85,7 +85,7 @@ void ProxyCore::exchange_results(TimeMs now) {
     for (const auto& t : notices_.due(id, kMaxPerExchange)) m.reports.push_back(report_of(t));
     for (const auto& t : node.held) {
       if (m.requests.size() >= kMaxPerExchange) break;
-      m.requests.push_back(t);
+      m.requests.push_back(t.str());
     }
     // Sent even when empty: it doubles as the heartbeat a node watches for.
     send(id, std::move(m));

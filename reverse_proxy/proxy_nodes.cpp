@@ -85,7 +85,7 @@ void ProxyCore::reconcile(const std::string& node_id, const protocol::Hello& hel
       }
       to_node(it, rec, node_id);
     }
-    node.held.insert(t);
+    node.held.emplace(t);
   };
   for (const auto& t : hello.held) claim(t, false);
   for (const auto& t : hello.finished) claim(t, true);
@@ -94,7 +94,9 @@ void ProxyCore::reconcile(const std::string& node_id, const protocol::Hello& hel
     // A pinned job (run there while the proxy was away, its result shown)
     // comes back by SUBMIT rather than HELLO, with its result after it.
     auto it = book_.find(t);
-    if (!claimed.count(t) && !(it != book_.end() && it->second.pinned)) lost.push_back(t);
+    if (!claimed.count(t.str()) && !(it != book_.end() && it->second.pinned)) {
+      lost.push_back(t.str());
+    }
   }
   for (const auto& t : lost) requeue(t, "node came back without it");
 }
@@ -121,7 +123,7 @@ void ProxyCore::release_node_jobs(const std::string& node_id, const std::string&
     // Its result, shown to its clients already, is on that node: it waits
     // for the node rather than run again and give a second result.
     if (auto it = book_.find(t); it != book_.end() && it->second.pinned) continue;
-    jobs.push_back(t);
+    jobs.push_back(t.str());
   }
   for (const auto& t : jobs) requeue(t, reason);
   if (!jobs.empty()) {

@@ -51,7 +51,7 @@ std::vector<std::string> ResultNotices::all_owed(const std::string& origin) {
   std::vector<std::string> out;
   if (auto it = unnotified_.find(origin); it != unnotified_.end()) {
     for (auto& [t, owed] : it->second) {
-      out.push_back(t);
+      out.push_back(t.str());
       owed.wait = kRenotifyRounds;
     }
   }
@@ -65,7 +65,7 @@ std::vector<std::string> ResultNotices::due(const std::string& origin, std::size
   for (auto& [t, owed] : it->second) {
     if (out.size() >= max) break;
     if (owed.wait > 0 && --owed.wait > 0) continue;  // pushed lately
-    out.push_back(t);
+    out.push_back(t.str());
     owed.wait = kRenotifyRounds;
   }
   return out;

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "common/hash_maps.h"
+#include "common/inline_key.h"
 #include "common/status.h"
 #include "storage/staged.h"
 #include "storage/ticket_batches.h"
@@ -70,7 +71,8 @@ class ResultNotices {
   Owed& enter(const std::string& origin, const std::string& ticket, std::uint64_t id);
 
   storage::Staged& staged_;
-  std::map<std::string, FlatMap<std::string, Owed>> unnotified_;  // origin -> ticket
+  // origin -> ticket (kept inline: no heap block a result)
+  std::map<std::string, absl::flat_hash_map<InlineKey, Owed, InlineKeyHash, InlineKeyEq>> unnotified_;
   storage::TicketBatches batches_{staged_};  // n/ records, scoped by origin
   FlatMap<std::string, std::set<std::string>> watchers_;
 };

@@ -20,8 +20,8 @@ Executor::Executor(boost::asio::io_context& io, std::string node_id, const Sandb
 Executor::~Executor() { sandbox_->launcher().stop(); }
 
 void Executor::start(protocol::Assignment job) {
-  const std::string ticket = job.spec.ticket;
   if (job.spec.kind == protocol::JobKind::kRun) {
+    const std::string ticket = job.spec.ticket;
     // NodeCore never runs more jobs than slots, so a free one exists.
     auto free = std::find(slot_in_use_.begin(), slot_in_use_.end(), false);
     std::size_t slot = static_cast<std::size_t>(free - slot_in_use_.begin());
@@ -41,26 +41,28 @@ void Executor::start(protocol::Assignment job) {
     run->start();
     return;
   }
+  const InlineKey ticket(job.spec.ticket);
   Sleep s;
   s.ms = job.spec.sleep_ms;
   s.start_ms = now_ms();
   if (s.ms == 0) {
     // Nothing to wait for: finish in the next turn of the loop, without the
     // cost of a timer (a system call to re-arm the loop's timerfd).
-    boost::asio::post(io_, [this, ticket] { finish_sleep(ticket, false); });
+    boost::asio::post(io_, [this, ticket] { finish_sleep(ticket.view(), false); });
   } else {
     s.timer = std::make_unique<boost::asio::steady_timer>(io_);
     s.timer->expires_after(std::chrono::milliseconds(job.spec.sleep_ms));
     s.timer->async_wait([this, ticket](const boost::system::error_code& ec) {
-      if (!ec) finish_sleep(ticket, false);
+      if (!ec) finish_sleep(ticket.view(), false);
     });
   }
-  sleeps_[ticket] = std::move(s);
+  sleeps_.insert_or_assign(ticket, std::move(s));
 }
 
-void Executor::finish_sleep(const std::string& ticket, bool cancelled) {
-  auto it = sleeps_.find(ticket);
+void Executor::finish_sleep(std::string_view view, bool cancelled) {
+  auto it = sleeps_.find(view);
   if (it == sleeps_.end()) return;
+  const std::string ticket(view);  // `view` may be of the key erased here
   Sleep s = std::move(it->second);
   sleeps_.erase(it);
   protocol::JobResult r;

@@ -11,6 +11,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include <absl/container/flat_hash_map.h>
+
+#include "common/inline_key.h"
 #include "net/asio.h"
 #include "protocol/messages.h"
 #include "runner/child_reaper.h"
@@ -48,7 +51,7 @@ class Executor {
     std::uint64_t ms = 0;
     std::int64_t start_ms = 0;
   };
-  void finish_sleep(const std::string& ticket, bool cancelled);
+  void finish_sleep(std::string_view ticket, bool cancelled);
   void release_slot(const std::string& ticket);
 
   boost::asio::io_context& io_;
@@ -56,7 +59,8 @@ class Executor {
   std::unique_ptr<Sandbox> sandbox_;
   Done done_;
   ChildReaper reaper_;
-  std::unordered_map<std::string, Sleep> sleeps_;
+  // By ticket, kept inline: a sleep job costs no heap block of its own.
+  absl::flat_hash_map<InlineKey, Sleep, InlineKeyHash, InlineKeyEq> sleeps_;
   std::unordered_map<std::string, std::shared_ptr<RunJob>> runs_;
   std::vector<bool> slot_in_use_;
   std::unordered_map<std::string, std::size_t> slot_of_;

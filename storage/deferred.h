@@ -43,6 +43,16 @@ class Deferred {
   void del(std::string key) {
     if (!drop(key)) staged_.del(std::move(key));
   }
+  // The same for the key `prefix` + `rest`, made only when a delete is
+  // staged: most deletes drop a waiting put, and need no key of their own.
+  void del(std::string_view prefix, std::string_view rest) {
+    const ReadKey key(prefix, rest);
+    if (drop(key)) return;
+    std::string owned;
+    owned.reserve(prefix.size() + rest.size());
+    owned.append(prefix).append(rest);
+    staged_.del(std::move(owned));
+  }
   // What waits here, else what the stage or the store holds.
   Status get(std::string_view key, std::string* value) const {
     for (const auto* m : {&young_, &old_}) {
@@ -67,7 +77,10 @@ class Deferred {
   std::size_t waiting() const { return young_.size() + old_.size(); }
 
  private:
-  bool drop(const std::string& key) { return young_.erase(key) > 0 || old_.erase(key) > 0; }
+  bool drop(std::string_view key) {
+    const absl::string_view k(key.data(), key.size());
+    return young_.erase(k) > 0 || old_.erase(k) > 0;
+  }
 
   Staged& staged_;
   FlatMap<std::string, std::string> young_, old_;

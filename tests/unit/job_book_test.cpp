@@ -60,7 +60,7 @@ struct Book {
     REQUIRE(it != book.end());
     std::string spec_bytes;
     REQUIRE(book.load_queued(it, rec, spec_bytes));
-    CHECK(rec.spec.ticket == *t);
+    CHECK(rec.spec.ticket == t->view());
     CHECK(!spec_bytes.empty());
     rec.state = JobState::kRunning;
     rec.node = node;
@@ -118,7 +118,7 @@ struct Book {
   // The order the queue gives its jobs out in (emptying it).
   std::vector<std::string> drain() {
     std::vector<std::string> out;
-    while (auto t = book.pop_for([](std::uint32_t) { return true; })) out.push_back(*t);
+    while (auto t = book.pop_for([](std::uint32_t) { return true; })) out.push_back(t->str());
     return out;
   }
 

@@ -784,6 +784,30 @@ TEST_CASE("deferred: a waiting key put again waits a whole round from then") {
   CHECK(f.written("x/a") == "second");
 }
 
+TEST_CASE("deferred: a delete by prefix and ticket drops what waits, else stages the whole key") {
+  Deferring f;
+  f.d.put("x/ticket-1", "A", true);
+  f.d.age();
+  f.d.put("d/ticket-1", "B", true);
+  f.d.del("x/", "ticket-1");  // waited since the last round: dropped
+  f.d.del("d/", "ticket-1");  // came in this one: dropped
+  CHECK(f.d.waiting() == 0);
+  CHECK(f.staged.empty());
+
+  // A key already written: its delete is staged under the joined key.
+  f.d.put("x/ticket-2", "C", false);
+  CHECK(f.written("x/ticket-2") == "C");
+  f.d.del("x/", "ticket-2");
+  CHECK(f.staged.size() == 1);
+  CHECK(f.written("x/ticket-2").empty());
+  // And one longer than a key on the stack holds.
+  const std::string long_rest(100, 'k');
+  f.d.put("x/" + long_rest, "D", true);
+  f.d.del("x/", long_rest);
+  CHECK(f.d.waiting() == 0);
+  CHECK(f.staged.empty());
+}
+
 }  // namespace jc::storage
 
 TEST_CASE("staged: a stage lifted in place and unlifted goes back under what came since") {
