@@ -38,22 +38,27 @@ jc::protocol::Assignment run_job(const std::string& ticket, const std::string& c
 }
 
 // The node's cgroup directories (every hierarchy), found by name; none
-// where the sandbox has no cgroups.
+// where the sandbox has no cgroups. Tests running beside this one make and
+// remove groups of their own: a walk that meets one vanishing stops with
+// an error, and is made again (it found nothing it can be sure of).
 std::vector<std::filesystem::path> node_groups(const std::string& name) {
   namespace fs = std::filesystem;
-  std::vector<fs::path> out;
-  std::error_code ec;
-  for (fs::recursive_directory_iterator
-           it("/sys/fs/cgroup", fs::directory_options::skip_permission_denied, ec),
-       end;
-       it != end; it.increment(ec)) {
-    if (ec) break;
-    if (it->is_directory(ec) && it->path().filename() == name) {
-      out.push_back(it->path());
-      it.disable_recursion_pending();
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    std::vector<fs::path> out;
+    std::error_code ec;
+    fs::recursive_directory_iterator it("/sys/fs/cgroup",
+                                        fs::directory_options::skip_permission_denied, ec);
+    for (fs::recursive_directory_iterator end; !ec && it != end; it.increment(ec)) {
+      std::error_code type_ec;
+      if (it->is_directory(type_ec) && it->path().filename() == name) {
+        out.push_back(it->path());
+        it.disable_recursion_pending();
+      }
     }
+    if (!ec) return out;
   }
-  return out;
+  FAIL("no walk of /sys/fs/cgroup completed in 20 attempts");
+  return {};
 }
 
 }  // namespace
