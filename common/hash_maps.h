@@ -14,6 +14,8 @@
 #include <absl/container/flat_hash_set.h>
 #include <absl/container/node_hash_map.h>
 
+#include "common/inline_key.h"
+
 namespace jc {
 
 // Entries live in the table itself: an insert may move every one of them,
@@ -31,5 +33,13 @@ using FlatSet = absl::flat_hash_set<K>;
 // `jc_bench --only e2e`.
 template <class K, class V>
 using NodeMap = absl::node_hash_map<K, V>;
+
+// Keyed by ticket, kept inline (common/inline_key.h): no heap block a
+// ticket; looked up by any string without a copy.
+template <class V>
+using TicketMap = absl::flat_hash_map<InlineKey, V, InlineKeyHash, InlineKeyEq>;
+using TicketSet = absl::flat_hash_set<InlineKey, InlineKeyHash, InlineKeyEq>;
+template <class V>
+using TicketNodeMap = absl::node_hash_map<InlineKey, V, InlineKeyHash, InlineKeyEq>;
 
 }  // namespace jc

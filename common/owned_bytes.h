@@ -19,9 +19,9 @@ class OwnedBytes {
   explicit OwnedBytes(std::string_view s) {
     if (s.size() > UINT32_MAX) throw std::length_error("OwnedBytes: over 4 GiB");
     const auto size = static_cast<std::uint32_t>(s.size());
-    block_ = new char[sizeof size + s.size()];
-    std::memcpy(block_, &size, sizeof size);
-    if (!s.empty()) std::memcpy(block_ + sizeof size, s.data(), s.size());
+    block_ = new char[kHeader + s.size()];
+    std::memcpy(block_, &size, kHeader);
+    if (!s.empty()) std::memcpy(block_ + kHeader, s.data(), s.size());
   }
   OwnedBytes(const OwnedBytes&) = delete;
   OwnedBytes& operator=(const OwnedBytes&) = delete;
@@ -38,11 +38,11 @@ class OwnedBytes {
   explicit operator bool() const { return block_ != nullptr; }
   std::size_t size() const {
     std::uint32_t size = 0;
-    if (block_ != nullptr) std::memcpy(&size, block_, sizeof size);
+    if (block_ != nullptr) std::memcpy(&size, block_, kHeader);
     return size;
   }
   std::string_view view() const {
-    return block_ == nullptr ? std::string_view() : std::string_view(block_ + 4, size());
+    return block_ == nullptr ? std::string_view() : std::string_view(block_ + kHeader, size());
   }
   std::string str() const { return std::string(view()); }
   void reset() {
@@ -51,6 +51,7 @@ class OwnedBytes {
   }
 
  private:
+  static constexpr std::size_t kHeader = sizeof(std::uint32_t);
   char* block_ = nullptr;  // a uint32_t length, then the bytes
 };
 

@@ -289,7 +289,7 @@ void JobBook::store_dispatched(iterator it, JobRecord& rec) {
   auto end = std::to_chars(digits, digits + sizeof digits, rec.seq).ptr;
   const std::uint64_t id = held_.add_line(
       {}, {it->first, " ", rec.node, " ", std::string_view(digits, end - digits), "\n"},
-      [&] { return key_of(kHeld, it->first); });
+      [&] { return storage::joined_key(kHeld, it->first); });
   held_.hold(id);
   job.line = Active::Line::kHeld;
   job.line_batch = id;

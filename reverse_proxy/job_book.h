@@ -34,7 +34,6 @@
 #include <vector>
 
 #include "common/hash_maps.h"
-#include "common/inline_key.h"
 #include "common/log.h"
 #include "common/owned_bytes.h"
 #include "common/status.h"
@@ -152,23 +151,17 @@ class JobBook {
   };
   static_assert(sizeof(Active) == 64);
   // Node-based: delayed_ and the queue point at its keys.
-  using Map = absl::node_hash_map<InlineKey, Active, InlineKeyHash, InlineKeyEq>;
+  using Map = TicketNodeMap<Active>;
   using iterator = Map::iterator;
   static constexpr std::size_t kSpecCacheBytes = 64 << 20;
 
   static constexpr std::string_view kActive = "a/", kFinished = "f/", kSpec = "s/", kQueued = "q/",
                                     kHeld = "h/";
-  // A record's key: its prefix and the ticket, made in one allocation
-  // (append() returns a reference: returning it would copy the key).
-  static std::string key_of(std::string_view prefix, std::string_view t) {
-    std::string key;
-    key.reserve(prefix.size() + t.size());
-    key.append(prefix).append(t);
-    return key;
+  static std::string active_key(std::string_view t) { return storage::joined_key(kActive, t); }
+  static std::string finished_key(std::string_view t) {
+    return storage::joined_key(kFinished, t);
   }
-  static std::string active_key(std::string_view t) { return key_of(kActive, t); }
-  static std::string finished_key(std::string_view t) { return key_of(kFinished, t); }
-  static std::string spec_key(std::string_view t) { return key_of(kSpec, t); }
+  static std::string spec_key(std::string_view t) { return storage::joined_key(kSpec, t); }
   static std::string queued_key(std::uint64_t first_seq);
 
   JobBook(storage::Staged& staged, Names& names, std::shared_ptr<spdlog::logger> log);

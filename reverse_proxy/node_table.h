@@ -10,7 +10,6 @@
 #include <string>
 
 #include "common/hash_maps.h"
-#include "common/inline_key.h"
 #include "common/time.h"
 #include "protocol/messages.h"
 #include "reverse_proxy/node_rates.h"
@@ -26,7 +25,7 @@ struct NodeEntry {
   std::string cpus;     // "pinned" or "shared", from HELLO
   std::set<std::string> offers;  // what it runs, from HELLO ("lang:71", "label:gpu")
   // The tickets of the jobs it holds, kept inline (no heap block a job).
-  absl::flat_hash_set<InlineKey, InlineKeyHash, InlineKeyEq> held;
+  TicketSet held;
   protocol::Info info;
   TimeMs last_heard = 0;
   TimeMs lost_since = 0;  // when it disconnected (or the proxy started)

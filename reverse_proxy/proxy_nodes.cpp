@@ -4,7 +4,6 @@
 // admission.h; what is known of each node is Membership's.
 #include <fmt/format.h>
 
-#include <unordered_set>
 
 #include "reverse_proxy/admission.h"
 #include "reverse_proxy/proxy_core.h"
@@ -56,11 +55,11 @@ protocol::Welcome ProxyCore::on_hello(const protocol::Hello& hello, const std::s
 void ProxyCore::reconcile(const std::string& node_id, const protocol::Hello& hello,
                           protocol::Welcome& welcome) {
   auto& node = nodes_[node_id];
-  std::unordered_set<std::string> claimed;
+  TicketSet claimed;
   // Jobs it still holds, and jobs it finished whose results are on the way:
   // both stay with it unless they were given to another node meanwhile.
   auto claim = [&](const std::string& t, bool finished) {
-    claimed.insert(t);
+    claimed.emplace(t);
     auto it = book_.find(t);
     bool elsewhere = it != book_.end() && it->second.state == JobState::kRunning &&
                      it->second.node != names_.intern(node_id);
@@ -94,7 +93,7 @@ void ProxyCore::reconcile(const std::string& node_id, const protocol::Hello& hel
     // A pinned job (run there while the proxy was away, its result shown)
     // comes back by SUBMIT rather than HELLO, with its result after it.
     auto it = book_.find(t);
-    if (!claimed.count(t.str()) && !(it != book_.end() && it->second.pinned)) {
+    if (!claimed.contains(t) && !(it != book_.end() && it->second.pinned)) {
       lost.push_back(t.str());
     }
   }

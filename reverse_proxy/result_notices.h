@@ -23,7 +23,6 @@
 #include <vector>
 
 #include "common/hash_maps.h"
-#include "common/inline_key.h"
 #include "common/status.h"
 #include "storage/staged.h"
 #include "storage/ticket_batches.h"
@@ -72,7 +71,7 @@ class ResultNotices {
 
   storage::Staged& staged_;
   // origin -> ticket (kept inline: no heap block a result)
-  std::map<std::string, absl::flat_hash_map<InlineKey, Owed, InlineKeyHash, InlineKeyEq>> unnotified_;
+  std::map<std::string, TicketMap<Owed>> unnotified_;
   storage::TicketBatches batches_{staged_};  // n/ records, scoped by origin
   FlatMap<std::string, std::set<std::string>> watchers_;
 };

@@ -11,9 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include <absl/container/flat_hash_map.h>
-
-#include "common/inline_key.h"
+#include "common/hash_maps.h"
 #include "net/asio.h"
 #include "protocol/messages.h"
 #include "runner/child_reaper.h"
@@ -60,7 +58,7 @@ class Executor {
   Done done_;
   ChildReaper reaper_;
   // By ticket, kept inline: a sleep job costs no heap block of its own.
-  absl::flat_hash_map<InlineKey, Sleep, InlineKeyHash, InlineKeyEq> sleeps_;
+  TicketMap<Sleep> sleeps_;
   std::unordered_map<std::string, std::shared_ptr<RunJob>> runs_;
   std::vector<bool> slot_in_use_;
   std::unordered_map<std::string, std::size_t> slot_of_;

@@ -46,12 +46,8 @@ class Deferred {
   // The same for the key `prefix` + `rest`, made only when a delete is
   // staged: most deletes drop a waiting put, and need no key of their own.
   void del(std::string_view prefix, std::string_view rest) {
-    const ReadKey key(prefix, rest);
-    if (drop(key)) return;
-    std::string owned;
-    owned.reserve(prefix.size() + rest.size());
-    owned.append(prefix).append(rest);
-    staged_.del(std::move(owned));
+    if (drop(ReadKey(prefix, rest))) return;
+    staged_.del(joined_key(prefix, rest));
   }
   // What waits here, else what the stage or the store holds.
   Status get(std::string_view key, std::string* value) const {

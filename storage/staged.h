@@ -90,6 +90,15 @@ class ReadKey {
   std::string big_;
 };
 
+// A record's key made of a prefix and a ticket, in one allocation (the
+// owned counterpart of ReadKey, for a write).
+inline std::string joined_key(std::string_view prefix, std::string_view rest) {
+  std::string key;
+  key.reserve(prefix.size() + rest.size());
+  key.append(prefix).append(rest);
+  return key;
+}
+
 class Staged {
  public:
   explicit Staged(Store& store) : store_(store) {}
